@@ -1,0 +1,1 @@
+"""The ``exvault`` command line: parse, prompt, format. All logic lives in :mod:`vault`."""

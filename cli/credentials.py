@@ -1,0 +1,389 @@
+"""Commands about credentials: ``add``, ``list``, ``show``, ``edit``, ``history``,
+``remove`` and ``exchanges``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from . import output, prompts
+from .options import (
+    json_option,
+    open_admin,
+    open_inventory,
+    passphrase_file_option,
+    vault_option,
+    yes_option,
+)
+
+if TYPE_CHECKING:
+    from vault.model import CredentialInfo
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    from vault.durations import parse_date
+
+    return parse_date(value)
+
+
+def _read_payload(from_json: IO[str] | None, exchange: str, ask: tuple[str, ...]) -> dict[str, str]:
+    """Secret fields from JSON (file or stdin) or hidden prompts; never from argv."""
+    from vault import exchanges
+    from vault.model import parse_payload_json
+
+    if from_json is not None:
+        return parse_payload_json(from_json.read())
+    profile = exchanges.get_profile(exchange)
+    names = [*profile.required_fields, *(a for a in ask if a not in profile.required_fields)]
+    for name in ask:
+        exchanges.validate_field_name(name)
+    return {name: prompts.secret_field(name) for name in names}
+
+
+def _info_dict(info: CredentialInfo, today: date) -> dict[str, Any]:
+    meta = info.metadata
+    return {
+        "name": meta.name,
+        "exchange": meta.exchange,
+        "permissions": list(meta.permissions),
+        "ips": list(meta.ips),
+        "issued_on": meta.issued_on,
+        "expires_on": meta.expires_on,
+        "age_days": info.age_days(today),
+        "version": info.version,
+        "pending_version": info.pending_version,
+        "previous_version": info.previous_version,
+        "created_at": info.created_at,
+        "updated_at": info.updated_at,
+        "exposed_at": info.exposed_at,
+    }
+
+
+def _today() -> date:
+    from vault.model import utc_now
+
+    return utc_now().date()
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--exchange", "-e", required=True, help="Exchange id (see: exvault exchanges), or 'other'."
+)
+@click.option(
+    "--permissions",
+    "-p",
+    default="",
+    help="Comma-separated: read,trade,margin,futures,withdraw,"
+    "transfer,subaccount (or the exchange's own names).",
+)
+@click.option(
+    "--ip", "ips", multiple=True, help="Whitelisted IP or CIDR at the exchange (repeatable)."
+)
+@click.option(
+    "--issued",
+    callback=_date,
+    help="Date the key was created at the exchange (YYYY-MM-DD) [default: today].",
+)
+@click.option("--expires", callback=_date, help="Date the exchange expires the key (YYYY-MM-DD).")
+@click.option(
+    "--from-json",
+    type=click.File("r"),
+    default=None,
+    help='Read the secret fields from a JSON object in FILE ("-" for stdin) instead of prompts.',
+)
+@click.option(
+    "--ask",
+    multiple=True,
+    metavar="FIELD",
+    help="Also ask for this optional field (uid, private_key, ...).",
+)
+@vault_option
+@passphrase_file_option
+@json_option
+def add(
+    name: str,
+    exchange: str,
+    permissions: str,
+    ips: tuple[str, ...],
+    issued: date | None,
+    expires: date | None,
+    from_json: IO[str] | None,
+    ask: tuple[str, ...],
+    vault_location: str | None,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """Store a new exchange key as NAME.
+
+    The secret fields are asked at hidden prompts (the API passphrase too when the
+    exchange needs one) or read with --from-json; they are never accepted as arguments.
+    """
+    from vault import exchanges
+    from vault.model import validate_name
+
+    validate_name(name)
+    exchanges.get_profile(exchange)  # an unknown exchange is reported before any prompt
+    with open_admin(vault_location, passphrase_file) as admin:
+        payload = _read_payload(from_json, exchange, ask)
+        info = admin.add(
+            name,
+            exchange,
+            payload,
+            permissions=permissions,
+            ips=ips,
+            issued_on=issued,
+            expires_on=expires,
+        )
+    if as_json:
+        output.emit_json(_info_dict(info, _today()))
+    else:
+        click.echo(f'Stored "{info.name}" ({info.metadata.exchange}), version {info.version}.')
+
+
+@click.command(name="list")
+@vault_option
+@json_option
+def list_(vault_location: str | None, as_json: bool) -> None:
+    """List credentials: name, exchange, permissions, IPs, age, version (no secret)."""
+    with open_inventory(vault_location) as inv:
+        infos = inv.credentials()
+    today = _today()
+    if as_json:
+        output.emit_json([_info_dict(i, today) for i in infos])
+        return
+    if not infos:
+        click.echo("No credentials yet. Add one with: exvault add NAME --exchange ID", err=True)
+        return
+    rows = []
+    for i in infos:
+        meta = i.metadata
+        stage = " (pending)" if i.pending_version else ""
+        rows.append(
+            (
+                meta.name,
+                meta.exchange,
+                ",".join(meta.permissions) or "-",
+                ",".join(meta.ips) or "any",
+                f"{i.age_days(today)}d",
+                f"{i.version}{stage}",
+            )
+        )
+    output.table(("NAME", "EXCHANGE", "PERMISSIONS", "IPS", "AGE", "VERSION"), rows)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--reveal", is_flag=True, help="Also show the secret fields (asks first).")
+@click.option(
+    "--field", "field_name", metavar="FIELD", help="Print only this secret field, for piping."
+)
+@click.option(
+    "--stage",
+    type=click.Choice(["current", "pending", "previous"]),
+    default="current",
+    show_default=True,
+)
+@vault_option
+@passphrase_file_option
+@yes_option
+@json_option
+def show(
+    name: str,
+    reveal: bool,
+    field_name: str | None,
+    stage: str,
+    vault_location: str | None,
+    passphrase_file: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Show a credential's metadata; --reveal or --field to see secrets."""
+    if field_name is not None:
+        with open_admin(vault_location, passphrase_file) as admin:
+            cred = admin.get(name, stage)
+        click.echo(cred.field(field_name).reveal())
+        return
+    with open_inventory(vault_location) as inv:
+        info = inv.describe(name)
+    data = _info_dict(info, _today())
+    if reveal:
+        if not yes:
+            click.confirm("Show the secret values on screen?", abort=True, err=True)
+        with open_admin(vault_location, passphrase_file) as admin:
+            cred = admin.get(name, stage)
+        secrets = {k: v.reveal() for k, v in sorted(cred.fields.items())}
+    if as_json:
+        if reveal:
+            data["fields"] = secrets
+        output.emit_json(data)
+        return
+    output.fields([(k.replace("_", " ").capitalize(), _show_value(v)) for k, v in data.items()])
+    if reveal:
+        click.echo("")
+        output.fields([(prompts.FIELD_LABELS.get(k, k), v) for k, v in secrets.items()])
+
+
+def _show_value(value: object) -> object:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return "-" if value is None else value
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--permissions", "-p", default=None, help="Replace the permissions (comma-separated)."
+)
+@click.option("--ip", "ips", multiple=True, help="Replace the IP whitelist (repeatable).")
+@click.option("--clear-ips", is_flag=True, help="Remove every whitelisted IP.")
+@click.option("--issued", callback=_date, help="Change the issue date (YYYY-MM-DD).")
+@click.option("--expires", callback=_date, help="Set the exchange expiry date (YYYY-MM-DD).")
+@click.option("--no-expires", is_flag=True, help="Clear the expiry date.")
+@click.option(
+    "--secrets", "new_secrets", is_flag=True, help="Re-enter the secret fields (hidden prompts)."
+)
+@click.option(
+    "--from-json", type=click.File("r"), default=None, help="Replace the secret fields from JSON."
+)
+@vault_option
+@passphrase_file_option
+@json_option
+def edit(
+    name: str,
+    permissions: str | None,
+    ips: tuple[str, ...],
+    clear_ips: bool,
+    issued: date | None,
+    expires: date | None,
+    no_expires: bool,
+    new_secrets: bool,
+    from_json: IO[str] | None,
+    vault_location: str | None,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """Change a credential's metadata or secrets; writes a new version."""
+    from vault.admin import UNCHANGED
+
+    if ips and clear_ips:
+        raise click.UsageError("--ip and --clear-ips exclude each other")
+    if expires and no_expires:
+        raise click.UsageError("--expires and --no-expires exclude each other")
+    with open_inventory(vault_location) as inv:
+        exchange = inv.describe(name).metadata.exchange
+    with open_admin(vault_location, passphrase_file) as admin:
+        payload = (
+            _read_payload(from_json, exchange, ())
+            if (new_secrets or from_json is not None)
+            else None
+        )
+        info = admin.edit(
+            name,
+            permissions=permissions,
+            ips=() if clear_ips else (ips or None),
+            issued_on=issued,
+            expires_on=None if no_expires else (expires or UNCHANGED),
+            payload=payload,
+        )
+    if as_json:
+        output.emit_json(_info_dict(info, _today()))
+    else:
+        click.echo(f'Updated "{name}": now version {info.version}.')
+
+
+@click.command()
+@click.argument("name")
+@vault_option
+@json_option
+def history(name: str, vault_location: str | None, as_json: bool) -> None:
+    """List a credential's versions with dates and stage labels."""
+    with open_inventory(vault_location) as inv:
+        versions = inv.history(name)
+    if as_json:
+        output.emit_json(
+            [
+                {
+                    "version": v.version,
+                    "created_at": v.created_at,
+                    "stages": list(v.stages),
+                    "readable": v.readable,
+                    "permissions": list(v.metadata.permissions),
+                    "ips": list(v.metadata.ips),
+                    "issued_on": v.metadata.issued_on,
+                    "expires_on": v.metadata.expires_on,
+                }
+                for v in versions
+            ]
+        )
+        return
+    output.table(
+        ("VERSION", "CREATED", "STAGES", "PERMISSIONS", "IPS", "EXPIRES"),
+        [
+            (
+                v.version,
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+                ",".join(v.stages) or ("-" if v.readable else "retired"),
+                ",".join(v.metadata.permissions) or "-",
+                ",".join(v.metadata.ips) or "any",
+                v.metadata.expires_on or "-",
+            )
+            for v in versions
+        ],
+    )
+
+
+@click.command()
+@click.argument("name")
+@vault_option
+@passphrase_file_option
+@yes_option
+def remove(name: str, vault_location: str | None, passphrase_file: str | None, yes: bool) -> None:
+    """Delete a credential and every version of it (asks first)."""
+    with open_inventory(vault_location) as inv:
+        inv.describe(name)  # "no such credential" before any question
+    if not yes:
+        click.confirm(
+            f'Delete "{name}" and all its versions? This cannot be undone', abort=True, err=True
+        )
+    with open_admin(vault_location, passphrase_file) as admin:
+        admin.remove(name)
+    click.echo(f'Removed "{name}". Delete the key at the exchange too, if it is still active.')
+
+
+@click.command(name="exchanges")
+@json_option
+def exchanges_(as_json: bool) -> None:
+    """List the known exchanges with their required fields."""
+    from vault import exchanges
+
+    profiles = exchanges.all_profiles()
+    if as_json:
+        output.emit_json(
+            [
+                {
+                    "id": p.id,
+                    "name": p.display_name,
+                    "required_fields": list(p.required_fields),
+                    "optional_fields": list(p.optional_fields),
+                    "max_ips": p.max_ips,
+                    "notes": p.notes,
+                }
+                for p in profiles
+            ]
+        )
+        return
+    output.table(
+        ("ID", "NAME", "REQUIRED", "MAX IPS", "NOTES"),
+        [
+            (p.id, p.display_name, ",".join(p.required_fields), p.max_ips or "-", p.notes)
+            for p in profiles
+        ],
+    )
+
+
+COMMANDS = (add, list_, show, edit, history, remove, exchanges_)

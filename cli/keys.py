@@ -1,0 +1,175 @@
+"""Commands about the vault itself: ``init``, ``passwd``, ``recover``, ``info``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from . import output, prompts
+from .options import json_option, open_admin, open_inventory, passphrase_file_option, vault_option
+
+
+@click.command()
+@vault_option
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read the new passphrase from FILE (mode 0600) instead of asking twice.",
+)
+@click.option(
+    "--unlock-time",
+    type=click.FloatRange(0.1, 10.0),
+    default=0.5,
+    show_default=True,
+    help="Seconds one unlock should take on this machine (Argon2id calibration).",
+)
+@click.option("--insecure-test-kdf", is_flag=True, hidden=True)
+@json_option
+def init(
+    vault_location: str | None,
+    passphrase_file: str | None,
+    unlock_time: float,
+    insecure_test_kdf: bool,
+    as_json: bool,
+) -> None:
+    """Create a new vault and print its recovery key once.
+
+    Asks for the passphrase twice (or reads two lines from stdin when it is not a
+    terminal). Argon2id is calibrated to UNLOCK_TIME with at least 256 MiB of memory.
+    """
+    from vault.admin import AdminVault
+    from vault.crypto import KdfParams
+
+    passphrase = prompts.new_passphrase(passphrase_file, "vault passphrase")
+    # Hidden, for the test suite only: a KDF cheap enough to run hundreds of times.
+    kdf = KdfParams(1, 64, 1) if insecure_test_kdf else None
+    if not as_json:
+        click.echo("Calibrating Argon2id and creating the vault...", err=True)
+    started = time.perf_counter()
+    admin, recovery = AdminVault.create(
+        vault_location,
+        passphrase,
+        kdf=kdf,
+        insecure_test_kdf=insecure_test_kdf,
+        target_seconds=unlock_time,
+    )
+    with admin:
+        status = admin.status()
+    elapsed = time.perf_counter() - started
+    if as_json:
+        output.emit_json(
+            {
+                "location": status.location,
+                "vault_id": status.vault_id,
+                "fingerprint": status.fingerprint,
+                "kdf": {
+                    "algorithm": "argon2id",
+                    "time_cost": status.kdf.time_cost,
+                    "memory_kib": status.kdf.memory_kib,
+                    "parallelism": status.kdf.parallelism,
+                },
+                "recovery_key": recovery,
+            }
+        )
+        return
+    click.echo(f"Created vault at {status.location}")
+    click.echo(f"Fingerprint:  {status.fingerprint}")
+    click.echo(f"Key derivation: {status.kdf} ({elapsed:.1f} s including calibration)")
+    click.echo("")
+    click.echo("Recovery key (shown only now; write it down and keep it offline).")
+    click.echo("It opens the vault if the passphrase is lost: exvault recover")
+    click.echo("")
+    click.echo(f"    {recovery}")
+
+
+@click.command()
+@vault_option
+@passphrase_file_option
+@click.option(
+    "--recalibrate", is_flag=True, help="Calibrate Argon2id anew on this machine for the new slot."
+)
+def passwd(vault_location: str | None, passphrase_file: str | None, recalibrate: bool) -> None:
+    """Change the vault passphrase.
+
+    Unlocks with the current passphrase (prompt or --passphrase-file), then asks for
+    the new one twice (or reads two stdin lines). Only the keyslot is rewritten;
+    no credential is re-encrypted. The old passphrase stops working.
+    """
+    with open_admin(vault_location, passphrase_file) as admin:
+        new = prompts.new_passphrase(None, "new passphrase")
+        params = admin.change_passphrase(new, recalibrate=recalibrate)
+    click.echo(f"Passphrase changed ({params}).")
+
+
+@click.command()
+@vault_option
+@click.option(
+    "--recovery-key-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read the recovery key from FILE (mode 0600) instead of asking.",
+)
+def recover(vault_location: str | None, recovery_key_file: str | None) -> None:
+    """Set a new passphrase with the recovery key, when the passphrase is lost.
+
+    Asks for the recovery key, then the new passphrase twice. Without a terminal,
+    stdin gives the recovery key on line 1 (unless --recovery-key-file) and the new
+    passphrase on the next two lines.
+    """
+    from vault.admin import AdminVault
+    from vault.secretfile import read_secret_file
+
+    open_inventory(vault_location).close()
+    if recovery_key_file:
+        key = read_secret_file(recovery_key_file, "recovery key file")
+    elif prompts.stdin_is_terminal():
+        key = click.prompt("Recovery key", hide_input=True, err=True)
+    else:
+        key = prompts.read_stdin_line("recovery key")
+    with AdminVault.unlock_with_recovery_key(vault_location, key) as admin:
+        new = prompts.new_passphrase(None, "new passphrase")
+        admin.change_passphrase(new)
+    click.echo("The vault has a new passphrase. The recovery key stays valid; keep it safe.")
+
+
+@click.command()
+@vault_option
+@json_option
+def info(vault_location: str | None, as_json: bool) -> None:
+    """Show the vault's location, id, fingerprint, format and KDF (no passphrase needed)."""
+    with open_inventory(vault_location) as inv:
+        status = inv.status()
+    if as_json:
+        output.emit_json(
+            {
+                "location": status.location,
+                "vault_id": status.vault_id,
+                "fingerprint": status.fingerprint,
+                "format_version": status.format_version,
+                "created_at": status.created_at,
+                "kdf": {
+                    "algorithm": "argon2id",
+                    "time_cost": status.kdf.time_cost,
+                    "memory_kib": status.kdf.memory_kib,
+                    "parallelism": status.kdf.parallelism,
+                },
+                "credentials": status.credentials,
+            }
+        )
+        return
+    output.fields(
+        [
+            ("Location", status.location),
+            ("Vault id", status.vault_id),
+            ("Fingerprint", status.fingerprint),
+            ("Format", f"exvault vault format v{status.format_version}"),
+            ("Created", status.created_at.isoformat()),
+            ("Key derivation", str(status.kdf)),
+            ("Credentials", status.credentials),
+        ]
+    )
+
+
+COMMANDS = (init, passwd, recover, info)

@@ -1,0 +1,66 @@
+"""Options shared by many commands, and opening the vault they name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import prompts
+
+if TYPE_CHECKING:
+    from vault.admin import AdminVault
+    from vault.inventory import Inventory
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def vault_option(f: F) -> F:
+    """``--vault PATH|URL``; default $EXVAULT_URL, $EXVAULT_PATH or the data dir."""
+    return click.option(
+        "--vault",
+        "vault_location",
+        metavar="PATH|URL",
+        default=None,
+        help="Vault file or database URL [default: $EXVAULT_URL, $EXVAULT_PATH, "
+        "or ~/.local/share/exvault/vault.db].",
+    )(f)
+
+
+def passphrase_file_option(f: F) -> F:
+    """``--passphrase-file FILE``: read the passphrase from a 0600 file."""
+    return click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Read the vault passphrase from FILE (must be mode 0600) instead of a prompt. "
+        "Default: $EXVAULT_PASSPHRASE_FILE.",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    """``--json``: machine-readable output."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+def yes_option(f: F) -> F:
+    """``--yes``: skip the confirmation question."""
+    return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(f)
+
+
+def open_admin(vault_location: str | None, passphrase_file: str | None) -> AdminVault:
+    """Unlock the vault, asking for the passphrase (after checking the vault exists)."""
+    from vault.admin import AdminVault
+    from vault.inventory import Inventory
+
+    # Open keyless first: "no vault here" is reported before anyone types a passphrase.
+    Inventory.open(vault_location).close()
+    return AdminVault.unlock(vault_location, prompts.passphrase(passphrase_file))
+
+
+def open_inventory(vault_location: str | None) -> Inventory:
+    """Open the vault without a key (metadata only)."""
+    from vault.inventory import Inventory
+
+    return Inventory.open(vault_location)

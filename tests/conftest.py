@@ -1,0 +1,143 @@
+"""Fixtures shared by every test module.
+
+Tests lower the Argon2 cost through the explicit ``insecure_test_kdf`` parameter of
+:meth:`AdminVault.create` (and the hidden ``--insecure-test-kdf`` flag of ``init``);
+production defaults are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from vault.admin import AdminVault
+from vault.crypto import KdfParams
+
+TEST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)
+PASSPHRASE = "correct horse battery staple"
+
+# Distinctive values, so that leak tests can search any output for them.
+BINANCE_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+KUCOIN_API_KEY = "64f1c0ffee5ca1ab1e00d1e5"
+KUCOIN_SECRET = "3b1f9c2e-7d4a-4e8b-9f6c-0a1b2c3d4e5f"
+KUCOIN_PASSPHRASE = "Tr4d1ngB0t!pass"
+
+
+@pytest.fixture
+def vault_path(tmp_path: Path) -> Path:
+    """Where a test vault lives (its directory does not exist yet)."""
+    return tmp_path / "vaultdir" / "vault.db"
+
+
+@pytest.fixture
+def created(vault_path: Path) -> Iterator[tuple[AdminVault, str]]:
+    """A new vault with the cheap test KDF: the unlocked handle and its recovery key."""
+    admin, recovery = AdminVault.create(
+        vault_path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True
+    )
+    with admin:
+        yield admin, recovery
+
+
+@pytest.fixture
+def admin(created: tuple[AdminVault, str]) -> AdminVault:
+    """An unlocked, empty test vault."""
+    return created[0]
+
+
+@pytest.fixture
+def binance_payload() -> dict[str, str]:
+    """Secret fields of a binance HMAC key (the exchange's published example secret)."""
+    return {"api_key": BINANCE_API_KEY, "secret": BINANCE_SECRET}
+
+
+@pytest.fixture
+def kucoin_payload() -> dict[str, str]:
+    """Secret fields of a kucoin key, with its API passphrase."""
+    return {"api_key": KUCOIN_API_KEY, "secret": KUCOIN_SECRET, "passphrase": KUCOIN_PASSPHRASE}
+
+
+@pytest.fixture
+def stocked(
+    admin: AdminVault, binance_payload: dict[str, str], kucoin_payload: dict[str, str]
+) -> AdminVault:
+    """A test vault holding binance-main and kucoin-sub1."""
+    admin.add(
+        "binance-main", "binance", binance_payload, permissions="read,trade", ips=["203.0.113.7"]
+    )
+    admin.add("kucoin-sub1", "kucoin", kucoin_payload, permissions="read", ips=["198.51.100.0/24"])
+    return admin
+
+
+def write_secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
+    """Write ``text`` to ``path`` with ``mode`` (for passphrase and token files)."""
+    path.write_text(text + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.fixture
+def passphrase_file(tmp_path: Path) -> Path:
+    """A 0600 file holding the test passphrase."""
+    return write_secret_file(tmp_path / "passphrase", PASSPHRASE)
+
+
+class Cli:
+    """Runs ``exvault`` in-process through click's CliRunner against one vault."""
+
+    def __init__(self, vault_path: Path, passphrase_file: Path) -> None:
+        self.vault_path = vault_path
+        self.passphrase_file = passphrase_file
+        self.runner = CliRunner()
+
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Result:
+        from vault.cli.main import cli
+
+        return self.runner.invoke(cli, list(args), input=input, env=env, catch_exceptions=True)
+
+    def v(self, *args: str, input: str | None = None) -> Result:
+        """Run a command with ``--vault`` and ``--passphrase-file`` appended where it takes them."""
+        return self(*args, "--vault", str(self.vault_path), input=input)
+
+    def unlocked(self, *args: str, input: str | None = None) -> Result:
+        """Run a command that unlocks, with ``--vault`` and ``--passphrase-file``."""
+        return self(
+            *args,
+            "--vault",
+            str(self.vault_path),
+            "--passphrase-file",
+            str(self.passphrase_file),
+            input=input,
+        )
+
+    def init(self, extra: Sequence[str] = ()) -> Result:
+        """``exvault init`` with the test KDF, the passphrase on two stdin lines."""
+        return self(
+            "init",
+            "--vault",
+            str(self.vault_path),
+            "--insecure-test-kdf",
+            *extra,
+            input=f"{PASSPHRASE}\n{PASSPHRASE}\n",
+        )
+
+
+@pytest.fixture
+def cli(vault_path: Path, passphrase_file: Path) -> Cli:
+    """A CLI runner bound to a not-yet-created test vault."""
+    return Cli(vault_path, passphrase_file)
+
+
+@pytest.fixture
+def cli_vault(cli: Cli) -> Cli:
+    """A CLI runner bound to an initialized, empty test vault."""
+    result = cli.init()
+    assert result.exit_code == 0, result.output
+    return cli

@@ -1,0 +1,100 @@
+"""exvault: an encrypted vault for crypto-exchange API credentials.
+
+The small public API::
+
+    import vault
+    admin, recovery_key = vault.create(path, passphrase)   # a new vault
+    admin = vault.unlock(path, passphrase)                 # the owner's handle
+    admin.add("binance-main", "binance", {"api_key": ..., "secret": ...})
+    cred = admin.get("binance-main")                       # a Credential
+    cred.api_key.reveal(); cred.ccxt()
+
+Secrets come back as :class:`Secret` (masked ``repr``, not picklable, ``reveal()``).
+Every error is a :class:`VaultError`.
+
+Heavy modules (SQLAlchemy, the store) load on first use, so that ``import vault``
+and ``exvault --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vault.credential import Credential
+from vault.errors import (
+    AccessDenied,
+    AlreadyExists,
+    Conflict,
+    InsecureFile,
+    IntegrityError,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    TokenExpired,
+    UnsupportedFormat,
+    VaultError,
+    VaultUnavailable,
+)
+from vault.secret import Secret
+
+if TYPE_CHECKING:
+    from vault.admin import AdminVault
+    from vault.inventory import Inventory
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "AdminVault": ("vault.admin", "AdminVault"),
+    "Inventory": ("vault.inventory", "Inventory"),
+}
+
+
+def create(where: Any, passphrase: str, **options: Any) -> tuple[AdminVault, str]:
+    """Create a vault; returns the unlocked vault and its recovery key (show it once).
+
+    See :meth:`vault.admin.AdminVault.create` for ``options``.
+    """
+    from vault.admin import AdminVault
+
+    return AdminVault.create(where, passphrase, **options)
+
+
+def unlock(where: Any, passphrase: str) -> AdminVault:
+    """Open a vault with its passphrase.
+
+    :raises IntegrityError: wrong passphrase or damaged vault.
+    """
+    from vault.admin import AdminVault
+
+    return AdminVault.unlock(where, passphrase)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'vault' has no attribute {name!r}")
+
+
+__all__ = [
+    "AccessDenied",
+    "AdminVault",
+    "AlreadyExists",
+    "Conflict",
+    "Credential",
+    "InsecureFile",
+    "IntegrityError",
+    "InvalidInput",
+    "InvalidToken",
+    "Inventory",
+    "NotFound",
+    "Secret",
+    "TokenExpired",
+    "UnsupportedFormat",
+    "VaultError",
+    "VaultUnavailable",
+    "create",
+    "unlock",
+]

@@ -1,0 +1,432 @@
+"""The unlocked vault: what the owner (the holder of the passphrase) can do.
+
+:class:`AdminVault` composes :mod:`vault.store` (rows) with :mod:`vault.records` and
+:mod:`vault.keyslots` (cryptography). Every write is one transaction, signed with the
+root key; every read verifies what it reads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from vault import crypto, exchanges, keyslots, location, records
+from vault.credential import Credential
+from vault.crypto import KdfParams, RootIdentity
+from vault.errors import (
+    AlreadyExists,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+)
+from vault.inventory import Inventory, Where, load_header, open_store
+from vault.model import (
+    CredentialInfo,
+    CredentialMetadata,
+    to_epoch,
+    utc_now,
+    validate_name,
+)
+from vault.network import parse_ip_whitelist
+from vault.secret import Secret
+from vault.store import (
+    CredentialRecord,
+    HeaderRecord,
+    KeyslotRecord,
+    PayloadRecord,
+    Store,
+    VersionRecord,
+    WrapRecord,
+)
+
+UNCHANGED: object = object()
+"""Sentinel for "leave this field as it is" in :meth:`AdminVault.edit`."""
+
+
+def clean_payload(exchange: str, payload: Mapping[str, str]) -> dict[str, str]:
+    """Normalize and validate secret fields for ``exchange``; drop empty optional ones.
+
+    :raises InvalidInput: naming the field (never its value) that is wrong.
+    """
+    profile = exchanges.get_profile(exchange)
+    fields: dict[str, str] = {}
+    for key, value in payload.items():
+        exchanges.validate_field_name(key)
+        if not isinstance(value, str):
+            raise InvalidInput(f'field "{key}" must be a string')
+        if value != "":
+            fields[key] = value
+    fields = exchanges.normalize_payload(fields)
+    profile.validate_payload(fields)
+    return fields
+
+
+class AdminVault(Inventory):
+    """A vault unlocked with its passphrase or recovery key: reads and writes secrets.
+
+    Use as a context manager, or call :meth:`close`. Obtain one with :meth:`create`,
+    :meth:`unlock` or :meth:`unlock_with_recovery_key`.
+    """
+
+    def __init__(self, store: Store, header: HeaderRecord, identity: RootIdentity) -> None:
+        super().__init__(store, header)
+        self._identity = identity
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def create(
+        cls,
+        where: Where,
+        passphrase: str,
+        *,
+        kdf: KdfParams | None = None,
+        insecure_test_kdf: bool = False,
+        target_seconds: float = crypto.KDF_DEFAULT_TARGET_SECONDS,
+    ) -> tuple[AdminVault, str]:
+        """Create a new vault; returns it unlocked and the recovery key to show once.
+
+        Argon2id is calibrated to ``target_seconds`` unless ``kdf`` is given. Explicit
+        parameters below RFC 9106's low-memory profile are refused unless
+        ``insecure_test_kdf`` is set: that flag exists for test suites only.
+
+        :raises AlreadyExists: when a vault or file is there already.
+        :raises InvalidInput: for an empty passphrase or weak explicit parameters.
+        """
+        crypto.normalize_passphrase(passphrase)
+        if kdf is None:
+            kdf = crypto.calibrate_kdf(target_seconds)
+        elif not kdf.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
+            raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
+        url = where if isinstance(where, URL) else location.resolve(where)
+        identity = RootIdentity.generate()
+        now = to_epoch(utc_now())
+        header = HeaderRecord(
+            id=1,
+            format_version=crypto.FORMAT_VERSION,
+            vault_id=os.urandom(16),
+            created_at=now,
+            encryption_public=identity.encryption_public,
+            verify_public=identity.verify_public,
+        )
+        header.signature = identity.sign(records.header_message(header))
+        recovery_key = crypto.new_recovery_key()
+        # Both KDFs run before the store exists, so a failure leaves no half-made vault.
+        slots = [
+            keyslots.new_passphrase_slot(header, identity, passphrase, kdf, now),
+            keyslots.new_recovery_slot(header, identity, recovery_key, now),
+        ]
+        store = Store.create(url)
+        try:
+            with store.write() as session:
+                session.add(header)
+                session.add_all(slots)
+        except BaseException:
+            store.dispose()
+            raise
+        return cls(store, header, identity), crypto.format_recovery_key(recovery_key)
+
+    @classmethod
+    def _open(cls, where: Where) -> tuple[Store, HeaderRecord, list[KeyslotRecord]]:
+        store, header = open_store(where)
+        try:
+            with store.read() as session:
+                slots = list(session.scalars(select(KeyslotRecord)))
+        except BaseException:
+            store.dispose()
+            raise
+        return store, header, slots
+
+    @classmethod
+    def unlock(cls, where: Where, passphrase: str) -> AdminVault:
+        """Open a vault with its passphrase.
+
+        :raises IntegrityError: wrong passphrase or damaged vault.
+        :raises VaultUnavailable: when there is no vault there.
+        """
+        store, header, slots = cls._open(where)
+        try:
+            identity, _slot = keyslots.open_with_passphrase(header, slots, passphrase)
+        except BaseException:
+            store.dispose()
+            raise
+        return cls(store, header, identity)
+
+    @classmethod
+    def unlock_with_recovery_key(cls, where: Where, recovery_key: str) -> AdminVault:
+        """Open a vault with the recovery key printed at ``init``.
+
+        :raises InvalidInput: for a mistyped recovery key (checksum).
+        :raises IntegrityError: for another vault's key or a damaged vault.
+        """
+        key = crypto.parse_recovery_key(recovery_key)
+        store, header, slots = cls._open(where)
+        try:
+            identity = keyslots.open_with_recovery_key(header, slots, key)
+        except BaseException:
+            store.dispose()
+            raise
+        return cls(store, header, identity)
+
+    # ---------------------------------------------------------------- keyslots
+
+    def change_passphrase(self, new_passphrase: str, *, recalibrate: bool = False) -> KdfParams:
+        """Replace the passphrase slot(s) with one for ``new_passphrase``.
+
+        Nothing else is re-encrypted. The new slot keeps the old slot's Argon2id
+        parameters (never below the floor, unless they were already) unless
+        ``recalibrate`` asks for a fresh calibration on this machine.
+
+        :returns: the parameters of the new slot.
+        """
+        crypto.normalize_passphrase(new_passphrase)
+        with self._store.read() as session:
+            header = load_header(session)
+            old = [
+                s for s in session.scalars(select(KeyslotRecord)) if s.kind == keyslots.PASSPHRASE
+            ]
+        params = (
+            crypto.calibrate_kdf()
+            if recalibrate or not old
+            else max(
+                (keyslots.slot_params(s) for s in old), key=lambda p: p.memory_kib * p.time_cost
+            )
+        )
+        slot = keyslots.new_passphrase_slot(
+            header, self._identity, new_passphrase, params, to_epoch(utc_now())
+        )
+        with self._store.write() as session:
+            session.execute(delete(KeyslotRecord).where(KeyslotRecord.kind == keyslots.PASSPHRASE))
+            session.add(slot)
+        self._store.checkpoint()
+        return params
+
+    # ---------------------------------------------------------------- writing
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with self._store.write() as session:
+            yield session
+
+    def _recipients(self, session: Session, head: CredentialRecord) -> dict[str, bytes]:
+        """Who may read new versions of ``head``: the root key (and granted clients)."""
+        return {records.ROOT_RECIPIENT: self._identity.encryption_public}
+
+    def _add_version(
+        self,
+        session: Session,
+        head: CredentialRecord,
+        version: int,
+        metadata: CredentialMetadata,
+        payload: Mapping[str, str],
+        now: int,
+    ) -> None:
+        sealed = records.seal_version(
+            self._identity, self._vault_id, head.id, version, metadata, payload, now
+        )
+        session.add(sealed.version)
+        session.flush()  # no ORM relationships: order the inserts for the foreign keys
+        session.add(sealed.payload)
+        for recipient, public in self._recipients(session, head).items():
+            session.add(
+                records.wrap_dek(sealed.dek, self._vault_id, sealed.version, recipient, public)
+            )
+
+    def _retire_version(
+        self, session: Session, head: CredentialRecord, version: int | None
+    ) -> None:
+        """Delete the ciphertext and wraps of a version that lost its last stage label."""
+        if version is None or records.stage_of(head, version):
+            return
+        for table in (PayloadRecord, WrapRecord):
+            session.execute(
+                delete(table).where(table.credential_id == head.id, table.version == version)
+            )
+
+    def _next_version(self, session: Session, head: CredentialRecord) -> int:
+        versions = session.scalars(
+            select(VersionRecord.version).where(VersionRecord.credential_id == head.id)
+        ).all()
+        return max(versions, default=0) + 1
+
+    @staticmethod
+    def _metadata(
+        name: str,
+        exchange: str,
+        permissions: tuple[str, ...] | list[str] | str,
+        ips: tuple[str, ...] | list[str] | str,
+        issued_on: date | None,
+        expires_on: date | None,
+    ) -> CredentialMetadata:
+        profile = exchanges.get_profile(exchange)
+        if isinstance(permissions, str):
+            permissions = [permissions]
+        if isinstance(ips, str):
+            ips = [ips]
+        ip_list = parse_ip_whitelist(ips)
+        profile.validate_ips(ip_list)
+        issued = issued_on or utc_now().date()
+        if expires_on is not None and expires_on < issued:
+            raise InvalidInput("the expiry date is before the issue date")
+        return CredentialMetadata(
+            name=name,
+            exchange=profile.id,
+            permissions=profile.normalize_permissions(permissions),
+            ips=ip_list,
+            issued_on=issued,
+            expires_on=expires_on,
+        )
+
+    def add(
+        self,
+        name: str,
+        exchange: str,
+        payload: Mapping[str, str],
+        *,
+        permissions: tuple[str, ...] | list[str] | str = (),
+        ips: tuple[str, ...] | list[str] | str = (),
+        issued_on: date | None = None,
+        expires_on: date | None = None,
+    ) -> CredentialInfo:
+        """Store a new credential as version 1, stage ``current``.
+
+        :raises AlreadyExists: when the name is taken.
+        :raises InvalidInput: for a bad name, exchange, field, permission, IP or date.
+        """
+        validate_name(name)
+        metadata = self._metadata(name, exchange, permissions, ips, issued_on, expires_on)
+        fields = clean_payload(metadata.exchange, payload)
+        now = to_epoch(utc_now())
+        with self._writing() as session:
+            if session.scalar(select(CredentialRecord.id).where(CredentialRecord.name == name)):
+                raise AlreadyExists(f'a credential named "{name}" exists already')
+            head = CredentialRecord(
+                id=records.new_record_id(),
+                name=name,
+                created_at=now,
+                updated_at=now,
+                current_version=1,
+                policy="{}",
+            )
+            records.sign_head(self._identity, self._vault_id, head)
+            session.add(head)
+            session.flush()  # the head row must exist before rows that reference it
+            self._add_version(session, head, 1, metadata, fields, now)
+        return self.describe(name)
+
+    def edit(
+        self,
+        name: str,
+        *,
+        permissions: tuple[str, ...] | list[str] | str | None = None,
+        ips: tuple[str, ...] | list[str] | str | None = None,
+        issued_on: date | None = None,
+        expires_on: date | object | None = UNCHANGED,
+        payload: Mapping[str, str] | None = None,
+    ) -> CredentialInfo:
+        """Write a new current version with changed metadata and/or secret fields.
+
+        Metadata is bound into each version's encryption, so an edit is a new version:
+        the payload is re-encrypted under a fresh data key, the old current version
+        keeps its place in the history but loses its ciphertext.
+
+        :raises NotFound: when there is no such credential.
+        :raises InvalidInput: for a bad permission, IP, date or field.
+        """
+        now = to_epoch(utc_now())
+        with self._writing() as session:
+            head = self._head(session, name)
+            old_version = head.current_version
+            if old_version is None:
+                raise Conflict(f'credential "{name}" has no current version')
+            old_meta, fields = self._open_version(session, head, old_version)
+            metadata = self._metadata(
+                name,
+                old_meta.exchange,
+                old_meta.permissions if permissions is None else permissions,
+                old_meta.ips if ips is None else ips,
+                issued_on or old_meta.issued_on,
+                old_meta.expires_on if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
+            )
+            if payload is not None:
+                fields = clean_payload(metadata.exchange, payload)
+            version = self._next_version(session, head)
+            self._add_version(session, head, version, metadata, fields, now)
+            head.current_version = version
+            head.updated_at = now
+            self._retire_version(session, head, old_version)
+            records.sign_head(self._identity, self._vault_id, head)
+        self._store.checkpoint()
+        return self.describe(name)
+
+    def remove(self, name: str) -> None:
+        """Delete a credential with every version, ciphertext and wrap.
+
+        The WAL is then checkpointed and truncated so no page of the removed
+        ciphertexts lingers on disk (``secure_delete`` zeroes them in the database).
+
+        :raises NotFound: when there is no such credential.
+        """
+        with self._writing() as session:
+            head = self._head(session, name)
+            session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
+        self._store.checkpoint()
+
+    # ---------------------------------------------------------------- reading
+
+    def _open_version(
+        self, session: Session, head: CredentialRecord, version: int
+    ) -> tuple[CredentialMetadata, dict[str, str]]:
+        """Verify and decrypt one version with the root key: its metadata and fields."""
+        row = session.get(VersionRecord, (head.id, version))
+        payload = session.get(PayloadRecord, (head.id, version))
+        wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
+        if row is None or payload is None or wrap is None:
+            raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
+        records.verify_version(self._verify_public, self._vault_id, row)
+        meta = records.check_metadata(row, head)
+        dek = records.unwrap_dek(self._vault_id, row, wrap, self._identity.decryption_key)
+        return meta, records.open_payload(self._vault_id, row, payload, dek)
+
+    def get(self, name: str, stage: str = "current") -> Credential:
+        """Decrypt one stage (``current``, ``pending`` or ``previous``) of a credential.
+
+        :raises NotFound: when there is no such credential or stage.
+        :raises IntegrityError: when anything read fails verification.
+        """
+        with self._store.read() as session:
+            head = self._head(session, name)
+            version = _version_at(head, stage)
+            meta, fields = self._open_version(session, head, version)
+        return Credential(
+            name=meta.name,
+            exchange=meta.exchange,
+            permissions=meta.permissions,
+            ips=meta.ips,
+            version=version,
+            stage=stage,
+            issued_on=meta.issued_on,
+            expires_on=meta.expires_on,
+            fields={k: Secret(v) for k, v in fields.items()},
+        )
+
+
+def _version_at(head: CredentialRecord, stage: str) -> int:
+    version = {
+        "current": head.current_version,
+        "pending": head.pending_version,
+        "previous": head.previous_version,
+    }.get(stage, UNCHANGED)
+    if version is UNCHANGED:
+        raise InvalidInput(f'unknown stage "{stage}" (use current, pending or previous)')
+    if version is None:
+        raise NotFound(f'credential "{head.name}" has no {stage} version')
+    assert isinstance(version, int)
+    return version

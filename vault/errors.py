@@ -1,0 +1,83 @@
+"""The one exception hierarchy of exvault.
+
+Every failure the library means to report is a :class:`VaultError`. The CLI maps
+each class to a one-line message and an exit code (see ``docs/cli.md``).
+
+Messages never contain secret values: they name the field, the credential or the
+file, never what was typed. Authentication failures are deliberately vague, the way
+pyca/cryptography's ``InvalidTag`` is: one :class:`IntegrityError` with one message,
+whichever byte or passphrase was wrong, so that the error is no oracle.
+"""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Base class of every error exvault raises on purpose."""
+
+
+class IntegrityError(VaultError):
+    """A passphrase, key, signature or ciphertext failed to authenticate.
+
+    Raised alike for a wrong passphrase and for a damaged or tampered vault: the two
+    cannot be told apart without handing an attacker an oracle.
+    """
+
+    def __init__(self, message: str = "wrong passphrase or damaged vault") -> None:
+        super().__init__(message)
+
+
+class InvalidInput(VaultError, ValueError):
+    """Input from the user (a name, a field, an IP, a date, JSON) is malformed."""
+
+
+class NotFound(VaultError):
+    """A named credential, client or version does not exist."""
+
+
+class AlreadyExists(VaultError):
+    """A credential or client of that name exists already."""
+
+
+class Conflict(VaultError):
+    """The request clashes with the vault's state (e.g. a rotation is pending)."""
+
+
+class VaultUnavailable(VaultError):
+    """There is no vault at the given location, or it cannot be opened."""
+
+
+class UnsupportedFormat(VaultError):
+    """The vault uses a format version or parameters this exvault refuses to read."""
+
+
+class InsecureFile(VaultError):
+    """A file holding a secret (passphrase file, token file, vault) is readable by others."""
+
+
+class AccessDenied(VaultError):
+    """A client asked for something it was not granted, or is revoked."""
+
+
+class TokenExpired(AccessDenied):
+    """A client token is past its expiry."""
+
+
+class InvalidToken(AccessDenied):
+    """A client token is malformed or belongs to another vault."""
+
+
+__all__ = [
+    "AccessDenied",
+    "AlreadyExists",
+    "Conflict",
+    "InsecureFile",
+    "IntegrityError",
+    "InvalidInput",
+    "InvalidToken",
+    "NotFound",
+    "TokenExpired",
+    "UnsupportedFormat",
+    "VaultError",
+    "VaultUnavailable",
+]

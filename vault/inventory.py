@@ -1,0 +1,270 @@
+"""The keyless view of a vault: metadata that ``list``, ``show`` and ``check`` read.
+
+Metadata is stored in clear (DESIGN.md section 2) so that these commands run from
+cron without any key. Single-record reads (``describe``, ``history``) verify the
+Ed25519 signatures against the public key in the vault header; the bulk listing
+does not, so that 100,000 credentials list in about a second. ``exvault verify``
+authenticates everything with the passphrase.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from vault import crypto, keyslots, location, records
+from vault.crypto import KdfParams
+from vault.errors import IntegrityError, NotFound, UnsupportedFormat
+from vault.model import CredentialInfo, VersionInfo, from_epoch
+from vault.store import (
+    CredentialRecord,
+    HeaderRecord,
+    KeyslotRecord,
+    PayloadRecord,
+    Store,
+    VersionRecord,
+)
+
+Where = str | os.PathLike[str] | URL | None
+_I = TypeVar("_I", bound="Inventory")
+
+
+@dataclass(frozen=True)
+class VaultStatus:
+    """Public facts about a vault: what ``exvault info`` prints."""
+
+    location: str
+    vault_id: str
+    fingerprint: str
+    format_version: int
+    created_at: datetime
+    kdf: KdfParams
+    credentials: int
+
+
+def load_header(session: Session) -> HeaderRecord:
+    """The vault header, its format version checked and self-signature verified.
+
+    :raises IntegrityError: when it is missing or damaged.
+    :raises UnsupportedFormat: for another format version.
+    """
+    header = session.get(HeaderRecord, 1)
+    if header is None:
+        raise IntegrityError("damaged vault: the header is missing")
+    if header.format_version != crypto.FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"vault format version {header.format_version} is not supported by this exvault "
+            f"(it reads version {crypto.FORMAT_VERSION})"
+        )
+    records.verify_header(header)
+    return header
+
+
+def open_store(where: Where) -> tuple[Store, HeaderRecord]:
+    """Open the store at ``where`` and read its header.
+
+    :raises VaultUnavailable: when there is no vault there.
+    :raises IntegrityError: when the header is damaged.
+    """
+    url = where if isinstance(where, URL) else location.resolve(where)
+    store = Store.open(url)
+    try:
+        with store.read() as session:
+            header = load_header(session)
+    except BaseException:
+        store.dispose()
+        raise
+    return store, header
+
+
+def info_from_rows(head: CredentialRecord, row: VersionRecord) -> CredentialInfo:
+    """A :class:`CredentialInfo` from a head and its current version row (not verified here).
+
+    :raises IntegrityError: when a column does not parse.
+    """
+    try:
+        policy = json.loads(head.policy or "{}")
+    except ValueError:
+        raise IntegrityError(f'damaged vault: the policy of "{head.name}" is not JSON') from None
+    return CredentialInfo(
+        id=head.id,
+        metadata=records.metadata_of(row),
+        version=row.version,
+        created_at=from_epoch(head.created_at),
+        updated_at=from_epoch(head.updated_at),
+        pending_version=head.pending_version,
+        pending_since=from_epoch(head.pending_since) if head.pending_since else None,
+        previous_version=head.previous_version,
+        previous_until=from_epoch(head.previous_until) if head.previous_until else None,
+        policy=policy if isinstance(policy, dict) else {},
+        exposed_at=from_epoch(head.exposed_at) if head.exposed_at else None,
+        exposed_reason=head.exposed_reason,
+        api_key_fingerprint=row.api_key_fingerprint,
+    )
+
+
+class Inventory:
+    """A vault opened without any key: metadata only.
+
+    :meth:`open` it, use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, store: Store, header: HeaderRecord) -> None:
+        self._store = store
+        self._vault_id = header.vault_id
+        self._verify_public = header.verify_public
+
+    @classmethod
+    def open(cls, where: Where = None) -> Inventory:
+        """Open the vault at ``where`` (path or URL; default: env or data dir).
+
+        :raises VaultUnavailable: when there is no vault there.
+        :raises IntegrityError: when the header is damaged.
+        """
+        store, header = open_store(where)
+        return cls(store, header)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({location.describe(self._store.url)!r})"
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._store.dispose()
+
+    def __enter__(self: _I) -> _I:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> Store:
+        """The underlying store (for the reliability tools)."""
+        return self._store
+
+    @property
+    def vault_id(self) -> bytes:
+        """The vault's random 16-byte id."""
+        return self._vault_id
+
+    @property
+    def fingerprint(self) -> str:
+        """Human form of the vault signing key's fingerprint."""
+        return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))
+
+    def _head(self, session: Session, name: str) -> CredentialRecord:
+        head = session.scalar(select(CredentialRecord).where(CredentialRecord.name == name))
+        if head is None:
+            raise NotFound(f'no credential named "{name}"; see: exvault list')
+        records.verify_head(self._verify_public, self._vault_id, head)
+        return head
+
+    def names(self) -> list[str]:
+        """Every credential name, sorted."""
+        with self._store.read() as session:
+            return list(
+                session.scalars(select(CredentialRecord.name).order_by(CredentialRecord.name))
+            )
+
+    def iter_credentials(self) -> Iterator[CredentialInfo]:
+        """Every credential's current metadata, sorted by name (signatures not checked)."""
+        query = (
+            select(CredentialRecord, VersionRecord)
+            .join(
+                VersionRecord,
+                (VersionRecord.credential_id == CredentialRecord.id)
+                & (VersionRecord.version == CredentialRecord.current_version),
+            )
+            .order_by(CredentialRecord.name)
+        )
+        with self._store.read() as session:
+            for head, row in session.execute(query):
+                yield info_from_rows(head, row)
+
+    def credentials(self) -> list[CredentialInfo]:
+        """Every credential's current metadata, sorted by name (signatures not checked)."""
+        return list(self.iter_credentials())
+
+    def describe(self, name: str) -> CredentialInfo:
+        """Metadata of a credential's current version, signatures verified.
+
+        :raises NotFound: when there is no such credential.
+        :raises IntegrityError: when a signature does not verify.
+        """
+        with self._store.read() as session:
+            head = self._head(session, name)
+            row = (
+                session.get(VersionRecord, (head.id, head.current_version))
+                if head.current_version is not None
+                else None
+            )
+            if row is None:
+                raise IntegrityError(f'damaged vault: "{name}" has no current version')
+            records.verify_version(self._verify_public, self._vault_id, row)
+            records.check_metadata(row, head)
+            return info_from_rows(head, row)
+
+    def history(self, name: str) -> list[VersionInfo]:
+        """Every version of a credential, newest first, with dates and stage labels.
+
+        :raises NotFound: when there is no such credential.
+        :raises IntegrityError: when a signature does not verify.
+        """
+        with self._store.read() as session:
+            head = self._head(session, name)
+            rows = session.scalars(
+                select(VersionRecord)
+                .where(VersionRecord.credential_id == head.id)
+                .order_by(VersionRecord.version.desc())
+            ).all()
+            readable = set(
+                session.scalars(
+                    select(PayloadRecord.version).where(PayloadRecord.credential_id == head.id)
+                )
+            )
+            out = []
+            for row in rows:
+                records.verify_version(self._verify_public, self._vault_id, row)
+                out.append(
+                    VersionInfo(
+                        version=row.version,
+                        created_at=from_epoch(row.created_at),
+                        stages=records.stage_of(head, row.version),
+                        metadata=records.check_metadata(row, head),
+                        readable=row.version in readable,
+                    )
+                )
+            return out
+
+    def status(self) -> VaultStatus:
+        """Public facts about this vault (id, fingerprint, KDF, counts).
+
+        :raises IntegrityError: when no passphrase keyslot is left.
+        """
+        with self._store.read() as session:
+            header = load_header(session)
+            params = [
+                keyslots.slot_params(s)
+                for s in session.scalars(select(KeyslotRecord))
+                if s.kind == keyslots.PASSPHRASE
+            ]
+            count = session.scalar(select(func.count()).select_from(CredentialRecord)) or 0
+        if not params:
+            raise IntegrityError("damaged vault: no passphrase keyslot")
+        return VaultStatus(
+            location=location.describe(self._store.url),
+            vault_id=header.vault_id.hex(),
+            fingerprint=self.fingerprint,
+            format_version=header.format_version,
+            created_at=from_epoch(header.created_at),
+            kdf=min(params, key=lambda p: p.memory_kib * p.time_cost),
+            credentials=count,
+        )

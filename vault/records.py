@@ -1,0 +1,331 @@
+"""How credential records are sealed, signed, verified and opened.
+
+The composition of :mod:`vault.crypto` with the rows of :mod:`vault.store`: each
+function gives the primitives their fixed context (associated data, signed message)
+as ``docs/format.md`` specifies. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from vault import crypto
+from vault.crypto import RootIdentity, WrappedKey
+from vault.errors import IntegrityError
+from vault.model import (
+    CredentialMetadata,
+    decode_payload,
+    encode_payload,
+    join_list,
+    split_list,
+)
+from vault.store import (
+    CredentialRecord,
+    HeaderRecord,
+    PayloadRecord,
+    VersionRecord,
+    WrapRecord,
+)
+
+ROOT_RECIPIENT = "root"
+
+
+def new_record_id() -> str:
+    """A random 128-bit record id (hex). Random, not sequential: ids are never reused,
+    so a row from a deleted credential can never pass for one of a new credential."""
+    return uuid.uuid4().hex
+
+
+# --------------------------------------------------------------------------------------
+# Header
+# --------------------------------------------------------------------------------------
+
+
+def header_message(header: HeaderRecord) -> bytes:
+    """What the header's self-signature covers."""
+    return crypto.signed_message(
+        "vault_header",
+        header.vault_id,
+        header.format_version,
+        header.created_at,
+        header.encryption_public,
+        header.verify_public,
+    )
+
+
+def verify_header(header: HeaderRecord) -> None:
+    """Check the header's self-signature (detects damage, not a wholesale replacement).
+
+    :raises IntegrityError: when it does not verify.
+    """
+    crypto.verify_signature(header.verify_public, header_message(header), header.signature)
+
+
+# --------------------------------------------------------------------------------------
+# Versions
+# --------------------------------------------------------------------------------------
+
+
+def metadata_of(row: VersionRecord) -> CredentialMetadata:
+    """The metadata stored in a version row.
+
+    :raises IntegrityError: when a date column is not a date (the row was edited).
+    """
+    try:
+        issued = date.fromisoformat(row.issued_on)
+        expires = date.fromisoformat(row.expires_on) if row.expires_on else None
+    except (TypeError, ValueError):
+        raise IntegrityError() from None
+    return CredentialMetadata(
+        name=row.name,
+        exchange=row.exchange,
+        permissions=split_list(row.permissions),
+        ips=split_list(row.ips),
+        issued_on=issued,
+        expires_on=expires,
+    )
+
+
+def payload_ad(vault_id: bytes, credential_id: str, version: int, meta_digest: bytes) -> bytes:
+    """AD of a version's payload ciphertext."""
+    return crypto.associated_data("payloads", vault_id, credential_id, version, meta_digest)
+
+
+def wrap_ad(
+    vault_id: bytes, credential_id: str, version: int, recipient: str, meta_digest: bytes
+) -> bytes:
+    """AD of a version's data key wrapped for ``recipient``."""
+    return crypto.associated_data(
+        "dek_wraps", vault_id, credential_id, version, recipient, meta_digest
+    )
+
+
+def payload_digest(nonce: bytes, ciphertext: bytes) -> bytes:
+    """The digest of a payload ciphertext that the version signature covers."""
+    return crypto.digest(b"exvault-payload", nonce, ciphertext)
+
+
+def version_message(vault_id: bytes, row: VersionRecord) -> bytes:
+    """What a version's signature covers: its identity, metadata digest and payload digest."""
+    return crypto.signed_message(
+        "credential_version",
+        vault_id,
+        row.credential_id,
+        row.version,
+        metadata_of(row).digest(),
+        row.created_at,
+        row.api_key_fingerprint,
+        row.payload_digest,
+    )
+
+
+def verify_version(verify_public: bytes, vault_id: bytes, row: VersionRecord) -> None:
+    """Check a version's signature.
+
+    :raises IntegrityError: when the row was forged or edited.
+    """
+    crypto.verify_signature(verify_public, version_message(vault_id, row), row.signature)
+
+
+@dataclass
+class SealedVersion:
+    """The rows of a newly sealed version, and its data key for wrapping to more recipients."""
+
+    version: VersionRecord
+    payload: PayloadRecord
+    dek: bytes
+    meta_digest: bytes
+
+
+def seal_version(
+    identity: RootIdentity,
+    vault_id: bytes,
+    credential_id: str,
+    version: int,
+    metadata: CredentialMetadata,
+    payload: Mapping[str, str],
+    created_at: int,
+) -> SealedVersion:
+    """Encrypt ``payload`` under a fresh DEK and sign the new version row."""
+    meta_digest = metadata.digest()
+    dek = crypto.random_key()
+    nonce, ciphertext = crypto.seal(
+        dek, encode_payload(payload), payload_ad(vault_id, credential_id, version, meta_digest)
+    )
+    row = VersionRecord(
+        credential_id=credential_id,
+        version=version,
+        name=metadata.name,
+        exchange=metadata.exchange,
+        permissions=join_list(metadata.permissions),
+        ips=join_list(metadata.ips),
+        issued_on=metadata.issued_on.isoformat(),
+        expires_on=metadata.expires_on.isoformat() if metadata.expires_on else None,
+        created_at=created_at,
+        api_key_fingerprint=crypto.keyed_fingerprint(
+            vault_id, "api_key", payload.get("api_key", "")
+        ),
+        payload_digest=payload_digest(nonce, ciphertext),
+    )
+    row.signature = identity.sign(version_message(vault_id, row))
+    return SealedVersion(
+        version=row,
+        payload=PayloadRecord(
+            credential_id=credential_id, version=version, nonce=nonce, ciphertext=ciphertext
+        ),
+        dek=dek,
+        meta_digest=meta_digest,
+    )
+
+
+def wrap_dek(
+    dek: bytes,
+    vault_id: bytes,
+    row: VersionRecord,
+    recipient: str,
+    recipient_public: bytes,
+) -> WrapRecord:
+    """Wrap a version's DEK for one recipient (the root key or a client)."""
+    meta_digest = metadata_of(row).digest()
+    wrapped = crypto.wrap_for_recipient(
+        dek,
+        recipient_public,
+        wrap_ad(vault_id, row.credential_id, row.version, recipient, meta_digest),
+    )
+    return WrapRecord(
+        credential_id=row.credential_id,
+        version=row.version,
+        recipient=recipient,
+        ephemeral_public=wrapped.ephemeral_public,
+        body=wrapped.body,
+    )
+
+
+def unwrap_dek(
+    vault_id: bytes,
+    row: VersionRecord,
+    wrap: WrapRecord,
+    recipient_private: X25519PrivateKey,
+) -> bytes:
+    """Recover a version's DEK from a wrap made for ``recipient_private``.
+
+    :raises IntegrityError: when the wrap is not for this key, or row or wrap was altered.
+    """
+    if wrap.credential_id != row.credential_id or wrap.version != row.version:
+        raise IntegrityError()
+    return crypto.unwrap_from_recipient(
+        WrappedKey(wrap.ephemeral_public, wrap.body),
+        recipient_private,
+        wrap_ad(
+            vault_id, row.credential_id, row.version, wrap.recipient, metadata_of(row).digest()
+        ),
+    )
+
+
+def open_payload(
+    vault_id: bytes, row: VersionRecord, payload: PayloadRecord, dek: bytes
+) -> dict[str, str]:
+    """Decrypt a version's payload with its DEK; the caller verified ``row`` already.
+
+    :raises IntegrityError: when the ciphertext is not the one the signature covers,
+        or fails authentication.
+    """
+    if payload.credential_id != row.credential_id or payload.version != row.version:
+        raise IntegrityError()
+    if not crypto.constant_time_equal(
+        payload_digest(payload.nonce, payload.ciphertext), row.payload_digest
+    ):
+        raise IntegrityError()
+    plaintext = crypto.unseal(
+        dek,
+        payload.nonce,
+        payload.ciphertext,
+        payload_ad(vault_id, row.credential_id, row.version, metadata_of(row).digest()),
+    )
+    return decode_payload(plaintext)
+
+
+# --------------------------------------------------------------------------------------
+# Credential heads
+# --------------------------------------------------------------------------------------
+
+
+def head_message(vault_id: bytes, head: CredentialRecord) -> bytes:
+    """What a credential head's signature covers: name, stage labels, policy, exposure."""
+    return crypto.signed_message(
+        "credential",
+        vault_id,
+        head.id,
+        head.name,
+        head.created_at,
+        head.updated_at,
+        head.current_version,
+        head.pending_version,
+        head.pending_since,
+        head.previous_version,
+        head.previous_until,
+        head.policy,
+        head.exposed_at,
+        head.exposed_reason,
+    )
+
+
+def sign_head(identity: RootIdentity, vault_id: bytes, head: CredentialRecord) -> None:
+    """(Re-)sign a head after any change to it."""
+    head.signature = identity.sign(head_message(vault_id, head))
+
+
+def verify_head(verify_public: bytes, vault_id: bytes, head: CredentialRecord) -> None:
+    """Check a head's signature.
+
+    :raises IntegrityError: when the row was forged or edited.
+    """
+    crypto.verify_signature(verify_public, head_message(vault_id, head), head.signature)
+
+
+def stage_of(head: CredentialRecord, version: int) -> tuple[str, ...]:
+    """The stage labels a head gives ``version``."""
+    labels = []
+    if head.current_version == version:
+        labels.append("current")
+    if head.pending_version == version:
+        labels.append("pending")
+    if head.previous_version == version:
+        labels.append("previous")
+    return tuple(labels)
+
+
+def check_metadata(row: VersionRecord, head: CredentialRecord) -> CredentialMetadata:
+    """The metadata of a version, after checking it belongs to ``head``'s credential.
+
+    :raises IntegrityError: when the row names another credential.
+    """
+    meta = metadata_of(row)
+    if row.credential_id != head.id or meta.name != head.name:
+        raise IntegrityError()
+    return meta
+
+
+__all__ = [
+    "ROOT_RECIPIENT",
+    "SealedVersion",
+    "check_metadata",
+    "head_message",
+    "header_message",
+    "metadata_of",
+    "new_record_id",
+    "open_payload",
+    "seal_version",
+    "sign_head",
+    "stage_of",
+    "unwrap_dek",
+    "verify_head",
+    "verify_header",
+    "verify_version",
+    "wrap_dek",
+]

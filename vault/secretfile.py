@@ -1,0 +1,52 @@
+"""Reading a secret (passphrase, token, recovery key) from a file that only its owner reads."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from vault.errors import InsecureFile, InvalidInput, VaultUnavailable
+
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def read_secret_file(path: str | os.PathLike[str], what: str = "passphrase file") -> str:
+    """The first line of ``path``, refused unless no one but the owner can read it.
+
+    Like ssh with a private key: a group- or world-readable file may already have
+    leaked, so we stop rather than use it. The trailing newline is stripped; the
+    rest of the line is kept as is (spaces may be part of a passphrase).
+
+    :raises InsecureFile: when the mode lets the group or others read or write it.
+    :raises VaultUnavailable: when it cannot be read.
+    :raises InvalidInput: when it is empty, too large or not UTF-8.
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError as exc:
+        raise VaultUnavailable(f"cannot read {what} {p}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInput(f"{what} {p} is not a regular file")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise InsecureFile(
+                f"{what} {p} has mode {mode:04o}; it must be readable by its owner only "
+                f"(chmod 600 {p})"
+            )
+        data = os.read(fd, MAX_SECRET_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise InvalidInput(f"{what} {p} is too large")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{what} {p} is not UTF-8 text") from None
+    line = text.split("\n", 1)[0].removesuffix("\r")
+    if not line:
+        raise InvalidInput(f"{what} {p} is empty")
+    return line

@@ -1,0 +1,399 @@
+"""SQL storage of a vault: schema, engine setup and transactions.
+
+The store sees only ciphertext, wrapped keys, signatures and clear metadata; it knows
+nothing of keys or of :mod:`vault.crypto`. The facade (:mod:`vault.admin`,
+:mod:`vault.records`) composes the two.
+
+SQLite is the default backend; any SQLAlchemy URL works (PostgreSQL through psycopg 3
+is the shared store for fleets). The SQLite settings follow DESIGN.md section 5:
+the file is created 0600 in a 0700 directory *before* SQLite opens it, and every
+connection runs with WAL, ``synchronous=FULL`` (a committed write survives power
+loss), ``secure_delete=ON`` (deleted cells are zeroed, not left in free pages),
+``foreign_keys=ON`` and a busy timeout. Writes begin ``IMMEDIATE`` so two writers
+queue on the lock instead of failing mid-transaction with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from vault.errors import (
+    AlreadyExists,
+    IntegrityError,
+    UnsupportedFormat,
+    VaultError,
+    VaultUnavailable,
+)
+
+SCHEMA_VERSION = 1
+"""Version of the SQL schema; separate from the cryptographic format version."""
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(VaultError):
+    """The database failed (disk full, I/O error, lock held too long)."""
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every exvault table."""
+
+
+class SchemaInfo(Base):
+    """One row: the schema version of this database."""
+
+    __tablename__ = "exvault_schema"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_version: Mapped[int] = mapped_column(Integer)
+
+
+class HeaderRecord(Base):
+    """One row: format version, vault id and the root public keys, self-signed."""
+
+    __tablename__ = "vault_header"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    format_version: Mapped[int] = mapped_column(Integer)
+    vault_id: Mapped[bytes] = mapped_column(LargeBinary(16))
+    created_at: Mapped[int] = mapped_column(Integer)
+    encryption_public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    verify_public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class KeyslotRecord(Base):
+    """The root private keys wrapped under a passphrase (Argon2id) or a recovery key."""
+
+    __tablename__ = "keyslots"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    kdf_time_cost: Mapped[int | None] = mapped_column(Integer)
+    kdf_memory_kib: Mapped[int | None] = mapped_column(Integer)
+    kdf_parallelism: Mapped[int | None] = mapped_column(Integer)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary(80))
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class CredentialRecord(Base):
+    """A credential's head: its name, stage labels, policy and exposure; signed."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[int] = mapped_column(Integer)
+    current_version: Mapped[int | None] = mapped_column(Integer)
+    pending_version: Mapped[int | None] = mapped_column(Integer)
+    pending_since: Mapped[int | None] = mapped_column(Integer)
+    previous_version: Mapped[int | None] = mapped_column(Integer)
+    previous_until: Mapped[int | None] = mapped_column(Integer)
+    policy: Mapped[str] = mapped_column(Text, default="{}")
+    exposed_at: Mapped[int | None] = mapped_column(Integer)
+    exposed_reason: Mapped[str | None] = mapped_column(Text)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class VersionRecord(Base):
+    """One version of a credential: its metadata snapshot and payload digest; signed.
+
+    The encrypted payload lives in :class:`PayloadRecord`, deleted when the version
+    loses its last stage label, so the history keeps dates and metadata but no
+    ciphertext.
+    """
+
+    __tablename__ = "credential_versions"
+    __table_args__ = (
+        ForeignKeyConstraint(["credential_id"], ["credentials.id"], ondelete="CASCADE"),
+    )
+    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    exchange: Mapped[str] = mapped_column(String(64))
+    permissions: Mapped[str] = mapped_column(Text)
+    ips: Mapped[str] = mapped_column(Text)
+    issued_on: Mapped[str] = mapped_column(String(10))
+    expires_on: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[int] = mapped_column(Integer)
+    api_key_fingerprint: Mapped[bytes] = mapped_column(LargeBinary(16))
+    payload_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class PayloadRecord(Base):
+    """The AES-256-GCM ciphertext of one version's secret fields."""
+
+    __tablename__ = "payloads"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["credential_id", "version"],
+            ["credential_versions.credential_id", "credential_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WrapRecord(Base):
+    """A version's data key wrapped for one recipient (``root`` or a client id)."""
+
+    __tablename__ = "dek_wraps"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["credential_id", "version"],
+            ["credential_versions.credential_id", "credential_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ephemeral_public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary(48))
+
+
+# --------------------------------------------------------------------------------------
+# Engine setup
+# --------------------------------------------------------------------------------------
+
+
+def sqlite_url(path: Path) -> URL:
+    """The SQLAlchemy URL of a SQLite vault file."""
+    return URL.create("sqlite+pysqlite", database=str(path))
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL, or None for another backend or an in-memory database."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def create_sqlite_file(path: Path) -> None:
+    """Create an empty vault file 0600 in a 0700 directory, before SQLite touches it.
+
+    Creating the file ourselves (``O_CREAT | O_EXCL``, mode 0600) closes the window in
+    which SQLite would create it with the umask's mode; SQLite then gives the ``-wal``
+    and ``-shm`` files the same mode as the database file.
+
+    :raises AlreadyExists: when the file exists.
+    """
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise AlreadyExists(f"a file exists at {path}; refusing to overwrite it") from None
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module so that BEGIN (and
+    # BEGIN IMMEDIATE for writes) is ours to emit; see the "begin" listener.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA secure_delete = ON")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("exvault_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: URL | str) -> Engine:
+    """An engine for ``url`` with exvault's per-connection settings.
+
+    ``hide_parameters`` keeps bound values (ciphertexts, wrapped keys) out of
+    SQLAlchemy's exception messages and logs.
+    """
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url, hide_parameters=True, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
+        )
+        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
+    else:
+        engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
+    return engine
+
+
+def describe_database_error(exc: SQLAlchemyError) -> str:
+    """One line about a database failure, without SQL text or bound values."""
+    orig = getattr(exc, "orig", None)
+    detail = str(orig) if orig is not None else type(exc).__name__
+    return detail.splitlines()[0] if detail else type(exc).__name__
+
+
+class Store:
+    """A vault's database: engine, schema, and read/write transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def url(self) -> URL:
+        """The database URL (password hidden when printed)."""
+        return self.engine.url
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the SQLite backend."""
+        return self.engine.url.get_backend_name() == "sqlite"
+
+    @classmethod
+    def create(cls, url: URL | str) -> Store:
+        """Create the schema in a new database (and the file, for SQLite).
+
+        :raises AlreadyExists: when a vault or another file is there already.
+        :raises StoreError: when the database cannot be written.
+        """
+        url = make_url(url)
+        path = sqlite_path(url)
+        if path is not None:
+            create_sqlite_file(path)
+        store = cls(make_engine(url))
+        try:
+            with store.write() as session:
+                if store._has_schema(session):
+                    raise AlreadyExists("a vault exists there already")
+                Base.metadata.create_all(session.connection())
+                session.add(SchemaInfo(id=1, schema_version=SCHEMA_VERSION))
+        except BaseException:
+            store.dispose()
+            raise
+        return store
+
+    @classmethod
+    def open(cls, url: URL | str) -> Store:
+        """Open an existing vault database and check its schema version.
+
+        :raises VaultUnavailable: when there is no vault there.
+        :raises IntegrityError: when the file is not a readable exvault database.
+        :raises UnsupportedFormat: when the schema is newer than this exvault.
+        """
+        url = make_url(url)
+        path = sqlite_path(url)
+        if path is not None and not path.is_file():
+            raise VaultUnavailable(f"no vault at {path}; create one with: exvault init")
+        store = cls(make_engine(url))
+        try:
+            with store.engine.connect() as conn:
+                if "exvault_schema" not in _table_names(conn):
+                    raise VaultUnavailable(f"no vault at {url.render_as_string()}")
+                version = conn.execute(select(SchemaInfo.schema_version)).scalar()
+        except DatabaseError as exc:
+            store.dispose()
+            if path is None:
+                raise VaultUnavailable(
+                    f"cannot reach the database: {describe_database_error(exc)}"
+                ) from None
+            raise IntegrityError(
+                "damaged vault: the file is not a readable exvault database"
+            ) from None
+        except BaseException:
+            store.dispose()
+            raise
+        if version is None or version > SCHEMA_VERSION:
+            store.dispose()
+            raise UnsupportedFormat(
+                f"the vault's schema version {version} is newer than this exvault supports "
+                f"({SCHEMA_VERSION}); upgrade exvault"
+            )
+        return store
+
+    @staticmethod
+    def _has_schema(session: Session) -> bool:
+        return "exvault_schema" in _table_names(session.connection())
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (a consistent snapshot on SQLite's WAL).
+
+        :raises StoreError: when the database fails.
+        """
+        with (
+            self._translate_errors(),
+            Session(self.engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, begun IMMEDIATE on SQLite; commits on normal exit.
+
+        :raises StoreError: when the database fails.
+        """
+        with self._translate_errors(), self.engine.connect() as conn:
+            conn.execution_options(exvault_write=True)
+            with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                yield session
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database and truncate it (SQLite only).
+
+        Called after deletes, so that the page images of removed ciphertexts do not
+        linger in the ``-wal`` file.
+        """
+        if not self.is_sqlite:
+            return
+        with self._translate_errors(), self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @staticmethod
+    @contextmanager
+    def _translate_errors() -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {describe_database_error(exc)}") from None
+
+
+def _table_names(conn: Connection) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(conn).get_table_names())
+
+
+def file_mode(path: Path) -> int:
+    """Permission bits of ``path``."""
+    return stat.S_IMODE(path.stat().st_mode)
