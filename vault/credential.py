@@ -7,22 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from vault.errors import NotFound
+from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 from vault.secret import Secret
-
-# Our field names -> the constructor keys ccxt's Exchange classes take
-# (ccxt calls the API passphrase "password").
-CCXT_KEYS = {
-    "api_key": "apiKey",
-    "secret": "secret",
-    "passphrase": "password",
-    "uid": "uid",
-    "private_key": "privateKey",
-    "wallet_address": "walletAddress",
-    "account_id": "accountId",
-    "login": "login",
-    "twofa": "twofa",
-    "token": "token",
-}
 
 
 @dataclass(frozen=True)
@@ -86,7 +72,7 @@ class Credential:
         Contains revealed secrets: hand it to ccxt and do not log it.
         """
         out: dict[str, str] = {}
-        for ours, theirs in CCXT_KEYS.items():
+        for ours, theirs in CCXT_CREDENTIAL_NAMES.items():
             value = self.fields.get(ours)
             if value is not None:
                 out[theirs] = value.reveal()

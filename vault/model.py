@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 
 from vault import crypto
 from vault.errors import IntegrityError, InvalidInput
+from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STAGES = ("current", "pending", "previous")
@@ -152,14 +153,8 @@ class CredentialInfo:
         return (today - self.metadata.issued_on).days
 
 
-# ccxt's names for fields, accepted in imported JSON besides ours.
-_JSON_ALIASES = {
-    "apiKey": "api_key",
-    "password": "passphrase",
-    "privateKey": "private_key",
-    "walletAddress": "wallet_address",
-    "accountId": "account_id",
-}
+# ccxt's names for fields (apiKey, password, ...), accepted in imported JSON besides ours.
+_JSON_ALIASES = {theirs: ours for ours, theirs in CCXT_CREDENTIAL_NAMES.items() if theirs != ours}
 
 
 def parse_payload_json(text: str) -> dict[str, str]:

@@ -174,6 +174,60 @@ class WrapRecord(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary(48))
 
 
+class ClientRecord(Base):
+    """A client identity (one program): its public keys, expiry, maximum scope; signed."""
+
+    __tablename__ = "clients"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    encryption_public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    verify_public: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int | None] = mapped_column(Integer)
+    max_scope: Mapped[str] = mapped_column(Text)
+    revoked_at: Mapped[int | None] = mapped_column(Integer)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class GrantRecord(Base):
+    """A client's right to read a credential (every version written while it lasts); signed."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        ForeignKeyConstraint(["client_id"], ["clients.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["credential_id"], ["credentials.id"], ondelete="CASCADE"),
+    )
+    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class AuditRecord(Base):
+    """One entry of the hash-chained audit log; never holds a secret value.
+
+    ``entry_hash`` covers every other column and ``prev_hash``; ``signature`` (by the
+    vault key for the owner's actions, by the client's key for a client's) covers
+    ``entry_hash``. Anonymous failures (a wrong passphrase, a bad token) are unsigned.
+    """
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[int] = mapped_column(Integer, index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64))
+    credential: Mapped[str | None] = mapped_column(String(128), index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signer: Mapped[str | None] = mapped_column(String(32))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+
+
 # --------------------------------------------------------------------------------------
 # Engine setup
 # --------------------------------------------------------------------------------------
@@ -362,6 +416,9 @@ class Store:
         with self._translate_errors(), self.engine.connect() as conn:
             conn.execution_options(exvault_write=True)
             with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                # Take the write lock now, not at the first write: reads inside the
+                # transaction (name taken? next version number?) must not go stale.
+                session.connection()
                 yield session
 
     def checkpoint(self) -> None:

@@ -1,0 +1,294 @@
+"""The unlocked vault: round trips, passphrases, recovery, versions, bad input."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import (
+    BINANCE_SECRET,
+    KUCOIN_PASSPHRASE,
+    PASSPHRASE,
+    TEST_KDF,
+)
+from vault import crypto
+from vault.admin import AdminVault
+from vault.crypto import KdfParams
+from vault.errors import (
+    AlreadyExists,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    UnsupportedFormat,
+    VaultUnavailable,
+)
+from vault.inventory import Inventory
+
+
+def test_round_trip(stocked: AdminVault, binance_payload: dict[str, str]) -> None:
+    cred = stocked.get("binance-main")
+    assert cred.api_key.reveal() == binance_payload["api_key"]
+    assert cred.secret.reveal() == binance_payload["secret"]
+    assert cred.passphrase is None
+    assert cred.permissions == ("read", "trade")
+    assert cred.ips == ("203.0.113.7",)
+    assert (cred.version, cred.stage, cred.exchange) == (1, "current", "binance")
+    assert BINANCE_SECRET not in repr(cred)
+
+
+def test_round_trip_after_reopening(stocked: AdminVault, vault_path: Path) -> None:
+    stocked.close()
+    with AdminVault.unlock(vault_path, PASSPHRASE) as again:
+        assert again.get("kucoin-sub1").passphrase.reveal() == KUCOIN_PASSPHRASE  # type: ignore[union-attr]
+
+
+def test_ccxt_dict(stocked: AdminVault, kucoin_payload: dict[str, str]) -> None:
+    assert stocked.get("kucoin-sub1").ccxt() == {
+        "apiKey": kucoin_payload["api_key"],
+        "secret": kucoin_payload["secret"],
+        "password": kucoin_payload["passphrase"],
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+        st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=200).filter(
+            lambda s: s == s.strip()
+        ),
+        max_size=5,
+    )
+)
+def test_payload_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, extra: dict[str, str]
+) -> None:
+    path = tmp_path_factory.mktemp("v") / "vault.db"
+    admin, _ = AdminVault.create(path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)
+    payload = {**extra, "api_key": "key-0123456789", "secret": "s" * 40}
+    with admin:
+        admin.add("x", "other", payload)
+        got = admin.get("x")
+    assert {k: v.reveal() for k, v in got.fields.items()} == payload
+
+
+def test_wrong_passphrase(stocked: AdminVault, vault_path: Path) -> None:
+    with pytest.raises(IntegrityError, match="wrong passphrase or damaged vault"):
+        AdminVault.unlock(vault_path, "not the passphrase")
+
+
+def test_wrong_passphrase_costs_the_same_kdf_work(
+    stocked: AdminVault, vault_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int, int]] = []
+    real = crypto.hash_secret_raw
+
+    def spy(**kw: object) -> bytes:
+        calls.append((kw["time_cost"], kw["memory_cost"], kw["parallelism"]))  # type: ignore[arg-type]
+        return real(**kw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(crypto, "hash_secret_raw", spy)
+    AdminVault.unlock(vault_path, PASSPHRASE).close()
+    right = list(calls)
+    calls.clear()
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(vault_path, "wrong")
+    assert calls == right and len(right) == 1
+
+
+def test_missing_vault(tmp_path: Path) -> None:
+    with pytest.raises(VaultUnavailable):
+        AdminVault.unlock(tmp_path / "none.db", PASSPHRASE)
+
+
+def test_recovery_key_opens_the_vault(created: tuple[AdminVault, str], vault_path: Path) -> None:
+    admin, recovery = created
+    admin.add("a", "binance", {"api_key": "k" * 20, "secret": "s" * 32})
+    with AdminVault.unlock_with_recovery_key(vault_path, recovery) as again:
+        assert again.get("a").secret.reveal() == "s" * 32
+        again.change_passphrase("a brand new passphrase")
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(vault_path, PASSPHRASE)
+    AdminVault.unlock(vault_path, "a brand new passphrase").close()
+
+
+def test_recovery_key_of_another_vault(vault_path: Path, tmp_path: Path) -> None:
+    AdminVault.create(vault_path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)[0].close()
+    _, other_key = AdminVault.create(
+        tmp_path / "o.db", PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True
+    )
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock_with_recovery_key(vault_path, other_key)
+
+
+def test_change_passphrase_keeps_everything_readable(stocked: AdminVault, vault_path: Path) -> None:
+    params = stocked.change_passphrase("new passphrase 123")
+    assert params == TEST_KDF
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(vault_path, PASSPHRASE)
+    with AdminVault.unlock(vault_path, "new passphrase 123") as again:
+        assert again.get("binance-main").secret.reveal() == BINANCE_SECRET
+        assert again.get("kucoin-sub1").passphrase.reveal() == KUCOIN_PASSPHRASE  # type: ignore[union-attr]
+    with sqlite3.connect(vault_path) as db:
+        assert db.execute("SELECT count(*) FROM keyslots WHERE kind = 'passphrase'").fetchone() == (
+            1,
+        )
+
+
+def test_change_passphrase_reencrypts_nothing(stocked: AdminVault, vault_path: Path) -> None:
+    def blobs() -> list[tuple[bytes, ...]]:
+        with sqlite3.connect(vault_path) as db:
+            return (
+                db.execute("SELECT ciphertext FROM payloads ORDER BY 1").fetchall()
+                + db.execute("SELECT body FROM dek_wraps ORDER BY 1").fetchall()
+            )
+
+    before = blobs()
+    stocked.change_passphrase("new passphrase 123")
+    assert blobs() == before
+
+
+def test_create_refuses_weak_explicit_kdf(vault_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="floor"):
+        AdminVault.create(vault_path, PASSPHRASE, kdf=KdfParams(1, 64, 1))
+    assert not vault_path.exists()
+
+
+def test_create_refuses_empty_passphrase(vault_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        AdminVault.create(vault_path, "", kdf=TEST_KDF, insecure_test_kdf=True)
+
+
+def test_kdf_parameters_above_the_cap_refused_on_open(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    with sqlite3.connect(vault_path) as db:
+        db.execute(
+            "UPDATE keyslots SET kdf_memory_kib = 64 * 1024 * 1024 WHERE kind = 'passphrase'"
+        )
+    with pytest.raises(UnsupportedFormat, match="cap"):
+        AdminVault.unlock(vault_path, PASSPHRASE)
+
+
+def test_other_format_version_refused(stocked: AdminVault, vault_path: Path) -> None:
+    with sqlite3.connect(vault_path) as db:
+        db.execute("UPDATE vault_header SET format_version = 2")
+    with pytest.raises(UnsupportedFormat, match="format version 2"):
+        Inventory.open(vault_path)
+
+
+def test_duplicate_name(stocked: AdminVault, binance_payload: dict[str, str]) -> None:
+    with pytest.raises(AlreadyExists):
+        stocked.add("binance-main", "binance", binance_payload)
+    assert stocked.get("binance-main").version == 1
+
+
+@pytest.mark.parametrize("op", ["get", "describe", "history", "remove"])
+def test_unknown_name(admin: AdminVault, op: str) -> None:
+    with pytest.raises(NotFound, match="nope"):
+        getattr(admin, op)("nope")
+
+
+def test_unknown_stage(stocked: AdminVault) -> None:
+    with pytest.raises(InvalidInput):
+        stocked.get("binance-main", "latest")
+    with pytest.raises(NotFound, match="no pending version"):
+        stocked.get("binance-main", "pending")
+
+
+@given(st.text(max_size=80))
+def test_name_validation_never_crashes(name: str) -> None:
+    from vault.model import NAME_PATTERN, validate_name
+
+    if NAME_PATTERN.fullmatch(name):
+        assert validate_name(name) == name
+    else:
+        with pytest.raises(InvalidInput):
+            validate_name(name)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"exchange": "nosuchx"}, "unknown exchange"),
+        ({"ips": ["300.1.1.1"]}, "bad IP"),
+        ({"permissions": "read,fly"}, "fly"),
+        ({"issued_on": date(2026, 1, 2), "expires_on": date(2026, 1, 1)}, "before"),
+        ({"payload": {"api_key": "k" * 20}}, "secret"),
+        ({"payload": {"api_key": "k" * 20, "secret": " padded-secret-value "}}, "whitespace"),
+        (
+            {"exchange": "kucoin", "payload": {"api_key": "k" * 20, "secret": "s" * 30}},
+            "passphrase",
+        ),
+    ],
+)
+def test_bad_input_stores_nothing(admin: AdminVault, kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {
+        "exchange": "binance",
+        "payload": {"api_key": "k" * 20, "secret": "s" * 32},
+        **kwargs,
+    }
+    with pytest.raises(InvalidInput, match=match):
+        admin.add("x", args.pop("exchange"), args.pop("payload"), **args)  # type: ignore[arg-type]
+    assert admin.names() == []
+
+
+def test_error_messages_never_contain_the_secret(admin: AdminVault) -> None:
+    with pytest.raises(InvalidInput) as info:
+        admin.add("x", "kraken", {"api_key": "k" * 20, "secret": "not-base64-secret!!"})
+    assert "not-base64-secret" not in str(info.value)
+
+
+def test_edit_writes_a_new_version(stocked: AdminVault) -> None:
+    info = stocked.edit(
+        "binance-main", permissions="read", ips=["203.0.113.8"], expires_on=date(2027, 3, 1)
+    )
+    assert info.version == 2
+    cred = stocked.get("binance-main")
+    assert cred.permissions == ("read",) and cred.ips == ("203.0.113.8",)
+    assert cred.expires_on == date(2027, 3, 1)
+    assert cred.secret.reveal() == BINANCE_SECRET
+    history = stocked.history("binance-main")
+    assert [(v.version, v.stages, v.readable) for v in history] == [
+        (2, ("current",), True),
+        (1, (), False),
+    ]
+    assert history[1].metadata.permissions == ("read", "trade")
+
+
+def test_edit_can_clear_expiry_and_replace_secrets(stocked: AdminVault) -> None:
+    stocked.edit("binance-main", expires_on=date(2027, 1, 1))
+    stocked.edit("binance-main", expires_on=None, payload={"api_key": "n" * 20, "secret": "m" * 32})
+    cred = stocked.get("binance-main")
+    assert cred.expires_on is None and cred.secret.reveal() == "m" * 32 and cred.version == 3
+
+
+def test_remove(stocked: AdminVault) -> None:
+    stocked.remove("binance-main")
+    assert stocked.names() == ["kucoin-sub1"]
+    with sqlite3.connect(stocked.store.url.database) as db:  # type: ignore[arg-type]
+        assert db.execute("SELECT count(*) FROM credential_versions").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM dek_wraps").fetchone() == (1,)
+
+
+def test_inventory_reads_without_any_key(stocked: AdminVault, vault_path: Path) -> None:
+    with Inventory.open(vault_path) as inv:
+        infos = inv.credentials()
+        assert [i.name for i in infos] == ["binance-main", "kucoin-sub1"]
+        assert infos[0].metadata.permissions == ("read", "trade")
+        assert inv.describe("kucoin-sub1").metadata.ips == ("198.51.100.0/24",)
+        status = inv.status()
+        assert status.credentials == 2 and status.kdf == TEST_KDF
+        assert status.fingerprint == stocked.fingerprint
+
+
+def test_reprs_show_no_secret(stocked: AdminVault) -> None:
+    text = (
+        repr(stocked) + repr(stocked.get("binance-main")) + repr(stocked.describe("binance-main"))
+    )
+    assert BINANCE_SECRET not in text and PASSPHRASE not in text

@@ -1,0 +1,164 @@
+"""SQLite storage: file modes, connection settings, locking, secure deletion."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
+from vault.admin import AdminVault
+from vault.errors import AlreadyExists, IntegrityError, UnsupportedFormat, VaultUnavailable
+from vault.store import SCHEMA_VERSION, Store, sqlite_url
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_file_and_directory_modes_ignore_a_permissive_umask(vault_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        admin, _ = AdminVault.create(vault_path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)
+        with admin:
+            admin.add("a", "binance", {"api_key": "k" * 20, "secret": "s" * 32})
+            wal = vault_path.with_name(vault_path.name + "-wal")
+            assert wal.exists()
+            assert mode(wal) == 0o600
+    finally:
+        os.umask(old)
+    assert mode(vault_path.parent) == 0o700
+    assert mode(vault_path) == 0o600
+
+
+def test_create_refuses_an_existing_file(vault_path: Path) -> None:
+    vault_path.parent.mkdir()
+    vault_path.write_bytes(b"precious")
+    with pytest.raises(AlreadyExists):
+        AdminVault.create(vault_path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)
+    assert vault_path.read_bytes() == b"precious"
+
+
+def test_connection_settings(admin: AdminVault) -> None:
+    with admin.store.engine.connect() as conn:
+        pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("synchronous") == 2  # FULL
+        assert pragma("secure_delete") == 1
+        assert pragma("foreign_keys") == 1
+        assert pragma("busy_timeout") >= 10_000
+
+
+def test_write_transactions_begin_immediate(admin: AdminVault, vault_path: Path) -> None:
+    other = sqlite3.connect(vault_path, timeout=0, isolation_level=None)
+    try:
+        # Our write transaction holds the write lock before it wrote anything.
+        with admin.store.write(), pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_open_missing_vault(tmp_path: Path) -> None:
+    with pytest.raises(VaultUnavailable, match="exvault init"):
+        Store.open(sqlite_url(tmp_path / "nothing.db"))
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_open_garbage_file(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(os.urandom(8192))
+    with pytest.raises(IntegrityError, match="damaged vault"):
+        Store.open(sqlite_url(path))
+
+
+def test_open_other_sqlite_database(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(VaultUnavailable):
+        Store.open(sqlite_url(path))
+
+
+def test_open_newer_schema_refused(admin: AdminVault, vault_path: Path) -> None:
+    with sqlite3.connect(vault_path) as db:
+        db.execute("UPDATE exvault_schema SET schema_version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(UnsupportedFormat, match="newer"):
+        Store.open(sqlite_url(vault_path))
+
+
+def _disk_bytes(vault_path: Path) -> bytes:
+    out = b""
+    for suffix in ("", "-wal", "-journal", "-shm"):
+        p = vault_path.with_name(vault_path.name + suffix)
+        if p.exists():
+            out += p.read_bytes()
+    return out
+
+
+def _ciphertexts(vault_path: Path, name: str) -> list[bytes]:
+    db = sqlite3.connect(vault_path)
+    try:
+        (cid,) = db.execute("SELECT id FROM credentials WHERE name = ?", (name,)).fetchone()
+        blobs = [
+            r[0]
+            for r in db.execute("SELECT ciphertext FROM payloads WHERE credential_id = ?", (cid,))
+        ]
+        blobs += [
+            r[0] for r in db.execute("SELECT body FROM dek_wraps WHERE credential_id = ?", (cid,))
+        ]
+        blobs += [
+            r[0]
+            for r in db.execute(
+                "SELECT ephemeral_public FROM dek_wraps WHERE credential_id = ?", (cid,)
+            )
+        ]
+    finally:
+        db.close()
+    return blobs
+
+
+def test_plaintext_never_reaches_the_disk(stocked: AdminVault, vault_path: Path) -> None:
+    disk = _disk_bytes(vault_path)
+    assert BINANCE_SECRET.encode() not in disk
+    assert BINANCE_API_KEY.encode() not in disk
+
+
+def test_removed_credential_leaves_no_ciphertext_on_disk(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    blobs = _ciphertexts(vault_path, "binance-main")
+    assert len(blobs) == 3
+    assert all(b in _disk_bytes(vault_path) for b in blobs)  # the search can find them
+    stocked.remove("binance-main")
+    disk = _disk_bytes(vault_path)
+    for blob in blobs:
+        assert blob not in disk
+    wal = vault_path.with_name(vault_path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_retired_version_leaves_no_ciphertext_on_disk(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    blobs = _ciphertexts(vault_path, "binance-main")
+    stocked.edit("binance-main", permissions="read")
+    disk = _disk_bytes(vault_path)
+    for blob in blobs:
+        assert blob not in disk
+    assert stocked.get("binance-main").secret.reveal() == BINANCE_SECRET
+
+
+def test_database_errors_carry_no_bound_values(admin: AdminVault) -> None:
+    from sqlalchemy import text
+
+    from vault.store import StoreError
+
+    with pytest.raises(StoreError) as info, admin.store.write() as session:
+        session.execute(text("INSERT INTO no_such_table VALUES (:v)"), {"v": "SENSITIVE-VALUE"})
+    assert "SENSITIVE-VALUE" not in str(info.value)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,278 @@
+"""Tampering with the database is refused with the one integrity error.
+
+Each case edits the SQLite file directly, as someone with write access to the
+database but without the passphrase could.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSPHRASE
+from vault import crypto, records
+from vault.admin import AdminVault
+from vault.errors import IntegrityError
+from vault.inventory import Inventory
+from vault.model import CredentialMetadata
+
+
+def sql(vault_path: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(vault_path)
+    try:
+        with db:
+            return db.execute(statement, params).fetchall()
+    finally:
+        db.close()
+
+
+def flip_first_byte(vault_path: Path, table: str, column: str, where: str = "1=1") -> None:
+    (value,) = sql(vault_path, f"SELECT {column} FROM {table} WHERE {where} LIMIT 1")[0]
+    assert isinstance(value, bytes)
+    damaged = bytes([value[0] ^ 0x01]) + value[1:]
+    sql(vault_path, f"UPDATE {table} SET {column} = ? WHERE {column} = ?", damaged, value)
+
+
+BINANCE = "credential_id = (SELECT id FROM credentials WHERE name = 'binance-main')"
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("payloads", "ciphertext"),
+        ("payloads", "nonce"),
+        ("dek_wraps", "body"),
+        ("dek_wraps", "ephemeral_public"),
+        ("credential_versions", "signature"),
+        ("credential_versions", "payload_digest"),
+        ("credential_versions", "api_key_fingerprint"),
+    ],
+)
+def test_flipped_byte_in_a_version_is_refused(
+    stocked: AdminVault, vault_path: Path, table: str, column: str
+) -> None:
+    flip_first_byte(vault_path, table, column, BINANCE)
+    with pytest.raises(IntegrityError):
+        stocked.get("binance-main")
+    assert stocked.get("kucoin-sub1").version == 1  # the other credential is untouched
+
+
+def test_flipped_byte_in_a_head_signature_is_refused(stocked: AdminVault, vault_path: Path) -> None:
+    flip_first_byte(vault_path, "credentials", "signature", "name = 'binance-main'")
+    with pytest.raises(IntegrityError):
+        stocked.get("binance-main")
+    with pytest.raises(IntegrityError):
+        stocked.describe("binance-main")
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("keyslots", "wrapped"),
+        ("keyslots", "nonce"),
+        ("keyslots", "salt"),
+        ("vault_header", "signature"),
+        ("vault_header", "encryption_public"),
+        ("vault_header", "verify_public"),
+        ("vault_header", "vault_id"),
+    ],
+)
+def test_flipped_byte_in_header_or_keyslot_refuses_unlock(
+    stocked: AdminVault, vault_path: Path, table: str, column: str
+) -> None:
+    where = "kind = 'passphrase'" if table == "keyslots" else "1=1"
+    flip_first_byte(vault_path, table, column, where)
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(vault_path, PASSPHRASE)
+
+
+@pytest.mark.parametrize("column", ["ciphertext", "nonce"])
+def test_payloads_swapped_between_rows(stocked: AdminVault, vault_path: Path, column: str) -> None:
+    rows = sql(vault_path, f"SELECT credential_id, {column} FROM payloads")
+    (a_id, a), (b_id, b) = rows
+    sql(vault_path, f"UPDATE payloads SET {column} = ? WHERE credential_id = ?", b, a_id)
+    sql(vault_path, f"UPDATE payloads SET {column} = ? WHERE credential_id = ?", a, b_id)
+    for name in ("binance-main", "kucoin-sub1"):
+        with pytest.raises(IntegrityError):
+            stocked.get(name)
+
+
+def test_whole_payload_rows_swapped(stocked: AdminVault, vault_path: Path) -> None:
+    rows = sql(vault_path, "SELECT credential_id, nonce, ciphertext FROM payloads")
+    (a_id, a_n, a_c), (b_id, b_n, b_c) = rows
+    sql(
+        vault_path,
+        "UPDATE payloads SET nonce = ?, ciphertext = ? WHERE credential_id = ?",
+        b_n,
+        b_c,
+        a_id,
+    )
+    sql(
+        vault_path,
+        "UPDATE payloads SET nonce = ?, ciphertext = ? WHERE credential_id = ?",
+        a_n,
+        a_c,
+        b_id,
+    )
+    for name in ("binance-main", "kucoin-sub1"):
+        with pytest.raises(IntegrityError):
+            stocked.get(name)
+
+
+def test_wraps_swapped_between_rows(stocked: AdminVault, vault_path: Path) -> None:
+    rows = sql(vault_path, "SELECT credential_id, ephemeral_public, body FROM dek_wraps")
+    (a_id, a_e, a_b), (b_id, b_e, b_b) = rows
+    sql(
+        vault_path,
+        "UPDATE dek_wraps SET ephemeral_public = ?, body = ? WHERE credential_id = ?",
+        b_e,
+        b_b,
+        a_id,
+    )
+    sql(
+        vault_path,
+        "UPDATE dek_wraps SET ephemeral_public = ?, body = ? WHERE credential_id = ?",
+        a_e,
+        a_b,
+        b_id,
+    )
+    for name in ("binance-main", "kucoin-sub1"):
+        with pytest.raises(IntegrityError):
+            stocked.get(name)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("permissions", "read"),
+        ("permissions", "read,trade,withdraw"),
+        ("ips", "0.0.0.0/0"),
+        ("ips", ""),
+        ("exchange", "kucoin"),
+        ("issued_on", "2020-01-01"),
+        ("expires_on", "2099-01-01"),
+        ("created_at", 1),
+        ("name", "kucoin-sub1"),
+    ],
+)
+def test_metadata_edited_in_the_database(
+    stocked: AdminVault, vault_path: Path, column: str, value: object
+) -> None:
+    sql(vault_path, f"UPDATE credential_versions SET {column} = ? WHERE {BINANCE}", value)
+    with pytest.raises(IntegrityError):
+        stocked.get("binance-main")
+    with Inventory.open(vault_path) as inv, pytest.raises(IntegrityError):
+        inv.describe("binance-main")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("name", "renamed"),
+        ("current_version", 2),
+        ("pending_version", 1),
+        ("policy", '{"max_age_days": 9999}'),
+        ("exposed_at", None),
+        ("created_at", 5),
+    ],
+)
+def test_head_edited_in_the_database(
+    stocked: AdminVault, vault_path: Path, column: str, value: object
+) -> None:
+    if column == "exposed_at":  # clearing an exposure mark must be caught too
+        value = None
+        sql(vault_path, "UPDATE credentials SET exposed_reason = 'x' WHERE name = 'binance-main'")
+    sql(vault_path, f"UPDATE credentials SET {column} = ? WHERE name = 'binance-main'", value)
+    name = "renamed" if column == "name" else "binance-main"
+    with pytest.raises(IntegrityError):
+        stocked.get(name)
+
+
+def test_forged_version_from_public_keys_only(stocked: AdminVault, vault_path: Path) -> None:
+    """Someone who knows only the public keys builds a complete, consistent version of
+    their own: encrypted with the right associated data, wrapped for the root key, and
+    signed, but with a key of their own. It must not be accepted."""
+    ((vault_id, enc_pub),) = sql(vault_path, "SELECT vault_id, encryption_public FROM vault_header")
+    ((cid, issued, created_at),) = sql(
+        vault_path,
+        f"SELECT credential_id, issued_on, created_at FROM credential_versions WHERE {BINANCE}",
+    )
+    assert isinstance(vault_id, bytes) and isinstance(enc_pub, bytes) and isinstance(cid, str)
+    meta = CredentialMetadata(
+        "binance-main",
+        "binance",
+        ("read", "trade"),
+        ("203.0.113.7",),
+        date.fromisoformat(str(issued)),
+        None,
+    )
+    attacker = crypto.RootIdentity.generate()
+    forged = records.seal_version(
+        attacker,
+        vault_id,
+        cid,
+        1,
+        meta,
+        {"api_key": "attacker-key-000000", "secret": "attacker-secret-000000000000"},
+        int(str(created_at)),
+    )
+    wrap = records.wrap_dek(forged.dek, vault_id, forged.version, "root", enc_pub)
+    sql(
+        vault_path,
+        f"UPDATE payloads SET nonce = ?, ciphertext = ? WHERE {BINANCE}",
+        forged.payload.nonce,
+        forged.payload.ciphertext,
+    )
+    sql(
+        vault_path,
+        f"UPDATE dek_wraps SET ephemeral_public = ?, body = ? WHERE {BINANCE}",
+        wrap.ephemeral_public,
+        wrap.body,
+    )
+    sql(
+        vault_path,
+        "UPDATE credential_versions SET payload_digest = ?, api_key_fingerprint = ?, "
+        f"signature = ? WHERE {BINANCE}",
+        forged.version.payload_digest,
+        forged.version.api_key_fingerprint,
+        forged.version.signature,
+    )
+    with pytest.raises(IntegrityError):
+        stocked.get("binance-main")
+    with Inventory.open(vault_path) as inv, pytest.raises(IntegrityError):
+        inv.describe("binance-main")
+
+
+def test_header_replaced_with_attacker_keys(stocked: AdminVault, vault_path: Path) -> None:
+    """A new self-signed header with the attacker's keys does not open with the keyslots."""
+    attacker = crypto.RootIdentity.generate()
+    ((vault_id, created_at),) = sql(vault_path, "SELECT vault_id, created_at FROM vault_header")
+    from vault.store import HeaderRecord
+
+    header = HeaderRecord(
+        id=1,
+        format_version=1,
+        vault_id=vault_id,
+        created_at=created_at,
+        encryption_public=attacker.encryption_public,
+        verify_public=attacker.verify_public,
+    )
+    header.signature = attacker.sign(records.header_message(header))
+    sql(
+        vault_path,
+        "UPDATE vault_header SET encryption_public = ?, verify_public = ?, signature = ?",
+        header.encryption_public,
+        header.verify_public,
+        header.signature,
+    )
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(vault_path, PASSPHRASE)
+
+
+def test_deleted_payload_row_is_reported_as_damage(stocked: AdminVault, vault_path: Path) -> None:
+    sql(vault_path, f"DELETE FROM payloads WHERE {BINANCE}")
+    with pytest.raises(IntegrityError, match="damaged vault"):
+        stocked.get("binance-main")
