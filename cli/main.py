@@ -98,9 +98,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import credentials, keys
+    from . import access, audit, credentials, keys, run
 
-    for command in (*keys.COMMANDS, *credentials.COMMANDS):
+    for command in (
+        *keys.COMMANDS,
+        *credentials.COMMANDS,
+        *access.COMMANDS,
+        *run.COMMANDS,
+        *audit.COMMANDS,
+    ):
         cli.add_command(command)
 
 

@@ -45,4 +45,4 @@ def fields(pairs: Sequence[tuple[str, object]]) -> None:
 
 def plural(n: int, word: str) -> str:
     """``1 credential`` / ``2 credentials``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n} {word if n == 1 else (word[:-1] + 'ies' if word.endswith('y') else word + 's')}"

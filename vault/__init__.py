@@ -39,12 +39,15 @@ from vault.secret import Secret
 
 if TYPE_CHECKING:
     from vault.admin import AdminVault
+    from vault.client import ClientVault
     from vault.inventory import Inventory
+    from vault.token import ClientToken
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "AdminVault": ("vault.admin", "AdminVault"),
+    "ClientVault": ("vault.client", "ClientVault"),
     "Inventory": ("vault.inventory", "Inventory"),
 }
 
@@ -69,6 +72,30 @@ def unlock(where: Any, passphrase: str) -> AdminVault:
     return AdminVault.unlock(where, passphrase)
 
 
+def open(where: Any = None, *, token: str | ClientToken | None = None) -> ClientVault:
+    """Open the vault as a client (a bot): ``with vault.open(token=tok) as v: v.get(name)``.
+
+    Without ``token``: ``$EXVAULT_TOKEN``, the 0600 file in ``$EXVAULT_TOKEN_FILE``, or
+    ``$CREDENTIALS_DIRECTORY/exvault-token``. ``where``: path or URL (default:
+    ``$EXVAULT_URL``, ``$EXVAULT_PATH``, the data directory).
+    """
+    from vault.client import ClientVault
+
+    return ClientVault.open(where, token=token)
+
+
+def load(
+    name: str, *, stage: str = "current", where: Any = None, token: str | ClientToken | None = None
+) -> Credential:
+    """Read one credential as a client: ``cred = vault.load("binance-main")``.
+
+    :raises AccessDenied: not granted, revoked (``TokenExpired``: expired).
+    """
+    from vault.client import load as load_credential
+
+    return load_credential(name, stage=stage, where=where, token=token)
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
@@ -82,6 +109,7 @@ __all__ = [
     "AccessDenied",
     "AdminVault",
     "AlreadyExists",
+    "ClientVault",
     "Conflict",
     "Credential",
     "InsecureFile",
@@ -96,5 +124,7 @@ __all__ = [
     "VaultError",
     "VaultUnavailable",
     "create",
+    "load",
+    "open",
     "unlock",
 ]

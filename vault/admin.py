@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from vault import crypto, exchanges, keyslots, location, records
+from vault import audit, crypto, exchanges, keyslots, location, records
+from vault.access import DEFAULT_SCOPE, ClientInfo, beyond_scope, parse_scope
 from vault.credential import Credential
 from vault.crypto import KdfParams, RootIdentity
 from vault.errors import (
+    AccessDenied,
     AlreadyExists,
     Conflict,
     IntegrityError,
@@ -30,6 +32,8 @@ from vault.inventory import Inventory, Where, load_header, open_store
 from vault.model import (
     CredentialInfo,
     CredentialMetadata,
+    join_list,
+    split_list,
     to_epoch,
     utc_now,
     validate_name,
@@ -37,7 +41,9 @@ from vault.model import (
 from vault.network import parse_ip_whitelist
 from vault.secret import Secret
 from vault.store import (
+    ClientRecord,
     CredentialRecord,
+    GrantRecord,
     HeaderRecord,
     KeyslotRecord,
     PayloadRecord,
@@ -45,6 +51,7 @@ from vault.store import (
     VersionRecord,
     WrapRecord,
 )
+from vault.token import ClientToken
 
 UNCHANGED: object = object()
 """Sentinel for "leave this field as it is" in :meth:`AdminVault.edit`."""
@@ -154,6 +161,10 @@ class AdminVault(Inventory):
         store, header, slots = cls._open(where)
         try:
             identity, _slot = keyslots.open_with_passphrase(header, slots, passphrase)
+        except IntegrityError:
+            audit.record_failure(store, header.vault_id, audit.ADMIN, "unlock", "wrong passphrase")
+            store.dispose()
+            raise
         except BaseException:
             store.dispose()
             raise
@@ -170,6 +181,12 @@ class AdminVault(Inventory):
         store, header, slots = cls._open(where)
         try:
             identity = keyslots.open_with_recovery_key(header, slots, key)
+        except IntegrityError:
+            audit.record_failure(
+                store, header.vault_id, audit.ADMIN, "recover", "wrong recovery key"
+            )
+            store.dispose()
+            raise
         except BaseException:
             store.dispose()
             raise
@@ -202,9 +219,10 @@ class AdminVault(Inventory):
         slot = keyslots.new_passphrase_slot(
             header, self._identity, new_passphrase, params, to_epoch(utc_now())
         )
-        with self._store.write() as session:
+        with self._writing() as session:
             session.execute(delete(KeyslotRecord).where(KeyslotRecord.kind == keyslots.PASSPHRASE))
             session.add(slot)
+            self._audit(session, "passwd", detail=str(params))
         self._store.checkpoint()
         return params
 
@@ -215,9 +233,57 @@ class AdminVault(Inventory):
         with self._store.write() as session:
             yield session
 
+    def _audit(
+        self,
+        session: Session,
+        action: str,
+        credential: str | None = None,
+        version: int | None = None,
+        detail: str = "",
+    ) -> None:
+        audit.append(
+            session,
+            self._vault_id,
+            actor=audit.ADMIN,
+            action=action,
+            credential=credential,
+            version=version,
+            detail=detail,
+            signer=(audit.ROOT_SIGNER, self._identity.sign),
+        )
+
+    def _grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
+        """The clients, not revoked, granted ``head``; grant and client records verified."""
+        rows = session.execute(
+            select(GrantRecord, ClientRecord)
+            .join(ClientRecord, ClientRecord.id == GrantRecord.client_id)
+            .where(GrantRecord.credential_id == head.id, ClientRecord.revoked_at.is_(None))
+        ).all()
+        clients = []
+        for grant, client in rows:
+            records.verify_grant(self._verify_public, self._vault_id, grant)
+            records.verify_client(self._verify_public, self._vault_id, client)
+            clients.append(client)
+        return clients
+
     def _recipients(self, session: Session, head: CredentialRecord) -> dict[str, bytes]:
-        """Who may read new versions of ``head``: the root key (and granted clients)."""
-        return {records.ROOT_RECIPIENT: self._identity.encryption_public}
+        """Who may read new versions of ``head``: the root key and every granted client."""
+        out = {records.ROOT_RECIPIENT: self._identity.encryption_public}
+        for client in self._grantees(session, head):
+            out[client.id] = client.encryption_public
+        return out
+
+    def _check_scopes(
+        self, session: Session, head: CredentialRecord, permissions: tuple[str, ...]
+    ) -> None:
+        """Refuse permissions that a granted client's maximum scope does not allow."""
+        for client in self._grantees(session, head):
+            extra = beyond_scope(permissions, split_list(client.max_scope))
+            if extra:
+                raise Conflict(
+                    f'client "{client.name}" is granted "{head.name}" but its maximum scope '
+                    f"excludes {', '.join(extra)}; ungrant it first"
+                )
 
     def _add_version(
         self,
@@ -319,6 +385,7 @@ class AdminVault(Inventory):
             session.add(head)
             session.flush()  # the head row must exist before rows that reference it
             self._add_version(session, head, 1, metadata, fields, now)
+            self._audit(session, "add", name, 1)
         return self.describe(name)
 
     def edit(
@@ -357,12 +424,16 @@ class AdminVault(Inventory):
             )
             if payload is not None:
                 fields = clean_payload(metadata.exchange, payload)
+                # A new secret: whatever exposure the old one had no longer applies.
+                head.exposed_at = head.exposed_reason = None
+            self._check_scopes(session, head, metadata.permissions)
             version = self._next_version(session, head)
             self._add_version(session, head, version, metadata, fields, now)
             head.current_version = version
             head.updated_at = now
             self._retire_version(session, head, old_version)
             records.sign_head(self._identity, self._vault_id, head)
+            self._audit(session, "edit", name, version)
         self._store.checkpoint()
         return self.describe(name)
 
@@ -377,7 +448,200 @@ class AdminVault(Inventory):
         with self._writing() as session:
             head = self._head(session, name)
             session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
+            self._audit(session, "remove", name)
         self._store.checkpoint()
+
+    # ---------------------------------------------------------------- clients
+
+    def _client(self, session: Session, name: str) -> ClientRecord:
+        client = session.scalar(select(ClientRecord).where(ClientRecord.name == name))
+        if client is None:
+            raise NotFound(f'no client named "{name}"; see: exvault client list')
+        records.verify_client(self._verify_public, self._vault_id, client)
+        return client
+
+    def add_client(
+        self,
+        name: str,
+        *,
+        expires_at: datetime | None = None,
+        max_scope: str | tuple[str, ...] = DEFAULT_SCOPE,
+    ) -> tuple[ClientInfo, str]:
+        """Create a client identity; returns it and its token (``exv1-...``, show once).
+
+        The vault keeps only the client's public keys: a lost token cannot be shown
+        again, only replaced by a new client.
+
+        :raises AlreadyExists: when the name is taken (revoked clients keep theirs).
+        :raises InvalidInput: for a bad name, scope or an expiry in the past.
+        """
+        validate_name(name, "client")
+        scope = parse_scope(max_scope)
+        now = utc_now()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidInput("the client's expiry is in the past")
+        client_id = records.new_record_id()
+        token = ClientToken.generate(
+            self._vault_id, crypto.fingerprint(self._verify_public), client_id
+        )
+        with self._writing() as session:
+            if session.scalar(select(ClientRecord.id).where(ClientRecord.name == name)):
+                raise AlreadyExists(f'a client named "{name}" exists already')
+            client = ClientRecord(
+                id=client_id,
+                name=name,
+                encryption_public=token.encryption_public,
+                verify_public=token.verify_public,
+                created_at=to_epoch(now),
+                expires_at=to_epoch(expires_at) if expires_at else None,
+                max_scope=join_list(scope),
+                revoked_at=None,
+            )
+            records.sign_client(self._identity, self._vault_id, client)
+            session.add(client)
+            self._audit(
+                session,
+                "client-add",
+                detail=f"client {name}; max scope {join_list(scope)}; "
+                f"expires {expires_at.isoformat() if expires_at else 'never'}",
+            )
+        return self.client(name), token.encode()
+
+    def grant(self, client_name: str, credential_names: list[str] | tuple[str, ...]) -> None:
+        """Let a client read credentials: wrap their readable versions' data keys for it.
+
+        All or nothing, and idempotent. Later versions of these credentials are wrapped
+        for the client when they are written.
+
+        :raises AccessDenied: when a credential's permissions exceed the client's
+            maximum scope (the refusal is audited).
+        :raises Conflict: when the client is revoked or expired.
+        :raises NotFound: for an unknown client or credential.
+        """
+        name: str | None = None
+        try:
+            with self._writing() as session:
+                client = self._client(session, client_name)
+                if client.revoked_at is not None:
+                    raise Conflict(f'client "{client_name}" is revoked')
+                if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
+                    raise Conflict(f'client "{client_name}" has expired; add a new client')
+                for name in credential_names:
+                    self._grant_one(session, client, self._head(session, name))
+        except AccessDenied as exc:
+            audit.record_failure(
+                self._store,
+                self._vault_id,
+                audit.ADMIN,
+                "grant",
+                str(exc),
+                credential=name,
+                signer=(audit.ROOT_SIGNER, self._identity.sign),
+            )
+            raise
+
+    def _grant_one(self, session: Session, client: ClientRecord, head: CredentialRecord) -> None:
+        scope = split_list(client.max_scope)
+        versions = [
+            v for v in (head.current_version, head.pending_version, head.previous_version) if v
+        ]
+        for version in versions:
+            row = session.get(VersionRecord, (head.id, version))
+            root_wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
+            if row is None or root_wrap is None:
+                raise IntegrityError(
+                    f'damaged vault: version {version} of "{head.name}" is incomplete'
+                )
+            records.verify_version(self._verify_public, self._vault_id, row)
+            meta = records.check_metadata(row, head)
+            extra = beyond_scope(meta.permissions, scope)
+            if extra:
+                raise AccessDenied(
+                    f'cannot grant "{head.name}" to client "{client.name}": its permissions '
+                    f"({', '.join(extra)}) exceed the client's maximum scope "
+                    f"({client.max_scope.replace(',', ', ')})"
+                )
+            if session.get(WrapRecord, (head.id, version, client.id)) is None:
+                dek = records.unwrap_dek(
+                    self._vault_id, row, root_wrap, self._identity.decryption_key
+                )
+                session.add(
+                    records.wrap_dek(dek, self._vault_id, row, client.id, client.encryption_public)
+                )
+        if session.get(GrantRecord, (client.id, head.id)) is None:
+            grant = GrantRecord(
+                client_id=client.id, credential_id=head.id, created_at=to_epoch(utc_now())
+            )
+            records.sign_grant(self._identity, self._vault_id, grant)
+            session.add(grant)
+            self._audit(session, "grant", head.name, detail=f"to client {client.name}")
+
+    def ungrant(self, client_name: str, credential_names: list[str] | tuple[str, ...]) -> None:
+        """Take credentials back from a client: delete its grants and wraps for them.
+
+        :raises NotFound: for an unknown client or credential, or one not granted.
+        """
+        with self._writing() as session:
+            client = self._client(session, client_name)
+            for name in credential_names:
+                head = self._head(session, name)
+                if session.get(GrantRecord, (client.id, head.id)) is None:
+                    raise NotFound(f'client "{client_name}" is not granted "{name}"')
+                session.execute(
+                    delete(GrantRecord).where(
+                        GrantRecord.client_id == client.id, GrantRecord.credential_id == head.id
+                    )
+                )
+                session.execute(
+                    delete(WrapRecord).where(
+                        WrapRecord.credential_id == head.id, WrapRecord.recipient == client.id
+                    )
+                )
+                self._audit(session, "ungrant", name, detail=f"from client {client_name}")
+        self._store.checkpoint()
+
+    def revoke_client(self, name: str) -> list[str]:
+        """Revoke a client: delete its grants and wraps, and mark every credential it
+        could read as exposed (``exvault check`` reports them until rotated).
+
+        Idempotent. :returns: the names of the credentials marked exposed.
+
+        :raises NotFound: for an unknown client.
+        """
+        now = to_epoch(utc_now())
+        with self._writing() as session:
+            client = self._client(session, name)
+            if client.revoked_at is not None:
+                return []
+            readable = set(
+                session.scalars(
+                    select(WrapRecord.credential_id).where(WrapRecord.recipient == client.id)
+                )
+            ) | set(
+                session.scalars(
+                    select(GrantRecord.credential_id).where(GrantRecord.client_id == client.id)
+                )
+            )
+            exposed = []
+            for head in session.scalars(
+                select(CredentialRecord).where(CredentialRecord.id.in_(readable))
+            ):
+                records.verify_head(self._verify_public, self._vault_id, head)
+                head.exposed_at = now
+                head.exposed_reason = f'readable by revoked client "{name}"'
+                records.sign_head(self._identity, self._vault_id, head)
+                exposed.append(head.name)
+            session.execute(delete(WrapRecord).where(WrapRecord.recipient == client.id))
+            session.execute(delete(GrantRecord).where(GrantRecord.client_id == client.id))
+            client.revoked_at = now
+            records.sign_client(self._identity, self._vault_id, client)
+            self._audit(
+                session,
+                "client-revoke",
+                detail=f"client {name}; exposed: {', '.join(sorted(exposed)) or 'none'}",
+            )
+        self._store.checkpoint()
+        return sorted(exposed)
 
     # ---------------------------------------------------------------- reading
 
@@ -401,10 +665,11 @@ class AdminVault(Inventory):
         :raises NotFound: when there is no such credential or stage.
         :raises IntegrityError: when anything read fails verification.
         """
-        with self._store.read() as session:
+        with self._writing() as session:
             head = self._head(session, name)
             version = _version_at(head, stage)
             meta, fields = self._open_version(session, head, version)
+            self._audit(session, "read", name, version, detail=stage)
         return Credential(
             name=meta.name,
             exchange=meta.exchange,

@@ -388,7 +388,7 @@ class RootIdentity:
     @property
     def verify_public(self) -> bytes:
         """Raw Ed25519 public key."""
-        return self.signing_key.public_key().public_bytes(_RAW, _RAW_PUB)
+        return ed25519_public_bytes(self.signing_key)
 
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature of ``message``."""
@@ -492,3 +492,24 @@ def keyed_fingerprint(vault_id: bytes, label: str, value: str) -> bytes:
     across vaults.
     """
     return hashlib.sha256(encode_fields(b"exvault-fp", label, vault_id, value)).digest()[:16]
+
+
+def derive_client_keys(seed: bytes) -> tuple[X25519PrivateKey, Ed25519PrivateKey]:
+    """A client's X25519 (decryption) and Ed25519 (audit signing) keys from its 32-byte seed.
+
+    One seed in the token, two independent keys by HKDF with distinct labels, so a
+    token stays short and neither key reveals the other.
+    """
+
+    def expand(label: bytes) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=label).derive(seed)
+
+    return (
+        X25519PrivateKey.from_private_bytes(expand(b"exvault-v1 client x25519")),
+        Ed25519PrivateKey.from_private_bytes(expand(b"exvault-v1 client ed25519")),
+    )
+
+
+def ed25519_public_bytes(key: Ed25519PrivateKey) -> bytes:
+    """Raw 32-byte public key of an Ed25519 private key."""
+    return key.public_key().public_bytes(_RAW, _RAW_PUB)

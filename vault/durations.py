@@ -112,3 +112,21 @@ def parse_date(text: str) -> datetime.date:
         return datetime.date.fromisoformat(stripped)
     except ValueError:
         raise InvalidInput(f'bad date "{stripped}": there is no such day') from None
+
+
+def parse_expiry(text: str, now: datetime.datetime) -> datetime.datetime:
+    """An expiry given as a duration from ``now`` ("90d") or a date ("2027-01-01", 00:00 UTC).
+
+    :raises InvalidInput: when it is neither.
+    """
+    try:
+        return now + parse_duration(text)
+    except InvalidInput:
+        pass
+    try:
+        day = parse_date(text)
+    except InvalidInput:
+        raise InvalidInput(
+            f'bad expiry "{text}": give a duration such as 90d, 12h, 2w, or a date YYYY-MM-DD'
+        ) from None
+    return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc)

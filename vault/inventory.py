@@ -20,12 +20,15 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from vault import crypto, keyslots, location, records
+from vault import audit, crypto, keyslots, location, records
+from vault.access import ClientInfo
 from vault.crypto import KdfParams
 from vault.errors import IntegrityError, NotFound, UnsupportedFormat
-from vault.model import CredentialInfo, VersionInfo, from_epoch
+from vault.model import CredentialInfo, VersionInfo, from_epoch, split_list
 from vault.store import (
+    ClientRecord,
     CredentialRecord,
+    GrantRecord,
     HeaderRecord,
     KeyslotRecord,
     PayloadRecord,
@@ -243,6 +246,81 @@ class Inventory:
                     )
                 )
             return out
+
+    # ---------------------------------------------------------------- clients
+
+    def _client_info(self, session: Session, client: ClientRecord) -> ClientInfo:
+        records.verify_client(self._verify_public, self._vault_id, client)
+        granted = session.scalars(
+            select(CredentialRecord.name)
+            .join(GrantRecord, GrantRecord.credential_id == CredentialRecord.id)
+            .where(GrantRecord.client_id == client.id)
+            .order_by(CredentialRecord.name)
+        ).all()
+        return ClientInfo(
+            id=client.id,
+            name=client.name,
+            created_at=from_epoch(client.created_at),
+            expires_at=from_epoch(client.expires_at) if client.expires_at else None,
+            max_scope=split_list(client.max_scope),
+            revoked_at=from_epoch(client.revoked_at) if client.revoked_at else None,
+            grants=tuple(granted),
+        )
+
+    def clients(self) -> list[ClientInfo]:
+        """Every client, sorted by name, signatures verified.
+
+        :raises IntegrityError: when a client record was forged or edited.
+        """
+        with self._store.read() as session:
+            return [
+                self._client_info(session, c)
+                for c in session.scalars(select(ClientRecord).order_by(ClientRecord.name))
+            ]
+
+    def client(self, name: str) -> ClientInfo:
+        """One client by name.
+
+        :raises NotFound: when there is no such client.
+        """
+        with self._store.read() as session:
+            client = session.scalar(select(ClientRecord).where(ClientRecord.name == name))
+            if client is None:
+                raise NotFound(f'no client named "{name}"; see: exvault client list')
+            return self._client_info(session, client)
+
+    # ---------------------------------------------------------------- audit
+
+    def audit_entries(self, since: datetime | None = None) -> list[audit.AuditEntry]:
+        """The audit log in order, optionally from ``since`` on."""
+        with self._store.read() as session:
+            return audit.entries(session, since)
+
+    def verify_audit(self, *, remember: bool = True) -> audit.ChainReport:
+        """Verify the audit chain: numbering, links, hashes, signatures, and that the
+        head seen by the last verification on this machine is still there.
+
+        With ``remember``, the new head is stored for the next run (outside the vault).
+        """
+        with self._store.read() as session:
+            client_keys = {}
+            for client in session.scalars(select(ClientRecord)):
+                records.verify_client(self._verify_public, self._vault_id, client)
+                client_keys[client.id] = client.verify_public
+            report = audit.verify_chain(session, self._vault_id, self._verify_public, client_keys)
+            witness = audit.read_witness(self._vault_id)
+            problems = list(report.problems)
+            if witness is not None and not audit.chain_contains(session, *witness):
+                problems.append(
+                    f"entry {witness[0]}, seen by the last verification on this machine, "
+                    "is gone or changed: entries were cut off the end of the log"
+                )
+        report = audit.ChainReport(
+            report.entries, report.head_seq, report.head_hash, tuple(problems)
+        )
+        if remember and report.ok and report.head_seq:
+            audit.write_witness(self._vault_id, report.head_seq, report.head_hash)
+        return report
 
     def status(self) -> VaultStatus:
         """Public facts about this vault (id, fingerprint, KDF, counts).

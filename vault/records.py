@@ -25,7 +25,9 @@ from vault.model import (
     split_list,
 )
 from vault.store import (
+    ClientRecord,
     CredentialRecord,
+    GrantRecord,
     HeaderRecord,
     PayloadRecord,
     VersionRecord,
@@ -311,19 +313,79 @@ def check_metadata(row: VersionRecord, head: CredentialRecord) -> CredentialMeta
     return meta
 
 
+# --------------------------------------------------------------------------------------
+# Clients and grants
+# --------------------------------------------------------------------------------------
+
+
+def client_message(vault_id: bytes, client: ClientRecord) -> bytes:
+    """What a client record's signature covers: keys, expiry, scope, revocation."""
+    return crypto.signed_message(
+        "client",
+        vault_id,
+        client.id,
+        client.name,
+        client.encryption_public,
+        client.verify_public,
+        client.created_at,
+        client.expires_at,
+        client.max_scope,
+        client.revoked_at,
+    )
+
+
+def sign_client(identity: RootIdentity, vault_id: bytes, client: ClientRecord) -> None:
+    """(Re-)sign a client record after any change to it."""
+    client.signature = identity.sign(client_message(vault_id, client))
+
+
+def verify_client(verify_public: bytes, vault_id: bytes, client: ClientRecord) -> None:
+    """Check a client record's signature.
+
+    :raises IntegrityError: when the row was forged or edited.
+    """
+    crypto.verify_signature(verify_public, client_message(vault_id, client), client.signature)
+
+
+def grant_message(vault_id: bytes, grant: GrantRecord) -> bytes:
+    """What a grant's signature covers."""
+    return crypto.signed_message(
+        "grant", vault_id, grant.client_id, grant.credential_id, grant.created_at
+    )
+
+
+def sign_grant(identity: RootIdentity, vault_id: bytes, grant: GrantRecord) -> None:
+    """Sign a new grant."""
+    grant.signature = identity.sign(grant_message(vault_id, grant))
+
+
+def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> None:
+    """Check a grant's signature.
+
+    :raises IntegrityError: when the row was forged or edited.
+    """
+    crypto.verify_signature(verify_public, grant_message(vault_id, grant), grant.signature)
+
+
 __all__ = [
     "ROOT_RECIPIENT",
     "SealedVersion",
     "check_metadata",
+    "client_message",
+    "grant_message",
     "head_message",
     "header_message",
     "metadata_of",
     "new_record_id",
     "open_payload",
     "seal_version",
+    "sign_client",
+    "sign_grant",
     "sign_head",
     "stage_of",
     "unwrap_dek",
+    "verify_client",
+    "verify_grant",
     "verify_head",
     "verify_header",
     "verify_version",

@@ -1,0 +1,162 @@
+"""Commands about authorized callers: ``client add|list|revoke``, ``grant``, ``ungrant``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from . import output
+from .options import json_option, open_admin, open_inventory, passphrase_file_option, vault_option
+
+
+def _client_dict(info: Any, now: Any) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "status": info.status(now),
+        "created_at": info.created_at,
+        "expires_at": info.expires_at,
+        "max_scope": list(info.max_scope),
+        "revoked_at": info.revoked_at,
+        "grants": list(info.grants),
+    }
+
+
+@click.group()
+def client() -> None:
+    """Manage client identities (one per bot or job) and their tokens."""
+
+
+@client.command(name="add")
+@click.argument("name")
+@click.option(
+    "--expires",
+    metavar="DURATION|DATE",
+    help="When the token stops working: 90d, 12h, 2w or YYYY-MM-DD [default: never].",
+)
+@click.option(
+    "--max-scope",
+    default=None,
+    metavar="PERMS",
+    help="Permissions this client may ever be granted, e.g. trade or read,trade,futures "
+    "(read is implied; 'all' includes withdraw) [default: all but withdraw].",
+)
+@vault_option
+@passphrase_file_option
+@json_option
+def client_add(
+    name: str,
+    expires: str | None,
+    max_scope: str | None,
+    vault_location: str | None,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """Create a client and print its token once (exv1-...).
+
+    Give the token to the bot through a 0600 file (EXVAULT_TOKEN_FILE) or systemd's
+    LoadCredential=; the vault keeps only the client's public key.
+    """
+    from vault.access import DEFAULT_SCOPE
+    from vault.durations import parse_expiry
+    from vault.model import utc_now, validate_name
+
+    validate_name(name, "client")
+    expires_at = parse_expiry(expires, utc_now()) if expires else None
+    with open_admin(vault_location, passphrase_file) as admin:
+        info, token = admin.add_client(
+            name, expires_at=expires_at, max_scope=max_scope or DEFAULT_SCOPE
+        )
+    if as_json:
+        output.emit_json({**_client_dict(info, utc_now()), "token": token})
+        return
+    click.echo(
+        f'Client "{info.name}" created (max scope: {",".join(info.max_scope)}; '
+        f"expires: {info.expires_at.isoformat() if info.expires_at else 'never'})."
+    )
+    click.echo("Its token, shown only now (store it in a 0600 file for the bot):")
+    click.echo("")
+    click.echo(f"    {token}")
+    click.echo("")
+    click.echo(f"Then: exvault grant {info.name} CREDENTIAL...")
+
+
+@client.command(name="list")
+@vault_option
+@json_option
+def client_list(vault_location: str | None, as_json: bool) -> None:
+    """List clients: status, expiry, maximum scope and grants (no token)."""
+    from vault.model import utc_now
+
+    now = utc_now()
+    with open_inventory(vault_location) as inv:
+        infos = inv.clients()
+    if as_json:
+        output.emit_json([_client_dict(i, now) for i in infos])
+        return
+    if not infos:
+        click.echo("No clients yet. Add one with: exvault client add NAME", err=True)
+        return
+    output.table(
+        ("NAME", "STATUS", "EXPIRES", "MAX SCOPE", "GRANTS"),
+        [
+            (
+                i.name,
+                i.status(now),
+                i.expires_at.strftime("%Y-%m-%d") if i.expires_at else "never",
+                ",".join(i.max_scope),
+                ",".join(i.grants) or "-",
+            )
+            for i in infos
+        ],
+    )
+
+
+@client.command(name="revoke")
+@click.argument("name")
+@vault_option
+@passphrase_file_option
+def client_revoke(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
+    """Revoke a client: it can read nothing more; what it could read is marked exposed."""
+    with open_admin(vault_location, passphrase_file) as admin:
+        exposed = admin.revoke_client(name)
+    click.echo(f'Client "{name}" revoked.')
+    if exposed:
+        click.echo(f"Marked exposed (rotate them; exvault check lists them): {', '.join(exposed)}")
+
+
+@click.command()
+@click.argument("client_name", metavar="CLIENT")
+@click.argument("credentials", nargs=-1, required=True)
+@vault_option
+@passphrase_file_option
+def grant(
+    client_name: str,
+    credentials: tuple[str, ...],
+    vault_location: str | None,
+    passphrase_file: str | None,
+) -> None:
+    """Let CLIENT read CREDENTIALS (refused beyond its maximum scope)."""
+    with open_admin(vault_location, passphrase_file) as admin:
+        admin.grant(client_name, credentials)
+    click.echo(f'Granted to "{client_name}": {", ".join(credentials)}.')
+
+
+@click.command()
+@click.argument("client_name", metavar="CLIENT")
+@click.argument("credentials", nargs=-1, required=True)
+@vault_option
+@passphrase_file_option
+def ungrant(
+    client_name: str,
+    credentials: tuple[str, ...],
+    vault_location: str | None,
+    passphrase_file: str | None,
+) -> None:
+    """Stop CLIENT from reading CREDENTIALS (their wrapped keys are deleted)."""
+    with open_admin(vault_location, passphrase_file) as admin:
+        admin.ungrant(client_name, credentials)
+    click.echo(f'Ungranted from "{client_name}": {", ".join(credentials)}.')
+
+
+COMMANDS = (client, grant, ungrant)

@@ -1,0 +1,103 @@
+"""``exvault audit``: read and verify the audit log (no passphrase needed)."""
+
+from __future__ import annotations
+
+import click
+
+from . import output
+from .options import json_option, open_inventory, vault_option
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--since",
+    metavar="DURATION|DATE",
+    help="Only entries from this far back (7d, 12h) or this date.",
+)
+@vault_option
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_json: bool) -> None:
+    """Show who read or changed what, when, from which host and process."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from vault.durations import parse_date, parse_duration
+    from vault.errors import InvalidInput
+    from vault.model import utc_now
+
+    start = None
+    if since:
+        try:
+            start = utc_now() - parse_duration(since)
+        except InvalidInput:
+            from datetime import datetime, timezone
+
+            day = parse_date(since)
+            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    with open_inventory(vault_location) as inv:
+        entries = inv.audit_entries(start)
+    if as_json:
+        output.emit_json([e.__dict__ for e in entries])
+        return
+    output.table(
+        (
+            "SEQ",
+            "TIME (UTC)",
+            "ACTOR",
+            "HOST",
+            "PID",
+            "ACTION",
+            "CREDENTIAL",
+            "VER",
+            "OUTCOME",
+            "DETAIL",
+        ),
+        [
+            (
+                e.seq,
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor,
+                e.host,
+                e.pid,
+                e.action,
+                e.credential or "-",
+                e.version or "-",
+                e.outcome,
+                e.detail,
+            )
+            for e in entries
+        ],
+    )
+
+
+@audit.command(name="verify")
+@vault_option
+@json_option
+def audit_verify(vault_location: str | None, as_json: bool) -> None:
+    """Check the audit chain: a deleted, edited, reordered or cut-off entry is reported.
+
+    Exits 0 when the chain is whole, 3 when it is not.
+    """
+    with open_inventory(vault_location) as inv:
+        report = inv.verify_audit()
+    if as_json:
+        output.emit_json(
+            {
+                "ok": report.ok,
+                "entries": report.entries,
+                "head": report.head_seq,
+                "problems": list(report.problems),
+            }
+        )
+    elif report.ok:
+        click.echo(
+            f"Audit log intact: {output.plural(report.entries, 'entry')}, head {report.head_seq}."
+        )
+    else:
+        for problem in report.problems:
+            click.echo(f"exvault: audit: {problem}", err=True)
+    if not report.ok:
+        raise click.exceptions.Exit(3)
+
+
+COMMANDS = (audit,)

@@ -1,0 +1,88 @@
+"""``exvault run``: start a program with credentials in its environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .options import passphrase_file_option, vault_option
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--cred",
+    "creds",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="Credential to load (repeatable).",
+)
+@click.option("--preset", help="Variable names of a known program: freqtrade.")
+@click.option(
+    "--env",
+    "mappings",
+    multiple=True,
+    metavar="NAME=FIELD",
+    help="Set variable NAME to a field (NAME=field, or NAME=credential.field with several --cred).",
+)
+@click.option(
+    "--stage",
+    type=click.Choice(["current", "pending", "previous"]),
+    default="current",
+    show_default=True,
+)
+@click.option(
+    "--no-masking", is_flag=True, help="Do not mask secret values in the program's output."
+)
+@vault_option
+@passphrase_file_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    creds: tuple[str, ...],
+    preset: str | None,
+    mappings: tuple[str, ...],
+    stage: str,
+    no_masking: bool,
+    vault_location: str | None,
+    passphrase_file: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND with credentials in its environment only (never in argv).
+
+    With a client token in the environment (EXVAULT_TOKEN_FILE, EXVAULT_TOKEN or
+    systemd's credentials directory) the credentials are read as that client;
+    otherwise the vault is unlocked with the passphrase. The program's output has
+    secret values masked unless --no-masking. Its exit code is passed through.
+
+    Example: exvault run --cred binance-main --preset freqtrade -- freqtrade trade
+    """
+    from vault import run as running
+    from vault.client import ClientVault
+    from vault.errors import InvalidToken
+    from vault.token import find_token
+
+    if preset is None and not mappings:
+        raise click.UsageError("say which variables to set: --preset NAME or --env NAME=field")
+    try:
+        token = find_token() if passphrase_file is None else None
+    except InvalidToken as exc:
+        if "no client token" not in str(exc):
+            raise
+        token = None
+    if token is not None:
+        with ClientVault.open(vault_location, token=token) as handle:
+            loaded = [handle.get(name, stage) for name in creds]
+    else:
+        from .options import open_admin
+
+        with open_admin(vault_location, passphrase_file) as admin:
+            loaded = [admin.get(name, stage) for name in creds]
+    env = running.build_environment(loaded, preset=preset, mappings=mappings, base=os.environ)
+    code = running.run(command, env, secrets=running.secret_values(loaded), masking=not no_masking)
+    sys.stdout.flush()
+    raise click.exceptions.Exit(code)
+
+
+COMMANDS = (run,)

@@ -1,0 +1,67 @@
+"""Authorized callers: client scopes and what is known of a client.
+
+A client is one program (a bot, a cron job) with its own key pair. The owner grants
+it credentials; the vault then wraps those credentials' data keys for the client's
+public key, so the client can decrypt exactly what it was granted and nothing else,
+whatever it can read in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from vault.errors import InvalidInput
+from vault.exchanges import PERMISSIONS
+
+DEFAULT_SCOPE: tuple[str, ...] = tuple(p for p in PERMISSIONS if p != "withdraw")
+"""A client's maximum scope when none is given: everything but ``withdraw``."""
+
+
+def parse_scope(items: str | Iterable[str]) -> tuple[str, ...]:
+    """A maximum scope from ``"trade,futures"`` or a list; ``read`` is always included.
+
+    ``all`` stands for every permission, withdraw included.
+
+    :raises InvalidInput: for an unknown permission name.
+    """
+    words = [items] if isinstance(items, str) else list(items)
+    names = {w.strip().lower() for text in words for w in text.split(",") if w.strip()}
+    if "all" in names:
+        return PERMISSIONS
+    unknown = sorted(names - set(PERMISSIONS))
+    if unknown:
+        raise InvalidInput(
+            f"unknown permission {', '.join(unknown)} in the scope "
+            f"(use {', '.join(PERMISSIONS)} or all)"
+        )
+    names.add("read")
+    return tuple(p for p in PERMISSIONS if p in names)
+
+
+def beyond_scope(permissions: Iterable[str], scope: Iterable[str]) -> tuple[str, ...]:
+    """The permissions not allowed by ``scope`` (empty when all are)."""
+    allowed = set(scope)
+    return tuple(p for p in permissions if p not in allowed)
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """What ``client list`` prints about a client: never its token."""
+
+    id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    max_scope: tuple[str, ...]
+    revoked_at: datetime | None
+    grants: tuple[str, ...]
+
+    def status(self, now: datetime) -> str:
+        """``active``, ``expired`` or ``revoked``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"

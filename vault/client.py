@@ -1,0 +1,331 @@
+"""The runtime side: a bot reads the credentials it was granted, with its token.
+
+::
+
+    cred = vault.load("binance-main")          # token from the environment
+    with vault.open(token=tok) as v:
+        v.get("kucoin-sub1"); v.get("kucoin-sub1", stage="previous")
+
+The check is cryptographic: a client can decrypt only versions whose data key was
+wrapped for its own X25519 key. It trusts only records signed by the vault whose
+fingerprint its token pins, whatever the database says.
+
+Every :meth:`ClientVault.get` re-reads the rows (so a rotation by another process is
+seen at once), checks the payload digest and decrypts with AES-GCM under its
+associated data. The public-key work (Ed25519 verification of rows already verified
+byte for byte, X25519 unwrapping of a wrap already opened) is cached per handle.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from vault import audit, crypto, records
+from vault.credential import Credential
+from vault.errors import (
+    AccessDenied,
+    IntegrityError,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    TokenExpired,
+)
+from vault.inventory import Where, open_store
+from vault.model import from_epoch, to_epoch, utc_now
+from vault.secret import Secret
+from vault.store import (
+    ClientRecord,
+    CredentialRecord,
+    HeaderRecord,
+    PayloadRecord,
+    Store,
+    VersionRecord,
+    WrapRecord,
+)
+from vault.token import ClientToken, find_token, parse_token
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+_STAGE_COLUMNS = {
+    "current": CredentialRecord.current_version,
+    "pending": CredentialRecord.pending_version,
+    "previous": CredentialRecord.previous_version,
+}
+
+
+class ClientVault:
+    """A vault opened with a client token: reads what the client was granted."""
+
+    def __init__(
+        self, store: Store, header: HeaderRecord, token: ClientToken, client: ClientRecord
+    ) -> None:
+        self._store = store
+        self._vault_id = header.vault_id
+        self._verify_public = header.verify_public
+        self._token = token
+        self._decryption_key, self._signing_key = token.keys
+        self._name = client.name
+        self._expires_at = client.expires_at
+        self._verified: set[bytes] = set()
+        self._deks: dict[tuple[str, int, bytes, bytes], bytes] = {}
+        self._audited: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, where: Where = None, *, token: str | ClientToken | None = None) -> ClientVault:
+        """Open the vault at ``where`` as the client of ``token``.
+
+        Without ``token``, it comes from ``$EXVAULT_TOKEN``, the 0600 file named by
+        ``$EXVAULT_TOKEN_FILE``, or ``$CREDENTIALS_DIRECTORY/exvault-token``.
+
+        :raises InvalidToken: no token, a malformed one, or one of another vault.
+        :raises TokenExpired: the client's expiry has passed.
+        :raises AccessDenied: the client is revoked.
+        :raises IntegrityError: the client record was forged or edited.
+        """
+        if token is None:
+            token = find_token()
+        elif isinstance(token, str):
+            token = parse_token(token)
+        store, header = open_store(where)
+        try:
+            client = cls._check_client(store, header, token)
+        except BaseException:
+            store.dispose()
+            raise
+        return cls(store, header, token, client)
+
+    @staticmethod
+    def _check_client(store: Store, header: HeaderRecord, token: ClientToken) -> ClientRecord:
+        if not (
+            crypto.constant_time_equal(token.vault_id, header.vault_id)
+            and crypto.constant_time_equal(
+                token.fingerprint, crypto.fingerprint(header.verify_public)
+            )
+        ):
+            audit.record_failure(
+                store, header.vault_id, "unknown", "open", "token of another vault"
+            )
+            raise InvalidToken("this token belongs to another vault (its fingerprint differs)")
+        with store.read() as session:
+            client = session.get(ClientRecord, token.client_id)
+        if client is None:
+            audit.record_failure(store, header.vault_id, "unknown", "open", "token of no client")
+            raise InvalidToken("this token's client does not exist in the vault")
+        records.verify_client(header.verify_public, header.vault_id, client)
+        if not (
+            crypto.constant_time_equal(client.encryption_public, token.encryption_public)
+            and crypto.constant_time_equal(client.verify_public, token.verify_public)
+        ):
+            audit.record_failure(store, header.vault_id, "unknown", "open", "token keys mismatch")
+            raise InvalidToken("this token does not match its client's keys")
+        signer = (client.id, token.keys[1].sign)
+        actor = audit.client_actor(client.name)
+        if client.revoked_at is not None:
+            audit.record_failure(store, header.vault_id, actor, "open", "revoked", signer=signer)
+            raise AccessDenied(
+                f'client "{client.name}" was revoked on {from_epoch(client.revoked_at):%Y-%m-%d}'
+            )
+        if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
+            audit.record_failure(store, header.vault_id, actor, "open", "expired", signer=signer)
+            raise TokenExpired(
+                f'the token of client "{client.name}" expired on '
+                f"{from_epoch(client.expires_at):%Y-%m-%d %H:%M} UTC; ask the vault owner "
+                "for a new client"
+            )
+        return client
+
+    @property
+    def client_name(self) -> str:
+        """The name of the client this handle acts as."""
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"ClientVault(client={self._name!r})"
+
+    def close(self) -> None:
+        """Release the database connections and forget cached data keys."""
+        with self._lock:
+            self._deks.clear()
+        self._store.dispose()
+
+    def __enter__(self) -> ClientVault:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def _signer(self) -> audit.Signer:
+        return (self._token.client_id, self._signing_key.sign)
+
+    def _refuse(self, error: AccessDenied, credential: str, version: int | None = None) -> None:
+        audit.record_failure(
+            self._store,
+            self._vault_id,
+            audit.client_actor(self._name),
+            "read",
+            str(error),
+            credential=credential,
+            version=version,
+            signer=self._signer(),
+        )
+        raise error
+
+    def _verify_once(self, message: bytes, signature: bytes) -> None:
+        # A row whose exact signed bytes and signature were verified before needs no
+        # second Ed25519 verification; anything else changed in it misses the cache.
+        key = crypto.digest(message, signature)
+        if key in self._verified:
+            return
+        crypto.verify_signature(self._verify_public, message, signature)
+        self._verified.add(key)
+
+    def get(self, name: str, stage: str = "current") -> Credential:
+        """Decrypt the ``stage`` version of credential ``name`` (default ``current``).
+
+        ``previous`` is readable only during the grace period after a rotation.
+
+        :raises AccessDenied: the client was not granted it (or is revoked); audited.
+        :raises TokenExpired: the client's expiry passed while the handle was open.
+        :raises NotFound: no such credential or stage.
+        :raises IntegrityError: a row failed verification.
+        """
+        if stage not in _STAGE_COLUMNS:
+            raise InvalidInput(f'unknown stage "{stage}" (use current, pending or previous)')
+        now = to_epoch(utc_now())
+        if self._expires_at is not None and self._expires_at <= now:
+            self._refuse(TokenExpired(f'the token of client "{self._name}" has expired'), name)
+        with Session(self._store.engine, expire_on_commit=False) as session:
+            row = self._fetch(session, name, stage)
+        head, version_row, payload, wrap = row
+        version = getattr(head, f"{stage}_version")
+        self._verify_once(records.head_message(self._vault_id, head), head.signature)
+        if version is None:
+            raise NotFound(f'credential "{name}" has no {stage} version')
+        if stage == "previous" and (head.previous_until or 0) <= now:
+            self._refuse(
+                AccessDenied(f'the grace period of the previous version of "{name}" is over'),
+                name,
+                version,
+            )
+        if wrap is None:
+            self._refuse(
+                AccessDenied(f'client "{self._name}" is not granted "{name}"'), name, version
+            )
+        if version_row is None or payload is None:
+            raise IntegrityError(f'damaged vault: version {version} of "{name}" is incomplete')
+        self._verify_once(
+            records.version_message(self._vault_id, version_row), version_row.signature
+        )
+        meta = records.check_metadata(version_row, head)
+        assert wrap is not None
+        dek_key = (head.id, version, wrap.ephemeral_public, wrap.body)
+        dek = self._deks.get(dek_key)
+        if dek is None:
+            dek = records.unwrap_dek(self._vault_id, version_row, wrap, self._decryption_key)
+            with self._lock:
+                self._deks[dek_key] = dek
+        fields = records.open_payload(self._vault_id, version_row, payload, dek)
+        self._audit_read(name, version, stage)
+        return Credential(
+            name=meta.name,
+            exchange=meta.exchange,
+            permissions=meta.permissions,
+            ips=meta.ips,
+            version=version,
+            stage=stage,
+            issued_on=meta.issued_on,
+            expires_on=meta.expires_on,
+            fields={k: Secret(v) for k, v in fields.items()},
+        )
+
+    def _fetch(
+        self, session: Session, name: str, stage: str
+    ) -> tuple[CredentialRecord, VersionRecord | None, PayloadRecord | None, WrapRecord | None]:
+        # One round trip: the head, and the version, payload and this client's wrap
+        # at the stage's version number.
+        column = _STAGE_COLUMNS[stage]
+        query = (
+            select(CredentialRecord, VersionRecord, PayloadRecord, WrapRecord)
+            .outerjoin(
+                VersionRecord,
+                and_(
+                    VersionRecord.credential_id == CredentialRecord.id,
+                    VersionRecord.version == column,
+                ),
+            )
+            .outerjoin(
+                PayloadRecord,
+                and_(
+                    PayloadRecord.credential_id == CredentialRecord.id,
+                    PayloadRecord.version == column,
+                ),
+            )
+            .outerjoin(
+                WrapRecord,
+                and_(
+                    WrapRecord.credential_id == CredentialRecord.id,
+                    WrapRecord.version == column,
+                    WrapRecord.recipient == self._token.client_id,
+                ),
+            )
+            .where(CredentialRecord.name == name)
+        )
+        found = session.execute(query).first()
+        if found is None:
+            raise NotFound(f'no credential named "{name}"')
+        head, version_row, payload, wrap = found
+        return head, version_row, payload, wrap
+
+    def _audit_read(self, name: str, version: int, stage: str) -> None:
+        # The first read of each version by this handle is audited; repeated reads of
+        # the same version in one process are the same reader and are not re-logged
+        # (a bot polling its key would otherwise turn every read into a disk write).
+        key = (name, version)
+        if key in self._audited:
+            return
+        with self._store.write() as session:
+            audit.append(
+                session,
+                self._vault_id,
+                actor=audit.client_actor(self._name),
+                action="read",
+                credential=name,
+                version=version,
+                detail=stage,
+                signer=self._signer(),
+            )
+        with self._lock:
+            self._audited.add(key)
+
+
+def open(where: Where = None, *, token: str | ClientToken | None = None) -> ClientVault:
+    """Open the vault as a client; see :meth:`ClientVault.open`."""
+    return ClientVault.open(where, token=token)
+
+
+def load(
+    name: str,
+    *,
+    stage: str = "current",
+    where: Where = None,
+    token: str | ClientToken | None = None,
+) -> Credential:
+    """Open, read one credential, close: the one-line runtime API.
+
+    :raises VaultError: as :meth:`ClientVault.open` and :meth:`ClientVault.get`.
+    """
+    with ClientVault.open(where, token=token) as handle:
+        return handle.get(name, stage)
