@@ -124,11 +124,14 @@ def add(
     exchange needs one) or read with --from-json; they are never accepted as arguments.
     """
     from vault import exchanges
+    from vault.errors import AlreadyExists
     from vault.model import validate_name
 
     validate_name(name)
     exchanges.get_profile(exchange)  # an unknown exchange is reported before any prompt
     with open_admin(vault_location, passphrase_file) as admin:
+        if name in admin.names():  # before anyone types or pastes a secret
+            raise AlreadyExists(f'a credential named "{name}" exists already')
         payload = _read_payload(from_json, exchange, ask)
         info = admin.add(
             name,
@@ -206,7 +209,11 @@ def show(
     if field_name is not None:
         with open_admin(vault_location, passphrase_file) as admin:
             cred = admin.get(name, stage)
-        click.echo(cred.field(field_name).reveal())
+        value = cred.field(field_name).reveal()
+        if as_json:
+            output.emit_json({"name": name, "version": cred.version, field_name: value})
+        else:
+            click.echo(value)
         return
     with open_inventory(vault_location) as inv:
         info = inv.describe(name)
@@ -274,6 +281,17 @@ def edit(
         raise click.UsageError("--ip and --clear-ips exclude each other")
     if expires and no_expires:
         raise click.UsageError("--expires and --no-expires exclude each other")
+    if not (
+        permissions is not None
+        or ips
+        or clear_ips
+        or issued
+        or expires
+        or no_expires
+        or new_secrets
+        or from_json is not None
+    ):
+        raise click.UsageError("nothing to change: give at least one option")
     with open_inventory(vault_location) as inv:
         exchange = inv.describe(name).metadata.exchange
     with open_admin(vault_location, passphrase_file) as admin:

@@ -41,7 +41,14 @@ def init(
     """
     from vault.admin import AdminVault
     from vault.crypto import KdfParams
+    from vault.errors import AlreadyExists
+    from vault.location import describe, resolve
+    from vault.store import sqlite_path
 
+    url = resolve(vault_location)
+    path = sqlite_path(url)
+    if path is not None and path.exists():  # before asking for a passphrase
+        raise AlreadyExists(f"a file exists at {describe(url)}; refusing to overwrite it")
     passphrase = prompts.new_passphrase(passphrase_file, "vault passphrase")
     # Hidden, for the test suite only: a KDF cheap enough to run hundreds of times.
     kdf = KdfParams(1, 64, 1) if insecure_test_kdf else None
@@ -49,7 +56,7 @@ def init(
         click.echo("Calibrating Argon2id and creating the vault...", err=True)
     started = time.perf_counter()
     admin, recovery = AdminVault.create(
-        vault_location,
+        url,
         passphrase,
         kdf=kdf,
         insecure_test_kdf=insecure_test_kdf,

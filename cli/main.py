@@ -3,7 +3,8 @@
 Exit codes (docs/cli.md): 0 success; 2 usage error (click); 3 wrong passphrase or
 damaged vault; 4 not found; 5 already exists; 6 access denied; 7 invalid input;
 8 no vault; 9 conflict; 10 insecure file; 11 unsupported format; 12 database error;
-70 internal error; 130 interrupted. ``exvault check`` keeps 1 and 2 for its findings.
+70 internal error; 130 interrupted. ``exvault check`` keeps 1 and 2 for its findings
+and exits 64 on a usage error.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ EXIT_CODES: dict[type[errors.VaultError], int] = {
     errors.UnsupportedFormat: 11,
 }
 EXIT_DATABASE = 12
+EXIT_CHECK_USAGE = 64
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -54,8 +56,11 @@ class VaultCommandError(click.ClickException):
 
 
 def _harden_process() -> None:
-    # Files we create are for the owner only, whatever the caller's umask says.
+    """Owner-only files, and no core dump that could carry a decrypted secret."""
+    from vault.hardening import disable_core_dumps
+
     os.umask(0o077)
+    disable_core_dumps()
 
 
 class ExvaultGroup(click.Group):
@@ -63,7 +68,27 @@ class ExvaultGroup(click.Group):
 
     Anything else unexpected also becomes one line (with EXVAULT_DEBUG=1 the
     traceback is shown): a traceback's text could carry data we never meant to print.
+    Usage errors, too, are one line (exit 2) instead of click's usage block.
     """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "exvault"
+            click.echo(f"exvault: error: {exc.format_message()} (see: {where} --help)", err=True)
+            # check's exit codes 1 and 2 mean findings; its usage errors must not.
+            sys.exit(EXIT_CHECK_USAGE if where.endswith(" check") else exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("exvault: aborted", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -98,13 +123,14 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import access, audit, credentials, keys, run
+    from . import access, audit, credentials, keys, rotation, run
 
     for command in (
         *keys.COMMANDS,
         *credentials.COMMANDS,
         *access.COMMANDS,
         *run.COMMANDS,
+        *rotation.COMMANDS,
         *audit.COMMANDS,
     ):
         cli.add_command(command)

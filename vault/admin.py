@@ -8,9 +8,9 @@ root key; every read verifies what it reads.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import URL
@@ -39,6 +39,7 @@ from vault.model import (
     validate_name,
 )
 from vault.network import parse_ip_whitelist
+from vault.policy import Policy
 from vault.secret import Secret
 from vault.store import (
     ClientRecord,
@@ -338,7 +339,10 @@ class AdminVault(Inventory):
             ips = [ips]
         ip_list = parse_ip_whitelist(ips)
         profile.validate_ips(ip_list)
-        issued = issued_on or utc_now().date()
+        today = utc_now().date()
+        issued = issued_on or today
+        if issued > today + timedelta(days=1):  # a day of slack for time zones
+            raise InvalidInput(f"the issue date {issued} is in the future")
         if expires_on is not None and expires_on < issued:
             raise InvalidInput("the expiry date is before the issue date")
         return CredentialMetadata(
@@ -409,10 +413,14 @@ class AdminVault(Inventory):
         """
         now = to_epoch(utc_now())
         with self._writing() as session:
-            head = self._head(session, name)
+            head = self._head(session, name, for_update=True)
             old_version = head.current_version
             if old_version is None:
                 raise Conflict(f'credential "{name}" has no current version')
+            if head.pending_version is not None:
+                raise Conflict(
+                    f'a rotation of "{name}" is pending; promote or abort it before editing'
+                )
             old_meta, fields = self._open_version(session, head, old_version)
             metadata = self._metadata(
                 name,
@@ -450,6 +458,61 @@ class AdminVault(Inventory):
             session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
             self._audit(session, "remove", name)
         self._store.checkpoint()
+
+    # ---------------------------------------------------------------- policy
+
+    def _update_policy(self, name: str, change: Callable[[Policy], Policy], detail: str) -> Policy:
+        with self._writing() as session:
+            head = self._head(session, name, for_update=True)
+            policy = change(Policy.from_json(head.policy))
+            head.policy = policy.to_json()
+            head.updated_at = to_epoch(utc_now())
+            records.sign_head(self._identity, self._vault_id, head)
+            self._audit(session, "policy", name, detail=detail)
+        return policy
+
+    def set_policy(
+        self,
+        name: str,
+        *,
+        max_age_days: int | None = None,
+        warn_before_days: int | None = None,
+        stale_days: int | None = None,
+        grace_hours: int | None = None,
+    ) -> Policy:
+        """Change a credential's rotation limits (the rest stays as it is).
+
+        :raises InvalidInput: for limits out of range.
+        """
+        return self._update_policy(
+            name,
+            lambda p: p.with_limits(
+                max_age_days=max_age_days,
+                warn_before_days=warn_before_days,
+                stale_days=stale_days,
+                grace_hours=grace_hours,
+            ),
+            "limits changed",
+        )
+
+    def accept_risk(self, name: str, risk: str, reason: str) -> Policy:
+        """Record that the owner accepts ``risk`` (e.g. ``withdraw``) for this credential.
+
+        :raises InvalidInput: for a risk that cannot be accepted or an empty reason.
+        """
+        now = utc_now()
+        return self._update_policy(
+            name, lambda p: p.accept(risk, reason, now), f"accepted risk {risk}: {reason}"
+        )
+
+    def clear_risk(self, name: str, risk: str) -> Policy:
+        """Withdraw an accepted risk."""
+        return self._update_policy(name, lambda p: p.clear(risk), f"cleared risk {risk}")
+
+    def policy(self, name: str) -> Policy:
+        """The credential's policy (signature verified)."""
+        with self._store.read() as session:
+            return Policy.from_json(self._head(session, name).policy)
 
     # ---------------------------------------------------------------- clients
 

@@ -185,10 +185,10 @@ KDF_FLOOR = KdfParams(time_cost=3, memory_kib=64 * 1024, parallelism=4)
 KDF_DEFAULT_MEMORY_KIB = 256 * 1024
 KDF_DEFAULT_TARGET_SECONDS = 0.5
 
-# The hard cap on open: 2 GiB and 16 passes is far beyond any calibration exvault
-# performs (it stops at 1 GiB), yet small enough that a header crafted by someone
-# with write access to the vault file cannot make us burn gigabytes or minutes.
-KDF_CAP = KdfParams(time_cost=16, memory_kib=2 * 1024 * 1024, parallelism=16)
+# The hard cap on open: just above the most exvault's calibration ever chooses
+# (1 GiB, 8 passes), so a keyslot crafted by someone with write access to the vault
+# cannot make an unlock burn more than about ten seconds and one gigabyte.
+KDF_CAP = KdfParams(time_cost=10, memory_kib=1024 * 1024, parallelism=16)
 _CALIBRATION_MAX_MEMORY_KIB = 1024 * 1024
 
 
@@ -201,11 +201,15 @@ def check_kdf_params(params: KdfParams) -> None:
     :raises UnsupportedFormat: when a parameter is outside the accepted range.
     """
     if not (1 <= params.parallelism <= KDF_CAP.parallelism):
-        raise UnsupportedFormat("vault KDF parallelism is outside the accepted range")
+        raise UnsupportedFormat("vault KDF parallelism is outside the accepted range (cap 16)")
     if not (1 <= params.time_cost <= KDF_CAP.time_cost):
-        raise UnsupportedFormat("vault KDF time cost is above the safety cap")
+        raise UnsupportedFormat(
+            f"vault KDF time cost is outside the safety cap (1-{KDF_CAP.time_cost})"
+        )
     if not (8 * params.parallelism <= params.memory_kib <= KDF_CAP.memory_kib):
-        raise UnsupportedFormat("vault KDF memory is above the safety cap")
+        raise UnsupportedFormat(
+            "vault KDF memory is outside the safety cap (8 KiB per lane to 1 GiB)"
+        )
 
 
 def normalize_passphrase(passphrase: str) -> bytes:
@@ -246,8 +250,9 @@ def calibrate_kdf(
     """Choose Argon2id parameters that take about ``target_seconds`` on this machine.
 
     Memory is fixed first (memory hardness is what hurts GPU attackers most), then
-    passes are added up to the target; on a fast machine that would need more than
-    the cap's passes, memory grows instead. Never returns less than :data:`KDF_FLOOR`.
+    passes are added up to the target; on a machine so fast that more than 8 passes
+    would be needed, memory doubles instead (up to 1 GiB). Never returns less than
+    :data:`KDF_FLOOR`.
     """
     memory_kib = max(memory_kib, KDF_FLOOR.memory_kib)
     parallelism = max(parallelism, KDF_FLOOR.parallelism)
@@ -394,6 +399,15 @@ class RootIdentity:
         """Ed25519 signature of ``message``."""
         return self.signing_key.sign(message)
 
+    def fingerprint_key(self) -> bytes:
+        """The HMAC key of :func:`keyed_fingerprint`, derived from the private key."""
+        return HKDF(
+            algorithm=hashes.SHA256(),
+            length=KEY_SIZE,
+            salt=None,
+            info=b"exvault-v1 fingerprint key",
+        ).derive(x25519_private_bytes(self.decryption_key))
+
     def __repr__(self) -> str:
         return f"RootIdentity(fingerprint={format_fingerprint(fingerprint(self.verify_public))})"
 
@@ -453,7 +467,10 @@ def wrap_for_recipient(dek: bytes, recipient_public: bytes, ad: bytes) -> Wrappe
     """
     ephemeral = X25519PrivateKey.generate()
     ephemeral_public = x25519_public_bytes(ephemeral)
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+    try:
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+    except ValueError:  # malformed or low-order key (OpenSSL refuses it before we can)
+        raise IntegrityError() from None
     key = _wrap_key(shared, ephemeral_public, recipient_public)
     # Each wrap key is derived from a fresh ephemeral key and used once: a zero nonce is safe.
     return WrappedKey(ephemeral_public, AESGCM(key).encrypt(_ZERO_NONCE, dek, ad))
@@ -483,15 +500,15 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
-def keyed_fingerprint(vault_id: bytes, label: str, value: str) -> bytes:
-    """16-byte fingerprint of a high-entropy identifier (an API key) bound to this vault.
+def keyed_fingerprint(key: bytes, label: str, value: str) -> bytes:
+    """16-byte HMAC-SHA256 fingerprint of an identifier (an API key) under ``key``.
 
     Stored in clear so that ``exvault check`` can find one API key stored under two
-    names without any key. API keys are long random strings, so this reveals nothing
-    an attacker could use; it is vault-specific so fingerprints cannot be matched
-    across vaults.
+    names without any key: equal values give equal fingerprints. The key derives from
+    the vault's private key (:meth:`RootIdentity.fingerprint_key`), so someone with the
+    vault file cannot test a guessed API key against it.
     """
-    return hashlib.sha256(encode_fields(b"exvault-fp", label, vault_id, value)).digest()[:16]
+    return hmac.new(key, encode_fields(b"exvault-fp", label, value), hashlib.sha256).digest()[:16]
 
 
 def derive_client_keys(seed: bytes) -> tuple[X25519PrivateKey, Ed25519PrivateKey]:

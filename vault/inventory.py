@@ -163,8 +163,11 @@ class Inventory:
         """Human form of the vault signing key's fingerprint."""
         return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))
 
-    def _head(self, session: Session, name: str) -> CredentialRecord:
-        head = session.scalar(select(CredentialRecord).where(CredentialRecord.name == name))
+    def _head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
+        query = select(CredentialRecord).where(CredentialRecord.name == name)
+        # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
+        # BEGIN IMMEDIATE already serializes writers and renders no FOR UPDATE.
+        head = session.scalar(query.with_for_update() if for_update else query)
         if head is None:
             raise NotFound(f'no credential named "{name}"; see: exvault list')
         records.verify_head(self._verify_public, self._vault_id, head)
@@ -181,7 +184,7 @@ class Inventory:
         """Every credential's current metadata, sorted by name (signatures not checked)."""
         query = (
             select(CredentialRecord, VersionRecord)
-            .join(
+            .outerjoin(
                 VersionRecord,
                 (VersionRecord.credential_id == CredentialRecord.id)
                 & (VersionRecord.version == CredentialRecord.current_version),
@@ -190,6 +193,10 @@ class Inventory:
         )
         with self._store.read() as session:
             for head, row in session.execute(query):
+                if row is None:
+                    raise IntegrityError(
+                        f'damaged vault: credential "{head.name}" has lost its current version'
+                    )
                 yield info_from_rows(head, row)
 
     def credentials(self) -> list[CredentialInfo]:

@@ -108,14 +108,18 @@ def open_with_passphrase(
 ) -> tuple[RootIdentity, KeyslotRecord]:
     """Unlock the root identity with a passphrase.
 
-    Every passphrase slot's KDF runs, whichever one matches, so the time taken does
-    not tell which slot (if any) the passphrase belongs to.
+    The one passphrase slot's KDF always runs in full, so a wrong passphrase costs
+    exactly what a right one does.
 
     :raises IntegrityError: when no slot opens (wrong passphrase or damaged vault).
     :raises UnsupportedFormat: when a slot's KDF parameters are above the cap.
     """
     found: tuple[RootIdentity, KeyslotRecord] | None = None
     candidates = [s for s in slots if s.kind == PASSPHRASE]
+    # exvault keeps exactly one passphrase slot (passwd replaces it in one transaction);
+    # more would multiply the KDF work an unlock costs, so a vault with more is refused.
+    if len(candidates) != 1:
+        raise IntegrityError("damaged vault: expected one passphrase keyslot")
     for slot in candidates:
         kek = crypto.derive_passphrase_kek(passphrase, slot.salt, slot_params(slot))
         try:

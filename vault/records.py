@@ -7,9 +7,10 @@ as ``docs/format.md`` specifies. Nothing here does I/O.
 
 from __future__ import annotations
 
-import uuid
+import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -38,9 +39,9 @@ ROOT_RECIPIENT = "root"
 
 
 def new_record_id() -> str:
-    """A random 128-bit record id (hex). Random, not sequential: ids are never reused,
-    so a row from a deleted credential can never pass for one of a new credential."""
-    return uuid.uuid4().hex
+    """A random 128-bit record id (32 hex digits). Random, not sequential: ids are never
+    reused, so a row from a deleted credential can never pass for one of a new one."""
+    return os.urandom(16).hex()
 
 
 # --------------------------------------------------------------------------------------
@@ -79,8 +80,8 @@ def metadata_of(row: VersionRecord) -> CredentialMetadata:
     :raises IntegrityError: when a date column is not a date (the row was edited).
     """
     try:
-        issued = date.fromisoformat(row.issued_on)
-        expires = date.fromisoformat(row.expires_on) if row.expires_on else None
+        issued = _strict_date(row.issued_on)
+        expires = _strict_date(row.expires_on) if row.expires_on is not None else None
     except (TypeError, ValueError):
         raise IntegrityError() from None
     return CredentialMetadata(
@@ -91,6 +92,17 @@ def metadata_of(row: VersionRecord) -> CredentialMetadata:
         issued_on=issued,
         expires_on=expires,
     )
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _strict_date(text: str) -> date:
+    # Only the exact form the writer produced: Python 3.11's fromisoformat also takes
+    # "20240115", which would let a date be respelled without changing its digest.
+    if not isinstance(text, str) or not _DATE.fullmatch(text):
+        raise ValueError(text)
+    return date.fromisoformat(text)
 
 
 def payload_ad(vault_id: bytes, credential_id: str, version: int, meta_digest: bytes) -> bytes:
@@ -140,7 +152,7 @@ class SealedVersion:
 
     version: VersionRecord
     payload: PayloadRecord
-    dek: bytes
+    dek: bytes = field(repr=False)
     meta_digest: bytes
 
 
@@ -170,7 +182,7 @@ def seal_version(
         expires_on=metadata.expires_on.isoformat() if metadata.expires_on else None,
         created_at=created_at,
         api_key_fingerprint=crypto.keyed_fingerprint(
-            vault_id, "api_key", payload.get("api_key", "")
+            identity.fingerprint_key(), "api_key", payload.get("api_key", "")
         ),
         payload_digest=payload_digest(nonce, ciphertext),
     )

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ForeignKeyConstraint,
     Integer,
     LargeBinary,
@@ -55,7 +57,10 @@ class StoreError(VaultError):
 
 
 class Base(DeclarativeBase):
-    """Declarative base of every exvault table."""
+    """Declarative base of every exvault table.
+
+    Times are whole seconds since the Unix epoch, UTC, in 64-bit columns.
+    """
 
 
 class SchemaInfo(Base):
@@ -73,7 +78,7 @@ class HeaderRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     format_version: Mapped[int] = mapped_column(Integer)
     vault_id: Mapped[bytes] = mapped_column(LargeBinary(16))
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
     encryption_public: Mapped[bytes] = mapped_column(LargeBinary(32))
     verify_public: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
@@ -91,7 +96,7 @@ class KeyslotRecord(Base):
     kdf_parallelism: Mapped[int | None] = mapped_column(Integer)
     nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
     wrapped: Mapped[bytes] = mapped_column(LargeBinary(80))
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class CredentialRecord(Base):
@@ -100,15 +105,15 @@ class CredentialRecord(Base):
     __tablename__ = "credentials"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    created_at: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
     current_version: Mapped[int | None] = mapped_column(Integer)
     pending_version: Mapped[int | None] = mapped_column(Integer)
-    pending_since: Mapped[int | None] = mapped_column(Integer)
+    pending_since: Mapped[int | None] = mapped_column(BigInteger)
     previous_version: Mapped[int | None] = mapped_column(Integer)
-    previous_until: Mapped[int | None] = mapped_column(Integer)
+    previous_until: Mapped[int | None] = mapped_column(BigInteger)
     policy: Mapped[str] = mapped_column(Text, default="{}")
-    exposed_at: Mapped[int | None] = mapped_column(Integer)
+    exposed_at: Mapped[int | None] = mapped_column(BigInteger)
     exposed_reason: Mapped[str | None] = mapped_column(Text)
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
 
@@ -133,7 +138,7 @@ class VersionRecord(Base):
     ips: Mapped[str] = mapped_column(Text)
     issued_on: Mapped[str] = mapped_column(String(10))
     expires_on: Mapped[str | None] = mapped_column(String(10))
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
     api_key_fingerprint: Mapped[bytes] = mapped_column(LargeBinary(16))
     payload_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
@@ -182,10 +187,10 @@ class ClientRecord(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     encryption_public: Mapped[bytes] = mapped_column(LargeBinary(32))
     verify_public: Mapped[bytes] = mapped_column(LargeBinary(32))
-    created_at: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
     max_scope: Mapped[str] = mapped_column(Text)
-    revoked_at: Mapped[int | None] = mapped_column(Integer)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
 
 
@@ -199,7 +204,7 @@ class GrantRecord(Base):
     )
     client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     credential_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
 
 
@@ -213,7 +218,7 @@ class AuditRecord(Base):
 
     __tablename__ = "audit_log"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[int] = mapped_column(Integer, index=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
     actor: Mapped[str] = mapped_column(String(160))
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
@@ -421,16 +426,24 @@ class Store:
                 session.connection()
                 yield session
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
         """Fold the WAL into the database and truncate it (SQLite only).
 
         Called after deletes, so that the page images of removed ciphertexts do not
-        linger in the ``-wal`` file.
+        linger in the ``-wal`` file. :returns: False when readers kept it from
+        completing for about ten seconds (the next checkpoint will finish the job).
         """
         if not self.is_sqlite:
-            return
-        with self._translate_errors(), self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            return True
+        # A reader's open snapshot can keep the checkpoint from reaching the end of the
+        # WAL ("busy"); readers are short, so try again for a little while.
+        for attempt in range(20):
+            with self._translate_errors(), self.engine.connect() as conn:
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+            if busy is not None and busy[0] == 0:
+                return True
+            time.sleep(0.05 * (attempt + 1))
+        return False
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -442,7 +455,12 @@ class Store:
         try:
             yield
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {describe_database_error(exc)}") from None
+            detail = describe_database_error(exc)
+            # SQLite's words for a damaged file: the vault is damaged, not the database
+            # server unhappy, and the user should hear the same as for a bad signature.
+            if "malformed" in detail or "not a database" in detail:
+                raise IntegrityError(f"damaged vault: {detail}") from None
+            raise StoreError(f"database error: {detail}") from None
 
 
 def _table_names(conn: Connection) -> set[str]:

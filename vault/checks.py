@@ -1,0 +1,502 @@
+"""The rotation checker: findings about every credential, from metadata alone.
+
+``exvault check`` runs from cron without the passphrase: everything it needs (dates,
+permissions, IP whitelists, policy, grants, last reads) is clear metadata. It reads
+with a handful of bulk queries, so 100,000 credentials check in a few seconds.
+Signatures are not verified here (``exvault verify`` does that with the passphrase);
+a finding is advice, never a decision made on unverified data.
+
+Each finding has a severity (``ok`` < ``warn`` < ``critical``), a stable code (the
+table in docs/rotation.md), the credential it is about (or none, for vault-wide
+findings) and a one-line message that says what to do.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from vault import crypto, keyslots
+from vault.exchanges import get_profile
+from vault.inventory import Inventory
+from vault.model import from_epoch, split_list, to_epoch
+from vault.network import WILDCARDS, is_unrestricted
+from vault.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
+from vault.store import (
+    AuditRecord,
+    ClientRecord,
+    CredentialRecord,
+    GrantRecord,
+    KeyslotRecord,
+    VersionRecord,
+)
+
+SEVERITIES = ("ok", "warn", "critical")
+RANK = {name: i for i, name in enumerate(SEVERITIES)}
+PENDING_TOO_LONG = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation about a credential (or the vault, when ``credential`` is None)."""
+
+    severity: str
+    code: str
+    credential: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "credential": self.credential,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class CredentialFacts:
+    """What the checker knows of one credential (all clear metadata)."""
+
+    name: str
+    exchange: str
+    permissions: tuple[str, ...]
+    ips: tuple[str, ...]
+    issued_on: date
+    expires_on: date | None
+    policy: Policy
+    grantees: int
+    last_read: datetime | None
+    pending_since: datetime | None
+    previous_until: datetime | None
+    exposed_at: datetime | None
+    exposed_reason: str | None
+    api_key_fingerprint: bytes
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of a check run."""
+
+    generated_at: datetime
+    credentials: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def worst(self) -> str:
+        """The highest severity found (``ok`` when there is nothing)."""
+        return max((f.severity for f in self.findings), key=RANK.__getitem__, default="ok")
+
+    def at_least(self, severity: str) -> list[Finding]:
+        """Findings at or above ``severity``."""
+        return [f for f in self.findings if RANK[f.severity] >= RANK[severity]]
+
+    def exit_code(self, fail_on: str = "critical") -> int:
+        """0 when nothing reaches ``fail_on``; else 1 (worst is warn) or 2 (critical)."""
+        if not self.at_least(fail_on):
+            return 0
+        return RANK[self.worst]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (what ``--json`` prints and the webhook receives)."""
+        counts = {s: sum(1 for f in self.findings if f.severity == s) for s in SEVERITIES}
+        return {
+            "generated_at": self.generated_at.isoformat(),
+            "credentials": self.credentials,
+            "worst": self.worst,
+            "counts": counts,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'' if abs(n) == 1 else 's'}"
+
+
+class _Rules:
+    """The rules, one method each; ``today``/``now`` come from the injected clock."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.today = now.date()
+
+    def deadline(
+        self, f: CredentialFacts, code: str, when: date, what: str, fix: str
+    ) -> Iterator[Finding]:
+        left = (when - self.today).days
+        if left <= 0:
+            yield Finding("critical", code, f.name, f"{what} on {when} ({_days(-left)} ago): {fix}")
+        elif left <= f.policy.warn_before_days:
+            yield Finding("warn", code, f.name, f"{what} on {when} (in {_days(left)}): {fix}")
+
+    def age(self, f: CredentialFacts) -> Iterator[Finding]:
+        age = (self.today - f.issued_on).days
+        due = f.policy.max_age_days - age
+        rotate = f"rotate it: exvault rotate start {f.name}"
+        if due <= 0:
+            yield Finding(
+                "critical",
+                "age-overdue",
+                f.name,
+                f"key is {_days(age)} old, over its maximum age of {f.policy.max_age_days}: "
+                + rotate,
+            )
+        elif due <= f.policy.warn_before_days:
+            yield Finding(
+                "warn",
+                "age-due-soon",
+                f.name,
+                f"key is {_days(age)} old; rotation due in {_days(due)}: " + rotate,
+            )
+
+    def expiry(self, f: CredentialFacts) -> Iterator[Finding]:
+        if f.expires_on is None:
+            return
+        left = (f.expires_on - self.today).days
+        code = "expired" if left <= 0 else "expires-soon"
+        yield from self.deadline(
+            f,
+            code,
+            f.expires_on,
+            "the exchange expires this key",
+            f"rotate it before then: exvault rotate start {f.name}",
+        )
+
+    def exchange_rules(self, f: CredentialFacts) -> Iterator[Finding]:
+        try:
+            profile = get_profile(f.exchange)
+        except Exception:  # an exchange this version does not know: no rules to apply
+            return
+        unbound = is_unrestricted(f.ips)
+        for rule in profile.lifetime_rules:
+            code = rule.code.replace("_", "-")
+            bind = f"bind the key to IPs at {profile.display_name} (exvault edit {f.name} --ip ...)"
+            if rule.days is None or not unbound:
+                continue  # expiry_set: the recorded expiry date covers it
+            if rule.applies_when == "no_ip" or (
+                rule.applies_when == "no_ip_trade" and "trade" in f.permissions
+            ):
+                yield from self.deadline(
+                    f,
+                    code,
+                    f.issued_on + timedelta(days=rule.days),
+                    f"{profile.display_name} disables this key (no IP whitelist)",
+                    bind + " or rotate it",
+                )
+            elif rule.applies_when == "no_ip_inactive" and (
+                "trade" in f.permissions or "withdraw" in f.permissions
+            ):
+                last = f.last_read.date() if f.last_read else f.issued_on
+                idle = (self.today - max(last, f.issued_on)).days
+                message = (
+                    f"unused for {_days(idle)}; {profile.display_name} deletes unbound "
+                    f"trade/withdraw keys after {_days(rule.days)} without use: {bind}"
+                )
+                if idle >= rule.days:
+                    yield Finding("critical", code, f.name, message)
+                elif idle >= max(rule.days - f.policy.warn_before_days, rule.days // 2):
+                    yield Finding("warn", code, f.name, message)
+            # no_ip_withdraw is covered by withdraw-without-ip; no_ip_password_change
+            # needs the account's password history, which exvault cannot know.
+
+    def scope(self, f: CredentialFacts) -> Iterator[Finding]:
+        unbound = is_unrestricted(f.ips)
+        if "withdraw" in f.permissions:
+            if unbound:
+                yield Finding(
+                    "critical",
+                    "withdraw-without-ip",
+                    f.name,
+                    "withdraw permission without an IP whitelist: remove withdraw at the "
+                    "exchange or bind the key to IPs",
+                )
+            elif "withdraw-enabled" in f.policy.accepted:
+                risk = f.policy.accepted["withdraw-enabled"]
+                yield Finding(
+                    "ok",
+                    "withdraw-enabled",
+                    f.name,
+                    f"withdraw permission accepted on {risk.accepted_at:%Y-%m-%d}: {risk.reason}",
+                )
+            else:
+                yield Finding(
+                    "critical",
+                    "withdraw-enabled",
+                    f.name,
+                    "withdraw permission enabled: remove it at the exchange, or accept the "
+                    f'risk: exvault policy accept-risk {f.name} withdraw --reason "..."',
+                )
+        trading = {"trade", "margin", "futures"} & set(f.permissions)
+        if trading and unbound and "withdraw" not in f.permissions:
+            severity = "ok" if "trade-without-ip" in f.policy.accepted else "warn"
+            yield Finding(
+                severity,
+                "trade-without-ip",
+                f.name,
+                "trading permission without an IP whitelist: bind the key to your bot's IPs",
+            )
+        if WILDCARDS & set(f.ips):
+            yield Finding(
+                "critical",
+                "ip-unrestricted",
+                f.name,
+                f"whitelist allows any address ({', '.join(sorted(WILDCARDS & set(f.ips)))}): "
+                "list your bot's IPs instead",
+            )
+
+    def usage(self, f: CredentialFacts) -> Iterator[Finding]:
+        stale = f.policy.stale_days
+        if (self.today - f.issued_on).days < stale:
+            return
+        idle = (self.now - f.last_read).days if f.last_read else None
+        if idle is not None and idle < stale:
+            return
+        never = "never read" if idle is None else f"not read for {_days(idle)}"
+        severity = "ok" if "stale" in f.policy.accepted else "warn"
+        if f.grantees == 0:
+            yield Finding(
+                severity,
+                "stale",
+                f.name,
+                f"granted to no client and {never}: if unused, delete it at the exchange "
+                f"and here (exvault remove {f.name})",
+            )
+        else:
+            yield Finding(
+                severity,
+                "unread",
+                f.name,
+                f"granted to {f.grantees} client(s) but {never}: revoke candidate",
+            )
+
+    def state(self, f: CredentialFacts) -> Iterator[Finding]:
+        if f.exposed_at is not None:
+            yield Finding(
+                "critical",
+                "exposed",
+                f.name,
+                f"{f.exposed_reason or 'exposed'} since {f.exposed_at:%Y-%m-%d}: "
+                f"rotate it: exvault rotate start {f.name}",
+            )
+        if f.pending_since is not None and self.now - f.pending_since > PENDING_TOO_LONG:
+            yield Finding(
+                "warn",
+                "rotation-pending",
+                f.name,
+                f"a rotation has been pending since {f.pending_since:%Y-%m-%d %H:%M} UTC: "
+                f"exvault rotate promote {f.name} (or abort)",
+            )
+        if f.previous_until is not None and f.previous_until <= self.now:
+            yield Finding(
+                "warn",
+                "rotation-unfinished",
+                f.name,
+                f"the previous key's grace period ended {f.previous_until:%Y-%m-%d %H:%M} UTC: "
+                f"delete it at the exchange, then exvault rotate finish {f.name}",
+            )
+
+    def all(self, f: CredentialFacts) -> Iterator[Finding]:
+        for rule in (
+            self.age,
+            self.expiry,
+            self.exchange_rules,
+            self.scope,
+            self.usage,
+            self.state,
+        ):
+            yield from rule(f)
+
+
+def _duplicates(facts: Iterable[CredentialFacts]) -> Iterator[Finding]:
+    by_fp: dict[bytes, list[CredentialFacts]] = defaultdict(list)
+    for f in facts:
+        if f.api_key_fingerprint:
+            by_fp[f.api_key_fingerprint].append(f)
+    for group in by_fp.values():
+        if len(group) < 2:
+            continue
+        names = sorted(g.name for g in group)
+        for f in group:
+            others = ", ".join(n for n in names if n != f.name)
+            severity = "ok" if "duplicate-api-key" in f.policy.accepted else "warn"
+            yield Finding(
+                severity,
+                "duplicate-api-key",
+                f.name,
+                f"the same API key is stored as {others}: keep one, remove the others",
+            )
+
+
+ClientFacts = tuple[str, int | None, int | None, int]
+"""(name, expires_at, revoked_at, number of grants) of one client."""
+
+
+def _collect(
+    inventory: Inventory,
+) -> tuple[list[CredentialFacts], list[ClientFacts], list[crypto.KdfParams]]:
+    """Read everything the rules need in a few bulk queries (no ORM objects: speed)."""
+    store = inventory.store
+    with store.read() as session:
+        grants = dict(
+            session.execute(
+                select(GrantRecord.credential_id, func.count())
+                .join(ClientRecord, ClientRecord.id == GrantRecord.client_id)
+                .where(ClientRecord.revoked_at.is_(None))
+                .group_by(GrantRecord.credential_id)
+            ).all()
+        )
+        last_reads = dict(
+            session.execute(
+                select(AuditRecord.credential, func.max(AuditRecord.at))
+                .where(AuditRecord.action == "read", AuditRecord.outcome == "ok")
+                .group_by(AuditRecord.credential)
+            ).all()
+        )
+        rows = session.execute(
+            select(
+                CredentialRecord.id,
+                CredentialRecord.name,
+                CredentialRecord.pending_since,
+                CredentialRecord.previous_until,
+                CredentialRecord.policy,
+                CredentialRecord.exposed_at,
+                CredentialRecord.exposed_reason,
+                VersionRecord.exchange,
+                VersionRecord.permissions,
+                VersionRecord.ips,
+                VersionRecord.issued_on,
+                VersionRecord.expires_on,
+                VersionRecord.api_key_fingerprint,
+            ).join(
+                VersionRecord,
+                (VersionRecord.credential_id == CredentialRecord.id)
+                & (VersionRecord.version == CredentialRecord.current_version),
+            )
+        ).all()
+        clients = [
+            (name, expires, revoked, grants_of)
+            for name, expires, revoked, grants_of in session.execute(
+                select(
+                    ClientRecord.name,
+                    ClientRecord.expires_at,
+                    ClientRecord.revoked_at,
+                    func.count(GrantRecord.credential_id),
+                )
+                .outerjoin(GrantRecord, GrantRecord.client_id == ClientRecord.id)
+                .group_by(
+                    ClientRecord.id,
+                    ClientRecord.name,
+                    ClientRecord.expires_at,
+                    ClientRecord.revoked_at,
+                )
+            ).all()
+        ]
+        kdfs = [
+            keyslots.slot_params(s)
+            for s in session.scalars(select(KeyslotRecord))
+            if s.kind == keyslots.PASSPHRASE
+        ]
+    policies: dict[str, Policy] = {}
+    facts = []
+    for (
+        cid,
+        name,
+        pending_since,
+        previous_until,
+        policy,
+        exposed_at,
+        exposed_reason,
+        exchange,
+        permissions,
+        ips,
+        issued_on,
+        expires_on,
+        fingerprint,
+    ) in rows:
+        # Most credentials share the default policy text: parse each text once.
+        parsed = policies.get(policy)
+        if parsed is None:
+            parsed = policies[policy] = Policy.from_json(policy)
+        last = last_reads.get(name)
+        facts.append(
+            CredentialFacts(
+                name=name,
+                exchange=exchange,
+                permissions=split_list(permissions),
+                ips=split_list(ips),
+                issued_on=date.fromisoformat(issued_on),
+                expires_on=date.fromisoformat(expires_on) if expires_on else None,
+                policy=parsed,
+                grantees=grants.get(cid, 0),
+                last_read=from_epoch(last) if last else None,
+                pending_since=from_epoch(pending_since) if pending_since else None,
+                previous_until=from_epoch(previous_until) if previous_until else None,
+                exposed_at=from_epoch(exposed_at) if exposed_at else None,
+                exposed_reason=exposed_reason,
+                api_key_fingerprint=fingerprint,
+            )
+        )
+    return facts, clients, kdfs
+
+
+def _vault_findings(
+    clients: list[ClientFacts],
+    kdfs: list[crypto.KdfParams],
+    now: datetime,
+) -> Iterator[Finding]:
+    soon = to_epoch(now + timedelta(days=DEFAULT_WARN_BEFORE_DAYS))
+    for name, expires, revoked, granted in clients:
+        if revoked is not None or expires is None:
+            continue
+        when = from_epoch(expires)
+        if expires <= to_epoch(now):
+            if granted:
+                yield Finding(
+                    "warn",
+                    "client-expired",
+                    None,
+                    f'client "{name}" expired on {when:%Y-%m-%d} and still holds grants: '
+                    f"create a new client for the bot, then exvault client revoke {name}",
+                )
+        elif expires <= soon:
+            yield Finding(
+                "warn",
+                "client-expiring",
+                None,
+                f'client "{name}" token expires on {when:%Y-%m-%d %H:%M} UTC: create a new '
+                "client and give the bot its token before then",
+            )
+    for params in kdfs:
+        if not params.at_least(crypto.KDF_FLOOR):
+            yield Finding(
+                "critical",
+                "kdf-weak",
+                None,
+                f"the passphrase keyslot uses {params}, below RFC 9106's minimum "
+                f"({crypto.KDF_FLOOR}): exvault passwd --recalibrate",
+            )
+        elif params.memory_kib < crypto.KDF_DEFAULT_MEMORY_KIB:
+            yield Finding(
+                "warn",
+                "kdf-below-policy",
+                None,
+                f"the passphrase keyslot uses {params}, below the current default of "
+                f"{crypto.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: exvault passwd --recalibrate",
+            )
+
+
+def check(inventory: Inventory, now: datetime) -> Report:
+    """Run every rule over the vault as of ``now`` (a timezone-aware UTC datetime)."""
+    facts, clients, kdfs = _collect(inventory)
+    rules = _Rules(now)
+    findings = [finding for f in facts for finding in rules.all(f)]
+    findings += _duplicates(facts)
+    findings += _vault_findings(clients, kdfs, now)
+    findings.sort(key=lambda x: (-RANK[x.severity], x.credential or "", x.code))
+    return Report(generated_at=now, credentials=len(facts), findings=tuple(findings))
