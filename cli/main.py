@@ -123,7 +123,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import access, audit, credentials, keys, rotation, run
+    from . import access, audit, credentials, keys, maintenance, rotation, run
 
     for command in (
         *keys.COMMANDS,
@@ -132,6 +132,7 @@ def _register() -> None:
         *run.COMMANDS,
         *rotation.COMMANDS,
         *audit.COMMANDS,
+        *maintenance.COMMANDS,
     ):
         cli.add_command(command)
 

@@ -17,6 +17,21 @@ from click.testing import CliRunner, Result
 from vault.admin import AdminVault
 from vault.crypto import KdfParams
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the reliability suites at their long settings (also: EXVAULT_LONG=1)",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True when the reliability suites should run their long settings."""
+    return bool(request.config.getoption("--long")) or os.environ.get("EXVAULT_LONG") == "1"
+
+
 TEST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)
 PASSPHRASE = "correct horse battery staple"
 

@@ -1,0 +1,157 @@
+"""Commands for when something may be wrong: ``verify``, ``doctor``, ``backup``, ``restore``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import output, prompts
+from .options import (
+    json_option,
+    open_admin,
+    open_inventory,
+    passphrase_file_option,
+    vault_option,
+    yes_option,
+)
+
+
+@click.command()
+@vault_option
+@passphrase_file_option
+@json_option
+def verify(vault_location: str | None, passphrase_file: str | None, as_json: bool) -> None:
+    """Authenticate everything: every ciphertext, wrap, signature, the audit chain and
+    the database itself. Reports each problem by credential; exits 3 if any."""
+    from vault.verification import verify as run_verify
+
+    with open_admin(vault_location, passphrase_file) as admin:
+        report = run_verify(admin)
+    if as_json:
+        output.emit_json(
+            {
+                "ok": report.ok,
+                "credentials": report.credentials,
+                "versions": report.versions,
+                "decrypted": report.decrypted,
+                "wraps": report.wraps,
+                "clients": report.clients,
+                "audit_entries": report.audit_entries,
+                "problems": [
+                    {"credential": p.credential, "problem": p.message} for p in report.problems
+                ],
+            }
+        )
+    else:
+        for p in report.problems:
+            click.echo(f"{p.credential or '(vault)'}: {p.message}")
+        counts = [
+            output.plural(report.credentials, "credential"),
+            f"{output.plural(report.versions, 'version')} ({report.decrypted} decrypted)",
+            output.plural(report.wraps, "wrap"),
+            output.plural(report.clients, "client"),
+            output.plural(report.audit_entries, "audit entry"),
+        ]
+        summary = ", ".join(counts)
+        if report.ok:
+            click.echo(f"Vault verified: {summary}.")
+        else:
+            click.echo(
+                f"exvault: {output.plural(len(report.problems), 'problem')} found in {summary}.",
+                err=True,
+            )
+    if not report.ok:
+        raise click.exceptions.Exit(3)
+
+
+@click.command()
+@vault_option
+@json_option
+def doctor(vault_location: str | None, as_json: bool) -> None:
+    """Check file modes, token and passphrase files, WAL, KDF and clock (no passphrase).
+
+    Exits 0 when all is well, 1 with warnings, 2 with failures.
+    """
+    from vault.doctor import diagnose
+    from vault.model import utc_now
+
+    with open_inventory(vault_location) as inv:
+        results = diagnose(inv, utc_now())
+    if as_json:
+        output.emit_json([d.__dict__ for d in results])
+    else:
+        output.table(
+            ("STATUS", "CHECK", "DETAIL"), [(d.status.upper(), d.check, d.message) for d in results]
+        )
+    statuses = {d.status for d in results}
+    raise click.exceptions.Exit(2 if "fail" in statuses else 1 if "warn" in statuses else 0)
+
+
+@click.command()
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@vault_option
+def backup(destination: Path, vault_location: str | None) -> None:
+    """Write a consistent copy of the vault to DESTINATION (new file, mode 0600).
+
+    The copy stays encrypted and opens with the passphrase of the moment it was taken.
+    Writers may keep working during it.
+    """
+    from vault.backup import backup as run_backup
+
+    with open_inventory(vault_location) as inv:
+        run_backup(inv.store, destination)
+        count = inv.status().credentials
+    click.echo(f"Backed up {output.plural(count, 'credential')} to {destination}.")
+
+
+@click.command()
+@click.argument("backup_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@vault_option
+@click.option(
+    "--backup-passphrase-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read the backup's passphrase from FILE (mode 0600) instead of asking.",
+)
+@yes_option
+def restore(
+    backup_file: Path, vault_location: str | None, backup_passphrase_file: str | None, yes: bool
+) -> None:
+    """Replace the vault with the backup FILE, after checking it opens and verifies.
+
+    Asks for the backup's passphrase (that of when it was taken). The replaced vault
+    is kept beside it as VAULT.replaced-TIME. Asks for confirmation (--yes to skip).
+    """
+    from vault.admin import AdminVault
+    from vault.backup import replace_with
+    from vault.errors import IntegrityError, VaultUnavailable
+    from vault.inventory import Inventory
+    from vault.verification import verify as run_verify
+
+    if not backup_file.is_file():
+        raise VaultUnavailable(f"no backup at {backup_file}")
+    Inventory.open(backup_file).close()  # a vault at all?
+    passphrase = prompts.passphrase(backup_passphrase_file, "Passphrase of the backup")
+    with AdminVault.unlock(backup_file, passphrase) as candidate:
+        report = run_verify(candidate)
+        count = report.credentials
+    if not report.ok:
+        for p in report.problems:
+            click.echo(f"{p.credential or '(vault)'}: {p.message}", err=True)
+        raise IntegrityError("the backup does not verify; nothing was replaced")
+    with open_inventory(vault_location) as current:
+        if not yes:
+            click.confirm(
+                f"Replace the vault ({current.status().credentials} credentials) with the backup "
+                f"({count} credentials)?",
+                abort=True,
+                err=True,
+            )
+        aside = replace_with(current.store, backup_file)
+    click.echo(
+        f"Restored {output.plural(count, 'credential')}; the replaced vault is kept at {aside}."
+    )
+
+
+COMMANDS = (verify, doctor, backup, restore)

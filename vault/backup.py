@@ -1,0 +1,112 @@
+"""Backups of a SQLite vault: a consistent online copy, and a checked restore.
+
+A backup is the vault itself (still encrypted, same passphrase as when it was
+taken), copied page by page with SQLite's online backup API, so writers may keep
+working during it. PostgreSQL vaults are backed up with ``pg_dump`` (docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vault.errors import AlreadyExists, IntegrityError, UnsupportedFormat, VaultUnavailable
+from vault.store import Store, create_sqlite_file, sqlite_path, sqlite_url
+
+
+def _sqlite_file(store: Store) -> Path:
+    path = sqlite_path(store.url)
+    if path is None:
+        raise UnsupportedFormat(
+            "backup and restore work on SQLite vaults; back up PostgreSQL with pg_dump"
+        )
+    return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_database(source: Path, destination: Path) -> None:
+    """Copy ``source`` into the new file ``destination`` (0600) with the backup API.
+
+    The copy is a single consistent snapshot even while others write, and comes out
+    as one self-contained file (no ``-wal``), synced to disk.
+
+    :raises AlreadyExists: when ``destination`` exists.
+    :raises IntegrityError: when ``source`` is not a readable SQLite database.
+    """
+    create_sqlite_file(destination)
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        dst = sqlite3.connect(destination)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode = DELETE")  # a backup is one file
+        finally:
+            dst.close()
+            src.close()
+    except sqlite3.DatabaseError as exc:
+        destination.unlink(missing_ok=True)
+        raise IntegrityError(f"damaged vault: cannot copy {source}: {exc}") from None
+    except BaseException:
+        destination.unlink(missing_ok=True)
+        raise
+    os.chmod(destination, 0o600)
+    _fsync(destination)
+    _fsync(destination.parent)
+
+
+def backup(store: Store, destination: Path) -> Path:
+    """Write a backup of the vault in ``store`` to ``destination`` (a new 0600 file).
+
+    :raises AlreadyExists: when ``destination`` exists.
+    :raises UnsupportedFormat: for a PostgreSQL vault.
+    """
+    source = _sqlite_file(store)
+    copy_database(source, destination)
+    Store.open(sqlite_url(destination)).dispose()  # the copy opens as a vault
+    return destination
+
+
+def replace_with(store: Store, backup_file: Path) -> Path:
+    """Replace the vault file of ``store`` with ``backup_file``; keep the old one aside.
+
+    The caller has checked that the backup opens and verifies. The old vault is
+    checkpointed (so its WAL holds nothing), then renamed to
+    ``<name>.replaced-<UTC time>`` with its ``-wal`` and ``-shm`` files, and the
+    backup's copy is renamed into place: at every instant either the old or the new
+    vault is complete on disk.
+
+    :returns: where the replaced vault was kept.
+    :raises VaultUnavailable: when the files cannot be moved.
+    """
+    target = _sqlite_file(store)
+    if not backup_file.is_file():
+        raise VaultUnavailable(f"no backup at {backup_file}")
+    staged = target.with_name(target.name + ".restoring")
+    staged.unlink(missing_ok=True)
+    copy_database(backup_file, staged)
+    store.checkpoint()
+    store.dispose()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = target.with_name(f"{target.name}.replaced-{stamp}")
+    if aside.exists():
+        raise AlreadyExists(f"{aside} exists; try again in a second")
+    try:
+        os.rename(target, aside)
+        for suffix in ("-wal", "-shm"):
+            side = target.with_name(target.name + suffix)
+            if side.exists():
+                os.rename(side, aside.with_name(aside.name + suffix))
+        os.rename(staged, target)
+    except OSError as exc:
+        raise VaultUnavailable(f"cannot replace {target}: {exc.strerror}") from None
+    _fsync(target.parent)
+    return aside

@@ -1,0 +1,188 @@
+"""``exvault verify``: authenticate everything in the vault with the passphrase.
+
+Where reads check what they touch, this walks every row: the header, the keyslots,
+every credential head, every version's signature and metadata, every readable
+version's payload (decrypted with the root key), every wrap's presence for the
+clients granted it, every client and grant signature, the audit chain, and the
+database's own integrity. Each problem is reported by credential; nothing stops at
+the first one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, text
+
+from vault import audit, records
+from vault.errors import IntegrityError, VaultError
+from vault.policy import Policy
+from vault.store import (
+    ClientRecord,
+    CredentialRecord,
+    GrantRecord,
+    KeyslotRecord,
+    PayloadRecord,
+    VersionRecord,
+    WrapRecord,
+)
+
+if TYPE_CHECKING:
+    from vault.admin import AdminVault
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing ``verify`` found wrong."""
+
+    credential: str | None
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` checked and found."""
+
+    credentials: int = 0
+    versions: int = 0
+    decrypted: int = 0
+    wraps: int = 0
+    clients: int = 0
+    audit_entries: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found wrong."""
+        return not self.problems
+
+
+def verify(admin: AdminVault) -> VerifyReport:
+    """Check every row of the vault; never raises for a problem found, reports it.
+
+    :raises VaultError: only when the database cannot be read at all.
+    """
+    report = VerifyReport()
+    vault_id, verify_public = admin._vault_id, admin._verify_public
+    with admin._store.read() as session:
+        problem = report.problems.append
+        if admin._store.is_sqlite:
+            for (line,) in session.execute(text("PRAGMA integrity_check")):
+                if line != "ok":
+                    problem(Problem(None, f"database integrity: {line}"))
+            for broken in session.execute(text("PRAGMA foreign_key_check")):
+                problem(Problem(None, f"database foreign key broken in table {broken[0]}"))
+        kinds = [s.kind for s in session.scalars(select(KeyslotRecord))]
+        if kinds.count("passphrase") != 1:
+            problem(
+                Problem(None, f"expected one passphrase keyslot, found {kinds.count('passphrase')}")
+            )
+        if "recovery" not in kinds:
+            problem(Problem(None, "no recovery keyslot (the recovery key cannot open this vault)"))
+
+        clients: dict[str, ClientRecord] = {}
+        for client in session.scalars(select(ClientRecord)):
+            report.clients += 1
+            try:
+                records.verify_client(verify_public, vault_id, client)
+                clients[client.id] = client
+            except IntegrityError:
+                problem(Problem(None, f'client "{client.name}": record forged or edited'))
+        grantees: dict[str, set[str]] = defaultdict(set)
+        for grant in session.scalars(select(GrantRecord)):
+            try:
+                records.verify_grant(verify_public, vault_id, grant)
+            except IntegrityError:
+                problem(Problem(None, f"grant of client {grant.client_id}: forged or edited"))
+                continue
+            grantee = clients.get(grant.client_id)
+            if grantee is not None and grantee.revoked_at is None:
+                grantees[grant.credential_id].add(grantee.id)
+
+        versions: dict[str, list[VersionRecord]] = defaultdict(list)
+        for row in session.scalars(select(VersionRecord)):
+            versions[row.credential_id].append(row)
+        payloads = {(p.credential_id, p.version): p for p in session.scalars(select(PayloadRecord))}
+        wraps: dict[tuple[str, int], dict[str, WrapRecord]] = defaultdict(dict)
+        for w in session.scalars(select(WrapRecord)):
+            wraps[(w.credential_id, w.version)][w.recipient] = w
+            report.wraps += 1
+
+        heads = {h.id: h for h in session.scalars(select(CredentialRecord))}
+        for orphan in set(versions) - set(heads):
+            problem(Problem(None, f"versions of a deleted credential remain ({orphan})"))
+        for head in sorted(heads.values(), key=lambda h: h.name):
+            report.credentials += 1
+            _verify_credential(
+                admin, head, versions[head.id], payloads, wraps, grantees[head.id], report
+            )
+
+        report.audit_entries = audit.count(session)
+        chain = audit.verify_chain(
+            session, vault_id, verify_public, {c.id: c.verify_public for c in clients.values()}
+        )
+        report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
+    return report
+
+
+def _verify_credential(
+    admin: AdminVault,
+    head: CredentialRecord,
+    rows: list[VersionRecord],
+    payloads: dict[tuple[str, int], PayloadRecord],
+    wraps: dict[tuple[str, int], dict[str, WrapRecord]],
+    grantees: set[str],
+    report: VerifyReport,
+) -> None:
+    vault_id, verify_public = admin._vault_id, admin._verify_public
+    name = head.name
+
+    def problem(message: str) -> None:
+        report.problems.append(Problem(name, message))
+
+    try:
+        records.verify_head(verify_public, vault_id, head)
+    except IntegrityError:
+        problem("head (name, stages, policy or exposure) forged or edited")
+    try:
+        Policy.from_json(head.policy)
+    except IntegrityError:
+        problem("policy is malformed")
+    by_version = {r.version: r for r in rows}
+    labelled = {v for v in (head.current_version, head.pending_version, head.previous_version) if v}
+    if head.current_version is None:
+        problem("has no current version")
+    for version in sorted(labelled - set(by_version)):
+        problem(f"version {version} is labelled but missing")
+    for row in sorted(rows, key=lambda r: r.version):
+        report.versions += 1
+        label = f"version {row.version}"
+        try:
+            records.verify_version(verify_public, vault_id, row)
+            records.check_metadata(row, head)
+        except IntegrityError:
+            problem(f"{label}: metadata or signature forged or edited")
+            continue
+        key = (head.id, row.version)
+        version_wraps = wraps.get(key, {})
+        if row.version not in labelled:
+            if key in payloads or version_wraps:
+                problem(f"{label} is retired but still has ciphertext or wraps")
+            continue
+        payload = payloads.get(key)
+        root = version_wraps.get(records.ROOT_RECIPIENT)
+        if payload is None or root is None:
+            problem(f"{label}: ciphertext or root wrap missing")
+            continue
+        try:
+            dek = records.unwrap_dek(vault_id, row, root, admin._identity.decryption_key)
+            records.open_payload(vault_id, row, payload, dek)
+            report.decrypted += 1
+        except VaultError:
+            problem(f"{label}: ciphertext or wrapped key fails authentication")
+        for client_id in sorted(grantees - set(version_wraps)):
+            problem(f"{label}: a granted client ({client_id}) has no wrap and cannot read it")
+        for recipient in sorted(set(version_wraps) - grantees - {records.ROOT_RECIPIENT}):
+            problem(f"{label}: a wrap exists for a client not granted it ({recipient})")
