@@ -229,10 +229,18 @@ def show(
             data["fields"] = secrets
         output.emit_json(data)
         return
-    output.fields([(k.replace("_", " ").capitalize(), _show_value(v)) for k, v in data.items()])
+    output.fields(
+        [
+            (_LABELS.get(k, k.replace("_", " ").capitalize()), _show_value(v))
+            for k, v in data.items()
+        ]
+    )
     if reveal:
         click.echo("")
         output.fields([(prompts.FIELD_LABELS.get(k, k), v) for k, v in secrets.items()])
+
+
+_LABELS = {"ips": "IPs", "age_days": "Age (days)"}
 
 
 def _show_value(value: object) -> object:

@@ -75,6 +75,9 @@ class ExvaultGroup(click.Group):
         kwargs["standalone_mode"] = False
         try:
             result = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `exvault`: help, not an error
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else "", err=True)
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "exvault"
             click.echo(f"exvault: error: {exc.format_message()} (see: {where} --help)", err=True)
@@ -100,6 +103,11 @@ class ExvaultGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("exvault: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`exvault list | head -1`): not our failure. Point
+            # stdout at /dev/null so the interpreter's final flush does not fail too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except Exception as exc:
             if os.environ.get("EXVAULT_DEBUG") == "1":
                 raise

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from vault.admin import AdminVault
 from vault.crypto import KdfParams
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--long",

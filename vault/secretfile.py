@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from vault.errors import InsecureFile, InvalidInput, VaultUnavailable
+from vault.errors import InsecureFile, InvalidInput
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
@@ -19,14 +19,13 @@ def read_secret_file(path: str | os.PathLike[str], what: str = "passphrase file"
     rest of the line is kept as is (spaces may be part of a passphrase).
 
     :raises InsecureFile: when the mode lets the group or others read or write it.
-    :raises VaultUnavailable: when it cannot be read.
-    :raises InvalidInput: when it is empty, too large or not UTF-8.
+    :raises InvalidInput: when it cannot be read, is empty, too large or not UTF-8.
     """
     p = Path(path)
     try:
         fd = os.open(p, os.O_RDONLY)
     except OSError as exc:
-        raise VaultUnavailable(f"cannot read {what} {p}: {exc.strerror}") from None
+        raise InvalidInput(f"cannot read {what} {p}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -1,0 +1,377 @@
+"""The vault's own commands through the CLI: init, passwd, recover, info."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.conftest import (
+    BINANCE_API_KEY,
+    BINANCE_SECRET,
+    KUCOIN_PASSPHRASE,
+    KUCOIN_SECRET,
+    PASSPHRASE,
+    write_secret_file,
+)
+
+NEW_PASSPHRASE = "tr0ub4dor&3 but longer"
+RECOVERY_KEY = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{1,4})+")
+
+# Every value stored by the stocked_cli fixture, by (name, field).
+STOCKED = {
+    ("binance-main", "api_key"): BINANCE_API_KEY,
+    ("binance-main", "secret"): BINANCE_SECRET,
+    ("kucoin-sub1", "secret"): KUCOIN_SECRET,
+    ("kucoin-sub1", "passphrase"): KUCOIN_PASSPHRASE,
+}
+
+
+def init_json(cli) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    r = cli.init(["--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert isinstance(data, dict)
+    return data
+
+
+def show_field(cli, passphrase_file: Path, name: str, field_name: str):  # type: ignore[no-untyped-def]
+    return cli(
+        "show",
+        name,
+        "--field",
+        field_name,
+        "--vault",
+        str(cli.vault_path),
+        "--passphrase-file",
+        str(passphrase_file),
+    )
+
+
+def assert_all_readable(cli, passphrase_file: Path) -> None:  # type: ignore[no-untyped-def]
+    for (name, field_name), value in STOCKED.items():
+        r = show_field(cli, passphrase_file, name, field_name)
+        assert r.exit_code == 0, r.output
+        assert r.stdout == value + "\n"
+
+
+# ------------------------------------------------------------------------------ init
+
+
+def test_init_asks_twice_and_prints_the_recovery_key(cli, terminal) -> None:
+    r = cli(
+        "init",
+        "--vault",
+        str(cli.vault_path),
+        "--insecure-test-kdf",
+        input=f"{PASSPHRASE}\n{PASSPHRASE}\n",
+    )
+    assert r.exit_code == 0, r.output
+    assert "Enter vault passphrase" in r.stderr
+    assert "Repeat vault passphrase" in r.stderr
+    assert PASSPHRASE not in r.output
+    assert f"Created vault at {cli.vault_path}" in r.stdout
+    assert "Recovery key" in r.stdout
+    keys = [m.group(0) for m in RECOVERY_KEY.finditer(r.stdout) if len(m.group(0)) > 40]
+    assert len(keys) == 1
+    assert cli.vault_path.is_file()
+
+
+def test_init_two_stdin_lines_without_terminal(cli) -> None:
+    r = cli.init()
+    assert r.exit_code == 0, r.output
+    assert cli.v("list").exit_code == 0
+    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4  # unlocked, no "x"
+
+
+def test_init_with_differing_entries_creates_nothing(cli, one_error_line) -> None:
+    r = cli(
+        "init",
+        "--vault",
+        str(cli.vault_path),
+        "--insecure-test-kdf",
+        input=f"{PASSPHRASE}\n{PASSPHRASE}x\n",
+    )
+    line = one_error_line(r, 7)
+    assert "differ" in line
+    assert not cli.vault_path.exists()
+
+
+def test_init_json_prints_the_recovery_key_once(cli) -> None:
+    data = init_json(cli)
+    assert RECOVERY_KEY.fullmatch(str(data["recovery_key"]))
+    assert data["location"] == str(cli.vault_path)
+    assert data["kdf"] == {
+        "algorithm": "argon2id",
+        "time_cost": 1,
+        "memory_kib": 64,
+        "parallelism": 1,
+    }
+    info = cli.v("info", "--json")
+    assert info.exit_code == 0, info.output
+    assert str(data["recovery_key"]) not in info.output
+    assert json.loads(info.stdout)["fingerprint"] == data["fingerprint"]
+
+
+def test_init_refuses_an_existing_vault(cli_vault, file_sha256, one_error_line) -> None:
+    before = file_sha256(cli_vault.vault_path)
+    assert "exists" in one_error_line(cli_vault.init(), 5)
+    assert file_sha256(cli_vault.vault_path) == before
+    assert cli_vault.unlocked("show", "x", "--field", "secret").exit_code == 4
+
+
+def test_init_refuses_an_existing_vault_before_asking(cli_vault, terminal, one_error_line):
+    r = cli_vault(
+        "init",
+        "--vault",
+        str(cli_vault.vault_path),
+        "--insecure-test-kdf",
+        input=f"{PASSPHRASE}\n{PASSPHRASE}\n",
+    )
+    one_error_line(r, 5)  # the only line: no prompt, no "Calibrating..." line
+
+
+def test_init_from_passphrase_file(cli) -> None:
+    r = cli(
+        "init",
+        "--vault",
+        str(cli.vault_path),
+        "--insecure-test-kdf",
+        "--passphrase-file",
+        str(cli.passphrase_file),
+        input="",
+    )
+    assert r.exit_code == 0, r.output
+    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4
+
+
+def test_init_real_kdf_is_calibrated_to_at_least_the_default(cli) -> None:
+    """The one test that pays for real Argon2id (about a second or two)."""
+    r = cli("init", "--vault", str(cli.vault_path), "--json", input=f"{PASSPHRASE}\n{PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    kdf = json.loads(r.stdout)["kdf"]
+    assert kdf["algorithm"] == "argon2id"
+    assert kdf["time_cost"] >= 3
+    assert kdf["memory_kib"] >= 256 * 1024
+    assert kdf["parallelism"] >= 4
+    info = json.loads(cli.v("info", "--json").stdout)
+    assert info["kdf"] == kdf
+
+
+# ------------------------------------------------------------------------------ info
+
+
+def test_info_json(stocked_cli) -> None:
+    r = stocked_cli.v("info", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["format_version"] == 1
+    assert data["credentials"] == 2
+    assert data["location"] == str(stocked_cli.vault_path)
+    assert re.fullmatch(r"[0-9a-f]{32}", data["vault_id"])
+
+
+def test_info_text(stocked_cli) -> None:
+    r = stocked_cli.v("info")
+    assert r.exit_code == 0, r.output
+    assert "exvault vault format v1" in r.stdout
+    assert re.search(r"Credentials:\s+2$", r.stdout, re.MULTILINE)
+
+
+# ------------------------------------------------------------------------------ passwd
+
+
+def test_passwd_old_refused_new_accepted_all_readable(stocked_cli, tmp_path) -> None:
+    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    assert "Passphrase changed" in r.stdout
+    assert NEW_PASSPHRASE not in r.output
+    old = stocked_cli.unlocked("show", "binance-main", "--field", "secret")
+    assert old.exit_code == 3, old.output
+    assert BINANCE_SECRET not in old.output
+    new_file = write_secret_file(tmp_path / "new-passphrase", NEW_PASSPHRASE)
+    assert_all_readable(stocked_cli, new_file)
+
+
+def test_passwd_rewraps_only_the_keyslot(stocked_cli, rows) -> None:
+    before_all = rows(stocked_cli.vault_path)
+    before = rows(stocked_cli.vault_path, skip=("keyslots",))
+    assert before["payloads"]
+    assert before["dek_wraps"]
+    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    assert rows(stocked_cli.vault_path, skip=("keyslots",)) == before
+    assert rows(stocked_cli.vault_path)["keyslots"] != before_all["keyslots"]
+
+
+def test_passwd_keeps_the_kdf_parameters(stocked_cli) -> None:
+    before = json.loads(stocked_cli.v("info", "--json").stdout)["kdf"]
+    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    assert json.loads(stocked_cli.v("info", "--json").stdout)["kdf"] == before
+
+
+def test_passwd_via_hidden_prompts(stocked_cli, terminal, tmp_path) -> None:
+    r = stocked_cli.v("passwd", input=f"{PASSPHRASE}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    assert "Vault passphrase" in r.stderr
+    assert "Enter new passphrase" in r.stderr
+    assert "Repeat new passphrase" in r.stderr
+    assert PASSPHRASE not in r.output
+    assert NEW_PASSPHRASE not in r.output
+    assert_all_readable(stocked_cli, write_secret_file(tmp_path / "new", NEW_PASSPHRASE))
+
+
+def test_passwd_differing_entries_refused_vault_unchanged(
+    stocked_cli, snapshot, one_error_line
+) -> None:
+    before = snapshot()
+    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}!\n")
+    line = one_error_line(r, 7)
+    assert "differ" in line
+    assert NEW_PASSPHRASE not in r.output
+    assert snapshot() == before
+    assert_all_readable(stocked_cli, stocked_cli.passphrase_file)
+
+
+def test_passwd_empty_new_passphrase_refused(stocked_cli, snapshot, one_error_line) -> None:
+    before = snapshot()
+    one_error_line(stocked_cli.unlocked("passwd", input="\n\n"), 7)
+    assert snapshot() == before
+
+
+def test_passwd_missing_second_line_refused(stocked_cli, snapshot, one_error_line) -> None:
+    before = snapshot()
+    one_error_line(stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n"), 7)
+    assert snapshot() == before
+
+
+def test_passwd_with_wrong_current_passphrase(stocked_cli, tmp_path, snapshot, one_error_line):
+    before = snapshot()
+    wrong = write_secret_file(tmp_path / "wrong", "not the passphrase")
+    r = stocked_cli(
+        "passwd",
+        "--vault",
+        str(stocked_cli.vault_path),
+        "--passphrase-file",
+        str(wrong),
+        input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
+    one_error_line(r, 3)
+    assert snapshot() == before
+
+
+# ------------------------------------------------------------------------------ recover
+
+
+def test_recover_with_the_printed_key(cli, binance_payload, tmp_path) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    r = cli.unlocked(
+        "add",
+        "binance-main",
+        "-e",
+        "binance",
+        "--from-json",
+        "-",
+        input=json.dumps(binance_payload),
+    )
+    assert r.exit_code == 0, r.output
+    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    assert "new passphrase" in r.stdout
+    assert key not in r.output
+    assert NEW_PASSPHRASE not in r.output
+    # The old passphrase no longer opens it; the new one does, and the secrets are there.
+    old = cli.unlocked("show", "binance-main", "--field", "secret")
+    assert old.exit_code == 3, old.output
+    new_file = write_secret_file(tmp_path / "new", NEW_PASSPHRASE)
+    r = show_field(cli, new_file, "binance-main", "secret")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == BINANCE_SECRET + "\n"
+
+
+def test_recover_key_typed_in_lower_case_without_dashes(cli) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    sloppy = key.replace("-", " ").lower()
+    r = cli.v("recover", input=f"{sloppy}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+
+
+def test_recover_via_hidden_prompts(cli, terminal, tmp_path) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    assert "Recovery key" in r.stderr
+    assert key not in r.output
+    new_file = write_secret_file(tmp_path / "new", NEW_PASSPHRASE)
+    assert show_field(cli, new_file, "x", "secret").exit_code == 4  # unlocked, no "x"
+
+
+def test_recover_with_a_key_file(cli, tmp_path) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    key_file = write_secret_file(tmp_path / "recovery", key)
+    r = cli.v(
+        "recover",
+        "--recovery-key-file",
+        str(key_file),
+        input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
+    assert r.exit_code == 0, r.output
+    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 3
+
+
+def test_recover_keeps_the_recovery_key_valid(cli) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    for new in (NEW_PASSPHRASE, "a third passphrase"):
+        r = cli.v("recover", input=f"{key}\n{new}\n{new}\n")
+        assert r.exit_code == 0, r.output
+
+
+def _mistype(key: str) -> str:
+    i = next(i for i, c in enumerate(key) if c != "-")
+    return key[:i] + ("B" if key[i] != "B" else "C") + key[i + 1 :]
+
+
+def test_recover_mistyped_key_gives_a_clear_error(cli, snapshot, one_error_line) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    before = snapshot()
+    r = cli.v("recover", input=f"{_mistype(key)}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    line = one_error_line(r, 7)
+    assert "recovery key" in line
+    assert "mistyped" in line
+    assert snapshot() == before
+    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4  # old one still works
+
+
+def test_recover_truncated_key_refused(cli, snapshot, one_error_line) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    before = snapshot()
+    r = cli.v("recover", input=f"{key[:-5]}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert "recovery key" in one_error_line(r, 7)
+    assert snapshot() == before
+
+
+def test_recover_with_another_vaults_key(cli, tmp_path, snapshot, one_error_line) -> None:
+    init_json(cli)
+    other = cli(
+        "init",
+        "--vault",
+        str(tmp_path / "other" / "vault.db"),
+        "--insecure-test-kdf",
+        "--json",
+        input=f"{PASSPHRASE}\n{PASSPHRASE}\n",
+    )
+    assert other.exit_code == 0, other.output
+    foreign = json.loads(other.stdout)["recovery_key"]
+    before = snapshot()
+    r = cli.v("recover", input=f"{foreign}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    one_error_line(r, 3)
+    assert snapshot() == before
+
+
+def test_recover_differing_new_entries(cli, snapshot, one_error_line) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    before = snapshot()
+    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}?\n")
+    assert "differ" in one_error_line(r, 7)
+    assert snapshot() == before
