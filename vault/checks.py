@@ -70,6 +70,7 @@ class CredentialFacts:
     ips: tuple[str, ...]
     issued_on: date
     expires_on: date | None
+    added_on: date
     policy: Policy
     grantees: int
     last_read: datetime | None
@@ -252,7 +253,9 @@ class _Rules:
 
     def usage(self, f: CredentialFacts) -> Iterator[Finding]:
         stale = f.policy.stale_days
-        if (self.today - f.issued_on).days < stale:
+        # Idleness counts from when the key came into this vault, not from its issue
+        # date: a key imported today has had no chance to be read yet.
+        if (self.today - max(f.issued_on, f.added_on)).days < stale:
             return
         idle = (self.now - f.last_read).days if f.last_read else None
         if idle is not None and idle < stale:
@@ -367,6 +370,7 @@ def _collect(
                 CredentialRecord.policy,
                 CredentialRecord.exposed_at,
                 CredentialRecord.exposed_reason,
+                CredentialRecord.created_at,
                 VersionRecord.exchange,
                 VersionRecord.permissions,
                 VersionRecord.ips,
@@ -412,6 +416,7 @@ def _collect(
         policy,
         exposed_at,
         exposed_reason,
+        created_at,
         exchange,
         permissions,
         ips,
@@ -432,6 +437,7 @@ def _collect(
                 ips=split_list(ips),
                 issued_on=date.fromisoformat(issued_on),
                 expires_on=date.fromisoformat(expires_on) if expires_on else None,
+                added_on=from_epoch(created_at).date(),
                 policy=parsed,
                 grantees=grants.get(cid, 0),
                 last_read=from_epoch(last) if last else None,

@@ -51,6 +51,8 @@ from vault.token import ClientToken, find_token, parse_token
 if TYPE_CHECKING:
     from types import TracebackType
 
+AUDIT_REFRESH_SECONDS = 3600
+
 _STAGE_COLUMNS = {
     "current": CredentialRecord.current_version,
     "pending": CredentialRecord.pending_version,
@@ -73,7 +75,7 @@ class ClientVault:
         self._expires_at = client.expires_at
         self._verified: set[bytes] = set()
         self._deks: dict[tuple[str, int, bytes, bytes], bytes] = {}
-        self._audited: set[tuple[str, int]] = set()
+        self._audited: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -290,11 +292,12 @@ class ClientVault:
         return head, version_row, payload, wrap
 
     def _audit_read(self, name: str, version: int, stage: str) -> None:
-        # The first read of each version by this handle is audited; repeated reads of
-        # the same version in one process are the same reader and are not re-logged
-        # (a bot polling its key would otherwise turn every read into a disk write).
+        # The first read of each version by this handle is audited, then again at most
+        # once an hour: a bot polling its key through one handle would otherwise turn
+        # every read into a disk write, yet must not look unused to `exvault check`.
         key = (name, version)
-        if key in self._audited:
+        now = to_epoch(utc_now())
+        if now - self._audited.get(key, -AUDIT_REFRESH_SECONDS) < AUDIT_REFRESH_SECONDS:
             return
         with self._store.write() as session:
             audit.append(
@@ -308,7 +311,7 @@ class ClientVault:
                 signer=self._signer(),
             )
         with self._lock:
-            self._audited.add(key)
+            self._audited[key] = now
 
 
 def open(where: Where = None, *, token: str | ClientToken | None = None) -> ClientVault:

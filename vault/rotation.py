@@ -26,6 +26,7 @@ from vault.admin import UNCHANGED, clean_payload
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.model import to_epoch, utc_now
 from vault.policy import Policy
+from vault.store import VersionRecord
 
 if TYPE_CHECKING:
     from vault.admin import AdminVault
@@ -214,7 +215,8 @@ def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> 
 def finish(admin: AdminVault, name: str) -> StepResult:
     """Drop the ``previous`` version (its ciphertext and wraps are deleted).
 
-    Also clears an exposure mark: the exposed key is the one now retired.
+    Also clears an exposure mark that predates the current version: the exposed key
+    is the one now retired.
     """
     with admin._writing() as session:
         head = admin._head(session, name, for_update=True)
@@ -222,7 +224,14 @@ def finish(admin: AdminVault, name: str) -> StepResult:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
         dropped = head.previous_version
         head.previous_version = head.previous_until = None
-        head.exposed_at = head.exposed_reason = None
+        current = session.get(VersionRecord, (head.id, head.current_version))
+        if (
+            head.exposed_at is not None
+            and current is not None
+            and head.exposed_at < current.created_at
+        ):
+            # The exposure predates the current key: it concerned the key now dropped.
+            head.exposed_at = head.exposed_reason = None
         head.updated_at = to_epoch(utc_now())
         admin._retire_version(session, head, dropped)
         records.sign_head(admin._identity, admin._vault_id, head)

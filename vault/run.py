@@ -43,9 +43,9 @@ def parse_mapping(text: str) -> tuple[str, str | None, str]:
     :raises InvalidInput: for another form.
     """
     variable, sep, target = text.partition("=")
-    if not sep or not _ENV_NAME.fullmatch(variable) or not target:
-        raise InvalidInput(f'bad --env "{text}": use NAME=field or NAME=credential.field')
     credential, dot, field = target.rpartition(".")
+    if not sep or not _ENV_NAME.fullmatch(variable) or not field or (dot and not credential):
+        raise InvalidInput(f'bad --env "{text}": use NAME=field or NAME=credential.field')
     return variable, (credential if dot else None), field
 
 
@@ -88,7 +88,13 @@ def build_environment(
             cred = by_name[cred_name]
         else:
             raise InvalidInput(f'--env "{text}" names "{cred_name}", which is not a --cred')
-        env[variable] = cred.field(field).reveal()
+        value = cred.fields.get(field)
+        if value is None:
+            raise InvalidInput(
+                f'--env "{text}": credential "{cred.name}" has no field "{field}" '
+                f"(it has: {', '.join(sorted(cred.fields))})"
+            )
+        env[variable] = value.reveal()
     return env
 
 
@@ -110,39 +116,53 @@ def secret_values(credentials: Sequence[Credential]) -> list[bytes]:
 class MaskingFilter:
     """Replaces secret byte strings in a stream, even when one is split across reads.
 
-    Output is held back only while its tail could be the beginning of a secret (the
-    next read decides), so a prompt the child prints without a newline still shows.
+    Output is held back only from the first byte that could still begin a secret (or
+    grow a shorter secret into a longer one), so a prompt the child prints without a
+    newline still shows at once. A complete secret is never split between what is
+    written now and what is held back, and masks are never matched again.
     """
 
     def __init__(self, secrets: Sequence[bytes]) -> None:
-        self._secrets = [s for s in secrets if s]
+        # Longest first: at any position, the longest complete secret is the one masked.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._pattern = (
             re.compile(b"|".join(re.escape(s) for s in self._secrets)) if self._secrets else None
         )
-        self._hold = max((len(s) for s in self._secrets), default=1) - 1
+        self._longest = len(self._secrets[0]) if self._secrets else 0
         self._buffer = b""
 
-    def _pending(self, data: bytes) -> int:
-        """Length of the longest tail of ``data`` that is a proper prefix of a secret."""
-        for k in range(min(self._hold, len(data)), 0, -1):
-            tail = data[-k:]
-            if any(s.startswith(tail) for s in self._secrets):
-                return k
-        return 0
+    def _pending_start(self, data: bytes) -> int:
+        """The first index whose tail is a proper prefix of a secret (len(data) if none)."""
+        for i in range(max(0, len(data) - self._longest + 1), len(data)):
+            tail = data[i:]
+            if any(len(s) > len(tail) and s.startswith(tail) for s in self._secrets):
+                return i
+        return len(data)
 
     def feed(self, data: bytes) -> bytes:
         """Add data; return what can be written out now."""
         if self._pattern is None:
             return data
-        masked = self._pattern.sub(MASK, self._buffer + data)
-        keep = self._pending(masked)
-        self._buffer = masked[len(masked) - keep :]
-        return masked[: len(masked) - keep]
+        buf = self._buffer + data
+        cut = self._pending_start(buf)
+        matches = list(self._pattern.finditer(buf))
+        for m in reversed(matches):
+            if m.start() < cut < m.end():  # never split a complete secret
+                cut = m.start()
+        out, pos = bytearray(), 0
+        for m in matches:
+            if m.end() > cut:
+                break
+            out += buf[pos : m.start()] + MASK
+            pos = m.end()
+        out += buf[pos:cut]
+        self._buffer = buf[cut:]  # kept raw: it is masked when it is released
+        return bytes(out)
 
     def flush(self) -> bytes:
-        """End of stream: return everything held back (it completed no secret)."""
+        """End of stream: return what was held back, masked."""
         out, self._buffer = self._buffer, b""
-        return out
+        return self._pattern.sub(MASK, out) if self._pattern is not None else out
 
 
 def _pump(source: BinaryIO, sink: BinaryIO, secrets: Sequence[bytes]) -> None:
