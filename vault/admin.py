@@ -40,7 +40,6 @@ from vault.model import (
 )
 from vault.network import parse_ip_whitelist
 from vault.policy import Policy
-from vault.secret import Secret
 from vault.store import (
     ClientRecord,
     CredentialRecord,
@@ -143,7 +142,7 @@ class AdminVault(Inventory):
 
     @classmethod
     def _open(cls, where: Where) -> tuple[Store, HeaderRecord, list[KeyslotRecord]]:
-        store, header = open_store(where)
+        store, header = open_store(where, owner=True)
         try:
             with store.read() as session:
                 slots = list(session.scalars(select(KeyslotRecord)))
@@ -169,6 +168,16 @@ class AdminVault(Inventory):
         except BaseException:
             store.dispose()
             raise
+        return cls._unlocked(store, header, identity)
+
+    @classmethod
+    def _unlocked(cls, store: Store, header: HeaderRecord, identity: RootIdentity) -> AdminVault:
+        # Only the owner, and only once the key is proven, brings the schema up to date.
+        try:
+            store.upgrade()
+        except BaseException:
+            store.dispose()
+            raise
         return cls(store, header, identity)
 
     @classmethod
@@ -191,7 +200,7 @@ class AdminVault(Inventory):
         except BaseException:
             store.dispose()
             raise
-        return cls(store, header, identity)
+        return cls._unlocked(store, header, identity)
 
     # ---------------------------------------------------------------- keyslots
 
@@ -733,17 +742,7 @@ class AdminVault(Inventory):
             version = _version_at(head, stage)
             meta, fields = self._open_version(session, head, version)
             self._audit(session, "read", name, version, detail=stage)
-        return Credential(
-            name=meta.name,
-            exchange=meta.exchange,
-            permissions=meta.permissions,
-            ips=meta.ips,
-            version=version,
-            stage=stage,
-            issued_on=meta.issued_on,
-            expires_on=meta.expires_on,
-            fields={k: Secret(v) for k, v in fields.items()},
-        )
+        return Credential.from_plaintext(meta, version, stage, fields)
 
 
 def _version_at(head: CredentialRecord, stage: str) -> int:

@@ -36,7 +36,6 @@ from vault.errors import (
 )
 from vault.inventory import Where, open_store
 from vault.model import from_epoch, to_epoch, utc_now
-from vault.secret import Secret
 from vault.store import (
     ClientRecord,
     CredentialRecord,
@@ -241,17 +240,7 @@ class ClientVault:
                 self._deks[dek_key] = dek
         fields = records.open_payload(self._vault_id, version_row, payload, dek)
         self._audit_read(name, version, stage)
-        return Credential(
-            name=meta.name,
-            exchange=meta.exchange,
-            permissions=meta.permissions,
-            ips=meta.ips,
-            version=version,
-            stage=stage,
-            issued_on=meta.issued_on,
-            expires_on=meta.expires_on,
-            fields={k: Secret(v) for k, v in fields.items()},
-        )
+        return Credential.from_plaintext(meta, version, stage, fields)
 
     def _fetch(
         self, session: Session, name: str, stage: str

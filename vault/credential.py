@@ -8,6 +8,7 @@ from datetime import date
 
 from vault.errors import NotFound
 from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
+from vault.model import CredentialMetadata
 from vault.secret import Secret
 
 
@@ -27,6 +28,23 @@ class Credential:
     issued_on: date
     expires_on: date | None
     fields: Mapping[str, Secret]
+
+    @classmethod
+    def from_plaintext(
+        cls, metadata: CredentialMetadata, version: int, stage: str, fields: Mapping[str, str]
+    ) -> Credential:
+        """A credential from a decrypted version: its metadata and its field values."""
+        return cls(
+            name=metadata.name,
+            exchange=metadata.exchange,
+            permissions=metadata.permissions,
+            ips=metadata.ips,
+            version=version,
+            stage=stage,
+            issued_on=metadata.issued_on,
+            expires_on=metadata.expires_on,
+            fields={k: Secret(v) for k, v in fields.items()},
+        )
 
     def field(self, name: str) -> Secret:
         """One secret field by name (``api_key``, ``secret``, ``passphrase``, ...).

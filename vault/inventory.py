@@ -71,14 +71,14 @@ def load_header(session: Session) -> HeaderRecord:
     return header
 
 
-def open_store(where: Where) -> tuple[Store, HeaderRecord]:
-    """Open the store at ``where`` and read its header.
+def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRecord]:
+    """Open the store at ``where`` (as its ``owner``: any older schema) and read its header.
 
     :raises VaultUnavailable: when there is no vault there.
     :raises IntegrityError: when the header is damaged.
     """
     url = where if isinstance(where, URL) else location.resolve(where)
-    store = Store.open(url)
+    store = Store.open(url, owner=owner)
     try:
         with store.read() as session:
             header = load_header(session)

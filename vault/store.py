@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -33,21 +34,25 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    update,
 )
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vault.errors import (
+    AccessDenied,
     AlreadyExists,
+    Conflict,
     IntegrityError,
     UnsupportedFormat,
     VaultError,
     VaultUnavailable,
 )
 
-SCHEMA_VERSION = 1
-"""Version of the SQL schema; separate from the cryptographic format version."""
+SCHEMA_VERSION = 2
+"""Version of the SQL schema; separate from the cryptographic format version.
+Older schemas are brought up to date by :mod:`vault.migrations`."""
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -233,6 +238,12 @@ class AuditRecord(Base):
     signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
 
 
+AUDIT_READS_INDEX = Index(
+    "ix_audit_log_reads", AuditRecord.action, AuditRecord.credential, AuditRecord.at
+)
+"""Serves ``check``'s "last read of each credential" query (schema version 2)."""
+
+
 # --------------------------------------------------------------------------------------
 # Engine setup
 # --------------------------------------------------------------------------------------
@@ -358,12 +369,16 @@ class Store:
         return store
 
     @classmethod
-    def open(cls, url: URL | str) -> Store:
+    def open(cls, url: URL | str, *, owner: bool = False) -> Store:
         """Open an existing vault database and check its schema version.
+
+        An older schema is used as it is when every pending migration allows readers;
+        the ``owner`` (about to unlock, then :meth:`upgrade`) may open any older one.
 
         :raises VaultUnavailable: when there is no vault there.
         :raises IntegrityError: when the file is not a readable exvault database.
-        :raises UnsupportedFormat: when the schema is newer than this exvault.
+        :raises UnsupportedFormat: when the schema is newer than this exvault, or too
+            old for a reader.
         """
         url = make_url(url)
         path = sqlite_path(url)
@@ -393,7 +408,36 @@ class Store:
                 f"the vault's schema version {version} is newer than this exvault supports "
                 f"({SCHEMA_VERSION}); upgrade exvault"
             )
+        from vault.migrations import pending
+
+        if not owner and not all(m.readers_compatible for m in pending(version)):
+            store.dispose()
+            raise UnsupportedFormat(
+                f"the vault's schema (version {version}) needs an upgrade this reader cannot "
+                "do: run any exvault command that asks for the passphrase, once, as the owner"
+            )
         return store
+
+    def upgrade(self) -> int:
+        """Apply pending schema migrations in one transaction; returns the new version.
+
+        Called by the owner's unlock, after the passphrase has been checked. Costs one
+        read when the schema is current.
+        """
+        from vault.migrations import pending
+
+        with self.read() as session:
+            current = session.scalar(select(SchemaInfo.schema_version)) or 1
+        if current >= SCHEMA_VERSION:
+            return current
+        with self.write() as session:
+            conn = session.connection()
+            current = session.scalar(select(SchemaInfo.schema_version)) or 1
+            for step in pending(current):  # another process may have migrated meanwhile
+                step.apply(conn)
+                session.execute(update(SchemaInfo).values(schema_version=step.to_version))
+                current = step.to_version
+        return current
 
     @staticmethod
     def _has_schema(session: Session) -> bool:
@@ -460,6 +504,14 @@ class Store:
             # server unhappy, and the user should hear the same as for a bad signature.
             if "malformed" in detail or "not a database" in detail:
                 raise IntegrityError(f"damaged vault: {detail}") from None
+            if "permission denied" in detail:
+                raise AccessDenied(
+                    f"the database refused: {detail} (is this a read-only database role?)"
+                ) from None
+            if "duplicate key" in detail or "UNIQUE constraint" in detail:
+                raise Conflict(
+                    "another writer changed the same record at the same moment; try again"
+                ) from None
             raise StoreError(f"database error: {detail}") from None
 
 
