@@ -8,6 +8,7 @@ production defaults are never touched.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -46,15 +47,62 @@ KUCOIN_PASSPHRASE = "Tr4d1ngB0t!pass"
 
 @pytest.fixture
 def vault_path(tmp_path: Path) -> Path:
-    """Where a test vault lives (its directory does not exist yet)."""
+    """Where a SQLite test vault lives (its directory does not exist yet)."""
     return tmp_path / "vaultdir" / "vault.db"
 
 
+# ----------------------------------------------------------------------------- backends
+# A test module sets BACKENDS = ("sqlite", "postgresql") to run its tests that use the
+# `backend` fixture (directly or through vault_location / created / admin / stocked)
+# on both; a test that reads the SQLite file itself is marked @pytest.mark.sqlite_only.
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    backends = getattr(metafunc.module, "BACKENDS", ("sqlite",))
+    if (
+        "backend" in metafunc.fixturenames
+        and len(backends) > 1
+        and metafunc.definition.get_closest_marker("sqlite_only") is None
+    ):
+        metafunc.parametrize("backend", backends)
+
+
 @pytest.fixture
-def created(vault_path: Path) -> Iterator[tuple[AdminVault, str]]:
+def backend() -> str:
+    """The storage backend of the test vault (SQLite unless the module asks for both)."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for the session; its URL prefix (no database)."""
+    from tests import postgres
+
+    if postgres.find_bindir() is None:
+        if os.environ.get("EXVAULT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(postgres.INSTALL_HINT)
+        pytest.skip(postgres.INSTALL_HINT)
+    with postgres.server(tmp_path_factory.mktemp("postgres")) as prefix:
+        yield prefix
+
+
+@pytest.fixture
+def vault_location(backend: str, vault_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where the test vault lives: a SQLite file path, or a fresh PostgreSQL database URL."""
+    if backend == "sqlite":
+        yield str(vault_path)
+        return
+    from tests import postgres
+
+    with postgres.database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@pytest.fixture
+def created(vault_location: str) -> Iterator[tuple[AdminVault, str]]:
     """A new vault with the cheap test KDF: the unlocked handle and its recovery key."""
     admin, recovery = AdminVault.create(
-        vault_path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True
+        vault_location, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True
     )
     with admin:
         yield admin, recovery
@@ -88,6 +136,31 @@ def stocked(
     )
     admin.add("kucoin-sub1", "kucoin", kucoin_payload, permissions="read", ips=["198.51.100.0/24"])
     return admin
+
+
+def db_exec(location: str | Path, statement: str, **params: object) -> list[tuple[object, ...]]:
+    """Run raw SQL against a test vault on either backend, as a tamperer would.
+
+    Named parameters (``:name``); returns the rows of a SELECT, [] otherwise.
+    """
+    from sqlalchemy import create_engine, text
+
+    from vault.location import resolve
+
+    engine = create_engine(resolve(str(location)))
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def sql(location: str | Path, statement: str, *params: object) -> list[tuple[object, ...]]:
+    """:func:`db_exec` with positional ``?`` placeholders, as sqlite3 writes them."""
+    counter = iter(range(len(params)))
+    named = re.sub(r"\?", lambda _m: f":p{next(counter)}", statement)
+    return db_exec(location, named, **{f"p{i}": v for i, v in enumerate(params)})
 
 
 def write_secret_file(path: Path, text: str, mode: int = 0o600) -> Path:

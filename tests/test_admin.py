@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from tests.conftest import (
     KUCOIN_PASSPHRASE,
     PASSPHRASE,
     TEST_KDF,
+    db_exec,
 )
 from vault import crypto
 from vault.admin import AdminVault
@@ -29,6 +29,8 @@ from vault.errors import (
 )
 from vault.inventory import Inventory
 
+BACKENDS = ("sqlite", "postgresql")
+
 
 def test_round_trip(stocked: AdminVault, binance_payload: dict[str, str]) -> None:
     cred = stocked.get("binance-main")
@@ -41,9 +43,9 @@ def test_round_trip(stocked: AdminVault, binance_payload: dict[str, str]) -> Non
     assert BINANCE_SECRET not in repr(cred)
 
 
-def test_round_trip_after_reopening(stocked: AdminVault, vault_path: Path) -> None:
+def test_round_trip_after_reopening(stocked: AdminVault, vault_location: str) -> None:
     stocked.close()
-    with AdminVault.unlock(vault_path, PASSPHRASE) as again:
+    with AdminVault.unlock(vault_location, PASSPHRASE) as again:
         assert again.get("kucoin-sub1").passphrase.reveal() == KUCOIN_PASSPHRASE  # type: ignore[union-attr]
 
 
@@ -77,13 +79,13 @@ def test_payload_round_trip(
     assert {k: v.reveal() for k, v in got.fields.items()} == payload
 
 
-def test_wrong_passphrase(stocked: AdminVault, vault_path: Path) -> None:
+def test_wrong_passphrase(stocked: AdminVault, vault_location: str) -> None:
     with pytest.raises(IntegrityError, match="wrong passphrase or damaged vault"):
-        AdminVault.unlock(vault_path, "not the passphrase")
+        AdminVault.unlock(vault_location, "not the passphrase")
 
 
 def test_wrong_passphrase_costs_the_same_kdf_work(
-    stocked: AdminVault, vault_path: Path, monkeypatch: pytest.MonkeyPatch
+    stocked: AdminVault, vault_location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[int, int, int]] = []
     real = crypto.hash_secret_raw
@@ -93,11 +95,11 @@ def test_wrong_passphrase_costs_the_same_kdf_work(
         return real(**kw)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(crypto, "hash_secret_raw", spy)
-    AdminVault.unlock(vault_path, PASSPHRASE).close()
+    AdminVault.unlock(vault_location, PASSPHRASE).close()
     right = list(calls)
     calls.clear()
     with pytest.raises(IntegrityError):
-        AdminVault.unlock(vault_path, "wrong")
+        AdminVault.unlock(vault_location, "wrong")
     assert calls == right and len(right) == 1
 
 
@@ -106,15 +108,15 @@ def test_missing_vault(tmp_path: Path) -> None:
         AdminVault.unlock(tmp_path / "none.db", PASSPHRASE)
 
 
-def test_recovery_key_opens_the_vault(created: tuple[AdminVault, str], vault_path: Path) -> None:
+def test_recovery_key_opens_the_vault(created: tuple[AdminVault, str], vault_location: str) -> None:
     admin, recovery = created
     admin.add("a", "binance", {"api_key": "k" * 20, "secret": "s" * 32})
-    with AdminVault.unlock_with_recovery_key(vault_path, recovery) as again:
+    with AdminVault.unlock_with_recovery_key(vault_location, recovery) as again:
         assert again.get("a").secret.reveal() == "s" * 32
         again.change_passphrase("a brand new passphrase")
     with pytest.raises(IntegrityError):
-        AdminVault.unlock(vault_path, PASSPHRASE)
-    AdminVault.unlock(vault_path, "a brand new passphrase").close()
+        AdminVault.unlock(vault_location, PASSPHRASE)
+    AdminVault.unlock(vault_location, "a brand new passphrase").close()
 
 
 def test_recovery_key_of_another_vault(vault_path: Path, tmp_path: Path) -> None:
@@ -126,33 +128,32 @@ def test_recovery_key_of_another_vault(vault_path: Path, tmp_path: Path) -> None
         AdminVault.unlock_with_recovery_key(vault_path, other_key)
 
 
-def test_change_passphrase_keeps_everything_readable(stocked: AdminVault, vault_path: Path) -> None:
+def test_change_passphrase_keeps_everything_readable(
+    stocked: AdminVault, vault_location: str
+) -> None:
     params = stocked.change_passphrase("new passphrase 123")
     assert params == TEST_KDF
     with pytest.raises(IntegrityError):
-        AdminVault.unlock(vault_path, PASSPHRASE)
-    with AdminVault.unlock(vault_path, "new passphrase 123") as again:
+        AdminVault.unlock(vault_location, PASSPHRASE)
+    with AdminVault.unlock(vault_location, "new passphrase 123") as again:
         assert again.get("binance-main").secret.reveal() == BINANCE_SECRET
         assert again.get("kucoin-sub1").passphrase.reveal() == KUCOIN_PASSPHRASE  # type: ignore[union-attr]
-    with sqlite3.connect(vault_path) as db:
-        assert db.execute("SELECT count(*) FROM keyslots WHERE kind = 'passphrase'").fetchone() == (
-            1,
+    count = db_exec(vault_location, "SELECT count(*) FROM keyslots WHERE kind = 'passphrase'")
+    assert count == [(1,)]
+
+
+def test_change_passphrase_reencrypts_nothing(stocked: AdminVault, vault_location: str) -> None:
+    def blobs() -> list[tuple[object, ...]]:
+        return db_exec(vault_location, "SELECT ciphertext FROM payloads ORDER BY 1") + db_exec(
+            vault_location, "SELECT body FROM dek_wraps ORDER BY 1"
         )
-
-
-def test_change_passphrase_reencrypts_nothing(stocked: AdminVault, vault_path: Path) -> None:
-    def blobs() -> list[tuple[bytes, ...]]:
-        with sqlite3.connect(vault_path) as db:
-            return (
-                db.execute("SELECT ciphertext FROM payloads ORDER BY 1").fetchall()
-                + db.execute("SELECT body FROM dek_wraps ORDER BY 1").fetchall()
-            )
 
     before = blobs()
     stocked.change_passphrase("new passphrase 123")
     assert blobs() == before
 
 
+@pytest.mark.sqlite_only
 def test_create_refuses_weak_explicit_kdf(vault_path: Path) -> None:
     with pytest.raises(InvalidInput, match="floor"):
         AdminVault.create(vault_path, PASSPHRASE, kdf=KdfParams(1, 64, 1))
@@ -165,21 +166,20 @@ def test_create_refuses_empty_passphrase(vault_path: Path) -> None:
 
 
 def test_kdf_parameters_above_the_cap_refused_on_open(
-    stocked: AdminVault, vault_path: Path
+    stocked: AdminVault, vault_location: str
 ) -> None:
-    with sqlite3.connect(vault_path) as db:
-        db.execute(
-            "UPDATE keyslots SET kdf_memory_kib = 64 * 1024 * 1024 WHERE kind = 'passphrase'"
-        )
+    db_exec(
+        vault_location,
+        "UPDATE keyslots SET kdf_memory_kib = 64 * 1024 * 1024 WHERE kind = 'passphrase'",
+    )
     with pytest.raises(UnsupportedFormat, match="cap"):
-        AdminVault.unlock(vault_path, PASSPHRASE)
+        AdminVault.unlock(vault_location, PASSPHRASE)
 
 
-def test_other_format_version_refused(stocked: AdminVault, vault_path: Path) -> None:
-    with sqlite3.connect(vault_path) as db:
-        db.execute("UPDATE vault_header SET format_version = 2")
+def test_other_format_version_refused(stocked: AdminVault, vault_location: str) -> None:
+    db_exec(vault_location, "UPDATE vault_header SET format_version = 2")
     with pytest.raises(UnsupportedFormat, match="format version 2"):
-        Inventory.open(vault_path)
+        Inventory.open(vault_location)
 
 
 def test_duplicate_name(stocked: AdminVault, binance_payload: dict[str, str]) -> None:
@@ -271,13 +271,13 @@ def test_edit_can_clear_expiry_and_replace_secrets(stocked: AdminVault) -> None:
 def test_remove(stocked: AdminVault) -> None:
     stocked.remove("binance-main")
     assert stocked.names() == ["kucoin-sub1"]
-    with sqlite3.connect(stocked.store.url.database) as db:  # type: ignore[arg-type]
-        assert db.execute("SELECT count(*) FROM credential_versions").fetchone() == (1,)
-        assert db.execute("SELECT count(*) FROM dek_wraps").fetchone() == (1,)
+    url = stocked.store.url.render_as_string(hide_password=False)
+    assert db_exec(url, "SELECT count(*) FROM credential_versions") == [(1,)]
+    assert db_exec(url, "SELECT count(*) FROM dek_wraps") == [(1,)]
 
 
-def test_inventory_reads_without_any_key(stocked: AdminVault, vault_path: Path) -> None:
-    with Inventory.open(vault_path) as inv:
+def test_inventory_reads_without_any_key(stocked: AdminVault, vault_location: str) -> None:
+    with Inventory.open(vault_location) as inv:
         infos = inv.credentials()
         assert [i.name for i in infos] == ["binance-main", "kucoin-sub1"]
         assert infos[0].metadata.permissions == ("read", "trade")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,15 @@ from tests.conftest import (
     KUCOIN_PASSPHRASE,
     KUCOIN_SECRET,
     PASSPHRASE,
+    sql,
 )
 from vault import audit
 from vault.admin import AdminVault
 from vault.errors import AccessDenied, IntegrityError
 from vault.inventory import Inventory
 from vault.store import AuditRecord
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(autouse=True)
@@ -30,15 +32,15 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def busy(stocked: AdminVault, vault_path: Path) -> AdminVault:
+def busy(stocked: AdminVault, vault_location: str) -> AdminVault:
     """A vault whose log holds every kind of entry."""
     _, token = stocked.add_client("grid-bot", max_scope="trade")
     stocked.grant("grid-bot", ["binance-main"])
-    vault.load("binance-main", where=vault_path, token=token)
+    vault.load("binance-main", where=vault_location, token=token)
     with pytest.raises(AccessDenied):
-        vault.load("kucoin-sub1", where=vault_path, token=token)
+        vault.load("kucoin-sub1", where=vault_location, token=token)
     with pytest.raises(IntegrityError):
-        AdminVault.unlock(vault_path, "wrong passphrase")
+        AdminVault.unlock(vault_location, "wrong passphrase")
     stocked.edit("kucoin-sub1", permissions="read,trade")
     stocked.get("kucoin-sub1")
     stocked.ungrant("grid-bot", ["binance-main"])
@@ -46,15 +48,6 @@ def busy(stocked: AdminVault, vault_path: Path) -> AdminVault:
     stocked.remove("kucoin-sub1")
     stocked.change_passphrase("another passphrase")
     return stocked
-
-
-def sql(vault_path: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
-    db = sqlite3.connect(vault_path)
-    try:
-        with db:
-            return db.execute(statement, params).fetchall()
-    finally:
-        db.close()
 
 
 def test_every_kind_of_event_is_recorded(busy: AdminVault) -> None:
@@ -80,8 +73,8 @@ def test_every_kind_of_event_is_recorded(busy: AdminVault) -> None:
     assert not entries[6].signed  # a failed unlock has no key to sign with
 
 
-def test_no_secret_in_the_audit_table(busy: AdminVault, vault_path: Path) -> None:
-    dump = repr(sql(vault_path, "SELECT * FROM audit_log"))
+def test_no_secret_in_the_audit_table(busy: AdminVault, vault_location: str) -> None:
+    dump = repr(sql(vault_location, "SELECT * FROM audit_log"))
     for secret in (
         BINANCE_SECRET,
         BINANCE_API_KEY,
@@ -98,94 +91,93 @@ def test_intact_chain_verifies(busy: AdminVault) -> None:
     assert report.ok and report.entries == 13 and report.head_seq == 13
 
 
-def _problems(vault_path: Path) -> tuple[str, ...]:
-    with Inventory.open(vault_path) as inv:
+def _problems(vault_location: str) -> tuple[str, ...]:
+    with Inventory.open(vault_location) as inv:
         return inv.verify_audit(remember=False).problems
 
 
-def test_deleted_entry_detected(busy: AdminVault, vault_path: Path) -> None:
-    sql(vault_path, "DELETE FROM audit_log WHERE seq = 5")
-    assert any("entry 5 is missing" in p for p in _problems(vault_path))
+def test_deleted_entry_detected(busy: AdminVault, vault_location: str) -> None:
+    sql(vault_location, "DELETE FROM audit_log WHERE seq = 5")
+    assert any("entry 5 is missing" in p for p in _problems(vault_location))
 
 
-def test_edited_entry_detected(busy: AdminVault, vault_path: Path) -> None:
-    sql(vault_path, "UPDATE audit_log SET outcome = 'ok' WHERE seq = 6")
-    assert any("entry 6 was edited" in p for p in _problems(vault_path))
+def test_edited_entry_detected(busy: AdminVault, vault_location: str) -> None:
+    sql(vault_location, "UPDATE audit_log SET outcome = 'ok' WHERE seq = 6")
+    assert any("entry 6 was edited" in p for p in _problems(vault_location))
 
 
-def test_edited_entry_with_recomputed_hash_detected(busy: AdminVault, vault_path: Path) -> None:
+def test_edited_entry_with_recomputed_hash_detected(busy: AdminVault, vault_location: str) -> None:
     """Recomputing the edited entry's hash breaks its signature and the next link."""
-    session_rows = sql(vault_path, "SELECT vault_id FROM vault_header")
+    session_rows = sql(vault_location, "SELECT vault_id FROM vault_header")
     vault_id = session_rows[0][0]
-    db = sqlite3.connect(vault_path)
-    cols = [d[1] for d in db.execute("PRAGMA table_info(audit_log)")]
-    row = dict(
-        zip(cols, db.execute("SELECT * FROM audit_log WHERE seq = 5").fetchone(), strict=True)
-    )
-    db.close()
+    cols = [c.name for c in AuditRecord.__table__.columns]
+    (values,) = sql(vault_location, f"SELECT {', '.join(cols)} FROM audit_log WHERE seq = 5")
+    row = {
+        c: bytes(v) if isinstance(v, memoryview) else v for c, v in zip(cols, values, strict=True)
+    }
     rec = AuditRecord(**{**row, "credential": "kucoin-sub1"})
     new_hash = audit.entry_hash(vault_id, rec)  # type: ignore[arg-type]
     sql(
-        vault_path,
+        vault_location,
         "UPDATE audit_log SET credential = 'kucoin-sub1', entry_hash = ? WHERE seq = 5",
         new_hash,
     )
-    problems = _problems(vault_path)
+    problems = _problems(vault_location)
     assert any("entry 5 has a bad signature" in p for p in problems)
     assert any("entry 6 does not link" in p for p in problems)
 
 
-def test_reordered_entries_detected(busy: AdminVault, vault_path: Path) -> None:
+def test_reordered_entries_detected(busy: AdminVault, vault_location: str) -> None:
     cols = (
         "at, actor, host, pid, action, credential, version, outcome, detail, "
         "prev_hash, entry_hash, signer, signature"
     )
-    a = sql(vault_path, f"SELECT {cols} FROM audit_log WHERE seq = 3")[0]
-    b = sql(vault_path, f"SELECT {cols} FROM audit_log WHERE seq = 4")[0]
+    a = sql(vault_location, f"SELECT {cols} FROM audit_log WHERE seq = 3")[0]
+    b = sql(vault_location, f"SELECT {cols} FROM audit_log WHERE seq = 4")[0]
     setter = ", ".join(f"{c.strip()} = ?" for c in cols.split(","))
-    sql(vault_path, f"UPDATE audit_log SET {setter} WHERE seq = 3", *b)
-    sql(vault_path, f"UPDATE audit_log SET {setter} WHERE seq = 4", *a)
-    assert _problems(vault_path)
+    sql(vault_location, f"UPDATE audit_log SET {setter} WHERE seq = 3", *b)
+    sql(vault_location, f"UPDATE audit_log SET {setter} WHERE seq = 4", *a)
+    assert _problems(vault_location)
 
 
-def test_forged_signature_detected(busy: AdminVault, vault_path: Path) -> None:
+def test_forged_signature_detected(busy: AdminVault, vault_location: str) -> None:
     from vault import crypto
 
     other = crypto.RootIdentity.generate()
-    sql(vault_path, "UPDATE audit_log SET signature = ? WHERE seq = 2", other.sign(b"x"))
-    assert any("entry 2 has a bad signature" in p for p in _problems(vault_path))
+    sql(vault_location, "UPDATE audit_log SET signature = ? WHERE seq = 2", other.sign(b"x"))
+    assert any("entry 2 has a bad signature" in p for p in _problems(vault_location))
 
 
-def test_unsigned_success_claim_detected(busy: AdminVault, vault_path: Path) -> None:
+def test_unsigned_success_claim_detected(busy: AdminVault, vault_location: str) -> None:
     """Appending a forged 'ok' entry without a signature is flagged."""
     with busy.store.write() as session:
         audit.append(
             session, busy.vault_id, actor="admin", action="remove", credential="binance-main"
         )
-    assert any("unsigned" in p for p in _problems(vault_path))
+    assert any("unsigned" in p for p in _problems(vault_location))
 
 
 def test_truncate_and_rewrite_detected_against_the_witness(
-    busy: AdminVault, vault_path: Path
+    busy: AdminVault, vault_location: str
 ) -> None:
     """Cut the last entries, then append new (anonymous) ones with valid hashes: the chain
     alone is consistent, but the head the last verification saw is gone."""
     assert busy.verify_audit().ok  # remembers head 13
-    sql(vault_path, "DELETE FROM audit_log WHERE seq >= 10")
+    sql(vault_location, "DELETE FROM audit_log WHERE seq >= 10")
     with busy.store.write() as session:
         for _ in range(5):
             audit.append(session, busy.vault_id, actor="unknown", action="open", outcome="denied")
-    with Inventory.open(vault_path) as inv:
+    with Inventory.open(vault_location) as inv:
         report = inv.verify_audit()
     assert not report.ok and any("cut off" in p for p in report.problems)
 
 
 def test_truncation_alone_is_a_documented_limit_without_witness(
-    busy: AdminVault, vault_path: Path, state_home: Path
+    busy: AdminVault, vault_location: str, state_home: Path
 ) -> None:
     """Without a remembered head, a shortened chain is still a valid chain (SECURITY.md)."""
-    sql(vault_path, "DELETE FROM audit_log WHERE seq >= 10")
-    with Inventory.open(vault_path) as inv:
+    sql(vault_location, "DELETE FROM audit_log WHERE seq >= 10")
+    with Inventory.open(vault_location) as inv:
         report = inv.verify_audit(remember=False)
     assert report.ok and report.head_seq == 9
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import vault
-from tests.conftest import BINANCE_SECRET, PASSPHRASE, TEST_KDF, write_secret_file
+from tests.conftest import BINANCE_SECRET, PASSPHRASE, TEST_KDF, sql, write_secret_file
 from vault import crypto, records
 from vault.admin import AdminVault
 from vault.client import ClientVault
@@ -30,6 +29,8 @@ from vault.errors import (
 from vault.model import CredentialMetadata
 from vault.token import ClientToken, find_token, parse_token
 
+BACKENDS = ("sqlite", "postgresql")
+
 
 @pytest.fixture
 def token(stocked: AdminVault) -> str:
@@ -39,17 +40,8 @@ def token(stocked: AdminVault) -> str:
     return tok
 
 
-def sql(vault_path: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
-    db = sqlite3.connect(vault_path)
-    try:
-        with db:
-            return db.execute(statement, params).fetchall()
-    finally:
-        db.close()
-
-
-def test_granted_credential_loads(token: str, vault_path: Path) -> None:
-    cred = vault.load("binance-main", where=vault_path, token=token)
+def test_granted_credential_loads(token: str, vault_location: str) -> None:
+    cred = vault.load("binance-main", where=vault_location, token=token)
     assert cred.secret.reveal() == BINANCE_SECRET
     assert (cred.name, cred.exchange, cred.version, cred.stage) == (
         "binance-main",
@@ -60,37 +52,37 @@ def test_granted_credential_loads(token: str, vault_path: Path) -> None:
     assert cred.permissions == ("read", "trade") and cred.ips == ("203.0.113.7",)
 
 
-def test_ungranted_credential_refused(token: str, vault_path: Path) -> None:
+def test_ungranted_credential_refused(token: str, vault_location: str) -> None:
     with pytest.raises(AccessDenied, match='not granted "kucoin-sub1"'):
-        vault.load("kucoin-sub1", where=vault_path, token=token)
+        vault.load("kucoin-sub1", where=vault_location, token=token)
 
 
-def test_ungrant(stocked: AdminVault, token: str, vault_path: Path) -> None:
+def test_ungrant(stocked: AdminVault, token: str, vault_location: str) -> None:
     stocked.ungrant("grid-bot", ["binance-main"])
     with pytest.raises(AccessDenied):
-        vault.load("binance-main", where=vault_path, token=token)
+        vault.load("binance-main", where=vault_location, token=token)
     client_id = parse_token(token).client_id
-    assert sql(vault_path, "SELECT count(*) FROM dek_wraps WHERE recipient = ?", client_id) == [
+    assert sql(vault_location, "SELECT count(*) FROM dek_wraps WHERE recipient = ?", client_id) == [
         (0,)
     ]
     with pytest.raises(NotFound):
         stocked.ungrant("grid-bot", ["binance-main"])
 
 
-def test_revoke(stocked: AdminVault, token: str, vault_path: Path) -> None:
-    handle = ClientVault.open(vault_path, token=token)
+def test_revoke(stocked: AdminVault, token: str, vault_location: str) -> None:
+    handle = ClientVault.open(vault_location, token=token)
     assert stocked.revoke_client("grid-bot") == ["binance-main"]
     with pytest.raises(AccessDenied):  # an open handle loses access at once
         handle.get("binance-main")
     handle.close()
     with pytest.raises(AccessDenied, match="revoked"):
-        ClientVault.open(vault_path, token=token)
+        ClientVault.open(vault_location, token=token)
     info = stocked.describe("binance-main")
     assert info.exposed_at is not None and "grid-bot" in (info.exposed_reason or "")
     assert stocked.describe("kucoin-sub1").exposed_at is None
     assert stocked.revoke_client("grid-bot") == []  # idempotent
     client_id = parse_token(token).client_id
-    assert sql(vault_path, "SELECT count(*) FROM dek_wraps WHERE recipient = ?", client_id) == [
+    assert sql(vault_location, "SELECT count(*) FROM dek_wraps WHERE recipient = ?", client_id) == [
         (0,)
     ]
     with pytest.raises(Conflict):
@@ -98,12 +90,12 @@ def test_revoke(stocked: AdminVault, token: str, vault_path: Path) -> None:
 
 
 def test_expired_client(
-    stocked: AdminVault, vault_path: Path, monkeypatch: pytest.MonkeyPatch
+    stocked: AdminVault, vault_location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     expires = datetime.now(timezone.utc) + timedelta(days=1)
     _, tok = stocked.add_client("short", expires_at=expires)
     stocked.grant("short", ["binance-main"])
-    handle = ClientVault.open(vault_path, token=tok)
+    handle = ClientVault.open(vault_location, token=tok)
     assert handle.get("binance-main").version == 1
     later = expires + timedelta(seconds=1)
     monkeypatch.setattr("vault.client.utc_now", lambda: later)
@@ -111,7 +103,7 @@ def test_expired_client(
         handle.get("binance-main")
     handle.close()
     with pytest.raises(TokenExpired, match="expired"):
-        ClientVault.open(vault_path, token=tok)
+        ClientVault.open(vault_location, token=tok)
 
 
 def test_client_expiry_in_the_past_refused(stocked: AdminVault) -> None:
@@ -157,31 +149,31 @@ def test_edit_beyond_a_grantees_scope_refused(stocked: AdminVault, token: str) -
 
 
 def test_new_versions_are_wrapped_for_grantees(
-    stocked: AdminVault, token: str, vault_path: Path
+    stocked: AdminVault, token: str, vault_location: str
 ) -> None:
-    with ClientVault.open(vault_path, token=token) as handle:
+    with ClientVault.open(vault_location, token=token) as handle:
         assert handle.get("binance-main").version == 1
         stocked.edit("binance-main", payload={"api_key": "n" * 20, "secret": "m" * 32})
         cred = handle.get("binance-main")  # another writer's new version is seen at once
         assert (cred.version, cred.secret.reveal()) == (2, "m" * 32)
 
 
-def test_grant_is_idempotent(stocked: AdminVault, token: str, vault_path: Path) -> None:
+def test_grant_is_idempotent(stocked: AdminVault, token: str, vault_location: str) -> None:
     stocked.grant("grid-bot", ["binance-main"])
     client_id = parse_token(token).client_id
-    assert sql(vault_path, "SELECT count(*) FROM dek_wraps WHERE recipient = ?", client_id) == [
+    assert sql(vault_location, "SELECT count(*) FROM dek_wraps WHERE recipient = ?", client_id) == [
         (1,)
     ]
 
 
 def test_ungranted_credential_cannot_be_decrypted_from_raw_tables(
-    token: str, vault_path: Path
+    token: str, vault_location: str
 ) -> None:
     """Even reading every table, the client's key opens no wrap of kucoin-sub1."""
-    ((vault_id,),) = sql(vault_path, "SELECT vault_id FROM vault_header")
+    ((vault_id,),) = sql(vault_location, "SELECT vault_id FROM vault_header")
     tok = parse_token(token)
     wraps = sql(
-        vault_path,
+        vault_location,
         "SELECT w.credential_id, w.version, w.recipient, w.ephemeral_public, w.body "
         "FROM dek_wraps w "
         "JOIN credentials c ON c.id = w.credential_id WHERE c.name = 'kucoin-sub1'",
@@ -194,25 +186,25 @@ def test_ungranted_credential_cannot_be_decrypted_from_raw_tables(
                 crypto.unwrap_from_recipient(crypto.WrappedKey(eph, body), tok.keys[0], ad)  # type: ignore[arg-type]
 
 
-def test_root_wrap_copied_to_the_client_is_refused(token: str, vault_path: Path) -> None:
+def test_root_wrap_copied_to_the_client_is_refused(token: str, vault_location: str) -> None:
     tok = parse_token(token)
     sql(
-        vault_path,
+        vault_location,
         "INSERT INTO dek_wraps SELECT credential_id, version, ?, ephemeral_public, body "
         "FROM dek_wraps WHERE recipient = 'root' AND credential_id = "
         "(SELECT id FROM credentials WHERE name = 'kucoin-sub1')",
         tok.client_id,
     )
     with pytest.raises(IntegrityError):
-        vault.load("kucoin-sub1", where=vault_path, token=token)
+        vault.load("kucoin-sub1", where=vault_location, token=token)
 
 
-def test_forged_version_for_the_client_is_refused(token: str, vault_path: Path) -> None:
+def test_forged_version_for_the_client_is_refused(token: str, vault_location: str) -> None:
     """Someone with database write access wraps a version of their own for the client."""
-    ((vault_id,),) = sql(vault_path, "SELECT vault_id FROM vault_header")
+    ((vault_id,),) = sql(vault_location, "SELECT vault_id FROM vault_header")
     tok = parse_token(token)
     ((cid, issued, created_at),) = sql(
-        vault_path,
+        vault_location,
         "SELECT v.credential_id, v.issued_on, v.created_at FROM credential_versions v "
         "JOIN credentials c ON c.id = v.credential_id WHERE c.name = 'binance-main'",
     )
@@ -239,14 +231,14 @@ def test_forged_version_for_the_client_is_refused(token: str, vault_path: Path) 
         forged.dek, vault_id, forged.version, tok.client_id, tok.encryption_public
     )
     sql(
-        vault_path,
+        vault_location,
         "UPDATE payloads SET nonce = ?, ciphertext = ? WHERE credential_id = ?",
         forged.payload.nonce,
         forged.payload.ciphertext,
         cid,
     )
     sql(
-        vault_path,
+        vault_location,
         "UPDATE dek_wraps SET ephemeral_public = ?, body = ? "
         "WHERE credential_id = ? AND recipient = ?",
         wrap.ephemeral_public,
@@ -255,7 +247,7 @@ def test_forged_version_for_the_client_is_refused(token: str, vault_path: Path) 
         tok.client_id,
     )
     sql(
-        vault_path,
+        vault_location,
         "UPDATE credential_versions SET payload_digest = ?, api_key_fingerprint = ?, signature = ? "
         "WHERE credential_id = ?",
         forged.version.payload_digest,
@@ -264,7 +256,7 @@ def test_forged_version_for_the_client_is_refused(token: str, vault_path: Path) 
         cid,
     )
     with pytest.raises(IntegrityError):
-        vault.load("binance-main", where=vault_path, token=token)
+        vault.load("binance-main", where=vault_location, token=token)
 
 
 @pytest.mark.parametrize(
@@ -272,13 +264,13 @@ def test_forged_version_for_the_client_is_refused(token: str, vault_path: Path) 
     [("max_scope", "read,trade,withdraw"), ("expires_at", 4102444800), ("revoked_at", None)],
 )
 def test_client_record_edited_is_refused(
-    token: str, vault_path: Path, column: str, value: object, stocked: AdminVault
+    token: str, vault_location: str, column: str, value: object, stocked: AdminVault
 ) -> None:
     if column == "revoked_at":
         stocked.revoke_client("grid-bot")
-    sql(vault_path, f"UPDATE clients SET {column} = ?", value)
+    sql(vault_location, f"UPDATE clients SET {column} = ?", value)
     with pytest.raises(IntegrityError):
-        ClientVault.open(vault_path, token=token)
+        ClientVault.open(vault_location, token=token)
 
 
 def test_token_of_another_vault(token: str, tmp_path: Path) -> None:
@@ -290,12 +282,12 @@ def test_token_of_another_vault(token: str, tmp_path: Path) -> None:
         ClientVault.open(tmp_path / "other.db", token=token)
 
 
-def test_token_of_no_client(stocked: AdminVault, vault_path: Path) -> None:
+def test_token_of_no_client(stocked: AdminVault, vault_location: str) -> None:
     fake = ClientToken.generate(
         stocked.vault_id, crypto.fingerprint(stocked._verify_public), "ab" * 16
     )
     with pytest.raises(InvalidToken, match="does not exist"):
-        ClientVault.open(vault_path, token=fake.encode())
+        ClientVault.open(vault_location, token=fake.encode())
 
 
 @given(st.text(max_size=200))
@@ -354,15 +346,15 @@ def test_token_file_readable_by_others_refused(token: str, tmp_path: Path, mode:
 
 
 def test_load_reads_the_token_from_the_environment(
-    token: str, vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    token: str, vault_location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EXVAULT_TOKEN_FILE", str(write_secret_file(tmp_path / "tok", token)))
-    monkeypatch.setenv("EXVAULT_PATH", str(vault_path))
+    monkeypatch.setenv("EXVAULT_PATH", str(vault_location))
     assert vault.load("binance-main").secret.reveal() == BINANCE_SECRET
 
 
 def test_warm_get_does_no_public_key_work(
-    token: str, vault_path: Path, monkeypatch: pytest.MonkeyPatch
+    token: str, vault_location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     counts = {"verify": 0, "unwrap": 0, "unseal": 0}
 
@@ -378,7 +370,7 @@ def test_warm_get_does_no_public_key_work(
         crypto, "unwrap_from_recipient", counting("unwrap", crypto.unwrap_from_recipient)
     )
     monkeypatch.setattr(crypto, "unseal", counting("unseal", crypto.unseal))
-    with ClientVault.open(vault_path, token=token) as handle:
+    with ClientVault.open(vault_location, token=token) as handle:
         handle.get("binance-main")
         first = dict(counts)
         assert first["verify"] >= 2 and first["unwrap"] == 1
@@ -388,20 +380,20 @@ def test_warm_get_does_no_public_key_work(
     assert counts["unseal"] - first["unseal"] == 3  # still decrypted and authenticated each time
 
 
-def test_warm_get_still_notices_tampering(token: str, vault_path: Path) -> None:
-    with ClientVault.open(vault_path, token=token) as handle:
+def test_warm_get_still_notices_tampering(token: str, vault_location: str) -> None:
+    with ClientVault.open(vault_location, token=token) as handle:
         handle.get("binance-main")
         sql(
-            vault_path,
+            vault_location,
             "UPDATE credential_versions SET permissions = 'read' WHERE name = 'binance-main'",
         )
         with pytest.raises(IntegrityError):
             handle.get("binance-main")
 
 
-def test_reprs_do_not_show_the_token(token: str, vault_path: Path) -> None:
+def test_reprs_do_not_show_the_token(token: str, vault_location: str) -> None:
     tok = parse_token(token)
-    with ClientVault.open(vault_path, token=token) as handle:
+    with ClientVault.open(vault_location, token=token) as handle:
         text = repr(handle) + repr(tok)
     assert token not in text and tok.seed.hex() not in text
     import pickle
@@ -410,8 +402,8 @@ def test_reprs_do_not_show_the_token(token: str, vault_path: Path) -> None:
         pickle.dumps(tok)
 
 
-def test_unknown_stage_and_missing_previous(token: str, vault_path: Path) -> None:
-    with ClientVault.open(vault_path, token=token) as handle:
+def test_unknown_stage_and_missing_previous(token: str, vault_location: str) -> None:
+    with ClientVault.open(vault_location, token=token) as handle:
         with pytest.raises(InvalidInput):
             handle.get("binance-main", "latest")
         with pytest.raises(NotFound):
