@@ -12,15 +12,14 @@ The small public API::
 Secrets come back as :class:`Secret` (masked ``repr``, not picklable, ``reveal()``).
 Every error is a :class:`VaultError`.
 
-Heavy modules (SQLAlchemy, the store) load on first use, so that ``import vault``
-and ``exvault --help`` stay fast.
+Heavy modules (SQLAlchemy, cryptography, the exchange profiles) load on first use,
+so that ``import vault`` and ``exvault --help`` stay fast.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vault.credential import Credential
 from vault.errors import (
     AccessDenied,
     AlreadyExists,
@@ -40,12 +39,14 @@ from vault.secret import Secret
 if TYPE_CHECKING:
     from vault.admin import AdminVault
     from vault.client import ClientVault
+    from vault.credential import Credential
     from vault.inventory import Inventory
     from vault.token import ClientToken
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Credential": ("vault.credential", "Credential"),
     "AdminVault": ("vault.admin", "AdminVault"),
     "ClientVault": ("vault.client", "ClientVault"),
     "Inventory": ("vault.inventory", "Inventory"),

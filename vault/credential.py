@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from vault.errors import NotFound
-from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
-from vault.model import CredentialMetadata
 from vault.secret import Secret
+
+if TYPE_CHECKING:
+    from vault.model import CredentialMetadata
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class Credential:
 
         Contains revealed secrets: hand it to ccxt and do not log it.
         """
+        from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
+
         out: dict[str, str] = {}
         for ours, theirs in CCXT_CREDENTIAL_NAMES.items():
             value = self.fields.get(ours)
