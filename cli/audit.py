@@ -20,6 +20,8 @@ from .options import json_option, open_inventory, vault_option
 def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_json: bool) -> None:
     """Show who read or changed what, when, from which host and process."""
     if ctx.invoked_subcommand is not None:
+        # `exvault audit --vault X verify` means the same as `exvault audit verify --vault X`.
+        ctx.obj = {"vault_location": vault_location, "as_json": as_json}
         return
     from vault.durations import parse_date, parse_duration
     from vault.errors import InvalidInput
@@ -73,11 +75,15 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
 @audit.command(name="verify")
 @vault_option
 @json_option
-def audit_verify(vault_location: str | None, as_json: bool) -> None:
+@click.pass_context
+def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) -> None:
     """Check the audit chain: a deleted, edited, reordered or cut-off entry is reported.
 
     Exits 0 when the chain is whole, 3 when it is not.
     """
+    given = ctx.obj or {}
+    vault_location = vault_location or given.get("vault_location")
+    as_json = as_json or bool(given.get("as_json"))
     with open_inventory(vault_location) as inv:
         report = inv.verify_audit()
     if as_json:

@@ -206,6 +206,8 @@ def show(
     as_json: bool,
 ) -> None:
     """Show a credential's metadata; --reveal or --field to see secrets."""
+    if stage != "current" and not (reveal or field_name):
+        raise click.UsageError("--stage goes with --reveal or --field (see: exvault history NAME)")
     if field_name is not None:
         with open_admin(vault_location, passphrase_file) as admin:
             cred = admin.get(name, stage)

@@ -81,8 +81,9 @@ class ExvaultGroup(click.Group):
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "exvault"
             click.echo(f"exvault: error: {exc.format_message()} (see: {where} --help)", err=True)
-            # check's exit codes 1 and 2 mean findings; its usage errors must not.
-            sys.exit(EXIT_CHECK_USAGE if where.endswith(" check") else exc.exit_code)
+            # check's and doctor's exit codes 1 and 2 mean findings; usage errors must not.
+            graded = where.endswith((" check", " doctor"))
+            sys.exit(EXIT_CHECK_USAGE if graded else exc.exit_code)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)

@@ -123,34 +123,40 @@ def restore(
     Asks for the backup's passphrase (that of when it was taken). The replaced vault
     is kept beside it as VAULT.replaced-TIME. Asks for confirmation (--yes to skip).
     """
-    from vault.admin import AdminVault
-    from vault.backup import replace_with
+    from vault.backup import discard, replace_with, stage_restore
     from vault.errors import IntegrityError, VaultUnavailable
     from vault.inventory import Inventory
-    from vault.verification import verify as run_verify
 
     if not backup_file.is_file():
         raise VaultUnavailable(f"no backup at {backup_file}")
-    Inventory.open(backup_file).close()  # a vault at all?
-    passphrase = prompts.passphrase(backup_passphrase_file, "Passphrase of the backup")
-    with AdminVault.unlock(backup_file, passphrase) as candidate:
-        report = run_verify(candidate)
-        count = report.credentials
-    if not report.ok:
-        for p in report.problems:
-            click.echo(f"{p.credential or '(vault)'}: {p.message}", err=True)
-        raise IntegrityError("the backup does not verify; nothing was replaced")
+    Inventory.open(backup_file).close()  # a vault at all, before asking anything
+    passphrase = prompts.passphrase(
+        backup_passphrase_file,
+        "Passphrase of the backup",
+        option="--backup-passphrase-file",
+        from_environment=False,
+    )
     with open_inventory(vault_location) as current:
-        if not yes:
-            click.confirm(
-                f"Replace the vault ({current.status().credentials} credentials) with the backup "
-                f"({count} credentials)?",
-                abort=True,
-                err=True,
-            )
-        aside = replace_with(current.store, backup_file)
+        staged = stage_restore(current.store, backup_file, passphrase)
+        if not staged.ok:
+            for problem in staged.problems:
+                click.echo(problem, err=True)
+            raise IntegrityError("the backup does not verify; nothing was replaced")
+        try:
+            if not yes:
+                click.confirm(
+                    f"Replace the vault ({current.status().credentials} credentials) with the "
+                    f"backup ({staged.credentials} credentials)?",
+                    abort=True,
+                    err=True,
+                )
+            aside = replace_with(current.store, staged)
+        except BaseException:
+            discard(staged)
+            raise
     click.echo(
-        f"Restored {output.plural(count, 'credential')}; the replaced vault is kept at {aside}."
+        f"Restored {output.plural(staged.credentials, 'credential')}; "
+        f"the replaced vault is kept at {aside}."
     )
 
 

@@ -33,18 +33,23 @@ def read_stdin_line(what: str) -> str:
     return line.rstrip("\r\n")
 
 
-def passphrase(passphrase_file: str | None, prompt: str = "Vault passphrase") -> str:
+def passphrase(
+    passphrase_file: str | None,
+    prompt: str = "Vault passphrase",
+    option: str = "--passphrase-file",
+    from_environment: bool = True,
+) -> str:
     """The passphrase that unlocks the vault: from the file, else a hidden prompt.
 
     :raises InvalidInput: when there is neither a file nor a terminal to ask.
     """
-    path = passphrase_file or os.environ.get(ENV_PASSPHRASE_FILE)
+    path = passphrase_file or (os.environ.get(ENV_PASSPHRASE_FILE) if from_environment else None)
     if path:
         return read_secret_file(path, "passphrase file")
     if not stdin_is_terminal():
+        also = f" or set {ENV_PASSPHRASE_FILE}" if from_environment else ""
         raise InvalidInput(
-            "no terminal to ask for the passphrase; use --passphrase-file FILE (mode 0600) "
-            f"or set {ENV_PASSPHRASE_FILE}"
+            f"no terminal to ask for the passphrase; use {option} FILE (mode 0600){also}"
         )
     value: str = click.prompt(prompt, hide_input=True, err=True)
     return value

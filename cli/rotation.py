@@ -455,15 +455,18 @@ def schedule(
 
     if bool(cron_spec) == systemd:
         raise click.UsageError("give exactly one of --cron SPEC or --systemd")
-    location = describe(resolve(vault_location))
-    command = (
-        f"{_exvault_command()} check --quiet --fail-on {fail_on} --vault {shlex.quote(location)}"
-    )
+    url = resolve(vault_location)
+    # A database URL may hold a password: the job should take it from its environment
+    # (EXVAULT_URL, or ~/.pgpass), never from a crontab line or a unit file.
+    where = f" --vault {shlex.quote(describe(url))}" if url.get_backend_name() == "sqlite" else ""
+    command = f"{_exvault_command()} check --quiet --fail-on {fail_on}{where}"
     if cron_spec:
         fields = cron_spec.split()
         if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
             raise click.UsageError('--cron needs five fields, e.g. "0 8 * * *"')
         click.echo("# exvault rotation check; add with: crontab -e")
+        if not where:
+            click.echo("# give the job EXVAULT_URL (e.g. a crontab line EXVAULT_URL=...)")
         click.echo(f"{' '.join(fields)} {command}")
         return
     click.echo(

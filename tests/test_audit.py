@@ -187,3 +187,33 @@ def test_witness_file_is_private(busy: AdminVault, state_home: Path) -> None:
     (witness,) = list((state_home / "exvault").iterdir())
     assert witness.stat().st_mode & 0o777 == 0o600
     assert (state_home / "exvault").stat().st_mode & 0o777 == 0o700
+
+
+def test_entry_signed_by_a_client_in_the_admins_name_detected(
+    busy: AdminVault, vault_location: str
+) -> None:
+    """A client with database write access signs an entry naming the admin."""
+    _, token = busy.add_client("writer")
+    from vault.token import parse_token
+
+    tok = parse_token(token)
+    with busy.store.write() as session:
+        audit.append(
+            session,
+            busy.vault_id,
+            actor="admin",
+            action="remove",
+            credential="binance-main",
+            signer=(tok.client_id, tok.keys[1].sign),
+        )
+    assert any(
+        "names admin but was signed by client:writer" in p for p in _problems(vault_location)
+    )
+
+
+def test_anonymous_success_detected(busy: AdminVault, vault_location: str) -> None:
+    with busy.store.write() as session:
+        audit.append(
+            session, busy.vault_id, actor="unknown", action="read", credential="binance-main"
+        )
+    assert any("successful action unsigned" in p for p in _problems(vault_location))

@@ -416,3 +416,16 @@ def test_write_secret_file_makes_0600_files(tmp_path: Path) -> None:
     # The other tests rely on this helper for their "good" files.
     f = write_secret_file(tmp_path / "t", "x")
     assert os.stat(f).st_mode & 0o777 == 0o600
+
+
+def test_expired_client_gets_no_wrap_of_new_versions(
+    stocked: AdminVault, vault_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expires = datetime.now(timezone.utc) + timedelta(days=1)
+    _, tok = stocked.add_client("short", expires_at=expires)
+    stocked.grant("short", ["binance-main"])
+    monkeypatch.setattr("vault.admin.utc_now", lambda: expires + timedelta(hours=1))
+    stocked.edit("binance-main", permissions="read")
+    client_id = parse_token(tok).client_id
+    versions = sql(vault_location, "SELECT version FROM dek_wraps WHERE recipient = ?", client_id)
+    assert versions == []  # version 1 retired with its wraps; version 2 never wrapped for it

@@ -263,11 +263,15 @@ class AdminVault(Inventory):
         )
 
     def _grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
-        """The clients, not revoked, granted ``head``; grant and client records verified."""
+        """The clients, neither revoked nor expired, granted ``head``; records verified."""
         rows = session.execute(
             select(GrantRecord, ClientRecord)
             .join(ClientRecord, ClientRecord.id == GrantRecord.client_id)
             .where(GrantRecord.credential_id == head.id, ClientRecord.revoked_at.is_(None))
+            # An expired client is refused at open; it gets no wrap of a new version either.
+            .where(
+                ClientRecord.expires_at.is_(None) | (ClientRecord.expires_at > to_epoch(utc_now()))
+            )
         ).all()
         clients = []
         for grant, client in rows:

@@ -179,14 +179,15 @@ def verify_chain(
     session: Session,
     vault_id: bytes,
     root_public: bytes,
-    client_publics: Mapping[str, bytes],
+    client_publics: Mapping[str, tuple[str, bytes]],
 ) -> ChainReport:
     """Walk the whole chain: numbering, links, hashes and signatures.
 
-    ``client_publics`` maps client ids to their (verified) Ed25519 public keys.
+    ``client_publics`` maps client ids to (name, verified Ed25519 public key).
     """
     problems: list[str] = []
     prev_hash, expected_seq, count = GENESIS, 1, 0
+    actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
     head_seq, head_hash = 0, GENESIS
     for rec in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
         count += 1
@@ -197,15 +198,29 @@ def verify_chain(
         if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
             problems.append(f"entry {rec.seq} was edited (its hash does not match)")
         if rec.signer is not None or rec.signature is not None:
-            key = root_public if rec.signer == ROOT_SIGNER else client_publics.get(rec.signer or "")
+            key: bytes | None
+            expected_actor: str | None
+            if rec.signer == ROOT_SIGNER:
+                key, expected_actor = root_public, ADMIN
+            else:
+                known = client_publics.get(rec.signer or "")
+                key = known[1] if known else None
+                expected_actor = actors.get(rec.signer or "")
             try:
                 if key is None or rec.signature is None:
                     raise IntegrityError()
                 crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
             except IntegrityError:
                 problems.append(f"entry {rec.seq} has a bad signature")
-        elif (rec.actor == ADMIN or rec.actor.startswith("client:")) and rec.outcome == "ok":
-            problems.append(f"entry {rec.seq} claims a successful {rec.actor} action unsigned")
+            else:
+                # A signature vouches for its signer only: the actor must be that signer.
+                if rec.actor != expected_actor:
+                    problems.append(
+                        f"entry {rec.seq} names {rec.actor} but was signed by {expected_actor}"
+                    )
+        elif rec.outcome == "ok":
+            # Only failures can be anonymous (nobody had a key); a success never is.
+            problems.append(f"entry {rec.seq} claims a successful action unsigned")
         prev_hash, expected_seq = rec.entry_hash, rec.seq + 1
         head_seq, head_hash = rec.seq, rec.entry_hash
     return ChainReport(count, head_seq, head_hash, tuple(problems))

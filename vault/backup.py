@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def copy_database(source: Path, destination: Path) -> None:
     """
     create_sqlite_file(destination)
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        src = sqlite3.connect(source.absolute().as_uri() + "?mode=ro", uri=True)
         dst = sqlite3.connect(destination)
         try:
             src.backup(dst)
@@ -75,24 +76,81 @@ def backup(store: Store, destination: Path) -> Path:
     return destination
 
 
-def replace_with(store: Store, backup_file: Path) -> Path:
-    """Replace the vault file of ``store`` with ``backup_file``; keep the old one aside.
+@dataclass
+class StagedRestore:
+    """A verified copy of a backup, next to the vault, ready to take its place."""
 
-    The caller has checked that the backup opens and verifies. The old vault is
-    checkpointed (so its WAL holds nothing), then renamed to
-    ``<name>.replaced-<UTC time>`` with its ``-wal`` and ``-shm`` files, and the
-    backup's copy is renamed into place: at every instant either the old or the new
-    vault is complete on disk.
+    path: Path
+    credentials: int
+    problems: list[str] = field(default_factory=list)
 
-    :returns: where the replaced vault was kept.
-    :raises VaultUnavailable: when the files cannot be moved.
+    @property
+    def ok(self) -> bool:
+        """True when the copy opened and verified."""
+        return not self.problems
+
+
+def stage_restore(store: Store, backup_file: Path, passphrase: str) -> StagedRestore:
+    """Copy ``backup_file`` beside the vault of ``store``, unlock and verify the copy.
+
+    The backup file itself is only read. When the copy verifies, a signed "restore"
+    entry is added to its audit log; when it does not, the copy is deleted and the
+    problems are returned.
+
+    :raises IntegrityError: wrong passphrase or a backup that is no vault.
+    :raises UnsupportedFormat: for a PostgreSQL vault.
     """
+    from vault.admin import AdminVault
+    from vault.verification import verify
+
     target = _sqlite_file(store)
     if not backup_file.is_file():
         raise VaultUnavailable(f"no backup at {backup_file}")
     staged = target.with_name(target.name + ".restoring")
     staged.unlink(missing_ok=True)
     copy_database(backup_file, staged)
+    try:
+        with AdminVault.unlock(staged, passphrase) as candidate:
+            report = verify(candidate)
+            if report.ok:
+                with candidate._writing() as session:
+                    candidate._audit(session, "restore", detail=f"from backup {backup_file.name}")
+    except BaseException:
+        _remove_database(staged)
+        raise
+    if not report.ok:
+        _remove_database(staged)
+    return StagedRestore(
+        staged,
+        report.credentials,
+        [f"{p.credential or '(vault)'}: {p.message}" for p in report.problems],
+    )
+
+
+def discard(staged: StagedRestore) -> None:
+    """Delete a staged restore that will not be used."""
+    _remove_database(staged.path)
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def replace_with(store: Store, staged: StagedRestore) -> Path:
+    """Put a verified staged restore in place of the vault; keep the old one aside.
+
+    The old vault is checkpointed (so its WAL holds nothing), then renamed to
+    ``<name>.replaced-<UTC time>`` with its ``-wal`` and ``-shm`` files, and the staged
+    copy is renamed into place: at every instant either the old or the new vault is
+    complete on disk.
+
+    :returns: where the replaced vault was kept.
+    :raises VaultUnavailable: when the files cannot be moved.
+    """
+    target = _sqlite_file(store)
+    if not staged.ok or not staged.path.is_file():
+        raise VaultUnavailable("nothing verified to restore")
     store.checkpoint()
     store.dispose()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -105,7 +163,9 @@ def replace_with(store: Store, backup_file: Path) -> Path:
             side = target.with_name(target.name + suffix)
             if side.exists():
                 os.rename(side, aside.with_name(aside.name + suffix))
-        os.rename(staged, target)
+        for suffix in ("-wal", "-shm"):  # the staged copy was closed cleanly: none left
+            staged.path.with_name(staged.path.name + suffix).unlink(missing_ok=True)
+        os.rename(staged.path, target)
     except OSError as exc:
         raise VaultUnavailable(f"cannot replace {target}: {exc.strerror}") from None
     _fsync(target.parent)

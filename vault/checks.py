@@ -27,6 +27,7 @@ from vault.inventory import Inventory
 from vault.model import from_epoch, split_list, to_epoch
 from vault.network import WILDCARDS, is_unrestricted
 from vault.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
+from vault.records import stored_date
 from vault.store import (
     AuditRecord,
     ClientRecord,
@@ -435,8 +436,8 @@ def _collect(
                 exchange=exchange,
                 permissions=split_list(permissions),
                 ips=split_list(ips),
-                issued_on=date.fromisoformat(issued_on),
-                expires_on=date.fromisoformat(expires_on) if expires_on else None,
+                issued_on=stored_date(issued_on),
+                expires_on=stored_date(expires_on) if expires_on is not None else None,
                 added_on=from_epoch(created_at).date(),
                 policy=parsed,
                 grantees=grants.get(cid, 0),

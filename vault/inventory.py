@@ -310,10 +310,10 @@ class Inventory:
         With ``remember``, the new head is stored for the next run (outside the vault).
         """
         with self._store.read() as session:
-            client_keys = {}
+            client_keys: dict[str, tuple[str, bytes]] = {}
             for client in session.scalars(select(ClientRecord)):
                 records.verify_client(self._verify_public, self._vault_id, client)
-                client_keys[client.id] = client.verify_public
+                client_keys[client.id] = (client.name, client.verify_public)
             report = audit.verify_chain(session, self._vault_id, self._verify_public, client_keys)
             witness = audit.read_witness(self._vault_id)
             problems = list(report.problems)

@@ -94,7 +94,18 @@ def metadata_of(row: VersionRecord) -> CredentialMetadata:
     )
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def stored_date(text: str) -> date:
+    """A date column as the writer stored it (YYYY-MM-DD exactly).
+
+    :raises IntegrityError: for anything else (the row was edited).
+    """
+    try:
+        return _strict_date(text)
+    except (TypeError, ValueError):
+        raise IntegrityError() from None
 
 
 def _strict_date(text: str) -> date:

@@ -37,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vault.errors import (
@@ -45,6 +45,7 @@ from vault.errors import (
     AlreadyExists,
     Conflict,
     IntegrityError,
+    InvalidInput,
     UnsupportedFormat,
     VaultError,
     VaultUnavailable,
@@ -311,6 +312,16 @@ def make_engine(url: URL | str) -> Engine:
     SQLAlchemy's exception messages and logs.
     """
     url = make_url(url)
+    try:
+        return _make_engine(url)
+    except (NoSuchModuleError, ImportError):
+        raise InvalidInput(
+            f'no database driver for "{url.drivername}" URLs; for PostgreSQL: '
+            "pip install 'exchange-vault[postgresql]' and use postgresql+psycopg://..."
+        ) from None
+
+
+def _make_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
             url, hide_parameters=True, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}

@@ -121,7 +121,10 @@ def verify(admin: AdminVault) -> VerifyReport:
 
         report.audit_entries = audit.count(session)
         chain = audit.verify_chain(
-            session, vault_id, verify_public, {c.id: c.verify_public for c in clients.values()}
+            session,
+            vault_id,
+            verify_public,
+            {c.id: (c.name, c.verify_public) for c in clients.values()},
         )
         report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
     return report
