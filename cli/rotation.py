@@ -53,6 +53,8 @@ def render_prometheus(report: Report) -> str:
             f'credential="{_prometheus_label(f.credential or "")}",'
             f'code="{_prometheus_label(f.code)}",severity="{f.severity}"'
         )
+        if f.client is not None:  # vault-wide findings about a client: one series each
+            labels += f',client="{_prometheus_label(f.client)}"'
         lines.append(f"exvault_finding{{{labels}}} {RANK[f.severity]}")
     lines += [
         "# HELP exvault_check_timestamp_seconds When the check ran (Unix time).",
@@ -467,7 +469,8 @@ def schedule(
         click.echo("# exvault rotation check; add with: crontab -e")
         if not where:
             click.echo("# give the job EXVAULT_URL (e.g. a crontab line EXVAULT_URL=...)")
-        click.echo(f"{' '.join(fields)} {command}")
+        # cron turns an unescaped % into a newline.
+        click.echo(f"{' '.join(fields)} {command.replace('%', chr(92) + '%')}")
         return
     click.echo(
         f"""# /etc/systemd/system/exvault-check.service  (or ~/.config/systemd/user/)
@@ -476,8 +479,10 @@ Description=exvault rotation check
 
 [Service]
 Type=oneshot
-ExecStart={command}
-# Environment=EXVAULT_NOTIFY_URL=https://hooks.example.net/...
+ExecStart={command.replace("%", "%%")}
+# A webhook URL often holds a secret and unit files are world-readable: put
+# EXVAULT_NOTIFY_URL=... in a 0600 file and name it here instead:
+# EnvironmentFile=/etc/exvault/notify.env
 
 # /etc/systemd/system/exvault-check.timer
 [Unit]

@@ -50,15 +50,19 @@ class Finding:
     code: str
     credential: str | None
     message: str
+    client: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
+        """JSON form (``client`` only on findings about a client)."""
+        out: dict[str, Any] = {
             "severity": self.severity,
             "code": self.code,
             "credential": self.credential,
             "message": self.message,
         }
+        if self.client is not None:
+            out["client"] = self.client
+        return out
 
 
 @dataclass(frozen=True)
@@ -470,6 +474,7 @@ def _vault_findings(
                     None,
                     f'client "{name}" expired on {when:%Y-%m-%d} and still holds grants: '
                     f"create a new client for the bot, then exvault client revoke {name}",
+                    client=name,
                 )
         elif expires <= soon:
             yield Finding(
@@ -478,6 +483,7 @@ def _vault_findings(
                 None,
                 f'client "{name}" token expires on {when:%Y-%m-%d %H:%M} UTC: create a new '
                 "client and give the bot its token before then",
+                client=name,
             )
     for params in kdfs:
         if not params.at_least(crypto.KDF_FLOOR):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -16,8 +17,11 @@ TIMEOUT_SECONDS = 10
 def _where(url: str) -> str:
     # Webhook URLs often carry their secret in the path or query (Slack, Discord):
     # messages name the scheme and host only.
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}"
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or '?'}"
+    except ValueError:
+        return "(malformed URL)"
 
 
 def check_url(url: str) -> str:
@@ -25,8 +29,13 @@ def check_url(url: str) -> str:
 
     :raises InvalidInput: for another scheme or a URL without a host.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
         raise InvalidInput("the notify URL must be an http:// or https:// URL with a host")
     return url
 
@@ -50,7 +59,7 @@ def post_json(url: str, document: dict[str, Any], timeout: float = TIMEOUT_SECON
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         raise VaultUnavailable(f"webhook at {_where(url)} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise VaultUnavailable(f"webhook at {_where(url)} failed: {reason}") from None
     return status

@@ -31,6 +31,9 @@ from vault.store import VersionRecord
 if TYPE_CHECKING:
     from vault.admin import AdminVault
 
+KEY_MATERIAL = frozenset({"api_key", "secret", "passphrase", "private_key"})
+"""Fields a rotation replaces; the others carry over to the new version."""
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -76,8 +79,11 @@ def start(
         head = admin._head(session, name, for_update=True)
         if head.current_version is None:
             raise Conflict(f'credential "{name}" has no current version')
-        current_meta, _fields = admin._open_version(session, head, head.current_version)
-        fields = clean_payload(current_meta.exchange, payload)
+        current_meta, current_fields = admin._open_version(session, head, head.current_version)
+        # A new key changes the key material; account fields (uid, account_id, ...)
+        # stay what they were unless the new payload gives them.
+        carried = {k: v for k, v in current_fields.items() if k not in KEY_MATERIAL}
+        fields = clean_payload(current_meta.exchange, {**carried, **payload})
         if head.pending_version is not None:
             _meta, pending_fields = admin._open_version(session, head, head.pending_version)
             if pending_fields == fields:

@@ -1,0 +1,836 @@
+"""``exvault check``, ``rotate``, ``policy`` and ``schedule`` through the CLI.
+
+``check`` reads its clock from ``vault.model.utc_now`` when it runs, so the tests
+move that clock (the ``check_at`` fixture). The test vaults use a weak KDF on purpose,
+which ``check`` reports as critical (``kdf-weak``); tests about the other findings
+accept that KDF with the ``fine_kdf`` fixture.
+
+binance-main and kucoin-sub1 (``stocked_cli``) were issued 2025-09-01 with IP
+whitelists; binance-main is read,trade, kucoin-sub1 read.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import vault.model
+from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
+from vault import crypto
+from vault.admin import AdminVault
+from vault.inventory import Inventory
+from vault.model import utc_now
+
+UTC = timezone.utc
+ISSUED = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
+CLEAN = ISSUED + timedelta(days=9)  # nothing to report
+WARN = ISSUED + timedelta(days=80)  # age-due-soon (warn)
+CRITICAL = ISSUED + timedelta(days=95)  # age-overdue (critical)
+
+NEW_API_KEY = "Zr8kQ2wX7nB4vL1pT6yH3mJ9cF5dS0aGeRuIoKxNqWzEbVtYhCsMlPjDfAgUiOn2"
+NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
+NEW_JSON = json.dumps({"api_key": NEW_API_KEY, "secret": NEW_SECRET})
+SECRETS = (BINANCE_API_KEY, BINANCE_SECRET, NEW_API_KEY, NEW_SECRET)
+
+# A webhook URL that carries its secret in the path and the query, as Slack's do.
+HOOK_PATH = "/services/T0PSECRETPATH/hook"
+HOOK_QUERY = "?token=QUERYSECRET123"
+
+
+@pytest.fixture
+def check_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
+    """Set the clock ``exvault check`` runs at."""
+
+    def set_clock(when: datetime) -> None:
+        monkeypatch.setattr(vault.model, "utc_now", lambda: when)
+
+    return set_clock
+
+
+@pytest.fixture
+def fine_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the test KDF meet the floor and the default, so kdf-weak does not fire."""
+    monkeypatch.setattr(crypto, "KDF_FLOOR", TEST_KDF)
+    monkeypatch.setattr(crypto, "KDF_DEFAULT_MEMORY_KIB", TEST_KDF.memory_kib)
+
+
+def admin_of(cli) -> AdminVault:  # type: ignore[no-untyped-def]
+    return AdminVault.unlock(cli.vault_path, PASSPHRASE)
+
+
+def info_of(cli, name: str = "binance-main"):  # type: ignore[no-untyped-def]
+    with Inventory.open(cli.vault_path) as inv:
+        return inv.describe(name)
+
+
+def no_secret(text: str) -> None:
+    for value in SECRETS:
+        assert value not in text
+
+
+def table_codes(stdout: str) -> list[tuple[str, str, str]]:
+    """(SEVERITY, CREDENTIAL, CODE) of each row of the findings table."""
+    lines = stdout.splitlines()
+    assert lines[0].split() == ["SEVERITY", "CREDENTIAL", "CODE", "MESSAGE"]
+    return [tuple(line.split()[:3]) for line in lines[1:]]  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------ check
+
+
+def test_check_all_ok(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(CLEAN)
+    r = stocked_cli.v("check")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "All 2 credentials ok.\n", "")
+    for args in (("--quiet",), ("--quiet", "--fail-on", "warn"), ("--fail-on", "warn")):
+        r = stocked_cli.v("check", *args)
+        assert r.exit_code == 0, args
+        assert r.stdout == ("" if "--quiet" in args else "All 2 credentials ok.\n"), args
+
+
+def test_check_warnings(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(WARN)
+    r = stocked_cli.v("check")
+    assert r.exit_code == 0  # --fail-on critical by default
+    rows = table_codes(r.stdout)
+    assert rows == [
+        ("WARN", "binance-main", "age-due-soon"),
+        ("WARN", "kucoin-sub1", "age-due-soon"),
+    ]
+    assert "exvault rotate start binance-main" in r.stdout
+
+    quiet = stocked_cli.v("check", "--quiet")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+    loud = stocked_cli.v("check", "--quiet", "--fail-on", "warn")
+    assert loud.exit_code == 1
+    assert loud.stdout == r.stdout  # the same findings, printed for cron to mail
+    assert stocked_cli.v("check", "--fail-on", "warn").exit_code == 1
+
+
+def test_check_critical(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(CRITICAL)
+    for args in ((), ("--quiet",), ("--fail-on", "warn"), ("--quiet", "--fail-on", "warn")):
+        r = stocked_cli.v("check", *args)
+        assert r.exit_code == 2, args
+        rows = table_codes(r.stdout)
+        assert rows[0] == ("CRITICAL", "binance-main", "age-overdue"), args
+        assert rows == [
+            ("CRITICAL", "binance-main", "age-overdue"),
+            ("CRITICAL", "kucoin-sub1", "age-overdue"),
+        ], args
+
+
+def test_check_reports_the_weak_test_kdf(stocked_cli, check_at) -> None:
+    check_at(CLEAN)
+    r = stocked_cli.v("check")
+    assert r.exit_code == 2
+    assert table_codes(r.stdout) == [("CRITICAL", "(vault)", "kdf-weak")]
+
+
+def test_check_all_lists_accepted_risks(stocked_cli, check_at, fine_kdf) -> None:
+    r = stocked_cli.unlocked(
+        "policy", "accept-risk", "kucoin-sub1", "stale", "--reason", "kept for audits"
+    )
+    assert r.exit_code == 0, r.output
+    check_at(utc_now() + timedelta(days=31))  # a month after the keys were added
+    r = stocked_cli.v("check")
+    assert r.exit_code == 2  # age-overdue: the keys were issued long ago
+    assert ("WARN", "binance-main", "stale") in table_codes(r.stdout)
+    assert ("OK", "kucoin-sub1", "stale") not in table_codes(r.stdout)
+    r = stocked_cli.v("check", "--all")
+    assert ("OK", "kucoin-sub1", "stale") in table_codes(r.stdout)
+    assert ("WARN", "binance-main", "stale") in table_codes(r.stdout)
+
+
+def test_check_json(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(WARN)
+    for args in (("--json",), ("--format", "json")):
+        r = stocked_cli.v("check", *args)
+        assert r.exit_code == 0
+        doc = json.loads(r.stdout)
+        assert doc["generated_at"] == WARN.isoformat()
+        assert doc["credentials"] == 2
+        assert doc["worst"] == "warn"
+        assert doc["counts"] == {"ok": 0, "warn": 2, "critical": 0}
+        assert [(f["credential"], f["code"]) for f in doc["findings"]] == [
+            ("binance-main", "age-due-soon"),
+            ("kucoin-sub1", "age-due-soon"),
+        ]
+        assert all(set(f) == {"severity", "code", "credential", "message"} for f in doc["findings"])
+    quiet = stocked_cli.v("check", "--json", "--quiet", "--fail-on", "warn")
+    assert quiet.exit_code == 1 and json.loads(quiet.stdout)["worst"] == "warn"
+    assert stocked_cli.v("check", "--json", "--quiet").stdout == ""
+
+
+def _families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        assert family.type == "gauge"
+        out[family.name] = [(dict(s.labels), s.value) for s in family.samples]
+    return out
+
+
+def test_check_prometheus(stocked_cli, check_at) -> None:
+    check_at(WARN)  # kdf-weak (critical, vault-wide) and two warnings
+    r = stocked_cli.v("check", "--format", "prometheus")
+    assert r.exit_code == 2
+    families = _families(r.stdout)
+    assert families["exvault_credentials"] == [({}, 2.0)]
+    assert sorted(families["exvault_findings"], key=lambda s: s[0]["severity"]) == [
+        ({"severity": "critical"}, 1.0),
+        ({"severity": "ok"}, 0.0),
+        ({"severity": "warn"}, 2.0),
+    ]
+    findings = {
+        (labels["credential"], labels["code"], labels["severity"]): value
+        for labels, value in families["exvault_finding"]
+    }
+    assert findings == {
+        ("", "kdf-weak", "critical"): 2.0,
+        ("binance-main", "age-due-soon", "warn"): 1.0,
+        ("kucoin-sub1", "age-due-soon", "warn"): 1.0,
+    }
+    assert families["exvault_check_timestamp_seconds"] == [({}, WARN.timestamp())]
+    assert stocked_cli.v("check", "--format", "prometheus", "--quiet").exit_code == 2
+
+
+def test_check_prometheus_with_nothing_to_report(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(CLEAN)
+    r = stocked_cli.v("check", "--format", "prometheus")
+    assert r.exit_code == 0
+    families = _families(r.stdout)
+    assert families["exvault_finding"] == []
+    assert {s[0]["severity"]: s[1] for s in families["exvault_findings"]} == {
+        "ok": 0.0,
+        "warn": 0.0,
+        "critical": 0.0,
+    }
+    # --quiet prints nothing, so a textfile collector must not be fed with --quiet.
+    assert stocked_cli.v("check", "--format", "prometheus", "--quiet").stdout == ""
+
+
+def test_check_prometheus_escapes_labels() -> None:
+    from vault.cli.rotation import render_prometheus
+
+    from vault.checks import Finding, Report
+
+    odd = 'we"ird\\name\nx'
+    report = Report(CLEAN, 1, (Finding("warn", "stale", odd, "m"),))
+    families = _families(render_prometheus(report))
+    assert families["exvault_finding"] == [
+        ({"credential": odd, "code": "stale", "severity": "warn"}, 1.0)
+    ]
+
+
+def test_check_prometheus_has_no_duplicate_series(stocked_cli, check_at) -> None:
+    with admin_of(stocked_cli) as admin:
+        now = utc_now()
+        admin.add_client("bot-a", expires_at=now + timedelta(days=3))
+        admin.add_client("bot-b", expires_at=now + timedelta(days=4))
+    check_at(now)
+    r = stocked_cli.v("check", "--format", "prometheus")
+    samples = [
+        (family.name, tuple(sorted(s.labels.items())))
+        for family in text_string_to_metric_families(r.stdout)
+        for s in family.samples
+    ]
+    assert len(samples) == len(set(samples))
+
+
+def test_check_without_a_vault(cli, tmp_path, one_error_line) -> None:
+    r = cli("check", "--vault", str(tmp_path / "none" / "vault.db"))
+    one_error_line(r, 8)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--fail-on", "ok"),
+        ("--fail-on", "bogus"),
+        ("--format", "xml"),
+        ("--no-such-option",),
+        ("extra-argument",),
+    ],
+)
+def test_check_usage_errors_exit_64(stocked_cli, one_error_line, args) -> None:
+    line = one_error_line(stocked_cli.v("check", *args), 64)
+    assert "check --help" in line
+
+
+def test_check_needs_no_passphrase(stocked_cli, check_at, fine_kdf, monkeypatch) -> None:
+    import vault.cli.prompts
+
+    def refuse(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise AssertionError("check asked for the passphrase")
+
+    monkeypatch.setattr(vault.cli.prompts, "passphrase", refuse)
+    check_at(CLEAN)
+    assert stocked_cli.v("check").exit_code == 0
+
+
+# ---------------------------------------------------------------------------- webhook
+
+
+class Hook:
+    """A webhook receiver on 127.0.0.1 (a real HTTP server in a thread)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hook.received.append((self.path, dict(self.headers), body))
+                self.send_response(hook.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}{HOOK_PATH}{HOOK_QUERY}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    h = Hook()
+    yield h
+    h.close()
+
+
+def assert_url_hidden(text: str) -> None:
+    assert "T0PSECRETPATH" not in text
+    assert "QUERYSECRET123" not in text
+    assert HOOK_PATH not in text
+
+
+def test_webhook_receives_the_report(stocked_cli, check_at, fine_kdf, hook) -> None:
+    check_at(WARN)
+    r = stocked_cli.v("check", "--json", "--notify-url", hook.url)
+    assert r.exit_code == 0 and r.stderr == ""
+    assert len(hook.received) == 1
+    path, headers, body = hook.received[0]
+    assert path == HOOK_PATH + HOOK_QUERY
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == json.loads(r.stdout)
+    assert json.loads(body)["worst"] == "warn"
+
+
+def test_webhook_from_the_environment(stocked_cli, check_at, fine_kdf, hook) -> None:
+    check_at(CRITICAL)
+    r = stocked_cli(
+        "check",
+        "--quiet",
+        "--vault",
+        str(stocked_cli.vault_path),
+        env={"EXVAULT_NOTIFY_URL": hook.url},
+    )
+    assert r.exit_code == 2
+    assert [json.loads(b)["worst"] for _, _, b in hook.received] == ["critical"]
+
+
+def test_webhook_quiet_when_nothing_found(stocked_cli, check_at, fine_kdf, hook) -> None:
+    check_at(CLEAN)
+    r = stocked_cli.v("check", "--notify-url", hook.url)
+    assert r.exit_code == 0
+    assert hook.received == []
+
+
+def test_webhook_sent_for_warnings_below_fail_on(stocked_cli, check_at, fine_kdf, hook) -> None:
+    """--quiet and --fail-on decide what is printed and the exit code; the webhook hears
+    of every finding at warn or above."""
+    check_at(WARN)
+    r = stocked_cli.v("check", "--quiet", "--notify-url", hook.url)
+    assert (r.exit_code, r.stdout) == (0, "")
+    assert len(hook.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("when", "fail_on", "code"), [(WARN, "warn", 1), (CRITICAL, "critical", 2)]
+)
+def test_webhook_answering_500(stocked_cli, check_at, fine_kdf, hook, when, fail_on, code) -> None:
+    check_at(when)
+    hook.status = 500
+    plain = stocked_cli.v("check", "--fail-on", fail_on)
+    r = stocked_cli.v("check", "--fail-on", fail_on, "--notify-url", hook.url)
+    assert len(hook.received) == 1
+    assert r.exit_code == code == plain.exit_code
+    assert r.stdout == plain.stdout  # the findings are all there
+    assert r.stderr == (
+        "exvault: warning: could not notify: webhook at http://127.0.0.1 answered HTTP 500\n"
+    )
+    assert_url_hidden(r.output)
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+def test_webhook_unreachable(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(CRITICAL)
+    url = f"http://127.0.0.1:{_closed_port()}{HOOK_PATH}{HOOK_QUERY}"
+    plain = stocked_cli.v("check", "--quiet", "--fail-on", "warn")
+    r = stocked_cli.v("check", "--quiet", "--fail-on", "warn", "--notify-url", url)
+    assert r.exit_code == 2
+    assert r.stdout == plain.stdout and "age-overdue" in r.stdout
+    assert r.stderr.startswith("exvault: warning: could not notify: webhook at http://127.0.0.1 ")
+    assert len(r.stderr.splitlines()) == 1
+    assert_url_hidden(r.output)
+
+
+def test_webhook_bad_scheme_is_a_warning(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--notify-url", "ftp://example.net" + HOOK_PATH)
+    assert r.exit_code == 2 and "age-overdue" in r.stdout
+    assert "could not notify" in r.stderr and "http://" in r.stderr
+    assert_url_hidden(r.output)
+
+
+def test_webhook_answering_garbage(stocked_cli, check_at, fine_kdf) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        check_at(CRITICAL)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}{HOOK_PATH}"
+        r = stocked_cli.v("check", "--notify-url", url)
+    finally:
+        thread.join(10)
+        server.close()
+    assert "age-overdue" in r.stdout
+    assert r.exit_code == 2, r.stderr
+    assert "could not notify" in r.stderr
+
+
+def test_webhook_malformed_url_is_a_warning(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--notify-url", "http://[::1" + HOOK_PATH)
+    assert "age-overdue" in r.stdout
+    assert r.exit_code == 2, r.stderr
+    assert "could not notify" in r.stderr
+    assert_url_hidden(r.output)
+
+
+# ----------------------------------------------------------------------------- rotate
+
+
+def test_rotate_start_from_json(stocked_cli) -> None:
+    r = stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (
+        "binance-main: version 2 staged as pending.\n"
+        "Next: exvault rotate verify binance-main, then exvault rotate promote binance-main\n"
+    )
+    no_secret(r.output)
+    info = info_of(stocked_cli)
+    assert (info.version, info.pending_version) == (1, 2)
+    with admin_of(stocked_cli) as admin:
+        pending = admin.get("binance-main", stage="pending")
+        assert pending.secret.reveal() == NEW_SECRET
+        assert pending.permissions == ("read", "trade") and pending.ips == ("203.0.113.7",)
+
+    again = stocked_cli.unlocked(
+        "rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON
+    )
+    assert again.exit_code == 0
+    assert again.stdout == (
+        "binance-main: nothing to do (version 2 is already pending with this key).\n"
+    )
+
+
+def test_rotate_start_from_a_file_with_new_scope(stocked_cli, tmp_path) -> None:
+    source = tmp_path / "new.json"
+    source.write_text(NEW_JSON)
+    r = stocked_cli.unlocked(
+        "rotate",
+        "start",
+        "binance-main",
+        "--from-json",
+        str(source),
+        "--permissions",
+        "read",
+        "--ip",
+        "198.51.100.7",
+        "--issued",
+        "2025-10-01",
+        "--expires",
+        "2026-10-01",
+    )
+    assert r.exit_code == 0, r.output
+    with admin_of(stocked_cli) as admin:
+        pending = admin.get("binance-main", stage="pending")
+    assert pending.permissions == ("read",) and pending.ips == ("198.51.100.7",)
+    assert str(pending.issued_on) == "2025-10-01" and str(pending.expires_on) == "2026-10-01"
+
+
+def test_rotate_start_via_prompts(stocked_cli, terminal) -> None:
+    r = stocked_cli.unlocked(
+        "rotate", "start", "binance-main", input=f"{NEW_API_KEY}\n{NEW_SECRET}\n"
+    )
+    assert r.exit_code == 0, r.output
+    assert "API key" in r.stderr and "API secret" in r.stderr
+    no_secret(r.output)  # hidden prompts echo nothing
+    with admin_of(stocked_cli) as admin:
+        pending = admin.get("binance-main", stage="pending")
+    assert pending.api_key.reveal() == NEW_API_KEY
+    assert pending.secret.reveal() == NEW_SECRET
+
+
+def test_rotate_start_while_another_is_pending(stocked_cli, one_error_line) -> None:
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    other = json.dumps({"api_key": "X" * 64, "secret": "Y" * 64})
+    r = stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=other)
+    line = one_error_line(r, 9)
+    assert "already pending (version 2)" in line and "exvault rotate abort binance-main" in line
+
+
+def test_rotate_start_unknown_credential(stocked_cli, one_error_line) -> None:
+    r = stocked_cli.unlocked("rotate", "start", "nope", "--from-json", "-", input=NEW_JSON)
+    one_error_line(r, 4)
+
+
+def test_rotate_verify(stocked_cli) -> None:
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    r = stocked_cli.unlocked("rotate", "verify", "binance-main")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert [line.split(":")[0].split() for line in lines] == [
+        ["ok", "decrypts"],
+        ["ok", "format"],
+        ["ok", "new-key"],
+        ["ok", "scope"],
+    ]
+    r = stocked_cli.unlocked("rotate", "verify", "binance-main", "--json")
+    assert r.exit_code == 0
+    assert [(c["check"], c["passed"]) for c in json.loads(r.stdout)] == [
+        ("decrypts", True),
+        ("format", True),
+        ("new-key", True),
+        ("scope", True),
+    ]
+
+
+def test_rotate_verify_failure_exits_1(stocked_cli) -> None:
+    same_secret = json.dumps({"api_key": NEW_API_KEY, "secret": BINANCE_SECRET})
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=same_secret)
+    r = stocked_cli.unlocked("rotate", "verify", "binance-main")
+    assert r.exit_code == 1
+    assert (
+        "FAIL  new-key: the pending secret is the same as the current one: create a new key "
+        "at the exchange" in r.stdout
+    )
+    no_secret(r.output)
+    r = stocked_cli.unlocked("rotate", "verify", "binance-main", "--json")
+    assert r.exit_code == 1
+    assert {c["check"]: c["passed"] for c in json.loads(r.stdout)}["new-key"] is False
+
+
+def test_rotate_verify_without_pending(stocked_cli, one_error_line) -> None:
+    line = one_error_line(stocked_cli.unlocked("rotate", "verify", "binance-main"), 4)
+    assert "no rotation" in line and "exvault rotate start binance-main" in line
+
+
+def test_rotate_promote_grace_and_finish(stocked_cli) -> None:
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    before = utc_now()
+    r = stocked_cli.unlocked("rotate", "promote", "binance-main", "--grace", "2h")
+    after = utc_now()
+    assert r.exit_code == 0, r.output
+    info = info_of(stocked_cli)
+    assert (info.version, info.pending_version, info.previous_version) == (2, None, 1)
+    assert before + timedelta(hours=2) <= info.previous_until <= after + timedelta(hours=2)
+    assert r.stdout == (
+        "binance-main: version 2 is current; the previous key stays readable until "
+        f"{info.previous_until:%Y-%m-%d %H:%M} UTC.\n"
+    )
+    again = stocked_cli.unlocked("rotate", "promote", "binance-main")
+    assert (again.exit_code, again.stdout) == (
+        0,
+        "binance-main: nothing to do (already promoted: version 2 is current).\n",
+    )
+
+    r = stocked_cli.unlocked("rotate", "finish", "binance-main")
+    assert r.exit_code == 0
+    assert r.stdout == (
+        "binance-main: version 1 dropped; delete that key at the exchange now if you have not.\n"
+    )
+    assert info_of(stocked_cli).previous_version is None
+    again = stocked_cli.unlocked("rotate", "finish", "binance-main")
+    assert (again.exit_code, again.stdout) == (
+        0,
+        "binance-main: nothing to do (nothing to finish).\n",
+    )
+
+
+def test_rotate_promote_default_grace(stocked_cli) -> None:
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    before = utc_now()
+    assert stocked_cli.unlocked("rotate", "promote", "binance-main").exit_code == 0
+    until = info_of(stocked_cli).previous_until
+    assert timedelta(hours=24) <= until - before <= timedelta(hours=24, minutes=1)
+
+
+@pytest.mark.parametrize(("grace", "code"), [("bogus", 7), ("0h", 7)])
+def test_rotate_promote_bad_grace(stocked_cli, one_error_line, grace, code) -> None:
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    one_error_line(
+        stocked_cli.unlocked("rotate", "promote", "binance-main", "--grace", grace), code
+    )
+    assert info_of(stocked_cli).pending_version == 2
+
+
+def test_rotate_promote_nothing_pending(stocked_cli, one_error_line) -> None:
+    line = one_error_line(stocked_cli.unlocked("rotate", "promote", "binance-main"), 9)
+    assert "nothing to promote" in line
+
+
+def test_rotate_abort(stocked_cli) -> None:
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    r = stocked_cli.unlocked("rotate", "abort", "binance-main")
+    assert (r.exit_code, r.stdout) == (0, "binance-main: pending version 2 dropped.\n")
+    assert info_of(stocked_cli).pending_version is None
+    r = stocked_cli.unlocked("rotate", "abort", "binance-main")
+    assert (r.exit_code, r.stdout) == (0, "binance-main: nothing to do (no rotation is pending).\n")
+
+
+def test_rotation_shows_in_check(stocked_cli, check_at, fine_kdf) -> None:
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    check_at(utc_now() + timedelta(hours=25))
+    r = stocked_cli.v("check", "--json")
+    assert r.exit_code == 2  # the keys were issued in 2025: age-overdue
+    found = {(f["credential"], f["code"]): f["severity"] for f in json.loads(r.stdout)["findings"]}
+    assert found[("binance-main", "rotation-pending")] == "warn"
+    check_at(utc_now() + timedelta(hours=23))
+    r = stocked_cli.v("check", "--json")
+    assert "rotation-pending" not in {f["code"] for f in json.loads(r.stdout)["findings"]}
+
+
+# ----------------------------------------------------------------------------- policy
+
+
+def test_policy_set_and_show(stocked_cli) -> None:
+    r = stocked_cli.unlocked(
+        "policy", "set", "binance-main", "--max-age", "60d", "--warn-before", "10d"
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        "Maximum age:  60d",
+        "Warn before:  10d",
+        "Stale after:  30d",
+        "Grace period: 24h",
+    ]
+    r = stocked_cli.unlocked(
+        "policy", "set", "binance-main", "--stale-after", "45", "--grace", "2h", "--json"
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {
+        "max_age_days": 60,
+        "warn_before_days": 10,
+        "stale_days": 45,
+        "grace_hours": 2,
+        "accepted": {},
+    }
+    shown = stocked_cli.v("policy", "show", "binance-main", "--json")  # no passphrase
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["max_age_days"] == 60
+    default = stocked_cli.v("policy", "show", "kucoin-sub1")
+    assert default.stdout.splitlines()[0] == "Maximum age:  90d"
+
+
+def test_policy_drives_check(stocked_cli, check_at, fine_kdf) -> None:
+    stocked_cli.unlocked("policy", "set", "binance-main", "--max-age", "60d")
+    check_at(ISSUED + timedelta(days=60))
+    rows = table_codes(stocked_cli.v("check").stdout)
+    assert ("CRITICAL", "binance-main", "age-overdue") in rows
+    assert ("WARN", "kucoin-sub1", "age-due-soon") not in rows  # 60 days: not yet
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ((), 2),  # nothing to change
+        (("--max-age", "36h"), 7),  # not whole days
+        (("--grace", "90m"), 7),  # not whole hours
+        (("--max-age", "10d", "--warn-before", "10d"), 7),
+        (("--max-age", "soon"), 7),
+    ],
+)
+def test_policy_set_refuses(stocked_cli, one_error_line, args, code) -> None:
+    one_error_line(stocked_cli.unlocked("policy", "set", "binance-main", *args), code)
+    shown = json.loads(stocked_cli.v("policy", "show", "binance-main", "--json").stdout)
+    assert (shown["max_age_days"], shown["warn_before_days"], shown["grace_hours"]) == (90, 14, 24)
+
+
+def test_policy_accept_and_clear_risk(stocked_cli) -> None:
+    r = stocked_cli.unlocked(
+        "policy", "accept-risk", "binance-main", "withdraw", "--reason", "treasury sweeper"
+    )
+    assert (r.exit_code, r.stdout) == (0, 'Accepted "withdraw" for binance-main.\n')
+    shown = json.loads(stocked_cli.v("policy", "show", "binance-main", "--json").stdout)
+    accepted = shown["accepted"]["withdraw-enabled"]
+    assert accepted["reason"] == "treasury sweeper"
+    assert accepted["accepted_at"].startswith(f"{utc_now():%Y-%m-%d}")
+    text = stocked_cli.v("policy", "show", "binance-main").stdout
+    assert f"Accepted withdraw-enabled: {utc_now():%Y-%m-%d}: treasury sweeper" in text
+
+    r = stocked_cli.unlocked("policy", "clear-risk", "binance-main", "withdraw")
+    assert (r.exit_code, r.stdout) == (0, 'No longer accepting "withdraw" for binance-main.\n')
+    shown = json.loads(stocked_cli.v("policy", "show", "binance-main", "--json").stdout)
+    assert shown["accepted"] == {}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("binance-main", "withdraw"),  # no --reason
+        ("binance-main", "exposed", "--reason", "x"),  # not acceptable
+        ("binance-main", "withdraw-without-ip", "--reason", "x"),
+    ],
+)
+def test_policy_accept_risk_usage(stocked_cli, one_error_line, args) -> None:
+    one_error_line(stocked_cli.unlocked("policy", "accept-risk", *args), 2)
+
+
+def test_policy_accept_risk_empty_reason(stocked_cli, one_error_line) -> None:
+    r = stocked_cli.unlocked("policy", "accept-risk", "binance-main", "stale", "--reason", " ")
+    one_error_line(r, 7)
+
+
+def test_accepted_risk_in_check(stocked_cli, check_at, fine_kdf) -> None:
+    stocked_cli.unlocked("edit", "binance-main", "--clear-ips")
+    check_at(CLEAN)
+    r = stocked_cli.v("check", "--fail-on", "warn")
+    assert r.exit_code == 1
+    assert ("WARN", "binance-main", "trade-without-ip") in table_codes(r.stdout)
+    stocked_cli.unlocked(
+        "policy", "accept-risk", "binance-main", "trade-without-ip", "--reason", "dynamic IP"
+    )
+    r = stocked_cli.v("check", "--fail-on", "warn", "--all")
+    assert ("OK", "binance-main", "trade-without-ip") in table_codes(r.stdout)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def test_schedule_cron(stocked_cli) -> None:
+    r = stocked_cli.v("schedule", "--cron", "0 8 * * *")
+    assert r.exit_code == 0, r.output
+    comment, line = r.stdout.splitlines()
+    assert comment.startswith("# exvault rotation check")
+    words = shlex.split(line)
+    assert words[:5] == ["0", "8", "*", "*", "*"]
+    assert words[-6:] == [
+        "check",
+        "--quiet",
+        "--fail-on",
+        "warn",
+        "--vault",
+        str(stocked_cli.vault_path),
+    ]
+    critical = stocked_cli.v("schedule", "--cron", "*/15 6-22 * * MON-FRI", "--fail-on", "critical")
+    assert critical.exit_code == 0
+    assert "*/15 6-22 * * MON-FRI " in critical.stdout and "--fail-on critical" in critical.stdout
+
+
+def test_schedule_cron_command_runs(stocked_cli) -> None:
+    """The printed crontab command is runnable as printed (here: kdf-weak -> exit 2)."""
+    line = stocked_cli.v("schedule", "--cron", "0 8 * * *").stdout.splitlines()[1]
+    command = line.split(" ", 5)[5]
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "kdf-weak" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "spec", ["0 8 * *", "0 8 * * * *", "0 8 * * ;rm", "@daily", "0 8 * * $(id)", ""]
+)
+def test_schedule_bad_cron(stocked_cli, one_error_line, spec) -> None:
+    line = one_error_line(stocked_cli.v("schedule", "--cron", spec), 2)
+    assert "five fields" in line or "exactly one of" in line
+
+
+def test_schedule_needs_one_kind(stocked_cli, one_error_line) -> None:
+    one_error_line(stocked_cli.v("schedule"), 2)
+    one_error_line(stocked_cli.v("schedule", "--cron", "0 8 * * *", "--systemd"), 2)
+
+
+def test_schedule_systemd(stocked_cli) -> None:
+    r = stocked_cli.v("schedule", "--systemd")
+    assert r.exit_code == 0, r.output
+    text = r.stdout
+    exec_start = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    assert len(exec_start) == 1
+    assert exec_start[0].endswith(
+        f"check --quiet --fail-on warn --vault {shlex.quote(str(stocked_cli.vault_path))}"
+    )
+    for expected in (
+        "[Service]",
+        "Type=oneshot",
+        "[Timer]",
+        "OnCalendar=*-*-* 08:00:00",
+        "Persistent=true",
+        "WantedBy=timers.target",
+        "# EnvironmentFile=/etc/exvault/notify.env",
+        "systemctl enable --now exvault-check.timer",
+    ):
+        assert expected in text
+    other = stocked_cli.v("schedule", "--systemd", "--on-calendar", "Mon *-*-* 07:30:00")
+    assert "OnCalendar=Mon *-*-* 07:30:00" in other.stdout
+
+
+def test_schedule_never_prints_a_database_password(cli) -> None:
+    """For a database URL the job takes EXVAULT_URL from its environment."""
+    url = "postgresql+psycopg://exvault:s3cretpw@db.example.net/exvault"
+    cron = cli("schedule", "--cron", "0 8 * * *", "--vault", url)
+    assert cron.exit_code == 0, cron.output
+    assert "EXVAULT_URL" in cron.stdout
+    command = cron.stdout.splitlines()[-1]
+    assert command.startswith("0 8 * * * ") and "--vault" not in command
+    unit = cli("schedule", "--systemd", "--vault", url)
+    assert unit.exit_code == 0, unit.output
+    for r in (cron, unit):
+        assert "s3cretpw" not in r.output and "***" not in r.output
+
+
+def test_schedule_escapes_percent(cli, tmp_path) -> None:
+    path = tmp_path / "100%" / "vault.db"
+    r = cli("schedule", "--cron", "0 8 * * *", "--vault", str(path))
+    assert r.exit_code == 0
+    line = r.stdout.splitlines()[1]
+    assert "%" not in line.replace("\\%", "")
