@@ -10,20 +10,28 @@ import multiprocessing
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import delete, update
+from sqlalchemy.exc import ProgrammingError
 
 import vault
 from tests import postgres
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, db_exec
 from vault import rotation
 from vault.admin import AdminVault
+from vault.checks import check
 from vault.errors import AccessDenied, Conflict, VaultError
 from vault.inventory import Inventory
-from vault.store import SCHEMA_VERSION
+from vault.model import utc_now
+from vault.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
 
 # The grants docs/deploy.md gives the role of bot hosts.
 READER_GRANTS = [
     'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"',
     'GRANT INSERT ON audit_log TO "{role}"',
+    # The wrapped root key is none of a bot host's business: only the KDF columns.
+    'REVOKE SELECT ON keyslots FROM "{role}"',
+    "GRANT SELECT (id, kind, kdf_time_cost, kdf_memory_kib, kdf_parallelism) "
+    'ON keyslots TO "{role}"',
 ]
 
 
@@ -56,14 +64,22 @@ def test_read_only_role_loads_and_is_audited(
     assert (last.actor, last.action, last.outcome) == ("client:bot", "read", "ok")
     with Inventory.open(reader_url) as inv:  # check runs with the reader role too
         assert [i.name for i in inv.credentials()] == ["binance-main", "kucoin-sub1"]
+        assert inv.status().credentials == 2
+        report = check(inv, utc_now())
+        assert report.credentials == 2
+    with pytest.raises(ProgrammingError, match="permission denied"):
+        db_exec(reader_url, "SELECT wrapped FROM keyslots")  # the wrapped root key: off limits
 
 
 def test_read_only_role_cannot_write(token: str, reader_url: str, stocked: AdminVault) -> None:
-    with AdminVault.unlock(reader_url, PASSPHRASE) as admin:
-        with pytest.raises(AccessDenied, match="read-only database role"):
-            admin.edit("binance-main", permissions="read")
-        with pytest.raises(AccessDenied):
-            admin.add("x", "binance", {"api_key": "k" * 20, "secret": "s" * 32})
+    # Not even the owner's passphrase helps on a bot host: the wrapped key is unreadable.
+    with pytest.raises(AccessDenied, match="read-only database role"):
+        AdminVault.unlock(reader_url, PASSPHRASE)
+    with Inventory.open(reader_url) as inv:
+        with pytest.raises(AccessDenied, match="read-only database role"), inv.store.write() as s:
+            s.execute(delete(CredentialRecord))
+        with pytest.raises(AccessDenied), inv.store.write() as s:
+            s.execute(update(VersionRecord).values(permissions="read"))
     assert stocked.get("binance-main").permissions == ("read", "trade")
     assert stocked.names() == ["binance-main", "kucoin-sub1"]
 

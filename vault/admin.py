@@ -467,7 +467,7 @@ class AdminVault(Inventory):
         :raises NotFound: when there is no such credential.
         """
         with self._writing() as session:
-            head = self._head(session, name)
+            head = self._head(session, name, for_update=True)
             session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
             self._audit(session, "remove", name)
         self._store.checkpoint()
@@ -529,8 +529,9 @@ class AdminVault(Inventory):
 
     # ---------------------------------------------------------------- clients
 
-    def _client(self, session: Session, name: str) -> ClientRecord:
-        client = session.scalar(select(ClientRecord).where(ClientRecord.name == name))
+    def _client(self, session: Session, name: str, *, for_update: bool = False) -> ClientRecord:
+        query = select(ClientRecord).where(ClientRecord.name == name)
+        client = session.scalar(query.with_for_update() if for_update else query)
         if client is None:
             raise NotFound(f'no client named "{name}"; see: exvault client list')
         records.verify_client(self._verify_public, self._vault_id, client)
@@ -597,13 +598,13 @@ class AdminVault(Inventory):
         name: str | None = None
         try:
             with self._writing() as session:
-                client = self._client(session, client_name)
+                client = self._client(session, client_name, for_update=True)
                 if client.revoked_at is not None:
                     raise Conflict(f'client "{client_name}" is revoked')
                 if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
                     raise Conflict(f'client "{client_name}" has expired; add a new client')
                 for name in credential_names:
-                    self._grant_one(session, client, self._head(session, name))
+                    self._grant_one(session, client, self._head(session, name, for_update=True))
         except AccessDenied as exc:
             audit.record_failure(
                 self._store,
@@ -658,9 +659,9 @@ class AdminVault(Inventory):
         :raises NotFound: for an unknown client or credential, or one not granted.
         """
         with self._writing() as session:
-            client = self._client(session, client_name)
+            client = self._client(session, client_name, for_update=True)
             for name in credential_names:
-                head = self._head(session, name)
+                head = self._head(session, name, for_update=True)
                 if session.get(GrantRecord, (client.id, head.id)) is None:
                     raise NotFound(f'client "{client_name}" is not granted "{name}"')
                 session.execute(
@@ -686,7 +687,7 @@ class AdminVault(Inventory):
         """
         now = to_epoch(utc_now())
         with self._writing() as session:
-            client = self._client(session, name)
+            client = self._client(session, name, for_update=True)
             if client.revoked_at is not None:
                 return []
             readable = set(

@@ -33,7 +33,6 @@ from vault.store import (
     ClientRecord,
     CredentialRecord,
     GrantRecord,
-    KeyslotRecord,
     VersionRecord,
 )
 
@@ -406,11 +405,7 @@ def _collect(
                 )
             ).all()
         ]
-        kdfs = [
-            keyslots.slot_params(s)
-            for s in session.scalars(select(KeyslotRecord))
-            if s.kind == keyslots.PASSPHRASE
-        ]
+        kdfs = keyslots.passphrase_kdf_params(session)
     policies: dict[str, Policy] = {}
     facts = []
     for (

@@ -30,7 +30,6 @@ from vault.store import (
     CredentialRecord,
     GrantRecord,
     HeaderRecord,
-    KeyslotRecord,
     PayloadRecord,
     Store,
     VersionRecord,
@@ -336,11 +335,7 @@ class Inventory:
         """
         with self._store.read() as session:
             header = load_header(session)
-            params = [
-                keyslots.slot_params(s)
-                for s in session.scalars(select(KeyslotRecord))
-                if s.kind == keyslots.PASSPHRASE
-            ]
+            params = keyslots.passphrase_kdf_params(session)
             count = session.scalar(select(func.count()).select_from(CredentialRecord)) or 0
         if not params:
             raise IntegrityError("damaged vault: no passphrase keyslot")

@@ -11,6 +11,9 @@ import os
 import uuid
 from collections.abc import Iterable
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from vault import crypto
 from vault.crypto import KdfParams, RootIdentity
 from vault.errors import IntegrityError, UnsupportedFormat
@@ -65,6 +68,28 @@ def slot_params(slot: KeyslotRecord) -> KdfParams:
         raise UnsupportedFormat("a passphrase keyslot has no KDF parameters")
     params = KdfParams(slot.kdf_time_cost, slot.kdf_memory_kib, slot.kdf_parallelism)
     crypto.check_kdf_params(params)
+    return params
+
+
+def passphrase_kdf_params(session: Session) -> list[KdfParams]:
+    """The KDF parameters of the passphrase slots, read without the wrapped keys.
+
+    Only these columns are selected, so that keyless readers (``check``, ``info``)
+    work with a database role that may not read ``keyslots.wrapped``.
+
+    :raises UnsupportedFormat: when a slot's parameters are missing or above the cap.
+    """
+    rows = session.execute(
+        select(
+            KeyslotRecord.kdf_time_cost, KeyslotRecord.kdf_memory_kib, KeyslotRecord.kdf_parallelism
+        ).where(KeyslotRecord.kind == PASSPHRASE)
+    ).all()
+    params = []
+    for t, m, p in rows:
+        if t is None or m is None or p is None:
+            raise UnsupportedFormat("a passphrase keyslot has no KDF parameters")
+        params.append(KdfParams(t, m, p))
+        crypto.check_kdf_params(params[-1])
     return params
 
 

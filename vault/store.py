@@ -393,7 +393,11 @@ class Store:
         """
         url = make_url(url)
         path = sqlite_path(url)
-        if path is not None and not path.is_file():
+        try:
+            present = path is None or path.is_file()
+        except OSError as exc:  # e.g. a directory this user may not enter
+            raise AccessDenied(f"cannot access {path}: {exc.strerror}") from None
+        if not present:
             raise VaultUnavailable(f"no vault at {path}; create one with: exvault init")
         store = cls(make_engine(url))
         try:
@@ -403,9 +407,15 @@ class Store:
                 version = conn.execute(select(SchemaInfo.schema_version)).scalar()
         except DatabaseError as exc:
             store.dispose()
+            detail = describe_database_error(exc)
             if path is None:
-                raise VaultUnavailable(
-                    f"cannot reach the database: {describe_database_error(exc)}"
+                raise VaultUnavailable(f"cannot reach the database: {detail}") from None
+            if any(w in detail for w in ("readonly", "unable to open", "permission")):
+                # WAL mode needs write access to the file, its -wal and -shm, and the
+                # directory, even to read.
+                raise AccessDenied(
+                    f"cannot open {path}: {detail} (exvault needs read and write access "
+                    "to the vault file, its -wal and -shm files and its directory)"
                 ) from None
             raise IntegrityError(
                 "damaged vault: the file is not a readable exvault database"
