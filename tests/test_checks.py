@@ -27,6 +27,8 @@ from vault.checks import Finding, Report, check
 from vault.inventory import Inventory
 from vault.model import CredentialInfo
 
+BACKENDS = ("sqlite", "postgresql")
+
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -184,19 +186,19 @@ def test_findings_sorted_worst_first(av: AdminVault) -> None:
     assert report.credentials == 2
 
 
-def test_a_clean_credential_has_no_finding(av: AdminVault, vault_path: Path) -> None:
+def test_a_clean_credential_has_no_finding(av: AdminVault, vault_location: str) -> None:
     add(av, "clean")
     _, token = av.add_client("bot")
     av.grant("bot", ["clean"])
-    vault.load("clean", where=vault_path, token=token)
+    vault.load("clean", where=vault_location, token=token)
     report = check(av, NOW)
     assert codes(report, "clean") == set()
     assert {f.code for f in report.findings} == {"kdf-weak"}  # the test vault's KDF
 
 
-def test_check_needs_no_passphrase(av: AdminVault, vault_path: Path) -> None:
+def test_check_needs_no_passphrase(av: AdminVault, vault_location: str) -> None:
     add(av, "old", age=95)
-    with Inventory.open(vault_path) as inv:
+    with Inventory.open(vault_location) as inv:
         keyless = check(inv, NOW)
     assert keyless == check(av, NOW)
     assert find(keyless, "old", "age-overdue") is not None
@@ -318,14 +320,16 @@ def test_okx_unbound_inactive(av: AdminVault) -> None:
     assert timeline(av, "okx-bound", code, days) == [None] * 6
 
 
-def test_okx_client_read_resets_inactivity(av: AdminVault, clock: Clock, vault_path: Path) -> None:
+def test_okx_client_read_resets_inactivity(
+    av: AdminVault, clock: Clock, vault_location: str
+) -> None:
     add(av, "okx-trade", "okx", permissions="read,trade", ips=())
     _, token = av.add_client("bot", max_scope="trade")
     av.grant("bot", ["okx-trade"])
     code = "okx-unbound-inactive"
     assert severity(av, "okx-trade", code, at(10)) == "warn"
     clock.now = at(10)
-    vault.load("okx-trade", where=vault_path, token=token)  # audited: last_read = day 10
+    vault.load("okx-trade", where=vault_location, token=token)  # audited: last_read = day 10
     reads = [e for e in av.audit_entries() if e.action == "read" and e.outcome == "ok"]
     assert [(e.actor, e.at) for e in reads] == [("client:bot", at(10))]
     days = [10, 16, 17, 23, 24]
@@ -334,12 +338,12 @@ def test_okx_client_read_resets_inactivity(av: AdminVault, clock: Clock, vault_p
     assert "unused for 14 days" in msg
 
 
-def test_okx_refused_read_does_not_count(av: AdminVault, clock: Clock, vault_path: Path) -> None:
+def test_okx_refused_read_does_not_count(av: AdminVault, clock: Clock, vault_location: str) -> None:
     add(av, "okx-trade", "okx", permissions="read,trade", ips=())
     _, token = av.add_client("other-bot")  # not granted okx-trade
     clock.now = at(10)
     with pytest.raises(vault.AccessDenied):
-        vault.load("okx-trade", where=vault_path, token=token)
+        vault.load("okx-trade", where=vault_location, token=token)
     assert severity(av, "okx-trade", "okx-unbound-inactive", at(14)) == "critical"
 
 
@@ -479,7 +483,7 @@ def test_stale_follows_policy_and_acceptance(av: AdminVault) -> None:
     assert severity(av, "k", "stale", at(60)) == "ok"
 
 
-def test_unread_when_granted(av: AdminVault, clock: Clock, vault_path: Path) -> None:
+def test_unread_when_granted(av: AdminVault, clock: Clock, vault_location: str) -> None:
     add(av, "k")
     _, token = av.add_client("bot")
     av.grant("bot", ["k"])
@@ -488,7 +492,7 @@ def test_unread_when_granted(av: AdminVault, clock: Clock, vault_path: Path) -> 
     hit = find(check(av, at(30)), "k", "unread")
     assert hit is not None and "granted to 1 client(s) but never read" in hit.message
     clock.now = at(5)
-    vault.load("k", where=vault_path, token=token)
+    vault.load("k", where=vault_location, token=token)
     assert timeline(av, "k", "unread", [30, 34, 35]) == [None, None, "warn"]
 
 
@@ -508,13 +512,13 @@ def test_imported_old_key_is_not_stale_at_once(av: AdminVault, clock: Clock) -> 
 
 
 def test_long_lived_handle_keeps_the_key_in_use(
-    av: AdminVault, clock: Clock, vault_path: Path
+    av: AdminVault, clock: Clock, vault_location: str
 ) -> None:
     """A bot polling through one handle is re-audited (hourly), so it never looks unused."""
     add(av, "okx-trade", "okx", permissions="read,trade", ips=())
     _, token = av.add_client("bot", max_scope="trade")
     av.grant("bot", ["okx-trade"])
-    with vault.open(vault_path, token=token) as handle:
+    with vault.open(vault_location, token=token) as handle:
         for day in range(0, 40, 2):
             clock.now = at(day)
             handle.get("okx-trade")
@@ -523,11 +527,13 @@ def test_long_lived_handle_keeps_the_key_in_use(
     assert find(report, "okx-trade", "unread") is None
 
 
-def test_polling_is_audited_at_most_hourly(av: AdminVault, clock: Clock, vault_path: Path) -> None:
+def test_polling_is_audited_at_most_hourly(
+    av: AdminVault, clock: Clock, vault_location: str
+) -> None:
     add(av, "k")
     _, token = av.add_client("bot")
     av.grant("bot", ["k"])
-    with vault.open(vault_path, token=token) as handle:
+    with vault.open(vault_location, token=token) as handle:
         for minutes in (0, 1, 30, 59, 60, 61, 119, 120):
             clock.now = at(minutes=minutes)
             handle.get("k")

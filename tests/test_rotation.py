@@ -30,6 +30,8 @@ from vault.admin import AdminVault
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from vault.model import utc_now
 
+BACKENDS = ("sqlite", "postgresql")
+
 NAME = "binance-main"
 NEW_API_KEY = "Zr8kQ2wX7nB4vL1pT6yH3mJ9cF5dS0aGeRuIoKxNqWzEbVtYhCsMlPjDfAgUiOn2"
 NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
@@ -81,9 +83,9 @@ def rotation_actions(admin: AdminVault) -> list[tuple[str, int | None, str]]:
 
 
 def test_happy_path_with_a_client_reading_throughout(
-    stocked: AdminVault, token: str, vault_path: Path, clock: Clock
+    stocked: AdminVault, token: str, vault_location: str, clock: Clock
 ) -> None:
-    with vault.open(vault_path, token=token) as bot:
+    with vault.open(vault_location, token=token) as bot:
         cred = bot.get(NAME)
         assert (cred.version, secret_of(cred)) == (1, BINANCE_SECRET)
 
@@ -115,7 +117,7 @@ def test_happy_path_with_a_client_reading_throughout(
         assert info.previous_until == clock.now + timedelta(hours=24)
         current = bot.get(NAME)
         assert (current.version, current.stage, secret_of(current)) == (2, "current", NEW_SECRET)
-        assert secret_of(vault.load(NAME, where=vault_path, token=token)) == NEW_SECRET
+        assert secret_of(vault.load(NAME, where=vault_location, token=token)) == NEW_SECRET
         with pytest.raises(NotFound):
             bot.get(NAME, stage="pending")
 
@@ -187,7 +189,7 @@ def test_start_validates_the_new_key(stocked: AdminVault) -> None:
 
 
 def test_every_grantee_gets_the_new_version(
-    stocked: AdminVault, token: str, vault_path: Path
+    stocked: AdminVault, token: str, vault_location: str
 ) -> None:
     _, second = stocked.add_client("dca-bot")
     stocked.grant("dca-bot", [NAME])
@@ -195,13 +197,13 @@ def test_every_grantee_gets_the_new_version(
     _, late = stocked.add_client("late-bot")
     stocked.grant("late-bot", [NAME])  # granted while pending: gets pending too
     for tok in (token, second, late):
-        assert secret_of(vault.load(NAME, stage="pending", where=vault_path, token=tok)) == (
+        assert secret_of(vault.load(NAME, stage="pending", where=vault_location, token=tok)) == (
             NEW_SECRET
         )
     rotation.promote(stocked, NAME)
     for tok in (token, second, late):
-        assert secret_of(vault.load(NAME, where=vault_path, token=tok)) == NEW_SECRET
-        assert secret_of(vault.load(NAME, stage="previous", where=vault_path, token=tok)) == (
+        assert secret_of(vault.load(NAME, where=vault_location, token=tok)) == NEW_SECRET
+        assert secret_of(vault.load(NAME, stage="previous", where=vault_location, token=tok)) == (
             BINANCE_SECRET
         )
 
@@ -209,15 +211,15 @@ def test_every_grantee_gets_the_new_version(
 # --------------------------------------------------------------------- abort, conflict
 
 
-def test_abort(stocked: AdminVault, token: str, vault_path: Path) -> None:
+def test_abort(stocked: AdminVault, token: str, vault_location: str) -> None:
     rotation.start(stocked, NAME, NEW)
     aborted = rotation.abort(stocked, NAME)
     assert (aborted.step, aborted.changed, aborted.version) == ("abort", True, 1)
     info = stocked.describe(NAME)
     assert (info.version, info.pending_version, info.pending_since) == (1, None, None)
     with pytest.raises(NotFound):
-        vault.load(NAME, stage="pending", where=vault_path, token=token)
-    assert secret_of(vault.load(NAME, where=vault_path, token=token)) == BINANCE_SECRET
+        vault.load(NAME, stage="pending", where=vault_location, token=token)
+    assert secret_of(vault.load(NAME, where=vault_location, token=token)) == BINANCE_SECRET
     history = {v.version: v for v in stocked.history(NAME)}
     assert history[2].stages == () and not history[2].readable
     again = rotation.abort(stocked, NAME)
@@ -395,7 +397,7 @@ def _new_vault(path: Path) -> tuple[AdminVault, str]:
     return admin, tok
 
 
-def assert_consistent(vault_path: Path, known: dict[int, str] | None = None) -> AdminVault:
+def assert_consistent(vault_location: str, known: dict[int, str] | None = None) -> AdminVault:
     """Open the vault afresh and check that the rotation state is whole.
 
     Every staged version decrypts (and, when ``known`` maps versions to secrets, holds
@@ -403,12 +405,12 @@ def assert_consistent(vault_path: Path, known: dict[int, str] | None = None) -> 
     pending and previous labels come with their times; the last rotation entry in the
     audit log (committed in the same transaction) agrees with the state.
     """
-    db = sqlite3.connect(vault_path)
+    db = sqlite3.connect(vault_location)
     try:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         db.close()
-    admin = AdminVault.unlock(vault_path, PASSPHRASE)
+    admin = AdminVault.unlock(vault_location, PASSPHRASE)
     info = admin.describe(NAME)
     assert (info.pending_version is None) == (info.pending_since is None)
     assert (info.previous_version is None) == (info.previous_until is None)
@@ -604,7 +606,7 @@ def test_killed_at_a_random_moment(tmp_path: Path, passphrase_file: Path, kill_r
 
 
 def test_clients_keep_reading_whole_versions(
-    stocked: AdminVault, token: str, vault_path: Path
+    stocked: AdminVault, token: str, vault_location: str
 ) -> None:
     expected = {1: BINANCE_SECRET, 2: NEW_SECRET, 3: BINANCE_SECRET}
     seen: list[tuple[str, int, str]] = []
@@ -613,7 +615,7 @@ def test_clients_keep_reading_whole_versions(
 
     def read_loop() -> None:
         try:
-            with vault.open(vault_path, token=token) as bot:
+            with vault.open(vault_location, token=token) as bot:
                 while not stop.is_set():
                     for stage in ("current", "pending", "previous"):
                         try:

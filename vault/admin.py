@@ -130,14 +130,12 @@ class AdminVault(Inventory):
             keyslots.new_passphrase_slot(header, identity, passphrase, kdf, now),
             keyslots.new_recovery_slot(header, identity, recovery_key, now),
         ]
-        store = Store.create(url)
-        try:
-            with store.write() as session:
-                session.add(header)
-                session.add_all(slots)
-        except BaseException:
-            store.dispose()
-            raise
+
+        def initialize(session: Session) -> None:
+            session.add(header)
+            session.add_all(slots)
+
+        store = Store.create(url, initialize)
         return cls(store, header, identity), crypto.format_recovery_key(recovery_key)
 
     @classmethod

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -283,6 +283,14 @@ def create_sqlite_file(path: Path) -> None:
     os.close(fd)
 
 
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control away from the sqlite3 module so that BEGIN (and
     # BEGIN IMMEDIATE for writes) is ours to emit; see the "begin" listener.
@@ -357,26 +365,52 @@ class Store:
         return self.engine.url.get_backend_name() == "sqlite"
 
     @classmethod
-    def create(cls, url: URL | str) -> Store:
-        """Create the schema in a new database (and the file, for SQLite).
+    def create(cls, url: URL | str, initialize: Callable[[Session], None]) -> Store:
+        """Create a new vault database: schema and ``initialize``'s rows, all or nothing.
+
+        A kill at any instant leaves either no vault or a complete one. The schema and
+        the first rows are one transaction (DDL is transactional on PostgreSQL and
+        SQLite); a SQLite vault is built under a temporary name in the same directory
+        and hard-linked into place once committed, so the vault's own path never names
+        a half-made file (a leftover ``.NAME.creating-*`` file is harmless).
 
         :raises AlreadyExists: when a vault or another file is there already.
         :raises StoreError: when the database cannot be written.
         """
         url = make_url(url)
         path = sqlite_path(url)
+        build = None
         if path is not None:
-            create_sqlite_file(path)
-        store = cls(make_engine(url))
+            if path.exists():
+                raise AlreadyExists(f"a file exists at {path}; refusing to overwrite it")
+            build = path.with_name(f".{path.name}.creating-{os.urandom(6).hex()}")
+            create_sqlite_file(build)
+        store = cls(make_engine(sqlite_url(build) if build is not None else url))
         try:
             with store.write() as session:
                 if store._has_schema(session):
                     raise AlreadyExists("a vault exists there already")
                 Base.metadata.create_all(session.connection())
                 session.add(SchemaInfo(id=1, schema_version=SCHEMA_VERSION))
+                initialize(session)
+            if build is not None and path is not None:
+                store.checkpoint()
+                store.dispose()
+                try:
+                    os.link(build, path)  # atomic, and never replaces an existing file
+                except FileExistsError:
+                    raise AlreadyExists(
+                        f"a file appeared at {path} meanwhile; refusing to overwrite it"
+                    ) from None
+                _fsync_directory(path.parent)
+                store = cls(make_engine(url))
         except BaseException:
             store.dispose()
             raise
+        finally:
+            if build is not None:
+                for suffix in ("", "-wal", "-shm"):
+                    build.with_name(build.name + suffix).unlink(missing_ok=True)
         return store
 
     @classmethod

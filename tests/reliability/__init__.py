@@ -1,0 +1,1 @@
+"""Reliability suites: crash consistency and concurrency (see docs/reliability.md)."""
