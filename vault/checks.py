@@ -361,7 +361,12 @@ def _collect(
         last_reads = dict(
             session.execute(
                 select(AuditRecord.credential, func.max(AuditRecord.at))
-                .where(AuditRecord.action == "read", AuditRecord.outcome == "ok")
+                # Only signed reads count: an unsigned "ok" entry proves nobody read.
+                .where(
+                    AuditRecord.action == "read",
+                    AuditRecord.outcome == "ok",
+                    AuditRecord.signature.is_not(None),
+                )
                 .group_by(AuditRecord.credential)
             ).all()
         )
