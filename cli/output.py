@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -23,8 +24,13 @@ def _default(value: object) -> object:
 
 
 def emit_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout."""
-    click.echo(json.dumps(data, default=_default, indent=2, sort_keys=False))
+    """Print ``data`` as JSON on stdout: indented for a terminal, compact for a pipe.
+
+    Compact output uses json's C encoder, several times faster than the indenting
+    one: it matters for ``list --json`` over 100,000 credentials.
+    """
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(data, default=_default, indent=indent))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

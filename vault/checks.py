@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from vault import crypto, keyslots
-from vault.exchanges import get_profile
+from vault.errors import InvalidInput
+from vault.exchanges import ExchangeProfile, get_profile
 from vault.inventory import Inventory
 from vault.model import from_epoch, split_list, to_epoch
 from vault.network import WILDCARDS, is_unrestricted
@@ -130,6 +131,16 @@ class _Rules:
     def __init__(self, now: datetime) -> None:
         self.now = now
         self.today = now.date()
+        self._profiles: dict[str, ExchangeProfile | None] = {}
+
+    def profile(self, exchange: str) -> ExchangeProfile | None:
+        """The exchange's profile, looked up once per exchange (None when unknown)."""
+        if exchange not in self._profiles:
+            try:
+                self._profiles[exchange] = get_profile(exchange)
+            except InvalidInput:  # an exchange this version does not know: no rules
+                self._profiles[exchange] = None
+        return self._profiles[exchange]
 
     def deadline(
         self, f: CredentialFacts, code: str, when: date, what: str, fix: str
@@ -174,9 +185,8 @@ class _Rules:
         )
 
     def exchange_rules(self, f: CredentialFacts) -> Iterator[Finding]:
-        try:
-            profile = get_profile(f.exchange)
-        except Exception:  # an exchange this version does not know: no rules to apply
+        profile = self.profile(f.exchange)
+        if profile is None:
             return
         unbound = is_unrestricted(f.ips)
         for rule in profile.lifetime_rules:

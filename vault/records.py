@@ -79,16 +79,33 @@ def metadata_of(row: VersionRecord) -> CredentialMetadata:
 
     :raises IntegrityError: when a date column is not a date (the row was edited).
     """
+    return metadata_from_columns(
+        row.name, row.exchange, row.permissions, row.ips, row.issued_on, row.expires_on
+    )
+
+
+def metadata_from_columns(
+    name: str,
+    exchange: str,
+    permissions: str,
+    ips: str,
+    issued_on: str,
+    expires_on: str | None,
+) -> CredentialMetadata:
+    """The metadata stored in the columns of a version row (as bulk queries read them).
+
+    :raises IntegrityError: when a date column is not a date (the row was edited).
+    """
     try:
-        issued = _strict_date(row.issued_on)
-        expires = _strict_date(row.expires_on) if row.expires_on is not None else None
+        issued = _strict_date(issued_on)
+        expires = _strict_date(expires_on) if expires_on is not None else None
     except (TypeError, ValueError):
         raise IntegrityError() from None
     return CredentialMetadata(
-        name=row.name,
-        exchange=row.exchange,
-        permissions=split_list(row.permissions),
-        ips=split_list(row.ips),
+        name=name,
+        exchange=exchange,
+        permissions=split_list(permissions),
+        ips=split_list(ips),
         issued_on=issued,
         expires_on=expires,
     )
