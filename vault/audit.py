@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vault import crypto
@@ -33,7 +33,6 @@ from vault.model import from_epoch, to_epoch, utc_now
 from vault.store import AuditRecord, Store
 
 GENESIS = b"\0" * 32
-AUDIT_LOCK_KEY = 0x65787661756C74  # "exvault": the advisory lock of audit appends
 ADMIN = "admin"
 ROOT_SIGNER = "root"
 
@@ -89,15 +88,10 @@ def append(
 ) -> None:
     """Append one entry inside the caller's (write) transaction.
 
-    The caller's transaction holds the write lock (BEGIN IMMEDIATE on SQLite, an
-    advisory lock on PostgreSQL), so reading the last entry and inserting the next
-    cannot interleave with another writer.
+    The caller's transaction is a :meth:`Store.write` transaction, which holds the
+    write lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so reading
+    the last entry and inserting the next cannot interleave with another writer.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # Writers of different rows (clients logging reads) would both take seq N+1;
-        # a transaction-scoped advisory lock makes appends one at a time. It needs no
-        # privilege, so a read-only role with INSERT on the log can take it.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
     last = session.execute(
         select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
     ).first()

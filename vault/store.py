@@ -10,7 +10,8 @@ the file is created 0600 in a 0700 directory *before* SQLite opens it, and every
 connection runs with WAL, ``synchronous=FULL`` (a committed write survives power
 loss), ``secure_delete=ON`` (deleted cells are zeroed, not left in free pages),
 ``foreign_keys=ON`` and a busy timeout. Writes begin ``IMMEDIATE`` so two writers
-queue on the lock instead of failing mid-transaction with "database is locked".
+queue on the lock instead of failing mid-transaction with "database is locked"; on
+PostgreSQL a transaction-scoped advisory lock does the same.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -56,6 +58,7 @@ SCHEMA_VERSION = 2
 Older schemas are brought up to date by :mod:`vault.migrations`."""
 
 BUSY_TIMEOUT_MS = 30_000
+WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of write transactions
 
 
 class StoreError(VaultError):
@@ -523,6 +526,13 @@ class Store:
                 # Take the write lock now, not at the first write: reads inside the
                 # transaction (name taken? next version number?) must not go stale.
                 session.connection()
+                if not self.is_sqlite:
+                    # PostgreSQL: one advisory lock per write transaction, taken first,
+                    # makes writers queue as SQLite's BEGIN IMMEDIATE does. Taking locks
+                    # in varying orders (a row, then the audit chain's head) deadlocked
+                    # under the concurrency suite. It needs no privilege, so a read-only
+                    # role that may append to the audit log can take it.
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
                 yield session
 
     def checkpoint(self) -> bool:

@@ -46,6 +46,8 @@ from vault.admin import AdminVault
 from vault.client import ClientVault
 from vault.verification import verify
 
+BACKENDS = ("sqlite", "postgresql")
+
 ROOT = Path(__file__).resolve().parents[2]
 DURATION = 8.0
 LONG_DURATION = 60.0
@@ -100,12 +102,14 @@ def shared_expectation(
     return values, {"current": current, "pending": pending, "previous": previous}
 
 
-def test_writers_granter_and_readers_at_once(tmp_path: Path, long_run: bool) -> None:
+def test_writers_granter_and_readers_at_once(
+    tmp_path: Path, long_run: bool, vault_location: str, backend: str
+) -> None:
     duration = LONG_DURATION if long_run else DURATION
     seed = int(os.environ.get("EXVAULT_SEED") or random.randrange(2**32))
-    print(f"\nconcurrency suite: {duration:.0f} s, seed {seed}")
+    print(f"\nconcurrency suite ({backend}): {duration:.0f} s, seed {seed}")
 
-    path = tmp_path / "vaultdir" / "vault.db"
+    path = vault_location
     workdir = tmp_path / "work"
     workdir.mkdir(mode=0o700)
     admin, _recovery = AdminVault.create(path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)
