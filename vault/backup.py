@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vault.errors import AlreadyExists, IntegrityError, UnsupportedFormat, VaultUnavailable
-from vault.store import Store, create_sqlite_file, sqlite_path, sqlite_url
+from vault.store import Store, create_sqlite_file, fsync_path, sqlite_path, sqlite_url
 
 
 def _sqlite_file(store: Store) -> Path:
@@ -24,14 +24,6 @@ def _sqlite_file(store: Store) -> Path:
             "backup and restore work on SQLite vaults; back up PostgreSQL with pg_dump"
         )
     return path
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_database(source: Path, destination: Path) -> None:
@@ -60,8 +52,8 @@ def copy_database(source: Path, destination: Path) -> None:
         destination.unlink(missing_ok=True)
         raise
     os.chmod(destination, 0o600)
-    _fsync(destination)
-    _fsync(destination.parent)
+    fsync_path(destination)
+    fsync_path(destination.parent)
 
 
 def backup(store: Store, destination: Path) -> Path:
@@ -168,5 +160,5 @@ def replace_with(store: Store, staged: StagedRestore) -> Path:
         os.rename(staged.path, target)
     except OSError as exc:
         raise VaultUnavailable(f"cannot replace {target}: {exc.strerror}") from None
-    _fsync(target.parent)
+    fsync_path(target.parent)
     return aside

@@ -286,8 +286,9 @@ def create_sqlite_file(path: Path) -> None:
     os.close(fd)
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's, or a directory's entries', data to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -405,7 +406,7 @@ class Store:
                     raise AlreadyExists(
                         f"a file appeared at {path} meanwhile; refusing to overwrite it"
                     ) from None
-                _fsync_directory(path.parent)
+                fsync_path(path.parent)
                 store = cls(make_engine(url))
         except BaseException:
             store.dispose()
