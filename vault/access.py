@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, quoted
 from vault.exchanges import PERMISSIONS
 
 DEFAULT_SCOPE: tuple[str, ...] = tuple(p for p in PERMISSIONS if p != "withdraw")
@@ -33,7 +33,7 @@ def parse_scope(items: str | Iterable[str]) -> tuple[str, ...]:
     unknown = sorted(names - set(PERMISSIONS))
     if unknown:
         raise InvalidInput(
-            f"unknown permission {', '.join(unknown)} in the scope "
+            f"unknown permission {', '.join(quoted(u) for u in unknown)} in the scope "
             f"(use {', '.join(PERMISSIONS)} or all)"
         )
     names.add("read")

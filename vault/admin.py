@@ -27,6 +27,7 @@ from vault.errors import (
     IntegrityError,
     InvalidInput,
     NotFound,
+    quoted,
 )
 from vault.inventory import Inventory, Where, load_header, open_store
 from vault.model import (
@@ -67,7 +68,7 @@ def clean_payload(exchange: str, payload: Mapping[str, str]) -> dict[str, str]:
     for key, value in payload.items():
         exchanges.validate_field_name(key)
         if not isinstance(value, str):
-            raise InvalidInput(f'field "{key}" must be a string')
+            raise InvalidInput(f"field {quoted(key)} must be a string")
         if value != "":
             fields[key] = value
     fields = exchanges.normalize_payload(fields)
@@ -531,7 +532,7 @@ class AdminVault(Inventory):
         query = select(ClientRecord).where(ClientRecord.name == name)
         client = session.scalar(query.with_for_update() if for_update else query)
         if client is None:
-            raise NotFound(f'no client named "{name}"; see: exvault client list')
+            raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
         records.verify_client(self._verify_public, self._vault_id, client)
         return client
 
@@ -661,7 +662,7 @@ class AdminVault(Inventory):
             for name in credential_names:
                 head = self._head(session, name, for_update=True)
                 if session.get(GrantRecord, (client.id, head.id)) is None:
-                    raise NotFound(f'client "{client_name}" is not granted "{name}"')
+                    raise NotFound(f'client "{client_name}" is not granted {quoted(name)}')
                 session.execute(
                     delete(GrantRecord).where(
                         GrantRecord.client_id == client.id, GrantRecord.credential_id == head.id
@@ -755,7 +756,7 @@ def _version_at(head: CredentialRecord, stage: str) -> int:
         "previous": head.previous_version,
     }.get(stage, UNCHANGED)
     if version is UNCHANGED:
-        raise InvalidInput(f'unknown stage "{stage}" (use current, pending or previous)')
+        raise InvalidInput(f"unknown stage {quoted(stage)} (use current, pending or previous)")
     if version is None:
         raise NotFound(f'credential "{head.name}" has no {stage} version')
     assert isinstance(version, int)

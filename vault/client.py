@@ -33,6 +33,7 @@ from vault.errors import (
     InvalidToken,
     NotFound,
     TokenExpired,
+    quoted,
 )
 from vault.inventory import Where, open_store
 from vault.model import from_epoch, to_epoch, utc_now
@@ -204,7 +205,7 @@ class ClientVault:
         :raises IntegrityError: a row failed verification.
         """
         if stage not in _STAGE_COLUMNS:
-            raise InvalidInput(f'unknown stage "{stage}" (use current, pending or previous)')
+            raise InvalidInput(f"unknown stage {quoted(stage)} (use current, pending or previous)")
         now = to_epoch(utc_now())
         if self._expires_at is not None and self._expires_at <= now:
             self._refuse(TokenExpired(f'the token of client "{self._name}" has expired'), name)
@@ -223,7 +224,7 @@ class ClientVault:
             )
         if wrap is None:
             self._refuse(
-                AccessDenied(f'client "{self._name}" is not granted "{name}"'), name, version
+                AccessDenied(f'client "{self._name}" is not granted {quoted(name)}'), name, version
             )
         if version_row is None or payload is None:
             raise IntegrityError(f'damaged vault: version {version} of "{name}" is incomplete')
@@ -276,7 +277,7 @@ class ClientVault:
         )
         found = session.execute(query).first()
         if found is None:
-            raise NotFound(f'no credential named "{name}"')
+            raise NotFound(f"no credential named {quoted(name)}")
         head, version_row, payload, wrap = found
         return head, version_row, payload, wrap
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from vault.errors import NotFound
+from vault.errors import NotFound, quoted
 from vault.secret import Secret
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Credential:
         try:
             return self.fields[name]
         except KeyError:
-            raise NotFound(f'credential "{self.name}" has no field "{name}"') from None
+            raise NotFound(f'credential "{self.name}" has no field {quoted(name)}') from None
 
     def _optional(self, name: str) -> Secret | None:
         return self.fields.get(name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, quoted
 
 __all__ = ["MAX_DURATION", "format_duration", "parse_date", "parse_duration"]
 
@@ -36,11 +36,6 @@ _DURATION_FORMS = "45s, 30m, 12h, 90d or 2w (a bare number means days)"
 _DISPLAY_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
-def _shown(text: str) -> str:
-    # Keep messages one line and short even for pasted junk.
-    return text if len(text) <= 40 else text[:40] + "..."
-
-
 def parse_duration(text: str) -> datetime.timedelta:
     """Parse a duration such as ``90d``, ``12h``, ``30m``, ``2w``, ``45s`` or ``90``.
 
@@ -55,14 +50,14 @@ def parse_duration(text: str) -> datetime.timedelta:
         raise InvalidInput(f"bad duration {text!r}; use {_DURATION_FORMS}")
     match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise InvalidInput(f'bad duration "{_shown(text)}"; use {_DURATION_FORMS}')
+        raise InvalidInput(f"bad duration {quoted(text)}; use {_DURATION_FORMS}")
     number, unit = match.groups()
     # Check the bound on integers before building a timedelta, which would overflow
     # (OverflowError, not InvalidInput) on a long run of digits.
     seconds = int(number) * _UNIT_SECONDS[(unit or "d").lower()]
     if seconds <= 0 or seconds > MAX_DURATION.total_seconds():
         raise InvalidInput(
-            f'duration "{_shown(text)}" is out of range; '
+            f"duration {quoted(text)} is out of range; "
             "it must be more than zero and at most 100 years"
         )
     return datetime.timedelta(seconds=seconds)
@@ -107,11 +102,11 @@ def parse_date(text: str) -> datetime.date:
         raise InvalidInput(f"bad date {text!r}; use YYYY-MM-DD, e.g. 2025-09-01")
     stripped = text.strip()
     if _DATE.fullmatch(stripped) is None:
-        raise InvalidInput(f'bad date "{_shown(text)}"; use YYYY-MM-DD, e.g. 2025-09-01')
+        raise InvalidInput(f"bad date {quoted(text)}; use YYYY-MM-DD, e.g. 2025-09-01")
     try:
         return datetime.date.fromisoformat(stripped)
     except ValueError:
-        raise InvalidInput(f'bad date "{stripped}": there is no such day') from None
+        raise InvalidInput(f"bad date {quoted(stripped)}: there is no such day") from None
 
 
 def parse_expiry(text: str, now: datetime.datetime) -> datetime.datetime:
@@ -127,6 +122,6 @@ def parse_expiry(text: str, now: datetime.datetime) -> datetime.datetime:
         day = parse_date(text)
     except InvalidInput:
         raise InvalidInput(
-            f'bad expiry "{text}": give a duration such as 90d, 12h, 2w, or a date YYYY-MM-DD'
+            f"bad expiry {quoted(text)}: give a duration such as 90d, 12h, 2w, or a date YYYY-MM-DD"
         ) from None
     return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc)

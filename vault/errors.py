@@ -11,6 +11,23 @@ whichever byte or passphrase was wrong, so that the error is no oracle.
 
 from __future__ import annotations
 
+QUOTE_LIMIT = 32
+
+
+def quoted(value: object) -> str:
+    """User input as an error message may show it: whole and in double quotes when it is
+    short and printable; otherwise only its first 6 characters and its length.
+
+    A secret pasted into the wrong place (an API secret typed as a credential name, a
+    token given as an IP) must not come back whole in an error message, a terminal's
+    scrollback or a CI log; names are short, secrets are long.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= QUOTE_LIMIT and text.isprintable():
+        return f'"{text}"'
+    head = "".join(c if c.isprintable() else "?" for c in text[:6])
+    return f'"{head}..." ({len(text)} characters)'
+
 
 class VaultError(Exception):
     """Base class of every error exvault raises on purpose."""
@@ -68,6 +85,7 @@ class InvalidToken(AccessDenied):
 
 
 __all__ = [
+    "QUOTE_LIMIT",
     "AccessDenied",
     "AlreadyExists",
     "Conflict",
@@ -80,4 +98,5 @@ __all__ = [
     "UnsupportedFormat",
     "VaultError",
     "VaultUnavailable",
+    "quoted",
 ]

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from vault import audit, crypto, keyslots, location, records
 from vault.access import ClientInfo
 from vault.crypto import KdfParams
-from vault.errors import IntegrityError, NotFound, UnsupportedFormat
+from vault.errors import IntegrityError, NotFound, UnsupportedFormat, quoted
 from vault.model import CredentialInfo, VersionInfo, from_epoch, split_list
 from vault.store import (
     ClientRecord,
@@ -234,7 +234,7 @@ class Inventory:
         # BEGIN IMMEDIATE already serializes writers and renders no FOR UPDATE.
         head = session.scalar(query.with_for_update() if for_update else query)
         if head is None:
-            raise NotFound(f'no credential named "{name}"; see: exvault list')
+            raise NotFound(f"no credential named {quoted(name)}; see: exvault list")
         records.verify_head(self._verify_public, self._vault_id, head)
         return head
 
@@ -360,7 +360,7 @@ class Inventory:
         with self._store.read() as session:
             client = session.scalar(select(ClientRecord).where(ClientRecord.name == name))
             if client is None:
-                raise NotFound(f'no client named "{name}"; see: exvault client list')
+                raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
             return self._client_info(session, client)
 
     # ---------------------------------------------------------------- audit

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from vault import crypto
-from vault.errors import IntegrityError, InvalidInput
+from vault.errors import IntegrityError, InvalidInput, quoted
 from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -23,9 +23,8 @@ def validate_name(name: str, what: str = "credential") -> str:
     :raises InvalidInput: for any other name.
     """
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        shown = name if isinstance(name, str) and name.isprintable() and len(name) <= 80 else "…"
         raise InvalidInput(
-            f'bad {what} name "{shown}": use 1-64 letters, digits, ".", "_" or "-", '
+            f'bad {what} name {quoted(name)}: use 1-64 letters, digits, ".", "_" or "-", '
             "starting with a letter or digit"
         )
     return name
@@ -87,7 +86,7 @@ def encode_payload(payload: Mapping[str, str]) -> bytes:
     """
     for key, value in payload.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidInput(f'field "{key}" must be a string')
+            raise InvalidInput(f"field {quoted(key)} must be a string")
     data = json.dumps(dict(payload), sort_keys=True, separators=(",", ":")).encode("utf-8")
     if len(data) > MAX_PAYLOAD_BYTES:
         raise InvalidInput(f"the secret fields are larger than {MAX_PAYLOAD_BYTES // 1024} KiB")
@@ -177,8 +176,8 @@ def parse_payload_json(text: str) -> dict[str, str]:
     for key, item in value.items():
         name: str = _JSON_ALIASES.get(str(key), str(key))
         if not isinstance(item, str):
-            raise InvalidInput(f'field "{key}" in the JSON must be a string')
+            raise InvalidInput(f"field {quoted(key)} in the JSON must be a string")
         if name in out:
-            raise InvalidInput(f'field "{name}" appears twice in the JSON')
+            raise InvalidInput(f"field {quoted(name)} appears twice in the JSON")
         out[name] = item
     return out

@@ -21,7 +21,7 @@ import ipaddress
 import re
 from collections.abc import Collection, Iterable
 
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, quoted
 
 __all__ = ["WILDCARDS", "is_unrestricted", "parse_ip_whitelist"]
 
@@ -33,20 +33,11 @@ WILDCARDS: frozenset[str] = frozenset({"0.0.0.0/0", "::/0", "*"})
 # newline-separated.
 _SEPARATORS = re.compile(r"[,\s]+")
 
+
 # Long garbage is cut in messages: a mis-pasted blob (possibly a secret typed into the
 # wrong prompt) should not be echoed whole, and the message must stay one line.
-_MAX_QUOTED = 64
-
-
-def _quoted(item: str) -> str:
-    """Return ``item`` in double quotes, shortened when it is long."""
-    if len(item) > _MAX_QUOTED:
-        item = item[:_MAX_QUOTED] + "..."
-    return f'"{item}"'
-
-
 def _bad(item: str) -> InvalidInput:
-    return InvalidInput(f"bad IP address or network {_quoted(item)}")
+    return InvalidInput(f"bad IP address or network {quoted(item)}")
 
 
 def _address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -71,7 +62,7 @@ def _normalize_one(item: str) -> str:
     # never sees it, so such an entry cannot mean what the user thinks.
     if "%" in item:
         raise InvalidInput(
-            f"IP {_quoted(item)} has a zone index (%...); list the address without it"
+            f"IP {quoted(item)} has a zone index (%...); list the address without it"
         )
     if "/" not in item:
         try:
@@ -86,7 +77,7 @@ def _normalize_one(item: str) -> str:
         raise _bad(item) from None
     if interface.ip != network.network_address:
         raise InvalidInput(
-            f"IP {_quoted(item)} has host bits set; did you mean {network.compressed}?"
+            f"IP {quoted(item)} has host bits set; did you mean {network.compressed}?"
         )
     if network.prefixlen == network.max_prefixlen:
         # "/32" and "/128" are single hosts: store them the way a bare address is.

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import BinaryIO
 
 from vault.credential import Credential
-from vault.errors import InvalidInput, VaultUnavailable
+from vault.errors import InvalidInput, VaultUnavailable, quoted
 
 MASK = b"********"
 
@@ -45,7 +45,7 @@ def parse_mapping(text: str) -> tuple[str, str | None, str]:
     variable, sep, target = text.partition("=")
     credential, dot, field = target.rpartition(".")
     if not sep or not _ENV_NAME.fullmatch(variable) or not field or (dot and not credential):
-        raise InvalidInput(f'bad --env "{text}": use NAME=field or NAME=credential.field')
+        raise InvalidInput(f"bad --env {quoted(text)}: use NAME=field or NAME=credential.field")
     return variable, (credential if dot else None), field
 
 
@@ -74,7 +74,9 @@ def build_environment(
 
     if preset is not None:
         if preset not in PRESETS:
-            raise InvalidInput(f'unknown preset "{preset}" (known: {", ".join(sorted(PRESETS))})')
+            raise InvalidInput(
+                f"unknown preset {quoted(preset)} (known: {', '.join(sorted(PRESETS))})"
+            )
         cred = single(f"--preset {preset}")
         for variable, field in PRESETS[preset].items():
             value = cred.fields.get(field)
@@ -83,15 +85,15 @@ def build_environment(
     for text in mappings:
         variable, cred_name, field = parse_mapping(text)
         if cred_name is None:
-            cred = single(f'--env "{text}"')
+            cred = single(f"--env {quoted(text)}")
         elif cred_name in by_name:
             cred = by_name[cred_name]
         else:
-            raise InvalidInput(f'--env "{text}" names "{cred_name}", which is not a --cred')
+            raise InvalidInput(f"--env {quoted(text)} names a credential that is not a --cred")
         value = cred.fields.get(field)
         if value is None:
             raise InvalidInput(
-                f'--env "{text}": credential "{cred.name}" has no field "{field}" '
+                f'--env {quoted(text)}: credential "{cred.name}" has no field {quoted(field)} '
                 f"(it has: {', '.join(sorted(cred.fields))})"
             )
         env[variable] = value.reveal()

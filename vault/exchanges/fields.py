@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, quoted
 
 __all__ = [
     "CCXT_CREDENTIAL_NAMES",
@@ -77,12 +77,7 @@ def validate_field_name(name: str) -> None:
     """
     if isinstance(name, str) and _FIELD_NAME.fullmatch(name):
         return
-    if not isinstance(name, str):
-        shown = f"of type {type(name).__name__}"
-    elif len(name) > 64:
-        shown = f"of {len(name)} characters"
-    else:
-        shown = f'"{name}"'
+    shown = quoted(name) if isinstance(name, str) else f"of type {type(name).__name__}"
     raise InvalidInput(
         f"bad field name {shown}; use a lower-case letter then up to 63 lower-case "
         'letters, digits or "_"'

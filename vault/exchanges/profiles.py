@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, quoted
 from vault.exchanges.fields import PERMISSIONS, STANDARD_FIELDS, validate_field_name
 from vault.exchanges.keyformats import (
     PayloadCheck,
@@ -83,10 +83,6 @@ class LifetimeRule:
 
 
 _PERMISSION_SPLIT = re.compile(r"[,\s]+")
-
-
-def _shown(text: str) -> str:
-    return text if len(text) <= 40 else text[:40] + "..."
 
 
 @dataclass(frozen=True)
@@ -171,7 +167,7 @@ class ExchangeProfile:
         return tuple(name for name in PERMISSIONS if name in found)
 
     def _unknown_permission(self, part: str) -> str:
-        message = f'unknown permission "{_shown(part)}" for {self.id}; use {", ".join(PERMISSIONS)}'
+        message = f"unknown permission {quoted(part)} for {self.id}; use {', '.join(PERMISSIONS)}"
         if self.permission_aliases and self.id != "other":
             message += f" or {self.id}'s own names: {', '.join(self.permission_aliases)}"
         return message
@@ -532,9 +528,9 @@ def get_profile(exchange_id: str) -> ExchangeProfile:
     key = exchange_id.strip().lower() if isinstance(exchange_id, str) else ""
     profile = _BY_ID.get(_FORMER_IDS.get(key, key))
     if profile is None:
-        shown = _shown(exchange_id) if isinstance(exchange_id, str) else repr(exchange_id)
+        shown = quoted(exchange_id)
         raise InvalidInput(
-            f'unknown exchange "{shown}"; run "exvault exchanges" for the list, '
+            f'unknown exchange {shown}; run "exvault exchanges" for the list, '
             "or use --exchange other"
         )
     return profile
