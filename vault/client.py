@@ -209,7 +209,10 @@ class ClientVault:
         now = to_epoch(utc_now())
         if self._expires_at is not None and self._expires_at <= now:
             self._refuse(TokenExpired(f'the token of client "{self._name}" has expired'), name)
-        with Session(self._store.engine, expire_on_commit=False) as session:
+        with (
+            self._store.translate_errors(),
+            Session(self._store.engine, expire_on_commit=False) as session,
+        ):
             row = self._fetch(session, name, stage)
         head, version_row, payload, wrap = row
         version = getattr(head, f"{stage}_version")

@@ -509,7 +509,7 @@ class Store:
         :raises StoreError: when the database fails.
         """
         with (
-            self._translate_errors(),
+            self.translate_errors(),
             Session(self.engine, expire_on_commit=False) as session,
             session.begin(),
         ):
@@ -521,7 +521,7 @@ class Store:
 
         :raises StoreError: when the database fails.
         """
-        with self._translate_errors(), self.engine.connect() as conn:
+        with self.translate_errors(), self.engine.connect() as conn:
             conn.execution_options(exvault_write=True)
             with Session(bind=conn, expire_on_commit=False) as session, session.begin():
                 # Take the write lock now, not at the first write: reads inside the
@@ -548,7 +548,7 @@ class Store:
         # A reader's open snapshot can keep the checkpoint from reaching the end of the
         # WAL ("busy"); readers are short, so try again for a little while.
         for attempt in range(20):
-            with self._translate_errors(), self.engine.connect() as conn:
+            with self.translate_errors(), self.engine.connect() as conn:
                 busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
             if busy is not None and busy[0] == 0:
                 return True
@@ -561,11 +561,18 @@ class Store:
 
     @staticmethod
     @contextmanager
-    def _translate_errors() -> Iterator[None]:
+    def translate_errors() -> Iterator[None]:
+        """Turn database exceptions into :class:`VaultError` s (SQL text and bound values
+        never included): every access to the store goes through it."""
         try:
             yield
         except SQLAlchemyError as exc:
             detail = describe_database_error(exc)
+            if "Could not decode" in detail:
+                # A BLOB rewritten as TEXT; sqlite3's message would quote its bytes.
+                raise IntegrityError(
+                    "damaged vault: a column holds data of the wrong type"
+                ) from None
             # SQLite's words for a damaged file: the vault is damaged, not the database
             # server unhappy, and the user should hear the same as for a bad signature.
             if "malformed" in detail or "not a database" in detail:

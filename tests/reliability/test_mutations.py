@@ -1841,14 +1841,6 @@ def test_value_of_another_type_is_refused_as_damage(template: Template, edit: st
         template.discard(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ClientVault.get reads through a bare Session (vault/client.py, get and "
-    "_fetch), outside Store._translate_errors: a database error there (a missing table, "
-    "'database is locked' past the busy timeout, a malformed page) escapes as "
-    "sqlalchemy.exc.OperationalError instead of a VaultError, so vault.load hands a "
-    "SQLAlchemy exception to the bot and exvault run reports an internal error",
-)
 def test_client_read_turns_database_errors_into_vault_errors(template: Template) -> None:
     path = template.fresh()
     try:
@@ -1889,13 +1881,6 @@ def test_verify_reports_an_altered_schema(template: Template, change: tuple[str,
         template.discard(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a BLOB column rewritten as TEXT (UPDATE ... CAST(c AS TEXT)) makes sqlite3 "
-    "fail to decode it; Store._translate_errors turns that into StoreError 'database "
-    "error: Could not decode to UTF-8 column ... with text '<the raw bytes>'': exit 12 "
-    "instead of the integrity error (3), and the column's bytes printed to the terminal",
-)
 def test_blob_stored_as_text_is_refused_as_damage(template: Template) -> None:
     from click.testing import CliRunner
     from vault.cli.main import cli
