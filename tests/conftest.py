@@ -163,6 +163,70 @@ def sql(location: str | Path, statement: str, *params: object) -> list[tuple[obj
     return db_exec(location, named, **{f"p{i}": v for i, v in enumerate(params)})
 
 
+def forge_version(location: str | Path, recipient: str, recipient_public: bytes) -> None:
+    """Replace version 1 of binance-main (the ``stocked`` fixture's) by a forgery.
+
+    What someone with write access to the database and the public keys only can do:
+    a complete, consistent version of their own (right associated data, a wrap for
+    ``recipient``), signed with a key of their own. Readers must refuse it.
+    """
+    from datetime import date
+
+    from vault import crypto, records
+    from vault.model import CredentialMetadata
+
+    ((vault_id,),) = sql(location, "SELECT vault_id FROM vault_header")
+    ((cid, issued, created_at),) = sql(
+        location,
+        "SELECT v.credential_id, v.issued_on, v.created_at FROM credential_versions v "
+        "JOIN credentials c ON c.id = v.credential_id WHERE c.name = 'binance-main'",
+    )
+    assert isinstance(vault_id, bytes) and isinstance(cid, str)
+    meta = CredentialMetadata(
+        "binance-main",
+        "binance",
+        ("read", "trade"),
+        ("203.0.113.7",),
+        date.fromisoformat(str(issued)),
+        None,
+    )
+    forged = records.seal_version(
+        crypto.RootIdentity.generate(),
+        vault_id,
+        cid,
+        1,
+        meta,
+        {"api_key": "attacker-key-000000", "secret": "attacker-secret-000000000000"},
+        int(str(created_at)),
+    )
+    wrap = records.wrap_dek(forged.dek, vault_id, forged.version, recipient, recipient_public)
+    sql(
+        location,
+        "UPDATE payloads SET nonce = ?, ciphertext = ? WHERE credential_id = ?",
+        forged.payload.nonce,
+        forged.payload.ciphertext,
+        cid,
+    )
+    sql(
+        location,
+        "UPDATE dek_wraps SET ephemeral_public = ?, body = ? "
+        "WHERE credential_id = ? AND recipient = ?",
+        wrap.ephemeral_public,
+        wrap.body,
+        cid,
+        recipient,
+    )
+    sql(
+        location,
+        "UPDATE credential_versions SET payload_digest = ?, api_key_fingerprint = ?, "
+        "signature = ? WHERE credential_id = ?",
+        forged.version.payload_digest,
+        forged.version.api_key_fingerprint,
+        forged.version.signature,
+        cid,
+    )
+
+
 def write_secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
     """Write ``text`` to ``path`` with ``mode`` (for passphrase and token files)."""
     path.write_text(text + "\n")

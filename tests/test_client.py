@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import vault
-from tests.conftest import BINANCE_SECRET, PASSPHRASE, TEST_KDF, sql, write_secret_file
+from tests.conftest import (
+    BINANCE_SECRET,
+    PASSPHRASE,
+    TEST_KDF,
+    forge_version,
+    sql,
+    write_secret_file,
+)
 from vault import crypto, records
 from vault.admin import AdminVault
 from vault.client import ClientVault
@@ -26,7 +33,6 @@ from vault.errors import (
     NotFound,
     TokenExpired,
 )
-from vault.model import CredentialMetadata
 from vault.token import ClientToken, find_token, parse_token
 
 BACKENDS = ("sqlite", "postgresql")
@@ -201,60 +207,8 @@ def test_root_wrap_copied_to_the_client_is_refused(token: str, vault_location: s
 
 def test_forged_version_for_the_client_is_refused(token: str, vault_location: str) -> None:
     """Someone with database write access wraps a version of their own for the client."""
-    ((vault_id,),) = sql(vault_location, "SELECT vault_id FROM vault_header")
     tok = parse_token(token)
-    ((cid, issued, created_at),) = sql(
-        vault_location,
-        "SELECT v.credential_id, v.issued_on, v.created_at FROM credential_versions v "
-        "JOIN credentials c ON c.id = v.credential_id WHERE c.name = 'binance-main'",
-    )
-    assert isinstance(vault_id, bytes) and isinstance(cid, str)
-    meta = CredentialMetadata(
-        "binance-main",
-        "binance",
-        ("read", "trade"),
-        ("203.0.113.7",),
-        date.fromisoformat(str(issued)),
-        None,
-    )
-    attacker = crypto.RootIdentity.generate()
-    forged = records.seal_version(
-        attacker,
-        vault_id,
-        cid,
-        1,
-        meta,
-        {"api_key": "evil-key-0000000", "secret": "e" * 32},
-        int(str(created_at)),
-    )
-    wrap = records.wrap_dek(
-        forged.dek, vault_id, forged.version, tok.client_id, tok.encryption_public
-    )
-    sql(
-        vault_location,
-        "UPDATE payloads SET nonce = ?, ciphertext = ? WHERE credential_id = ?",
-        forged.payload.nonce,
-        forged.payload.ciphertext,
-        cid,
-    )
-    sql(
-        vault_location,
-        "UPDATE dek_wraps SET ephemeral_public = ?, body = ? "
-        "WHERE credential_id = ? AND recipient = ?",
-        wrap.ephemeral_public,
-        wrap.body,
-        cid,
-        tok.client_id,
-    )
-    sql(
-        vault_location,
-        "UPDATE credential_versions SET payload_digest = ?, api_key_fingerprint = ?, signature = ? "
-        "WHERE credential_id = ?",
-        forged.version.payload_digest,
-        forged.version.api_key_fingerprint,
-        forged.version.signature,
-        cid,
-    )
+    forge_version(vault_location, tok.client_id, tok.encryption_public)
     with pytest.raises(IntegrityError):
         vault.load("binance-main", where=vault_location, token=token)
 

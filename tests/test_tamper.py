@@ -7,17 +7,15 @@ database but without the passphrase could.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, forge_version
 from vault import crypto, records
 from vault.admin import AdminVault
 from vault.errors import IntegrityError
 from vault.inventory import Inventory
-from vault.model import CredentialMetadata
 
 
 def sql(vault_path: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
@@ -195,51 +193,9 @@ def test_forged_version_from_public_keys_only(stocked: AdminVault, vault_path: P
     """Someone who knows only the public keys builds a complete, consistent version of
     their own: encrypted with the right associated data, wrapped for the root key, and
     signed, but with a key of their own. It must not be accepted."""
-    ((vault_id, enc_pub),) = sql(vault_path, "SELECT vault_id, encryption_public FROM vault_header")
-    ((cid, issued, created_at),) = sql(
-        vault_path,
-        f"SELECT credential_id, issued_on, created_at FROM credential_versions WHERE {BINANCE}",
-    )
-    assert isinstance(vault_id, bytes) and isinstance(enc_pub, bytes) and isinstance(cid, str)
-    meta = CredentialMetadata(
-        "binance-main",
-        "binance",
-        ("read", "trade"),
-        ("203.0.113.7",),
-        date.fromisoformat(str(issued)),
-        None,
-    )
-    attacker = crypto.RootIdentity.generate()
-    forged = records.seal_version(
-        attacker,
-        vault_id,
-        cid,
-        1,
-        meta,
-        {"api_key": "attacker-key-000000", "secret": "attacker-secret-000000000000"},
-        int(str(created_at)),
-    )
-    wrap = records.wrap_dek(forged.dek, vault_id, forged.version, "root", enc_pub)
-    sql(
-        vault_path,
-        f"UPDATE payloads SET nonce = ?, ciphertext = ? WHERE {BINANCE}",
-        forged.payload.nonce,
-        forged.payload.ciphertext,
-    )
-    sql(
-        vault_path,
-        f"UPDATE dek_wraps SET ephemeral_public = ?, body = ? WHERE {BINANCE}",
-        wrap.ephemeral_public,
-        wrap.body,
-    )
-    sql(
-        vault_path,
-        "UPDATE credential_versions SET payload_digest = ?, api_key_fingerprint = ?, "
-        f"signature = ? WHERE {BINANCE}",
-        forged.version.payload_digest,
-        forged.version.api_key_fingerprint,
-        forged.version.signature,
-    )
+    ((enc_pub,),) = sql(vault_path, "SELECT encryption_public FROM vault_header")
+    assert isinstance(enc_pub, bytes)
+    forge_version(vault_path, "root", enc_pub)
     with pytest.raises(IntegrityError):
         stocked.get("binance-main")
     with Inventory.open(vault_path) as inv, pytest.raises(IntegrityError):
