@@ -49,7 +49,7 @@ from vault.verification import verify
 BACKENDS = ("sqlite", "postgresql")
 
 ROOT = Path(__file__).resolve().parents[2]
-DURATION = 8.0
+DURATION = 5.0
 LONG_DURATION = 60.0
 WRITERS = ("writer-0", "writer-1")
 READERS = ("reader-0", "reader-1")

@@ -46,7 +46,7 @@ from vault.errors import IntegrityError, VaultError
 from vault.verification import verify
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = 20
+KILLS = 12
 LONG_KILLS = 200
 SPARES = 1  # a child kept warm (imports done) while the current one runs
 PASSPHRASES = ("first crash-test passphrase", "second crash-test passphrase")
