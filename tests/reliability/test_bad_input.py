@@ -321,9 +321,9 @@ KNOWN_BUGS: dict[str, Callable[[str, Sequence[str], Result], bool]] = {
         and "(RuntimeError)" in r.stderr
         and any(x.startswith("~") for x in inputs)
     ),
-    # test_error_messages_escape_control_characters
+    # test_usage_and_path_errors_escape_control_characters
     "control-characters-echoed": lambda parser, inputs, r: (
-        r.exit_code != 0
+        (r.exit_code == 2 or parser.startswith("vault location"))
         and r.stderr.startswith("exvault: error: ")
         and bool(set().union(*(_unprintable(x) for x in inputs)) & _unprintable(r.stderr))
     ),
@@ -1081,12 +1081,8 @@ PARSERS = _parsers()
 
 
 def library_known_bug(value: str, message: str) -> str | None:
-    """The known bug a library error message shows, if any (see KNOWN_BUGS)."""
-    from_input = _unprintable(value) & _unprintable(message) or "\\" in value  # or JSON escapes
-    if _unprintable(message) and from_input:
-        return "control-characters-echoed"  # test_error_messages_escape_control_characters
-    if len(value) > 100 and value in message:
-        return "long-input-echoed"  # test_long_input_is_not_echoed_whole
+    """The known bug a library error message shows, if any (none left: both the control
+    characters and the long inputs these messages used to echo are fixed)."""
     return None
 
 
@@ -1147,6 +1143,37 @@ def _one_clean_error(r: Result) -> None:
 def test_argument_with_undecodable_bytes_is_refused(world: World, args: tuple[str, ...]) -> None:
     with sandbox(world) as box:
         _one_clean_error(invoke(box, args, unlock=args[0] == "client"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: two kinds of message still print user input raw: click's usage errors "
+    "('Got unexpected extra argument (b\\rc)'), which cli/main.py ExvaultGroup.main prints "
+    "with exc.format_message() as it is, and the vault path in 'no vault at PATH' and "
+    "'cannot access PATH' (store.Store.open): a control character on the command line "
+    "reaches the terminal (the line breaks, or an escape sequence drives the terminal)",
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "binance-main", "b\rc"),
+        ("show", "binance-main", "\x1b]0;owned\x07"),
+        ("info", "--vault", "no\rvault.db"),
+        ("verify", "--vault", "no\nvault.db"),
+        ("info", "--vault", "x\r" + "y" * 300),
+    ],
+)
+def test_usage_and_path_errors_escape_control_characters(
+    world: World, args: tuple[str, ...]
+) -> None:
+    with sandbox(world) as box:
+        cwd = os.getcwd()
+        os.chdir(box.dir)
+        try:
+            r = invoke(box, args, vault="--vault" not in args)
+        finally:
+            os.chdir(cwd)
+        _one_clean_error(r)
 
 
 @pytest.mark.parametrize(

@@ -1475,17 +1475,6 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
         lambda m, d, v: bool(v.crashes) and all("TypeError" in c for c in v.crashes),
     ),
     KnownBug(
-        "client-read-database-errors",
-        "test_client_read_turns_database_errors_into_vault_errors",
-        lambda m, d, v: (
-            bool(v.crashes)
-            and all(
-                c.startswith(("client-read/", "client-open/")) and "OperationalError" in c
-                for c in v.crashes
-            )
-        ),
-    ),
-    KnownBug(
         "verify-ignores-schema",
         "test_verify_reports_an_altered_schema",
         lambda m, d, v: (
