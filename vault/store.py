@@ -17,7 +17,6 @@ PostgreSQL a transaction-scoped advisory lock does the same.
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -592,8 +591,3 @@ def _table_names(conn: Connection) -> set[str]:
     from sqlalchemy import inspect
 
     return set(inspect(conn).get_table_names())
-
-
-def file_mode(path: Path) -> int:
-    """Permission bits of ``path``."""
-    return stat.S_IMODE(path.stat().st_mode)
