@@ -10,6 +10,7 @@ import click
 
 from . import output, prompts
 from .options import (
+    from_json_option,
     json_option,
     open_admin,
     open_inventory,
@@ -30,13 +31,16 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
     return parse_date(value)
 
 
-def _read_payload(from_json: IO[str] | None, exchange: str, ask: tuple[str, ...]) -> dict[str, str]:
+def _read_payload(
+    from_json: IO[bytes] | None, exchange: str, ask: tuple[str, ...]
+) -> dict[str, str]:
     """Secret fields from JSON (file or stdin) or hidden prompts; never from argv."""
     from vault import exchanges
+    from vault.errors import decode_utf8
     from vault.model import parse_payload_json
 
     if from_json is not None:
-        return parse_payload_json(from_json.read())
+        return parse_payload_json(decode_utf8(from_json.read(), "the JSON"))
     profile = exchanges.get_profile(exchange)
     names = [*profile.required_fields, *(a for a in ask if a not in profile.required_fields)]
     for name in ask:
@@ -90,11 +94,8 @@ def _today() -> date:
     help="Date the key was created at the exchange (YYYY-MM-DD) [default: today].",
 )
 @click.option("--expires", callback=_date, help="Date the exchange expires the key (YYYY-MM-DD).")
-@click.option(
-    "--from-json",
-    type=click.File("r"),
-    default=None,
-    help='Read the secret fields from a JSON object in FILE ("-" for stdin) instead of prompts.',
+@from_json_option(
+    'Read the secret fields from a JSON object in FILE ("-" for stdin) instead of prompts.'
 )
 @click.option(
     "--ask",
@@ -112,7 +113,7 @@ def add(
     ips: tuple[str, ...],
     issued: date | None,
     expires: date | None,
-    from_json: IO[str] | None,
+    from_json: IO[bytes] | None,
     ask: tuple[str, ...],
     vault_location: str | None,
     passphrase_file: str | None,
@@ -264,9 +265,7 @@ def _show_value(value: object) -> object:
 @click.option(
     "--secrets", "new_secrets", is_flag=True, help="Re-enter the secret fields (hidden prompts)."
 )
-@click.option(
-    "--from-json", type=click.File("r"), default=None, help="Replace the secret fields from JSON."
-)
+@from_json_option("Replace the secret fields from JSON.")
 @vault_option
 @passphrase_file_option
 @json_option
@@ -279,7 +278,7 @@ def edit(
     expires: date | None,
     no_expires: bool,
     new_secrets: bool,
-    from_json: IO[str] | None,
+    from_json: IO[bytes] | None,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,

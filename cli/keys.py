@@ -41,14 +41,16 @@ def init(
     """
     from vault.admin import AdminVault
     from vault.crypto import KdfParams
-    from vault.errors import AlreadyExists
-    from vault.location import describe, resolve
-    from vault.store import sqlite_path
+    from vault.errors import AlreadyExists, printable
+    from vault.location import resolve
+    from vault.store import describe_location, sqlite_path
 
     url = resolve(vault_location)
     path = sqlite_path(url)
     if path is not None and path.exists():  # before asking for a passphrase
-        raise AlreadyExists(f"a file exists at {describe(url)}; refusing to overwrite it")
+        raise AlreadyExists(
+            f"a file exists at {printable(describe_location(url))}; refusing to overwrite it"
+        )
     passphrase = prompts.new_passphrase(passphrase_file, "vault passphrase")
     # Hidden, for the test suite only: a KDF cheap enough to run hundreds of times.
     kdf = KdfParams(1, 64, 1) if insecure_test_kdf else None
@@ -132,7 +134,7 @@ def recover(vault_location: str | None, recovery_key_file: str | None) -> None:
     if recovery_key_file:
         key = read_secret_file(recovery_key_file, "recovery key file")
     elif prompts.stdin_is_terminal():
-        key = click.prompt("Recovery key", hide_input=True, err=True)
+        key = prompts.ask_hidden("Recovery key", "recovery key")
     else:
         key = prompts.read_stdin_line("recovery key")
     with AdminVault.unlock_with_recovery_key(vault_location, key) as admin:

@@ -1,10 +1,10 @@
 """The ``exvault`` entry point: the command group, its context object and error mapping.
 
-Exit codes (docs/cli.md): 0 success; 2 usage error (click); 3 wrong passphrase or
-damaged vault; 4 not found; 5 already exists; 6 access denied; 7 invalid input;
-8 no vault; 9 conflict; 10 insecure file; 11 unsupported format; 12 database error;
-70 internal error; 130 interrupted. ``exvault check`` keeps 1 and 2 for its findings
-and exits 64 on a usage error.
+Exit codes (docs/cli.md): 0 success; 2 usage error (click; also an argument that is
+not UTF-8); 3 wrong passphrase or damaged vault; 4 not found; 5 already exists;
+6 access denied; 7 invalid input; 8 no vault; 9 conflict; 10 insecure file;
+11 unsupported format; 12 database error; 70 internal error; 130 interrupted.
+``exvault check`` keeps 1 and 2 for its findings and exits 64 on a usage error.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class VaultCommandError(click.ClickException):
         self.exit_code = exit_code_for(exc)
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"exvault: error: {self.format_message()}", err=True)
+        click.echo(f"exvault: error: {errors.printable(self.format_message())}", err=True)
 
 
 def _harden_process() -> None:
@@ -68,7 +68,9 @@ class ExvaultGroup(click.Group):
 
     Anything else unexpected also becomes one line (with EXVAULT_DEBUG=1 the
     traceback is shown): a traceback's text could carry data we never meant to print.
-    Usage errors, too, are one line (exit 2) instead of click's usage block.
+    Usage errors, too, are one line (exit 2) instead of click's usage block. Every
+    error line goes through :func:`vault.errors.printable`: click's usage messages
+    repeat the argument as typed ("No such command '...'"), control characters and all.
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -80,7 +82,8 @@ class ExvaultGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "exvault"
-            click.echo(f"exvault: error: {exc.format_message()} (see: {where} --help)", err=True)
+            message = errors.printable(exc.format_message())
+            click.echo(f"exvault: error: {message} (see: {where} --help)", err=True)
             # check's and doctor's exit codes 1 and 2 mean findings; usage errors must not.
             graded = where.endswith((" check", " doctor"))
             sys.exit(EXIT_CHECK_USAGE if graded else exc.exit_code)
@@ -133,6 +136,7 @@ def cli() -> None:
 
 def _register() -> None:
     from . import access, audit, credentials, keys, maintenance, rotation, run
+    from .options import refuse_undecodable_arguments
 
     for command in (
         *keys.COMMANDS,
@@ -144,6 +148,7 @@ def _register() -> None:
         *maintenance.COMMANDS,
     ):
         cli.add_command(command)
+    refuse_undecodable_arguments(cli)
 
 
 _register()

@@ -124,11 +124,11 @@ def restore(
     is kept beside it as VAULT.replaced-TIME. Asks for confirmation (--yes to skip).
     """
     from vault.backup import discard, replace_with, stage_restore
-    from vault.errors import IntegrityError, VaultUnavailable
+    from vault.errors import IntegrityError, VaultUnavailable, printable
     from vault.inventory import Inventory
 
     if not backup_file.is_file():
-        raise VaultUnavailable(f"no backup at {backup_file}")
+        raise VaultUnavailable(f"no backup at {printable(backup_file)}")
     Inventory.open(backup_file).close()  # a vault at all, before asking anything
     passphrase = prompts.passphrase(
         backup_passphrase_file,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from vault.errors import InvalidInput, check_utf8, quoted
 
 from . import prompts
 
@@ -37,6 +40,50 @@ def passphrase_file_option(f: F) -> F:
         help="Read the vault passphrase from FILE (must be mode 0600) instead of a prompt. "
         "Default: $EXVAULT_PASSPHRASE_FILE.",
     )(f)
+
+
+def from_json_option(help_text: str) -> Callable[[F], F]:
+    """``--from-json FILE``: secret fields from a JSON object in FILE, ``-`` for stdin.
+
+    Opened in binary, to be decoded strictly as UTF-8 with a clear error: a text-mode
+    file would fail with a bare UnicodeDecodeError on bytes that are not UTF-8.
+    """
+    return click.option("--from-json", type=click.File("rb"), default=None, help=help_text)
+
+
+Callback = Callable[[click.Context, click.Parameter, Any], Any]
+
+
+def refuse_undecodable_arguments(command: click.Command) -> None:
+    """Make every argument and option of ``command`` and its subcommands refuse text
+    that is not UTF-8, as a usage error (exit 2).
+
+    Python hands argv bytes that are not UTF-8 (``exvault show $'\\x80'``) over as
+    lone surrogates, which would fail deep in a query or when printed back. One check
+    on every parameter, chained before its own callback, means no new option can
+    forget it. ``run``'s program and arguments (``UNPROCESSED``) are left alone: they
+    are passed on to the program as they came.
+    """
+    for param in command.params:
+        if not isinstance(param.type, click.types.UnprocessedParamType):
+            param.callback = _utf8_checked(param.callback)
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            refuse_undecodable_arguments(subcommand)
+
+
+def _utf8_checked(callback: Callback | None) -> Callback:
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for item in value if isinstance(value, tuple) else (value,):
+            text = os.fspath(item) if isinstance(item, os.PathLike) else item
+            if isinstance(text, str):
+                try:
+                    check_utf8(text, quoted(text))
+                except InvalidInput as exc:
+                    raise click.BadParameter(str(exc), ctx, param) from None
+        return value if callback is None else callback(ctx, param, value)
+
+    return check
 
 
 def json_option(f: F) -> F:

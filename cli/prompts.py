@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, decode_utf8
 from vault.secretfile import read_secret_file
 
 ENV_PASSPHRASE_FILE = "EXVAULT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
@@ -25,12 +26,31 @@ def stdin_is_terminal() -> bool:
 def read_stdin_line(what: str) -> str:
     """One line of stdin, without its newline.
 
-    :raises InvalidInput: at end of input.
+    Read as bytes and decoded as UTF-8 whatever the locale, like a secret file: the
+    text layer would raise a bare UnicodeDecodeError on other bytes, or under a C
+    locale let them through as surrogates that fail later. Reading the buffer is safe
+    while nothing before has read stdin through the text layer, which reads ahead; no
+    command does (confirmations come after the last line read here).
+
+    :raises InvalidInput: at end of input, or for a line that is not UTF-8.
     """
-    line = sys.stdin.readline()
+    line = sys.stdin.buffer.readline()
     if not line:
         raise InvalidInput(f"expected the {what} on standard input, found end of input")
-    return line.rstrip("\r\n")
+    return decode_utf8(line, f"the {what} on standard input").rstrip("\r\n")
+
+
+def ask_hidden(prompt: str, what: str, **options: Any) -> str:
+    """An answer typed at a hidden prompt on the terminal (``options`` go to click).
+
+    :raises InvalidInput: when the terminal sends bytes that are not UTF-8, which the
+        text layer of a UTF-8 locale meets with a bare UnicodeDecodeError.
+    """
+    try:
+        value: str = click.prompt(prompt, hide_input=True, err=True, **options)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the {what} typed is not valid UTF-8 text") from None
+    return value
 
 
 def passphrase(
@@ -51,8 +71,7 @@ def passphrase(
         raise InvalidInput(
             f"no terminal to ask for the passphrase; use {option} FILE (mode 0600){also}"
         )
-    value: str = click.prompt(prompt, hide_input=True, err=True)
-    return value
+    return ask_hidden(prompt, "passphrase")
 
 
 def new_passphrase(passphrase_file: str | None = None, what: str = "new passphrase") -> str:
@@ -63,8 +82,8 @@ def new_passphrase(passphrase_file: str | None = None, what: str = "new passphra
     if passphrase_file:
         return read_secret_file(passphrase_file, "passphrase file")
     if stdin_is_terminal():
-        first: str = click.prompt(f"Enter {what}", hide_input=True, err=True)
-        second: str = click.prompt(f"Repeat {what}", hide_input=True, err=True)
+        first = ask_hidden(f"Enter {what}", what)
+        second = ask_hidden(f"Repeat {what}", what)
     else:
         first = read_stdin_line(what)
         second = read_stdin_line(f"{what} (repeated)")
@@ -94,7 +113,7 @@ def secret_field(name: str) -> str:
     if not stdin_is_terminal():
         first = read_stdin_line(label)
     else:
-        first = click.prompt(label, hide_input=True, err=True, default="", show_default=False)
+        first = ask_hidden(label, label, default="", show_default=False)
     if not first.startswith("-----BEGIN") or "-----END" in first:
         return first
     lines = [first]
@@ -102,9 +121,7 @@ def secret_field(name: str) -> str:
         line = (
             read_stdin_line(f"{label} (PEM continued)")
             if not stdin_is_terminal()
-            else click.prompt(
-                "", prompt_suffix="", hide_input=True, err=True, default="", show_default=False
-            )
+            else ask_hidden("", label, prompt_suffix="", default="", show_default=False)
         )
         lines.append(line)
         if line.startswith("-----END"):

@@ -14,7 +14,14 @@ import click
 
 from . import output
 from .credentials import _date, _read_payload
-from .options import json_option, open_admin, open_inventory, passphrase_file_option, vault_option
+from .options import (
+    from_json_option,
+    json_option,
+    open_admin,
+    open_inventory,
+    passphrase_file_option,
+    vault_option,
+)
 
 if TYPE_CHECKING:
     from vault.checks import Report
@@ -159,12 +166,7 @@ def _step(result: Any) -> None:
 
 @rotate.command(name="start")
 @click.argument("name")
-@click.option(
-    "--from-json",
-    type=click.File("r"),
-    default=None,
-    help='Read the new key\'s fields from JSON (FILE or "-").',
-)
+@from_json_option('Read the new key\'s fields from JSON (FILE or "-").')
 @click.option(
     "--permissions",
     "-p",
@@ -180,7 +182,7 @@ def _step(result: Any) -> None:
 @passphrase_file_option
 def rotate_start(
     name: str,
-    from_json: IO[str] | None,
+    from_json: IO[bytes] | None,
     permissions: str | None,
     ips: tuple[str, ...],
     issued: Any,
@@ -453,14 +455,16 @@ def schedule(
     exactly when a finding reaches --fail-on. Put a webhook URL in EXVAULT_NOTIFY_URL
     rather than on the command line if it carries a secret.
     """
-    from vault.location import describe, resolve
+    from vault.location import resolve
+    from vault.store import describe_location
 
     if bool(cron_spec) == systemd:
         raise click.UsageError("give exactly one of --cron SPEC or --systemd")
     url = resolve(vault_location)
     # A database URL may hold a password: the job should take it from its environment
     # (EXVAULT_URL, or ~/.pgpass), never from a crontab line or a unit file.
-    where = f" --vault {shlex.quote(describe(url))}" if url.get_backend_name() == "sqlite" else ""
+    sqlite = url.get_backend_name() == "sqlite"
+    where = f" --vault {shlex.quote(describe_location(url))}" if sqlite else ""
     command = f"{_exvault_command()} check --quiet --fail-on {fail_on}{where}"
     if cron_spec:
         fields = cron_spec.split()

@@ -249,17 +249,17 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(
-        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+        self, *args: str, input: str | bytes | None = None, env: dict[str, str] | None = None
     ) -> Result:
         from vault.cli.main import cli
 
         return self.runner.invoke(cli, list(args), input=input, env=env, catch_exceptions=True)
 
-    def v(self, *args: str, input: str | None = None) -> Result:
+    def v(self, *args: str, input: str | bytes | None = None) -> Result:
         """Run a command with ``--vault`` and ``--passphrase-file`` appended where it takes them."""
         return self(*args, "--vault", str(self.vault_path), input=input)
 
-    def unlocked(self, *args: str, input: str | None = None) -> Result:
+    def unlocked(self, *args: str, input: str | bytes | None = None) -> Result:
         """Run a command that unlocks, with ``--vault`` and ``--passphrase-file``."""
         return self(
             *args,

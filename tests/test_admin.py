@@ -194,6 +194,43 @@ def test_unknown_name(admin: AdminVault, op: str) -> None:
         getattr(admin, op)("nope")
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda a: a.get("binance-\udc80"),
+        lambda a: a.describe("\udc80"),
+        lambda a: a.history("\udcff"),
+        lambda a: a.remove("x\udc80"),
+        lambda a: a.grant("\udc80", ["binance-main"]),
+        lambda a: a.grant("grid-bot", ["\udc80"]),
+        lambda a: a.client("\udc80"),
+        lambda a: a.revoke_client("\udc80"),
+    ],
+    ids=["get", "describe", "history", "remove", "grant-client", "grant-name", "client", "revoke"],
+)
+def test_name_that_is_not_utf8_is_refused(stocked: AdminVault, call: object) -> None:
+    """A name with bytes that were not UTF-8 (a lone surrogate) is invalid input, not a
+    UnicodeEncodeError from the database driver."""
+    stocked.add_client("grid-bot", max_scope="trade")
+    with pytest.raises(InvalidInput, match=r"name .* is not valid UTF-8 text \(at character"):
+        call(stocked)  # type: ignore[operator]
+    assert stocked.names() == ["binance-main", "kucoin-sub1"]
+
+
+def test_secret_field_that_is_not_utf8_is_refused(admin: AdminVault) -> None:
+    payload = {"api_key": "k" * 20 + "\ud800", "secret": "s" * 32}
+    with pytest.raises(InvalidInput, match='field "api_key" is not valid UTF-8') as info:
+        admin.add("x", "other", payload)
+    assert "kkkk" not in str(info.value)
+    assert admin.names() == []
+
+
+def test_risk_reason_that_is_not_utf8_is_refused(stocked: AdminVault) -> None:
+    with pytest.raises(InvalidInput, match="the reason is not valid UTF-8"):
+        stocked.accept_risk("binance-main", "withdraw", "ok\udc80")
+    assert stocked.policy("binance-main").accepted == {}
+
+
 def test_unknown_stage(stocked: AdminVault) -> None:
     with pytest.raises(InvalidInput):
         stocked.get("binance-main", "latest")

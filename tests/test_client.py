@@ -58,6 +58,11 @@ def test_granted_credential_loads(token: str, vault_location: str) -> None:
     assert cred.permissions == ("read", "trade") and cred.ips == ("203.0.113.7",)
 
 
+def test_name_that_is_not_utf8_is_refused(token: str, vault_location: str) -> None:
+    with pytest.raises(InvalidInput, match="not valid UTF-8"):
+        vault.load("binance-\udc80", where=vault_location, token=token)
+
+
 def test_ungranted_credential_refused(token: str, vault_location: str) -> None:
     with pytest.raises(AccessDenied, match='not granted "kucoin-sub1"'):
         vault.load("kucoin-sub1", where=vault_location, token=token)

@@ -151,6 +151,17 @@ def test_empty_passphrase_refused() -> None:
 
 
 @pytest.mark.parametrize(
+    ("passphrase", "at"), [("pass\udc80word", 5), ("\ud800", 1), ("caf\u00e9\udcff", 5)]
+)
+def test_passphrase_that_is_not_utf8_refused(passphrase: str, at: int) -> None:
+    """A passphrase read under a C locale carries bytes that were not UTF-8 as lone
+    surrogates: refused as input, saying where and never what."""
+    with pytest.raises(InvalidInput) as info:
+        crypto.normalize_passphrase(passphrase)
+    assert str(info.value) == f"the passphrase is not valid UTF-8 text (at character {at})"
+
+
+@pytest.mark.parametrize(
     "params",
     [
         KdfParams(crypto.KDF_CAP.time_cost + 1, 64 * 1024, 4),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -11,8 +12,15 @@ import pytest
 
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
 from vault.admin import AdminVault
-from vault.errors import AlreadyExists, IntegrityError, UnsupportedFormat, VaultUnavailable
-from vault.store import SCHEMA_VERSION, Store, sqlite_url
+from vault.errors import (
+    AccessDenied,
+    AlreadyExists,
+    IntegrityError,
+    InvalidInput,
+    UnsupportedFormat,
+    VaultUnavailable,
+)
+from vault.store import SCHEMA_VERSION, Store, hide_password, make_engine, sqlite_url
 
 
 def mode(path: Path) -> int:
@@ -68,6 +76,59 @@ def test_open_missing_vault(tmp_path: Path) -> None:
     with pytest.raises(VaultUnavailable, match="exvault init"):
         Store.open(sqlite_url(tmp_path / "nothing.db"))
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_open_missing_vault_escapes_the_path(tmp_path: Path) -> None:
+    """Paths are no secret, so shown whole, but a control character in one is escaped:
+    it would break the error line or drive the terminal."""
+    path = tmp_path / "no\rvault\x1b[2J.db"
+    with pytest.raises(VaultUnavailable) as info:
+        Store.open(sqlite_url(path))
+    assert str(info.value) == (
+        f"no vault at {tmp_path}/no\\rvault\\x1b[2J.db; create one with: exvault init"
+    )
+
+
+def test_cannot_access_escapes_the_path(tmp_path: Path) -> None:
+    path = tmp_path / ("x\n" + "y" * 300) / "vault.db"  # a name longer than NAME_MAX
+    with pytest.raises(AccessDenied) as info:
+        Store.open(sqlite_url(path))
+    assert str(info.value).startswith(f"cannot access {tmp_path}/x\\nyyyy")
+    assert "y" * 300 in str(info.value)  # whole: a path is no secret
+
+
+def test_create_escapes_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "v\r.db"
+    path.write_bytes(b"")
+    with pytest.raises(AlreadyExists, match=r"a file exists at .*/v\\r\.db;"):
+        Store.create(sqlite_url(path), lambda session: None)
+
+
+@pytest.mark.parametrize("url", ["sqlite://0", "sqlite://host/v.db"])
+def test_url_the_dialect_refuses(url: str) -> None:
+    """create_engine raised ArgumentError for these, which escaped as an internal error."""
+    with pytest.raises(InvalidInput, match=f'^malformed database URL "{re.escape(url)}"'):
+        make_engine(url)
+
+
+def test_url_of_no_installed_driver() -> None:
+    with pytest.raises(InvalidInput, match=r'^no database driver for "nosuchdb" URLs'):
+        make_engine("nosuchdb://h/db")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://bob:pw@db/v", "postgresql://***@db/v"),
+        ("postgresql://bob@db/v", "postgresql://***@db/v"),
+        ("postgresql://db/v", "postgresql://db/v"),
+        ("x://a:b@c@d/e", "x://***@d/e"),
+        ("/srv/me@host/vault.db", "/srv/me@host/vault.db"),  # a path, no URL
+        ("postgresql://db:x/v?password=pw&sslmode=off", "postgresql://db:x/v?***"),
+    ],
+)
+def test_hide_password(text: str, shown: str) -> None:
+    assert hide_password(text) == shown
 
 
 def test_open_garbage_file(tmp_path: Path) -> None:

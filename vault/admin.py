@@ -34,6 +34,7 @@ from vault.model import (
     CredentialInfo,
     CredentialMetadata,
     join_list,
+    lookup_name,
     split_list,
     to_epoch,
     utc_now,
@@ -421,7 +422,8 @@ class AdminVault(Inventory):
         keeps its place in the history but loses its ciphertext.
 
         :raises NotFound: when there is no such credential.
-        :raises InvalidInput: for a bad permission, IP, date or field.
+        :raises InvalidInput: for a bad permission, IP, date or field, or a name that is
+            not UTF-8 text.
         """
         now = to_epoch(utc_now())
         with self._writing() as session:
@@ -464,6 +466,7 @@ class AdminVault(Inventory):
         ciphertexts lingers on disk (``secure_delete`` zeroes them in the database).
 
         :raises NotFound: when there is no such credential.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         """
         with self._writing() as session:
             head = self._head(session, name, for_update=True)
@@ -529,7 +532,7 @@ class AdminVault(Inventory):
     # ---------------------------------------------------------------- clients
 
     def _client(self, session: Session, name: str, *, for_update: bool = False) -> ClientRecord:
-        query = select(ClientRecord).where(ClientRecord.name == name)
+        query = select(ClientRecord).where(ClientRecord.name == lookup_name(name, "client"))
         client = session.scalar(query.with_for_update() if for_update else query)
         if client is None:
             raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
@@ -593,6 +596,7 @@ class AdminVault(Inventory):
             maximum scope (the refusal is audited).
         :raises Conflict: when the client is revoked or expired.
         :raises NotFound: for an unknown client or credential.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         """
         name: str | None = None
         try:
@@ -656,6 +660,7 @@ class AdminVault(Inventory):
         """Take credentials back from a client: delete its grants and wraps for them.
 
         :raises NotFound: for an unknown client or credential, or one not granted.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         """
         with self._writing() as session:
             client = self._client(session, client_name, for_update=True)
@@ -683,6 +688,7 @@ class AdminVault(Inventory):
         Idempotent. :returns: the names of the credentials marked exposed.
 
         :raises NotFound: for an unknown client.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         """
         now = to_epoch(utc_now())
         with self._writing() as session:
@@ -739,6 +745,7 @@ class AdminVault(Inventory):
         """Decrypt one stage (``current``, ``pending`` or ``previous``) of a credential.
 
         :raises NotFound: when there is no such credential or stage.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when anything read fails verification.
         """
         with self._writing() as session:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vault.errors import AlreadyExists, IntegrityError, UnsupportedFormat, VaultUnavailable
+from vault.errors import (
+    AlreadyExists,
+    IntegrityError,
+    UnsupportedFormat,
+    VaultUnavailable,
+    printable,
+)
 from vault.store import Store, create_sqlite_file, fsync_path, sqlite_path, sqlite_url
 
 
@@ -47,7 +53,7 @@ def copy_database(source: Path, destination: Path) -> None:
             src.close()
     except sqlite3.DatabaseError as exc:
         destination.unlink(missing_ok=True)
-        raise IntegrityError(f"damaged vault: cannot copy {source}: {exc}") from None
+        raise IntegrityError(f"damaged vault: cannot copy {printable(source)}: {exc}") from None
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
@@ -97,7 +103,7 @@ def stage_restore(store: Store, backup_file: Path, passphrase: str) -> StagedRes
 
     target = _sqlite_file(store)
     if not backup_file.is_file():
-        raise VaultUnavailable(f"no backup at {backup_file}")
+        raise VaultUnavailable(f"no backup at {printable(backup_file)}")
     staged = target.with_name(target.name + ".restoring")
     staged.unlink(missing_ok=True)
     copy_database(backup_file, staged)
@@ -106,7 +112,10 @@ def stage_restore(store: Store, backup_file: Path, passphrase: str) -> StagedRes
             report = verify(candidate)
             if report.ok:
                 with candidate._writing() as session:
-                    candidate._audit(session, "restore", detail=f"from backup {backup_file.name}")
+                    # Escaped: the audit record is signed as UTF-8, and a file name
+                    # need not be.
+                    detail = f"from backup {printable(backup_file.name)}"
+                    candidate._audit(session, "restore", detail=detail)
     except BaseException:
         _remove_database(staged)
         raise
@@ -148,7 +157,7 @@ def replace_with(store: Store, staged: StagedRestore) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     aside = target.with_name(f"{target.name}.replaced-{stamp}")
     if aside.exists():
-        raise AlreadyExists(f"{aside} exists; try again in a second")
+        raise AlreadyExists(f"{printable(aside)} exists; try again in a second")
     try:
         os.rename(target, aside)
         for suffix in ("-wal", "-shm"):

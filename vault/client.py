@@ -36,7 +36,7 @@ from vault.errors import (
     quoted,
 )
 from vault.inventory import Where, open_store
-from vault.model import from_epoch, to_epoch, utc_now
+from vault.model import from_epoch, lookup_name, to_epoch, utc_now
 from vault.store import (
     ClientRecord,
     CredentialRecord,
@@ -202,6 +202,7 @@ class ClientVault:
         :raises AccessDenied: the client was not granted it (or is revoked); audited.
         :raises TokenExpired: the client's expiry passed while the handle was open.
         :raises NotFound: no such credential or stage.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: a row failed verification.
         """
         if stage not in _STAGE_COLUMNS:
@@ -276,7 +277,7 @@ class ClientVault:
                     WrapRecord.recipient == self._token.client_id,
                 ),
             )
-            .where(CredentialRecord.name == name)
+            .where(CredentialRecord.name == lookup_name(name))
         )
         found = session.execute(query).first()
         if found is None:

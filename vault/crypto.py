@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat
+from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat, check_utf8
 
 FORMAT_VERSION = 1
 """Version of the vault format these functions implement; bound into every AD."""
@@ -215,11 +215,12 @@ def check_kdf_params(params: KdfParams) -> None:
 def normalize_passphrase(passphrase: str) -> bytes:
     """NFC-normalize and UTF-8 encode, so the same passphrase typed on another OS matches.
 
-    :raises InvalidInput: for an empty passphrase.
+    :raises InvalidInput: for an empty passphrase, or one holding bytes that were not
+        UTF-8 (a lone surrogate: read under a C locale, or from argv).
     """
     if not passphrase:
         raise InvalidInput("the passphrase must not be empty")
-    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    return check_utf8(unicodedata.normalize("NFC", passphrase), "the passphrase").encode("utf-8")
 
 
 def derive_passphrase_kek(passphrase: str, salt: bytes, params: KdfParams) -> bytes:

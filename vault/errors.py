@@ -7,6 +7,11 @@ Messages never contain secret values: they name the field, the credential or the
 file, never what was typed. Authentication failures are deliberately vague, the way
 pyca/cryptography's ``InvalidTag`` is: one :class:`IntegrityError` with one message,
 whichever byte or passphrase was wrong, so that the error is no oracle.
+
+User input reaches a message only through :func:`quoted` (cut when long) and paths
+through :func:`printable` (whole): both escape control characters, so a message is
+always one printable line. Text that is not UTF-8 is refused where it comes in
+(:func:`check_utf8`, :func:`decode_utf8`), with the position, never the text.
 """
 
 from __future__ import annotations
@@ -14,19 +19,34 @@ from __future__ import annotations
 QUOTE_LIMIT = 32
 
 
+def printable(value: object) -> str:
+    """``value`` (a path, a message) whole, with every character that is not printable
+    written as its Python escape: ``\\r``, ``\\x1b``, ``\\udc80``.
+
+    A control character from user input must not reach a terminal, where a line break
+    forges a second line and an escape sequence drives the terminal; a lone surrogate
+    (a byte that was not UTF-8) cannot even be written to a UTF-8 stream. Printable text
+    comes back unchanged, so escaping twice is harmless.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def quoted(value: object) -> str:
     """User input as an error message may show it: whole and in double quotes when it is
-    short and printable; otherwise only its first 6 characters and its length.
+    short; otherwise only its first 6 characters and its length. Either way a character
+    that is not printable is escaped (:func:`printable`).
 
     A secret pasted into the wrong place (an API secret typed as a credential name, a
     token given as an IP) must not come back whole in an error message, a terminal's
     scrollback or a CI log; names are short, secrets are long.
     """
     text = value if isinstance(value, str) else repr(value)
-    if len(text) <= QUOTE_LIMIT and text.isprintable():
-        return f'"{text}"'
-    head = "".join(c if c.isprintable() else "?" for c in text[:6])
-    return f'"{head}..." ({len(text)} characters)'
+    if len(text) <= QUOTE_LIMIT:
+        return f'"{printable(text)}"'
+    return f'"{printable(text[:6])}..." ({len(text)} characters)'
 
 
 class VaultError(Exception):
@@ -84,6 +104,35 @@ class InvalidToken(AccessDenied):
     """A client token is malformed or belongs to another vault."""
 
 
+def check_utf8(text: str, what: str) -> str:
+    """``text`` when it can be written as UTF-8.
+
+    Python carries bytes that are not UTF-8 (in argv, the environment, a file name) as
+    lone surrogates, and a JSON ``"\\ud800"`` escape decodes to one; SQLite, the
+    canonical encoding and a UTF-8 terminal all refuse them. The message says where,
+    never what: ``text`` may be a secret.
+
+    :raises InvalidInput: when ``text`` holds a lone surrogate.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        where = f"at character {exc.start + 1}"
+        raise InvalidInput(f"{what} is not valid UTF-8 text ({where})") from None
+    return text
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    """``data`` decoded as UTF-8, strictly (no replacement characters, no surrogates).
+
+    :raises InvalidInput: when ``data`` is not UTF-8; the message says where, never what.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{what} is not valid UTF-8 text (at byte {exc.start + 1})") from None
+
+
 __all__ = [
     "QUOTE_LIMIT",
     "AccessDenied",
@@ -98,5 +147,8 @@ __all__ = [
     "UnsupportedFormat",
     "VaultError",
     "VaultUnavailable",
+    "check_utf8",
+    "decode_utf8",
+    "printable",
     "quoted",
 ]

@@ -24,7 +24,7 @@ from vault import audit, crypto, keyslots, location, records
 from vault.access import ClientInfo
 from vault.crypto import KdfParams
 from vault.errors import IntegrityError, NotFound, UnsupportedFormat, quoted
-from vault.model import CredentialInfo, VersionInfo, from_epoch, split_list
+from vault.model import CredentialInfo, VersionInfo, from_epoch, lookup_name, split_list
 from vault.store import (
     ClientRecord,
     CredentialRecord,
@@ -33,6 +33,7 @@ from vault.store import (
     PayloadRecord,
     Store,
     VersionRecord,
+    describe_location,
 )
 
 Where = str | os.PathLike[str] | URL | None
@@ -201,7 +202,7 @@ class Inventory:
         return cls(store, header)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({location.describe(self._store.url)!r})"
+        return f"{type(self).__name__}({describe_location(self._store.url)!r})"
 
     def close(self) -> None:
         """Release the database connections."""
@@ -229,7 +230,7 @@ class Inventory:
         return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))
 
     def _head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
-        query = select(CredentialRecord).where(CredentialRecord.name == name)
+        query = select(CredentialRecord).where(CredentialRecord.name == lookup_name(name))
         # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
         # BEGIN IMMEDIATE already serializes writers and renders no FOR UPDATE.
         head = session.scalar(query.with_for_update() if for_update else query)
@@ -274,6 +275,7 @@ class Inventory:
         """Metadata of a credential's current version, signatures verified.
 
         :raises NotFound: when there is no such credential.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when a signature does not verify.
         """
         with self._store.read() as session:
@@ -293,6 +295,7 @@ class Inventory:
         """Every version of a credential, newest first, with dates and stage labels.
 
         :raises NotFound: when there is no such credential.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when a signature does not verify.
         """
         with self._store.read() as session:
@@ -356,9 +359,11 @@ class Inventory:
         """One client by name.
 
         :raises NotFound: when there is no such client.
+        :raises InvalidInput: for a name that is not UTF-8 text.
         """
         with self._store.read() as session:
-            client = session.scalar(select(ClientRecord).where(ClientRecord.name == name))
+            query = select(ClientRecord).where(ClientRecord.name == lookup_name(name, "client"))
+            client = session.scalar(query)
             if client is None:
                 raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
             return self._client_info(session, client)
@@ -408,7 +413,7 @@ class Inventory:
         if not params:
             raise IntegrityError("damaged vault: no passphrase keyslot")
         return VaultStatus(
-            location=location.describe(self._store.url),
+            location=describe_location(self._store.url),
             vault_id=header.vault_id.hex(),
             fingerprint=self.fingerprint,
             format_version=header.format_version,

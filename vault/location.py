@@ -6,11 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL
 
-from vault.errors import InvalidInput
-from vault.store import sqlite_url
+from vault.errors import InvalidInput, check_utf8, printable
+from vault.store import parse_url, sqlite_url
 
 ENV_PATH = "EXVAULT_PATH"
 ENV_URL = "EXVAULT_URL"
@@ -41,7 +40,8 @@ def resolve(location: str | os.PathLike[str] | None = None) -> URL:
     ``location`` is a file path or a URL (anything with ``://``). Without one:
     ``$EXVAULT_URL``, then ``$EXVAULT_PATH``, then the default file.
 
-    :raises InvalidInput: for a malformed URL.
+    :raises InvalidInput: for a malformed URL, a path that is not UTF-8 text (SQLite
+        and every message take text), or ``~user`` of no such user.
     """
     if location is None:
         location = os.environ.get(ENV_URL) or os.environ.get(ENV_PATH) or None
@@ -49,17 +49,14 @@ def resolve(location: str | os.PathLike[str] | None = None) -> URL:
         return sqlite_url(default_vault_path())
     text = os.fspath(location)
     if "://" in text:
-        try:
-            return make_url(text)
-        except ArgumentError:
-            raise InvalidInput(
-                "malformed database URL (expected e.g. postgresql+psycopg://host/db)"
-            ) from None
-    return sqlite_url(Path(text).expanduser().absolute())
-
-
-def describe(url: URL) -> str:
-    """A vault location for messages: the file path, or the URL without its password."""
-    if url.get_backend_name() == "sqlite" and url.database:
-        return url.database
-    return url.render_as_string(hide_password=True)
+        return parse_url(text)
+    check_utf8(text, f"the vault path {printable(text)}")
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~name of no such user, or ~ with no home directory
+        user = text.split("/", 1)[0]
+        raise InvalidInput(
+            f"cannot find the home directory of {printable(user)} in the vault path "
+            f"{printable(text)}"
+        ) from None
+    return sqlite_url(path.absolute())

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from vault import crypto
-from vault.errors import IntegrityError, InvalidInput, quoted
+from vault.errors import IntegrityError, InvalidInput, check_utf8, quoted
 from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -17,10 +17,20 @@ STAGES = ("current", "pending", "previous")
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 
+def lookup_name(name: str, what: str = "credential") -> str:
+    """A name to look up: any text, for an unknown name is simply not found, but text
+    that UTF-8 can carry (the database cannot compare a lone surrogate).
+
+    :raises InvalidInput: when ``name`` holds bytes that were not UTF-8.
+    """
+    return check_utf8(name, f"the {what} name {quoted(name)}")
+
+
 def validate_name(name: str, what: str = "credential") -> str:
     """Check a credential or client name: 1-64 of letters, digits, ``.``, ``_``, ``-``.
 
-    :raises InvalidInput: for any other name.
+    :raises InvalidInput: for any other name; a lone surrogate (a byte that was not
+        UTF-8) is one, as the pattern is ASCII.
     """
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(
@@ -79,14 +89,29 @@ class CredentialMetadata:
         )
 
 
+def check_field_text(name: str, value: str, where: str = "") -> None:
+    """Check that a secret field's name and value are text UTF-8 can carry.
+
+    Every field is UTF-8 encoded for its ciphertext and the API key for its keyed
+    fingerprint, which a lone surrogate (a JSON ``"\\ud800"`` escape) would fail.
+    ``where`` (e.g. ``" in the JSON"``) tells the user where the field came from.
+
+    :raises InvalidInput: naming the field, never quoting its value.
+    """
+    check_utf8(name, f"the field name {quoted(name)}{where}")
+    check_utf8(value, f"field {quoted(name)}{where}")
+
+
 def encode_payload(payload: Mapping[str, str]) -> bytes:
     """The plaintext of a version: UTF-8 JSON object of field name -> value, keys sorted.
 
-    :raises InvalidInput: when a value is not a string or the payload is too large.
+    :raises InvalidInput: when a value is not a string or not UTF-8 text, or the
+        payload is too large.
     """
     for key, value in payload.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidInput(f"field {quoted(key)} must be a string")
+        check_field_text(key, value)
     data = json.dumps(dict(payload), sort_keys=True, separators=(",", ":")).encode("utf-8")
     if len(data) > MAX_PAYLOAD_BYTES:
         raise InvalidInput(f"the secret fields are larger than {MAX_PAYLOAD_BYTES // 1024} KiB")
@@ -162,7 +187,9 @@ def parse_payload_json(text: str) -> dict[str, str]:
     ccxt's key names (``apiKey``, ``password``, ...) are accepted too. Error messages
     quote positions and field names, never values.
 
-    :raises InvalidInput: for malformed JSON, a non-object, or a non-string value.
+    :raises InvalidInput: for malformed JSON, a non-object, a non-string value, or a
+        string holding a lone surrogate (``"\\ud800"``: JSON escapes can spell text
+        that is not Unicode).
     """
     try:
         value = json.loads(text)
@@ -177,6 +204,7 @@ def parse_payload_json(text: str) -> dict[str, str]:
         name: str = _JSON_ALIASES.get(str(key), str(key))
         if not isinstance(item, str):
             raise InvalidInput(f"field {quoted(key)} in the JSON must be a string")
+        check_field_text(key, item, " in the JSON")
         if name in out:
             raise InvalidInput(f"field {quoted(name)} appears twice in the JSON")
         out[name] = item

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from vault.errors import IntegrityError, InvalidInput
+from vault.errors import IntegrityError, InvalidInput, check_utf8, quoted
 
 DEFAULT_MAX_AGE_DAYS = 90
 DEFAULT_WARN_BEFORE_DAYS = 14
@@ -119,15 +119,17 @@ class Policy:
     def accept(self, risk: str, reason: str, now: datetime) -> Policy:
         """A copy that accepts ``risk`` (a key of :data:`ACCEPTABLE_RISKS`).
 
-        :raises InvalidInput: for another risk or an empty reason.
+        :raises InvalidInput: for another risk, an empty reason or one that is not UTF-8
+            text.
         """
         if risk not in ACCEPTABLE_RISKS:
             raise InvalidInput(
-                f'cannot accept the risk "{risk}" '
+                f"cannot accept the risk {quoted(risk)} "
                 f"(acceptable: {', '.join(sorted(ACCEPTABLE_RISKS))})"
             )
         if not reason.strip():
             raise InvalidInput("accepting a risk needs a --reason")
+        check_utf8(reason, "the reason")
         accepted = dict(self.accepted)
         accepted[ACCEPTABLE_RISKS[risk]] = AcceptedRisk(reason.strip()[:300], now)
         return replace(self, accepted=accepted)

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from vault.errors import InsecureFile, InvalidInput
+from vault.errors import InsecureFile, InvalidInput, decode_utf8, printable
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
@@ -22,30 +22,27 @@ def read_secret_file(path: str | os.PathLike[str], what: str = "passphrase file"
     :raises InvalidInput: when it cannot be read, is empty, too large or not UTF-8.
     """
     p = Path(path)
+    shown = printable(p)  # a path is no secret, but may hold a control character
     try:
         fd = os.open(p, os.O_RDONLY)
     except OSError as exc:
-        raise InvalidInput(f"cannot read {what} {p}: {exc.strerror}") from None
+        raise InvalidInput(f"cannot read {what} {shown}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise InvalidInput(f"{what} {p} is not a regular file")
+            raise InvalidInput(f"{what} {shown} is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             raise InsecureFile(
-                f"{what} {p} has mode {mode:04o}; it must be readable by its owner only "
-                f"(chmod 600 {p})"
+                f"{what} {shown} has mode {mode:04o}; it must be readable by its owner only "
+                f"(chmod 600 {shown})"
             )
         data = os.read(fd, MAX_SECRET_FILE_BYTES + 1)
     finally:
         os.close(fd)
     if len(data) > MAX_SECRET_FILE_BYTES:
-        raise InvalidInput(f"{what} {p} is too large")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{what} {p} is not UTF-8 text") from None
-    line = text.split("\n", 1)[0].removesuffix("\r")
+        raise InvalidInput(f"{what} {shown} is too large")
+    line = decode_utf8(data, f"{what} {shown}").split("\n", 1)[0].removesuffix("\r")
     if not line:
-        raise InvalidInput(f"{what} {p} is empty")
+        raise InvalidInput(f"{what} {shown} is empty")
     return line

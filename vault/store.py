@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DatabaseError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vault.errors import (
@@ -50,6 +50,9 @@ from vault.errors import (
     UnsupportedFormat,
     VaultError,
     VaultUnavailable,
+    check_utf8,
+    printable,
+    quoted,
 )
 
 SCHEMA_VERSION = 2
@@ -264,6 +267,61 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database)
 
 
+def hide_password(text: str) -> str:
+    """A database URL as typed, for a message: all between ``://`` and the last ``@``
+    (user and password) and any query (libpq takes ``?password=`` too) as ``***``.
+
+    For text SQLAlchemy cannot parse, so cannot render without its password
+    (:func:`describe_location` does that for a parsed URL). Cutting at the last ``@``
+    hides more than the password when a later part holds an ``@``, never less.
+    """
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        return text
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    if "?" in rest:
+        rest = rest.partition("?")[0] + "?***"
+    return f"{scheme}://{rest}"
+
+
+def describe_location(url: URL) -> str:
+    """A vault location as exvault shows it: the file path, or the URL without its
+    password. Raw: a message escapes it with :func:`~vault.errors.printable`."""
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.database
+    return url.render_as_string(hide_password=True)
+
+
+def _shown_url(text: str) -> str:
+    # Whole, unlike other input (vault.errors.quoted cuts it): without its password a
+    # URL is no more secret than a vault's path, which messages show whole, and a
+    # cut one would not show what is wrong with it.
+    return f'"{printable(hide_password(text))}"'
+
+
+def _malformed_url(text: str) -> InvalidInput:
+    return InvalidInput(
+        f"malformed database URL {_shown_url(text)} (expected e.g. "
+        "postgresql+psycopg://user@host/db or sqlite:////path/to/vault.db)"
+    )
+
+
+def parse_url(url: URL | str) -> URL:
+    """``url`` as a SQLAlchemy URL.
+
+    :raises InvalidInput: when it is malformed (a port that is not a number, a bracket
+        left open) or not UTF-8 text; the message never shows a password.
+    """
+    if isinstance(url, URL):
+        return url
+    check_utf8(url, f"the database URL {_shown_url(url)}")
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):  # make_url reads the port with int()
+        raise _malformed_url(url) from None
+
+
 def create_sqlite_file(path: Path) -> None:
     """Create an empty vault file 0600 in a 0700 directory, before SQLite touches it.
 
@@ -280,7 +338,9 @@ def create_sqlite_file(path: Path) -> None:
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        raise AlreadyExists(f"a file exists at {path}; refusing to overwrite it") from None
+        raise AlreadyExists(
+            f"a file exists at {printable(path)}; refusing to overwrite it"
+        ) from None
     os.fchmod(fd, 0o600)
     os.close(fd)
 
@@ -321,15 +381,19 @@ def make_engine(url: URL | str) -> Engine:
 
     ``hide_parameters`` keeps bound values (ciphertexts, wrapped keys) out of
     SQLAlchemy's exception messages and logs.
+
+    :raises InvalidInput: for a malformed URL, or one without an installed driver.
     """
-    url = make_url(url)
+    url = parse_url(url)
     try:
         return _make_engine(url)
     except (NoSuchModuleError, ImportError):
         raise InvalidInput(
-            f'no database driver for "{url.drivername}" URLs; for PostgreSQL: '
+            f"no database driver for {quoted(url.drivername)} URLs; for PostgreSQL: "
             "pip install 'exchange-vault[postgresql]' and use postgresql+psycopg://..."
         ) from None
+    except ArgumentError:  # a URL the dialect refuses, e.g. sqlite://host
+        raise _malformed_url(url.render_as_string(hide_password=True)) from None
 
 
 def _make_engine(url: URL) -> Engine:
@@ -378,14 +442,15 @@ class Store:
         a half-made file (a leftover ``.NAME.creating-*`` file is harmless).
 
         :raises AlreadyExists: when a vault or another file is there already.
+        :raises InvalidInput: for a malformed URL.
         :raises StoreError: when the database cannot be written.
         """
-        url = make_url(url)
+        url = parse_url(url)
         path = sqlite_path(url)
         build = None
         if path is not None:
             if path.exists():
-                raise AlreadyExists(f"a file exists at {path}; refusing to overwrite it")
+                raise AlreadyExists(f"a file exists at {printable(path)}; refusing to overwrite it")
             build = path.with_name(f".{path.name}.creating-{os.urandom(6).hex()}")
             create_sqlite_file(build)
         store = cls(make_engine(sqlite_url(build) if build is not None else url))
@@ -403,7 +468,7 @@ class Store:
                     os.link(build, path)  # atomic, and never replaces an existing file
                 except FileExistsError:
                     raise AlreadyExists(
-                        f"a file appeared at {path} meanwhile; refusing to overwrite it"
+                        f"a file appeared at {printable(path)} meanwhile; refusing to overwrite it"
                     ) from None
                 fsync_path(path.parent)
                 store = cls(make_engine(url))
@@ -424,23 +489,24 @@ class Store:
         the ``owner`` (about to unlock, then :meth:`upgrade`) may open any older one.
 
         :raises VaultUnavailable: when there is no vault there.
+        :raises InvalidInput: for a malformed URL.
         :raises IntegrityError: when the file is not a readable exvault database.
         :raises UnsupportedFormat: when the schema is newer than this exvault, or too
             old for a reader.
         """
-        url = make_url(url)
+        url = parse_url(url)
         path = sqlite_path(url)
         try:
             present = path is None or path.is_file()
         except OSError as exc:  # e.g. a directory this user may not enter
-            raise AccessDenied(f"cannot access {path}: {exc.strerror}") from None
+            raise AccessDenied(f"cannot access {printable(path)}: {exc.strerror}") from None
         if not present:
-            raise VaultUnavailable(f"no vault at {path}; create one with: exvault init")
+            raise VaultUnavailable(f"no vault at {printable(path)}; create one with: exvault init")
         store = cls(make_engine(url))
         try:
             with store.engine.connect() as conn:
                 if "exvault_schema" not in _table_names(conn):
-                    raise VaultUnavailable(f"no vault at {url.render_as_string()}")
+                    raise VaultUnavailable(f"no vault at {printable(describe_location(url))}")
                 version = conn.execute(select(SchemaInfo.schema_version)).scalar()
         except DatabaseError as exc:
             store.dispose()
@@ -451,7 +517,7 @@ class Store:
                 # WAL mode needs write access to the file, its -wal and -shm, and the
                 # directory, even to read.
                 raise AccessDenied(
-                    f"cannot open {path}: {detail} (exvault needs read and write access "
+                    f"cannot open {printable(path)}: {detail} (exvault needs read and write access "
                     "to the vault file, its -wal and -shm files and its directory)"
                 ) from None
             raise IntegrityError(

@@ -206,6 +206,12 @@ def test_missing_vault(cli, tmp_path, one_error_line, args, stdin, unlocks) -> N
     assert not missing.parent.exists()  # nothing created on the way
 
 
+def test_missing_vault_path_is_escaped(cli, tmp_path, one_error_line) -> None:
+    missing = tmp_path / "new\nline" / "vault.db"
+    line = one_error_line(cli("list", "--vault", str(missing)), 8)
+    assert f"no vault at {tmp_path}/new\\nline/vault.db;" in line
+
+
 def test_missing_vault_from_environment(cli, tmp_path, one_error_line) -> None:
     missing = tmp_path / "env" / "vault.db"
     r = cli("list", env={"EXVAULT_PATH": str(missing), "EXVAULT_URL": ""})
@@ -429,6 +435,92 @@ def test_bad_secret_shape(stocked_cli, snapshot, one_error_line) -> None:
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_json_that_is_not_utf8(stocked_cli, tmp_path, snapshot, one_error_line, source) -> None:
+    before = snapshot()
+    data = b'{"api_key": "' + BINANCE_API_KEY.encode() + b'", "secret": "\xe9t\xe9"}'
+    if source == "file":
+        (tmp_path / "p.json").write_bytes(data)
+        r = _add(stocked_cli, "--from-json", str(tmp_path / "p.json"), stdin="")
+    else:
+        r = _add(stocked_cli, "--from-json", "-", stdin=data)
+    line = one_error_line(r, 7)
+    assert (
+        line == f"exvault: error: the JSON is not valid UTF-8 text (at byte {data.index(0xE9) + 1})"
+    )
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("field", ["api_key", "secret", "apiKey"])
+def test_json_with_a_lone_surrogate(stocked_cli, snapshot, one_error_line, field) -> None:
+    before = snapshot()
+    payload = {"api_key": BINANCE_API_KEY, "secret": BINANCE_SECRET}
+    payload[field] = payload.pop(field, BINANCE_API_KEY)[:10] + "\udc80" + "x" * 30
+    line = one_error_line(_add(stocked_cli, "--from-json", "-", stdin=json.dumps(payload)), 7)
+    assert f'field "{field}" in the JSON is not valid UTF-8 text (at character 11)' in line
+    assert_no_secret(line)
+    assert payload[field][:10] not in line
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "what"),
+    [
+        (("add", "new-one", "-e", "binance"), b"\xff" + BINANCE_API_KEY.encode(), "API key"),
+        (("recover",), b"AAAA\xc3(\nnew\nnew\n", "recovery key"),
+        (("passwd",), b"new pass\x80\nnew pass\x80\n", "new passphrase"),
+    ],
+    ids=["secret-field", "recovery-key", "new-passphrase"],
+)
+def test_stdin_line_that_is_not_utf8(stocked_cli, snapshot, one_error_line, args, stdin, what):
+    before = snapshot()
+    runs = stocked_cli.v if args[0] == "recover" else stocked_cli.unlocked
+    line = one_error_line(runs(*args, input=stdin), 7)
+    assert line.startswith(f"exvault: error: the {what} on standard input is not valid UTF-8")
+    assert snapshot() == before
+
+
+def test_prompt_answer_that_is_not_utf8(stocked_cli, terminal, snapshot) -> None:
+    before = snapshot()
+    r = stocked_cli.v("show", "binance-main", "--field", "secret", input=b"pass\xff\n")
+    assert r.exit_code == 7, r.output
+    assert r.stderr.splitlines()[-1] == (
+        "exvault: error: the passphrase typed is not valid UTF-8 text"
+    )
+    assert "Traceback" not in r.output
+    assert snapshot() == before
+
+
+def test_passphrase_with_undecodable_bytes(stocked_cli, monkeypatch, snapshot) -> None:
+    """Under a C locale stdin decodes with surrogateescape: the bytes arrive as lone
+    surrogates, which the passphrase check refuses rather than fail to encode."""
+    import vault.cli.prompts
+
+    monkeypatch.setattr(vault.cli.prompts, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(vault.cli.prompts, "ask_hidden", lambda *a, **k: "pass\udc80")
+    before = snapshot()
+    r = stocked_cli.v("show", "binance-main", "--field", "secret")
+    assert r.exit_code == 7, r.output
+    assert r.stderr == "exvault: error: the passphrase is not valid UTF-8 text (at character 5)\n"
+    assert snapshot() == before
+
+
+def test_passphrase_file_that_is_not_utf8(stocked_cli, tmp_path, snapshot, one_error_line):
+    """Also: the file's path, whole, with its control character escaped."""
+    path = tmp_path / "pass\rfile"
+    path.write_bytes(b"correct horse\xff\n")
+    path.chmod(0o600)
+    before = snapshot()
+    r = run(
+        stocked_cli, ("show", "binance-main", "--field", "secret"), stocked_cli.vault_path, path
+    )
+    assert one_error_line(r, 7) == (
+        f"exvault: error: passphrase file {tmp_path}/pass\\rfile is not valid UTF-8 text "
+        "(at byte 14)"
+    )
+    assert snapshot() == before
+
+
 def test_no_terminal_and_no_passphrase_file(stocked_cli, snapshot, one_error_line) -> None:
     before = snapshot()
     r = stocked_cli.v("show", "binance-main", "--field", "secret", input="")
@@ -520,6 +612,65 @@ def test_usage_errors_are_one_line(stocked_cli, snapshot, one_error_line, args, 
     line = one_error_line(r, 2)
     assert message in line
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "parameter"),
+    [
+        (("show", "binance-\udcff"), "'NAME'"),
+        (("grant", "bot", "binance-main", "x\udc80"), "'CREDENTIALS...'"),
+        (("edit", "binance-main", "--ip", "203.0.113.8", "--ip", "\udc80"), "'--ip'"),
+        (
+            ("policy", "accept-risk", "binance-main", "withdraw", "--reason", "ok\udc80"),
+            "'--reason'",
+        ),
+        (("backup", "/tmp/exvault-\udc80.db"), "'DESTINATION'"),
+        (("list", "--vault", "/tmp/\udc80/vault.db"), "'--vault'"),
+    ],
+    ids=["argument", "nargs", "multiple-option", "option", "path", "vault"],
+)
+def test_argument_that_is_not_utf8(stocked_cli, snapshot, one_error_line, args, parameter):
+    """Bytes that are not UTF-8 on the command line (Python keeps them as surrogates)
+    are a usage error naming the parameter, with the value escaped; nothing runs."""
+    before = snapshot()
+    vault = () if "--vault" in args else ("--vault", str(stocked_cli.vault_path))
+    line = one_error_line(stocked_cli(*args, *vault), 2)
+    assert f"Invalid value for {parameter}: " in line
+    assert "is not valid UTF-8 text (at character" in line
+    assert "\\udc" in line  # escaped, and printable
+    assert snapshot() == before
+    assert not Path("/tmp/exvault-\udc80.db").exists()
+
+
+def test_program_arguments_of_run_may_be_any_bytes(stocked_cli) -> None:
+    """``run`` hands its program's arguments over as they came: they are not ours."""
+    r = stocked_cli(
+        "run",
+        "--cred",
+        "binance-main",
+        "--env",
+        "K=api_key",
+        "--vault",
+        "/nonexistent/v.db",
+        "--",
+        "true",
+        "\udc80",
+    )
+    assert r.exit_code == 8, r.output  # got as far as opening the vault
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (("show", "binance-main", "a\rb"), "Got unexpected extra argument (a\\rb)"),
+        (("\x1b[2J",), "No such command '\\x1b[2J'"),
+        (("list", "--\x1b[31m"), "No such option '--\\x1b[31m'"),
+    ],
+    ids=["extra-argument", "command", "option"],
+)
+def test_usage_errors_escape_control_characters(stocked_cli, one_error_line, args, shown):
+    line = one_error_line(stocked_cli(*args, "--vault", str(stocked_cli.vault_path)), 2)
+    assert shown in line
 
 
 def test_bare_exvault_prints_the_help(cli) -> None:
