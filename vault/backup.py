@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vault.errors import AlreadyExists, IntegrityError, UnsupportedFormat, VaultUnavailable
-from vault.store import Store, create_sqlite_file, fsync_path, sqlite_path, sqlite_url
+from vault.sqlite_file import create_sqlite_file, fsync_path
+from vault.store import Store, sqlite_path, sqlite_url
 
 
 def _sqlite_file(store: Store) -> Path:

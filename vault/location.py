@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from vault.errors import InvalidInput
-from vault.store import sqlite_url
+
+if TYPE_CHECKING:
+    # SQLAlchemy loads only for a URL: a bot reading a vault file never imports it.
+    from sqlalchemy.engine import URL
 
 ENV_PATH = "EXVAULT_PATH"
 ENV_URL = "EXVAULT_URL"
@@ -35,6 +36,30 @@ def default_vault_path() -> Path:
     return default_data_dir() / "vault.db"
 
 
+def _chosen(location: str | os.PathLike[str] | None) -> str | None:
+    # The location given, else the environment's; None for the default file.
+    if location is not None:
+        return os.fspath(location)
+    return os.environ.get(ENV_URL) or os.environ.get(ENV_PATH) or None
+
+
+def file_path(location: str | os.PathLike[str] | None = None) -> Path | None:
+    """The SQLite vault file ``location`` names (see :func:`resolve`), or None when it
+    is a database URL.
+
+    :raises InvalidInput: for a ``~user`` path of an unknown user.
+    """
+    text = _chosen(location)
+    if text is None:
+        return default_vault_path()
+    if "://" in text:
+        return None
+    try:
+        return Path(text).expanduser().absolute()
+    except RuntimeError:  # "~nosuchuser/...": no home directory to expand to
+        raise InvalidInput(f"cannot expand {text.split('/', 1)[0]!r}: no such user") from None
+
+
 def resolve(location: str | os.PathLike[str] | None = None) -> URL:
     """The database URL of a vault.
 
@@ -43,19 +68,20 @@ def resolve(location: str | os.PathLike[str] | None = None) -> URL:
 
     :raises InvalidInput: for a malformed URL.
     """
-    if location is None:
-        location = os.environ.get(ENV_URL) or os.environ.get(ENV_PATH) or None
-    if location is None:
-        return sqlite_url(default_vault_path())
-    text = os.fspath(location)
-    if "://" in text:
-        try:
-            return make_url(text)
-        except ArgumentError:
-            raise InvalidInput(
-                "malformed database URL (expected e.g. postgresql+psycopg://host/db)"
-            ) from None
-    return sqlite_url(Path(text).expanduser().absolute())
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from vault.store import sqlite_url
+
+    path = file_path(location)
+    if path is not None:
+        return sqlite_url(path)
+    try:
+        return make_url(_chosen(location) or "")
+    except ArgumentError:
+        raise InvalidInput(
+            "malformed database URL (expected e.g. postgresql+psycopg://host/db)"
+        ) from None
 
 
 def describe(url: URL) -> str:
