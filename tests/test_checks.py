@@ -17,7 +17,7 @@ import pytest
 
 import vault
 import vault.admin
-import vault.audit
+import vault.audit_entry
 import vault.client
 import vault.rotation
 from tests.conftest import PASSPHRASE, TEST_KDF
@@ -54,7 +54,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Every time-stamping module reads this clock (starts at NOW)."""
     c = Clock(NOW)
-    for module in (vault.admin, vault.audit, vault.client, vault.rotation):
+    for module in (vault.admin, vault.audit_entry, vault.client, vault.rotation):
         monkeypatch.setattr(module, "utc_now", c)
     return c
 

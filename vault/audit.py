@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,50 +27,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vault import crypto
+from vault.audit_entry import (
+    ADMIN,
+    GENESIS,
+    ROOT_SIGNER,
+    Signer,
+    client_actor,
+    entry_hash,
+    new_entry,
+    signed_entry,
+)
 from vault.errors import IntegrityError, VaultError
-from vault.model import from_epoch, to_epoch, utc_now
+from vault.model import from_epoch, to_epoch
 from vault.store import AuditRecord, Store
-
-GENESIS = b"\0" * 32
-ADMIN = "admin"
-ROOT_SIGNER = "root"
-
-Signer = tuple[str, Callable[[bytes], bytes]]
-"""Who signs an entry: ("root" or a client id, the signing function)."""
-
-
-def client_actor(name: str) -> str:
-    """The actor string of a client."""
-    return f"client:{name}"
-
-
-def _hostname() -> str:
-    return socket.gethostname()[:255]
-
-
-def entry_hash(vault_id: bytes, rec: AuditRecord) -> bytes:
-    """The hash chaining ``rec`` to its predecessor: every column but the signature."""
-    return crypto.digest(
-        b"exvault-audit",
-        vault_id,
-        rec.seq,
-        rec.at,
-        rec.actor,
-        rec.host,
-        rec.pid,
-        rec.action,
-        rec.credential,
-        rec.version,
-        rec.outcome,
-        rec.detail,
-        rec.signer,
-        rec.prev_hash,
-    )
-
-
-def signed_entry(vault_id: bytes, hash_: bytes) -> bytes:
-    """What an entry's signature covers."""
-    return crypto.signed_message("audit", vault_id, hash_)
 
 
 def append(
@@ -95,23 +63,18 @@ def append(
     last = session.execute(
         select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
     ).first()
-    rec = AuditRecord(
-        seq=(last[0] + 1) if last else 1,
-        at=to_epoch(utc_now()),
+    entry = new_entry(
+        vault_id,
+        (last[0], last[1]) if last else None,
         actor=actor,
-        host=_hostname(),
-        pid=os.getpid(),
         action=action,
+        outcome=outcome,
         credential=credential,
         version=version,
-        outcome=outcome,
-        detail=detail[:500],
-        prev_hash=last[1] if last else GENESIS,
-        signer=signer[0] if signer else None,
+        detail=detail,
+        signer=signer,
     )
-    rec.entry_hash = entry_hash(vault_id, rec)
-    rec.signature = signer[1](signed_entry(vault_id, rec.entry_hash)) if signer else None
-    session.add(rec)
+    session.add(AuditRecord(**entry.values()))
 
 
 @dataclass(frozen=True)
@@ -295,3 +258,25 @@ def record_failure(
             )
     except VaultError:
         pass
+
+
+__all__ = [
+    "ADMIN",
+    "GENESIS",
+    "ROOT_SIGNER",
+    "AuditEntry",
+    "ChainReport",
+    "Signer",
+    "append",
+    "chain_contains",
+    "client_actor",
+    "count",
+    "entries",
+    "entry_hash",
+    "read_witness",
+    "record_failure",
+    "signed_entry",
+    "verify_chain",
+    "witness_path",
+    "write_witness",
+]

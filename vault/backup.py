@@ -20,7 +20,8 @@ from vault.errors import (
     VaultUnavailable,
     printable,
 )
-from vault.store import Store, create_sqlite_file, fsync_path, sqlite_path, sqlite_url
+from vault.sqlite_file import create_sqlite_file, fsync_path
+from vault.store import Store, sqlite_path, sqlite_url
 
 
 def _sqlite_file(store: Store) -> Path:

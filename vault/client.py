@@ -14,17 +14,21 @@ Every :meth:`ClientVault.get` re-reads the rows (so a rotation by another proces
 seen at once), checks the payload digest and decrypts with AES-GCM under its
 associated data. The public-key work (Ed25519 verification of rows already verified
 byte for byte, X25519 unwrapping of a wrap already opened) is cached per handle.
+
+A SQLite vault is read through :mod:`sqlite3` directly, not SQLAlchemy, so that a
+new process reaches its secret quickly (:mod:`vault.client_sql`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session
-
-from vault import audit, crypto, records
+from vault import crypto, location, records
+from vault.audit_entry import Signer, client_actor
+from vault.client_sql import STAGES, ClientStore, open_client_store
 from vault.credential import Credential
 from vault.errors import (
     AccessDenied,
@@ -33,38 +37,61 @@ from vault.errors import (
     InvalidToken,
     NotFound,
     TokenExpired,
+    VaultError,
     quoted,
 )
-from vault.inventory import Where, open_store
 from vault.model import from_epoch, lookup_name, to_epoch, utc_now
-from vault.store import (
-    ClientRecord,
-    CredentialRecord,
-    HeaderRecord,
-    PayloadRecord,
-    Store,
-    VersionRecord,
-    WrapRecord,
-)
+from vault.rows import ClientRow, HeaderRow
 from vault.token import ClientToken, find_token, parse_token
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from sqlalchemy.engine import URL
+
+    from vault.inventory import Where
+
 AUDIT_REFRESH_SECONDS = 3600
 
-_STAGE_COLUMNS = {
-    "current": CredentialRecord.current_version,
-    "pending": CredentialRecord.pending_version,
-    "previous": CredentialRecord.previous_version,
-}
+
+def _client_store(where: Where) -> ClientStore:
+    # A vault file (the usual case for a bot) is read without SQLAlchemy; a URL, or a
+    # URL object, goes through the SQLAlchemy store.
+    if where is None or isinstance(where, (str, os.PathLike)):
+        return open_client_store(location.file_path(where), lambda: location.resolve(where))
+    url: URL = where
+    return open_client_store(None, lambda: url)
+
+
+def _failure(
+    store: ClientStore,
+    vault_id: bytes,
+    actor: str,
+    action: str,
+    detail: str,
+    *,
+    signer: Signer | None = None,
+    **where: Any,
+) -> None:
+    # Audit a refusal; failing to write it (a read-only database role, a full disk)
+    # must not mask the refusal itself.
+    with contextlib.suppress(VaultError):
+        store.append_audit(
+            vault_id,
+            actor=actor,
+            action=action,
+            outcome="denied",
+            detail=detail,
+            signer=signer,
+            **where,
+        )
 
 
 class ClientVault:
     """A vault opened with a client token: reads what the client was granted."""
 
     def __init__(
-        self, store: Store, header: HeaderRecord, token: ClientToken, client: ClientRecord
+        self, store: ClientStore, header: HeaderRow, token: ClientToken, client: ClientRow
     ) -> None:
         self._store = store
         self._vault_id = header.vault_id
@@ -94,47 +121,45 @@ class ClientVault:
             token = find_token()
         elif isinstance(token, str):
             token = parse_token(token)
-        store, header = open_store(where)
+        store = _client_store(where)
         try:
+            header = records.check_header(store.header())
             client = cls._check_client(store, header, token)
         except BaseException:
-            store.dispose()
+            store.close()
             raise
         return cls(store, header, token, client)
 
     @staticmethod
-    def _check_client(store: Store, header: HeaderRecord, token: ClientToken) -> ClientRecord:
+    def _check_client(store: ClientStore, header: HeaderRow, token: ClientToken) -> ClientRow:
         if not (
             crypto.constant_time_equal(token.vault_id, header.vault_id)
             and crypto.constant_time_equal(
                 token.fingerprint, crypto.fingerprint(header.verify_public)
             )
         ):
-            audit.record_failure(
-                store, header.vault_id, "unknown", "open", "token of another vault"
-            )
+            _failure(store, header.vault_id, "unknown", "open", "token of another vault")
             raise InvalidToken("this token belongs to another vault (its fingerprint differs)")
-        with store.read() as session:
-            client = session.get(ClientRecord, token.client_id)
+        client = store.client(token.client_id)
         if client is None:
-            audit.record_failure(store, header.vault_id, "unknown", "open", "token of no client")
+            _failure(store, header.vault_id, "unknown", "open", "token of no client")
             raise InvalidToken("this token's client does not exist in the vault")
         records.verify_client(header.verify_public, header.vault_id, client)
         if not (
             crypto.constant_time_equal(client.encryption_public, token.encryption_public)
             and crypto.constant_time_equal(client.verify_public, token.verify_public)
         ):
-            audit.record_failure(store, header.vault_id, "unknown", "open", "token keys mismatch")
+            _failure(store, header.vault_id, "unknown", "open", "token keys mismatch")
             raise InvalidToken("this token does not match its client's keys")
         signer = (client.id, token.keys[1].sign)
-        actor = audit.client_actor(client.name)
+        actor = client_actor(client.name)
         if client.revoked_at is not None:
-            audit.record_failure(store, header.vault_id, actor, "open", "revoked", signer=signer)
+            _failure(store, header.vault_id, actor, "open", "revoked", signer=signer)
             raise AccessDenied(
                 f'client "{client.name}" was revoked on {from_epoch(client.revoked_at):%Y-%m-%d}'
             )
         if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
-            audit.record_failure(store, header.vault_id, actor, "open", "expired", signer=signer)
+            _failure(store, header.vault_id, actor, "open", "expired", signer=signer)
             raise TokenExpired(
                 f'the token of client "{client.name}" expired on '
                 f"{from_epoch(client.expires_at):%Y-%m-%d %H:%M} UTC; ask the vault owner "
@@ -154,7 +179,7 @@ class ClientVault:
         """Release the database connections and forget cached data keys."""
         with self._lock:
             self._deks.clear()
-        self._store.dispose()
+        self._store.close()
 
     def __enter__(self) -> ClientVault:
         return self
@@ -169,14 +194,14 @@ class ClientVault:
 
     # ------------------------------------------------------------------ reading
 
-    def _signer(self) -> audit.Signer:
+    def _signer(self) -> Signer:
         return (self._token.client_id, self._signing_key.sign)
 
     def _refuse(self, error: AccessDenied, credential: str, version: int | None = None) -> None:
-        audit.record_failure(
+        _failure(
             self._store,
             self._vault_id,
-            audit.client_actor(self._name),
+            client_actor(self._name),
             "read",
             str(error),
             credential=credential,
@@ -205,17 +230,15 @@ class ClientVault:
         :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: a row failed verification.
         """
-        if stage not in _STAGE_COLUMNS:
+        if stage not in STAGES:
             raise InvalidInput(f"unknown stage {quoted(stage)} (use current, pending or previous)")
         now = to_epoch(utc_now())
         if self._expires_at is not None and self._expires_at <= now:
             self._refuse(TokenExpired(f'the token of client "{self._name}" has expired'), name)
-        with (
-            self._store.translate_errors(),
-            Session(self._store.engine, expire_on_commit=False) as session,
-        ):
-            row = self._fetch(session, name, stage)
-        head, version_row, payload, wrap = row
+        found = self._store.stage(lookup_name(name), stage, self._token.client_id)
+        if found is None:
+            raise NotFound(f"no credential named {quoted(name)}")
+        head, version_row, payload, wrap = found
         version = getattr(head, f"{stage}_version")
         self._verify_once(records.head_message(self._vault_id, head), head.signature)
         if version is None:
@@ -247,44 +270,6 @@ class ClientVault:
         self._audit_read(name, version, stage)
         return Credential.from_plaintext(meta, version, stage, fields)
 
-    def _fetch(
-        self, session: Session, name: str, stage: str
-    ) -> tuple[CredentialRecord, VersionRecord | None, PayloadRecord | None, WrapRecord | None]:
-        # One round trip: the head, and the version, payload and this client's wrap
-        # at the stage's version number.
-        column = _STAGE_COLUMNS[stage]
-        query = (
-            select(CredentialRecord, VersionRecord, PayloadRecord, WrapRecord)
-            .outerjoin(
-                VersionRecord,
-                and_(
-                    VersionRecord.credential_id == CredentialRecord.id,
-                    VersionRecord.version == column,
-                ),
-            )
-            .outerjoin(
-                PayloadRecord,
-                and_(
-                    PayloadRecord.credential_id == CredentialRecord.id,
-                    PayloadRecord.version == column,
-                ),
-            )
-            .outerjoin(
-                WrapRecord,
-                and_(
-                    WrapRecord.credential_id == CredentialRecord.id,
-                    WrapRecord.version == column,
-                    WrapRecord.recipient == self._token.client_id,
-                ),
-            )
-            .where(CredentialRecord.name == lookup_name(name))
-        )
-        found = session.execute(query).first()
-        if found is None:
-            raise NotFound(f"no credential named {quoted(name)}")
-        head, version_row, payload, wrap = found
-        return head, version_row, payload, wrap
-
     def _audit_read(self, name: str, version: int, stage: str) -> None:
         # The first read of each version by this handle is audited, then again at most
         # once an hour: a bot polling its key through one handle would otherwise turn
@@ -293,17 +278,15 @@ class ClientVault:
         now = to_epoch(utc_now())
         if now - self._audited.get(key, -AUDIT_REFRESH_SECONDS) < AUDIT_REFRESH_SECONDS:
             return
-        with self._store.write() as session:
-            audit.append(
-                session,
-                self._vault_id,
-                actor=audit.client_actor(self._name),
-                action="read",
-                credential=name,
-                version=version,
-                detail=stage,
-                signer=self._signer(),
-            )
+        self._store.append_audit(
+            self._vault_id,
+            actor=client_actor(self._name),
+            action="read",
+            credential=name,
+            version=version,
+            detail=stage,
+            signer=self._signer(),
+        )
         with self._lock:
             self._audited[key] = now
 

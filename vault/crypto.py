@@ -32,9 +32,8 @@ import struct
 import unicodedata
 from dataclasses import dataclass
 
-from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -229,6 +228,9 @@ def derive_passphrase_kek(passphrase: str, salt: bytes, params: KdfParams) -> by
     :raises UnsupportedFormat: for parameters above the cap.
     """
     check_kdf_params(params)
+    # Imported here: a client process (a bot) never runs a KDF and need not load it.
+    from argon2.low_level import Type, hash_secret_raw
+
     return bytes(
         hash_secret_raw(
             secret=normalize_passphrase(passphrase),
@@ -269,6 +271,8 @@ def calibrate_kdf(
 
 def _time_one_pass(memory_kib: int, parallelism: int) -> float:
     import time
+
+    from argon2.low_level import Type, hash_secret_raw
 
     best = float("inf")
     for _ in range(2):  # the first run also pays for page faults; keep the faster
@@ -334,20 +338,15 @@ def derive_recovery_kek(recovery_key: bytes, salt: bytes) -> bytes:
 # Root identity, signatures, recipient wrapping
 # --------------------------------------------------------------------------------------
 
-_RAW = serialization.Encoding.Raw
-_RAW_PUB = serialization.PublicFormat.Raw
-_RAW_PRIV = serialization.PrivateFormat.Raw
-_NO_ENC = serialization.NoEncryption()
-
 
 def x25519_public_bytes(key: X25519PrivateKey) -> bytes:
     """Raw 32-byte public key of an X25519 private key."""
-    return key.public_key().public_bytes(_RAW, _RAW_PUB)
+    return key.public_key().public_bytes_raw()
 
 
 def x25519_private_bytes(key: X25519PrivateKey) -> bytes:
     """Raw 32-byte X25519 private key."""
-    return key.private_bytes(_RAW, _RAW_PRIV, _NO_ENC)
+    return key.private_bytes_raw()
 
 
 class RootIdentity:
@@ -382,9 +381,7 @@ class RootIdentity:
 
     def to_bytes(self) -> bytes:
         """The 64-byte serialization that keyslots encrypt."""
-        return x25519_private_bytes(self.decryption_key) + self.signing_key.private_bytes(
-            _RAW, _RAW_PRIV, _NO_ENC
-        )
+        return x25519_private_bytes(self.decryption_key) + self.signing_key.private_bytes_raw()
 
     @property
     def encryption_public(self) -> bytes:
@@ -530,4 +527,4 @@ def derive_client_keys(seed: bytes) -> tuple[X25519PrivateKey, Ed25519PrivateKey
 
 def ed25519_public_bytes(key: Ed25519PrivateKey) -> bytes:
     """Raw 32-byte public key of an Ed25519 private key."""
-    return key.public_key().public_bytes(_RAW, _RAW_PUB)
+    return key.public_key().public_bytes_raw()

@@ -133,6 +133,32 @@ def decode_utf8(data: bytes, what: str) -> str:
         raise InvalidInput(f"{what} is not valid UTF-8 text (at byte {exc.start + 1})") from None
 
 
+class StoreError(VaultError):
+    """The database failed (disk full, I/O error, lock held too long)."""
+
+
+def database_error(detail: str) -> VaultError:
+    """The error to raise for a database driver's one-line message ``detail``.
+
+    One reading of the drivers' words for the SQLAlchemy store and for the client's
+    direct SQLite path, so that a failure means the same whichever path met it.
+    ``detail`` must hold no SQL text or bound value (the caller cuts it to the driver's
+    first line).
+    """
+    if "Could not decode" in detail:
+        # A BLOB rewritten as TEXT; sqlite3's message would quote its bytes.
+        return IntegrityError("damaged vault: a column holds data of the wrong type")
+    # SQLite's words for a damaged file: the vault is damaged, not the database server
+    # unhappy, and the user should hear the same as for a bad signature.
+    if "malformed" in detail or "not a database" in detail:
+        return IntegrityError(f"damaged vault: {detail}")
+    if "permission denied" in detail:
+        return AccessDenied(f"the database refused: {detail} (is this a read-only database role?)")
+    if "duplicate key" in detail or "UNIQUE constraint" in detail:
+        return Conflict("another writer changed the same record at the same moment; try again")
+    return StoreError(f"database error: {detail}")
+
+
 __all__ = [
     "QUOTE_LIMIT",
     "AccessDenied",
@@ -143,11 +169,13 @@ __all__ = [
     "InvalidInput",
     "InvalidToken",
     "NotFound",
+    "StoreError",
     "TokenExpired",
     "UnsupportedFormat",
     "VaultError",
     "VaultUnavailable",
     "check_utf8",
+    "database_error",
     "decode_utf8",
     "printable",
     "quoted",

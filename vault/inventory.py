@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from vault import audit, crypto, keyslots, location, records
 from vault.access import ClientInfo
 from vault.crypto import KdfParams
-from vault.errors import IntegrityError, NotFound, UnsupportedFormat, quoted
+from vault.errors import IntegrityError, NotFound, quoted
 from vault.model import CredentialInfo, VersionInfo, from_epoch, lookup_name, split_list
 from vault.store import (
     ClientRecord,
@@ -59,16 +59,7 @@ def load_header(session: Session) -> HeaderRecord:
     :raises IntegrityError: when it is missing or damaged.
     :raises UnsupportedFormat: for another format version.
     """
-    header = session.get(HeaderRecord, 1)
-    if header is None:
-        raise IntegrityError("damaged vault: the header is missing")
-    if header.format_version != crypto.FORMAT_VERSION:
-        raise UnsupportedFormat(
-            f"vault format version {header.format_version} is not supported by this exvault "
-            f"(it reads version {crypto.FORMAT_VERSION})"
-        )
-    records.verify_header(header)
-    return header
+    return records.check_header(session.get(HeaderRecord, 1))
 
 
 def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRecord]:

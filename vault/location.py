@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING
 
 from vault.errors import InvalidInput, check_utf8, printable
-from vault.store import parse_url, sqlite_url
+
+if TYPE_CHECKING:
+    # SQLAlchemy loads only for a URL: a bot reading a vault file never imports it.
+    from sqlalchemy.engine import URL
 
 ENV_PATH = "EXVAULT_PATH"
 ENV_URL = "EXVAULT_URL"
@@ -34,22 +36,25 @@ def default_vault_path() -> Path:
     return default_data_dir() / "vault.db"
 
 
-def resolve(location: str | os.PathLike[str] | None = None) -> URL:
-    """The database URL of a vault.
+def _chosen(location: str | os.PathLike[str] | None) -> str | None:
+    # The location given, else the environment's; None for the default file.
+    if location is not None:
+        return os.fspath(location)
+    return os.environ.get(ENV_URL) or os.environ.get(ENV_PATH) or None
 
-    ``location`` is a file path or a URL (anything with ``://``). Without one:
-    ``$EXVAULT_URL``, then ``$EXVAULT_PATH``, then the default file.
 
-    :raises InvalidInput: for a malformed URL, a path that is not UTF-8 text (SQLite
-        and every message take text), or ``~user`` of no such user.
+def file_path(location: str | os.PathLike[str] | None = None) -> Path | None:
+    """The SQLite vault file ``location`` names (see :func:`resolve`), or None when it
+    is a database URL.
+
+    :raises InvalidInput: for a path that is not UTF-8 text (SQLite and every message
+        take text), or ``~user`` of no such user.
     """
-    if location is None:
-        location = os.environ.get(ENV_URL) or os.environ.get(ENV_PATH) or None
-    if location is None:
-        return sqlite_url(default_vault_path())
-    text = os.fspath(location)
+    text = _chosen(location)
+    if text is None:
+        return default_vault_path()
     if "://" in text:
-        return parse_url(text)
+        return None
     check_utf8(text, f"the vault path {printable(text)}")
     try:
         path = Path(text).expanduser()
@@ -59,4 +64,21 @@ def resolve(location: str | os.PathLike[str] | None = None) -> URL:
             f"cannot find the home directory of {printable(user)} in the vault path "
             f"{printable(text)}"
         ) from None
-    return sqlite_url(path.absolute())
+    return path.absolute()
+
+
+def resolve(location: str | os.PathLike[str] | None = None) -> URL:
+    """The database URL of a vault.
+
+    ``location`` is a file path or a URL (anything with ``://``). Without one:
+    ``$EXVAULT_URL``, then ``$EXVAULT_PATH``, then the default file.
+
+    :raises InvalidInput: for a malformed URL, a path that is not UTF-8 text, or
+        ``~user`` of no such user.
+    """
+    from vault.store import parse_url, sqlite_url
+
+    path = file_path(location)
+    if path is not None:
+        return sqlite_url(path)
+    return parse_url(_chosen(location) or "")

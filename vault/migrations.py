@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Connection
+from vault.errors import UnsupportedFormat
+
+if TYPE_CHECKING:
+    # Only for annotations: readers check the schema version without SQLAlchemy.
+    from sqlalchemy.engine import Connection
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,33 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+SCHEMA_VERSION = MIGRATIONS[-1].to_version
+"""Version of the SQL schema this exvault writes; separate from the cryptographic
+format version."""
+
+
 def pending(version: int) -> list[Migration]:
     """The migrations a schema at ``version`` still needs, in order."""
     return [m for m in MIGRATIONS if m.to_version > version]
 
 
-__all__ = ["MIGRATIONS", "Migration", "pending"]
+def check_schema_version(version: int | None, *, owner: bool) -> None:
+    """Refuse a schema this exvault cannot use: a newer one, or, unless the ``owner``
+    opens it (to unlock, then upgrade), an older one that a pending migration makes
+    unreadable as it is.
+
+    :raises UnsupportedFormat: with what to do about it.
+    """
+    if version is None or version > SCHEMA_VERSION:
+        raise UnsupportedFormat(
+            f"the vault's schema version {version} is newer than this exvault supports "
+            f"({SCHEMA_VERSION}); upgrade exvault"
+        )
+    if not owner and not all(m.readers_compatible for m in pending(version)):
+        raise UnsupportedFormat(
+            f"the vault's schema (version {version}) needs an upgrade this reader cannot "
+            "do: run any exvault command that asks for the passphrase, once, as the owner"
+        )
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "check_schema_version", "pending"]

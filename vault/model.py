@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -10,7 +11,6 @@ from datetime import date, datetime, timezone
 
 from vault import crypto
 from vault.errors import IntegrityError, InvalidInput, check_utf8, quoted
-from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STAGES = ("current", "pending", "previous")
@@ -177,8 +177,13 @@ class CredentialInfo:
         return (today - self.metadata.issued_on).days
 
 
-# ccxt's names for fields (apiKey, password, ...), accepted in imported JSON besides ours.
-_JSON_ALIASES = {theirs: ours for ours, theirs in CCXT_CREDENTIAL_NAMES.items() if theirs != ours}
+@functools.cache
+def _json_aliases() -> dict[str, str]:
+    # ccxt's names for fields (apiKey, password, ...), accepted in imported JSON besides
+    # ours. Looked up on first use: a bot's process never imports the exchange profiles.
+    from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
+
+    return {theirs: ours for ours, theirs in CCXT_CREDENTIAL_NAMES.items() if theirs != ours}
 
 
 def parse_payload_json(text: str) -> dict[str, str]:
@@ -201,7 +206,7 @@ def parse_payload_json(text: str) -> dict[str, str]:
         raise InvalidInput('the JSON must be an object like {"api_key": "...", "secret": "..."}')
     out: dict[str, str] = {}
     for key, item in value.items():
-        name: str = _JSON_ALIASES.get(str(key), str(key))
+        name: str = _json_aliases().get(str(key), str(key))
         if not isinstance(item, str):
             raise InvalidInput(f"field {quoted(key)} in the JSON must be a string")
         check_field_text(key, item, " in the JSON")

@@ -12,12 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault import crypto
 from vault.crypto import RootIdentity, WrappedKey
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, UnsupportedFormat
 from vault.model import (
     CredentialMetadata,
     decode_payload,
@@ -25,17 +26,24 @@ from vault.model import (
     join_list,
     split_list,
 )
-from vault.store import (
-    ClientRecord,
-    CredentialRecord,
-    GrantRecord,
-    HeaderRecord,
-    PayloadRecord,
-    VersionRecord,
-    WrapRecord,
-)
+
+if TYPE_CHECKING:
+    # Annotations only: a client's direct read path checks plain rows (vault.rows)
+    # without importing SQLAlchemy; the writers below import the records they build.
+    from vault.rows import Client, Head, Header, HeaderRow, Payload, Version, Wrap
+    from vault.store import (
+        ClientRecord,
+        CredentialRecord,
+        GrantRecord,
+        HeaderRecord,
+        PayloadRecord,
+        VersionRecord,
+        WrapRecord,
+    )
 
 ROOT_RECIPIENT = "root"
+
+_H = TypeVar("_H", "HeaderRecord", "HeaderRow")
 
 
 def new_record_id() -> str:
@@ -49,7 +57,7 @@ def new_record_id() -> str:
 # --------------------------------------------------------------------------------------
 
 
-def header_message(header: HeaderRecord) -> bytes:
+def header_message(header: Header) -> bytes:
     """What the header's self-signature covers."""
     return crypto.signed_message(
         "vault_header",
@@ -61,7 +69,24 @@ def header_message(header: HeaderRecord) -> bytes:
     )
 
 
-def verify_header(header: HeaderRecord) -> None:
+def check_header(header: _H | None) -> _H:
+    """``header`` after checking it is there, of this format version and self-signed.
+
+    :raises IntegrityError: when it is missing or damaged.
+    :raises UnsupportedFormat: for another format version.
+    """
+    if header is None:
+        raise IntegrityError("damaged vault: the header is missing")
+    if header.format_version != crypto.FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"vault format version {header.format_version} is not supported by this exvault "
+            f"(it reads version {crypto.FORMAT_VERSION})"
+        )
+    verify_header(header)
+    return header
+
+
+def verify_header(header: Header) -> None:
     """Check the header's self-signature (detects damage, not a wholesale replacement).
 
     :raises IntegrityError: when it does not verify.
@@ -74,7 +99,7 @@ def verify_header(header: HeaderRecord) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def metadata_of(row: VersionRecord) -> CredentialMetadata:
+def metadata_of(row: Version) -> CredentialMetadata:
     """The metadata stored in a version row.
 
     :raises IntegrityError: when a date column is not a date (the row was edited).
@@ -152,7 +177,7 @@ def payload_digest(nonce: bytes, ciphertext: bytes) -> bytes:
     return crypto.digest(b"exvault-payload", nonce, ciphertext)
 
 
-def version_message(vault_id: bytes, row: VersionRecord) -> bytes:
+def version_message(vault_id: bytes, row: Version) -> bytes:
     """What a version's signature covers: its identity, metadata digest and payload digest."""
     return crypto.signed_message(
         "credential_version",
@@ -166,7 +191,7 @@ def version_message(vault_id: bytes, row: VersionRecord) -> bytes:
     )
 
 
-def verify_version(verify_public: bytes, vault_id: bytes, row: VersionRecord) -> None:
+def verify_version(verify_public: bytes, vault_id: bytes, row: Version) -> None:
     """Check a version's signature.
 
     :raises IntegrityError: when the row was forged or edited.
@@ -194,6 +219,8 @@ def seal_version(
     created_at: int,
 ) -> SealedVersion:
     """Encrypt ``payload`` under a fresh DEK and sign the new version row."""
+    from vault.store import PayloadRecord, VersionRecord
+
     meta_digest = metadata.digest()
     dek = crypto.random_key()
     nonce, ciphertext = crypto.seal(
@@ -233,6 +260,8 @@ def wrap_dek(
     recipient_public: bytes,
 ) -> WrapRecord:
     """Wrap a version's DEK for one recipient (the root key or a client)."""
+    from vault.store import WrapRecord
+
     meta_digest = metadata_of(row).digest()
     wrapped = crypto.wrap_for_recipient(
         dek,
@@ -250,8 +279,8 @@ def wrap_dek(
 
 def unwrap_dek(
     vault_id: bytes,
-    row: VersionRecord,
-    wrap: WrapRecord,
+    row: Version,
+    wrap: Wrap,
     recipient_private: X25519PrivateKey,
 ) -> bytes:
     """Recover a version's DEK from a wrap made for ``recipient_private``.
@@ -269,9 +298,7 @@ def unwrap_dek(
     )
 
 
-def open_payload(
-    vault_id: bytes, row: VersionRecord, payload: PayloadRecord, dek: bytes
-) -> dict[str, str]:
+def open_payload(vault_id: bytes, row: Version, payload: Payload, dek: bytes) -> dict[str, str]:
     """Decrypt a version's payload with its DEK; the caller verified ``row`` already.
 
     :raises IntegrityError: when the ciphertext is not the one the signature covers,
@@ -297,7 +324,7 @@ def open_payload(
 # --------------------------------------------------------------------------------------
 
 
-def head_message(vault_id: bytes, head: CredentialRecord) -> bytes:
+def head_message(vault_id: bytes, head: Head) -> bytes:
     """What a credential head's signature covers: name, stage labels, policy, exposure."""
     return crypto.signed_message(
         "credential",
@@ -322,7 +349,7 @@ def sign_head(identity: RootIdentity, vault_id: bytes, head: CredentialRecord) -
     head.signature = identity.sign(head_message(vault_id, head))
 
 
-def verify_head(verify_public: bytes, vault_id: bytes, head: CredentialRecord) -> None:
+def verify_head(verify_public: bytes, vault_id: bytes, head: Head) -> None:
     """Check a head's signature.
 
     :raises IntegrityError: when the row was forged or edited.
@@ -330,7 +357,7 @@ def verify_head(verify_public: bytes, vault_id: bytes, head: CredentialRecord) -
     crypto.verify_signature(verify_public, head_message(vault_id, head), head.signature)
 
 
-def stage_of(head: CredentialRecord, version: int) -> tuple[str, ...]:
+def stage_of(head: Head, version: int) -> tuple[str, ...]:
     """The stage labels a head gives ``version``."""
     labels = []
     if head.current_version == version:
@@ -342,7 +369,7 @@ def stage_of(head: CredentialRecord, version: int) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def check_metadata(row: VersionRecord, head: CredentialRecord) -> CredentialMetadata:
+def check_metadata(row: Version, head: Head) -> CredentialMetadata:
     """The metadata of a version, after checking it belongs to ``head``'s credential.
 
     :raises IntegrityError: when the row names another credential.
@@ -358,7 +385,7 @@ def check_metadata(row: VersionRecord, head: CredentialRecord) -> CredentialMeta
 # --------------------------------------------------------------------------------------
 
 
-def client_message(vault_id: bytes, client: ClientRecord) -> bytes:
+def client_message(vault_id: bytes, client: Client) -> bytes:
     """What a client record's signature covers: keys, expiry, scope, revocation."""
     return crypto.signed_message(
         "client",
@@ -379,7 +406,7 @@ def sign_client(identity: RootIdentity, vault_id: bytes, client: ClientRecord) -
     client.signature = identity.sign(client_message(vault_id, client))
 
 
-def verify_client(verify_public: bytes, vault_id: bytes, client: ClientRecord) -> None:
+def verify_client(verify_public: bytes, vault_id: bytes, client: Client) -> None:
     """Check a client record's signature.
 
     :raises IntegrityError: when the row was forged or edited.
@@ -410,6 +437,7 @@ def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> N
 __all__ = [
     "ROOT_RECIPIENT",
     "SealedVersion",
+    "check_header",
     "check_metadata",
     "client_message",
     "grant_message",

@@ -41,30 +41,23 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from vault import sqlite_file
 from vault.errors import (
-    AccessDenied,
     AlreadyExists,
-    Conflict,
-    IntegrityError,
     InvalidInput,
-    UnsupportedFormat,
-    VaultError,
     VaultUnavailable,
     check_utf8,
+    database_error,
     printable,
     quoted,
 )
+from vault.errors import (
+    StoreError as StoreError,  # re-exported: the store's own failure
+)
+from vault.migrations import SCHEMA_VERSION, check_schema_version, pending
+from vault.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 
-SCHEMA_VERSION = 2
-"""Version of the SQL schema; separate from the cryptographic format version.
-Older schemas are brought up to date by :mod:`vault.migrations`."""
-
-BUSY_TIMEOUT_MS = 30_000
 WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of write transactions
-
-
-class StoreError(VaultError):
-    """The database failed (disk full, I/O error, lock held too long)."""
 
 
 class Base(DeclarativeBase):
@@ -322,51 +315,8 @@ def parse_url(url: URL | str) -> URL:
         raise _malformed_url(url) from None
 
 
-def create_sqlite_file(path: Path) -> None:
-    """Create an empty vault file 0600 in a 0700 directory, before SQLite touches it.
-
-    Creating the file ourselves (``O_CREAT | O_EXCL``, mode 0600) closes the window in
-    which SQLite would create it with the umask's mode; SQLite then gives the ``-wal``
-    and ``-shm`` files the same mode as the database file.
-
-    :raises AlreadyExists: when the file exists.
-    """
-    directory = path.parent
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        raise AlreadyExists(
-            f"a file exists at {printable(path)}; refusing to overwrite it"
-        ) from None
-    os.fchmod(fd, 0o600)
-    os.close(fd)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's, or a directory's entries', data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control away from the sqlite3 module so that BEGIN (and
-    # BEGIN IMMEDIATE for writes) is ours to emit; see the "begin" listener.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
-        cursor.execute("PRAGMA secure_delete = ON")
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
+    sqlite_file.configure(dbapi_connection)
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
@@ -496,50 +446,24 @@ class Store:
         """
         url = parse_url(url)
         path = sqlite_path(url)
-        try:
-            present = path is None or path.is_file()
-        except OSError as exc:  # e.g. a directory this user may not enter
-            raise AccessDenied(f"cannot access {printable(path)}: {exc.strerror}") from None
-        if not present:
-            raise VaultUnavailable(f"no vault at {printable(path)}; create one with: exvault init")
+        if path is not None:
+            sqlite_file.check_present(path)
         store = cls(make_engine(url))
         try:
             with store.engine.connect() as conn:
                 if "exvault_schema" not in _table_names(conn):
                     raise VaultUnavailable(f"no vault at {printable(describe_location(url))}")
                 version = conn.execute(select(SchemaInfo.schema_version)).scalar()
+            check_schema_version(version, owner=owner)
         except DatabaseError as exc:
             store.dispose()
             detail = describe_database_error(exc)
             if path is None:
                 raise VaultUnavailable(f"cannot reach the database: {detail}") from None
-            if any(w in detail for w in ("readonly", "unable to open", "permission")):
-                # WAL mode needs write access to the file, its -wal and -shm, and the
-                # directory, even to read.
-                raise AccessDenied(
-                    f"cannot open {printable(path)}: {detail} (exvault needs read and write access "
-                    "to the vault file, its -wal and -shm files and its directory)"
-                ) from None
-            raise IntegrityError(
-                "damaged vault: the file is not a readable exvault database"
-            ) from None
+            raise sqlite_file.open_failure(path, detail) from None
         except BaseException:
             store.dispose()
             raise
-        if version is None or version > SCHEMA_VERSION:
-            store.dispose()
-            raise UnsupportedFormat(
-                f"the vault's schema version {version} is newer than this exvault supports "
-                f"({SCHEMA_VERSION}); upgrade exvault"
-            )
-        from vault.migrations import pending
-
-        if not owner and not all(m.readers_compatible for m in pending(version)):
-            store.dispose()
-            raise UnsupportedFormat(
-                f"the vault's schema (version {version}) needs an upgrade this reader cannot "
-                "do: run any exvault command that asks for the passphrase, once, as the owner"
-            )
         return store
 
     def upgrade(self) -> int:
@@ -548,8 +472,6 @@ class Store:
         Called by the owner's unlock, after the passphrase has been checked. Costs one
         read when the schema is current.
         """
-        from vault.migrations import pending
-
         with self.read() as session:
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
         if current >= SCHEMA_VERSION:
@@ -632,25 +554,7 @@ class Store:
         try:
             yield
         except SQLAlchemyError as exc:
-            detail = describe_database_error(exc)
-            if "Could not decode" in detail:
-                # A BLOB rewritten as TEXT; sqlite3's message would quote its bytes.
-                raise IntegrityError(
-                    "damaged vault: a column holds data of the wrong type"
-                ) from None
-            # SQLite's words for a damaged file: the vault is damaged, not the database
-            # server unhappy, and the user should hear the same as for a bad signature.
-            if "malformed" in detail or "not a database" in detail:
-                raise IntegrityError(f"damaged vault: {detail}") from None
-            if "permission denied" in detail:
-                raise AccessDenied(
-                    f"the database refused: {detail} (is this a read-only database role?)"
-                ) from None
-            if "duplicate key" in detail or "UNIQUE constraint" in detail:
-                raise Conflict(
-                    "another writer changed the same record at the same moment; try again"
-                ) from None
-            raise StoreError(f"database error: {detail}") from None
+            raise database_error(describe_database_error(exc)) from None
 
 
 def _table_names(conn: Connection) -> set[str]:

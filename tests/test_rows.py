@@ -1,0 +1,26 @@
+"""The plain rows of the client's direct path carry exactly the tables' columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from vault.rows import TABLES
+from vault.store import Base
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_row_columns_are_the_tables_columns_in_order(table: str) -> None:
+    # The direct path selects these names and builds rows positionally: a column added
+    # to a table but not here (or reordered) would shift every value after it.
+    assert TABLES[table]._fields == tuple(Base.metadata.tables[table].columns.keys())  # type: ignore[attr-defined]
+
+
+def test_every_table_a_client_reads_has_a_row() -> None:
+    assert set(TABLES) == {
+        "vault_header",
+        "credentials",
+        "credential_versions",
+        "payloads",
+        "dek_wraps",
+        "clients",
+    }
