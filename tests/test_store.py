@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
 from vault.admin import AdminVault
@@ -20,7 +21,14 @@ from vault.errors import (
     UnsupportedFormat,
     VaultUnavailable,
 )
-from vault.store import SCHEMA_VERSION, Store, hide_password, make_engine, sqlite_url
+from vault.store import (
+    SCHEMA_VERSION,
+    Store,
+    describe_location,
+    hide_password,
+    make_engine,
+    sqlite_url,
+)
 
 
 def mode(path: Path) -> int:
@@ -129,6 +137,22 @@ def test_url_of_no_installed_driver() -> None:
 )
 def test_hide_password(text: str, shown: str) -> None:
     assert hide_password(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql+psycopg://bob:pw@db/v", "postgresql+psycopg://bob:***@db/v"),
+        (
+            "postgresql+psycopg://bob@db/v?password=pw&sslmode=off",
+            "postgresql+psycopg://bob@db/v?***",
+        ),
+        ("postgresql+psycopg://db/v", "postgresql+psycopg://db/v"),
+        ("sqlite:////srv/vault.db", "/srv/vault.db"),
+    ],
+)
+def test_describe_location_hides_passwords(text: str, shown: str) -> None:
+    assert describe_location(make_url(text)) == shown
 
 
 def test_open_garbage_file(tmp_path: Path) -> None:

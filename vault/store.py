@@ -280,10 +280,12 @@ def hide_password(text: str) -> str:
 
 def describe_location(url: URL) -> str:
     """A vault location as exvault shows it: the file path, or the URL without its
-    password. Raw: a message escapes it with :func:`~vault.errors.printable`."""
+    password and with any query as ``***`` (libpq takes ``?password=`` too). Raw: a
+    message escapes it with :func:`~vault.errors.printable`."""
     if url.get_backend_name() == "sqlite" and url.database:
         return url.database
-    return url.render_as_string(hide_password=True)
+    shown = url.render_as_string(hide_password=True)
+    return shown.partition("?")[0] + "?***" if url.query else shown
 
 
 def _shown_url(text: str) -> str:
