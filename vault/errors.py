@@ -25,8 +25,13 @@ def quoted(value: object) -> str:
     text = value if isinstance(value, str) else repr(value)
     if len(text) <= QUOTE_LIMIT and text.isprintable():
         return f'"{text}"'
-    head = "".join(c if c.isprintable() else "?" for c in text[:6])
-    return f'"{head}..." ({len(text)} characters)'
+    return f'"{printable(text[:6])}..." ({len(text)} characters)'
+
+
+def printable(text: str) -> str:
+    """``text`` with each character a terminal would not print as such (an escape, a
+    newline) shown as ``?``: for names read from a database someone may have edited."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 class VaultError(Exception):
@@ -98,5 +103,6 @@ __all__ = [
     "UnsupportedFormat",
     "VaultError",
     "VaultUnavailable",
+    "printable",
     "quoted",
 ]

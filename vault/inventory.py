@@ -61,6 +61,7 @@ def load_header(session: Session) -> HeaderRecord:
     header = session.get(HeaderRecord, 1)
     if header is None:
         raise IntegrityError("damaged vault: the header is missing")
+    records.check_types(header, HeaderRecord)
     if header.format_version != crypto.FORMAT_VERSION:
         raise UnsupportedFormat(
             f"vault format version {header.format_version} is not supported by this exvault "

@@ -2,14 +2,15 @@
 
 The composition of :mod:`vault.crypto` with the rows of :mod:`vault.store`: each
 function gives the primitives their fixed context (associated data, signed message)
-as ``docs/format.md`` specifies. Nothing here does I/O.
+as ``docs/format.md`` specifies, after checking that each row read from the store
+holds the value types its schema declares. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault import crypto
 from vault.crypto import RootIdentity, WrappedKey
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, quoted
 from vault.model import (
     CredentialMetadata,
     decode_payload,
@@ -26,6 +27,7 @@ from vault.model import (
     split_list,
 )
 from vault.store import (
+    Base,
     ClientRecord,
     CredentialRecord,
     GrantRecord,
@@ -42,6 +44,93 @@ def new_record_id() -> str:
     """A random 128-bit record id (32 hex digits). Random, not sequential: ids are never
     reused, so a row from a deleted credential can never pass for one of a new one."""
     return os.urandom(16).hex()
+
+
+# --------------------------------------------------------------------------------------
+# Rows read from the store: value types, signatures
+# --------------------------------------------------------------------------------------
+
+# The Python type each column holds and whether it may be None, from the schema: the
+# one description of every stored row, whoever reads it (an ORM object or any object
+# with the same attributes).
+_COLUMNS: dict[type[Base], tuple[tuple[str, type, bool], ...]] = {
+    mapper.class_: tuple(
+        (c.key, c.type.python_type, bool(c.nullable)) for c in mapper.class_.__table__.columns
+    )
+    for mapper in Base.registry.mappers
+}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a real number",
+    str: "text",
+    bytes: "a blob",
+    type(None): "NULL",
+}
+
+
+def type_damage(
+    row: object, record: type[Base], columns: Collection[str] | None = None
+) -> str | None:
+    """What is wrong with the types of ``row``'s columns, or None when nothing is.
+
+    SQLite stores any value in any column (a REAL or TEXT in an INTEGER column, TEXT in
+    a BLOB column, NULL once the NOT NULL constraint is edited away), and signed
+    messages and the primitives take only the types the schema declares, so every
+    reader checks a row read from the store before it uses it. ``row`` is a
+    ``record`` or any object with its column attributes: all of them, or ``columns``
+    and the primary key.
+    """
+    for name, expected, nullable in _COLUMNS[record]:
+        if columns is not None and name not in columns:
+            continue
+        value = getattr(row, name)
+        # Exact types: a bool is an int to isinstance, yet no column ever holds one.
+        if type(value) is expected or (value is None and nullable):
+            continue
+        table = record.__tablename__
+        return (
+            f"{table}.{name} holds {_type_name(type(value))} where {_type_name(expected)} "
+            f"is expected (row {_row_key(row, record)})"
+        )
+    return None
+
+
+def check_types(row: object, record: type[Base], columns: Collection[str] | None = None) -> None:
+    """Refuse a row any of whose columns holds a value of another type than the schema's
+    (see :func:`type_damage`).
+
+    :raises IntegrityError: naming the table, the column and the row.
+    """
+    damage = type_damage(row, record, columns)
+    if damage is not None:
+        raise IntegrityError(f"damaged vault: {damage}")
+
+
+def _type_name(kind: type) -> str:
+    return _TYPE_NAMES.get(kind, kind.__name__)
+
+
+def _row_key(row: object, record: type[Base]) -> str:
+    # Primary keys are ids, numbers and names, never secrets; quoted() cuts the rest.
+    values = ((c.key, getattr(row, c.key)) for c in record.__table__.primary_key)
+    return ", ".join(
+        f"{name} {value}" if type(value) is int else f"{name} {quoted(value)}"
+        for name, value in values
+    )
+
+
+def _verify(
+    verify_public: bytes, message: bytes, signature: bytes, verified: set[bytes] | None
+) -> None:
+    if verified is None:
+        crypto.verify_signature(verify_public, message, signature)
+        return
+    # A row whose exact signed bytes and signature were verified before needs no second
+    # Ed25519 verification; anything changed in it misses the cache.
+    key = crypto.digest(verify_public, message, signature)
+    if key not in verified:
+        crypto.verify_signature(verify_public, message, signature)
+        verified.add(key)
 
 
 # --------------------------------------------------------------------------------------
@@ -64,9 +153,10 @@ def header_message(header: HeaderRecord) -> bytes:
 def verify_header(header: HeaderRecord) -> None:
     """Check the header's self-signature (detects damage, not a wholesale replacement).
 
-    :raises IntegrityError: when it does not verify.
+    :raises IntegrityError: when it does not verify, or a column holds another type.
     """
-    crypto.verify_signature(header.verify_public, header_message(header), header.signature)
+    check_types(header, HeaderRecord)
+    _verify(header.verify_public, header_message(header), header.signature, None)
 
 
 # --------------------------------------------------------------------------------------
@@ -166,12 +256,19 @@ def version_message(vault_id: bytes, row: VersionRecord) -> bytes:
     )
 
 
-def verify_version(verify_public: bytes, vault_id: bytes, row: VersionRecord) -> None:
-    """Check a version's signature.
+def verify_version(
+    verify_public: bytes,
+    vault_id: bytes,
+    row: VersionRecord,
+    *,
+    verified: set[bytes] | None = None,
+) -> None:
+    """Check a version's signature (once per ``verified`` cache, when one is given).
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, version_message(vault_id, row), row.signature)
+    check_types(row, VersionRecord)
+    _verify(verify_public, version_message(vault_id, row), row.signature, verified)
 
 
 @dataclass
@@ -258,6 +355,7 @@ def unwrap_dek(
 
     :raises IntegrityError: when the wrap is not for this key, or row or wrap was altered.
     """
+    check_types(wrap, WrapRecord)
     if wrap.credential_id != row.credential_id or wrap.version != row.version:
         raise IntegrityError()
     return crypto.unwrap_from_recipient(
@@ -277,6 +375,7 @@ def open_payload(
     :raises IntegrityError: when the ciphertext is not the one the signature covers,
         or fails authentication.
     """
+    check_types(payload, PayloadRecord)
     if payload.credential_id != row.credential_id or payload.version != row.version:
         raise IntegrityError()
     if not crypto.constant_time_equal(
@@ -322,12 +421,19 @@ def sign_head(identity: RootIdentity, vault_id: bytes, head: CredentialRecord) -
     head.signature = identity.sign(head_message(vault_id, head))
 
 
-def verify_head(verify_public: bytes, vault_id: bytes, head: CredentialRecord) -> None:
-    """Check a head's signature.
+def verify_head(
+    verify_public: bytes,
+    vault_id: bytes,
+    head: CredentialRecord,
+    *,
+    verified: set[bytes] | None = None,
+) -> None:
+    """Check a head's signature (once per ``verified`` cache, when one is given).
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, head_message(vault_id, head), head.signature)
+    check_types(head, CredentialRecord)
+    _verify(verify_public, head_message(vault_id, head), head.signature, verified)
 
 
 def stage_of(head: CredentialRecord, version: int) -> tuple[str, ...]:
@@ -384,7 +490,8 @@ def verify_client(verify_public: bytes, vault_id: bytes, client: ClientRecord) -
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, client_message(vault_id, client), client.signature)
+    check_types(client, ClientRecord)
+    _verify(verify_public, client_message(vault_id, client), client.signature, None)
 
 
 def grant_message(vault_id: bytes, grant: GrantRecord) -> bytes:
@@ -404,13 +511,15 @@ def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> N
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, grant_message(vault_id, grant), grant.signature)
+    check_types(grant, GrantRecord)
+    _verify(verify_public, grant_message(vault_id, grant), grant.signature, None)
 
 
 __all__ = [
     "ROOT_RECIPIENT",
     "SealedVersion",
     "check_metadata",
+    "check_types",
     "client_message",
     "grant_message",
     "head_message",
@@ -423,6 +532,7 @@ __all__ = [
     "sign_grant",
     "sign_head",
     "stage_of",
+    "type_damage",
     "unwrap_dek",
     "verify_client",
     "verify_grant",
