@@ -22,8 +22,8 @@ from .options import (
 @passphrase_file_option
 @json_option
 def verify(vault_location: str | None, passphrase_file: str | None, as_json: bool) -> None:
-    """Authenticate everything: every ciphertext, wrap, signature, the audit chain and
-    the database itself. Reports each problem by credential; exits 3 if any."""
+    """Authenticate everything: every ciphertext, wrap, signature, the audit chain, the
+    database itself and its schema. Reports each problem by credential; exits 3 if any."""
     from vault.verification import verify as run_verify
 
     with open_admin(vault_location, passphrase_file) as admin:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -161,6 +162,25 @@ def sql(location: str | Path, statement: str, *params: object) -> list[tuple[obj
     counter = iter(range(len(params)))
     named = re.sub(r"\?", lambda _m: f":p{next(counter)}", statement)
     return db_exec(location, named, **{f"p{i}": v for i, v in enumerate(params)})
+
+
+def rewrite_schema(path: Path, table: str, old: str, new: str) -> None:
+    """Edit a SQLite table's CREATE statement in place (``PRAGMA writable_schema``), as
+    anyone with the file can; bump the schema cookie so that connections re-read it."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute("BEGIN")
+        db.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = ?",
+            (old, new, table),
+        )
+        (cookie,) = db.execute("PRAGMA schema_version").fetchone()
+        db.execute(f"PRAGMA schema_version = {cookie + 1}")
+        db.execute("COMMIT")
+        db.execute("PRAGMA writable_schema = OFF")
+    finally:
+        db.close()
 
 
 def forge_version(location: str | Path, recipient: str, recipient_public: bytes) -> None:

@@ -27,6 +27,17 @@ INSTALL_HINT = (
 SUPERUSER = "exvault"
 
 
+# The grants docs/deploy.md gives the role of bot hosts.
+READER_GRANTS = [
+    'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"',
+    'GRANT INSERT ON audit_log TO "{role}"',
+    # The wrapped root key is none of a bot host's business: only the KDF columns.
+    'REVOKE SELECT ON keyslots FROM "{role}"',
+    "GRANT SELECT (id, kind, kdf_time_cost, kdf_memory_kib, kdf_parallelism) "
+    'ON keyslots TO "{role}"',
+]
+
+
 def find_bindir() -> Path | None:
     """The directory holding initdb and pg_ctl, if PostgreSQL is installed."""
     override = os.environ.get("EXVAULT_PG_BINDIR")

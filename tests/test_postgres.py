@@ -16,6 +16,7 @@ from sqlalchemy.exc import ProgrammingError
 import vault
 from tests import postgres
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, db_exec
+from tests.postgres import READER_GRANTS
 from vault import rotation
 from vault.admin import AdminVault
 from vault.checks import check
@@ -23,16 +24,6 @@ from vault.errors import AccessDenied, Conflict, VaultError
 from vault.inventory import Inventory
 from vault.model import utc_now
 from vault.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
-
-# The grants docs/deploy.md gives the role of bot hosts.
-READER_GRANTS = [
-    'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"',
-    'GRANT INSERT ON audit_log TO "{role}"',
-    # The wrapped root key is none of a bot host's business: only the KDF columns.
-    'REVOKE SELECT ON keyslots FROM "{role}"',
-    "GRANT SELECT (id, kind, kdf_time_cost, kdf_memory_kib, kdf_parallelism) "
-    'ON keyslots TO "{role}"',
-]
 
 
 @pytest.fixture

@@ -24,3 +24,15 @@ def test_every_table_a_client_reads_has_a_row() -> None:
         "dek_wraps",
         "clients",
     }
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_row_types_are_the_schemas(table: str) -> None:
+    # A client checks the value types of what it reads against these annotations
+    # (vault.records.type_damage): they must say what the schema says.
+    from vault.records import _column_types
+
+    declared = tuple(
+        (c.key, c.type.python_type, bool(c.nullable)) for c in Base.metadata.tables[table].columns
+    )
+    assert _column_types(table) == declared

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
@@ -23,10 +24,14 @@ from vault.errors import (
 )
 from vault.store import (
     SCHEMA_VERSION,
+    Base,
     Store,
+    declared_schema,
     describe_location,
     hide_password,
+    live_schema,
     make_engine,
+    schema_differences,
     sqlite_url,
 )
 
@@ -174,6 +179,26 @@ def test_open_newer_schema_refused(admin: AdminVault, vault_path: Path) -> None:
         db.execute("UPDATE exvault_schema SET schema_version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(UnsupportedFormat, match="newer"):
         Store.open(sqlite_url(vault_path))
+
+
+def test_open_schema_version_of_another_type_refused(admin: AdminVault, vault_path: Path) -> None:
+    with sqlite3.connect(vault_path) as db:
+        db.execute("UPDATE exvault_schema SET schema_version = 'two'")
+    with pytest.raises(IntegrityError, match="schema_version is not an integer"):
+        Store.open(sqlite_url(vault_path))
+
+
+def test_declared_schema_is_what_create_all_makes() -> None:
+    """The expectation verify compares with is the schema exvault creates, read back
+    the way a live vault's is (here: a new in-memory SQLite database)."""
+    engine = create_engine("sqlite://")
+    try:
+        Base.metadata.create_all(engine)
+        with engine.connect() as conn:
+            assert live_schema(conn) == declared_schema(conn.dialect)
+            assert schema_differences(conn) == []
+    finally:
+        engine.dispose()
 
 
 def _disk_bytes(vault_path: Path) -> bytes:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSPHRASE, forge_version
+from tests.conftest import PASSPHRASE, forge_version, rewrite_schema
 from vault import crypto, records
 from vault.admin import AdminVault
+from vault.client import ClientVault
 from vault.errors import IntegrityError
 from vault.inventory import Inventory
 
@@ -232,3 +233,103 @@ def test_deleted_payload_row_is_reported_as_damage(stocked: AdminVault, vault_pa
     sql(vault_path, f"DELETE FROM payloads WHERE {BINANCE}")
     with pytest.raises(IntegrityError, match="damaged vault"):
         stocked.get("binance-main")
+
+
+# A value of another SQL type than the schema's: SQLite stores whatever it is given.
+# (table, column, an expression of another type, what the error says of it)
+OTHER_TYPES = [
+    ("credential_versions", "created_at", "created_at + 0.5", "a real number where an integer"),
+    ("credential_versions", "permissions", "CAST(permissions AS BLOB)", "a blob where text"),
+    ("credentials", "updated_at", "'n' || updated_at", "text where an integer"),
+    ("payloads", "nonce", "hex(nonce)", "text where a blob"),
+    ("dek_wraps", "body", "length(body)", "an integer where a blob"),
+]
+
+
+def store_other_type(vault_path: Path, table: str, column: str, expression: str) -> None:
+    where = "name = 'binance-main'" if table == "credentials" else BINANCE
+    sql(vault_path, f"UPDATE {table} SET {column} = {expression} WHERE {where}")
+
+
+@pytest.fixture
+def token(stocked: AdminVault) -> str:
+    """bot, granted binance-main."""
+    _, tok = stocked.add_client("bot", max_scope="trade")
+    stocked.grant("bot", ["binance-main"])
+    return tok
+
+
+@pytest.mark.parametrize(("table", "column", "expression", "holds"), OTHER_TYPES)
+def test_value_of_another_type_refused_by_the_admin_read(
+    stocked: AdminVault, vault_path: Path, table: str, column: str, expression: str, holds: str
+) -> None:
+    store_other_type(vault_path, table, column, expression)
+    with pytest.raises(IntegrityError, match=f"^damaged vault: {table}.{column} holds {holds} "):
+        stocked.get("binance-main")
+    assert stocked.get("kucoin-sub1").version == 1
+
+
+@pytest.mark.parametrize(("table", "column", "expression", "holds"), OTHER_TYPES)
+def test_value_of_another_type_refused_by_the_client_read(
+    token: str, vault_path: Path, table: str, column: str, expression: str, holds: str
+) -> None:
+    store_other_type(vault_path, table, column, expression)
+    with (
+        ClientVault.open(vault_path, token=token) as handle,
+        pytest.raises(IntegrityError, match=f"^damaged vault: {table}.{column} holds {holds} "),
+    ):
+        handle.get("binance-main")
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "expression", "holds"),
+    [t for t in OTHER_TYPES if t[0] in ("credentials", "credential_versions")],
+)
+def test_value_of_another_type_refused_by_describe_and_history(
+    stocked: AdminVault, vault_path: Path, table: str, column: str, expression: str, holds: str
+) -> None:
+    store_other_type(vault_path, table, column, expression)
+    message = f"^damaged vault: {table}.{column} holds {holds} "
+    with Inventory.open(vault_path) as inv:
+        with pytest.raises(IntegrityError, match=message):
+            inv.describe("binance-main")
+        with pytest.raises(IntegrityError, match=message):
+            inv.history("binance-main")
+
+
+@pytest.mark.parametrize(
+    ("change", "holds"),
+    [
+        ("pid = pid + 0.5", "pid holds a real number where an integer is expected"),
+        ("entry_hash = NULL", "entry_hash holds NULL where a blob is expected"),
+    ],
+)
+def test_value_of_another_type_in_the_audit_log_is_reported(
+    stocked: AdminVault, vault_path: Path, change: str, holds: str
+) -> None:
+    rewrite_schema(vault_path, "audit_log", "entry_hash BLOB NOT NULL", "entry_hash BLOB")
+    sql(vault_path, f"UPDATE audit_log SET {change} WHERE seq = 2")
+    with Inventory.open(vault_path) as inv:
+        report = inv.verify_audit(remember=False)
+        assert f"audit_log.{holds} (row seq 2)" in report.problems
+        with pytest.raises(IntegrityError, match=f"audit_log.{holds}"):
+            inv.audit_entries()
+
+
+def test_value_of_another_type_in_the_passphrase_keyslot_refuses_unlock(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    sql(vault_path, "UPDATE keyslots SET kdf_memory_kib = 'n' || kdf_memory_kib")
+    message = r"^damaged vault: keyslots\.kdf_memory_kib holds text where an integer is expected"
+    with pytest.raises(IntegrityError, match=message):
+        AdminVault.unlock(vault_path, PASSPHRASE)
+    with Inventory.open(vault_path) as inv, pytest.raises(IntegrityError, match=message):
+        inv.status()
+
+
+def test_value_of_another_type_in_the_header_refuses_open(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    sql(vault_path, "UPDATE vault_header SET created_at = created_at + 0.5")
+    with pytest.raises(IntegrityError, match=r"^damaged vault: vault_header\.created_at holds a"):
+        Inventory.open(vault_path)

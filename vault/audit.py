@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vault import crypto
+from vault import crypto, records
 from vault.audit_entry import (
     ADMIN,
     GENESIS,
@@ -95,26 +95,31 @@ class AuditEntry:
 
 
 def entries(session: Session, since: datetime | None = None) -> list[AuditEntry]:
-    """Audit entries in order, optionally only those at or after ``since``."""
+    """Audit entries in order, optionally only those at or after ``since``.
+
+    :raises IntegrityError: when a column of an entry holds a value of another type.
+    """
     query = select(AuditRecord).order_by(AuditRecord.seq)
     if since is not None:
         query = query.where(AuditRecord.at >= to_epoch(since))
-    return [
-        AuditEntry(
-            seq=r.seq,
-            at=from_epoch(r.at),
-            actor=r.actor,
-            host=r.host,
-            pid=r.pid,
-            action=r.action,
-            credential=r.credential,
-            version=r.version,
-            outcome=r.outcome,
-            detail=r.detail,
-            signed=r.signature is not None,
-        )
-        for r in session.scalars(query)
-    ]
+    return [_entry(r) for r in session.scalars(query)]
+
+
+def _entry(r: AuditRecord) -> AuditEntry:
+    records.check_types(r, AuditRecord.__tablename__)
+    return AuditEntry(
+        seq=r.seq,
+        at=from_epoch(r.at),
+        actor=r.actor,
+        host=r.host,
+        pid=r.pid,
+        action=r.action,
+        credential=r.credential,
+        version=r.version,
+        outcome=r.outcome,
+        detail=r.detail,
+        signed=r.signature is not None,
+    )
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,13 @@ def verify_chain(
     head_seq, head_hash = 0, GENESIS
     for rec in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
         count += 1
+        damage = records.type_damage(rec, AuditRecord.__tablename__)
+        if damage is not None:
+            # Nothing of it can be hashed or verified; the walk goes on from it, so that
+            # the entries after it are still checked.
+            problems.append(damage)
+            prev_hash, expected_seq = rec.entry_hash, expected_seq + 1
+            continue
         if rec.seq != expected_seq:
             problems.append(f"entry {expected_seq} is missing (next found: {rec.seq})")
         if rec.prev_hash != prev_hash:
@@ -186,7 +198,7 @@ def verify_chain(
 def chain_contains(session: Session, seq: int, hash_: bytes) -> bool:
     """True when entry ``seq`` exists with hash ``hash_`` (a remembered head is still there)."""
     found = session.scalar(select(AuditRecord.entry_hash).where(AuditRecord.seq == seq))
-    return found is not None and crypto.constant_time_equal(found, hash_)
+    return isinstance(found, bytes) and crypto.constant_time_equal(found, hash_)
 
 
 def count(session: Session) -> int:

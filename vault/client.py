@@ -210,15 +210,6 @@ class ClientVault:
         )
         raise error
 
-    def _verify_once(self, message: bytes, signature: bytes) -> None:
-        # A row whose exact signed bytes and signature were verified before needs no
-        # second Ed25519 verification; anything else changed in it misses the cache.
-        key = crypto.digest(message, signature)
-        if key in self._verified:
-            return
-        crypto.verify_signature(self._verify_public, message, signature)
-        self._verified.add(key)
-
     def get(self, name: str, stage: str = "current") -> Credential:
         """Decrypt the ``stage`` version of credential ``name`` (default ``current``).
 
@@ -240,7 +231,7 @@ class ClientVault:
             raise NotFound(f"no credential named {quoted(name)}")
         head, version_row, payload, wrap = found
         version = getattr(head, f"{stage}_version")
-        self._verify_once(records.head_message(self._vault_id, head), head.signature)
+        records.verify_head(self._verify_public, self._vault_id, head, verified=self._verified)
         if version is None:
             raise NotFound(f'credential "{name}" has no {stage} version')
         if stage == "previous" and (head.previous_until or 0) <= now:
@@ -255,8 +246,8 @@ class ClientVault:
             )
         if version_row is None or payload is None:
             raise IntegrityError(f'damaged vault: version {version} of "{name}" is incomplete')
-        self._verify_once(
-            records.version_message(self._vault_id, version_row), version_row.signature
+        records.verify_version(
+            self._verify_public, self._vault_id, version_row, verified=self._verified
         )
         meta = records.check_metadata(version_row, head)
         assert wrap is not None

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vault import crypto
+from vault import crypto, records
 from vault.crypto import KdfParams, RootIdentity
 from vault.errors import IntegrityError, UnsupportedFormat
 from vault.store import HeaderRecord, KeyslotRecord
@@ -78,14 +78,20 @@ def passphrase_kdf_params(session: Session) -> list[KdfParams]:
     work with a database role that may not read ``keyslots.wrapped``.
 
     :raises UnsupportedFormat: when a slot's parameters are missing or above the cap.
+    :raises IntegrityError: when one of them is not an integer.
     """
     rows = session.execute(
         select(
-            KeyslotRecord.kdf_time_cost, KeyslotRecord.kdf_memory_kib, KeyslotRecord.kdf_parallelism
+            KeyslotRecord.id,
+            KeyslotRecord.kdf_time_cost,
+            KeyslotRecord.kdf_memory_kib,
+            KeyslotRecord.kdf_parallelism,
         ).where(KeyslotRecord.kind == PASSPHRASE)
     ).all()
     params = []
-    for t, m, p in rows:
+    for row in rows:
+        records.check_types(row, KeyslotRecord.__tablename__, row._fields)
+        _id, t, m, p = row
         if t is None or m is None or p is None:
             raise UnsupportedFormat("a passphrase keyslot has no KDF parameters")
         params.append(KdfParams(t, m, p))
@@ -146,6 +152,7 @@ def open_with_passphrase(
     if len(candidates) != 1:
         raise IntegrityError("damaged vault: expected one passphrase keyslot")
     for slot in candidates:
+        records.check_types(slot, KeyslotRecord.__tablename__)
         kek = crypto.derive_passphrase_kek(passphrase, slot.salt, slot_params(slot))
         try:
             identity = _open_slot(header, slot, kek)
@@ -168,6 +175,7 @@ def open_with_recovery_key(
     for slot in slots:
         if slot.kind != RECOVERY:
             continue
+        records.check_types(slot, KeyslotRecord.__tablename__)
         try:
             return _open_slot(header, slot, crypto.derive_recovery_kek(recovery_key, slot.salt))
         except IntegrityError:

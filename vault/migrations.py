@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vault.errors import UnsupportedFormat
+from vault.errors import IntegrityError, UnsupportedFormat
 
 if TYPE_CHECKING:
     # Only for annotations: readers check the schema version without SQLAlchemy.
@@ -57,14 +57,19 @@ def pending(version: int) -> list[Migration]:
     return [m for m in MIGRATIONS if m.to_version > version]
 
 
-def check_schema_version(version: int | None, *, owner: bool) -> None:
+def check_schema_version(version: object, *, owner: bool) -> None:
     """Refuse a schema this exvault cannot use: a newer one, or, unless the ``owner``
     opens it (to unlock, then upgrade), an older one that a pending migration makes
     unreadable as it is.
 
+    :raises IntegrityError: when ``version`` is not an integer.
     :raises UnsupportedFormat: with what to do about it.
     """
-    if version is None or version > SCHEMA_VERSION:
+    if version is not None and type(version) is not int:
+        # The row is not authenticated, but a value of another type is no version to
+        # compare (SQLite stores whatever it is given).
+        raise IntegrityError("damaged vault: exvault_schema.schema_version is not an integer")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise UnsupportedFormat(
             f"the vault's schema version {version} is newer than this exvault supports "
             f"({SCHEMA_VERSION}); upgrade exvault"

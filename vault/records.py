@@ -2,14 +2,17 @@
 
 The composition of :mod:`vault.crypto` with the rows of :mod:`vault.store`: each
 function gives the primitives their fixed context (associated data, signed message)
-as ``docs/format.md`` specifies. Nothing here does I/O.
+as ``docs/format.md`` specifies, after checking that each row read from the store
+holds the value types its schema declares. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Mapping
+import typing
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, TypeVar
@@ -18,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault import crypto
 from vault.crypto import RootIdentity, WrappedKey
-from vault.errors import IntegrityError, UnsupportedFormat
+from vault.errors import IntegrityError, UnsupportedFormat, quoted
 from vault.model import (
     CredentialMetadata,
     decode_payload,
@@ -26,6 +29,7 @@ from vault.model import (
     join_list,
     split_list,
 )
+from vault.rows import TABLES
 
 if TYPE_CHECKING:
     # Annotations only: a client's direct read path checks plain rows (vault.rows)
@@ -53,6 +57,111 @@ def new_record_id() -> str:
 
 
 # --------------------------------------------------------------------------------------
+# Rows read from the store: value types, signatures
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _column_types(table: str) -> tuple[tuple[str, type, bool], ...]:
+    # The Python type each column holds and whether it may be None: the one
+    # description of every stored row, whoever reads it (an ORM object or any object
+    # with the same attributes). The tables a client reads take it from their plain
+    # rows' annotations, so that a client's process needs no SQLAlchemy
+    # (tests/test_rows.py holds those to the schema); the others from the schema.
+    plain = TABLES.get(table)
+    if plain is not None:
+        hints = typing.get_type_hints(plain)
+        return tuple((name, *_type_and_nullable(hints[name])) for name in plain._fields)  # type: ignore[attr-defined]
+    from vault.store import Base
+
+    return tuple(
+        (c.key, c.type.python_type, bool(c.nullable)) for c in Base.metadata.tables[table].columns
+    )
+
+
+def _type_and_nullable(hint: object) -> tuple[type, bool]:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if args:  # X | None
+        return args[0], True
+    assert isinstance(hint, type)
+    return hint, False
+
+
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a real number",
+    str: "text",
+    bytes: "a blob",
+    type(None): "NULL",
+}
+
+
+def type_damage(row: object, table: str, columns: Collection[str] | None = None) -> str | None:
+    """What is wrong with the types of ``row``'s columns, or None when nothing is.
+
+    SQLite stores any value in any column (a REAL or TEXT in an INTEGER column, TEXT in
+    a BLOB column, NULL once the NOT NULL constraint is edited away), and signed
+    messages and the primitives take only the types the schema declares, so every
+    reader checks a row read from the store before it uses it. ``row`` is a row of
+    ``table`` (a record or any object with its column attributes): all of them, or
+    ``columns`` and the primary key.
+    """
+    for name, expected, nullable in _column_types(table):
+        if columns is not None and name not in columns:
+            continue
+        value = getattr(row, name)
+        # Exact types: a bool is an int to isinstance, yet no column ever holds one.
+        if type(value) is expected or (value is None and nullable):
+            continue
+        return (
+            f"{table}.{name} holds {_type_name(type(value))} where {_type_name(expected)} "
+            f"is expected (row {_row_key(row, table)})"
+        )
+    return None
+
+
+def check_types(row: object, table: str, columns: Collection[str] | None = None) -> None:
+    """Refuse a row any of whose columns holds a value of another type than the schema's
+    (see :func:`type_damage`).
+
+    :raises IntegrityError: naming the table, the column and the row.
+    """
+    damage = type_damage(row, table, columns)
+    if damage is not None:
+        raise IntegrityError(f"damaged vault: {damage}")
+
+
+def _type_name(kind: type) -> str:
+    return _TYPE_NAMES.get(kind, kind.__name__)
+
+
+def _row_key(row: object, table: str) -> str:
+    # Primary keys are ids, numbers and names, never secrets; quoted() cuts the rest.
+    # Only a damaged row gets here: reading the schema (SQLAlchemy) costs nothing else.
+    from vault.store import Base
+
+    values = ((c.key, getattr(row, c.key)) for c in Base.metadata.tables[table].primary_key)
+    return ", ".join(
+        f"{name} {value}" if type(value) is int else f"{name} {quoted(value)}"
+        for name, value in values
+    )
+
+
+def _verify(
+    verify_public: bytes, message: bytes, signature: bytes, verified: set[bytes] | None
+) -> None:
+    if verified is None:
+        crypto.verify_signature(verify_public, message, signature)
+        return
+    # A row whose exact signed bytes and signature were verified before needs no second
+    # Ed25519 verification; anything changed in it misses the cache.
+    key = crypto.digest(verify_public, message, signature)
+    if key not in verified:
+        crypto.verify_signature(verify_public, message, signature)
+        verified.add(key)
+
+
+# --------------------------------------------------------------------------------------
 # Header
 # --------------------------------------------------------------------------------------
 
@@ -77,6 +186,7 @@ def check_header(header: _H | None) -> _H:
     """
     if header is None:
         raise IntegrityError("damaged vault: the header is missing")
+    check_types(header, "vault_header")
     if header.format_version != crypto.FORMAT_VERSION:
         raise UnsupportedFormat(
             f"vault format version {header.format_version} is not supported by this exvault "
@@ -89,9 +199,10 @@ def check_header(header: _H | None) -> _H:
 def verify_header(header: Header) -> None:
     """Check the header's self-signature (detects damage, not a wholesale replacement).
 
-    :raises IntegrityError: when it does not verify.
+    :raises IntegrityError: when it does not verify, or a column holds another type.
     """
-    crypto.verify_signature(header.verify_public, header_message(header), header.signature)
+    check_types(header, "vault_header")
+    _verify(header.verify_public, header_message(header), header.signature, None)
 
 
 # --------------------------------------------------------------------------------------
@@ -191,12 +302,19 @@ def version_message(vault_id: bytes, row: Version) -> bytes:
     )
 
 
-def verify_version(verify_public: bytes, vault_id: bytes, row: Version) -> None:
-    """Check a version's signature.
+def verify_version(
+    verify_public: bytes,
+    vault_id: bytes,
+    row: Version,
+    *,
+    verified: set[bytes] | None = None,
+) -> None:
+    """Check a version's signature (once per ``verified`` cache, when one is given).
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, version_message(vault_id, row), row.signature)
+    check_types(row, "credential_versions")
+    _verify(verify_public, version_message(vault_id, row), row.signature, verified)
 
 
 @dataclass
@@ -287,6 +405,7 @@ def unwrap_dek(
 
     :raises IntegrityError: when the wrap is not for this key, or row or wrap was altered.
     """
+    check_types(wrap, "dek_wraps")
     if wrap.credential_id != row.credential_id or wrap.version != row.version:
         raise IntegrityError()
     return crypto.unwrap_from_recipient(
@@ -304,6 +423,7 @@ def open_payload(vault_id: bytes, row: Version, payload: Payload, dek: bytes) ->
     :raises IntegrityError: when the ciphertext is not the one the signature covers,
         or fails authentication.
     """
+    check_types(payload, "payloads")
     if payload.credential_id != row.credential_id or payload.version != row.version:
         raise IntegrityError()
     if not crypto.constant_time_equal(
@@ -349,12 +469,19 @@ def sign_head(identity: RootIdentity, vault_id: bytes, head: CredentialRecord) -
     head.signature = identity.sign(head_message(vault_id, head))
 
 
-def verify_head(verify_public: bytes, vault_id: bytes, head: Head) -> None:
-    """Check a head's signature.
+def verify_head(
+    verify_public: bytes,
+    vault_id: bytes,
+    head: Head,
+    *,
+    verified: set[bytes] | None = None,
+) -> None:
+    """Check a head's signature (once per ``verified`` cache, when one is given).
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, head_message(vault_id, head), head.signature)
+    check_types(head, "credentials")
+    _verify(verify_public, head_message(vault_id, head), head.signature, verified)
 
 
 def stage_of(head: Head, version: int) -> tuple[str, ...]:
@@ -411,7 +538,8 @@ def verify_client(verify_public: bytes, vault_id: bytes, client: Client) -> None
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, client_message(vault_id, client), client.signature)
+    check_types(client, "clients")
+    _verify(verify_public, client_message(vault_id, client), client.signature, None)
 
 
 def grant_message(vault_id: bytes, grant: GrantRecord) -> bytes:
@@ -431,7 +559,8 @@ def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> N
 
     :raises IntegrityError: when the row was forged or edited.
     """
-    crypto.verify_signature(verify_public, grant_message(vault_id, grant), grant.signature)
+    check_types(grant, "grants")
+    _verify(verify_public, grant_message(vault_id, grant), grant.signature, None)
 
 
 __all__ = [
@@ -439,6 +568,7 @@ __all__ = [
     "SealedVersion",
     "check_header",
     "check_metadata",
+    "check_types",
     "client_message",
     "grant_message",
     "head_message",
@@ -451,6 +581,7 @@ __all__ = [
     "sign_grant",
     "sign_head",
     "stage_of",
+    "type_damage",
     "unwrap_dek",
     "verify_client",
     "verify_grant",

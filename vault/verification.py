@@ -3,30 +3,36 @@
 Where reads check what they touch, this walks every row: the header, the keyslots,
 every credential head, every version's signature and metadata, every readable
 version's payload (decrypted with the root key), every wrap's presence for the
-clients granted it, every client and grant signature, the audit chain, and the
-database's own integrity. Each problem is reported by credential; nothing stops at
-the first one.
+clients granted it, every client and grant signature, the audit chain, the type of
+every column's value, the database's own integrity, and its schema against the one
+exvault creates. Each problem is reported by credential; nothing stops at the first
+one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from vault import audit, records
 from vault.errors import IntegrityError, VaultError
 from vault.policy import Policy
 from vault.store import (
+    Base,
     ClientRecord,
     CredentialRecord,
     GrantRecord,
     KeyslotRecord,
     PayloadRecord,
+    StoreError,
     VersionRecord,
     WrapRecord,
+    schema_differences,
 )
 
 if TYPE_CHECKING:
@@ -60,74 +66,116 @@ class VerifyReport:
 
 
 def verify(admin: AdminVault) -> VerifyReport:
-    """Check every row of the vault; never raises for a problem found, reports it.
+    """Check every row of the vault and its schema; never raises for a problem found,
+    reports it.
 
     :raises VaultError: only when the database cannot be read at all.
     """
     report = VerifyReport()
-    vault_id, verify_public = admin._vault_id, admin._verify_public
     with admin._store.read() as session:
-        problem = report.problems.append
-        if admin._store.is_sqlite:
-            for (line,) in session.execute(text("PRAGMA integrity_check")):
-                if line != "ok":
-                    problem(Problem(None, f"database integrity: {line}"))
-            for broken in session.execute(text("PRAGMA foreign_key_check")):
-                problem(Problem(None, f"database foreign key broken in table {broken[0]}"))
-        kinds = [s.kind for s in session.scalars(select(KeyslotRecord))]
-        if kinds.count("passphrase") != 1:
-            problem(
-                Problem(None, f"expected one passphrase keyslot, found {kinds.count('passphrase')}")
-            )
-        if "recovery" not in kinds:
-            problem(Problem(None, "no recovery keyslot (the recovery key cannot open this vault)"))
-
-        clients: dict[str, ClientRecord] = {}
-        for client in session.scalars(select(ClientRecord)):
-            report.clients += 1
-            try:
-                records.verify_client(verify_public, vault_id, client)
-                clients[client.id] = client
-            except IntegrityError:
-                problem(Problem(None, f'client "{client.name}": record forged or edited'))
-        grantees: dict[str, set[str]] = defaultdict(set)
-        for grant in session.scalars(select(GrantRecord)):
-            try:
-                records.verify_grant(verify_public, vault_id, grant)
-            except IntegrityError:
-                problem(Problem(None, f"grant of client {grant.client_id}: forged or edited"))
-                continue
-            grantee = clients.get(grant.client_id)
-            if grantee is not None and grantee.revoked_at is None:
-                grantees[grant.credential_id].add(grantee.id)
-
-        versions: dict[str, list[VersionRecord]] = defaultdict(list)
-        for row in session.scalars(select(VersionRecord)):
-            versions[row.credential_id].append(row)
-        payloads = {(p.credential_id, p.version): p for p in session.scalars(select(PayloadRecord))}
-        wraps: dict[tuple[str, int], dict[str, WrapRecord]] = defaultdict(dict)
-        for w in session.scalars(select(WrapRecord)):
-            wraps[(w.credential_id, w.version)][w.recipient] = w
-            report.wraps += 1
-
-        heads = {h.id: h for h in session.scalars(select(CredentialRecord))}
-        for orphan in set(versions) - set(heads):
-            problem(Problem(None, f"versions of a deleted credential remain ({orphan})"))
-        for head in sorted(heads.values(), key=lambda h: h.name):
-            report.credentials += 1
-            _verify_credential(
-                admin, head, versions[head.id], payloads, wraps, grantees[head.id], report
-            )
-
-        report.audit_entries = audit.count(session)
-        chain = audit.verify_chain(
-            session,
-            vault_id,
-            verify_public,
-            {c.id: (c.name, c.verify_public) for c in clients.values()},
-        )
-        report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
+        _verify_database(admin._store.is_sqlite, session, report)
+    try:
+        with admin._store.read() as session:
+            _verify_rows(admin, session, report)
+    except StoreError as exc:
+        if report.ok:
+            raise
+        # A table or a column is missing: the schema problems above say which.
+        report.problems.append(Problem(None, f"the rows cannot be read: {exc}"))
     return report
+
+
+def _verify_database(is_sqlite: bool, session: Session, report: VerifyReport) -> None:
+    problem = report.problems.append
+    if is_sqlite:
+        for (line,) in session.execute(text("PRAGMA integrity_check")):
+            if line != "ok":
+                problem(Problem(None, f"database integrity: {line}"))
+        for broken in session.execute(text("PRAGMA foreign_key_check")):
+            problem(Problem(None, f"database foreign key broken in table {broken[0]}"))
+    for difference in schema_differences(session.connection()):
+        problem(Problem(None, f"schema: {difference}"))
+
+
+_R = TypeVar("_R", bound=Base)
+
+
+def _well_typed(rows: Iterable[_R], record: type[_R], report: VerifyReport) -> list[_R]:
+    """The rows whose columns all hold their declared types; each other one is a problem
+    (and is left out of the checks that follow, which could not read it)."""
+    out = []
+    for row in rows:
+        damage = records.type_damage(row, record.__tablename__)
+        if damage is None:
+            out.append(row)
+        else:
+            report.problems.append(Problem(None, f"wrong type: {damage}"))
+    return out
+
+
+def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> None:
+    vault_id, verify_public = admin._vault_id, admin._verify_public
+    problem = report.problems.append
+    slots = list(session.scalars(select(KeyslotRecord)))
+    _well_typed(slots, KeyslotRecord, report)  # the recovery slot too, which opens only at recover
+    kinds = [s.kind for s in slots]
+    if kinds.count("passphrase") != 1:
+        problem(
+            Problem(None, f"expected one passphrase keyslot, found {kinds.count('passphrase')}")
+        )
+    if "recovery" not in kinds:
+        problem(Problem(None, "no recovery keyslot (the recovery key cannot open this vault)"))
+
+    clients: dict[str, ClientRecord] = {}
+    all_clients = list(session.scalars(select(ClientRecord)))
+    report.clients = len(all_clients)
+    for client in _well_typed(all_clients, ClientRecord, report):
+        try:
+            records.verify_client(verify_public, vault_id, client)
+            clients[client.id] = client
+        except IntegrityError:
+            problem(Problem(None, f'client "{client.name}": record forged or edited'))
+    grantees: dict[str, set[str]] = defaultdict(set)
+    for grant in _well_typed(session.scalars(select(GrantRecord)), GrantRecord, report):
+        try:
+            records.verify_grant(verify_public, vault_id, grant)
+        except IntegrityError:
+            problem(Problem(None, f"grant of client {grant.client_id}: forged or edited"))
+            continue
+        grantee = clients.get(grant.client_id)
+        if grantee is not None and grantee.revoked_at is None:
+            grantees[grant.credential_id].add(grantee.id)
+
+    versions: dict[str, list[VersionRecord]] = defaultdict(list)
+    for row in _well_typed(session.scalars(select(VersionRecord)), VersionRecord, report):
+        versions[row.credential_id].append(row)
+    payloads = {
+        (p.credential_id, p.version): p
+        for p in _well_typed(session.scalars(select(PayloadRecord)), PayloadRecord, report)
+    }
+    wraps: dict[tuple[str, int], dict[str, WrapRecord]] = defaultdict(dict)
+    all_wraps = list(session.scalars(select(WrapRecord)))
+    report.wraps = len(all_wraps)
+    for w in _well_typed(all_wraps, WrapRecord, report):
+        wraps[(w.credential_id, w.version)][w.recipient] = w
+
+    heads = list(session.scalars(select(CredentialRecord)))
+    report.credentials = len(heads)
+    for orphan in set(versions) - {h.id for h in heads}:
+        problem(Problem(None, f"versions of a deleted credential remain ({orphan})"))
+    for head in sorted(_well_typed(heads, CredentialRecord, report), key=lambda h: h.name):
+        _verify_credential(
+            admin, head, versions[head.id], payloads, wraps, grantees[head.id], report
+        )
+
+    report.audit_entries = audit.count(session)
+    chain = audit.verify_chain(
+        session,
+        vault_id,
+        verify_public,
+        {c.id: (c.name, c.verify_public) for c in clients.values()},
+    )
+    report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
 
 
 def _verify_credential(

@@ -1,0 +1,77 @@
+"""The rows records check before use: each column holds the type the schema declares."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from vault import records
+from vault.errors import IntegrityError
+from vault.store import ClientRecord, GrantRecord
+
+GRANT = {
+    "client_id": "c" * 32,
+    "credential_id": "d" * 32,
+    "created_at": 1_700_000_000,
+    "signature": b"\0" * 64,
+}
+
+
+def grant(**changes: object) -> SimpleNamespace:
+    """A grant row as any reader may hand it over: an object with the column attributes."""
+    return SimpleNamespace(**{**GRANT, **changes})
+
+
+def test_a_row_of_the_declared_types_passes() -> None:
+    assert records.type_damage(grant(), GrantRecord.__tablename__) is None
+    records.check_types(grant(), GrantRecord.__tablename__)
+    records.check_types(GrantRecord(**GRANT), GrantRecord.__tablename__)
+
+
+@pytest.mark.parametrize(
+    ("changes", "damage"),
+    [
+        ({"created_at": 1.5}, "grants.created_at holds a real number where an integer"),
+        ({"created_at": "1700000000"}, "grants.created_at holds text where an integer"),
+        ({"created_at": True}, "grants.created_at holds bool where an integer"),
+        ({"signature": "00" * 64}, "grants.signature holds text where a blob"),
+        ({"signature": 0}, "grants.signature holds an integer where a blob"),
+        ({"signature": None}, "grants.signature holds NULL where a blob"),
+        ({"client_id": b"c" * 32}, "grants.client_id holds a blob where text"),
+    ],
+)
+def test_a_value_of_another_type_is_damage(changes: dict[str, object], damage: str) -> None:
+    found = records.type_damage(grant(**changes), GrantRecord.__tablename__)
+    assert found is not None and found.startswith(damage + " is expected (row client_id ")
+    with pytest.raises(IntegrityError, match=f"^damaged vault: {re.escape(damage)}"):
+        records.check_types(grant(**changes), GrantRecord.__tablename__)
+
+
+def test_none_passes_where_the_column_may_be_null() -> None:
+    client = SimpleNamespace(
+        id="c" * 32,
+        name="bot",
+        encryption_public=b"\0" * 32,
+        verify_public=b"\0" * 32,
+        created_at=1,
+        expires_at=None,
+        max_scope="read",
+        revoked_at=None,
+        signature=b"\0" * 64,
+    )
+    assert records.type_damage(client, ClientRecord.__tablename__) is None
+
+
+def test_only_the_columns_asked_for_are_checked() -> None:
+    row = SimpleNamespace(client_id="c" * 32, credential_id="d" * 32, created_at=1)
+    assert records.type_damage(row, GrantRecord.__tablename__, ("created_at",)) is None
+
+
+def test_the_row_is_named_by_its_key_never_by_a_long_value() -> None:
+    found = records.type_damage(
+        grant(client_id="k" * 64, created_at=None), GrantRecord.__tablename__
+    )
+    assert found is not None
+    assert 'client_id "kkkkkk..." (64 characters)' in found

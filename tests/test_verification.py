@@ -1,0 +1,191 @@
+"""``verify``: every row checked, the schema compared with the one exvault creates.
+
+The schema cases run on both backends: on SQLite the tamperer edits the CREATE
+statements (``PRAGMA writable_schema``) or runs DDL; on PostgreSQL, DDL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import postgres
+from tests.conftest import PASSPHRASE, db_exec, rewrite_schema
+from tests.postgres import READER_GRANTS
+from vault.admin import AdminVault
+from vault.verification import verify
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def problems(admin: AdminVault) -> list[str]:
+    return [p.message for p in verify(admin).problems]
+
+
+def alter(
+    location: str, backend: str, sqlite: tuple[str, str, str] | str, postgresql: list[str]
+) -> None:
+    """Change the schema as a tamperer would: ``sqlite`` is a (table, old, new) edit of a
+    CREATE statement, or a statement; ``postgresql`` the statements for that backend."""
+    if backend == "postgresql":
+        for statement in postgresql:
+            db_exec(location, statement)
+    elif isinstance(sqlite, tuple):
+        rewrite_schema(Path(location), *sqlite)
+    else:
+        db_exec(location, sqlite)
+
+
+def test_a_new_vault_has_the_expected_schema(stocked: AdminVault) -> None:
+    assert verify(stocked).ok
+
+
+@pytest.mark.sqlite_only
+def test_a_migrated_vault_has_the_expected_schema(stocked: AdminVault, vault_path: Path) -> None:
+    stocked.close()
+    db_exec(vault_path, "DROP INDEX ix_audit_log_reads")
+    db_exec(vault_path, "UPDATE exvault_schema SET schema_version = 1")
+    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:  # upgrades to version 2
+        assert verify(admin).ok
+
+
+def test_reader_role_grants_are_not_schema_differences(
+    stocked: AdminVault, vault_location: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("database roles are PostgreSQL's")
+    server = request.getfixturevalue("postgres_server")
+    role = "reader_" + vault_location.rsplit("_", 1)[1]
+    postgres.create_role(server, role, [g.format(role=role) for g in READER_GRANTS], vault_location)
+    assert verify(stocked).ok
+
+
+def test_dropped_index(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    statement = "DROP INDEX ix_grants_credential_id"
+    alter(vault_location, backend, statement, [statement])
+    assert problems(stocked) == ["schema: index ix_grants_credential_id is missing"]
+
+
+def test_added_index(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    statement = "CREATE UNIQUE INDEX ix_extra ON audit_log (seq, action)"
+    alter(vault_location, backend, statement, [statement])
+    assert problems(stocked) == [
+        "schema: unexpected index ix_extra (UNIQUE on audit_log (seq, action))"
+    ]
+
+
+def test_removed_not_null(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    alter(
+        vault_location,
+        backend,
+        ("audit_log", "actor VARCHAR(160) NOT NULL", "actor VARCHAR(160)"),
+        ["ALTER TABLE audit_log ALTER COLUMN actor DROP NOT NULL"],
+    )
+    assert problems(stocked) == [
+        "schema: column audit_log.actor is VARCHAR(160) NULL (expected VARCHAR(160) NOT NULL)"
+    ]
+
+
+def test_changed_column_type(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    alter(
+        vault_location,
+        backend,
+        ("clients", "name VARCHAR(128) NOT NULL", "name TEXT NOT NULL"),
+        ["ALTER TABLE clients ALTER COLUMN name TYPE text"],
+    )
+    assert problems(stocked) == [
+        "schema: column clients.name is TEXT NOT NULL (expected VARCHAR(128) NOT NULL)"
+    ]
+
+
+def test_removed_on_delete_cascade(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    alter(
+        vault_location,
+        backend,
+        ("payloads", " ON DELETE CASCADE", ""),
+        [
+            "ALTER TABLE payloads DROP CONSTRAINT payloads_credential_id_version_fkey",
+            "ALTER TABLE payloads ADD FOREIGN KEY (credential_id, version) "
+            "REFERENCES credential_versions (credential_id, version)",
+        ],
+    )
+    assert problems(stocked) == [
+        "schema: foreign key payloads (credential_id, version) -> credential_versions "
+        "(credential_id, version) is ON DELETE NO ACTION (expected ON DELETE CASCADE)"
+    ]
+
+
+def test_removed_foreign_key(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    alter(
+        vault_location,
+        backend,
+        ("grants", "FOREIGN KEY(client_id) REFERENCES clients (id) ON DELETE CASCADE, \n\t", ""),
+        ["ALTER TABLE grants DROP CONSTRAINT grants_client_id_fkey"],
+    )
+    assert problems(stocked) == [
+        "schema: foreign key grants (client_id) -> clients (id) is missing"
+    ]
+
+
+def test_added_trigger(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    """A trigger could, say, put a revoked client's row back as it is revoked."""
+    alter(
+        vault_location,
+        backend,
+        "CREATE TRIGGER keep_clients AFTER UPDATE ON clients BEGIN SELECT 1; END",
+        [
+            "CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
+            "CREATE TRIGGER keep_clients AFTER UPDATE ON clients "
+            "FOR EACH ROW EXECUTE FUNCTION keep()",
+        ],
+    )
+    assert problems(stocked) == ["schema: unexpected trigger keep_clients on clients"]
+
+
+def test_added_rule(stocked: AdminVault, vault_location: str, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("rules are PostgreSQL's")
+    db_exec(vault_location, "CREATE RULE keep_clients AS ON UPDATE TO clients DO INSTEAD NOTHING")
+    assert problems(stocked) == ["schema: unexpected rule keep_clients on clients"]
+
+
+def test_dropped_table_is_reported_not_raised(
+    stocked: AdminVault, vault_location: str, backend: str
+) -> None:
+    statement = "DROP TABLE grants"
+    alter(vault_location, backend, statement, [statement])
+    found = problems(stocked)
+    assert found[0] == "schema: table grants is missing"
+    assert found[1].startswith("the rows cannot be read: database error:")
+    assert len(found) == 2
+
+
+@pytest.mark.sqlite_only
+def test_value_of_another_type_is_one_problem_naming_the_row(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    db_exec(vault_path, "UPDATE credentials SET created_at = 1.5 WHERE name = 'kucoin-sub1'")
+    ((cid,),) = db_exec(vault_path, "SELECT id FROM credentials WHERE name = 'kucoin-sub1'")
+    assert problems(stocked) == [
+        "wrong type: credentials.created_at holds a real number where an integer is expected "
+        f'(row id "{cid}")'
+    ]
+
+
+@pytest.mark.sqlite_only
+def test_value_of_another_type_in_the_recovery_keyslot_is_reported(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    """Only `exvault recover` opens the recovery slot; verify still sees a wrong type."""
+    db_exec(vault_path, "UPDATE keyslots SET salt = hex(salt) WHERE kind = 'recovery'")
+    (found,) = problems(stocked)
+    assert found.startswith("wrong type: keyslots.salt holds text where a blob is expected")
+
+
+@pytest.mark.sqlite_only
+def test_names_from_the_database_are_reported_printable(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    db_exec(vault_path, 'CREATE TRIGGER "t\x1b[2J" AFTER UPDATE ON clients BEGIN SELECT 1; END')
+    assert problems(stocked) == ["schema: unexpected trigger t\\x1b[2J on clients"]
