@@ -55,16 +55,17 @@ def vault_path(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------- backends
 # A test module sets BACKENDS = ("sqlite", "postgresql") to run its tests that use the
 # `backend` fixture (directly or through vault_location / created / admin / stocked)
-# on both; a test that reads the SQLite file itself is marked @pytest.mark.sqlite_only.
+# on both; a test that reads the SQLite file itself is marked @pytest.mark.sqlite_only,
+# one about a PostgreSQL feature (roles, rules) @pytest.mark.postgresql_only.
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     backends = getattr(metafunc.module, "BACKENDS", ("sqlite",))
-    if (
-        "backend" in metafunc.fixturenames
-        and len(backends) > 1
-        and metafunc.definition.get_closest_marker("sqlite_only") is None
-    ):
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgresql_only") is not None:
+        metafunc.parametrize("backend", ["postgresql"])
+    elif len(backends) > 1 and metafunc.definition.get_closest_marker("sqlite_only") is None:
         metafunc.parametrize("backend", backends)
 
 

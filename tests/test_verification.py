@@ -50,11 +50,10 @@ def test_a_migrated_vault_has_the_expected_schema(stocked: AdminVault, vault_pat
         assert verify(admin).ok
 
 
+@pytest.mark.postgresql_only
 def test_reader_role_grants_are_not_schema_differences(
     stocked: AdminVault, vault_location: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("database roles are PostgreSQL's")
     server = request.getfixturevalue("postgres_server")
     role = "reader_" + vault_location.rsplit("_", 1)[1]
     postgres.create_role(server, role, [g.format(role=role) for g in READER_GRANTS], vault_location)
@@ -143,9 +142,8 @@ def test_added_trigger(stocked: AdminVault, vault_location: str, backend: str) -
     assert problems(stocked) == ["schema: unexpected trigger keep_clients on clients"]
 
 
+@pytest.mark.postgresql_only
 def test_added_rule(stocked: AdminVault, vault_location: str, backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("rules are PostgreSQL's")
     db_exec(vault_location, "CREATE RULE keep_clients AS ON UPDATE TO clients DO INSTEAD NOTHING")
     assert problems(stocked) == ["schema: unexpected rule keep_clients on clients"]
 
