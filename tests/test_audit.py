@@ -217,3 +217,20 @@ def test_anonymous_success_detected(busy: AdminVault, vault_location: str) -> No
             session, busy.vault_id, actor="unknown", action="read", credential="binance-main"
         )
     assert any("successful action unsigned" in p for p in _problems(vault_location))
+
+
+def test_unsigned_refusal_in_a_clients_name_detected(busy: AdminVault, vault_location: str) -> None:
+    """A client's refusals are signed by the client: an unsigned one is forged."""
+    with busy.store.write() as session:
+        audit.append(session, busy.vault_id, actor="client:bot", action="read", outcome="denied")
+    assert any("names client:bot but is unsigned" in p for p in _problems(vault_location))
+
+
+def test_unsigned_anonymous_and_admin_failures_are_allowed(
+    busy: AdminVault, vault_location: str
+) -> None:
+    """Nobody proved a key for these (a wrong passphrase, a token of no client)."""
+    with busy.store.write() as session:
+        audit.append(session, busy.vault_id, actor="unknown", action="open", outcome="denied")
+        audit.append(session, busy.vault_id, actor="admin", action="unlock", outcome="denied")
+    assert _problems(vault_location) == ()

@@ -190,6 +190,10 @@ def verify_chain(
         elif rec.outcome == "ok":
             # Only failures can be anonymous (nobody had a key); a success never is.
             problems.append(f"entry {rec.seq} claims a successful action unsigned")
+        elif rec.actor.startswith(client_actor("")):
+            # A client's refusals are signed with its own key (it proved the key to get
+            # that far); an unsigned entry naming a client is someone else's words.
+            problems.append(f"entry {rec.seq} names {rec.actor} but is unsigned")
         prev_hash, expected_seq = rec.entry_hash, rec.seq + 1
         head_seq, head_hash = rec.seq, rec.entry_hash
     return ChainReport(count, head_seq, head_hash, tuple(problems))

@@ -1448,11 +1448,15 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         "processes that hold no key, so their entries are unsigned: anyone who can write "
         "the vault can append such an entry with a correct hash, or rewrite the unsigned "
         "entries at the end of the chain (noticed only against a remembered head). "
-        "Unsigned entries cannot claim a successful action of the owner or of a client.",
+        "Unsigned entries cannot claim a successful action, nor name a client (a "
+        "client's refusals are signed with its key).",
         lambda t, m, d, v: (
             m.kind == "crafted"
             and m.table == "audit_log"
-            and (("appended" in m.label and ", ok)" not in m.label) or not m.witness)
+            and (
+                ("appended" in m.label and ", ok)" not in m.label and "client:" not in m.label)
+                or not m.witness
+            )
         ),
     ),
 )
