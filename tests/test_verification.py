@@ -187,3 +187,20 @@ def test_names_from_the_database_are_reported_printable(
 ) -> None:
     db_exec(vault_path, 'CREATE TRIGGER "t\x1b[2J" AFTER UPDATE ON clients BEGIN SELECT 1; END')
     assert problems(stocked) == ["schema: unexpected trigger t\\x1b[2J on clients"]
+
+
+def test_a_revoked_client_put_back_is_reported(stocked: AdminVault, vault_location: str) -> None:
+    """Its record from before the revocation verifies on its own; the signed
+    ``client-revoke`` entry in the audit log says otherwise."""
+    stocked.add_client("bot")
+    stocked.grant("bot", ["binance-main"])
+    ((signature,),) = db_exec(vault_location, "SELECT signature FROM clients WHERE name = 'bot'")
+    stocked.revoke_client("bot")
+    assert problems(stocked) == []
+    db_exec(
+        vault_location,
+        "UPDATE clients SET revoked_at = NULL, signature = :sig WHERE name = 'bot'",
+        sig=signature,
+    )
+    (found,) = problems(stocked)
+    assert found.startswith('client "bot" was revoked (audit entry ') and "not" in found

@@ -130,6 +130,8 @@ class ChainReport:
     head_seq: int
     head_hash: bytes
     problems: tuple[str, ...]
+    revocations: tuple[tuple[int, str], ...] = ()
+    """(seq, client name) of every ``client-revoke`` entry signed by the vault key."""
 
     @property
     def ok(self) -> bool:
@@ -143,11 +145,13 @@ def verify_chain(
     root_public: bytes,
     client_publics: Mapping[str, tuple[str, bytes]],
 ) -> ChainReport:
-    """Walk the whole chain: numbering, links, hashes and signatures.
+    """Walk the whole chain: numbering, links, hashes and signatures; collect the
+    signed revocations, which the rows must still show (see :mod:`vault.verification`).
 
     ``client_publics`` maps client ids to (name, verified Ed25519 public key).
     """
     problems: list[str] = []
+    revocations: list[tuple[int, str]] = []
     prev_hash, expected_seq, count = GENESIS, 1, 0
     actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
     head_seq, head_hash = 0, GENESIS
@@ -187,6 +191,10 @@ def verify_chain(
                     problems.append(
                         f"entry {rec.seq} names {rec.actor} but was signed by {expected_actor}"
                     )
+                elif rec.signer == ROOT_SIGNER and rec.action == "client-revoke":
+                    revoked = _revoked_client(rec.detail)
+                    if revoked is not None and rec.outcome == "ok":
+                        revocations.append((rec.seq, revoked))
         elif rec.outcome == "ok":
             # Only failures can be anonymous (nobody had a key); a success never is.
             problems.append(f"entry {rec.seq} claims a successful action unsigned")
@@ -196,7 +204,14 @@ def verify_chain(
             problems.append(f"entry {rec.seq} names {rec.actor} but is unsigned")
         prev_hash, expected_seq = rec.entry_hash, rec.seq + 1
         head_seq, head_hash = rec.seq, rec.entry_hash
-    return ChainReport(count, head_seq, head_hash, tuple(problems))
+    return ChainReport(count, head_seq, head_hash, tuple(problems), tuple(revocations))
+
+
+def _revoked_client(detail: str) -> str | None:
+    # AdminVault.revoke_client writes "client NAME; exposed: ..."; a client name has
+    # neither spaces nor semicolons (model.NAME_PATTERN).
+    head = detail.split(";", 1)[0]
+    return head.removeprefix("client ") if head.startswith("client ") else None
 
 
 def chain_contains(session: Session, seq: int, hash_: bytes) -> bool:

@@ -176,6 +176,20 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
         {c.id: (c.name, c.verify_public) for c in clients.values()},
     )
     report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
+    # A copy of a revoked client's rows put back (revoked_at cleared, its grants and
+    # wraps restored) verifies row by row; the signed revocation in the log does not
+    # go away with it (unless the log's tail is cut too, see audit verify's witness).
+    by_name = {c.name: c for c in clients.values()}
+    for seq, name in chain.revocations:
+        restored = by_name.get(name)
+        if restored is not None and restored.revoked_at is None:
+            problem(
+                Problem(
+                    None,
+                    f'client "{name}" was revoked (audit entry {seq}) but its record is not: '
+                    "rows put back from an older copy?",
+                )
+            )
 
 
 def _verify_credential(

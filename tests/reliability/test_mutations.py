@@ -1418,7 +1418,8 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         "before the revocation each carry a valid signature: the client reads again what "
         "it could read before, and later versions of the credentials it was granted are "
         "wrapped for it again. Only the signed 'client-revoke' audit entry still records "
-        "the revocation; verify does not cross-check it.",
+        "the revocation: verify reports the mismatch (readers do not walk the log), "
+        "unless the log's tail was cut as well.",
         lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("revoked client"),
     ),
     KnownLimit(
