@@ -85,16 +85,24 @@ def append(
     version: int | None = None,
     detail: str = "",
     signer: Signer | None = None,
-) -> None:
-    """Append one entry inside the caller's (write) transaction.
+    head: tuple[int, bytes] | None = None,
+) -> AuditRecord:
+    """Append one entry inside the caller's (write) transaction; returns it.
 
     The caller's transaction is a :meth:`Store.write` transaction, which holds the
     write lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so reading
     the last entry and inserting the next cannot interleave with another writer.
+    ``head`` is (seq, entry hash) of the entry this same transaction appended last, if
+    any: under that lock it is still the last entry, and passing it saves the query.
     """
-    last = session.execute(
-        select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
-    ).first()
+    last = (
+        head
+        or session.execute(
+            select(AuditRecord.seq, AuditRecord.entry_hash)
+            .order_by(AuditRecord.seq.desc())
+            .limit(1)
+        ).first()
+    )
     rec = AuditRecord(
         seq=(last[0] + 1) if last else 1,
         at=to_epoch(utc_now()),
@@ -112,6 +120,7 @@ def append(
     rec.entry_hash = entry_hash(vault_id, rec)
     rec.signature = signer[1](signed_entry(vault_id, rec.entry_hash)) if signer else None
     session.add(rec)
+    return rec
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -228,6 +229,12 @@ class Inventory:
         """Human form of the vault signing key's fingerprint."""
         return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))
 
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A read transaction (:class:`AdminVault` reads inside its batch instead)."""
+        with self._store.read() as session:
+            yield session
+
     def _head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
         query = select(CredentialRecord).where(CredentialRecord.name == name)
         # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
@@ -240,7 +247,7 @@ class Inventory:
 
     def names(self) -> list[str]:
         """Every credential name, sorted."""
-        with self._store.read() as session:
+        with self._reading() as session:
             return list(
                 session.scalars(select(CredentialRecord.name).order_by(CredentialRecord.name))
             )
@@ -258,7 +265,7 @@ class Inventory:
         )
         split = len(_LISTED_HEAD)
         policies: dict[str, dict[str, Any]] = {}
-        with self._store.read() as session:
+        with self._reading() as session:
             for values in session.connection().execute(query):
                 if values[split] is None:
                     raise IntegrityError(
@@ -276,7 +283,7 @@ class Inventory:
         :raises NotFound: when there is no such credential.
         :raises IntegrityError: when a signature does not verify.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             head = self._head(session, name)
             row = (
                 session.get(VersionRecord, (head.id, head.current_version))
@@ -295,7 +302,7 @@ class Inventory:
         :raises NotFound: when there is no such credential.
         :raises IntegrityError: when a signature does not verify.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             head = self._head(session, name)
             rows = session.scalars(
                 select(VersionRecord)
@@ -346,7 +353,7 @@ class Inventory:
 
         :raises IntegrityError: when a client record was forged or edited.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             return [
                 self._client_info(session, c)
                 for c in session.scalars(select(ClientRecord).order_by(ClientRecord.name))
@@ -357,7 +364,7 @@ class Inventory:
 
         :raises NotFound: when there is no such client.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             client = session.scalar(select(ClientRecord).where(ClientRecord.name == name))
             if client is None:
                 raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
@@ -367,7 +374,7 @@ class Inventory:
 
     def audit_entries(self, since: datetime | None = None) -> list[audit.AuditEntry]:
         """The audit log in order, optionally from ``since`` on."""
-        with self._store.read() as session:
+        with self._reading() as session:
             return audit.entries(session, since)
 
     def verify_audit(self, *, remember: bool = True) -> audit.ChainReport:
@@ -376,7 +383,7 @@ class Inventory:
 
         With ``remember``, the new head is stored for the next run (outside the vault).
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             client_keys: dict[str, tuple[str, bytes]] = {}
             for client in session.scalars(select(ClientRecord)):
                 records.verify_client(self._verify_public, self._vault_id, client)
@@ -401,7 +408,7 @@ class Inventory:
 
         :raises IntegrityError: when no passphrase keyslot is left.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             header = load_header(session)
             params = keyslots.passphrase_kdf_params(session)
             count = session.scalar(select(func.count()).select_from(CredentialRecord)) or 0
