@@ -38,8 +38,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DatabaseError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.expression import ClauseElement
 
 from vault.errors import (
     AccessDenied,
@@ -585,6 +586,38 @@ class Store:
                     "another writer changed the same record at the same moment; try again"
                 ) from None
             raise StoreError(f"database error: {detail}") from None
+
+
+def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` as the database driver returns them: plain tuples.
+
+    For the bulk reads of ``list`` and ``check`` (100,000 rows), where SQLAlchemy's
+    Row objects and ORM execution path are a tenth to a third of the time. The query
+    must need no type conversion of its results (none of exvault's columns does) and
+    no expanding parameters. Run it inside a :meth:`Store.read` (or write)
+    transaction, whose error translation then applies to it.
+
+    :raises SQLAlchemyError: when the database fails (the driver's error, wrapped).
+    """
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    values = compiled.params
+    params: Any = (
+        tuple(values[name] for name in getattr(compiled, "positiontup", None) or ())
+        if connection.dialect.positional
+        else values
+    )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(compiled.string, params)
+        while rows := cursor.fetchmany(1000):
+            yield from rows
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            compiled.string, params, exc, connection.dialect.loaded_dbapi.Error
+        ) from None
+    finally:
+        cursor.close()
 
 
 def _table_names(conn: Connection) -> set[str]:
