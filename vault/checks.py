@@ -13,18 +13,18 @@ findings) and a one-line message that says what to do.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 
 from vault import crypto, keyslots
 from vault.errors import InvalidInput
 from vault.exchanges import ExchangeProfile, get_profile
-from vault.inventory import Inventory
+from vault.inventory import Inventory, ParsedOnce, collector_paused
 from vault.model import from_epoch, split_list, to_epoch
 from vault.network import WILDCARDS, is_unrestricted
 from vault.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
@@ -35,6 +35,7 @@ from vault.store import (
     CredentialRecord,
     GrantRecord,
     VersionRecord,
+    driver_rows,
 )
 
 SEVERITIES = ("ok", "warn", "critical")
@@ -42,9 +43,12 @@ RANK = {name: i for i, name in enumerate(SEVERITIES)}
 PENDING_TOO_LONG = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One observation about a credential (or the vault, when ``credential`` is None)."""
+class Finding(NamedTuple):
+    """One observation about a credential (or the vault, when ``credential`` is None).
+
+    A named tuple, like :class:`CredentialFacts`: a check of 100,000 credentials makes
+    tens of thousands, three times faster than frozen dataclasses.
+    """
 
     severity: str
     code: str
@@ -65,9 +69,12 @@ class Finding:
         return out
 
 
-@dataclass(frozen=True)
-class CredentialFacts:
-    """What the checker knows of one credential (all clear metadata)."""
+class CredentialFacts(NamedTuple):
+    """What the checker knows of one credential (all clear metadata).
+
+    A named tuple: made once per credential, three times faster than a frozen
+    dataclass.
+    """
 
     name: str
     exchange: str
@@ -132,6 +139,8 @@ class _Rules:
         self.now = now
         self.today = now.date()
         self._profiles: dict[str, ExchangeProfile | None] = {}
+        # Two rules ask; few distinct whitelists.
+        self.unrestricted = ParsedOnce(is_unrestricted)
 
     def profile(self, exchange: str) -> ExchangeProfile | None:
         """The exchange's profile, looked up once per exchange (None when unknown)."""
@@ -188,7 +197,7 @@ class _Rules:
         profile = self.profile(f.exchange)
         if profile is None:
             return
-        unbound = is_unrestricted(f.ips)
+        unbound = self.unrestricted[f.ips]
         for rule in profile.lifetime_rules:
             code = rule.code.replace("_", "-")
             bind = f"bind the key to IPs at {profile.display_name} (exvault edit {f.name} --ip ...)"
@@ -221,7 +230,7 @@ class _Rules:
             # needs the account's password history, which exvault cannot know.
 
     def scope(self, f: CredentialFacts) -> Iterator[Finding]:
-        unbound = is_unrestricted(f.ips)
+        unbound = self.unrestricted[f.ips]
         if "withdraw" in f.permissions:
             if unbound:
                 yield Finding(
@@ -318,16 +327,16 @@ class _Rules:
                 f"delete it at the exchange, then exvault rotate finish {f.name}",
             )
 
-    def all(self, f: CredentialFacts) -> Iterator[Finding]:
-        for rule in (
-            self.age,
-            self.expiry,
-            self.exchange_rules,
-            self.scope,
-            self.usage,
-            self.state,
-        ):
-            yield from rule(f)
+    def all(self, f: CredentialFacts) -> list[Finding]:
+        """Every rule's findings about ``f`` (a list: cheaper than a generator chain)."""
+        return [
+            *self.age(f),
+            *self.expiry(f),
+            *self.exchange_rules(f),
+            *self.scope(f),
+            *self.usage(f),
+            *self.state(f),
+        ]
 
 
 def _duplicates(facts: Iterable[CredentialFacts]) -> Iterator[Finding]:
@@ -357,19 +366,37 @@ ClientFacts = tuple[str, int | None, int | None, int]
 def _collect(
     inventory: Inventory,
 ) -> tuple[list[CredentialFacts], list[ClientFacts], list[crypto.KdfParams]]:
-    """Read everything the rules need in a few bulk queries (no ORM objects: speed)."""
+    """Read everything the rules need in a few bulk queries.
+
+    The driver's plain rows, no ORM objects nor SQLAlchemy rows, and each distinct
+    stored text parsed once: 100,000 credentials share a few dates, lists and policies.
+    """
     store = inventory.store
     with store.read() as session:
-        grants = dict(
-            session.execute(
-                select(GrantRecord.credential_id, func.count())
-                .join(ClientRecord, ClientRecord.id == GrantRecord.client_id)
-                .where(ClientRecord.revoked_at.is_(None))
-                .group_by(GrantRecord.credential_id)
-            ).all()
+        clients = list(
+            driver_rows(
+                session,
+                select(
+                    ClientRecord.id,
+                    ClientRecord.name,
+                    ClientRecord.expires_at,
+                    ClientRecord.revoked_at,
+                ),
+            )
         )
+        active = {client_id for client_id, _name, _expires, revoked in clients if revoked is None}
+        # Counted here rather than by two GROUP BY joins over every grant.
+        grants: Counter[str] = Counter()
+        grants_of_client: Counter[str] = Counter()
+        for credential_id, client_id in driver_rows(
+            session, select(GrantRecord.credential_id, GrantRecord.client_id)
+        ):
+            grants_of_client[client_id] += 1
+            if client_id in active:
+                grants[credential_id] += 1
         last_reads = dict(
-            session.execute(
+            driver_rows(
+                session,
                 select(AuditRecord.credential, func.max(AuditRecord.at))
                 # Only signed reads count: an unsigned "ok" entry proves nobody read.
                 .where(
@@ -377,10 +404,11 @@ def _collect(
                     AuditRecord.outcome == "ok",
                     AuditRecord.signature.is_not(None),
                 )
-                .group_by(AuditRecord.credential)
-            ).all()
+                .group_by(AuditRecord.credential),
+            )
         )
-        rows = session.execute(
+        rows = driver_rows(
+            session,
             select(
                 CredentialRecord.id,
                 CredentialRecord.name,
@@ -400,70 +428,53 @@ def _collect(
                 VersionRecord,
                 (VersionRecord.credential_id == CredentialRecord.id)
                 & (VersionRecord.version == CredentialRecord.current_version),
-            )
-        ).all()
-        clients = [
-            (name, expires, revoked, grants_of)
-            for name, expires, revoked, grants_of in session.execute(
-                select(
-                    ClientRecord.name,
-                    ClientRecord.expires_at,
-                    ClientRecord.revoked_at,
-                    func.count(GrantRecord.credential_id),
-                )
-                .outerjoin(GrantRecord, GrantRecord.client_id == ClientRecord.id)
-                .group_by(
-                    ClientRecord.id,
-                    ClientRecord.name,
-                    ClientRecord.expires_at,
-                    ClientRecord.revoked_at,
-                )
-            ).all()
-        ]
-        kdfs = keyslots.passphrase_kdf_params(session)
-    policies: dict[str, Policy] = {}
-    facts = []
-    for (
-        cid,
-        name,
-        pending_since,
-        previous_until,
-        policy,
-        exposed_at,
-        exposed_reason,
-        created_at,
-        exchange,
-        permissions,
-        ips,
-        issued_on,
-        expires_on,
-        fingerprint,
-    ) in rows:
-        # Most credentials share the default policy text: parse each text once.
-        parsed = policies.get(policy)
-        if parsed is None:
-            parsed = policies[policy] = Policy.from_json(policy)
-        last = last_reads.get(name)
-        facts.append(
+            ),
+        )
+        policies = ParsedOnce(Policy.from_json)
+        dates = ParsedOnce(stored_date)
+        days = ParsedOnce(lambda seconds: from_epoch(seconds).date())
+        lists = ParsedOnce(split_list)
+        facts = [
             CredentialFacts(
                 name=name,
                 exchange=exchange,
-                permissions=split_list(permissions),
-                ips=split_list(ips),
-                issued_on=stored_date(issued_on),
-                expires_on=stored_date(expires_on) if expires_on is not None else None,
-                added_on=from_epoch(created_at).date(),
-                policy=parsed,
-                grantees=grants.get(cid, 0),
-                last_read=from_epoch(last) if last else None,
+                permissions=lists[permissions],
+                ips=lists[ips],
+                issued_on=dates[issued_on],
+                expires_on=dates[expires_on] if expires_on is not None else None,
+                added_on=days[created_at],
+                policy=policies[policy],
+                grantees=grants[cid],
+                last_read=from_epoch(last) if (last := last_reads.get(name)) else None,
                 pending_since=from_epoch(pending_since) if pending_since else None,
                 previous_until=from_epoch(previous_until) if previous_until else None,
                 exposed_at=from_epoch(exposed_at) if exposed_at else None,
                 exposed_reason=exposed_reason,
                 api_key_fingerprint=fingerprint,
             )
-        )
-    return facts, clients, kdfs
+            for (
+                cid,
+                name,
+                pending_since,
+                previous_until,
+                policy,
+                exposed_at,
+                exposed_reason,
+                created_at,
+                exchange,
+                permissions,
+                ips,
+                issued_on,
+                expires_on,
+                fingerprint,
+            ) in rows
+        ]
+        kdfs = keyslots.passphrase_kdf_params(session)
+    client_facts = [
+        (name, expires, revoked, grants_of_client[client_id])
+        for client_id, name, expires, revoked in clients
+    ]
+    return facts, client_facts, kdfs
 
 
 def _vault_findings(
@@ -516,10 +527,13 @@ def _vault_findings(
 
 def check(inventory: Inventory, now: datetime) -> Report:
     """Run every rule over the vault as of ``now`` (a timezone-aware UTC datetime)."""
-    facts, clients, kdfs = _collect(inventory)
-    rules = _Rules(now)
-    findings = [finding for f in facts for finding in rules.all(f)]
-    findings += _duplicates(facts)
-    findings += _vault_findings(clients, kdfs, now)
-    findings.sort(key=lambda x: (-RANK[x.severity], x.credential or "", x.code))
+    with collector_paused():
+        facts, clients, kdfs = _collect(inventory)
+        rules = _Rules(now)
+        findings: list[Finding] = []
+        for f in facts:
+            findings += rules.all(f)
+        findings += _duplicates(facts)
+        findings += _vault_findings(clients, kdfs, now)
+        findings.sort(key=lambda x: (-RANK[x.severity], x.credential or "", x.code))
     return Report(generated_at=now, credentials=len(facts), findings=tuple(findings))
