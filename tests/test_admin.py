@@ -437,3 +437,21 @@ def test_batch_holds_the_write_lock(admin: AdminVault, vault_location: str) -> N
         assert done.is_set()
         assert other.names() == ["first", "other"]
         assert other.verify_audit(remember=False).ok
+
+
+def test_listing_is_what_credentials_says(stocked: AdminVault, vault_location: str) -> None:
+    from vault import rotation
+    from vault.inventory import ListedCredential
+
+    stocked.edit("binance-main", expires_on=date(2031, 2, 3))
+    rotation.start(stocked, "kucoin-sub1", {**_key(9), "passphrase": "Pass-2!"})
+    stocked.add_client("bot")
+    stocked.grant("bot", ["binance-main"])
+    stocked.revoke_client("bot")  # binance-main exposed
+    with Inventory.open(vault_location) as inv:
+        listed = list(inv.listing())
+        assert listed == [ListedCredential.of(i) for i in inv.credentials()]
+    assert listed[0].exposed_at is not None and listed[1].pending_version == 2
+    db_exec(vault_location, "UPDATE credentials SET current_version = 7 WHERE name = 'kucoin-sub1'")
+    with Inventory.open(vault_location) as inv, pytest.raises(IntegrityError, match="kucoin-sub1"):
+        list(inv.listing())
