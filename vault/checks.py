@@ -41,6 +41,7 @@ from vault.store import (
 SEVERITIES = ("ok", "warn", "critical")
 RANK = {name: i for i, name in enumerate(SEVERITIES)}
 PENDING_TOO_LONG = timedelta(hours=24)
+_TRADING = frozenset({"trade", "margin", "futures"})
 
 
 class Finding(NamedTuple):
@@ -195,14 +196,14 @@ class _Rules:
 
     def exchange_rules(self, f: CredentialFacts) -> Iterator[Finding]:
         profile = self.profile(f.exchange)
-        if profile is None:
+        # Every lifetime rule is about keys without an IP whitelist.
+        if profile is None or not self.unrestricted[f.ips]:
             return
-        unbound = self.unrestricted[f.ips]
         for rule in profile.lifetime_rules:
+            if rule.days is None:
+                continue  # expiry_set: the recorded expiry date covers it
             code = rule.code.replace("_", "-")
             bind = f"bind the key to IPs at {profile.display_name} (exvault edit {f.name} --ip ...)"
-            if rule.days is None or not unbound:
-                continue  # expiry_set: the recorded expiry date covers it
             if rule.applies_when == "no_ip" or (
                 rule.applies_when == "no_ip_trade" and "trade" in f.permissions
             ):
@@ -256,7 +257,7 @@ class _Rules:
                     "withdraw permission enabled: remove it at the exchange, or accept the "
                     f'risk: exvault policy accept-risk {f.name} withdraw --reason "..."',
                 )
-        trading = {"trade", "margin", "futures"} & set(f.permissions)
+        trading = not _TRADING.isdisjoint(f.permissions)
         if trading and unbound and "withdraw" not in f.permissions:
             severity = "ok" if "trade-without-ip" in f.policy.accepted else "warn"
             yield Finding(
@@ -265,7 +266,7 @@ class _Rules:
                 f.name,
                 "trading permission without an IP whitelist: bind the key to your bot's IPs",
             )
-        if WILDCARDS & set(f.ips):
+        if not WILDCARDS.isdisjoint(f.ips):
             yield Finding(
                 "critical",
                 "ip-unrestricted",
