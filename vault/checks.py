@@ -134,7 +134,9 @@ def _days(n: int) -> str:
 
 
 class _Rules:
-    """The rules, one method each; ``today``/``now`` come from the injected clock."""
+    """The rules, one method each, appending findings to ``out`` (six generators per
+    credential cost more than most rules' work); ``today``/``now`` come from the
+    injected clock."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -153,48 +155,61 @@ class _Rules:
         return self._profiles[exchange]
 
     def deadline(
-        self, f: CredentialFacts, code: str, when: date, what: str, fix: str
-    ) -> Iterator[Finding]:
+        self,
+        f: CredentialFacts,
+        code: str,
+        when: date,
+        what: str,
+        fix: str,
+        out: list[Finding],
+    ) -> None:
         left = (when - self.today).days
         if left <= 0:
-            yield Finding("critical", code, f.name, f"{what} on {when} ({_days(-left)} ago): {fix}")
+            out.append(
+                Finding("critical", code, f.name, f"{what} on {when} ({_days(-left)} ago): {fix}")
+            )
         elif left <= f.policy.warn_before_days:
-            yield Finding("warn", code, f.name, f"{what} on {when} (in {_days(left)}): {fix}")
+            out.append(Finding("warn", code, f.name, f"{what} on {when} (in {_days(left)}): {fix}"))
 
-    def age(self, f: CredentialFacts) -> Iterator[Finding]:
+    def age(self, f: CredentialFacts, out: list[Finding]) -> None:
         age = (self.today - f.issued_on).days
         due = f.policy.max_age_days - age
         rotate = f"rotate it: exvault rotate start {f.name}"
         if due <= 0:
-            yield Finding(
-                "critical",
-                "age-overdue",
-                f.name,
-                f"key is {_days(age)} old, over its maximum age of {f.policy.max_age_days}: "
-                + rotate,
+            out.append(
+                Finding(
+                    "critical",
+                    "age-overdue",
+                    f.name,
+                    f"key is {_days(age)} old, over its maximum age of {f.policy.max_age_days}: "
+                    + rotate,
+                )
             )
         elif due <= f.policy.warn_before_days:
-            yield Finding(
-                "warn",
-                "age-due-soon",
-                f.name,
-                f"key is {_days(age)} old; rotation due in {_days(due)}: " + rotate,
+            out.append(
+                Finding(
+                    "warn",
+                    "age-due-soon",
+                    f.name,
+                    f"key is {_days(age)} old; rotation due in {_days(due)}: " + rotate,
+                )
             )
 
-    def expiry(self, f: CredentialFacts) -> Iterator[Finding]:
+    def expiry(self, f: CredentialFacts, out: list[Finding]) -> None:
         if f.expires_on is None:
             return
         left = (f.expires_on - self.today).days
         code = "expired" if left <= 0 else "expires-soon"
-        yield from self.deadline(
+        self.deadline(
             f,
             code,
             f.expires_on,
             "the exchange expires this key",
             f"rotate it before then: exvault rotate start {f.name}",
+            out,
         )
 
-    def exchange_rules(self, f: CredentialFacts) -> Iterator[Finding]:
+    def exchange_rules(self, f: CredentialFacts, out: list[Finding]) -> None:
         profile = self.profile(f.exchange)
         # Every lifetime rule is about keys without an IP whitelist.
         if profile is None or not self.unrestricted[f.ips]:
@@ -207,12 +222,13 @@ class _Rules:
             if rule.applies_when == "no_ip" or (
                 rule.applies_when == "no_ip_trade" and "trade" in f.permissions
             ):
-                yield from self.deadline(
+                self.deadline(
                     f,
                     code,
                     f.issued_on + timedelta(days=rule.days),
                     f"{profile.display_name} disables this key (no IP whitelist)",
                     bind + " or rotate it",
+                    out,
                 )
             elif rule.applies_when == "no_ip_inactive" and (
                 "trade" in f.permissions or "withdraw" in f.permissions
@@ -224,58 +240,69 @@ class _Rules:
                     f"trade/withdraw keys after {_days(rule.days)} without use: {bind}"
                 )
                 if idle >= rule.days:
-                    yield Finding("critical", code, f.name, message)
+                    out.append(Finding("critical", code, f.name, message))
                 elif idle >= max(rule.days - f.policy.warn_before_days, rule.days // 2):
-                    yield Finding("warn", code, f.name, message)
+                    out.append(Finding("warn", code, f.name, message))
             # no_ip_withdraw is covered by withdraw-without-ip; no_ip_password_change
             # needs the account's password history, which exvault cannot know.
 
-    def scope(self, f: CredentialFacts) -> Iterator[Finding]:
+    def scope(self, f: CredentialFacts, out: list[Finding]) -> None:
         unbound = self.unrestricted[f.ips]
         if "withdraw" in f.permissions:
             if unbound:
-                yield Finding(
-                    "critical",
-                    "withdraw-without-ip",
-                    f.name,
-                    "withdraw permission without an IP whitelist: remove withdraw at the "
-                    "exchange or bind the key to IPs",
+                out.append(
+                    Finding(
+                        "critical",
+                        "withdraw-without-ip",
+                        f.name,
+                        "withdraw permission without an IP whitelist: remove withdraw at the "
+                        "exchange or bind the key to IPs",
+                    )
                 )
             elif "withdraw-enabled" in f.policy.accepted:
                 risk = f.policy.accepted["withdraw-enabled"]
-                yield Finding(
-                    "ok",
-                    "withdraw-enabled",
-                    f.name,
-                    f"withdraw permission accepted on {risk.accepted_at:%Y-%m-%d}: {risk.reason}",
+                out.append(
+                    Finding(
+                        "ok",
+                        "withdraw-enabled",
+                        f.name,
+                        f"withdraw permission accepted on {risk.accepted_at:%Y-%m-%d}: "
+                        f"{risk.reason}",
+                    )
                 )
             else:
-                yield Finding(
-                    "critical",
-                    "withdraw-enabled",
-                    f.name,
-                    "withdraw permission enabled: remove it at the exchange, or accept the "
-                    f'risk: exvault policy accept-risk {f.name} withdraw --reason "..."',
+                out.append(
+                    Finding(
+                        "critical",
+                        "withdraw-enabled",
+                        f.name,
+                        "withdraw permission enabled: remove it at the exchange, or accept the "
+                        f'risk: exvault policy accept-risk {f.name} withdraw --reason "..."',
+                    )
                 )
         trading = not _TRADING.isdisjoint(f.permissions)
         if trading and unbound and "withdraw" not in f.permissions:
             severity = "ok" if "trade-without-ip" in f.policy.accepted else "warn"
-            yield Finding(
-                severity,
-                "trade-without-ip",
-                f.name,
-                "trading permission without an IP whitelist: bind the key to your bot's IPs",
+            out.append(
+                Finding(
+                    severity,
+                    "trade-without-ip",
+                    f.name,
+                    "trading permission without an IP whitelist: bind the key to your bot's IPs",
+                )
             )
         if not WILDCARDS.isdisjoint(f.ips):
-            yield Finding(
-                "critical",
-                "ip-unrestricted",
-                f.name,
-                f"whitelist allows any address ({', '.join(sorted(WILDCARDS & set(f.ips)))}): "
-                "list your bot's IPs instead",
+            out.append(
+                Finding(
+                    "critical",
+                    "ip-unrestricted",
+                    f.name,
+                    f"whitelist allows any address ({', '.join(sorted(WILDCARDS & set(f.ips)))}): "
+                    "list your bot's IPs instead",
+                )
             )
 
-    def usage(self, f: CredentialFacts) -> Iterator[Finding]:
+    def usage(self, f: CredentialFacts, out: list[Finding]) -> None:
         stale = f.policy.stale_days
         # Idleness counts from when the key came into this vault, not from its issue
         # date: a key imported today has had no chance to be read yet.
@@ -287,57 +314,67 @@ class _Rules:
         never = "never read" if idle is None else f"not read for {_days(idle)}"
         severity = "ok" if "stale" in f.policy.accepted else "warn"
         if f.grantees == 0:
-            yield Finding(
-                severity,
-                "stale",
-                f.name,
-                f"granted to no client and {never}: if unused, delete it at the exchange "
-                f"and here (exvault remove {f.name})",
+            out.append(
+                Finding(
+                    severity,
+                    "stale",
+                    f.name,
+                    f"granted to no client and {never}: if unused, delete it at the exchange "
+                    f"and here (exvault remove {f.name})",
+                )
             )
         else:
-            yield Finding(
-                severity,
-                "unread",
-                f.name,
-                f"granted to {f.grantees} client(s) but {never}: revoke candidate",
+            out.append(
+                Finding(
+                    severity,
+                    "unread",
+                    f.name,
+                    f"granted to {f.grantees} client(s) but {never}: revoke candidate",
+                )
             )
 
-    def state(self, f: CredentialFacts) -> Iterator[Finding]:
+    def state(self, f: CredentialFacts, out: list[Finding]) -> None:
         if f.exposed_at is not None:
-            yield Finding(
-                "critical",
-                "exposed",
-                f.name,
-                f"{f.exposed_reason or 'exposed'} since {f.exposed_at:%Y-%m-%d}: "
-                f"rotate it: exvault rotate start {f.name}",
+            out.append(
+                Finding(
+                    "critical",
+                    "exposed",
+                    f.name,
+                    f"{f.exposed_reason or 'exposed'} since {f.exposed_at:%Y-%m-%d}: "
+                    f"rotate it: exvault rotate start {f.name}",
+                )
             )
         if f.pending_since is not None and self.now - f.pending_since > PENDING_TOO_LONG:
-            yield Finding(
-                "warn",
-                "rotation-pending",
-                f.name,
-                f"a rotation has been pending since {f.pending_since:%Y-%m-%d %H:%M} UTC: "
-                f"exvault rotate promote {f.name} (or abort)",
+            out.append(
+                Finding(
+                    "warn",
+                    "rotation-pending",
+                    f.name,
+                    f"a rotation has been pending since {f.pending_since:%Y-%m-%d %H:%M} UTC: "
+                    f"exvault rotate promote {f.name} (or abort)",
+                )
             )
         if f.previous_until is not None and f.previous_until <= self.now:
-            yield Finding(
-                "warn",
-                "rotation-unfinished",
-                f.name,
-                f"the previous key's grace period ended {f.previous_until:%Y-%m-%d %H:%M} UTC: "
-                f"delete it at the exchange, then exvault rotate finish {f.name}",
+            out.append(
+                Finding(
+                    "warn",
+                    "rotation-unfinished",
+                    f.name,
+                    f"the previous key's grace period ended {f.previous_until:%Y-%m-%d %H:%M} UTC: "
+                    f"delete it at the exchange, then exvault rotate finish {f.name}",
+                )
             )
 
     def all(self, f: CredentialFacts) -> list[Finding]:
-        """Every rule's findings about ``f`` (a list: cheaper than a generator chain)."""
-        return [
-            *self.age(f),
-            *self.expiry(f),
-            *self.exchange_rules(f),
-            *self.scope(f),
-            *self.usage(f),
-            *self.state(f),
-        ]
+        """Every rule's findings about ``f``."""
+        out: list[Finding] = []
+        self.age(f, out)
+        self.expiry(f, out)
+        self.exchange_rules(f, out)
+        self.scope(f, out)
+        self.usage(f, out)
+        self.state(f, out)
+        return out
 
 
 def _duplicates(facts: Iterable[CredentialFacts]) -> Iterator[Finding]:
