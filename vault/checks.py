@@ -472,23 +472,25 @@ def _collect(
         dates = ParsedOnce(stored_date)
         days = ParsedOnce(lambda seconds: from_epoch(seconds).date())
         lists = ParsedOnce(split_list)
+        # Positional, in the order of CredentialFacts' fields: a third of the cost of
+        # keywords, 100,000 times.
         facts = [
             CredentialFacts(
-                name=name,
-                exchange=exchange,
-                permissions=lists[permissions],
-                ips=lists[ips],
-                issued_on=dates[issued_on],
-                expires_on=dates[expires_on] if expires_on is not None else None,
-                added_on=days[created_at],
-                policy=policies[policy],
-                grantees=grants[cid],
-                last_read=from_epoch(last) if (last := last_reads.get(name)) else None,
-                pending_since=from_epoch(pending_since) if pending_since else None,
-                previous_until=from_epoch(previous_until) if previous_until else None,
-                exposed_at=from_epoch(exposed_at) if exposed_at else None,
-                exposed_reason=exposed_reason,
-                api_key_fingerprint=fingerprint,
+                name,
+                exchange,
+                lists[permissions],
+                lists[ips],
+                dates[issued_on],
+                dates[expires_on] if expires_on is not None else None,
+                days[created_at],
+                policies[policy],
+                grants[cid],
+                from_epoch(last) if (last := last_reads.get(name)) else None,
+                from_epoch(pending_since) if pending_since else None,
+                from_epoch(previous_until) if previous_until else None,
+                from_epoch(exposed_at) if exposed_at else None,
+                exposed_reason,
+                fingerprint,
             )
             for (
                 cid,
