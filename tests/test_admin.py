@@ -382,7 +382,7 @@ def test_batch_queue_is_inserted_in_parts(
         for i in range(6):
             admin.add(f"cred-{i}", "binance", _key(i))
         with pytest.raises(AlreadyExists):
-            admin.add("cred-0", "binance", _key(9))  # inserted already, found by the query
+            admin.add("cred-0", "binance", _key(9))  # inserted already
     assert len(admin.names()) == 6
     assert admin.verify_audit(remember=False).ok and verify(admin).ok
 
@@ -407,6 +407,23 @@ def test_batch_grants_and_rotations(admin: AdminVault, vault_location: str) -> N
     with ClientVault.open(vault_location, token=token) as client:
         assert client.get("a").api_key.reveal() == _key(3)["api_key"]
     assert admin.verify_audit(remember=False).ok and verify(admin).ok
+
+
+def test_batch_knows_the_names_it_adds_and_removes(stocked: AdminVault) -> None:
+    with stocked.batch():
+        with pytest.raises(AlreadyExists):
+            stocked.add("binance-main", "binance", _key(1))  # there before the batch
+        stocked.add("a", "binance", _key(2))
+        stocked.remove("a")
+        stocked.remove("kucoin-sub1")
+        stocked.add("a", "binance", _key(3))
+        stocked.add("kucoin-sub1", "binance", _key(4))
+        with pytest.raises(AlreadyExists):
+            stocked.add("a", "binance", _key(5))
+    assert stocked.names() == ["a", "binance-main", "kucoin-sub1"]
+    assert stocked.get("a").api_key.reveal() == _key(3)["api_key"]
+    assert stocked.get("kucoin-sub1").exchange == "binance"
+    assert verify(stocked).ok
 
 
 def test_batch_inside_a_batch_joins_it(admin: AdminVault) -> None:

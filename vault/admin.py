@@ -101,7 +101,9 @@ class _Batch:
     Adds inside a batch queue their rows (``queue``, per table) instead of inserting
     them one statement at a time; the queue is inserted, one executemany per table,
     before any other operation or read, every :data:`BATCH_QUEUE_ROWS` rows, and at
-    the end. ``names`` are the credentials queued so far (the database cannot tell).
+    the end. ``names`` are the names of the vault's credentials, queued ones included,
+    read at the batch's first add (it holds the write lock: only its own adds and
+    removes change them), so that an add costs no query.
     """
 
     session: Session
@@ -111,7 +113,7 @@ class _Batch:
     queueing: bool = False
     queue: dict[FromClause, list[dict[str, Any]]] = field(default_factory=dict)
     queued: int = 0
-    names: set[str] = field(default_factory=set)
+    names: set[str] | None = None
 
     def mark(self) -> tuple[tuple[int, bytes] | None, int, dict[FromClause, int]]:
         """Where the batch stands, for :meth:`back_to` if the next operation fails."""
@@ -365,6 +367,15 @@ class AdminVault(Inventory):
             self._insert_queue(self._batch)
             yield self._batch.session
 
+    def _name_taken(self, session: Session, name: str) -> bool:
+        """Whether a credential is named ``name`` (in a batch, queued ones too)."""
+        batch = self._batch
+        if batch is None:
+            return session.connection().execute(_NAME_TAKEN, {"name": name}).first() is not None
+        if batch.names is None:
+            batch.names = set(session.scalars(select(CredentialRecord.name)))
+        return name in batch.names
+
     def _insert(self, session: Session, *new: Base) -> None:
         """Insert new records in the order given (foreign keys point backwards).
 
@@ -398,7 +409,6 @@ class AdminVault(Inventory):
                     connection.execute(table.insert(), batch.queue[table])
         batch.queue.clear()
         batch.queued = 0
-        batch.names.clear()
 
     def _checkpoint(self) -> None:
         """Checkpoint the WAL after deletes; in a batch, once it has committed (no
@@ -597,8 +607,7 @@ class AdminVault(Inventory):
         fields = clean_payload(metadata.exchange, payload)
         now = to_epoch(utc_now())
         with self._writing(queued=True) as session:
-            queued = self._batch is not None and name in self._batch.names
-            if queued or session.connection().execute(_NAME_TAKEN, {"name": name}).first():
+            if self._name_taken(session, name):
                 raise AlreadyExists(f'a credential named "{name}" exists already')
             head = CredentialRecord(
                 id=records.new_record_id(),
@@ -612,7 +621,7 @@ class AdminVault(Inventory):
             self._insert(session, head)
             row = self._add_version(session, head, 1, metadata, fields, now, new=True)
             self._audit(session, "add", name, 1)
-            if self._batch is not None:
+            if self._batch is not None and self._batch.names is not None:
                 self._batch.names.add(name)
         # What was just signed and written: no need to read it back.
         return info_from_rows(head, row)
@@ -682,6 +691,8 @@ class AdminVault(Inventory):
             head = self._head(session, name, for_update=True)
             session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
             self._audit(session, "remove", name)
+        if self._batch is not None and self._batch.names is not None:
+            self._batch.names.discard(name)
         self._checkpoint()
 
     # ---------------------------------------------------------------- policy
