@@ -86,12 +86,19 @@ def clean_payload(exchange: str, payload: Mapping[str, str]) -> dict[str, str]:
 _NAME_TAKEN = select(CredentialRecord.id).where(CredentialRecord.name == bindparam("name"))
 
 
+_COLUMNS: dict[FromClause, tuple[str, ...]] = {}
+
+
 def _values(record: Base) -> dict[str, Any]:
     """A new ORM record's column values, for a Core INSERT (None where never set)."""
+    table = record.__table__
+    keys = _COLUMNS.get(table)
+    if keys is None:
+        keys = _COLUMNS[table] = tuple(c.key for c in table.columns)
     # A new object keeps what was set in its __dict__: read there, not through the
-    # instrumented attributes (a batch reads 20 values per add).
+    # instrumented attributes (a batch reads 40 values per add).
     values = vars(record)
-    return {c.key: values.get(c.key) for c in record.__table__.columns}
+    return {key: values.get(key) for key in keys}
 
 
 @dataclass
