@@ -80,31 +80,37 @@ def _listing_json(items: Iterable[ListedCredential], today: date) -> str:
     import json
     from json.encoder import encode_basestring_ascii
 
+    from vault.inventory import ParsedOnce
+
     def j(value: object) -> str:
         return json.dumps(value, default=output.json_default)
 
-    metadata: dict[tuple[object, ...], str] = {}
-    stages: dict[tuple[object, ...], str] = {}
-    parts = []
-    for i in items:
-        meta_key, stage_key = i[1:6], i[6:]  # exchange..expires_on, version..exposed_at
-        meta = metadata.get(meta_key)
-        if meta is None:
-            meta = metadata[meta_key] = (
-                f'"exchange": {j(i.exchange)}, "permissions": {j(i.permissions)}, '
-                f'"ips": {j(i.ips)}, "issued_on": {j(i.issued_on)}, '
-                f'"expires_on": {j(i.expires_on)}, "age_days": {(today - i.issued_on).days}'
-            )
-        stage = stages.get(stage_key)
-        if stage is None:
-            stage = stages[stage_key] = (
-                f'"version": {i.version}, "pending_version": {j(i.pending_version)}, '
-                f'"previous_version": {j(i.previous_version)}, '
-                f'"created_at": {j(i.created_at)}, "updated_at": {j(i.updated_at)}, '
-                f'"exposed_at": {j(i.exposed_at)}'
-            )
-        parts.append(f'{{"name": {encode_basestring_ascii(i.name)}, {meta}, {stage}}}')
-    return "[" + ", ".join(parts) + "]"
+    def metadata_json(columns: tuple[Any, ...]) -> str:
+        exchange, permissions, ips, issued_on, expires_on = columns
+        return (
+            f'"exchange": {j(exchange)}, "permissions": {j(permissions)}, "ips": {j(ips)}, '
+            f'"issued_on": {j(issued_on)}, "expires_on": {j(expires_on)}, '
+            f'"age_days": {(today - issued_on).days}'
+        )
+
+    def stages_json(columns: tuple[Any, ...]) -> str:
+        version, pending, previous, created_at, updated_at, exposed_at = columns
+        return (
+            f'"version": {version}, "pending_version": {j(pending)}, '
+            f'"previous_version": {j(previous)}, "created_at": {j(created_at)}, '
+            f'"updated_at": {j(updated_at)}, "exposed_at": {j(exposed_at)}'
+        )
+
+    metadata = ParsedOnce(metadata_json)  # by (exchange, ..., expires_on)
+    stages = ParsedOnce(stages_json)  # by (version, ..., exposed_at)
+    return (
+        "["
+        + ", ".join(
+            f'{{"name": {encode_basestring_ascii(i.name)}, {metadata[i[1:6]]}, {stages[i[6:]]}}}'
+            for i in items
+        )
+        + "]"
+    )
 
 
 def _today() -> date:

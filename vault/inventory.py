@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
@@ -229,6 +229,27 @@ _LISTING = (
 )
 
 
+def _with_current_version(*columns: Any) -> Select[Any]:
+    """A query of ``columns`` of every credential and its current version, by name.
+
+    An outer join: a credential whose current version row is gone comes with NULL
+    version columns, to be reported (:func:`_lost_version`) rather than hidden.
+    """
+    return (
+        select(*columns)
+        .outerjoin(
+            VersionRecord,
+            (VersionRecord.credential_id == CredentialRecord.id)
+            & (VersionRecord.version == CredentialRecord.current_version),
+        )
+        .order_by(CredentialRecord.name)
+    )
+
+
+def _lost_version(name: str) -> IntegrityError:
+    return IntegrityError(f'damaged vault: credential "{name}" has lost its current version')
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Hold the cyclic garbage collector off during a bulk read (``list``, ``check``).
@@ -346,23 +367,13 @@ class Inventory:
 
     def iter_credentials(self) -> Iterator[CredentialInfo]:
         """Every credential's current metadata, sorted by name (signatures not checked)."""
-        query = (
-            select(*_LISTED_HEAD, *_LISTED_VERSION)
-            .outerjoin(
-                VersionRecord,
-                (VersionRecord.credential_id == CredentialRecord.id)
-                & (VersionRecord.version == CredentialRecord.current_version),
-            )
-            .order_by(CredentialRecord.name)
-        )
+        query = _with_current_version(*_LISTED_HEAD, *_LISTED_VERSION)
         split = len(_LISTED_HEAD)
         policies: dict[str, dict[str, Any]] = {}
         with self._reading() as session:
             for values in session.connection().execute(query):
                 if values[split] is None:
-                    raise IntegrityError(
-                        f'damaged vault: credential "{values[1]}" has lost its current version'
-                    )
+                    raise _lost_version(values[1])
                 yield info_from_columns(values[:split], values[split:], policies)
 
     def listing(self) -> Iterator[ListedCredential]:
@@ -375,15 +386,7 @@ class Inventory:
         :raises IntegrityError: when a credential has lost its current version, or a
             date or policy column does not parse.
         """
-        query = (
-            select(*_LISTING)
-            .outerjoin(
-                VersionRecord,
-                (VersionRecord.credential_id == CredentialRecord.id)
-                & (VersionRecord.version == CredentialRecord.current_version),
-            )
-            .order_by(CredentialRecord.name)
-        )
+        query = _with_current_version(*_LISTING)
         dates = ParsedOnce(records.stored_date)
         times = ParsedOnce(from_epoch)
         lists = ParsedOnce(split_list)
@@ -406,9 +409,7 @@ class Inventory:
                 expires_on,
             ) in driver_rows(session, query):
                 if version is None:
-                    raise IntegrityError(
-                        f'damaged vault: credential "{head_name}" has lost its current version'
-                    )
+                    raise _lost_version(head_name)
                 if policy not in policies:
                     policies[policy] = _parse_policy(policy, head_name)
                 yield ListedCredential(
