@@ -11,7 +11,9 @@ from typing import Any
 import click
 
 
-def _default(value: object) -> object:
+def json_default(value: object) -> object:
+    """JSON form of the values exvault prints besides JSON's own: dates and times in
+    ISO 8601, bytes in hex, tuples as lists (``json.dumps``'s ``default``)."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, date):
@@ -29,8 +31,17 @@ def emit_json(data: Any) -> None:
     Compact output uses json's C encoder, several times faster than the indenting
     one: it matters for ``list --json`` over 100,000 credentials.
     """
-    indent = 2 if sys.stdout.isatty() else None
-    click.echo(json.dumps(data, default=_default, indent=indent))
+    click.echo(json.dumps(data, default=json_default, indent=2 if indented() else None))
+
+
+def indented() -> bool:
+    """True when JSON is printed indented (for a person at a terminal)."""
+    return sys.stdout.isatty()
+
+
+def emit_text(text: str) -> None:
+    """Print ``text``, already formatted, on stdout (one write)."""
+    click.echo(text)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import FromClause, bindparam, delete, insert, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
@@ -29,7 +31,7 @@ from vault.errors import (
     NotFound,
     quoted,
 )
-from vault.inventory import Inventory, Where, load_header, open_store
+from vault.inventory import Inventory, Where, info_from_rows, load_header, open_store
 from vault.model import (
     CredentialInfo,
     CredentialMetadata,
@@ -43,6 +45,7 @@ from vault.model import (
 from vault.network import parse_ip_whitelist
 from vault.policy import Policy
 from vault.store import (
+    Base,
     ClientRecord,
     CredentialRecord,
     GrantRecord,
@@ -57,6 +60,9 @@ from vault.token import ClientToken
 
 UNCHANGED: object = object()
 """Sentinel for "leave this field as it is" in :meth:`AdminVault.edit`."""
+
+BATCH_QUEUE_ROWS = 5_000
+"""Rows a batch's adds queue before they are inserted (bounds the batch's memory)."""
 
 
 def clean_payload(exchange: str, payload: Mapping[str, str]) -> dict[str, str]:
@@ -77,16 +83,68 @@ def clean_payload(exchange: str, payload: Mapping[str, str]) -> dict[str, str]:
     return fields
 
 
+# Built once: a statement per add costs more than the query (Core: nothing to flush).
+_NAME_TAKEN = select(CredentialRecord.id).where(CredentialRecord.name == bindparam("name"))
+
+
+_COLUMNS: dict[FromClause, tuple[str, ...]] = {}
+
+
+def _values(record: Base) -> dict[str, Any]:
+    """A new ORM record's column values, for a Core INSERT (None where never set)."""
+    table = record.__table__
+    keys = _COLUMNS.get(table)
+    if keys is None:
+        keys = _COLUMNS[table] = tuple(c.key for c in table.columns)
+    # A new object keeps what was set in its __dict__: read there, not through the
+    # instrumented attributes (a batch reads 40 values per add).
+    values = vars(record)
+    return {key: values.get(key) for key in keys}
+
+
+@dataclass
+class _Batch:
+    """The state of an open :meth:`AdminVault.batch`.
+
+    Adds inside a batch queue their rows (``queue``, per table) instead of inserting
+    them one statement at a time; the queue is inserted, one executemany per table,
+    before any other operation or read, every :data:`BATCH_QUEUE_ROWS` rows, and at
+    the end. ``names`` are the names of the vault's credentials, queued ones included,
+    read at the batch's first add (it holds the write lock: only its own adds and
+    removes change them), so that an add costs no query.
+    """
+
+    session: Session
+    failures: list[Callable[[], None]]
+    audit_head: tuple[int, bytes] | None = None
+    checkpoint: bool = False
+    queueing: bool = False
+    queue: dict[FromClause, list[dict[str, Any]]] = field(default_factory=dict)
+    queued: int = 0
+    names: set[str] | None = None
+
+    def mark(self) -> tuple[tuple[int, bytes] | None, int, dict[FromClause, int]]:
+        """Where the batch stands, for :meth:`back_to` if the next operation fails."""
+        return self.audit_head, self.queued, {t: len(rows) for t, rows in self.queue.items()}
+
+    def back_to(self, mark: tuple[tuple[int, bytes] | None, int, dict[FromClause, int]]) -> None:
+        """Forget what a failed operation queued and the audit head it moved."""
+        self.audit_head, self.queued, lengths = mark
+        for table, rows in self.queue.items():
+            del rows[lengths.get(table, 0) :]
+
+
 class AdminVault(Inventory):
     """A vault unlocked with its passphrase or recovery key: reads and writes secrets.
 
     Use as a context manager, or call :meth:`close`. Obtain one with :meth:`create`,
-    :meth:`unlock` or :meth:`unlock_with_recovery_key`.
+    :meth:`unlock` or :meth:`unlock_with_recovery_key`. A handle is for one thread.
     """
 
     def __init__(self, store: Store, header: HeaderRecord, identity: RootIdentity) -> None:
         super().__init__(store, header)
         self._identity = identity
+        self._batch: _Batch | None = None
 
     # ---------------------------------------------------------------- opening
 
@@ -214,7 +272,7 @@ class AdminVault(Inventory):
         :returns: the parameters of the new slot.
         """
         crypto.normalize_passphrase(new_passphrase)
-        with self._store.read() as session:
+        with self._reading() as session:
             header = load_header(session)
             old = [
                 s for s in session.scalars(select(KeyslotRecord)) if s.kind == keyslots.PASSPHRASE
@@ -233,15 +291,160 @@ class AdminVault(Inventory):
             session.execute(delete(KeyslotRecord).where(KeyslotRecord.kind == keyslots.PASSPHRASE))
             session.add(slot)
             self._audit(session, "passwd", detail=str(params))
-        self._store.checkpoint()
+        self._checkpoint()
         return params
 
     # ---------------------------------------------------------------- writing
 
     @contextmanager
-    def _writing(self) -> Iterator[Session]:
-        with self._store.write() as session:
-            yield session
+    def batch(self) -> Iterator[None]:
+        """Make every write of this handle inside the block one transaction.
+
+        ``with admin.batch(): ...`` takes the write lock once (SQLite's ``BEGIN
+        IMMEDIATE``, PostgreSQL's advisory lock) and holds it until the block ends,
+        so other writers wait; it commits once, with one fsync, when the block ends
+        normally. All or nothing: if an exception leaves the block, or the process
+        dies before the block ends, nothing written inside it is kept. An operation
+        that raises inside the block and is caught there leaves nothing behind (it is
+        rolled back to where it began) and the batch goes on. Reads of this handle
+        inside the block see the batch's writes; other handles and processes see
+        them once it commits. Refusals that are audited (a grant beyond a client's
+        scope) are recorded once the block ends, committed or not. A batch inside a
+        batch joins the outer one.
+
+        :raises StoreError: when the database fails (nothing of the batch is kept).
+        """
+        if self._batch is not None:
+            yield
+            return
+        failures: list[Callable[[], None]] = []
+        try:
+            with self._store.write() as session:
+                batch = self._batch = _Batch(session, failures)
+                try:
+                    yield
+                    with self._store.translate_errors():
+                        self._insert_queue(batch)
+                finally:
+                    self._batch = None
+        finally:
+            for record in failures:
+                record()
+        if batch.checkpoint:
+            self._store.checkpoint()
+
+    @contextmanager
+    def _writing(self, *, queued: bool = False) -> Iterator[Session]:
+        """The session of one write operation: its own transaction, or in a batch the
+        batch's. ``queued``: the operation only inserts (through :meth:`_insert`), so
+        in a batch its rows may wait in the queue."""
+        batch = self._batch
+        if batch is None:
+            with self._store.write() as session:
+                yield session
+            return
+        with self._store.translate_errors():
+            if not queued or batch.queued >= BATCH_QUEUE_ROWS:
+                self._insert_queue(batch)
+            # In a batch an operation that fails, and that the caller catches, must
+            # leave nothing to be committed later: neither queued rows, nor rows and
+            # half-changed objects (a savepoint), nor the audit head it moved.
+            mark = batch.mark()
+            try:
+                if queued:
+                    batch.queueing = True
+                    try:
+                        yield batch.session
+                    finally:
+                        batch.queueing = False
+                else:
+                    with batch.session.begin_nested():
+                        yield batch.session
+            except BaseException:
+                batch.back_to(mark)
+                raise
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        if self._batch is None:
+            with super()._reading() as session:
+                yield session
+            return
+        # Another connection would not see the batch's uncommitted writes.
+        with self._store.translate_errors():
+            self._insert_queue(self._batch)
+            yield self._batch.session
+
+    def _name_taken(self, session: Session, name: str) -> bool:
+        """Whether a credential is named ``name`` (in a batch, queued ones too)."""
+        batch = self._batch
+        if batch is None:
+            return session.connection().execute(_NAME_TAKEN, {"name": name}).first() is not None
+        if batch.names is None:
+            batch.names = set(session.scalars(select(CredentialRecord.name)))
+        return name in batch.names
+
+    def _insert(self, session: Session, *new: Base) -> None:
+        """Insert new records in the order given (foreign keys point backwards).
+
+        Core INSERTs, not the ORM's unit of work: nothing here is read back or changed
+        afterwards, and a flush per table costs more than the row. In a batch's add
+        the rows wait in the queue.
+        """
+        batch = self._batch
+        if batch is not None and batch.queueing:
+            for record in new:
+                batch.queue.setdefault(record.__table__, []).append(_values(record))
+            batch.queued += len(new)
+            return
+        connection = session.connection()
+        for record in new:
+            connection.execute(insert(type(record)), _values(record))
+
+    @staticmethod
+    def _insert_queue(batch: _Batch) -> None:
+        """Insert a batch's queued rows: one executemany per table, parents first.
+
+        In a savepoint: if it fails, nothing of it stays and the queue is kept, so the
+        batch fails again at its end rather than commit a part of it.
+        """
+        if not batch.queued:
+            return
+        with batch.session.begin_nested():
+            connection = batch.session.connection()
+            for table in Base.metadata.sorted_tables:
+                if batch.queue.get(table):
+                    connection.execute(table.insert(), batch.queue[table])
+        batch.queue.clear()
+        batch.queued = 0
+
+    def _checkpoint(self) -> None:
+        """Checkpoint the WAL after deletes; in a batch, once it has committed (no
+        checkpoint can pass the batch's open transaction)."""
+        if self._batch is not None:
+            self._batch.checkpoint = True
+        else:
+            self._store.checkpoint()
+
+    def _record_failure(self, action: str, detail: str, credential: str | None) -> None:
+        """Audit a refusal in a transaction of its own; in a batch, once it has ended
+        (it holds the write lock, and the refusal must be kept if it rolls back)."""
+
+        def record() -> None:
+            audit.record_failure(
+                self._store,
+                self._vault_id,
+                audit.ADMIN,
+                action,
+                detail,
+                credential=credential,
+                signer=(audit.ROOT_SIGNER, self._identity.sign),
+            )
+
+        if self._batch is not None:
+            self._batch.failures.append(record)
+        else:
+            record()
 
     def _audit(
         self,
@@ -251,7 +454,8 @@ class AdminVault(Inventory):
         version: int | None = None,
         detail: str = "",
     ) -> None:
-        audit.append(
+        batch = self._batch
+        entry = audit.append(
             session,
             self._vault_id,
             actor=audit.ADMIN,
@@ -260,7 +464,15 @@ class AdminVault(Inventory):
             version=version,
             detail=detail,
             signer=(audit.ROOT_SIGNER, self._identity.sign),
+            # The batch holds the write lock: the entry it appended last is the head.
+            head=batch.audit_head if batch is not None else None,
         )
+        if batch is not None:
+            batch.audit_head = (entry.seq, entry.entry_hash)
+        # Inserted like the operation's other new rows (queued in a batch's add): a
+        # unit-of-work flush for this one object costs more than the entry itself.
+        session.expunge(entry)
+        self._insert(session, entry)
 
     def _grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
         """The clients, neither revoked nor expired, granted ``head``; records verified."""
@@ -307,17 +519,32 @@ class AdminVault(Inventory):
         metadata: CredentialMetadata,
         payload: Mapping[str, str],
         now: int,
-    ) -> None:
+        *,
+        new: bool = False,
+    ) -> VersionRecord:
+        """Seal and store a version, wrapped for every recipient; returns its row.
+
+        ``new``: ``head`` was created in this transaction, so no grant can name it
+        (grants name a credential's random id) and the root is the only recipient.
+        """
         sealed = records.seal_version(
             self._identity, self._vault_id, head.id, version, metadata, payload, now
         )
-        session.add(sealed.version)
-        session.flush()  # no ORM relationships: order the inserts for the foreign keys
-        session.add(sealed.payload)
-        for recipient, public in self._recipients(session, head).items():
-            session.add(
+        recipients = (
+            {records.ROOT_RECIPIENT: self._identity.encryption_public}
+            if new
+            else self._recipients(session, head)
+        )
+        self._insert(
+            session,
+            sealed.version,
+            sealed.payload,
+            *(
                 records.wrap_dek(sealed.dek, self._vault_id, sealed.version, recipient, public)
-            )
+                for recipient, public in recipients.items()
+            ),
+        )
+        return sealed.version
 
     def _retire_version(
         self, session: Session, head: CredentialRecord, version: int | None
@@ -387,8 +614,8 @@ class AdminVault(Inventory):
         metadata = self._metadata(name, exchange, permissions, ips, issued_on, expires_on)
         fields = clean_payload(metadata.exchange, payload)
         now = to_epoch(utc_now())
-        with self._writing() as session:
-            if session.scalar(select(CredentialRecord.id).where(CredentialRecord.name == name)):
+        with self._writing(queued=True) as session:
+            if self._name_taken(session, name):
                 raise AlreadyExists(f'a credential named "{name}" exists already')
             head = CredentialRecord(
                 id=records.new_record_id(),
@@ -399,11 +626,13 @@ class AdminVault(Inventory):
                 policy="{}",
             )
             records.sign_head(self._identity, self._vault_id, head)
-            session.add(head)
-            session.flush()  # the head row must exist before rows that reference it
-            self._add_version(session, head, 1, metadata, fields, now)
+            self._insert(session, head)
+            row = self._add_version(session, head, 1, metadata, fields, now, new=True)
             self._audit(session, "add", name, 1)
-        return self.describe(name)
+            if self._batch is not None and self._batch.names is not None:
+                self._batch.names.add(name)
+        # What was just signed and written: no need to read it back.
+        return info_from_rows(head, row)
 
     def edit(
         self,
@@ -456,7 +685,7 @@ class AdminVault(Inventory):
             self._retire_version(session, head, old_version)
             records.sign_head(self._identity, self._vault_id, head)
             self._audit(session, "edit", name, version)
-        self._store.checkpoint()
+        self._checkpoint()
         return self.describe(name)
 
     def remove(self, name: str) -> None:
@@ -472,7 +701,9 @@ class AdminVault(Inventory):
             head = self._head(session, name, for_update=True)
             session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
             self._audit(session, "remove", name)
-        self._store.checkpoint()
+        if self._batch is not None and self._batch.names is not None:
+            self._batch.names.discard(name)
+        self._checkpoint()
 
     # ---------------------------------------------------------------- policy
 
@@ -526,7 +757,7 @@ class AdminVault(Inventory):
 
     def policy(self, name: str) -> Policy:
         """The credential's policy (signature verified)."""
-        with self._store.read() as session:
+        with self._reading() as session:
             return Policy.from_json(self._head(session, name).policy)
 
     # ---------------------------------------------------------------- clients
@@ -609,15 +840,7 @@ class AdminVault(Inventory):
                 for name in credential_names:
                     self._grant_one(session, client, self._head(session, name, for_update=True))
         except AccessDenied as exc:
-            audit.record_failure(
-                self._store,
-                self._vault_id,
-                audit.ADMIN,
-                "grant",
-                str(exc),
-                credential=name,
-                signer=(audit.ROOT_SIGNER, self._identity.sign),
-            )
+            self._record_failure("grant", str(exc), name)
             raise
 
     def _grant_one(self, session: Session, client: ClientRecord, head: CredentialRecord) -> None:
@@ -679,7 +902,7 @@ class AdminVault(Inventory):
                     )
                 )
                 self._audit(session, "ungrant", name, detail=f"from client {client_name}")
-        self._store.checkpoint()
+        self._checkpoint()
 
     def revoke_client(self, name: str) -> list[str]:
         """Revoke a client: delete its grants and wraps, and mark every credential it
@@ -722,7 +945,7 @@ class AdminVault(Inventory):
                 "client-revoke",
                 detail=f"client {name}; exposed: {', '.join(sorted(exposed)) or 'none'}",
             )
-        self._store.checkpoint()
+        self._checkpoint()
         return sorted(exposed)
 
     # ---------------------------------------------------------------- reading

@@ -53,16 +53,24 @@ def append(
     version: int | None = None,
     detail: str = "",
     signer: Signer | None = None,
-) -> None:
-    """Append one entry inside the caller's (write) transaction.
+    head: tuple[int, bytes] | None = None,
+) -> AuditRecord:
+    """Append one entry inside the caller's (write) transaction; returns it.
 
     The caller's transaction is a :meth:`Store.write` transaction, which holds the
     write lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so reading
     the last entry and inserting the next cannot interleave with another writer.
+    ``head`` is (seq, entry hash) of the entry this same transaction appended last, if
+    any: under that lock it is still the last entry, and passing it saves the query.
     """
-    last = session.execute(
-        select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
-    ).first()
+    last = (
+        head
+        or session.execute(
+            select(AuditRecord.seq, AuditRecord.entry_hash)
+            .order_by(AuditRecord.seq.desc())
+            .limit(1)
+        ).first()
+    )
     entry = new_entry(
         vault_id,
         (last[0], last[1]) if last else None,
@@ -74,7 +82,9 @@ def append(
         detail=detail,
         signer=signer,
     )
-    session.add(AuditRecord(**entry.values()))
+    rec = AuditRecord(**entry.values())
+    session.add(rec)
+    return rec
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,18 @@ findings) and a one-line message that says what to do.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 
 from vault import crypto, keyslots
 from vault.errors import InvalidInput
 from vault.exchanges import ExchangeProfile, get_profile
-from vault.inventory import Inventory
+from vault.inventory import Inventory, ParsedOnce, collector_paused
 from vault.model import from_epoch, split_list, to_epoch
 from vault.network import WILDCARDS, is_unrestricted
 from vault.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
@@ -35,16 +35,21 @@ from vault.store import (
     CredentialRecord,
     GrantRecord,
     VersionRecord,
+    driver_rows,
 )
 
 SEVERITIES = ("ok", "warn", "critical")
 RANK = {name: i for i, name in enumerate(SEVERITIES)}
 PENDING_TOO_LONG = timedelta(hours=24)
+_TRADING = frozenset({"trade", "margin", "futures"})
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One observation about a credential (or the vault, when ``credential`` is None)."""
+class Finding(NamedTuple):
+    """One observation about a credential (or the vault, when ``credential`` is None).
+
+    A named tuple, like :class:`CredentialFacts`: a check of 100,000 credentials makes
+    tens of thousands, three times faster than frozen dataclasses.
+    """
 
     severity: str
     code: str
@@ -65,9 +70,12 @@ class Finding:
         return out
 
 
-@dataclass(frozen=True)
-class CredentialFacts:
-    """What the checker knows of one credential (all clear metadata)."""
+class CredentialFacts(NamedTuple):
+    """What the checker knows of one credential (all clear metadata).
+
+    A named tuple: made once per credential, three times faster than a frozen
+    dataclass.
+    """
 
     name: str
     exchange: str
@@ -126,12 +134,16 @@ def _days(n: int) -> str:
 
 
 class _Rules:
-    """The rules, one method each; ``today``/``now`` come from the injected clock."""
+    """The rules, one method each, appending findings to ``out`` (six generators per
+    credential cost more than most rules' work); ``today``/``now`` come from the
+    injected clock."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
         self.today = now.date()
         self._profiles: dict[str, ExchangeProfile | None] = {}
+        # Two rules ask; few distinct whitelists.
+        self.unrestricted = ParsedOnce(is_unrestricted)
 
     def profile(self, exchange: str) -> ExchangeProfile | None:
         """The exchange's profile, looked up once per exchange (None when unknown)."""
@@ -143,66 +155,80 @@ class _Rules:
         return self._profiles[exchange]
 
     def deadline(
-        self, f: CredentialFacts, code: str, when: date, what: str, fix: str
-    ) -> Iterator[Finding]:
+        self,
+        f: CredentialFacts,
+        code: str,
+        when: date,
+        what: str,
+        fix: str,
+        out: list[Finding],
+    ) -> None:
         left = (when - self.today).days
         if left <= 0:
-            yield Finding("critical", code, f.name, f"{what} on {when} ({_days(-left)} ago): {fix}")
+            out.append(
+                Finding("critical", code, f.name, f"{what} on {when} ({_days(-left)} ago): {fix}")
+            )
         elif left <= f.policy.warn_before_days:
-            yield Finding("warn", code, f.name, f"{what} on {when} (in {_days(left)}): {fix}")
+            out.append(Finding("warn", code, f.name, f"{what} on {when} (in {_days(left)}): {fix}"))
 
-    def age(self, f: CredentialFacts) -> Iterator[Finding]:
+    def age(self, f: CredentialFacts, out: list[Finding]) -> None:
         age = (self.today - f.issued_on).days
         due = f.policy.max_age_days - age
         rotate = f"rotate it: exvault rotate start {f.name}"
         if due <= 0:
-            yield Finding(
-                "critical",
-                "age-overdue",
-                f.name,
-                f"key is {_days(age)} old, over its maximum age of {f.policy.max_age_days}: "
-                + rotate,
+            out.append(
+                Finding(
+                    "critical",
+                    "age-overdue",
+                    f.name,
+                    f"key is {_days(age)} old, over its maximum age of {f.policy.max_age_days}: "
+                    + rotate,
+                )
             )
         elif due <= f.policy.warn_before_days:
-            yield Finding(
-                "warn",
-                "age-due-soon",
-                f.name,
-                f"key is {_days(age)} old; rotation due in {_days(due)}: " + rotate,
+            out.append(
+                Finding(
+                    "warn",
+                    "age-due-soon",
+                    f.name,
+                    f"key is {_days(age)} old; rotation due in {_days(due)}: " + rotate,
+                )
             )
 
-    def expiry(self, f: CredentialFacts) -> Iterator[Finding]:
+    def expiry(self, f: CredentialFacts, out: list[Finding]) -> None:
         if f.expires_on is None:
             return
         left = (f.expires_on - self.today).days
         code = "expired" if left <= 0 else "expires-soon"
-        yield from self.deadline(
+        self.deadline(
             f,
             code,
             f.expires_on,
             "the exchange expires this key",
             f"rotate it before then: exvault rotate start {f.name}",
+            out,
         )
 
-    def exchange_rules(self, f: CredentialFacts) -> Iterator[Finding]:
+    def exchange_rules(self, f: CredentialFacts, out: list[Finding]) -> None:
         profile = self.profile(f.exchange)
-        if profile is None:
+        # Every lifetime rule is about keys without an IP whitelist.
+        if profile is None or not self.unrestricted[f.ips]:
             return
-        unbound = is_unrestricted(f.ips)
         for rule in profile.lifetime_rules:
+            if rule.days is None:
+                continue  # expiry_set: the recorded expiry date covers it
             code = rule.code.replace("_", "-")
             bind = f"bind the key to IPs at {profile.display_name} (exvault edit {f.name} --ip ...)"
-            if rule.days is None or not unbound:
-                continue  # expiry_set: the recorded expiry date covers it
             if rule.applies_when == "no_ip" or (
                 rule.applies_when == "no_ip_trade" and "trade" in f.permissions
             ):
-                yield from self.deadline(
+                self.deadline(
                     f,
                     code,
                     f.issued_on + timedelta(days=rule.days),
                     f"{profile.display_name} disables this key (no IP whitelist)",
                     bind + " or rotate it",
+                    out,
                 )
             elif rule.applies_when == "no_ip_inactive" and (
                 "trade" in f.permissions or "withdraw" in f.permissions
@@ -214,58 +240,69 @@ class _Rules:
                     f"trade/withdraw keys after {_days(rule.days)} without use: {bind}"
                 )
                 if idle >= rule.days:
-                    yield Finding("critical", code, f.name, message)
+                    out.append(Finding("critical", code, f.name, message))
                 elif idle >= max(rule.days - f.policy.warn_before_days, rule.days // 2):
-                    yield Finding("warn", code, f.name, message)
+                    out.append(Finding("warn", code, f.name, message))
             # no_ip_withdraw is covered by withdraw-without-ip; no_ip_password_change
             # needs the account's password history, which exvault cannot know.
 
-    def scope(self, f: CredentialFacts) -> Iterator[Finding]:
-        unbound = is_unrestricted(f.ips)
+    def scope(self, f: CredentialFacts, out: list[Finding]) -> None:
+        unbound = self.unrestricted[f.ips]
         if "withdraw" in f.permissions:
             if unbound:
-                yield Finding(
-                    "critical",
-                    "withdraw-without-ip",
-                    f.name,
-                    "withdraw permission without an IP whitelist: remove withdraw at the "
-                    "exchange or bind the key to IPs",
+                out.append(
+                    Finding(
+                        "critical",
+                        "withdraw-without-ip",
+                        f.name,
+                        "withdraw permission without an IP whitelist: remove withdraw at the "
+                        "exchange or bind the key to IPs",
+                    )
                 )
             elif "withdraw-enabled" in f.policy.accepted:
                 risk = f.policy.accepted["withdraw-enabled"]
-                yield Finding(
-                    "ok",
-                    "withdraw-enabled",
-                    f.name,
-                    f"withdraw permission accepted on {risk.accepted_at:%Y-%m-%d}: {risk.reason}",
+                out.append(
+                    Finding(
+                        "ok",
+                        "withdraw-enabled",
+                        f.name,
+                        f"withdraw permission accepted on {risk.accepted_at:%Y-%m-%d}: "
+                        f"{risk.reason}",
+                    )
                 )
             else:
-                yield Finding(
-                    "critical",
-                    "withdraw-enabled",
-                    f.name,
-                    "withdraw permission enabled: remove it at the exchange, or accept the "
-                    f'risk: exvault policy accept-risk {f.name} withdraw --reason "..."',
+                out.append(
+                    Finding(
+                        "critical",
+                        "withdraw-enabled",
+                        f.name,
+                        "withdraw permission enabled: remove it at the exchange, or accept the "
+                        f'risk: exvault policy accept-risk {f.name} withdraw --reason "..."',
+                    )
                 )
-        trading = {"trade", "margin", "futures"} & set(f.permissions)
+        trading = not _TRADING.isdisjoint(f.permissions)
         if trading and unbound and "withdraw" not in f.permissions:
             severity = "ok" if "trade-without-ip" in f.policy.accepted else "warn"
-            yield Finding(
-                severity,
-                "trade-without-ip",
-                f.name,
-                "trading permission without an IP whitelist: bind the key to your bot's IPs",
+            out.append(
+                Finding(
+                    severity,
+                    "trade-without-ip",
+                    f.name,
+                    "trading permission without an IP whitelist: bind the key to your bot's IPs",
+                )
             )
-        if WILDCARDS & set(f.ips):
-            yield Finding(
-                "critical",
-                "ip-unrestricted",
-                f.name,
-                f"whitelist allows any address ({', '.join(sorted(WILDCARDS & set(f.ips)))}): "
-                "list your bot's IPs instead",
+        if not WILDCARDS.isdisjoint(f.ips):
+            out.append(
+                Finding(
+                    "critical",
+                    "ip-unrestricted",
+                    f.name,
+                    f"whitelist allows any address ({', '.join(sorted(WILDCARDS & set(f.ips)))}): "
+                    "list your bot's IPs instead",
+                )
             )
 
-    def usage(self, f: CredentialFacts) -> Iterator[Finding]:
+    def usage(self, f: CredentialFacts, out: list[Finding]) -> None:
         stale = f.policy.stale_days
         # Idleness counts from when the key came into this vault, not from its issue
         # date: a key imported today has had no chance to be read yet.
@@ -277,57 +314,67 @@ class _Rules:
         never = "never read" if idle is None else f"not read for {_days(idle)}"
         severity = "ok" if "stale" in f.policy.accepted else "warn"
         if f.grantees == 0:
-            yield Finding(
-                severity,
-                "stale",
-                f.name,
-                f"granted to no client and {never}: if unused, delete it at the exchange "
-                f"and here (exvault remove {f.name})",
+            out.append(
+                Finding(
+                    severity,
+                    "stale",
+                    f.name,
+                    f"granted to no client and {never}: if unused, delete it at the exchange "
+                    f"and here (exvault remove {f.name})",
+                )
             )
         else:
-            yield Finding(
-                severity,
-                "unread",
-                f.name,
-                f"granted to {f.grantees} client(s) but {never}: revoke candidate",
+            out.append(
+                Finding(
+                    severity,
+                    "unread",
+                    f.name,
+                    f"granted to {f.grantees} client(s) but {never}: revoke candidate",
+                )
             )
 
-    def state(self, f: CredentialFacts) -> Iterator[Finding]:
+    def state(self, f: CredentialFacts, out: list[Finding]) -> None:
         if f.exposed_at is not None:
-            yield Finding(
-                "critical",
-                "exposed",
-                f.name,
-                f"{f.exposed_reason or 'exposed'} since {f.exposed_at:%Y-%m-%d}: "
-                f"rotate it: exvault rotate start {f.name}",
+            out.append(
+                Finding(
+                    "critical",
+                    "exposed",
+                    f.name,
+                    f"{f.exposed_reason or 'exposed'} since {f.exposed_at:%Y-%m-%d}: "
+                    f"rotate it: exvault rotate start {f.name}",
+                )
             )
         if f.pending_since is not None and self.now - f.pending_since > PENDING_TOO_LONG:
-            yield Finding(
-                "warn",
-                "rotation-pending",
-                f.name,
-                f"a rotation has been pending since {f.pending_since:%Y-%m-%d %H:%M} UTC: "
-                f"exvault rotate promote {f.name} (or abort)",
+            out.append(
+                Finding(
+                    "warn",
+                    "rotation-pending",
+                    f.name,
+                    f"a rotation has been pending since {f.pending_since:%Y-%m-%d %H:%M} UTC: "
+                    f"exvault rotate promote {f.name} (or abort)",
+                )
             )
         if f.previous_until is not None and f.previous_until <= self.now:
-            yield Finding(
-                "warn",
-                "rotation-unfinished",
-                f.name,
-                f"the previous key's grace period ended {f.previous_until:%Y-%m-%d %H:%M} UTC: "
-                f"delete it at the exchange, then exvault rotate finish {f.name}",
+            out.append(
+                Finding(
+                    "warn",
+                    "rotation-unfinished",
+                    f.name,
+                    f"the previous key's grace period ended {f.previous_until:%Y-%m-%d %H:%M} UTC: "
+                    f"delete it at the exchange, then exvault rotate finish {f.name}",
+                )
             )
 
-    def all(self, f: CredentialFacts) -> Iterator[Finding]:
-        for rule in (
-            self.age,
-            self.expiry,
-            self.exchange_rules,
-            self.scope,
-            self.usage,
-            self.state,
-        ):
-            yield from rule(f)
+    def all(self, f: CredentialFacts) -> list[Finding]:
+        """Every rule's findings about ``f``."""
+        out: list[Finding] = []
+        self.age(f, out)
+        self.expiry(f, out)
+        self.exchange_rules(f, out)
+        self.scope(f, out)
+        self.usage(f, out)
+        self.state(f, out)
+        return out
 
 
 def _duplicates(facts: Iterable[CredentialFacts]) -> Iterator[Finding]:
@@ -357,19 +404,37 @@ ClientFacts = tuple[str, int | None, int | None, int]
 def _collect(
     inventory: Inventory,
 ) -> tuple[list[CredentialFacts], list[ClientFacts], list[crypto.KdfParams]]:
-    """Read everything the rules need in a few bulk queries (no ORM objects: speed)."""
+    """Read everything the rules need in a few bulk queries.
+
+    The driver's plain rows, no ORM objects nor SQLAlchemy rows, and each distinct
+    stored text parsed once: 100,000 credentials share a few dates, lists and policies.
+    """
     store = inventory.store
     with store.read() as session:
-        grants = dict(
-            session.execute(
-                select(GrantRecord.credential_id, func.count())
-                .join(ClientRecord, ClientRecord.id == GrantRecord.client_id)
-                .where(ClientRecord.revoked_at.is_(None))
-                .group_by(GrantRecord.credential_id)
-            ).all()
+        clients = list(
+            driver_rows(
+                session,
+                select(
+                    ClientRecord.id,
+                    ClientRecord.name,
+                    ClientRecord.expires_at,
+                    ClientRecord.revoked_at,
+                ),
+            )
         )
+        active = {client_id for client_id, _name, _expires, revoked in clients if revoked is None}
+        # Counted here rather than by two GROUP BY joins over every grant.
+        grants: Counter[str] = Counter()
+        grants_of_client: Counter[str] = Counter()
+        for credential_id, client_id in driver_rows(
+            session, select(GrantRecord.credential_id, GrantRecord.client_id)
+        ):
+            grants_of_client[client_id] += 1
+            if client_id in active:
+                grants[credential_id] += 1
         last_reads = dict(
-            session.execute(
+            driver_rows(
+                session,
                 select(AuditRecord.credential, func.max(AuditRecord.at))
                 # Only signed reads count: an unsigned "ok" entry proves nobody read.
                 .where(
@@ -377,10 +442,11 @@ def _collect(
                     AuditRecord.outcome == "ok",
                     AuditRecord.signature.is_not(None),
                 )
-                .group_by(AuditRecord.credential)
-            ).all()
+                .group_by(AuditRecord.credential),
+            )
         )
-        rows = session.execute(
+        rows = driver_rows(
+            session,
             select(
                 CredentialRecord.id,
                 CredentialRecord.name,
@@ -400,70 +466,55 @@ def _collect(
                 VersionRecord,
                 (VersionRecord.credential_id == CredentialRecord.id)
                 & (VersionRecord.version == CredentialRecord.current_version),
+            ),
+        )
+        policies = ParsedOnce(Policy.from_json)
+        dates = ParsedOnce(stored_date)
+        days = ParsedOnce(lambda seconds: from_epoch(seconds).date())
+        lists = ParsedOnce(split_list)
+        # Positional, in the order of CredentialFacts' fields: a third of the cost of
+        # keywords, 100,000 times.
+        facts = [
+            CredentialFacts(
+                name,
+                exchange,
+                lists[permissions],
+                lists[ips],
+                dates[issued_on],
+                dates[expires_on] if expires_on is not None else None,
+                days[created_at],
+                policies[policy],
+                grants[cid],
+                from_epoch(last) if (last := last_reads.get(name)) else None,
+                from_epoch(pending_since) if pending_since else None,
+                from_epoch(previous_until) if previous_until else None,
+                from_epoch(exposed_at) if exposed_at else None,
+                exposed_reason,
+                fingerprint,
             )
-        ).all()
-        clients = [
-            (name, expires, revoked, grants_of)
-            for name, expires, revoked, grants_of in session.execute(
-                select(
-                    ClientRecord.name,
-                    ClientRecord.expires_at,
-                    ClientRecord.revoked_at,
-                    func.count(GrantRecord.credential_id),
-                )
-                .outerjoin(GrantRecord, GrantRecord.client_id == ClientRecord.id)
-                .group_by(
-                    ClientRecord.id,
-                    ClientRecord.name,
-                    ClientRecord.expires_at,
-                    ClientRecord.revoked_at,
-                )
-            ).all()
+            for (
+                cid,
+                name,
+                pending_since,
+                previous_until,
+                policy,
+                exposed_at,
+                exposed_reason,
+                created_at,
+                exchange,
+                permissions,
+                ips,
+                issued_on,
+                expires_on,
+                fingerprint,
+            ) in rows
         ]
         kdfs = keyslots.passphrase_kdf_params(session)
-    policies: dict[str, Policy] = {}
-    facts = []
-    for (
-        cid,
-        name,
-        pending_since,
-        previous_until,
-        policy,
-        exposed_at,
-        exposed_reason,
-        created_at,
-        exchange,
-        permissions,
-        ips,
-        issued_on,
-        expires_on,
-        fingerprint,
-    ) in rows:
-        # Most credentials share the default policy text: parse each text once.
-        parsed = policies.get(policy)
-        if parsed is None:
-            parsed = policies[policy] = Policy.from_json(policy)
-        last = last_reads.get(name)
-        facts.append(
-            CredentialFacts(
-                name=name,
-                exchange=exchange,
-                permissions=split_list(permissions),
-                ips=split_list(ips),
-                issued_on=stored_date(issued_on),
-                expires_on=stored_date(expires_on) if expires_on is not None else None,
-                added_on=from_epoch(created_at).date(),
-                policy=parsed,
-                grantees=grants.get(cid, 0),
-                last_read=from_epoch(last) if last else None,
-                pending_since=from_epoch(pending_since) if pending_since else None,
-                previous_until=from_epoch(previous_until) if previous_until else None,
-                exposed_at=from_epoch(exposed_at) if exposed_at else None,
-                exposed_reason=exposed_reason,
-                api_key_fingerprint=fingerprint,
-            )
-        )
-    return facts, clients, kdfs
+    client_facts = [
+        (name, expires, revoked, grants_of_client[client_id])
+        for client_id, name, expires, revoked in clients
+    ]
+    return facts, client_facts, kdfs
 
 
 def _vault_findings(
@@ -516,10 +567,13 @@ def _vault_findings(
 
 def check(inventory: Inventory, now: datetime) -> Report:
     """Run every rule over the vault as of ``now`` (a timezone-aware UTC datetime)."""
-    facts, clients, kdfs = _collect(inventory)
-    rules = _Rules(now)
-    findings = [finding for f in facts for finding in rules.all(f)]
-    findings += _duplicates(facts)
-    findings += _vault_findings(clients, kdfs, now)
-    findings.sort(key=lambda x: (-RANK[x.severity], x.credential or "", x.code))
+    with collector_paused():
+        facts, clients, kdfs = _collect(inventory)
+        rules = _Rules(now)
+        findings: list[Finding] = []
+        for f in facts:
+            findings += rules.all(f)
+        findings += _duplicates(facts)
+        findings += _vault_findings(clients, kdfs, now)
+        findings.sort(key=lambda x: (-RANK[x.severity], x.credential or "", x.code))
     return Report(generated_at=now, credentials=len(facts), findings=tuple(findings))

@@ -67,6 +67,12 @@ _TAG_INT = b"i"
 _TAG_NONE = b"n"
 
 
+_PACK_LENGTH = struct.Struct(">I").pack
+_PACK_INT = struct.Struct(">q").pack
+_INT_HEADER = _TAG_INT + _PACK_LENGTH(8)
+_NONE_FIELD = _TAG_NONE + _PACK_LENGTH(0)
+
+
 def encode_fields(*fields: Field) -> bytes:
     """Encode a sequence of fields unambiguously (the input to every AD, MAC and signature).
 
@@ -77,22 +83,23 @@ def encode_fields(*fields: Field) -> bytes:
 
     :raises TypeError: for a field of another type (a programming error).
     """
-    out = bytearray()
+    # Every write hashes and signs several of these: precompiled structs, one join.
+    out: list[bytes] = []
     for field in fields:
-        if field is None:
-            tag, data = _TAG_NONE, b""
+        if isinstance(field, str):
+            data = field.encode("utf-8")
+            out += (_TAG_TEXT, _PACK_LENGTH(len(data)), data)
+        elif isinstance(field, bytes):
+            out += (_TAG_BYTES, _PACK_LENGTH(len(field)), field)
+        elif field is None:
+            out.append(_NONE_FIELD)
         elif isinstance(field, bool):
             raise TypeError("bool is not a canonical field type")
         elif isinstance(field, int):
-            tag, data = _TAG_INT, struct.pack(">q", field)
-        elif isinstance(field, str):
-            tag, data = _TAG_TEXT, field.encode("utf-8")
-        elif isinstance(field, bytes):
-            tag, data = _TAG_BYTES, field
+            out += (_INT_HEADER, _PACK_INT(field))
         else:
             raise TypeError(f"unsupported canonical field type {type(field).__name__}")
-        out += tag + struct.pack(">I", len(data)) + data
-    return bytes(out)
+    return b"".join(out)
 
 
 def associated_data(purpose: str, vault_id: bytes, *fields: Field) -> bytes:
@@ -355,11 +362,12 @@ class RootIdentity:
     Its ``repr`` shows only the fingerprint.
     """
 
-    __slots__ = ("decryption_key", "signing_key")
+    __slots__ = ("_fingerprint_key", "decryption_key", "signing_key")
 
     def __init__(self, decryption_key: X25519PrivateKey, signing_key: Ed25519PrivateKey) -> None:
         self.decryption_key = decryption_key
         self.signing_key = signing_key
+        self._fingerprint_key: bytes | None = None
 
     @classmethod
     def generate(cls) -> RootIdentity:
@@ -398,13 +406,19 @@ class RootIdentity:
         return self.signing_key.sign(message)
 
     def fingerprint_key(self) -> bytes:
-        """The HMAC key of :func:`keyed_fingerprint`, derived from the private key."""
-        return HKDF(
-            algorithm=hashes.SHA256(),
-            length=KEY_SIZE,
-            salt=None,
-            info=b"exvault-v1 fingerprint key",
-        ).derive(x25519_private_bytes(self.decryption_key))
+        """The HMAC key of :func:`keyed_fingerprint`, derived from the private key.
+
+        Derived once per identity: every new version needs it, and the identity holds
+        the private key it comes from anyway, so keeping it adds no exposure.
+        """
+        if self._fingerprint_key is None:
+            self._fingerprint_key = HKDF(
+                algorithm=hashes.SHA256(),
+                length=KEY_SIZE,
+                salt=None,
+                info=b"exvault-v1 fingerprint key",
+            ).derive(x25519_private_bytes(self.decryption_key))
+        return self._fingerprint_key
 
     def __repr__(self) -> str:
         return f"RootIdentity(fingerprint={format_fingerprint(fingerprint(self.verify_public))})"

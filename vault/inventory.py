@@ -9,14 +9,16 @@ authenticates everything with the passphrase.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import date, datetime
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ from vault.store import (
     Store,
     VersionRecord,
     describe_location,
+    driver_rows,
 )
 
 Where = str | os.PathLike[str] | URL | None
@@ -106,6 +109,18 @@ _LISTED_VERSION = (
 )
 
 
+def _parse_policy(text: str | None, name: str) -> dict[str, Any]:
+    """A stored policy text as a dict (what is not a JSON object counts as none).
+
+    :raises IntegrityError: when it is not JSON.
+    """
+    try:
+        parsed = json.loads(text or "{}")
+    except ValueError:
+        raise IntegrityError(f'damaged vault: the policy of "{name}" is not JSON') from None
+    return parsed if isinstance(parsed, dict) else {}
+
+
 def _time(seconds: int | None) -> datetime | None:
     return from_epoch(seconds) if seconds else None
 
@@ -135,11 +150,7 @@ def info_from_columns(
     (version_no, v_name, exchange, permissions, ips, issued_on, expires_on, fingerprint) = version
     policy = policies.get(policy_text)
     if policy is None:
-        try:
-            parsed = json.loads(policy_text or "{}")
-        except ValueError:
-            raise IntegrityError(f'damaged vault: the policy of "{name}" is not JSON') from None
-        policy = policies[policy_text] = parsed if isinstance(parsed, dict) else {}
+        policy = policies[policy_text] = _parse_policy(policy_text, name)
     return CredentialInfo(
         id=cid,
         metadata=records.metadata_from_columns(
@@ -157,6 +168,109 @@ def info_from_columns(
         exposed_reason=exposed_reason,
         api_key_fingerprint=fingerprint,
     )
+
+
+class ListedCredential(NamedTuple):
+    """One credential as ``exvault list`` shows it: its current version's metadata and
+    stage numbers (no secret; signatures not checked)."""
+
+    name: str
+    exchange: str
+    permissions: tuple[str, ...]
+    ips: tuple[str, ...]
+    issued_on: date
+    expires_on: date | None
+    version: int
+    pending_version: int | None
+    previous_version: int | None
+    created_at: datetime
+    updated_at: datetime
+    exposed_at: datetime | None
+
+    @classmethod
+    def of(cls, info: CredentialInfo) -> ListedCredential:
+        """The listed fields of a :class:`CredentialInfo`."""
+        meta = info.metadata
+        return cls(
+            meta.name,
+            meta.exchange,
+            meta.permissions,
+            meta.ips,
+            meta.issued_on,
+            meta.expires_on,
+            info.version,
+            info.pending_version,
+            info.previous_version,
+            info.created_at,
+            info.updated_at,
+            info.exposed_at,
+        )
+
+
+# What the listing reads; the head's name and policy only to report a damaged vault as
+# iter_credentials does.
+_LISTING = (
+    CredentialRecord.name,
+    CredentialRecord.policy,
+    CredentialRecord.pending_version,
+    CredentialRecord.previous_version,
+    CredentialRecord.created_at,
+    CredentialRecord.updated_at,
+    CredentialRecord.exposed_at,
+    *_LISTED_VERSION[:-1],  # all but the fingerprint
+)
+
+
+def _with_current_version(*columns: Any) -> Select[Any]:
+    """A query of ``columns`` of every credential and its current version, by name.
+
+    An outer join: a credential whose current version row is gone comes with NULL
+    version columns, to be reported (:func:`_lost_version`) rather than hidden.
+    """
+    return (
+        select(*columns)
+        .outerjoin(
+            VersionRecord,
+            (VersionRecord.credential_id == CredentialRecord.id)
+            & (VersionRecord.version == CredentialRecord.current_version),
+        )
+        .order_by(CredentialRecord.name)
+    )
+
+
+def _lost_version(name: str) -> IntegrityError:
+    return IntegrityError(f'damaged vault: credential "{name}" has lost its current version')
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off during a bulk read (``list``, ``check``).
+
+    Making 100,000 rows' tuples triggers collections that walk every object made so
+    far: a fifth of the time of those commands. What they make forms no reference
+    cycles (reference counting frees it), so nothing is kept longer for it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class ParsedOnce(dict[Any, Any]):
+    """``parse(text)`` by stored text, each distinct one parsed once: the bulk reads'
+    dates, times, lists and policies repeat across credentials (a vault imported in
+    one go shares a few of each)."""
+
+    def __init__(self, parse: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._parse = parse
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self._parse(key)
+        return value
 
 
 def info_from_rows(head: CredentialRecord, row: VersionRecord) -> CredentialInfo:
@@ -220,6 +334,12 @@ class Inventory:
         """Human form of the vault signing key's fingerprint."""
         return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))
 
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A read transaction (:class:`AdminVault` reads inside its batch instead)."""
+        with self._store.read() as session:
+            yield session
+
     def _head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
         query = select(CredentialRecord).where(CredentialRecord.name == lookup_name(name))
         # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
@@ -232,31 +352,72 @@ class Inventory:
 
     def names(self) -> list[str]:
         """Every credential name, sorted."""
-        with self._store.read() as session:
+        with self._reading() as session:
             return list(
                 session.scalars(select(CredentialRecord.name).order_by(CredentialRecord.name))
             )
 
     def iter_credentials(self) -> Iterator[CredentialInfo]:
         """Every credential's current metadata, sorted by name (signatures not checked)."""
-        query = (
-            select(*_LISTED_HEAD, *_LISTED_VERSION)
-            .outerjoin(
-                VersionRecord,
-                (VersionRecord.credential_id == CredentialRecord.id)
-                & (VersionRecord.version == CredentialRecord.current_version),
-            )
-            .order_by(CredentialRecord.name)
-        )
+        query = _with_current_version(*_LISTED_HEAD, *_LISTED_VERSION)
         split = len(_LISTED_HEAD)
         policies: dict[str, dict[str, Any]] = {}
-        with self._store.read() as session:
+        with self._reading() as session:
             for values in session.connection().execute(query):
                 if values[split] is None:
-                    raise IntegrityError(
-                        f'damaged vault: credential "{values[1]}" has lost its current version'
-                    )
+                    raise _lost_version(values[1])
                 yield info_from_columns(values[:split], values[split:], policies)
+
+    def listing(self) -> Iterator[ListedCredential]:
+        """What ``exvault list`` shows of every credential, sorted by name (signatures
+        not checked).
+
+        The fast form of :meth:`iter_credentials`, for 100,000 credentials: fewer
+        columns, the driver's plain rows, and each distinct text parsed once.
+
+        :raises IntegrityError: when a credential has lost its current version, or a
+            date or policy column does not parse.
+        """
+        query = _with_current_version(*_LISTING)
+        dates = ParsedOnce(records.stored_date)
+        times = ParsedOnce(from_epoch)
+        lists = ParsedOnce(split_list)
+        policies: dict[str, dict[str, Any]] = {}
+        with self._reading() as session:
+            for (
+                head_name,
+                policy,
+                pending,
+                previous,
+                created,
+                updated,
+                exposed,
+                version,
+                name,
+                exchange,
+                permissions,
+                ips,
+                issued_on,
+                expires_on,
+            ) in driver_rows(session, query):
+                if version is None:
+                    raise _lost_version(head_name)
+                if policy not in policies:
+                    policies[policy] = _parse_policy(policy, head_name)
+                yield ListedCredential(
+                    name,
+                    exchange,
+                    lists[permissions],
+                    lists[ips],
+                    dates[issued_on],
+                    dates[expires_on] if expires_on is not None else None,
+                    version,
+                    pending,
+                    previous,
+                    times[created],
+                    times[updated],
+                    times[exposed] if exposed else None,
+                )
 
     def credentials(self) -> list[CredentialInfo]:
         """Every credential's current metadata, sorted by name (signatures not checked)."""
@@ -269,7 +430,7 @@ class Inventory:
         :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when a signature does not verify.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             head = self._head(session, name)
             row = (
                 session.get(VersionRecord, (head.id, head.current_version))
@@ -289,7 +450,7 @@ class Inventory:
         :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when a signature does not verify.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             head = self._head(session, name)
             rows = session.scalars(
                 select(VersionRecord)
@@ -340,7 +501,7 @@ class Inventory:
 
         :raises IntegrityError: when a client record was forged or edited.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             return [
                 self._client_info(session, c)
                 for c in session.scalars(select(ClientRecord).order_by(ClientRecord.name))
@@ -352,7 +513,7 @@ class Inventory:
         :raises NotFound: when there is no such client.
         :raises InvalidInput: for a name that is not UTF-8 text.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             query = select(ClientRecord).where(ClientRecord.name == lookup_name(name, "client"))
             client = session.scalar(query)
             if client is None:
@@ -363,7 +524,7 @@ class Inventory:
 
     def audit_entries(self, since: datetime | None = None) -> list[audit.AuditEntry]:
         """The audit log in order, optionally from ``since`` on."""
-        with self._store.read() as session:
+        with self._reading() as session:
             return audit.entries(session, since)
 
     def verify_audit(self, *, remember: bool = True) -> audit.ChainReport:
@@ -372,7 +533,7 @@ class Inventory:
 
         With ``remember``, the new head is stored for the next run (outside the vault).
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             client_keys: dict[str, tuple[str, bytes]] = {}
             for client in session.scalars(select(ClientRecord)):
                 records.verify_client(self._verify_public, self._vault_id, client)
@@ -397,7 +558,7 @@ class Inventory:
 
         :raises IntegrityError: when no passphrase keyslot is left.
         """
-        with self._store.read() as session:
+        with self._reading() as session:
             header = load_header(session)
             params = keyslots.passphrase_kdf_params(session)
             count = session.scalar(select(func.count()).select_from(CredentialRecord)) or 0

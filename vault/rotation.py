@@ -207,7 +207,7 @@ def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> 
         records.sign_head(admin._identity, admin._vault_id, head)
         admin._audit(session, "rotate-promote", name, head.current_version)
         version = head.current_version
-    admin._store.checkpoint()
+    admin._checkpoint()
     return StepResult(
         name,
         "promote",
@@ -243,7 +243,7 @@ def finish(admin: AdminVault, name: str) -> StepResult:
         records.sign_head(admin._identity, admin._vault_id, head)
         admin._audit(session, "rotate-finish", name, dropped)
         version = head.current_version
-    admin._store.checkpoint()
+    admin._checkpoint()
     return StepResult(
         name,
         "finish",
@@ -266,5 +266,5 @@ def abort(admin: AdminVault, name: str) -> StepResult:
         records.sign_head(admin._identity, admin._vault_id, head)
         admin._audit(session, "rotate-abort", name, dropped)
         version = head.current_version
-    admin._store.checkpoint()
+    admin._checkpoint()
     return StepResult(name, "abort", True, version, f"pending version {dropped} dropped")

@@ -46,11 +46,13 @@ from sqlalchemy.exc import (
     ArgumentError,
     CompileError,
     DatabaseError,
+    DBAPIError,
     NoSuchModuleError,
     SAWarning,
     SQLAlchemyError,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.expression import ClauseElement
 
 from vault import sqlite_file
 from vault.errors import (
@@ -569,6 +571,38 @@ class Store:
             yield
         except SQLAlchemyError as exc:
             raise database_error(describe_database_error(exc)) from None
+
+
+def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` as the database driver returns them: plain tuples.
+
+    For the bulk reads of ``list`` and ``check`` (100,000 rows), where SQLAlchemy's
+    Row objects and ORM execution path are a tenth to a third of the time. The query
+    must need no type conversion of its results (none of exvault's columns does) and
+    no expanding parameters. Run it inside a :meth:`Store.read` (or write)
+    transaction, whose error translation then applies to it.
+
+    :raises SQLAlchemyError: when the database fails (the driver's error, wrapped).
+    """
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    values = compiled.params
+    params: Any = (
+        tuple(values[name] for name in getattr(compiled, "positiontup", None) or ())
+        if connection.dialect.positional
+        else values
+    )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(compiled.string, params)
+        while rows := cursor.fetchmany(1000):
+            yield from rows
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            compiled.string, params, exc, connection.dialect.loaded_dbapi.Error
+        ) from None
+    finally:
+        cursor.close()
 
 
 def _table_names(conn: Connection) -> set[str]:

@@ -92,3 +92,39 @@ def test_show_field_json_parses(stocked_cli) -> None:
     assert data["name"] == "binance-main"
     assert data["version"] == 1
     assert data["secret"] == BINANCE_SECRET
+
+
+def test_list_json_is_json_dumps_of_the_show_dicts(stocked_cli) -> None:
+    """``list --json`` writes its text itself, from cached fragments: it must be exactly
+    what json.dumps makes of the dicts ``show --json`` prints, whatever the stages."""
+    from datetime import date
+
+    from vault.cli.credentials import _info_dict
+    from vault.cli.output import json_default
+
+    from vault import rotation
+    from vault.admin import AdminVault
+    from vault.inventory import Inventory
+    from vault.model import utc_now
+
+    with AdminVault.unlock(stocked_cli.vault_path, PASSPHRASE) as admin:
+        admin.edit("binance-main", expires_on=date(2031, 2, 3))
+        rotation.start(admin, "binance-main", {"api_key": "k" * 20, "secret": "s" * 32})
+        rotation.start(
+            admin, "kucoin-sub1", {"api_key": "u" * 24, "secret": "t" * 32, "passphrase": "Pass-2!"}
+        )
+        rotation.promote(admin, "kucoin-sub1")
+        admin.add_client("bot")
+        admin.grant("bot", ["kucoin-sub1"])
+        admin.revoke_client("bot")  # marks kucoin-sub1 exposed
+    today = utc_now().date()
+    with Inventory.open(stocked_cli.vault_path) as inv:
+        expected = json.dumps(
+            [_info_dict(i, today) for i in inv.credentials()], default=json_default
+        )
+    r = stocked_cli.v("list", "--json")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == expected + "\n"
+    data = json.loads(r.stdout)
+    assert data[0]["pending_version"] == 3 and data[0]["expires_on"] == "2031-02-03"
+    assert data[1]["previous_version"] == 1 and data[1]["exposed_at"] is not None

@@ -2,9 +2,11 @@
 
 A child process (``python -m tests.reliability.workload crash``) performs random
 add / edit / rotate start, promote, finish, abort / grant / passwd / remove
-operations on one vault and journals each one: an ``intent`` line before it starts
-and a ``commit`` line once it has returned (append, flush, fsync). The parent kills
-it with SIGKILL at a random instant, then checks, with no process holding the vault:
+operations, and batches of them (``admin.batch()``: adds, an edit and a grant in one
+transaction, all or nothing), on one vault and journals each one: an ``intent`` line
+before it starts and a ``commit`` line once it has returned (append, flush, fsync).
+The parent kills it with SIGKILL at a random instant, then checks, with no process
+holding the vault:
 
 - the vault opens with exactly one of the two passphrases: the one the journal says
   is current, or either when the kill hit a passwd;

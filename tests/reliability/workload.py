@@ -7,7 +7,8 @@ Modes:
 
 ``crash``
     Unlocks the vault and performs random operations (add, edit, rotate start /
-    promote / finish / abort, grant, passwd, remove) until it is killed. Around each
+    promote / finish / abort, grant, passwd, remove, and ``admin.batch()`` of adds,
+    an edit and a grant: all or nothing) until it is killed. Around each
     operation it appends one line to the journal (``intent``, then ``commit`` once the
     operation has returned), each with flush + fsync, and prints ``c SEQ`` on stdout
     after the commit line. The parent SIGKILLs it at a random instant and checks the
@@ -133,6 +134,10 @@ def apply_entry(state: State, entry: Mapping[str, Any]) -> State:
     if op == "passwd":
         new["pp"] = entry["to"]
         return new
+    if op == "batch":  # one transaction: all of its operations, or none
+        for sub in entry["ops"]:
+            new = apply_entry(new, sub)
+        return new
     name = entry["name"]
     if op == "add":
         creds[name] = {"cur": [entry["v"], entry["h"]], "pend": None, "prev": None, "max": 1}
@@ -178,11 +183,24 @@ def choose_operation(rng: random.Random, state: State) -> dict[str, Any]:
         ("grant", ungranted, 2),
         ("remove", names if len(names) > 2 else [], 1),
         ("passwd", ["-"], 1),
+        ("batch", free, 2),
     ]
     available = [(op, pool, weight) for op, pool, weight in choices if pool]
     op, pool, _weight = rng.choices(available, weights=[w for _o, _p, w in available])[0]
     if op == "passwd":
         return {"op": "passwd", "to": 1 - state["pp"]}
+    if op == "batch":
+        # admin.batch(): a few adds, an edit and a grant of existing credentials.
+        ops: list[dict[str, Any]] = [
+            {"op": "add", "name": n, "v": 1}
+            for n in rng.sample(free, rng.randint(1, min(3, len(free))))
+        ]
+        if quiet:
+            name = rng.choice(quiet)
+            ops.append({"op": "edit", "name": name, "v": creds[name]["max"] + 1})
+        if ungranted:
+            ops.append({"op": "grant", "name": rng.choice(ungranted)})
+        return {"op": "batch", "ops": ops}
     name = rng.choice(pool)
     entry: dict[str, Any] = {"op": op, "name": name}
     if op == "add":
@@ -324,6 +342,11 @@ def _perform(
     from vault import rotation
 
     op, name = entry["op"], entry.get("name")
+    if op == "batch":
+        with admin.batch():
+            for sub in entry["ops"]:
+                _perform(admin, sub, sub.get("payload"), cfg)
+        return
     if op == "add":
         info = admin.add(name, EXCHANGE, payload, permissions=PERMISSIONS)
         version = info.version
@@ -372,8 +395,15 @@ def run_crash(cfg: dict[str, Any]) -> int:
         payload = None
         if entry["op"] in ("add", "edit", "start"):
             payload, entry["h"] = new_payload()
+        payloads: dict[int, dict[str, str]] = {}
+        for i, sub in enumerate(entry.get("ops", ())):
+            if sub["op"] in ("add", "edit"):
+                payloads[i], sub["h"] = new_payload()
         append_line(fd, {"t": "intent", **entry})
-        _perform(admin, entry, payload, cfg)
+        work = copy.deepcopy(entry)
+        for i, sub_payload in payloads.items():  # never journaled: digests only there
+            work["ops"][i]["payload"] = sub_payload
+        _perform(admin, work, payload, cfg)
         append_line(fd, {"t": "commit", **entry})
         state = apply_entry(state, entry)
         _say(f"c {seq}")

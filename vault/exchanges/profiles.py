@@ -41,6 +41,9 @@ __all__ = [
     "get_profile",
 ]
 
+# C0 controls, DEL and C1 controls: never part of a key, secret or passphrase.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+
 #: The conditions a :class:`LifetimeRule` can name, with their exact meaning for the
 #: rotation engine. "No IP whitelist" means :func:`vault.network.is_unrestricted`.
 APPLIES_WHEN: Mapping[str, str] = MappingProxyType(
@@ -226,9 +229,7 @@ class ExchangeProfile:
                 )
             # Newlines only belong in PEM texts; anything else with a control character
             # was cut from a terminal or a document along with formatting.
-            if not looks_like_pem(value) and any(
-                ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in value
-            ):
+            if not looks_like_pem(value) and _CONTROL_CHARACTER.search(value):
                 raise InvalidInput(
                     f'{self.id} field "{name}" contains a control character (a copy-paste error?)'
                 )
