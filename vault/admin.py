@@ -12,14 +12,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import FromClause, bindparam, delete, insert, select
+from sqlalchemy import FromClause, Table, bindparam, delete, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from vault import audit, crypto, exchanges, keyslots, location, records
 from vault.access import DEFAULT_SCOPE, ClientInfo, beyond_scope, parse_scope
+from vault.audit_entry import new_entry
 from vault.credential import Credential
 from vault.crypto import KdfParams, RootIdentity
 from vault.errors import (
@@ -45,6 +46,7 @@ from vault.model import (
 from vault.network import parse_ip_whitelist
 from vault.policy import Policy
 from vault.store import (
+    AuditRecord,
     Base,
     ClientRecord,
     CredentialRecord,
@@ -90,6 +92,9 @@ _NAME_TAKEN = select(CredentialRecord.id).where(CredentialRecord.name == bindpar
 _COLUMNS: dict[FromClause, tuple[str, ...]] = {}
 
 
+_AUDIT_TABLE = cast(Table, AuditRecord.__table__)
+
+
 def _values(record: Base) -> dict[str, Any]:
     """A new ORM record's column values, for a Core INSERT (None where never set)."""
     table = record.__table__
@@ -119,7 +124,7 @@ class _Batch:
     audit_head: tuple[int, bytes] | None = None
     checkpoint: bool = False
     queueing: bool = False
-    queue: dict[FromClause, list[dict[str, Any]]] = field(default_factory=dict)
+    queue: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     queued: int = 0
     names: set[str] | None = None
 
@@ -391,15 +396,20 @@ class AdminVault(Inventory):
         afterwards, and a flush per table costs more than the row. In a batch's add
         the rows wait in the queue.
         """
+        # A declarative class's __table__ is a Table (typed as its base, FromClause).
+        self._insert_rows(session, [(cast(Table, r.__table__), _values(r)) for r in new])
+
+    def _insert_rows(self, session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+        """Insert (table, column values) rows as :meth:`_insert` does."""
         batch = self._batch
         if batch is not None and batch.queueing:
-            for record in new:
-                batch.queue.setdefault(record.__table__, []).append(_values(record))
-            batch.queued += len(new)
+            for table, values in rows:
+                batch.queue.setdefault(table, []).append(values)
+            batch.queued += len(rows)
             return
         connection = session.connection()
-        for record in new:
-            connection.execute(insert(type(record)), _values(record))
+        for table, values in rows:
+            connection.execute(table.insert(), values)
 
     @staticmethod
     def _insert_queue(batch: _Batch) -> None:
@@ -455,24 +465,24 @@ class AdminVault(Inventory):
         detail: str = "",
     ) -> None:
         batch = self._batch
-        entry = audit.append(
-            session,
+        entry = new_entry(
             self._vault_id,
+            # The batch holds the write lock: the entry it appended last is the head.
+            batch.audit_head
+            if batch is not None and batch.audit_head
+            else audit.last_entry(session),
             actor=audit.ADMIN,
             action=action,
             credential=credential,
             version=version,
             detail=detail,
             signer=(audit.ROOT_SIGNER, self._identity.sign),
-            # The batch holds the write lock: the entry it appended last is the head.
-            head=batch.audit_head if batch is not None else None,
         )
         if batch is not None:
             batch.audit_head = (entry.seq, entry.entry_hash)
         # Inserted like the operation's other new rows (queued in a batch's add): a
         # unit-of-work flush for this one object costs more than the entry itself.
-        session.expunge(entry)
-        self._insert(session, entry)
+        self._insert_rows(session, [(_AUDIT_TABLE, entry.values())])
 
     def _grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
         """The clients, neither revoked nor expired, granted ``head``; records verified."""
@@ -540,7 +550,14 @@ class AdminVault(Inventory):
             sealed.version,
             sealed.payload,
             *(
-                records.wrap_dek(sealed.dek, self._vault_id, sealed.version, recipient, public)
+                records.wrap_dek(
+                    sealed.dek,
+                    self._vault_id,
+                    sealed.version,
+                    recipient,
+                    public,
+                    sealed.meta_digest,
+                )
                 for recipient, public in recipients.items()
             ),
         )

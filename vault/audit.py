@@ -42,6 +42,15 @@ from vault.model import from_epoch, to_epoch
 from vault.store import AuditRecord, Store
 
 
+def last_entry(session: Session) -> tuple[int, bytes] | None:
+    """(seq, entry hash) of the chain's last entry; None for an empty log. Call it under
+    the write lock to append after it."""
+    last = session.execute(
+        select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
+    ).first()
+    return (last[0], last[1]) if last else None
+
+
 def append(
     session: Session,
     vault_id: bytes,
@@ -63,17 +72,9 @@ def append(
     ``head`` is (seq, entry hash) of the entry this same transaction appended last, if
     any: under that lock it is still the last entry, and passing it saves the query.
     """
-    last = (
-        head
-        or session.execute(
-            select(AuditRecord.seq, AuditRecord.entry_hash)
-            .order_by(AuditRecord.seq.desc())
-            .limit(1)
-        ).first()
-    )
     entry = new_entry(
         vault_id,
-        (last[0], last[1]) if last else None,
+        head or last_entry(session),
         actor=actor,
         action=action,
         outcome=outcome,
@@ -314,6 +315,7 @@ __all__ = [
     "count",
     "entries",
     "entry_hash",
+    "last_entry",
     "read_witness",
     "record_failure",
     "signed_entry",

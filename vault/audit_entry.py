@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vault import crypto
@@ -54,7 +54,12 @@ class AuditRow:
 
     def values(self) -> dict[str, Any]:
         """The columns by name, for an INSERT."""
-        return asdict(self)
+        # Not dataclasses.asdict, which deep-copies every value (a bulk add writes one
+        # entry per credential).
+        return {name: getattr(self, name) for name in _AUDIT_COLUMNS}
+
+
+_AUDIT_COLUMNS = tuple(AuditRow.__dataclass_fields__)
 
 
 def entry_hash(vault_id: bytes, rec: AuditRecord | AuditRow) -> bytes:

@@ -288,14 +288,18 @@ def payload_digest(nonce: bytes, ciphertext: bytes) -> bytes:
     return crypto.digest(b"exvault-payload", nonce, ciphertext)
 
 
-def version_message(vault_id: bytes, row: Version) -> bytes:
-    """What a version's signature covers: its identity, metadata digest and payload digest."""
+def version_message(vault_id: bytes, row: Version, meta_digest: bytes | None = None) -> bytes:
+    """What a version's signature covers: its identity, metadata digest and payload digest.
+
+    ``meta_digest``: the digest of the metadata the writer has just sealed (its own, not
+    read back); a reader leaves it out, and the row's columns give it.
+    """
     return crypto.signed_message(
         "credential_version",
         vault_id,
         row.credential_id,
         row.version,
-        metadata_of(row).digest(),
+        meta_digest if meta_digest is not None else metadata_of(row).digest(),
         row.created_at,
         row.api_key_fingerprint,
         row.payload_digest,
@@ -359,7 +363,7 @@ def seal_version(
         ),
         payload_digest=payload_digest(nonce, ciphertext),
     )
-    row.signature = identity.sign(version_message(vault_id, row))
+    row.signature = identity.sign(version_message(vault_id, row, meta_digest))
     return SealedVersion(
         version=row,
         payload=PayloadRecord(
@@ -376,11 +380,14 @@ def wrap_dek(
     row: VersionRecord,
     recipient: str,
     recipient_public: bytes,
+    meta_digest: bytes | None = None,
 ) -> WrapRecord:
-    """Wrap a version's DEK for one recipient (the root key or a client)."""
+    """Wrap a version's DEK for one recipient (the root key or a client); ``meta_digest``
+    as for :func:`version_message`."""
     from vault.store import WrapRecord
 
-    meta_digest = metadata_of(row).digest()
+    if meta_digest is None:
+        meta_digest = metadata_of(row).digest()
     wrapped = crypto.wrap_for_recipient(
         dek,
         recipient_public,
