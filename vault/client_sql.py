@@ -9,6 +9,8 @@ return the plain rows of :mod:`vault.rows`, which :mod:`vault.records` verifies 
 as it verifies ORM records; the client tests run on both.
 
 Only reads and audit appends live here; nothing a client does changes a credential.
+A new client query is added here as SQL text over the columns of :mod:`vault.rows`,
+not as an ORM query, so that both paths run it.
 """
 
 from __future__ import annotations
