@@ -71,7 +71,7 @@ def _failure(
     detail: str,
     *,
     signer: Signer | None = None,
-    **where: Any,
+    **about: Any,
 ) -> None:
     # Audit a refusal; failing to write it (a read-only database role, a full disk)
     # must not mask the refusal itself.
@@ -83,7 +83,7 @@ def _failure(
             outcome="denied",
             detail=detail,
             signer=signer,
-            **where,
+            **about,
         )
 
 

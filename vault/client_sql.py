@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from vault import sqlite_file
 from vault.audit_entry import AuditRow, new_entry
-from vault.errors import VaultUnavailable, database_error, printable
+from vault.errors import VaultUnavailable, database_error, first_line, printable
 from vault.migrations import check_schema_version
 from vault.rows import ClientRow, HeaderRow, HeadRow, PayloadRow, VersionRow, WrapRow
 
@@ -162,7 +162,7 @@ class SqliteClientStore(_SqlClientStore):
         try:
             found = self._connection.execute("SELECT schema_version FROM exvault_schema").fetchall()
         except sqlite3.Error as exc:
-            detail = sqlite_file.first_line(exc)
+            detail = first_line(exc)
             if "no such table" in detail:
                 raise VaultUnavailable(f"no vault at {printable(self._path)}") from None
             raise sqlite_file.open_failure(self._path, detail) from None
@@ -173,7 +173,7 @@ class SqliteClientStore(_SqlClientStore):
         try:
             yield
         except sqlite3.Error as exc:
-            raise database_error(sqlite_file.first_line(exc)) from None
+            raise database_error(first_line(exc)) from None
 
     def _run(self, sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
         rows: list[Sequence[Any]] = self._connection.execute(sql, params).fetchall()

@@ -137,6 +137,13 @@ class StoreError(VaultError):
     """The database failed (disk full, I/O error, lock held too long)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """A database driver's exception message, first line only (the lines after it may
+    quote SQL text or values); the exception's type name when it has no message."""
+    detail = str(exc)
+    return detail.splitlines()[0] if detail else type(exc).__name__
+
+
 def database_error(detail: str) -> VaultError:
     """The error to raise for a database driver's one-line message ``detail``.
 
@@ -177,6 +184,7 @@ __all__ = [
     "check_utf8",
     "database_error",
     "decode_utf8",
+    "first_line",
     "printable",
     "quoted",
 ]

@@ -19,6 +19,7 @@ from vault.errors import (
     IntegrityError,
     VaultError,
     VaultUnavailable,
+    first_line,
     printable,
 )
 
@@ -124,19 +125,12 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def first_line(exc: BaseException) -> str:
-    """A driver exception's message, first line only (never SQL text or values)."""
-    detail = str(exc)
-    return detail.splitlines()[0] if detail else type(exc).__name__
-
-
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "check_present",
     "configure",
     "connect",
     "create_sqlite_file",
-    "first_line",
     "fsync_path",
     "open_failure",
 ]

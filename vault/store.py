@@ -61,6 +61,7 @@ from vault.errors import (
     VaultUnavailable,
     check_utf8,
     database_error,
+    first_line,
     printable,
     quoted,
 )
@@ -376,8 +377,7 @@ def _make_engine(url: URL) -> Engine:
 def describe_database_error(exc: SQLAlchemyError) -> str:
     """One line about a database failure, without SQL text or bound values."""
     orig = getattr(exc, "orig", None)
-    detail = str(orig) if orig is not None else type(exc).__name__
-    return detail.splitlines()[0] if detail else type(exc).__name__
+    return first_line(orig) if orig is not None else type(exc).__name__
 
 
 class Store:
