@@ -1,0 +1,3 @@
+from tests.mock_exchange.fixtures import mock_exchanges
+
+__all__ = ["mock_exchanges"]
