@@ -393,3 +393,14 @@ def test_a_tampered_signature_is_refused(mock_exchanges: MockExchanges, name: st
         introspect(client, key)
     assert code in str(raised.value)
     assert [r.outcome for r in mock.requests()] == ["bad_signature"]
+
+
+def test_htx_signature_covers_the_host_the_client_addressed(
+    mock_exchanges: MockExchanges,
+) -> None:
+    mock = mock_exchanges["htx"]
+    key = register(mock)
+    client = ccxt_client(mock, key)
+    client.hostname = "api.huobi.pro"  # signs for the real host, sends to the mock
+    with pytest.raises(ccxt.AuthenticationError, match="Verification failure"):
+        introspect(client, key)
