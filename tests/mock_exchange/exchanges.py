@@ -696,10 +696,7 @@ def _htx_api_keys(state: ExchangeState, request: Request, key: ApiKey) -> object
     if not uid:
         return {"code": 2003, "message": "missing mandatory field: uid", "data": None}
     own = key.account
-    allowed = uid == own.uid or (
-        not own.is_sub
-        and any(a.parent == own.uid and a.uid == uid for a in state.accounts.values())
-    )
+    allowed = uid == own.uid or uid in state.sub_accounts_of(own.uid)
     if not allowed:
         return {"code": 2002, "message": "invalid field value in `uid`", "data": None}
     wanted = params.get("accessKey")

@@ -169,6 +169,11 @@ class ExchangeState:
         with self.lock:
             return [key for key in self.keys.values() if key.account.uid == uid]
 
+    def sub_accounts_of(self, uid: str) -> set[str]:
+        """The uids of the sub-accounts whose master is ``uid``."""
+        with self.lock:
+            return {account.uid for account in self.accounts.values() if account.parent == uid}
+
     def clock_ms(self) -> int:
         return now_ms() + self.clock_offset_ms
 
