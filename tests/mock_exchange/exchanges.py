@@ -356,22 +356,23 @@ class Kucoin(Dialect):
         super().__init__(
             name="kucoin",
             errors={
+                # The messages of KuCoin's gateway error table (400001: its older
+                # table's wording, about the headers).
                 "missing_credentials": (
                     401,
                     "400001",
-                    "Please check the header of your request for KC-API-KEY, KC-API-SIGN, "
-                    "KC-API-TIMESTAMP, KC-API-PASSPHRASE",
+                    "Any of KC-API-KEY, KC-API-SIGN, KC-API-TIMESTAMP, KC-API-PASSPHRASE "
+                    "is missing in your request header",
                 ),
-                "stale_timestamp": (
+                "stale_timestamp": (401, "400002", "Invalid KC-API-TIMESTAMP."),
+                "unknown_key": (401, "400003", "KC-API-KEY does not exist."),
+                "bad_passphrase": (401, "400004", "Invalid KC-API-PASSPHRASE."),
+                "bad_signature": (401, "400005", "Invalid KC-API-SIGN."),
+                "ip_not_allowed": (
                     401,
-                    "400002",
-                    "KC-API-TIMESTAMP Invalid -- Time differs from server time by more "
-                    "than 5 seconds",
+                    "400006",
+                    "Invalid request IP, the current client IP is: {ip}.",
                 ),
-                "unknown_key": (401, "400003", "KC-API-KEY not exists"),
-                "bad_passphrase": (401, "400004", "KC-API-PASSPHRASE error"),
-                "bad_signature": (401, "400005", "Signature error -- Please check your signature"),
-                "ip_not_allowed": (401, "400006", "The IP address is not in the API whitelist"),
                 "bad_request": (400, "400100", "Parameter Error"),
                 "rate_limited": (429, "429000", "Too Many Requests"),
                 "maintenance": (503, "503000", "Service Unavailable"),
