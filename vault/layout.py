@@ -1,0 +1,216 @@
+"""The two file layouts of a SQLite vault, and the owner's switch between them.
+
+* **Single-user** (the default): one file, 0600 in a 0700 directory, WAL mode. Every
+  process that uses the vault runs as its owner, and bots' reads are audited in it.
+* **Shared**: the vault file belongs to the owner, 0640 with a bots' group, in a 0750
+  directory of the same group, in rollback-journal mode (``journal_mode=DELETE``).
+  Bots of that group can read it but cannot change, replace or delete it, nor create
+  a file beside it. They append their audit entries to the audit file beside it
+  (``NAME.audit.db``, 0660 with the group, see :mod:`vault.audit_file`).
+
+The layout is read from the file system, which only the directory's owner controls:
+the vault is shared exactly when its audit file exists (:func:`vault.sqlite_file.is_shared`).
+docs/deploy.md shows the setup; SECURITY.md says what a bot can still do.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vault import audit_file
+from vault.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidInput,
+    UnsupportedFormat,
+    first_line,
+    printable,
+    quoted,
+)
+from vault.model import utc_now
+from vault.sqlite_file import (
+    BUSY_TIMEOUT_MS,
+    SHARED_JOURNAL,
+    SINGLE_USER_JOURNAL,
+    audit_file_path,
+    fsync_path,
+    is_shared,
+    journal_path,
+)
+from vault.store import sqlite_path
+
+if TYPE_CHECKING:
+    from vault.admin import AdminVault
+
+SHARED_FILE_MODE = 0o640
+SHARED_DIRECTORY_MODE = 0o750
+SINGLE_USER_FILE_MODE = 0o600
+SINGLE_USER_DIRECTORY_MODE = 0o700
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which layout a vault file is in."""
+
+    vault: Path
+    shared: bool
+    group: str | None
+    """The bots' group (the vault file's group) when shared."""
+
+    @property
+    def audit_file(self) -> Path:
+        """Where bots append their audit entries (when shared)."""
+        return audit_file_path(self.vault)
+
+    def describe(self) -> str:
+        """One line for people: ``single-user file`` or ``shared with group G; ...``."""
+        if not self.shared:
+            return "single-user file"
+        return f"shared with group {self.group}; bots append to {self.audit_file}"
+
+
+def group_name(gid: int) -> str:
+    """The name of group ``gid``, or its number when it has none."""
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def layout_of(vault: Path) -> Layout:
+    """The layout of the vault file ``vault``."""
+    if not is_shared(vault):
+        return Layout(vault, False, None)
+    try:
+        gid = vault.stat().st_gid
+    except OSError:
+        return Layout(vault, True, None)
+    return Layout(vault, True, group_name(gid))
+
+
+def _vault_file(admin: AdminVault) -> Path:
+    path = sqlite_path(admin.store.url)
+    if path is None:
+        raise UnsupportedFormat(
+            "layouts are for SQLite vault files; on PostgreSQL, give bots a read-only role "
+            "(docs/deploy.md)"
+        )
+    return path
+
+
+def _check_owner(path: Path) -> None:
+    for checked in (path, path.parent):
+        owner = checked.stat().st_uid
+        if owner != os.getuid():
+            raise AccessDenied(
+                f"{printable(checked)} belongs to uid {owner}: only its owner can change "
+                "the vault's layout"
+            )
+
+
+def _set_journal(path: Path, mode: str) -> None:
+    """Put the vault file in journal mode ``mode``, which SQLite does only for a
+    connection that is alone on the file."""
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        got = connection.execute(f"PRAGMA journal_mode = {mode}").fetchone()
+    except sqlite3.Error as exc:
+        raise Conflict(
+            f"cannot switch the vault to journal mode {mode}: {first_line(exc)} (stop the "
+            "processes that have it open, then try again)"
+        ) from None
+    finally:
+        connection.close()
+    if got is None or str(got[0]).upper() != mode:
+        raise Conflict(
+            f"cannot switch the vault to journal mode {mode}: other processes have it open "
+            "(stop them, then try again)"
+        )
+
+
+def _chmod(path: Path, mode: int, gid: int | None = None) -> None:
+    try:
+        if gid is not None:
+            os.chown(path, -1, gid)
+        os.chmod(path, mode)
+    except PermissionError:
+        raise AccessDenied(
+            f"cannot give {printable(path)} to group {gid}: you must be a member of it"
+        ) from None
+
+
+def share(admin: AdminVault, group: str) -> Layout:
+    """Put the vault of ``admin`` in the shared layout with the bots' group ``group``
+    (again, if it is: modes are set afresh). Audited in the vault as ``share``.
+
+    The vault's own connections are closed first: SQLite leaves WAL mode only for a
+    connection alone on the file, so no other process may have the vault open.
+
+    :raises UnsupportedFormat: for a vault that is not a SQLite file.
+    :raises InvalidInput: when there is no such group.
+    :raises AccessDenied: when the caller owns neither the file nor the directory, or
+        is not a member of the group.
+    :raises Conflict: when other processes keep the vault open.
+    """
+    path = _vault_file(admin)
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise InvalidInput(f"no group named {quoted(group)}") from None
+    _check_owner(path)
+    admin.store.dispose()
+    _set_journal(path, SHARED_JOURNAL)  # before the audit file says "shared"
+    audit_path = audit_file_path(path)
+    if not audit_path.exists():
+        audit_file.create(audit_path, gid)
+    for file in (audit_path, journal_path(audit_path)):
+        _chmod(file, audit_file.FILE_MODE, gid)
+    _chmod(path, SHARED_FILE_MODE, gid)
+    _chmod(path.parent, SHARED_DIRECTORY_MODE, gid)
+    admin.record_action("share", f"group {group}; bots append to {audit_path.name}")
+    return layout_of(path)
+
+
+def unshare(admin: AdminVault) -> Path:
+    """Put the vault of ``admin`` back in the single-user layout; returns the name its
+    audit file was retired to (kept, 0600, still listed and verified with the log;
+    nothing is merged). Audited in the vault as ``unshare``.
+
+    :raises UnsupportedFormat: for a vault that is not a SQLite file.
+    :raises InvalidInput: when the vault is not shared.
+    :raises AccessDenied: when the caller owns neither the file nor the directory.
+    :raises Conflict: when other processes keep the vault open.
+    """
+    path = _vault_file(admin)
+    audit_path = audit_file_path(path)
+    if not is_shared(path):
+        raise InvalidInput("the vault is not shared (it is in the single-user layout)")
+    _check_owner(path)
+    count = audit_file.count(audit_path)  # as the owner: rolls back a bot's unfinished append
+    retired = audit_file.retired_path(path, utc_now())
+    os.rename(audit_path, retired)
+    os.chmod(retired, SINGLE_USER_FILE_MODE)
+    journal = journal_path(audit_path)
+    if journal.exists() and journal.stat().st_size == 0:
+        journal.unlink()
+    os.chmod(path, SINGLE_USER_FILE_MODE)
+    os.chmod(path.parent, SINGLE_USER_DIRECTORY_MODE)
+    fsync_path(path.parent)
+    admin.store.dispose()
+    _set_journal(path, SINGLE_USER_JOURNAL)
+    admin.record_action("unshare", f"bots' {count} entries kept in {retired.name}")
+    return retired
+
+
+__all__ = [
+    "Layout",
+    "group_name",
+    "layout_of",
+    "share",
+    "unshare",
+]
