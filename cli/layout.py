@@ -45,7 +45,11 @@ def share(
             layout = run_share(admin, group)
             if as_json:
                 output.emit_json(
-                    {"layout": "shared", "group": layout.group, "audit_file": str(layout.audit_file)}
+                    {
+                        "layout": "shared",
+                        "group": layout.group,
+                        "audit_file": str(layout.audit_file),
+                    }
                 )
             else:
                 click.echo(f"Vault layout: {layout.describe()}.")

@@ -131,8 +131,9 @@ def _count(path: Path, table: str, **where: str) -> int:
     try:
         clause = " AND ".join(f"{column} = ?" for column in where) or "1"
         return int(
-            db.execute(f"SELECT count(*) FROM {table} WHERE {clause}", tuple(where.values()))  # noqa: S608
-            .fetchone()[0]
+            db.execute(
+                f"SELECT count(*) FROM {table} WHERE {clause}", tuple(where.values())
+            ).fetchone()[0]
         )
     finally:
         db.close()
@@ -154,7 +155,7 @@ def test_a_bot_of_another_uid_reads_its_key_and_is_audited_in_the_audit_file(
     assert report.ok, report.problems
     listed = [e for e in admin.audit_entries() if e.action == "read"]
     assert [(e.actor, e.log, e.signed) for e in listed] == [
-        ("client:grid-bot", audit_path.name, True)
+        ("client:grid-bot", "vault.audit", True)
     ]
 
 
@@ -214,9 +215,7 @@ def test_a_bot_cannot_replace_the_vault_or_add_files_beside_it(
 
     assert as_bot(bot_ids, tamper) in ("Permission denied", "Operation not permitted")
     assert path.read_bytes() == before
-    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
-        ["vault.db", "vault.audit.db", "vault.audit.db-journal"]
-    )
+    assert sorted(p.name for p in path.parent.iterdir()) == ["vault.audit", "vault.db"]
 
 
 def test_the_owners_audit_verify_catches_an_entry_the_bot_edited(
@@ -229,14 +228,13 @@ def test_the_owners_audit_verify_catches_an_entry_the_bot_edited(
         vault.load("binance-main", where=path, token=token)
         db = sqlite3.connect(audit_path, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode = TRUNCATE")  # it may not delete the journal
             return db.execute("UPDATE audit_log SET credential = 'kucoin-sub1'").rowcount
         finally:
             db.close()
 
     assert as_bot(bot_ids, read_then_edit) == 1  # the bots may write the audit file...
     problems = admin.verify_audit(remember=False).problems
-    assert problems == (f"{audit_path.name}: entry 1 was edited (its hash does not match)",)
+    assert problems == ("vault.audit: entry 1 was edited (its hash does not match)",)
 
 
 def test_an_owners_entry_copied_into_the_audit_file_is_reported(
@@ -251,14 +249,13 @@ def test_an_owners_entry_copied_into_the_audit_file_is_reported(
     def replay() -> None:
         db = sqlite3.connect(audit_path, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode = TRUNCATE")
             db.execute(f"INSERT INTO audit_log VALUES ({', '.join('?' * len(first))})", first)
         finally:
             db.close()
 
     as_bot(bot_ids, replay)
     problems = admin.verify_audit(remember=False).problems
-    assert problems == (f"{audit_path.name}: entry 1 is the owner's, who never writes there",)
+    assert problems == ("vault.audit: entry 1 is the owner's, who never writes there",)
 
 
 def test_a_shared_vault_uses_a_rollback_journal_the_bots_need_not_write(
@@ -282,7 +279,7 @@ def test_back_to_single_user_keeps_the_bots_entries(
     assert not layout_of(path).shared
     assert oct(path.stat().st_mode & 0o777) == oct(0o600)
     assert path.read_bytes()[18:20] == b"\x02\x02"  # WAL again
-    assert audit_file.audit_files(path) == [retired]
+    assert audit_file.audit_files(path) == [retired / "audit.db"]
     assert [e.log for e in admin.audit_entries() if e.action == "read"] == [retired.name]
     assert admin.verify_audit(remember=False).ok
     # The owner's next read goes to the vault again.
@@ -290,9 +287,7 @@ def test_back_to_single_user_keeps_the_bots_entries(
     assert _count(path, "audit_log", action="read") == 1
 
 
-def test_the_single_user_layout_is_unchanged(
-    stocked: AdminVault, vault_path: Path
-) -> None:
+def test_the_single_user_layout_is_unchanged(stocked: AdminVault, vault_path: Path) -> None:
     _, token = stocked.add_client("grid-bot", max_scope="trade")
     stocked.grant("grid-bot", ["binance-main"])
     assert vault.load("binance-main", where=vault_path, token=token).api_key.reveal() == (
@@ -311,3 +306,80 @@ def test_a_missing_group_is_refused(admin: AdminVault, vault_path: Path) -> None
         share(admin, "no-such-group-x")
     assert vault_path.read_bytes() == before
     assert not layout_of(vault_path).shared
+
+
+def _interrupt_a_write(database: Path, journal_mode: str) -> None:
+    """Leave a hot journal beside ``database``: a child process writes past its page
+    cache (so pages reach the file) and dies before committing."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            db = sqlite3.connect(database, isolation_level=None)
+            db.execute(f"PRAGMA journal_mode = {journal_mode}")
+            db.execute("PRAGMA cache_size = 1")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("CREATE TABLE junk (x)")
+            db.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+                "INSERT INTO junk SELECT randomblob(4000) FROM n"
+            )
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert sqlite_file.journal_path(database).stat().st_size > 0
+
+
+def test_a_bot_meeting_an_interrupted_write_of_the_owner_is_told_what_to_do(
+    shared: tuple[AdminVault, Path, str], bot_ids: tuple[int, int]
+) -> None:
+    admin, path, token = shared
+    admin.store.dispose()
+    _interrupt_a_write(path, "DELETE")
+
+    def read() -> str:
+        try:
+            vault.load("binance-main", where=path, token=token)
+        except VaultError as exc:
+            return str(exc)
+        return "read"
+
+    assert as_bot(bot_ids, read) == (
+        f"cannot read {path}: a write to it was interrupted; the vault's owner must run any "
+        "exvault command on it (e.g. exvault list) to roll it back"
+    )
+    assert admin.names() == ["binance-main"]  # the owner's read rolls it back
+    assert as_bot(bot_ids, read) == "read"
+
+
+def test_a_bots_interrupted_append_does_not_stop_the_next_bot(
+    shared: tuple[AdminVault, Path, str], bot_ids: tuple[int, int]
+) -> None:
+    admin, path, token = shared
+    audit_path = sqlite_file.audit_file_path(path)
+    as_bot(bot_ids, lambda: _interrupt_a_write(audit_path, "DELETE"))
+    assert as_bot(bot_ids, lambda: vault.load("binance-main", where=path, token=token).name) == (
+        "binance-main"
+    )
+    assert _count(audit_path, "audit_log", action="read") == 1
+    assert admin.verify_audit(remember=False).ok
+
+
+def test_share_again_refuses_an_audit_file_a_bot_made_a_link_to_an_owners_file(
+    shared: tuple[AdminVault, Path, str], bot_ids: tuple[int, int], reachable_dir: Path
+) -> None:
+    admin, path, _token = shared
+    private = reachable_dir / "owner-private"
+    private.write_text("not for bots")
+    os.chmod(private, 0o600)
+    gid = private.stat().st_gid
+    audit_path = sqlite_file.audit_file_path(path)
+
+    def swap() -> None:
+        audit_path.unlink()
+        audit_path.symlink_to(private)
+
+    as_bot(bot_ids, swap)
+    with pytest.raises(VaultError, match="is a symbolic link; refusing it"):
+        share(admin, BOTS_GROUP)
+    assert oct(private.stat().st_mode & 0o777) == oct(0o600)
+    assert private.stat().st_gid == gid

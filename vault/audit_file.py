@@ -1,27 +1,32 @@
 """The audit file of a shared SQLite vault: where bots append their audit entries.
 
 In the shared layout (docs/deploy.md) bots may read the vault file but not write it,
-so their audit entries (reads, refusals) go to a second SQLite file beside it,
-``NAME.audit.db``, which the bots' group may write. It holds one table, ``audit_log``,
-of exactly the vault's format (docs/format.md section 4.11), and its own hash chain
-bound to the same vault id: entries are hashed and signed as in the vault, numbered
-from 1, the first linking to the all-zero genesis hash. The owner's own entries stay in
-the vault, so an entry signed by the vault key in the audit file is out of place.
+so their audit entries (reads, refusals) go to a second SQLite file,
+``NAME.audit/audit.db`` beside the vault ``NAME.db``, in a directory of its own that
+the bots' group may write (SQLite creates and deletes a rollback journal beside a file
+it writes). It holds one table, ``audit_log``, of exactly the vault's format
+(docs/format.md section 4.11), and its own hash chain bound to the same vault id:
+entries are hashed and signed as in the vault, numbered from 1, the first linking to
+the all-zero genesis hash. The owner's own entries stay in the vault, so an entry
+signed by the vault key in the audit file is out of place.
 
-``exvault share --off`` retires the audit file: renamed ``NAME.audit-until-TIME.db``,
-it is still listed and verified with the vault's log. Only the directory's owner can
-create, rename or remove these files; anyone in the bots' group can rewrite the
-current one, but not forge an entry in a client's name (each is signed by the client's
-key), and a cut-off end is caught by the witness as in the vault.
+``exvault share --off`` retires the audit directory: renamed
+``NAME.audit-until-TIME``, its file is still listed and verified with the vault's log.
+Only the vault directory's owner can create, rename or remove these directories;
+anyone in the bots' group can rewrite or replace the current audit file, but not forge
+an entry in a client's name (each is signed by the client's key), and a cut-off end is
+caught by the witness as in the vault.
 
 This module is the owner's side; a bot appends through :mod:`vault.client_sql`.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -32,24 +37,28 @@ from sqlalchemy import func, select
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from vault import audit
-from vault.errors import AccessDenied, AlreadyExists, VaultError, printable
+from vault.errors import AccessDenied, AlreadyExists, IntegrityError, VaultError, printable
 from vault.sqlite_file import (
+    AUDIT_DIRECTORY_SUFFIX,
     AUDIT_FILE_JOURNAL,
-    audit_file_path,
+    AUDIT_FILE_NAME,
+    check_present,
     create_sqlite_file,
     fsync_path,
-    journal_path,
 )
 from vault.store import AuditRecord, Store, make_engine, sqlite_url
 
-RETIRED_INFIX = ".audit-until-"
+RETIRED_INFIX = AUDIT_DIRECTORY_SUFFIX + "-until-"
 FILE_MODE = 0o660
+DIRECTORY_MODE = 0o2770
+"""Group-writable, and set-group-ID so that the journals bots create get the group."""
+RETIRED_DIRECTORY_MODE = 0o700
 
 
-def retired_path(vault: Path, when: datetime) -> Path:
-    """The name the audit file of ``vault`` takes when it is retired at ``when``."""
+def retired_directory(vault: Path, when: datetime) -> Path:
+    """The name the audit directory of ``vault`` takes when it is retired at ``when``."""
     return vault.with_name(
-        vault.name.removesuffix(".db") + RETIRED_INFIX + when.strftime("%Y%m%dT%H%M%SZ") + ".db"
+        vault.name.removesuffix(".db") + RETIRED_INFIX + when.strftime("%Y%m%dT%H%M%SZ")
     )
 
 
@@ -57,66 +66,92 @@ def audit_files(vault: Path) -> list[Path]:
     """Every audit file of the vault file ``vault``: the retired ones, oldest first, then
     the current one (shared layout)."""
     stem = glob.escape(vault.name.removesuffix(".db"))
-    found = sorted(vault.parent.glob(f"{stem}{RETIRED_INFIX}*.db"))
-    current = audit_file_path(vault)
-    if current.is_file():
-        found.append(current)
+    found = sorted(
+        directory / AUDIT_FILE_NAME
+        for directory in vault.parent.glob(f"{stem}{RETIRED_INFIX}*")
+        if (directory / AUDIT_FILE_NAME).is_file()
+    )
+    current = vault.with_name(vault.name.removesuffix(".db") + AUDIT_DIRECTORY_SUFFIX)
+    if (current / AUDIT_FILE_NAME).is_file():
+        found.append(current / AUDIT_FILE_NAME)
     return found
 
 
-def create(path: Path, gid: int) -> None:
-    """Create the empty audit file ``path`` and its journal, group ``gid``, mode 0660.
+def label(path: Path) -> str:
+    """How entries of the audit file ``path`` are labelled: its directory's name."""
+    return path.parent.name
 
-    Built under a temporary name and linked into place once complete, so that the
-    audit file's name (which marks the vault shared) never names a half-made file.
 
-    :raises AlreadyExists: when a file is at ``path``.
+def create(directory: Path, gid: int) -> None:
+    """Create the audit directory ``directory`` (2770) with an empty audit file (0660),
+    both of group ``gid``.
+
+    Built under a temporary name and renamed into place once complete, so that the
+    directory's name (which marks the vault shared) never names a half-made one.
+
+    :raises AlreadyExists: when something is at ``directory``.
     :raises AccessDenied: when the group cannot be given (the caller is not in it).
     """
-    build = path.with_name(f".{path.name}.creating-{os.urandom(6).hex()}")
-    create_sqlite_file(build)
+    if directory.exists():
+        raise AlreadyExists(f"{printable(directory)} exists; refusing to overwrite it")
+    build = directory.with_name(f".{directory.name}.creating-{os.urandom(6).hex()}")
+    build.mkdir(mode=0o700)
+    database = build / AUDIT_FILE_NAME
     try:
-        connection = sqlite3.connect(build, isolation_level=None)
+        create_sqlite_file(database)
+        connection = sqlite3.connect(database, isolation_level=None)
         try:
             connection.execute(f"PRAGMA journal_mode = {AUDIT_FILE_JOURNAL}")
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("BEGIN IMMEDIATE")
             table = AuditRecord.__table__
-            dialect = make_engine(sqlite_url(build)).dialect
+            dialect = make_engine(sqlite_url(database)).dialect
             connection.execute(str(CreateTable(table).compile(dialect=dialect)))  # type: ignore[arg-type]
             for index in sorted(table.indexes, key=lambda i: str(i.name)):  # type: ignore[attr-defined]
                 connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
             connection.execute("COMMIT")
         finally:
             connection.close()
-        journal_path(build).unlink(missing_ok=True)
-        # The journal is made here, 0660, and kept (TRUNCATE mode): bots may not create
-        # files in the vault's directory.
-        journal = journal_path(path)
-        fd = os.open(journal, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, FILE_MODE)
-        os.close(fd)
-        for made in (build, journal):
-            _give(made, gid)
-        try:
-            os.link(build, path)
-        except FileExistsError:
-            raise AlreadyExists(
-                f"a file exists at {printable(path)}; refusing to overwrite it"
-            ) from None
-        fsync_path(path.parent)
-    finally:
-        build.unlink(missing_ok=True)
-        journal_path(build).unlink(missing_ok=True)
+        give(database, gid, FILE_MODE)
+        give(build, gid, DIRECTORY_MODE)
+        fsync_path(database)
+        fsync_path(build)
+        os.rename(build, directory)
+        fsync_path(directory.parent)
+    except BaseException:
+        for leftover in build.iterdir() if build.exists() else ():
+            leftover.unlink()
+        if build.exists():
+            build.rmdir()
+        raise
 
 
-def _give(path: Path, gid: int) -> None:
+def give(path: Path, gid: int, mode: int) -> None:
+    """Give ``path`` to group ``gid`` with ``mode``, never through a symbolic link or a
+    second hard link: the bots may replace what is in the audit directory, and must not
+    get the owner to open up a file of theirs that way.
+
+    :raises IntegrityError: when ``path`` is a symbolic link or has other hard links.
+    :raises AccessDenied: when the caller may not (it is not a member of the group).
+    """
     try:
-        os.chown(path, -1, gid)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"{printable(path)} is a symbolic link; refusing it") from None
+        raise AccessDenied(f"cannot open {printable(path)}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISDIR(info.st_mode) and info.st_nlink != 1:
+            raise IntegrityError(f"{printable(path)} has other hard links; refusing it")
+        os.fchown(fd, -1, gid)
+        os.fchmod(fd, mode)  # after chown, which clears the set-group-ID bit
     except PermissionError:
         raise AccessDenied(
             f"cannot give {printable(path)} to group {gid}: you must be a member of it"
         ) from None
-    os.chmod(path, FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -126,8 +161,8 @@ def opened(path: Path) -> Iterator[Store]:
 
     :raises VaultUnavailable: when no file is there.
     """
-    from vault.sqlite_file import check_present
-
+    if path.is_symlink():  # put there by a bot: the owner reads only the real file
+        raise IntegrityError(f"{printable(path)} is a symbolic link; refusing it")
     check_present(path)
     store = Store(make_engine(sqlite_url(path), journal=AUDIT_FILE_JOURNAL))
     try:
@@ -142,7 +177,7 @@ def entries(path: Path, since: datetime | None = None) -> list[audit.AuditEntry]
     :raises IntegrityError: when a column of an entry holds a value of another type.
     """
     with opened(path) as store, store.read() as session:
-        return [replace(e, log=path.name) for e in audit.entries(session, since)]
+        return [replace(e, log=label(path)) for e in audit.entries(session, since)]
 
 
 def verify(
@@ -155,7 +190,7 @@ def verify(
     hashes, signatures); an entry of the owner there is a problem too, and revocations
     count only in the vault. Problems name the file; an unreadable file is one.
     """
-    label = path.name
+    name = label(path)
     try:
         with opened(path) as store, store.read() as session:
             report = audit.verify_chain(session, vault_id, root_public, client_publics)
@@ -163,7 +198,8 @@ def verify(
                 session.scalars(
                     select(AuditRecord.seq)
                     .where(
-                        (AuditRecord.signer == audit.ROOT_SIGNER) | (AuditRecord.actor == audit.ADMIN)
+                        (AuditRecord.signer == audit.ROOT_SIGNER)
+                        | (AuditRecord.actor == audit.ADMIN)
                     )
                     .order_by(AuditRecord.seq)
                 )
@@ -171,12 +207,12 @@ def verify(
             witness = audit.read_witness(_witness_id(vault_id, path))
             cut = witness is not None and not audit.chain_contains(session, *witness)
     except VaultError as exc:
-        return audit.ChainReport(0, 0, audit.GENESIS, (f"{label}: cannot be read: {exc}",))
-    problems = [f"{label}: {p}" for p in report.problems]
-    problems += [f"{label}: entry {seq} is the owner's, who never writes there" for seq in owners]
+        return audit.ChainReport(0, 0, audit.GENESIS, (f"{name}: cannot be read: {exc}",))
+    problems = [f"{name}: {p}" for p in report.problems]
+    problems += [f"{name}: entry {seq} is the owner's, who never writes there" for seq in owners]
     if cut and witness is not None:
         problems.append(
-            f"{label}: entry {witness[0]}, seen by the last verification on this machine, "
+            f"{name}: entry {witness[0]}, seen by the last verification on this machine, "
             "is gone or changed: entries were cut off the end of the file"
         )
     return audit.ChainReport(report.entries, report.head_seq, report.head_hash, tuple(problems))
@@ -184,8 +220,8 @@ def verify(
 
 def _witness_id(vault_id: bytes, path: Path) -> bytes:
     # One witness per audit file, beside the vault's (audit.witness_path): the vault id
-    # followed by the file's name.
-    return vault_id + b"-" + path.name.encode()
+    # followed by the name of the file's directory.
+    return vault_id + b"-" + label(path).encode()
 
 
 def remember(vault_id: bytes, path: Path, report: audit.ChainReport) -> None:
@@ -218,15 +254,19 @@ def last_reads(path: Path) -> dict[str, int]:
 
 
 __all__ = [
+    "DIRECTORY_MODE",
     "FILE_MODE",
+    "RETIRED_DIRECTORY_MODE",
     "RETIRED_INFIX",
     "audit_files",
     "count",
     "create",
     "entries",
+    "give",
+    "label",
     "last_reads",
     "opened",
     "remember",
-    "retired_path",
+    "retired_directory",
     "verify",
 ]

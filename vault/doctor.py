@@ -21,7 +21,7 @@ from vault.errors import VaultError
 from vault.inventory import Inventory
 from vault.layout import SHARED_DIRECTORY_MODE, SHARED_FILE_MODE, group_name, layout_of
 from vault.model import from_epoch
-from vault.sqlite_file import AUDIT_FILE_JOURNAL, SHARED_JOURNAL, journal_path
+from vault.sqlite_file import AUDIT_FILE_JOURNAL, SHARED_JOURNAL
 from vault.store import AuditRecord, CredentialRecord, Store, sqlite_path
 from vault.token import ENV_TOKEN_FILE, SYSTEMD_CREDENTIAL
 
@@ -66,7 +66,9 @@ def _shared_mode_check(path: Path, what: str, mode: int, owner: int, gid: int) -
     found = stat.S_IMODE(info.st_mode)
     if found & ~mode:
         return Diagnosis(
-            "fail", what, f"{path} has mode {found:04o}: more than {mode:04o} (chmod {mode:o} {path})"
+            "fail",
+            what,
+            f"{path} has mode {found:04o}: more than {mode:04o} (chmod {mode:o} {path})",
         )
     if info.st_uid != owner:
         return Diagnosis(
@@ -80,7 +82,9 @@ def _shared_mode_check(path: Path, what: str, mode: int, owner: int, gid: int) -
         )
     if found != mode:
         return Diagnosis(
-            "warn", what, f"{path} has mode {found:04o}: bots need {mode:04o} (chmod {mode:o} {path})"
+            "warn",
+            what,
+            f"{path} has mode {found:04o}: bots need {mode:04o} (chmod {mode:o} {path})",
         )
     return Diagnosis("ok", what, f"{path} mode {found:04o}, group {group_name(gid)}")
 
@@ -97,8 +101,8 @@ def _shared_checks(store: Store, path: Path) -> list[Diagnosis]:
     for checked, what, mode in (
         (path.parent, "vault directory", SHARED_DIRECTORY_MODE),
         (path, "vault file", SHARED_FILE_MODE),
+        (audit.parent, "audit directory", audit_file.DIRECTORY_MODE),
         (audit, "audit file", audit_file.FILE_MODE),
-        (journal_path(audit), "audit file journal", audit_file.FILE_MODE),
     ):
         out.append(_shared_mode_check(checked, what, mode, owner, gid))
     with store.read() as session:

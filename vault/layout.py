@@ -5,11 +5,13 @@
 * **Shared**: the vault file belongs to the owner, 0640 with a bots' group, in a 0750
   directory of the same group, in rollback-journal mode (``journal_mode=DELETE``).
   Bots of that group can read it but cannot change, replace or delete it, nor create
-  a file beside it. They append their audit entries to the audit file beside it
-  (``NAME.audit.db``, 0660 with the group, see :mod:`vault.audit_file`).
+  a file beside it. They append their audit entries to the audit file in a directory
+  of its own beside it (``NAME.audit/audit.db``: directory 2770, file 0660, with the
+  group; see :mod:`vault.audit_file`).
 
-The layout is read from the file system, which only the directory's owner controls:
-the vault is shared exactly when its audit file exists (:func:`vault.sqlite_file.is_shared`).
+The layout is read from the file system, which only the vault directory's owner
+controls: the vault is shared exactly when its audit directory exists
+(:func:`vault.sqlite_file.is_shared`).
 docs/deploy.md shows the setup; SECURITY.md says what a bot can still do.
 """
 
@@ -37,10 +39,10 @@ from vault.sqlite_file import (
     BUSY_TIMEOUT_MS,
     SHARED_JOURNAL,
     SINGLE_USER_JOURNAL,
+    audit_directory,
     audit_file_path,
     fsync_path,
     is_shared,
-    journal_path,
 )
 from vault.store import sqlite_path
 
@@ -133,17 +135,6 @@ def _set_journal(path: Path, mode: str) -> None:
         )
 
 
-def _chmod(path: Path, mode: int, gid: int | None = None) -> None:
-    try:
-        if gid is not None:
-            os.chown(path, -1, gid)
-        os.chmod(path, mode)
-    except PermissionError:
-        raise AccessDenied(
-            f"cannot give {printable(path)} to group {gid}: you must be a member of it"
-        ) from None
-
-
 def share(admin: AdminVault, group: str) -> Layout:
     """Put the vault of ``admin`` in the shared layout with the bots' group ``group``
     (again, if it is: modes are set afresh). Audited in the vault as ``share``.
@@ -164,21 +155,21 @@ def share(admin: AdminVault, group: str) -> Layout:
         raise InvalidInput(f"no group named {quoted(group)}") from None
     _check_owner(path)
     admin.store.dispose()
-    _set_journal(path, SHARED_JOURNAL)  # before the audit file says "shared"
-    audit_path = audit_file_path(path)
-    if not audit_path.exists():
-        audit_file.create(audit_path, gid)
-    for file in (audit_path, journal_path(audit_path)):
-        _chmod(file, audit_file.FILE_MODE, gid)
-    _chmod(path, SHARED_FILE_MODE, gid)
-    _chmod(path.parent, SHARED_DIRECTORY_MODE, gid)
-    admin.record_action("share", f"group {group}; bots append to {audit_path.name}")
+    _set_journal(path, SHARED_JOURNAL)  # before the audit directory says "shared"
+    directory = audit_directory(path)
+    if not directory.exists():
+        audit_file.create(directory, gid)
+    audit_file.give(directory, gid, audit_file.DIRECTORY_MODE)
+    audit_file.give(audit_file_path(path), gid, audit_file.FILE_MODE)
+    audit_file.give(path, gid, SHARED_FILE_MODE)
+    audit_file.give(path.parent, gid, SHARED_DIRECTORY_MODE)
+    admin.record_action("share", f"group {group}; bots append to {directory.name}")
     return layout_of(path)
 
 
 def unshare(admin: AdminVault) -> Path:
-    """Put the vault of ``admin`` back in the single-user layout; returns the name its
-    audit file was retired to (kept, 0600, still listed and verified with the log;
+    """Put the vault of ``admin`` back in the single-user layout; returns the directory
+    its audit file was retired to (kept, 0700, still listed and verified with the log;
     nothing is merged). Audited in the vault as ``unshare``.
 
     :raises UnsupportedFormat: for a vault that is not a SQLite file.
@@ -187,17 +178,15 @@ def unshare(admin: AdminVault) -> Path:
     :raises Conflict: when other processes keep the vault open.
     """
     path = _vault_file(admin)
-    audit_path = audit_file_path(path)
     if not is_shared(path):
         raise InvalidInput("the vault is not shared (it is in the single-user layout)")
     _check_owner(path)
-    count = audit_file.count(audit_path)  # as the owner: rolls back a bot's unfinished append
-    retired = audit_file.retired_path(path, utc_now())
-    os.rename(audit_path, retired)
-    os.chmod(retired, SINGLE_USER_FILE_MODE)
-    journal = journal_path(audit_path)
-    if journal.exists() and journal.stat().st_size == 0:
-        journal.unlink()
+    # Opened as the owner first: a bot's interrupted append is rolled back now.
+    count = audit_file.count(audit_file_path(path))
+    retired = audit_file.retired_directory(path, utc_now())
+    os.rename(audit_directory(path), retired)
+    # 0700 closes everything in it to the bots (its files stay as the bots left them).
+    audit_file.give(retired, retired.stat().st_gid, audit_file.RETIRED_DIRECTORY_MODE)
     os.chmod(path, SINGLE_USER_FILE_MODE)
     os.chmod(path.parent, SINGLE_USER_DIRECTORY_MODE)
     fsync_path(path.parent)

@@ -11,9 +11,12 @@ one file, 0600 in a 0700 directory, in WAL mode. In the *shared* layout the file
 0640 with a bots' group in a 0750 directory, so bots can read it but neither change
 nor replace it; it uses a rollback journal (``journal_mode=DELETE``), since WAL needs
 every reader to write its ``-shm`` file. Bots append their audit entries to the
-*audit file* beside it (:func:`audit_file_path`), which they may write. The audit
-file's presence is what marks the shared layout: only the directory's owner can
-create or remove it, so a bot cannot fake or hide it.
+*audit file*, in a directory of its own beside the vault (:func:`audit_file_path`)
+which the bots' group may write: SQLite creates and deletes a journal beside a
+database it writes, and rolls back a crashed writer's journal, with the default
+journal mode, before any setting of a new connection applies. That directory's
+presence is what marks the shared layout: only the vault directory's owner can
+create or remove it, so a bot can neither fake nor hide it.
 """
 
 from __future__ import annotations
@@ -34,18 +37,24 @@ from vault.errors import (
 
 BUSY_TIMEOUT_MS = 30_000
 
-AUDIT_FILE_SUFFIX = ".audit.db"
+AUDIT_DIRECTORY_SUFFIX = ".audit"
+AUDIT_FILE_NAME = "audit.db"
 SINGLE_USER_JOURNAL = "WAL"
 SHARED_JOURNAL = "DELETE"
-AUDIT_FILE_JOURNAL = "TRUNCATE"
-"""The audit file keeps its ``-journal`` file (created by the owner, writable by the
-bots' group) between transactions: bots may not create files in the vault's
-directory, which a deleted-then-recreated journal or WAL's ``-wal``/``-shm`` need."""
+AUDIT_FILE_JOURNAL = "DELETE"
+"""SQLite's default: a new connection rolls a crashed writer's journal back in this
+mode whatever it is then told, so any other mode would still meet it."""
+
+
+def audit_directory(vault: Path) -> Path:
+    """The directory of the vault file ``vault``'s audit file: ``vault.db`` ->
+    ``vault.audit``."""
+    return vault.with_name(vault.name.removesuffix(".db") + AUDIT_DIRECTORY_SUFFIX)
 
 
 def audit_file_path(vault: Path) -> Path:
-    """The audit file of the vault file ``vault``: ``vault.db`` -> ``vault.audit.db``."""
-    return vault.with_name(vault.name.removesuffix(".db") + AUDIT_FILE_SUFFIX)
+    """The audit file of the vault file ``vault``: ``vault.audit/audit.db``."""
+    return audit_directory(vault) / AUDIT_FILE_NAME
 
 
 def journal_path(database: Path) -> Path:
@@ -54,10 +63,10 @@ def journal_path(database: Path) -> Path:
 
 
 def is_shared(vault: Path) -> bool:
-    """True when the vault file ``vault`` is in the shared layout (its audit file is
-    there). A path that cannot be examined counts as the single-user layout."""
+    """True when the vault file ``vault`` is in the shared layout (its audit directory
+    is there). A path that cannot be examined counts as the single-user layout."""
     try:
-        return audit_file_path(vault).is_file()
+        return audit_directory(vault).is_dir()
     except OSError:
         return False
 
@@ -186,11 +195,13 @@ def connect(
 
 
 __all__ = [
+    "AUDIT_DIRECTORY_SUFFIX",
     "AUDIT_FILE_JOURNAL",
-    "AUDIT_FILE_SUFFIX",
+    "AUDIT_FILE_NAME",
     "BUSY_TIMEOUT_MS",
     "SHARED_JOURNAL",
     "SINGLE_USER_JOURNAL",
+    "audit_directory",
     "audit_file_path",
     "check_present",
     "configure",

@@ -178,7 +178,10 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
     report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
     for path in admin.audit_files():  # the bots' entries of a shared vault
         file_chain = audit_file.verify(
-            path, vault_id, verify_public, {c.id: (c.name, c.verify_public) for c in clients.values()}
+            path,
+            vault_id,
+            verify_public,
+            {c.id: (c.name, c.verify_public) for c in clients.values()},
         )
         report.audit_entries += file_chain.entries
         report.problems.extend(Problem(None, f"audit log: {p}") for p in file_chain.problems)
