@@ -29,10 +29,11 @@ def share(
 
     With --group GROUP: the vault file becomes 0640 and its directory 0750, both of
     GROUP; the vault uses a rollback journal instead of WAL; bots append their audit
-    entries to NAME.audit.db beside it (0660, GROUP). With --off: the single-user layout
-    again (0600 file, 0700 directory, WAL); the audit file is kept, renamed
-    NAME.audit-until-TIME.db, and still listed by exvault audit. Stop the processes
-    that use the vault first. Asks for the passphrase (the change is audited).
+    entries to NAME.audit/audit.db beside it (directory 2770, file 0660, GROUP). With
+    --off: the single-user layout again (0600 file, 0700 directory, WAL); the audit
+    directory is kept as NAME.audit-until-TIME, and still listed by exvault audit.
+    Stop the processes that use the vault first. Asks for the passphrase (the change
+    is audited).
     """
     from vault.errors import InvalidInput
     from vault.layout import share as run_share
@@ -56,9 +57,11 @@ def share(
             return
         retired = unshare(admin)
     if as_json:
-        output.emit_json({"layout": "single-user", "retired_audit_file": str(retired)})
+        output.emit_json({"layout": "single-user", "retired_audit_directory": str(retired)})
     else:
-        click.echo(f"Vault layout: single-user file; the bots' audit file is kept as {retired}.")
+        click.echo(
+            f"Vault layout: single-user file; the bots' audit directory is kept as {retired}."
+        )
 
 
 COMMANDS = (share,)

@@ -162,7 +162,7 @@ def test_share_off_returns_to_one_file(shared_cli: Cli, token: str) -> None:
     vault.load("binance-main", where=path, token=token)
     r = shared_cli.unlocked("share", "--off", "--json")
     assert r.exit_code == 0, r.output
-    retired = Path(json.loads(r.stdout)["retired_audit_file"])
+    retired = Path(json.loads(r.stdout)["retired_audit_directory"])
     assert retired.name.startswith("vault.audit-until-") and _mode(retired) == 0o700
     assert [_mode(path.parent), _mode(path)] == [0o700, 0o600]
     assert _doctor(shared_cli)["layout"]["message"] == "single-user file"
