@@ -383,3 +383,28 @@ def test_share_again_refuses_an_audit_file_a_bot_made_a_link_to_an_owners_file(
         share(admin, BOTS_GROUP)
     assert oct(private.stat().st_mode & 0o777) == oct(0o600)
     assert private.stat().st_gid == gid
+
+
+def test_an_audit_file_a_bot_deleted_is_reported_and_share_makes_a_new_one(
+    shared: tuple[AdminVault, Path, str], bot_ids: tuple[int, int]
+) -> None:
+    admin, path, token = shared
+    audit_path = sqlite_file.audit_file_path(path)
+
+    def read() -> str:
+        try:
+            return vault.load("binance-main", where=path, token=token).name
+        except VaultError as exc:
+            return str(exc)
+
+    assert as_bot(bot_ids, read) == "binance-main"
+    as_bot(bot_ids, audit_path.unlink)
+    (problem,) = admin.verify_audit(remember=False).problems
+    assert problem == (
+        f"vault.audit: cannot be read: the audit file {audit_path} is missing (deleted by a "
+        "member of the bots' group?); exvault share --group GROUP makes a new one"
+    )
+    assert as_bot(bot_ids, read).startswith(f"cannot append to the audit file {audit_path}")
+    share(admin, BOTS_GROUP)
+    assert as_bot(bot_ids, read) == "binance-main"
+    assert _count(audit_path, "audit_log", action="read") == 1

@@ -42,7 +42,6 @@ from vault.sqlite_file import (
     AUDIT_DIRECTORY_SUFFIX,
     AUDIT_FILE_JOURNAL,
     AUDIT_FILE_NAME,
-    check_present,
     create_sqlite_file,
     fsync_path,
 )
@@ -64,7 +63,7 @@ def retired_directory(vault: Path, when: datetime) -> Path:
 
 def audit_files(vault: Path) -> list[Path]:
     """Every audit file of the vault file ``vault``: the retired ones, oldest first, then
-    the current one (shared layout)."""
+    the current one (shared layout; listed even when it is missing)."""
     stem = glob.escape(vault.name.removesuffix(".db"))
     found = sorted(
         directory / AUDIT_FILE_NAME
@@ -72,7 +71,7 @@ def audit_files(vault: Path) -> list[Path]:
         if (directory / AUDIT_FILE_NAME).is_file()
     )
     current = vault.with_name(vault.name.removesuffix(".db") + AUDIT_DIRECTORY_SUFFIX)
-    if (current / AUDIT_FILE_NAME).is_file():
+    if current.is_dir():  # shared: its file is listed even when missing, to be reported
         found.append(current / AUDIT_FILE_NAME)
     return found
 
@@ -80,6 +79,23 @@ def audit_files(vault: Path) -> list[Path]:
 def label(path: Path) -> str:
     """How entries of the audit file ``path`` are labelled: its directory's name."""
     return path.parent.name
+
+
+def _write_schema(database: Path) -> None:
+    # The audit_log table and its indexes, exactly as the vault's (format.md §4.11).
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA journal_mode = {AUDIT_FILE_JOURNAL}")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("BEGIN IMMEDIATE")
+        table = AuditRecord.__table__
+        dialect = make_engine(sqlite_url(database)).dialect
+        connection.execute(str(CreateTable(table).compile(dialect=dialect)))  # type: ignore[arg-type]
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):  # type: ignore[attr-defined]
+            connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
 
 
 def create(directory: Path, gid: int) -> None:
@@ -99,19 +115,7 @@ def create(directory: Path, gid: int) -> None:
     database = build / AUDIT_FILE_NAME
     try:
         create_sqlite_file(database)
-        connection = sqlite3.connect(database, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA journal_mode = {AUDIT_FILE_JOURNAL}")
-            connection.execute("PRAGMA synchronous = FULL")
-            connection.execute("BEGIN IMMEDIATE")
-            table = AuditRecord.__table__
-            dialect = make_engine(sqlite_url(database)).dialect
-            connection.execute(str(CreateTable(table).compile(dialect=dialect)))  # type: ignore[arg-type]
-            for index in sorted(table.indexes, key=lambda i: str(i.name)):  # type: ignore[attr-defined]
-                connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
-            connection.execute("COMMIT")
-        finally:
-            connection.close()
+        _write_schema(database)
         give(database, gid, FILE_MODE)
         give(build, gid, DIRECTORY_MODE)
         fsync_path(database)
@@ -124,6 +128,29 @@ def create(directory: Path, gid: int) -> None:
         if build.exists():
             build.rmdir()
         raise
+
+
+def create_file(path: Path, gid: int) -> None:
+    """Create a new, empty audit file ``path`` (0660, group ``gid``) in its existing
+    directory, in place of one that went missing (a member of the bots' group may
+    delete it).
+
+    :raises AlreadyExists: when a file appeared at ``path`` meanwhile.
+    :raises AccessDenied: when the group cannot be given (the caller is not in it).
+    """
+    build = path.with_name(f".{path.name}.creating-{os.urandom(6).hex()}")
+    try:
+        create_sqlite_file(build)
+        _write_schema(build)
+        give(build, gid, FILE_MODE)
+        fsync_path(build)
+        try:
+            os.link(build, path)  # never replaces a file
+        except FileExistsError:
+            raise AlreadyExists(f"a file appeared at {printable(path)} meanwhile") from None
+        fsync_path(path.parent)
+    finally:
+        build.unlink(missing_ok=True)
 
 
 def give(path: Path, gid: int, mode: int) -> None:
@@ -159,11 +186,15 @@ def opened(path: Path) -> Iterator[Store]:
     """A store on the existing audit file ``path``, for the owner (who may write it: a
     bot's interrupted append is rolled back when the owner opens it).
 
-    :raises VaultUnavailable: when no file is there.
+    :raises IntegrityError: when no regular file is there.
     """
     if path.is_symlink():  # put there by a bot: the owner reads only the real file
         raise IntegrityError(f"{printable(path)} is a symbolic link; refusing it")
-    check_present(path)
+    if not path.is_file():
+        raise IntegrityError(
+            f"the audit file {printable(path)} is missing (deleted by a member of the bots' "
+            "group?); exvault share --group GROUP makes a new one"
+        )
     store = Store(make_engine(sqlite_url(path), journal=AUDIT_FILE_JOURNAL))
     try:
         yield store
@@ -261,6 +292,7 @@ __all__ = [
     "audit_files",
     "count",
     "create",
+    "create_file",
     "entries",
     "give",
     "label",

@@ -159,6 +159,8 @@ def share(admin: AdminVault, group: str) -> Layout:
     directory = audit_directory(path)
     if not directory.exists():
         audit_file.create(directory, gid)
+    elif not audit_file_path(path).exists() and not audit_file_path(path).is_symlink():
+        audit_file.create_file(audit_file_path(path), gid)  # a bot deleted it
     audit_file.give(directory, gid, audit_file.DIRECTORY_MODE)
     audit_file.give(audit_file_path(path), gid, audit_file.FILE_MODE)
     audit_file.give(path, gid, SHARED_FILE_MODE)

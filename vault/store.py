@@ -5,9 +5,10 @@ nothing of keys or of :mod:`vault.crypto`. The facade (:mod:`vault.admin`,
 :mod:`vault.records`) composes the two.
 
 SQLite is the default backend; any SQLAlchemy URL works (PostgreSQL through psycopg 3
-is the shared store for fleets). The SQLite settings follow DESIGN.md section 5:
+is the shared store for fleets). The SQLite settings (docs/format.md section 4.13):
 the file is created 0600 in a 0700 directory *before* SQLite opens it, and every
-connection runs with WAL, ``synchronous=FULL`` (a committed write survives power
+connection runs with WAL (a rollback journal for a vault in the shared layout, see
+:mod:`vault.sqlite_file`), ``synchronous=FULL`` (a committed write survives power
 loss), ``secure_delete=ON`` (deleted cells are zeroed, not left in free pages),
 ``foreign_keys=ON`` and a busy timeout. Writes begin ``IMMEDIATE`` so two writers
 queue on the lock instead of failing mid-transaction with "database is locked"; on
