@@ -17,7 +17,6 @@ docs/deploy.md shows the setup; SECURITY.md says what a bot can still do.
 
 from __future__ import annotations
 
-import grp
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from vault.errors import (
     Conflict,
     InvalidInput,
     UnsupportedFormat,
+    VaultError,
     first_line,
     printable,
     quoted,
@@ -78,6 +78,8 @@ class Layout:
 
 def group_name(gid: int) -> str:
     """The name of group ``gid``, or its number when it has none."""
+    import grp  # POSIX only: imported when a layout is looked at, not with doctor
+
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:
@@ -118,16 +120,17 @@ def _check_owner(path: Path) -> None:
 def _set_journal(path: Path, mode: str) -> None:
     """Put the vault file in journal mode ``mode``, which SQLite does only for a
     connection that is alone on the file."""
-    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     try:
-        got = connection.execute(f"PRAGMA journal_mode = {mode}").fetchone()
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            got = connection.execute(f"PRAGMA journal_mode = {mode}").fetchone()
+        finally:
+            connection.close()
     except sqlite3.Error as exc:
         raise Conflict(
             f"cannot switch the vault to journal mode {mode}: {first_line(exc)} (stop the "
             "processes that have it open, then try again)"
         ) from None
-    finally:
-        connection.close()
     if got is None or str(got[0]).upper() != mode:
         raise Conflict(
             f"cannot switch the vault to journal mode {mode}: other processes have it open "
@@ -148,6 +151,8 @@ def share(admin: AdminVault, group: str) -> Layout:
         is not a member of the group.
     :raises Conflict: when other processes keep the vault open.
     """
+    import grp
+
     path = _vault_file(admin)
     try:
         gid = grp.getgrnam(group).gr_gid
@@ -183,8 +188,13 @@ def unshare(admin: AdminVault) -> Path:
     if not is_shared(path):
         raise InvalidInput("the vault is not shared (it is in the single-user layout)")
     _check_owner(path)
-    # Opened as the owner first: a bot's interrupted append is rolled back now.
-    count = audit_file.count(audit_file_path(path))
+    admin.store.dispose()
+    _set_journal(path, SINGLE_USER_JOURNAL)  # first: it fails while others have it open
+    # Opened as the owner: a bot's interrupted append is rolled back now.
+    try:
+        kept = f"bots' {audit_file.count(audit_file_path(path))} entries"
+    except VaultError as exc:  # missing or damaged: retired all the same, for a look
+        kept = f"bots' audit file ({exc})"
     retired = audit_file.retired_directory(path, utc_now())
     os.rename(audit_directory(path), retired)
     # 0700 closes everything in it to the bots (its files stay as the bots left them).
@@ -192,9 +202,7 @@ def unshare(admin: AdminVault) -> Path:
     os.chmod(path, SINGLE_USER_FILE_MODE)
     os.chmod(path.parent, SINGLE_USER_DIRECTORY_MODE)
     fsync_path(path.parent)
-    admin.store.dispose()
-    _set_journal(path, SINGLE_USER_JOURNAL)
-    admin.record_action("unshare", f"bots' {count} entries kept in {retired.name}")
+    admin.record_action("unshare", f"{kept} kept in {retired.name}")
     return retired
 
 

@@ -189,3 +189,17 @@ def test_share_bad_input_changes_nothing(
     assert message in check_one_error_line(r, code)
     after = (file_sha256(path), sorted(p.name for p in path.parent.iterdir()), _mode(path))
     assert after == before
+
+
+def test_share_while_a_bot_has_the_vault_open_changes_nothing(
+    stocked_cli: Cli, token: str, file_sha256
+) -> None:  # type: ignore[no-untyped-def]
+    path = stocked_cli.vault_path
+    with vault.open(path, token=token) as handle:
+        handle.get("binance-main")
+        before = (file_sha256(path), sorted(p.name for p in path.parent.iterdir()), _mode(path))
+        r = stocked_cli.unlocked("share", "--group", GROUP)
+        message = check_one_error_line(r, 9)
+        after = (file_sha256(path), sorted(p.name for p in path.parent.iterdir()), _mode(path))
+    assert "cannot switch the vault to journal mode DELETE: database is locked" in message
+    assert after == before
