@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vault import audit_file
 from vault.errors import (
     AlreadyExists,
     IntegrityError,
@@ -64,13 +65,39 @@ def copy_database(source: Path, destination: Path) -> None:
 
 
 def backup(store: Store, destination: Path) -> Path:
-    """Write a backup of the vault in ``store`` to ``destination`` (a new 0600 file).
+    """Write a backup of the vault in ``store`` to ``destination`` (a new 0600 file),
+    and of each of its audit files beside it (shared layout, see :mod:`vault.audit_file`).
 
     :raises AlreadyExists: when ``destination`` exists.
     :raises UnsupportedFormat: for a PostgreSQL vault.
     """
     source = _sqlite_file(store)
+    # The audit file(s) of a shared vault go with it: the bots' reads are audited there.
+    # Each is copied beside the backup under the matching name (``b.db``,
+    # ``b.audit/audit.db``), in a 0700 directory.
+    stem, copy_stem = source.name.removesuffix(".db"), destination.name.removesuffix(".db")
+    audits = [
+        (audit, destination.with_name(copy_stem + audit.parent.name[len(stem) :]) / audit.name)
+        for audit in audit_file.audit_files(source)
+    ]
+    for _audit, copy in audits:
+        if copy.parent.exists():
+            raise AlreadyExists(f"{printable(copy.parent)} exists; refusing to overwrite it")
     copy_database(source, destination)
+    made = [destination]
+    try:
+        for audit, copy in audits:
+            copy.parent.mkdir(mode=0o700)
+            made.append(copy.parent)
+            copy_database(audit, copy)
+            made.append(copy)
+    except BaseException:
+        for path in reversed(made):
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        raise
     Store.open(sqlite_url(destination)).dispose()  # the copy opens as a vault
     return destination
 
