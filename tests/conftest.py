@@ -23,6 +23,7 @@ from vault.crypto import KdfParams
 
 T = TypeVar("T")
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--long",

@@ -23,7 +23,7 @@ def test_a_fifo_as_passphrase_file_is_refused_at_once(tmp_path: Path) -> None:
 def test_a_fifo_as_token_file_is_refused_at_once(tmp_path: Path) -> None:
     fifo = tmp_path / "token"
     os.mkfifo(fifo, 0o600)
-    with pytest.raises(InvalidInput, match="token file .* is not a regular file"):
+    with pytest.raises(InvalidInput, match=r"token file .* is not a regular file"):
         without_blocking_on(fifo, lambda: find_token({"EXVAULT_TOKEN_FILE": str(fifo)}))
 
 
