@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -120,7 +121,8 @@ def secret_values(credentials: Sequence[Credential]) -> list[bytes]:
 # A run of this many consecutive characters of a secret is masked wherever it appears:
 # half a secret printed is a leak, and so is a secret printed cut or re-wrapped.
 RUN = 12
-_GRAM = 6
+_UINT32 = "I"  # C unsigned int: 32 bits wherever CPython runs
+assert struct.calcsize(_UINT32) == 4
 
 
 def mask_patterns(secrets: Sequence[bytes]) -> set[bytes]:
@@ -187,11 +189,15 @@ class MaskingFilter:
         patterns = mask_patterns(secrets)
         self._pattern = re.compile(_trie_regex(patterns)) if patterns else None
         # A quick test that a buffer holds no occurrence at all, the usual case: any
-        # RUN bytes of a buffer contain one of its GRAM-byte blocks cut at multiples
-        # of GRAM (2 * GRAM - 1 <= RUN), so a window occurs only where such a block
-        # is a GRAM-byte piece of a window; shorter secrets are looked for whole.
+        # RUN bytes of a buffer contain one of its 4-byte blocks cut at multiples of 4,
+        # so a window occurs only where such a block is 4 bytes of a window. Blocks
+        # are compared as native 32-bit integers, which a memoryview gives without a
+        # Python-level loop; shorter secrets are looked for whole.
         self._grams = {
-            p[i : i + _GRAM] for p in patterns if len(p) == RUN for i in range(RUN - _GRAM + 1)
+            int.from_bytes(p[i : i + 4], sys.byteorder)
+            for p in patterns
+            if len(p) == RUN
+            for i in range(RUN - 4 + 1)
         }
         self._short = [p for p in patterns if len(p) < RUN]
         # Every proper prefix of a pattern: a tail of the buffer that is one may
@@ -204,20 +210,24 @@ class MaskingFilter:
         """The masked stretches of ``data``: unions of overlapping occurrences."""
         assert self._pattern is not None
         stretches: list[tuple[int, int]] = []
-        if self._grams.isdisjoint(data[i : i + _GRAM] for i in range(0, len(data), _GRAM)) and (
-            not any(p in data for p in self._short)
-        ):
+        blocks = memoryview(data)[: len(data) - len(data) % 4].cast(_UINT32)
+        if self._grams.isdisjoint(blocks) and not any(p in data for p in self._short):
             return stretches
         search, match = self._pattern.search, self._pattern.match
         pos = 0
         while (found := search(data, pos)) is not None:
             start, end = found.span()
-            inner = start + 1
-            while inner < end:  # an occurrence starting inside may reach further
-                more = match(data, inner)
-                if more is not None and more.end() > end:
-                    end = more.end()
-                inner += 1
+            # An occurrence starting inside may reach further; only one starting in
+            # the last bytes can (none is longer than self._longest). The furthest
+            # start is tried first: along a printed secret, one try per 11 bytes.
+            extended = True
+            while extended:
+                extended = False
+                for inner in range(end - 1, max(start, end - self._longest), -1):
+                    more = match(data, inner)
+                    if more is not None and more.end() > end:
+                        end, extended = more.end(), True
+                        break
             stretches.append((start, end))
             pos = end
         return stretches
