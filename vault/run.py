@@ -121,8 +121,7 @@ def secret_values(credentials: Sequence[Credential]) -> list[bytes]:
 # A run of this many consecutive characters of a secret is masked wherever it appears:
 # half a secret printed is a leak, and so is a secret printed cut or re-wrapped.
 RUN = 12
-_UINT32 = "I"  # C unsigned int: 32 bits wherever CPython runs
-assert struct.calcsize(_UINT32) == 4
+assert struct.calcsize("I") == 4  # a C unsigned int, the masking prefilter's 4-byte blocks
 
 
 def mask_patterns(secrets: Sequence[bytes]) -> set[bytes]:
@@ -210,7 +209,7 @@ class MaskingFilter:
         """The masked stretches of ``data``: unions of overlapping occurrences."""
         assert self._pattern is not None
         stretches: list[tuple[int, int]] = []
-        blocks = memoryview(data)[: len(data) - len(data) % 4].cast(_UINT32)
+        blocks = memoryview(data)[: len(data) - len(data) % 4].cast("I")
         if self._grams.isdisjoint(blocks) and not any(p in data for p in self._short):
             return stretches
         search, match = self._pattern.search, self._pattern.match
