@@ -181,7 +181,8 @@ class MaskingFilter:
     Output is held back only from the first byte that could still begin an
     occurrence (at most RUN - 1 bytes), or from the start of a masked stretch that the
     next bytes could still extend; so the result does not depend on how the stream
-    is cut into reads, and a prompt printed without a newline shows at once.
+    is cut into reads, and a prompt printed without a newline shows at once, but for
+    a tail that could begin a run of a secret.
     """
 
     def __init__(self, secrets: Sequence[bytes]) -> None:
