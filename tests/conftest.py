@@ -259,7 +259,7 @@ def write_secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
     return path
 
 
-def without_blocking_on(fifo: Path, call: Callable[[], T], seconds: float = 10) -> T:
+def without_blocking_on(fifo: Path, call: Callable[[], T], seconds: float = 30) -> T:
     """``call()``'s result; fails the test, instead of hanging the suite, when ``call``
     is still blocked on the FIFO ``fifo`` after ``seconds``.
 
