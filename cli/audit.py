@@ -56,7 +56,8 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
         ),
         [
             (
-                e.seq,
+                # An audit file's entries have their own numbering: the file names them.
+                e.seq if e.log == "vault" else f"{e.log}#{e.seq}",
                 e.at.strftime("%Y-%m-%d %H:%M:%S"),
                 e.actor,
                 e.host,

@@ -135,7 +135,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import access, audit, credentials, keys, maintenance, rotation, run
+    from . import access, audit, credentials, keys, layout, maintenance, rotation, run
     from .options import refuse_undecodable_arguments
 
     for command in (
@@ -146,6 +146,7 @@ def _register() -> None:
         *rotation.COMMANDS,
         *audit.COMMANDS,
         *maintenance.COMMANDS,
+        *layout.COMMANDS,
     ):
         cli.add_command(command)
     refuse_undecodable_arguments(cli)

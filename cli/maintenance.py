@@ -122,22 +122,38 @@ def restore(
 
     Asks for the backup's passphrase (that of when it was taken). The replaced vault
     is kept beside it as VAULT.replaced-TIME. Asks for confirmation (--yes to skip).
+    A backup of another vault (another id or fingerprint) is named with both
+    fingerprints and needs a second yes, or --yes; without a terminal it is refused.
+    The backup is only read: it is copied beside the vault, and the copy is checked.
     """
-    from vault.backup import discard, replace_with, stage_restore
-    from vault.errors import IntegrityError, VaultUnavailable, printable
-    from vault.inventory import Inventory
+    from vault.backup import copy_backup, discard, remove_copy, replace_with, verify_backup
+    from vault.errors import IntegrityError, InvalidInput
 
-    if not backup_file.is_file():
-        raise VaultUnavailable(f"no backup at {printable(backup_file)}")
-    Inventory.open(backup_file).close()  # a vault at all, before asking anything
-    passphrase = prompts.passphrase(
-        backup_passphrase_file,
-        "Passphrase of the backup",
-        option="--backup-passphrase-file",
-        from_environment=False,
-    )
     with open_inventory(vault_location) as current:
-        staged = stage_restore(current.store, backup_file, passphrase)
+        copy = copy_backup(current.store, backup_file)  # a vault at all, before asking
+        try:
+            mine = (current.vault_id.hex(), current.fingerprint)
+            if (copy.vault_id, copy.fingerprint) != mine:
+                other = (
+                    f"the backup is of another vault (id {copy.vault_id}, fingerprint "
+                    f"{copy.fingerprint}) than the one it would replace (id {mine[0]}, "
+                    f"fingerprint {mine[1]})"
+                )
+                if not yes and not prompts.stdin_is_terminal():
+                    raise InvalidInput(f"{other}; add --yes to replace it anyway")
+                click.echo(f"exvault: warning: {other}", err=True)
+                if not yes:
+                    click.confirm("Replace this vault with another vault?", abort=True, err=True)
+            passphrase = prompts.passphrase(
+                backup_passphrase_file,
+                "Passphrase of the backup",
+                option="--backup-passphrase-file",
+                from_environment=False,
+            )
+        except BaseException:
+            remove_copy(copy)
+            raise
+        staged = verify_backup(copy, passphrase)
         if not staged.ok:
             for problem in staged.problems:
                 click.echo(problem, err=True)

@@ -114,15 +114,19 @@ def check(
 
     Exit code: 0 when no finding reaches --fail-on; otherwise 1 when the worst
     finding is a warning, 2 when it is critical. Errors exit 3 or more (see docs/cli.md).
-    A failing webhook is reported on stderr and does not change the exit code.
+    A failing webhook is reported on stderr and does not change the exit code; a
+    notify URL that cannot be sent is refused before the check (exit 7).
     """
     from vault.checks import check as run_check
     from vault.errors import VaultError
     from vault.model import utc_now
-    from vault.notify import post_json
+    from vault.notify import check_url, post_json
 
     if as_json:
         fmt = "json"
+    url = notify_url or os.environ.get(ENV_NOTIFY_URL)
+    if url:
+        check_url(url)  # up front: a URL that cannot be sent is a mistake, not a finding
     with open_inventory(vault_location) as inv:
         report = run_check(inv, utc_now())
     code = report.exit_code(fail_on)
@@ -139,7 +143,6 @@ def check(
             )
         else:
             click.echo(f"All {output.plural(report.credentials, 'credential')} ok.")
-    url = notify_url or os.environ.get(ENV_NOTIFY_URL)
     if url and report.at_least("warn"):
         try:
             post_json(url, report.as_dict())

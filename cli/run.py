@@ -54,7 +54,8 @@ def run(
     With a client token in the environment (EXVAULT_TOKEN_FILE, EXVAULT_TOKEN or
     systemd's credentials directory) the credentials are read as that client;
     otherwise the vault is unlocked with the passphrase. The program's output has
-    secret values masked unless --no-masking. Its exit code is passed through.
+    secret values, and any 12 consecutive characters of one, masked unless
+    --no-masking. Its exit code is passed through.
 
     Example: exvault run --cred binance-main --preset freqtrade -- freqtrade trade
     """

@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from click.testing import CliRunner, Result
 
 from vault.admin import AdminVault
 from vault.crypto import KdfParams
+
+T = TypeVar("T")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -253,6 +257,34 @@ def write_secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text + "\n")
     os.chmod(path, mode)
     return path
+
+
+def without_blocking_on(fifo: Path, call: Callable[[], T], seconds: float = 30) -> T:
+    """``call()``'s result; fails the test, instead of hanging the suite, when ``call``
+    is still blocked on the FIFO ``fifo`` after ``seconds``.
+
+    A reader stuck opening a FIFO is released by opening its other end, so the thread
+    running ``call`` ends too.
+    """
+    box: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(call())
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the blocked open returns
+        worker.join(seconds)
+        pytest.fail(f"still waiting on the FIFO {fifo} after {seconds} s")
+    if errors:
+        raise errors[0]
+    return box[0]
 
 
 @pytest.fixture

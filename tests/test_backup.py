@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BINANCE_SECRET, PASSPHRASE, sql
+from tests.conftest import BINANCE_SECRET, PASSPHRASE, sql, without_blocking_on
 from vault.admin import AdminVault
 from vault.backup import backup, discard, replace_with, stage_restore
-from vault.errors import AlreadyExists, IntegrityError, VaultUnavailable
+from vault.errors import AlreadyExists, IntegrityError, InvalidInput, VaultUnavailable
 
 
 def digest(path: Path) -> str:
@@ -88,3 +90,28 @@ def test_discarded_restore_leaves_no_file(stocked: AdminVault, tmp_path: Path) -
     staged = stage_restore(stocked.store, backup(stocked.store, tmp_path / "b.db"), PASSPHRASE)
     discard(staged)
     assert not staged.path.exists()
+
+
+def test_restore_keeps_the_transactions_in_a_wal_beside_the_backup(
+    stocked: AdminVault, vault_path: Path, tmp_path: Path, binance_payload: dict[str, str]
+) -> None:
+    """A vault copied by hand while in use: its -wal holds committed writes."""
+    stocked.store.checkpoint()
+    stocked.add("late-one", "binance", binance_payload, permissions="read")
+    wal = vault_path.with_name(vault_path.name + "-wal")
+    assert wal.stat().st_size > 0  # the add is in the WAL only (its connection is open)
+    hand = tmp_path / "hand"
+    hand.mkdir()
+    shutil.copyfile(vault_path, hand / "b.db")
+    shutil.copyfile(wal, hand / "b.db-wal")
+    staged = stage_restore(stocked.store, hand / "b.db", PASSPHRASE)
+    assert staged.ok and staged.credentials == 3
+    discard(staged)
+    assert sorted(p.name for p in hand.iterdir()) == ["b.db", "b.db-wal"]
+
+
+def test_restore_of_a_fifo_is_refused_at_once(stocked: AdminVault, tmp_path: Path) -> None:
+    fifo = tmp_path / "b.db"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(InvalidInput, match="is not a regular file"):
+        without_blocking_on(fifo, lambda: stage_restore(stocked.store, fifo, PASSPHRASE))

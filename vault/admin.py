@@ -436,6 +436,15 @@ class AdminVault(Inventory):
         else:
             self._store.checkpoint()
 
+    def record_action(self, action: str, detail: str = "") -> None:
+        """Append a signed entry of the owner's for an action done outside the tables
+        (e.g. ``share``: a change of the vault's file layout), in a write of its own.
+
+        :raises StoreError: when the database fails.
+        """
+        with self._store.write() as session:
+            self._audit(session, action, detail=detail)
+
     def _record_failure(self, action: str, detail: str, credential: str | None) -> None:
         """Audit a refusal in a transaction of its own; in a batch, once it has ended
         (it holds the write lock, and the refusal must be kept if it rolls back)."""

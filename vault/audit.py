@@ -103,6 +103,8 @@ class AuditEntry:
     outcome: str
     detail: str
     signed: bool
+    log: str = "vault"
+    """Where the entry is kept: ``vault``, or the name of an audit file (shared layout)."""
 
 
 def entries(session: Session, since: datetime | None = None) -> list[AuditEntry]:

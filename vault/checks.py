@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 
-from vault import crypto, keyslots
+from vault import audit_file, crypto, keyslots
 from vault.errors import InvalidInput
 from vault.exchanges import ExchangeProfile, get_profile
 from vault.inventory import Inventory, ParsedOnce, collector_paused
@@ -445,6 +445,11 @@ def _collect(
                 .group_by(AuditRecord.credential),
             )
         )
+        # A shared vault's bots record their reads in its audit file(s).
+        for path in inventory.audit_files():
+            for name, at in audit_file.last_reads(path).items():
+                if at > last_reads.get(name, at - 1):
+                    last_reads[name] = at
         rows = driver_rows(
             session,
             select(

@@ -9,6 +9,8 @@ return the plain rows of :mod:`vault.rows`, which :mod:`vault.records` verifies 
 as it verifies ORM records; the client tests run on both.
 
 Only reads and audit appends live here; nothing a client does changes a credential.
+In the shared layout of a SQLite vault (docs/deploy.md) the client cannot change the
+vault file at all: it reads it read-only and appends to the audit file beside it.
 A new client query is added here as SQL text over the columns of :mod:`vault.rows`,
 not as an ORM query, so that both paths run it.
 """
@@ -24,7 +26,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from vault import sqlite_file
 from vault.audit_entry import AuditRow, new_entry
-from vault.errors import VaultUnavailable, database_error, first_line, printable
+from vault.errors import (
+    AccessDenied,
+    VaultError,
+    VaultUnavailable,
+    database_error,
+    first_line,
+    printable,
+)
 from vault.migrations import check_schema_version
 from vault.rows import ClientRow, HeaderRow, HeadRow, PayloadRow, VersionRow, WrapRow
 
@@ -146,12 +155,19 @@ class _SqlClientStore:
 
 
 class SqliteClientStore(_SqlClientStore):
-    """A SQLite vault file through :mod:`sqlite3`, with the store's settings."""
+    """A SQLite vault file through :mod:`sqlite3`, with the store's settings.
+
+    In the shared layout (:func:`vault.sqlite_file.is_shared`) the vault file is opened
+    read-only, whoever runs the client, and audit entries go to the audit file beside
+    it; in the single-user layout both go to the vault file, as always.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()  # one connection, shared by the handle's threads
-        self._connection = sqlite_file.connect(path)
+        self._shared = sqlite_file.is_shared(path)
+        self._connection = sqlite_file.connect(path, read_only=self._shared)
+        self._audit_connection: sqlite3.Connection | None = None
         try:
             self._check_schema()
         except BaseException:
@@ -168,6 +184,26 @@ class SqliteClientStore(_SqlClientStore):
             raise sqlite_file.open_failure(self._path, detail) from None
         check_schema_version(found[0][0] if found else None, owner=False)
 
+    def _audit_target(self) -> sqlite3.Connection:
+        # Where entries are appended: the vault itself, or (shared layout) the audit
+        # file, opened at the first append (most handles read one key and close).
+        if not self._shared:
+            return self._connection
+        if self._audit_connection is None:
+            try:
+                self._audit_connection = sqlite_file.connect(
+                    sqlite_file.audit_file_path(self._path), journal=sqlite_file.AUDIT_FILE_JOURNAL
+                )
+            except VaultError:
+                raise self._audit_file_refused() from None
+        return self._audit_connection
+
+    def _audit_file_refused(self) -> AccessDenied:
+        return AccessDenied(
+            f"cannot append to the audit file {printable(sqlite_file.audit_file_path(self._path))}"
+            " (it must be writable by this user's group: exvault share --group GROUP sets it up)"
+        )
+
     @contextmanager
     def _translated(self) -> Iterator[None]:
         try:
@@ -175,32 +211,46 @@ class SqliteClientStore(_SqlClientStore):
         except sqlite3.Error as exc:
             raise database_error(first_line(exc)) from None
 
-    def _run(self, sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
-        rows: list[Sequence[Any]] = self._connection.execute(sql, params).fetchall()
-        return rows
+    @staticmethod
+    def _runner(connection: sqlite3.Connection) -> Execute:
+        def run(sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
+            rows: list[Sequence[Any]] = connection.execute(sql, params).fetchall()
+            return rows
+
+        return run
 
     @contextmanager
     def _reading(self) -> Iterator[Execute]:
         # Autocommit mode: each statement is its own consistent snapshot, and a client
         # reads with one statement at a time.
         with self._lock, self._translated():
-            yield self._run
+            yield self._runner(self._connection)
 
     @contextmanager
     def _writing(self) -> Iterator[Execute]:
         with self._lock, self._translated():
-            self._connection.execute("BEGIN IMMEDIATE")
+            connection = self._audit_target()
             try:
-                yield self._run
-                self._connection.execute("COMMIT")
+                connection.execute("BEGIN IMMEDIATE")
+                yield self._runner(connection)
+                connection.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                detail = first_line(exc)
+                if self._shared and ("readonly" in detail or "unable to open" in detail):
+                    raise self._audit_file_refused() from None
+                raise
             except BaseException:
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
                 raise
 
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+            if self._audit_connection is not None:
+                self._audit_connection.close()
 
 
 class EngineClientStore(_SqlClientStore):

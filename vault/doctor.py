@@ -1,7 +1,9 @@
 """``exvault doctor``: what can be checked without the passphrase.
 
-File and directory modes of the vault and of the secret files exvault would read,
-the SQLite journal state, the KDF parameters against policy, and the clock.
+The layout of a SQLite vault (single-user file, or shared with a bots' group, see
+:mod:`vault.layout`) and the file and directory modes it needs, the modes of the
+secret files exvault would read, the SQLite journal state, the KDF parameters against
+policy, and the clock.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from vault import crypto
+from vault import audit_file, crypto
+from vault.errors import VaultError
 from vault.inventory import Inventory
+from vault.layout import SHARED_DIRECTORY_MODE, SHARED_FILE_MODE, group_name, layout_of
 from vault.model import from_epoch
-from vault.store import AuditRecord, CredentialRecord, sqlite_path
+from vault.sqlite_file import AUDIT_FILE_JOURNAL, SHARED_JOURNAL
+from vault.store import AuditRecord, CredentialRecord, Store, sqlite_path
 from vault.token import ENV_TOKEN_FILE, SYSTEMD_CREDENTIAL
 
 ENV_PASSPHRASE_FILE = "EXVAULT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
@@ -51,6 +56,81 @@ def _mode_check(path: Path, what: str, want_dir: bool = False) -> Diagnosis:
     return Diagnosis("ok", what, f"{path} mode {mode:04o}")
 
 
+def _shared_mode_check(path: Path, what: str, mode: int, owner: int, gid: int) -> Diagnosis:
+    # The shared layout's modes exactly: a bit more lets someone in (a bot writing the
+    # vault, others reading it), a bit less locks the bots out.
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return Diagnosis("fail", what, f"{path}: {exc.strerror}")
+    found = stat.S_IMODE(info.st_mode)
+    if found & ~mode:
+        return Diagnosis(
+            "fail",
+            what,
+            f"{path} has mode {found:04o}: more than {mode:04o} (chmod {mode:o} {path})",
+        )
+    if info.st_uid != owner:
+        return Diagnosis(
+            "fail", what, f"{path} belongs to uid {info.st_uid}, not to the vault's owner {owner}"
+        )
+    if info.st_gid != gid:
+        return Diagnosis(
+            "fail",
+            what,
+            f"{path} has group {group_name(info.st_gid)}, not the bots' {group_name(gid)}",
+        )
+    if found != mode:
+        return Diagnosis(
+            "warn",
+            what,
+            f"{path} has mode {found:04o}: bots need {mode:04o} (chmod {mode:o} {path})",
+        )
+    return Diagnosis("ok", what, f"{path} mode {found:04o}, group {group_name(gid)}")
+
+
+def _shared_checks(store: Store, path: Path) -> list[Diagnosis]:
+    """The shared layout: its modes, owners and group, and both files' journal modes."""
+    layout = layout_of(path)
+    out = [Diagnosis("ok", "layout", layout.describe())]
+    info = path.stat()
+    owner, gid = info.st_uid, info.st_gid
+    if owner != os.getuid():
+        out.append(Diagnosis("warn", "vault file", f"{path} belongs to uid {owner}, not to you"))
+    audit = layout.audit_file
+    for checked, what, mode in (
+        (path.parent, "vault directory", SHARED_DIRECTORY_MODE),
+        (path, "vault file", SHARED_FILE_MODE),
+        (audit.parent, "audit directory", audit_file.DIRECTORY_MODE),
+        (audit, "audit file", audit_file.FILE_MODE),
+    ):
+        out.append(_shared_mode_check(checked, what, mode, owner, gid))
+    with store.read() as session:
+        journal = session.execute(text("PRAGMA journal_mode")).scalar()
+    out.append(
+        Diagnosis(
+            "ok" if journal == SHARED_JOURNAL.lower() else "fail",
+            "journal",
+            f"journal mode {journal}"
+            + ("" if journal == SHARED_JOURNAL.lower() else "; bots cannot read it safely"),
+        )
+    )
+    try:
+        with audit_file.opened(audit) as audit_store, audit_store.read() as session:
+            audit_journal = session.execute(text("PRAGMA journal_mode")).scalar()
+    except VaultError as exc:
+        out.append(Diagnosis("fail", "audit file", f"{audit}: {exc}"))
+    else:
+        out.append(
+            Diagnosis(
+                "ok" if audit_journal == AUDIT_FILE_JOURNAL.lower() else "fail",
+                "audit file journal mode",
+                f"journal mode {audit_journal}",
+            )
+        )
+    return out
+
+
 def diagnose(
     inventory: Inventory, now: datetime, environ: dict[str, str] | None = None
 ) -> list[Diagnosis]:
@@ -59,7 +139,10 @@ def diagnose(
     out: list[Diagnosis] = []
     store = inventory.store
     path = sqlite_path(store.url)
-    if path is not None:
+    if path is not None and layout_of(path).shared:
+        out += _shared_checks(store, path)
+    elif path is not None:
+        out.append(Diagnosis("ok", "layout", layout_of(path).describe()))
         out.append(_mode_check(path.parent, "vault directory", want_dir=True))
         out.append(_mode_check(path, "vault file"))
         for suffix in ("-wal", "-shm"):

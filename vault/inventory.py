@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from vault import audit, crypto, keyslots, location, records
+from vault import audit, audit_file, crypto, keyslots, location, records
 from vault.access import ClientInfo
 from vault.crypto import KdfParams
 from vault.errors import IntegrityError, NotFound, quoted
@@ -37,6 +38,7 @@ from vault.store import (
     VersionRecord,
     describe_location,
     driver_rows,
+    sqlite_path,
 )
 
 Where = str | os.PathLike[str] | URL | None
@@ -522,14 +524,28 @@ class Inventory:
 
     # ---------------------------------------------------------------- audit
 
+    def audit_files(self) -> list[Path]:
+        """The audit files of a SQLite vault (shared layout, or retired ones; see
+        :mod:`vault.audit_file`); none for another backend."""
+        path = sqlite_path(self._store.url)
+        return audit_file.audit_files(path) if path is not None else []
+
     def audit_entries(self, since: datetime | None = None) -> list[audit.AuditEntry]:
-        """The audit log in order, optionally from ``since`` on."""
+        """The audit log in order, optionally from ``since`` on: the vault's entries,
+        merged by time with those of its audit files."""
         with self._reading() as session:
-            return audit.entries(session, since)
+            found = audit.entries(session, since)
+        files = self.audit_files()
+        for path in files:
+            found += audit_file.entries(path, since)
+        if files:
+            found.sort(key=lambda e: e.at)  # stable: each log stays in its own order
+        return found
 
     def verify_audit(self, *, remember: bool = True) -> audit.ChainReport:
         """Verify the audit chain: numbering, links, hashes, signatures, and that the
-        head seen by the last verification on this machine is still there.
+        head seen by the last verification on this machine is still there; then each
+        audit file's chain the same way (its problems are named by the file).
 
         With ``remember``, the new head is stored for the next run (outside the vault).
         """
@@ -546,9 +562,14 @@ class Inventory:
                     f"entry {witness[0]}, seen by the last verification on this machine, "
                     "is gone or changed: entries were cut off the end of the log"
                 )
-        report = audit.ChainReport(
-            report.entries, report.head_seq, report.head_hash, tuple(problems)
-        )
+        entries = report.entries
+        for path in self.audit_files():
+            file_report = audit_file.verify(path, self._vault_id, self._verify_public, client_keys)
+            entries += file_report.entries
+            problems += file_report.problems
+            if remember:
+                audit_file.remember(self._vault_id, path, file_report)
+        report = audit.ChainReport(entries, report.head_seq, report.head_hash, tuple(problems))
         if remember and report.ok and report.head_seq:
             audit.write_witness(self._vault_id, report.head_seq, report.head_hash)
         return report

@@ -2,7 +2,8 @@
 
 The secrets go to the child through environment variables only (never argv). The
 child's stdout and stderr are passed through a filter that replaces every secret
-value with ``********`` (as ``op run`` does), unless masking is turned off. The
+value, and every run of 12 characters of one, with ``********`` (as ``op run`` does
+for whole values), unless masking is turned off. The
 child's exit code is passed through; a child killed by signal N gives 128 + N.
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from vault.credential import Credential
@@ -115,56 +118,158 @@ def secret_values(credentials: Sequence[Credential]) -> list[bytes]:
     return sorted(values, key=len, reverse=True)
 
 
-class MaskingFilter:
-    """Replaces secret byte strings in a stream, even when one is split across reads.
+# A run of this many consecutive characters of a secret is masked wherever it appears:
+# half a secret printed is a leak, and so is a secret printed cut or re-wrapped.
+RUN = 12
+assert struct.calcsize("I") == 4  # a C unsigned int, the masking prefilter's 4-byte blocks
 
-    Output is held back only from the first byte that could still begin a secret (or
-    grow a shorter secret into a longer one), so a prompt the child prints without a
-    newline still shows at once. A complete secret is never split between what is
-    written now and what is held back, and masks are never matched again.
+
+def mask_patterns(secrets: Sequence[bytes]) -> set[bytes]:
+    """The byte strings whose every occurrence is masked: each RUN-byte window of a
+    secret of RUN bytes or more, and each shorter secret whole."""
+    patterns: set[bytes] = set()
+    for secret in secrets:
+        if len(secret) >= RUN:
+            patterns.update(secret[i : i + RUN] for i in range(len(secret) - RUN + 1))
+        elif secret:
+            patterns.add(secret)
+    return patterns
+
+
+@dataclass
+class _Trie:
+    children: dict[int, _Trie] = field(default_factory=dict)
+    end: bool = False
+
+
+def _trie_regex(patterns: Iterable[bytes]) -> bytes:
+    """A regular expression matching any of ``patterns``, shaped as a trie.
+
+    A flat alternation of a few hundred literals is tried one literal after the other
+    at every position (about 1 MB/s); the trie tries one branch per distinct next
+    byte. Where a pattern ends and a longer one goes on, the longer is tried first,
+    so a match is the longest pattern at its position.
+    """
+    root = _Trie()
+    for pattern in patterns:
+        node = root
+        for byte in pattern:
+            node = node.children.setdefault(byte, _Trie())
+        node.end = True
+
+    def render(node: _Trie) -> bytes:
+        branches = [
+            re.escape(bytes([byte])) + render(child)
+            for byte, child in sorted(node.children.items())
+        ]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return b"(?:" + body + b")?" if node.end else body
+
+    return render(root)
+
+
+class MaskingFilter:
+    """Masks secrets in a stream, even when one is split across reads.
+
+    Every occurrence of a pattern of :func:`mask_patterns` is masked, overlapping ones
+    included: each stretch of output covered by overlapping occurrences becomes one
+    ``********``. So a secret, any RUN consecutive bytes of one, and secrets that
+    overlap one another are masked, and text holding no such run passes unchanged.
+
+    Output is held back only from the first byte that could still begin an
+    occurrence (at most RUN - 1 bytes), or from the start of a masked stretch that the
+    next bytes could still extend; so the result does not depend on how the stream
+    is cut into reads, and a prompt printed without a newline shows at once, but for
+    a tail that could begin a run of a secret.
     """
 
     def __init__(self, secrets: Sequence[bytes]) -> None:
-        # Longest first: at any position, the longest complete secret is the one masked.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._pattern = (
-            re.compile(b"|".join(re.escape(s) for s in self._secrets)) if self._secrets else None
-        )
-        self._longest = len(self._secrets[0]) if self._secrets else 0
+        patterns = mask_patterns(secrets)
+        self._pattern = re.compile(_trie_regex(patterns)) if patterns else None
+        # A quick test that a buffer holds no occurrence at all, the usual case: any
+        # RUN bytes of a buffer contain one of its 4-byte blocks cut at multiples of 4,
+        # so a window occurs only where such a block is 4 bytes of a window. Blocks
+        # are compared as native 32-bit integers, which a memoryview gives without a
+        # Python-level loop; shorter secrets are looked for whole.
+        self._grams = {
+            int.from_bytes(p[i : i + 4], sys.byteorder)
+            for p in patterns
+            if len(p) == RUN
+            for i in range(RUN - 4 + 1)
+        }
+        self._short = [p for p in patterns if len(p) < RUN]
+        # Every proper prefix of a pattern: a tail of the buffer that is one may
+        # still grow into an occurrence.
+        self._prefixes = {p[:i] for p in patterns for i in range(1, len(p))}
+        self._longest = max((len(p) for p in patterns), default=0)
         self._buffer = b""
 
+    def _stretches(self, data: bytes) -> list[tuple[int, int]]:
+        """The masked stretches of ``data``: unions of overlapping occurrences."""
+        assert self._pattern is not None
+        stretches: list[tuple[int, int]] = []
+        blocks = memoryview(data)[: len(data) - len(data) % 4].cast("I")
+        if self._grams.isdisjoint(blocks) and not any(p in data for p in self._short):
+            return stretches
+        search, match = self._pattern.search, self._pattern.match
+        pos = 0
+        while (found := search(data, pos)) is not None:
+            start, end = found.span()
+            # An occurrence starting inside may reach further; only one starting in
+            # the last bytes can (none is longer than self._longest). The furthest
+            # start is tried first: along a printed secret, one try per 11 bytes.
+            extended = True
+            while extended:
+                extended = False
+                for inner in range(end - 1, max(start, end - self._longest), -1):
+                    more = match(data, inner)
+                    if more is not None and more.end() > end:
+                        end, extended = more.end(), True
+                        break
+            stretches.append((start, end))
+            pos = end
+        return stretches
+
     def _pending_start(self, data: bytes) -> int:
-        """The first index whose tail is a proper prefix of a secret (len(data) if none)."""
+        """The first index whose tail is a proper prefix of a pattern (len(data) if none)."""
         for i in range(max(0, len(data) - self._longest + 1), len(data)):
-            tail = data[i:]
-            if any(len(s) > len(tail) and s.startswith(tail) for s in self._secrets):
+            if data[i:] in self._prefixes:
                 return i
         return len(data)
+
+    @staticmethod
+    def _masked(data: bytes, stretches: Sequence[tuple[int, int]]) -> bytes:
+        out, pos = bytearray(), 0
+        for start, end in stretches:
+            out += data[pos:start] + MASK
+            pos = end
+        out += data[pos:]
+        return bytes(out)
 
     def feed(self, data: bytes) -> bytes:
         """Add data; return what can be written out now."""
         if self._pattern is None:
             return data
         buf = self._buffer + data
+        stretches = self._stretches(buf)
         cut = self._pending_start(buf)
-        matches = list(self._pattern.finditer(buf))
-        for m in reversed(matches):
-            if m.start() < cut < m.end():  # never split a complete secret
-                cut = m.start()
-        out, pos = bytearray(), 0
-        for m in matches:
-            if m.end() > cut:
+        done = []
+        for start, end in stretches:
+            if end > cut:  # the next bytes may extend it: held whole, raw
+                cut = min(cut, start)
                 break
-            out += buf[pos : m.start()] + MASK
-            pos = m.end()
-        out += buf[pos:cut]
+            done.append((start, end))
         self._buffer = buf[cut:]  # kept raw: it is masked when it is released
-        return bytes(out)
+        return self._masked(buf[:cut], done)
 
     def flush(self) -> bytes:
         """End of stream: return what was held back, masked."""
         out, self._buffer = self._buffer, b""
-        return self._pattern.sub(MASK, out) if self._pattern is not None else out
+        if self._pattern is None:
+            return out
+        return self._masked(out, self._stretches(out))
 
 
 def _pump(source: BinaryIO, sink: BinaryIO, secrets: Sequence[bytes]) -> None:
@@ -235,8 +340,10 @@ def run(
 
 __all__ = [
     "PRESETS",
+    "RUN",
     "MaskingFilter",
     "build_environment",
+    "mask_patterns",
     "parse_mapping",
     "run",
     "secret_values",

@@ -19,12 +19,16 @@ def read_secret_file(path: str | os.PathLike[str], what: str = "passphrase file"
     rest of the line is kept as is (spaces may be part of a passphrase).
 
     :raises InsecureFile: when the mode lets the group or others read or write it.
-    :raises InvalidInput: when it cannot be read, is empty, too large or not UTF-8.
+    :raises InvalidInput: when it cannot be read, is not a regular file (a FIFO, a
+        device, a directory), is empty, too large or not UTF-8.
     """
     p = Path(path)
     shown = printable(p)  # a path is no secret, but may hold a control character
     try:
-        fd = os.open(p, os.O_RDONLY)
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+        # forever (and a device may block too); the descriptor is checked to be a
+        # regular file before anything is read, and reads of a regular file ignore it.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         raise InvalidInput(f"cannot read {what} {shown}: {exc.strerror}") from None
     try:

@@ -5,9 +5,10 @@ nothing of keys or of :mod:`vault.crypto`. The facade (:mod:`vault.admin`,
 :mod:`vault.records`) composes the two.
 
 SQLite is the default backend; any SQLAlchemy URL works (PostgreSQL through psycopg 3
-is the shared store for fleets). The SQLite settings follow DESIGN.md section 5:
+is the shared store for fleets). The SQLite settings (docs/format.md section 4.13):
 the file is created 0600 in a 0700 directory *before* SQLite opens it, and every
-connection runs with WAL, ``synchronous=FULL`` (a committed write survives power
+connection runs with WAL (a rollback journal for a vault in the shared layout, see
+:mod:`vault.sqlite_file`), ``synchronous=FULL`` (a committed write survives power
 loss), ``secure_delete=ON`` (deleted cells are zeroed, not left in free pages),
 ``foreign_keys=ON`` and a busy timeout. Writes begin ``IMMEDIATE`` so two writers
 queue on the lock instead of failing mid-transaction with "database is locked"; on
@@ -331,8 +332,18 @@ def parse_url(url: URL | str) -> URL:
         raise _malformed_url(url) from None
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    sqlite_file.configure(dbapi_connection)
+def _sqlite_configurer(url: URL, journal: str | None) -> Callable[[Any, Any], None]:
+    # The journal mode follows the file's layout, looked at on each new connection: a
+    # vault made shared (or single-user again) by another process is seen at once.
+    path = sqlite_path(url)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        mode = journal or (
+            sqlite_file.journal_mode(path) if path else sqlite_file.SINGLE_USER_JOURNAL
+        )
+        sqlite_file.configure(dbapi_connection, mode)
+
+    return on_connect
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
@@ -342,8 +353,11 @@ def _on_sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: URL | str) -> Engine:
+def make_engine(url: URL | str, *, journal: str | None = None) -> Engine:
     """An engine for ``url`` with exvault's per-connection settings.
+
+    A SQLite file gets the journal mode of its layout (see :mod:`vault.sqlite_file`),
+    or ``journal`` when given (an audit file's).
 
     ``hide_parameters`` keeps bound values (ciphertexts, wrapped keys) out of
     SQLAlchemy's exception messages and logs.
@@ -352,7 +366,7 @@ def make_engine(url: URL | str) -> Engine:
     """
     url = parse_url(url)
     try:
-        return _make_engine(url)
+        return _make_engine(url, journal)
     except (NoSuchModuleError, ImportError):
         raise InvalidInput(
             f"no database driver for {quoted(url.drivername)} URLs; for PostgreSQL: "
@@ -362,12 +376,12 @@ def make_engine(url: URL | str) -> Engine:
         raise _malformed_url(url.render_as_string(hide_password=True)) from None
 
 
-def _make_engine(url: URL) -> Engine:
+def _make_engine(url: URL, journal: str | None) -> Engine:
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
             url, hide_parameters=True, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
         )
-        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "connect", _sqlite_configurer(url, journal))
         event.listen(engine, "begin", _on_sqlite_begin)
     else:
         engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)

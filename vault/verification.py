@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from vault import audit, records
+from vault import audit, audit_file, records
 from vault.errors import IntegrityError, VaultError
 from vault.policy import Policy
 from vault.store import (
@@ -176,6 +176,15 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
         {c.id: (c.name, c.verify_public) for c in clients.values()},
     )
     report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
+    for path in admin.audit_files():  # the bots' entries of a shared vault
+        file_chain = audit_file.verify(
+            path,
+            vault_id,
+            verify_public,
+            {c.id: (c.name, c.verify_public) for c in clients.values()},
+        )
+        report.audit_entries += file_chain.entries
+        report.problems.extend(Problem(None, f"audit log: {p}") for p in file_chain.problems)
     # A copy of a revoked client's rows put back (revoked_at cleared, its grants and
     # wraps restored) verifies row by row; the signed revocation in the log does not
     # go away with it (unless the log's tail is cut too, see audit verify's witness).

@@ -23,6 +23,7 @@ from tests.conftest import (
     KUCOIN_PASSPHRASE,
     KUCOIN_SECRET,
     PASSPHRASE,
+    without_blocking_on,
     write_secret_file,
 )
 
@@ -591,6 +592,49 @@ def test_recovery_key_file_readable_by_others(cli, tmp_path, one_error_line) -> 
     loose = write_secret_file(tmp_path / "recovery", key, mode=0o644)
     r = cli.v("recover", "--recovery-key-file", str(loose), input="new pass\nnew pass\n")
     assert key not in one_error_line(r, 10)
+
+
+# A FIFO (or another file that is not a regular file) given where a secret file is
+# expected: refused at once with exit 7, never waited on.
+FIFO_SOURCES = {
+    "passphrase-file": lambda cli, fifo: cli.v("verify", "--passphrase-file", str(fifo)),
+    "passphrase-file-env": lambda cli, fifo: cli(
+        "verify",
+        "--vault",
+        str(cli.vault_path),
+        env={"EXVAULT_PASSPHRASE_FILE": str(fifo)},
+    ),
+    "token-file": lambda cli, fifo: cli(
+        "run",
+        "--cred",
+        "binance-main",
+        "--env",
+        "K=api_key",
+        "--vault",
+        str(cli.vault_path),
+        "--",
+        "true",
+        env={"EXVAULT_TOKEN_FILE": str(fifo)},
+    ),
+    "recovery-key-file": lambda cli, fifo: cli.v(
+        "recover", "--recovery-key-file", str(fifo), input="new pass\nnew pass\n"
+    ),
+    "backup-passphrase-file": lambda cli, fifo: cli.v(
+        "restore", str(cli.vault_path), "--yes", "--backup-passphrase-file", str(fifo)
+    ),
+}
+
+
+@pytest.mark.parametrize("source", list(FIFO_SOURCES))
+def test_fifo_as_secret_file_is_refused_at_once(
+    stocked_cli, tmp_path, snapshot, one_error_line, source
+) -> None:
+    fifo = tmp_path / "secret"
+    os.mkfifo(fifo, 0o600)
+    before = snapshot()
+    r = without_blocking_on(fifo, lambda: FIFO_SOURCES[source](stocked_cli, fifo))
+    assert "is not a regular file" in one_error_line(r, 7)
+    assert snapshot() == before
 
 
 # ------------------------------------------------------------------------------ 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import check_one_error_line
-from tests.conftest import sql, write_secret_file
+from tests.conftest import PASSPHRASE, Cli, sql, write_secret_file
 
 
 @pytest.fixture(autouse=True)
@@ -134,3 +134,118 @@ def test_unknown_database_driver(cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_show_stage_needs_reveal(stocked_cli) -> None:  # type: ignore[no-untyped-def]
     assert stocked_cli.v("show", "binance-main", "--stage", "pending").exit_code == 2
+
+
+def _backup(cli, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A backup of ``cli``'s vault, alone in a directory of its own."""
+    place = tmp_path / "backups"
+    place.mkdir(mode=0o700)
+    r = cli.v("backup", str(place / "backup.db"))
+    assert r.exit_code == 0, r.output
+    return place / "backup.db"
+
+
+def _restore(cli, backup_file: Path, *extra: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return cli(
+        "restore",
+        str(backup_file),
+        "--vault",
+        str(cli.vault_path),
+        "--backup-passphrase-file",
+        str(cli.passphrase_file),
+        *extra,
+        input=input,
+    )
+
+
+def _identity(cli) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    info = json.loads(cli.v("info", "--json").stdout)
+    return info["vault_id"], info["fingerprint"]
+
+
+def test_backup_is_one_self_contained_private_file(stocked_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    saved = _backup(stocked_cli, tmp_path)
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["backup.db"]
+    assert saved.stat().st_mode & 0o777 == 0o600
+    header = saved.read_bytes()[:100]
+    assert header[:16] == b"SQLite format 3\0"
+    assert (header[18], header[19]) == (1, 1)  # rollback journal: 2, 2 would be WAL
+
+
+def test_restore_writes_nothing_beside_the_backup(stocked_cli, tmp_path: Path, file_sha256) -> None:  # type: ignore[no-untyped-def]
+    saved = _backup(stocked_cli, tmp_path)
+    before = (sorted(p.name for p in saved.parent.iterdir()), file_sha256(saved))
+    r = _restore(stocked_cli, saved, "--yes")
+    assert r.exit_code == 0, r.output
+    assert (sorted(p.name for p in saved.parent.iterdir()), file_sha256(saved)) == before
+
+
+def test_restore_of_a_wal_mode_backup_writes_nothing_beside_it(  # type: ignore[no-untyped-def]
+    stocked_cli, tmp_path: Path, file_sha256
+) -> None:
+    """A backup in WAL mode, as exvault's backups were, restores and stays untouched."""
+    saved = _backup(stocked_cli, tmp_path)
+    sql(saved, "PRAGMA journal_mode = WAL")
+    for side in saved.parent.glob("backup.db-*"):
+        side.unlink()
+    assert saved.read_bytes()[18:20] == b"\2\2"
+    before = (sorted(p.name for p in saved.parent.iterdir()), file_sha256(saved))
+    assert stocked_cli.unlocked("remove", "kucoin-sub1", "--yes").exit_code == 0
+    r = _restore(stocked_cli, saved, "--yes")
+    assert r.exit_code == 0, r.output
+    assert (sorted(p.name for p in saved.parent.iterdir()), file_sha256(saved)) == before
+    names = [c["name"] for c in json.loads(stocked_cli.v("list", "--json").stdout)]
+    assert names == ["binance-main", "kucoin-sub1"]
+
+
+@pytest.fixture
+def other_backup(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A backup of another vault (same passphrase), and that vault's id and fingerprint."""
+    other = Cli(tmp_path / "other" / "vault.db", write_secret_file(tmp_path / "p2", PASSPHRASE))
+    assert other.init().exit_code == 0
+    return _backup(other, tmp_path), _identity(other)
+
+
+def test_restore_of_another_vaults_backup_is_refused_without_a_terminal(  # type: ignore[no-untyped-def]
+    stocked_cli, other_backup, snapshot
+) -> None:
+    saved, (other_id, other_fp) = other_backup
+    mine_id, mine_fp = _identity(stocked_cli)
+    before = snapshot()
+    line = check_one_error_line(_restore(stocked_cli, saved, input="y\ny\n"), 7)
+    assert "another vault" in line and "--yes" in line
+    assert other_fp in line and mine_fp in line and other_id in line and mine_id in line
+    assert snapshot() == before
+    assert not list(stocked_cli.vault_path.parent.glob("*.restoring*"))
+
+
+def test_restore_of_another_vaults_backup_asks_at_a_terminal(  # type: ignore[no-untyped-def]
+    stocked_cli, other_backup, snapshot, terminal
+) -> None:
+    saved, (_, other_fp) = other_backup
+    _, mine_fp = _identity(stocked_cli)
+    before = snapshot()
+    r = _restore(stocked_cli, saved, input="n\n")
+    assert r.exit_code == 1, r.output
+    warning = r.stderr.splitlines()[0]
+    assert warning.startswith("exvault: warning: the backup is of another vault")
+    assert other_fp in warning and mine_fp in warning
+    assert "Replace this vault with another vault?" in r.stderr
+    assert snapshot() == before
+    assert not list(stocked_cli.vault_path.parent.glob("*.restoring*"))
+
+
+def test_restore_of_another_vaults_backup_with_yes_warns(stocked_cli, other_backup) -> None:  # type: ignore[no-untyped-def]
+    saved, identity = other_backup
+    r = _restore(stocked_cli, saved, "--yes")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.startswith("exvault: warning: the backup is of another vault")
+    assert identity[1] in r.stderr
+    assert _identity(stocked_cli) == identity
+    assert json.loads(stocked_cli.v("list", "--json").stdout) == []
+
+
+def test_restore_of_the_same_vault_says_nothing_of_identity(stocked_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    saved = _backup(stocked_cli, tmp_path)
+    r = _restore(stocked_cli, saved, "--yes")
+    assert (r.exit_code, r.stderr) == (0, ""), r.output

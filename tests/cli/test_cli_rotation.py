@@ -406,12 +406,54 @@ def test_webhook_unreachable(stocked_cli, check_at, fine_kdf) -> None:
     assert_url_hidden(r.output)
 
 
-def test_webhook_bad_scheme_is_a_warning(stocked_cli, check_at, fine_kdf) -> None:
-    check_at(CRITICAL)
-    r = stocked_cli.v("check", "--notify-url", "ftp://example.net" + HOOK_PATH)
-    assert r.exit_code == 2 and "age-overdue" in r.stdout
-    assert "could not notify" in r.stderr and "http://" in r.stderr
+def assert_url_refused(r) -> None:  # type: ignore[no-untyped-def]
+    """Refused before the check ran: exit 7, one line that shows nothing of the URL."""
+    assert (r.exit_code, r.stdout) == (7, ""), r.output
+    assert r.stderr.startswith("exvault: error: the notify URL must be an http:// or https://")
+    assert len(r.stderr.splitlines()) == 1
+    assert "Traceback" not in r.output
     assert_url_hidden(r.output)
+
+
+def test_webhook_bad_scheme_is_refused_up_front(stocked_cli, check_at, fine_kdf) -> None:
+    check_at(CRITICAL)
+    assert_url_refused(stocked_cli.v("check", "--notify-url", "ftp://example.net" + HOOK_PATH))
+
+
+# The HTTP library refuses these in a URL with an error that quotes the URL's path.
+BAD_URL_CHARACTERS = {
+    "space": " ",
+    "carriage-return": "\r",
+    "line-feed": "\n",
+    "tab": "\t",
+    "delete": "\x7f",
+    "escape": "\x1b",
+    "non-ascii": "\u00e9",
+}
+
+
+@pytest.mark.parametrize("char", BAD_URL_CHARACTERS.values(), ids=list(BAD_URL_CHARACTERS))
+def test_webhook_url_with_a_bad_character_never_shows_its_path(
+    stocked_cli, check_at, fine_kdf, hook, char
+) -> None:
+    check_at(CRITICAL)
+    url = f"http://127.0.0.1:{hook.port}/services/T0PSECRETPATH{char}SECONDHALF{HOOK_QUERY}"
+    r = stocked_cli.v("check", "--notify-url", url)
+    assert_url_refused(r)
+    assert "SECONDHALF" not in r.output
+    assert hook.received == []
+
+
+def test_webhook_url_with_a_carriage_return_from_the_environment(
+    stocked_cli, check_at, fine_kdf, hook
+) -> None:
+    check_at(CRITICAL)
+    url = f"http://127.0.0.1:{hook.port}{HOOK_PATH}\r{HOOK_QUERY}"
+    r = stocked_cli(
+        "check", "--vault", str(stocked_cli.vault_path), env={"EXVAULT_NOTIFY_URL": url}
+    )
+    assert_url_refused(r)
+    assert hook.received == []
 
 
 def test_webhook_answering_garbage(stocked_cli, check_at, fine_kdf) -> None:
@@ -439,13 +481,14 @@ def test_webhook_answering_garbage(stocked_cli, check_at, fine_kdf) -> None:
     assert "could not notify" in r.stderr
 
 
-def test_webhook_malformed_url_is_a_warning(stocked_cli, check_at, fine_kdf) -> None:
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1" + HOOK_PATH, "http://127.0.0.1:port" + HOOK_PATH, "http://" + HOOK_PATH],
+    ids=["unclosed-bracket", "port-not-a-number", "no-host"],
+)
+def test_webhook_malformed_url_is_refused_up_front(stocked_cli, check_at, fine_kdf, url) -> None:
     check_at(CRITICAL)
-    r = stocked_cli.v("check", "--notify-url", "http://[::1" + HOOK_PATH)
-    assert "age-overdue" in r.stdout
-    assert r.exit_code == 2, r.stderr
-    assert "could not notify" in r.stderr
-    assert_url_hidden(r.output)
+    assert_url_refused(stocked_cli.v("check", "--notify-url", url))
 
 
 # ----------------------------------------------------------------------------- rotate

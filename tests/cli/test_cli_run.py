@@ -228,3 +228,30 @@ def test_admin_mode_without_token_or_passphrase_fails_cleanly(
     assert result.returncode == 7
     assert "should not run" not in result.stdout
     assert "passphrase" in result.stderr and "Traceback" not in result.stderr
+
+
+# The child prints half of its secret, in two writes a moment apart (two reads for
+# exvault), on stdout and on stderr.
+HALF = """
+import os, sys, time
+secret = os.environ["FREQTRADE__EXCHANGE__SECRET"]
+half = secret[: len(secret) // 2]
+for stream in (sys.stdout, sys.stderr):
+    stream.write("half=" + half[:5])
+    stream.flush()
+    time.sleep(0.2)
+    stream.write(half[5:] + "\\n")
+    stream.flush()
+"""
+
+
+def test_half_a_secret_printed_in_two_writes_is_masked(vault_path: Path, token_file: Path) -> None:
+    assert len(KUCOIN_SECRET) // 2 >= 12
+    result = exvault_run(
+        vault_path,
+        ["--cred", "kucoin-sub1", "--preset", "freqtrade"],
+        [sys.executable, "-c", HALF],
+        {**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("half=********\n", "half=********\n")
