@@ -71,7 +71,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,7 @@ class Diff:
     new_rows: dict[tuple[str, tuple[Any, ...]], Row] = field(
         default_factory=dict, compare=False, hash=False
     )  # the inserted rows' contents
+    control: Dump | None = field(default=None, compare=False, hash=False)  # reuse: its control
 
     @property
     def empty(self) -> bool:
@@ -701,6 +702,8 @@ class Mutation:
     # The owner's operation inside the mutation (reuse): the mutated copy is judged
     # against a copy of the template where only this operation was done.
     control: Callable[[Template, Path], None] | None = None
+    # The rows a reuse mutation puts back (when it matters whether the key was reused).
+    put_back: tuple[tuple[str, Row], ...] = field(default=(), compare=False, hash=False)
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.label}>"
@@ -1188,29 +1191,34 @@ def gen_reuse(t: Template, rng: random.Random, long: bool) -> Iterator[Mutation]
     delete_v3: Statements = [
         ("DELETE FROM credential_versions WHERE credential_id = ? AND version = 3", (kucoin,))
     ]
+    old_v3 = (
+        _where(aborting, "credential_versions", credential_id=kucoin, version=3)
+        + _where(aborting, "payloads", credential_id=kucoin, version=3)
+        # the wraps of the clients granted kucoin-sub1 now (a careful attacker leaves
+        # out the wrap of a client ungranted since, which verify reports)
+        + [
+            (tb, r)
+            for tb, r in _where(aborting, "dek_wraps", credential_id=kucoin, version=3)
+            if r["recipient"] == "root" or (r["recipient"], kucoin) in t.rows("grants")
+        ]
+    )
     with_ciphertext: Statements = [
         ("DELETE FROM payloads WHERE credential_id = ? AND version = 3", (kucoin,)),
         ("DELETE FROM dek_wraps WHERE credential_id = ? AND version = 3", (kucoin,)),
-        *_inserts(
-            _where(aborting, "credential_versions", credential_id=kucoin, version=3)
-            + _where(aborting, "payloads", credential_id=kucoin, version=3)
-            # the wraps of the clients granted kucoin-sub1 now (a careful attacker
-            # leaves out the wrap of a client ungranted since, which verify reports)
-            + [
-                (tb, r)
-                for tb, r in _where(aborting, "dek_wraps", credential_id=kucoin, version=3)
-                if r["recipient"] == "root" or (r["recipient"], kucoin) in t.rows("grants")
-            ]
-        ),
+        *_inserts(old_v3),
     ]
     for op_name, op in (
         ("rotate start", lambda a: rotation.start(a, "kucoin-sub1", KUCOIN_V3)),
         ("edit", lambda a: a.edit("kucoin-sub1", ips=["198.51.100.0/24"])),
     ):
         owner = as_owner(op)
-        for what, put_back in (
-            ("the old row put back", _inserts([("credential_versions", aborted)])),
-            ("the old row put back with its ciphertext and wraps", with_ciphertext),
+        for what, rows, put_back in (
+            (
+                "the old row put back",
+                [("credential_versions", aborted)],
+                _inserts([("credential_versions", aborted)]),
+            ),
+            ("the old row put back with its ciphertext and wraps", old_v3, with_ciphertext),
         ):
             yield Mutation(
                 "reuse",
@@ -1218,6 +1226,7 @@ def gen_reuse(t: Template, rng: random.Random, long: bool) -> Iterator[Mutation]
                 _reuse(delete_v3, owner, put_back),
                 "credential_versions",
                 control=owner,
+                put_back=tuple(rows),
             )
 
     bot_a, binance = _row_id(t, "clients", "bot-a"), _row_id(t, "credentials", "binance-main")
@@ -2010,6 +2019,17 @@ def _retired_version(t: Template, table: str, pk: tuple[Any, ...]) -> bool:
     return version not in labelled
 
 
+def _key_not_reused(m: Mutation, d: Diff) -> bool:
+    """A reuse mutation whose owner operation did not take the freed key: every row it
+    put back is, as it is, in the control copy (the owner's operation alone)."""
+    control = d.control
+    return (
+        control is not None
+        and bool(m.put_back)
+        and all(row in control[table].values() for table, row in m.put_back)
+    )
+
+
 KNOWN_LIMITS: tuple[KnownLimit, ...] = (
     KnownLimit(
         "no-effect",
@@ -2148,6 +2168,17 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         "back in its place leave a valid chain that ends where the witness expects: the "
         "owner's entry is lost (SECURITY.md known limit 8, tail truncation).",
         lambda t, m, d, v: m.kind == "reuse" and m.table == "audit_log",
+    ),
+    KnownLimit(
+        "reuse-key-not-reused",
+        "The owner's operation did not take the freed key (version numbers come from a "
+        "signed counter that never goes back), so the row put back is the one the vault "
+        "had, and the vault is the owner's: there is nothing to detect.",
+        lambda t, m, d, v: (
+            m.kind == "reuse"
+            and _key_not_reused(m, d)
+            and not (v.gained or v.wrong_reads or v.changed)
+        ),
     ),
     KnownLimit(
         "reuse-version-number",
@@ -2321,6 +2352,8 @@ def run_mutation(t: Template, m: Mutation, tally: Tally, long: bool) -> None:
         )
         v = judge(t, obs, baseline)
         d = diff(before, rows[0], ignore_schema=m.kind == "null") if rows else Diff()
+        if m.control is not None:
+            d = replace(d, control=before)
         bug = next((b for b in KNOWN_BUGS if b.matches(m, d, v)), None)
         if v.crashes:
             if bug is None:
