@@ -44,6 +44,8 @@ class StepResult:
     changed: bool
     version: int | None
     message: str
+    wrapped_for: tuple[str, ...] = ()
+    """Names of the clients a version written by this step was wrapped for (start)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,13 @@ def start(
     Permissions and IPs default to the current version's; the issue date to today;
     the exchange expiry to none (a new key), unless given.
 
+    The new version is wrapped for every grantee; the result names them.
+
     :raises Conflict: when another rotation is pending (a repeat of the same start
         is a no-op instead).
     :raises InvalidInput: for bad fields, permissions or IPs.
+    :raises IntegrityError: when a grant is not backed by the signed audit log
+        (``AdminVault._check_grants_signed``); nothing is written.
     """
     now = to_epoch(utc_now())
     with admin._writing() as session:
@@ -106,15 +112,24 @@ def start(
             issued_on or utc_now().date(),
             None if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
         )
-        admin._check_scopes(session, head, metadata.permissions)
+        grantees = admin._check_scopes(session, head, metadata.permissions)
         version = admin._next_version(session, head)
-        admin._add_version(session, head, version, metadata, fields, now)
+        admin._add_version(session, head, version, metadata, fields, now, grantees=grantees)
         head.pending_version = version
         head.pending_since = now
         head.updated_at = now
         records.sign_head(admin._identity, admin._vault_id, head)
         admin._audit(session, "rotate-start", name, version)
-    return StepResult(name, "start", True, version, f"version {version} staged as pending")
+    wrapped_for = tuple(sorted(c.name for c in grantees))
+    return StepResult(
+        name,
+        "start",
+        True,
+        version,
+        f"version {version} staged as pending"
+        + (f"; wrapped for clients: {', '.join(wrapped_for)}" if wrapped_for else ""),
+        wrapped_for,
+    )
 
 
 def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
