@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import vault
 from tests.conftest import db_exec
 from vault import rotation
 from vault.access_history import AccessFacts, SignedEntry, access_facts
@@ -148,6 +149,35 @@ def test_grant_to_a_revoked_client_put_back_is_refused(
 
 
 # ------------------------------------------------------------------ exposure
+
+
+def test_bot_deleting_its_grant_and_wraps_is_still_marked_exposed(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    db_exec(vault_location, f"DELETE FROM dek_wraps WHERE recipient = {BOT_ID}")
+    db_exec(vault_location, f"DELETE FROM grants WHERE client_id = {BOT_ID}")
+    assert stocked.revoke_client("bot") == ["binance-main"]
+    assert stocked.describe("binance-main").exposed_reason == 'readable by revoked client "bot"'
+
+
+def test_signed_reads_mark_exposed_after_an_ungrant(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    """The bot read the current key, then lost its grant: it may still hold the key."""
+    vault.load("binance-main", where=vault_location, token=token)
+    stocked.ungrant("bot", ["binance-main"])
+    assert stocked.revoke_client("bot") == ["binance-main"]
+
+
+def test_reads_of_a_retired_version_do_not_mark_exposed(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    vault.load("binance-main", where=vault_location, token=token)
+    stocked.ungrant("bot", ["binance-main"])
+    rotation.start(stocked, "binance-main", NEW_KEY)
+    rotation.promote(stocked, "binance-main")
+    rotation.finish(stocked, "binance-main")
+    assert stocked.revoke_client("bot") == []
 
 
 # ------------------------------------------------------------------ unverified fields

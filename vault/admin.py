@@ -1015,6 +1015,11 @@ class AdminVault(Inventory):
         """Revoke a client: delete its grants and wraps, and mark every credential it
         could read as exposed (``exvault check`` reports them until rotated).
 
+        What it could read is what the rows say (its wraps and grants) and what it
+        cannot delete: the vault's signed grants not followed by a signed ungrant, and
+        its own signed reads of a version still labelled current, pending or previous
+        (:mod:`vault.access_history`).
+
         Idempotent. :returns: the names of the credentials marked exposed.
 
         :raises NotFound: for an unknown client.
@@ -1034,11 +1039,26 @@ class AdminVault(Inventory):
                     select(GrantRecord.credential_id).where(GrantRecord.client_id == client.id)
                 )
             )
+            log = access_history.read_signed_log(
+                session,
+                self._vault_id,
+                self._verify_public,
+                client=(client.name, client.id, client.verify_public),
+            )
+            # Every entry that verifies counts, even past a break in the chain: here
+            # more facts can only mark more, never hide a credential.
+            signed = access_history.access_facts(log.entries).readable_by(client.name, client.id)
             exposed = []
             for head in session.scalars(
-                select(CredentialRecord).where(CredentialRecord.id.in_(readable))
+                select(CredentialRecord).where(
+                    CredentialRecord.id.in_(readable) | CredentialRecord.name.in_(list(signed))
+                )
             ):
                 records.verify_head(self._verify_public, self._vault_id, head)
+                read = signed.get(head.name, set()) if head.id not in readable else None
+                if read is not None and not any(records.stage_of(head, v) for v in read):
+                    # It read only versions since retired: the key it may keep is gone.
+                    continue
                 head.exposed_at = now
                 head.exposed_reason = f'readable by revoked client "{name}"'
                 records.sign_head(self._identity, self._vault_id, head)
