@@ -94,6 +94,14 @@ def test_replayed_grant_is_not_wrapped_by_rotate_start(
     assert wraps_for_bot(vault_location) == []
 
 
+def test_replayed_grant_is_reported_by_verify(replayed: AdminVault) -> None:
+    found = problems(replayed)
+    assert any(
+        'granted to client "bot" but the signed audit log shows no standing grant' in p
+        for p in found
+    ), found
+
+
 def test_the_owner_granting_again_after_a_replay_is_backed(
     replayed: AdminVault, vault_location: str
 ) -> None:
@@ -160,6 +168,17 @@ def test_bot_deleting_its_grant_and_wraps_is_still_marked_exposed(
     assert stocked.describe("binance-main").exposed_reason == 'readable by revoked client "bot"'
 
 
+def test_bot_deleting_its_grant_and_wraps_is_reported_by_verify(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    db_exec(vault_location, f"DELETE FROM dek_wraps WHERE recipient = {BOT_ID}")
+    db_exec(vault_location, f"DELETE FROM grants WHERE client_id = {BOT_ID}")
+    found = problems(stocked)
+    assert any(
+        'granted to client "bot" (audit entry ' in p and "grant row is gone" in p for p in found
+    ), found
+
+
 def test_signed_reads_mark_exposed_after_an_ungrant(
     stocked: AdminVault, token: str, vault_location: str
 ) -> None:
@@ -208,6 +227,20 @@ def test_forged_grant_row_does_not_make_a_grant_a_no_op(
 
 
 # ------------------------------------------------------------------ versions
+
+
+def test_repeated_version_number_is_reported_by_verify(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    rotation.start(stocked, "binance-main", NEW_KEY)
+    rotation.abort(stocked, "binance-main")
+    db_exec(
+        vault_location,
+        f"DELETE FROM credential_versions WHERE credential_id = {BINANCE_ID} AND version = 2",
+    )
+    rotation.start(stocked, "binance-main", {"api_key": "a" * 64, "secret": "b" * 64})
+    (found,) = problems(stocked)
+    assert "version 2 created twice" in found
 
 
 # ------------------------------------------------------------------ grantees named
