@@ -202,6 +202,25 @@ def test_reads_of_a_retired_version_do_not_mark_exposed(
 # ------------------------------------------------------------------ unverified fields
 
 
+def test_far_future_created_at_does_not_clear_exposure_at_finish(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    rotation.start(stocked, "binance-main", NEW_KEY)
+    rotation.promote(stocked, "binance-main")
+    stocked.revoke_client("bot")  # after version 2 was written: the mark concerns it too
+    db_exec(
+        vault_location,
+        f"UPDATE credential_versions SET created_at = 4102444800 "
+        f"WHERE credential_id = {BINANCE_ID} AND version = 2",
+    )
+    with pytest.raises(IntegrityError):
+        rotation.finish(stocked, "binance-main")
+    (exposed_at,) = db_exec(
+        vault_location, "SELECT exposed_at FROM credentials WHERE name = 'binance-main'"
+    )[0]
+    assert exposed_at is not None
+
+
 def test_edited_revocation_of_a_grantee_is_refused_not_skipped(
     stocked: AdminVault, token: str, vault_location: str
 ) -> None:
@@ -210,6 +229,19 @@ def test_edited_revocation_of_a_grantee_is_refused_not_skipped(
     with pytest.raises(IntegrityError):
         stocked.edit("binance-main", ips=["203.0.113.8"])
     assert versions(vault_location) == [(1,)]
+
+
+def test_forged_version_row_does_not_move_the_numbering(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    db_exec(
+        vault_location,
+        "INSERT INTO credential_versions SELECT credential_id, 99, name, exchange, permissions,"
+        " ips, issued_on, expires_on, created_at, api_key_fingerprint, payload_digest,"
+        f" signature FROM credential_versions WHERE credential_id = {BINANCE_ID}",
+    )
+    with pytest.raises(IntegrityError):
+        stocked.edit("binance-main", ips=["203.0.113.8"])
 
 
 def test_forged_grant_row_does_not_make_a_grant_a_no_op(

@@ -627,10 +627,18 @@ class AdminVault(Inventory):
             )
 
     def _next_version(self, session: Session, head: CredentialRecord) -> int:
-        versions = session.scalars(
-            select(VersionRecord.version).where(VersionRecord.credential_id == head.id)
+        """One more than the highest version of ``head``: its rows (each verified, so a
+        forged row cannot move the numbering) and its signed stage labels.
+
+        :raises IntegrityError: when a version row does not verify.
+        """
+        rows = session.scalars(
+            select(VersionRecord).where(VersionRecord.credential_id == head.id)
         ).all()
-        return max(versions, default=0) + 1
+        for row in rows:
+            records.verify_version(self._verify_public, self._vault_id, row)
+        labelled = (head.current_version, head.pending_version, head.previous_version)
+        return max((*(r.version for r in rows), *(v for v in labelled if v)), default=0) + 1
 
     @staticmethod
     def _metadata(

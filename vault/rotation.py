@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from vault import exchanges, records
 from vault.admin import UNCHANGED, clean_payload
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from vault.model import to_epoch, utc_now
 from vault.policy import Policy
 from vault.store import VersionRecord
@@ -237,7 +237,11 @@ def finish(admin: AdminVault, name: str) -> StepResult:
     """Drop the ``previous`` version (its ciphertext and wraps are deleted).
 
     Also clears an exposure mark that predates the current version: the exposed key
-    is the one now retired.
+    is the one now retired. The current version's time is read from its row only once
+    the row's signature verifies.
+
+    :raises IntegrityError: when the current version's row is missing or fails
+        verification; nothing is changed.
     """
     with admin._writing() as session:
         head = admin._head(session, name, for_update=True)
@@ -245,7 +249,18 @@ def finish(admin: AdminVault, name: str) -> StepResult:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
         dropped = head.previous_version
         head.previous_version = head.previous_until = None
-        current = session.get(VersionRecord, (head.id, head.current_version))
+        current = (
+            session.get(VersionRecord, (head.id, head.current_version))
+            if head.current_version is not None
+            else None
+        )
+        if head.exposed_at is not None and current is None:
+            raise IntegrityError(f'damaged vault: "{name}" has lost its current version')
+        if current is not None:
+            # Its created_at may clear the exposure mark: a far-future value put in the
+            # row must fail here, not wipe the mark.
+            records.verify_version(admin._verify_public, admin._vault_id, current)
+            records.check_metadata(current, head)
         if (
             head.exposed_at is not None
             and current is not None
