@@ -165,6 +165,7 @@ def verify_chain(
     revocations: list[tuple[int, str]] = []
     prev_hash, expected_seq, count = GENESIS, 1, 0
     actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
+    revoked_at: dict[str, int] = {}  # client actor -> seq of its signed revocation
     head_seq, head_hash = 0, GENESIS
     for rec in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
         count += 1
@@ -206,6 +207,15 @@ def verify_chain(
                     revoked = _revoked_client(rec.detail)
                     if revoked is not None and rec.outcome == "ok":
                         revocations.append((rec.seq, revoked))
+                        revoked_at.setdefault(client_actor(revoked), rec.seq)
+                elif rec.outcome == "ok" and rec.actor in revoked_at:
+                    # A revoked client's key can still sign (a stolen token), but after
+                    # its revocation it can only be refused: a success is someone using
+                    # the key without the vault's consent.
+                    problems.append(
+                        f"entry {rec.seq} was written by {rec.actor} after its revocation "
+                        f"(entry {revoked_at[rec.actor]})"
+                    )
         elif rec.outcome == "ok":
             # Only failures can be anonymous (nobody had a key); a success never is.
             problems.append(f"entry {rec.seq} claims a successful action unsigned")
