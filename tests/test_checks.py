@@ -496,6 +496,34 @@ def test_unread_when_granted(av: AdminVault, clock: Clock, vault_location: str) 
     assert timeline(av, "k", "unread", [30, 34, 35]) == [None, None, "warn"]
 
 
+def test_read_entry_with_a_bogus_signature_does_not_count(
+    av: AdminVault, clock: Clock, vault_location: str
+) -> None:
+    """Someone with write access to the database makes a dead key look in use: a
+    'read ok' entry in the bot's name, its signature non-NULL but by another key."""
+    from vault import audit
+    from vault.token import parse_token
+
+    add(av, "k")
+    _, token = av.add_client("bot")
+    av.grant("bot", ["k"])
+    clock.now = at(5)
+    with av.store.write() as session:
+        audit.append(
+            session,
+            av.vault_id,
+            actor="client:bot",
+            action="read",
+            credential="k",
+            version=1,
+            signer=(parse_token(token).client_id, crypto.RootIdentity.generate().sign),
+        )
+    assert severity(av, "k", "unread", at(30)) == "warn"
+    clock.now = at(6)
+    vault.load("k", where=vault_location, token=token)  # a real read still counts
+    assert severity(av, "k", "unread", at(30)) is None
+
+
 def test_revoked_client_grants_do_not_count(av: AdminVault) -> None:
     add(av, "k")
     av.add_client("bot")

@@ -31,6 +31,7 @@ from vault.audit_entry import (
     ADMIN,
     GENESIS,
     ROOT_SIGNER,
+    AuditRow,
     Signer,
     client_actor,
     entry_hash,
@@ -228,6 +229,28 @@ def verify_chain(
     return ChainReport(count, head_seq, head_hash, tuple(problems), tuple(revocations))
 
 
+def signed_by_actor(
+    vault_id: bytes, rec: AuditRecord | AuditRow, signers: Mapping[str, tuple[str, bytes]]
+) -> bool:
+    """True when ``rec``'s hash matches its columns, its signature verifies with the key
+    of the signer it names and its actor is that signer (rules 3 to 5 of the chain, for
+    one entry read on its own, such as ``check``'s last read of a credential).
+
+    ``signers`` maps a signer (``root`` or a client id) to (actor, verified Ed25519 public
+    key). Never raises: an entry with a column of another type is not signed.
+    """
+    known = signers.get(rec.signer or "")
+    if known is None or rec.signature is None or known[0] != rec.actor:
+        return False
+    try:
+        if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
+            return False
+        crypto.verify_signature(known[1], signed_entry(vault_id, rec.entry_hash), rec.signature)
+    except (IntegrityError, TypeError, ValueError):
+        return False
+    return True
+
+
 def _revoked_client(detail: str) -> str | None:
     # AdminVault.revoke_client writes "client NAME; exposed: ..."; a client name has
     # neither spaces nor semicolons (model.NAME_PATTERN).
@@ -328,6 +351,7 @@ __all__ = [
     "last_entry",
     "read_witness",
     "record_failure",
+    "signed_by_actor",
     "signed_entry",
     "verify_chain",
     "witness_path",

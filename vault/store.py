@@ -605,6 +605,33 @@ def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, .
         cursor.close()
 
 
+def _surrogate_escaped(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+@contextmanager
+def tolerant_text(session: Session) -> Iterator[None]:
+    """Inside the block, a SQLite text value that is not UTF-8 comes back with each bad
+    byte as a lone surrogate (``surrogateescape``) instead of failing the whole query.
+
+    For the audit log's readers: one damaged row must be reported by its ``seq``, not
+    stop the walk with a message naming nothing. Such a value fails to encode (it
+    cannot be hashed or signed) and :func:`vault.errors.printable` shows it escaped.
+    PostgreSQL stores only valid text; nothing changes there.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = connection.connection.driver_connection
+    previous = raw.text_factory
+    raw.text_factory = _surrogate_escaped
+    try:
+        yield
+    finally:
+        raw.text_factory = previous
+
+
 def _table_names(conn: Connection) -> set[str]:
     return set(inspect(conn).get_table_names())
 
