@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from vault import crypto, records
@@ -40,12 +40,20 @@ from vault.audit_entry import (
 )
 from vault.errors import IntegrityError, VaultError
 from vault.model import from_epoch, to_epoch
-from vault.store import AuditRecord, Store
+from vault.store import AUDIT_HEAD_SQL, HEAD_ROW, AuditRecord, Store
 
 
 def last_entry(session: Session) -> tuple[int, bytes] | None:
     """(seq, entry hash) of the chain's last entry; None for an empty log. Call it under
-    the write lock to append after it."""
+    the write lock to append after it.
+
+    On PostgreSQL (schema version 3 on) that is the head row, which the database keeps
+    (:data:`vault.store.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
+    with any seq by someone else is no entry of the chain and does not stop appends.
+    """
+    if session.info.get(HEAD_ROW):
+        head = session.execute(text(AUDIT_HEAD_SQL)).one()
+        return (head[0], head[1]) if head[0] else None
     last = session.execute(
         select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
     ).first()
@@ -68,7 +76,7 @@ def append(
     """Append one entry inside the caller's (write) transaction; returns it.
 
     The caller's transaction is a :meth:`Store.write` transaction, which holds the
-    write lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so reading
+    write lock (BEGIN IMMEDIATE on SQLite, the audit head's row on PostgreSQL), so reading
     the last entry and inserting the next cannot interleave with another writer.
     ``head`` is (seq, entry hash) of the entry this same transaction appended last, if
     any: under that lock it is still the last entry, and passing it saves the query.
