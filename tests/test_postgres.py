@@ -82,6 +82,8 @@ def test_read_only_role_cannot_write(token: str, reader_url: str, stocked: Admin
             s.execute(update(VersionRecord).values(permissions="read"))
     assert stocked.get("binance-main").permissions == ("read", "trade")
     assert stocked.names() == ["binance-main", "kucoin-sub1"]
+    with pytest.raises(ProgrammingError, match="permission denied for table exvault_audit_head"):
+        db_exec(reader_url, "SELECT 1 FROM exvault_audit_head FOR UPDATE")  # the write lock
 
 
 def _start_rotation(
