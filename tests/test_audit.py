@@ -272,3 +272,21 @@ def test_client_refusal_after_its_revocation_is_allowed(
         vault.load("binance-main", where=vault_location, token=token)
     assert stocked.audit_entries()[-1].actor == "client:gone"
     assert _problems(vault_location) == ()
+
+
+@pytest.mark.sqlite_only
+def test_invalid_utf8_in_an_unsigned_row_is_reported_by_seq(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """SQLite keeps any bytes as TEXT: one such row used to stop the whole walk with a
+    message naming nothing."""
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(vault_location, "wrong passphrase")  # unsigned entry 3
+    stocked.get("binance-main")  # entry 4
+    sql(vault_location, "UPDATE audit_log SET detail = CAST(X'41FF42' AS TEXT) WHERE seq = 3")
+    sql(vault_location, "UPDATE audit_log SET host = 'elsewhere' WHERE seq = 4")
+    assert _problems(vault_location) == (
+        "entry 3: its detail is not UTF-8 text",
+        "entry 4 was edited (its hash does not match)",
+    )
+    assert [e.detail for e in stocked.audit_entries()][2] == "A\udcffB"

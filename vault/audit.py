@@ -40,7 +40,7 @@ from vault.audit_entry import (
 )
 from vault.errors import IntegrityError, VaultError
 from vault.model import from_epoch, to_epoch
-from vault.store import AUDIT_HEAD_SQL, HEAD_ROW, AuditRecord, Store
+from vault.store import AUDIT_HEAD_SQL, HEAD_ROW, AuditRecord, Store, tolerant_text
 
 
 def last_entry(session: Session) -> tuple[int, bytes] | None:
@@ -122,7 +122,10 @@ def entries(session: Session, since: datetime | None = None) -> list[AuditEntry]
     query = select(AuditRecord).order_by(AuditRecord.seq)
     if since is not None:
         query = query.where(AuditRecord.at >= to_epoch(since))
-    return [_entry(r) for r in session.scalars(query)]
+    # Text that is not UTF-8 comes back with lone surrogates (shown escaped), instead of
+    # failing the whole listing.
+    with tolerant_text(session):
+        return [_entry(r) for r in session.scalars(query)]
 
 
 def _entry(r: AuditRecord) -> AuditEntry:
@@ -176,9 +179,11 @@ def verify_chain(
     actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
     revoked_at: dict[str, int] = {}  # client actor -> seq of its signed revocation
     head_seq, head_hash = 0, GENESIS
-    for rec in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
+    with tolerant_text(session):
+        rows = list(session.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
+    for rec in rows:
         count += 1
-        damage = records.type_damage(rec, AuditRecord.__tablename__)
+        damage = records.type_damage(rec, AuditRecord.__tablename__) or _not_utf8(rec)
         if damage is not None:
             # Nothing of it can be hashed or verified; the walk goes on from it, so that
             # the entries after it are still checked.
@@ -257,6 +262,22 @@ def signed_by_actor(
     except (IntegrityError, TypeError, ValueError):
         return False
     return True
+
+
+def _not_utf8(rec: AuditRecord) -> str | None:
+    # SQLite stores any bytes as TEXT; read through tolerant_text, they come back as
+    # lone surrogates, which cannot be encoded, so neither hashed nor signed.
+    for column in _TEXT_COLUMNS:
+        value = getattr(rec, column)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"entry {rec.seq}: its {column} is not UTF-8 text"
+    return None
+
+
+_TEXT_COLUMNS = ("actor", "host", "action", "credential", "outcome", "detail", "signer")
 
 
 def _revoked_client(detail: str) -> str | None:
