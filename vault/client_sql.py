@@ -115,9 +115,8 @@ class ClientStore(Protocol):
 class _SqlClientStore:
     """The statements, given how to run them (:meth:`_reading`, :meth:`_writing`)."""
 
-    # How to read the chain's head and append after it: SQLite's (and PostgreSQL's before
-    # schema version 3) by the table itself; PostgreSQL's through the head row and the
-    # append function (see EngineClientStore).
+    # How to read the chain's head and append after it: on SQLite by the table itself;
+    # on PostgreSQL through the head row and the append function (EngineClientStore).
     _last_audit_sql = _LAST_AUDIT_SQL
     _insert_audit_sql = _INSERT_AUDIT_SQL
 
