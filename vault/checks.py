@@ -562,24 +562,19 @@ def _last_verified_reads(session: Session, inventory: Inventory) -> dict[str, in
                 found[name] = entry.at
             else:
                 doubtful.add(name)
-        doubtful -= found.keys()
-        if doubtful:
-            # Rare (a forged entry, a damaged row): walk every read once, newest first.
-            for values in driver_rows(
-                session,
-                select(*_READ_ENTRY_COLUMNS).where(*_SIGNED_READS).order_by(AuditRecord.at.desc()),
-            ):
+        # Rare (a forged entry, a damaged row): that credential's reads, newest first,
+        # through the index on (action, credential, at).
+        for name in sorted(doubtful - found.keys()):
+            older = (
+                select(*_READ_ENTRY_COLUMNS)
+                .where(*_SIGNED_READS, AuditRecord.credential == name)
+                .order_by(AuditRecord.at.desc())
+            )
+            for values in driver_rows(session, older):
                 entry = AuditRow(*values)
-                name = entry.credential
-                if (
-                    name is not None
-                    and name in doubtful
-                    and audit.signed_by_actor(vault_id, entry, signers)
-                ):
+                if audit.signed_by_actor(vault_id, entry, signers):
                     found[name] = entry.at
-                    doubtful.discard(name)
-                    if not doubtful:
-                        break
+                    break
     return found
 
 
