@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from vault import crypto, records
 from vault.audit_entry import ADMIN, GENESIS, ROOT_SIGNER, AuditRow, entry_hash, signed_entry
 from vault.errors import IntegrityError
-from vault.store import AuditRecord, driver_rows
+from vault.store import AuditRecord, driver_rows, tolerant_text
 
 OWNER_ACTIONS = frozenset(
     {"add", "remove", "edit", "rotate-start", "grant", "ungrant", "client-revoke"}
@@ -104,14 +104,20 @@ def read_signed_log(
     candidates: list[tuple[AuditRow, bytes]] = []
     broken_at: int | None = None
     prev_hash, expected = GENESIS, 1
-    for values in driver_rows(session, query):
-        row = AuditRow(*values)
+    # A text value that is not UTF-8 (SQLite stores any bytes) must not stop the walk:
+    # read through tolerant_text, it fails to hash below and breaks the chain there.
+    with tolerant_text(session):
+        rows = [AuditRow(*values) for values in driver_rows(session, query)]
+    for row in rows:
         if records.type_damage(row, AuditRecord.__tablename__) is not None:
             if broken_at is None:
                 broken_at = expected
             expected += 1
             continue
-        intact = crypto.constant_time_equal(entry_hash(vault_id, row), row.entry_hash)
+        try:
+            intact = crypto.constant_time_equal(entry_hash(vault_id, row), row.entry_hash)
+        except UnicodeEncodeError:  # a lone surrogate from tolerant_text
+            intact = False
         if broken_at is None and (row.seq != expected or row.prev_hash != prev_hash or not intact):
             broken_at = expected
         prev_hash, expected = row.entry_hash, row.seq + 1

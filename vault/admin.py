@@ -306,7 +306,7 @@ class AdminVault(Inventory):
         """Make every write of this handle inside the block one transaction.
 
         ``with admin.batch(): ...`` takes the write lock once (SQLite's ``BEGIN
-        IMMEDIATE``, PostgreSQL's advisory lock) and holds it until the block ends,
+        IMMEDIATE``, PostgreSQL's audit head row lock) and holds it until the block ends,
         so other writers wait; it commits once, with one fsync, when the block ends
         normally. All or nothing: if an exception leaves the block, or the process
         dies before the block ends, nothing written inside it is kept. An operation
