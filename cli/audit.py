@@ -41,6 +41,10 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
     if as_json:
         output.emit_json([e.__dict__ for e in entries])
         return
+    from vault.errors import printable
+
+    # Entries are text anyone able to write the database chose (and, on SQLite, maybe
+    # not UTF-8): escaped, so that no control character reaches the terminal.
     output.table(
         (
             "SEQ",
@@ -59,14 +63,14 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
                 # An audit file's entries have their own numbering: the file names them.
                 e.seq if e.log == "vault" else f"{e.log}#{e.seq}",
                 e.at.strftime("%Y-%m-%d %H:%M:%S"),
-                e.actor,
-                e.host,
+                printable(e.actor),
+                printable(e.host),
                 e.pid,
-                e.action,
-                e.credential or "-",
+                printable(e.action),
+                printable(e.credential or "-"),
                 e.version or "-",
-                e.outcome,
-                e.detail,
+                printable(e.outcome),
+                printable(e.detail),
             )
             for e in entries
         ],

@@ -374,7 +374,12 @@ def edit(
             payload=payload,
         )
     if as_json:
-        output.emit_json(_info_dict(info, _today()))
+        output.emit_json({**_info_dict(info, _today()), "wrapped_for": list(info.wrapped_for)})
+    elif info.wrapped_for:
+        click.echo(
+            f'Updated "{name}": now version {info.version}; '
+            f"wrapped for clients: {', '.join(info.wrapped_for)}."
+        )
     else:
         click.echo(f'Updated "{name}": now version {info.version}.')
 

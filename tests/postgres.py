@@ -30,7 +30,14 @@ SUPERUSER = "exvault"
 # The grants docs/deploy.md gives the role of bot hosts.
 READER_GRANTS = [
     'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"',
-    'GRANT INSERT ON audit_log TO "{role}"',
+    # Audit appends only through these functions (no INSERT on audit_log).
+    'REVOKE INSERT ON audit_log FROM "{role}"',
+    'GRANT EXECUTE ON FUNCTION exvault_lock_writes() TO "{role}"',
+    "GRANT EXECUTE ON FUNCTION exvault_audit_append(integer, bigint, text, text, integer, "
+    'text, text, integer, text, text, bytea, text, bytea, bytea) TO "{role}"',
+    "REVOKE EXECUTE ON FUNCTION exvault_lock_writes(), exvault_audit_chain(), "
+    "exvault_audit_append(integer, bigint, text, text, integer, text, text, integer, "
+    "text, text, bytea, text, bytea, bytea) FROM PUBLIC",
     # The wrapped root key is none of a bot host's business: only the KDF columns.
     'REVOKE SELECT ON keyslots FROM "{role}"',
     "GRANT SELECT (id, kind, kdf_time_cost, kdf_memory_kib, kdf_parallelism) "

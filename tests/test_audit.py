@@ -234,3 +234,59 @@ def test_unsigned_anonymous_and_admin_failures_are_allowed(
         audit.append(session, busy.vault_id, actor="unknown", action="open", outcome="denied")
         audit.append(session, busy.vault_id, actor="admin", action="unlock", outcome="denied")
     assert _problems(vault_location) == ()
+
+
+def test_client_success_after_its_revocation_detected(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """A stolen token keeps signing 'read ok' entries after the owner revoked its client."""
+    from vault.token import parse_token
+
+    _, token = stocked.add_client("stolen")
+    stocked.revoke_client("stolen")
+    tok = parse_token(token)
+    with stocked.store.write() as session:
+        audit.append(
+            session,
+            stocked.vault_id,
+            actor="client:stolen",
+            action="read",
+            credential="binance-main",
+            version=1,
+            signer=(tok.client_id, tok.keys[1].sign),
+        )
+    revoke_seq = stocked.audit_entries()[-2].seq
+    assert any(
+        f"written by client:stolen after its revocation (entry {revoke_seq})" in p
+        for p in _problems(vault_location)
+    )
+
+
+def test_client_refusal_after_its_revocation_is_allowed(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """A revoked client opening the vault is refused, and that refusal is signed by it."""
+    _, token = stocked.add_client("gone")
+    stocked.revoke_client("gone")
+    with pytest.raises(AccessDenied):
+        vault.load("binance-main", where=vault_location, token=token)
+    assert stocked.audit_entries()[-1].actor == "client:gone"
+    assert _problems(vault_location) == ()
+
+
+@pytest.mark.sqlite_only
+def test_invalid_utf8_in_an_unsigned_row_is_reported_by_seq(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """SQLite keeps any bytes as TEXT: one such row used to stop the whole walk with a
+    message naming nothing."""
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(vault_location, "wrong passphrase")  # unsigned entry 3
+    stocked.get("binance-main")  # entry 4
+    sql(vault_location, "UPDATE audit_log SET detail = CAST(X'41FF42' AS TEXT) WHERE seq = 3")
+    sql(vault_location, "UPDATE audit_log SET host = 'elsewhere' WHERE seq = 4")
+    assert _problems(vault_location) == (
+        "entry 3: its detail is not UTF-8 text",
+        "entry 4 was edited (its hash does not match)",
+    )
+    assert [e.detail for e in stocked.audit_entries()][2] == "A\udcffB"

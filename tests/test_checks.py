@@ -496,6 +496,61 @@ def test_unread_when_granted(av: AdminVault, clock: Clock, vault_location: str) 
     assert timeline(av, "k", "unread", [30, 34, 35]) == [None, None, "warn"]
 
 
+def test_read_entry_with_a_bogus_signature_does_not_count(
+    av: AdminVault, clock: Clock, vault_location: str
+) -> None:
+    """Someone with write access to the database makes a dead key look in use: a
+    'read ok' entry in the bot's name, its signature non-NULL but by another key."""
+    from vault import audit
+    from vault.token import parse_token
+
+    add(av, "k")
+    _, token = av.add_client("bot")
+    av.grant("bot", ["k"])
+    clock.now = at(5)
+    with av.store.write() as session:
+        audit.append(
+            session,
+            av.vault_id,
+            actor="client:bot",
+            action="read",
+            credential="k",
+            version=1,
+            signer=(parse_token(token).client_id, crypto.RootIdentity.generate().sign),
+        )
+    assert severity(av, "k", "unread", at(30)) == "warn"
+    clock.now = at(6)
+    vault.load("k", where=vault_location, token=token)  # a real read still counts
+    assert severity(av, "k", "unread", at(30)) is None
+
+
+def test_a_bogus_newer_read_falls_back_to_the_verified_one(
+    av: AdminVault, clock: Clock, vault_location: str
+) -> None:
+    """The forged entry is the newest read: the real one before it still counts."""
+    from vault import audit
+    from vault.token import parse_token
+
+    add(av, "k")
+    _, token = av.add_client("bot")
+    av.grant("bot", ["k"])
+    clock.now = at(5)
+    vault.load("k", where=vault_location, token=token)
+    clock.now = at(20)
+    with av.store.write() as session:
+        audit.append(
+            session,
+            av.vault_id,
+            actor="client:bot",
+            action="read",
+            credential="k",
+            version=1,
+            signer=(parse_token(token).client_id, crypto.RootIdentity.generate().sign),
+        )
+    assert timeline(av, "k", "unread", [34, 35]) == [None, "warn"]
+    assert "not read for 30 days" in find(check(av, at(35)), "k", "unread").message  # type: ignore[union-attr]
+
+
 def test_revoked_client_grants_do_not_count(av: AdminVault) -> None:
     add(av, "k")
     av.add_client("bot")

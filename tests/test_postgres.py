@@ -7,7 +7,9 @@ PostgreSQL is absent, failed instead under EXVAULT_REQUIRE_POSTGRES=1 as in CI).
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import delete, update
@@ -18,12 +20,19 @@ from tests import postgres
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, db_exec
 from tests.postgres import READER_GRANTS
 from vault import rotation
+from vault import store as store_module
 from vault.admin import AdminVault
 from vault.checks import check
-from vault.errors import AccessDenied, Conflict, VaultError
+from vault.errors import AccessDenied, Conflict, UnsupportedFormat, VaultError
 from vault.inventory import Inventory
 from vault.model import utc_now
 from vault.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
+
+OKX_PAYLOAD = {
+    "api_key": "okx-key-0001",
+    "secret": "okx-secret-0123456789abcdef",
+    "passphrase": "Tr4d1ng!Bot",
+}
 
 
 @pytest.fixture
@@ -73,6 +82,8 @@ def test_read_only_role_cannot_write(token: str, reader_url: str, stocked: Admin
             s.execute(update(VersionRecord).values(permissions="read"))
     assert stocked.get("binance-main").permissions == ("read", "trade")
     assert stocked.names() == ["binance-main", "kucoin-sub1"]
+    with pytest.raises(ProgrammingError, match="permission denied for table exvault_audit_head"):
+        db_exec(reader_url, "SELECT 1 FROM exvault_audit_head FOR UPDATE")  # the write lock
 
 
 def _start_rotation(
@@ -138,8 +149,8 @@ def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> No
     stocked.close()
     db_exec(vault_location, "DROP INDEX ix_audit_log_reads")
     db_exec(vault_location, "UPDATE exvault_schema SET schema_version = 1")
-    with Inventory.open(vault_location) as inv:
-        assert inv.status().credentials == 2
+    with pytest.raises(UnsupportedFormat, match="once, as the owner"):
+        Inventory.open(vault_location)  # the reader's append function is schema 3's
     with AdminVault.unlock(vault_location, PASSPHRASE):
         pass
     assert db_exec(vault_location, "SELECT schema_version FROM exvault_schema") == [
@@ -149,3 +160,140 @@ def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> No
         vault_location, "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_log'"
     )
     assert ("ix_audit_log_reads",) in names
+
+
+def _psycopg(url: str):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+
+
+def _finishes(work: Callable[[], object], seconds: float) -> bool:
+    """Run ``work`` in a thread; True when it ended (raising or not) within ``seconds``."""
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+def test_reader_holding_the_advisory_lock_does_not_stall_writes(
+    token: str, reader_url: str, stocked: AdminVault
+) -> None:
+    """A bot host's role takes exvault's old advisory lock for its whole session and
+    sits idle: owner writes and bot loads must go on."""
+    outcome: list[str] = []
+
+    def work() -> None:
+        stocked.add("okx-main", "okx", OKX_PAYLOAD, permissions="read")
+        vault.load("binance-main", where=reader_url, token=token)
+        outcome.append("done")
+
+    with _psycopg(reader_url) as squatter:
+        squatter.execute("SELECT pg_advisory_lock(28561422484335732)")
+        finished = _finishes(work, 20)
+        squatter.close()  # lets a stuck write through, so that the test ends either way
+    assert finished and outcome == ["done"]
+
+
+def test_a_write_lock_held_too_long_is_a_conflict_not_a_hang(
+    token: str, reader_url: str, stocked: AdminVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader can hold the write lock only inside a transaction (which the server's
+    idle_in_transaction_session_timeout ends); meanwhile writers wait a bounded time."""
+    monkeypatch.setattr(store_module, "WRITE_LOCK_TIMEOUT_MS", 300)
+    with _psycopg(reader_url) as holder:
+        holder.autocommit = False
+        holder.execute("SELECT exvault_lock_writes()")
+        started = time.monotonic()
+        with pytest.raises(Conflict, match="held the vault's write lock too long"):
+            stocked.add("okx-main", "okx", OKX_PAYLOAD, permissions="read")
+        assert time.monotonic() - started < 10
+        holder.rollback()
+    assert stocked.add("okx-main", "okx", OKX_PAYLOAD, permissions="read").name == "okx-main"
+
+
+_POISON = (
+    "INSERT INTO audit_log (seq, at, actor, host, pid, action, credential, version, "
+    "outcome, detail, prev_hash, entry_hash, signer, signature) "
+    "SELECT 2147483647, at, actor, host, pid, action, credential, version, outcome, "
+    "detail, prev_hash, entry_hash, signer, signature FROM audit_log WHERE seq = 1"
+)
+
+
+def test_reader_cannot_insert_a_poisoned_audit_row(
+    token: str, reader_url: str, stocked: AdminVault
+) -> None:
+    """An audit row of seq 2^31 - 1 made every later append fail ("integer out of range")."""
+    with pytest.raises(ProgrammingError, match="permission denied for table audit_log"):
+        db_exec(reader_url, _POISON)
+    vault.load("binance-main", where=reader_url, token=token)
+    stocked.add("okx-main", "okx", OKX_PAYLOAD, permissions="read")
+    assert [e.seq for e in stocked.audit_entries()][-2:] == [5, 6]
+    assert stocked.verify_audit(remember=False).ok
+
+
+def test_reader_cannot_append_out_of_the_chain(
+    token: str, reader_url: str, stocked: AdminVault
+) -> None:
+    """The append function is the reader's way in: the database checks seq and link."""
+    with _psycopg(reader_url) as conn, pytest.raises(Exception, match="does not follow"):
+        conn.execute(
+            "SELECT exvault_audit_append(2147483647, 0, 'client:x', 'h', 1, 'read', NULL, "
+            "NULL, 'denied', '', %s, NULL, %s, NULL)",
+            (b"\0" * 32, b"\0" * 32),
+        )
+    vault.load("binance-main", where=reader_url, token=token)
+    assert stocked.verify_audit(remember=False).ok
+
+
+def test_a_poisoned_row_put_by_the_database_admin_is_reported_not_fatal(
+    token: str, reader_url: str, stocked: AdminVault, vault_location: str
+) -> None:
+    """Whoever administers the server can bypass every check; such a row is no entry
+    of the chain: appends go on after the real head, and verification names it."""
+    with _psycopg(vault_location) as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")  # no triggers
+        conn.execute(_POISON)
+    vault.load("binance-main", where=reader_url, token=token)
+    stocked.add("okx-main", "okx", OKX_PAYLOAD, permissions="read")
+    problems = stocked.verify_audit(remember=False).problems
+    assert problems and all("2147483647" in p for p in problems)
+    assert [e.seq for e in stocked.audit_entries()][-3:] == [5, 6, 2147483647]
+
+
+def test_migration_to_the_audit_head_from_a_schema_2_fleet(
+    token: str, stocked: AdminVault, vault_location: str, postgres_server: str
+) -> None:
+    """A vault as today's schema 2 leaves it, its reader granted INSERT on audit_log:
+    the owner's unlock installs the head row and functions and moves the reader's
+    grant to them; bots refuse the vault until then."""
+    stocked.close()
+    for statement in (
+        "DROP TRIGGER exvault_audit_chain ON audit_log",
+        "DROP FUNCTION exvault_audit_chain(), exvault_lock_writes(), exvault_audit_append("
+        "integer, bigint, text, text, integer, text, text, integer, text, text, bytea, text, "
+        "bytea, bytea)",
+        "DROP TABLE exvault_audit_head",
+        "UPDATE exvault_schema SET schema_version = 2",
+    ):
+        db_exec(vault_location, statement)
+    role = "old_" + vault_location.rsplit("_", 1)[1]
+    old_grants = [
+        'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"',
+        'GRANT INSERT ON audit_log TO "{role}"',
+    ]
+    url = postgres.create_role(
+        postgres_server, role, [g.format(role=role) for g in old_grants], vault_location
+    )
+    with pytest.raises(UnsupportedFormat, match="once, as the owner"):
+        vault.load("binance-main", where=url, token=token)
+    with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
+        admin.add("okx-main", "okx", OKX_PAYLOAD, permissions="read")
+        vault.load("binance-main", where=url, token=token)
+        with pytest.raises(ProgrammingError, match="permission denied for table audit_log"):
+            db_exec(url, _POISON)
+        assert admin.verify_audit(remember=False).ok
+        assert admin.audit_entries()[-1].actor == "client:bot"
+    assert db_exec(vault_location, "SELECT schema_version FROM exvault_schema") == [
+        (SCHEMA_VERSION,)
+    ]

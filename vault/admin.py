@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
@@ -18,7 +18,7 @@ from sqlalchemy import FromClause, Table, bindparam, delete, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from vault import audit, crypto, exchanges, keyslots, location, records
+from vault import access_history, audit, crypto, exchanges, keyslots, location, records
 from vault.access import DEFAULT_SCOPE, ClientInfo, beyond_scope, parse_scope
 from vault.audit_entry import new_entry
 from vault.credential import Credential
@@ -306,7 +306,7 @@ class AdminVault(Inventory):
         """Make every write of this handle inside the block one transaction.
 
         ``with admin.batch(): ...`` takes the write lock once (SQLite's ``BEGIN
-        IMMEDIATE``, PostgreSQL's advisory lock) and holds it until the block ends,
+        IMMEDIATE``, PostgreSQL's audit head row lock) and holds it until the block ends,
         so other writers wait; it commits once, with one fsync, when the block ends
         normally. All or nothing: if an exception leaves the block, or the process
         dies before the block ends, nothing written inside it is kept. An operation
@@ -494,41 +494,91 @@ class AdminVault(Inventory):
         self._insert_rows(session, [(_AUDIT_TABLE, entry.values())])
 
     def _grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
-        """The clients, neither revoked nor expired, granted ``head``; records verified."""
+        """The clients, neither revoked nor expired, granted ``head``: their grant and
+        client records verified, and each grant backed by the signed audit log.
+
+        :raises IntegrityError: when a record does not verify, or a grant row is not
+            backed by a standing signed grant (see :meth:`_check_grants_signed`).
+        """
         rows = session.execute(
             select(GrantRecord, ClientRecord)
             .join(ClientRecord, ClientRecord.id == GrantRecord.client_id)
-            .where(GrantRecord.credential_id == head.id, ClientRecord.revoked_at.is_(None))
-            # An expired client is refused at open; it gets no wrap of a new version either.
-            .where(
-                ClientRecord.expires_at.is_(None) | (ClientRecord.expires_at > to_epoch(utc_now()))
-            )
+            .where(GrantRecord.credential_id == head.id)
         ).all()
+        now = to_epoch(utc_now())
         clients = []
         for grant, client in rows:
             records.verify_grant(self._verify_public, self._vault_id, grant)
             records.verify_client(self._verify_public, self._vault_id, client)
-            clients.append(client)
+            # Revocation and expiry are read from the verified record, never filtered in
+            # SQL first: an edited revoked_at must fail the signature, not hide a row.
+            # An expired client is refused at open; it gets no wrap of a new version.
+            if client.revoked_at is None and (client.expires_at is None or client.expires_at > now):
+                clients.append(client)
+        if clients:
+            self._check_grants_signed(session, head, clients)
         return clients
 
-    def _recipients(self, session: Session, head: CredentialRecord) -> dict[str, bytes]:
-        """Who may read new versions of ``head``: the root key and every granted client."""
+    def _check_grants_signed(
+        self, session: Session, head: CredentialRecord, clients: list[ClientRecord]
+    ) -> None:
+        """Refuse to wrap for a grantee unless the signed audit log backs its grant.
+
+        A grant row is signed, but a copy of it put back after ``ungrant`` or ``client
+        revoke`` (with the client row) verifies again; the owner's signed entries
+        cannot be deleted from the chain unnoticed. So the newest signed word about the
+        (client, credential) pair must be a grant, the client must have no signed
+        revocation, and the chain must be intact (an ungrant cut out of its middle
+        would otherwise go unseen).
+
+        :raises IntegrityError: naming the credential and the client; nothing written.
+        """
+        log = access_history.read_signed_log(
+            session, self._vault_id, self._verify_public, credentials=(head.name,)
+        )
+        facts = access_history.access_facts(log.entries)
+        for client in clients:
+            if log.broken_at is not None:
+                raise IntegrityError(
+                    f"damaged vault: the audit log is broken at entry {log.broken_at}, so the "
+                    f'grant of "{head.name}" to client "{client.name}" cannot be confirmed; '
+                    "run exvault verify"
+                )
+            if not facts.grant_standing(client.name, head.name):
+                raise IntegrityError(
+                    f'damaged vault: "{head.name}" is granted to client "{client.name}" but '
+                    "the signed audit log shows no standing grant (a grant row put back?); "
+                    "run exvault verify"
+                )
+
+    def _recipients(
+        self, session: Session, head: CredentialRecord, grantees: list[ClientRecord] | None = None
+    ) -> dict[str, bytes]:
+        """Who may read new versions of ``head``: the root key and every granted client
+        (``grantees``, when the caller has them from :meth:`_grantees` already)."""
         out = {records.ROOT_RECIPIENT: self._identity.encryption_public}
-        for client in self._grantees(session, head):
+        for client in self._grantees(session, head) if grantees is None else grantees:
             out[client.id] = client.encryption_public
         return out
 
     def _check_scopes(
         self, session: Session, head: CredentialRecord, permissions: tuple[str, ...]
-    ) -> None:
-        """Refuse permissions that a granted client's maximum scope does not allow."""
-        for client in self._grantees(session, head):
+    ) -> list[ClientRecord]:
+        """Refuse permissions that a granted client's maximum scope does not allow.
+
+        :returns: the grantees (:meth:`_grantees`), for :meth:`_add_version`.
+        :raises Conflict: when a grantee's scope excludes one of ``permissions``.
+        :raises IntegrityError: as :meth:`_grantees`.
+        """
+        grantees = self._grantees(session, head)
+        for client in grantees:
             extra = beyond_scope(permissions, split_list(client.max_scope))
             if extra:
                 raise Conflict(
                     f'client "{client.name}" is granted "{head.name}" but its maximum scope '
                     f"excludes {', '.join(extra)}; ungrant it first"
                 )
+        return grantees
 
     def _add_version(
         self,
@@ -540,11 +590,13 @@ class AdminVault(Inventory):
         now: int,
         *,
         new: bool = False,
+        grantees: list[ClientRecord] | None = None,
     ) -> VersionRecord:
         """Seal and store a version, wrapped for every recipient; returns its row.
 
         ``new``: ``head`` was created in this transaction, so no grant can name it
         (grants name a credential's random id) and the root is the only recipient.
+        ``grantees``: the clients to wrap for, as :meth:`_check_scopes` returned them.
         """
         sealed = records.seal_version(
             self._identity, self._vault_id, head.id, version, metadata, payload, now
@@ -552,7 +604,7 @@ class AdminVault(Inventory):
         recipients = (
             {records.ROOT_RECIPIENT: self._identity.encryption_public}
             if new
-            else self._recipients(session, head)
+            else self._recipients(session, head, grantees)
         )
         self._insert(
             session,
@@ -584,10 +636,18 @@ class AdminVault(Inventory):
             )
 
     def _next_version(self, session: Session, head: CredentialRecord) -> int:
-        versions = session.scalars(
-            select(VersionRecord.version).where(VersionRecord.credential_id == head.id)
+        """One more than the highest version of ``head``: its rows (each verified, so a
+        forged row cannot move the numbering) and its signed stage labels.
+
+        :raises IntegrityError: when a version row does not verify.
+        """
+        rows = session.scalars(
+            select(VersionRecord).where(VersionRecord.credential_id == head.id)
         ).all()
-        return max(versions, default=0) + 1
+        for row in rows:
+            records.verify_version(self._verify_public, self._vault_id, row)
+        labelled = (head.current_version, head.pending_version, head.previous_version)
+        return max((*(r.version for r in rows), *(v for v in labelled if v)), default=0) + 1
 
     @staticmethod
     def _metadata(
@@ -674,11 +734,14 @@ class AdminVault(Inventory):
 
         Metadata is bound into each version's encryption, so an edit is a new version:
         the payload is re-encrypted under a fresh data key, the old current version
-        keeps its place in the history but loses its ciphertext.
+        keeps its place in the history but loses its ciphertext. The new version is
+        wrapped for every grantee; the result names them (``wrapped_for``).
 
         :raises NotFound: when there is no such credential.
         :raises InvalidInput: for a bad permission, IP, date or field, or a name that is
             not UTF-8 text.
+        :raises IntegrityError: when a grant is not backed by the signed audit log
+            (:meth:`_check_grants_signed`); nothing is written.
         """
         now = to_epoch(utc_now())
         with self._writing() as session:
@@ -703,16 +766,16 @@ class AdminVault(Inventory):
                 fields = clean_payload(metadata.exchange, payload)
                 # A new secret: whatever exposure the old one had no longer applies.
                 head.exposed_at = head.exposed_reason = None
-            self._check_scopes(session, head, metadata.permissions)
+            grantees = self._check_scopes(session, head, metadata.permissions)
             version = self._next_version(session, head)
-            self._add_version(session, head, version, metadata, fields, now)
+            self._add_version(session, head, version, metadata, fields, now, grantees=grantees)
             head.current_version = version
             head.updated_at = now
             self._retire_version(session, head, old_version)
             records.sign_head(self._identity, self._vault_id, head)
             self._audit(session, "edit", name, version)
         self._checkpoint()
-        return self.describe(name)
+        return replace(self.describe(name), wrapped_for=tuple(sorted(c.name for c in grantees)))
 
     def remove(self, name: str) -> None:
         """Delete a credential with every version, ciphertext and wrap.
@@ -863,13 +926,41 @@ class AdminVault(Inventory):
                     raise Conflict(f'client "{client_name}" is revoked')
                 if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
                     raise Conflict(f'client "{client_name}" has expired; add a new client')
+                log = access_history.read_signed_log(
+                    session, self._vault_id, self._verify_public, credentials=credential_names
+                )
+                facts = access_history.access_facts(log.entries)
+                self._check_not_revoked(client, facts)
                 for name in credential_names:
-                    self._grant_one(session, client, self._head(session, name, for_update=True))
+                    head = self._head(session, name, for_update=True)
+                    self._grant_one(session, client, head, facts.grant_standing(client.name, name))
         except AccessDenied as exc:
             self._record_failure("grant", str(exc), name)
             raise
 
-    def _grant_one(self, session: Session, client: ClientRecord, head: CredentialRecord) -> None:
+    @staticmethod
+    def _check_not_revoked(client: ClientRecord, facts: access_history.AccessFacts) -> None:
+        """Refuse a client the signed audit log says was revoked, whatever its row says
+        (a copy of its record from before the revocation verifies again).
+
+        :raises IntegrityError: naming the client; nothing written.
+        """
+        seq = facts.revoked.get(client.name)
+        if seq is not None:
+            raise IntegrityError(
+                f'damaged vault: client "{client.name}" was revoked (audit entry {seq}) but '
+                "its record is not (a record put back?); run exvault verify"
+            )
+
+    def _grant_one(
+        self, session: Session, client: ClientRecord, head: CredentialRecord, standing: bool
+    ) -> None:
+        """Wrap ``head``'s labelled versions for ``client`` and sign its grant.
+
+        ``standing``: the signed audit log already shows this grant standing; otherwise
+        a grant row found here (one put back after an ungrant) is signed and audited
+        anew, so that the log backs the grant the owner is making now.
+        """
         scope = split_list(client.max_scope)
         versions = [
             v for v in (head.current_version, head.pending_version, head.previous_version) if v
@@ -897,13 +988,20 @@ class AdminVault(Inventory):
                 session.add(
                     records.wrap_dek(dek, self._vault_id, row, client.id, client.encryption_public)
                 )
-        if session.get(GrantRecord, (client.id, head.id)) is None:
+        grant = session.get(GrantRecord, (client.id, head.id))
+        if grant is not None:
+            # Trusted to make the grant a no-op only once it verifies.
+            records.verify_grant(self._verify_public, self._vault_id, grant)
+            if standing:
+                return
+            grant.created_at = to_epoch(utc_now())
+        else:
             grant = GrantRecord(
                 client_id=client.id, credential_id=head.id, created_at=to_epoch(utc_now())
             )
-            records.sign_grant(self._identity, self._vault_id, grant)
             session.add(grant)
-            self._audit(session, "grant", head.name, detail=f"to client {client.name}")
+        records.sign_grant(self._identity, self._vault_id, grant)
+        self._audit(session, "grant", head.name, detail=f"to client {client.name}")
 
     def ungrant(self, client_name: str, credential_names: list[str] | tuple[str, ...]) -> None:
         """Take credentials back from a client: delete its grants and wraps for them.
@@ -934,6 +1032,11 @@ class AdminVault(Inventory):
         """Revoke a client: delete its grants and wraps, and mark every credential it
         could read as exposed (``exvault check`` reports them until rotated).
 
+        What it could read is what the rows say (its wraps and grants) and what it
+        cannot delete: the vault's signed grants not followed by a signed ungrant, and
+        its own signed reads of a version still labelled current, pending or previous
+        (:mod:`vault.access_history`).
+
         Idempotent. :returns: the names of the credentials marked exposed.
 
         :raises NotFound: for an unknown client.
@@ -953,11 +1056,26 @@ class AdminVault(Inventory):
                     select(GrantRecord.credential_id).where(GrantRecord.client_id == client.id)
                 )
             )
+            log = access_history.read_signed_log(
+                session,
+                self._vault_id,
+                self._verify_public,
+                client=(client.name, client.id, client.verify_public),
+            )
+            # Every entry that verifies counts, even past a break in the chain: here
+            # more facts can only mark more, never hide a credential.
+            signed = access_history.access_facts(log.entries).readable_by(client.name, client.id)
             exposed = []
             for head in session.scalars(
-                select(CredentialRecord).where(CredentialRecord.id.in_(readable))
+                select(CredentialRecord).where(
+                    CredentialRecord.id.in_(readable) | CredentialRecord.name.in_(list(signed))
+                )
             ):
                 records.verify_head(self._verify_public, self._vault_id, head)
+                read = signed.get(head.name, set()) if head.id not in readable else None
+                if read is not None and not any(records.stage_of(head, v) for v in read):
+                    # It read only versions since retired: the key it may keep is gone.
+                    continue
                 head.exposed_at = now
                 head.exposed_reason = f'readable by revoked client "{name}"'
                 records.sign_head(self._identity, self._vault_id, head)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from vault import crypto, records
@@ -31,6 +31,7 @@ from vault.audit_entry import (
     ADMIN,
     GENESIS,
     ROOT_SIGNER,
+    AuditRow,
     Signer,
     client_actor,
     entry_hash,
@@ -39,12 +40,20 @@ from vault.audit_entry import (
 )
 from vault.errors import IntegrityError, VaultError
 from vault.model import from_epoch, to_epoch
-from vault.store import AuditRecord, Store
+from vault.store import AUDIT_HEAD_SQL, HEAD_ROW, AuditRecord, Store, tolerant_text
 
 
 def last_entry(session: Session) -> tuple[int, bytes] | None:
     """(seq, entry hash) of the chain's last entry; None for an empty log. Call it under
-    the write lock to append after it."""
+    the write lock to append after it.
+
+    On PostgreSQL (schema version 3 on) that is the head row, which the database keeps
+    (:data:`vault.store.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
+    with any seq by someone else is no entry of the chain and does not stop appends.
+    """
+    if session.info.get(HEAD_ROW):
+        head = session.execute(text(AUDIT_HEAD_SQL)).one()
+        return (head[0], head[1]) if head[0] else None
     last = session.execute(
         select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
     ).first()
@@ -67,7 +76,7 @@ def append(
     """Append one entry inside the caller's (write) transaction; returns it.
 
     The caller's transaction is a :meth:`Store.write` transaction, which holds the
-    write lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so reading
+    write lock (BEGIN IMMEDIATE on SQLite, the audit head's row on PostgreSQL), so reading
     the last entry and inserting the next cannot interleave with another writer.
     ``head`` is (seq, entry hash) of the entry this same transaction appended last, if
     any: under that lock it is still the last entry, and passing it saves the query.
@@ -115,7 +124,10 @@ def entries(session: Session, since: datetime | None = None) -> list[AuditEntry]
     query = select(AuditRecord).order_by(AuditRecord.seq)
     if since is not None:
         query = query.where(AuditRecord.at >= to_epoch(since))
-    return [_entry(r) for r in session.scalars(query)]
+    # Text that is not UTF-8 comes back with lone surrogates (shown escaped), instead of
+    # failing the whole listing.
+    with tolerant_text(session):
+        return [_entry(r) for r in session.scalars(query)]
 
 
 def _entry(r: AuditRecord) -> AuditEntry:
@@ -167,10 +179,13 @@ def verify_chain(
     revocations: list[tuple[int, str]] = []
     prev_hash, expected_seq, count = GENESIS, 1, 0
     actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
+    revoked_at: dict[str, int] = {}  # client actor -> seq of its signed revocation
     head_seq, head_hash = 0, GENESIS
-    for rec in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
+    with tolerant_text(session):
+        rows = list(session.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
+    for rec in rows:
         count += 1
-        damage = records.type_damage(rec, AuditRecord.__tablename__)
+        damage = records.type_damage(rec, AuditRecord.__tablename__) or _not_utf8(rec)
         if damage is not None:
             # Nothing of it can be hashed or verified; the walk goes on from it, so that
             # the entries after it are still checked.
@@ -208,6 +223,15 @@ def verify_chain(
                     revoked = _revoked_client(rec.detail)
                     if revoked is not None and rec.outcome == "ok":
                         revocations.append((rec.seq, revoked))
+                        revoked_at.setdefault(client_actor(revoked), rec.seq)
+                elif rec.outcome == "ok" and rec.actor in revoked_at:
+                    # A revoked client's key can still sign (a stolen token), but after
+                    # its revocation it can only be refused: a success is someone using
+                    # the key without the vault's consent.
+                    problems.append(
+                        f"entry {rec.seq} was written by {rec.actor} after its revocation "
+                        f"(entry {revoked_at[rec.actor]})"
+                    )
         elif rec.outcome == "ok":
             # Only failures can be anonymous (nobody had a key); a success never is.
             problems.append(f"entry {rec.seq} claims a successful action unsigned")
@@ -218,6 +242,44 @@ def verify_chain(
         prev_hash, expected_seq = rec.entry_hash, rec.seq + 1
         head_seq, head_hash = rec.seq, rec.entry_hash
     return ChainReport(count, head_seq, head_hash, tuple(problems), tuple(revocations))
+
+
+def signed_by_actor(
+    vault_id: bytes, rec: AuditRecord | AuditRow, signers: Mapping[str, tuple[str, bytes]]
+) -> bool:
+    """True when ``rec``'s hash matches its columns, its signature verifies with the key
+    of the signer it names and its actor is that signer (rules 3 to 5 of the chain, for
+    one entry read on its own, such as ``check``'s last read of a credential).
+
+    ``signers`` maps a signer (``root`` or a client id) to (actor, verified Ed25519 public
+    key). Never raises: an entry with a column of another type is not signed.
+    """
+    known = signers.get(rec.signer or "")
+    if known is None or rec.signature is None or known[0] != rec.actor:
+        return False
+    try:
+        if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
+            return False
+        crypto.verify_signature(known[1], signed_entry(vault_id, rec.entry_hash), rec.signature)
+    except (IntegrityError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _not_utf8(rec: AuditRecord) -> str | None:
+    # SQLite stores any bytes as TEXT; read through tolerant_text, they come back as
+    # lone surrogates, which cannot be encoded, so neither hashed nor signed.
+    for column in _TEXT_COLUMNS:
+        value = getattr(rec, column)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"entry {rec.seq}: its {column} is not UTF-8 text"
+    return None
+
+
+_TEXT_COLUMNS = ("actor", "host", "action", "credential", "outcome", "detail", "signer")
 
 
 def _revoked_client(detail: str) -> str | None:
@@ -320,6 +382,7 @@ __all__ = [
     "last_entry",
     "read_witness",
     "record_failure",
+    "signed_by_actor",
     "signed_entry",
     "verify_chain",
     "witness_path",

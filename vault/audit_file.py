@@ -268,22 +268,6 @@ def count(path: Path) -> int:
         return session.scalar(select(func.count()).select_from(AuditRecord)) or 0
 
 
-def last_reads(path: Path) -> dict[str, int]:
-    """The time (epoch seconds) of the last signed, successful read of each credential
-    recorded in the audit file ``path``, as ``check`` counts them in the vault."""
-    with opened(path) as store, store.read() as session:
-        rows = session.execute(
-            select(AuditRecord.credential, func.max(AuditRecord.at))
-            .where(
-                AuditRecord.action == "read",
-                AuditRecord.outcome == "ok",
-                AuditRecord.signature.is_not(None),
-            )
-            .group_by(AuditRecord.credential)
-        )
-        return {name: at for name, at in rows if isinstance(name, str) and isinstance(at, int)}
-
-
 __all__ = [
     "DIRECTORY_MODE",
     "FILE_MODE",
@@ -296,7 +280,6 @@ __all__ = [
     "entries",
     "give",
     "label",
-    "last_reads",
     "opened",
     "remember",
     "retired_directory",

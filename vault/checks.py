@@ -3,8 +3,10 @@
 ``exvault check`` runs from cron without the passphrase: everything it needs (dates,
 permissions, IP whitelists, policy, grants, last reads) is clear metadata. It reads
 with a handful of bulk queries, so 100,000 credentials check in a few seconds.
-Signatures are not verified here (``exvault verify`` does that with the passphrase);
-a finding is advice, never a decision made on unverified data.
+Record signatures are not verified here (``exvault verify`` does that with the
+passphrase); a finding is advice, never a decision made on unverified data. Reads are
+the exception: a key looks in use only through a read entry whose signature verifies
+with a public key, so that a forged entry cannot hide a dead key.
 
 Each finding has a severity (``ok`` < ``warn`` < ``critical``), a stable code (the
 table in docs/rotation.md), the credential it is about (or none, for vault-wide
@@ -20,9 +22,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from vault import audit_file, crypto, keyslots
-from vault.errors import InvalidInput
+from vault import audit, audit_file, crypto, keyslots, records
+from vault.audit_entry import AuditRow
+from vault.errors import IntegrityError, InvalidInput
 from vault.exchanges import ExchangeProfile, get_profile
 from vault.inventory import Inventory, ParsedOnce, collector_paused
 from vault.model import from_epoch, split_list, to_epoch
@@ -36,6 +40,7 @@ from vault.store import (
     GrantRecord,
     VersionRecord,
     driver_rows,
+    tolerant_text,
 )
 
 SEVERITIES = ("ok", "warn", "critical")
@@ -432,22 +437,15 @@ def _collect(
             grants_of_client[client_id] += 1
             if client_id in active:
                 grants[credential_id] += 1
-        last_reads = dict(
-            driver_rows(
-                session,
-                select(AuditRecord.credential, func.max(AuditRecord.at))
-                # Only signed reads count: an unsigned "ok" entry proves nobody read.
-                .where(
-                    AuditRecord.action == "read",
-                    AuditRecord.outcome == "ok",
-                    AuditRecord.signature.is_not(None),
-                )
-                .group_by(AuditRecord.credential),
-            )
-        )
-        # A shared vault's bots record their reads in its audit file(s).
+        signers = _read_signers(session, inventory)
+        last_reads = _last_verified_reads(session, inventory.vault_id, signers)
+        # A shared vault's bots record their reads in its audit file(s), checked the
+        # same way; the owner never writes there, so only clients' keys count.
+        client_signers = {k: v for k, v in signers.items() if k != audit.ROOT_SIGNER}
         for path in inventory.audit_files():
-            for name, at in audit_file.last_reads(path).items():
+            with audit_file.opened(path) as store, store.read() as file_session:
+                found = _last_verified_reads(file_session, inventory.vault_id, client_signers)
+            for name, at in found.items():
                 if at > last_reads.get(name, at - 1):
                     last_reads[name] = at
         rows = driver_rows(
@@ -520,6 +518,82 @@ def _collect(
         for client_id, name, expires, revoked in clients
     ]
     return facts, client_facts, kdfs
+
+
+_READ_ENTRY_COLUMNS = tuple(getattr(AuditRecord, name) for name in AuditRow.__dataclass_fields__)
+# A credential's reads that count: signed, successful (unsigned ones prove nothing).
+_SIGNED_READS = (
+    AuditRecord.action == "read",
+    AuditRecord.outcome == "ok",
+    AuditRecord.signature.is_not(None),
+)
+
+
+def _read_signers(session: Session, inventory: Inventory) -> dict[str, tuple[str, bytes]]:
+    """Who may sign a read: the vault key as the admin, and each client whose record
+    verifies, as itself (signer id -> actor, Ed25519 public key)."""
+    signers = {audit.ROOT_SIGNER: (audit.ADMIN, inventory.verify_public)}
+    for client in session.scalars(select(ClientRecord)):
+        try:
+            records.verify_client(inventory.verify_public, inventory.vault_id, client)
+        except IntegrityError:
+            continue  # a forged client's entries count for nothing
+        signers[client.id] = (audit.client_actor(client.name), client.verify_public)
+    return signers
+
+
+def _last_verified_reads(
+    session: Session, vault_id: bytes, signers: dict[str, tuple[str, bytes]]
+) -> dict[str, int]:
+    """The time of each credential's newest ``read ok`` entry in the audit log of
+    ``session`` whose signature verifies (:func:`vault.audit.signed_by_actor`) with one
+    of ``signers``' keys.
+
+    A non-NULL signature proves nothing by itself: anyone able to write the database
+    could make a dead key look in use. Only the newest read of each credential is
+    verified (one Ed25519 check per credential); when it fails, that credential's
+    older reads are tried, newest first.
+    """
+    newest = (
+        select(AuditRecord.credential, func.max(AuditRecord.at).label("at"))
+        .where(*_SIGNED_READS)
+        .group_by(AuditRecord.credential)
+        .subquery()
+    )
+    found: dict[str, int] = {}
+    doubtful: set[str] = set()
+    with tolerant_text(session):
+        for values in driver_rows(
+            session,
+            select(*_READ_ENTRY_COLUMNS)
+            .join(
+                newest,
+                (AuditRecord.credential == newest.c.credential) & (AuditRecord.at == newest.c.at),
+            )
+            .where(*_SIGNED_READS),
+        ):
+            entry = AuditRow(*values)
+            name = entry.credential
+            if name is None or name in found:
+                continue
+            if audit.signed_by_actor(vault_id, entry, signers):
+                found[name] = entry.at
+            else:
+                doubtful.add(name)
+        # Rare (a forged entry, a damaged row): that credential's reads, newest first,
+        # through the index on (action, credential, at).
+        for name in sorted(doubtful - found.keys()):
+            older = (
+                select(*_READ_ENTRY_COLUMNS)
+                .where(*_SIGNED_READS, AuditRecord.credential == name)
+                .order_by(AuditRecord.at.desc())
+            )
+            for values in driver_rows(session, older):
+                entry = AuditRow(*values)
+                if audit.signed_by_actor(vault_id, entry, signers):
+                    found[name] = entry.at
+                    break
+    return found
 
 
 def _vault_findings(

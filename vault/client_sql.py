@@ -124,6 +124,11 @@ class ClientStore(Protocol):
 class _SqlClientStore:
     """The statements, given how to run them (:meth:`_reading`, :meth:`_writing`)."""
 
+    # How to read the chain's head and append after it: on SQLite by the table itself;
+    # on PostgreSQL through the head row and the append function (EngineClientStore).
+    _last_audit_sql = _LAST_AUDIT_SQL
+    _insert_audit_sql = _INSERT_AUDIT_SQL
+
     def _reading(self) -> AbstractContextManager[Execute]:
         raise NotImplementedError
 
@@ -146,12 +151,14 @@ class _SqlClientStore:
         return _split(found[0]) if found else None
 
     def append_audit(self, vault_id: bytes, **entry: Any) -> None:
-        # The write transaction holds the write lock (BEGIN IMMEDIATE, or PostgreSQL's
-        # advisory lock), so reading the chain's head and appending cannot interleave.
+        # The write transaction holds the write lock (BEGIN IMMEDIATE, or the row lock
+        # of PostgreSQL's head row), so reading the chain's head and appending after it
+        # cannot interleave. A head of seq 0 is PostgreSQL's empty log.
         with self._writing() as execute:
-            last = execute(_LAST_AUDIT_SQL, {})
-            row = new_entry(vault_id, (last[0][0], last[0][1]) if last else None, **entry)
-            execute(_INSERT_AUDIT_SQL, row.values())
+            last = execute(self._last_audit_sql, {})
+            head = (last[0][0], last[0][1]) if last and last[0][0] else None
+            row = new_entry(vault_id, head, **entry)
+            execute(self._insert_audit_sql, row.values())
 
 
 class SqliteClientStore(_SqlClientStore):
@@ -182,7 +189,7 @@ class SqliteClientStore(_SqlClientStore):
             if "no such table" in detail:
                 raise VaultUnavailable(f"no vault at {printable(self._path)}") from None
             raise sqlite_file.open_failure(self._path, detail) from None
-        check_schema_version(found[0][0] if found else None, owner=False)
+        check_schema_version(found[0][0] if found else None, owner=False, backend="sqlite")
 
     def _audit_target(self) -> sqlite3.Connection:
         # Where entries are appended: the vault itself, or (shared layout) the audit
@@ -259,10 +266,15 @@ class EngineClientStore(_SqlClientStore):
     def __init__(self, url: URL) -> None:
         from sqlalchemy import text
 
-        from vault.store import Store
+        from vault.store import AUDIT_APPEND_SQL, AUDIT_HEAD_SQL, Store
 
         self._text = text
         self._store: Store = Store.open(url)
+        if not self._store.is_sqlite:
+            # The reader role has no INSERT on audit_log: the function appends, after
+            # the database checks that the entry follows the head row.
+            self._last_audit_sql = AUDIT_HEAD_SQL
+            self._insert_audit_sql = AUDIT_APPEND_SQL
 
     def _executor(self, session: Any) -> Execute:
         def execute(sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:

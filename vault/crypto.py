@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -444,9 +445,16 @@ def verify_signature(verify_public: bytes, message: bytes, signature: bytes) -> 
     :raises IntegrityError: when it does not verify.
     """
     try:
-        Ed25519PublicKey.from_public_bytes(verify_public).verify(signature, message)
+        _ed25519_public(verify_public).verify(signature, message)
     except (InvalidSignature, ValueError):
         raise IntegrityError() from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _ed25519_public(verify_public: bytes) -> Ed25519PublicKey:
+    # Parsed once per key: ``check`` verifies a read entry of every credential, signed
+    # by a handful of clients. Public keys only; an invalid one raises (never cached).
+    return Ed25519PublicKey.from_public_bytes(verify_public)
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,13 @@ def database_error(detail: str) -> VaultError:
         return AccessDenied(f"the database refused: {detail} (is this a read-only database role?)")
     if "duplicate key" in detail or "UNIQUE constraint" in detail:
         return Conflict("another writer changed the same record at the same moment; try again")
+    if "lock timeout" in detail:
+        # PostgreSQL's lock_timeout: a session held the vault's write lock too long.
+        return Conflict("another session has held the vault's write lock too long; try again")
+    if "does not follow the chain head" in detail:
+        # The audit trigger: an entry was appended after another writer's (or the
+        # chain's head was moved meanwhile).
+        return Conflict("another writer appended to the audit log at the same moment; try again")
     return StoreError(f"database error: {detail}")
 
 

@@ -332,6 +332,11 @@ class Inventory:
         return self._vault_id
 
     @property
+    def verify_public(self) -> bytes:
+        """The vault's Ed25519 public key, from its self-signed header."""
+        return self._verify_public
+
+    @property
     def fingerprint(self) -> str:
         """Human form of the vault signing key's fingerprint."""
         return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))

@@ -29,6 +29,9 @@ class Migration:
     description: str
     readers_compatible: bool
     apply: Callable[[Connection], None]
+    backends: tuple[str, ...] = ("sqlite", "postgresql")
+    """The backends whose schema the step changes; on the others it only moves the
+    version number, so their readers need not wait for it."""
 
 
 def _audit_reads_index(conn: Connection) -> None:
@@ -37,12 +40,28 @@ def _audit_reads_index(conn: Connection) -> None:
     AUDIT_READS_INDEX.create(conn, checkfirst=True)
 
 
+def _audit_head(conn: Connection) -> None:
+    from vault.store import install_audit_head
+
+    install_audit_head(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         "index the audit log by action, credential and time (check's last-read query)",
         readers_compatible=True,
         apply=_audit_reads_index,
+    ),
+    Migration(
+        3,
+        "PostgreSQL: the audit chain's head row, locked by writers and checked by a "
+        "trigger on every append; the reader appends through a function instead of INSERT",
+        # A reader of this version appends through the function, which an older schema
+        # lacks.
+        readers_compatible=False,
+        apply=_audit_head,
+        backends=("postgresql",),
     ),
 )
 
@@ -57,10 +76,10 @@ def pending(version: int) -> list[Migration]:
     return [m for m in MIGRATIONS if m.to_version > version]
 
 
-def check_schema_version(version: object, *, owner: bool) -> None:
+def check_schema_version(version: object, *, owner: bool, backend: str | None = None) -> None:
     """Refuse a schema this exvault cannot use: a newer one, or, unless the ``owner``
     opens it (to unlock, then upgrade), an older one that a pending migration makes
-    unreadable as it is.
+    unreadable as it is (on ``backend``, ``sqlite`` or ``postgresql``; None: any).
 
     :raises IntegrityError: when ``version`` is not an integer.
     :raises UnsupportedFormat: with what to do about it.
@@ -74,7 +93,10 @@ def check_schema_version(version: object, *, owner: bool) -> None:
             f"the vault's schema version {version} is newer than this exvault supports "
             f"({SCHEMA_VERSION}); upgrade exvault"
         )
-    if not owner and not all(m.readers_compatible for m in pending(version)):
+    if not owner and not all(
+        m.readers_compatible or (backend is not None and backend not in m.backends)
+        for m in pending(version)
+    ):
         raise UnsupportedFormat(
             f"the vault's schema (version {version}) needs an upgrade this reader cannot "
             "do: run any exvault command that asks for the passphrase, once, as the owner"

@@ -166,6 +166,9 @@ class CredentialInfo:
     exposed_reason: str | None = None
     api_key_fingerprint: bytes = b""
     fields: tuple[str, ...] = ()
+    wrapped_for: tuple[str, ...] = ()
+    """Names of the clients the version just written was wrapped for (``edit``'s
+    result); empty elsewhere."""
 
     @property
     def name(self) -> str:

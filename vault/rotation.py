@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from vault import exchanges, records
 from vault.admin import UNCHANGED, clean_payload
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from vault.model import to_epoch, utc_now
 from vault.policy import Policy
 from vault.store import VersionRecord
@@ -44,6 +44,8 @@ class StepResult:
     changed: bool
     version: int | None
     message: str
+    wrapped_for: tuple[str, ...] = ()
+    """Names of the clients a version written by this step was wrapped for (start)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,13 @@ def start(
     Permissions and IPs default to the current version's; the issue date to today;
     the exchange expiry to none (a new key), unless given.
 
+    The new version is wrapped for every grantee; the result names them.
+
     :raises Conflict: when another rotation is pending (a repeat of the same start
         is a no-op instead).
     :raises InvalidInput: for bad fields, permissions or IPs.
+    :raises IntegrityError: when a grant is not backed by the signed audit log
+        (``AdminVault._check_grants_signed``); nothing is written.
     """
     now = to_epoch(utc_now())
     with admin._writing() as session:
@@ -106,15 +112,24 @@ def start(
             issued_on or utc_now().date(),
             None if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
         )
-        admin._check_scopes(session, head, metadata.permissions)
+        grantees = admin._check_scopes(session, head, metadata.permissions)
         version = admin._next_version(session, head)
-        admin._add_version(session, head, version, metadata, fields, now)
+        admin._add_version(session, head, version, metadata, fields, now, grantees=grantees)
         head.pending_version = version
         head.pending_since = now
         head.updated_at = now
         records.sign_head(admin._identity, admin._vault_id, head)
         admin._audit(session, "rotate-start", name, version)
-    return StepResult(name, "start", True, version, f"version {version} staged as pending")
+    wrapped_for = tuple(sorted(c.name for c in grantees))
+    return StepResult(
+        name,
+        "start",
+        True,
+        version,
+        f"version {version} staged as pending"
+        + (f"; wrapped for clients: {', '.join(wrapped_for)}" if wrapped_for else ""),
+        wrapped_for,
+    )
 
 
 def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
@@ -222,7 +237,11 @@ def finish(admin: AdminVault, name: str) -> StepResult:
     """Drop the ``previous`` version (its ciphertext and wraps are deleted).
 
     Also clears an exposure mark that predates the current version: the exposed key
-    is the one now retired.
+    is the one now retired. The current version's time is read from its row only once
+    the row's signature verifies.
+
+    :raises IntegrityError: when the current version's row is missing or fails
+        verification; nothing is changed.
     """
     with admin._writing() as session:
         head = admin._head(session, name, for_update=True)
@@ -230,7 +249,18 @@ def finish(admin: AdminVault, name: str) -> StepResult:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
         dropped = head.previous_version
         head.previous_version = head.previous_until = None
-        current = session.get(VersionRecord, (head.id, head.current_version))
+        current = (
+            session.get(VersionRecord, (head.id, head.current_version))
+            if head.current_version is not None
+            else None
+        )
+        if head.exposed_at is not None and current is None:
+            raise IntegrityError(f'damaged vault: "{name}" has lost its current version')
+        if current is not None:
+            # Its created_at may clear the exposure mark: a far-future value put in the
+            # row must fail here, not wipe the mark.
+            records.verify_version(admin._verify_public, admin._vault_id, current)
+            records.check_metadata(current, head)
         if (
             head.exposed_at is not None
             and current is not None

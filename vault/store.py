@@ -12,7 +12,8 @@ connection runs with WAL (a rollback journal for a vault in the shared layout, s
 loss), ``secure_delete=ON`` (deleted cells are zeroed, not left in free pages),
 ``foreign_keys=ON`` and a busy timeout. Writes begin ``IMMEDIATE`` so two writers
 queue on the lock instead of failing mid-transaction with "database is locked"; on
-PostgreSQL a transaction-scoped advisory lock does the same.
+PostgreSQL a row lock on the audit chain's head (:data:`AUDIT_HEAD`) does the same,
+waiting at most :data:`WRITE_LOCK_TIMEOUT_MS`.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Column,
     ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
@@ -56,6 +60,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.expression import ClauseElement
 
 from vault import sqlite_file
+from vault.audit_entry import AuditRow
 from vault.errors import (
     AlreadyExists,
     InvalidInput,
@@ -72,7 +77,13 @@ from vault.errors import (
 from vault.migrations import SCHEMA_VERSION, check_schema_version, pending
 from vault.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 
-WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of write transactions
+WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of schema 2 and older
+HEAD_ROW = "exvault_audit_head"
+"""Key of a write session's ``info``: set when the chain's head is :data:`AUDIT_HEAD`'s
+row (PostgreSQL, schema version 3 on), not the entry of highest ``seq``."""
+WRITE_LOCK_TIMEOUT_MS = 30_000
+"""How long a PostgreSQL write waits for the write lock before failing with a conflict
+(``lock_timeout``): a lock held by a stuck or hostile session must not hang the fleet."""
 
 
 class Base(DeclarativeBase):
@@ -252,6 +263,130 @@ class AuditRecord(Base):
     signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
 
 
+POSTGRESQL_METADATA = MetaData()
+"""Tables of the PostgreSQL backend only (schema version 3 on): SQLite has none of them."""
+
+AUDIT_HEAD = Table(
+    "exvault_audit_head",
+    POSTGRESQL_METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("entry_hash", LargeBinary(32), nullable=False),
+)
+"""One row: the seq and hash of the audit chain's last entry (0 and 32 zero bytes for
+an empty log). Writers lock it (the write lock); the trigger below checks each new
+entry against it and moves it. A row outside the chain, whatever its seq, is never the
+head, so it cannot stop the next append (an INTEGER seq of 2^31 - 1 did)."""
+
+
+def _postgresql_chain_ddl(schema: str) -> list[str]:
+    # SECURITY DEFINER functions run as the tables' owner: pinning search_path to the
+    # vault's schema keeps a caller's own objects out of them. Only that quoted schema
+    # name and exvault's own column names are interpolated below (hence the noqa).
+    path = f"SET search_path = {schema}, pg_temp"
+    columns = ", ".join(AuditRow.__dataclass_fields__)
+    arguments = ", ".join(f"p_{name} {kind}" for name, kind in _AUDIT_APPEND_ARGUMENTS)
+    values = ", ".join(f"p_{name}" for name, _kind in _AUDIT_APPEND_ARGUMENTS)
+    return [
+        # Locking the row FOR UPDATE needs UPDATE on the table, which only the owner has:
+        # the reader takes it only through this function, so only inside a transaction
+        # (bounded by idle_in_transaction_session_timeout), never for a whole session as
+        # it could the advisory lock.
+        "CREATE OR REPLACE FUNCTION exvault_lock_writes() RETURNS void "
+        f"LANGUAGE plpgsql SECURITY DEFINER {path} AS $$ BEGIN "
+        "PERFORM 1 FROM exvault_audit_head WHERE id = 1 FOR UPDATE; END $$",
+        # Every insert, the owner's and the reader's: it must follow the head exactly.
+        "CREATE OR REPLACE FUNCTION exvault_audit_chain() RETURNS trigger "  # noqa: S608
+        f"LANGUAGE plpgsql SECURITY DEFINER {path} AS $$ "
+        "DECLARE head_seq bigint; head_hash bytea; BEGIN "
+        "SELECT seq, entry_hash INTO head_seq, head_hash FROM exvault_audit_head "
+        "WHERE id = 1 FOR UPDATE; "
+        "IF NOT FOUND OR NEW.seq IS DISTINCT FROM head_seq + 1 "
+        "OR NEW.prev_hash IS DISTINCT FROM head_hash THEN "
+        "RAISE EXCEPTION 'exvault: audit entry % does not follow the chain head %', "
+        "NEW.seq, head_seq USING ERRCODE = '40001'; END IF; "
+        "UPDATE exvault_audit_head SET seq = NEW.seq, entry_hash = NEW.entry_hash "
+        "WHERE id = 1; RETURN NEW; END $$",
+        "DROP TRIGGER IF EXISTS exvault_audit_chain ON audit_log",
+        "CREATE TRIGGER exvault_audit_chain BEFORE INSERT ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION exvault_audit_chain()",
+        # The reader's only way to append (it has no INSERT on audit_log).
+        f"CREATE OR REPLACE FUNCTION exvault_audit_append({arguments}) RETURNS void "  # noqa: S608
+        f"LANGUAGE sql SECURITY DEFINER {path} AS $$ "
+        f"INSERT INTO audit_log ({columns}) VALUES ({values}) $$",
+        "REVOKE ALL ON FUNCTION exvault_lock_writes() FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION exvault_audit_chain() FROM PUBLIC",
+        f"REVOKE ALL ON FUNCTION {AUDIT_APPEND_FUNCTION} FROM PUBLIC",
+    ]
+
+
+_AUDIT_APPEND_ARGUMENTS = (
+    ("seq", "integer"),
+    ("at", "bigint"),
+    ("actor", "text"),
+    ("host", "text"),
+    ("pid", "integer"),
+    ("action", "text"),
+    ("credential", "text"),
+    ("version", "integer"),
+    ("outcome", "text"),
+    ("detail", "text"),
+    ("prev_hash", "bytea"),
+    ("signer", "text"),
+    ("entry_hash", "bytea"),
+    ("signature", "bytea"),
+)
+
+AUDIT_APPEND_FUNCTION = "exvault_audit_append({})".format(
+    ", ".join(kind for _name, kind in _AUDIT_APPEND_ARGUMENTS)
+)
+"""The signature of the reader's append function, as a GRANT names it."""
+
+AUDIT_APPEND_SQL = "SELECT exvault_audit_append({})".format(
+    ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _AUDIT_APPEND_ARGUMENTS)
+)
+"""Appends one entry on PostgreSQL (named parameters: the columns of an audit row)."""
+
+AUDIT_HEAD_SQL = "SELECT seq, entry_hash FROM exvault_audit_head WHERE id = 1"
+"""The chain's head on PostgreSQL: (seq, entry hash), seq 0 for an empty log."""
+
+
+def install_audit_head(conn: Connection) -> None:
+    """PostgreSQL: create the head row (from the chain's last entry), the lock and append
+    functions and the trigger; hand every role that could INSERT into ``audit_log``
+    (the reader) the functions, and SELECT on the head row, instead. Idempotent; does
+    nothing on SQLite.
+
+    The grants move so that the append function is the reader's only way in: an
+    existing fleet is safe from the owner's first unlock on, before anyone re-runs the
+    documented grants.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    POSTGRESQL_METADATA.create_all(conn, checkfirst=True)
+    conn.exec_driver_sql(
+        "INSERT INTO exvault_audit_head (id, seq, entry_hash) "
+        "SELECT 1, COALESCE(MAX(seq), 0), COALESCE("
+        "(SELECT entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1), "
+        "decode(repeat('00', 32), 'hex')) FROM audit_log ON CONFLICT (id) DO NOTHING"
+    )
+    schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    for statement in _postgresql_chain_ddl(quote(schema)):
+        conn.exec_driver_sql(statement.replace("%", "%%"))  # psycopg's placeholders
+    inserters = conn.exec_driver_sql(
+        "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
+        "WHERE table_schema = current_schema() AND table_name = 'audit_log' "
+        "AND privilege_type = 'INSERT' AND grantee <> current_user"
+    ).scalars()
+    for role in list(inserters):
+        role = quote(role)
+        conn.exec_driver_sql(f"REVOKE INSERT ON audit_log FROM {role}")
+        conn.exec_driver_sql(f"GRANT SELECT ON exvault_audit_head TO {role}")
+        conn.exec_driver_sql(f"GRANT EXECUTE ON FUNCTION exvault_lock_writes() TO {role}")
+        conn.exec_driver_sql(f"GRANT EXECUTE ON FUNCTION {AUDIT_APPEND_FUNCTION} TO {role}")
+
+
 AUDIT_READS_INDEX = Index(
     "ix_audit_log_reads", AuditRecord.action, AuditRecord.credential, AuditRecord.at
 )
@@ -399,6 +534,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # PostgreSQL at schema version 3 or later: writers lock the audit chain's head
+        # row; older schemas (and a vault being created) have only the advisory lock.
+        self._locks_head = False
 
     @property
     def url(self) -> URL:
@@ -440,6 +578,9 @@ class Store:
                 Base.metadata.create_all(session.connection())
                 session.add(SchemaInfo(id=1, schema_version=SCHEMA_VERSION))
                 initialize(session)
+                session.flush()
+                install_audit_head(session.connection())
+            store._locks_head = not store.is_sqlite
             if build is not None and path is not None:
                 store.checkpoint()
                 store.dispose()
@@ -484,7 +625,8 @@ class Store:
                 if "exvault_schema" not in _table_names(conn):
                     raise VaultUnavailable(f"no vault at {printable(describe_location(url))}")
                 version = conn.execute(select(SchemaInfo.schema_version)).scalar()
-            check_schema_version(version, owner=owner)
+            check_schema_version(version, owner=owner, backend=url.get_backend_name())
+            store._locks_head = not store.is_sqlite and isinstance(version, int) and version >= 3
         except DatabaseError as exc:
             store.dispose()
             detail = describe_database_error(exc)
@@ -504,15 +646,15 @@ class Store:
         """
         with self.read() as session:
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
-        if current >= SCHEMA_VERSION:
-            return current
-        with self.write() as session:
-            conn = session.connection()
-            current = session.scalar(select(SchemaInfo.schema_version)) or 1
-            for step in pending(current):  # another process may have migrated meanwhile
-                step.apply(conn)
-                session.execute(update(SchemaInfo).values(schema_version=step.to_version))
-                current = step.to_version
+        if current < SCHEMA_VERSION:
+            with self.write() as session:
+                conn = session.connection()
+                current = session.scalar(select(SchemaInfo.schema_version)) or 1
+                for step in pending(current):  # another process may have migrated meanwhile
+                    step.apply(conn)
+                    session.execute(update(SchemaInfo).values(schema_version=step.to_version))
+                    current = step.to_version
+        self._locks_head = not self.is_sqlite and current >= 3
         return current
 
     @staticmethod
@@ -544,12 +686,20 @@ class Store:
                 # Take the write lock now, not at the first write: reads inside the
                 # transaction (name taken? next version number?) must not go stale.
                 session.connection()
-                if not self.is_sqlite:
-                    # PostgreSQL: one advisory lock per write transaction, taken first,
-                    # makes writers queue as SQLite's BEGIN IMMEDIATE does. Taking locks
-                    # in varying orders (a row, then the audit chain's head) deadlocked
-                    # under the concurrency suite. It needs no privilege, so a read-only
-                    # role that may append to the audit log can take it.
+                if self._locks_head:
+                    # PostgreSQL: one lock per write transaction, taken first, makes
+                    # writers queue as SQLite's BEGIN IMMEDIATE does (taking locks in
+                    # varying orders deadlocked under the concurrency suite). It is the
+                    # audit head's row lock, which the reader role can take only through
+                    # exvault_lock_writes(), inside a transaction: not the advisory
+                    # lock, which any role could hold for a whole idle session. Waiting
+                    # is bounded, so a stuck holder gives a conflict, not a hang.
+                    session.execute(text(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS:d}"))
+                    session.execute(text("SELECT exvault_lock_writes()"))
+                    session.info[HEAD_ROW] = True
+                elif not self.is_sqlite:
+                    # An older schema, or the vault being created: the advisory lock
+                    # older exvaults take too, so that they queue with this one.
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
                 yield session
 
@@ -619,6 +769,33 @@ def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, .
         cursor.close()
 
 
+def _surrogate_escaped(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+@contextmanager
+def tolerant_text(session: Session) -> Iterator[None]:
+    """Inside the block, a SQLite text value that is not UTF-8 comes back with each bad
+    byte as a lone surrogate (``surrogateescape``) instead of failing the whole query.
+
+    For the audit log's readers: one damaged row must be reported by its ``seq``, not
+    stop the walk with a message naming nothing. Such a value fails to encode (it
+    cannot be hashed or signed) and :func:`vault.errors.printable` shows it escaped.
+    PostgreSQL stores only valid text; nothing changes there.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = connection.connection.driver_connection
+    previous = raw.text_factory
+    raw.text_factory = _surrogate_escaped
+    try:
+        yield
+    finally:
+        raw.text_factory = previous
+
+
 def _table_names(conn: Connection) -> set[str]:
     return set(inspect(conn).get_table_names())
 
@@ -671,9 +848,14 @@ def schema_differences(conn: Connection) -> list[str]:
 
 
 def declared_schema(dialect: Dialect) -> Schema:
-    """The schema :data:`Base.metadata` declares, as ``dialect`` creates it."""
+    """The schema :data:`Base.metadata` declares (with :data:`POSTGRESQL_METADATA` and the
+    audit trigger on PostgreSQL), as ``dialect`` creates it."""
     schema: Schema = {None: {}}
-    for table in Base.metadata.sorted_tables:
+    tables = list(Base.metadata.sorted_tables)
+    if dialect.name == "postgresql":
+        tables += POSTGRESQL_METADATA.sorted_tables
+        schema[None]["trigger exvault_audit_chain on audit_log"] = ""
+    for table in tables:
         name = table.name
         objects = schema[name] = {}
         for column in table.columns:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from vault import audit, audit_file, records
+from vault import access_history, audit, audit_file, records
 from vault.errors import IntegrityError, VaultError
 from vault.policy import Policy
 from vault.store import (
@@ -136,12 +136,14 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
         except IntegrityError:
             problem(Problem(None, f'client "{client.name}": record forged or edited'))
     grantees: dict[str, set[str]] = defaultdict(set)
+    grants: list[GrantRecord] = []
     for grant in _well_typed(session.scalars(select(GrantRecord)), GrantRecord, report):
         try:
             records.verify_grant(verify_public, vault_id, grant)
         except IntegrityError:
             problem(Problem(None, f"grant of client {grant.client_id}: forged or edited"))
             continue
+        grants.append(grant)
         grantee = clients.get(grant.client_id)
         if grantee is not None and grantee.revoked_at is None:
             grantees[grant.credential_id].add(grantee.id)
@@ -189,6 +191,7 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
     # wraps restored) verifies row by row; the signed revocation in the log does not
     # go away with it (unless the log's tail is cut too, see audit verify's witness).
     by_name = {c.name: c for c in clients.values()}
+    _verify_grants_signed(admin, session, heads, clients, grants, report)
     for seq, name in chain.revocations:
         restored = by_name.get(name)
         if restored is not None and restored.revoked_at is None:
@@ -199,6 +202,60 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
                     "rows put back from an older copy?",
                 )
             )
+
+
+def _verify_grants_signed(
+    admin: AdminVault,
+    session: Session,
+    heads: list[CredentialRecord],
+    clients: dict[str, ClientRecord],
+    grants: list[GrantRecord],
+    report: VerifyReport,
+) -> None:
+    """Compare the grant rows with what the signed audit log says (see
+    :mod:`vault.access_history`): a grant row the log does not back (put back after an
+    ungrant or a revocation), a signed grant whose row vanished without a signed
+    ungrant (deleted, by the client itself perhaps, to escape the exposure mark at
+    its revocation), and a version number created twice."""
+    log = access_history.read_signed_log(session, admin._vault_id, admin._verify_public)
+    facts = access_history.access_facts(log.entries)
+    problem = report.problems.append
+    names = {h.id: h.name for h in heads if isinstance(h.name, str)}
+    rows = set()
+    for grant in grants:
+        client, name = clients.get(grant.client_id), names.get(grant.credential_id)
+        if client is None or name is None:
+            continue
+        rows.add((client.name, name))
+        if client.revoked_at is None and not facts.grant_standing(client.name, name):
+            problem(
+                Problem(
+                    name,
+                    f'granted to client "{client.name}" but the signed audit log shows no '
+                    "standing grant (a grant row put back after an ungrant or a revocation?)",
+                )
+            )
+    # A revocation deletes the grant rows; a revoked client put back is reported apart.
+    live = {c.name for c in clients.values() if c.revoked_at is None} - set(facts.revoked)
+    for name in sorted(set(names.values()) & set(facts.granted)):
+        for client_name, seq in sorted(facts.granted[name].items()):
+            if client_name in live and (client_name, name) not in rows:
+                problem(
+                    Problem(
+                        name,
+                        f'granted to client "{client_name}" (audit entry {seq}) with no signed '
+                        "ungrant since, but its grant row is gone (deleted?)",
+                    )
+                )
+    for repeated in facts.repeated_versions:
+        problem(
+            Problem(
+                repeated.credential,
+                f"the audit log shows version {repeated.version} created twice (entries "
+                f"{repeated.first_seq} and {repeated.second_seq}) with no removal between: "
+                "version rows deleted or put back?",
+            )
+        )
 
 
 def _verify_credential(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import date, datetime, timezone
 
 import pytest
@@ -634,3 +635,38 @@ def test_full_round_trip(cli, terminal, binance_payload) -> None:
     assert cli.unlocked("remove", "binance-main", "--yes").exit_code == 0
     assert cli.unlocked("remove", "kucoin-sub1", input="y\n").exit_code == 0
     assert listed(cli) == []
+
+
+def test_edit_names_the_clients_it_wrapped_for(stocked_cli) -> None:
+    for args in (("client", "add", "bot-b"), ("client", "add", "bot-a")):
+        assert stocked_cli.unlocked(*args).exit_code == 0
+    r = stocked_cli.unlocked("grant", "bot-b", "binance-main")
+    assert r.exit_code == 0, r.output
+    assert stocked_cli.unlocked("grant", "bot-a", "binance-main").exit_code == 0
+    r = stocked_cli.unlocked("edit", "binance-main", "--ip", "203.0.113.8")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (
+        'Updated "binance-main": now version 2; wrapped for clients: bot-a, bot-b.\n'
+    )
+    r = stocked_cli.unlocked("edit", "binance-main", "--ip", "203.0.113.9", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["wrapped_for"] == ["bot-a", "bot-b"]
+
+
+def test_edit_refuses_a_grant_row_put_back_after_ungrant(
+    stocked_cli, snapshot, one_error_line
+) -> None:
+    assert stocked_cli.unlocked("client", "add", "bot").exit_code == 0
+    assert stocked_cli.unlocked("grant", "bot", "binance-main").exit_code == 0
+    db = sqlite3.connect(stocked_cli.vault_path)
+    (grant,) = db.execute("SELECT * FROM grants").fetchall()
+    assert stocked_cli.unlocked("ungrant", "bot", "binance-main").exit_code == 0
+    with db:
+        db.execute("INSERT INTO grants VALUES (?, ?, ?, ?)", grant)
+    db.close()
+    before = snapshot()
+    r = stocked_cli.unlocked("edit", "binance-main", "--ip", "203.0.113.8")
+    line = one_error_line(r, 3)
+    assert 'damaged vault: "binance-main" is granted to client "bot"' in line
+    assert "run exvault verify" in line
+    assert snapshot() == before

@@ -249,3 +249,42 @@ def test_restore_of_the_same_vault_says_nothing_of_identity(stocked_cli, tmp_pat
     saved = _backup(stocked_cli, tmp_path)
     r = _restore(stocked_cli, saved, "--yes")
     assert (r.exit_code, r.stderr) == (0, ""), r.output
+
+
+def _invalid_utf8_entry(stocked_cli) -> int:  # type: ignore[no-untyped-def]
+    """Append an unsigned entry (a wrong passphrase), then give it a detail that is not
+    UTF-8; returns its seq."""
+    from vault.admin import AdminVault
+    from vault.errors import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        AdminVault.unlock(stocked_cli.vault_path, "wrong passphrase")
+    ((seq,),) = sql(stocked_cli.vault_path, "SELECT max(seq) FROM audit_log")
+    sql(
+        stocked_cli.vault_path,
+        "UPDATE audit_log SET detail = CAST(X'41FF42' AS TEXT) WHERE seq = ?",
+        seq,
+    )
+    return int(seq)  # type: ignore[call-overload]
+
+
+def test_audit_verify_names_an_entry_that_is_not_utf8(stocked_cli) -> None:  # type: ignore[no-untyped-def]
+    seq = _invalid_utf8_entry(stocked_cli)
+    r = stocked_cli("audit", "--vault", str(stocked_cli.vault_path), "verify")
+    assert r.exit_code == 3
+    assert r.output == f"exvault: audit: entry {seq}: its detail is not UTF-8 text\n"
+
+
+def test_verify_names_an_audit_entry_that_is_not_utf8(stocked_cli) -> None:  # type: ignore[no-untyped-def]
+    seq = _invalid_utf8_entry(stocked_cli)
+    r = stocked_cli.unlocked("verify")
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert f"audit log: entry {seq}: its detail is not UTF-8 text" in r.output
+
+
+def test_audit_lists_an_entry_that_is_not_utf8_escaped(stocked_cli) -> None:  # type: ignore[no-untyped-def]
+    seq = _invalid_utf8_entry(stocked_cli)
+    r = stocked_cli.v("audit")
+    assert r.exit_code == 0, r.output
+    (line,) = [x for x in r.output.splitlines() if x.startswith(f"{seq} ")]
+    assert line.endswith("A\\udcffB")

@@ -877,3 +877,13 @@ def test_schedule_escapes_percent(cli, tmp_path) -> None:
     assert r.exit_code == 0
     line = r.stdout.splitlines()[1]
     assert "%" not in line.replace("\\%", "")
+
+
+def test_rotate_start_names_the_clients_it_wrapped_for(stocked_cli) -> None:
+    assert stocked_cli.unlocked("client", "add", "bot").exit_code == 0
+    assert stocked_cli.unlocked("grant", "bot", "binance-main").exit_code == 0
+    r = stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0] == (
+        "binance-main: version 2 staged as pending; wrapped for clients: bot."
+    )

@@ -2107,9 +2107,10 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
     ),
     KnownLimit(
         "grant-deleted",
-        "A grant deleted together with the client's wraps of that credential is "
-        "indistinguishable from an ungrant that was never audited: the client loses "
-        "access (denial of service), gains nothing.",
+        "A grant deleted together with the client's wraps of that credential, when the "
+        "signed grant entry is gone too (cut off with the log's tail): otherwise verify "
+        "reports the vanished grant. The client loses access (denial of service), gains "
+        "nothing.",
         lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("delete the grant"),
     ),
     KnownLimit(
@@ -2131,10 +2132,9 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         "revocation-rollback",
         "A revoked client's rows (client record, grants, wraps) put back from a copy taken "
         "before the revocation each carry a valid signature: the client reads again what "
-        "it could read before, and later versions of the credentials it was granted are "
-        "wrapped for it again. Only the signed 'client-revoke' audit entry still records "
-        "the revocation: verify reports the mismatch (readers do not walk the log), "
-        "unless the log's tail was cut as well.",
+        "it could read before (the owner's writes refuse to wrap later versions for it: "
+        "they check the signed 'client-revoke' entry). Verify reports the mismatch "
+        "(readers do not walk the log), unless the log's tail was cut as well.",
         lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("revoked client"),
     ),
     KnownLimit(
