@@ -2106,36 +2106,23 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("delete client"),
     ),
     KnownLimit(
-        "grant-deleted",
-        "A grant deleted together with the client's wraps of that credential, when the "
-        "signed grant entry is gone too (cut off with the log's tail): otherwise verify "
-        "reports the vanished grant. The client loses access (denial of service), gains "
-        "nothing.",
-        lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("delete the grant"),
-    ),
-    KnownLimit(
         "row-rollback",
-        "An older copy of a signed row put back (a credential head with its older policy, "
-        "exposure mark or stage labels; a client before its revocation; a grant or a "
-        "version row deleted since) carries a valid signature, and so do whole "
-        "credentials, clients or grants put back with all their rows (a removed "
-        "credential, an aborted pending version, an ungranted client's wraps): rollback "
-        "of individual rows is not detected when the rows it needs are still there or "
-        "put back too (SECURITY.md known limit 4). Older heads whose ciphertexts were "
-        "deleted, or that leave ciphertext of an unlabelled version behind, are detected.",
+        "An older copy of signed rows put back carries valid signatures (SECURITY.md "
+        "known limit 4): a credential head alone with its older policy or without its "
+        "exposure mark; a revoked client's grant row (the client is refused at open); a "
+        "whole credential with all its rows when its grants are what the signed audit "
+        "log says (its older labels and versions read again). Rows that contradict the "
+        "signed audit log (a grant, an ungrant, a revocation, versions created twice) are "
+        "reported by verify; older heads whose ciphertexts were deleted, or that leave "
+        "ciphertext of an unlabelled version behind, are detected.",
         lambda t, m, d, v: (
             m.kind == "replay"
-            and m.table in {"credentials", "clients", "grants", "credential_versions"}
+            and (
+                (m.label.startswith("credential ") and "grants" not in d.tables())
+                or m.label.startswith("credentials[")
+                or (m.label.startswith("grants[") and not v.gained)
+            )
         ),
-    ),
-    KnownLimit(
-        "revocation-rollback",
-        "A revoked client's rows (client record, grants, wraps) put back from a copy taken "
-        "before the revocation each carry a valid signature: the client reads again what "
-        "it could read before (the owner's writes refuse to wrap later versions for it: "
-        "they check the signed 'client-revoke' entry). Verify reports the mismatch "
-        "(readers do not walk the log), unless the log's tail was cut as well.",
-        lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("revoked client"),
     ),
     KnownLimit(
         "file-rollback-without-witness",
@@ -2153,11 +2140,9 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         "vault shows they existed.",
         lambda t, m, d, v: (
             not m.witness
-            and (
-                (m.kind == "crafted" and "audit entr" in m.label and "cut off" in m.label)
-                # the tail replaced by another validly signed history (the fork's)
-                or (m.kind == "replay" and m.label.startswith("audit log from seq"))
-            )
+            and m.kind == "crafted"
+            and "audit entr" in m.label
+            and "cut off" in m.label
         ),
     ),
     KnownLimit(
@@ -2166,8 +2151,9 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         "machine; entries the owner wrote since are in no witness. The newest entries "
         "deleted, the owner's next entry taking their seq, then the deleted entries put "
         "back in its place leave a valid chain that ends where the witness expects: the "
-        "owner's entry is lost (SECURITY.md known limit 8, tail truncation).",
-        lambda t, m, d, v: m.kind == "reuse" and m.table == "audit_log",
+        "owner's entry is lost (SECURITY.md known limit 8, tail truncation), unless the "
+        "entry backs a row verify checks against the log (a grant).",
+        lambda t, m, d, v: m.kind == "reuse" and m.table == "audit_log" and "'s read " in m.label,
     ),
     KnownLimit(
         "reuse-key-not-reused",
@@ -2178,20 +2164,6 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
             m.kind == "reuse"
             and _key_not_reused(m, d)
             and not (v.gained or v.wrong_reads or v.changed)
-        ),
-    ),
-    KnownLimit(
-        "reuse-version-number",
-        "A retired version's row deleted when its number is the highest lets the owner's "
-        "next rotate start or edit number its new version with it; that version's rows "
-        "then replaced by the old, validly signed ones (row, ciphertext, wraps, from a "
-        "copy taken before the retirement) make the head's stage label, which names only "
-        "a number, serve the retired key (SECURITY.md known limit 4: rollback of "
-        "individual signed rows).",
-        lambda t, m, d, v: (
-            m.kind == "reuse"
-            and m.table == "credential_versions"
-            and "with its ciphertext" in m.label
         ),
     ),
     KnownLimit(
