@@ -315,3 +315,27 @@ def cli_vault(cli: Cli) -> Cli:
     result = cli.init()
     assert result.exit_code == 0, result.output
     return cli
+
+
+SCHEMA2_VAULT = Path(__file__).parent / "data" / "vault_schema2.sql"
+"""A vault made by exvault's code at schema version 2, as SQL: binance-main (edited, then
+rotated: version 3 current, 2 previous), kucoin-sub1, the client "bot" granted both and
+"old-bot", granted kucoin-sub1 then revoked. Test KDF, passphrase :data:`PASSPHRASE`."""
+
+SCHEMA2_BOT_TOKEN = (
+    "exv1-M_JSWZyMCve1H1OIiiu-lrRmTqQcnjmW07yRzj3xzKEJJ36nxA2iNRb3scaDHMUvXJxEUsB-yy-GGR6xy"
+    "UxgTv577j9ElvhjuBIyt9lD9rqs2FCw2jjcGB3M54MJm-clsesoAg"
+)
+"""The token of "bot" in :data:`SCHEMA2_VAULT`."""
+
+
+def load_schema2_vault(path: Path) -> Path:
+    """Write the vault of :data:`SCHEMA2_VAULT` to a new SQLite file at ``path``."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA2_VAULT.read_text())
+    finally:
+        db.close()
+    path.chmod(0o600)
+    return path

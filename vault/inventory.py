@@ -348,6 +348,7 @@ class Inventory:
         if head is None:
             raise NotFound(f"no credential named {quoted(name)}; see: exvault list")
         records.verify_head(self._verify_public, self._vault_id, head)
+        records.check_head_name(head, name)
         return head
 
     def names(self) -> list[str]:
@@ -439,8 +440,7 @@ class Inventory:
             )
             if row is None:
                 raise IntegrityError(f'damaged vault: "{name}" has no current version')
-            records.verify_version(self._verify_public, self._vault_id, row)
-            records.check_metadata(row, head)
+            records.check_staged_version(self._verify_public, self._vault_id, head, "current", row)
             return info_from_rows(head, row)
 
     def history(self, name: str) -> list[VersionInfo]:
@@ -465,11 +465,16 @@ class Inventory:
             out = []
             for row in rows:
                 records.verify_version(self._verify_public, self._vault_id, row)
+                stages = records.stage_of(head, row.version)
+                for stage in stages:  # a labelled row must be the very one the head names
+                    records.check_staged_version(
+                        self._verify_public, self._vault_id, head, stage, row
+                    )
                 out.append(
                     VersionInfo(
                         version=row.version,
                         created_at=from_epoch(row.created_at),
-                        stages=records.stage_of(head, row.version),
+                        stages=stages,
                         metadata=records.check_metadata(row, head),
                         readable=row.version in readable,
                     )

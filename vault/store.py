@@ -68,7 +68,7 @@ from vault.errors import (
 from vault.errors import (
     StoreError as StoreError,  # re-exported: the store's own failure
 )
-from vault.migrations import SCHEMA_VERSION, check_schema_version, pending
+from vault.migrations import SCHEMA_VERSION, Unlocked, check_schema_version, pending
 from vault.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 
 WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of write transactions
@@ -118,7 +118,13 @@ class KeyslotRecord(Base):
 
 
 class CredentialRecord(Base):
-    """A credential's head: its name, stage labels, policy and exposure; signed."""
+    """A credential's head: its name, stage labels, policy and exposure; signed.
+
+    The columns after ``signature`` came with schema version 3 (a migration adds them
+    at the end of the table; declared in that order, a new vault's table is the same):
+    the head's revision, its version counter, the digest of the version each stage
+    names, and the signed set of the clients granted it.
+    """
 
     __tablename__ = "credentials"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -134,6 +140,12 @@ class CredentialRecord(Base):
     exposed_at: Mapped[int | None] = mapped_column(BigInteger)
     exposed_reason: Mapped[str | None] = mapped_column(Text)
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    revision: Mapped[int] = mapped_column(Integer)
+    version_counter: Mapped[int] = mapped_column(Integer)
+    current_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    pending_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    previous_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    grantees: Mapped[str] = mapped_column(Text)
 
 
 class VersionRecord(Base):
@@ -482,11 +494,12 @@ class Store:
             raise
         return store
 
-    def upgrade(self) -> int:
+    def upgrade(self, owner: Unlocked) -> int:
         """Apply pending schema migrations in one transaction; returns the new version.
 
-        Called by the owner's unlock, after the passphrase has been checked. Costs one
-        read when the schema is current.
+        Called by the owner's unlock, after the passphrase has been checked, with the
+        unlocked keys (a migration may verify and re-sign rows). Costs one read when
+        the schema is current.
         """
         with self.read() as session:
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
@@ -496,7 +509,7 @@ class Store:
             conn = session.connection()
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
             for step in pending(current):  # another process may have migrated meanwhile
-                step.apply(conn)
+                step.apply(conn, owner)
                 session.execute(update(SchemaInfo).values(schema_version=step.to_version))
                 current = step.to_version
         return current
