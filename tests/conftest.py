@@ -158,6 +158,62 @@ def db_exec(location: str | Path, statement: str, **params: object) -> list[tupl
         engine.dispose()
 
 
+def copy_rows(
+    location: str | Path, table: str, where: str, **params: object
+) -> list[dict[str, object]]:
+    """Every column of the rows of ``table`` matching ``where``: a copy a tamperer keeps
+    to put back later (:func:`put_rows`)."""
+    from sqlalchemy import create_engine, text
+
+    from vault.location import resolve
+
+    engine = create_engine(resolve(str(location)))
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(f"SELECT * FROM {table} WHERE {where}"), params)
+            return [dict(r) for r in result.mappings()]
+    finally:
+        engine.dispose()
+
+
+def put_rows(
+    location: str | Path, table: str, rows: list[dict[str, object]], where: str, **params: object
+) -> None:
+    """Delete the rows of ``table`` matching ``where``, then insert ``rows`` (saved by
+    :func:`copy_rows`) in one transaction: old rows put back."""
+    from sqlalchemy import create_engine, text
+
+    from vault.location import resolve
+
+    engine = create_engine(resolve(str(location)))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM {table} WHERE {where}"), params)
+            for row in rows:
+                columns = ", ".join(row)
+                values = ", ".join(f":{c}" for c in row)
+                conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+    finally:
+        engine.dispose()
+
+
+def restore_rows(location: str | Path, table: str, rows: list[dict[str, object]], key: str) -> None:
+    """Give the rows of ``table`` with the ``key`` of ``rows`` (saved by :func:`copy_rows`)
+    every value they had: an UPDATE, so that no foreign key cascades (PostgreSQL)."""
+    from sqlalchemy import create_engine, text
+
+    from vault.location import resolve
+
+    engine = create_engine(resolve(str(location)))
+    try:
+        with engine.begin() as conn:
+            for row in rows:
+                values = ", ".join(f"{c} = :{c}" for c in row if c != key)
+                conn.execute(text(f"UPDATE {table} SET {values} WHERE {key} = :{key}"), row)
+    finally:
+        engine.dispose()
+
+
 def sql(location: str | Path, statement: str, *params: object) -> list[tuple[object, ...]]:
     """:func:`db_exec` with positional ``?`` placeholders, as sqlite3 writes them."""
     counter = iter(range(len(params)))
