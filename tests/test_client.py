@@ -411,6 +411,9 @@ def test_head_put_back_during_a_grace_period_is_refused_by_a_handle_that_saw_the
         restore_rows(vault_location, "credentials", before, "id")
         with pytest.raises(IntegrityError, match='"binance-main"'):
             bot.get("binance-main")
+    last = stocked.audit_entries()[-1]
+    assert (last.actor, last.action, last.outcome) == ("client:grid-bot", "read", "denied")
+    assert last.credential == "binance-main" and "older" in last.detail
 
 
 @pytest.mark.parametrize("new_version", ["edit", "rotate start"])

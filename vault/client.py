@@ -200,7 +200,9 @@ class ClientVault:
     def _signer(self) -> Signer:
         return (self._token.client_id, self._signing_key.sign)
 
-    def _refuse(self, error: AccessDenied, credential: str, version: int | None = None) -> None:
+    def _refuse(
+        self, error: AccessDenied | IntegrityError, credential: str, version: int | None = None
+    ) -> None:
         _failure(
             self._store,
             self._vault_id,
@@ -271,17 +273,22 @@ class ClientVault:
         A head put back from an older copy verifies, and names versions that may still
         be there (the previous key during a grace period); its revision gives it away.
 
-        :raises IntegrityError: naming the credential (its name is no secret).
+        :raises IntegrityError: naming the credential (its name is no secret); audited,
+            for the owner to see that someone put rows back.
         """
         with self._lock:
             seen = self._revisions.get(head.id, 0)
-            if head.revision < seen:
-                raise IntegrityError(
-                    f"damaged vault: the head of {quoted(name)} is older (revision "
-                    f"{head.revision}) than one this handle read before (revision {seen}): "
-                    "rows put back from an older copy?"
-                )
-            self._revisions[head.id] = head.revision
+            if head.revision >= seen:
+                self._revisions[head.id] = head.revision
+                return
+        self._refuse(
+            IntegrityError(
+                f"damaged vault: the head of {quoted(name)} is older (revision "
+                f"{head.revision}) than one this handle read before (revision {seen}): "
+                "rows put back from an older copy?"
+            ),
+            name,
+        )
 
     def _audit_read(self, name: str, version: int, stage: str) -> None:
         # The first read of each version by this handle is audited, then again at most

@@ -463,12 +463,13 @@ class Inventory:
                 )
             )
             out = []
+            verified: set[bytes] = set()  # one Ed25519 verification per row
             for row in rows:
-                records.verify_version(self._verify_public, self._vault_id, row)
+                records.verify_version(self._verify_public, self._vault_id, row, verified=verified)
                 stages = records.stage_of(head, row.version)
                 for stage in stages:  # a labelled row must be the very one the head names
                     records.check_staged_version(
-                        self._verify_public, self._vault_id, head, stage, row
+                        self._verify_public, self._vault_id, head, stage, row, verified=verified
                     )
                 out.append(
                     VersionInfo(

@@ -233,15 +233,18 @@ def _verify_credential(
         label = f"version {row.version}"
         if row.version > head.version_counter:
             problem(f"{label} is beyond the head's version counter ({head.version_counter})")
+        verified: set[bytes] = set()  # one Ed25519 verification of the row, not two
         try:
-            records.verify_version(verify_public, vault_id, row)
+            records.verify_version(verify_public, vault_id, row, verified=verified)
             records.check_metadata(row, head)
         except IntegrityError:
             problem(f"{label}: metadata or signature forged or edited")
             continue
         try:
             for stage in records.stage_of(head, row.version):
-                records.check_staged_version(verify_public, vault_id, head, stage, row)
+                records.check_staged_version(
+                    verify_public, vault_id, head, stage, row, verified=verified
+                )
         except IntegrityError:
             problem(f"{label} is not the version the head labels (a row put back?)")
             continue
