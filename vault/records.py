@@ -599,7 +599,7 @@ def stage_of(head: Head, version: int) -> tuple[str, ...]:
 
 def split_grantees(head: Head) -> tuple[str, ...]:
     """The ids of the clients a head's signed grantee set names."""
-    return tuple(split_list(head.grantees))
+    return split_list(head.grantees)
 
 
 def join_grantees(client_ids: Collection[str]) -> str:
