@@ -14,15 +14,13 @@ from tests.conftest import (
     KUCOIN_SECRET,
     PASSPHRASE,
     SCHEMA2_BOT_TOKEN,
-    db_exec,
     load_schema2_vault,
 )
-from vault import migrations, records
+from vault import migrations
 from vault.admin import AdminVault
 from vault.errors import IntegrityError, UnsupportedFormat
 from vault.inventory import Inventory
 from vault.migrations import Migration
-from vault.rows import HeadRow
 from vault.store import SCHEMA_VERSION
 from vault.verification import verify
 
@@ -153,42 +151,3 @@ def test_migrations_are_numbered_in_order() -> None:
     versions = [m.to_version for m in migrations.MIGRATIONS]
     assert versions == sorted(versions) and versions[-1] == SCHEMA_VERSION
     assert len(set(versions)) == len(versions)
-
-
-@pytest.mark.postgresql_only
-def test_the_migration_to_version_3_on_postgresql(
-    stocked: AdminVault, vault_location: str, backend: str
-) -> None:
-    """The columns added, the heads re-signed, the schema as exvault creates it. The
-    schema-2 vault is made from a new one: its six head columns dropped, its heads
-    signed under the schema-2 kind (what exvault's code at version 2 wrote)."""
-    for column in (
-        "revision",
-        "version_counter",
-        "current_digest",
-        "pending_digest",
-        "previous_digest",
-        "grantees",
-    ):
-        db_exec(vault_location, f"ALTER TABLE credentials DROP COLUMN {column}")
-    for row in db_exec(vault_location, "SELECT * FROM credentials"):
-        head = HeadRow(*row, 0, 0, None, None, None, "")
-        message = records.schema2_head_message(stocked.vault_id, head)
-        signature = stocked._identity.sign(message)
-        db_exec(
-            vault_location,
-            "UPDATE credentials SET signature = :s WHERE id = :id",
-            s=signature,
-            id=head.id,
-        )
-    db_exec(vault_location, "UPDATE exvault_schema SET schema_version = 2")
-    stocked.close()
-    with pytest.raises(UnsupportedFormat, match="once, as the owner"):
-        Inventory.open(vault_location)
-    with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
-        assert admin.get("binance-main").secret.reveal() == BINANCE_SECRET
-        assert verify(admin).ok
-    assert db_exec(vault_location, "SELECT revision, version_counter FROM credentials") == [
-        (1, 1),
-        (1, 1),
-    ]

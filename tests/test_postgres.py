@@ -17,13 +17,16 @@ import vault
 from tests import postgres
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, db_exec
 from tests.postgres import READER_GRANTS
-from vault import rotation
+from vault import records, rotation
 from vault.admin import AdminVault
 from vault.checks import check
-from vault.errors import AccessDenied, Conflict, VaultError
+from vault.errors import AccessDenied, Conflict, UnsupportedFormat, VaultError
 from vault.inventory import Inventory
 from vault.model import utc_now
+from vault.records import STAGES
+from vault.rows import HeadRow
 from vault.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
+from vault.verification import verify
 
 
 @pytest.fixture
@@ -135,13 +138,29 @@ def test_concurrent_readers_keep_the_audit_chain_whole(
 
 
 def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> None:
-    stocked.close()
+    """A vault at schema version 1, made from a new one: its index and its six head
+    columns of version 3 dropped, its heads signed under the schema-2 kind (what
+    exvault's code at those versions wrote). The owner's unlock brings it to the
+    current schema: the index, the columns, the heads re-signed."""
+    for column in ("revision", "version_counter", "grantees", *(f"{s}_digest" for s in STAGES)):
+        db_exec(vault_location, f"ALTER TABLE credentials DROP COLUMN {column}")
+    for row in db_exec(vault_location, "SELECT * FROM credentials"):
+        head = HeadRow(*row, 0, 0, None, None, None, "")
+        signature = stocked._identity.sign(records.schema2_head_message(stocked.vault_id, head))
+        db_exec(
+            vault_location,
+            "UPDATE credentials SET signature = :s WHERE id = :id",
+            s=signature,
+            id=head.id,
+        )
     db_exec(vault_location, "DROP INDEX ix_audit_log_reads")
     db_exec(vault_location, "UPDATE exvault_schema SET schema_version = 1")
-    with Inventory.open(vault_location) as inv:
-        assert inv.status().credentials == 2
-    with AdminVault.unlock(vault_location, PASSPHRASE):
-        pass
+    stocked.close()
+    with pytest.raises(UnsupportedFormat, match="once, as the owner"):
+        Inventory.open(vault_location)
+    with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
+        assert admin.get("binance-main").secret.reveal() == BINANCE_SECRET
+        assert verify(admin).ok
     assert db_exec(vault_location, "SELECT schema_version FROM exvault_schema") == [
         (SCHEMA_VERSION,)
     ]
@@ -149,3 +168,7 @@ def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> No
         vault_location, "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_log'"
     )
     assert ("ix_audit_log_reads",) in names
+    assert db_exec(vault_location, "SELECT revision, version_counter FROM credentials") == [
+        (1, 1),
+        (1, 1),
+    ]
