@@ -6,6 +6,7 @@ statements (``PRAGMA writable_schema``) or runs DDL; on PostgreSQL, DDL.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,31 @@ def test_a_revoked_client_put_back_is_reported(stocked: AdminVault, vault_locati
     )
     (found,) = problems(stocked)
     assert found.startswith('client "bot" was revoked (audit entry ') and "not" in found
+
+
+@pytest.mark.sqlite_only
+def test_a_version_row_beyond_the_heads_counter(stocked: AdminVault, vault_path: Path) -> None:
+    """A copy of the vault went on (two edits) while this one made one: the copy's
+    version 3 row, validly signed, slipped into this vault, whose head never
+    allocated number 3."""
+    fork = vault_path.with_name("fork.db")
+    source, copy = sqlite3.connect(vault_path), sqlite3.connect(fork)
+    source.backup(copy)
+    source.close()
+    copy.close()
+    fork.chmod(0o600)
+    with AdminVault.unlock(fork, PASSPHRASE) as other:
+        other.edit("binance-main", ips=["203.0.113.8"])
+        other.edit("binance-main", ips=["203.0.113.9"])
+    stocked.edit("binance-main", ips=["203.0.113.10"])
+    where = (
+        "version = 3 AND credential_id = (SELECT id FROM credentials WHERE name = 'binance-main')"
+    )
+    (row,) = db_exec(fork, f"SELECT * FROM credential_versions WHERE {where}")
+    holders = ", ".join(f":v{i}" for i in range(len(row)))
+    db_exec(
+        vault_path,
+        f"INSERT INTO credential_versions VALUES ({holders})",
+        **{f"v{i}": value for i, value in enumerate(row)},
+    )
+    assert problems(stocked) == ["version 3 is beyond the head's version counter (2)"]
