@@ -33,7 +33,7 @@ from vault.errors import (
     quoted,
 )
 from vault.inventory import Inventory, Where, info_from_rows, load_header, open_store
-from vault.migrations import Unlocked
+from vault.migrations import OwnerKeys
 from vault.model import (
     CredentialInfo,
     CredentialMetadata,
@@ -238,7 +238,7 @@ class AdminVault(Inventory):
     def _unlocked(cls, store: Store, header: HeaderRecord, identity: RootIdentity) -> AdminVault:
         # Only the owner, and only once the key is proven, brings the schema up to date.
         try:
-            store.upgrade(Unlocked(header.vault_id, header.verify_public, identity))
+            store.upgrade(OwnerKeys(header.vault_id, header.verify_public, identity))
         except BaseException:
             store.dispose()
             raise

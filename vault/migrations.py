@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Unlocked:
-    """The owner's unlocked vault, as a migration that verifies and re-signs needs it."""
+class OwnerKeys:
+    """The owner's keys once unlocked, as a migration that verifies and re-signs needs them."""
 
     vault_id: bytes
     verify_public: bytes
@@ -43,10 +43,10 @@ class Migration:
     to_version: int
     description: str
     readers_compatible: bool
-    apply: Callable[[Connection, Unlocked], None]
+    apply: Callable[[Connection, OwnerKeys], None]
 
 
-def _audit_reads_index(conn: Connection, _owner: Unlocked) -> None:
+def _audit_reads_index(conn: Connection, _owner: OwnerKeys) -> None:
     from vault.store import AUDIT_READS_INDEX
 
     AUDIT_READS_INDEX.create(conn, checkfirst=True)
@@ -64,7 +64,7 @@ _HEAD_COLUMNS_V3 = (
 )
 
 
-def _signed_heads(conn: Connection, owner: Unlocked) -> None:
+def _signed_heads(conn: Connection, owner: OwnerKeys) -> None:
     # Schema version 3: heads carry a revision, a version counter, the digest of the
     # version each stage names and the signed set of their grantees, signed under a new
     # kind. Every value comes from rows verified now, with the owner's key.
@@ -126,7 +126,7 @@ def _signed_heads(conn: Connection, owner: Unlocked) -> None:
 
 
 def _verified_grantees(
-    owner: Unlocked, clients: list[ClientRow], grants: list[GrantRecord]
+    owner: OwnerKeys, clients: list[ClientRow], grants: list[GrantRecord]
 ) -> dict[str, list[str]]:
     # Credential id -> the clients holding a grant that verifies, of a client record that
     # verifies and is not revoked: what the writer wrapped new versions for until now.
@@ -152,7 +152,7 @@ def _verified_grantees(
 
 
 def _signed_head(
-    owner: Unlocked,
+    owner: OwnerKeys,
     head: HeadRow,
     highest: object,
     labelled: dict[tuple[str, int], VersionRow],
@@ -189,7 +189,7 @@ def _signed_head(
     return out
 
 
-def _stage_digest(owner: Unlocked, head: HeadRow, row: VersionRow | None) -> bytes:
+def _stage_digest(owner: OwnerKeys, head: HeadRow, row: VersionRow | None) -> bytes:
     # The digest of a labelled version that verifies now; 32 zero bytes, which no row's
     # digest equals, for one that is missing or does not verify (it stays unreadable).
     from vault import records
@@ -259,7 +259,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Migration",
-    "Unlocked",
+    "OwnerKeys",
     "check_schema_version",
     "pending",
 ]

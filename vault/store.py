@@ -68,7 +68,7 @@ from vault.errors import (
 from vault.errors import (
     StoreError as StoreError,  # re-exported: the store's own failure
 )
-from vault.migrations import SCHEMA_VERSION, Unlocked, check_schema_version, pending
+from vault.migrations import SCHEMA_VERSION, OwnerKeys, check_schema_version, pending
 from vault.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 
 WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of write transactions
@@ -494,7 +494,7 @@ class Store:
             raise
         return store
 
-    def upgrade(self, owner: Unlocked) -> int:
+    def upgrade(self, owner: OwnerKeys) -> int:
         """Apply pending schema migrations in one transaction; returns the new version.
 
         Called by the owner's unlock, after the passphrase has been checked, with the
