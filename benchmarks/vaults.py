@@ -31,7 +31,7 @@ from pathlib import Path
 from benchmarks.common import Config, write_secret
 
 PASSPHRASE = "correct horse battery staple (benchmark vault)"
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 """Bumped whenever the builder's output changes (the cache key includes it)."""
 EXCHANGES = ("binance", "kucoin", "okx", "bybit", "gate")
 CHUNK = 2_000
@@ -214,6 +214,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
                         expires_on=None,
                     )
                     fields = clean_payload(profile.id, sample_payload(i))
+                    client = grantees[i % clients]
                     head = CredentialRecord(
                         id=records.new_record_id(),
                         name=name,
@@ -221,12 +222,15 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
                         updated_at=now,
                         current_version=1,
                         policy="{}",
+                        revision=0,
+                        version_counter=1,
+                        grantees=records.join_grantees([client.id]),
                     )
-                    records.sign_head(identity, vault_id, head)
                     sealed = records.seal_version(
                         identity, vault_id, head.id, 1, metadata, fields, now
                     )
-                    client = grantees[i % clients]
+                    head.current_digest = sealed.stage_digest
+                    records.sign_head(identity, vault_id, head)
                     wraps.append(
                         records.wrap_dek(
                             sealed.dek,

@@ -162,6 +162,62 @@ def db_exec(location: str | Path, statement: str, **params: object) -> list[tupl
         engine.dispose()
 
 
+def copy_rows(
+    location: str | Path, table: str, where: str, **params: object
+) -> list[dict[str, object]]:
+    """Every column of the rows of ``table`` matching ``where``: a copy a tamperer keeps
+    to put back later (:func:`put_rows`)."""
+    from sqlalchemy import create_engine, text
+
+    from vault.location import resolve
+
+    engine = create_engine(resolve(str(location)))
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(f"SELECT * FROM {table} WHERE {where}"), params)
+            return [dict(r) for r in result.mappings()]
+    finally:
+        engine.dispose()
+
+
+def put_rows(
+    location: str | Path, table: str, rows: list[dict[str, object]], where: str, **params: object
+) -> None:
+    """Delete the rows of ``table`` matching ``where``, then insert ``rows`` (saved by
+    :func:`copy_rows`) in one transaction: old rows put back."""
+    from sqlalchemy import create_engine, text
+
+    from vault.location import resolve
+
+    engine = create_engine(resolve(str(location)))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM {table} WHERE {where}"), params)
+            for row in rows:
+                columns = ", ".join(row)
+                values = ", ".join(f":{c}" for c in row)
+                conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+    finally:
+        engine.dispose()
+
+
+def restore_rows(location: str | Path, table: str, rows: list[dict[str, object]], key: str) -> None:
+    """Give the rows of ``table`` with the ``key`` of ``rows`` (saved by :func:`copy_rows`)
+    every value they had: an UPDATE, so that no foreign key cascades (PostgreSQL)."""
+    from sqlalchemy import create_engine, text
+
+    from vault.location import resolve
+
+    engine = create_engine(resolve(str(location)))
+    try:
+        with engine.begin() as conn:
+            for row in rows:
+                values = ", ".join(f"{c} = :{c}" for c in row if c != key)
+                conn.execute(text(f"UPDATE {table} SET {values} WHERE {key} = :{key}"), row)
+    finally:
+        engine.dispose()
+
+
 def sql(location: str | Path, statement: str, *params: object) -> list[tuple[object, ...]]:
     """:func:`db_exec` with positional ``?`` placeholders, as sqlite3 writes them."""
     counter = iter(range(len(params)))
@@ -347,3 +403,27 @@ def cli_vault(cli: Cli) -> Cli:
     result = cli.init()
     assert result.exit_code == 0, result.output
     return cli
+
+
+SCHEMA2_VAULT = Path(__file__).parent / "data" / "vault_schema2.sql"
+"""A vault made by exvault's code at schema version 2, as SQL: binance-main (edited, then
+rotated: version 3 current, 2 previous), kucoin-sub1, the client "bot" granted both and
+"old-bot", granted kucoin-sub1 then revoked. Test KDF, passphrase :data:`PASSPHRASE`."""
+
+SCHEMA2_BOT_TOKEN = (
+    "exv1-M_JSWZyMCve1H1OIiiu-lrRmTqQcnjmW07yRzj3xzKEJJ36nxA2iNRb3scaDHMUvXJxEUsB-yy-GGR6xy"
+    "UxgTv577j9ElvhjuBIyt9lD9rqs2FCw2jjcGB3M54MJm-clsesoAg"
+)
+"""The token of "bot" in :data:`SCHEMA2_VAULT`."""
+
+
+def load_schema2_vault(path: Path) -> Path:
+    """Write the vault of :data:`SCHEMA2_VAULT` to a new SQLite file at ``path``."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA2_VAULT.read_text())
+    finally:
+        db.close()
+    path.chmod(0o600)
+    return path

@@ -15,11 +15,14 @@ from tests.conftest import (
     BINANCE_SECRET,
     PASSPHRASE,
     TEST_KDF,
+    copy_rows,
     forge_version,
+    put_rows,
+    restore_rows,
     sql,
     write_secret_file,
 )
-from vault import crypto, records
+from vault import crypto, records, rotation
 from vault.admin import AdminVault
 from vault.client import ClientVault
 from vault.errors import (
@@ -34,6 +37,9 @@ from vault.errors import (
     TokenExpired,
 )
 from vault.token import ClientToken, find_token, parse_token
+from vault.verification import verify
+
+NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -388,3 +394,47 @@ def test_expired_client_gets_no_wrap_of_new_versions(
     client_id = parse_token(tok).client_id
     versions = sql(vault_location, "SELECT version FROM dek_wraps WHERE recipient = ?", client_id)
     assert versions == []  # version 1 retired with its wraps; version 2 never wrapped for it
+
+
+def test_head_put_back_during_a_grace_period_is_refused_by_a_handle_that_saw_the_newer(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    """After a rotation, the head as it was before it is put back: it names the old key
+    as current, and the old key is still there (readable as previous). A handle that
+    has read the newer head refuses the older one."""
+    where = "name = 'binance-main'"
+    before = copy_rows(vault_location, "credentials", where)
+    rotation.start(stocked, "binance-main", {"api_key": "newKey0123456789", "secret": NEW_SECRET})
+    rotation.promote(stocked, "binance-main")
+    with vault.open(vault_location, token=token) as bot:
+        assert bot.get("binance-main").secret.reveal() == NEW_SECRET
+        restore_rows(vault_location, "credentials", before, "id")
+        with pytest.raises(IntegrityError, match='"binance-main"'):
+            bot.get("binance-main")
+    last = stocked.audit_entries()[-1]
+    assert (last.actor, last.action, last.outcome) == ("client:grid-bot", "read", "denied")
+    assert last.credential == "binance-main" and "older" in last.detail
+
+
+@pytest.mark.parametrize("new_version", ["edit", "rotate start"])
+def test_grant_row_put_back_after_an_ungrant_gets_no_wrap(
+    stocked: AdminVault, token: str, vault_location: str, new_version: str
+) -> None:
+    """grid-bot's grant row, saved while it was granted, is put back after the ungrant:
+    the grant's signature still verifies, but the head's signed grantees say no."""
+    where = "credential_id = (SELECT id FROM credentials WHERE name = 'binance-main')"
+    grant = copy_rows(vault_location, "grants", where)
+    stocked.ungrant("grid-bot", ["binance-main"])
+    put_rows(vault_location, "grants", grant, where)
+    if new_version == "edit":
+        stocked.edit("binance-main", payload={"api_key": "newKey0123456789", "secret": NEW_SECRET})
+    else:
+        rotation.start(
+            stocked, "binance-main", {"api_key": "newKey0123456789", "secret": NEW_SECRET}
+        )
+    stage = "current" if new_version == "edit" else "pending"
+    with pytest.raises(AccessDenied, match="not granted"):
+        vault.load("binance-main", stage=stage, where=vault_location, token=token)
+    client_id = parse_token(token).client_id
+    assert sql(vault_location, "SELECT * FROM dek_wraps WHERE recipient = ?", client_id) == []
+    assert any("grants row" in p.message for p in verify(stocked).problems)

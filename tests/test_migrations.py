@@ -7,13 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BINANCE_SECRET, PASSPHRASE
+import vault
+from tests.conftest import (
+    BINANCE_SECRET,
+    KUCOIN_PASSPHRASE,
+    KUCOIN_SECRET,
+    PASSPHRASE,
+    SCHEMA2_BOT_TOKEN,
+    load_schema2_vault,
+)
 from vault import migrations
 from vault.admin import AdminVault
-from vault.errors import UnsupportedFormat
+from vault.errors import IntegrityError, UnsupportedFormat
 from vault.inventory import Inventory
 from vault.migrations import Migration
 from vault.store import SCHEMA_VERSION
+from vault.verification import verify
 
 
 def sql(path: Path, statement: str) -> list[tuple[object, ...]]:
@@ -30,12 +39,27 @@ def indexes(path: Path) -> set[str]:
 
 
 @pytest.fixture
-def schema_v1(stocked: AdminVault, vault_path: Path) -> Path:
-    """The stocked vault as exvault's schema version 1 left it."""
-    stocked.close()
-    sql(vault_path, "DROP INDEX ix_audit_log_reads")
-    sql(vault_path, "UPDATE exvault_schema SET schema_version = 1")
-    return vault_path
+def schema_v2(vault_path: Path) -> Path:
+    """A vault made by exvault's code at schema version 2 (tests/data)."""
+    return load_schema2_vault(vault_path)
+
+
+@pytest.fixture
+def schema_v1(schema_v2: Path) -> Path:
+    """That vault as exvault's schema version 1 left it."""
+    sql(schema_v2, "DROP INDEX ix_audit_log_reads")
+    sql(schema_v2, "UPDATE exvault_schema SET schema_version = 1")
+    return schema_v2
+
+
+def head_columns(path: Path, name: str) -> tuple[object, ...]:
+    (row,) = sql(
+        path,
+        "SELECT revision, version_counter, current_version, pending_version, previous_version,"
+        " current_digest IS NULL, pending_digest IS NULL, previous_digest IS NULL, grantees"
+        f" FROM credentials WHERE name = '{name}'",
+    )
+    return row
 
 
 def test_new_vaults_have_the_current_schema(admin: AdminVault, vault_path: Path) -> None:
@@ -43,22 +67,62 @@ def test_new_vaults_have_the_current_schema(admin: AdminVault, vault_path: Path)
     assert "ix_audit_log_reads" in indexes(vault_path)
 
 
-def test_reader_opens_an_older_compatible_schema_without_changing_it(schema_v1: Path) -> None:
-    with Inventory.open(schema_v1) as inv:
-        assert [i.name for i in inv.credentials()] == ["binance-main", "kucoin-sub1"]
-    assert sql(schema_v1, "SELECT schema_version FROM exvault_schema") == [(1,)]
+def test_reader_refuses_a_schema_2_vault_until_the_owner_unlocks(schema_v2: Path) -> None:
+    with pytest.raises(UnsupportedFormat, match="once, as the owner"):
+        vault.load("binance-main", where=schema_v2, token=SCHEMA2_BOT_TOKEN)
+    with pytest.raises(UnsupportedFormat, match="once, as the owner"):
+        Inventory.open(schema_v2)
+    assert sql(schema_v2, "SELECT schema_version FROM exvault_schema") == [(2,)]
 
 
-def test_owner_unlock_upgrades_the_schema(schema_v1: Path) -> None:
+def test_owner_unlock_migrates_a_schema_2_vault(schema_v2: Path) -> None:
+    with AdminVault.unlock(schema_v2, PASSPHRASE) as admin:
+        assert admin.get("binance-main").secret.reveal() == "S3" + BINANCE_SECRET[2:]
+        assert admin.get("binance-main", "previous").secret.reveal() == BINANCE_SECRET
+        assert admin.get("kucoin-sub1").passphrase.reveal() == KUCOIN_PASSPHRASE
+        assert verify(admin).ok
+    assert sql(schema_v2, "SELECT schema_version FROM exvault_schema") == [(SCHEMA_VERSION,)]
+    (bot,) = sql(schema_v2, "SELECT id FROM clients WHERE name = 'bot'")
+    # Revision 1; the counter is the highest version row; a digest for each labelled
+    # stage; the grantees from the verified grants of clients not revoked (not old-bot).
+    assert head_columns(schema_v2, "binance-main") == (1, 3, 3, None, 2, 0, 1, 0, bot[0])
+    assert head_columns(schema_v2, "kucoin-sub1") == (1, 1, 1, None, None, 0, 1, 1, bot[0])
+    with vault.open(schema_v2, token=SCHEMA2_BOT_TOKEN) as client:
+        assert client.get("binance-main").secret.reveal() == "S3" + BINANCE_SECRET[2:]
+        assert client.get("binance-main", "previous").secret.reveal() == BINANCE_SECRET
+        assert client.get("kucoin-sub1").secret.reveal() == KUCOIN_SECRET
+
+
+def test_the_migration_leaves_a_forged_head_unreadable(schema_v2: Path) -> None:
+    # A head edited before the migration must not come out of it signed.
+    sql(schema_v2, "UPDATE credentials SET policy = '{}x' WHERE name = 'kucoin-sub1'")
+    with AdminVault.unlock(schema_v2, PASSPHRASE) as admin:
+        assert admin.get("binance-main").secret.reveal() == "S3" + BINANCE_SECRET[2:]
+        with pytest.raises(IntegrityError):
+            admin.get("kucoin-sub1")
+
+
+def test_the_migration_binds_no_labelled_version_that_fails(schema_v2: Path) -> None:
+    # A labelled version edited before the migration stays unreadable after it.
+    sql(
+        schema_v2,
+        "UPDATE credential_versions SET permissions = 'read,trade,withdraw'"
+        " WHERE version = 2 AND name = 'binance-main'",
+    )
+    with AdminVault.unlock(schema_v2, PASSPHRASE) as admin:
+        assert admin.get("binance-main").secret.reveal() == "S3" + BINANCE_SECRET[2:]
+        with pytest.raises(IntegrityError):
+            admin.get("binance-main", "previous")
+
+
+def test_owner_unlock_upgrades_a_schema_1_vault(schema_v1: Path) -> None:
     with AdminVault.unlock(schema_v1, PASSPHRASE) as admin:
-        assert admin.get("binance-main").secret.reveal() == BINANCE_SECRET
+        assert admin.get("binance-main", "previous").secret.reveal() == BINANCE_SECRET
     assert sql(schema_v1, "SELECT schema_version FROM exvault_schema") == [(SCHEMA_VERSION,)]
     assert "ix_audit_log_reads" in indexes(schema_v1)
 
 
 def test_wrong_passphrase_does_not_upgrade(schema_v1: Path) -> None:
-    from vault.errors import IntegrityError
-
     with pytest.raises(IntegrityError):
         AdminVault.unlock(schema_v1, "wrong")
     assert sql(schema_v1, "SELECT schema_version FROM exvault_schema") == [(1,)]
@@ -67,10 +131,20 @@ def test_wrong_passphrase_does_not_upgrade(schema_v1: Path) -> None:
 def test_reader_refuses_an_incompatible_older_schema(
     schema_v1: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    breaking = Migration(2, "a change readers cannot live without", False, lambda conn: None)
+    breaking = Migration(2, "a change readers cannot live without", False, lambda conn, _: None)
     monkeypatch.setattr(migrations, "MIGRATIONS", (breaking,))
     with pytest.raises(UnsupportedFormat, match="as the owner"):
         Inventory.open(schema_v1)
+
+
+def test_reader_opens_an_older_compatible_schema_without_changing_it(
+    schema_v1: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+    with Inventory.open(schema_v1) as inv:
+        assert [i.name for i in inv.credentials()] == ["binance-main", "kucoin-sub1"]
+    assert sql(schema_v1, "SELECT schema_version FROM exvault_schema") == [(1,)]
 
 
 def test_migrations_are_numbered_in_order() -> None:

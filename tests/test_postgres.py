@@ -19,14 +19,17 @@ import vault
 from tests import postgres
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, db_exec
 from tests.postgres import READER_GRANTS
-from vault import rotation
+from vault import records, rotation
 from vault import store as store_module
 from vault.admin import AdminVault
 from vault.checks import check
 from vault.errors import AccessDenied, Conflict, UnsupportedFormat, VaultError
 from vault.inventory import Inventory
 from vault.model import utc_now
+from vault.records import STAGES
+from vault.rows import HeadRow
 from vault.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
+from vault.verification import verify
 
 OKX_PAYLOAD = {
     "api_key": "okx-key-0001",
@@ -146,13 +149,29 @@ def test_concurrent_readers_keep_the_audit_chain_whole(
 
 
 def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> None:
-    stocked.close()
+    """A vault at schema version 1, made from a new one: its index and its six head
+    columns of version 3 dropped, its heads signed under the schema-2 kind (what
+    exvault's code at those versions wrote). The owner's unlock brings it to the
+    current schema: the index, the columns, the heads re-signed."""
+    for column in ("revision", "version_counter", "grantees", *(f"{s}_digest" for s in STAGES)):
+        db_exec(vault_location, f"ALTER TABLE credentials DROP COLUMN {column}")
+    for row in db_exec(vault_location, "SELECT * FROM credentials"):
+        head = HeadRow(*row, 0, 0, None, None, None, "")
+        signature = stocked._identity.sign(records.schema2_head_message(stocked.vault_id, head))
+        db_exec(
+            vault_location,
+            "UPDATE credentials SET signature = :s WHERE id = :id",
+            s=signature,
+            id=head.id,
+        )
     db_exec(vault_location, "DROP INDEX ix_audit_log_reads")
     db_exec(vault_location, "UPDATE exvault_schema SET schema_version = 1")
+    stocked.close()
     with pytest.raises(UnsupportedFormat, match="once, as the owner"):
-        Inventory.open(vault_location)  # the reader's append function is schema 3's
-    with AdminVault.unlock(vault_location, PASSPHRASE):
-        pass
+        Inventory.open(vault_location)
+    with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
+        assert admin.get("binance-main").secret.reveal() == BINANCE_SECRET
+        assert verify(admin).ok
     assert db_exec(vault_location, "SELECT schema_version FROM exvault_schema") == [
         (SCHEMA_VERSION,)
     ]
@@ -160,6 +179,10 @@ def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> No
         vault_location, "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_log'"
     )
     assert ("ix_audit_log_reads",) in names
+    assert db_exec(vault_location, "SELECT revision, version_counter FROM credentials") == [
+        (1, 1),
+        (1, 1),
+    ]
 
 
 def _psycopg(url: str):  # type: ignore[no-untyped-def]
@@ -264,7 +287,8 @@ def test_a_poisoned_row_put_by_the_database_admin_is_reported_not_fatal(
 def test_migration_to_the_audit_head_from_a_schema_2_fleet(
     token: str, stocked: AdminVault, vault_location: str, postgres_server: str
 ) -> None:
-    """A vault as today's schema 2 leaves it, its reader granted INSERT on audit_log:
+    """A vault as schema 3 (before the audit head) leaves it, its reader granted INSERT on
+    audit_log:
     the owner's unlock installs the head row and functions and moves the reader's
     grant to them; bots refuse the vault until then."""
     stocked.close()
@@ -274,7 +298,7 @@ def test_migration_to_the_audit_head_from_a_schema_2_fleet(
         "integer, bigint, text, text, integer, text, text, integer, text, text, bytea, text, "
         "bytea, bytea)",
         "DROP TABLE exvault_audit_head",
-        "UPDATE exvault_schema SET schema_version = 2",
+        "UPDATE exvault_schema SET schema_version = 3",
     ):
         db_exec(vault_location, statement)
     role = "old_" + vault_location.rsplit("_", 1)[1]

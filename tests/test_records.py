@@ -1,4 +1,5 @@
-"""The rows records check before use: each column holds the type the schema declares."""
+"""The rows records check before use: each column holds the type the schema declares, and
+a version row is used only as the very one its head's stage names."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import select
 
 from vault import records
+from vault.admin import AdminVault
 from vault.errors import IntegrityError
-from vault.store import ClientRecord, GrantRecord
+from vault.inventory import load_header
+from vault.store import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 
 GRANT = {
     "client_id": "c" * 32,
@@ -75,3 +79,26 @@ def test_the_row_is_named_by_its_key_never_by_a_long_value() -> None:
     )
     assert found is not None
     assert 'client_id "kkkkkk..." (64 characters)' in found
+
+
+def test_only_the_very_version_a_stage_names_passes(stocked: AdminVault) -> None:
+    """The version row a lookup returns is used only if it is exactly the one the head
+    labels: its number, and the signed message the stage digest covers. Version 1 of
+    the same credential (validly signed) is not the current version 2."""
+    stocked.edit("binance-main", ips=["203.0.113.8"])
+    with stocked.store.read() as session:
+        header = load_header(session)
+        head = session.scalars(
+            select(CredentialRecord).where(CredentialRecord.name == "binance-main")
+        ).one()
+        rows = {
+            r.version: r
+            for r in session.scalars(
+                select(VersionRecord).where(VersionRecord.credential_id == head.id)
+            )
+        }
+    keys = (header.verify_public, header.vault_id, head)
+    assert records.check_staged_version(*keys, "current", rows[2]).ips == ("203.0.113.8",)
+    for stage, row in (("current", rows[1]), ("pending", rows[2]), ("previous", rows[2])):
+        with pytest.raises(IntegrityError):
+            records.check_staged_version(*keys, stage, row)

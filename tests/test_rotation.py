@@ -24,11 +24,20 @@ import pytest
 import vault
 import vault.client
 import vault.rotation
-from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
+from tests.conftest import (
+    BINANCE_API_KEY,
+    BINANCE_SECRET,
+    PASSPHRASE,
+    TEST_KDF,
+    copy_rows,
+    put_rows,
+    sql,
+)
 from vault import rotation
 from vault.admin import AdminVault
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from vault.model import utc_now
+from vault.verification import verify
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -38,6 +47,7 @@ NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
 OLD = {"api_key": BINANCE_API_KEY, "secret": BINANCE_SECRET}
 NEW = {"api_key": NEW_API_KEY, "secret": NEW_SECRET}
 REPO = Path(__file__).resolve().parent.parent
+VERSION_TABLES = ("credential_versions", "payloads", "dek_wraps")
 
 
 class Clock:
@@ -231,6 +241,36 @@ def test_abort(stocked: AdminVault, token: str, vault_location: str) -> None:
         ("rotate-abort", 2, ""),
         ("rotate-start", 3, ""),
     ]
+
+
+def test_a_deleted_version_row_does_not_let_its_number_be_reused(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    """A DB writer keeps the rows of an aborted version K2, deletes its version row so
+    that the next rotation would take its number, and after that rotation K3 is done
+    puts K2's rows back: nobody may read K2 as current, and verify must say so."""
+    (cid,) = sql(vault_location, "SELECT id FROM credentials WHERE name = ?", NAME)[0]
+    discarded = {"api_key": "K2" + NEW_API_KEY[2:], "secret": "K2" + NEW_SECRET[2:]}
+    rotation.start(stocked, NAME, discarded)
+    where = "credential_id = :cid AND version = 2"
+    saved = {t: copy_rows(vault_location, t, where, cid=cid) for t in VERSION_TABLES}
+    rotation.abort(stocked, NAME)
+    sql(
+        vault_location,
+        "DELETE FROM credential_versions WHERE credential_id = ? AND version = 2",
+        cid,
+    )
+    rotation.start(stocked, NAME, NEW)
+    rotation.promote(stocked, NAME)
+    rotation.finish(stocked, NAME)
+    for table in VERSION_TABLES:  # parents first
+        put_rows(vault_location, table, saved[table], where, cid=cid)
+
+    assert secret_of(vault.load(NAME, where=vault_location, token=token)) == NEW_SECRET
+    assert secret_of(stocked.get(NAME)) == NEW_SECRET
+    assert not verify(stocked).ok
+    stocked.edit(NAME, ips=["203.0.113.8"])  # copies the current key into a new version
+    assert secret_of(stocked.get(NAME)) == NEW_SECRET
 
 
 def test_start_while_pending(stocked: AdminVault) -> None:

@@ -6,17 +6,20 @@ database but without the passphrase could.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+import vault
 from tests.conftest import PASSPHRASE, forge_version, rewrite_schema
 from vault import crypto, records
 from vault.admin import AdminVault
 from vault.client import ClientVault
 from vault.errors import IntegrityError
 from vault.inventory import Inventory
+from vault.verification import verify
 
 
 def sql(vault_path: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
@@ -333,3 +336,69 @@ def test_value_of_another_type_in_the_header_refuses_open(
     sql(vault_path, "UPDATE vault_header SET created_at = created_at + 0.5")
     with pytest.raises(IntegrityError, match=r"^damaged vault: vault_header\.created_at holds a"):
         Inventory.open(vault_path)
+
+
+def test_a_version_row_of_a_fork_with_the_same_number_is_refused(
+    stocked: AdminVault, vault_path: Path, token: str
+) -> None:
+    """Two copies of one vault each write their own version 2 of binance-main (a backup
+    restored, then edited again): both rows are validly signed for (credential, 2). The
+    rows of one put into the other must not pass for the version 2 its head names."""
+    fork = vault_path.with_name("fork.db")
+    source, copy = sqlite3.connect(vault_path), sqlite3.connect(fork)
+    source.backup(copy)
+    source.close()
+    copy.close()
+    fork.chmod(0o600)
+    with AdminVault.unlock(fork, PASSPHRASE) as other:
+        other.edit(
+            "binance-main",
+            payload={"api_key": "forkKey0123456789", "secret": "forkSecret0123456789"},
+        )
+    stocked.edit(
+        "binance-main", payload={"api_key": "ourKey0123456789", "secret": "ourSecret0123456789"}
+    )
+    for table in ("credential_versions", "payloads", "dek_wraps"):
+        rows = sql(fork, f"SELECT * FROM {table} WHERE {BINANCE} AND version = 2")
+        sql(vault_path, f"DELETE FROM {table} WHERE {BINANCE} AND version = 2")
+        for row in rows:
+            sql(vault_path, f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", *row)
+
+    with pytest.raises(IntegrityError):
+        stocked.get("binance-main")
+    with pytest.raises(IntegrityError):
+        vault.load("binance-main", where=vault_path, token=token)
+    assert any("version 2" in p.message for p in verify(stocked).problems)
+
+
+def test_a_case_insensitive_name_column_gives_no_other_credential(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    """The heads' table rebuilt with ``name COLLATE NOCASE``: looking up binance-main
+    finds Binance-Main first, a validly signed head of another credential."""
+    stocked.add(
+        "Binance-Main",
+        "binance",
+        {"api_key": "otherKey0123456789", "secret": "otherSecret0123456789"},
+    )
+    _, token = stocked.add_client("bot")
+    stocked.grant("bot", ["binance-main", "Binance-Main"])
+    db = sqlite3.connect(vault_path, isolation_level=None)
+    try:
+        ((create,),) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'credentials'")
+        loose = re.sub(r",\s*UNIQUE \(name\)", "", create).replace(
+            "name VARCHAR(128) NOT NULL", "name VARCHAR(128) NOT NULL COLLATE NOCASE"
+        )
+        db.executescript(
+            "PRAGMA foreign_keys = OFF; BEGIN;"
+            + loose.replace("CREATE TABLE credentials", "CREATE TABLE loose")
+            + "; INSERT INTO loose SELECT * FROM credentials ORDER BY name;"
+            " DROP TABLE credentials; ALTER TABLE loose RENAME TO credentials; COMMIT;"
+        )
+    finally:
+        db.close()
+
+    with pytest.raises(IntegrityError):
+        vault.load("binance-main", where=vault_path, token=token)
+    with pytest.raises(IntegrityError):
+        stocked.get("binance-main")

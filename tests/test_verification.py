@@ -6,12 +6,13 @@ statements (``PRAGMA writable_schema``) or runs DDL; on PostgreSQL, DDL.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests import postgres
-from tests.conftest import PASSPHRASE, db_exec, rewrite_schema
+from tests.conftest import PASSPHRASE, db_exec, load_schema2_vault, rewrite_schema
 from tests.postgres import READER_GRANTS
 from vault.admin import AdminVault
 from vault.verification import verify
@@ -41,12 +42,12 @@ def test_a_new_vault_has_the_expected_schema(stocked: AdminVault) -> None:
     assert verify(stocked).ok
 
 
-@pytest.mark.sqlite_only
-def test_a_migrated_vault_has_the_expected_schema(stocked: AdminVault, vault_path: Path) -> None:
-    stocked.close()
+def test_a_migrated_vault_has_the_expected_schema(vault_path: Path) -> None:
+    # A vault made at schema version 1 (the one of version 2 without its index).
+    load_schema2_vault(vault_path)
     db_exec(vault_path, "DROP INDEX ix_audit_log_reads")
     db_exec(vault_path, "UPDATE exvault_schema SET schema_version = 1")
-    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:  # upgrades to version 2
+    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:  # upgrades to the current one
         assert verify(admin).ok
 
 
@@ -204,3 +205,31 @@ def test_a_revoked_client_put_back_is_reported(stocked: AdminVault, vault_locati
     )
     (found,) = problems(stocked)
     assert found.startswith('client "bot" was revoked (audit entry ') and "not" in found
+
+
+@pytest.mark.sqlite_only
+def test_a_version_row_beyond_the_heads_counter(stocked: AdminVault, vault_path: Path) -> None:
+    """A copy of the vault went on (two edits) while this one made one: the copy's
+    version 3 row, validly signed, slipped into this vault, whose head never
+    allocated number 3."""
+    fork = vault_path.with_name("fork.db")
+    source, copy = sqlite3.connect(vault_path), sqlite3.connect(fork)
+    source.backup(copy)
+    source.close()
+    copy.close()
+    fork.chmod(0o600)
+    with AdminVault.unlock(fork, PASSPHRASE) as other:
+        other.edit("binance-main", ips=["203.0.113.8"])
+        other.edit("binance-main", ips=["203.0.113.9"])
+    stocked.edit("binance-main", ips=["203.0.113.10"])
+    where = (
+        "version = 3 AND credential_id = (SELECT id FROM credentials WHERE name = 'binance-main')"
+    )
+    (row,) = db_exec(fork, f"SELECT * FROM credential_versions WHERE {where}")
+    holders = ", ".join(f":v{i}" for i in range(len(row)))
+    db_exec(
+        vault_path,
+        f"INSERT INTO credential_versions VALUES ({holders})",
+        **{f"v{i}": value for i, value in enumerate(row)},
+    )
+    assert problems(stocked) == ["version 3 is beyond the head's version counter (2)"]

@@ -33,6 +33,7 @@ from vault.errors import (
     quoted,
 )
 from vault.inventory import Inventory, Where, info_from_rows, load_header, open_store
+from vault.migrations import OwnerKeys
 from vault.model import (
     CredentialInfo,
     CredentialMetadata,
@@ -237,7 +238,7 @@ class AdminVault(Inventory):
     def _unlocked(cls, store: Store, header: HeaderRecord, identity: RootIdentity) -> AdminVault:
         # Only the owner, and only once the key is proven, brings the schema up to date.
         try:
-            store.upgrade()
+            store.upgrade(OwnerKeys(header.vault_id, header.verify_public, identity))
         except BaseException:
             store.dispose()
             raise
@@ -494,21 +495,27 @@ class AdminVault(Inventory):
         self._insert_rows(session, [(_AUDIT_TABLE, entry.values())])
 
     def _grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
-        """The clients, neither revoked nor expired, granted ``head``: their grant and
-        client records verified, and each grant backed by the signed audit log.
+        """The clients, neither revoked nor expired, in ``head``'s signed grantee set
+        (verified with the head), their records verified, each grant backed by the
+        signed audit log.
 
-        :raises IntegrityError: when a record does not verify, or a grant row is not
-            backed by a standing signed grant (see :meth:`_check_grants_signed`).
+        The head's set, not the ``grants`` table: a grant row put back after an ungrant
+        (it stays validly signed) grants nothing; a whole head put back from before an
+        ungrant still names the client, and the signed log refuses it
+        (:meth:`_check_grants_signed`).
+
+        :raises IntegrityError: when a record does not verify, or a grantee is not
+            backed by a standing signed grant.
         """
-        rows = session.execute(
-            select(GrantRecord, ClientRecord)
-            .join(ClientRecord, ClientRecord.id == GrantRecord.client_id)
-            .where(GrantRecord.credential_id == head.id)
+        granted = records.split_grantees(head)
+        if not granted:
+            return []
+        rows = session.scalars(
+            select(ClientRecord).where(ClientRecord.id.in_(granted))
         ).all()
         now = to_epoch(utc_now())
         clients = []
-        for grant, client in rows:
-            records.verify_grant(self._verify_public, self._vault_id, grant)
+        for client in rows:
             records.verify_client(self._verify_public, self._vault_id, client)
             # Revocation and expiry are read from the verified record, never filtered in
             # SQL first: an edited revoked_at must fail the signature, not hide a row.
@@ -591,8 +598,8 @@ class AdminVault(Inventory):
         *,
         new: bool = False,
         grantees: list[ClientRecord] | None = None,
-    ) -> VersionRecord:
-        """Seal and store a version, wrapped for every recipient; returns its row.
+    ) -> records.SealedVersion:
+        """Seal and store a version, wrapped for every recipient; returns it.
 
         ``new``: ``head`` was created in this transaction, so no grant can name it
         (grants name a credential's random id) and the root is the only recipient.
@@ -601,6 +608,20 @@ class AdminVault(Inventory):
         sealed = records.seal_version(
             self._identity, self._vault_id, head.id, version, metadata, payload, now
         )
+        self._store_version(session, head, sealed, new=new, grantees=grantees)
+        return sealed
+
+    def _store_version(
+        self,
+        session: Session,
+        head: CredentialRecord,
+        sealed: records.SealedVersion,
+        *,
+        new: bool,
+        grantees: list[ClientRecord] | None = None,
+    ) -> None:
+        """Insert a sealed version's rows, wrapped for every recipient (``new`` and
+        ``grantees``: as for :meth:`_add_version`)."""
         recipients = (
             {records.ROOT_RECIPIENT: self._identity.encryption_public}
             if new
@@ -622,7 +643,6 @@ class AdminVault(Inventory):
                 for recipient, public in recipients.items()
             ),
         )
-        return sealed.version
 
     def _retire_version(
         self, session: Session, head: CredentialRecord, version: int | None
@@ -635,19 +655,13 @@ class AdminVault(Inventory):
                 delete(table).where(table.credential_id == head.id, table.version == version)
             )
 
-    def _next_version(self, session: Session, head: CredentialRecord) -> int:
-        """One more than the highest version of ``head``: its rows (each verified, so a
-        forged row cannot move the numbering) and its signed stage labels.
-
-        :raises IntegrityError: when a version row does not verify.
-        """
-        rows = session.scalars(
-            select(VersionRecord).where(VersionRecord.credential_id == head.id)
-        ).all()
-        for row in rows:
-            records.verify_version(self._verify_public, self._vault_id, row)
-        labelled = (head.current_version, head.pending_version, head.previous_version)
-        return max((*(r.version for r in rows), *(v for v in labelled if v)), default=0) + 1
+    @staticmethod
+    def _next_version(head: CredentialRecord) -> int:
+        """Allocate a new version number from the head's signed counter (re-sign the head
+        after): never the highest row plus one, which reuses the number of a version
+        row someone deleted, so that a saved copy of that row could be put back."""
+        head.version_counter += 1
+        return head.version_counter
 
     @staticmethod
     def _metadata(
@@ -710,10 +724,18 @@ class AdminVault(Inventory):
                 updated_at=now,
                 current_version=1,
                 policy="{}",
+                revision=0,  # sign_head makes it 1
+                version_counter=1,
+                grantees="",
             )
+            sealed = records.seal_version(
+                self._identity, self._vault_id, head.id, 1, metadata, fields, now
+            )
+            head.current_digest = sealed.stage_digest
             records.sign_head(self._identity, self._vault_id, head)
-            self._insert(session, head)
-            row = self._add_version(session, head, 1, metadata, fields, now, new=True)
+            self._insert(session, head)  # before its version: the foreign key points to it
+            self._store_version(session, head, sealed, new=True)
+            row = sealed.version
             self._audit(session, "add", name, 1)
             if self._batch is not None and self._batch.names is not None:
                 self._batch.names.add(name)
@@ -753,7 +775,7 @@ class AdminVault(Inventory):
                 raise Conflict(
                     f'a rotation of "{name}" is pending; promote or abort it before editing'
                 )
-            old_meta, fields = self._open_version(session, head, old_version)
+            old_meta, fields = self._open_version(session, head, "current")
             metadata = self._metadata(
                 name,
                 old_meta.exchange,
@@ -767,9 +789,12 @@ class AdminVault(Inventory):
                 # A new secret: whatever exposure the old one had no longer applies.
                 head.exposed_at = head.exposed_reason = None
             grantees = self._check_scopes(session, head, metadata.permissions)
-            version = self._next_version(session, head)
-            self._add_version(session, head, version, metadata, fields, now, grantees=grantees)
+            version = self._next_version(head)
+            sealed = self._add_version(
+                session, head, version, metadata, fields, now, grantees=grantees
+            )
             head.current_version = version
+            head.current_digest = sealed.stage_digest
             head.updated_at = now
             self._retire_version(session, head, old_version)
             records.sign_head(self._identity, self._vault_id, head)
@@ -962,18 +987,19 @@ class AdminVault(Inventory):
         anew, so that the log backs the grant the owner is making now.
         """
         scope = split_list(client.max_scope)
-        versions = [
-            v for v in (head.current_version, head.pending_version, head.previous_version) if v
-        ]
-        for version in versions:
+        for stage in records.STAGES:
+            version = getattr(head, f"{stage}_version")
+            if version is None:
+                continue
             row = session.get(VersionRecord, (head.id, version))
             root_wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
             if row is None or root_wrap is None:
                 raise IntegrityError(
                     f'damaged vault: version {version} of "{head.name}" is incomplete'
                 )
-            records.verify_version(self._verify_public, self._vault_id, row)
-            meta = records.check_metadata(row, head)
+            meta = records.check_staged_version(
+                self._verify_public, self._vault_id, head, stage, row
+            )
             extra = beyond_scope(meta.permissions, scope)
             if extra:
                 raise AccessDenied(
@@ -988,11 +1014,17 @@ class AdminVault(Inventory):
                 session.add(
                     records.wrap_dek(dek, self._vault_id, row, client.id, client.encryption_public)
                 )
+        granted = records.split_grantees(head)
+        in_head = client.id in granted
+        if not in_head:
+            # The head's signed set is what the writer wraps new versions for.
+            head.grantees = records.join_grantees((*granted, client.id))
+            records.sign_head(self._identity, self._vault_id, head)
         grant = session.get(GrantRecord, (client.id, head.id))
         if grant is not None:
             # Trusted to make the grant a no-op only once it verifies.
             records.verify_grant(self._verify_public, self._vault_id, grant)
-            if standing:
+            if standing and in_head:
                 return
             grant.created_at = to_epoch(utc_now())
         else:
@@ -1013,8 +1045,15 @@ class AdminVault(Inventory):
             client = self._client(session, client_name, for_update=True)
             for name in credential_names:
                 head = self._head(session, name, for_update=True)
-                if session.get(GrantRecord, (client.id, head.id)) is None:
+                granted = records.split_grantees(head)
+                if (
+                    client.id not in granted
+                    and session.get(GrantRecord, (client.id, head.id)) is None
+                ):
                     raise NotFound(f'client "{client_name}" is not granted {quoted(name)}')
+                if client.id in granted:
+                    head.grantees = records.join_grantees(set(granted) - {client.id})
+                    records.sign_head(self._identity, self._vault_id, head)
                 session.execute(
                     delete(GrantRecord).where(
                         GrantRecord.client_id == client.id, GrantRecord.credential_id == head.id
@@ -1068,16 +1107,23 @@ class AdminVault(Inventory):
             exposed = []
             for head in session.scalars(
                 select(CredentialRecord).where(
-                    CredentialRecord.id.in_(readable) | CredentialRecord.name.in_(list(signed))
+                    # Client ids are hex digits: nothing in them is special to LIKE.
+                    CredentialRecord.id.in_(readable)
+                    | CredentialRecord.name.in_(list(signed))
+                    | CredentialRecord.grantees.contains(client.id)
                 )
             ):
                 records.verify_head(self._verify_public, self._vault_id, head)
-                read = signed.get(head.name, set()) if head.id not in readable else None
+                # The head's signed set, like its rows, says the client held every version.
+                held = head.id in readable or client.id in records.split_grantees(head)
+                read = None if held else signed.get(head.name, set())
                 if read is not None and not any(records.stage_of(head, v) for v in read):
                     # It read only versions since retired: the key it may keep is gone.
                     continue
                 head.exposed_at = now
                 head.exposed_reason = f'readable by revoked client "{name}"'
+                granted = set(records.split_grantees(head)) - {client.id}
+                head.grantees = records.join_grantees(granted)
                 records.sign_head(self._identity, self._vault_id, head)
                 exposed.append(head.name)
             session.execute(delete(WrapRecord).where(WrapRecord.recipient == client.id))
@@ -1095,16 +1141,21 @@ class AdminVault(Inventory):
     # ---------------------------------------------------------------- reading
 
     def _open_version(
-        self, session: Session, head: CredentialRecord, version: int
+        self, session: Session, head: CredentialRecord, stage: str
     ) -> tuple[CredentialMetadata, dict[str, str]]:
-        """Verify and decrypt one version with the root key: its metadata and fields."""
+        """Verify and decrypt the version ``head`` (verified) labels ``stage`` with the
+        root key: its metadata and fields.
+
+        :raises NotFound: when the head labels no version ``stage``.
+        :raises IntegrityError: when a row is missing or is not the one the head names.
+        """
+        version = _version_at(head, stage)
         row = session.get(VersionRecord, (head.id, version))
         payload = session.get(PayloadRecord, (head.id, version))
         wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
         if row is None or payload is None or wrap is None:
             raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
-        records.verify_version(self._verify_public, self._vault_id, row)
-        meta = records.check_metadata(row, head)
+        meta = records.check_staged_version(self._verify_public, self._vault_id, head, stage, row)
         dek = records.unwrap_dek(self._vault_id, row, wrap, self._identity.decryption_key)
         return meta, records.open_payload(self._vault_id, row, payload, dek)
 
@@ -1118,7 +1169,7 @@ class AdminVault(Inventory):
         with self._writing() as session:
             head = self._head(session, name)
             version = _version_at(head, stage)
-            meta, fields = self._open_version(session, head, version)
+            meta, fields = self._open_version(session, head, stage)
             self._audit(session, "read", name, version, detail=stage)
         return Credential.from_plaintext(meta, version, stage, fields)
 

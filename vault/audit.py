@@ -47,7 +47,7 @@ def last_entry(session: Session) -> tuple[int, bytes] | None:
     """(seq, entry hash) of the chain's last entry; None for an empty log. Call it under
     the write lock to append after it.
 
-    On PostgreSQL (schema version 3 on) that is the head row, which the database keeps
+    On PostgreSQL (schema version 4 on) that is the head row, which the database keeps
     (:data:`vault.store.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
     with any seq by someone else is no entry of the chain and does not stop appends.
     """

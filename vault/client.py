@@ -41,7 +41,7 @@ from vault.errors import (
     quoted,
 )
 from vault.model import from_epoch, lookup_name, to_epoch, utc_now
-from vault.rows import ClientRow, HeaderRow
+from vault.rows import ClientRow, HeaderRow, HeadRow
 from vault.token import ClientToken, find_token, parse_token
 
 if TYPE_CHECKING:
@@ -103,6 +103,9 @@ class ClientVault:
         self._verified: set[bytes] = set()
         self._deks: dict[tuple[str, int, bytes, bytes], bytes] = {}
         self._audited: dict[tuple[str, int], int] = {}
+        # Credential id -> the highest head revision this handle has verified: an older
+        # head put back (a rollback) is refused, at least by a handle that saw a newer one.
+        self._revisions: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -197,7 +200,9 @@ class ClientVault:
     def _signer(self) -> Signer:
         return (self._token.client_id, self._signing_key.sign)
 
-    def _refuse(self, error: AccessDenied, credential: str, version: int | None = None) -> None:
+    def _refuse(
+        self, error: AccessDenied | IntegrityError, credential: str, version: int | None = None
+    ) -> None:
         _failure(
             self._store,
             self._vault_id,
@@ -232,6 +237,8 @@ class ClientVault:
         head, version_row, payload, wrap = found
         version = getattr(head, f"{stage}_version")
         records.verify_head(self._verify_public, self._vault_id, head, verified=self._verified)
+        records.check_head_name(head, name)
+        self._check_revision(head, name)
         if version is None:
             raise NotFound(f'credential "{name}" has no {stage} version')
         if stage == "previous" and (head.previous_until or 0) <= now:
@@ -246,10 +253,9 @@ class ClientVault:
             )
         if version_row is None or payload is None:
             raise IntegrityError(f'damaged vault: version {version} of "{name}" is incomplete')
-        records.verify_version(
-            self._verify_public, self._vault_id, version_row, verified=self._verified
+        meta = records.check_staged_version(
+            self._verify_public, self._vault_id, head, stage, version_row, verified=self._verified
         )
-        meta = records.check_metadata(version_row, head)
         assert wrap is not None
         dek_key = (head.id, version, wrap.ephemeral_public, wrap.body)
         dek = self._deks.get(dek_key)
@@ -260,6 +266,29 @@ class ClientVault:
         fields = records.open_payload(self._vault_id, version_row, payload, dek)
         self._audit_read(name, version, stage)
         return Credential.from_plaintext(meta, version, stage, fields)
+
+    def _check_revision(self, head: HeadRow, name: str) -> None:
+        """Refuse a head (verified) older than one this handle verified before.
+
+        A head put back from an older copy verifies, and names versions that may still
+        be there (the previous key during a grace period); its revision gives it away.
+
+        :raises IntegrityError: naming the credential (its name is no secret); audited,
+            for the owner to see that someone put rows back.
+        """
+        with self._lock:
+            seen = self._revisions.get(head.id, 0)
+            if head.revision >= seen:
+                self._revisions[head.id] = head.revision
+                return
+        self._refuse(
+            IntegrityError(
+                f"damaged vault: the head of {quoted(name)} is older (revision "
+                f"{head.revision}) than one this handle read before (revision {seen}): "
+                "rows put back from an older copy?"
+            ),
+            name,
+        )
 
     def _audit_read(self, name: str, version: int, stage: str) -> None:
         # The first read of each version by this handle is audited, then again at most

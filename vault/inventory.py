@@ -355,6 +355,7 @@ class Inventory:
         if head is None:
             raise NotFound(f"no credential named {quoted(name)}; see: exvault list")
         records.verify_head(self._verify_public, self._vault_id, head)
+        records.check_head_name(head, name)
         return head
 
     def names(self) -> list[str]:
@@ -446,8 +447,7 @@ class Inventory:
             )
             if row is None:
                 raise IntegrityError(f'damaged vault: "{name}" has no current version')
-            records.verify_version(self._verify_public, self._vault_id, row)
-            records.check_metadata(row, head)
+            records.check_staged_version(self._verify_public, self._vault_id, head, "current", row)
             return info_from_rows(head, row)
 
     def history(self, name: str) -> list[VersionInfo]:
@@ -470,13 +470,19 @@ class Inventory:
                 )
             )
             out = []
+            verified: set[bytes] = set()  # one Ed25519 verification per row
             for row in rows:
-                records.verify_version(self._verify_public, self._vault_id, row)
+                records.verify_version(self._verify_public, self._vault_id, row, verified=verified)
+                stages = records.stage_of(head, row.version)
+                for stage in stages:  # a labelled row must be the very one the head names
+                    records.check_staged_version(
+                        self._verify_public, self._vault_id, head, stage, row, verified=verified
+                    )
                 out.append(
                     VersionInfo(
                         version=row.version,
                         created_at=from_epoch(row.created_at),
-                        stages=records.stage_of(head, row.version),
+                        stages=stages,
                         metadata=records.check_metadata(row, head),
                         readable=row.version in readable,
                     )

@@ -9,6 +9,7 @@ holds the value types its schema declares. Nothing here does I/O.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import typing
@@ -323,12 +324,14 @@ def verify_version(
 
 @dataclass
 class SealedVersion:
-    """The rows of a newly sealed version, and its data key for wrapping to more recipients."""
+    """The rows of a newly sealed version, its data key for wrapping to more recipients,
+    and the stage digest a head labelling it holds (:func:`version_digest`)."""
 
     version: VersionRecord
     payload: PayloadRecord
     dek: bytes = field(repr=False)
     meta_digest: bytes
+    stage_digest: bytes
 
 
 def seal_version(
@@ -363,7 +366,8 @@ def seal_version(
         ),
         payload_digest=payload_digest(nonce, ciphertext),
     )
-    row.signature = identity.sign(version_message(vault_id, row, meta_digest))
+    message = version_message(vault_id, row, meta_digest)
+    row.signature = identity.sign(message)
     return SealedVersion(
         version=row,
         payload=PayloadRecord(
@@ -371,6 +375,7 @@ def seal_version(
         ),
         dek=dek,
         meta_digest=meta_digest,
+        stage_digest=version_digest(message),
     )
 
 
@@ -451,8 +456,44 @@ def open_payload(vault_id: bytes, row: Version, payload: Payload, dek: bytes) ->
 # --------------------------------------------------------------------------------------
 
 
+HEAD_KIND = "credential-head"
+"""The signed-message kind of a head from schema version 3 on (§7.3 of docs/format.md).
+
+A new kind, not the older ``credential``: a head signed before the revision, the
+version counter, the stage digests and the grantees existed can never be taken for
+one that has them, nor the reverse."""
+
+
 def head_message(vault_id: bytes, head: Head) -> bytes:
-    """What a credential head's signature covers: name, stage labels, policy, exposure."""
+    """What a credential head's signature covers: name, revision, version counter, stage
+    labels with the digests of the versions they name, policy, exposure and grantees."""
+    return crypto.signed_message(
+        HEAD_KIND,
+        vault_id,
+        head.id,
+        head.name,
+        head.revision,
+        head.version_counter,
+        head.created_at,
+        head.updated_at,
+        head.current_version,
+        head.current_digest,
+        head.pending_version,
+        head.pending_digest,
+        head.pending_since,
+        head.previous_version,
+        head.previous_digest,
+        head.previous_until,
+        head.policy,
+        head.exposed_at,
+        head.exposed_reason,
+        head.grantees,
+    )
+
+
+def schema2_head_message(vault_id: bytes, head: Head) -> bytes:
+    """What a head's signature covered up to schema version 2 (kind ``credential``):
+    read only by the migration to version 3, which verifies it before re-signing."""
     return crypto.signed_message(
         "credential",
         vault_id,
@@ -472,7 +513,13 @@ def head_message(vault_id: bytes, head: Head) -> bytes:
 
 
 def sign_head(identity: RootIdentity, vault_id: bytes, head: CredentialRecord) -> None:
-    """(Re-)sign a head after any change to it."""
+    """(Re-)sign a head after any change to it; its revision goes up by one.
+
+    A new head is built with revision 0, so that it is signed as revision 1. Every
+    signed state of a head has its own revision: a client that saw revision N refuses
+    any older head put back (:class:`vault.client.ClientVault`).
+    """
+    head.revision += 1
     head.signature = identity.sign(head_message(vault_id, head))
 
 
@@ -491,16 +538,73 @@ def verify_head(
     _verify(verify_public, head_message(vault_id, head), head.signature, verified)
 
 
+def check_head_name(head: Head, name: str) -> None:
+    """Refuse a head found for ``name`` that is not named exactly ``name`` (a database
+    that compares names case-insensitively, or otherwise loosely, returns another one).
+
+    :raises IntegrityError: when the names differ.
+    """
+    if head.name != name:
+        raise IntegrityError()
+
+
+STAGES = ("current", "pending", "previous")
+"""The stage labels a head gives, in the order of its columns."""
+
+
+def version_digest(message: bytes) -> bytes:
+    """What a head's stage digest holds: SHA-256 of a version's exact signed message
+    (:func:`version_message`)."""
+    return hashlib.sha256(message).digest()
+
+
+def check_staged_version(
+    verify_public: bytes,
+    vault_id: bytes,
+    head: Head,
+    stage: str,
+    row: Version,
+    *,
+    verified: set[bytes] | None = None,
+) -> CredentialMetadata:
+    """The metadata of ``row`` after checking it is exactly the version that ``head``
+    (verified by the caller) labels ``stage``: the same credential and name, exactly the
+    number the head names, the very row whose signed message the head's stage digest
+    covers, and a valid signature.
+
+    The one rule for "this version row is the one the head's stage names", used by the
+    owner's reads, the clients' and ``exvault verify``: a different row with the same
+    (credential, version), validly signed too (put back from an older copy), fails.
+
+    :raises IntegrityError: when any of these does not hold.
+    """
+    assert stage in STAGES
+    check_types(row, "credential_versions")
+    number = getattr(head, f"{stage}_version")
+    expected = getattr(head, f"{stage}_digest")
+    # Exact comparisons in Python: the SQL join that found the row may compare loosely.
+    if number is None or expected is None or row.version != number or row.credential_id != head.id:
+        raise IntegrityError()
+    message = version_message(vault_id, row)
+    if not crypto.constant_time_equal(version_digest(message), expected):
+        raise IntegrityError()
+    _verify(verify_public, message, row.signature, verified)
+    return check_metadata(row, head)
+
+
 def stage_of(head: Head, version: int) -> tuple[str, ...]:
     """The stage labels a head gives ``version``."""
-    labels = []
-    if head.current_version == version:
-        labels.append("current")
-    if head.pending_version == version:
-        labels.append("pending")
-    if head.previous_version == version:
-        labels.append("previous")
-    return tuple(labels)
+    return tuple(stage for stage in STAGES if getattr(head, f"{stage}_version") == version)
+
+
+def split_grantees(head: Head) -> tuple[str, ...]:
+    """The ids of the clients a head's signed grantee set names."""
+    return split_list(head.grantees)
+
+
+def join_grantees(client_ids: Collection[str]) -> str:
+    """A head's ``grantees`` column for these client ids: sorted, comma-joined."""
+    return ",".join(sorted(set(client_ids)))
 
 
 def check_metadata(row: Version, head: Head) -> CredentialMetadata:
@@ -571,22 +675,29 @@ def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> N
 
 
 __all__ = [
+    "HEAD_KIND",
     "ROOT_RECIPIENT",
+    "STAGES",
     "SealedVersion",
+    "check_head_name",
     "check_header",
     "check_metadata",
+    "check_staged_version",
     "check_types",
     "client_message",
     "grant_message",
     "head_message",
     "header_message",
+    "join_grantees",
     "metadata_of",
     "new_record_id",
     "open_payload",
+    "schema2_head_message",
     "seal_version",
     "sign_client",
     "sign_grant",
     "sign_head",
+    "split_grantees",
     "stage_of",
     "type_damage",
     "unwrap_dek",
@@ -595,5 +706,6 @@ __all__ = [
     "verify_head",
     "verify_header",
     "verify_version",
+    "version_digest",
     "wrap_dek",
 ]

@@ -85,13 +85,13 @@ def start(
         head = admin._head(session, name, for_update=True)
         if head.current_version is None:
             raise Conflict(f'credential "{name}" has no current version')
-        current_meta, current_fields = admin._open_version(session, head, head.current_version)
+        current_meta, current_fields = admin._open_version(session, head, "current")
         # A new key changes the key material; account fields (uid, account_id, ...)
         # stay what they were unless the new payload gives them.
         carried = {k: v for k, v in current_fields.items() if k not in KEY_MATERIAL}
         fields = clean_payload(current_meta.exchange, {**carried, **payload})
         if head.pending_version is not None:
-            _meta, pending_fields = admin._open_version(session, head, head.pending_version)
+            _meta, pending_fields = admin._open_version(session, head, "pending")
             if pending_fields == fields:
                 return StepResult(
                     name,
@@ -113,9 +113,12 @@ def start(
             None if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
         )
         grantees = admin._check_scopes(session, head, metadata.permissions)
-        version = admin._next_version(session, head)
-        admin._add_version(session, head, version, metadata, fields, now, grantees=grantees)
+        version = admin._next_version(head)
+        sealed = admin._add_version(
+            session, head, version, metadata, fields, now, grantees=grantees
+        )
         head.pending_version = version
+        head.pending_digest = sealed.stage_digest
         head.pending_since = now
         head.updated_at = now
         records.sign_head(admin._identity, admin._vault_id, head)
@@ -144,7 +147,7 @@ def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
             raise NotFound(
                 f'no rotation of "{name}" is pending; start one: exvault rotate start {name}'
             )
-        meta, fields = admin._open_version(session, head, head.pending_version)
+        meta, fields = admin._open_version(session, head, "pending")
         checks.append(
             VerifyCheck("decrypts", True, f"version {head.pending_version} decrypts and verifies")
         )
@@ -160,7 +163,7 @@ def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
         except InvalidInput as exc:
             checks.append(VerifyCheck("format", False, str(exc)))
         if head.current_version is not None:
-            _current_meta, current = admin._open_version(session, head, head.current_version)
+            _current_meta, current = admin._open_version(session, head, "current")
             same_key = current.get("api_key") == fields.get("api_key")
             same_secret = current.get("secret") == fields.get("secret")
             checks.append(
@@ -214,9 +217,11 @@ def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> 
         grace = grace if grace is not None else timedelta(hours=policy.grace_hours)
         dropped = head.previous_version
         head.previous_version = head.current_version
+        head.previous_digest = head.current_digest
         head.previous_until = to_epoch(now + grace)
         head.current_version = head.pending_version
-        head.pending_version = head.pending_since = None
+        head.current_digest = head.pending_digest
+        head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(now)
         admin._retire_version(session, head, dropped)
         records.sign_head(admin._identity, admin._vault_id, head)
@@ -248,7 +253,7 @@ def finish(admin: AdminVault, name: str) -> StepResult:
         if head.previous_version is None:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
         dropped = head.previous_version
-        head.previous_version = head.previous_until = None
+        head.previous_version = head.previous_until = head.previous_digest = None
         current = (
             session.get(VersionRecord, (head.id, head.current_version))
             if head.current_version is not None
@@ -259,8 +264,9 @@ def finish(admin: AdminVault, name: str) -> StepResult:
         if current is not None:
             # Its created_at may clear the exposure mark: a far-future value put in the
             # row must fail here, not wipe the mark.
-            records.verify_version(admin._verify_public, admin._vault_id, current)
-            records.check_metadata(current, head)
+            records.check_staged_version(
+                admin._verify_public, admin._vault_id, head, "current", current
+            )
         if (
             head.exposed_at is not None
             and current is not None
@@ -290,7 +296,7 @@ def abort(admin: AdminVault, name: str) -> StepResult:
         if head.pending_version is None:
             return StepResult(name, "abort", False, head.current_version, "no rotation is pending")
         dropped = head.pending_version
-        head.pending_version = head.pending_since = None
+        head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(utc_now())
         admin._retire_version(session, head, dropped)
         records.sign_head(admin._identity, admin._vault_id, head)

@@ -52,6 +52,12 @@ class HeadRow(NamedTuple):
     exposed_at: int | None
     exposed_reason: str | None
     signature: bytes
+    revision: int
+    version_counter: int
+    current_digest: bytes | None
+    pending_digest: bytes | None
+    previous_digest: bytes | None
+    grantees: str
 
 
 class VersionRow(NamedTuple):

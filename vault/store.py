@@ -74,13 +74,19 @@ from vault.errors import (
 from vault.errors import (
     StoreError as StoreError,  # re-exported: the store's own failure
 )
-from vault.migrations import SCHEMA_VERSION, check_schema_version, pending
+from vault.migrations import (
+    AUDIT_HEAD_SCHEMA,
+    SCHEMA_VERSION,
+    OwnerKeys,
+    check_schema_version,
+    pending,
+)
 from vault.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 
 WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of schema 2 and older
 HEAD_ROW = "exvault_audit_head"
 """Key of a write session's ``info``: set when the chain's head is :data:`AUDIT_HEAD`'s
-row (PostgreSQL, schema version 3 on), not the entry of highest ``seq``."""
+row (PostgreSQL, schema version 4 on), not the entry of highest ``seq``."""
 WRITE_LOCK_TIMEOUT_MS = 30_000
 """How long a PostgreSQL write waits for the write lock before failing with a conflict
 (``lock_timeout``): a lock held by a stuck or hostile session must not hang the fleet."""
@@ -130,7 +136,13 @@ class KeyslotRecord(Base):
 
 
 class CredentialRecord(Base):
-    """A credential's head: its name, stage labels, policy and exposure; signed."""
+    """A credential's head: its name, stage labels, policy and exposure; signed.
+
+    The columns after ``signature`` came with schema version 3 (a migration adds them
+    at the end of the table; declared in that order, a new vault's table is the same):
+    the head's revision, its version counter, the digest of the version each stage
+    names, and the signed set of the clients granted it.
+    """
 
     __tablename__ = "credentials"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -146,6 +158,12 @@ class CredentialRecord(Base):
     exposed_at: Mapped[int | None] = mapped_column(BigInteger)
     exposed_reason: Mapped[str | None] = mapped_column(Text)
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    revision: Mapped[int] = mapped_column(Integer)
+    version_counter: Mapped[int] = mapped_column(Integer)
+    current_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    pending_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    previous_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    grantees: Mapped[str] = mapped_column(Text)
 
 
 class VersionRecord(Base):
@@ -264,7 +282,7 @@ class AuditRecord(Base):
 
 
 POSTGRESQL_METADATA = MetaData()
-"""Tables of the PostgreSQL backend only (schema version 3 on): SQLite has none of them."""
+"""Tables of the PostgreSQL backend only (schema version 4 on): SQLite has none of them."""
 
 AUDIT_HEAD = Table(
     "exvault_audit_head",
@@ -534,7 +552,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # PostgreSQL at schema version 3 or later: writers lock the audit chain's head
+        # PostgreSQL at schema version 4 or later: writers lock the audit chain's head
         # row; older schemas (and a vault being created) have only the advisory lock.
         self._locks_head = False
 
@@ -626,7 +644,9 @@ class Store:
                     raise VaultUnavailable(f"no vault at {printable(describe_location(url))}")
                 version = conn.execute(select(SchemaInfo.schema_version)).scalar()
             check_schema_version(version, owner=owner, backend=url.get_backend_name())
-            store._locks_head = not store.is_sqlite and isinstance(version, int) and version >= 3
+            store._locks_head = (
+                not store.is_sqlite and isinstance(version, int) and version >= AUDIT_HEAD_SCHEMA
+            )
         except DatabaseError as exc:
             store.dispose()
             detail = describe_database_error(exc)
@@ -638,11 +658,12 @@ class Store:
             raise
         return store
 
-    def upgrade(self) -> int:
+    def upgrade(self, owner: OwnerKeys) -> int:
         """Apply pending schema migrations in one transaction; returns the new version.
 
-        Called by the owner's unlock, after the passphrase has been checked. Costs one
-        read when the schema is current.
+        Called by the owner's unlock, after the passphrase has been checked, with the
+        unlocked keys (a migration may verify and re-sign rows). Costs one read when
+        the schema is current.
         """
         with self.read() as session:
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
@@ -651,10 +672,10 @@ class Store:
                 conn = session.connection()
                 current = session.scalar(select(SchemaInfo.schema_version)) or 1
                 for step in pending(current):  # another process may have migrated meanwhile
-                    step.apply(conn)
+                    step.apply(conn, owner)
                     session.execute(update(SchemaInfo).values(schema_version=step.to_version))
                     current = step.to_version
-        self._locks_head = not self.is_sqlite and current >= 3
+        self._locks_head = not self.is_sqlite and current >= AUDIT_HEAD_SCHEMA
         return current
 
     @staticmethod

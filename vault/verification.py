@@ -135,7 +135,7 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
             clients[client.id] = client
         except IntegrityError:
             problem(Problem(None, f'client "{client.name}": record forged or edited'))
-    grantees: dict[str, set[str]] = defaultdict(set)
+    grant_rows: dict[str, set[str]] = defaultdict(set)
     grants: list[GrantRecord] = []
     for grant in _well_typed(session.scalars(select(GrantRecord)), GrantRecord, report):
         try:
@@ -144,9 +144,7 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
             problem(Problem(None, f"grant of client {grant.client_id}: forged or edited"))
             continue
         grants.append(grant)
-        grantee = clients.get(grant.client_id)
-        if grantee is not None and grantee.revoked_at is None:
-            grantees[grant.credential_id].add(grantee.id)
+        grant_rows[grant.credential_id].add(grant.client_id)
 
     versions: dict[str, list[VersionRecord]] = defaultdict(list)
     for row in _well_typed(session.scalars(select(VersionRecord)), VersionRecord, report):
@@ -167,7 +165,7 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
         problem(Problem(None, f"versions of a deleted credential remain ({orphan})"))
     for head in sorted(_well_typed(heads, CredentialRecord, report), key=lambda h: h.name):
         _verify_credential(
-            admin, head, versions[head.id], payloads, wraps, grantees[head.id], report
+            admin, head, versions[head.id], payloads, wraps, clients, grant_rows[head.id], report
         )
 
     report.audit_entries = audit.count(session)
@@ -264,7 +262,8 @@ def _verify_credential(
     rows: list[VersionRecord],
     payloads: dict[tuple[str, int], PayloadRecord],
     wraps: dict[tuple[str, int], dict[str, WrapRecord]],
-    grantees: set[str],
+    clients: dict[str, ClientRecord],
+    grant_rows: set[str],
     report: VerifyReport,
 ) -> None:
     vault_id, verify_public = admin._vault_id, admin._verify_public
@@ -276,7 +275,15 @@ def _verify_credential(
     try:
         records.verify_head(verify_public, vault_id, head)
     except IntegrityError:
-        problem("head (name, stages, policy or exposure) forged or edited")
+        problem("head (name, stages, policy, exposure or grantees) forged or edited")
+    # The head's signed set says who is granted; a grants row alone (put back after an
+    # ungrant) grants nothing, and a member without its row is damage too.
+    granted = set(records.split_grantees(head))
+    for client_id in sorted(grant_rows - granted):
+        problem(f"a grants row names client {client_id}, which the head does not grant it")
+    for client_id in sorted(granted - grant_rows):
+        problem(f"the head grants client {client_id}, which has no grants row")
+    grantees = {c for c in granted if c in clients and clients[c].revoked_at is None}
     try:
         Policy.from_json(head.policy)
     except IntegrityError:
@@ -290,11 +297,22 @@ def _verify_credential(
     for row in sorted(rows, key=lambda r: r.version):
         report.versions += 1
         label = f"version {row.version}"
+        if row.version > head.version_counter:
+            problem(f"{label} is beyond the head's version counter ({head.version_counter})")
+        verified: set[bytes] = set()  # one Ed25519 verification of the row, not two
         try:
-            records.verify_version(verify_public, vault_id, row)
+            records.verify_version(verify_public, vault_id, row, verified=verified)
             records.check_metadata(row, head)
         except IntegrityError:
             problem(f"{label}: metadata or signature forged or edited")
+            continue
+        try:
+            for stage in records.stage_of(head, row.version):
+                records.check_staged_version(
+                    verify_public, vault_id, head, stage, row, verified=verified
+                )
+        except IntegrityError:
+            problem(f"{label} is not the version the head labels (a row put back?)")
             continue
         key = (head.id, row.version)
         version_wraps = wraps.get(key, {})

@@ -653,16 +653,21 @@ def test_edit_names_the_clients_it_wrapped_for(stocked_cli) -> None:
     assert json.loads(r.stdout)["wrapped_for"] == ["bot-a", "bot-b"]
 
 
-def test_edit_refuses_a_grant_row_put_back_after_ungrant(
+def test_edit_refuses_a_grant_put_back_after_ungrant(
     stocked_cli, snapshot, one_error_line
 ) -> None:
+    """The grant row and the head from before the ungrant (its signed grantee set
+    still names the client) put back: the signed audit log refuses the wrap."""
     assert stocked_cli.unlocked("client", "add", "bot").exit_code == 0
     assert stocked_cli.unlocked("grant", "bot", "binance-main").exit_code == 0
     db = sqlite3.connect(stocked_cli.vault_path)
     (grant,) = db.execute("SELECT * FROM grants").fetchall()
+    head = db.execute("SELECT * FROM credentials WHERE name = 'binance-main'").fetchone()
     assert stocked_cli.unlocked("ungrant", "bot", "binance-main").exit_code == 0
     with db:
         db.execute("INSERT INTO grants VALUES (?, ?, ?, ?)", grant)
+        db.execute("DELETE FROM credentials WHERE id = ?", (head[0],))
+        db.execute(f"INSERT INTO credentials VALUES ({', '.join('?' * len(head))})", head)
     db.close()
     before = snapshot()
     r = stocked_cli.unlocked("edit", "binance-main", "--ip", "203.0.113.8")

@@ -220,24 +220,24 @@ def observe(admin: Any, client_name: str, pp: int) -> State:
     for name in admin.names():
         info = admin.describe(name)
         cred: dict[str, Any] = {}
-        for key, version in (
-            ("cur", info.version),
-            ("pend", info.pending_version),
-            ("prev", info.previous_version),
+        for key, stage, version in (
+            ("cur", "current", info.version),
+            ("pend", "pending", info.pending_version),
+            ("prev", "previous", info.previous_version),
         ):
-            cred[key] = [version, _root_read(admin, name, version)] if version else None
+            cred[key] = [version, _root_read(admin, name, stage)] if version else None
         cred["max"] = max(v.version for v in admin.history(name))
         state["creds"][name] = cred
     state["granted"] = sorted(admin.client(client_name).grants)
     return state
 
 
-def _root_read(admin: Any, name: str, version: int) -> str:
+def _root_read(admin: Any, name: str, stage: str) -> str:
     # What AdminVault.get does (verify the rows, unwrap with the root key, decrypt),
     # without its audit entry: checking after every kill must not grow the log.
     with admin.store.read() as session:
         head = admin._head(session, name)
-        _meta, fields = admin._open_version(session, head, version)
+        _meta, fields = admin._open_version(session, head, stage)
     return value_hash(fields["api_key"], fields["secret"])
 
 
