@@ -1402,6 +1402,12 @@ COLUMN_COVERAGE: dict[tuple[str, str], str] = {
             "policy",
             "exposed_at",
             "exposed_reason",
+            "revision",
+            "version_counter",
+            "current_digest",
+            "pending_digest",
+            "previous_digest",
+            "grantees",
         )
     },
     ("credentials", "signature"): SIGNATURE,
@@ -2099,29 +2105,16 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("delete credential"),
     ),
     KnownLimit(
-        "client-deleted",
-        "A whole client deleted with its grants and wraps, when it never wrote an audit "
-        "entry (otherwise its signed entries no longer verify): the vault is consistent "
-        "without it, and the client only loses access.",
-        lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("delete client"),
-    ),
-    KnownLimit(
         "row-rollback",
-        "An older copy of signed rows put back carries valid signatures (SECURITY.md "
-        "known limit 4): a credential head alone with its older policy or without its "
-        "exposure mark; a revoked client's grant row (the client is refused at open); a "
-        "whole credential with all its rows when its grants are what the signed audit "
-        "log says (its older labels and versions read again). Rows that contradict the "
-        "signed audit log (a grant, an ungrant, a revocation, versions created twice) are "
-        "reported by verify; older heads whose ciphertexts were deleted, or that leave "
-        "ciphertext of an unlabelled version behind, are detected.",
+        "A whole credential put back with all its rows as an older copy had them (head, "
+        "versions, ciphertexts, wraps) carries valid signatures, and when its grants are "
+        "what the signed audit log says, nothing in the vault contradicts it: its older "
+        "labels and versions read again (SECURITY.md known limit 4). A head alone put "
+        "back is refused (its revision, version counter and stage digests no longer "
+        "match the rows), and rows that contradict the signed audit log (a grant, an "
+        "ungrant, a revocation, versions created twice) are reported by verify.",
         lambda t, m, d, v: (
-            m.kind == "replay"
-            and (
-                (m.label.startswith("credential ") and "grants" not in d.tables())
-                or m.label.startswith("credentials[")
-                or (m.label.startswith("grants[") and not v.gained)
-            )
+            m.kind == "replay" and m.label.startswith("credential ") and "grants" not in d.tables()
         ),
     ),
     KnownLimit(
@@ -2179,13 +2172,14 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
     ),
     KnownLimit(
         "reuse-random-id",
-        "Credential and client ids are random 128-bit values, never allocated twice: a "
-        "credential or client deleted, added again by the owner under the same name, "
-        "then its old rows put back in place of the new ones, is a deletion followed by "
-        "a rollback of individual signed rows (SECURITY.md known limit 4): the old "
-        "record reads again (an old client token works again), the owner's new one is "
-        "gone, only its audit entry remains.",
-        lambda t, m, d, v: m.kind == "reuse" and m.table in {"credentials", "clients"},
+        "Credential ids are random 128-bit values, never allocated twice: a credential "
+        "deleted with all its rows, added again by the owner under the same name, then "
+        "its old rows put back in place of the new ones, is a deletion followed by a "
+        "rollback of individual signed rows (SECURITY.md known limit 4): the old "
+        "credential reads again, the owner's new one is gone, only its audit entry "
+        "remains. (A client put back so is refused: the heads' signed grantees no "
+        "longer name it.)",
+        lambda t, m, d, v: m.kind == "reuse" and m.table == "credentials",
     ),
     KnownLimit(
         "audit-anonymous-unsigned",
