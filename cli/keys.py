@@ -99,16 +99,27 @@ def init(
 @click.option(
     "--recalibrate", is_flag=True, help="Calibrate Argon2id anew on this machine for the new slot."
 )
-def passwd(vault_location: str | None, passphrase_file: str | None, recalibrate: bool) -> None:
+@click.option("--insecure-test-kdf", is_flag=True, hidden=True)
+def passwd(
+    vault_location: str | None,
+    passphrase_file: str | None,
+    recalibrate: bool,
+    insecure_test_kdf: bool,
+) -> None:
     """Change the vault passphrase.
 
     Unlocks with the current passphrase (prompt or --passphrase-file), then asks for
     the new one twice (or reads two stdin lines). Only the keyslot is rewritten;
-    no credential is re-encrypted. The old passphrase stops working.
+    no credential is re-encrypted. The old passphrase stops working. The new slot
+    keeps the Argon2id parameters of the slot just unlocked (never below RFC 9106's
+    minimum: those are recalibrated).
     """
     with open_admin(vault_location, passphrase_file) as admin:
         new = prompts.new_passphrase(None, "new passphrase")
-        params = admin.change_passphrase(new, recalibrate=recalibrate)
+        # Hidden, for the test suite only: keep a test vault's cheap parameters.
+        params = admin.change_passphrase(
+            new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf
+        )
     click.echo(f"Passphrase changed ({params}).")
 
 
@@ -120,14 +131,19 @@ def passwd(vault_location: str | None, passphrase_file: str | None, recalibrate:
     default=None,
     help="Read the recovery key from FILE (mode 0600) instead of asking.",
 )
-def recover(vault_location: str | None, recovery_key_file: str | None) -> None:
+@click.option("--insecure-test-kdf", is_flag=True, hidden=True)
+def recover(
+    vault_location: str | None, recovery_key_file: str | None, insecure_test_kdf: bool
+) -> None:
     """Set a new passphrase with the recovery key, when the passphrase is lost.
 
     Asks for the recovery key, then the new passphrase twice. Without a terminal,
     stdin gives the recovery key on line 1 (unless --recovery-key-file) and the new
-    passphrase on the next two lines.
+    passphrase on the next two lines. Argon2id is calibrated anew for the new slot
+    (the old slot's stored parameters are not trusted) and the parameters printed.
     """
     from vault.admin import AdminVault
+    from vault.crypto import KdfParams
     from vault.secretfile import read_secret_file
 
     open_inventory(vault_location).close()
@@ -139,8 +155,15 @@ def recover(vault_location: str | None, recovery_key_file: str | None) -> None:
         key = prompts.read_stdin_line("recovery key")
     with AdminVault.unlock_with_recovery_key(vault_location, key) as admin:
         new = prompts.new_passphrase(None, "new passphrase")
-        admin.change_passphrase(new)
-    click.echo("The vault has a new passphrase. The recovery key stays valid; keep it safe.")
+        click.echo("Calibrating Argon2id for the new passphrase...", err=True)
+        # Hidden, for the test suite only: the cheap parameters init's flag gives.
+        params = admin.change_passphrase(
+            new,
+            kdf=KdfParams(1, 64, 1) if insecure_test_kdf else None,
+            insecure_test_kdf=insecure_test_kdf,
+        )
+    click.echo(f"The vault has a new passphrase ({params}).")
+    click.echo("The recovery key stays valid; keep it safe.")
 
 
 @click.command()

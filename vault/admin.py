@@ -146,9 +146,18 @@ class AdminVault(Inventory):
     :meth:`unlock` or :meth:`unlock_with_recovery_key`. A handle is for one thread.
     """
 
-    def __init__(self, store: Store, header: HeaderRecord, identity: RootIdentity) -> None:
+    def __init__(
+        self,
+        store: Store,
+        header: HeaderRecord,
+        identity: RootIdentity,
+        opened_kdf: KdfParams | None = None,
+    ) -> None:
         super().__init__(store, header)
         self._identity = identity
+        # The Argon2id parameters of the passphrase slot this handle was opened with
+        # (authenticated by that slot's AD), or None when it was opened otherwise.
+        self._opened_kdf = opened_kdf
         self._batch: _Batch | None = None
 
     # ---------------------------------------------------------------- opening
@@ -192,7 +201,9 @@ class AdminVault(Inventory):
         recovery_key = crypto.new_recovery_key()
         # Both KDFs run before the store exists, so a failure leaves no half-made vault.
         slots = [
-            keyslots.new_passphrase_slot(header, identity, passphrase, kdf, now),
+            keyslots.new_passphrase_slot(
+                header, identity, passphrase, kdf, now, insecure_test_kdf=insecure_test_kdf
+            ),
             keyslots.new_recovery_slot(header, identity, recovery_key, now),
         ]
 
@@ -201,7 +212,7 @@ class AdminVault(Inventory):
             session.add_all(slots)
 
         store = Store.create(url, initialize)
-        return cls(store, header, identity), crypto.format_recovery_key(recovery_key)
+        return cls(store, header, identity, kdf), crypto.format_recovery_key(recovery_key)
 
     @classmethod
     def _open(cls, where: Where) -> tuple[Store, HeaderRecord, list[KeyslotRecord]]:
@@ -223,7 +234,7 @@ class AdminVault(Inventory):
         """
         store, header, slots = cls._open(where)
         try:
-            identity, _slot = keyslots.open_with_passphrase(header, slots, passphrase)
+            identity, slot = keyslots.open_with_passphrase(header, slots, passphrase)
         except IntegrityError:
             audit.record_failure(store, header.vault_id, audit.ADMIN, "unlock", "wrong passphrase")
             store.dispose()
@@ -231,17 +242,23 @@ class AdminVault(Inventory):
         except BaseException:
             store.dispose()
             raise
-        return cls._unlocked(store, header, identity)
+        return cls._unlocked(store, header, identity, keyslots.slot_params(slot))
 
     @classmethod
-    def _unlocked(cls, store: Store, header: HeaderRecord, identity: RootIdentity) -> AdminVault:
+    def _unlocked(
+        cls,
+        store: Store,
+        header: HeaderRecord,
+        identity: RootIdentity,
+        opened_kdf: KdfParams | None = None,
+    ) -> AdminVault:
         # Only the owner, and only once the key is proven, brings the schema up to date.
         try:
             store.upgrade()
         except BaseException:
             store.dispose()
             raise
-        return cls(store, header, identity)
+        return cls(store, header, identity, opened_kdf)
 
     @classmethod
     def unlock_with_recovery_key(cls, where: Where, recovery_key: str) -> AdminVault:
@@ -267,36 +284,59 @@ class AdminVault(Inventory):
 
     # ---------------------------------------------------------------- keyslots
 
-    def change_passphrase(self, new_passphrase: str, *, recalibrate: bool = False) -> KdfParams:
+    def change_passphrase(
+        self,
+        new_passphrase: str,
+        *,
+        recalibrate: bool = False,
+        kdf: KdfParams | None = None,
+        insecure_test_kdf: bool = False,
+    ) -> KdfParams:
         """Replace the passphrase slot(s) with one for ``new_passphrase``.
 
-        Nothing else is re-encrypted. The new slot keeps the old slot's Argon2id
-        parameters (never below the floor, unless they were already) unless
-        ``recalibrate`` asks for a fresh calibration on this machine.
+        Nothing else is re-encrypted. The new slot's Argon2id parameters are, in this
+        order: ``kdf`` when given; a fresh calibration on this machine when
+        ``recalibrate`` asks for one or when this handle was not opened with the
+        passphrase (``recover``); else those of the passphrase slot this handle
+        opened, whose parameters its AD authenticated. Never the parameters stored in
+        another row: a database writer could have lowered them. Parameters below
+        :data:`~vault.crypto.KDF_FLOOR` are written only with ``insecure_test_kdf``
+        (test suites); without it, kept ones below the floor are replaced by a
+        calibration.
 
         :returns: the parameters of the new slot.
+        :raises InvalidInput: for an empty passphrase, or an explicit ``kdf`` below
+            the floor without ``insecure_test_kdf``.
+        :raises UnsupportedFormat: for an explicit ``kdf`` above the cap.
         """
         crypto.normalize_passphrase(new_passphrase)
+        if kdf is not None:
+            if not kdf.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
+                raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
+            params = kdf
+        elif recalibrate or self._opened_kdf is None:
+            params = crypto.calibrate_kdf()
+        elif self._opened_kdf.at_least(crypto.KDF_FLOOR) or insecure_test_kdf:
+            params = self._opened_kdf
+        else:
+            params = crypto.calibrate_kdf()
         with self._reading() as session:
             header = load_header(session)
-            old = [
-                s for s in session.scalars(select(KeyslotRecord)) if s.kind == keyslots.PASSPHRASE
-            ]
-        params = (
-            crypto.calibrate_kdf()
-            if recalibrate or not old
-            else max(
-                (keyslots.slot_params(s) for s in old), key=lambda p: p.memory_kib * p.time_cost
-            )
-        )
         slot = keyslots.new_passphrase_slot(
-            header, self._identity, new_passphrase, params, to_epoch(utc_now())
+            header,
+            self._identity,
+            new_passphrase,
+            params,
+            to_epoch(utc_now()),
+            insecure_test_kdf=insecure_test_kdf,
         )
         with self._writing() as session:
             session.execute(delete(KeyslotRecord).where(KeyslotRecord.kind == keyslots.PASSPHRASE))
             session.add(slot)
             self._audit(session, "passwd", detail=str(params))
         self._checkpoint()
+        # The handle now holds what the new slot opens with.
+        self._opened_kdf = params
         return params
 
     # ---------------------------------------------------------------- writing

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from vault import crypto, records
 from vault.crypto import KdfParams, RootIdentity
-from vault.errors import IntegrityError, UnsupportedFormat
+from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat
 from vault.store import HeaderRecord, KeyslotRecord
 
 PASSPHRASE = "passphrase"  # noqa: S105 (a slot kind)
@@ -100,10 +100,25 @@ def passphrase_kdf_params(session: Session) -> list[KdfParams]:
 
 
 def new_passphrase_slot(
-    header: HeaderRecord, identity: RootIdentity, passphrase: str, params: KdfParams, now: int
+    header: HeaderRecord,
+    identity: RootIdentity,
+    passphrase: str,
+    params: KdfParams,
+    now: int,
+    *,
+    insecure_test_kdf: bool = False,
 ) -> KeyslotRecord:
-    """A passphrase keyslot holding ``identity`` under Argon2id(``passphrase``)."""
+    """A passphrase keyslot holding ``identity`` under Argon2id(``passphrase``).
+
+    Every passphrase slot is written here, so this is where the floor holds: no slot
+    below :data:`~vault.crypto.KDF_FLOOR` unless ``insecure_test_kdf`` (test suites).
+
+    :raises InvalidInput: for parameters below the floor without ``insecure_test_kdf``.
+    :raises UnsupportedFormat: for parameters above the cap.
+    """
     crypto.check_kdf_params(params)
+    if not params.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
+        raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
     slot = KeyslotRecord(
         id=uuid.uuid4().hex,
         kind=PASSPHRASE,

@@ -12,8 +12,11 @@ from tests.conftest import (
     KUCOIN_PASSPHRASE,
     KUCOIN_SECRET,
     PASSPHRASE,
+    db_exec,
     write_secret_file,
 )
+from vault import crypto
+from vault.crypto import KdfParams
 
 NEW_PASSPHRASE = "tr0ub4dor&3 but longer"
 RECOVERY_KEY = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{1,4})+")
@@ -182,7 +185,9 @@ def test_info_text(stocked_cli) -> None:
 
 
 def test_passwd_old_refused_new_accepted_all_readable(stocked_cli, tmp_path) -> None:
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "Passphrase changed" in r.stdout
     assert NEW_PASSPHRASE not in r.output
@@ -198,7 +203,9 @@ def test_passwd_rewraps_only_the_keyslot(stocked_cli, rows) -> None:
     before = rows(stocked_cli.vault_path, skip=("keyslots",))
     assert before["payloads"]
     assert before["dek_wraps"]
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert rows(stocked_cli.vault_path, skip=("keyslots",)) == before
     assert rows(stocked_cli.vault_path)["keyslots"] != before_all["keyslots"]
@@ -206,13 +213,17 @@ def test_passwd_rewraps_only_the_keyslot(stocked_cli, rows) -> None:
 
 def test_passwd_keeps_the_kdf_parameters(stocked_cli) -> None:
     before = json.loads(stocked_cli.v("info", "--json").stdout)["kdf"]
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(stocked_cli.v("info", "--json").stdout)["kdf"] == before
 
 
 def test_passwd_via_hidden_prompts(stocked_cli, terminal, tmp_path) -> None:
-    r = stocked_cli.v("passwd", input=f"{PASSPHRASE}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.v(
+        "passwd", "--insecure-test-kdf", input=f"{PASSPHRASE}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "Vault passphrase" in r.stderr
     assert "Enter new passphrase" in r.stderr
@@ -226,7 +237,9 @@ def test_passwd_differing_entries_refused_vault_unchanged(
     stocked_cli, snapshot, one_error_line
 ) -> None:
     before = snapshot()
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}!\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}!\n"
+    )
     line = one_error_line(r, 7)
     assert "differ" in line
     assert NEW_PASSPHRASE not in r.output
@@ -236,13 +249,15 @@ def test_passwd_differing_entries_refused_vault_unchanged(
 
 def test_passwd_empty_new_passphrase_refused(stocked_cli, snapshot, one_error_line) -> None:
     before = snapshot()
-    one_error_line(stocked_cli.unlocked("passwd", input="\n\n"), 7)
+    one_error_line(stocked_cli.unlocked("passwd", "--insecure-test-kdf", input="\n\n"), 7)
     assert snapshot() == before
 
 
 def test_passwd_missing_second_line_refused(stocked_cli, snapshot, one_error_line) -> None:
     before = snapshot()
-    one_error_line(stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n"), 7)
+    one_error_line(
+        stocked_cli.unlocked("passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n"), 7
+    )
     assert snapshot() == before
 
 
@@ -276,7 +291,9 @@ def test_recover_with_the_printed_key(cli, binance_payload, tmp_path) -> None:
         input=json.dumps(binance_payload),
     )
     assert r.exit_code == 0, r.output
-    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "new passphrase" in r.stdout
     assert key not in r.output
@@ -293,13 +310,17 @@ def test_recover_with_the_printed_key(cli, binance_payload, tmp_path) -> None:
 def test_recover_key_typed_in_lower_case_without_dashes(cli) -> None:
     key = str(init_json(cli)["recovery_key"])
     sloppy = key.replace("-", " ").lower()
-    r = cli.v("recover", input=f"{sloppy}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{sloppy}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
 
 
 def test_recover_via_hidden_prompts(cli, terminal, tmp_path) -> None:
     key = str(init_json(cli)["recovery_key"])
-    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "Recovery key" in r.stderr
     assert key not in r.output
@@ -312,6 +333,7 @@ def test_recover_with_a_key_file(cli, tmp_path) -> None:
     key_file = write_secret_file(tmp_path / "recovery", key)
     r = cli.v(
         "recover",
+        "--insecure-test-kdf",
         "--recovery-key-file",
         str(key_file),
         input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
@@ -323,7 +345,7 @@ def test_recover_with_a_key_file(cli, tmp_path) -> None:
 def test_recover_keeps_the_recovery_key_valid(cli) -> None:
     key = str(init_json(cli)["recovery_key"])
     for new in (NEW_PASSPHRASE, "a third passphrase"):
-        r = cli.v("recover", input=f"{key}\n{new}\n{new}\n")
+        r = cli.v("recover", "--insecure-test-kdf", input=f"{key}\n{new}\n{new}\n")
         assert r.exit_code == 0, r.output
 
 
@@ -335,7 +357,11 @@ def _mistype(key: str) -> str:
 def test_recover_mistyped_key_gives_a_clear_error(cli, snapshot, one_error_line) -> None:
     key = str(init_json(cli)["recovery_key"])
     before = snapshot()
-    r = cli.v("recover", input=f"{_mistype(key)}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover",
+        "--insecure-test-kdf",
+        input=f"{_mistype(key)}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
     line = one_error_line(r, 7)
     assert "recovery key" in line
     assert "mistyped" in line
@@ -346,7 +372,9 @@ def test_recover_mistyped_key_gives_a_clear_error(cli, snapshot, one_error_line)
 def test_recover_truncated_key_refused(cli, snapshot, one_error_line) -> None:
     key = str(init_json(cli)["recovery_key"])
     before = snapshot()
-    r = cli.v("recover", input=f"{key[:-5]}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key[:-5]}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert "recovery key" in one_error_line(r, 7)
     assert snapshot() == before
 
@@ -364,7 +392,9 @@ def test_recover_with_another_vaults_key(cli, tmp_path, snapshot, one_error_line
     assert other.exit_code == 0, other.output
     foreign = json.loads(other.stdout)["recovery_key"]
     before = snapshot()
-    r = cli.v("recover", input=f"{foreign}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{foreign}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     one_error_line(r, 3)
     assert snapshot() == before
 
@@ -372,6 +402,26 @@ def test_recover_with_another_vaults_key(cli, tmp_path, snapshot, one_error_line
 def test_recover_differing_new_entries(cli, snapshot, one_error_line) -> None:
     key = str(init_json(cli)["recovery_key"])
     before = snapshot()
-    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}?\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}?\n"
+    )
     assert "differ" in one_error_line(r, 7)
     assert snapshot() == before
+
+
+def test_recover_after_a_kdf_downgrade_writes_calibrated_parameters(cli) -> None:
+    """A database writer lowers the passphrase slot's Argon2id parameters; the owner's
+    unlock fails, the owner recovers: the new slot gets a calibration, not those."""
+    key = str(init_json(cli)["recovery_key"])
+    db_exec(
+        cli.vault_path,
+        "UPDATE keyslots SET kdf_time_cost = 1, kdf_memory_kib = 8, kdf_parallelism = 1 "
+        "WHERE kind = 'passphrase'",
+    )
+    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 3
+    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    kdf = json.loads(cli.v("info", "--json").stdout)["kdf"]
+    params = KdfParams(kdf["time_cost"], kdf["memory_kib"], kdf["parallelism"])
+    assert params.at_least(crypto.KDF_FLOOR)
+    assert str(params) in r.stdout
