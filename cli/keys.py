@@ -166,11 +166,19 @@ def recover(
     click.echo("The recovery key stays valid; keep it safe.")
 
 
+KDF_AS_STORED = "as stored: checked only when the passphrase opens the keyslot"
+"""How keyless commands qualify the KDF parameters they show (read without a key)."""
+
+
 @click.command()
 @vault_option
 @json_option
 def info(vault_location: str | None, as_json: bool) -> None:
-    """Show the vault's location, id, fingerprint, format and KDF (no passphrase needed)."""
+    """Show the vault's location, id, fingerprint, format and KDF (no passphrase needed).
+
+    The KDF parameters are shown as stored: without the passphrase nothing can
+    authenticate them (``kdf_authenticated`` is false in --json).
+    """
     with open_inventory(vault_location) as inv:
         status = inv.status()
     if as_json:
@@ -187,6 +195,7 @@ def info(vault_location: str | None, as_json: bool) -> None:
                     "memory_kib": status.kdf.memory_kib,
                     "parallelism": status.kdf.parallelism,
                 },
+                "kdf_authenticated": status.kdf_authenticated,
                 "credentials": status.credentials,
             }
         )
@@ -198,7 +207,7 @@ def info(vault_location: str | None, as_json: bool) -> None:
             ("Fingerprint", status.fingerprint),
             ("Format", f"exvault vault format v{status.format_version}"),
             ("Created", status.created_at.isoformat()),
-            ("Key derivation", str(status.kdf)),
+            ("Key derivation", f"{status.kdf} ({KDF_AS_STORED})"),
             ("Credentials", status.credentials),
         ]
     )

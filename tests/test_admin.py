@@ -227,6 +227,78 @@ def test_change_passphrase_refuses_weak_explicit_kdf(
     assert db_exec(vault_location, "SELECT * FROM keyslots ORDER BY id") == before
 
 
+# Keyslot rows are signed by the root key (schema version 4): the owner's unlock checks
+# the signature of the slot that opened, once it has proved the header's keys.
+
+
+def test_keyslots_are_signed(created: tuple[AdminVault, str], vault_location: str) -> None:
+    rows = db_exec(vault_location, "SELECT kind FROM keyslots WHERE signature IS NOT NULL")
+    assert sorted(rows) == [("passphrase",), ("recovery",)]
+
+
+def test_unlock_refuses_an_unsigned_passphrase_slot(
+    created: tuple[AdminVault, str], vault_location: str
+) -> None:
+    # What a passphrase slot from a backup older than schema version 4, put back, is.
+    created[0].close()
+    db_exec(vault_location, "UPDATE keyslots SET signature = NULL WHERE kind = 'passphrase'")
+    with pytest.raises(IntegrityError, match="not signed"):
+        AdminVault.unlock(vault_location, PASSPHRASE)
+
+
+def test_unlock_refuses_an_edited_keyslot_created_at(
+    created: tuple[AdminVault, str], vault_location: str
+) -> None:
+    # created_at is in no AD: only the signature covers it.
+    created[0].close()
+    db_exec(
+        vault_location,
+        "UPDATE keyslots SET created_at = created_at - 86400 WHERE kind = 'passphrase'",
+    )
+    with pytest.raises(IntegrityError, match="signature"):
+        AdminVault.unlock(vault_location, PASSPHRASE)
+
+
+def test_unlock_refuses_another_slots_signature(
+    created: tuple[AdminVault, str], vault_location: str
+) -> None:
+    created[0].close()
+    db_exec(
+        vault_location,
+        "UPDATE keyslots SET signature = "
+        "(SELECT signature FROM keyslots WHERE kind = 'recovery') WHERE kind = 'passphrase'",
+    )
+    with pytest.raises(IntegrityError, match="signature"):
+        AdminVault.unlock(vault_location, PASSPHRASE)
+
+
+def test_recover_refuses_an_unsigned_recovery_slot(
+    created: tuple[AdminVault, str], vault_location: str
+) -> None:
+    admin, recovery = created
+    admin.close()
+    db_exec(vault_location, "UPDATE keyslots SET signature = NULL WHERE kind = 'recovery'")
+    with pytest.raises(IntegrityError, match="not signed"):
+        AdminVault.unlock_with_recovery_key(vault_location, recovery)
+
+
+def test_verify_reports_an_unsigned_recovery_slot(
+    created: tuple[AdminVault, str], vault_location: str
+) -> None:
+    db_exec(vault_location, "UPDATE keyslots SET signature = NULL WHERE kind = 'recovery'")
+    problems = [p.message for p in verify(created[0]).problems]
+    assert len(problems) == 1 and problems[0].startswith("recovery keyslot ")
+    assert "not signed" in problems[0]
+
+
+def test_status_says_whether_the_kdf_is_authenticated(
+    created: tuple[AdminVault, str], vault_location: str
+) -> None:
+    assert created[0].status().kdf_authenticated
+    with Inventory.open(vault_location) as inv:
+        assert not inv.status().kdf_authenticated
+
+
 @pytest.mark.sqlite_only
 def test_create_refuses_weak_explicit_kdf(vault_path: Path) -> None:
     with pytest.raises(InvalidInput, match="floor"):

@@ -14,6 +14,7 @@ from vault.errors import UnsupportedFormat
 from vault.inventory import Inventory
 from vault.migrations import Migration
 from vault.store import SCHEMA_VERSION
+from vault.verification import verify
 
 
 def sql(path: Path, statement: str) -> list[tuple[object, ...]]:
@@ -34,6 +35,7 @@ def schema_v1(stocked: AdminVault, vault_path: Path) -> Path:
     """The stocked vault as exvault's schema version 1 left it."""
     stocked.close()
     sql(vault_path, "DROP INDEX ix_audit_log_reads")
+    sql(vault_path, "ALTER TABLE keyslots DROP COLUMN signature")
     sql(vault_path, "UPDATE exvault_schema SET schema_version = 1")
     return vault_path
 
@@ -77,3 +79,21 @@ def test_migrations_are_numbered_in_order() -> None:
     versions = [m.to_version for m in migrations.MIGRATIONS]
     assert versions == sorted(versions) and versions[-1] == SCHEMA_VERSION
     assert len(set(versions)) == len(versions)
+
+
+def test_owner_unlock_signs_the_keyslots_of_an_older_schema(schema_v1: Path) -> None:
+    with Inventory.open(schema_v1) as inv:  # a reader keeps working, unsigned
+        assert inv.status().credentials == 2
+    with AdminVault.unlock(schema_v1, PASSPHRASE) as admin:
+        assert verify(admin).ok
+    kinds = sql(schema_v1, "SELECT kind FROM keyslots WHERE signature IS NOT NULL")
+    assert sorted(kinds) == [("passphrase",), ("recovery",)]
+    AdminVault.unlock(schema_v1, PASSPHRASE).close()  # and the signature checks out
+
+
+def test_recovery_unlock_signs_the_keyslots_of_an_older_schema(
+    schema_v1: Path, created: tuple[AdminVault, str]
+) -> None:
+    with AdminVault.unlock_with_recovery_key(schema_v1, created[1]) as admin:
+        assert verify(admin).ok
+    assert sql(schema_v1, "SELECT count(*) FROM keyslots WHERE signature IS NULL") == [(0,)]

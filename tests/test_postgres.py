@@ -137,11 +137,15 @@ def test_concurrent_readers_keep_the_audit_chain_whole(
 def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> None:
     stocked.close()
     db_exec(vault_location, "DROP INDEX ix_audit_log_reads")
+    db_exec(vault_location, "ALTER TABLE keyslots DROP COLUMN signature")
     db_exec(vault_location, "UPDATE exvault_schema SET schema_version = 1")
     with Inventory.open(vault_location) as inv:
         assert inv.status().credentials == 2
     with AdminVault.unlock(vault_location, PASSPHRASE):
         pass
+    assert db_exec(vault_location, "SELECT count(*) FROM keyslots WHERE signature IS NULL") == [
+        (0,)
+    ]
     assert db_exec(vault_location, "SELECT schema_version FROM exvault_schema") == [
         (SCHEMA_VERSION,)
     ]

@@ -45,8 +45,9 @@ def test_a_new_vault_has_the_expected_schema(stocked: AdminVault) -> None:
 def test_a_migrated_vault_has_the_expected_schema(stocked: AdminVault, vault_path: Path) -> None:
     stocked.close()
     db_exec(vault_path, "DROP INDEX ix_audit_log_reads")
+    db_exec(vault_path, "ALTER TABLE keyslots DROP COLUMN signature")
     db_exec(vault_path, "UPDATE exvault_schema SET schema_version = 1")
-    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:  # upgrades to version 2
+    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:  # upgrades to the current one
         assert verify(admin).ok
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
@@ -32,7 +32,15 @@ from vault.errors import (
     NotFound,
     quoted,
 )
-from vault.inventory import Inventory, Where, info_from_rows, load_header, open_store
+from vault.inventory import (
+    Inventory,
+    VaultStatus,
+    Where,
+    info_from_rows,
+    load_header,
+    open_store,
+)
+from vault.migrations import Signer
 from vault.model import (
     CredentialInfo,
     CredentialMetadata,
@@ -219,7 +227,11 @@ class AdminVault(Inventory):
         store, header = open_store(where, owner=True)
         try:
             with store.read() as session:
-                slots = list(session.scalars(select(KeyslotRecord)))
+                # Without the signature, which a schema older than version 4 lacks: it
+                # is read, and checked, once the slot has opened and the schema is
+                # brought up to date (_unlocked).
+                columns = [KeyslotRecord.__table__.c[name] for name in keyslots.SIGNED_COLUMNS]
+                slots = [KeyslotRecord(**row._mapping) for row in session.execute(select(*columns))]
         except BaseException:
             store.dispose()
             raise
@@ -242,7 +254,7 @@ class AdminVault(Inventory):
         except BaseException:
             store.dispose()
             raise
-        return cls._unlocked(store, header, identity, keyslots.slot_params(slot))
+        return cls._unlocked(store, header, identity, slot, keyslots.slot_params(slot))
 
     @classmethod
     def _unlocked(
@@ -250,11 +262,24 @@ class AdminVault(Inventory):
         store: Store,
         header: HeaderRecord,
         identity: RootIdentity,
+        slot: KeyslotRecord,
         opened_kdf: KdfParams | None = None,
     ) -> AdminVault:
-        # Only the owner, and only once the key is proven, brings the schema up to date.
+        """The unlocked handle, once the schema is up to date and the slot that opened
+        is proven to be one the root key signed (not an old row put back).
+
+        :raises IntegrityError: when that slot's signature is missing or wrong.
+        """
         try:
-            store.upgrade()
+            # Only the owner, and only once the key is proven, brings the schema up to
+            # date (version 4 signs the keyslots as they are).
+            store.upgrade(Signer(header.vault_id, identity.sign))
+            with store.read() as session:
+                signature = session.scalar(
+                    select(KeyslotRecord.signature).where(KeyslotRecord.id == slot.id)
+                )
+            # The columns as they opened, with the signature stored now.
+            keyslots.verify_slot(identity.verify_public, header.vault_id, slot, signature)
         except BaseException:
             store.dispose()
             raise
@@ -270,7 +295,7 @@ class AdminVault(Inventory):
         key = crypto.parse_recovery_key(recovery_key)
         store, header, slots = cls._open(where)
         try:
-            identity = keyslots.open_with_recovery_key(header, slots, key)
+            identity, slot = keyslots.open_with_recovery_key(header, slots, key)
         except IntegrityError:
             audit.record_failure(
                 store, header.vault_id, audit.ADMIN, "recover", "wrong recovery key"
@@ -280,7 +305,18 @@ class AdminVault(Inventory):
         except BaseException:
             store.dispose()
             raise
-        return cls._unlocked(store, header, identity)
+        return cls._unlocked(store, header, identity, slot)
+
+    def status(self) -> VaultStatus:
+        """:meth:`Inventory.status`, saying whether the passphrase slot's parameters
+        are those of the slot this handle opened (and so authenticated).
+
+        :raises IntegrityError: when no passphrase keyslot is left.
+        """
+        status = super().status()
+        if self._opened_kdf is not None and status.kdf == self._opened_kdf:
+            return replace(status, kdf_authenticated=True)
+        return status
 
     # ---------------------------------------------------------------- keyslots
 

@@ -552,15 +552,16 @@ def _vault_findings(
                 "critical",
                 "kdf-weak",
                 None,
-                f"the passphrase keyslot uses {params}, below RFC 9106's minimum "
-                f"({crypto.KDF_FLOOR}): exvault passwd --recalibrate",
+                f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
+                f"RFC 9106's minimum ({crypto.KDF_FLOOR}): exvault passwd --recalibrate",
             )
         elif params.memory_kib < crypto.KDF_DEFAULT_MEMORY_KIB:
             yield Finding(
                 "warn",
                 "kdf-below-policy",
                 None,
-                f"the passphrase keyslot uses {params}, below the current default of "
+                f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
+                "the current default of "
                 f"{crypto.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: exvault passwd --recalibrate",
             )
 

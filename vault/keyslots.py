@@ -2,7 +2,9 @@
 
 LUKS-style: the root identity is encrypted once per slot, each slot with its own
 key-encryption key (KEK). Changing the passphrase adds a slot and removes the old
-one; no credential is re-encrypted.
+one; no credential is re-encrypted. Unlike LUKS, every slot is also signed by the root
+key (schema version 4): the signature can only be checked once a slot has opened and
+proved the header's keys, so the owner's unlock checks the slot it opened.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from vault import crypto, records
@@ -19,8 +23,103 @@ from vault.crypto import KdfParams, RootIdentity
 from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat
 from vault.store import HeaderRecord, KeyslotRecord
 
+if TYPE_CHECKING:
+    from vault.migrations import Signer
+
 PASSPHRASE = "passphrase"  # noqa: S105 (a slot kind)
 RECOVERY = "recovery"
+
+SIGNED_COLUMNS = (
+    "id",
+    "kind",
+    "salt",
+    "kdf_time_cost",
+    "kdf_memory_kib",
+    "kdf_parallelism",
+    "nonce",
+    "wrapped",
+    "created_at",
+)
+"""The keyslot columns the root key's signature covers: all but the signature."""
+
+
+class Slot(Protocol):
+    """A keyslot row, whether an ORM record or a plain row read by a migration."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def salt(self) -> bytes: ...
+    @property
+    def kdf_time_cost(self) -> int | None: ...
+    @property
+    def kdf_memory_kib(self) -> int | None: ...
+    @property
+    def kdf_parallelism(self) -> int | None: ...
+    @property
+    def nonce(self) -> bytes: ...
+    @property
+    def wrapped(self) -> bytes: ...
+    @property
+    def created_at(self) -> int: ...
+
+
+def slot_message(vault_id: bytes, slot: Slot) -> bytes:
+    """What a keyslot's signature covers: every column of :data:`SIGNED_COLUMNS`."""
+    return crypto.signed_message(
+        "keyslot",
+        vault_id,
+        slot.id,
+        slot.kind,
+        slot.salt,
+        slot.kdf_time_cost,
+        slot.kdf_memory_kib,
+        slot.kdf_parallelism,
+        slot.nonce,
+        slot.wrapped,
+        slot.created_at,
+    )
+
+
+def verify_slot(verify_public: bytes, vault_id: bytes, slot: Slot, signature: bytes | None) -> None:
+    """Check ``signature`` over ``slot``'s columns.
+
+    Meaningful only once the slot has opened: before, ``verify_public`` is only the
+    header's word (a database writer can replace header, slots and signatures
+    together).
+
+    :raises IntegrityError: when the signature is missing or does not verify.
+    """
+    records.check_types(slot, KeyslotRecord.__tablename__, SIGNED_COLUMNS)
+    if type(signature) is not bytes:
+        raise IntegrityError("damaged vault: a keyslot is not signed (an old or forged row)")
+    try:
+        crypto.verify_signature(verify_public, slot_message(vault_id, slot), signature)
+    except IntegrityError:
+        raise IntegrityError(
+            "damaged vault: a keyslot's signature does not verify (an edited or forged row)"
+        ) from None
+
+
+def sign_stored_slots(conn: Connection, signer: Signer) -> None:
+    """Sign every keyslot row in the database (schema version 4's migration).
+
+    A row whose columns hold values of other types than the schema's is left unsigned
+    (``exvault verify`` reports it); the owner's unlock has checked the slot it opened.
+    """
+    table = KeyslotRecord.__table__
+    assert isinstance(table, Table)
+    rows = conn.execute(select(*(table.c[name] for name in SIGNED_COLUMNS))).all()
+    for row in rows:
+        if records.type_damage(row, KeyslotRecord.__tablename__, SIGNED_COLUMNS) is not None:
+            continue
+        conn.execute(
+            update(table)
+            .where(table.c.id == row.id)
+            .values(signature=signer.sign(slot_message(signer.vault_id, row)))
+        )
 
 
 def _slot_ad(header: HeaderRecord, slot: KeyslotRecord) -> bytes:
@@ -44,6 +143,7 @@ def _seal_slot(
     header: HeaderRecord, slot: KeyslotRecord, kek: bytes, identity: RootIdentity
 ) -> None:
     slot.nonce, slot.wrapped = crypto.seal(kek, identity.to_bytes(), _slot_ad(header, slot))
+    slot.signature = identity.sign(slot_message(header.vault_id, slot))
 
 
 def _open_slot(header: HeaderRecord, slot: KeyslotRecord, kek: bytes) -> RootIdentity:
@@ -182,7 +282,7 @@ def open_with_passphrase(
 
 def open_with_recovery_key(
     header: HeaderRecord, slots: Iterable[KeyslotRecord], recovery_key: bytes
-) -> RootIdentity:
+) -> tuple[RootIdentity, KeyslotRecord]:
     """Unlock the root identity with the recovery key.
 
     :raises IntegrityError: when no recovery slot opens.
@@ -192,7 +292,8 @@ def open_with_recovery_key(
             continue
         records.check_types(slot, KeyslotRecord.__tablename__)
         try:
-            return _open_slot(header, slot, crypto.derive_recovery_kek(recovery_key, slot.salt))
+            kek = crypto.derive_recovery_kek(recovery_key, slot.salt)
+            return _open_slot(header, slot, kek), slot
         except IntegrityError:
             continue
     raise IntegrityError()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from vault.errors import IntegrityError, UnsupportedFormat
 
@@ -21,14 +21,26 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
+class Signer(NamedTuple):
+    """The root key's signing, for a migration that signs rows (the owner's unlock)."""
+
+    vault_id: bytes
+    sign: Callable[[bytes], bytes]
+
+
 @dataclass(frozen=True)
 class Migration:
-    """One step from schema ``to_version - 1`` to ``to_version``."""
+    """One step from schema ``to_version - 1`` to ``to_version``.
+
+    ``sign_rows``, when set, runs after ``apply`` in the same transaction with the root
+    key's :class:`Signer` (only the owner's unlock upgrades, once the key is proven).
+    """
 
     to_version: int
     description: str
     readers_compatible: bool
     apply: Callable[[Connection], None]
+    sign_rows: Callable[[Connection, Signer], None] | None = None
 
 
 def _audit_reads_index(conn: Connection) -> None:
@@ -37,12 +49,41 @@ def _audit_reads_index(conn: Connection) -> None:
     AUDIT_READS_INDEX.create(conn, checkfirst=True)
 
 
+def _keyslot_signature_column(conn: Connection) -> None:
+    from sqlalchemy import inspect
+
+    from vault.store import KeyslotRecord
+
+    # Like the index above, only when missing (a schema version can be set back by hand).
+    if any(c["name"] == "signature" for c in inspect(conn).get_columns("keyslots")):
+        return
+    column = KeyslotRecord.__table__.c.signature
+    conn.exec_driver_sql(
+        f"ALTER TABLE keyslots ADD COLUMN signature {column.type.compile(dialect=conn.dialect)}"
+    )
+
+
+def _sign_keyslots(conn: Connection, signer: Signer) -> None:
+    from vault.keyslots import sign_stored_slots
+
+    sign_stored_slots(conn, signer)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         "index the audit log by action, credential and time (check's last-read query)",
         readers_compatible=True,
         apply=_audit_reads_index,
+    ),
+    # Keyless readers never read the signature (they cannot check it: see format.md
+    # section 11), so they keep working until the owner's next unlock adds it.
+    Migration(
+        4,
+        "sign every keyslot with the root key (its KDF parameters were unauthenticated)",
+        readers_compatible=True,
+        apply=_keyslot_signature_column,
+        sign_rows=_sign_keyslots,
     ),
 )
 
@@ -81,4 +122,11 @@ def check_schema_version(version: object, *, owner: bool) -> None:
         )
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "check_schema_version", "pending"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "Signer",
+    "check_schema_version",
+    "pending",
+]

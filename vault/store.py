@@ -57,6 +57,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from vault import sqlite_file
 from vault.errors import (
     AlreadyExists,
+    IntegrityError,
     InvalidInput,
     VaultUnavailable,
     check_utf8,
@@ -68,7 +69,7 @@ from vault.errors import (
 from vault.errors import (
     StoreError as StoreError,  # re-exported: the store's own failure
 )
-from vault.migrations import SCHEMA_VERSION, check_schema_version, pending
+from vault.migrations import SCHEMA_VERSION, Signer, check_schema_version, pending
 from vault.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 
 WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of write transactions
@@ -115,6 +116,9 @@ class KeyslotRecord(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
     wrapped: Mapped[bytes] = mapped_column(LargeBinary(80))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The root key's signature over the columns above (schema version 4; NULL only in a
+    # row that the version 4 migration did not sign, which the owner's unlock refuses).
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
 
 
 class CredentialRecord(Base):
@@ -482,11 +486,14 @@ class Store:
             raise
         return store
 
-    def upgrade(self) -> int:
+    def upgrade(self, signer: Signer | None = None) -> int:
         """Apply pending schema migrations in one transaction; returns the new version.
 
-        Called by the owner's unlock, after the passphrase has been checked. Costs one
-        read when the schema is current.
+        Called by the owner's unlock, after the passphrase has been checked, with the
+        root key's ``signer`` for the migrations that sign rows. Costs one read when
+        the schema is current.
+
+        :raises IntegrityError: when a migration that signs rows has no ``signer``.
         """
         with self.read() as session:
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
@@ -497,6 +504,10 @@ class Store:
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
             for step in pending(current):  # another process may have migrated meanwhile
                 step.apply(conn)
+                if step.sign_rows is not None:
+                    if signer is None:
+                        raise IntegrityError(f"schema version {step.to_version} needs the root key")
+                    step.sign_rows(conn, signer)
                 session.execute(update(SchemaInfo).values(schema_version=step.to_version))
                 current = step.to_version
         return current

@@ -425,3 +425,11 @@ def test_recover_after_a_kdf_downgrade_writes_calibrated_parameters(cli) -> None
     params = KdfParams(kdf["time_cost"], kdf["memory_kib"], kdf["parallelism"])
     assert params.at_least(crypto.KDF_FLOOR)
     assert str(params) in r.stdout
+
+
+def test_info_says_the_kdf_parameters_are_not_authenticated(stocked_cli) -> None:
+    r = stocked_cli.v("info")
+    assert r.exit_code == 0, r.output
+    assert re.search(r"Key derivation:.*as stored", r.stdout)
+    data = json.loads(stocked_cli.v("info", "--json").stdout)
+    assert data["kdf_authenticated"] is False
