@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import click
 
@@ -99,11 +101,24 @@ def init(
 @click.option(
     "--recalibrate", is_flag=True, help="Calibrate Argon2id anew on this machine for the new slot."
 )
+@click.option(
+    "--rekey",
+    is_flag=True,
+    help="Also replace the vault's root keys (new recovery key and client tokens).",
+)
+@click.option(
+    "--tokens-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --rekey: write each client's new token to DIR/NAME.token (0600).",
+)
 @click.option("--insecure-test-kdf", is_flag=True, hidden=True)
 def passwd(
     vault_location: str | None,
     passphrase_file: str | None,
     recalibrate: bool,
+    rekey: bool,
+    tokens_dir: str | None,
     insecure_test_kdf: bool,
 ) -> None:
     """Change the vault passphrase.
@@ -113,14 +128,84 @@ def passwd(
     no credential is re-encrypted. The old passphrase stops working. The new slot
     keeps the Argon2id parameters of the slot just unlocked (never below RFC 9106's
     minimum: those are recalibrated).
+
+    With --rekey, the vault also gets new root keys, in one transaction: every data
+    key is re-wrapped and every record re-signed, old keyslots (and any old copy of
+    one put back) stop opening it, and a new recovery key and a new token for each
+    client not revoked are printed once (or the tokens written to --tokens-dir).
     """
+    from vault.errors import InvalidInput
+
+    if tokens_dir is not None and not rekey:
+        raise InvalidInput("--tokens-dir goes with --rekey")
     with open_admin(vault_location, passphrase_file) as admin:
+        if tokens_dir is not None:
+            # Before anything changes: the tokens are shown once, so they must fit.
+            _check_tokens_dir(Path(tokens_dir), [c.name for c in admin.clients()])
         new = prompts.new_passphrase(None, "new passphrase")
-        # Hidden, for the test suite only: keep a test vault's cheap parameters.
-        params = admin.change_passphrase(
-            new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf
-        )
-    click.echo(f"Passphrase changed ({params}).")
+        if not rekey:
+            # Hidden, for the test suite only: keep a test vault's cheap parameters.
+            params = admin.change_passphrase(
+                new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf
+            )
+            click.echo(f"Passphrase changed ({params}).")
+            return
+        done = admin.rekey(new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf)
+        fingerprint = admin.fingerprint
+    click.echo(f"Passphrase changed and root keys replaced ({done.kdf}).")
+    click.echo(f"New fingerprint: {fingerprint}")
+    click.echo("The old recovery key, the old passphrase and every old client token no")
+    click.echo("longer open this vault.")
+    click.echo("")
+    click.echo("New recovery key (shown only now; write it down and keep it offline):")
+    click.echo("")
+    click.echo(f"    {done.recovery_key}")
+    if not done.tokens:
+        return
+    click.echo("")
+    if tokens_dir is not None:
+        written = _write_tokens(Path(tokens_dir), done.tokens)
+        for name in written:
+            click.echo(f"New token of client {name}: {Path(tokens_dir) / (name + '.token')}")
+        left = {n: t for n, t in done.tokens.items() if n not in written}
+    else:
+        left = done.tokens
+    if left:
+        click.echo("New client tokens, shown only now (give each bot its own, in a 0600 file):")
+        for name, token in left.items():
+            click.echo(f"    {name}: {token}")
+
+
+def _check_tokens_dir(directory: Path, names: list[str]) -> None:
+    """Refuse a --tokens-dir that is not a directory or already holds a token file."""
+    from vault.errors import InvalidInput, printable
+
+    if not directory.is_dir():
+        raise InvalidInput(f"--tokens-dir {printable(str(directory))} is not a directory")
+    for name in names:
+        if (directory / f"{name}.token").exists():
+            raise InvalidInput(
+                f"{printable(str(directory / (name + '.token')))} exists; refusing to overwrite it"
+            )
+
+
+def _write_tokens(directory: Path, tokens: dict[str, str]) -> list[str]:
+    """Write each token to DIRECTORY/NAME.token, created 0600; the names written.
+
+    The rekey has committed by now: a file that cannot be written is reported and its
+    token printed instead, rather than lost.
+    """
+    written = []
+    for name, token in tokens.items():
+        try:
+            fd = os.open(directory / f"{name}.token", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(token + "\n")
+        except OSError as exc:
+            click.echo(f"exvault: cannot write the token of {name}: {exc.strerror}", err=True)
+            continue
+        written.append(name)
+    return written
 
 
 @click.command()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -166,6 +167,7 @@ def verify_chain(
     prev_hash, expected_seq, count = GENESIS, 1, 0
     actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
     head_seq, head_hash = 0, GENESIS
+    rekeys = _rekeys(session)
     for rec in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
         count += 1
         damage = records.type_damage(rec, AuditRecord.__tablename__)
@@ -190,6 +192,7 @@ def verify_chain(
                 known = client_publics.get(rec.signer or "")
                 key = known[1] if known else None
                 expected_actor = actors.get(rec.signer or "")
+            key = _key_before_rekey(rekeys, rec.seq, rec.signer or "", key)
             try:
                 if key is None or rec.signature is None:
                     raise IntegrityError()
@@ -216,6 +219,40 @@ def verify_chain(
         prev_hash, expected_seq = rec.entry_hash, rec.seq + 1
         head_seq, head_hash = rec.seq, rec.entry_hash
     return ChainReport(count, head_seq, head_hash, tuple(problems), tuple(revocations))
+
+
+_REKEY_KEY = re.compile(r"(?:old signing key|client ([0-9a-f]{32}) key) ([0-9a-f]{64})")
+
+Rekey = tuple[int, dict[str, bytes]]
+"""A ``rekey`` entry's seq, and the keys it replaced by signer (``root`` or a client id)."""
+
+
+def _rekeys(session: Session) -> list[Rekey]:
+    """The root-signed ``rekey`` entries, in order, with the signing keys each replaced
+    (``AdminVault.rekey`` writes "root keys replaced; old signing key HEX; client ID
+    key HEX; ..."). Each is itself verified in the walk, with the key after it."""
+    rows = session.execute(
+        select(AuditRecord.seq, AuditRecord.detail)
+        .where(AuditRecord.action == "rekey", AuditRecord.signer == ROOT_SIGNER)
+        .order_by(AuditRecord.seq)
+    ).all()
+    out = []
+    for seq, detail in rows:
+        if type(seq) is int and type(detail) is str:
+            keys = {(m[1] or ROOT_SIGNER): bytes.fromhex(m[2]) for m in _REKEY_KEY.finditer(detail)}
+            out.append((seq, keys))
+    return out
+
+
+def _key_before_rekey(
+    rekeys: list[Rekey], seq: int, signer: str, key: bytes | None
+) -> bytes | None:
+    """The key ``signer`` signed entry ``seq`` with: the one named by the first rekey
+    after the entry that replaced it, else ``key`` (its current one)."""
+    for rekey_seq, replaced in rekeys:
+        if rekey_seq > seq and signer in replaced:
+            return replaced[signer]
+    return key
 
 
 def _revoked_client(detail: str) -> str | None:

@@ -16,6 +16,7 @@ from tests.conftest import (
     write_secret_file,
 )
 from vault import crypto
+from vault.client import ClientVault
 from vault.crypto import KdfParams
 
 NEW_PASSPHRASE = "tr0ub4dor&3 but longer"
@@ -433,3 +434,87 @@ def test_info_says_the_kdf_parameters_are_not_authenticated(stocked_cli) -> None
     assert re.search(r"Key derivation:.*as stored", r.stdout)
     data = json.loads(stocked_cli.v("info", "--json").stdout)
     assert data["kdf_authenticated"] is False
+
+
+# ------------------------------------------------------------------------------ passwd --rekey
+
+TOKEN = re.compile(r"exv1-[A-Za-z0-9_-]+")
+
+
+def _add_bot(cli) -> str:  # type: ignore[no-untyped-def]
+    r = cli.unlocked("client", "add", "bot", "--json")
+    assert r.exit_code == 0, r.output
+    assert cli.unlocked("grant", "bot", "binance-main").exit_code == 0
+    return str(json.loads(r.stdout)["token"])
+
+
+def test_passwd_rekey_prints_a_new_recovery_key_and_tokens(stocked_cli, tmp_path) -> None:
+    old_token = _add_bot(stocked_cli)
+    before = json.loads(stocked_cli.v("info", "--json").stdout)["fingerprint"]
+    r = stocked_cli.unlocked(
+        "passwd", "--rekey", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
+    assert r.exit_code == 0, r.output
+    assert NEW_PASSPHRASE not in r.output
+    after = json.loads(stocked_cli.v("info", "--json").stdout)["fingerprint"]
+    assert after != before and f"New fingerprint: {after}" in r.stdout
+    found = RECOVERY_KEY.search(r.stdout.split("New recovery key", 1)[1])
+    assert found is not None
+    recovery = found.group(0)
+    tokens = TOKEN.findall(r.stdout)
+    assert len(tokens) == 1 and old_token not in r.stdout
+    assert_all_readable(stocked_cli, write_secret_file(tmp_path / "new", NEW_PASSPHRASE))
+    with ClientVault.open(stocked_cli.vault_path, token=tokens[0]) as bot:
+        assert bot.get("binance-main").secret.reveal() == BINANCE_SECRET
+    r = stocked_cli.v(
+        "recover", "--insecure-test-kdf", input=f"{recovery}\n{PASSPHRASE}\n{PASSPHRASE}\n"
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_passwd_rekey_tokens_dir_writes_0600_files(stocked_cli, tmp_path) -> None:
+    _add_bot(stocked_cli)
+    tokens_dir = tmp_path / "tokens"
+    tokens_dir.mkdir()
+    r = stocked_cli.unlocked(
+        "passwd",
+        "--rekey",
+        "--insecure-test-kdf",
+        "--tokens-dir",
+        str(tokens_dir),
+        input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
+    assert r.exit_code == 0, r.output
+    token_file = tokens_dir / "bot.token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert TOKEN.fullmatch(token) and token not in r.output
+    assert str(token_file) in r.stdout
+
+
+def test_passwd_rekey_refuses_an_existing_token_file_vault_unchanged(
+    stocked_cli, tmp_path, snapshot, one_error_line
+) -> None:
+    _add_bot(stocked_cli)
+    tokens_dir = tmp_path / "tokens"
+    tokens_dir.mkdir()
+    (tokens_dir / "bot.token").write_text("keep me\n")
+    before = snapshot()
+    r = stocked_cli.unlocked(
+        "passwd",
+        "--rekey",
+        "--insecure-test-kdf",
+        "--tokens-dir",
+        str(tokens_dir),
+        input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
+    assert "exists" in one_error_line(r, 7)
+    assert snapshot() == before
+    assert (tokens_dir / "bot.token").read_text() == "keep me\n"
+
+
+def test_tokens_dir_without_rekey_refused(stocked_cli, tmp_path, one_error_line) -> None:
+    r = stocked_cli.unlocked(
+        "passwd", "--tokens-dir", str(tmp_path), input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
+    assert "--rekey" in one_error_line(r, 7)
