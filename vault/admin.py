@@ -431,19 +431,37 @@ class AdminVault(Inventory):
         now = to_epoch(utc_now())
         recovery_key = crypto.new_recovery_key()
         tokens: dict[str, str] = {}
+        with self._reading() as session:
+            stored = load_header(session)
+            new_header = HeaderRecord(
+                id=stored.id,
+                format_version=stored.format_version,
+                vault_id=stored.vault_id,
+                created_at=stored.created_at,
+                encryption_public=new.encryption_public,
+                verify_public=new.verify_public,
+            )
+        new_header.signature = new.sign(records.header_message(new_header))
+        # Both KDFs (the passphrase's takes its calibrated time) before the write lock.
+        slots = [
+            keyslots.new_passphrase_slot(
+                new_header, new, new_passphrase, params, now, insecure_test_kdf=insecure_test_kdf
+            ),
+            keyslots.new_recovery_slot(new_header, new, recovery_key, now),
+        ]
         with self._writing() as session:
             header = load_header(session)
             old_public = header.verify_public
+            # The key this handle's unlock proved, and the header the slots were made for.
+            if not crypto.constant_time_equal(old_public, self._verify_public) or (
+                header.vault_id,
+                header.format_version,
+                header.created_at,
+            ) != (new_header.vault_id, new_header.format_version, new_header.created_at):
+                raise IntegrityError("damaged vault: the header changed during the rekey")
             header.encryption_public = new.encryption_public
             header.verify_public = new.verify_public
-            header.signature = new.sign(records.header_message(header))
-            # Both KDFs before anything is written below: the slots need the new header.
-            slots = [
-                keyslots.new_passphrase_slot(
-                    header, new, new_passphrase, params, now, insecure_test_kdf=insecure_test_kdf
-                ),
-                keyslots.new_recovery_slot(header, new, recovery_key, now),
-            ]
+            header.signature = new_header.signature
             old_client_keys: dict[str, tuple[str, bytes]] = {}
             client_keys: dict[str, bytes] = {}
             for client in session.scalars(select(ClientRecord).order_by(ClientRecord.name)):
