@@ -131,6 +131,22 @@ def test_rekey_with_many_clients_keeps_their_entries_verifiable(
     assert report.ok, report.problems
 
 
+def test_a_rekey_entry_naming_another_key_is_not_believed(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """A rekey entry whose detail was edited to name the attacker's key (so that
+    entries they forged before it would verify) is refused, and so is what it names."""
+    stocked.rekey(NEW_PASSPHRASE, insecure_test_kdf=True)
+    db_exec(
+        vault_location,
+        "UPDATE audit_log SET detail = :detail WHERE action = 'rekey'",
+        detail="root keys replaced; old signing key " + "ab" * 32,
+    )
+    problems = stocked.verify_audit(remember=False).problems
+    assert any("was edited" in p for p in problems)
+    assert any("bad signature" in p for p in problems)  # the entries before it
+
+
 def test_rekey_recomputes_api_key_fingerprints(stocked: AdminVault, vault_location: str) -> None:
     query = (
         "SELECT credential_id, version, api_key_fingerprint FROM credential_versions "

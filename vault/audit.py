@@ -167,7 +167,7 @@ def verify_chain(
     prev_hash, expected_seq, count = GENESIS, 1, 0
     actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
     head_seq, head_hash = 0, GENESIS
-    rekeys = _rekeys(session)
+    rekeys = _rekeys(session, vault_id, root_public)
     for rec in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
         count += 1
         damage = records.type_damage(rec, AuditRecord.__tablename__)
@@ -227,21 +227,39 @@ Rekey = tuple[int, dict[str, bytes]]
 """A ``rekey`` entry's seq, and the keys it replaced by signer (``root`` or a client id)."""
 
 
-def _rekeys(session: Session) -> list[Rekey]:
-    """The root-signed ``rekey`` entries, in order, with the signing keys each replaced
-    (``AdminVault.rekey`` writes "root keys replaced; old signing key HEX; client ID
-    key HEX; ..."). Each is itself verified in the walk, with the key after it."""
-    rows = session.execute(
-        select(AuditRecord.seq, AuditRecord.detail)
+def _rekeys(session: Session, vault_id: bytes, root_public: bytes) -> list[Rekey]:
+    """The ``rekey`` entries, in order, with the signing keys each replaced
+    (``AdminVault.rekey`` writes "root keys replaced; old signing key HEX" and "new keys
+    for client NAME; client ID key HEX").
+
+    Only an entry whose hash and root signature verify counts, each with the root key
+    in force after it (the current one for the last): walked newest first. Any other
+    is left out here, and the walk reports it.
+    """
+    query = (
+        select(AuditRecord)
         .where(AuditRecord.action == "rekey", AuditRecord.signer == ROOT_SIGNER)
-        .order_by(AuditRecord.seq)
-    ).all()
-    out = []
-    for seq, detail in rows:
-        if type(seq) is int and type(detail) is str:
-            keys = {(m[1] or ROOT_SIGNER): bytes.fromhex(m[2]) for m in _REKEY_KEY.finditer(detail)}
-            out.append((seq, keys))
-    return out
+        .order_by(AuditRecord.seq.desc())
+    )
+    out: list[Rekey] = []
+    key = root_public
+    for rec in session.scalars(query):
+        if records.type_damage(rec, AuditRecord.__tablename__) is not None:
+            continue
+        if rec.signature is None or not crypto.constant_time_equal(
+            entry_hash(vault_id, rec), rec.entry_hash
+        ):
+            continue
+        try:
+            crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
+        except IntegrityError:
+            continue
+        replaced = {
+            (m[1] or ROOT_SIGNER): bytes.fromhex(m[2]) for m in _REKEY_KEY.finditer(rec.detail)
+        }
+        out.append((rec.seq, replaced))
+        key = replaced.get(ROOT_SIGNER, key)
+    return out[::-1]
 
 
 def _key_before_rekey(
