@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import click
 
@@ -99,17 +101,111 @@ def init(
 @click.option(
     "--recalibrate", is_flag=True, help="Calibrate Argon2id anew on this machine for the new slot."
 )
-def passwd(vault_location: str | None, passphrase_file: str | None, recalibrate: bool) -> None:
+@click.option(
+    "--rekey",
+    is_flag=True,
+    help="Also replace the vault's root keys (new recovery key and client tokens).",
+)
+@click.option(
+    "--tokens-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --rekey: write each client's new token to DIR/NAME.token (0600).",
+)
+@click.option("--insecure-test-kdf", is_flag=True, hidden=True)
+def passwd(
+    vault_location: str | None,
+    passphrase_file: str | None,
+    recalibrate: bool,
+    rekey: bool,
+    tokens_dir: str | None,
+    insecure_test_kdf: bool,
+) -> None:
     """Change the vault passphrase.
 
     Unlocks with the current passphrase (prompt or --passphrase-file), then asks for
     the new one twice (or reads two stdin lines). Only the keyslot is rewritten;
-    no credential is re-encrypted. The old passphrase stops working.
+    no credential is re-encrypted. The old passphrase stops working. The new slot
+    keeps the Argon2id parameters of the slot just unlocked (never below RFC 9106's
+    minimum: those are recalibrated).
+
+    With --rekey, the vault also gets new root keys, in one transaction: every data
+    key is re-wrapped and every record re-signed, old keyslots (and any old copy of
+    one put back) stop opening it, and a new recovery key and a new token for each
+    client not revoked are printed once (or the tokens written to --tokens-dir).
     """
+    from vault.errors import InvalidInput
+
+    if tokens_dir is not None and not rekey:
+        raise InvalidInput("--tokens-dir goes with --rekey")
     with open_admin(vault_location, passphrase_file) as admin:
+        if tokens_dir is not None:
+            # Before anything changes: the tokens are shown once, so they must fit.
+            _check_tokens_dir(Path(tokens_dir), [c.name for c in admin.clients()])
         new = prompts.new_passphrase(None, "new passphrase")
-        params = admin.change_passphrase(new, recalibrate=recalibrate)
-    click.echo(f"Passphrase changed ({params}).")
+        if not rekey:
+            # Hidden, for the test suite only: keep a test vault's cheap parameters.
+            params = admin.change_passphrase(
+                new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf
+            )
+            click.echo(f"Passphrase changed ({params}).")
+            return
+        done = admin.rekey(new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf)
+        fingerprint = admin.fingerprint
+    click.echo(f"Passphrase changed and root keys replaced ({done.kdf}).")
+    click.echo(f"New fingerprint: {fingerprint}")
+    click.echo("The old recovery key, the old passphrase and every old client token no")
+    click.echo("longer open this vault.")
+    click.echo("")
+    click.echo("New recovery key (shown only now; write it down and keep it offline):")
+    click.echo("")
+    click.echo(f"    {done.recovery_key}")
+    if not done.tokens:
+        return
+    click.echo("")
+    if tokens_dir is not None:
+        written = _write_tokens(Path(tokens_dir), done.tokens)
+        for name in written:
+            click.echo(f"New token of client {name}: {Path(tokens_dir) / (name + '.token')}")
+        left = {n: t for n, t in done.tokens.items() if n not in written}
+    else:
+        left = done.tokens
+    if left:
+        click.echo("New client tokens, shown only now (give each bot its own, in a 0600 file):")
+        for name, token in left.items():
+            click.echo(f"    {name}: {token}")
+
+
+def _check_tokens_dir(directory: Path, names: list[str]) -> None:
+    """Refuse a --tokens-dir that is not a directory or already holds a token file."""
+    from vault.errors import InvalidInput, printable
+
+    if not directory.is_dir():
+        raise InvalidInput(f"--tokens-dir {printable(str(directory))} is not a directory")
+    for name in names:
+        if (directory / f"{name}.token").exists():
+            raise InvalidInput(
+                f"{printable(str(directory / (name + '.token')))} exists; refusing to overwrite it"
+            )
+
+
+def _write_tokens(directory: Path, tokens: dict[str, str]) -> list[str]:
+    """Write each token to DIRECTORY/NAME.token, created 0600; the names written.
+
+    The rekey has committed by now: a file that cannot be written is reported and its
+    token printed instead, rather than lost.
+    """
+    written = []
+    for name, token in tokens.items():
+        try:
+            fd = os.open(directory / f"{name}.token", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(token + "\n")
+        except OSError as exc:
+            click.echo(f"exvault: cannot write the token of {name}: {exc.strerror}", err=True)
+            continue
+        written.append(name)
+    return written
 
 
 @click.command()
@@ -120,14 +216,19 @@ def passwd(vault_location: str | None, passphrase_file: str | None, recalibrate:
     default=None,
     help="Read the recovery key from FILE (mode 0600) instead of asking.",
 )
-def recover(vault_location: str | None, recovery_key_file: str | None) -> None:
+@click.option("--insecure-test-kdf", is_flag=True, hidden=True)
+def recover(
+    vault_location: str | None, recovery_key_file: str | None, insecure_test_kdf: bool
+) -> None:
     """Set a new passphrase with the recovery key, when the passphrase is lost.
 
     Asks for the recovery key, then the new passphrase twice. Without a terminal,
     stdin gives the recovery key on line 1 (unless --recovery-key-file) and the new
-    passphrase on the next two lines.
+    passphrase on the next two lines. Argon2id is calibrated anew for the new slot
+    (the old slot's stored parameters are not trusted) and the parameters printed.
     """
     from vault.admin import AdminVault
+    from vault.crypto import KdfParams
     from vault.secretfile import read_secret_file
 
     open_inventory(vault_location).close()
@@ -139,15 +240,30 @@ def recover(vault_location: str | None, recovery_key_file: str | None) -> None:
         key = prompts.read_stdin_line("recovery key")
     with AdminVault.unlock_with_recovery_key(vault_location, key) as admin:
         new = prompts.new_passphrase(None, "new passphrase")
-        admin.change_passphrase(new)
-    click.echo("The vault has a new passphrase. The recovery key stays valid; keep it safe.")
+        click.echo("Calibrating Argon2id for the new passphrase...", err=True)
+        # Hidden, for the test suite only: the cheap parameters init's flag gives.
+        params = admin.change_passphrase(
+            new,
+            kdf=KdfParams(1, 64, 1) if insecure_test_kdf else None,
+            insecure_test_kdf=insecure_test_kdf,
+        )
+    click.echo(f"The vault has a new passphrase ({params}).")
+    click.echo("The recovery key stays valid; keep it safe.")
+
+
+KDF_AS_STORED = "as stored: checked only when the passphrase opens the keyslot"
+"""How keyless commands qualify the KDF parameters they show (read without a key)."""
 
 
 @click.command()
 @vault_option
 @json_option
 def info(vault_location: str | None, as_json: bool) -> None:
-    """Show the vault's location, id, fingerprint, format and KDF (no passphrase needed)."""
+    """Show the vault's location, id, fingerprint, format and KDF (no passphrase needed).
+
+    The KDF parameters are shown as stored: without the passphrase nothing can
+    authenticate them (``kdf_authenticated`` is false in --json).
+    """
     with open_inventory(vault_location) as inv:
         status = inv.status()
     if as_json:
@@ -164,6 +280,7 @@ def info(vault_location: str | None, as_json: bool) -> None:
                     "memory_kib": status.kdf.memory_kib,
                     "parallelism": status.kdf.parallelism,
                 },
+                "kdf_authenticated": status.kdf_authenticated,
                 "credentials": status.credentials,
             }
         )
@@ -175,7 +292,7 @@ def info(vault_location: str | None, as_json: bool) -> None:
             ("Fingerprint", status.fingerprint),
             ("Format", f"exvault vault format v{status.format_version}"),
             ("Created", status.created_at.isoformat()),
-            ("Key derivation", str(status.kdf)),
+            ("Key derivation", f"{status.kdf} ({KDF_AS_STORED})"),
             ("Credentials", status.credentials),
         ]
     )

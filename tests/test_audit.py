@@ -46,7 +46,7 @@ def busy(stocked: AdminVault, vault_location: str) -> AdminVault:
     stocked.ungrant("grid-bot", ["binance-main"])
     stocked.revoke_client("grid-bot")
     stocked.remove("kucoin-sub1")
-    stocked.change_passphrase("another passphrase")
+    stocked.change_passphrase("another passphrase", insecure_test_kdf=True)
     return stocked
 
 

@@ -756,6 +756,12 @@ def test_kdf_weak_on_test_vault(av: AdminVault) -> None:
     assert find(check(av, NOW), None, "kdf-below-policy") is None
 
 
+def test_kdf_finding_says_the_parameters_are_unauthenticated(av: AdminVault) -> None:
+    # Read without a key, from a row anyone who can write the database can edit.
+    hit = find(check(av, NOW), None, "kdf-weak")
+    assert hit is not None and "as stored, unauthenticated" in hit.message
+
+
 def test_kdf_at_floor_is_below_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     floor = crypto.KDF_FLOOR
     assert floor == crypto.KdfParams(3, 64 * 1024, 4)

@@ -151,3 +151,30 @@ def test_migrations_are_numbered_in_order() -> None:
     versions = [m.to_version for m in migrations.MIGRATIONS]
     assert versions == sorted(versions) and versions[-1] == SCHEMA_VERSION
     assert len(set(versions)) == len(versions)
+
+
+@pytest.fixture
+def schema_v4(stocked: AdminVault, vault_path: Path) -> Path:
+    """The stocked vault as schema version 4 left it: keyslots without signatures."""
+    stocked.close()
+    sql(vault_path, "ALTER TABLE keyslots DROP COLUMN signature")
+    sql(vault_path, "UPDATE exvault_schema SET schema_version = 4")
+    return vault_path
+
+
+def test_owner_unlock_signs_the_keyslots_of_an_older_schema(schema_v4: Path) -> None:
+    with Inventory.open(schema_v4) as inv:  # a reader keeps working, unsigned
+        assert inv.status().credentials == 2
+    with AdminVault.unlock(schema_v4, PASSPHRASE) as admin:
+        assert verify(admin).ok
+    kinds = sql(schema_v4, "SELECT kind FROM keyslots WHERE signature IS NOT NULL")
+    assert sorted(kinds) == [("passphrase",), ("recovery",)]
+    AdminVault.unlock(schema_v4, PASSPHRASE).close()  # and the signature checks out
+
+
+def test_recovery_unlock_signs_the_keyslots_of_an_older_schema(
+    schema_v4: Path, created: tuple[AdminVault, str]
+) -> None:
+    with AdminVault.unlock_with_recovery_key(schema_v4, created[1]) as admin:
+        assert verify(admin).ok
+    assert sql(schema_v4, "SELECT count(*) FROM keyslots WHERE signature IS NULL") == [(0,)]

@@ -165,6 +165,7 @@ def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> No
             id=head.id,
         )
     db_exec(vault_location, "DROP INDEX ix_audit_log_reads")
+    db_exec(vault_location, "ALTER TABLE keyslots DROP COLUMN signature")
     db_exec(vault_location, "UPDATE exvault_schema SET schema_version = 1")
     stocked.close()
     with pytest.raises(UnsupportedFormat, match="once, as the owner"):
@@ -172,6 +173,9 @@ def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> No
     with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
         assert admin.get("binance-main").secret.reveal() == BINANCE_SECRET
         assert verify(admin).ok
+    assert db_exec(vault_location, "SELECT count(*) FROM keyslots WHERE signature IS NULL") == [
+        (0,)
+    ]
     assert db_exec(vault_location, "SELECT schema_version FROM exvault_schema") == [
         (SCHEMA_VERSION,)
     ]

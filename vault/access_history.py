@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vault import crypto, records
+from vault import audit, crypto, records
 from vault.audit_entry import ADMIN, GENESIS, ROOT_SIGNER, AuditRow, entry_hash, signed_entry
 from vault.errors import IntegrityError
 from vault.store import AuditRecord, driver_rows, tolerant_text
@@ -108,6 +108,8 @@ def read_signed_log(
     # read through tolerant_text, it fails to hash below and breaks the chain there.
     with tolerant_text(session):
         rows = [AuditRow(*values) for values in driver_rows(session, query)]
+        # Entries before a `passwd --rekey` were signed with the keys it replaced.
+        rekeys = audit.rekey_history(session, vault_id, root_public)
     for row in rows:
         if records.type_damage(row, AuditRecord.__tablename__) is not None:
             if broken_at is None:
@@ -124,9 +126,11 @@ def read_signed_log(
         if not intact or row.outcome != "ok" or row.signature is None:
             continue
         if row.signer == ROOT_SIGNER and row.actor == ADMIN and row.action in OWNER_ACTIONS:
-            candidates.append((row, root_public))
+            key = audit.key_before_rekey(rekeys, row.seq, ROOT_SIGNER, root_public)
+            candidates.append((row, key or root_public))
         elif client is not None and row.signer == client[1] and row.action == "read":
-            candidates.append((row, client[2]))
+            key = audit.key_before_rekey(rekeys, row.seq, client[1], client[2])
+            candidates.append((row, key or client[2]))
     wanted = None if credentials is None else set(credentials)
     if client is not None:
         named = {

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import FromClause, Table, bindparam, delete, select
-from sqlalchemy.engine import URL
+from sqlalchemy import FromClause, Table, bindparam, delete, select, update
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session
 
 from vault import access_history, audit, crypto, exchanges, keyslots, location, records
@@ -32,7 +32,14 @@ from vault.errors import (
     NotFound,
     quoted,
 )
-from vault.inventory import Inventory, Where, info_from_rows, load_header, open_store
+from vault.inventory import (
+    Inventory,
+    VaultStatus,
+    Where,
+    info_from_rows,
+    load_header,
+    open_store,
+)
 from vault.migrations import OwnerKeys
 from vault.model import (
     CredentialInfo,
@@ -140,6 +147,16 @@ class _Batch:
             del rows[lengths.get(table, 0) :]
 
 
+@dataclass(frozen=True)
+class Rekeyed:
+    """What :meth:`AdminVault.rekey` gives back, to show once."""
+
+    recovery_key: str = field(repr=False)
+    tokens: dict[str, str] = field(repr=False)
+    """Each re-keyed client's new token, by client name."""
+    kdf: KdfParams
+
+
 class AdminVault(Inventory):
     """A vault unlocked with its passphrase or recovery key: reads and writes secrets.
 
@@ -147,9 +164,18 @@ class AdminVault(Inventory):
     :meth:`unlock` or :meth:`unlock_with_recovery_key`. A handle is for one thread.
     """
 
-    def __init__(self, store: Store, header: HeaderRecord, identity: RootIdentity) -> None:
+    def __init__(
+        self,
+        store: Store,
+        header: HeaderRecord,
+        identity: RootIdentity,
+        opened_kdf: KdfParams | None = None,
+    ) -> None:
         super().__init__(store, header)
         self._identity = identity
+        # The Argon2id parameters of the passphrase slot this handle was opened with
+        # (authenticated by that slot's AD), or None when it was opened otherwise.
+        self._opened_kdf = opened_kdf
         self._batch: _Batch | None = None
 
     # ---------------------------------------------------------------- opening
@@ -193,7 +219,9 @@ class AdminVault(Inventory):
         recovery_key = crypto.new_recovery_key()
         # Both KDFs run before the store exists, so a failure leaves no half-made vault.
         slots = [
-            keyslots.new_passphrase_slot(header, identity, passphrase, kdf, now),
+            keyslots.new_passphrase_slot(
+                header, identity, passphrase, kdf, now, insecure_test_kdf=insecure_test_kdf
+            ),
             keyslots.new_recovery_slot(header, identity, recovery_key, now),
         ]
 
@@ -202,14 +230,18 @@ class AdminVault(Inventory):
             session.add_all(slots)
 
         store = Store.create(url, initialize)
-        return cls(store, header, identity), crypto.format_recovery_key(recovery_key)
+        return cls(store, header, identity, kdf), crypto.format_recovery_key(recovery_key)
 
     @classmethod
     def _open(cls, where: Where) -> tuple[Store, HeaderRecord, list[KeyslotRecord]]:
         store, header = open_store(where, owner=True)
         try:
             with store.read() as session:
-                slots = list(session.scalars(select(KeyslotRecord)))
+                # Without the signature, which a schema older than version 4 lacks: it
+                # is read, and checked, once the slot has opened and the schema is
+                # brought up to date (_unlocked).
+                columns = [KeyslotRecord.__table__.c[name] for name in keyslots.SIGNED_COLUMNS]
+                slots = [KeyslotRecord(**row._mapping) for row in session.execute(select(*columns))]
         except BaseException:
             store.dispose()
             raise
@@ -224,7 +256,7 @@ class AdminVault(Inventory):
         """
         store, header, slots = cls._open(where)
         try:
-            identity, _slot = keyslots.open_with_passphrase(header, slots, passphrase)
+            identity, slot = keyslots.open_with_passphrase(header, slots, passphrase)
         except IntegrityError:
             audit.record_failure(store, header.vault_id, audit.ADMIN, "unlock", "wrong passphrase")
             store.dispose()
@@ -232,17 +264,36 @@ class AdminVault(Inventory):
         except BaseException:
             store.dispose()
             raise
-        return cls._unlocked(store, header, identity)
+        return cls._unlocked(store, header, identity, slot, keyslots.slot_params(slot))
 
     @classmethod
-    def _unlocked(cls, store: Store, header: HeaderRecord, identity: RootIdentity) -> AdminVault:
-        # Only the owner, and only once the key is proven, brings the schema up to date.
+    def _unlocked(
+        cls,
+        store: Store,
+        header: HeaderRecord,
+        identity: RootIdentity,
+        slot: KeyslotRecord,
+        opened_kdf: KdfParams | None = None,
+    ) -> AdminVault:
+        """The unlocked handle, once the schema is up to date and the slot that opened
+        is proven to be one the root key signed (not an old row put back).
+
+        :raises IntegrityError: when that slot's signature is missing or wrong.
+        """
         try:
+            # Only the owner, and only once the key is proven, brings the schema up to
+            # date (version 5 signs the keyslots as they are).
             store.upgrade(OwnerKeys(header.vault_id, header.verify_public, identity))
+            with store.read() as session:
+                signature = session.scalar(
+                    select(KeyslotRecord.signature).where(KeyslotRecord.id == slot.id)
+                )
+            # The columns as they opened, with the signature stored now.
+            keyslots.verify_slot(identity.verify_public, header.vault_id, slot, signature)
         except BaseException:
             store.dispose()
             raise
-        return cls(store, header, identity)
+        return cls(store, header, identity, opened_kdf)
 
     @classmethod
     def unlock_with_recovery_key(cls, where: Where, recovery_key: str) -> AdminVault:
@@ -254,7 +305,7 @@ class AdminVault(Inventory):
         key = crypto.parse_recovery_key(recovery_key)
         store, header, slots = cls._open(where)
         try:
-            identity = keyslots.open_with_recovery_key(header, slots, key)
+            identity, slot = keyslots.open_with_recovery_key(header, slots, key)
         except IntegrityError:
             audit.record_failure(
                 store, header.vault_id, audit.ADMIN, "recover", "wrong recovery key"
@@ -264,41 +315,326 @@ class AdminVault(Inventory):
         except BaseException:
             store.dispose()
             raise
-        return cls._unlocked(store, header, identity)
+        return cls._unlocked(store, header, identity, slot)
+
+    def status(self) -> VaultStatus:
+        """:meth:`Inventory.status`, saying whether the passphrase slot's parameters
+        are those of the slot this handle opened (and so authenticated).
+
+        :raises IntegrityError: when no passphrase keyslot is left.
+        """
+        status = super().status()
+        if self._opened_kdf is not None and status.kdf == self._opened_kdf:
+            return replace(status, kdf_authenticated=True)
+        return status
 
     # ---------------------------------------------------------------- keyslots
 
-    def change_passphrase(self, new_passphrase: str, *, recalibrate: bool = False) -> KdfParams:
+    def change_passphrase(
+        self,
+        new_passphrase: str,
+        *,
+        recalibrate: bool = False,
+        kdf: KdfParams | None = None,
+        insecure_test_kdf: bool = False,
+    ) -> KdfParams:
         """Replace the passphrase slot(s) with one for ``new_passphrase``.
 
-        Nothing else is re-encrypted. The new slot keeps the old slot's Argon2id
-        parameters (never below the floor, unless they were already) unless
-        ``recalibrate`` asks for a fresh calibration on this machine.
+        Nothing else is re-encrypted. The new slot's Argon2id parameters are, in this
+        order: ``kdf`` when given; a fresh calibration on this machine when
+        ``recalibrate`` asks for one or when this handle was not opened with the
+        passphrase (``recover``); else those of the passphrase slot this handle
+        opened, whose parameters its AD authenticated. Never the parameters stored in
+        another row: a database writer could have lowered them. Parameters below
+        :data:`~vault.crypto.KDF_FLOOR` are written only with ``insecure_test_kdf``
+        (test suites); without it, kept ones below the floor are replaced by a
+        calibration.
 
         :returns: the parameters of the new slot.
+        :raises InvalidInput: for an empty passphrase, or an explicit ``kdf`` below
+            the floor without ``insecure_test_kdf``.
+        :raises UnsupportedFormat: for an explicit ``kdf`` above the cap.
         """
         crypto.normalize_passphrase(new_passphrase)
+        params = self._new_slot_params(recalibrate, kdf, insecure_test_kdf)
         with self._reading() as session:
             header = load_header(session)
-            old = [
-                s for s in session.scalars(select(KeyslotRecord)) if s.kind == keyslots.PASSPHRASE
-            ]
-        params = (
-            crypto.calibrate_kdf()
-            if recalibrate or not old
-            else max(
-                (keyslots.slot_params(s) for s in old), key=lambda p: p.memory_kib * p.time_cost
-            )
-        )
         slot = keyslots.new_passphrase_slot(
-            header, self._identity, new_passphrase, params, to_epoch(utc_now())
+            header,
+            self._identity,
+            new_passphrase,
+            params,
+            to_epoch(utc_now()),
+            insecure_test_kdf=insecure_test_kdf,
         )
         with self._writing() as session:
             session.execute(delete(KeyslotRecord).where(KeyslotRecord.kind == keyslots.PASSPHRASE))
             session.add(slot)
             self._audit(session, "passwd", detail=str(params))
         self._checkpoint()
+        # The handle now holds what the new slot opens with.
+        self._opened_kdf = params
         return params
+
+    def _new_slot_params(
+        self, recalibrate: bool, kdf: KdfParams | None, insecure_test_kdf: bool
+    ) -> KdfParams:
+        """The Argon2id parameters of a new passphrase slot (see :meth:`change_passphrase`).
+
+        :raises InvalidInput: for an explicit ``kdf`` below the floor without
+            ``insecure_test_kdf``.
+        """
+        if kdf is not None:
+            if not kdf.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
+                raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
+            return kdf
+        if recalibrate or self._opened_kdf is None:
+            return crypto.calibrate_kdf()
+        if self._opened_kdf.at_least(crypto.KDF_FLOOR) or insecure_test_kdf:
+            return self._opened_kdf
+        return crypto.calibrate_kdf()
+
+    def rekey(
+        self,
+        new_passphrase: str,
+        *,
+        recalibrate: bool = False,
+        kdf: KdfParams | None = None,
+        insecure_test_kdf: bool = False,
+    ) -> Rekeyed:
+        """Give the vault a new root identity; the cure for an old keyslot put back.
+
+        In one transaction: new X25519 and Ed25519 root keys (same vault id), a new
+        header signature, every data key unwrapped with the old root key and wrapped
+        for the new one, every signed row (heads, versions, clients, grants) verified
+        with the old key and signed with the new one, each readable version's API key
+        fingerprint recomputed under the new key (a retired version, whose payload is
+        gone, keeps the old one, which no longer matches anything), new keys and a new
+        token for every client not revoked (their granted data keys re-wrapped for
+        them; the old tokens pin the old fingerprint and stop working), a new
+        passphrase slot (parameters as :meth:`change_passphrase` chooses them) and a
+        new recovery slot, replacing every old slot, and a ``rekey`` audit entry,
+        signed with the new key, naming the old signing keys (section 20 of
+        docs/format.md). Audit entries before it keep their signatures.
+
+        :returns: the new recovery key, the clients' new tokens and the KDF parameters.
+        :raises Conflict: inside a batch.
+        :raises IntegrityError: when any row fails verification (nothing is re-signed).
+        :raises InvalidInput: for an empty passphrase, or weak explicit parameters.
+        """
+        if self._batch is not None:
+            raise Conflict("a rekey cannot run inside a batch")
+        crypto.normalize_passphrase(new_passphrase)
+        params = self._new_slot_params(recalibrate, kdf, insecure_test_kdf)
+        old, new = self._identity, RootIdentity.generate()
+        vault_id = self._vault_id
+        now = to_epoch(utc_now())
+        recovery_key = crypto.new_recovery_key()
+        tokens: dict[str, str] = {}
+        with self._reading() as session:
+            stored = load_header(session)
+            new_header = HeaderRecord(
+                id=stored.id,
+                format_version=stored.format_version,
+                vault_id=stored.vault_id,
+                created_at=stored.created_at,
+                encryption_public=new.encryption_public,
+                verify_public=new.verify_public,
+            )
+        new_header.signature = new.sign(records.header_message(new_header))
+        # Both KDFs (the passphrase's takes its calibrated time) before the write lock.
+        slots = [
+            keyslots.new_passphrase_slot(
+                new_header, new, new_passphrase, params, now, insecure_test_kdf=insecure_test_kdf
+            ),
+            keyslots.new_recovery_slot(new_header, new, recovery_key, now),
+        ]
+        with self._writing() as session:
+            header = load_header(session)
+            old_public = header.verify_public
+            # The key this handle's unlock proved, and the header the slots were made for.
+            if not crypto.constant_time_equal(old_public, self._verify_public) or (
+                header.vault_id,
+                header.format_version,
+                header.created_at,
+            ) != (new_header.vault_id, new_header.format_version, new_header.created_at):
+                raise IntegrityError("damaged vault: the header changed during the rekey")
+            header.encryption_public = new.encryption_public
+            header.verify_public = new.verify_public
+            header.signature = new_header.signature
+            old_client_keys: dict[str, tuple[str, bytes]] = {}
+            client_keys: dict[str, bytes] = {}
+            for client in session.scalars(select(ClientRecord).order_by(ClientRecord.name)):
+                records.verify_client(old_public, vault_id, client)
+                if client.revoked_at is None:
+                    token = ClientToken.generate(
+                        vault_id, crypto.fingerprint(new.verify_public), client.id
+                    )
+                    old_client_keys[client.id] = (client.name, client.verify_public)
+                    client.encryption_public = token.encryption_public
+                    client.verify_public = token.verify_public
+                    client_keys[client.id] = token.encryption_public
+                    tokens[client.name] = token.encode()
+                records.sign_client(new, vault_id, client)
+            for grant in session.scalars(select(GrantRecord)):
+                records.verify_grant(old_public, vault_id, grant)
+                records.sign_grant(new, vault_id, grant)
+            self._rekey_credentials(session, old, new, old_public, client_keys)
+            session.execute(delete(KeyslotRecord))
+            session.add_all(slots)
+            session.flush()
+            # One entry for the root key, then one per re-keyed client (an entry's detail
+            # is cut to 500 characters), each naming the signing key it replaced: the
+            # entries before them were signed with those (docs/format.md section 20.5).
+            details = ["root keys replaced; old signing key " + old_public.hex()] + [
+                f"new keys for client {name}; client {client_id} key {key.hex()}"
+                for client_id, (name, key) in sorted(old_client_keys.items())
+            ]
+            last = audit.last_entry(session)
+            for detail in details:
+                entry = new_entry(
+                    vault_id,
+                    last,
+                    actor=audit.ADMIN,
+                    action="rekey",
+                    detail=detail,
+                    signer=(audit.ROOT_SIGNER, new.sign),
+                )
+                self._insert_rows(session, [(_AUDIT_TABLE, entry.values())])
+                last = (entry.seq, entry.entry_hash)
+        # Committed: from now on this handle is the new identity's.
+        self._identity = new
+        self._verify_public = new.verify_public
+        self._opened_kdf = params
+        self._checkpoint()
+        return Rekeyed(crypto.format_recovery_key(recovery_key), tokens, params)
+
+    def _rekey_credentials(
+        self,
+        session: Session,
+        old: RootIdentity,
+        new: RootIdentity,
+        old_public: bytes,
+        client_keys: Mapping[str, bytes],
+    ) -> None:
+        """Verify with the old key and re-sign with the new one every head and version,
+        for :meth:`rekey`; re-wrap the data keys of versions that still have a payload
+        for the new root key and the re-keyed clients (``client_keys``).
+
+        Core statements, whole tables at a time: an ORM flush per row would make a
+        rekey of 100,000 credentials take an hour.
+
+        :raises IntegrityError: when a row fails verification.
+        """
+        vault_id = self._vault_id
+        conn = session.connection()
+        # Transient records (never added to the session): typed rows to verify and sign.
+        heads = {
+            r.id: CredentialRecord(**r._mapping)
+            for r in conn.execute(select(CredentialRecord.__table__))
+        }
+        payloads = {
+            (r.credential_id, r.version): PayloadRecord(**r._mapping)
+            for r in conn.execute(select(PayloadRecord.__table__))
+        }
+        wraps: dict[tuple[str, int], list[Any]] = {}
+        for wrap in conn.execute(select(WrapRecord.__table__)):
+            wraps.setdefault((wrap.credential_id, wrap.version), []).append(wrap)
+        for head in heads.values():
+            records.verify_head(old_public, vault_id, head)
+        version_updates, wrap_updates = [], []
+        for stored in conn.execute(select(VersionRecord.__table__)).all():
+            row = VersionRecord(**stored._mapping)
+            records.verify_version(old_public, vault_id, row)
+            head_row = heads.get(row.credential_id)
+            if head_row is None:
+                raise IntegrityError(
+                    f"damaged vault: a version of credential {stored.credential_id} has no head"
+                )
+            stages = records.stage_of(head_row, row.version)
+            for stage in stages:  # the very row the head's stage names
+                records.check_staged_version(old_public, vault_id, head_row, stage, row)
+            records.check_metadata(row, head_row)
+            key = (row.credential_id, row.version)
+            payload = payloads.get(key)
+            if payload is not None:
+                version_wraps = {w.recipient: w for w in wraps.get(key, [])}
+                root_wrap = version_wraps.get(records.ROOT_RECIPIENT)
+                if root_wrap is None:
+                    raise IntegrityError(
+                        f'damaged vault: version {row.version} of "{row.name}" is incomplete'
+                    )
+                dek = records.unwrap_dek(vault_id, row, root_wrap, old.decryption_key)
+                fields = records.open_payload(vault_id, row, payload, dek)
+                # Keyed by the root key: recomputed, so that reuse checks still match.
+                row.api_key_fingerprint = crypto.keyed_fingerprint(
+                    new.fingerprint_key(), "api_key", fields.get("api_key", "")
+                )
+                for recipient in version_wraps:
+                    public = (
+                        new.encryption_public
+                        if recipient == records.ROOT_RECIPIENT
+                        else client_keys.get(recipient)
+                    )
+                    if public is None:
+                        continue  # a revoked client keeps none (revocation deleted them)
+                    fresh = records.wrap_dek(dek, vault_id, row, recipient, public)
+                    wrap_updates.append(
+                        {
+                            "k_credential_id": row.credential_id,
+                            "k_version": row.version,
+                            "k_recipient": recipient,
+                            "k_ephemeral_public": fresh.ephemeral_public,
+                            "k_body": fresh.body,
+                        }
+                    )
+            message = records.version_message(vault_id, row)
+            row.signature = new.sign(message)
+            # A new fingerprint makes a new signed message: the head's stages follow it.
+            for stage in stages:
+                setattr(head_row, f"{stage}_digest", records.version_digest(message))
+            version_updates.append(
+                {
+                    "k_credential_id": row.credential_id,
+                    "k_version": row.version,
+                    "k_api_key_fingerprint": row.api_key_fingerprint,
+                    "k_signature": row.signature,
+                }
+            )
+        head_updates = []
+        for head in heads.values():
+            records.sign_head(new, vault_id, head)
+            head_updates.append(
+                {
+                    "k_id": head.id,
+                    "k_revision": head.revision,
+                    "k_current_digest": head.current_digest,
+                    "k_pending_digest": head.pending_digest,
+                    "k_previous_digest": head.previous_digest,
+                    "k_signature": head.signature,
+                }
+            )
+        _update_rows(
+            conn,
+            CredentialRecord,
+            ("id",),
+            ("revision", "current_digest", "pending_digest", "previous_digest", "signature"),
+            head_updates,
+        )
+        _update_rows(
+            conn,
+            VersionRecord,
+            ("credential_id", "version"),
+            ("api_key_fingerprint", "signature"),
+            version_updates,
+        )
+        _update_rows(
+            conn,
+            WrapRecord,
+            ("credential_id", "version", "recipient"),
+            ("ephemeral_public", "body"),
+            wrap_updates,
+        )
 
     # ---------------------------------------------------------------- writing
 
@@ -1172,6 +1508,26 @@ class AdminVault(Inventory):
             meta, fields = self._open_version(session, head, stage)
             self._audit(session, "read", name, version, detail=stage)
         return Credential.from_plaintext(meta, version, stage, fields)
+
+
+def _update_rows(
+    conn: Connection,
+    record: type[Base],
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+) -> None:
+    """One executemany UPDATE of ``columns`` in the rows named by ``keys``; each row's
+    values are named ``k_`` + column (bind names must differ from column names)."""
+    if not rows:
+        return
+    table = cast(Table, record.__table__)
+    statement = (
+        update(table)
+        .where(*(table.c[k] == bindparam("k_" + k) for k in keys))
+        .values({c: bindparam("k_" + c) for c in columns})
+    )
+    conn.execute(statement, rows)
 
 
 def _version_at(head: CredentialRecord, stage: str) -> int:

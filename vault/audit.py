@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -182,6 +183,7 @@ def verify_chain(
     revoked_at: dict[str, int] = {}  # client actor -> seq of its signed revocation
     head_seq, head_hash = 0, GENESIS
     with tolerant_text(session):
+        rekeys = rekey_history(session, vault_id, root_public)
         rows = list(session.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
     for rec in rows:
         count += 1
@@ -207,6 +209,7 @@ def verify_chain(
                 known = client_publics.get(rec.signer or "")
                 key = known[1] if known else None
                 expected_actor = actors.get(rec.signer or "")
+            key = key_before_rekey(rekeys, rec.seq, rec.signer or "", key)
             try:
                 if key is None or rec.signature is None:
                     raise IntegrityError()
@@ -245,22 +248,28 @@ def verify_chain(
 
 
 def signed_by_actor(
-    vault_id: bytes, rec: AuditRecord | AuditRow, signers: Mapping[str, tuple[str, bytes]]
+    vault_id: bytes,
+    rec: AuditRecord | AuditRow,
+    signers: Mapping[str, tuple[str, bytes]],
+    rekeys: Sequence[Rekey] = (),
 ) -> bool:
     """True when ``rec``'s hash matches its columns, its signature verifies with the key
     of the signer it names and its actor is that signer (rules 3 to 5 of the chain, for
     one entry read on its own, such as ``check``'s last read of a credential).
 
     ``signers`` maps a signer (``root`` or a client id) to (actor, verified Ed25519 public
-    key). Never raises: an entry with a column of another type is not signed.
+    key); ``rekeys`` (:func:`rekey_history`, for an entry of the vault's own chain)
+    give the key an entry older than a rekey was signed with. Never raises: an entry
+    with a column of another type is not signed.
     """
     known = signers.get(rec.signer or "")
     if known is None or rec.signature is None or known[0] != rec.actor:
         return False
+    key = key_before_rekey(list(rekeys), rec.seq, rec.signer or "", known[1]) or known[1]
     try:
         if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
             return False
-        crypto.verify_signature(known[1], signed_entry(vault_id, rec.entry_hash), rec.signature)
+        crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
     except (IntegrityError, TypeError, ValueError):
         return False
     return True
@@ -280,6 +289,61 @@ def _not_utf8(rec: AuditRecord) -> str | None:
 
 
 _TEXT_COLUMNS = ("actor", "host", "action", "credential", "outcome", "detail", "signer")
+
+
+_REKEY_KEY = re.compile(r"(?:old signing key|client ([0-9a-f]{32}) key) ([0-9a-f]{64})")
+
+Rekey = tuple[int, dict[str, bytes]]
+"""A ``rekey`` entry's seq, and the keys it replaced by signer (``root`` or a client id)."""
+
+
+def rekey_history(session: Session, vault_id: bytes, root_public: bytes) -> list[Rekey]:
+    """The ``rekey`` entries, in order, with the signing keys each replaced
+    (``AdminVault.rekey`` writes "root keys replaced; old signing key HEX" and "new keys
+    for client NAME; client ID key HEX").
+
+    Only an entry whose hash and root signature verify counts, each with the root key
+    in force after it (the current one for the last): walked newest first. Any other
+    is left out here, and the walk reports it.
+    """
+    query = (
+        select(AuditRecord)
+        .where(AuditRecord.action == "rekey", AuditRecord.signer == ROOT_SIGNER)
+        .order_by(AuditRecord.seq.desc())
+    )
+    out: list[Rekey] = []
+    key = root_public
+    for rec in session.scalars(query):
+        if records.type_damage(rec, AuditRecord.__tablename__) is not None:
+            continue
+        try:
+            if rec.signature is None or not crypto.constant_time_equal(
+                entry_hash(vault_id, rec), rec.entry_hash
+            ):
+                continue
+        except UnicodeEncodeError:  # text that is not UTF-8, read through tolerant_text
+            continue
+        try:
+            crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
+        except IntegrityError:
+            continue
+        replaced = {
+            (m[1] or ROOT_SIGNER): bytes.fromhex(m[2]) for m in _REKEY_KEY.finditer(rec.detail)
+        }
+        out.append((rec.seq, replaced))
+        key = replaced.get(ROOT_SIGNER, key)
+    return out[::-1]
+
+
+def key_before_rekey(
+    rekeys: list[Rekey], seq: int, signer: str, key: bytes | None
+) -> bytes | None:
+    """The key ``signer`` signed entry ``seq`` with: the one named by the first rekey
+    after the entry that replaced it, else ``key`` (its current one)."""
+    for rekey_seq, replaced in rekeys:
+        if rekey_seq > seq and signer in replaced:
+            return replaced[signer]
+    return key
 
 
 def _revoked_client(detail: str) -> str | None:
@@ -372,6 +436,7 @@ __all__ = [
     "ROOT_SIGNER",
     "AuditEntry",
     "ChainReport",
+    "Rekey",
     "Signer",
     "append",
     "chain_contains",
@@ -379,9 +444,11 @@ __all__ = [
     "count",
     "entries",
     "entry_hash",
+    "key_before_rekey",
     "last_entry",
     "read_witness",
     "record_failure",
+    "rekey_history",
     "signed_by_actor",
     "signed_entry",
     "verify_chain",

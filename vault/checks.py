@@ -438,7 +438,9 @@ def _collect(
             if client_id in active:
                 grants[credential_id] += 1
         signers = _read_signers(session, inventory)
-        last_reads = _last_verified_reads(session, inventory.vault_id, signers)
+        with tolerant_text(session):
+            rekeys = audit.rekey_history(session, inventory.vault_id, inventory.verify_public)
+        last_reads = _last_verified_reads(session, inventory.vault_id, signers, rekeys)
         # A shared vault's bots record their reads in its audit file(s), checked the
         # same way; the owner never writes there, so only clients' keys count.
         client_signers = {k: v for k, v in signers.items() if k != audit.ROOT_SIGNER}
@@ -543,7 +545,10 @@ def _read_signers(session: Session, inventory: Inventory) -> dict[str, tuple[str
 
 
 def _last_verified_reads(
-    session: Session, vault_id: bytes, signers: dict[str, tuple[str, bytes]]
+    session: Session,
+    vault_id: bytes,
+    signers: dict[str, tuple[str, bytes]],
+    rekeys: list[audit.Rekey] | None = None,
 ) -> dict[str, int]:
     """The time of each credential's newest ``read ok`` entry in the audit log of
     ``session`` whose signature verifies (:func:`vault.audit.signed_by_actor`) with one
@@ -576,7 +581,7 @@ def _last_verified_reads(
             name = entry.credential
             if name is None or name in found:
                 continue
-            if audit.signed_by_actor(vault_id, entry, signers):
+            if audit.signed_by_actor(vault_id, entry, signers, rekeys or ()):
                 found[name] = entry.at
             else:
                 doubtful.add(name)
@@ -590,7 +595,7 @@ def _last_verified_reads(
             )
             for values in driver_rows(session, older):
                 entry = AuditRow(*values)
-                if audit.signed_by_actor(vault_id, entry, signers):
+                if audit.signed_by_actor(vault_id, entry, signers, rekeys or ()):
                     found[name] = entry.at
                     break
     return found
@@ -631,15 +636,16 @@ def _vault_findings(
                 "critical",
                 "kdf-weak",
                 None,
-                f"the passphrase keyslot uses {params}, below RFC 9106's minimum "
-                f"({crypto.KDF_FLOOR}): exvault passwd --recalibrate",
+                f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
+                f"RFC 9106's minimum ({crypto.KDF_FLOOR}): exvault passwd --recalibrate",
             )
         elif params.memory_kib < crypto.KDF_DEFAULT_MEMORY_KIB:
             yield Finding(
                 "warn",
                 "kdf-below-policy",
                 None,
-                f"the passphrase keyslot uses {params}, below the current default of "
+                f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
+                "the current default of "
                 f"{crypto.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: exvault passwd --recalibrate",
             )
 

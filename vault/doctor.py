@@ -177,15 +177,22 @@ def diagnose(
             Diagnosis(
                 "fail",
                 "kdf",
-                f"{status.kdf} is below RFC 9106's minimum; exvault passwd --recalibrate",
+                f"{status.kdf} (as stored, unauthenticated) is below RFC 9106's minimum; "
+                "exvault passwd --recalibrate",
             )
         )
     elif status.kdf.memory_kib < crypto.KDF_DEFAULT_MEMORY_KIB:
         out.append(
-            Diagnosis("warn", "kdf", f"{status.kdf} uses less memory than the current default")
+            Diagnosis(
+                "warn",
+                "kdf",
+                f"{status.kdf} (as stored, unauthenticated) uses less memory than the "
+                "current default",
+            )
         )
     else:
-        out.append(Diagnosis("ok", "kdf", str(status.kdf)))
+        # Read without a key: the parameters are the database's word, checked at unlock.
+        out.append(Diagnosis("ok", "kdf", f"{status.kdf} (as stored, unauthenticated)"))
     with store.read() as session:
         newest = max(
             session.scalar(select(func.max(AuditRecord.at))) or 0,

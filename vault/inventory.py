@@ -56,6 +56,9 @@ class VaultStatus:
     created_at: datetime
     kdf: KdfParams
     credentials: int
+    kdf_authenticated: bool = False
+    """Whether ``kdf`` is known to be the owner's: only when the passphrase slot has
+    opened (its AD and signature cover them); a keyless read takes them as stored."""
 
 
 def load_header(session: Session) -> HeaderRecord:

@@ -2,25 +2,124 @@
 
 LUKS-style: the root identity is encrypted once per slot, each slot with its own
 key-encryption key (KEK). Changing the passphrase adds a slot and removes the old
-one; no credential is re-encrypted.
+one; no credential is re-encrypted. Unlike LUKS, every slot is also signed by the root
+key (schema version 4): the signature can only be checked once a slot has opened and
+proved the header's keys, so the owner's unlock checks the slot it opened.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from vault import crypto, records
 from vault.crypto import KdfParams, RootIdentity
-from vault.errors import IntegrityError, UnsupportedFormat
+from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat
 from vault.store import HeaderRecord, KeyslotRecord
 
 PASSPHRASE = "passphrase"  # noqa: S105 (a slot kind)
 RECOVERY = "recovery"
+
+SIGNED_COLUMNS = (
+    "id",
+    "kind",
+    "salt",
+    "kdf_time_cost",
+    "kdf_memory_kib",
+    "kdf_parallelism",
+    "nonce",
+    "wrapped",
+    "created_at",
+)
+"""The keyslot columns the root key's signature covers: all but the signature."""
+
+
+class Slot(Protocol):
+    """A keyslot row, whether an ORM record or a plain row read by a migration."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def salt(self) -> bytes: ...
+    @property
+    def kdf_time_cost(self) -> int | None: ...
+    @property
+    def kdf_memory_kib(self) -> int | None: ...
+    @property
+    def kdf_parallelism(self) -> int | None: ...
+    @property
+    def nonce(self) -> bytes: ...
+    @property
+    def wrapped(self) -> bytes: ...
+    @property
+    def created_at(self) -> int: ...
+
+
+def slot_message(vault_id: bytes, slot: Slot) -> bytes:
+    """What a keyslot's signature covers: every column of :data:`SIGNED_COLUMNS`."""
+    return crypto.signed_message(
+        "keyslot",
+        vault_id,
+        slot.id,
+        slot.kind,
+        slot.salt,
+        slot.kdf_time_cost,
+        slot.kdf_memory_kib,
+        slot.kdf_parallelism,
+        slot.nonce,
+        slot.wrapped,
+        slot.created_at,
+    )
+
+
+def verify_slot(verify_public: bytes, vault_id: bytes, slot: Slot, signature: bytes | None) -> None:
+    """Check ``signature`` over ``slot``'s columns.
+
+    Meaningful only once the slot has opened: before, ``verify_public`` is only the
+    header's word (a database writer can replace header, slots and signatures
+    together).
+
+    :raises IntegrityError: when the signature is missing or does not verify.
+    """
+    records.check_types(slot, KeyslotRecord.__tablename__, SIGNED_COLUMNS)
+    if type(signature) is not bytes:
+        raise IntegrityError("damaged vault: a keyslot is not signed (an old or forged row)")
+    try:
+        crypto.verify_signature(verify_public, slot_message(vault_id, slot), signature)
+    except IntegrityError:
+        raise IntegrityError(
+            "damaged vault: a keyslot's signature does not verify (an edited or forged row)"
+        ) from None
+
+
+def sign_stored_slots(
+    conn: Connection, vault_id: bytes, sign: Callable[[bytes], bytes]
+) -> None:
+    """Sign every keyslot row in the database with the root key's ``sign`` (schema
+    version 5's migration).
+
+    A row whose columns hold values of other types than the schema's is left unsigned
+    (``exvault verify`` reports it); the owner's unlock has checked the slot it opened.
+    """
+    table = KeyslotRecord.__table__
+    assert isinstance(table, Table)
+    rows = conn.execute(select(*(table.c[name] for name in SIGNED_COLUMNS))).all()
+    for row in rows:
+        if records.type_damage(row, KeyslotRecord.__tablename__, SIGNED_COLUMNS) is not None:
+            continue
+        conn.execute(
+            update(table)
+            .where(table.c.id == row.id)
+            .values(signature=sign(slot_message(vault_id, row)))
+        )
 
 
 def _slot_ad(header: HeaderRecord, slot: KeyslotRecord) -> bytes:
@@ -44,6 +143,7 @@ def _seal_slot(
     header: HeaderRecord, slot: KeyslotRecord, kek: bytes, identity: RootIdentity
 ) -> None:
     slot.nonce, slot.wrapped = crypto.seal(kek, identity.to_bytes(), _slot_ad(header, slot))
+    slot.signature = identity.sign(slot_message(header.vault_id, slot))
 
 
 def _open_slot(header: HeaderRecord, slot: KeyslotRecord, kek: bytes) -> RootIdentity:
@@ -100,10 +200,25 @@ def passphrase_kdf_params(session: Session) -> list[KdfParams]:
 
 
 def new_passphrase_slot(
-    header: HeaderRecord, identity: RootIdentity, passphrase: str, params: KdfParams, now: int
+    header: HeaderRecord,
+    identity: RootIdentity,
+    passphrase: str,
+    params: KdfParams,
+    now: int,
+    *,
+    insecure_test_kdf: bool = False,
 ) -> KeyslotRecord:
-    """A passphrase keyslot holding ``identity`` under Argon2id(``passphrase``)."""
+    """A passphrase keyslot holding ``identity`` under Argon2id(``passphrase``).
+
+    Every passphrase slot is written here, so this is where the floor holds: no slot
+    below :data:`~vault.crypto.KDF_FLOOR` unless ``insecure_test_kdf`` (test suites).
+
+    :raises InvalidInput: for parameters below the floor without ``insecure_test_kdf``.
+    :raises UnsupportedFormat: for parameters above the cap.
+    """
     crypto.check_kdf_params(params)
+    if not params.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
+        raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
     slot = KeyslotRecord(
         id=uuid.uuid4().hex,
         kind=PASSPHRASE,
@@ -167,7 +282,7 @@ def open_with_passphrase(
 
 def open_with_recovery_key(
     header: HeaderRecord, slots: Iterable[KeyslotRecord], recovery_key: bytes
-) -> RootIdentity:
+) -> tuple[RootIdentity, KeyslotRecord]:
     """Unlock the root identity with the recovery key.
 
     :raises IntegrityError: when no recovery slot opens.
@@ -177,7 +292,8 @@ def open_with_recovery_key(
             continue
         records.check_types(slot, KeyslotRecord.__tablename__)
         try:
-            return _open_slot(header, slot, crypto.derive_recovery_kek(recovery_key, slot.salt))
+            kek = crypto.derive_recovery_kek(recovery_key, slot.salt)
+            return _open_slot(header, slot, kek), slot
         except IntegrityError:
             continue
     raise IntegrityError()

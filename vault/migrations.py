@@ -38,7 +38,8 @@ class OwnerKeys:
 
 @dataclass(frozen=True)
 class Migration:
-    """One step from schema ``to_version - 1`` to ``to_version``."""
+    """One step from schema ``to_version - 1`` to ``to_version``, applied by the owner's
+    unlock with the unlocked keys (a step may verify and re-sign rows)."""
 
     to_version: int
     description: str
@@ -213,6 +214,22 @@ def _audit_head(conn: Connection, _owner: OwnerKeys) -> None:
     install_audit_head(conn)
 
 
+def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
+    # Schema version 5: every keyslot row signed by the root key (its KDF parameters
+    # were unauthenticated, so a writer could lower them for the next passphrase).
+    from sqlalchemy import inspect
+
+    from vault.keyslots import sign_stored_slots
+    from vault.store import KeyslotRecord
+
+    # Like the index above, only when missing (a schema version can be set back by hand).
+    if not any(c["name"] == "signature" for c in inspect(conn).get_columns("keyslots")):
+        column = KeyslotRecord.__table__.c.signature
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE keyslots ADD COLUMN signature {kind}")
+    sign_stored_slots(conn, owner.vault_id, owner.identity.sign)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
@@ -236,6 +253,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         readers_compatible=False,
         apply=_audit_head,
         backends=("postgresql",),
+    ),
+    # Keyless readers never read the signature (they cannot check it: see format.md
+    # section 11), so they keep working until the owner's next unlock adds it.
+    Migration(
+        5,
+        "sign every keyslot with the root key (its KDF parameters were unauthenticated)",
+        readers_compatible=True,
+        apply=_signed_keyslots,
     ),
 )
 

@@ -133,6 +133,9 @@ class KeyslotRecord(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
     wrapped: Mapped[bytes] = mapped_column(LargeBinary(80))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The root key's signature over the columns above (schema version 5; NULL only in a
+    # row that the version 5 migration did not sign, which the owner's unlock refuses).
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
 
 
 class CredentialRecord(Base):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from vault import access_history, audit, audit_file, records
+from vault import access_history, audit, audit_file, keyslots, records
 from vault.errors import IntegrityError, VaultError
 from vault.policy import Policy
 from vault.store import (
@@ -117,7 +117,13 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
     vault_id, verify_public = admin._vault_id, admin._verify_public
     problem = report.problems.append
     slots = list(session.scalars(select(KeyslotRecord)))
-    _well_typed(slots, KeyslotRecord, report)  # the recovery slot too, which opens only at recover
+    # The recovery slot too, which opens only at recover.
+    for slot in _well_typed(slots, KeyslotRecord, report):
+        try:
+            keyslots.verify_slot(verify_public, vault_id, slot, slot.signature)
+        except IntegrityError as exc:
+            reason = str(exc).removeprefix("damaged vault: ")
+            problem(Problem(None, f"{slot.kind} keyslot {slot.id}: {reason}"))
     kinds = [s.kind for s in slots]
     if kinds.count("passphrase") != 1:
         problem(

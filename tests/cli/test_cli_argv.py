@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE
 
 # An option whose name mentions one of these takes a secret value, unless it is a flag
-# or names a file the secret is read from.
+# or names a file the secret is read from (or a directory it is written to).
 SECRET_WORDS = re.compile(
     r"secret|api[-_]?key|passphrase|password|passwd|token|private[-_]?key|recovery[-_]?key|"
     r"apikey|seed|mnemonic",
@@ -88,7 +88,9 @@ def test_no_option_takes_a_secret_value() -> None:
             continue
         if param.is_flag or param.count:
             continue
-        if all(n.endswith("-file") for n in [*param.opts, *param.secondary_opts]):
+        # A file the secret is read from, or a directory new secrets are written to
+        # (passwd --rekey --tokens-dir): a path, never the secret.
+        if all(n.endswith(("-file", "-dir")) for n in [*param.opts, *param.secondary_opts]):
             assert isinstance(param.type, click.Path), (where, param.opts)
             continue
         offenders.append((where, param.opts))

@@ -12,8 +12,12 @@ from tests.conftest import (
     KUCOIN_PASSPHRASE,
     KUCOIN_SECRET,
     PASSPHRASE,
+    db_exec,
     write_secret_file,
 )
+from vault import crypto
+from vault.client import ClientVault
+from vault.crypto import KdfParams
 
 NEW_PASSPHRASE = "tr0ub4dor&3 but longer"
 RECOVERY_KEY = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{1,4})+")
@@ -182,7 +186,9 @@ def test_info_text(stocked_cli) -> None:
 
 
 def test_passwd_old_refused_new_accepted_all_readable(stocked_cli, tmp_path) -> None:
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "Passphrase changed" in r.stdout
     assert NEW_PASSPHRASE not in r.output
@@ -198,7 +204,9 @@ def test_passwd_rewraps_only_the_keyslot(stocked_cli, rows) -> None:
     before = rows(stocked_cli.vault_path, skip=("keyslots",))
     assert before["payloads"]
     assert before["dek_wraps"]
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert rows(stocked_cli.vault_path, skip=("keyslots",)) == before
     assert rows(stocked_cli.vault_path)["keyslots"] != before_all["keyslots"]
@@ -206,13 +214,17 @@ def test_passwd_rewraps_only_the_keyslot(stocked_cli, rows) -> None:
 
 def test_passwd_keeps_the_kdf_parameters(stocked_cli) -> None:
     before = json.loads(stocked_cli.v("info", "--json").stdout)["kdf"]
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(stocked_cli.v("info", "--json").stdout)["kdf"] == before
 
 
 def test_passwd_via_hidden_prompts(stocked_cli, terminal, tmp_path) -> None:
-    r = stocked_cli.v("passwd", input=f"{PASSPHRASE}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = stocked_cli.v(
+        "passwd", "--insecure-test-kdf", input=f"{PASSPHRASE}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "Vault passphrase" in r.stderr
     assert "Enter new passphrase" in r.stderr
@@ -226,7 +238,9 @@ def test_passwd_differing_entries_refused_vault_unchanged(
     stocked_cli, snapshot, one_error_line
 ) -> None:
     before = snapshot()
-    r = stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}!\n")
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}!\n"
+    )
     line = one_error_line(r, 7)
     assert "differ" in line
     assert NEW_PASSPHRASE not in r.output
@@ -236,13 +250,15 @@ def test_passwd_differing_entries_refused_vault_unchanged(
 
 def test_passwd_empty_new_passphrase_refused(stocked_cli, snapshot, one_error_line) -> None:
     before = snapshot()
-    one_error_line(stocked_cli.unlocked("passwd", input="\n\n"), 7)
+    one_error_line(stocked_cli.unlocked("passwd", "--insecure-test-kdf", input="\n\n"), 7)
     assert snapshot() == before
 
 
 def test_passwd_missing_second_line_refused(stocked_cli, snapshot, one_error_line) -> None:
     before = snapshot()
-    one_error_line(stocked_cli.unlocked("passwd", input=f"{NEW_PASSPHRASE}\n"), 7)
+    one_error_line(
+        stocked_cli.unlocked("passwd", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n"), 7
+    )
     assert snapshot() == before
 
 
@@ -276,7 +292,9 @@ def test_recover_with_the_printed_key(cli, binance_payload, tmp_path) -> None:
         input=json.dumps(binance_payload),
     )
     assert r.exit_code == 0, r.output
-    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "new passphrase" in r.stdout
     assert key not in r.output
@@ -293,13 +311,17 @@ def test_recover_with_the_printed_key(cli, binance_payload, tmp_path) -> None:
 def test_recover_key_typed_in_lower_case_without_dashes(cli) -> None:
     key = str(init_json(cli)["recovery_key"])
     sloppy = key.replace("-", " ").lower()
-    r = cli.v("recover", input=f"{sloppy}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{sloppy}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
 
 
 def test_recover_via_hidden_prompts(cli, terminal, tmp_path) -> None:
     key = str(init_json(cli)["recovery_key"])
-    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert r.exit_code == 0, r.output
     assert "Recovery key" in r.stderr
     assert key not in r.output
@@ -312,6 +334,7 @@ def test_recover_with_a_key_file(cli, tmp_path) -> None:
     key_file = write_secret_file(tmp_path / "recovery", key)
     r = cli.v(
         "recover",
+        "--insecure-test-kdf",
         "--recovery-key-file",
         str(key_file),
         input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
@@ -323,7 +346,7 @@ def test_recover_with_a_key_file(cli, tmp_path) -> None:
 def test_recover_keeps_the_recovery_key_valid(cli) -> None:
     key = str(init_json(cli)["recovery_key"])
     for new in (NEW_PASSPHRASE, "a third passphrase"):
-        r = cli.v("recover", input=f"{key}\n{new}\n{new}\n")
+        r = cli.v("recover", "--insecure-test-kdf", input=f"{key}\n{new}\n{new}\n")
         assert r.exit_code == 0, r.output
 
 
@@ -335,7 +358,11 @@ def _mistype(key: str) -> str:
 def test_recover_mistyped_key_gives_a_clear_error(cli, snapshot, one_error_line) -> None:
     key = str(init_json(cli)["recovery_key"])
     before = snapshot()
-    r = cli.v("recover", input=f"{_mistype(key)}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover",
+        "--insecure-test-kdf",
+        input=f"{_mistype(key)}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
     line = one_error_line(r, 7)
     assert "recovery key" in line
     assert "mistyped" in line
@@ -346,7 +373,9 @@ def test_recover_mistyped_key_gives_a_clear_error(cli, snapshot, one_error_line)
 def test_recover_truncated_key_refused(cli, snapshot, one_error_line) -> None:
     key = str(init_json(cli)["recovery_key"])
     before = snapshot()
-    r = cli.v("recover", input=f"{key[:-5]}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key[:-5]}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     assert "recovery key" in one_error_line(r, 7)
     assert snapshot() == before
 
@@ -364,7 +393,9 @@ def test_recover_with_another_vaults_key(cli, tmp_path, snapshot, one_error_line
     assert other.exit_code == 0, other.output
     foreign = json.loads(other.stdout)["recovery_key"]
     before = snapshot()
-    r = cli.v("recover", input=f"{foreign}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{foreign}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
     one_error_line(r, 3)
     assert snapshot() == before
 
@@ -372,6 +403,118 @@ def test_recover_with_another_vaults_key(cli, tmp_path, snapshot, one_error_line
 def test_recover_differing_new_entries(cli, snapshot, one_error_line) -> None:
     key = str(init_json(cli)["recovery_key"])
     before = snapshot()
-    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}?\n")
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}?\n"
+    )
     assert "differ" in one_error_line(r, 7)
     assert snapshot() == before
+
+
+def test_recover_after_a_kdf_downgrade_writes_calibrated_parameters(cli) -> None:
+    """A database writer lowers the passphrase slot's Argon2id parameters; the owner's
+    unlock fails, the owner recovers: the new slot gets a calibration, not those."""
+    key = str(init_json(cli)["recovery_key"])
+    db_exec(
+        cli.vault_path,
+        "UPDATE keyslots SET kdf_time_cost = 1, kdf_memory_kib = 8, kdf_parallelism = 1 "
+        "WHERE kind = 'passphrase'",
+    )
+    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 3
+    r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
+    assert r.exit_code == 0, r.output
+    kdf = json.loads(cli.v("info", "--json").stdout)["kdf"]
+    params = KdfParams(kdf["time_cost"], kdf["memory_kib"], kdf["parallelism"])
+    assert params.at_least(crypto.KDF_FLOOR)
+    assert str(params) in r.stdout
+
+
+def test_info_says_the_kdf_parameters_are_not_authenticated(stocked_cli) -> None:
+    r = stocked_cli.v("info")
+    assert r.exit_code == 0, r.output
+    assert re.search(r"Key derivation:.*as stored", r.stdout)
+    data = json.loads(stocked_cli.v("info", "--json").stdout)
+    assert data["kdf_authenticated"] is False
+
+
+# ------------------------------------------------------------------------------ passwd --rekey
+
+TOKEN = re.compile(r"exv1-[A-Za-z0-9_-]+")
+
+
+def _add_bot(cli) -> str:  # type: ignore[no-untyped-def]
+    r = cli.unlocked("client", "add", "bot", "--json")
+    assert r.exit_code == 0, r.output
+    assert cli.unlocked("grant", "bot", "binance-main").exit_code == 0
+    return str(json.loads(r.stdout)["token"])
+
+
+def test_passwd_rekey_prints_a_new_recovery_key_and_tokens(stocked_cli, tmp_path) -> None:
+    old_token = _add_bot(stocked_cli)
+    before = json.loads(stocked_cli.v("info", "--json").stdout)["fingerprint"]
+    r = stocked_cli.unlocked(
+        "passwd", "--rekey", "--insecure-test-kdf", input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
+    assert r.exit_code == 0, r.output
+    assert NEW_PASSPHRASE not in r.output
+    after = json.loads(stocked_cli.v("info", "--json").stdout)["fingerprint"]
+    assert after != before and f"New fingerprint: {after}" in r.stdout
+    found = RECOVERY_KEY.search(r.stdout.split("New recovery key", 1)[1])
+    assert found is not None
+    recovery = found.group(0)
+    tokens = TOKEN.findall(r.stdout)
+    assert len(tokens) == 1 and old_token not in r.stdout
+    assert_all_readable(stocked_cli, write_secret_file(tmp_path / "new", NEW_PASSPHRASE))
+    with ClientVault.open(stocked_cli.vault_path, token=tokens[0]) as bot:
+        assert bot.get("binance-main").secret.reveal() == BINANCE_SECRET
+    r = stocked_cli.v(
+        "recover", "--insecure-test-kdf", input=f"{recovery}\n{PASSPHRASE}\n{PASSPHRASE}\n"
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_passwd_rekey_tokens_dir_writes_0600_files(stocked_cli, tmp_path) -> None:
+    _add_bot(stocked_cli)
+    tokens_dir = tmp_path / "tokens"
+    tokens_dir.mkdir()
+    r = stocked_cli.unlocked(
+        "passwd",
+        "--rekey",
+        "--insecure-test-kdf",
+        "--tokens-dir",
+        str(tokens_dir),
+        input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
+    assert r.exit_code == 0, r.output
+    token_file = tokens_dir / "bot.token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert TOKEN.fullmatch(token) and token not in r.output
+    assert str(token_file) in r.stdout
+
+
+def test_passwd_rekey_refuses_an_existing_token_file_vault_unchanged(
+    stocked_cli, tmp_path, snapshot, one_error_line
+) -> None:
+    _add_bot(stocked_cli)
+    tokens_dir = tmp_path / "tokens"
+    tokens_dir.mkdir()
+    (tokens_dir / "bot.token").write_text("keep me\n")
+    before = snapshot()
+    r = stocked_cli.unlocked(
+        "passwd",
+        "--rekey",
+        "--insecure-test-kdf",
+        "--tokens-dir",
+        str(tokens_dir),
+        input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
+    )
+    assert "exists" in one_error_line(r, 7)
+    assert snapshot() == before
+    assert (tokens_dir / "bot.token").read_text() == "keep me\n"
+
+
+def test_tokens_dir_without_rekey_refused(stocked_cli, tmp_path, one_error_line) -> None:
+    r = stocked_cli.unlocked(
+        "passwd", "--tokens-dir", str(tmp_path), input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
+    )
+    assert "--rekey" in one_error_line(r, 7)

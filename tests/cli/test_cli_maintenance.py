@@ -42,6 +42,12 @@ def test_doctor(stocked_cli) -> None:  # type: ignore[no-untyped-def]
     assert r.exit_code == 2
 
 
+def test_doctor_says_the_kdf_parameters_are_unauthenticated(stocked_cli) -> None:  # type: ignore[no-untyped-def]
+    r = stocked_cli.v("doctor", "--json")
+    [kdf] = [d for d in json.loads(r.stdout) if d["check"] == "kdf"]
+    assert "as stored, unauthenticated" in kdf["message"]
+
+
 def test_doctor_flags_a_readable_vault_file(stocked_cli) -> None:  # type: ignore[no-untyped-def]
     os.chmod(stocked_cli.vault_path, 0o644)
     r = stocked_cli.v("doctor", "--json")

@@ -815,10 +815,14 @@ def test_recovery_keys(world: World, long_run: bool) -> None:
             if via == "stdin":
                 assume("\n" not in key and "\r" not in key)
                 data = f"{key}\n{new}\n{new}\n".encode("utf-8", "surrogateescape")
-                r = invoke(box, ["recover"], stdin=data)
+                r = invoke(box, ["recover", "--insecure-test-kdf"], stdin=data)
             else:
                 f = box.file("recovery", key.encode("utf-8", "surrogateescape") + b"\n")
-                r = invoke(box, ["recover", "--recovery-key-file", str(f)], stdin=f"{new}\n{new}\n")
+                r = invoke(
+                    box,
+                    ["recover", "--insecure-test-kdf", "--recovery-key-file", str(f)],
+                    stdin=f"{new}\n{new}\n",
+                )
             judge(f"recovery key ({via})", box, r, inputs=[key])
 
     run()

@@ -540,14 +540,19 @@ def drive_every_command(s: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     backup_pass = s.write_secret_file("backup-passphrase", PASSPHRASE)
     s("ungrant", "bot-a", "kucoin-sub1", unlock=True)
     s("client", "revoke", "bot-b", unlock=True)
-    s("passwd", stdin=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n", unlock=True)
+    s("passwd", "--insecure-test-kdf", stdin=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n", unlock=True)
     s.write_secret_file("passphrase", NEW_PASSPHRASE)
     recovery = s.leaks.secrets["recovery key"]
-    s("recover", stdin=f"{recovery}\n{NEWER_PASSPHRASE}\n{NEWER_PASSPHRASE}\n")
+    s(
+        "recover",
+        "--insecure-test-kdf",
+        stdin=f"{recovery}\n{NEWER_PASSPHRASE}\n{NEWER_PASSPHRASE}\n",
+    )
     s.write_secret_file("passphrase", NEWER_PASSPHRASE)
     recovery_file = s.write_secret_file("recovery", recovery)
     s(
         "recover",
+        "--insecure-test-kdf",
         "--recovery-key-file",
         str(recovery_file),
         stdin=f"{NEWER_PASSPHRASE}\n{NEWER_PASSPHRASE}\n",
@@ -778,7 +783,7 @@ def test_library_calls(tmp_path: Path, debug_logs: Recorder) -> None:
             "scope",
             lambda: admin.edit("binance-main", permissions="read,trade,withdraw"),
         )
-        admin.change_passphrase(NEW_PASSPHRASE)
+        admin.change_passphrase(NEW_PASSPHRASE, insecure_test_kdf=True)
     refused("wrong passphrase", lambda: AdminVault.unlock(path, PASSPHRASE))
     refused(
         "mistyped recovery key",

@@ -397,7 +397,7 @@ def build_template(root: Path) -> Template:
             with ClientVault.open(path, token=tokens[client]) as handle:
                 handle.get(name)
         s0 = snapshot(path, root / "s0.db")
-        admin.change_passphrase(NEW_PASSPHRASE)
+        admin.change_passphrase(NEW_PASSPHRASE, insecure_test_kdf=True)
     s1 = snapshot(path, root / "s1.db")
     with AdminVault.unlock(path, NEW_PASSPHRASE) as admin:
         rotation.start(admin, "binance-main", BINANCE_V3)
