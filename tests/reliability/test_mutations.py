@@ -2,9 +2,10 @@
 
 Someone who can write the vault file but holds neither the passphrase nor a client
 token (SECURITY.md section 3.3) changes it. This module builds one vault with several
-credentials (versions staged ``current`` / ``pending`` / ``previous``, a retired
-version, a policy, an exposure mark), clients (active, expiring, revoked, never used),
-grants and a signed, hash-chained audit log, then enumerates mutations of it:
+credentials (versions staged ``current`` / ``pending`` / ``previous``, a retired and
+an aborted version, a policy, an exposure mark), clients (active, expiring, revoked,
+never used), grants (one ungranted since) and a signed, hash-chained audit log, keeps
+older copies of it (and a fork), then enumerates mutations of it:
 
 ``bitflip``      one bit of a blob column (every blob column of every table)
 ``swap``         the values of one blob column exchanged between two rows
@@ -21,7 +22,8 @@ grants and a signed, hash-chained audit log, then enumerates mutations of it:
 ``reuse``        a row deleted so that the owner's next operation allocates its key
                  again (a version number, an audit seq, a grant), then put back in place
                  of the owner's new row; judged against a copy where the owner did the
-                 same operation on the intact vault
+                 same operation without the attack (after the deletion only where the
+                 operation needs it: a name added again)
 ``unsigned``     a column no signature, AEAD or hash covers (COLUMN_COVERAGE, from
                  docs/format.md) edited, and the columns of an unsigned audit entry with
                  its hash recomputed
@@ -42,7 +44,8 @@ stage of every credential read by the admin and by every client. A mutation is
 
 * **detected** when verify or the audit check reports a problem, or an operation
   that worked on the intact vault now refuses with the integrity error (or with
-  another refusal to open: unsupported format, no vault, database error);
+  another refusal to open: unsupported format, no vault, database error), or the
+  owner's own operation inside a reuse mutation refuses so;
 * a **known limit** when nothing noticed it and it matches an entry of
   :data:`KNOWN_LIMITS`, each with its reason (they are SECURITY.md's known limits);
 * otherwise a failure of this test, as is any exception that is not a ``VaultError``
