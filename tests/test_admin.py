@@ -123,6 +123,18 @@ def test_recovery_key_opens_the_vault(created: tuple[AdminVault, str], vault_loc
     AdminVault.unlock(vault_location, "a brand new passphrase").close()
 
 
+def test_recovery_key_is_256_random_bits(created: tuple[AdminVault, str], tmp_path: Path) -> None:
+    """The recovery key printed at init cannot be guessed: 32 random bytes, another
+    vault's is another."""
+    other, other_recovery = AdminVault.create(
+        tmp_path / "other" / "vault.db", PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True
+    )
+    other.close()
+    keys = [crypto.parse_recovery_key(text) for text in (created[1], other_recovery)]
+    assert [len(key) for key in keys] == [32, 32]
+    assert keys[0] != keys[1]
+
+
 def test_recovery_key_of_another_vault(vault_path: Path, tmp_path: Path) -> None:
     AdminVault.create(vault_path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)[0].close()
     _, other_key = AdminVault.create(

@@ -6,6 +6,7 @@ database but without the passphrase could.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from pathlib import Path
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import vault
-from tests.conftest import PASSPHRASE, forge_version, rewrite_schema
+from tests.conftest import PASSPHRASE, TEST_KDF, forge_version, rewrite_schema
 from vault import crypto, records
 from vault.admin import AdminVault
 from vault.client import ClientVault
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, InvalidToken
 from vault.inventory import Inventory
 from vault.verification import verify
 
@@ -230,6 +231,77 @@ def test_header_replaced_with_attacker_keys(stocked: AdminVault, vault_path: Pat
     )
     with pytest.raises(IntegrityError):
         AdminVault.unlock(vault_path, PASSPHRASE)
+
+
+def test_header_replaced_with_attacker_keys_is_refused_by_a_client(
+    token: str, vault_path: Path
+) -> None:
+    """The same vault id under the attacker's self-signed keys: a client's token pins the
+    vault's signing-key fingerprint, so it refuses the substitute before reading."""
+    attacker = crypto.RootIdentity.generate()
+    sql(
+        vault_path,
+        "UPDATE vault_header SET encryption_public = ?, verify_public = ?",
+        attacker.encryption_public,
+        attacker.verify_public,
+    )
+    ((header_id,),) = sql(vault_path, "SELECT id FROM vault_header")
+    from vault.store import HeaderRecord
+
+    rows = sql(vault_path, "SELECT format_version, vault_id, created_at FROM vault_header")
+    ((format_version, vault_id, created_at),) = rows
+    header = HeaderRecord(
+        id=header_id,
+        format_version=format_version,
+        vault_id=vault_id,
+        created_at=created_at,
+        encryption_public=attacker.encryption_public,
+        verify_public=attacker.verify_public,
+    )
+    sql(
+        vault_path,
+        "UPDATE vault_header SET signature = ?",
+        attacker.sign(records.header_message(header)),
+    )
+    with pytest.raises(InvalidToken, match="another vault"):
+        ClientVault.open(vault_path, token=token).get("binance-main")
+
+
+def test_a_second_passphrase_keyslot_is_refused(stocked: AdminVault, vault_path: Path) -> None:
+    """A copy of the passphrase slot under another id would make every unlock pay the
+    KDF twice: a vault with more than one passphrase slot is refused as damaged."""
+    db = sqlite3.connect(vault_path)
+    try:
+        db.row_factory = sqlite3.Row
+        row = dict(db.execute("SELECT * FROM keyslots WHERE kind = 'passphrase'").fetchone())
+        row["id"] = "f" * 32
+        with db:
+            db.execute(
+                f"INSERT INTO keyslots ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+    finally:
+        db.close()
+    with pytest.raises(IntegrityError, match=r"^damaged vault: expected one passphrase keyslot"):
+        AdminVault.unlock(vault_path, PASSPHRASE)
+
+
+def test_api_key_fingerprint_is_keyed_by_the_vault(
+    stocked: AdminVault, vault_path: Path, tmp_path: Path, binance_payload: dict[str, str]
+) -> None:
+    """The same API key in two vaults has two unrelated fingerprints: a copy of the file
+    does not let anyone test whether a candidate API key is stored in it."""
+    other_path = tmp_path / "other" / "vault.db"
+    other, _ = AdminVault.create(other_path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)
+    with other:
+        other.add("binance-main", "binance", binance_payload, permissions="read,trade")
+    query = f"SELECT api_key_fingerprint FROM credential_versions WHERE {BINANCE}"
+    ((mine,),) = sql(vault_path, query)
+    ((theirs,),) = sql(other_path, query)
+    api_key = binance_payload["api_key"].encode()
+    unkeyed = {crypto.fingerprint(api_key)[:16], hashlib.sha256(api_key).digest()[:16]}
+    assert mine != theirs
+    assert mine not in unkeyed
 
 
 def test_deleted_payload_row_is_reported_as_damage(stocked: AdminVault, vault_path: Path) -> None:

@@ -46,7 +46,6 @@ def test_a_migrated_vault_has_the_expected_schema(vault_path: Path) -> None:
     # A vault made at schema version 1 (the one of version 2 without its index).
     load_schema2_vault(vault_path)
     db_exec(vault_path, "DROP INDEX ix_audit_log_reads")
-    db_exec(vault_path, "ALTER TABLE keyslots DROP COLUMN signature")
     db_exec(vault_path, "UPDATE exvault_schema SET schema_version = 1")
     with AdminVault.unlock(vault_path, PASSPHRASE) as admin:  # upgrades to the current one
         assert verify(admin).ok

@@ -2074,6 +2074,52 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
         "count or list (SECURITY.md known limit 4).",
         lambda t, m, d, v: m.kind == "crafted" and m.label.startswith("delete credential"),
     ),
+    # The next three are SECURITY.md's words for what stays possible; the fixes of the
+    # security review made every mutation of this suite that used to match them
+    # detected, so each now matches only the residual case it names (none of this
+    # suite's mutations reaches it): a regression shows as an undetected mutation.
+    KnownLimit(
+        "client-deleted",
+        "A whole client deleted with its grants and wraps, when it never wrote an audit "
+        "entry (otherwise its signed entries no longer verify) and no head names it as "
+        "a grantee: the vault is consistent without it, and the client only loses "
+        "access.",
+        lambda t, m, d, v: (
+            m.kind == "crafted"
+            and m.label.startswith("delete client")
+            and not any(tb == "grants" for tb, _pk in d.deleted)
+            and not any(
+                r["signer"] is not None and r["actor"] == f"client:{m.label.split()[2]}"
+                for r in t.rows("audit_log").values()
+            )
+        ),
+    ),
+    KnownLimit(
+        "grant-deleted",
+        "A grant deleted together with the client's wraps of that credential, when the "
+        "signed grant entry is gone too (cut off with the log's tail): otherwise verify "
+        "reports the vanished grant. The client loses access (denial of service), gains "
+        "nothing.",
+        lambda t, m, d, v: (
+            m.kind == "crafted"
+            and m.label.startswith("delete the grant")
+            and any(tb == "audit_log" for tb, _pk in d.deleted)
+        ),
+    ),
+    KnownLimit(
+        "revocation-rollback",
+        "A revoked client's rows (client record, grants, wraps) put back from a copy taken "
+        "before the revocation each carry a valid signature: the client reads again what "
+        "it could read before (the owner's writes refuse to wrap later versions for it: "
+        "they check the signed 'client-revoke' entry). Verify reports the mismatch "
+        "(readers do not walk the log), unless the log's tail was cut as well.",
+        lambda t, m, d, v: (
+            m.kind == "crafted"
+            and m.label.startswith("revoked client")
+            and not m.witness
+            and any(tb == "audit_log" for tb, _pk in d.deleted)
+        ),
+    ),
     KnownLimit(
         "row-rollback",
         "A whole credential put back with all its rows as an older copy had them (head, "
