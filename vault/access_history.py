@@ -343,8 +343,8 @@ class VerifiedLog:
     verified as they are read). The owner's own entries (:meth:`appended`) extend the
     prefix without being read back or verified.
 
-    A cut in the prefix (an entry deleted) is seen by counting its entries, and the
-    walk starts over and refuses; an entry edited in place inside it is not read again
+    A cut in the prefix (an entry deleted) is seen by counting its entries (not again
+    inside a batch, which holds the write lock), and the walk starts over and refuses; an entry edited in place inside it is not read again
     until a new handle, but it cannot take back what it said: its signed facts are
     already folded (``exvault verify`` reports the break).
     """
@@ -353,19 +353,27 @@ class VerifiedLog:
         self._vault_id = vault_id
         self._root_public = root_public
         self._head: tuple[int, bytes] | None = None
+        self._locked_by: Session | None = None
+        """The session, holding the write lock, that read the prefix last (a batch's)."""
         self._fold = FactsFold()
         self._waiting: dict[str, list[tuple[SignedEntry, bytes, bytes | None]]] = {}
         """credential -> its hash-intact owner's entries not folded yet, with the hash
         and the signature still to verify (None: the owner's own, verified)."""
 
-    def facts(self, session: Session, credentials: Iterable[str]) -> tuple[AccessFacts, int | None]:
+    def facts(
+        self, session: Session, credentials: Iterable[str], *, locked: bool = False
+    ) -> tuple[AccessFacts, int | None]:
         """The facts of the whole signed log as it now stands, complete for
         ``credentials`` and for revocations, and where the chain breaks (None when it
         is intact). The facts are this object's own: read them before the next call.
 
+        ``locked``: ``session`` holds the write lock for as long as it lives (a batch's),
+        so once it has counted the prefix no one else can cut it.
+
         :raises StoreError: when the database cannot be read.
         """
-        broken_at = self._catch_up(session)
+        broken_at = self._catch_up(session, counted=locked and session is self._locked_by)
+        self._locked_by = session if locked else None
         for name in credentials:
             waiting = self._waiting.pop(name, None)
             if waiting:
@@ -385,9 +393,10 @@ class VerifiedLog:
         if row.outcome == "ok" and row.signer == ROOT_SIGNER and row.action in OWNER_ACTIONS:
             self._take(_signed_entry_of(row), row.entry_hash, None)
 
-    def _catch_up(self, session: Session) -> int | None:
+    def _catch_up(self, session: Session, *, counted: bool = False) -> int | None:
         """Walk the entries after the remembered one (all of them when the prefix
-        changed); the position of the first break, if any."""
+        changed); the position of the first break, if any. ``counted``: the prefix
+        need not be counted again."""
         head = self._head
         rows = _audit_rows(session, after=head[0] if head else None)
         if head is not None:
@@ -396,7 +405,7 @@ class VerifiedLog:
             # it (the chain rule's case) is seen without reading the prefix again.
             before = select(func.count()).where(AuditRecord.seq <= head[0])
             if (
-                session.scalar(before) != head[0]
+                (not counted and session.scalar(before) != head[0])
                 or first is None
                 or first.seq != head[0]
                 or records.type_damage(first, AuditRecord.__tablename__) is not None

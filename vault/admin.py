@@ -559,7 +559,9 @@ class AdminVault(Inventory):
 
         :raises IntegrityError: naming the credential and the client; nothing written.
         """
-        facts, broken_at = self._signed_log.facts(session, (head.name,))
+        facts, broken_at = self._signed_log.facts(
+            session, (head.name,), locked=self._batch is not None
+        )
         for client in clients:
             if broken_at is not None:
                 raise IntegrityError(
@@ -967,7 +969,9 @@ class AdminVault(Inventory):
                     raise Conflict(f'client "{client_name}" is revoked')
                 if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
                     raise Conflict(f'client "{client_name}" has expired; add a new client')
-                facts, _broken_at = self._signed_log.facts(session, credential_names)
+                facts, _broken_at = self._signed_log.facts(
+                    session, credential_names, locked=self._batch is not None
+                )
                 self._check_not_revoked(client, facts)
                 for name in credential_names:
                     head = self._head(session, name, for_update=True)
