@@ -344,9 +344,10 @@ class VerifiedLog:
     prefix without being read back or verified.
 
     A cut in the prefix (an entry deleted) is seen by counting its entries (not again
-    inside a batch, which holds the write lock), and the walk starts over and refuses; an entry edited in place inside it is not read again
-    until a new handle, but it cannot take back what it said: its signed facts are
-    already folded (``exvault verify`` reports the break).
+    inside a batch, which holds the write lock), and the walk starts over and refuses;
+    an entry edited in place inside it is not read again until a new handle, but it
+    cannot take back what it said: its signed facts are already folded (``exvault
+    verify`` reports the break).
     """
 
     def __init__(self, vault_id: bytes, root_public: bytes) -> None:
