@@ -480,6 +480,30 @@ def test_an_edit_after_the_remembered_entry_was_changed_is_refused(
     assert versions(vault_location) == [(1,), (2,)]
 
 
+def test_an_ungrant_edited_in_place_inside_the_remembered_prefix_still_refuses(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    """The handle walked the ungrant before it was edited into another action (and the
+    grant rows put back): it does not read the prefix again, and what it verified
+    stands; a new handle finds the chain broken. Either way nothing is wrapped."""
+    grant, head = saved_grant(vault_location), saved_head(vault_location)
+    stocked.ungrant("bot", ["binance-main"])
+    stocked.set_policy("kucoin-sub1", max_age_days=30)
+    stocked.signed_access_facts(["binance-main"])
+    db_exec(vault_location, "UPDATE audit_log SET action = 'policy' WHERE action = 'ungrant'")
+    put_back(vault_location, grant)
+    put_back_head(vault_location, head)
+    with pytest.raises(IntegrityError, match="run exvault verify"):
+        stocked.edit("binance-main", ips=["203.0.113.8"])
+    with (
+        AdminVault.unlock(vault_location, PASSPHRASE) as fresh,
+        pytest.raises(IntegrityError, match="the audit log is broken at entry"),
+    ):
+        fresh.edit("binance-main", ips=["203.0.113.8"])
+    assert versions(vault_location) == [(1,)]
+    assert wraps_for_bot(vault_location) == []
+
+
 def test_a_log_cut_before_the_remembered_entry_is_walked_again(
     stocked: AdminVault, token: str, vault_location: str
 ) -> None:
