@@ -357,9 +357,9 @@ class VerifiedLog:
         self._locked_by: Session | None = None
         """The session, holding the write lock, that read the prefix last (a batch's)."""
         self._fold = FactsFold()
-        self._waiting: dict[str, list[tuple[SignedEntry, bytes, bytes | None]]] = {}
-        """credential -> its hash-intact owner's entries not folded yet, with the hash
-        and the signature still to verify (None: the owner's own, verified)."""
+        self._waiting: dict[str, list[tuple[SignedEntry, bytes, bytes | None, bytes]]] = {}
+        """credential -> its hash-intact owner's entries not folded yet, with the hash,
+        the signature still to verify (None: the owner's own, verified) and the key."""
 
     def facts(
         self, session: Session, credentials: Iterable[str], *, locked: bool = False
@@ -378,7 +378,7 @@ class VerifiedLog:
         for name in credentials:
             waiting = self._waiting.pop(name, None)
             if waiting:
-                self._fold.add(entry for entry, hash_, sig in waiting if self._signed(hash_, sig))
+                self._fold.add(e for e, hash_, sig, key in waiting if self._signed(hash_, sig, key))
         return self._fold.facts, broken_at
 
     def appended(self, row: AuditRow) -> None:
@@ -392,7 +392,7 @@ class VerifiedLog:
             return
         self._head = (row.seq, row.entry_hash)
         if row.outcome == "ok" and row.signer == ROOT_SIGNER and row.action in OWNER_ACTIONS:
-            self._take(_signed_entry_of(row), row.entry_hash, None)
+            self._take(_signed_entry_of(row), row.entry_hash, None, self._root_public)
 
     def _catch_up(self, session: Session, *, counted: bool = False) -> int | None:
         """Walk the entries after the remembered one (all of them when the prefix
@@ -422,7 +422,7 @@ class VerifiedLog:
             chain = _Chain(self._vault_id)
         for row in rows:
             if chain.step(row) and _owner_fact(row):
-                self._take(_signed_entry_of(row), row.entry_hash, row.signature)
+                self._take(_signed_entry_of(row), row.entry_hash, row.signature, self._root_public)
         if chain.broken_at is not None:
             # A broken chain is never remembered: the facts of this walk serve this
             # call only (every entry that verifies counts), the next one walks it again.
@@ -431,23 +431,22 @@ class VerifiedLog:
             self._head = (rows[-1].seq, rows[-1].entry_hash)
         return chain.broken_at
 
-    def _take(self, entry: SignedEntry, hash_: bytes, signature: bytes | None) -> None:
+    def _take(self, entry: SignedEntry, hash_: bytes, signature: bytes | None, key: bytes) -> None:
         """Fold a revocation now; queue any other entry behind its credential's
-        (folded, in chain order, when that credential is asked about)."""
+        (folded, in chain order, when that credential is asked about). ``key``: the
+        public key its signature must verify with."""
         name = entry.credential
         if name is None or entry.action == "client-revoke":
-            if self._signed(hash_, signature):
+            if self._signed(hash_, signature, key):
                 self._fold.add((entry,))
         else:
-            self._waiting.setdefault(name, []).append((entry, hash_, signature))
+            self._waiting.setdefault(name, []).append((entry, hash_, signature, key))
 
-    def _signed(self, hash_: bytes, signature: bytes | None) -> bool:
+    def _signed(self, hash_: bytes, signature: bytes | None, key: bytes) -> bool:
         if signature is None:
             return True
         try:
-            crypto.verify_signature(
-                self._root_public, signed_entry(self._vault_id, hash_), signature
-            )
+            crypto.verify_signature(key, signed_entry(self._vault_id, hash_), signature)
         except IntegrityError:
             return False
         return True

@@ -74,6 +74,7 @@ class VerifiedReads:
         known = signers.get(entry.signer or "")
         if known is None or entry.signature is None or known[0] != entry.actor:
             return False
+        actor, key = known
         try:
             if not crypto.constant_time_equal(entry_hash(self._vault_id, entry), entry.entry_hash):
                 return False
@@ -82,13 +83,13 @@ class VerifiedReads:
                 self._vault_id,
                 entry.seq,
                 entry.entry_hash,
-                entry.actor,
+                actor,
                 entry.signer,
-                known[1],
+                key,
             )
             if key not in self._known:
                 crypto.verify_signature(
-                    known[1], signed_entry(self._vault_id, entry.entry_hash), entry.signature
+                    key, signed_entry(self._vault_id, entry.entry_hash), entry.signature
                 )
         except (IntegrityError, TypeError, ValueError):
             return False
