@@ -78,7 +78,7 @@ class VerifiedReads:
         try:
             if not crypto.constant_time_equal(entry_hash(self._vault_id, entry), entry.entry_hash):
                 return False
-            key = crypto.digest(
+            remembered = crypto.digest(
                 b"exvault-verified-read",
                 self._vault_id,
                 entry.seq,
@@ -87,13 +87,13 @@ class VerifiedReads:
                 entry.signer,
                 key,
             )
-            if key not in self._known:
+            if remembered not in self._known:
                 crypto.verify_signature(
                     key, signed_entry(self._vault_id, entry.entry_hash), entry.signature
                 )
         except (IntegrityError, TypeError, ValueError):
             return False
-        self._confirmed.add(key)
+        self._confirmed.add(remembered)
         return True
 
     def save(self) -> None:
