@@ -8,6 +8,8 @@ when the owner's signed audit entries say otherwise.
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import astuple
 from typing import Any
 
 import pytest
@@ -15,12 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import vault
-from tests.conftest import db_exec
-from vault import rotation
-from vault.access_history import AccessFacts, SignedEntry, access_facts
+from tests.conftest import PASSPHRASE, db_exec
+from vault import access_history, rotation
+from vault.access_history import AccessFacts, FactsFold, SignedEntry, access_facts
 from vault.admin import AdminVault
 from vault.audit_entry import ROOT_SIGNER
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, NotFound
 from vault.rows import HeadRow
 from vault.verification import verify
 
@@ -406,3 +408,137 @@ def test_versions_numbered_as_the_writer_does_never_repeat(actions: list[str]) -
 
 def test_facts_of_no_entries_are_empty() -> None:
     assert access_facts([]) == AccessFacts()
+
+
+signed_entries = st.builds(
+    SignedEntry,
+    seq=st.just(0),
+    action=st.sampled_from(["add", "edit", "rotate-start", "remove", "grant", "ungrant", "read"]),
+    credential=st.sampled_from(["x", "y"]),
+    version=st.integers(1, 3),
+    detail=st.sampled_from(["to client bot", "from client bot", "to client ops"]),
+    signer=st.sampled_from([ROOT_SIGNER, ROOT_SIGNER, "c1"]),
+) | st.builds(
+    SignedEntry,
+    seq=st.just(0),
+    action=st.just("client-revoke"),
+    credential=st.none(),
+    version=st.none(),
+    detail=st.sampled_from(["client bot; exposed: x", "client ops; exposed: none"]),
+    signer=st.just(ROOT_SIGNER),
+)
+
+
+@given(st.lists(signed_entries, max_size=40), st.lists(st.integers(0, 40), max_size=5))
+def test_folding_in_pieces_is_folding_at_once(entries: list[SignedEntry], cuts: list[int]) -> None:
+    log = [SignedEntry(seq, *astuple(e)[1:]) for seq, e in enumerate(entries, 1)]
+    fold = FactsFold()
+    bounds = [0, *sorted(c % (len(log) + 1) for c in cuts), len(log)]
+    for start, end in itertools.pairwise(bounds):
+        fold.add(log[start:end])
+    assert fold.facts == access_facts(log)
+
+
+# ------------------------------------------------------------------ the handle's verified prefix
+
+
+def audit_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The entry hashes whose signature the signed-log reader checks from now on."""
+    checked: list[bytes] = []
+    original = access_history.signed_entry
+
+    def counting(vault_id: bytes, hash_: bytes) -> bytes:
+        checked.append(hash_)
+        return original(vault_id, hash_)
+
+    monkeypatch.setattr(access_history, "signed_entry", counting)
+    return checked
+
+
+def test_a_warm_handle_checks_no_old_signature_again(
+    stocked: AdminVault, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stocked.edit("binance-main", ips=["203.0.113.8"])
+    checked = audit_signature_checks(monkeypatch)
+    stocked.edit("binance-main", ips=["203.0.113.9"])
+    stocked.grant("bot", ["binance-main"])
+    assert checked == []
+
+
+def test_an_edit_after_the_remembered_entry_was_changed_is_refused(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    """The handle remembers the chain up to its newest entry; that entry edited (the
+    edit hashed anew, the chain broken) makes it walk again, and refuse."""
+    stocked.edit("binance-main", ips=["203.0.113.8"])
+    db_exec(
+        vault_location,
+        "UPDATE audit_log SET detail = 'v' WHERE seq = (SELECT max(seq) FROM audit_log)",
+    )
+    with pytest.raises(IntegrityError, match="the audit log is broken at entry"):
+        stocked.edit("binance-main", ips=["203.0.113.9"])
+    assert versions(vault_location) == [(1,), (2,)]
+
+
+def test_an_ungrant_edited_in_place_inside_the_remembered_prefix_still_refuses(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    """The handle walked the ungrant before it was edited into another action (and the
+    grant rows put back): it does not read the prefix again, and what it verified
+    stands; a new handle finds the chain broken. Either way nothing is wrapped."""
+    grant, head = saved_grant(vault_location), saved_head(vault_location)
+    stocked.ungrant("bot", ["binance-main"])
+    stocked.set_policy("kucoin-sub1", max_age_days=30)
+    stocked.signed_access_facts(["binance-main"])
+    db_exec(vault_location, "UPDATE audit_log SET action = 'policy' WHERE action = 'ungrant'")
+    put_back(vault_location, grant)
+    put_back_head(vault_location, head)
+    with pytest.raises(IntegrityError, match="run exvault verify"):
+        stocked.edit("binance-main", ips=["203.0.113.8"])
+    with (
+        AdminVault.unlock(vault_location, PASSPHRASE) as fresh,
+        pytest.raises(IntegrityError, match="the audit log is broken at entry"),
+    ):
+        fresh.edit("binance-main", ips=["203.0.113.8"])
+    assert versions(vault_location) == [(1,)]
+    assert wraps_for_bot(vault_location) == []
+
+
+def test_a_log_cut_before_the_remembered_entry_is_walked_again(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    """The handle's newest remembered entry (a grant) cut off the log: the handle must
+    walk it again and say what the log now says, not what it remembers."""
+    stocked.add_client("ops")
+    stocked.grant("ops", ["binance-main"])
+    assert stocked.signed_access_facts(["binance-main"]).grant_standing("ops", "binance-main")
+    db_exec(vault_location, "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")
+    assert not stocked.signed_access_facts(["binance-main"]).grant_standing("ops", "binance-main")
+
+
+def test_the_state_after_many_operations_equals_a_fresh_walk(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    stocked.add_client("ops")
+    stocked.add_client("gone")
+    names = ["binance-main", "kucoin-sub1"]
+    stocked.signed_access_facts(names)
+    with stocked.batch():
+        stocked.grant("ops", names)
+        with pytest.raises(NotFound):
+            # Its first grant is written, then rolled back with the rest.
+            stocked.grant("gone", ["binance-main", "missing"])
+        stocked.ungrant("bot", ["binance-main"])
+        stocked.edit("kucoin-sub1", ips=["203.0.113.8"])
+    stocked.grant("gone", ["kucoin-sub1"])
+    stocked.revoke_client("gone")
+    stocked.remove("binance-main")
+    stocked.grant("bot", ["kucoin-sub1"])
+    kept = stocked.signed_access_facts(names)
+    with AdminVault.unlock(vault_location, PASSPHRASE) as fresh:
+        walked = fresh.signed_access_facts(names)
+    assert kept == walked
+    assert kept.revoked.keys() == {"gone"}
+    assert {name: set(clients) for name, clients in kept.granted.items()} == {
+        "kucoin-sub1": {"ops", "gone", "bot"}
+    }

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 FIGURE_PREFIXES = ("1. ", "2. ", "3. ", "4. ", "5. ", "6. ")
 
@@ -76,3 +78,27 @@ def test_only_takes_names_and_numbers() -> None:
         sys.path.remove(str(REPO))
     assert parse_only("1,cli-help") == ["warm-read", "cli-help"]
     assert parse_only(None)[0] == "warm-read"
+
+
+def test_signed_log_benchmark_runs_at_tiny_sizes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import signed_log
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    common = ["--workdir", str(tmp_path), "--cache", str(tmp_path / "cache")]
+    signed_log.main(["owner", "--entries", "40", "--batch", "3", "--repeats", "1", *common])
+    signed_log.main(["check", "--credentials", "20", *common])
+    lines = capsys.readouterr().out.splitlines()
+    labels = [
+        "edit one-shot",
+        "edit repeated",
+        "grant one-shot",
+        "grant repeated",
+        "batch of 3 grants, per grant",
+        "check first run",
+        "check second run",
+    ]
+    assert len(lines) == len(labels)
+    for label, line in zip(labels, lines, strict=True):
+        assert label in line and line.rstrip().endswith(("ms", " s")), line

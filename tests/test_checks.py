@@ -848,3 +848,145 @@ def test_the_clock_is_the_argument(av: AdminVault) -> None:
     add(av, "k")
     assert check(av, at(91)).generated_at == at(91)
     assert check(av, at(1)).findings != check(av, at(91)).findings
+
+
+# ------------------------------------------------------------------ verified reads remembered
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The owner's state directory, where check remembers the reads it verified (the
+    test's own: every check of this module writes there)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state" / "exvault"
+
+
+def read_checks(av: AdminVault, location: str, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The messages of read entries whose signature is verified from now on."""
+    from tests.conftest import db_exec
+    from vault.audit_entry import signed_entry
+
+    hashes = db_exec(location, "SELECT entry_hash FROM audit_log WHERE action = 'read'")
+    reads = {signed_entry(av.vault_id, bytes(h)) for (h,) in hashes}  # type: ignore[arg-type]
+    checked: list[bytes] = []
+    original = crypto.verify_signature
+
+    def counting(public: bytes, message: bytes, signature: bytes) -> None:
+        if message in reads:
+            checked.append(message)
+        original(public, message, signature)
+
+    monkeypatch.setattr(crypto, "verify_signature", counting)
+    return checked
+
+
+@pytest.fixture
+def was_read(av: AdminVault, clock: Clock, vault_location: str, state_home: Path) -> str:
+    """k, granted to bot, read by it on day 5; its token."""
+    add(av, "k")
+    _, token = av.add_client("bot")
+    av.grant("bot", ["k"])
+    clock.now = at(5)
+    vault.load("k", where=vault_location, token=token)
+    return token
+
+
+def test_a_read_verified_once_is_not_verified_again(
+    av: AdminVault, was_read: str, vault_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check(av, at(6))
+    checked = read_checks(av, vault_location, monkeypatch)
+    assert severity(av, "k", "unread", at(34)) is None
+    assert severity(av, "k", "unread", at(35)) == "warn"
+    assert checked == []
+
+
+def test_a_forged_read_does_not_count_with_a_cache_from_before(
+    av: AdminVault, was_read: str, clock: Clock, state_home: Path
+) -> None:
+    from vault import audit
+    from vault.token import parse_token
+
+    check(av, at(6))
+    assert list(state_home.glob("verified-reads-*"))
+    clock.now = at(20)
+    with av.store.write() as session:
+        audit.append(
+            session,
+            av.vault_id,
+            actor="client:bot",
+            action="read",
+            credential="k",
+            version=1,
+            signer=(parse_token(was_read).client_id, crypto.RootIdentity.generate().sign),
+        )
+    assert severity(av, "k", "unread", at(35)) == "warn"
+
+
+def test_a_cache_of_another_vault_is_ignored(
+    av: AdminVault,
+    was_read: str,
+    vault_location: str,
+    state_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """This vault's remembered digests, under another vault's id, at this vault's path."""
+    from vault.verified_reads import MAGIC, cache_path
+
+    check(av, at(6))
+    path = cache_path(av.vault_id)
+    digests = path.read_bytes()[len(MAGIC) + len(av.vault_id) :]
+    assert digests
+    path.write_bytes(MAGIC + bytes(16) + digests)
+    checked = read_checks(av, vault_location, monkeypatch)
+    assert severity(av, "k", "unread", at(34)) is None
+    assert len(checked) == 1
+
+
+@pytest.mark.parametrize("damage", [b"", b"\0", b"x" * 31])
+def test_a_damaged_cache_is_ignored_and_replaced(
+    av: AdminVault,
+    was_read: str,
+    vault_location: str,
+    state_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: bytes,
+) -> None:
+    from vault.verified_reads import cache_path
+
+    check(av, at(6))
+    path = cache_path(av.vault_id)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2] + damage)
+    checked = read_checks(av, vault_location, monkeypatch)
+    assert severity(av, "k", "unread", at(34)) is None
+    assert len(checked) == 1
+    assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize(("file_mode", "dir_mode"), [(0o640, 0o700), (0o600, 0o750)])
+def test_a_cache_others_could_write_is_ignored(
+    av: AdminVault,
+    was_read: str,
+    vault_location: str,
+    state_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    file_mode: int,
+    dir_mode: int,
+) -> None:
+    from vault.verified_reads import cache_path
+
+    check(av, at(6))
+    cache_path(av.vault_id).chmod(file_mode)
+    state_home.chmod(dir_mode)
+    checked = read_checks(av, vault_location, monkeypatch)
+    assert severity(av, "k", "unread", at(34)) is None
+    assert len(checked) == 1
+
+
+def test_the_cache_file_is_private(av: AdminVault, was_read: str, state_home: Path) -> None:
+    from vault.verified_reads import cache_path
+
+    check(av, at(6))
+    assert cache_path(av.vault_id).stat().st_mode & 0o777 == 0o600
+    assert state_home.stat().st_mode & 0o777 == 0o700

@@ -16,7 +16,10 @@ take one out of the middle of the hash chain unnoticed. So the owner's writes an
   back, and version numbers created twice (:attr:`AccessFacts.repeated_versions`).
 
 Two layers: :func:`read_signed_log` reads and authenticates entries (the only I/O);
-:func:`access_facts` is a pure function over authenticated entries.
+:func:`access_facts` is a pure function over authenticated entries, defined by its
+incremental form :class:`FactsFold`. :class:`VerifiedLog` is the owner's handle's
+incremental reading: it remembers the verified prefix, reads only the entries after it
+and verifies an entry's signature only once its credential is asked about.
 
 Credential names can be reused after ``remove``: what the log says about a name
 before its newest signed ``add`` or ``remove`` is about another credential and is
@@ -31,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vault import audit, crypto, records
@@ -99,36 +102,24 @@ def read_signed_log(
     :raises StoreError: when the database cannot be read (a damaged entry is no error:
         see :attr:`SignedLog.broken_at`).
     """
-    columns = [getattr(AuditRecord, name) for name in AuditRow.__dataclass_fields__]
-    query = select(*columns).order_by(AuditRecord.seq)
     candidates: list[tuple[AuditRow, bytes]] = []
-    broken_at: int | None = None
-    prev_hash, expected = GENESIS, 1
-    # A text value that is not UTF-8 (SQLite stores any bytes) must not stop the walk:
-    # read through tolerant_text, it fails to hash below and breaks the chain there.
-    with tolerant_text(session):
-        rows = [AuditRow(*values) for values in driver_rows(session, query)]
-        # Entries before a `passwd --rekey` were signed with the keys it replaced.
-        rekeys = audit.rekey_history(session, vault_id, root_public)
+    chain = _Chain(vault_id)
+    rows = _audit_rows(session)
+    # Entries before a `passwd --rekey` were signed with the keys it replaced.
+    rekeys = _rekeys(session, vault_id, root_public)
     for row in rows:
-        if records.type_damage(row, AuditRecord.__tablename__) is not None:
-            if broken_at is None:
-                broken_at = expected
-            expected += 1
+        if not chain.step(row):
             continue
-        try:
-            intact = crypto.constant_time_equal(entry_hash(vault_id, row), row.entry_hash)
-        except UnicodeEncodeError:  # a lone surrogate from tolerant_text
-            intact = False
-        if broken_at is None and (row.seq != expected or row.prev_hash != prev_hash or not intact):
-            broken_at = expected
-        prev_hash, expected = row.entry_hash, row.seq + 1
-        if not intact or row.outcome != "ok" or row.signature is None:
-            continue
-        if row.signer == ROOT_SIGNER and row.actor == ADMIN and row.action in OWNER_ACTIONS:
+        if _owner_fact(row):
             key = audit.key_before_rekey(rekeys, row.seq, ROOT_SIGNER, root_public)
             candidates.append((row, key or root_public))
-        elif client is not None and row.signer == client[1] and row.action == "read":
+        elif (
+            client is not None
+            and row.signer == client[1]
+            and row.action == "read"
+            and row.outcome == "ok"
+            and row.signature is not None
+        ):
             key = audit.key_before_rekey(rekeys, row.seq, client[1], client[2])
             candidates.append((row, key or client[2]))
     wanted = None if credentials is None else set(credentials)
@@ -150,12 +141,78 @@ def read_signed_log(
             )
         except IntegrityError:
             continue
-        kept.append(
-            SignedEntry(
-                row.seq, row.action, row.credential, row.version, row.detail, row.signer or ""
-            )
-        )
-    return SignedLog(tuple(kept), broken_at)
+        kept.append(_signed_entry_of(row))
+    return SignedLog(tuple(kept), chain.broken_at)
+
+
+def _audit_rows(session: Session, after: int | None = None) -> list[AuditRow]:
+    """The audit log's rows in chain order; with ``after``, from that seq on."""
+    columns = [getattr(AuditRecord, name) for name in AuditRow.__dataclass_fields__]
+    query = select(*columns).order_by(AuditRecord.seq)
+    if after is not None:
+        query = query.where(AuditRecord.seq >= after)
+    # A text value that is not UTF-8 (SQLite stores any bytes) must not stop the walk:
+    # read through tolerant_text, it fails to hash below and breaks the chain there.
+    with tolerant_text(session):
+        return [AuditRow(*values) for values in driver_rows(session, query)]
+
+
+def _rekeys(session: Session, vault_id: bytes, root_public: bytes) -> list[audit.Rekey]:
+    """The log's verified ``rekey`` entries (:func:`vault.audit.rekey_history`), read
+    like the rest of the walk (text that is not UTF-8 does not stop it)."""
+    with tolerant_text(session):
+        return audit.rekey_history(session, vault_id, root_public)
+
+
+def _owner_fact(row: AuditRow) -> bool:
+    """Whether ``row`` (its hash intact) is an owner's entry these facts are made of,
+    once its signature verifies with the vault key."""
+    return (
+        row.outcome == "ok"
+        and row.signature is not None
+        and row.signer == ROOT_SIGNER
+        and row.actor == ADMIN
+        and row.action in OWNER_ACTIONS
+    )
+
+
+class _Chain:
+    """The walk of the chain's links: where it stands and where it first broke."""
+
+    def __init__(self, vault_id: bytes, prev_hash: bytes = GENESIS, expected: int = 1) -> None:
+        self.vault_id = vault_id
+        self.prev_hash = prev_hash
+        self.expected = expected
+        self.broken_at: int | None = None
+
+    def step(self, row: AuditRow) -> bool:
+        """Take the next row: True when its own hash matches its columns (it may then
+        be trusted once its signature verifies), whether or not it links."""
+        if records.type_damage(row, AuditRecord.__tablename__) is not None:
+            if self.broken_at is None:
+                self.broken_at = self.expected
+            self.expected += 1
+            return False
+        intact = _hash_intact(self.vault_id, row)
+        if self.broken_at is None and (
+            row.seq != self.expected or row.prev_hash != self.prev_hash or not intact
+        ):
+            self.broken_at = self.expected
+        self.prev_hash, self.expected = row.entry_hash, row.seq + 1
+        return intact
+
+
+def _hash_intact(vault_id: bytes, row: AuditRow) -> bool:
+    try:
+        return crypto.constant_time_equal(entry_hash(vault_id, row), row.entry_hash)
+    except UnicodeEncodeError:  # a lone surrogate from tolerant_text
+        return False
+
+
+def _signed_entry_of(row: AuditRow) -> SignedEntry:
+    return SignedEntry(
+        row.seq, row.action, row.credential, row.version, row.detail, row.signer or ""
+    )
 
 
 @dataclass(frozen=True)
@@ -222,59 +279,214 @@ def _client_named(detail: str, prefix: str) -> str | None:
 def access_facts(entries: Iterable[SignedEntry]) -> AccessFacts:
     """Fold authenticated entries, in chain order, into :class:`AccessFacts`.
 
-    Pure: the same entries always give the same facts.
+    Pure: the same entries always give the same facts. Defined by the incremental
+    :class:`FactsFold` (folding in pieces is folding at once).
     """
-    facts = AccessFacts()
-    created: dict[str, dict[int, int]] = {}
-    for entry in entries:
-        name = entry.credential
-        if entry.signer != ROOT_SIGNER:
-            if entry.action == "read" and name is not None and entry.version is not None:
-                facts.reads.setdefault(name, {}).setdefault(entry.signer, set()).add(entry.version)
-            continue
-        if entry.action == "client-revoke":
-            client = _client_named(entry.detail, _REVOKED)
-            if client is not None:
-                facts.revoked.setdefault(client, entry.seq)
-            continue
-        if name is None:
-            continue
-        if entry.action in ("add", "remove"):
-            # A new credential under an old name: what was said of the old one is void.
-            for table in (facts.granted, facts.ungranted, facts.reads):
-                table.pop(name, None)
-        if entry.action == "remove":
-            created.pop(name, None)
-        elif entry.action in VERSION_ACTIONS and entry.version is not None:
-            versions = created.setdefault(name, {})
-            if entry.version in versions:
-                facts.repeated_versions.append(
-                    RepeatedVersion(name, entry.version, versions[entry.version], entry.seq)
+    fold = FactsFold()
+    fold.add(entries)
+    return fold.facts
+
+
+@dataclass
+class FactsFold:
+    """The incremental form of :func:`access_facts`: the facts so far, and the versions
+    each credential name created (to find a version created twice).
+
+    Every entry changes only what is said of its own credential, except a
+    ``client-revoke``, which changes only :attr:`AccessFacts.revoked`: entries about
+    different credentials may be folded in any interleaving, as long as each
+    credential's own entries (and the revocations) come in chain order.
+    """
+
+    facts: AccessFacts = field(default_factory=AccessFacts)
+    created: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def add(self, entries: Iterable[SignedEntry]) -> None:
+        """Fold more authenticated entries, in chain order, after those folded so far."""
+        facts, created = self.facts, self.created
+        for entry in entries:
+            name = entry.credential
+            if entry.signer != ROOT_SIGNER:
+                if entry.action == "read" and name is not None and entry.version is not None:
+                    readers = facts.reads.setdefault(name, {})
+                    readers.setdefault(entry.signer, set()).add(entry.version)
+                continue
+            if entry.action == "client-revoke":
+                client = _client_named(entry.detail, _REVOKED)
+                if client is not None:
+                    facts.revoked.setdefault(client, entry.seq)
+                continue
+            if name is None:
+                continue
+            if entry.action in ("add", "remove"):
+                # A new credential under an old name: what was said of the old one is void.
+                for table in (facts.granted, facts.ungranted, facts.reads):
+                    table.pop(name, None)
+            if entry.action == "remove":
+                created.pop(name, None)
+            elif entry.action in VERSION_ACTIONS and entry.version is not None:
+                versions = created.setdefault(name, {})
+                if entry.version in versions:
+                    facts.repeated_versions.append(
+                        RepeatedVersion(name, entry.version, versions[entry.version], entry.seq)
+                    )
+                if entry.action == "add":
+                    # An add starts the name's numbering afresh, after the comparison: two
+                    # adds of one name with no remove between them repeat version 1.
+                    versions.clear()
+                versions[entry.version] = entry.seq
+            elif (client := _grantee_of(entry)) is not None:
+                # The newest word about the pair wins: a grant cancels an ungrant and back.
+                now_in, now_out = (
+                    (facts.granted, facts.ungranted)
+                    if entry.action == "grant"
+                    else (facts.ungranted, facts.granted)
                 )
-            if entry.action == "add":
-                # An add starts the name's numbering afresh, after the comparison: two
-                # adds of one name with no remove between them repeat version 1.
-                versions.clear()
-            versions[entry.version] = entry.seq
-        elif (client := _grantee_of(entry)) is not None:
-            # The newest word about the pair wins: a grant cancels an ungrant and back.
-            now_in, now_out = (
-                (facts.granted, facts.ungranted)
-                if entry.action == "grant"
-                else (facts.ungranted, facts.granted)
-            )
-            now_out.get(name, {}).pop(client, None)
-            now_in.setdefault(name, {})[client] = entry.seq
-    return facts
+                now_out.get(name, {}).pop(client, None)
+                now_in.setdefault(name, {})[client] = entry.seq
+
+
+class VerifiedLog:
+    """The owner's incremental reading of the signed log, for one unlocked handle.
+
+    It remembers the verified prefix: the seq and hash of the last entry walked, the
+    chain intact up to it, and the facts folded from it (:class:`FactsFold`). The next
+    :meth:`facts` reads only the entries after it, once the entry at the remembered
+    seq still has the remembered hash and columns; otherwise (an entry rolled back, a
+    log cut off or rewritten) it starts over, so a changed prefix is never trusted.
+
+    Signatures cost more than the rest of the walk, so an owner's entry is verified
+    only when its credential is first asked about; until then it waits, in chain
+    order, among its credential's entries (revocations, about every credential, are
+    verified as they are read). The owner's own entries (:meth:`appended`) extend the
+    prefix without being read back or verified.
+
+    A cut in the prefix (an entry deleted) is seen by counting its entries (not again
+    inside a batch, which holds the write lock), and the walk starts over and refuses;
+    an entry edited in place inside it is not read again until a new handle, but it
+    cannot take back what it said: its signed facts are already folded (``exvault
+    verify`` reports the break).
+    """
+
+    def __init__(self, vault_id: bytes, root_public: bytes) -> None:
+        self._vault_id = vault_id
+        self._root_public = root_public
+        self._head: tuple[int, bytes] | None = None
+        self._locked_by: Session | None = None
+        """The session, holding the write lock, that read the prefix last (a batch's)."""
+        self._fold = FactsFold()
+        self._waiting: dict[str, list[tuple[SignedEntry, bytes, bytes | None, bytes]]] = {}
+        """credential -> its hash-intact owner's entries not folded yet, with the hash,
+        the signature still to verify (None: the owner's own, verified) and the key."""
+
+    def facts(
+        self, session: Session, credentials: Iterable[str], *, locked: bool = False
+    ) -> tuple[AccessFacts, int | None]:
+        """The facts of the whole signed log as it now stands, complete for
+        ``credentials`` and for revocations, and where the chain breaks (None when it
+        is intact). The facts are this object's own: read them before the next call.
+
+        ``locked``: ``session`` holds the write lock for as long as it lives (a batch's),
+        so once it has counted the prefix no one else can cut it.
+
+        :raises StoreError: when the database cannot be read.
+        """
+        broken_at = self._catch_up(session, counted=locked and session is self._locked_by)
+        self._locked_by = session if locked else None
+        for name in credentials:
+            waiting = self._waiting.pop(name, None)
+            if waiting:
+                self._fold.add(e for e, hash_, sig, key in waiting if self._signed(hash_, sig, key))
+        return self._fold.facts, broken_at
+
+    def appended(self, row: AuditRow) -> None:
+        """Extend the prefix with an entry this handle signed and is writing now.
+
+        Only when it follows the remembered entry; otherwise the next :meth:`facts`
+        reads it. If its write is rolled back, the next :meth:`facts` finds no entry
+        with its hash at its seq and starts over.
+        """
+        if self._head is None or (row.seq, row.prev_hash) != (self._head[0] + 1, self._head[1]):
+            return
+        self._head = (row.seq, row.entry_hash)
+        if row.outcome == "ok" and row.signer == ROOT_SIGNER and row.action in OWNER_ACTIONS:
+            self._take(_signed_entry_of(row), row.entry_hash, None, self._root_public)
+
+    def _catch_up(self, session: Session, *, counted: bool = False) -> int | None:
+        """Walk the entries after the remembered one (all of them when the prefix
+        changed); the position of the first break, if any. ``counted``: the prefix
+        need not be counted again."""
+        head = self._head
+        rows = _audit_rows(session, after=head[0] if head else None)
+        if head is not None:
+            first = rows[0] if rows else None
+            # An intact prefix holds exactly the seqs 1 to head's: an entry cut out of
+            # it (the chain rule's case) is seen without reading the prefix again.
+            before = select(func.count()).where(AuditRecord.seq <= head[0])
+            if (
+                (not counted and session.scalar(before) != head[0])
+                or first is None
+                or first.seq != head[0]
+                or records.type_damage(first, AuditRecord.__tablename__) is not None
+                or not _hash_intact(self._vault_id, first)
+                or not crypto.constant_time_equal(first.entry_hash, head[1])
+            ):
+                self._head = None
+                return self._catch_up(session)
+            chain = _Chain(self._vault_id, head[1], head[0] + 1)
+            rows = rows[1:]
+        else:
+            self._fold, self._waiting = FactsFold(), {}
+            chain = _Chain(self._vault_id)
+        if head is not None and any(row.action == "rekey" for row in rows):
+            # A rekey changes the key of every entry before it: walk it all again.
+            self._head = None
+            return self._catch_up(session)
+        rekeys = _rekeys(session, self._vault_id, self._root_public)
+        for row in rows:
+            if chain.step(row) and _owner_fact(row):
+                key = audit.key_before_rekey(rekeys, row.seq, ROOT_SIGNER, self._root_public)
+                self._take(
+                    _signed_entry_of(row), row.entry_hash, row.signature, key or self._root_public
+                )
+        if chain.broken_at is not None:
+            # A broken chain is never remembered: the facts of this walk serve this
+            # call only (every entry that verifies counts), the next one walks it again.
+            self._head = None
+        elif rows:
+            self._head = (rows[-1].seq, rows[-1].entry_hash)
+        return chain.broken_at
+
+    def _take(self, entry: SignedEntry, hash_: bytes, signature: bytes | None, key: bytes) -> None:
+        """Fold a revocation now; queue any other entry behind its credential's
+        (folded, in chain order, when that credential is asked about). ``key``: the
+        public key its signature must verify with."""
+        name = entry.credential
+        if name is None or entry.action == "client-revoke":
+            if self._signed(hash_, signature, key):
+                self._fold.add((entry,))
+        else:
+            self._waiting.setdefault(name, []).append((entry, hash_, signature, key))
+
+    def _signed(self, hash_: bytes, signature: bytes | None, key: bytes) -> bool:
+        if signature is None:
+            return True
+        try:
+            crypto.verify_signature(key, signed_entry(self._vault_id, hash_), signature)
+        except IntegrityError:
+            return False
+        return True
 
 
 __all__ = [
     "OWNER_ACTIONS",
     "VERSION_ACTIONS",
     "AccessFacts",
+    "FactsFold",
     "RepeatedVersion",
     "SignedEntry",
     "SignedLog",
+    "VerifiedLog",
     "access_facts",
     "read_signed_log",
 ]

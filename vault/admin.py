@@ -177,6 +177,8 @@ class AdminVault(Inventory):
         # (authenticated by that slot's AD), or None when it was opened otherwise.
         self._opened_kdf = opened_kdf
         self._batch: _Batch | None = None
+        # The signed log read so far: an owner's write reads only what was appended since.
+        self._signed_log = access_history.VerifiedLog(self._vault_id, self._verify_public)
 
     # ---------------------------------------------------------------- opening
 
@@ -505,6 +507,8 @@ class AdminVault(Inventory):
         # Committed: from now on this handle is the new identity's.
         self._identity = new
         self._verify_public = new.verify_public
+        # What this handle verified of the log was verified with the old key.
+        self._signed_log = access_history.VerifiedLog(self._vault_id, self._verify_public)
         self._opened_kdf = params
         self._checkpoint()
         return Rekeyed(crypto.format_recovery_key(recovery_key), tokens, params)
@@ -826,6 +830,7 @@ class AdminVault(Inventory):
         )
         if batch is not None:
             batch.audit_head = (entry.seq, entry.entry_hash)
+        self._signed_log.appended(entry)
         # Inserted like the operation's other new rows (queued in a batch's add): a
         # unit-of-work flush for this one object costs more than the entry itself.
         self._insert_rows(session, [(_AUDIT_TABLE, entry.values())])
@@ -862,6 +867,22 @@ class AdminVault(Inventory):
             self._check_grants_signed(session, head, clients)
         return clients
 
+    def signed_access_facts(
+        self, credentials: list[str] | tuple[str, ...]
+    ) -> access_history.AccessFacts:
+        """What the signed audit log says, complete for ``credentials`` and for
+        revocations, as this handle's writes check a grant against it (read only since
+        its last check, :class:`vault.access_history.VerifiedLog`).
+
+        :raises IntegrityError: when the audit chain is broken.
+        :raises StoreError: when the database cannot be read.
+        """
+        with self._reading() as session:
+            facts, broken_at = self._signed_log.facts(session, credentials)
+        if broken_at is not None:
+            raise IntegrityError(f"damaged vault: the audit log is broken at entry {broken_at}")
+        return facts
+
     def _check_grants_signed(
         self, session: Session, head: CredentialRecord, clients: list[ClientRecord]
     ) -> None:
@@ -876,14 +897,13 @@ class AdminVault(Inventory):
 
         :raises IntegrityError: naming the credential and the client; nothing written.
         """
-        log = access_history.read_signed_log(
-            session, self._vault_id, self._verify_public, credentials=(head.name,)
+        facts, broken_at = self._signed_log.facts(
+            session, (head.name,), locked=self._batch is not None
         )
-        facts = access_history.access_facts(log.entries)
         for client in clients:
-            if log.broken_at is not None:
+            if broken_at is not None:
                 raise IntegrityError(
-                    f"damaged vault: the audit log is broken at entry {log.broken_at}, so the "
+                    f"damaged vault: the audit log is broken at entry {broken_at}, so the "
                     f'grant of "{head.name}" to client "{client.name}" cannot be confirmed; '
                     "run exvault verify"
                 )
@@ -1287,10 +1307,9 @@ class AdminVault(Inventory):
                     raise Conflict(f'client "{client_name}" is revoked')
                 if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
                     raise Conflict(f'client "{client_name}" has expired; add a new client')
-                log = access_history.read_signed_log(
-                    session, self._vault_id, self._verify_public, credentials=credential_names
+                facts, _broken_at = self._signed_log.facts(
+                    session, credential_names, locked=self._batch is not None
                 )
-                facts = access_history.access_facts(log.entries)
                 self._check_not_revoked(client, facts)
                 for name in credential_names:
                     head = self._head(session, name, for_update=True)

@@ -42,6 +42,7 @@ from vault.store import (
     driver_rows,
     tolerant_text,
 )
+from vault.verified_reads import VerifiedReads
 
 SEVERITIES = ("ok", "warn", "critical")
 RANK = {name: i for i, name in enumerate(SEVERITIES)}
@@ -438,18 +439,20 @@ def _collect(
             if client_id in active:
                 grants[credential_id] += 1
         signers = _read_signers(session, inventory)
+        verified = VerifiedReads.load(inventory.vault_id)
         with tolerant_text(session):
             rekeys = audit.rekey_history(session, inventory.vault_id, inventory.verify_public)
-        last_reads = _last_verified_reads(session, inventory.vault_id, signers, rekeys)
+        last_reads = _last_verified_reads(session, signers, verified, rekeys)
         # A shared vault's bots record their reads in its audit file(s), checked the
         # same way; the owner never writes there, so only clients' keys count.
         client_signers = {k: v for k, v in signers.items() if k != audit.ROOT_SIGNER}
         for path in inventory.audit_files():
             with audit_file.opened(path) as store, store.read() as file_session:
-                found = _last_verified_reads(file_session, inventory.vault_id, client_signers)
+                found = _last_verified_reads(file_session, client_signers, verified)
             for name, at in found.items():
                 if at > last_reads.get(name, at - 1):
                     last_reads[name] = at
+        verified.save()
         rows = driver_rows(
             session,
             select(
@@ -546,13 +549,13 @@ def _read_signers(session: Session, inventory: Inventory) -> dict[str, tuple[str
 
 def _last_verified_reads(
     session: Session,
-    vault_id: bytes,
     signers: dict[str, tuple[str, bytes]],
+    verified: VerifiedReads,
     rekeys: list[audit.Rekey] | None = None,
 ) -> dict[str, int]:
     """The time of each credential's newest ``read ok`` entry in the audit log of
-    ``session`` whose signature verifies (:func:`vault.audit.signed_by_actor`) with one
-    of ``signers``' keys.
+    ``session`` whose signature verifies (:meth:`VerifiedReads.signed`: an entry
+    verified by an earlier run is not verified again) with one of ``signers``' keys.
 
     A non-NULL signature proves nothing by itself: anyone able to write the database
     could make a dead key look in use. Only the newest read of each credential is
@@ -581,7 +584,7 @@ def _last_verified_reads(
             name = entry.credential
             if name is None or name in found:
                 continue
-            if audit.signed_by_actor(vault_id, entry, signers, rekeys or ()):
+            if verified.signed(entry, signers, rekeys or ()):
                 found[name] = entry.at
             else:
                 doubtful.add(name)
@@ -595,7 +598,7 @@ def _last_verified_reads(
             )
             for values in driver_rows(session, older):
                 entry = AuditRow(*values)
-                if audit.signed_by_actor(vault_id, entry, signers, rekeys or ()):
+                if verified.signed(entry, signers, rekeys or ()):
                     found[name] = entry.at
                     break
     return found
