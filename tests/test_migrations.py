@@ -178,3 +178,18 @@ def test_recovery_unlock_signs_the_keyslots_of_an_older_schema(
     with AdminVault.unlock_with_recovery_key(schema_v4, created[1]) as admin:
         assert verify(admin).ok
     assert sql(schema_v4, "SELECT count(*) FROM keyslots WHERE signature IS NULL") == [(0,)]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_a_schema_version_set_back_by_hand_is_moved_up_again(
+    stocked: AdminVault, vault_path: Path, version: int
+) -> None:
+    """The schema version row is not authenticated: set back on a current vault, the
+    owner's unlock re-runs the later steps, each of which finds its work done."""
+    before = stocked.get("binance-main").secret.reveal()
+    stocked.close()
+    sql(vault_path, f"UPDATE exvault_schema SET schema_version = {version}")
+    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:
+        assert admin.get("binance-main").secret.reveal() == before
+        assert verify(admin).ok
+    assert sql(vault_path, "SELECT schema_version FROM exvault_schema") == [(SCHEMA_VERSION,)]
