@@ -39,6 +39,18 @@ def long_run(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long")) or os.environ.get("EXVAULT_LONG") == "1"
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets its own ``$XDG_STATE_HOME``: the audit witness and ``check``'s
+    file of verified reads go there, never into the home of whoever runs the suite.
+    A test that sets the variable itself overrides this one."""
+    home = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
 TEST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)
 PASSPHRASE = "correct horse battery staple"
 
