@@ -17,8 +17,10 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,16 @@ import pytest
 
 import vault
 from tests.conftest import BINANCE_API_KEY, PASSPHRASE, TEST_KDF
-from vault import audit_file, sqlite_file
+from vault import audit_entry, audit_file, sqlite_file
+from vault import backup as backup_module
 from vault.admin import AdminVault
+from vault.checks import check
+from vault.client import ClientVault
 from vault.errors import VaultError
+from vault.inventory import Inventory
 from vault.layout import layout_of, share, unshare
+from vault.model import utc_now
+from vault.verification import verify
 
 BOTS_GROUP = "exvault-test-bots"
 BOT_USER = "exvault-test-bot"
@@ -408,3 +416,101 @@ def test_an_audit_file_a_bot_deleted_is_reported_and_share_makes_a_new_one(
     share(admin, BOTS_GROUP)
     assert as_bot(bot_ids, read) == "binance-main"
     assert _count(audit_path, "audit_log", action="read") == 1
+
+
+# ----------------------------------------------------- found in review of the merged work
+
+
+def test_a_read_forged_by_a_bot_for_a_credential_it_does_not_hold_does_not_count(
+    shared: tuple[AdminVault, Path, str], kucoin_payload: dict[str, str]
+) -> None:
+    """grid-bot signs, into the bots' audit file, a read of kucoin-sub1, which it was
+    never granted, dated now: check must still find kucoin-sub1 never read."""
+    admin, path, token = shared
+    admin.add("kucoin-sub1", "kucoin", kucoin_payload, permissions="read")
+    with ClientVault.open(path, token=token) as bot:
+        bot._audit_read("kucoin-sub1", 1, "current")  # what a hostile bot's code can do
+    later = utc_now() + timedelta(days=400)
+    with Inventory.open(path) as inv:
+        (stale,) = [
+            f
+            for f in check(inv, later).findings
+            if (f.code, f.credential) == ("stale", "kucoin-sub1")
+        ]
+    assert "never read" in stale.message
+
+
+def test_a_read_dated_in_the_future_does_not_count(
+    shared: tuple[AdminVault, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _admin, path, token = shared
+    future = utc_now() + timedelta(days=3650)
+    monkeypatch.setattr(audit_entry, "utc_now", lambda: future)
+    with ClientVault.open(path, token=token) as bot:
+        bot._audit_read("binance-main", 1, "current")
+    monkeypatch.undo()
+    later = utc_now() + timedelta(days=400)
+    with Inventory.open(path) as inv:
+        (unread,) = [
+            f
+            for f in check(inv, later).findings
+            if (f.code, f.credential) == ("unread", "binance-main")
+        ]
+    assert "never read" in unread.message
+
+
+def test_check_goes_on_when_a_bot_deleted_the_audit_file(
+    shared: tuple[AdminVault, Path, str],
+) -> None:
+    _admin, path, _token = shared
+    sqlite_file.audit_file_path(path).unlink()
+    with Inventory.open(path) as inv:
+        findings = check(inv, utc_now() + timedelta(days=400)).findings
+    codes = {f.code for f in findings}
+    assert "audit-file-unreadable" in codes
+    assert "unread" in codes  # the other rules still ran
+
+
+def test_a_fifo_in_place_of_the_audit_file_neither_hangs_nor_stops_a_backup(
+    shared: tuple[AdminVault, Path, str], tmp_path: Path
+) -> None:
+    admin, path, _token = shared
+    audit_path = sqlite_file.audit_file_path(path)
+    audit_path.unlink()
+    os.mkfifo(audit_path)
+    outcome: list[object] = []
+
+    def work() -> None:
+        outcome.append(backup_module.backup(admin.store, tmp_path / "safe.db"))
+        with Inventory.open(path) as inv:
+            outcome.append({f.code for f in check(inv, utc_now()).findings})
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "a FIFO hung the owner's backup or check"
+    assert outcome[0] == tmp_path / "safe.db"
+    assert "audit-file-unreadable" in outcome[1]  # type: ignore[operator]
+
+
+def test_the_bots_entries_still_verify_after_a_rekey(
+    shared: tuple[AdminVault, Path, str],
+) -> None:
+    admin, path, token = shared
+    with ClientVault.open(path, token=token) as bot:
+        bot.get("binance-main")
+    admin.rekey("a new passphrase for the rekey", insecure_test_kdf=True)
+    assert admin.verify_audit(remember=False).ok, admin.verify_audit(remember=False).problems
+    assert verify(admin).ok
+
+
+def test_a_revocation_marks_what_a_bot_read_in_the_audit_file(
+    shared: tuple[AdminVault, Path, str],
+) -> None:
+    """grid-bot reads, is ungranted (so neither rows nor grantees name it), then is
+    revoked: its signed read in the bots' audit file still marks the key exposed."""
+    admin, path, token = shared
+    with ClientVault.open(path, token=token) as bot:
+        bot.get("binance-main")
+    admin.ungrant("grid-bot", ["binance-main"])
+    assert admin.revoke_client("grid-bot") == ["binance-main"]

@@ -186,6 +186,7 @@ def test_a_schema_version_set_back_by_hand_is_moved_up_again(
 ) -> None:
     """The schema version row is not authenticated: set back on a current vault, the
     owner's unlock re-runs the later steps, each of which finds its work done."""
+    stocked.edit("binance-main", permissions="read")  # a head past revision 1
     before = stocked.get("binance-main").secret.reveal()
     stocked.close()
     sql(vault_path, f"UPDATE exvault_schema SET schema_version = {version}")
@@ -193,3 +194,32 @@ def test_a_schema_version_set_back_by_hand_is_moved_up_again(
         assert admin.get("binance-main").secret.reveal() == before
         assert verify(admin).ok
     assert sql(vault_path, "SELECT schema_version FROM exvault_schema") == [(SCHEMA_VERSION,)]
+
+
+def test_a_schema_version_set_back_does_not_revive_an_old_head(
+    schema_v2: Path, vault_path: Path
+) -> None:
+    """A head of the schema-2 era (signed under the old kind), with its rows, kept by
+    someone who can write the database and put back once the owner has rotated the key
+    away, together with a schema version set back to 2: the owner's unlock must not
+    re-sign it as current."""
+    db = sqlite3.connect(vault_path)
+    saved = {}
+    for table in ("credentials", "credential_versions", "payloads", "dek_wraps"):
+        cursor = db.execute(f"SELECT * FROM {table}")
+        saved[table] = ([d[0] for d in cursor.description], cursor.fetchall())
+    db.close()
+    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:
+        admin.edit("binance-main", payload={"api_key": "n" * 64, "secret": "m" * 64})
+    db = sqlite3.connect(vault_path)
+    with db:
+        for table, (columns, rows) in saved.items():
+            for row in rows:
+                names, marks = ", ".join(columns), ", ".join("?" * len(row))
+                db.execute(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", row)
+        db.execute("UPDATE exvault_schema SET schema_version = 2")
+    db.close()
+    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:
+        with pytest.raises(IntegrityError):
+            admin.get("binance-main")
+        assert not verify(admin).ok

@@ -266,3 +266,21 @@ def test_signed_history_still_counts_after_a_rekey(
     assert verify(stocked).ok
     with ClientVault.open(vault_location, token=done.tokens["bot"]) as bot:
         assert bot.get("binance-main").secret.reveal() == BINANCE_SECRET
+
+
+def test_rekey_refuses_a_client_record_put_back_from_before_its_revocation(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """The record verifies with the old key, but the signed log revokes the client: a
+    rekey must not hand it a fresh token."""
+    stocked.add_client("bot")
+    ((signature,),) = db_exec(vault_location, "SELECT signature FROM clients WHERE name = 'bot'")
+    stocked.revoke_client("bot")
+    db_exec(
+        vault_location,
+        "UPDATE clients SET revoked_at = NULL, signature = :sig WHERE name = 'bot'",
+        sig=signature,
+    )
+    with pytest.raises(IntegrityError, match='client "bot" is revoked in the signed audit log'):
+        stocked.rekey(NEW_PASSPHRASE, insecure_test_kdf=True)
+    assert verify(stocked).problems  # the put-back record is reported, nothing rekeyed

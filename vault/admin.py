@@ -18,7 +18,16 @@ from sqlalchemy import FromClause, Table, bindparam, delete, select, update
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session
 
-from vault import access_history, audit, crypto, exchanges, keyslots, location, records
+from vault import (
+    access_history,
+    audit,
+    audit_file,
+    crypto,
+    exchanges,
+    keyslots,
+    location,
+    records,
+)
 from vault.access import DEFAULT_SCOPE, ClientInfo, beyond_scope, parse_scope
 from vault.audit_entry import new_entry
 from vault.credential import Credential
@@ -30,6 +39,7 @@ from vault.errors import (
     IntegrityError,
     InvalidInput,
     NotFound,
+    VaultError,
     quoted,
 )
 from vault.inventory import (
@@ -65,6 +75,7 @@ from vault.store import (
     Store,
     VersionRecord,
     WrapRecord,
+    tolerant_text,
 )
 from vault.token import ClientToken
 
@@ -239,7 +250,7 @@ class AdminVault(Inventory):
         store, header = open_store(where, owner=True)
         try:
             with store.read() as session:
-                # Without the signature, which a schema older than version 4 lacks: it
+                # Without the signature, which a schema older than version 5 lacks: it
                 # is read, and checked, once the slot has opened and the schema is
                 # brought up to date (_unlocked).
                 columns = [KeyslotRecord.__table__.c[name] for name in keyslots.SIGNED_COLUMNS]
@@ -466,8 +477,20 @@ class AdminVault(Inventory):
             header.signature = new_header.signature
             old_client_keys: dict[str, tuple[str, bytes]] = {}
             client_keys: dict[str, bytes] = {}
+            # A client record put back from before its revocation verifies: the signed
+            # log's revocations decide, or the rekey would give it a fresh token.
+            revoked = access_history.access_facts(
+                access_history.read_signed_log(
+                    session, vault_id, old_public, credentials=()
+                ).entries
+            ).revoked
             for client in session.scalars(select(ClientRecord).order_by(ClientRecord.name)):
                 records.verify_client(old_public, vault_id, client)
+                if client.revoked_at is None and client.name in revoked:
+                    raise IntegrityError(
+                        f'damaged vault: client "{client.name}" is revoked in the signed audit '
+                        "log but not in its record (a record put back?); run exvault verify"
+                    )
                 if client.revoked_at is None:
                     token = ClientToken.generate(
                         vault_id, crypto.fingerprint(new.verify_public), client.id
@@ -574,7 +597,10 @@ class AdminVault(Inventory):
                 row.api_key_fingerprint = crypto.keyed_fingerprint(
                     new.fingerprint_key(), "api_key", fields.get("api_key", "")
                 )
+                granted = set(records.split_grantees(head_row))
                 for recipient in version_wraps:
+                    if recipient != records.ROOT_RECIPIENT and recipient not in granted:
+                        continue  # a wrap row the head's signed grantee set does not back
                     public = (
                         new.encryption_public
                         if recipient == records.ROOT_RECIPIENT
@@ -851,9 +877,7 @@ class AdminVault(Inventory):
         granted = records.split_grantees(head)
         if not granted:
             return []
-        rows = session.scalars(
-            select(ClientRecord).where(ClientRecord.id.in_(granted))
-        ).all()
+        rows = session.scalars(select(ClientRecord).where(ClientRecord.id.in_(granted))).all()
         now = to_epoch(utc_now())
         clients = []
         for client in rows:
@@ -1459,6 +1483,7 @@ class AdminVault(Inventory):
             # Every entry that verifies counts, even past a break in the chain: here
             # more facts can only mark more, never hide a credential.
             signed = access_history.access_facts(log.entries).readable_by(client.name, client.id)
+            self._add_shared_reads(signed, client)
             exposed = []
             for head in session.scalars(
                 select(CredentialRecord).where(
@@ -1492,6 +1517,48 @@ class AdminVault(Inventory):
             )
         self._checkpoint()
         return sorted(exposed)
+
+    def _add_shared_reads(self, signed: dict[str, set[int] | None], client: ClientRecord) -> None:
+        """Add to ``signed`` (credential -> versions read, None for all) the reads
+        ``client`` signed into the audit files of a shared vault, where its reads go.
+
+        Verified with its key, or a key a rekey replaced (that chain's numbers cannot
+        be placed against the vault's rekey entries). An audit file that cannot be read
+        is passed over: ``doctor`` and ``audit verify`` report it.
+        """
+        with self._reading() as session:
+            keys = [client.verify_public] + [
+                replaced[client.id]
+                for _seq, replaced in audit.rekey_history(
+                    session, self._vault_id, self._verify_public
+                )
+                if client.id in replaced
+            ]
+        for path in self.audit_files():
+            try:
+                with (
+                    audit_file.opened(path) as store,
+                    store.read() as file_session,
+                    tolerant_text(file_session),
+                ):
+                    reads = list(
+                        file_session.scalars(
+                            select(AuditRecord).where(
+                                AuditRecord.signer == client.id,
+                                AuditRecord.action == "read",
+                                AuditRecord.outcome == "ok",
+                            )
+                        )
+                    )
+            except VaultError:
+                continue
+            for rec in reads:
+                if not isinstance(rec.credential, str) or not isinstance(rec.version, int):
+                    continue
+                if audit.signed_by_any(self._vault_id, rec, keys):
+                    versions = signed.setdefault(rec.credential, set())
+                    if versions is not None:
+                        versions.add(rec.version)
 
     # ---------------------------------------------------------------- reading
 

@@ -170,11 +170,16 @@ def verify_chain(
     vault_id: bytes,
     root_public: bytes,
     client_publics: Mapping[str, tuple[str, bytes]],
+    vault_rekeys: Sequence[Rekey] | None = None,
 ) -> ChainReport:
     """Walk the whole chain: numbering, links, hashes and signatures; collect the
     signed revocations, which the rows must still show (see :mod:`vault.verification`).
 
     ``client_publics`` maps client ids to (name, verified Ed25519 public key).
+    ``vault_rekeys``: for the chain of an audit file (shared layout), the vault's
+    :func:`rekey_history`. That chain has numbers of its own, so an entry cannot be
+    placed before or after a rekey: it verifies with its client's current key or any
+    key a rekey entry of the vault says the client had.
     """
     problems: list[str] = []
     revocations: list[tuple[int, str]] = []
@@ -209,12 +214,11 @@ def verify_chain(
                 known = client_publics.get(rec.signer or "")
                 key = known[1] if known else None
                 expected_actor = actors.get(rec.signer or "")
-            key = key_before_rekey(rekeys, rec.seq, rec.signer or "", key)
-            try:
-                if key is None or rec.signature is None:
-                    raise IntegrityError()
-                crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
-            except IntegrityError:
+            if vault_rekeys is None:
+                keys = [key_before_rekey(rekeys, rec.seq, rec.signer or "", key)]
+            else:
+                keys = [key, *(r[1][rec.signer] for r in vault_rekeys if rec.signer in r[1])]
+            if not any(_signed_with(vault_id, rec, k) for k in keys):
                 problems.append(f"entry {rec.seq} has a bad signature")
             else:
                 # A signature vouches for its signer only: the actor must be that signer.
@@ -245,6 +249,28 @@ def verify_chain(
         prev_hash, expected_seq = rec.entry_hash, rec.seq + 1
         head_seq, head_hash = rec.seq, rec.entry_hash
     return ChainReport(count, head_seq, head_hash, tuple(problems), tuple(revocations))
+
+
+def signed_by_any(vault_id: bytes, rec: AuditRecord, keys: Sequence[bytes]) -> bool:
+    """Whether ``rec``'s hash matches its columns and its signature verifies with one
+    of ``keys`` (a client's current key and those a rekey replaced). Never raises."""
+    try:
+        if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
+            return False
+    except (TypeError, ValueError):  # a value of another type; text that is not UTF-8
+        return False
+    return any(_signed_with(vault_id, rec, key) for key in keys)
+
+
+def _signed_with(vault_id: bytes, rec: AuditRecord, key: bytes | None) -> bool:
+    """Whether ``rec``'s signature verifies with ``key`` (None: no key, so no)."""
+    if key is None or rec.signature is None:
+        return False
+    try:
+        crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
+    except IntegrityError:
+        return False
+    return True
 
 
 def signed_by_actor(
@@ -313,7 +339,9 @@ def rekey_history(session: Session, vault_id: bytes, root_public: bytes) -> list
     )
     out: list[Rekey] = []
     key = root_public
-    for rec in session.scalars(query):
+    with tolerant_text(session):  # text that is not UTF-8 must not stop it
+        found = list(session.scalars(query))
+    for rec in found:
         if records.type_damage(rec, AuditRecord.__tablename__) is not None:
             continue
         try:
@@ -335,9 +363,7 @@ def rekey_history(session: Session, vault_id: bytes, root_public: bytes) -> list
     return out[::-1]
 
 
-def key_before_rekey(
-    rekeys: list[Rekey], seq: int, signer: str, key: bytes | None
-) -> bytes | None:
+def key_before_rekey(rekeys: list[Rekey], seq: int, signer: str, key: bytes | None) -> bytes | None:
     """The key ``signer`` signed entry ``seq`` with: the one named by the first rekey
     after the entry that replaced it, else ``key`` (its current one)."""
     for rekey_seq, replaced in rekeys:
@@ -450,6 +476,7 @@ __all__ = [
     "record_failure",
     "rekey_history",
     "signed_by_actor",
+    "signed_by_any",
     "signed_entry",
     "verify_chain",
     "witness_path",

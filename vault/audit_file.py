@@ -27,7 +27,7 @@ import glob
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -181,6 +181,38 @@ def give(path: Path, gid: int, mode: int) -> None:
         os.close(fd)
 
 
+def check_regular_file(path: Path) -> None:
+    """Refuse anything at ``path`` but a regular file, looked at through a descriptor
+    opened without following a link and without blocking.
+
+    Members of the bots' group may replace the audit file: a symbolic link would make
+    the owner read (and SQLite write a journal beside) another file, and a FIFO would
+    hang the owner's command in SQLite's own open, which does not use ``O_NONBLOCK``.
+    (A file swapped between this check and SQLite's open is not caught: the window is
+    short, and the worst it does is that one command hangs or reads another log.)
+
+    :raises IntegrityError: when no regular file is there, saying what is.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise IntegrityError(
+            f"the audit file {printable(path)} is missing (deleted by a member of the bots' "
+            "group?); exvault share --group GROUP makes a new one"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"{printable(path)} is a symbolic link; refusing it") from None
+        raise IntegrityError(
+            f"the audit file {printable(path)} cannot be opened: {exc.strerror}"
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IntegrityError(f"the audit file {printable(path)} is not a regular file")
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def opened(path: Path) -> Iterator[Store]:
     """A store on the existing audit file ``path``, for the owner (who may write it: a
@@ -188,13 +220,7 @@ def opened(path: Path) -> Iterator[Store]:
 
     :raises IntegrityError: when no regular file is there.
     """
-    if path.is_symlink():  # put there by a bot: the owner reads only the real file
-        raise IntegrityError(f"{printable(path)} is a symbolic link; refusing it")
-    if not path.is_file():
-        raise IntegrityError(
-            f"the audit file {printable(path)} is missing (deleted by a member of the bots' "
-            "group?); exvault share --group GROUP makes a new one"
-        )
+    check_regular_file(path)
     store = Store(make_engine(sqlite_url(path), journal=AUDIT_FILE_JOURNAL))
     try:
         yield store
@@ -216,15 +242,19 @@ def verify(
     vault_id: bytes,
     root_public: bytes,
     client_publics: Mapping[str, tuple[str, bytes]],
+    vault_rekeys: Sequence[audit.Rekey] = (),
 ) -> audit.ChainReport:
     """Verify the chain of the audit file ``path`` as the vault's (numbering, links,
     hashes, signatures); an entry of the owner there is a problem too, and revocations
-    count only in the vault. Problems name the file; an unreadable file is one.
+    count only in the vault. ``vault_rekeys``: the vault's rekey history (the keys its
+    clients had before a rekey). Problems name the file; an unreadable file is one.
     """
     name = label(path)
     try:
         with opened(path) as store, store.read() as session:
-            report = audit.verify_chain(session, vault_id, root_public, client_publics)
+            report = audit.verify_chain(
+                session, vault_id, root_public, client_publics, vault_rekeys
+            )
             owners = list(
                 session.scalars(
                     select(AuditRecord.seq)
@@ -274,6 +304,7 @@ __all__ = [
     "RETIRED_DIRECTORY_MODE",
     "RETIRED_INFIX",
     "audit_files",
+    "check_regular_file",
     "count",
     "create",
     "create_file",

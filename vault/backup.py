@@ -86,6 +86,17 @@ def _set_rollback_journal(path: Path) -> None:
         raise IntegrityError(f"cannot take {printable(path)} out of WAL mode")
 
 
+def _copyable(audit: Path) -> bool:
+    """Whether an audit file is there to copy: a missing one, or anything but a regular
+    file (a member of the bots' group can put a FIFO there), is left out rather than
+    stopping, or hanging, the backup of the vault; doctor and audit verify report it."""
+    try:
+        audit_file.check_regular_file(audit)
+    except IntegrityError:
+        return False
+    return True
+
+
 def backup(store: Store, destination: Path) -> Path:
     """Write a backup of the vault in ``store`` to ``destination``: a new 0600 file,
     self-contained (rollback journal, no ``-wal`` or ``-shm`` beside it), and of each of
@@ -102,6 +113,7 @@ def backup(store: Store, destination: Path) -> Path:
     audits = [
         (audit, destination.with_name(copy_stem + audit.parent.name[len(stem) :]) / audit.name)
         for audit in audit_file.audit_files(source)
+        if _copyable(audit)
     ]
     for _audit, copy in audits:
         if copy.parent.exists():

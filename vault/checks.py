@@ -16,7 +16,7 @@ findings) and a one-line message that says what to do.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from vault import audit, audit_file, crypto, keyslots, records
 from vault.audit_entry import AuditRow
-from vault.errors import IntegrityError, InvalidInput
+from vault.errors import IntegrityError, InvalidInput, VaultError
 from vault.exchanges import ExchangeProfile, get_profile
 from vault.inventory import Inventory, ParsedOnce, collector_paused
 from vault.model import from_epoch, split_list, to_epoch
@@ -408,9 +408,10 @@ ClientFacts = tuple[str, int | None, int | None, int]
 
 
 def _collect(
-    inventory: Inventory,
-) -> tuple[list[CredentialFacts], list[ClientFacts], list[crypto.KdfParams]]:
-    """Read everything the rules need in a few bulk queries.
+    inventory: Inventory, now: datetime
+) -> tuple[list[CredentialFacts], list[ClientFacts], list[crypto.KdfParams], list[str]]:
+    """Read everything the rules need in a few bulk queries; the last item returned
+    lists the audit files that could not be read (their reads are not counted).
 
     The driver's plain rows, no ORM objects nor SQLAlchemy rows, and each distinct
     stored text parsed once: 100,000 credentials share a few dates, lists and policies.
@@ -442,13 +443,21 @@ def _collect(
         verified = VerifiedReads.load(inventory.vault_id)
         with tolerant_text(session):
             rekeys = audit.rekey_history(session, inventory.vault_id, inventory.verify_public)
-        last_reads = _last_verified_reads(session, signers, verified, rekeys)
+        plausible = _plausible_read(session, to_epoch(now))
+        last_reads = _last_verified_reads(session, signers, verified, plausible, rekeys)
         # A shared vault's bots record their reads in its audit file(s), checked the
         # same way; the owner never writes there, so only clients' keys count.
         client_signers = {k: v for k, v in signers.items() if k != audit.ROOT_SIGNER}
+        unreadable: list[str] = []
         for path in inventory.audit_files():
-            with audit_file.opened(path) as store, store.read() as file_session:
-                found = _last_verified_reads(file_session, client_signers, verified)
+            try:
+                with audit_file.opened(path) as store, store.read() as file_session:
+                    found = _last_verified_reads(file_session, client_signers, verified, plausible)
+            except VaultError as exc:
+                # A member of the bots' group may delete or replace the file: that must
+                # not silence every other finding of the owner's cron check.
+                unreadable.append(str(exc))
+                continue
             for name, at in found.items():
                 if at > last_reads.get(name, at - 1):
                     last_reads[name] = at
@@ -522,7 +531,40 @@ def _collect(
         (name, expires, revoked, grants_of_client[client_id])
         for client_id, name, expires, revoked in clients
     ]
-    return facts, client_facts, kdfs
+    return facts, client_facts, kdfs, unreadable
+
+
+CLOCK_SKEW = 300
+"""Seconds a read may lie ahead of ``check``'s clock and still count."""
+
+
+def _plausible_read(session: Session, now: int) -> Callable[[AuditRow], bool]:
+    """Whether a read entry could be genuine, before its signature is checked: not in
+    the future, and by the owner or by a client in the credential's grantee set.
+
+    A client whose record verifies can sign a read of any credential, at any time,
+    into a log it may append to (the bots' audit file, PostgreSQL's append function);
+    a real one is refused for a credential it does not hold. Without this, one forged
+    read would hide a dead key from the usage rules. (The grantee sets are read
+    unverified, like everything ``check`` reads: whoever can edit them can edit any
+    metadata ``check`` sees.)
+    """
+    grantees = {
+        name: frozenset(split_list(ids))
+        for name, ids in driver_rows(
+            session, select(CredentialRecord.name, CredentialRecord.grantees)
+        )
+        if isinstance(name, str) and isinstance(ids, str)
+    }
+
+    def plausible(entry: AuditRow) -> bool:
+        if not isinstance(entry.at, int) or entry.at > now + CLOCK_SKEW:
+            return False
+        if entry.signer == audit.ROOT_SIGNER:
+            return True
+        return entry.signer in grantees.get(entry.credential or "", frozenset())
+
+    return plausible
 
 
 _READ_ENTRY_COLUMNS = tuple(getattr(AuditRecord, name) for name in AuditRow.__dataclass_fields__)
@@ -551,11 +593,13 @@ def _last_verified_reads(
     session: Session,
     signers: dict[str, tuple[str, bytes]],
     verified: VerifiedReads,
+    plausible: Callable[[AuditRow], bool],
     rekeys: list[audit.Rekey] | None = None,
 ) -> dict[str, int]:
     """The time of each credential's newest ``read ok`` entry in the audit log of
-    ``session`` whose signature verifies (:meth:`VerifiedReads.signed`: an entry
-    verified by an earlier run is not verified again) with one of ``signers``' keys.
+    ``session`` that is ``plausible`` (:func:`_plausible_read`) and whose signature
+    verifies (:meth:`VerifiedReads.signed`: an entry verified by an earlier run is not
+    verified again) with one of ``signers``' keys.
 
     A non-NULL signature proves nothing by itself: anyone able to write the database
     could make a dead key look in use. Only the newest read of each credential is
@@ -584,7 +628,7 @@ def _last_verified_reads(
             name = entry.credential
             if name is None or name in found:
                 continue
-            if verified.signed(entry, signers, rekeys or ()):
+            if plausible(entry) and verified.signed(entry, signers, rekeys or ()):
                 found[name] = entry.at
             else:
                 doubtful.add(name)
@@ -598,7 +642,7 @@ def _last_verified_reads(
             )
             for values in driver_rows(session, older):
                 entry = AuditRow(*values)
-                if verified.signed(entry, signers, rekeys or ()):
+                if plausible(entry) and verified.signed(entry, signers, rekeys or ()):
                     found[name] = entry.at
                     break
     return found
@@ -656,12 +700,21 @@ def _vault_findings(
 def check(inventory: Inventory, now: datetime) -> Report:
     """Run every rule over the vault as of ``now`` (a timezone-aware UTC datetime)."""
     with collector_paused():
-        facts, clients, kdfs = _collect(inventory)
+        facts, clients, kdfs, unreadable = _collect(inventory, now)
         rules = _Rules(now)
         findings: list[Finding] = []
         for f in facts:
             findings += rules.all(f)
         findings += _duplicates(facts)
         findings += _vault_findings(clients, kdfs, now)
+        findings += (
+            Finding(
+                "warn",
+                "audit-file-unreadable",
+                None,
+                f"{problem}: the reads recorded there are not counted",
+            )
+            for problem in unreadable
+        )
         findings.sort(key=lambda x: (-RANK[x.severity], x.credential or "", x.code))
     return Report(generated_at=now, credentials=len(facts), findings=tuple(findings))

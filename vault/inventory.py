@@ -569,6 +569,7 @@ class Inventory:
                 records.verify_client(self._verify_public, self._vault_id, client)
                 client_keys[client.id] = (client.name, client.verify_public)
             report = audit.verify_chain(session, self._vault_id, self._verify_public, client_keys)
+            vault_rekeys = audit.rekey_history(session, self._vault_id, self._verify_public)
             witness = audit.read_witness(self._vault_id)
             problems = list(report.problems)
             if witness is not None and not audit.chain_contains(session, *witness):
@@ -578,7 +579,9 @@ class Inventory:
                 )
         entries = report.entries
         for path in self.audit_files():
-            file_report = audit_file.verify(path, self._vault_id, self._verify_public, client_keys)
+            file_report = audit_file.verify(
+                path, self._vault_id, self._verify_public, client_keys, vault_rekeys
+            )
             entries += file_report.entries
             problems += file_report.problems
             if remember:

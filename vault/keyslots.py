@@ -3,7 +3,7 @@
 LUKS-style: the root identity is encrypted once per slot, each slot with its own
 key-encryption key (KEK). Changing the passphrase adds a slot and removes the old
 one; no credential is re-encrypted. Unlike LUKS, every slot is also signed by the root
-key (schema version 4): the signature can only be checked once a slot has opened and
+key (schema version 5): the signature can only be checked once a slot has opened and
 proved the header's keys, so the owner's unlock checks the slot it opened.
 """
 

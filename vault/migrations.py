@@ -80,11 +80,13 @@ def _signed_heads(conn: Connection, owner: OwnerKeys) -> None:
     heads = CredentialRecord.__table__
     versions = VersionRecord.__table__
     assert isinstance(heads, Table) and isinstance(versions, Table)
-    # Like the other steps, only what is missing: the schema version row is not
-    # authenticated, and one set back by hand must not lock the owner out. A head
-    # already signed under the new kind fails the old kind's check below and is left
-    # as it is.
+    # The schema version row is not authenticated: set back by hand, it makes this step
+    # run again. Then it must do nothing at all: re-signing heads would turn a head put
+    # back from before version 3 (signed under the old kind) into a valid one, and break
+    # every head whose revision is past 1. Its columns say it has run.
     present = {c["name"] for c in inspect(conn).get_columns("credentials")}
+    if all(name in present for name, _value in _HEAD_COLUMNS_V3):
+        return
     for name, value in _HEAD_COLUMNS_V3:
         if name in present:
             continue
@@ -229,11 +231,13 @@ def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
     from vault.keyslots import sign_stored_slots
     from vault.store import KeyslotRecord
 
-    # Like the index above, only when missing (a schema version can be set back by hand).
-    if not any(c["name"] == "signature" for c in inspect(conn).get_columns("keyslots")):
-        column = KeyslotRecord.__table__.c.signature
-        kind = column.type.compile(dialect=conn.dialect)
-        conn.exec_driver_sql(f"ALTER TABLE keyslots ADD COLUMN signature {kind}")
+    # Only once, when the column is added: a schema version set back by hand (the row
+    # is not authenticated) must not sign a keyslot put back since (an old passphrase's).
+    if any(c["name"] == "signature" for c in inspect(conn).get_columns("keyslots")):
+        return
+    column = KeyslotRecord.__table__.c.signature
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE keyslots ADD COLUMN signature {kind}")
     sign_stored_slots(conn, owner.vault_id, owner.identity.sign)
 
 

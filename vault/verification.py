@@ -182,12 +182,14 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
         {c.id: (c.name, c.verify_public) for c in clients.values()},
     )
     report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
+    vault_rekeys = audit.rekey_history(session, vault_id, verify_public)
     for path in admin.audit_files():  # the bots' entries of a shared vault
         file_chain = audit_file.verify(
             path,
             vault_id,
             verify_public,
             {c.id: (c.name, c.verify_public) for c in clients.values()},
+            vault_rekeys,
         )
         report.audit_entries += file_chain.entries
         report.problems.extend(Problem(None, f"audit log: {p}") for p in file_chain.problems)
