@@ -1,6 +1,6 @@
 """The keyless view of a vault: metadata that ``list``, ``show`` and ``check`` read.
 
-Metadata is stored in clear (DESIGN.md section 2) so that these commands run from
+Metadata is stored in clear (SECURITY.md section 2) so that these commands run from
 cron without any key. Single-record reads (``describe``, ``history``) verify the
 Ed25519 signatures against the public key in the vault header; the bulk listing
 does not, so that 100,000 credentials list in about a second. ``exvault verify``

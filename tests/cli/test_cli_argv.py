@@ -1,4 +1,4 @@
-"""A secret never travels on the command line (DESIGN.md section 6).
+"""A secret never travels on the command line (SECURITY.md section 3.8).
 
 Two checks: the CLI offers no option that takes a secret value, and a real ``exvault
 add`` process, seen from outside through /proc, carries none of the secrets in its

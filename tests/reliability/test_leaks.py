@@ -1,4 +1,4 @@
-"""Suite 5: secrets never leak (issue 5, suite 5; DESIGN.md section 6).
+"""Suite 5: secrets never leak (issue 5, suite 5; SECURITY.md section 3.8).
 
 With logging at DEBUG for every logger (SQLAlchemy's engine, pool and ORM included),
 every CLI command runs in turn against one vault, and the library is driven through
