@@ -288,6 +288,48 @@ def test_a_poisoned_row_put_by_the_database_admin_is_reported_not_fatal(
     assert [e.seq for e in stocked.audit_entries()][-3:] == [5, 6, 2147483647]
 
 
+def _back_to_schema_3(vault_location: str) -> None:
+    """The vault as schema 3 left it: no audit head row, functions or trigger."""
+    for statement in (
+        "DROP TRIGGER exvault_audit_chain ON audit_log",
+        "DROP FUNCTION exvault_audit_chain(), exvault_lock_writes(), exvault_audit_append("
+        "integer, bigint, text, text, integer, text, text, integer, text, text, bytea, text, "
+        "bytea, bytea)",
+        "DROP TABLE exvault_audit_head",
+        "UPDATE exvault_schema SET schema_version = 3",
+    ):
+        db_exec(vault_location, statement)
+
+
+def test_the_audit_head_starts_at_the_end_of_the_real_chain(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """A row of seq 2^31 - 1 put in before the upgrade (the reader could INSERT then)
+    must not become the head: appends go on after the upgrade, and verify names it."""
+    stocked.close()
+    _back_to_schema_3(vault_location)
+    db_exec(vault_location, _POISON)
+    with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
+        admin.add("okx-main", "okx", OKX_PAYLOAD, permissions="read")
+        assert admin.audit_entries()[-1].action == "add"
+        assert not admin.verify_audit(remember=False).ok  # the forged row is reported
+
+
+def test_the_upgrade_takes_insert_on_the_audit_log_from_public(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    stocked.close()
+    _back_to_schema_3(vault_location)
+    db_exec(vault_location, "GRANT INSERT ON audit_log TO PUBLIC")
+    with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
+        admin.add("okx-main", "okx", OKX_PAYLOAD, permissions="read")
+    assert db_exec(
+        vault_location,
+        "SELECT count(*) FROM information_schema.role_table_grants "
+        "WHERE table_name = 'audit_log' AND privilege_type = 'INSERT' AND grantee = 'PUBLIC'",
+    ) == [(0,)]
+
+
 def test_migration_to_the_audit_head_from_a_schema_2_fleet(
     token: str, stocked: AdminVault, vault_location: str, postgres_server: str
 ) -> None:

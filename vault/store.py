@@ -310,9 +310,9 @@ def _postgresql_chain_ddl(schema: str) -> list[str]:
     values = ", ".join(f"p_{name}" for name, _kind in _AUDIT_APPEND_ARGUMENTS)
     return [
         # Locking the row FOR UPDATE needs UPDATE on the table, which only the owner has:
-        # the reader takes it only through this function, so only inside a transaction
-        # (bounded by idle_in_transaction_session_timeout), never for a whole session as
-        # it could the advisory lock.
+        # the reader takes it only through this function, so only inside a transaction,
+        # never for a whole idle session as it could the advisory lock. (A hostile
+        # reader can still make that transaction long: SECURITY.md, known limit 24.)
         "CREATE OR REPLACE FUNCTION exvault_lock_writes() RETURNS void "
         f"LANGUAGE plpgsql SECURITY DEFINER {path} AS $$ BEGIN "
         "PERFORM 1 FROM exvault_audit_head WHERE id = 1 FOR UPDATE; END $$",
@@ -385,11 +385,21 @@ def install_audit_head(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         return
     POSTGRESQL_METADATA.create_all(conn, checkfirst=True)
+    # The head is the end of the chain as it links from entry 1, not the row of highest
+    # seq: before this version the reader could INSERT, so that row may be a forged one
+    # (seq 2^31 - 1 stopped every append), and the head must not start from it.
     conn.exec_driver_sql(
+        "WITH RECURSIVE chain (seq, entry_hash) AS ("
+        " SELECT seq, entry_hash FROM audit_log"
+        " WHERE seq = 1 AND prev_hash = decode(repeat('00', 32), 'hex')"
+        " UNION ALL"
+        " SELECT a.seq, a.entry_hash FROM audit_log a"
+        " JOIN chain c ON a.seq = c.seq + 1 AND a.prev_hash = c.entry_hash),"
+        " last AS (SELECT seq, entry_hash FROM chain ORDER BY seq DESC LIMIT 1) "
         "INSERT INTO exvault_audit_head (id, seq, entry_hash) "
-        "SELECT 1, COALESCE(MAX(seq), 0), COALESCE("
-        "(SELECT entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1), "
-        "decode(repeat('00', 32), 'hex')) FROM audit_log ON CONFLICT (id) DO NOTHING"
+        "SELECT 1, COALESCE((SELECT seq FROM last), 0), "
+        "COALESCE((SELECT entry_hash FROM last), decode(repeat('00', 32), 'hex')) "
+        "ON CONFLICT (id) DO NOTHING"
     )
     schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
     quote = conn.dialect.identifier_preparer.quote_identifier
@@ -400,8 +410,11 @@ def install_audit_head(conn: Connection) -> None:
         "WHERE table_schema = current_schema() AND table_name = 'audit_log' "
         "AND privilege_type = 'INSERT' AND grantee <> current_user"
     ).scalars()
-    for role in list(inserters):
-        role = quote(role)
+    for grantee in list(inserters):
+        if grantee == "PUBLIC":  # the keyword, not a role named so: grant nothing to all
+            conn.exec_driver_sql("REVOKE INSERT ON audit_log FROM PUBLIC")
+            continue
+        role = quote(grantee)
         conn.exec_driver_sql(f"REVOKE INSERT ON audit_log FROM {role}")
         conn.exec_driver_sql(f"GRANT SELECT ON exvault_audit_head TO {role}")
         conn.exec_driver_sql(f"GRANT EXECUTE ON FUNCTION exvault_lock_writes() TO {role}")
