@@ -106,7 +106,7 @@ def read_signed_log(
     chain = _Chain(vault_id)
     rows = _audit_rows(session)
     # Entries before a `passwd --rekey` were signed with the keys it replaced.
-    rekeys = _rekeys(session, vault_id, root_public)
+    rekeys = audit.rekey_history(session, vault_id, root_public)
     for row in rows:
         if not chain.step(row):
             continue
@@ -155,13 +155,6 @@ def _audit_rows(session: Session, after: int | None = None) -> list[AuditRow]:
     # read through tolerant_text, it fails to hash below and breaks the chain there.
     with tolerant_text(session):
         return [AuditRow(*values) for values in driver_rows(session, query)]
-
-
-def _rekeys(session: Session, vault_id: bytes, root_public: bytes) -> list[audit.Rekey]:
-    """The log's verified ``rekey`` entries (:func:`vault.audit.rekey_history`), read
-    like the rest of the walk (text that is not UTF-8 does not stop it)."""
-    with tolerant_text(session):
-        return audit.rekey_history(session, vault_id, root_public)
 
 
 def _owner_fact(row: AuditRow) -> bool:
@@ -442,7 +435,11 @@ class VerifiedLog:
             # A rekey changes the key of every entry before it: walk it all again.
             self._head = None
             return self._catch_up(session)
-        rekeys = _rekeys(session, self._vault_id, self._root_public)
+        # After a remembered prefix with no rekey among the new rows, every new row
+        # comes after every rekey, so signs with the current key: no history to read.
+        rekeys = (
+            audit.rekey_history(session, self._vault_id, self._root_public) if head is None else []
+        )
         for row in rows:
             if chain.step(row) and _owner_fact(row):
                 key = audit.key_before_rekey(rekeys, row.seq, ROOT_SIGNER, self._root_public)

@@ -273,32 +273,24 @@ def _signed_with(vault_id: bytes, rec: AuditRecord, key: bytes | None) -> bool:
     return True
 
 
-def signed_by_actor(
-    vault_id: bytes,
+def signing_key(
     rec: AuditRecord | AuditRow,
     signers: Mapping[str, tuple[str, bytes]],
     rekeys: Sequence[Rekey] = (),
-) -> bool:
-    """True when ``rec``'s hash matches its columns, its signature verifies with the key
-    of the signer it names and its actor is that signer (rules 3 to 5 of the chain, for
-    one entry read on its own, such as ``check``'s last read of a credential).
+) -> bytes | None:
+    """The key ``rec``'s signature must verify with, or None when it cannot count: no
+    signature, a signer not in ``signers``, or an actor that is not that signer's
+    (rules 4 and 5 of the chain, for one entry read on its own, such as ``check``'s
+    last read of a credential).
 
     ``signers`` maps a signer (``root`` or a client id) to (actor, verified Ed25519 public
     key); ``rekeys`` (:func:`rekey_history`, for an entry of the vault's own chain)
-    give the key an entry older than a rekey was signed with. Never raises: an entry
-    with a column of another type is not signed.
+    give the key an entry older than a rekey was signed with.
     """
     known = signers.get(rec.signer or "")
     if known is None or rec.signature is None or known[0] != rec.actor:
-        return False
-    key = key_before_rekey(list(rekeys), rec.seq, rec.signer or "", known[1]) or known[1]
-    try:
-        if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
-            return False
-        crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
-    except (IntegrityError, TypeError, ValueError):
-        return False
-    return True
+        return None
+    return key_before_rekey(rekeys, rec.seq, rec.signer or "", known[1]) or known[1]
 
 
 def _not_utf8(rec: AuditRecord) -> str | None:
@@ -363,7 +355,9 @@ def rekey_history(session: Session, vault_id: bytes, root_public: bytes) -> list
     return out[::-1]
 
 
-def key_before_rekey(rekeys: list[Rekey], seq: int, signer: str, key: bytes | None) -> bytes | None:
+def key_before_rekey(
+    rekeys: Sequence[Rekey], seq: int, signer: str, key: bytes | None
+) -> bytes | None:
     """The key ``signer`` signed entry ``seq`` with: the one named by the first rekey
     after the entry that replaced it, else ``key`` (its current one)."""
     for rekey_seq, replaced in rekeys:
@@ -475,9 +469,9 @@ __all__ = [
     "read_witness",
     "record_failure",
     "rekey_history",
-    "signed_by_actor",
     "signed_by_any",
     "signed_entry",
+    "signing_key",
     "verify_chain",
     "witness_path",
     "write_witness",

@@ -441,8 +441,7 @@ def _collect(
                 grants[credential_id] += 1
         signers = _read_signers(session, inventory)
         verified = VerifiedReads.load(inventory.vault_id)
-        with tolerant_text(session):
-            rekeys = audit.rekey_history(session, inventory.vault_id, inventory.verify_public)
+        rekeys = audit.rekey_history(session, inventory.vault_id, inventory.verify_public)
         plausible = _plausible_read(session, to_epoch(now))
         last_reads = _last_verified_reads(session, signers, verified, plausible, rekeys)
         # A shared vault's bots record their reads in its audit file(s), checked the

@@ -41,8 +41,8 @@ def cache_path(vault_id: bytes) -> Path:
 class VerifiedReads:
     """The read entries of one vault verified so far, and those confirmed in this run.
 
-    Obtain one with :meth:`load`; :meth:`signed` replaces
-    :func:`vault.audit.signed_by_actor` for read entries; :meth:`save` keeps the
+    Obtain one with :meth:`load`; :meth:`signed` checks a read entry with the key
+    :func:`vault.audit.signing_key` names, once ever; :meth:`save` keeps the
     entries confirmed in this run (the newest read of each credential), so the file
     does not grow with the log.
     """
@@ -73,15 +73,12 @@ class VerifiedReads:
         rekeys: Sequence[audit.Rekey] = (),
     ) -> bool:
         """True when ``entry``'s hash matches its columns and its signature verifies
-        with the key of the signer it names, whose actor it is (as
-        :func:`vault.audit.signed_by_actor`, ``rekeys`` included); the signature is
+        with the key of the signer it names, whose actor it is
+        (:func:`vault.audit.signing_key`, ``rekeys`` included); the signature is
         checked only for an entry not verified before. Never raises."""
-        known = signers.get(entry.signer or "")
-        if known is None or entry.signature is None or known[0] != entry.actor:
+        key = audit.signing_key(entry, signers, rekeys)
+        if key is None or entry.signature is None:
             return False
-        actor = known[0]
-        key = audit.key_before_rekey(list(rekeys), entry.seq, entry.signer or "", known[1])
-        key = key or known[1]
         try:
             if not crypto.constant_time_equal(entry_hash(self._vault_id, entry), entry.entry_hash):
                 return False
@@ -90,7 +87,7 @@ class VerifiedReads:
                 self._vault_id,
                 entry.seq,
                 entry.entry_hash,
-                actor,
+                entry.actor,
                 entry.signer,
                 key,
             )
