@@ -21,11 +21,12 @@ import vault.audit_entry
 import vault.client
 import vault.rotation
 from tests.conftest import PASSPHRASE, TEST_KDF
-from vault import checks, crypto, exchanges, rotation
+from vault import audit, checks, crypto, exchanges, rotation
 from vault.admin import AdminVault
 from vault.checks import Finding, Report, check
 from vault.inventory import Inventory
 from vault.model import CredentialInfo
+from vault.token import parse_token
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -496,18 +497,9 @@ def test_unread_when_granted(av: AdminVault, clock: Clock, vault_location: str) 
     assert timeline(av, "k", "unread", [30, 34, 35]) == [None, None, "warn"]
 
 
-def test_read_entry_with_a_bogus_signature_does_not_count(
-    av: AdminVault, clock: Clock, vault_location: str
-) -> None:
-    """Someone with write access to the database makes a dead key look in use: a
-    'read ok' entry in the bot's name, its signature non-NULL but by another key."""
-    from vault import audit
-    from vault.token import parse_token
-
-    add(av, "k")
-    _, token = av.add_client("bot")
-    av.grant("bot", ["k"])
-    clock.now = at(5)
+def forge_read(av: AdminVault, token: str) -> None:
+    """Append a 'read ok' of credential k in bot's name, as someone with write access
+    to the database could: signed, but by another key than bot's."""
     with av.store.write() as session:
         audit.append(
             session,
@@ -518,6 +510,18 @@ def test_read_entry_with_a_bogus_signature_does_not_count(
             version=1,
             signer=(parse_token(token).client_id, crypto.RootIdentity.generate().sign),
         )
+
+
+def test_read_entry_with_a_bogus_signature_does_not_count(
+    av: AdminVault, clock: Clock, vault_location: str
+) -> None:
+    """Someone with write access to the database makes a dead key look in use: a
+    'read ok' entry in the bot's name, its signature non-NULL but by another key."""
+    add(av, "k")
+    _, token = av.add_client("bot")
+    av.grant("bot", ["k"])
+    clock.now = at(5)
+    forge_read(av, token)
     assert severity(av, "k", "unread", at(30)) == "warn"
     clock.now = at(6)
     vault.load("k", where=vault_location, token=token)  # a real read still counts
@@ -528,25 +532,13 @@ def test_a_bogus_newer_read_falls_back_to_the_verified_one(
     av: AdminVault, clock: Clock, vault_location: str
 ) -> None:
     """The forged entry is the newest read: the real one before it still counts."""
-    from vault import audit
-    from vault.token import parse_token
-
     add(av, "k")
     _, token = av.add_client("bot")
     av.grant("bot", ["k"])
     clock.now = at(5)
     vault.load("k", where=vault_location, token=token)
     clock.now = at(20)
-    with av.store.write() as session:
-        audit.append(
-            session,
-            av.vault_id,
-            actor="client:bot",
-            action="read",
-            credential="k",
-            version=1,
-            signer=(parse_token(token).client_id, crypto.RootIdentity.generate().sign),
-        )
+    forge_read(av, token)
     assert timeline(av, "k", "unread", [34, 35]) == [None, "warn"]
     assert "not read for 30 days" in find(check(av, at(35)), "k", "unread").message  # type: ignore[union-attr]
 
@@ -904,22 +896,10 @@ def test_a_read_verified_once_is_not_verified_again(
 def test_a_forged_read_does_not_count_with_a_cache_from_before(
     av: AdminVault, was_read: str, clock: Clock, state_home: Path
 ) -> None:
-    from vault import audit
-    from vault.token import parse_token
-
     check(av, at(6))
     assert list(state_home.glob("verified-reads-*"))
     clock.now = at(20)
-    with av.store.write() as session:
-        audit.append(
-            session,
-            av.vault_id,
-            actor="client:bot",
-            action="read",
-            credential="k",
-            version=1,
-            signer=(parse_token(was_read).client_id, crypto.RootIdentity.generate().sign),
-        )
+    forge_read(av, was_read)
     assert severity(av, "k", "unread", at(35)) == "warn"
 
 

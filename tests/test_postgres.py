@@ -338,15 +338,7 @@ def test_migration_to_the_audit_head_from_a_schema_2_fleet(
     the owner's unlock installs the head row and functions and moves the reader's
     grant to them; bots refuse the vault until then."""
     stocked.close()
-    for statement in (
-        "DROP TRIGGER exvault_audit_chain ON audit_log",
-        "DROP FUNCTION exvault_audit_chain(), exvault_lock_writes(), exvault_audit_append("
-        "integer, bigint, text, text, integer, text, text, integer, text, text, bytea, text, "
-        "bytea, bytea)",
-        "DROP TABLE exvault_audit_head",
-        "UPDATE exvault_schema SET schema_version = 3",
-    ):
-        db_exec(vault_location, statement)
+    _back_to_schema_3(vault_location)
     role = "old_" + vault_location.rsplit("_", 1)[1]
     old_grants = [
         'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"',
