@@ -548,19 +548,22 @@ def _plausible_read(session: Session, now: int) -> Callable[[AuditRow], bool]:
     unverified, like everything ``check`` reads: whoever can edit them can edit any
     metadata ``check`` sees.)
     """
-    grantees = {
-        name: frozenset(split_list(ids))
-        for name, ids in driver_rows(
-            session, select(CredentialRecord.name, CredentialRecord.grantees)
-        )
-        if isinstance(name, str) and isinstance(ids, str)
-    }
+    grantees: dict[str, frozenset[str]] | None = None  # read at the first client read
 
     def plausible(entry: AuditRow) -> bool:
+        nonlocal grantees
         if not isinstance(entry.at, int) or entry.at > now + CLOCK_SKEW:
             return False
         if entry.signer == audit.ROOT_SIGNER:
             return True
+        if grantees is None:
+            grantees = {
+                name: frozenset(split_list(ids))
+                for name, ids in driver_rows(
+                    session, select(CredentialRecord.name, CredentialRecord.grantees)
+                )
+                if isinstance(name, str) and isinstance(ids, str)
+            }
         return entry.signer in grantees.get(entry.credential or "", frozenset())
 
     return plausible
