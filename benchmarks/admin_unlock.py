@@ -1,6 +1,6 @@
 """Figure 3: admin unlock, and what one passphrase guess costs an attacker.
 
-The default Argon2id setting is whatever ``vault.crypto.calibrate_kdf()`` picks on
+The default Argon2id setting is whatever ``vault.format.crypto.calibrate_kdf()`` picks on
 this machine (run in a child process). Each measurement runs in a new child process
 so that ``resource.getrusage`` reports the peak RSS of that derivation alone:
 ``derive_passphrase_kek`` with those parameters, and a whole ``AdminVault.unlock``
@@ -45,7 +45,7 @@ PASSPHRASE = "admin unlock benchmark passphrase"
 _CALIBRATE = textwrap.dedent(
     """
     import json, time
-    from vault import crypto
+    from vault.format import crypto
     start = time.perf_counter()
     p = crypto.calibrate_kdf()
     print(json.dumps([p.time_cost, p.memory_kib, p.parallelism, time.perf_counter() - start]))
@@ -55,7 +55,7 @@ _CALIBRATE = textwrap.dedent(
 _DERIVE = textwrap.dedent(
     """
     import json, os, resource, sys, time
-    from vault import crypto
+    from vault.format import crypto
     params = crypto.KdfParams(*map(int, sys.argv[1:4]))
     salt = os.urandom(16)
     start = time.perf_counter()
@@ -69,7 +69,7 @@ _DERIVE = textwrap.dedent(
 _UNLOCK = textwrap.dedent(
     """
     import json, resource, sys, time
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
     start = time.perf_counter()
     AdminVault.unlock(sys.argv[1], sys.argv[2]).close()
     seconds = time.perf_counter() - start
@@ -81,8 +81,8 @@ _UNLOCK = textwrap.dedent(
 _CREATE = textwrap.dedent(
     """
     import sys
-    from vault.admin import AdminVault
-    from vault.crypto import KdfParams
+    from vault.owner.admin import AdminVault
+    from vault.format.crypto import KdfParams
     params = KdfParams(*map(int, sys.argv[3:6]))
     AdminVault.create(sys.argv[1], sys.argv[2], kdf=params)[0].close()
     """
@@ -95,7 +95,7 @@ def _json(cfg: Config, code: str, *args: str) -> object:
 
 
 def run(cfg: Config) -> Results:
-    from vault import crypto
+    from vault.format import crypto
 
     res = Results()
     repeats = cfg.repeats(default=5, quick=1)

@@ -30,7 +30,7 @@ def run(cfg: Config) -> Results:
             met=verdict(seconds <= target),
         )
     )
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     if hasattr(AdminVault, "batch"):
         seconds = _insert(cfg, n, batch=True)
@@ -48,9 +48,9 @@ def run(cfg: Config) -> Results:
 def _insert(cfg: Config, n: int, *, batch: bool) -> float:
     from contextlib import nullcontext
 
-    from vault.admin import AdminVault
-    from vault.crypto import KdfParams
-    from vault.model import utc_now
+    from vault.format.crypto import KdfParams
+    from vault.format.model import utc_now
+    from vault.owner.admin import AdminVault
 
     path = cfg.workdir / f"bulk-{'batch' if batch else 'plain'}.db"
     for old in cfg.workdir.glob(path.name + "*"):

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=100_000, help="credentials (100,000)")
     parser.add_argument("--cache", type=Path, default=None, help="where built vaults are kept")
     args = parser.parse_args(argv)
-    from vault.admin import AdminVault
-    from vault.client import ClientVault
+    from vault.owner.admin import AdminVault
+    from vault.runtime.client import ClientVault
 
     with tempfile.TemporaryDirectory(prefix="exvault-rekey-bench-") as work:
         cfg = Config(

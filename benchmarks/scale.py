@@ -125,8 +125,8 @@ def run(cfg: Config) -> Results:
 
 
 def _admin_add(path: object, n: int, sample: int) -> float:
-    from vault.admin import AdminVault
-    from vault.model import utc_now
+    from vault.format.model import utc_now
+    from vault.owner.admin import AdminVault
 
     today = utc_now().date()
     with AdminVault.unlock(path, PASSPHRASE) as admin:  # type: ignore[arg-type]

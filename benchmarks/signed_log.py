@@ -8,14 +8,14 @@ Two measurements, run on their own (they are not among the figures of
 
 ``owner``: before the owner wraps a data key for a grantee (``edit`` of a granted
 credential, ``grant``), the signed log must back the grant
-(:class:`vault.access_history.VerifiedLog`). A vault is made with the test KDF, one
+(:class:`vault.db.access_history.VerifiedLog`). A vault is made with the test KDF, one
 granted credential and 1,000 others, and its audit log padded to each size with
 signed client reads; then ``edit`` and ``grant`` are timed on a fresh handle
 (one-shot: the whole log is walked), again on the same handle (repeated), and
-``--batch`` grants in one :meth:`~vault.admin.AdminVault.batch`.
+``--batch`` grants in one :meth:`~vault.owner.admin.AdminVault.batch`.
 
 ``check``: ``exvault check`` verifies the signature of each credential's newest read
-(:mod:`vault.verified_reads`). The vault of :mod:`benchmarks.vaults` gets one signed
+(:mod:`vault.ops.verified_reads`). The vault of :mod:`benchmarks.vaults` gets one signed
 read per credential, then ``check`` runs twice, in this process, against a fresh state
 directory (first run: nothing remembered; second run: every read remembered).
 
@@ -37,12 +37,13 @@ from typing import cast
 
 from sqlalchemy import Table
 
-from vault import audit, checks
-from vault.admin import AdminVault
-from vault.audit_entry import client_actor, new_entry
-from vault.crypto import KdfParams
-from vault.store import AuditRecord
-from vault.token import parse_token
+from vault.db import audit
+from vault.db.store import AuditRecord
+from vault.format.audit_entry import client_actor, new_entry
+from vault.format.crypto import KdfParams
+from vault.ops import checks
+from vault.owner.admin import AdminVault
+from vault.runtime.token import parse_token
 
 PASSPHRASE = "correct horse battery staple (benchmark vault)"
 TEST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)

@@ -3,11 +3,12 @@
 A vault of N credentials (one version each, one client grant each) is built with the
 cheap test KDF. ``admin.add`` one by one costs one write transaction, fsync and
 read-back per credential (figure 5 measures it), so the builder writes through the
-library's own pieces instead: :func:`vault.keyslots.open_with_passphrase` unlocks
-the root identity, :func:`vault.records.seal_version`, :func:`~vault.records.wrap_dek`,
-:func:`~vault.records.sign_head` and :func:`~vault.records.sign_grant` make the same
-signed rows ``admin.add`` and ``admin.grant`` make, :func:`vault.audit.entry_hash`
-chains the same audit entries, and :meth:`vault.store.Store.write` commits each chunk
+library's own pieces instead: :func:`vault.db.keyslots.open_with_passphrase` unlocks
+the root identity, :func:`vault.format.records.seal_version`,
+:func:`~vault.format.records.wrap_dek`,
+:func:`~vault.format.records.sign_head` and :func:`~vault.format.records.sign_grant` make the same
+signed rows ``admin.add`` and ``admin.grant`` make, :func:`vault.db.audit.entry_hash`
+chains the same audit entries, and :meth:`vault.db.store.Store.write` commits each chunk
 of 2,000 credentials in one transaction. The result is then checked with the public
 API (admin ``get``, client ``get``, the audit chain) before it is cached.
 
@@ -122,7 +123,7 @@ def get_vault(cfg: Config, n: int, clients: int = 1) -> BenchVault:
 
 
 def _format_version() -> int:
-    from vault.crypto import FORMAT_VERSION
+    from vault.format.crypto import FORMAT_VERSION
 
     return FORMAT_VERSION
 
@@ -141,7 +142,7 @@ def _build_into_cache(cfg: Config, n: int, clients: int, cached: Path, meta_path
 
 def _upgrade(path: Path) -> None:
     """The owner's unlock applies pending schema migrations (test KDF: cheap)."""
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     with AdminVault.unlock(path, PASSPHRASE) as admin:
         admin.store.checkpoint()
@@ -149,8 +150,8 @@ def _upgrade(path: Path) -> None:
 
 def _validate(bench: BenchVault) -> None:
     """Owner and client reads of the last credential verify and decrypt."""
-    from vault.admin import AdminVault
-    from vault.client import ClientVault
+    from vault.owner.admin import AdminVault
+    from vault.runtime.client import ClientVault
 
     last = bench.n - 1
     with AdminVault.unlock(bench.path, PASSPHRASE) as admin:
@@ -163,20 +164,21 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
     """Build the vault at ``path``; returns the client tokens and the build time."""
     from sqlalchemy import select
 
-    from vault import keyslots, records
-    from vault.admin import AdminVault, clean_payload
-    from vault.client import ClientVault
-    from vault.crypto import KdfParams
-    from vault.exchanges import get_profile
-    from vault.inventory import Inventory, open_store
-    from vault.model import CredentialMetadata, to_epoch, utc_now
-    from vault.network import parse_ip_whitelist
-    from vault.store import (
+    from vault.db import keyslots
+    from vault.db.inventory import Inventory, open_store
+    from vault.db.store import (
         ClientRecord,
         CredentialRecord,
         GrantRecord,
         KeyslotRecord,
     )
+    from vault.exchanges import get_profile
+    from vault.format import records
+    from vault.format.crypto import KdfParams
+    from vault.format.model import CredentialMetadata, to_epoch, utc_now
+    from vault.network import parse_ip_whitelist
+    from vault.owner.admin import AdminVault, clean_payload
+    from vault.runtime.client import ClientVault
 
     started = time.perf_counter()
     admin, _recovery = AdminVault.create(
@@ -283,7 +285,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
 
 
 class _AuditChain:
-    """Audit entries as :func:`vault.audit.append` writes them, chained in memory so a
+    """Audit entries as :func:`vault.db.audit.append` writes them, chained in memory so a
     chunk needs no query per entry (the write transaction holds the lock)."""
 
     def __init__(
@@ -291,8 +293,8 @@ class _AuditChain:
     ) -> None:
         from sqlalchemy import select
 
-        from vault import audit
-        from vault.store import AuditRecord
+        from vault.db import audit
+        from vault.db.store import AuditRecord
 
         last = session.execute(  # type: ignore[attr-defined]
             select(AuditRecord.seq, AuditRecord.entry_hash)
@@ -309,8 +311,8 @@ class _AuditChain:
         )
 
     def entry(self, action: str, credential: str, version: int | None, detail: str) -> object:
-        from vault import audit
-        from vault.store import AuditRecord
+        from vault.db import audit
+        from vault.db.store import AuditRecord
 
         self.seq += 1
         rec = AuditRecord(

@@ -51,7 +51,7 @@ def run(cfg: Config) -> Results:
     sample = [credential_name(i) for i in range(0, n, max(1, n // 100))]
 
     bench = get_vault(cfg, n, clients=1)
-    from vault.client import ClientVault
+    from vault.runtime.client import ClientVault
 
     handle = ClientVault.open(bench.path, token=bench.tokens[0])
     try:
@@ -127,7 +127,7 @@ def _kp_version() -> str:
 
 def _count_decryptions(handle: object, names: list[str]) -> int:
     """How many AES-GCM decryptions ``len(names)`` warm gets perform."""
-    from vault import crypto
+    from vault.format import crypto
 
     real = crypto.unseal
     count = 0
@@ -149,7 +149,7 @@ def _count_decryptions(handle: object, names: list[str]) -> int:
 _EDIT = textwrap.dedent(
     """
     import sys
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
     path, passphrase, name = sys.argv[1:4]
     new = {"api_key": "rotated" + "0" * 40, "secret": "rotated" + "1" * 40}
     with AdminVault.unlock(path, passphrase) as admin:

@@ -57,9 +57,9 @@ def client_add(
     Give the token to the bot through a 0600 file (EXVAULT_TOKEN_FILE) or systemd's
     LoadCredential=; the vault keeps only the client's public key.
     """
-    from vault.access import DEFAULT_SCOPE
     from vault.durations import parse_expiry
-    from vault.model import utc_now, validate_name
+    from vault.format.access import DEFAULT_SCOPE
+    from vault.format.model import utc_now, validate_name
 
     validate_name(name, "client")
     expires_at = parse_expiry(expires, utc_now()) if expires else None
@@ -86,7 +86,7 @@ def client_add(
 @json_option
 def client_list(vault_location: str | None, as_json: bool) -> None:
     """List clients: status, expiry, maximum scope and grants (no token)."""
-    from vault.model import utc_now
+    from vault.format.model import utc_now
 
     now = utc_now()
     with open_inventory(vault_location) as inv:

@@ -25,7 +25,7 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
         return
     from vault.durations import parse_date, parse_duration
     from vault.errors import InvalidInput
-    from vault.model import utc_now
+    from vault.format.model import utc_now
 
     start = None
     if since:

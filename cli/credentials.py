@@ -22,8 +22,8 @@ from .options import (
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from vault.inventory import ListedCredential
-    from vault.model import CredentialInfo
+    from vault.db.inventory import ListedCredential
+    from vault.format.model import CredentialInfo
 
 
 def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
@@ -40,7 +40,7 @@ def _read_payload(
     """Secret fields from JSON (file or stdin) or hidden prompts; never from argv."""
     from vault import exchanges
     from vault.errors import decode_utf8
-    from vault.model import parse_payload_json
+    from vault.format.model import parse_payload_json
 
     if from_json is not None:
         return parse_payload_json(decode_utf8(from_json.read(), "the JSON"))
@@ -52,7 +52,7 @@ def _read_payload(
 
 
 def _info_dict(info: CredentialInfo | ListedCredential, today: date) -> dict[str, Any]:
-    from vault.inventory import ListedCredential
+    from vault.db.inventory import ListedCredential
 
     i = info if isinstance(info, ListedCredential) else ListedCredential.of(info)
     return {
@@ -84,7 +84,7 @@ def _listing_json(items: Iterable[ListedCredential], today: date) -> str:
     import json
     from json.encoder import encode_basestring_ascii
 
-    from vault.inventory import ParsedOnce
+    from vault.db.inventory import ParsedOnce
 
     def j(value: object) -> str:
         return json.dumps(value, default=output.json_default)
@@ -118,7 +118,7 @@ def _listing_json(items: Iterable[ListedCredential], today: date) -> str:
 
 
 def _today() -> date:
-    from vault.model import utc_now
+    from vault.format.model import utc_now
 
     return utc_now().date()
 
@@ -176,7 +176,7 @@ def add(
     """
     from vault import exchanges
     from vault.errors import AlreadyExists
-    from vault.model import validate_name
+    from vault.format.model import validate_name
 
     validate_name(name)
     exchanges.get_profile(exchange)  # an unknown exchange is reported before any prompt
@@ -204,7 +204,7 @@ def add(
 @json_option
 def list_(vault_location: str | None, as_json: bool) -> None:
     """List credentials: name, exchange, permissions, IPs, age, version (no secret)."""
-    from vault.inventory import collector_paused
+    from vault.db.inventory import collector_paused
 
     today = _today()
     with open_inventory(vault_location) as inv, collector_paused():
@@ -340,7 +340,7 @@ def edit(
     as_json: bool,
 ) -> None:
     """Change a credential's metadata or secrets; writes a new version."""
-    from vault.admin import UNCHANGED
+    from vault.owner.admin import UNCHANGED
 
     if ips and clear_ips:
         raise click.UsageError("--ip and --clear-ips exclude each other")

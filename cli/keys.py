@@ -41,11 +41,11 @@ def init(
     Asks for the passphrase twice (or reads two lines from stdin when it is not a
     terminal). Argon2id is calibrated to UNLOCK_TIME with at least 256 MiB of memory.
     """
-    from vault.admin import AdminVault
-    from vault.crypto import KdfParams
+    from vault.db.location import resolve
+    from vault.db.store import describe_location, sqlite_path
     from vault.errors import AlreadyExists, printable
-    from vault.location import resolve
-    from vault.store import describe_location, sqlite_path
+    from vault.format.crypto import KdfParams
+    from vault.owner.admin import AdminVault
 
     url = resolve(vault_location)
     path = sqlite_path(url)
@@ -227,9 +227,9 @@ def recover(
     passphrase on the next two lines. Argon2id is calibrated anew for the new slot
     (the old slot's stored parameters are not trusted) and the parameters printed.
     """
-    from vault.admin import AdminVault
-    from vault.crypto import KdfParams
-    from vault.secretfile import read_secret_file
+    from vault.format.crypto import KdfParams
+    from vault.owner.admin import AdminVault
+    from vault.runtime.secretfile import read_secret_file
 
     open_inventory(vault_location).close()
     if recovery_key_file:

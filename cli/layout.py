@@ -36,8 +36,8 @@ def share(
     is audited).
     """
     from vault.errors import InvalidInput
-    from vault.layout import share as run_share
-    from vault.layout import unshare
+    from vault.owner.layout import share as run_share
+    from vault.owner.layout import unshare
 
     if off == (group is not None):
         raise InvalidInput("give either --group GROUP or --off")

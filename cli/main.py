@@ -57,7 +57,7 @@ class VaultCommandError(click.ClickException):
 
 def _harden_process() -> None:
     """Owner-only files, and no core dump that could carry a decrypted secret."""
-    from vault.hardening import disable_core_dumps
+    from vault.runtime.hardening import disable_core_dumps
 
     os.umask(0o077)
     disable_core_dumps()

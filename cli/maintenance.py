@@ -24,7 +24,7 @@ from .options import (
 def verify(vault_location: str | None, passphrase_file: str | None, as_json: bool) -> None:
     """Authenticate everything: every ciphertext, wrap, signature, the audit chain, the
     database itself and its schema. Reports each problem by credential; exits 3 if any."""
-    from vault.verification import verify as run_verify
+    from vault.ops.verification import verify as run_verify
 
     with open_admin(vault_location, passphrase_file) as admin:
         report = run_verify(admin)
@@ -73,8 +73,8 @@ def doctor(vault_location: str | None, as_json: bool) -> None:
 
     Exits 0 when all is well, 1 with warnings, 2 with failures.
     """
-    from vault.doctor import diagnose
-    from vault.model import utc_now
+    from vault.format.model import utc_now
+    from vault.ops.doctor import diagnose
 
     with open_inventory(vault_location) as inv:
         results = diagnose(inv, utc_now())
@@ -97,7 +97,7 @@ def backup(destination: Path, vault_location: str | None) -> None:
     The copy stays encrypted and opens with the passphrase of the moment it was taken.
     Writers may keep working during it.
     """
-    from vault.backup import backup as run_backup
+    from vault.ops.backup import backup as run_backup
 
     with open_inventory(vault_location) as inv:
         run_backup(inv.store, destination)
@@ -126,8 +126,8 @@ def restore(
     fingerprints and needs a second yes, or --yes; without a terminal it is refused.
     The backup is only read: it is copied beside the vault, and the copy is checked.
     """
-    from vault.backup import copy_backup, discard, remove_copy, replace_with, verify_backup
     from vault.errors import IntegrityError, InvalidInput
+    from vault.ops.backup import copy_backup, discard, remove_copy, replace_with, verify_backup
 
     with open_inventory(vault_location) as current:
         copy = copy_backup(current.store, backup_file)  # a vault at all, before asking

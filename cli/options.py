@@ -13,8 +13,8 @@ from vault.errors import InvalidInput, check_utf8, quoted
 from . import prompts
 
 if TYPE_CHECKING:
-    from vault.admin import AdminVault
-    from vault.inventory import Inventory
+    from vault.db.inventory import Inventory
+    from vault.owner.admin import AdminVault
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,8 +98,8 @@ def yes_option(f: F) -> F:
 
 def open_admin(vault_location: str | None, passphrase_file: str | None) -> AdminVault:
     """Unlock the vault, asking for the passphrase (after checking the vault exists)."""
-    from vault.admin import AdminVault
-    from vault.inventory import Inventory
+    from vault.db.inventory import Inventory
+    from vault.owner.admin import AdminVault
 
     # Open keyless first: "no vault here" is reported before anyone types a passphrase.
     Inventory.open(vault_location).close()
@@ -108,6 +108,6 @@ def open_admin(vault_location: str | None, passphrase_file: str | None) -> Admin
 
 def open_inventory(vault_location: str | None) -> Inventory:
     """Open the vault without a key (metadata only)."""
-    from vault.inventory import Inventory
+    from vault.db.inventory import Inventory
 
     return Inventory.open(vault_location)

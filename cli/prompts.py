@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from vault.errors import InvalidInput, decode_utf8
-from vault.secretfile import read_secret_file
+from vault.runtime.secretfile import read_secret_file
 
 ENV_PASSPHRASE_FILE = "EXVAULT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 

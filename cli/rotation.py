@@ -24,7 +24,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from vault.checks import Report
+    from vault.ops.checks import Report
 
 ENV_NOTIFY_URL = "EXVAULT_NOTIFY_URL"
 EXIT_CHECK_USAGE = 64  # check keeps 1 and 2 for findings; see cli/main.py
@@ -39,7 +39,7 @@ def _prometheus_label(value: str) -> str:
 
 def render_prometheus(report: Report) -> str:
     """The report in the Prometheus text format (node_exporter textfile collector)."""
-    from vault.checks import RANK, SEVERITIES
+    from vault.ops.checks import RANK, SEVERITIES
 
     lines = [
         "# HELP exvault_credentials Credentials in the vault.",
@@ -117,10 +117,10 @@ def check(
     A failing webhook is reported on stderr and does not change the exit code; a
     notify URL that cannot be sent is refused before the check (exit 7).
     """
-    from vault.checks import check as run_check
     from vault.errors import VaultError
-    from vault.model import utc_now
-    from vault.notify import check_url, post_json
+    from vault.format.model import utc_now
+    from vault.ops.checks import check as run_check
+    from vault.ops.notify import check_url, post_json
 
     if as_json:
         fmt = "json"
@@ -194,7 +194,7 @@ def rotate_start(
     passphrase_file: str | None,
 ) -> None:
     """Stage a new key for NAME as `pending` (hidden prompts or --from-json)."""
-    from vault import rotation
+    from vault.owner import rotation
 
     with open_inventory(vault_location) as inv:
         exchange = inv.describe(name).metadata.exchange
@@ -223,7 +223,7 @@ def rotate_verify(
     name: str, vault_location: str | None, passphrase_file: str | None, as_json: bool
 ) -> None:
     """Check the pending key of NAME; exits 1 when a check fails."""
-    from vault import rotation
+    from vault.owner import rotation
 
     with open_admin(vault_location, passphrase_file) as admin:
         checks = rotation.verify(admin, name)
@@ -251,8 +251,8 @@ def rotate_promote(
     name: str, grace: str | None, vault_location: str | None, passphrase_file: str | None
 ) -> None:
     """Make the pending key current; the old one stays readable as `previous` for a while."""
-    from vault import rotation
     from vault.durations import parse_duration
+    from vault.owner import rotation
 
     period = parse_duration(grace) if grace else None
     with open_admin(vault_location, passphrase_file) as admin:
@@ -265,7 +265,7 @@ def rotate_promote(
 @passphrase_file_option
 def rotate_finish(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
     """Drop the previous key of NAME (then delete it at the exchange)."""
-    from vault import rotation
+    from vault.owner import rotation
 
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.finish(admin, name))
@@ -277,7 +277,7 @@ def rotate_finish(name: str, vault_location: str | None, passphrase_file: str | 
 @passphrase_file_option
 def rotate_abort(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
     """Drop the pending key of NAME."""
-    from vault import rotation
+    from vault.owner import rotation
 
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.abort(admin, name))
@@ -414,7 +414,7 @@ def policy_clear_risk(
 @json_option
 def policy_show(name: str, vault_location: str | None, as_json: bool) -> None:
     """Show the rotation policy of NAME (no passphrase needed)."""
-    from vault.policy import Policy
+    from vault.format.policy import Policy
 
     with open_inventory(vault_location) as inv:
         _show_policy(Policy.from_json(dict(inv.describe(name).policy)), as_json)
@@ -458,8 +458,8 @@ def schedule(
     exactly when a finding reaches --fail-on. Put a webhook URL in EXVAULT_NOTIFY_URL
     rather than on the command line if it carries a secret.
     """
-    from vault.location import resolve
-    from vault.store import describe_location
+    from vault.db.location import resolve
+    from vault.db.store import describe_location
 
     if bool(cron_spec) == systemd:
         raise click.UsageError("give exactly one of --cron SPEC or --systemd")

@@ -59,10 +59,10 @@ def run(
 
     Example: exvault run --cred binance-main --preset freqtrade -- freqtrade trade
     """
-    from vault import run as running
-    from vault.client import ClientVault
     from vault.errors import InvalidToken
-    from vault.token import find_token
+    from vault.runtime import run as running
+    from vault.runtime.client import ClientVault
+    from vault.runtime.token import find_token
 
     if preset is None and not mappings:
         raise click.UsageError("say which variables to set: --preset NAME or --env NAME=field")

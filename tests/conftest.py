@@ -18,8 +18,8 @@ from typing import TypeVar
 import pytest
 from click.testing import CliRunner, Result
 
-from vault.admin import AdminVault
-from vault.crypto import KdfParams
+from vault.format.crypto import KdfParams
+from vault.owner.admin import AdminVault
 
 T = TypeVar("T")
 
@@ -163,7 +163,7 @@ def db_exec(location: str | Path, statement: str, **params: object) -> list[tupl
     """
     from sqlalchemy import create_engine, text
 
-    from vault.location import resolve
+    from vault.db.location import resolve
 
     engine = create_engine(resolve(str(location)))
     try:
@@ -181,7 +181,7 @@ def copy_rows(
     to put back later (:func:`put_rows`)."""
     from sqlalchemy import create_engine, text
 
-    from vault.location import resolve
+    from vault.db.location import resolve
 
     engine = create_engine(resolve(str(location)))
     try:
@@ -199,7 +199,7 @@ def put_rows(
     :func:`copy_rows`) in one transaction: old rows put back."""
     from sqlalchemy import create_engine, text
 
-    from vault.location import resolve
+    from vault.db.location import resolve
 
     engine = create_engine(resolve(str(location)))
     try:
@@ -218,7 +218,7 @@ def restore_rows(location: str | Path, table: str, rows: list[dict[str, object]]
     every value they had: an UPDATE, so that no foreign key cascades (PostgreSQL)."""
     from sqlalchemy import create_engine, text
 
-    from vault.location import resolve
+    from vault.db.location import resolve
 
     engine = create_engine(resolve(str(location)))
     try:
@@ -265,8 +265,8 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
     """
     from datetime import date
 
-    from vault import crypto, records
-    from vault.model import CredentialMetadata
+    from vault.format import crypto, records
+    from vault.format.model import CredentialMetadata
 
     ((vault_id,),) = sql(location, "SELECT vault_id FROM vault_header")
     ((cid, issued, created_at),) = sql(

@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 
 import vault
 from tests.conftest import PASSPHRASE, db_exec
-from vault import access_history, rotation
-from vault.access_history import AccessFacts, FactsFold, SignedEntry, access_facts
-from vault.admin import AdminVault
-from vault.audit_entry import ROOT_SIGNER
+from vault.db import access_history
+from vault.db.access_history import AccessFacts, FactsFold, SignedEntry, access_facts
+from vault.db.rows import HeadRow
 from vault.errors import IntegrityError, NotFound
-from vault.rows import HeadRow
-from vault.verification import verify
+from vault.format.audit_entry import ROOT_SIGNER
+from vault.ops.verification import verify
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
 
 BACKENDS = ("sqlite", "postgresql")
 

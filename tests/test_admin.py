@@ -16,9 +16,7 @@ from tests.conftest import (
     TEST_KDF,
     db_exec,
 )
-from vault import crypto
-from vault.admin import AdminVault
-from vault.crypto import KdfParams
+from vault.db.inventory import Inventory
 from vault.errors import (
     AccessDenied,
     AlreadyExists,
@@ -28,8 +26,10 @@ from vault.errors import (
     UnsupportedFormat,
     VaultUnavailable,
 )
-from vault.inventory import Inventory
-from vault.verification import verify
+from vault.format import crypto
+from vault.format.crypto import KdfParams
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -89,7 +89,7 @@ def test_wrong_passphrase(stocked: AdminVault, vault_location: str) -> None:
 def test_wrong_passphrase_costs_the_same_kdf_work(
     stocked: AdminVault, vault_location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import argon2.low_level  # vault.crypto imports it when a KDF runs
+    import argon2.low_level  # vault.format.crypto imports it when a KDF runs
 
     calls: list[tuple[int, int, int]] = []
     real = argon2.low_level.hash_secret_raw
@@ -398,7 +398,7 @@ def test_unknown_stage(stocked: AdminVault) -> None:
 
 @given(st.text(max_size=80))
 def test_name_validation_never_crashes(name: str) -> None:
-    from vault.model import NAME_PATTERN, validate_name
+    from vault.format.model import NAME_PATTERN, validate_name
 
     if NAME_PATTERN.fullmatch(name):
         assert validate_name(name) == name
@@ -563,7 +563,7 @@ def test_a_failure_caught_inside_a_batch_leaves_nothing(admin: AdminVault) -> No
 def test_batch_queue_is_inserted_in_parts(
     admin: AdminVault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vault import admin as admin_module
+    from vault.owner import admin as admin_module
 
     monkeypatch.setattr(admin_module, "BATCH_QUEUE_ROWS", 7)  # an add queues 5 rows
     with pytest.raises(RuntimeError), admin.batch():
@@ -581,8 +581,8 @@ def test_batch_queue_is_inserted_in_parts(
 
 
 def test_batch_grants_and_rotations(admin: AdminVault, vault_location: str) -> None:
-    from vault import rotation
-    from vault.client import ClientVault
+    from vault.owner import rotation
+    from vault.runtime.client import ClientVault
 
     _client, token = admin.add_client("bot", max_scope="read")
     with admin.batch():
@@ -650,8 +650,8 @@ def test_batch_holds_the_write_lock(admin: AdminVault, vault_location: str) -> N
 
 
 def test_listing_is_what_credentials_says(stocked: AdminVault, vault_location: str) -> None:
-    from vault import rotation
-    from vault.inventory import ListedCredential
+    from vault.db.inventory import ListedCredential
+    from vault.owner import rotation
 
     stocked.edit("binance-main", expires_on=date(2031, 2, 3))
     rotation.start(stocked, "kucoin-sub1", {**_key(9), "passphrase": "Pass-2!"})

@@ -15,11 +15,11 @@ from tests.conftest import (
     PASSPHRASE,
     sql,
 )
-from vault import audit
-from vault.admin import AdminVault
+from vault.db import audit
+from vault.db.inventory import Inventory
+from vault.db.store import AuditRecord
 from vault.errors import AccessDenied, IntegrityError
-from vault.inventory import Inventory
-from vault.store import AuditRecord
+from vault.owner.admin import AdminVault
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -141,7 +141,7 @@ def test_reordered_entries_detected(busy: AdminVault, vault_location: str) -> No
 
 
 def test_forged_signature_detected(busy: AdminVault, vault_location: str) -> None:
-    from vault import crypto
+    from vault.format import crypto
 
     other = crypto.RootIdentity.generate()
     sql(vault_location, "UPDATE audit_log SET signature = ? WHERE seq = 2", other.sign(b"x"))
@@ -194,7 +194,7 @@ def test_entry_signed_by_a_client_in_the_admins_name_detected(
 ) -> None:
     """A client with database write access signs an entry naming the admin."""
     _, token = busy.add_client("writer")
-    from vault.token import parse_token
+    from vault.runtime.token import parse_token
 
     tok = parse_token(token)
     with busy.store.write() as session:
@@ -240,7 +240,7 @@ def test_client_success_after_its_revocation_detected(
     stocked: AdminVault, vault_location: str
 ) -> None:
     """A stolen token keeps signing 'read ok' entries after the owner revoked its client."""
-    from vault.token import parse_token
+    from vault.runtime.token import parse_token
 
     _, token = stocked.add_client("stolen")
     stocked.revoke_client("stolen")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, sql, without_blocking_on
-from vault.admin import AdminVault
-from vault.backup import backup, discard, replace_with, stage_restore
 from vault.errors import AlreadyExists, IntegrityError, InvalidInput, VaultUnavailable
+from vault.ops.backup import backup, discard, replace_with, stage_restore
+from vault.owner.admin import AdminVault
 
 
 def digest(path: Path) -> str:

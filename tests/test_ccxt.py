@@ -27,8 +27,8 @@ from tests.conftest import (
     KUCOIN_PASSPHRASE,
     KUCOIN_SECRET,
 )
-from vault.admin import AdminVault
-from vault.credential import Credential
+from vault.owner.admin import AdminVault
+from vault.runtime.credential import Credential
 from vault.secret import Secret
 
 ccxt = pytest.importorskip("ccxt")

@@ -1,4 +1,4 @@
-"""The rotation checker (vault/checks.py): every finding code, triggered and not, at the
+"""The rotation checker (vault/ops/checks.py): every finding code, triggered and not, at the
 boundary dates, with an injected clock.
 
 ``check(inventory, now)`` takes the clock as an argument. The writes that stamp times
@@ -16,17 +16,21 @@ from pathlib import Path
 import pytest
 
 import vault
-import vault.admin
-import vault.audit_entry
-import vault.client
-import vault.rotation
+import vault.format.audit_entry
+import vault.owner.admin
+import vault.owner.rotation
+import vault.runtime.client
 from tests.conftest import PASSPHRASE, TEST_KDF
-from vault import audit, checks, crypto, exchanges, rotation
-from vault.admin import AdminVault
-from vault.checks import Finding, Report, check
-from vault.inventory import Inventory
-from vault.model import CredentialInfo
-from vault.token import parse_token
+from vault import exchanges
+from vault.db import audit
+from vault.db.inventory import Inventory
+from vault.format import crypto
+from vault.format.model import CredentialInfo
+from vault.ops import checks
+from vault.ops.checks import Finding, Report, check
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
+from vault.runtime.token import parse_token
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -55,7 +59,12 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Every time-stamping module reads this clock (starts at NOW)."""
     c = Clock(NOW)
-    for module in (vault.admin, vault.audit_entry, vault.client, vault.rotation):
+    for module in (
+        vault.owner.admin,
+        vault.format.audit_entry,
+        vault.runtime.client,
+        vault.owner.rotation,
+    ):
         monkeypatch.setattr(module, "utc_now", c)
     return c
 
@@ -856,7 +865,7 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def read_checks(av: AdminVault, location: str, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The messages of read entries whose signature is verified from now on."""
     from tests.conftest import db_exec
-    from vault.audit_entry import signed_entry
+    from vault.format.audit_entry import signed_entry
 
     hashes = db_exec(location, "SELECT entry_hash FROM audit_log WHERE action = 'read'")
     reads = {signed_entry(av.vault_id, bytes(h)) for (h,) in hashes}  # type: ignore[arg-type]
@@ -911,7 +920,7 @@ def test_a_cache_of_another_vault_is_ignored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """This vault's remembered digests, under another vault's id, at this vault's path."""
-    from vault.verified_reads import MAGIC, cache_path
+    from vault.ops.verified_reads import MAGIC, cache_path
 
     check(av, at(6))
     path = cache_path(av.vault_id)
@@ -932,7 +941,7 @@ def test_a_damaged_cache_is_ignored_and_replaced(
     monkeypatch: pytest.MonkeyPatch,
     damage: bytes,
 ) -> None:
-    from vault.verified_reads import cache_path
+    from vault.ops.verified_reads import cache_path
 
     check(av, at(6))
     path = cache_path(av.vault_id)
@@ -954,7 +963,7 @@ def test_a_cache_others_could_write_is_ignored(
     file_mode: int,
     dir_mode: int,
 ) -> None:
-    from vault.verified_reads import cache_path
+    from vault.ops.verified_reads import cache_path
 
     check(av, at(6))
     cache_path(av.vault_id).chmod(file_mode)
@@ -965,7 +974,7 @@ def test_a_cache_others_could_write_is_ignored(
 
 
 def test_the_cache_file_is_private(av: AdminVault, was_read: str, state_home: Path) -> None:
-    from vault.verified_reads import cache_path
+    from vault.ops.verified_reads import cache_path
 
     check(av, at(6))
     assert cache_path(av.vault_id).stat().st_mode & 0o777 == 0o600

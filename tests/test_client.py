@@ -22,9 +22,6 @@ from tests.conftest import (
     sql,
     write_secret_file,
 )
-from vault import crypto, records, rotation
-from vault.admin import AdminVault
-from vault.client import ClientVault
 from vault.errors import (
     AccessDenied,
     AlreadyExists,
@@ -36,8 +33,12 @@ from vault.errors import (
     NotFound,
     TokenExpired,
 )
-from vault.token import ClientToken, find_token, parse_token
-from vault.verification import verify
+from vault.format import crypto, records
+from vault.ops.verification import verify
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
+from vault.runtime.client import ClientVault
+from vault.runtime.token import ClientToken, find_token, parse_token
 
 NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
 
@@ -115,7 +116,7 @@ def test_expired_client(
     handle = ClientVault.open(vault_location, token=tok)
     assert handle.get("binance-main").version == 1
     later = expires + timedelta(seconds=1)
-    monkeypatch.setattr("vault.client.utc_now", lambda: later)
+    monkeypatch.setattr("vault.runtime.client.utc_now", lambda: later)
     with pytest.raises(TokenExpired):
         handle.get("binance-main")
     handle.close()
@@ -389,7 +390,7 @@ def test_expired_client_gets_no_wrap_of_new_versions(
     expires = datetime.now(timezone.utc) + timedelta(days=1)
     _, tok = stocked.add_client("short", expires_at=expires)
     stocked.grant("short", ["binance-main"])
-    monkeypatch.setattr("vault.admin.utc_now", lambda: expires + timedelta(hours=1))
+    monkeypatch.setattr("vault.owner.admin.utc_now", lambda: expires + timedelta(hours=1))
     stocked.edit("binance-main", permissions="read")
     client_id = parse_token(tok).client_id
     versions = sql(vault_location, "SELECT version FROM dek_wraps WHERE recipient = ?", client_id)

@@ -14,9 +14,8 @@ import pytest
 
 import vault
 from tests.conftest import BINANCE_SECRET, KUCOIN_SECRET, sql
-from vault.admin import AdminVault
-from vault.client import ClientVault
-from vault.client_sql import EngineClientStore, SqliteClientStore, open_client_store
+from vault.db.client_sql import EngineClientStore, SqliteClientStore, open_client_store
+from vault.db.store import SCHEMA_VERSION, sqlite_url
 from vault.errors import (
     AccessDenied,
     IntegrityError,
@@ -24,7 +23,8 @@ from vault.errors import (
     UnsupportedFormat,
     VaultUnavailable,
 )
-from vault.store import SCHEMA_VERSION, sqlite_url
+from vault.owner.admin import AdminVault
+from vault.runtime.client import ClientVault
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vault import crypto
-from vault.crypto import KdfParams
 from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat
+from vault.format import crypto
+from vault.format.crypto import KdfParams
 
 fields = st.lists(
     st.one_of(

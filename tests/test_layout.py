@@ -28,16 +28,17 @@ import pytest
 
 import vault
 from tests.conftest import BINANCE_API_KEY, PASSPHRASE, TEST_KDF
-from vault import audit_entry, audit_file, sqlite_file
-from vault import backup as backup_module
-from vault.admin import AdminVault
-from vault.checks import check
-from vault.client import ClientVault
+from vault.db import audit_file, sqlite_file
+from vault.db.inventory import Inventory
 from vault.errors import VaultError
-from vault.inventory import Inventory
-from vault.layout import layout_of, share, unshare
-from vault.model import utc_now
-from vault.verification import verify
+from vault.format import audit_entry
+from vault.format.model import utc_now
+from vault.ops import backup as backup_module
+from vault.ops.checks import check
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
+from vault.owner.layout import layout_of, share, unshare
+from vault.runtime.client import ClientVault
 
 BOTS_GROUP = "exvault-test-bots"
 BOT_USER = "exvault-test-bot"

@@ -1,4 +1,4 @@
-"""Where a vault lives (vault/location.py): paths, URLs and the environment."""
+"""Where a vault lives (vault/db/location.py): paths, URLs and the environment."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vault.db.location import ENV_PATH, ENV_URL, resolve
+from vault.db.store import sqlite_path
 from vault.errors import InvalidInput
-from vault.location import ENV_PATH, ENV_URL, resolve
-from vault.store import sqlite_path
 
 
 @pytest.fixture(autouse=True)

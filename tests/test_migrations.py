@@ -16,13 +16,13 @@ from tests.conftest import (
     SCHEMA2_BOT_TOKEN,
     load_schema2_vault,
 )
-from vault import migrations
-from vault.admin import AdminVault
+from vault.db import migrations
+from vault.db.inventory import Inventory
+from vault.db.migrations import Migration
+from vault.db.store import SCHEMA_VERSION
 from vault.errors import IntegrityError, UnsupportedFormat
-from vault.inventory import Inventory
-from vault.migrations import Migration
-from vault.store import SCHEMA_VERSION
-from vault.verification import verify
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
 
 
 def sql(path: Path, statement: str) -> list[tuple[object, ...]]:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vault.errors import InvalidInput
-from vault.model import encode_payload, lookup_name, parse_payload_json
+from vault.format.model import encode_payload, lookup_name, parse_payload_json
 
 lone_surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 # A JSON string value holding one lone surrogate somewhere: json.dumps writes it as a

@@ -19,17 +19,18 @@ import vault
 from tests import postgres
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, db_exec
 from tests.postgres import READER_GRANTS
-from vault import records, rotation
-from vault import store as store_module
-from vault.admin import AdminVault
-from vault.checks import check
+from vault.db import store as store_module
+from vault.db.inventory import Inventory
+from vault.db.rows import HeadRow
+from vault.db.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
 from vault.errors import AccessDenied, Conflict, UnsupportedFormat, VaultError
-from vault.inventory import Inventory
-from vault.model import utc_now
-from vault.records import STAGES
-from vault.rows import HeadRow
-from vault.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
-from vault.verification import verify
+from vault.format import records
+from vault.format.model import utc_now
+from vault.format.stages import STAGES
+from vault.ops.checks import check
+from vault.ops.verification import verify
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
 
 OKX_PAYLOAD = {
     "api_key": "okx-key-0001",

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from vault import records
-from vault.admin import AdminVault
+from vault.db.inventory import load_header
+from vault.db.store import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 from vault.errors import IntegrityError
-from vault.inventory import load_header
-from vault.store import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
+from vault.format import records
+from vault.owner.admin import AdminVault
 
 GRANT = {
     "client_id": "c" * 32,

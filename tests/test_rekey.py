@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BINANCE_SECRET, KUCOIN_PASSPHRASE, PASSPHRASE, TEST_KDF, db_exec
-from vault.admin import AdminVault
-from vault.client import ClientVault
 from vault.errors import IntegrityError, InvalidToken
-from vault.verification import verify
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
+from vault.runtime.client import ClientVault
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -175,7 +175,7 @@ def test_rekey_refuses_a_forged_row_and_changes_nothing(
 
 _REKEY_CHILD = """
 import sys
-from vault.admin import AdminVault
+from vault.owner.admin import AdminVault
 admin = AdminVault.unlock(sys.argv[1], sys.argv[2])
 print("go", flush=True)
 admin.rekey(sys.argv[3], insecure_test_kdf=True)
@@ -249,9 +249,9 @@ def test_signed_history_still_counts_after_a_rekey(
     follow the re-signed versions."""
     from datetime import timedelta
 
-    from vault.checks import check
-    from vault.inventory import Inventory
-    from vault.model import utc_now
+    from vault.db.inventory import Inventory
+    from vault.format.model import utc_now
+    from vault.ops.checks import check
 
     _, token = stocked.add_client("bot")
     stocked.grant("bot", ["binance-main"])

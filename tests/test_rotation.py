@@ -1,4 +1,4 @@
-"""Staged rotation (vault/rotation.py): start -> verify -> promote -> finish, abort.
+"""Staged rotation (vault/owner/rotation.py): start -> verify -> promote -> finish, abort.
 
 What a running bot sees throughout (a client handle opened before the rotation),
 idempotency of every step, the audit trail, a process killed between steps and at a
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 import vault
-import vault.client
-import vault.rotation
+import vault.owner.rotation
+import vault.runtime.client
 from tests.conftest import (
     BINANCE_API_KEY,
     BINANCE_SECRET,
@@ -33,11 +33,11 @@ from tests.conftest import (
     put_rows,
     sql,
 )
-from vault import rotation
-from vault.admin import AdminVault
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from vault.model import utc_now
-from vault.verification import verify
+from vault.format.model import utc_now
+from vault.ops.verification import verify
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -64,8 +64,8 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The clock of the rotation steps and of client reads."""
     c = Clock()
-    monkeypatch.setattr(vault.rotation, "utc_now", c)
-    monkeypatch.setattr(vault.client, "utc_now", c)
+    monkeypatch.setattr(vault.owner.rotation, "utc_now", c)
+    monkeypatch.setattr(vault.runtime.client, "utc_now", c)
     return c
 
 
@@ -362,8 +362,8 @@ def test_steps_on_an_unknown_credential(stocked: AdminVault) -> None:
 CHILD = r"""
 import json, sys, time
 import vault
-from vault import rotation
-from vault.secretfile import read_secret_file
+from vault.owner import rotation
+from vault.runtime.secretfile import read_secret_file
 
 path, passfile, step, name = sys.argv[1:5]
 new_key = json.loads(sys.stdin.readline())
@@ -537,8 +537,8 @@ def test_killed_after_each_step_then_resumed(tmp_path: Path, passphrase_file: Pa
 LOOP = r"""
 import json, sys, time
 import vault
-from vault import rotation
-from vault.secretfile import read_secret_file
+from vault.owner import rotation
+from vault.runtime.secretfile import read_secret_file
 
 path, passfile, name, cycle = sys.argv[1:5]
 keys = json.loads(sys.stdin.readline())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vault.rows import TABLES
-from vault.store import Base
+from vault.db.rows import TABLES
+from vault.db.store import Base
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))
@@ -29,8 +29,8 @@ def test_every_table_a_client_reads_has_a_row() -> None:
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_row_types_are_the_schemas(table: str) -> None:
     # A client checks the value types of what it reads against these annotations
-    # (vault.records.type_damage): they must say what the schema says.
-    from vault.records import _column_types
+    # (vault.format.records.type_damage): they must say what the schema says.
+    from vault.format.records import _column_types
 
     declared = tuple(
         (c.key, c.type.python_type, bool(c.nullable)) for c in Base.metadata.tables[table].columns

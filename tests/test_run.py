@@ -1,4 +1,4 @@
-"""vault/run.py: output masking, --env mappings, the child's environment, and run()."""
+"""vault/runtime/run.py: output masking, --env mappings, the child's environment, and run()."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from vault.credential import Credential
 from vault.errors import InvalidInput, VaultUnavailable
-from vault.run import (
+from vault.runtime.credential import Credential
+from vault.runtime.run import (
     MASK,
     PRESETS,
     RUN,

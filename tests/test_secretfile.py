@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import without_blocking_on
 from vault.errors import InvalidInput
-from vault.secretfile import read_secret_file
-from vault.token import find_token
+from vault.runtime.secretfile import read_secret_file
+from vault.runtime.token import find_token
 
 
 def test_a_fifo_as_passphrase_file_is_refused_at_once(tmp_path: Path) -> None:

@@ -13,16 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
-from vault.admin import AdminVault
-from vault.errors import (
-    AccessDenied,
-    AlreadyExists,
-    IntegrityError,
-    InvalidInput,
-    UnsupportedFormat,
-    VaultUnavailable,
-)
-from vault.store import (
+from vault.db.store import (
     SCHEMA_VERSION,
     Base,
     Store,
@@ -34,6 +25,15 @@ from vault.store import (
     schema_differences,
     sqlite_url,
 )
+from vault.errors import (
+    AccessDenied,
+    AlreadyExists,
+    IntegrityError,
+    InvalidInput,
+    UnsupportedFormat,
+    VaultUnavailable,
+)
+from vault.owner.admin import AdminVault
 
 
 def mode(path: Path) -> int:
@@ -266,7 +266,7 @@ def test_retired_version_leaves_no_ciphertext_on_disk(
 def test_database_errors_carry_no_bound_values(admin: AdminVault) -> None:
     from sqlalchemy import text
 
-    from vault.store import StoreError
+    from vault.db.store import StoreError
 
     with pytest.raises(StoreError) as info, admin.store.write() as session:
         session.execute(text("INSERT INTO no_such_table VALUES (:v)"), {"v": "SENSITIVE-VALUE"})

@@ -15,12 +15,12 @@ import pytest
 
 import vault
 from tests.conftest import PASSPHRASE, TEST_KDF, forge_version, rewrite_schema
-from vault import crypto, records
-from vault.admin import AdminVault
-from vault.client import ClientVault
+from vault.db.inventory import Inventory
 from vault.errors import IntegrityError, InvalidToken
-from vault.inventory import Inventory
-from vault.verification import verify
+from vault.format import crypto, records
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
+from vault.runtime.client import ClientVault
 
 
 def sql(vault_path: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
@@ -211,7 +211,7 @@ def test_header_replaced_with_attacker_keys(stocked: AdminVault, vault_path: Pat
     """A new self-signed header with the attacker's keys does not open with the keyslots."""
     attacker = crypto.RootIdentity.generate()
     ((vault_id, created_at),) = sql(vault_path, "SELECT vault_id, created_at FROM vault_header")
-    from vault.store import HeaderRecord
+    from vault.db.store import HeaderRecord
 
     header = HeaderRecord(
         id=1,
@@ -246,7 +246,7 @@ def test_header_replaced_with_attacker_keys_is_refused_by_a_client(
         attacker.verify_public,
     )
     ((header_id,),) = sql(vault_path, "SELECT id FROM vault_header")
-    from vault.store import HeaderRecord
+    from vault.db.store import HeaderRecord
 
     rows = sql(vault_path, "SELECT format_version, vault_id, created_at FROM vault_header")
     ((format_version, vault_id, created_at),) = rows

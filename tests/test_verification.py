@@ -14,8 +14,8 @@ import pytest
 from tests import postgres
 from tests.conftest import PASSPHRASE, db_exec, load_schema2_vault, rewrite_schema
 from tests.postgres import READER_GRANTS
-from vault.admin import AdminVault
-from vault.verification import verify
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -37,28 +37,28 @@ from vault.errors import (
 from vault.secret import Secret
 
 if TYPE_CHECKING:
-    from vault.admin import AdminVault
-    from vault.client import ClientVault
-    from vault.credential import Credential
-    from vault.inventory import Inventory
-    from vault.token import ClientToken
+    from vault.db.inventory import Inventory
+    from vault.owner.admin import AdminVault
+    from vault.runtime.client import ClientVault
+    from vault.runtime.credential import Credential
+    from vault.runtime.token import ClientToken
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Credential": ("vault.credential", "Credential"),
-    "AdminVault": ("vault.admin", "AdminVault"),
-    "ClientVault": ("vault.client", "ClientVault"),
-    "Inventory": ("vault.inventory", "Inventory"),
+    "Credential": ("vault.runtime.credential", "Credential"),
+    "AdminVault": ("vault.owner.admin", "AdminVault"),
+    "ClientVault": ("vault.runtime.client", "ClientVault"),
+    "Inventory": ("vault.db.inventory", "Inventory"),
 }
 
 
 def create(where: Any, passphrase: str, **options: Any) -> tuple[AdminVault, str]:
     """Create a vault; returns the unlocked vault and its recovery key (show it once).
 
-    See :meth:`vault.admin.AdminVault.create` for ``options``.
+    See :meth:`vault.owner.admin.AdminVault.create` for ``options``.
     """
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     return AdminVault.create(where, passphrase, **options)
 
@@ -68,7 +68,7 @@ def unlock(where: Any, passphrase: str) -> AdminVault:
 
     :raises IntegrityError: wrong passphrase or damaged vault.
     """
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     return AdminVault.unlock(where, passphrase)
 
@@ -80,7 +80,7 @@ def open(where: Any = None, *, token: str | ClientToken | None = None) -> Client
     ``$CREDENTIALS_DIRECTORY/exvault-token``. ``where``: path or URL (default:
     ``$EXVAULT_URL``, ``$EXVAULT_PATH``, the data directory).
     """
-    from vault.client import ClientVault
+    from vault.runtime.client import ClientVault
 
     return ClientVault.open(where, token=token)
 
@@ -92,7 +92,7 @@ def load(
 
     :raises AccessDenied: not granted, revoked (``TokenExpired``: expired).
     """
-    from vault.client import load as load_credential
+    from vault.runtime.client import load as load_credential
 
     return load_credential(name, stage=stage, where=where, token=token)
 

@@ -756,7 +756,7 @@ def test_secret_options_do_not_exist(stocked_cli, snapshot, args) -> None:
 def test_internal_error_is_one_line_without_its_message(
     stocked_cli, monkeypatch, one_error_line
 ) -> None:
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError(f"unexpected, carrying {BINANCE_SECRET}")
@@ -774,7 +774,7 @@ def test_internal_error_is_one_line_without_its_message(
 
 
 def test_interrupted(stocked_cli, monkeypatch, snapshot) -> None:
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt

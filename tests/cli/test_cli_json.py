@@ -102,10 +102,10 @@ def test_list_json_is_json_dumps_of_the_show_dicts(stocked_cli) -> None:
     from vault.cli.credentials import _info_dict
     from vault.cli.output import json_default
 
-    from vault import rotation
-    from vault.admin import AdminVault
-    from vault.inventory import Inventory
-    from vault.model import utc_now
+    from vault.db.inventory import Inventory
+    from vault.format.model import utc_now
+    from vault.owner import rotation
+    from vault.owner.admin import AdminVault
 
     with AdminVault.unlock(stocked_cli.vault_path, PASSPHRASE) as admin:
         admin.edit("binance-main", expires_on=date(2031, 2, 3))

@@ -15,9 +15,9 @@ from tests.conftest import (
     db_exec,
     write_secret_file,
 )
-from vault import crypto
-from vault.client import ClientVault
-from vault.crypto import KdfParams
+from vault.format import crypto
+from vault.format.crypto import KdfParams
+from vault.runtime.client import ClientVault
 
 NEW_PASSPHRASE = "tr0ub4dor&3 but longer"
 RECOVERY_KEY = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{1,4})+")

@@ -20,10 +20,10 @@ import pytest
 import vault
 from tests.cli.conftest import check_one_error_line
 from tests.conftest import Cli
-from vault import sqlite_file
-from vault.checks import check
-from vault.inventory import Inventory
-from vault.model import utc_now
+from vault.db import sqlite_file
+from vault.db.inventory import Inventory
+from vault.format.model import utc_now
+from vault.ops.checks import check
 
 GROUP = grp.getgrgid(os.getgid()).gr_name
 

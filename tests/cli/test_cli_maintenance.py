@@ -260,8 +260,8 @@ def test_restore_of_the_same_vault_says_nothing_of_identity(stocked_cli, tmp_pat
 def _invalid_utf8_entry(stocked_cli) -> int:  # type: ignore[no-untyped-def]
     """Append an unsigned entry (a wrong passphrase), then give it a detail that is not
     UTF-8; returns its seq."""
-    from vault.admin import AdminVault
     from vault.errors import IntegrityError
+    from vault.owner.admin import AdminVault
 
     with pytest.raises(IntegrityError):
         AdminVault.unlock(stocked_cli.vault_path, "wrong passphrase")

@@ -1,6 +1,6 @@
 """``exvault check``, ``rotate``, ``policy`` and ``schedule`` through the CLI.
 
-``check`` reads its clock from ``vault.model.utc_now`` when it runs, so the tests
+``check`` reads its clock from ``vault.format.model.utc_now`` when it runs, so the tests
 move that clock (the ``check_at`` fixture). The test vaults use a weak KDF on purpose,
 which ``check`` reports as critical (``kdf-weak``); tests about the other findings
 accept that KDF with the ``fine_kdf`` fixture.
@@ -23,12 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import vault.model
+import vault.format.model
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
-from vault import crypto
-from vault.admin import AdminVault
-from vault.inventory import Inventory
-from vault.model import utc_now
+from vault.db.inventory import Inventory
+from vault.format import crypto
+from vault.format.model import utc_now
+from vault.owner.admin import AdminVault
 
 UTC = timezone.utc
 ISSUED = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
@@ -51,7 +51,7 @@ def check_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
     """Set the clock ``exvault check`` runs at."""
 
     def set_clock(when: datetime) -> None:
-        monkeypatch.setattr(vault.model, "utc_now", lambda: when)
+        monkeypatch.setattr(vault.format.model, "utc_now", lambda: when)
 
     return set_clock
 
@@ -222,7 +222,7 @@ def test_check_prometheus_with_nothing_to_report(stocked_cli, check_at, fine_kdf
 def test_check_prometheus_escapes_labels() -> None:
     from vault.cli.rotation import render_prometheus
 
-    from vault.checks import Finding, Report
+    from vault.ops.checks import Finding, Report
 
     odd = 'we"ird\\name\nx'
     report = Report(CLEAN, 1, (Finding("warn", "stale", odd, "m"),))

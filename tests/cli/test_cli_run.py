@@ -17,7 +17,7 @@ from tests.conftest import (
     KUCOIN_SECRET,
     write_secret_file,
 )
-from vault.admin import AdminVault
+from vault.owner.admin import AdminVault
 
 UID = "4815162342"
 SECRETS = (KUCOIN_API_KEY, KUCOIN_SECRET, KUCOIN_PASSPHRASE, UID)

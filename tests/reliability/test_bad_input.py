@@ -70,9 +70,9 @@ from tests.conftest import (
     PASSPHRASE,
     TEST_KDF,
 )
-from vault import rotation
-from vault.admin import AdminVault
 from vault.errors import InvalidToken, VaultError
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
 
 BINANCE = {"api_key": BINANCE_API_KEY, "secret": BINANCE_SECRET}
 KUCOIN = {"api_key": KUCOIN_API_KEY, "secret": KUCOIN_SECRET, "passphrase": KUCOIN_PASSPHRASE}
@@ -436,7 +436,7 @@ payload_like = st.dictionaries(
 def same_token(text: str, real: str) -> bool:
     """``text`` parses to the very token ``real`` is (whitespace around it, or another
     spelling of its last base64 character, which only carries padding bits)."""
-    from vault.token import parse_token
+    from vault.runtime.token import parse_token
 
     try:
         a, b = parse_token(text), parse_token(real)
@@ -477,7 +477,7 @@ def tokens(draw: st.DrawFn, real: str) -> str:
         raw[i] ^= 1 << draw(st.integers(0, 7))
         return "exv1-" + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
     # "other": a token of another vault, checksum right: refused by the fingerprint
-    from vault.token import ClientToken
+    from vault.runtime.token import ClientToken
 
     other = ClientToken.generate(os.urandom(16), os.urandom(32), os.urandom(16).hex())
     return other.encode()
@@ -964,7 +964,7 @@ out_of_range = st.one_of(
 def test_kdf_parameters_above_the_caps(
     world: World, long_run: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import argon2.low_level  # vault.crypto imports it when a KDF runs
+    import argon2.low_level  # vault.format.crypto imports it when a KDF runs
 
     calls: list[object] = []
     real = argon2.low_level.hash_secret_raw
@@ -1013,8 +1013,10 @@ def test_kdf_parameters_above_the_caps(
 
 
 def _parsers() -> dict[str, Callable[[str], object]]:
-    from vault import crypto, durations, exchanges, model, network, policy, run, token
-    from vault.access import parse_scope
+    from vault import durations, exchanges, network
+    from vault.format import crypto, model, policy
+    from vault.format.access import parse_scope
+    from vault.runtime import run, token
 
     now = datetime(2025, 11, 21, tzinfo=timezone.utc)
     binance = exchanges.get_profile("binance")

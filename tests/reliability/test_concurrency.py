@@ -42,9 +42,9 @@ import pytest
 
 from tests.conftest import TEST_KDF
 from tests.reliability import workload
-from vault.admin import AdminVault
-from vault.client import ClientVault
-from vault.verification import verify
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
+from vault.runtime.client import ClientVault
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -42,10 +42,10 @@ import pytest
 
 from tests.conftest import TEST_KDF
 from tests.reliability import workload
-from vault.admin import AdminVault
-from vault.client import ClientVault
 from vault.errors import IntegrityError, VaultError
-from vault.verification import verify
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
+from vault.runtime.client import ClientVault
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 12

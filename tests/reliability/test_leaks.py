@@ -690,9 +690,9 @@ def report(leaks: Leaks, what: str) -> None:
 def test_library_calls(tmp_path: Path, debug_logs: Recorder) -> None:
     import vault
     from tests.conftest import TEST_KDF
-    from vault import rotation
-    from vault.admin import AdminVault
     from vault.errors import VaultError
+    from vault.owner import rotation
+    from vault.owner.admin import AdminVault
 
     leaks = Leaks()
     path = tmp_path / "lib" / "vault.db"
@@ -814,7 +814,7 @@ def test_library_calls(tmp_path: Path, debug_logs: Recorder) -> None:
         os.environ.pop("EXVAULT_TOKEN")
         if old is not None:
             os.environ["EXVAULT_TOKEN"] = old
-    from vault.token import parse_token
+    from vault.runtime.token import parse_token
 
     look("ClientToken", parse_token(token))
     with AdminVault.unlock(path, NEW_PASSPHRASE) as admin:
@@ -823,7 +823,7 @@ def test_library_calls(tmp_path: Path, debug_logs: Recorder) -> None:
     damage_a_payload(path)
     with AdminVault.unlock(path, NEW_PASSPHRASE) as admin:
         refused("damaged", lambda: admin.get("binance-main"))
-        from vault.verification import verify
+        from vault.ops.verification import verify
 
         look("verify report", verify(admin))
 
@@ -914,7 +914,7 @@ def test_secret_pasted_in_the_wrong_place(
     """A secret pasted as an argument is already on the command line (the user's
     mistake); exvault must not repeat it whole in its messages or logs."""
     from tests.conftest import TEST_KDF
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     secret = PASTED[kind]
     leaks = Leaks(secrets={"pasted secret": secret}, whole=True)
@@ -963,7 +963,7 @@ def _opened(pid: int, path: Path) -> bool:
 @pytest.fixture
 def real_vault(tmp_path: Path) -> tuple[Path, Path]:
     from tests.conftest import TEST_KDF
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     path = tmp_path / "real" / "vault.db"
     admin, _ = AdminVault.create(path, PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True)
@@ -1036,7 +1036,7 @@ def test_cli_process_is_not_dumpable() -> None:
         import json, resource, sys
         import click
         from vault.cli.main import cli
-        from vault.hardening import is_dumpable
+        from vault.runtime.hardening import is_dumpable
 
         before = is_dumpable()
 
@@ -1070,7 +1070,7 @@ def test_cli_process_is_not_dumpable() -> None:
 def test_run_child_argv_holds_no_secret(real_vault: tuple[Path, Path]) -> None:
     """``exvault run`` gives the child its secrets in the environment only: its own
     /proc/self/cmdline (printed, then masked or not) never holds one."""
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     path, passphrase = real_vault
     with AdminVault.unlock(path, PASSPHRASE) as admin:

@@ -91,13 +91,14 @@ from tests.conftest import (
     TEST_KDF,
     rewrite_schema,
 )
-from vault import audit, rotation
-from vault.admin import AdminVault
-from vault.client import ClientVault
+from vault.db import audit
+from vault.db.inventory import Inventory
 from vault.errors import IntegrityError, VaultError
-from vault.inventory import Inventory
-from vault.model import utc_now
-from vault.verification import verify
+from vault.format.model import utc_now
+from vault.ops.verification import verify
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
+from vault.runtime.client import ClientVault
 
 SEED = int(os.environ.get("EXVAULT_TAMPER_SEED", "20251121"))
 
@@ -1084,9 +1085,9 @@ def frozen_clock(moment: datetime) -> Iterator[None]:
     """Every vault module's ``utc_now()`` returns ``moment`` for a while: the owner's
     operation then writes the same times in a reuse mutation and in its control copy,
     so that the two differ only by the attack (and by random keys and nonces)."""
-    import vault.model
+    import vault.format.model
 
-    real = vault.model.utc_now
+    real = vault.format.model.utc_now
     modules = [
         module
         for name, module in list(sys.modules.items())
@@ -1501,7 +1502,7 @@ def _rehashed_edit(seq: int, column: str, value: object) -> Callable[[Template, 
     """Edit an unsigned audit entry and recompute its hash, as anyone can."""
 
     def apply(t: Template, path: Path) -> None:
-        from vault.store import AuditRecord
+        from vault.db.store import AuditRecord
 
         vault_id = sql(path, "SELECT vault_id FROM vault_header")[0][0]
         names = [c.name for c in t.columns["audit_log"]]
@@ -1705,7 +1706,7 @@ def _append_audit(
     t: Template, path: Path, *, actor: str, action: str, outcome: str, detail: str
 ) -> None:
     """Append an unsigned entry with a correct hash, as anyone can compute it."""
-    from vault.store import AuditRecord
+    from vault.db.store import AuditRecord
 
     vault_id = sql(path, "SELECT vault_id FROM vault_header")[0][0]
     seq, prev = sql(path, "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")[0]
@@ -1744,7 +1745,7 @@ def _append_audit(
 
 def _rehash_last(t: Template, path: Path, detail: str) -> None:
     """Edit the last (unsigned) audit entry and recompute its hash."""
-    from vault.store import AuditRecord
+    from vault.db.store import AuditRecord
 
     vault_id = sql(path, "SELECT vault_id FROM vault_header")[0][0]
     cols = [c.name for c in t.columns["audit_log"]]

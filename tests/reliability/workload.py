@@ -250,7 +250,7 @@ def half_written(store: Any) -> list[str]:
     """
     from sqlalchemy import select
 
-    from vault.store import (
+    from vault.db.store import (
         ClientRecord,
         CredentialRecord,
         GrantRecord,
@@ -339,7 +339,7 @@ class _Orphaned(Exception):
 def _perform(
     admin: Any, entry: dict[str, Any], payload: dict[str, str] | None, cfg: dict[str, Any]
 ) -> None:
-    from vault import rotation
+    from vault.owner import rotation
 
     op, name = entry["op"], entry.get("name")
     if op == "batch":
@@ -375,7 +375,7 @@ def _perform(
 
 def run_crash(cfg: dict[str, Any]) -> int:
     """Random operations until killed (see the module docstring)."""
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     go = _wait_for_go()
     if go is None:
@@ -417,15 +417,15 @@ def run_init_kill(cfg: dict[str, Any]) -> int:
     under the temporary name, not yet linked into place)."""
     import signal
 
-    import vault.admin
-    import vault.store
-    from vault.crypto import KdfParams
+    import vault.db.store
+    import vault.owner.admin
+    from vault.format.crypto import KdfParams
 
     def die(*_args: Any) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     if cfg["moment"] == "in-transaction":
-        real_create = vault.store.Store.create.__func__  # type: ignore[attr-defined]
+        real_create = vault.db.store.Store.create.__func__  # type: ignore[attr-defined]
 
         def create(cls: Any, url: Any, initialize: Any) -> Any:
             def initialize_then_die(session: Any) -> None:
@@ -435,10 +435,10 @@ def run_init_kill(cfg: dict[str, Any]) -> int:
 
             return real_create(cls, url, initialize_then_die)
 
-        vault.store.Store.create = classmethod(create)  # type: ignore[assignment]
+        vault.db.store.Store.create = classmethod(create)  # type: ignore[assignment]
     else:
-        vault.store.os.link = die  # type: ignore[assignment]
-    vault.admin.AdminVault.create(
+        vault.db.store.os.link = die  # type: ignore[assignment]
+    vault.owner.admin.AdminVault.create(
         cfg["vault"], cfg["passphrase"], kdf=KdfParams(*cfg["kdf"]), insecure_test_kdf=True
     )
     return 0
@@ -522,8 +522,8 @@ def run_writer(cfg: dict[str, Any], w: Worker) -> None:
     the writers take turns on whole start -> promote -> finish cycles through a file
     lock; every step still runs concurrently with everything else.
     """
-    from vault import rotation
-    from vault.admin import AdminVault
+    from vault.owner import rotation
+    from vault.owner.admin import AdminVault
 
     admin = AdminVault.unlock(cfg["vault"], cfg["passphrase"])
     own: list[str] = []
@@ -588,7 +588,7 @@ def run_writer(cfg: dict[str, Any], w: Worker) -> None:
 def run_granter(cfg: dict[str, Any], w: Worker) -> None:
     """Grants every credential it finds to the readers' clients, and now and then
     creates an extra client and grants it everything (wrapping many data keys)."""
-    from vault.admin import AdminVault
+    from vault.owner.admin import AdminVault
 
     admin = AdminVault.unlock(cfg["vault"], cfg["passphrase"])
     granted: dict[str, set[str]] = {client: {SHARED} for client in cfg["readers"]}
@@ -673,7 +673,7 @@ def run_reader(cfg: dict[str, Any], w: Worker) -> None:
 
 def run_concurrency(mode: str, cfg: dict[str, Any], worker: str) -> int:
     """A concurrency worker: wait for go, run until the deadline, write the result file."""
-    _preload("vault.admin", "vault.client", "vault.rotation")
+    _preload("vault.owner.admin", "vault.runtime.client", "vault.owner.rotation")
 
     go = _wait_for_go()
     if go is None:
@@ -701,7 +701,7 @@ def main(argv: list[str]) -> int:
     if mode == "init-kill":
         return run_init_kill(cfg)
     if mode == "crash":
-        _preload("vault.admin", "vault.rotation")
+        _preload("vault.owner.admin", "vault.owner.rotation")
         return run_crash(cfg)
     return run_concurrency(mode, cfg, argv[2])
 

@@ -1,0 +1,614 @@
+"""The keyless view of a vault: metadata that ``list``, ``show`` and ``check`` read.
+
+Metadata is stored in clear (SECURITY.md section 2) so that these commands run from
+cron without any key. Single-record reads (``describe``, ``history``) verify the
+Ed25519 signatures against the public key in the vault header; the bulk listing
+does not, so that 100,000 credentials list in about a second. ``exvault verify``
+authenticates everything with the passphrase.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from vault.db import audit, audit_file, keyslots, location
+from vault.db.store import (
+    ClientRecord,
+    CredentialRecord,
+    GrantRecord,
+    HeaderRecord,
+    PayloadRecord,
+    Store,
+    VersionRecord,
+    describe_location,
+    driver_rows,
+    sqlite_path,
+)
+from vault.errors import IntegrityError, NotFound, quoted
+from vault.format import crypto, records, stages
+from vault.format.access import ClientInfo
+from vault.format.crypto import KdfParams
+from vault.format.model import CredentialInfo, VersionInfo, from_epoch, lookup_name, split_list
+
+Where = str | os.PathLike[str] | URL | None
+_I = TypeVar("_I", bound="Inventory")
+
+
+@dataclass(frozen=True)
+class VaultStatus:
+    """Public facts about a vault: what ``exvault info`` prints."""
+
+    location: str
+    vault_id: str
+    fingerprint: str
+    format_version: int
+    created_at: datetime
+    kdf: KdfParams
+    credentials: int
+    kdf_authenticated: bool = False
+    """Whether ``kdf`` is known to be the owner's: only when the passphrase slot has
+    opened (its AD and signature cover them); a keyless read takes them as stored."""
+
+
+def load_header(session: Session) -> HeaderRecord:
+    """The vault header, its format version checked and self-signature verified.
+
+    :raises IntegrityError: when it is missing or damaged.
+    :raises UnsupportedFormat: for another format version.
+    """
+    return records.check_header(session.get(HeaderRecord, 1))
+
+
+def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRecord]:
+    """Open the store at ``where`` (as its ``owner``: any older schema) and read its header.
+
+    :raises VaultUnavailable: when there is no vault there.
+    :raises IntegrityError: when the header is damaged.
+    """
+    url = where if isinstance(where, URL) else location.resolve(where)
+    store = Store.open(url, owner=owner)
+    try:
+        with store.read() as session:
+            header = load_header(session)
+    except BaseException:
+        store.dispose()
+        raise
+    return store, header
+
+
+# The columns a listing reads: the head's, then its current version's (no blobs but
+# the 16-byte fingerprint, no ORM objects: a listing of 100,000 stays fast).
+_LISTED_HEAD = (
+    CredentialRecord.id,
+    CredentialRecord.name,
+    CredentialRecord.created_at,
+    CredentialRecord.updated_at,
+    CredentialRecord.pending_version,
+    CredentialRecord.pending_since,
+    CredentialRecord.previous_version,
+    CredentialRecord.previous_until,
+    CredentialRecord.policy,
+    CredentialRecord.exposed_at,
+    CredentialRecord.exposed_reason,
+)
+_LISTED_VERSION = (
+    VersionRecord.version,
+    VersionRecord.name,
+    VersionRecord.exchange,
+    VersionRecord.permissions,
+    VersionRecord.ips,
+    VersionRecord.issued_on,
+    VersionRecord.expires_on,
+    VersionRecord.api_key_fingerprint,
+)
+
+
+def _parse_policy(text: str | None, name: str) -> dict[str, Any]:
+    """A stored policy text as a dict (what is not a JSON object counts as none).
+
+    :raises IntegrityError: when it is not JSON.
+    """
+    try:
+        parsed = json.loads(text or "{}")
+    except ValueError:
+        raise IntegrityError(f'damaged vault: the policy of "{name}" is not JSON') from None
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _time(seconds: int | None) -> datetime | None:
+    return from_epoch(seconds) if seconds else None
+
+
+def info_from_columns(
+    head: Sequence[Any], version: Sequence[Any], policies: dict[str, dict[str, Any]]
+) -> CredentialInfo:
+    """A :class:`CredentialInfo` from the values of ``_LISTED_HEAD`` and ``_LISTED_VERSION``.
+
+    ``policies`` caches parsed policy texts (most credentials share one).
+
+    :raises IntegrityError: when a column does not parse.
+    """
+    (
+        cid,
+        name,
+        created,
+        updated,
+        pending,
+        pending_since,
+        previous,
+        previous_until,
+        policy_text,
+        exposed_at,
+        exposed_reason,
+    ) = head
+    (version_no, v_name, exchange, permissions, ips, issued_on, expires_on, fingerprint) = version
+    policy = policies.get(policy_text)
+    if policy is None:
+        policy = policies[policy_text] = _parse_policy(policy_text, name)
+    return CredentialInfo(
+        id=cid,
+        metadata=records.metadata_from_columns(
+            v_name, exchange, permissions, ips, issued_on, expires_on
+        ),
+        version=version_no,
+        created_at=from_epoch(created),
+        updated_at=from_epoch(updated),
+        pending_version=pending,
+        pending_since=_time(pending_since),
+        previous_version=previous,
+        previous_until=_time(previous_until),
+        policy=policy,
+        exposed_at=_time(exposed_at),
+        exposed_reason=exposed_reason,
+        api_key_fingerprint=fingerprint,
+    )
+
+
+class ListedCredential(NamedTuple):
+    """One credential as ``exvault list`` shows it: its current version's metadata and
+    stage numbers (no secret; signatures not checked)."""
+
+    name: str
+    exchange: str
+    permissions: tuple[str, ...]
+    ips: tuple[str, ...]
+    issued_on: date
+    expires_on: date | None
+    version: int
+    pending_version: int | None
+    previous_version: int | None
+    created_at: datetime
+    updated_at: datetime
+    exposed_at: datetime | None
+
+    @classmethod
+    def of(cls, info: CredentialInfo) -> ListedCredential:
+        """The listed fields of a :class:`CredentialInfo`."""
+        meta = info.metadata
+        return cls(
+            meta.name,
+            meta.exchange,
+            meta.permissions,
+            meta.ips,
+            meta.issued_on,
+            meta.expires_on,
+            info.version,
+            info.pending_version,
+            info.previous_version,
+            info.created_at,
+            info.updated_at,
+            info.exposed_at,
+        )
+
+
+# What the listing reads; the head's name and policy only to report a damaged vault as
+# iter_credentials does.
+_LISTING = (
+    CredentialRecord.name,
+    CredentialRecord.policy,
+    CredentialRecord.pending_version,
+    CredentialRecord.previous_version,
+    CredentialRecord.created_at,
+    CredentialRecord.updated_at,
+    CredentialRecord.exposed_at,
+    *_LISTED_VERSION[:-1],  # all but the fingerprint
+)
+
+
+def _with_current_version(*columns: Any) -> Select[Any]:
+    """A query of ``columns`` of every credential and its current version, by name.
+
+    An outer join: a credential whose current version row is gone comes with NULL
+    version columns, to be reported (:func:`_lost_version`) rather than hidden.
+    """
+    return (
+        select(*columns)
+        .outerjoin(
+            VersionRecord,
+            (VersionRecord.credential_id == CredentialRecord.id)
+            & (VersionRecord.version == CredentialRecord.current_version),
+        )
+        .order_by(CredentialRecord.name)
+    )
+
+
+def _lost_version(name: str) -> IntegrityError:
+    return IntegrityError(f'damaged vault: credential "{name}" has lost its current version')
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off during a bulk read (``list``, ``check``).
+
+    Making 100,000 rows' tuples triggers collections that walk every object made so
+    far: a fifth of the time of those commands. What they make forms no reference
+    cycles (reference counting frees it), so nothing is kept longer for it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class ParsedOnce(dict[Any, Any]):
+    """``parse(text)`` by stored text, each distinct one parsed once: the bulk reads'
+    dates, times, lists and policies repeat across credentials (a vault imported in
+    one go shares a few of each)."""
+
+    def __init__(self, parse: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._parse = parse
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self._parse(key)
+        return value
+
+
+def info_from_rows(head: CredentialRecord, row: VersionRecord) -> CredentialInfo:
+    """A :class:`CredentialInfo` from a head and its current version row (not verified here).
+
+    :raises IntegrityError: when a column does not parse.
+    """
+    return info_from_columns(
+        [getattr(head, c.key) for c in _LISTED_HEAD],
+        [getattr(row, c.key) for c in _LISTED_VERSION],
+        {},
+    )
+
+
+class Inventory:
+    """A vault opened without any key: metadata only.
+
+    :meth:`open` it, use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, store: Store, header: HeaderRecord) -> None:
+        self._store = store
+        self._vault_id = header.vault_id
+        self._verify_public = header.verify_public
+
+    @classmethod
+    def open(cls, where: Where = None) -> Inventory:
+        """Open the vault at ``where`` (path or URL; default: env or data dir).
+
+        :raises VaultUnavailable: when there is no vault there.
+        :raises IntegrityError: when the header is damaged.
+        """
+        store, header = open_store(where)
+        return cls(store, header)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({describe_location(self._store.url)!r})"
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._store.dispose()
+
+    def __enter__(self: _I) -> _I:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> Store:
+        """The underlying store (for the reliability tools)."""
+        return self._store
+
+    @property
+    def vault_id(self) -> bytes:
+        """The vault's random 16-byte id."""
+        return self._vault_id
+
+    @property
+    def verify_public(self) -> bytes:
+        """The vault's Ed25519 public key, from its self-signed header."""
+        return self._verify_public
+
+    @property
+    def fingerprint(self) -> str:
+        """Human form of the vault signing key's fingerprint."""
+        return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A read transaction (:class:`AdminVault` reads inside its batch instead)."""
+        with self._store.read() as session:
+            yield session
+
+    def _head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
+        query = select(CredentialRecord).where(CredentialRecord.name == lookup_name(name))
+        # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
+        # BEGIN IMMEDIATE already serializes writers and renders no FOR UPDATE.
+        head = session.scalar(query.with_for_update() if for_update else query)
+        if head is None:
+            raise NotFound(f"no credential named {quoted(name)}; see: exvault list")
+        records.verify_head(self._verify_public, self._vault_id, head)
+        records.check_head_name(head, name)
+        return head
+
+    def names(self) -> list[str]:
+        """Every credential name, sorted."""
+        with self._reading() as session:
+            return list(
+                session.scalars(select(CredentialRecord.name).order_by(CredentialRecord.name))
+            )
+
+    def iter_credentials(self) -> Iterator[CredentialInfo]:
+        """Every credential's current metadata, sorted by name (signatures not checked)."""
+        query = _with_current_version(*_LISTED_HEAD, *_LISTED_VERSION)
+        split = len(_LISTED_HEAD)
+        policies: dict[str, dict[str, Any]] = {}
+        with self._reading() as session:
+            for values in session.connection().execute(query):
+                if values[split] is None:
+                    raise _lost_version(values[1])
+                yield info_from_columns(values[:split], values[split:], policies)
+
+    def listing(self) -> Iterator[ListedCredential]:
+        """What ``exvault list`` shows of every credential, sorted by name (signatures
+        not checked).
+
+        The fast form of :meth:`iter_credentials`, for 100,000 credentials: fewer
+        columns, the driver's plain rows, and each distinct text parsed once.
+
+        :raises IntegrityError: when a credential has lost its current version, or a
+            date or policy column does not parse.
+        """
+        query = _with_current_version(*_LISTING)
+        dates = ParsedOnce(records.stored_date)
+        times = ParsedOnce(from_epoch)
+        lists = ParsedOnce(split_list)
+        policies: dict[str, dict[str, Any]] = {}
+        with self._reading() as session:
+            for (
+                head_name,
+                policy,
+                pending,
+                previous,
+                created,
+                updated,
+                exposed,
+                version,
+                name,
+                exchange,
+                permissions,
+                ips,
+                issued_on,
+                expires_on,
+            ) in driver_rows(session, query):
+                if version is None:
+                    raise _lost_version(head_name)
+                if policy not in policies:
+                    policies[policy] = _parse_policy(policy, head_name)
+                yield ListedCredential(
+                    name,
+                    exchange,
+                    lists[permissions],
+                    lists[ips],
+                    dates[issued_on],
+                    dates[expires_on] if expires_on is not None else None,
+                    version,
+                    pending,
+                    previous,
+                    times[created],
+                    times[updated],
+                    times[exposed] if exposed else None,
+                )
+
+    def credentials(self) -> list[CredentialInfo]:
+        """Every credential's current metadata, sorted by name (signatures not checked)."""
+        return list(self.iter_credentials())
+
+    def describe(self, name: str) -> CredentialInfo:
+        """Metadata of a credential's current version, signatures verified.
+
+        :raises NotFound: when there is no such credential.
+        :raises InvalidInput: for a name that is not UTF-8 text.
+        :raises IntegrityError: when a signature does not verify.
+        """
+        with self._reading() as session:
+            head = self._head(session, name)
+            row = (
+                session.get(VersionRecord, (head.id, head.current_version))
+                if head.current_version is not None
+                else None
+            )
+            if row is None:
+                raise IntegrityError(f'damaged vault: "{name}" has no current version')
+            records.check_staged_version(self._verify_public, self._vault_id, head, "current", row)
+            return info_from_rows(head, row)
+
+    def history(self, name: str) -> list[VersionInfo]:
+        """Every version of a credential, newest first, with dates and stage labels.
+
+        :raises NotFound: when there is no such credential.
+        :raises InvalidInput: for a name that is not UTF-8 text.
+        :raises IntegrityError: when a signature does not verify.
+        """
+        with self._reading() as session:
+            head = self._head(session, name)
+            rows = session.scalars(
+                select(VersionRecord)
+                .where(VersionRecord.credential_id == head.id)
+                .order_by(VersionRecord.version.desc())
+            ).all()
+            readable = set(
+                session.scalars(
+                    select(PayloadRecord.version).where(PayloadRecord.credential_id == head.id)
+                )
+            )
+            out = []
+            verified: set[bytes] = set()  # one Ed25519 verification per row
+            for row in rows:
+                records.verify_version(self._verify_public, self._vault_id, row, verified=verified)
+                labels = stages.stages_of(head, row.version)
+                for stage in labels:  # a labelled row must be the very one the head names
+                    records.check_staged_version(
+                        self._verify_public, self._vault_id, head, stage, row, verified=verified
+                    )
+                out.append(
+                    VersionInfo(
+                        version=row.version,
+                        created_at=from_epoch(row.created_at),
+                        stages=labels,
+                        metadata=records.check_metadata(row, head),
+                        readable=row.version in readable,
+                    )
+                )
+            return out
+
+    # ---------------------------------------------------------------- clients
+
+    def _client_info(self, session: Session, client: ClientRecord) -> ClientInfo:
+        records.verify_client(self._verify_public, self._vault_id, client)
+        granted = session.scalars(
+            select(CredentialRecord.name)
+            .join(GrantRecord, GrantRecord.credential_id == CredentialRecord.id)
+            .where(GrantRecord.client_id == client.id)
+            .order_by(CredentialRecord.name)
+        ).all()
+        return ClientInfo(
+            id=client.id,
+            name=client.name,
+            created_at=from_epoch(client.created_at),
+            expires_at=from_epoch(client.expires_at) if client.expires_at else None,
+            max_scope=split_list(client.max_scope),
+            revoked_at=from_epoch(client.revoked_at) if client.revoked_at else None,
+            grants=tuple(granted),
+        )
+
+    def clients(self) -> list[ClientInfo]:
+        """Every client, sorted by name, signatures verified.
+
+        :raises IntegrityError: when a client record was forged or edited.
+        """
+        with self._reading() as session:
+            return [
+                self._client_info(session, c)
+                for c in session.scalars(select(ClientRecord).order_by(ClientRecord.name))
+            ]
+
+    def client(self, name: str) -> ClientInfo:
+        """One client by name.
+
+        :raises NotFound: when there is no such client.
+        :raises InvalidInput: for a name that is not UTF-8 text.
+        """
+        with self._reading() as session:
+            query = select(ClientRecord).where(ClientRecord.name == lookup_name(name, "client"))
+            client = session.scalar(query)
+            if client is None:
+                raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
+            return self._client_info(session, client)
+
+    # ---------------------------------------------------------------- audit
+
+    def audit_files(self) -> list[Path]:
+        """The audit files of a SQLite vault (shared layout, or retired ones; see
+        :mod:`vault.db.audit_file`); none for another backend."""
+        path = sqlite_path(self._store.url)
+        return audit_file.audit_files(path) if path is not None else []
+
+    def audit_entries(self, since: datetime | None = None) -> list[audit.AuditEntry]:
+        """The audit log in order, optionally from ``since`` on: the vault's entries,
+        merged by time with those of its audit files."""
+        with self._reading() as session:
+            found = audit.entries(session, since)
+        files = self.audit_files()
+        for path in files:
+            found += audit_file.entries(path, since)
+        if files:
+            found.sort(key=lambda e: e.at)  # stable: each log stays in its own order
+        return found
+
+    def verify_audit(self, *, remember: bool = True) -> audit.ChainReport:
+        """Verify the audit chain: numbering, links, hashes, signatures, and that the
+        head seen by the last verification on this machine is still there; then each
+        audit file's chain the same way (its problems are named by the file).
+
+        With ``remember``, the new head is stored for the next run (outside the vault).
+        """
+        with self._reading() as session:
+            client_keys: dict[str, tuple[str, bytes]] = {}
+            for client in session.scalars(select(ClientRecord)):
+                records.verify_client(self._verify_public, self._vault_id, client)
+                client_keys[client.id] = (client.name, client.verify_public)
+            report = audit.verify_chain(session, self._vault_id, self._verify_public, client_keys)
+            vault_rekeys = audit.rekey_history(session, self._vault_id, self._verify_public)
+            witness = audit.read_witness(self._vault_id)
+            problems = list(report.problems)
+            if witness is not None and not audit.chain_contains(session, *witness):
+                problems.append(
+                    f"entry {witness[0]}, seen by the last verification on this machine, "
+                    "is gone or changed: entries were cut off the end of the log"
+                )
+        entries = report.entries
+        for path in self.audit_files():
+            file_report = audit_file.verify(
+                path, self._vault_id, self._verify_public, client_keys, vault_rekeys
+            )
+            entries += file_report.entries
+            problems += file_report.problems
+            if remember:
+                audit_file.remember(self._vault_id, path, file_report)
+        report = audit.ChainReport(entries, report.head_seq, report.head_hash, tuple(problems))
+        if remember and report.ok and report.head_seq:
+            audit.write_witness(self._vault_id, report.head_seq, report.head_hash)
+        return report
+
+    def status(self) -> VaultStatus:
+        """Public facts about this vault (id, fingerprint, KDF, counts).
+
+        :raises IntegrityError: when no passphrase keyslot is left.
+        """
+        with self._reading() as session:
+            header = load_header(session)
+            params = keyslots.passphrase_kdf_params(session)
+            count = session.scalar(select(func.count()).select_from(CredentialRecord)) or 0
+        if not params:
+            raise IntegrityError("damaged vault: no passphrase keyslot")
+        return VaultStatus(
+            location=describe_location(self._store.url),
+            vault_id=header.vault_id.hex(),
+            fingerprint=self.fingerprint,
+            format_version=header.format_version,
+            created_at=from_epoch(header.created_at),
+            kdf=min(params, key=lambda p: p.memory_kib * p.time_cost),
+            credentials=count,
+        )

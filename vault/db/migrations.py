@@ -1,0 +1,328 @@
+"""Schema migrations: bringing a vault made by an older exvault up to date.
+
+The schema version (``exvault_schema``) is separate from the cryptographic format
+version (``vault_header``): migrations change tables and indexes, and may re-sign
+records under a new signed-message kind (schema version 3 does, for heads), but never
+change how payloads are sealed. The owner's unlock applies pending migrations in one
+transaction, with the unlocked keys (a migration that re-signs verifies first);
+readers (bots, ``check``) keep working on an older schema as long as every pending
+migration is marked compatible with them, and otherwise are told to have the owner
+run exvault once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vault.errors import IntegrityError, UnsupportedFormat
+
+if TYPE_CHECKING:
+    # Only for annotations: readers check the schema version without SQLAlchemy.
+    from sqlalchemy.engine import Connection
+
+    from vault.db.rows import ClientRow, HeadRow, VersionRow
+    from vault.db.store import GrantRecord
+    from vault.format.crypto import RootIdentity
+
+
+@dataclass(frozen=True)
+class OwnerKeys:
+    """The owner's keys once unlocked, as a migration that verifies and re-signs needs them."""
+
+    vault_id: bytes
+    verify_public: bytes
+    identity: RootIdentity = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step from schema ``to_version - 1`` to ``to_version``, applied by the owner's
+    unlock with the unlocked keys (a step may verify and re-sign rows)."""
+
+    to_version: int
+    description: str
+    readers_compatible: bool
+    apply: Callable[[Connection, OwnerKeys], None]
+    backends: tuple[str, ...] = ("sqlite", "postgresql")
+    """The backends whose schema the step changes; on the others it only moves the
+    version number, so their readers need not wait for it."""
+
+
+def _audit_reads_index(conn: Connection, _owner: OwnerKeys) -> None:
+    from vault.db.store import AUDIT_READS_INDEX
+
+    AUDIT_READS_INDEX.create(conn, checkfirst=True)
+
+
+# The columns schema version 3 adds to the heads, in order, with the value a column
+# NOT NULL must be added with (each row is then rewritten and re-signed).
+_HEAD_COLUMNS_V3 = (
+    ("revision", "0"),
+    ("version_counter", "0"),
+    ("current_digest", None),
+    ("pending_digest", None),
+    ("previous_digest", None),
+    ("grantees", "''"),
+)
+
+
+def _signed_heads(conn: Connection, owner: OwnerKeys) -> None:
+    # Schema version 3: heads carry a revision, a version counter, the digest of the
+    # version each stage names and the signed set of their grantees, signed under a new
+    # kind. Every value comes from rows verified now, with the owner's key.
+    from sqlalchemy import Table, bindparam, func, inspect, or_, select, update
+
+    from vault.db.rows import ClientRow, HeadRow, VersionRow
+    from vault.db.store import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
+
+    heads = CredentialRecord.__table__
+    versions = VersionRecord.__table__
+    assert isinstance(heads, Table) and isinstance(versions, Table)
+    # The schema version row is not authenticated: set back by hand, it makes this step
+    # run again. Then it must do nothing at all: re-signing heads would turn a head put
+    # back from before version 3 (signed under the old kind) into a valid one, and break
+    # every head whose revision is past 1. Its columns say it has run.
+    present = {c["name"] for c in inspect(conn).get_columns("credentials")}
+    if all(name in present for name, _value in _HEAD_COLUMNS_V3):
+        return
+    for name, value in _HEAD_COLUMNS_V3:
+        if name in present:
+            continue
+        kind = heads.c[name].type.compile(dialect=conn.dialect)
+        not_null = f" NOT NULL DEFAULT {value}" if value is not None else ""
+        conn.exec_driver_sql(f"ALTER TABLE credentials ADD COLUMN {name} {kind}{not_null}")
+    highest = {
+        credential_id: number
+        for credential_id, number in conn.execute(
+            select(versions.c.credential_id, func.max(versions.c.version)).group_by(
+                versions.c.credential_id
+            )
+        )
+    }
+    labelled = {
+        (row.credential_id, row.version): VersionRow(**row._mapping)
+        for row in conn.execute(
+            select(versions)
+            .join(heads, heads.c.id == versions.c.credential_id)
+            .where(
+                or_(
+                    versions.c.version == heads.c.current_version,
+                    versions.c.version == heads.c.pending_version,
+                    versions.c.version == heads.c.previous_version,
+                )
+            )
+        )
+    }
+    granted = _verified_grantees(
+        owner,
+        [ClientRow(**row._mapping) for row in conn.execute(select(ClientRecord.__table__))],
+        [GrantRecord(**row._mapping) for row in conn.execute(select(GrantRecord.__table__))],
+    )
+    changes = [
+        _signed_head(owner, head, highest.get(head.id), labelled, granted.get(head.id, ()))
+        for head in (HeadRow(**row._mapping) for row in conn.execute(select(heads)))
+    ]
+    if changes:
+        conn.execute(
+            update(heads)
+            .where(heads.c.id == bindparam("head_id"))
+            .values(
+                {
+                    name: bindparam(f"new_{name}")
+                    for name, _ in (*_HEAD_COLUMNS_V3, ("signature", None))
+                }
+            ),
+            changes,
+        )
+
+
+def _verified_grantees(
+    owner: OwnerKeys, clients: list[ClientRow], grants: list[GrantRecord]
+) -> dict[str, list[str]]:
+    # Credential id -> the clients holding a grant that verifies, of a client record that
+    # verifies and is not revoked: what the writer wrapped new versions for until now.
+    from vault.format import records
+
+    usable = set()
+    for client in clients:
+        try:
+            records.verify_client(owner.verify_public, owner.vault_id, client)
+        except IntegrityError:
+            continue
+        if client.revoked_at is None:
+            usable.add(client.id)
+    out: dict[str, list[str]] = {}
+    for grant in grants:
+        try:
+            records.verify_grant(owner.verify_public, owner.vault_id, grant)
+        except IntegrityError:
+            continue
+        if grant.client_id in usable:
+            out.setdefault(grant.credential_id, []).append(grant.client_id)
+    return out
+
+
+def _signed_head(
+    owner: OwnerKeys,
+    head: HeadRow,
+    highest: object,
+    labelled: dict[tuple[str, int], VersionRow],
+    grantees: Collection[str],
+) -> dict[str, object]:
+    # The new columns of one head, re-signed when its schema-2 signature verifies; a
+    # head that does not verify keeps its old signature, which no reader accepts under
+    # the new kind: it stays as damaged as it was.
+    from vault.db.rows import HeadRow
+    from vault.format import crypto, records, stages
+
+    values = head._asdict()
+    values.update(revision=1, grantees=records.join_grantees(grantees))
+    numbers = [values[stages.version_column(stage)] for stage in stages.STAGES]
+    counts = [n for n in (highest, *numbers) if type(n) is int]
+    values["version_counter"] = max(counts, default=0)
+    for stage, number in zip(stages.STAGES, numbers, strict=True):
+        values[stages.digest_column(stage)] = (
+            None if number is None else _stage_digest(owner, head, labelled.get((head.id, number)))
+        )
+    try:
+        records.check_types(head, "credentials")
+        crypto.verify_signature(
+            owner.verify_public, records.schema2_head_message(owner.vault_id, head), head.signature
+        )
+    except (IntegrityError, TypeError, ValueError):
+        pass
+    else:
+        new = HeadRow(**values)
+        values["signature"] = owner.identity.sign(records.head_message(owner.vault_id, new))
+    out: dict[str, object] = {f"new_{name}": values[name] for name, _ in _HEAD_COLUMNS_V3}
+    out["new_signature"] = values["signature"]
+    out["head_id"] = head.id
+    return out
+
+
+def _stage_digest(owner: OwnerKeys, head: HeadRow, row: VersionRow | None) -> bytes:
+    # The digest of a labelled version that verifies now; 32 zero bytes, which no row's
+    # digest equals, for one that is missing or does not verify (it stays unreadable).
+    from vault.format import records
+
+    if row is None:
+        return bytes(32)
+    try:
+        records.verify_version(owner.verify_public, owner.vault_id, row)
+        records.check_metadata(row, head)
+        return records.version_digest(records.version_message(owner.vault_id, row))
+    except IntegrityError:
+        return bytes(32)
+
+
+def _audit_head(conn: Connection, _owner: OwnerKeys) -> None:
+    from vault.db.store import install_audit_head
+
+    install_audit_head(conn)
+
+
+def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
+    # Schema version 5: every keyslot row signed by the root key (its KDF parameters
+    # were unauthenticated, so a writer could lower them for the next passphrase).
+    from sqlalchemy import inspect
+
+    from vault.db.keyslots import sign_stored_slots
+    from vault.db.store import KeyslotRecord
+
+    # Only once, when the column is added: a schema version set back by hand (the row
+    # is not authenticated) must not sign a keyslot put back since (an old passphrase's).
+    if any(c["name"] == "signature" for c in inspect(conn).get_columns("keyslots")):
+        return
+    column = KeyslotRecord.__table__.c.signature
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE keyslots ADD COLUMN signature {kind}")
+    sign_stored_slots(conn, owner.vault_id, owner.identity.sign)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        2,
+        "index the audit log by action, credential and time (check's last-read query)",
+        readers_compatible=True,
+        apply=_audit_reads_index,
+    ),
+    Migration(
+        3,
+        "heads carry a revision, a version counter, the digests of the versions their "
+        "stages name and the signed set of their grantees, under a new signed kind",
+        readers_compatible=False,
+        apply=_signed_heads,
+    ),
+    Migration(
+        4,
+        "PostgreSQL: the audit chain's head row, locked by writers and checked by a "
+        "trigger on every append; the reader appends through a function instead of INSERT",
+        # A reader of this version appends through the function, which an older schema
+        # lacks.
+        readers_compatible=False,
+        apply=_audit_head,
+        backends=("postgresql",),
+    ),
+    # Keyless readers never read the signature (they cannot check it: see format.md
+    # section 11), so they keep working until the owner's next unlock adds it.
+    Migration(
+        5,
+        "sign every keyslot with the root key (its KDF parameters were unauthenticated)",
+        readers_compatible=True,
+        apply=_signed_keyslots,
+    ),
+)
+
+
+AUDIT_HEAD_SCHEMA = 4
+"""The schema version from which a PostgreSQL vault keeps its audit chain's head in a
+row that writers lock (and the reader appends through a function)."""
+
+SCHEMA_VERSION = MIGRATIONS[-1].to_version
+"""Version of the SQL schema this exvault writes; separate from the cryptographic
+format version."""
+
+
+def pending(version: int) -> list[Migration]:
+    """The migrations a schema at ``version`` still needs, in order."""
+    return [m for m in MIGRATIONS if m.to_version > version]
+
+
+def check_schema_version(version: object, *, owner: bool, backend: str | None = None) -> None:
+    """Refuse a schema this exvault cannot use: a newer one, or, unless the ``owner``
+    opens it (to unlock, then upgrade), an older one that a pending migration makes
+    unreadable as it is (on ``backend``, ``sqlite`` or ``postgresql``; None: any).
+
+    :raises IntegrityError: when ``version`` is not an integer.
+    :raises UnsupportedFormat: with what to do about it.
+    """
+    if version is not None and type(version) is not int:
+        # The row is not authenticated, but a value of another type is no version to
+        # compare (SQLite stores whatever it is given).
+        raise IntegrityError("damaged vault: exvault_schema.schema_version is not an integer")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UnsupportedFormat(
+            f"the vault's schema version {version} is newer than this exvault supports "
+            f"({SCHEMA_VERSION}); upgrade exvault"
+        )
+    if not owner and not all(
+        m.readers_compatible or (backend is not None and backend not in m.backends)
+        for m in pending(version)
+    ):
+        raise UnsupportedFormat(
+            f"the vault's schema (version {version}) needs an upgrade this reader cannot "
+            "do: run any exvault command that asks for the passphrase, once, as the owner"
+        )
+
+
+__all__ = [
+    "AUDIT_HEAD_SCHEMA",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "OwnerKeys",
+    "check_schema_version",
+    "pending",
+]

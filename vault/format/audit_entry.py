@@ -1,0 +1,134 @@
+"""What one audit entry is: its columns, the hash that chains it, what its signature covers.
+
+Pure functions, no database: :mod:`vault.db.audit` stores entries through SQLAlchemy and
+the client's direct SQLite path (:mod:`vault.db.client_sql`) through :mod:`sqlite3`; both
+build them here, so an entry is hashed and signed the same way whoever writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vault.format import crypto
+from vault.format.model import to_epoch, utc_now
+
+if TYPE_CHECKING:
+    from vault.db.store import AuditRecord
+
+GENESIS = b"\0" * 32
+ADMIN = "admin"
+ROOT_SIGNER = "root"
+DETAIL_LIMIT = 500
+
+Signer = tuple[str, Callable[[bytes], bytes]]
+"""Who signs an entry: ("root" or a client id, the signing function)."""
+
+
+def client_actor(name: str) -> str:
+    """The actor string of a client."""
+    return f"client:{name}"
+
+
+@dataclass
+class AuditRow:
+    """The columns of one ``audit_log`` row."""
+
+    seq: int
+    at: int
+    actor: str
+    host: str
+    pid: int
+    action: str
+    credential: str | None
+    version: int | None
+    outcome: str
+    detail: str
+    prev_hash: bytes
+    signer: str | None
+    entry_hash: bytes = b""
+    signature: bytes | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The columns by name, for an INSERT."""
+        # Not dataclasses.asdict, which deep-copies every value (a bulk add writes one
+        # entry per credential).
+        return {name: getattr(self, name) for name in _AUDIT_COLUMNS}
+
+
+_AUDIT_COLUMNS = tuple(AuditRow.__dataclass_fields__)
+
+
+def entry_hash(vault_id: bytes, rec: AuditRecord | AuditRow) -> bytes:
+    """The hash chaining ``rec`` to its predecessor: every column but the signature."""
+    return crypto.digest(
+        b"exvault-audit",
+        vault_id,
+        rec.seq,
+        rec.at,
+        rec.actor,
+        rec.host,
+        rec.pid,
+        rec.action,
+        rec.credential,
+        rec.version,
+        rec.outcome,
+        rec.detail,
+        rec.signer,
+        rec.prev_hash,
+    )
+
+
+def signed_entry(vault_id: bytes, hash_: bytes) -> bytes:
+    """What an entry's signature covers."""
+    return crypto.signed_message("audit", vault_id, hash_)
+
+
+def new_entry(
+    vault_id: bytes,
+    last: tuple[int, bytes] | None,
+    *,
+    actor: str,
+    action: str,
+    outcome: str = "ok",
+    credential: str | None = None,
+    version: int | None = None,
+    detail: str = "",
+    signer: Signer | None = None,
+) -> AuditRow:
+    """The entry that follows ``last`` (its seq and hash; None for the first entry),
+    hashed and, when there is a ``signer``, signed."""
+    row = AuditRow(
+        seq=(last[0] + 1) if last else 1,
+        at=to_epoch(utc_now()),
+        actor=actor,
+        host=socket.gethostname()[:255],
+        pid=os.getpid(),
+        action=action,
+        credential=credential,
+        version=version,
+        outcome=outcome,
+        detail=detail[:DETAIL_LIMIT],
+        prev_hash=last[1] if last else GENESIS,
+        signer=signer[0] if signer else None,
+    )
+    row.entry_hash = entry_hash(vault_id, row)
+    row.signature = signer[1](signed_entry(vault_id, row.entry_hash)) if signer else None
+    return row
+
+
+__all__ = [
+    "ADMIN",
+    "DETAIL_LIMIT",
+    "GENESIS",
+    "ROOT_SIGNER",
+    "AuditRow",
+    "Signer",
+    "client_actor",
+    "entry_hash",
+    "new_entry",
+    "signed_entry",
+]

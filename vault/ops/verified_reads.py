@@ -1,0 +1,148 @@
+"""The read entries whose signature ``exvault check`` already verified, remembered
+outside the vault so that each is verified once, not at every run.
+
+``check`` counts a credential's newest ``read ok`` entry only once its hash matches its
+columns and its Ed25519 signature verifies with the key of the signer it names (one
+verification per credential: tens of seconds at 100,000 credentials). An entry's
+hash covers every column but the signature, and the signature covers the hash: once an
+entry with a given (seq, hash) verified with a given key, the same (seq, hash) always
+denotes the same entry, and it verifies again. So ``check`` remembers, per vault, a
+digest of (vault id, seq, entry hash, actor, signer, signer's public key) for each
+read entry it verified, and on the next run verifies only entries not remembered.
+
+The file is ``$XDG_STATE_HOME/exvault/verified-reads-<vault id>.bin`` (next to the
+audit witness), 0600 in a 0700 directory, both owned by the user running ``check``.
+One with other modes or owner, of another vault, or damaged is ignored (and replaced).
+Whoever can write it can make a forged read count, and so make an unused key look in
+use; that is the same user, who can already change ``check`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from vault.db import audit
+from vault.errors import IntegrityError
+from vault.format import crypto
+from vault.format.audit_entry import AuditRow, entry_hash, signed_entry
+
+MAGIC = b"exvault verified reads 1\n"
+"""The first bytes of the file; then the 16-byte vault id, then 32-byte digests."""
+DIGEST_SIZE = 32
+
+
+def cache_path(vault_id: bytes) -> Path:
+    """Where ``check`` remembers this vault's verified read entries."""
+    return audit.witness_path(vault_id).parent / f"verified-reads-{vault_id.hex()}.bin"
+
+
+class VerifiedReads:
+    """The read entries of one vault verified so far, and those confirmed in this run.
+
+    Obtain one with :meth:`load`; :meth:`signed` checks a read entry with the key
+    :func:`vault.db.audit.signing_key` names, once ever; :meth:`save` keeps the
+    entries confirmed in this run (the newest read of each credential), so the file
+    does not grow with the log.
+    """
+
+    def __init__(self, vault_id: bytes, known: frozenset[bytes] = frozenset()) -> None:
+        self._vault_id = vault_id
+        self._known = known
+        self._confirmed: set[bytes] = set()
+
+    @classmethod
+    def load(cls, vault_id: bytes) -> VerifiedReads:
+        """The remembered entries of this vault; none when the file is missing,
+        damaged, of another vault, or not private to this user (never raises)."""
+        data = _private_bytes(cache_path(vault_id))
+        header = MAGIC + vault_id
+        if data is None or not data.startswith(header) or (len(data) - len(header)) % DIGEST_SIZE:
+            return cls(vault_id)
+        body = data[len(header) :]
+        return cls(
+            vault_id,
+            frozenset(body[i : i + DIGEST_SIZE] for i in range(0, len(body), DIGEST_SIZE)),
+        )
+
+    def signed(
+        self,
+        entry: AuditRow,
+        signers: Mapping[str, tuple[str, bytes]],
+        rekeys: Sequence[audit.Rekey] = (),
+    ) -> bool:
+        """True when ``entry``'s hash matches its columns and its signature verifies
+        with the key of the signer it names, whose actor it is
+        (:func:`vault.db.audit.signing_key`, ``rekeys`` included); the signature is
+        checked only for an entry not verified before. Never raises."""
+        key = audit.signing_key(entry, signers, rekeys)
+        if key is None or entry.signature is None:
+            return False
+        try:
+            if not crypto.constant_time_equal(entry_hash(self._vault_id, entry), entry.entry_hash):
+                return False
+            remembered = crypto.digest(
+                b"exvault-verified-read",
+                self._vault_id,
+                entry.seq,
+                entry.entry_hash,
+                entry.actor,
+                entry.signer,
+                key,
+            )
+            if remembered not in self._known:
+                crypto.verify_signature(
+                    key, signed_entry(self._vault_id, entry.entry_hash), entry.signature
+                )
+        except (IntegrityError, TypeError, ValueError):
+            return False
+        self._confirmed.add(remembered)
+        return True
+
+    def save(self) -> None:
+        """Remember the entries confirmed in this run (0600 file in a 0700 directory),
+        when they differ from those loaded. A failure to write is ignored: the file
+        only saves time."""
+        if self._confirmed == self._known:
+            return
+        path = cache_path(self._vault_id)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC + self._vault_id + b"".join(sorted(self._confirmed)))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def _private_bytes(path: Path) -> bytes | None:
+    """The contents of ``path`` when it is a regular file of this user's with mode
+    0600 in a directory of this user's with mode 0700; None otherwise."""
+    uid = os.geteuid()
+    try:
+        parent = path.parent.stat()
+        if parent.st_uid != uid or stat.S_IMODE(parent.st_mode) != 0o700:
+            return None
+        # Non-blocking: a FIFO put in its place must not hang a cron job.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or info.st_uid != uid
+            or stat.S_IMODE(info.st_mode) != 0o600
+        ):
+            return None
+        try:
+            return f.read()
+        except OSError:
+            return None
+
+
+__all__ = ["DIGEST_SIZE", "MAGIC", "VerifiedReads", "cache_path"]

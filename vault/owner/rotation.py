@@ -1,0 +1,307 @@
+"""Staged rotation of a credential (the AWS Secrets Manager model).
+
+::
+
+    start    new key staged as version N+1, label ``pending`` (wrapped for every grantee)
+    verify   checks the pending version (format, exchange rules, really a new key)
+    promote  pending -> ``current``, current -> ``previous`` (readable for a grace period)
+    finish   drop ``previous`` (then delete the old key at the exchange)
+    abort    drop ``pending``
+
+Each step is one transaction, so a crash leaves the vault before or after it, never
+in between; and each step is idempotent, so running it again after a crash (or
+twice from cron) does no harm: a step with nothing left to do says so and changes
+nothing. Every step is audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from vault import exchanges
+from vault.db.store import VersionRecord
+from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from vault.format import records
+from vault.format.model import to_epoch, utc_now
+from vault.format.policy import Policy
+from vault.owner.admin import UNCHANGED, clean_payload
+
+if TYPE_CHECKING:
+    from vault.owner.admin import AdminVault
+
+KEY_MATERIAL = frozenset({"api_key", "secret", "passphrase", "private_key"})
+"""Fields a rotation replaces; the others carry over to the new version."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a rotation step did."""
+
+    credential: str
+    step: str
+    changed: bool
+    version: int | None
+    message: str
+    wrapped_for: tuple[str, ...] = ()
+    """Names of the clients a version written by this step was wrapped for (start)."""
+
+
+@dataclass(frozen=True)
+class VerifyCheck:
+    """One check of ``rotate verify``."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+def start(
+    admin: AdminVault,
+    name: str,
+    payload: Mapping[str, str],
+    *,
+    permissions: tuple[str, ...] | list[str] | str | None = None,
+    ips: tuple[str, ...] | list[str] | str | None = None,
+    issued_on: date | None = None,
+    expires_on: date | object | None = None,
+) -> StepResult:
+    """Stage a new key as ``pending``; the current one keeps working.
+
+    Permissions and IPs default to the current version's; the issue date to today;
+    the exchange expiry to none (a new key), unless given.
+
+    The new version is wrapped for every grantee; the result names them.
+
+    :raises Conflict: when another rotation is pending (a repeat of the same start
+        is a no-op instead).
+    :raises InvalidInput: for bad fields, permissions or IPs.
+    :raises IntegrityError: when a grant is not backed by the signed audit log
+        (``AdminVault._check_grants_signed``); nothing is written.
+    """
+    now = to_epoch(utc_now())
+    with admin._writing() as session:
+        head = admin._head(session, name, for_update=True)
+        if head.current_version is None:
+            raise Conflict(f'credential "{name}" has no current version')
+        current_meta, current_fields = admin._open_version(session, head, "current")
+        # A new key changes the key material; account fields (uid, account_id, ...)
+        # stay what they were unless the new payload gives them.
+        carried = {k: v for k, v in current_fields.items() if k not in KEY_MATERIAL}
+        fields = clean_payload(current_meta.exchange, {**carried, **payload})
+        if head.pending_version is not None:
+            _meta, pending_fields = admin._open_version(session, head, "pending")
+            if pending_fields == fields:
+                return StepResult(
+                    name,
+                    "start",
+                    False,
+                    head.pending_version,
+                    f"version {head.pending_version} is already pending with this key",
+                )
+            raise Conflict(
+                f'a rotation of "{name}" is already pending (version {head.pending_version}); '
+                f"promote it or abort it first: exvault rotate abort {name}"
+            )
+        metadata = admin._metadata(
+            name,
+            current_meta.exchange,
+            current_meta.permissions if permissions is None else permissions,
+            current_meta.ips if ips is None else ips,
+            issued_on or utc_now().date(),
+            None if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
+        )
+        grantees = admin._check_scopes(session, head, metadata.permissions)
+        version = admin._next_version(head)
+        sealed = admin._add_version(
+            session, head, version, metadata, fields, now, grantees=grantees
+        )
+        head.pending_version = version
+        head.pending_digest = sealed.stage_digest
+        head.pending_since = now
+        head.updated_at = now
+        records.sign_head(admin._identity, admin._vault_id, head)
+        admin._audit(session, "rotate-start", name, version)
+    wrapped_for = tuple(sorted(c.name for c in grantees))
+    return StepResult(
+        name,
+        "start",
+        True,
+        version,
+        f"version {version} staged as pending"
+        + (f"; wrapped for clients: {', '.join(wrapped_for)}" if wrapped_for else ""),
+        wrapped_for,
+    )
+
+
+def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
+    """Check the pending version before promoting it; changes nothing but the audit log.
+
+    :raises NotFound: when no rotation is pending.
+    """
+    checks: list[VerifyCheck] = []
+    with admin._writing() as session:
+        head = admin._head(session, name)
+        if head.pending_version is None:
+            raise NotFound(
+                f'no rotation of "{name}" is pending; start one: exvault rotate start {name}'
+            )
+        meta, fields = admin._open_version(session, head, "pending")
+        checks.append(
+            VerifyCheck("decrypts", True, f"version {head.pending_version} decrypts and verifies")
+        )
+        profile = exchanges.get_profile(meta.exchange)
+        try:
+            profile.validate_payload(fields)
+            profile.validate_ips(meta.ips)
+            checks.append(
+                VerifyCheck(
+                    "format", True, f"fields and IPs fit the {profile.display_name} profile"
+                )
+            )
+        except InvalidInput as exc:
+            checks.append(VerifyCheck("format", False, str(exc)))
+        if head.current_version is not None:
+            _current_meta, current = admin._open_version(session, head, "current")
+            same_key = current.get("api_key") == fields.get("api_key")
+            same_secret = current.get("secret") == fields.get("secret")
+            checks.append(
+                VerifyCheck(
+                    "new-key",
+                    not (same_key or same_secret),
+                    "the API key and secret differ from the current ones"
+                    if not (same_key or same_secret)
+                    else "the pending "
+                    + ("API key" if same_key else "secret")
+                    + " is the same as the current one: create a new key at the exchange",
+                )
+            )
+        try:
+            admin._check_scopes(session, head, meta.permissions)
+            checks.append(VerifyCheck("scope", True, "within every grantee's maximum scope"))
+        except Conflict as exc:
+            checks.append(VerifyCheck("scope", False, str(exc)))
+        failed = [c.name for c in checks if not c.passed]
+        admin._audit(
+            session,
+            "rotate-verify",
+            name,
+            head.pending_version,
+            detail="passed" if not failed else "failed: " + ", ".join(failed),
+        )
+    return checks
+
+
+def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> StepResult:
+    """Make the pending version current; the old current stays readable as ``previous``
+    for ``grace`` (default: the credential's policy, 24 hours), so running bots keep
+    working while they restart.
+
+    :raises Conflict: when nothing is pending and no rotation was just promoted.
+    """
+    now = utc_now()
+    with admin._writing() as session:
+        head = admin._head(session, name, for_update=True)
+        if head.pending_version is None:
+            if head.previous_version is not None:
+                return StepResult(
+                    name,
+                    "promote",
+                    False,
+                    head.current_version,
+                    f"already promoted: version {head.current_version} is current",
+                )
+            raise Conflict(f'nothing to promote for "{name}": exvault rotate start {name} first')
+        policy = Policy.from_json(head.policy)
+        grace = grace if grace is not None else timedelta(hours=policy.grace_hours)
+        dropped = head.previous_version
+        head.previous_version = head.current_version
+        head.previous_digest = head.current_digest
+        head.previous_until = to_epoch(now + grace)
+        head.current_version = head.pending_version
+        head.current_digest = head.pending_digest
+        head.pending_version = head.pending_since = head.pending_digest = None
+        head.updated_at = to_epoch(now)
+        admin._retire_version(session, head, dropped)
+        records.sign_head(admin._identity, admin._vault_id, head)
+        admin._audit(session, "rotate-promote", name, head.current_version)
+        version = head.current_version
+    admin._checkpoint()
+    return StepResult(
+        name,
+        "promote",
+        True,
+        version,
+        f"version {version} is current; the previous key stays readable until "
+        f"{(now + grace):%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def finish(admin: AdminVault, name: str) -> StepResult:
+    """Drop the ``previous`` version (its ciphertext and wraps are deleted).
+
+    Also clears an exposure mark that predates the current version: the exposed key
+    is the one now retired. The current version's time is read from its row only once
+    the row's signature verifies.
+
+    :raises IntegrityError: when the current version's row is missing or fails
+        verification; nothing is changed.
+    """
+    with admin._writing() as session:
+        head = admin._head(session, name, for_update=True)
+        if head.previous_version is None:
+            return StepResult(name, "finish", False, head.current_version, "nothing to finish")
+        dropped = head.previous_version
+        head.previous_version = head.previous_until = head.previous_digest = None
+        current = (
+            session.get(VersionRecord, (head.id, head.current_version))
+            if head.current_version is not None
+            else None
+        )
+        if head.exposed_at is not None and current is None:
+            raise IntegrityError(f'damaged vault: "{name}" has lost its current version')
+        if current is not None:
+            # Its created_at may clear the exposure mark: a far-future value put in the
+            # row must fail here, not wipe the mark.
+            records.check_staged_version(
+                admin._verify_public, admin._vault_id, head, "current", current
+            )
+        if (
+            head.exposed_at is not None
+            and current is not None
+            and head.exposed_at < current.created_at
+        ):
+            # The exposure predates the current key: it concerned the key now dropped.
+            head.exposed_at = head.exposed_reason = None
+        head.updated_at = to_epoch(utc_now())
+        admin._retire_version(session, head, dropped)
+        records.sign_head(admin._identity, admin._vault_id, head)
+        admin._audit(session, "rotate-finish", name, dropped)
+        version = head.current_version
+    admin._checkpoint()
+    return StepResult(
+        name,
+        "finish",
+        True,
+        version,
+        f"version {dropped} dropped; delete that key at the exchange now if you have not",
+    )
+
+
+def abort(admin: AdminVault, name: str) -> StepResult:
+    """Drop the ``pending`` version."""
+    with admin._writing() as session:
+        head = admin._head(session, name, for_update=True)
+        if head.pending_version is None:
+            return StepResult(name, "abort", False, head.current_version, "no rotation is pending")
+        dropped = head.pending_version
+        head.pending_version = head.pending_since = head.pending_digest = None
+        head.updated_at = to_epoch(utc_now())
+        admin._retire_version(session, head, dropped)
+        records.sign_head(admin._identity, admin._vault_id, head)
+        admin._audit(session, "rotate-abort", name, dropped)
+        version = head.current_version
+    admin._checkpoint()
+    return StepResult(name, "abort", True, version, f"pending version {dropped} dropped")

@@ -1,0 +1,126 @@
+"""Client tokens: ``exv1-...``, the one secret a bot holds.
+
+A token carries the vault id and the vault signing key's fingerprint (so the client
+trusts only records signed by *its* vault, whatever the database says), the client's
+id, and a 32-byte seed from which the client's X25519 and Ed25519 keys derive. A
+4-byte checksum turns a truncated or mistyped token into a clear error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from vault.errors import InvalidToken
+from vault.format import crypto
+from vault.runtime.secretfile import read_secret_file
+
+PREFIX = "exv1-"
+ENV_TOKEN = "EXVAULT_TOKEN"  # noqa: S105 (a variable name)
+ENV_TOKEN_FILE = "EXVAULT_TOKEN_FILE"  # noqa: S105 (a variable name)
+SYSTEMD_CREDENTIAL = "exvault-token"
+
+_VAULT_ID, _FP, _CLIENT, _SEED, _CHECK = 16, 32, 16, 32, 4
+_BODY = _VAULT_ID + _FP + _CLIENT + _SEED
+
+
+@dataclass(frozen=True, eq=False)
+class ClientToken:
+    """A parsed client token. Its ``repr`` names the client id only."""
+
+    vault_id: bytes
+    fingerprint: bytes
+    client_id: str
+    seed: bytes
+
+    @classmethod
+    def generate(cls, vault_id: bytes, fingerprint: bytes, client_id: str) -> ClientToken:
+        """A new token with a fresh random seed."""
+        return cls(vault_id, fingerprint, client_id, os.urandom(_SEED))
+
+    @cached_property
+    def keys(self) -> tuple[X25519PrivateKey, Ed25519PrivateKey]:
+        """The client's decryption and signing keys."""
+        return crypto.derive_client_keys(self.seed)
+
+    @property
+    def encryption_public(self) -> bytes:
+        """The client's X25519 public key (what the vault wraps data keys for)."""
+        return crypto.x25519_public_bytes(self.keys[0])
+
+    @property
+    def verify_public(self) -> bytes:
+        """The client's Ed25519 public key (what its audit entries verify against)."""
+        return crypto.ed25519_public_bytes(self.keys[1])
+
+    def encode(self) -> str:
+        """The text form ``exv1-<base64url>``."""
+        body = self.vault_id + self.fingerprint + bytes.fromhex(self.client_id) + self.seed
+        check = hashlib.sha256(b"exvault-token-check" + body).digest()[:_CHECK]
+        return PREFIX + base64.urlsafe_b64encode(body + check).decode("ascii").rstrip("=")
+
+    def __repr__(self) -> str:
+        return f"ClientToken(client_id={self.client_id!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a ClientToken cannot be pickled")
+
+
+def parse_token(text: str) -> ClientToken:
+    """Parse ``exv1-...``; surrounding whitespace is ignored.
+
+    :raises InvalidToken: when it is malformed, truncated or mistyped (the message
+        never repeats the token).
+    """
+    text = text.strip()
+    if not text.startswith(PREFIX):
+        raise InvalidToken('malformed client token (it should start with "exv1-")')
+    data = text[len(PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("malformed client token (not base64url)") from None
+    if len(raw) != _BODY + _CHECK:
+        raise InvalidToken("malformed client token (wrong length; was it cut off?)")
+    body, check = raw[:_BODY], raw[_BODY:]
+    expected = hashlib.sha256(b"exvault-token-check" + body).digest()[:_CHECK]
+    if not hmac.compare_digest(check, expected):
+        raise InvalidToken("malformed client token (checksum mismatch; was it mistyped?)")
+    i = 0
+    parts = []
+    for size in (_VAULT_ID, _FP, _CLIENT, _SEED):
+        parts.append(body[i : i + size])
+        i += size
+    return ClientToken(parts[0], parts[1], parts[2].hex(), parts[3])
+
+
+def find_token(environ: dict[str, str] | None = None) -> ClientToken:
+    """The client token of this process, from the first of:
+
+    ``$EXVAULT_TOKEN``; the file named by ``$EXVAULT_TOKEN_FILE`` (refused unless
+    0600); ``$CREDENTIALS_DIRECTORY/exvault-token`` (systemd ``LoadCredential=``).
+
+    :raises InvalidToken: when there is none or it is malformed.
+    :raises InsecureFile: when the token file is readable by others.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(ENV_TOKEN):
+        return parse_token(env[ENV_TOKEN])
+    if env.get(ENV_TOKEN_FILE):
+        return parse_token(read_secret_file(env[ENV_TOKEN_FILE], "token file"))
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if directory and (Path(directory) / SYSTEMD_CREDENTIAL).exists():
+        return parse_token(read_secret_file(Path(directory) / SYSTEMD_CREDENTIAL, "token file"))
+    raise InvalidToken(
+        f"no client token: set {ENV_TOKEN_FILE} to a 0600 file holding it, or {ENV_TOKEN}, "
+        "or pass it with LoadCredential=exvault-token:... under systemd"
+    )
