@@ -6,7 +6,7 @@ same columns under the same names, in the tables' order. They exist so that a bo
 process can read its credential with the standard library's :mod:`sqlite3` alone
 (see :mod:`vault.db.client_sql`); named tuples are built from a cursor's tuples at no
 cost and are quick to define in a process that starts for one secret.
-``tests/test_rows.py`` holds their columns to the tables'.
+``tests/db/test_rows.py`` holds their columns to the tables'.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def _column_types(table: str) -> tuple[tuple[str, type, bool], ...]:
     # description of every stored row, whoever reads it (an ORM object or any object
     # with the same attributes). The tables a client reads take it from their plain
     # rows' annotations, so that a client's process needs no SQLAlchemy
-    # (tests/test_rows.py holds those to the schema); the others from the schema.
+    # (tests/db/test_rows.py holds those to the schema); the others from the schema.
     plain = TABLES.get(table)
     if plain is not None:
         hints = typing.get_type_hints(plain)

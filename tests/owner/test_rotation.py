@@ -46,7 +46,7 @@ NEW_API_KEY = "Zr8kQ2wX7nB4vL1pT6yH3mJ9cF5dS0aGeRuIoKxNqWzEbVtYhCsMlPjDfAgUiOn2"
 NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
 OLD = {"api_key": BINANCE_API_KEY, "secret": BINANCE_SECRET}
 NEW = {"api_key": NEW_API_KEY, "secret": NEW_SECRET}
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VERSION_TABLES = ("credential_versions", "payloads", "dek_wraps")
 
 
