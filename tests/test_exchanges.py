@@ -28,7 +28,8 @@ from vault.exchanges import (
 
 EXCHANGE_IDS = ("binance", "kucoin", "okx", "bitget", "htx", "bybit", "gate", "kraken", "coinbase")
 
-# Published test vectors (exchanges.md): real-shaped secrets that must be accepted.
+# Published example keys (from the exchanges' API documentation): real-shaped secrets that
+# must be accepted.
 BINANCE_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 KRAKEN_SECRET = (
     "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="

@@ -1,9 +1,10 @@
 """Exchange profiles: credential fields, permission vocabularies, IP limits, key lifetimes.
 
-Facts come from ``shared/exchanges.md`` (exchange documentation and ccxt 4.5.90's
-``requiredCredentials``). Where that file has no fact (e.g. Binance's IP limit), the
-profile sets no limit rather than a guessed one: refusing a valid whitelist would be
-worse than missing a check the exchange makes anyway.
+Facts come from each exchange's own documentation (every lifetime rule names its page
+in ``source``; docs/rotation.md lists them) and from ccxt 4.5.90's
+``requiredCredentials``. Where the documentation gives no fact (e.g. Binance's IP
+limit), the profile sets no limit rather than a guessed one: refusing a valid whitelist
+would be worse than missing a check the exchange makes anyway.
 
 ascendex is deliberately absent: it left ccxt (not in 4.5.90), so a vault credential
 for it could not be handed to ``ccxt.ascendex``; such keys use the ``other`` profile.
@@ -254,8 +255,6 @@ class ExchangeProfile:
         return normalize_payload(payload)
 
 
-_EXCHANGES_MD = "shared/exchanges.md, key lifetime rules"
-
 _PROFILES: tuple[ExchangeProfile, ...] = (
     ExchangeProfile(
         id="binance",
@@ -281,14 +280,14 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
                 "restriction 30 days after it was created",
                 days=30,
                 applies_when="no_ip_trade",
-                source="Binance API key management FAQ (" + _EXCHANGES_MD + ")",
+                source="Binance API key management FAQ",
             ),
             LifetimeRule(
                 code="binance_withdraw_needs_ip",
                 description="Binance allows withdrawals only on IP-restricted keys",
                 days=0,
                 applies_when="no_ip_withdraw",
-                source="Binance API key management FAQ (" + _EXCHANGES_MD + ")",
+                source="Binance API key management FAQ",
             ),
         ),
         payload_checks=(secret_hmac_or_pem("rsa", "ed25519"),),
@@ -315,7 +314,7 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
                 "days, or never; record the chosen date as the exchange expiry",
                 days=None,
                 applies_when="expiry_set",
-                source="KuCoin API docs, sub-account API key 'expire' (" + _EXCHANGES_MD + ")",
+                source="KuCoin API docs, sub-account API key 'expire'",
                 choices_days=(30, 90, 180, 360),
             ),
         ),
@@ -336,7 +335,7 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
                 "binding after 14 days without use",
                 days=14,
                 applies_when="no_ip_inactive",
-                source="OKX help center, API key IP binding (" + _EXCHANGES_MD + ")",
+                source="OKX help center, API key IP binding",
             ),
         ),
         payload_checks=(okx_passphrase,),
@@ -345,7 +344,8 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
         id="bitget",
         display_name="Bitget",
         required_fields=("api_key", "secret", "passphrase"),
-        # Bitget's permission names are not in exchanges.md yet: normalized names only.
+        # Bitget's own permission names are not mapped yet (no documented source checked):
+        # normalized names only.
         notes="The passphrase was chosen when the key was made.",
     ),
     ExchangeProfile(
@@ -361,7 +361,7 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
                 description="HTX expires a key without an IP binding 90 days after creation",
                 days=90,
                 applies_when="no_ip",
-                source="HTX API key settings (" + _EXCHANGES_MD + ")",
+                source="HTX API key settings",
             ),
         ),
     ),
@@ -396,9 +396,7 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
                 description="Bybit invalidates a key without an IP binding 90 days after creation",
                 days=90,
                 applies_when="no_ip",
-                source="Bybit API key management; GET /v5/user/query-api expiredAt ("
-                + _EXCHANGES_MD
-                + ")",
+                source="Bybit API key management; GET /v5/user/query-api expiredAt",
             ),
             LifetimeRule(
                 code="bybit_unbound_password_change",
@@ -406,7 +404,7 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
                 "without an IP binding within 7 days",
                 days=7,
                 applies_when="no_ip_password_change",
-                source="Bybit API key management (" + _EXCHANGES_MD + ")",
+                source="Bybit API key management",
             ),
         ),
         payload_checks=(secret_hmac_or_pem("rsa"),),
@@ -463,7 +461,7 @@ _PROFILES: tuple[ExchangeProfile, ...] = (
                 "exchange expiry",
                 days=None,
                 applies_when="expiry_set",
-                source="Kraken API key settings (" + _EXCHANGES_MD + ")",
+                source="Kraken API key settings",
             ),
         ),
         payload_checks=(kraken_secret,),
