@@ -3,10 +3,21 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import date
-from typing import IO, TYPE_CHECKING, Any
+from json.encoder import encode_basestring_ascii
+from typing import IO, Any
 
 import click
+
+from vault import exchanges
+from vault.db.inventory import ListedCredential, ParsedOnce, collector_paused
+from vault.durations import parse_date
+from vault.errors import AlreadyExists, decode_utf8
+from vault.format import model
+from vault.format.model import CredentialInfo, parse_payload_json, validate_name
+from vault.owner.admin import UNCHANGED
 
 from . import output, prompts
 from .options import (
@@ -19,18 +30,10 @@ from .options import (
     yes_option,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from vault.db.inventory import ListedCredential
-    from vault.format.model import CredentialInfo
-
 
 def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
     if value is None:
         return None
-    from vault.durations import parse_date
-
     return parse_date(value)
 
 
@@ -38,10 +41,6 @@ def _read_payload(
     from_json: IO[bytes] | None, exchange: str, ask: tuple[str, ...]
 ) -> dict[str, str]:
     """Secret fields from JSON (file or stdin) or hidden prompts; never from argv."""
-    from vault import exchanges
-    from vault.errors import decode_utf8
-    from vault.format.model import parse_payload_json
-
     if from_json is not None:
         return parse_payload_json(decode_utf8(from_json.read(), "the JSON"))
     profile = exchanges.get_profile(exchange)
@@ -52,8 +51,6 @@ def _read_payload(
 
 
 def _info_dict(info: CredentialInfo | ListedCredential, today: date) -> dict[str, Any]:
-    from vault.db.inventory import ListedCredential
-
     i = info if isinstance(info, ListedCredential) else ListedCredential.of(info)
     return {
         "name": i.name,
@@ -81,10 +78,6 @@ def _listing_json(items: Iterable[ListedCredential], today: date) -> str:
     credentials take a fraction of the time json.dumps needs for their dicts. Keep
     the keys in step with :func:`_info_dict`; a test compares the two outputs.
     """
-    import json
-    from json.encoder import encode_basestring_ascii
-
-    from vault.db.inventory import ParsedOnce
 
     def j(value: object) -> str:
         return json.dumps(value, default=output.json_default)
@@ -118,9 +111,7 @@ def _listing_json(items: Iterable[ListedCredential], today: date) -> str:
 
 
 def _today() -> date:
-    from vault.format.model import utc_now
-
-    return utc_now().date()
+    return model.utc_now().date()
 
 
 @click.command()
@@ -174,10 +165,6 @@ def add(
     The secret fields are asked at hidden prompts (the API passphrase too when the
     exchange needs one) or read with --from-json; they are never accepted as arguments.
     """
-    from vault import exchanges
-    from vault.errors import AlreadyExists
-    from vault.format.model import validate_name
-
     validate_name(name)
     exchanges.get_profile(exchange)  # an unknown exchange is reported before any prompt
     with open_admin(vault_location, passphrase_file) as admin:
@@ -204,8 +191,6 @@ def add(
 @json_option
 def list_(vault_location: str | None, as_json: bool) -> None:
     """List credentials: name, exchange, permissions, IPs, age, version (no secret)."""
-    from vault.db.inventory import collector_paused
-
     today = _today()
     with open_inventory(vault_location) as inv, collector_paused():
         if as_json and not output.indented():
@@ -340,8 +325,6 @@ def edit(
     as_json: bool,
 ) -> None:
     """Change a credential's metadata or secrets; writes a new version."""
-    from vault.owner.admin import UNCHANGED
-
     if ips and clear_ips:
         raise click.UsageError("--ip and --clear-ips exclude each other")
     if expires and no_expires:
@@ -447,8 +430,6 @@ def remove(name: str, vault_location: str | None, passphrase_file: str | None, y
 @json_option
 def exchanges_(as_json: bool) -> None:
     """List the known exchanges with their required fields."""
-    from vault import exchanges
-
     profiles = exchanges.all_profiles()
     if as_json:
         output.emit_json(

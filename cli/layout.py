@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from vault.errors import InvalidInput
+from vault.owner.layout import share as run_share
+from vault.owner.layout import unshare
+
 from . import output
 from .options import json_option, open_admin, passphrase_file_option, vault_option
 
@@ -35,10 +39,6 @@ def share(
     Stop the processes that use the vault first. Asks for the passphrase (the change
     is audited).
     """
-    from vault.errors import InvalidInput
-    from vault.owner.layout import share as run_share
-    from vault.owner.layout import unshare
-
     if off == (group is not None):
         raise InvalidInput("give either --group GROUP or --off")
     with open_admin(vault_location, passphrase_file) as admin:

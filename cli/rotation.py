@@ -8,9 +8,20 @@ import shlex
 import shutil
 import sys
 from datetime import timedelta
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import click
+
+from vault.db.location import resolve
+from vault.db.store import describe_location
+from vault.durations import parse_duration
+from vault.errors import InvalidInput, VaultError
+from vault.format import model
+from vault.format.policy import Policy
+from vault.ops.checks import RANK, SEVERITIES, Report
+from vault.ops.checks import check as run_check
+from vault.ops.notify import check_url, post_json
+from vault.owner import rotation
 
 from . import output
 from .credentials import _date, _read_payload
@@ -22,9 +33,6 @@ from .options import (
     passphrase_file_option,
     vault_option,
 )
-
-if TYPE_CHECKING:
-    from vault.ops.checks import Report
 
 ENV_NOTIFY_URL = "EXVAULT_NOTIFY_URL"
 EXIT_CHECK_USAGE = 64  # check keeps 1 and 2 for findings; see cli/main.py
@@ -39,8 +47,6 @@ def _prometheus_label(value: str) -> str:
 
 def render_prometheus(report: Report) -> str:
     """The report in the Prometheus text format (node_exporter textfile collector)."""
-    from vault.ops.checks import RANK, SEVERITIES
-
     lines = [
         "# HELP exvault_credentials Credentials in the vault.",
         "# TYPE exvault_credentials gauge",
@@ -117,18 +123,13 @@ def check(
     A failing webhook is reported on stderr and does not change the exit code; a
     notify URL that cannot be sent is refused before the check (exit 7).
     """
-    from vault.errors import VaultError
-    from vault.format.model import utc_now
-    from vault.ops.checks import check as run_check
-    from vault.ops.notify import check_url, post_json
-
     if as_json:
         fmt = "json"
     url = notify_url or os.environ.get(ENV_NOTIFY_URL)
     if url:
         check_url(url)  # up front: a URL that cannot be sent is a mistake, not a finding
     with open_inventory(vault_location) as inv:
-        report = run_check(inv, utc_now())
+        report = run_check(inv, model.utc_now())
     code = report.exit_code(fail_on)
     shown = report.findings if show_all else report.at_least("warn")
     if not (quiet and code == 0):
@@ -194,8 +195,6 @@ def rotate_start(
     passphrase_file: str | None,
 ) -> None:
     """Stage a new key for NAME as `pending` (hidden prompts or --from-json)."""
-    from vault.owner import rotation
-
     with open_inventory(vault_location) as inv:
         exchange = inv.describe(name).metadata.exchange
     with open_admin(vault_location, passphrase_file) as admin:
@@ -223,8 +222,6 @@ def rotate_verify(
     name: str, vault_location: str | None, passphrase_file: str | None, as_json: bool
 ) -> None:
     """Check the pending key of NAME; exits 1 when a check fails."""
-    from vault.owner import rotation
-
     with open_admin(vault_location, passphrase_file) as admin:
         checks = rotation.verify(admin, name)
     if as_json:
@@ -251,9 +248,6 @@ def rotate_promote(
     name: str, grace: str | None, vault_location: str | None, passphrase_file: str | None
 ) -> None:
     """Make the pending key current; the old one stays readable as `previous` for a while."""
-    from vault.durations import parse_duration
-    from vault.owner import rotation
-
     period = parse_duration(grace) if grace else None
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.promote(admin, name, grace=period))
@@ -265,8 +259,6 @@ def rotate_promote(
 @passphrase_file_option
 def rotate_finish(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
     """Drop the previous key of NAME (then delete it at the exchange)."""
-    from vault.owner import rotation
-
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.finish(admin, name))
 
@@ -277,8 +269,6 @@ def rotate_finish(name: str, vault_location: str | None, passphrase_file: str | 
 @passphrase_file_option
 def rotate_abort(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
     """Drop the pending key of NAME."""
-    from vault.owner import rotation
-
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.abort(admin, name))
 
@@ -294,9 +284,6 @@ def policy() -> None:
 def _whole(text: str | None, unit: timedelta, what: str) -> int | None:
     if text is None:
         return None
-    from vault.durations import parse_duration
-    from vault.errors import InvalidInput
-
     period = parse_duration(text)
     if period % unit:
         raise InvalidInput(f"{what} must be a whole number of {'days' if unit.days else 'hours'}")
@@ -414,8 +401,6 @@ def policy_clear_risk(
 @json_option
 def policy_show(name: str, vault_location: str | None, as_json: bool) -> None:
     """Show the rotation policy of NAME (no passphrase needed)."""
-    from vault.format.policy import Policy
-
     with open_inventory(vault_location) as inv:
         _show_policy(Policy.from_json(dict(inv.describe(name).policy)), as_json)
 
@@ -458,9 +443,6 @@ def schedule(
     exactly when a finding reaches --fail-on. Put a webhook URL in EXVAULT_NOTIFY_URL
     rather than on the command line if it carries a secret.
     """
-    from vault.db.location import resolve
-    from vault.db.store import describe_location
-
     if bool(cron_spec) == systemd:
         raise click.UsageError("give exactly one of --cron SPEC or --systemd")
     url = resolve(vault_location)
