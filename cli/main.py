@@ -47,11 +47,14 @@ def exit_code_for(exc: errors.VaultError) -> int:
 
 
 class VaultCommandError(click.ClickException):
-    """A :class:`VaultError` as click reports it: one line on stderr, our exit code."""
+    """A :class:`VaultError` as click reports it: one line on stderr, our exit code.
+
+    The code is ``status``: click declares ``exit_code`` once per exception class.
+    """
 
     def __init__(self, exc: errors.VaultError) -> None:
         super().__init__(str(exc))
-        self.exit_code = exit_code_for(exc)
+        self.status = exit_code_for(exc)
 
     def show(self, file: Any = None) -> None:
         click.echo(f"exvault: error: {errors.printable(self.format_message())}", err=True)
@@ -246,6 +249,9 @@ class ExvaultGroup(LazyGroup):
             # check's and doctor's exit codes 1 and 2 mean findings; usage errors must not.
             graded = where.endswith((" check", " doctor"))
             sys.exit(EXIT_CHECK_USAGE if graded else exc.exit_code)
+        except VaultCommandError as exc:
+            exc.show()
+            sys.exit(exc.status)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
@@ -302,4 +308,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
