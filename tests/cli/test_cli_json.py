@@ -101,7 +101,6 @@ def test_list_json_is_json_dumps_of_the_show_dicts(stocked_cli) -> None:
 
     from vault.cli.credentials import _info_dict
     from vault.cli.output import json_default
-
     from vault.db.inventory import Inventory
     from vault.format.model import utc_now
     from vault.owner import rotation
