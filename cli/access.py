@@ -12,7 +12,8 @@ from vault.format.access import DEFAULT_SCOPE
 from vault.format.model import validate_name
 
 from . import output
-from .options import json_option, open_admin, open_inventory, passphrase_file_option, vault_option
+from .options import json_option, open_inventory, passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 def _client_dict(info: Any, now: Any) -> dict[str, Any]:
@@ -156,6 +157,3 @@ def ungrant(
     with open_admin(vault_location, passphrase_file) as admin:
         admin.ungrant(client_name, credentials)
     click.echo(f'Ungranted from "{client_name}": {", ".join(credentials)}.')
-
-
-COMMANDS = (client, grant, ungrant)

@@ -107,6 +107,3 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
             click.echo(f"exvault: audit: {problem}", err=True)
     if not report.ok:
         raise click.exceptions.Exit(3)
-
-
-COMMANDS = (audit,)

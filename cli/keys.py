@@ -16,7 +16,8 @@ from vault.owner.admin import AdminVault
 from vault.runtime.secretfile import read_secret_file
 
 from . import output, prompts
-from .options import json_option, open_admin, open_inventory, passphrase_file_option, vault_option
+from .options import json_option, open_inventory, passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 @click.command()
@@ -289,6 +290,3 @@ def info(vault_location: str | None, as_json: bool) -> None:
             ("Credentials", status.credentials),
         ]
     )
-
-
-COMMANDS = (init, passwd, recover, info)

@@ -9,7 +9,8 @@ from vault.owner.layout import share as run_share
 from vault.owner.layout import unshare
 
 from . import output
-from .options import json_option, open_admin, passphrase_file_option, vault_option
+from .options import json_option, passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 @click.command()
@@ -62,6 +63,3 @@ def share(
         click.echo(
             f"Vault layout: single-user file; the bots' audit directory is kept as {retired}."
         )
-
-
-COMMANDS = (share,)

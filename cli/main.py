@@ -86,7 +86,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Write a consistent copy of the vault to DESTINATION (new file, mode 0600).",
     ),
     "check": Subcommand(
-        "vault.cli.rotation:check",
+        "vault.cli.checks:check",
         "Check every credential's age, expiry, scope and usage (no passphrase needed).",
     ),
     "client": Subcommand(
@@ -102,7 +102,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Change a credential's metadata or secrets; writes a new version.",
     ),
     "exchanges": Subcommand(
-        "vault.cli.credentials:exchanges_",
+        "vault.cli.listing:exchanges_",
         "List the known exchanges with their required fields.",
     ),
     "grant": Subcommand(
@@ -110,7 +110,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Let CLIENT read CREDENTIALS (refused beyond its maximum scope).",
     ),
     "history": Subcommand(
-        "vault.cli.credentials:history",
+        "vault.cli.listing:history",
         "List a credential's versions with dates and stage labels.",
     ),
     "info": Subcommand(
@@ -121,7 +121,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "vault.cli.keys:init", "Create a new vault and print its recovery key once."
     ),
     "list": Subcommand(
-        "vault.cli.credentials:list_",
+        "vault.cli.listing:list_",
         "List credentials: name, exchange, permissions, IPs, age, version (no secret).",
     ),
     "passwd": Subcommand("vault.cli.keys:passwd", "Change the vault passphrase."),
@@ -149,7 +149,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Run COMMAND with credentials in its environment only (never in argv).",
     ),
     "schedule": Subcommand(
-        "vault.cli.rotation:schedule",
+        "vault.cli.checks:schedule",
         "Print what runs `exvault check` regularly (nothing is installed).",
     ),
     "share": Subcommand(

@@ -16,12 +16,12 @@ from vault.ops.verification import verify as run_verify
 from . import output, prompts
 from .options import (
     json_option,
-    open_admin,
     open_inventory,
     passphrase_file_option,
     vault_option,
     yes_option,
 )
+from .unlock import open_admin
 
 
 @click.command()
@@ -171,6 +171,3 @@ def restore(
         f"Restored {output.plural(staged.credentials, 'credential')}; "
         f"the replaced vault is kept at {aside}."
     )
-
-
-COMMANDS = (verify, doctor, backup, restore)

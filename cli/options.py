@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 import click
 
 from vault.db.inventory import Inventory
-from vault.owner.admin import AdminVault
-
-from . import prompts
+from vault.durations import parse_date
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,13 +56,15 @@ def yes_option(f: F) -> F:
     return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(f)
 
 
-def open_admin(vault_location: str | None, passphrase_file: str | None) -> AdminVault:
-    """Unlock the vault, asking for the passphrase (after checking the vault exists)."""
-    # Open keyless first: "no vault here" is reported before anyone types a passphrase.
-    Inventory.open(vault_location).close()
-    return AdminVault.unlock(vault_location, prompts.passphrase(passphrase_file))
-
-
 def open_inventory(vault_location: str | None) -> Inventory:
     """Open the vault without a key (metadata only)."""
     return Inventory.open(vault_location)
+
+
+def parse_date_option(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> date | None:
+    """The date of a ``YYYY-MM-DD`` option (a click callback); None when not given."""
+    if value is None:
+        return None
+    return parse_date(value)

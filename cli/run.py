@@ -12,7 +12,8 @@ from vault.runtime import run as running
 from vault.runtime.client import ClientVault
 from vault.runtime.token import find_token
 
-from .options import open_admin, passphrase_file_option, vault_option
+from .options import passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -82,6 +83,3 @@ def run(
     code = running.run(command, env, secrets=running.secret_values(loaded), masking=not no_masking)
     sys.stdout.flush()
     raise click.exceptions.Exit(code)
-
-
-COMMANDS = (run,)

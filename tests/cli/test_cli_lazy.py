@@ -61,7 +61,7 @@ def test_every_command_of_the_cli_modules_is_listed() -> None:
 
 
 def test_a_wrong_target_fails_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(SUBCOMMANDS, "list", Subcommand("vault.cli.credentials:lst", "x"))
+    monkeypatch.setitem(SUBCOMMANDS, "list", Subcommand("vault.cli.listing:lst", "x"))
     with pytest.raises(AttributeError):
         load_subcommand("list")
     monkeypatch.setitem(SUBCOMMANDS, "list", Subcommand("vault.cli.output:plural", "x"))
@@ -114,10 +114,16 @@ def test_help_imports_neither_sqlalchemy_nor_any_command(tmp_path: Path) -> None
     assert not imports & set(COMMAND_MODULES)
 
 
-def test_list_imports_only_its_own_command_module(tmp_path: Path) -> None:
-    process, imports = _imported_by(["list", "--vault", str(tmp_path / "none.db")], tmp_path)
+@pytest.mark.parametrize(
+    ("command", "module"), [("list", "vault.cli.listing"), ("check", "vault.cli.checks")]
+)
+def test_keyless_commands_import_only_their_own_module_and_no_owner_code(
+    command: str, module: str, tmp_path: Path
+) -> None:
+    process, imports = _imported_by([command, "--vault", str(tmp_path / "none.db")], tmp_path)
     assert process.returncode == 8, process.stderr  # no vault there: the command ran
-    assert imports & set(COMMAND_MODULES) == {"vault.cli.credentials"}
+    assert imports & set(COMMAND_MODULES) == {module}
+    assert not {m for m in imports if m.startswith(("vault.owner", "argon2"))}
 
 
 def test_a_store_error_exits_12_through_the_error_hierarchy() -> None:
