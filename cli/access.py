@@ -6,8 +6,14 @@ from typing import Any
 
 import click
 
+from vault.durations import parse_expiry
+from vault.format import model
+from vault.format.access import DEFAULT_SCOPE
+from vault.format.model import validate_name
+
 from . import output
-from .options import json_option, open_admin, open_inventory, passphrase_file_option, vault_option
+from .options import json_option, open_inventory, passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 def _client_dict(info: Any, now: Any) -> dict[str, Any]:
@@ -57,18 +63,14 @@ def client_add(
     Give the token to the bot through a 0600 file (EXVAULT_TOKEN_FILE) or systemd's
     LoadCredential=; the vault keeps only the client's public key.
     """
-    from vault.durations import parse_expiry
-    from vault.format.access import DEFAULT_SCOPE
-    from vault.format.model import utc_now, validate_name
-
     validate_name(name, "client")
-    expires_at = parse_expiry(expires, utc_now()) if expires else None
+    expires_at = parse_expiry(expires, model.utc_now()) if expires else None
     with open_admin(vault_location, passphrase_file) as admin:
         info, token = admin.add_client(
             name, expires_at=expires_at, max_scope=max_scope or DEFAULT_SCOPE
         )
     if as_json:
-        output.emit_json({**_client_dict(info, utc_now()), "token": token})
+        output.emit_json({**_client_dict(info, model.utc_now()), "token": token})
         return
     click.echo(
         f'Client "{info.name}" created (max scope: {",".join(info.max_scope)}; '
@@ -86,9 +88,7 @@ def client_add(
 @json_option
 def client_list(vault_location: str | None, as_json: bool) -> None:
     """List clients: status, expiry, maximum scope and grants (no token)."""
-    from vault.format.model import utc_now
-
-    now = utc_now()
+    now = model.utc_now()
     with open_inventory(vault_location) as inv:
         infos = inv.clients()
     if as_json:
@@ -157,6 +157,3 @@ def ungrant(
     with open_admin(vault_location, passphrase_file) as admin:
         admin.ungrant(client_name, credentials)
     click.echo(f'Ungranted from "{client_name}": {", ".join(credentials)}.')
-
-
-COMMANDS = (client, grant, ungrant)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import click
+
+from vault.durations import parse_date, parse_duration
+from vault.errors import InvalidInput, printable
+from vault.format import model
 
 from . import output
 from .options import json_option, open_inventory, vault_option
@@ -23,17 +29,11 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
         # `exvault audit --vault X verify` means the same as `exvault audit verify --vault X`.
         ctx.obj = {"vault_location": vault_location, "as_json": as_json}
         return
-    from vault.durations import parse_date, parse_duration
-    from vault.errors import InvalidInput
-    from vault.format.model import utc_now
-
     start = None
     if since:
         try:
-            start = utc_now() - parse_duration(since)
+            start = model.utc_now() - parse_duration(since)
         except InvalidInput:
-            from datetime import datetime, timezone
-
             day = parse_date(since)
             start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     with open_inventory(vault_location) as inv:
@@ -41,8 +41,6 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
     if as_json:
         output.emit_json([e.__dict__ for e in entries])
         return
-    from vault.errors import printable
-
     # Entries are text anyone able to write the database chose (and, on SQLite, maybe
     # not UTF-8): escaped, so that no control character reaches the terminal.
     output.table(
@@ -109,6 +107,3 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
             click.echo(f"exvault: audit: {problem}", err=True)
     if not report.ok:
         raise click.exceptions.Exit(3)
-
-
-COMMANDS = (audit,)

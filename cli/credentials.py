@@ -1,47 +1,36 @@
-"""Commands about credentials: ``add``, ``list``, ``show``, ``edit``, ``history``,
-``remove`` and ``exchanges``."""
+"""Commands about credentials: ``add``, ``show``, ``edit`` and ``remove`` (the keyless
+listings are in :mod:`vault.cli.listing`)."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO
 
 import click
 
+from vault import exchanges
+from vault.errors import AlreadyExists, decode_utf8
+from vault.format.model import parse_payload_json, validate_name
+from vault.owner.admin import UNCHANGED
+
 from . import output, prompts
+from .listing import info_dict, utc_today
 from .options import (
     from_json_option,
     json_option,
-    open_admin,
     open_inventory,
+    parse_date_option,
     passphrase_file_option,
     vault_option,
     yes_option,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from vault.db.inventory import ListedCredential
-    from vault.format.model import CredentialInfo
+from .unlock import open_admin
 
 
-def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    from vault.durations import parse_date
-
-    return parse_date(value)
-
-
-def _read_payload(
+def read_payload(
     from_json: IO[bytes] | None, exchange: str, ask: tuple[str, ...]
 ) -> dict[str, str]:
     """Secret fields from JSON (file or stdin) or hidden prompts; never from argv."""
-    from vault import exchanges
-    from vault.errors import decode_utf8
-    from vault.format.model import parse_payload_json
-
     if from_json is not None:
         return parse_payload_json(decode_utf8(from_json.read(), "the JSON"))
     profile = exchanges.get_profile(exchange)
@@ -49,78 +38,6 @@ def _read_payload(
     for name in ask:
         exchanges.validate_field_name(name)
     return {name: prompts.secret_field(name) for name in names}
-
-
-def _info_dict(info: CredentialInfo | ListedCredential, today: date) -> dict[str, Any]:
-    from vault.db.inventory import ListedCredential
-
-    i = info if isinstance(info, ListedCredential) else ListedCredential.of(info)
-    return {
-        "name": i.name,
-        "exchange": i.exchange,
-        "permissions": list(i.permissions),
-        "ips": list(i.ips),
-        "issued_on": i.issued_on,
-        "expires_on": i.expires_on,
-        "age_days": (today - i.issued_on).days,
-        "version": i.version,
-        "pending_version": i.pending_version,
-        "previous_version": i.previous_version,
-        "created_at": i.created_at,
-        "updated_at": i.updated_at,
-        "exposed_at": i.exposed_at,
-    }
-
-
-def _listing_json(items: Iterable[ListedCredential], today: date) -> str:
-    """``list --json`` for a pipe: exactly ``json.dumps([_info_dict(i, today) ...])``.
-
-    Written out item by item from JSON text cached by value: credentials imported
-    together share their metadata (exchange to expiry) and their stage columns
-    (version to exposure), so each distinct group is encoded once. 100,000
-    credentials take a fraction of the time json.dumps needs for their dicts. Keep
-    the keys in step with :func:`_info_dict`; a test compares the two outputs.
-    """
-    import json
-    from json.encoder import encode_basestring_ascii
-
-    from vault.db.inventory import ParsedOnce
-
-    def j(value: object) -> str:
-        return json.dumps(value, default=output.json_default)
-
-    def metadata_json(columns: tuple[Any, ...]) -> str:
-        exchange, permissions, ips, issued_on, expires_on = columns
-        return (
-            f'"exchange": {j(exchange)}, "permissions": {j(permissions)}, "ips": {j(ips)}, '
-            f'"issued_on": {j(issued_on)}, "expires_on": {j(expires_on)}, '
-            f'"age_days": {(today - issued_on).days}'
-        )
-
-    def stages_json(columns: tuple[Any, ...]) -> str:
-        version, pending, previous, created_at, updated_at, exposed_at = columns
-        return (
-            f'"version": {version}, "pending_version": {j(pending)}, '
-            f'"previous_version": {j(previous)}, "created_at": {j(created_at)}, '
-            f'"updated_at": {j(updated_at)}, "exposed_at": {j(exposed_at)}'
-        )
-
-    metadata = ParsedOnce(metadata_json)  # by (exchange, ..., expires_on)
-    stages = ParsedOnce(stages_json)  # by (version, ..., exposed_at)
-    return (
-        "["
-        + ", ".join(
-            f'{{"name": {encode_basestring_ascii(i.name)}, {metadata[i[1:6]]}, {stages[i[6:]]}}}'
-            for i in items
-        )
-        + "]"
-    )
-
-
-def _today() -> date:
-    from vault.format.model import utc_now
-
-    return utc_now().date()
 
 
 @click.command()
@@ -140,10 +57,12 @@ def _today() -> date:
 )
 @click.option(
     "--issued",
-    callback=_date,
+    callback=parse_date_option,
     help="Date the key was created at the exchange (YYYY-MM-DD) [default: today].",
 )
-@click.option("--expires", callback=_date, help="Date the exchange expires the key (YYYY-MM-DD).")
+@click.option(
+    "--expires", callback=parse_date_option, help="Date the exchange expires the key (YYYY-MM-DD)."
+)
 @from_json_option(
     'Read the secret fields from a JSON object in FILE ("-" for stdin) instead of prompts.'
 )
@@ -174,16 +93,12 @@ def add(
     The secret fields are asked at hidden prompts (the API passphrase too when the
     exchange needs one) or read with --from-json; they are never accepted as arguments.
     """
-    from vault import exchanges
-    from vault.errors import AlreadyExists
-    from vault.format.model import validate_name
-
     validate_name(name)
     exchanges.get_profile(exchange)  # an unknown exchange is reported before any prompt
     with open_admin(vault_location, passphrase_file) as admin:
         if name in admin.names():  # before anyone types or pastes a secret
             raise AlreadyExists(f'a credential named "{name}" exists already')
-        payload = _read_payload(from_json, exchange, ask)
+        payload = read_payload(from_json, exchange, ask)
         info = admin.add(
             name,
             exchange,
@@ -194,46 +109,9 @@ def add(
             expires_on=expires,
         )
     if as_json:
-        output.emit_json(_info_dict(info, _today()))
+        output.emit_json(info_dict(info, utc_today()))
     else:
         click.echo(f'Stored "{info.name}" ({info.metadata.exchange}), version {info.version}.')
-
-
-@click.command(name="list")
-@vault_option
-@json_option
-def list_(vault_location: str | None, as_json: bool) -> None:
-    """List credentials: name, exchange, permissions, IPs, age, version (no secret)."""
-    from vault.db.inventory import collector_paused
-
-    today = _today()
-    with open_inventory(vault_location) as inv, collector_paused():
-        if as_json and not output.indented():
-            # Built whole before anything is printed: a damaged row met halfway
-            # leaves stdout empty, as for every other error.
-            output.emit_text(_listing_json(inv.listing(), today))
-            return
-        items = list(inv.listing())
-    if as_json:
-        output.emit_json([_info_dict(i, today) for i in items])
-        return
-    if not items:
-        click.echo("No credentials yet. Add one with: exvault add NAME --exchange ID", err=True)
-        return
-    rows = []
-    for i in items:
-        stage = " (pending)" if i.pending_version else ""
-        rows.append(
-            (
-                i.name,
-                i.exchange,
-                ",".join(i.permissions) or "-",
-                ",".join(i.ips) or "any",
-                f"{(today - i.issued_on).days}d",
-                f"{i.version}{stage}",
-            )
-        )
-    output.table(("NAME", "EXCHANGE", "PERMISSIONS", "IPS", "AGE", "VERSION"), rows)
 
 
 @click.command()
@@ -276,7 +154,7 @@ def show(
         return
     with open_inventory(vault_location) as inv:
         info = inv.describe(name)
-    data = _info_dict(info, _today())
+    data = info_dict(info, utc_today())
     if reveal:
         if not yes:
             click.confirm("Show the secret values on screen?", abort=True, err=True)
@@ -315,8 +193,10 @@ def _show_value(value: object) -> object:
 )
 @click.option("--ip", "ips", multiple=True, help="Replace the IP whitelist (repeatable).")
 @click.option("--clear-ips", is_flag=True, help="Remove every whitelisted IP.")
-@click.option("--issued", callback=_date, help="Change the issue date (YYYY-MM-DD).")
-@click.option("--expires", callback=_date, help="Set the exchange expiry date (YYYY-MM-DD).")
+@click.option("--issued", callback=parse_date_option, help="Change the issue date (YYYY-MM-DD).")
+@click.option(
+    "--expires", callback=parse_date_option, help="Set the exchange expiry date (YYYY-MM-DD)."
+)
 @click.option("--no-expires", is_flag=True, help="Clear the expiry date.")
 @click.option(
     "--secrets", "new_secrets", is_flag=True, help="Re-enter the secret fields (hidden prompts)."
@@ -340,8 +220,6 @@ def edit(
     as_json: bool,
 ) -> None:
     """Change a credential's metadata or secrets; writes a new version."""
-    from vault.owner.admin import UNCHANGED
-
     if ips and clear_ips:
         raise click.UsageError("--ip and --clear-ips exclude each other")
     if expires and no_expires:
@@ -361,7 +239,7 @@ def edit(
         exchange = inv.describe(name).metadata.exchange
     with open_admin(vault_location, passphrase_file) as admin:
         payload = (
-            _read_payload(from_json, exchange, ())
+            read_payload(from_json, exchange, ())
             if (new_secrets or from_json is not None)
             else None
         )
@@ -374,7 +252,7 @@ def edit(
             payload=payload,
         )
     if as_json:
-        output.emit_json({**_info_dict(info, _today()), "wrapped_for": list(info.wrapped_for)})
+        output.emit_json({**info_dict(info, utc_today()), "wrapped_for": list(info.wrapped_for)})
     elif info.wrapped_for:
         click.echo(
             f'Updated "{name}": now version {info.version}; '
@@ -382,47 +260,6 @@ def edit(
         )
     else:
         click.echo(f'Updated "{name}": now version {info.version}.')
-
-
-@click.command()
-@click.argument("name")
-@vault_option
-@json_option
-def history(name: str, vault_location: str | None, as_json: bool) -> None:
-    """List a credential's versions with dates and stage labels."""
-    with open_inventory(vault_location) as inv:
-        versions = inv.history(name)
-    if as_json:
-        output.emit_json(
-            [
-                {
-                    "version": v.version,
-                    "created_at": v.created_at,
-                    "stages": list(v.stages),
-                    "readable": v.readable,
-                    "permissions": list(v.metadata.permissions),
-                    "ips": list(v.metadata.ips),
-                    "issued_on": v.metadata.issued_on,
-                    "expires_on": v.metadata.expires_on,
-                }
-                for v in versions
-            ]
-        )
-        return
-    output.table(
-        ("VERSION", "CREATED", "STAGES", "PERMISSIONS", "IPS", "EXPIRES"),
-        [
-            (
-                v.version,
-                v.created_at.strftime("%Y-%m-%d %H:%M"),
-                ",".join(v.stages) or ("-" if v.readable else "retired"),
-                ",".join(v.metadata.permissions) or "-",
-                ",".join(v.metadata.ips) or "any",
-                v.metadata.expires_on or "-",
-            )
-            for v in versions
-        ],
-    )
 
 
 @click.command()
@@ -441,37 +278,3 @@ def remove(name: str, vault_location: str | None, passphrase_file: str | None, y
     with open_admin(vault_location, passphrase_file) as admin:
         admin.remove(name)
     click.echo(f'Removed "{name}". Delete the key at the exchange too, if it is still active.')
-
-
-@click.command(name="exchanges")
-@json_option
-def exchanges_(as_json: bool) -> None:
-    """List the known exchanges with their required fields."""
-    from vault import exchanges
-
-    profiles = exchanges.all_profiles()
-    if as_json:
-        output.emit_json(
-            [
-                {
-                    "id": p.id,
-                    "name": p.display_name,
-                    "required_fields": list(p.required_fields),
-                    "optional_fields": list(p.optional_fields),
-                    "max_ips": p.max_ips,
-                    "notes": p.notes,
-                }
-                for p in profiles
-            ]
-        )
-        return
-    output.table(
-        ("ID", "NAME", "REQUIRED", "MAX IPS", "NOTES"),
-        [
-            (p.id, p.display_name, ",".join(p.required_fields), p.max_ips or "-", p.notes)
-            for p in profiles
-        ],
-    )
-
-
-COMMANDS = (add, list_, show, edit, history, remove, exchanges_)

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import click
 
+from vault.db.location import resolve
+from vault.db.store import describe_location, sqlite_path
+from vault.errors import AlreadyExists, InvalidInput, printable
+from vault.format.crypto import KdfParams
+from vault.owner.admin import AdminVault
+from vault.runtime.secretfile import read_secret_file
+
 from . import output, prompts
-from .options import json_option, open_admin, open_inventory, passphrase_file_option, vault_option
+from .options import json_option, open_inventory, passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 @click.command()
@@ -41,12 +49,6 @@ def init(
     Asks for the passphrase twice (or reads two lines from stdin when it is not a
     terminal). Argon2id is calibrated to UNLOCK_TIME with at least 256 MiB of memory.
     """
-    from vault.db.location import resolve
-    from vault.db.store import describe_location, sqlite_path
-    from vault.errors import AlreadyExists, printable
-    from vault.format.crypto import KdfParams
-    from vault.owner.admin import AdminVault
-
     url = resolve(vault_location)
     path = sqlite_path(url)
     if path is not None and path.exists():  # before asking for a passphrase
@@ -134,8 +136,6 @@ def passwd(
     one put back) stop opening it, and a new recovery key and a new token for each
     client not revoked are printed once (or the tokens written to --tokens-dir).
     """
-    from vault.errors import InvalidInput
-
     if tokens_dir is not None and not rekey:
         raise InvalidInput("--tokens-dir goes with --rekey")
     with open_admin(vault_location, passphrase_file) as admin:
@@ -178,8 +178,6 @@ def passwd(
 
 def _check_tokens_dir(directory: Path, names: list[str]) -> None:
     """Refuse a --tokens-dir that is not a directory or already holds a token file."""
-    from vault.errors import InvalidInput, printable
-
     if not directory.is_dir():
         raise InvalidInput(f"--tokens-dir {printable(str(directory))} is not a directory")
     for name in names:
@@ -227,10 +225,6 @@ def recover(
     passphrase on the next two lines. Argon2id is calibrated anew for the new slot
     (the old slot's stored parameters are not trusted) and the parameters printed.
     """
-    from vault.format.crypto import KdfParams
-    from vault.owner.admin import AdminVault
-    from vault.runtime.secretfile import read_secret_file
-
     open_inventory(vault_location).close()
     if recovery_key_file:
         key = read_secret_file(recovery_key_file, "recovery key file")
@@ -296,6 +290,3 @@ def info(vault_location: str | None, as_json: bool) -> None:
             ("Credentials", status.credentials),
         ]
     )
-
-
-COMMANDS = (init, passwd, recover, info)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import click
 
+from vault.errors import InvalidInput
+from vault.owner.layout import share as run_share
+from vault.owner.layout import unshare
+
 from . import output
-from .options import json_option, open_admin, passphrase_file_option, vault_option
+from .options import json_option, passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 @click.command()
@@ -35,10 +40,6 @@ def share(
     Stop the processes that use the vault first. Asks for the passphrase (the change
     is audited).
     """
-    from vault.errors import InvalidInput
-    from vault.owner.layout import share as run_share
-    from vault.owner.layout import unshare
-
     if off == (group is not None):
         raise InvalidInput("give either --group GROUP or --off")
     with open_admin(vault_location, passphrase_file) as admin:
@@ -62,6 +63,3 @@ def share(
         click.echo(
             f"Vault layout: single-user file; the bots' audit directory is kept as {retired}."
         )
-
-
-COMMANDS = (share,)

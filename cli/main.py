@@ -9,13 +9,17 @@ not UTF-8); 3 wrong passphrase or damaged vault; 4 not found; 5 already exists;
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
 from vault import errors
+from vault.runtime.hardening import disable_core_dumps
+
+from .arguments import refuse_undecodable_arguments
 
 EXIT_CODES: dict[type[errors.VaultError], int] = {
     errors.IntegrityError: 3,
@@ -27,8 +31,8 @@ EXIT_CODES: dict[type[errors.VaultError], int] = {
     errors.Conflict: 9,
     errors.InsecureFile: 10,
     errors.UnsupportedFormat: 11,
+    errors.StoreError: 12,
 }
-EXIT_DATABASE = 12
 EXIT_CHECK_USAGE = 64
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -39,17 +43,18 @@ def exit_code_for(exc: errors.VaultError) -> int:
     for cls in type(exc).__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]
-    if type(exc).__name__ == "StoreError":
-        return EXIT_DATABASE
     return 1
 
 
 class VaultCommandError(click.ClickException):
-    """A :class:`VaultError` as click reports it: one line on stderr, our exit code."""
+    """A :class:`VaultError` as click reports it: one line on stderr, our exit code.
+
+    The code is ``status``: click declares ``exit_code`` once per exception class.
+    """
 
     def __init__(self, exc: errors.VaultError) -> None:
         super().__init__(str(exc))
-        self.exit_code = exit_code_for(exc)
+        self.status = exit_code_for(exc)
 
     def show(self, file: Any = None) -> None:
         click.echo(f"exvault: error: {errors.printable(self.format_message())}", err=True)
@@ -57,13 +62,170 @@ class VaultCommandError(click.ClickException):
 
 def _harden_process() -> None:
     """Owner-only files, and no core dump that could carry a decrypted secret."""
-    from vault.runtime.hardening import disable_core_dumps
-
     os.umask(0o077)
     disable_core_dumps()
 
 
-class ExvaultGroup(click.Group):
+class Subcommand(NamedTuple):
+    """Where a subcommand lives, and the summary ``exvault --help`` shows for it."""
+
+    target: str
+    """``module:attribute`` of the click command."""
+    summary: str
+    """The first paragraph of the command's help (a test keeps the two equal)."""
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "add": Subcommand("vault.cli.credentials:add", "Store a new exchange key as NAME."),
+    "audit": Subcommand(
+        "vault.cli.audit:audit",
+        "Show who read or changed what, when, from which host and process.",
+    ),
+    "backup": Subcommand(
+        "vault.cli.maintenance:backup",
+        "Write a consistent copy of the vault to DESTINATION (new file, mode 0600).",
+    ),
+    "check": Subcommand(
+        "vault.cli.checks:check",
+        "Check every credential's age, expiry, scope and usage (no passphrase needed).",
+    ),
+    "client": Subcommand(
+        "vault.cli.access:client",
+        "Manage client identities (one per bot or job) and their tokens.",
+    ),
+    "doctor": Subcommand(
+        "vault.cli.maintenance:doctor",
+        "Check file modes, token and passphrase files, WAL, KDF and clock (no passphrase).",
+    ),
+    "edit": Subcommand(
+        "vault.cli.credentials:edit",
+        "Change a credential's metadata or secrets; writes a new version.",
+    ),
+    "exchanges": Subcommand(
+        "vault.cli.listing:exchanges_",
+        "List the known exchanges with their required fields.",
+    ),
+    "grant": Subcommand(
+        "vault.cli.access:grant",
+        "Let CLIENT read CREDENTIALS (refused beyond its maximum scope).",
+    ),
+    "history": Subcommand(
+        "vault.cli.listing:history",
+        "List a credential's versions with dates and stage labels.",
+    ),
+    "info": Subcommand(
+        "vault.cli.keys:info",
+        "Show the vault's location, id, fingerprint, format and KDF (no passphrase needed).",
+    ),
+    "init": Subcommand(
+        "vault.cli.keys:init", "Create a new vault and print its recovery key once."
+    ),
+    "list": Subcommand(
+        "vault.cli.listing:list_",
+        "List credentials: name, exchange, permissions, IPs, age, version (no secret).",
+    ),
+    "passwd": Subcommand("vault.cli.keys:passwd", "Change the vault passphrase."),
+    "policy": Subcommand(
+        "vault.cli.rotation:policy", "Set a credential's rotation policy and accepted risks."
+    ),
+    "recover": Subcommand(
+        "vault.cli.keys:recover",
+        "Set a new passphrase with the recovery key, when the passphrase is lost.",
+    ),
+    "remove": Subcommand(
+        "vault.cli.credentials:remove",
+        "Delete a credential and every version of it (asks first).",
+    ),
+    "restore": Subcommand(
+        "vault.cli.maintenance:restore",
+        "Replace the vault with the backup FILE, after checking it opens and verifies.",
+    ),
+    "rotate": Subcommand(
+        "vault.cli.rotation:rotate",
+        "Rotate a key in stages: start, verify, promote, finish (or abort).",
+    ),
+    "run": Subcommand(
+        "vault.cli.run:run",
+        "Run COMMAND with credentials in its environment only (never in argv).",
+    ),
+    "schedule": Subcommand(
+        "vault.cli.checks:schedule",
+        "Print what runs `exvault check` regularly (nothing is installed).",
+    ),
+    "share": Subcommand(
+        "vault.cli.layout:share",
+        "Let bots running as other users read the vault without being able to change it.",
+    ),
+    "show": Subcommand(
+        "vault.cli.credentials:show",
+        "Show a credential's metadata; --reveal or --field to see secrets.",
+    ),
+    "ungrant": Subcommand(
+        "vault.cli.access:ungrant",
+        "Stop CLIENT from reading CREDENTIALS (their wrapped keys are deleted).",
+    ),
+    "verify": Subcommand(
+        "vault.cli.maintenance:verify",
+        "Authenticate everything: every ciphertext, wrap, signature, the audit chain, the "
+        "database itself and its schema. Reports each problem by credential; exits 3 if any.",
+    ),
+}
+"""Every subcommand of ``exvault``, imported only when it runs or shows its help."""
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that command is used.
+
+    click's lazy-loading pattern: the group knows each subcommand as ``module:attribute``
+    (:data:`SUBCOMMANDS`), so ``exvault list`` never imports what ``exvault rotate``
+    needs, and the cli modules keep their imports at the top. ``exvault --help`` shows
+    the stored summaries and imports no command at all.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
+            command = load_subcommand(cmd_name)
+            # Checked once, when loaded: every parameter refuses text that is not UTF-8.
+            refuse_undecodable_arguments(command)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own listing, from the stored summaries instead of imported commands."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        # A bare command carrying the summary shortens it exactly as the real one would.
+        rows = [
+            (
+                name,
+                (
+                    click.Command(name, help=SUBCOMMANDS[name].summary)
+                    if name in SUBCOMMANDS
+                    else self.commands[name]
+                ).get_short_help_str(limit),
+            )
+            for name in names
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def load_subcommand(name: str) -> click.Command:
+    """Import the command ``name`` of :data:`SUBCOMMANDS` from its module.
+
+    :raises TypeError: when the attribute named there is not a click command.
+    """
+    module_name, attribute = SUBCOMMANDS[name].target.split(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{SUBCOMMANDS[name].target} is not a click command")
+    return command
+
+
+class ExvaultGroup(LazyGroup):
     """A group that turns every :class:`VaultError` into one line and an exit code.
 
     Anything else unexpected also becomes one line (with EXVAULT_DEBUG=1 the
@@ -87,6 +249,9 @@ class ExvaultGroup(click.Group):
             # check's and doctor's exit codes 1 and 2 mean findings; usage errors must not.
             graded = where.endswith((" check", " doctor"))
             sys.exit(EXIT_CHECK_USAGE if graded else exc.exit_code)
+        except VaultCommandError as exc:
+            exc.show()
+            sys.exit(exc.status)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
@@ -134,25 +299,7 @@ def cli() -> None:
     _harden_process()
 
 
-def _register() -> None:
-    from . import access, audit, credentials, keys, layout, maintenance, rotation, run
-    from .options import refuse_undecodable_arguments
-
-    for command in (
-        *keys.COMMANDS,
-        *credentials.COMMANDS,
-        *access.COMMANDS,
-        *run.COMMANDS,
-        *rotation.COMMANDS,
-        *audit.COMMANDS,
-        *maintenance.COMMANDS,
-        *layout.COMMANDS,
-    ):
-        cli.add_command(command)
-    refuse_undecodable_arguments(cli)
-
-
-_register()
+refuse_undecodable_arguments(cli)
 
 
 def main() -> None:
@@ -161,4 +308,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -6,15 +6,22 @@ from pathlib import Path
 
 import click
 
+from vault.errors import IntegrityError, InvalidInput
+from vault.format import model
+from vault.ops.backup import backup as run_backup
+from vault.ops.backup import copy_backup, discard, remove_copy, replace_with, verify_backup
+from vault.ops.doctor import diagnose
+from vault.ops.verification import verify as run_verify
+
 from . import output, prompts
 from .options import (
     json_option,
-    open_admin,
     open_inventory,
     passphrase_file_option,
     vault_option,
     yes_option,
 )
+from .unlock import open_admin
 
 
 @click.command()
@@ -24,8 +31,6 @@ from .options import (
 def verify(vault_location: str | None, passphrase_file: str | None, as_json: bool) -> None:
     """Authenticate everything: every ciphertext, wrap, signature, the audit chain, the
     database itself and its schema. Reports each problem by credential; exits 3 if any."""
-    from vault.ops.verification import verify as run_verify
-
     with open_admin(vault_location, passphrase_file) as admin:
         report = run_verify(admin)
     if as_json:
@@ -73,11 +78,8 @@ def doctor(vault_location: str | None, as_json: bool) -> None:
 
     Exits 0 when all is well, 1 with warnings, 2 with failures.
     """
-    from vault.format.model import utc_now
-    from vault.ops.doctor import diagnose
-
     with open_inventory(vault_location) as inv:
-        results = diagnose(inv, utc_now())
+        results = diagnose(inv, model.utc_now())
     if as_json:
         output.emit_json([d.__dict__ for d in results])
     else:
@@ -97,8 +99,6 @@ def backup(destination: Path, vault_location: str | None) -> None:
     The copy stays encrypted and opens with the passphrase of the moment it was taken.
     Writers may keep working during it.
     """
-    from vault.ops.backup import backup as run_backup
-
     with open_inventory(vault_location) as inv:
         run_backup(inv.store, destination)
         count = inv.status().credentials
@@ -126,9 +126,6 @@ def restore(
     fingerprints and needs a second yes, or --yes; without a terminal it is refused.
     The backup is only read: it is copied beside the vault, and the copy is checked.
     """
-    from vault.errors import IntegrityError, InvalidInput
-    from vault.ops.backup import copy_backup, discard, remove_copy, replace_with, verify_backup
-
     with open_inventory(vault_location) as current:
         copy = copy_backup(current.store, backup_file)  # a vault at all, before asking
         try:
@@ -174,6 +171,3 @@ def restore(
         f"Restored {output.plural(staged.credentials, 'credential')}; "
         f"the replaced vault is kept at {aside}."
     )
-
-
-COMMANDS = (verify, doctor, backup, restore)

@@ -7,7 +7,13 @@ import sys
 
 import click
 
+from vault.errors import InvalidToken
+from vault.runtime import run as running
+from vault.runtime.client import ClientVault
+from vault.runtime.token import find_token
+
 from .options import passphrase_file_option, vault_option
+from .unlock import open_admin
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -59,11 +65,6 @@ def run(
 
     Example: exvault run --cred binance-main --preset freqtrade -- freqtrade trade
     """
-    from vault.errors import InvalidToken
-    from vault.runtime import run as running
-    from vault.runtime.client import ClientVault
-    from vault.runtime.token import find_token
-
     if preset is None and not mappings:
         raise click.UsageError("say which variables to set: --preset NAME or --env NAME=field")
     try:
@@ -76,14 +77,9 @@ def run(
         with ClientVault.open(vault_location, token=token) as handle:
             loaded = [handle.get(name, stage) for name in creds]
     else:
-        from .options import open_admin
-
         with open_admin(vault_location, passphrase_file) as admin:
             loaded = [admin.get(name, stage) for name in creds]
     env = running.build_environment(loaded, preset=preset, mappings=mappings, base=os.environ)
     code = running.run(command, env, secrets=running.secret_values(loaded), masking=not no_masking)
     sys.stdout.flush()
     raise click.exceptions.Exit(code)
-
-
-COMMANDS = (run,)

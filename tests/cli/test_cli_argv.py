@@ -32,10 +32,13 @@ SECRET_WORDS = re.compile(
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Every (sub)command path under ``command``."""
+    """Every (sub)command path under ``command`` (a lazy group loads each one)."""
     yield path
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, (path, name)
             yield from walk(sub, (*path, name))
 
 
@@ -45,7 +48,9 @@ def command_at(path: tuple[str, ...]) -> click.Command:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        sub = command.get_command(click.Context(command), name)
+        assert sub is not None, (path, name)
+        command = sub
     return command
 
 

@@ -99,9 +99,8 @@ def test_list_json_is_json_dumps_of_the_show_dicts(stocked_cli) -> None:
     what json.dumps makes of the dicts ``show --json`` prints, whatever the stages."""
     from datetime import date
 
-    from vault.cli.credentials import _info_dict
+    from vault.cli.listing import info_dict
     from vault.cli.output import json_default
-
     from vault.db.inventory import Inventory
     from vault.format.model import utc_now
     from vault.owner import rotation
@@ -120,7 +119,7 @@ def test_list_json_is_json_dumps_of_the_show_dicts(stocked_cli) -> None:
     today = utc_now().date()
     with Inventory.open(stocked_cli.vault_path) as inv:
         expected = json.dumps(
-            [_info_dict(i, today) for i in inv.credentials()], default=json_default
+            [info_dict(i, today) for i in inv.credentials()], default=json_default
         )
     r = stocked_cli.v("list", "--json")
     assert r.exit_code == 0, r.output

@@ -220,8 +220,7 @@ def test_check_prometheus_with_nothing_to_report(stocked_cli, check_at, fine_kdf
 
 
 def test_check_prometheus_escapes_labels() -> None:
-    from vault.cli.rotation import render_prometheus
-
+    from vault.cli.checks import render_prometheus
     from vault.ops.checks import Finding, Report
 
     odd = 'we"ird\\name\nx'

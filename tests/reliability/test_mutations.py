@@ -2673,6 +2673,7 @@ def test_verify_reports_an_altered_schema(template: Template, change: tuple[str,
 
 def test_blob_stored_as_text_is_refused_as_damage(template: Template) -> None:
     from click.testing import CliRunner
+
     from vault.cli.main import cli
 
     path = template.fresh()

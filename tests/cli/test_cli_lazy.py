@@ -1,0 +1,136 @@
+"""The lazily loading command group: every subcommand it lists loads, and only when used.
+
+``exvault`` knows each subcommand as ``module:attribute`` with the summary its help
+listing shows (``vault.cli.main.SUBCOMMANDS``). A typo there, a summary that drifted
+from the command's docstring, or a command left out must fail here, and so must an
+``exvault --help`` that imports SQLAlchemy (it imports no command at all).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import vault.cli
+from vault import errors
+from vault.cli.main import SUBCOMMANDS, Subcommand, cli, exit_code_for, load_subcommand
+
+# The modules that define commands; loading one command must not load the others.
+COMMAND_MODULES = sorted({entry.target.split(":")[0] for entry in SUBCOMMANDS.values()})
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_listed_subcommand_imports_and_shows_its_help(name: str) -> None:
+    command = load_subcommand(name)
+    assert command.name == name
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: cli {name} ")  # CliRunner names the group cli
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_summary_is_the_first_paragraph_of_the_commands_help(name: str) -> None:
+    stored = click.Command(name, help=SUBCOMMANDS[name].summary)
+    command = load_subcommand(name)
+    for limit in (45, 70, 1000):  # as shortened for narrow and wide terminals, and whole
+        assert stored.get_short_help_str(limit) == command.get_short_help_str(limit)
+
+
+def test_every_command_of_the_cli_modules_is_listed() -> None:
+    commands: dict[int, click.Command] = {}
+    for module_info in pkgutil.iter_modules(vault.cli.__path__):
+        module = importlib.import_module(f"vault.cli.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, click.Command) and value is not cli:
+                commands[id(value)] = value
+    nested = {
+        id(sub)
+        for command in commands.values()
+        if isinstance(command, click.Group)
+        for sub in command.commands.values()
+    }
+    top = {command.name for key, command in commands.items() if key not in nested}
+    assert top == set(SUBCOMMANDS)
+
+
+def test_a_wrong_target_fails_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(SUBCOMMANDS, "list", Subcommand("vault.cli.listing:lst", "x"))
+    with pytest.raises(AttributeError):
+        load_subcommand("list")
+    monkeypatch.setitem(SUBCOMMANDS, "list", Subcommand("vault.cli.output:plural", "x"))
+    with pytest.raises(TypeError):
+        load_subcommand("list")
+
+
+def test_help_lists_every_subcommand_in_order() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == sorted(SUBCOMMANDS)
+
+
+# Runs exvault, then writes every module the process imported to the file named in argv[1]
+# (-X importtime would miss the command modules: importlib.import_module loads them).
+RECORD_IMPORTS = """
+import atexit, sys
+from pathlib import Path
+record = Path(sys.argv[1])
+atexit.register(lambda: record.write_text("\\n".join(sorted(sys.modules))))
+sys.argv = ["exvault", *sys.argv[2:]]
+from vault.cli.main import main
+main()
+"""
+
+
+def _imported_by(
+    args: list[str], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``exvault ARGS`` in a new process; the process and what it imported."""
+    record = tmp_path / "modules"
+    process = subprocess.run(
+        [sys.executable, "-c", RECORD_IMPORTS, str(record), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    return process, set(record.read_text().split("\n"))
+
+
+def test_help_imports_neither_sqlalchemy_nor_any_command(tmp_path: Path) -> None:
+    process, imports = _imported_by(["--help"], tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert "Commands:" in process.stdout
+    assert "vault.errors" in imports  # the import log is there to read
+    assert not {m for m in imports if m.split(".")[0] in ("sqlalchemy", "argon2")}
+    assert not imports & set(COMMAND_MODULES)
+
+
+@pytest.mark.parametrize(
+    ("command", "module"), [("list", "vault.cli.listing"), ("check", "vault.cli.checks")]
+)
+def test_keyless_commands_import_only_their_own_module_and_no_owner_code(
+    command: str, module: str, tmp_path: Path
+) -> None:
+    process, imports = _imported_by([command, "--vault", str(tmp_path / "none.db")], tmp_path)
+    assert process.returncode == 8, process.stderr  # no vault there: the command ran
+    assert imports & set(COMMAND_MODULES) == {module}
+    assert not {m for m in imports if m.startswith(("vault.owner", "argon2"))}
+
+
+def test_a_store_error_exits_12_through_the_error_hierarchy() -> None:
+    class DiskFull(errors.StoreError):
+        pass
+
+    assert exit_code_for(errors.StoreError("database error: disk full")) == 12
+    assert exit_code_for(DiskFull("database error: disk full")) == 12
+    assert exit_code_for(errors.TokenExpired("expired")) == 6
+    assert exit_code_for(errors.VaultError("other")) == 1
