@@ -44,7 +44,7 @@ def init(
     from vault.db.location import resolve
     from vault.db.store import describe_location, sqlite_path
     from vault.errors import AlreadyExists, printable
-    from vault.format.crypto import KdfParams
+    from vault.format.passphrase_kdf import KdfParams
     from vault.owner.admin import AdminVault
 
     url = resolve(vault_location)
@@ -227,7 +227,7 @@ def recover(
     passphrase on the next two lines. Argon2id is calibrated anew for the new slot
     (the old slot's stored parameters are not trusted) and the parameters printed.
     """
-    from vault.format.crypto import KdfParams
+    from vault.format.passphrase_kdf import KdfParams
     from vault.owner.admin import AdminVault
     from vault.runtime.secretfile import read_secret_file
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 from click.testing import CliRunner, Result
 
-from vault.format.crypto import KdfParams
+from vault.format.passphrase_kdf import KdfParams
 from vault.owner.admin import AdminVault
 
 T = TypeVar("T")
@@ -265,7 +265,7 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
     """
     from datetime import date
 
-    from vault.format import crypto, records
+    from vault.format import identities, records
     from vault.format.model import CredentialMetadata
 
     ((vault_id,),) = sql(location, "SELECT vault_id FROM vault_header")
@@ -284,7 +284,7 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
         None,
     )
     forged = records.seal_version(
-        crypto.RootIdentity.generate(),
+        identities.RootIdentity.generate(),
         vault_id,
         cid,
         1,
