@@ -174,6 +174,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
     )
     from vault.exchanges import get_profile
     from vault.format import records
+    from vault.format.keywrap import Recipient
     from vault.format.model import CredentialMetadata, to_epoch, utc_now
     from vault.format.passphrase_kdf import KdfParams
     from vault.network import parse_ip_whitelist
@@ -238,7 +239,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
                             sealed.dek,
                             vault_id,
                             sealed.version,
-                            records.ROOT_RECIPIENT,
+                            Recipient.root(),
                             identity.encryption_public,
                         )
                     )
@@ -247,7 +248,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
                             sealed.dek,
                             vault_id,
                             sealed.version,
-                            client.id,
+                            Recipient.client(client.id),
                             client.encryption_public,
                         )
                     )

@@ -266,6 +266,7 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
     from datetime import date
 
     from vault.format import identities, records
+    from vault.format.keywrap import Recipient
     from vault.format.model import CredentialMetadata
 
     ((vault_id,),) = sql(location, "SELECT vault_id FROM vault_header")
@@ -292,7 +293,9 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
         {"api_key": "attacker-key-000000", "secret": "attacker-secret-000000000000"},
         int(str(created_at)),
     )
-    wrap = records.wrap_dek(forged.dek, vault_id, forged.version, recipient, recipient_public)
+    wrap = records.wrap_dek(
+        forged.dek, vault_id, forged.version, Recipient.stored(recipient), recipient_public
+    )
     sql(
         location,
         "UPDATE payloads SET nonce = ?, ciphertext = ? WHERE credential_id = ?",

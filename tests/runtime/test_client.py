@@ -199,7 +199,8 @@ def test_ungranted_credential_cannot_be_decrypted_from_raw_tables(
     assert wraps and all(w[2] == "root" for w in wraps)
     for cid, version, recipient, eph, body in wraps:
         for claimed in (recipient, tok.client_id):
-            ad = records.wrap_ad(vault_id, cid, version, claimed, b"\0" * 32)  # type: ignore[arg-type]
+            stored = keywrap.Recipient.stored(claimed)
+            ad = records.wrap_ad(vault_id, cid, version, stored, b"\0" * 32)  # type: ignore[arg-type]
             with pytest.raises(IntegrityError):
                 keywrap.unwrap_from_recipient(keywrap.WrappedKey(eph, body), tok.keys[0], ad)  # type: ignore[arg-type]
 

@@ -1,10 +1,11 @@
 """How credential records are sealed, signed, verified and opened.
 
 The composition of the primitives (:mod:`vault.format.encoding`, :mod:`vault.format.aead`,
-:mod:`vault.format.identities`, :mod:`vault.format.keywrap`) with the rows of :mod:`vault.db.store`: each
-function gives the primitives their fixed context (associated data, signed message)
-as ``docs/format.md`` specifies, after checking that each row read from the store
-holds the value types its schema declares. Nothing here does I/O.
+:mod:`vault.format.identities`, :mod:`vault.format.keywrap`) with the rows of
+:mod:`vault.db.store`: each function gives the primitives their fixed context
+(associated data, signed message) as ``docs/format.md`` specifies, after checking that
+each row read from the store holds the value types its schema declares. Nothing here
+does I/O.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vault.db.rows import TABLES
 from vault.errors import IntegrityError, UnsupportedFormat, quoted
 from vault.format import aead, encoding, identities, keywrap, stages
 from vault.format.identities import RootIdentity
-from vault.format.keywrap import WrappedKey
+from vault.format.keywrap import Recipient, WrappedKey
 from vault.format.model import (
     CredentialMetadata,
     decode_payload,
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
         VersionRecord,
         WrapRecord,
     )
-
-ROOT_RECIPIENT = "root"
 
 _H = TypeVar("_H", "HeaderRecord", "HeaderRow")
 
@@ -278,11 +277,11 @@ def payload_ad(vault_id: bytes, credential_id: str, version: int, meta_digest: b
 
 
 def wrap_ad(
-    vault_id: bytes, credential_id: str, version: int, recipient: str, meta_digest: bytes
+    vault_id: bytes, credential_id: str, version: int, recipient: Recipient, meta_digest: bytes
 ) -> bytes:
     """AD of a version's data key wrapped for ``recipient``."""
     return encoding.associated_data(
-        "dek_wraps", vault_id, credential_id, version, recipient, meta_digest
+        "dek_wraps", vault_id, credential_id, version, recipient.column, meta_digest
     )
 
 
@@ -385,7 +384,7 @@ def wrap_dek(
     dek: bytes,
     vault_id: bytes,
     row: VersionRecord,
-    recipient: str,
+    recipient: Recipient,
     recipient_public: bytes,
     meta_digest: bytes | None = None,
 ) -> WrapRecord:
@@ -403,7 +402,7 @@ def wrap_dek(
     return WrapRecord(
         credential_id=row.credential_id,
         version=row.version,
-        recipient=recipient,
+        recipient=recipient.column,
         ephemeral_public=wrapped.ephemeral_public,
         body=wrapped.body,
     )
@@ -426,7 +425,11 @@ def unwrap_dek(
         WrappedKey(wrap.ephemeral_public, wrap.body),
         recipient_private,
         wrap_ad(
-            vault_id, row.credential_id, row.version, wrap.recipient, metadata_of(row).digest()
+            vault_id,
+            row.credential_id,
+            row.version,
+            Recipient.stored(wrap.recipient),
+            metadata_of(row).digest(),
         ),
     )
 
@@ -668,7 +671,6 @@ def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> N
 
 __all__ = [
     "HEAD_KIND",
-    "ROOT_RECIPIENT",
     "SealedVersion",
     "check_head_name",
     "check_header",

@@ -57,6 +57,7 @@ from vault.format import aead, encoding, identities, passphrase_kdf, records, re
 from vault.format.access import DEFAULT_SCOPE, ClientInfo, beyond_scope, parse_scope
 from vault.format.audit_entry import new_entry
 from vault.format.identities import RootIdentity
+from vault.format.keywrap import Recipient
 from vault.format.model import (
     CredentialInfo,
     CredentialMetadata,
@@ -579,8 +580,8 @@ class AdminVault(Inventory):
             key = (row.credential_id, row.version)
             payload = payloads.get(key)
             if payload is not None:
-                version_wraps = {w.recipient: w for w in wraps.get(key, [])}
-                root_wrap = version_wraps.get(records.ROOT_RECIPIENT)
+                version_wraps = {Recipient.stored(w.recipient): w for w in wraps.get(key, [])}
+                root_wrap = version_wraps.get(Recipient.root())
                 if root_wrap is None:
                     raise IntegrityError(
                         f'damaged vault: version {row.version} of "{row.name}" is incomplete'
@@ -593,12 +594,12 @@ class AdminVault(Inventory):
                 )
                 granted = set(records.split_grantees(head_row))
                 for recipient in version_wraps:
-                    if recipient != records.ROOT_RECIPIENT and recipient not in granted:
+                    if not recipient.is_root and recipient.column not in granted:
                         continue  # a wrap row the head's signed grantee set does not back
                     public = (
                         new.encryption_public
-                        if recipient == records.ROOT_RECIPIENT
-                        else client_keys.get(recipient)
+                        if recipient.is_root
+                        else client_keys.get(recipient.column)
                     )
                     if public is None:
                         continue  # a revoked client keeps none (revocation deleted them)
@@ -607,7 +608,7 @@ class AdminVault(Inventory):
                         {
                             "k_credential_id": row.credential_id,
                             "k_version": row.version,
-                            "k_recipient": recipient,
+                            "k_recipient": recipient.column,
                             "k_ephemeral_public": fresh.ephemeral_public,
                             "k_body": fresh.body,
                         }
@@ -934,12 +935,12 @@ class AdminVault(Inventory):
 
     def _recipients(
         self, session: Session, head: CredentialRecord, grantees: list[ClientRecord] | None = None
-    ) -> dict[str, bytes]:
+    ) -> dict[Recipient, bytes]:
         """Who may read new versions of ``head``: the root key and every granted client
         (``grantees``, when the caller has them from :meth:`_grantees` already)."""
-        out = {records.ROOT_RECIPIENT: self._identity.encryption_public}
+        out = {Recipient.root(): self._identity.encryption_public}
         for client in self._grantees(session, head) if grantees is None else grantees:
-            out[client.id] = client.encryption_public
+            out[Recipient.client(client.id)] = client.encryption_public
         return out
 
     def _check_scopes(
@@ -997,7 +998,7 @@ class AdminVault(Inventory):
         """Insert a sealed version's rows, wrapped for every recipient (``new`` and
         ``grantees``: as for :meth:`_add_version`)."""
         recipients = (
-            {records.ROOT_RECIPIENT: self._identity.encryption_public}
+            {Recipient.root(): self._identity.encryption_public}
             if new
             else self._recipients(session, head, grantees)
         )
@@ -1365,7 +1366,7 @@ class AdminVault(Inventory):
             if version is None:
                 continue
             row = session.get(VersionRecord, (head.id, version))
-            root_wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
+            root_wrap = session.get(WrapRecord, (head.id, version, Recipient.root().column))
             if row is None or root_wrap is None:
                 raise IntegrityError(
                     f'damaged vault: version {version} of "{head.name}" is incomplete'
@@ -1380,12 +1381,13 @@ class AdminVault(Inventory):
                     f"({', '.join(extra)}) exceed the client's maximum scope "
                     f"({client.max_scope.replace(',', ', ')})"
                 )
-            if session.get(WrapRecord, (head.id, version, client.id)) is None:
+            recipient = Recipient.client(client.id)
+            if session.get(WrapRecord, (head.id, version, recipient.column)) is None:
                 dek = records.unwrap_dek(
                     self._vault_id, row, root_wrap, self._identity.decryption_key
                 )
                 session.add(
-                    records.wrap_dek(dek, self._vault_id, row, client.id, client.encryption_public)
+                    records.wrap_dek(dek, self._vault_id, row, recipient, client.encryption_public)
                 )
         granted = records.split_grantees(head)
         in_head = client.id in granted
@@ -1434,7 +1436,8 @@ class AdminVault(Inventory):
                 )
                 session.execute(
                     delete(WrapRecord).where(
-                        WrapRecord.credential_id == head.id, WrapRecord.recipient == client.id
+                        WrapRecord.credential_id == head.id,
+                        WrapRecord.recipient == Recipient.client(client.id).column,
                     )
                 )
                 self._audit(session, "ungrant", name, detail=f"from client {client_name}")
@@ -1461,7 +1464,9 @@ class AdminVault(Inventory):
                 return []
             readable = set(
                 session.scalars(
-                    select(WrapRecord.credential_id).where(WrapRecord.recipient == client.id)
+                    select(WrapRecord.credential_id).where(
+                        WrapRecord.recipient == Recipient.client(client.id).column
+                    )
                 )
             ) | set(
                 session.scalars(
@@ -1500,7 +1505,9 @@ class AdminVault(Inventory):
                 head.grantees = records.join_grantees(granted)
                 records.sign_head(self._identity, self._vault_id, head)
                 exposed.append(head.name)
-            session.execute(delete(WrapRecord).where(WrapRecord.recipient == client.id))
+            session.execute(
+                delete(WrapRecord).where(WrapRecord.recipient == Recipient.client(client.id).column)
+            )
             session.execute(delete(GrantRecord).where(GrantRecord.client_id == client.id))
             client.revoked_at = now
             records.sign_client(self._identity, self._vault_id, client)
@@ -1568,7 +1575,7 @@ class AdminVault(Inventory):
         version = stages.version_at(head, stage)
         row = session.get(VersionRecord, (head.id, version))
         payload = session.get(PayloadRecord, (head.id, version))
-        wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
+        wrap = session.get(WrapRecord, (head.id, version, Recipient.root().column))
         if row is None or payload is None or wrap is None:
             raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
         meta = records.check_staged_version(self._verify_public, self._vault_id, head, stage, row)

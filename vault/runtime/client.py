@@ -40,6 +40,7 @@ from vault.errors import (
 )
 from vault.format import aead, identities, records, stages
 from vault.format.audit_entry import Signer, client_actor
+from vault.format.keywrap import Recipient
 from vault.format.model import from_epoch, lookup_name, to_epoch, utc_now
 from vault.runtime.credential import Credential
 from vault.runtime.token import ClientToken, find_token, parse_token
@@ -230,7 +231,7 @@ class ClientVault:
         now = to_epoch(utc_now())
         if self._expires_at is not None and self._expires_at <= now:
             self._refuse(TokenExpired(f'the token of client "{self._name}" has expired'), name)
-        found = self._store.stage(lookup_name(name), stage, self._token.client_id)
+        found = self._store.stage(lookup_name(name), stage, Recipient.client(self._token.client_id))
         if found is None:
             raise NotFound(f"no credential named {quoted(name)}")
         head, version_row, payload, wrap = found
