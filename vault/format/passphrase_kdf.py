@@ -7,8 +7,9 @@ never runs a KDF and never imports this module, so it never loads Argon2.
 Why Argon2id (RFC 9106): a passphrase is the one low-entropy secret of a vault, and
 someone who copies the vault file can guess offline; Argon2id is memory-hard, so each
 guess costs the attacker the memory it costs us, which hurts GPUs and ASICs far more
-than a fast hash such as PBKDF2's. The id variant resists both side channels and
-time-memory trade-offs.
+than a fast hash such as PBKDF2's. The id variant, which RFC 9106 recommends, makes its
+first pass data-independent (as Argon2i, against side channels) and the rest
+data-dependent (as Argon2d, against time-memory trade-offs).
 
 Why these parameters:
 
@@ -24,8 +25,9 @@ Why these parameters:
   slot must not make an unlock burn minutes and gigabytes. It sits just above the most
   the calibration ever chooses, so no vault exvault wrote is ever refused.
 
-Why NFC before UTF-8: the same passphrase typed on another operating system may arrive
-decomposed (macOS) or composed; normalizing makes both derive the same key.
+Why NFC before UTF-8: the same passphrase may arrive composed or decomposed (an é as one
+code point, or as an e and a combining accent) depending on the operating system and the
+input method; normalizing makes both derive the same key.
 """
 
 from __future__ import annotations
