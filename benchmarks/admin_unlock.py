@@ -1,6 +1,6 @@
 """Figure 3: admin unlock, and what one passphrase guess costs an attacker.
 
-The default Argon2id setting is whatever ``vault.format.crypto.calibrate_kdf()`` picks on
+The default Argon2id setting is whatever ``vault.format.passphrase_kdf.calibrate_kdf()`` picks on
 this machine (run in a child process). Each measurement runs in a new child process
 so that ``resource.getrusage`` reports the peak RSS of that derivation alone:
 ``derive_passphrase_kek`` with those parameters, and a whole ``AdminVault.unlock``
@@ -45,9 +45,9 @@ PASSPHRASE = "admin unlock benchmark passphrase"
 _CALIBRATE = textwrap.dedent(
     """
     import json, time
-    from vault.format import crypto
+    from vault.format import passphrase_kdf
     start = time.perf_counter()
-    p = crypto.calibrate_kdf()
+    p = passphrase_kdf.calibrate_kdf()
     print(json.dumps([p.time_cost, p.memory_kib, p.parallelism, time.perf_counter() - start]))
     """
 )
@@ -55,11 +55,11 @@ _CALIBRATE = textwrap.dedent(
 _DERIVE = textwrap.dedent(
     """
     import json, os, resource, sys, time
-    from vault.format import crypto
-    params = crypto.KdfParams(*map(int, sys.argv[1:4]))
+    from vault.format import passphrase_kdf
+    params = passphrase_kdf.KdfParams(*map(int, sys.argv[1:4]))
     salt = os.urandom(16)
     start = time.perf_counter()
-    crypto.derive_passphrase_kek(sys.argv[4], salt, params)
+    passphrase_kdf.derive_passphrase_kek(sys.argv[4], salt, params)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "peak_kib": peak}))
@@ -81,8 +81,8 @@ _UNLOCK = textwrap.dedent(
 _CREATE = textwrap.dedent(
     """
     import sys
+    from vault.format.passphrase_kdf import KdfParams
     from vault.owner.admin import AdminVault
-    from vault.format.crypto import KdfParams
     params = KdfParams(*map(int, sys.argv[3:6]))
     AdminVault.create(sys.argv[1], sys.argv[2], kdf=params)[0].close()
     """
@@ -95,16 +95,16 @@ def _json(cfg: Config, code: str, *args: str) -> object:
 
 
 def run(cfg: Config) -> Results:
-    from vault.format import crypto
+    from vault.format import passphrase_kdf
 
     res = Results()
     repeats = cfg.repeats(default=5, quick=1)
     if cfg.quick:
-        params = crypto.KDF_FLOOR
+        params = passphrase_kdf.KDF_FLOOR
         res.note(f"Figure 3 (--quick): calibration skipped, {params} used instead.")
     else:
         t, m, p, took = _json(cfg, _CALIBRATE)  # type: ignore[misc]
-        params = crypto.KdfParams(t, m, p)
+        params = passphrase_kdf.KdfParams(t, m, p)
         res.note(f"Figure 3: calibrate_kdf() chose {params} in {took:.1f} s.")
     args = (str(params.time_cost), str(params.memory_kib), str(params.parallelism))
 
@@ -120,8 +120,8 @@ def run(cfg: Config) -> Results:
     unlock_s = median([u["seconds"] for u in unlock])  # type: ignore[index]
     unlock_peak = median([u["peak_kib"] for u in unlock])  # type: ignore[index]
 
-    target_s = crypto.KDF_DEFAULT_TARGET_SECONDS
-    default_mib = crypto.KDF_DEFAULT_MEMORY_KIB // 1024
+    target_s = passphrase_kdf.KDF_DEFAULT_TARGET_SECONDS
+    default_mib = passphrase_kdf.KDF_DEFAULT_MEMORY_KIB // 1024
     res.add(
         Row(
             f"{FIGURE}: derive_passphrase_kek, {params}",
@@ -134,7 +134,8 @@ def run(cfg: Config) -> Results:
             fmt_mib(peak),
             target=f"m ≥ {default_mib} MiB, really allocated",
             met=verdict(
-                params.memory_kib >= crypto.KDF_DEFAULT_MEMORY_KIB and peak >= params.memory_kib
+                params.memory_kib >= passphrase_kdf.KDF_DEFAULT_MEMORY_KIB
+                and peak >= params.memory_kib
             )
             if not cfg.quick
             else "—",

@@ -123,7 +123,7 @@ def get_vault(cfg: Config, n: int, clients: int = 1) -> BenchVault:
 
 
 def _format_version() -> int:
-    from vault.format.crypto import FORMAT_VERSION
+    from vault.format.encoding import FORMAT_VERSION
 
     return FORMAT_VERSION
 
@@ -174,8 +174,9 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
     )
     from vault.exchanges import get_profile
     from vault.format import records
-    from vault.format.crypto import KdfParams
+    from vault.format.keywrap import Recipient
     from vault.format.model import CredentialMetadata, to_epoch, utc_now
+    from vault.format.passphrase_kdf import KdfParams
     from vault.network import parse_ip_whitelist
     from vault.owner.admin import AdminVault, clean_payload
     from vault.runtime.client import ClientVault
@@ -238,7 +239,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
                             sealed.dek,
                             vault_id,
                             sealed.version,
-                            records.ROOT_RECIPIENT,
+                            Recipient.root(),
                             identity.encryption_public,
                         )
                     )
@@ -247,7 +248,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
                             sealed.dek,
                             vault_id,
                             sealed.version,
-                            client.id,
+                            Recipient.client(client.id),
                             client.encryption_public,
                         )
                     )

@@ -127,9 +127,9 @@ def _kp_version() -> str:
 
 def _count_decryptions(handle: object, names: list[str]) -> int:
     """How many AES-GCM decryptions ``len(names)`` warm gets perform."""
-    from vault.format import crypto
+    from vault.format import aead
 
-    real = crypto.unseal
+    real = aead.unseal
     count = 0
 
     def counting(*args: object, **kwargs: object) -> bytes:
@@ -137,12 +137,12 @@ def _count_decryptions(handle: object, names: list[str]) -> int:
         count += 1
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    crypto.unseal = counting  # type: ignore[assignment]
+    aead.unseal = counting  # type: ignore[assignment]
     try:
         for name in names:
             handle.get(name)  # type: ignore[attr-defined]
     finally:
-        crypto.unseal = real  # type: ignore[assignment]
+        aead.unseal = real  # type: ignore[assignment]
     return count
 
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 from click.testing import CliRunner, Result
 
-from vault.format.crypto import KdfParams
+from vault.format.passphrase_kdf import KdfParams
 from vault.owner.admin import AdminVault
 
 T = TypeVar("T")
@@ -265,7 +265,8 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
     """
     from datetime import date
 
-    from vault.format import crypto, records
+    from vault.format import identities, records
+    from vault.format.keywrap import Recipient
     from vault.format.model import CredentialMetadata
 
     ((vault_id,),) = sql(location, "SELECT vault_id FROM vault_header")
@@ -284,7 +285,7 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
         None,
     )
     forged = records.seal_version(
-        crypto.RootIdentity.generate(),
+        identities.RootIdentity.generate(),
         vault_id,
         cid,
         1,
@@ -292,7 +293,9 @@ def forge_version(location: str | Path, recipient: str, recipient_public: bytes)
         {"api_key": "attacker-key-000000", "secret": "attacker-secret-000000000000"},
         int(str(created_at)),
     )
-    wrap = records.wrap_dek(forged.dek, vault_id, forged.version, recipient, recipient_public)
+    wrap = records.wrap_dek(
+        forged.dek, vault_id, forged.version, Recipient.stored(recipient), recipient_public
+    )
     sql(
         location,
         "UPDATE payloads SET nonce = ?, ciphertext = ? WHERE credential_id = ?",

@@ -17,7 +17,7 @@ import vault
 from tests.conftest import PASSPHRASE, TEST_KDF, forge_version, rewrite_schema
 from vault.db.inventory import Inventory
 from vault.errors import IntegrityError, InvalidToken
-from vault.format import crypto, records
+from vault.format import identities, records
 from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
 from vault.runtime.client import ClientVault
@@ -209,7 +209,7 @@ def test_forged_version_from_public_keys_only(stocked: AdminVault, vault_path: P
 
 def test_header_replaced_with_attacker_keys(stocked: AdminVault, vault_path: Path) -> None:
     """A new self-signed header with the attacker's keys does not open with the keyslots."""
-    attacker = crypto.RootIdentity.generate()
+    attacker = identities.RootIdentity.generate()
     ((vault_id, created_at),) = sql(vault_path, "SELECT vault_id, created_at FROM vault_header")
     from vault.db.store import HeaderRecord
 
@@ -238,7 +238,7 @@ def test_header_replaced_with_attacker_keys_is_refused_by_a_client(
 ) -> None:
     """The same vault id under the attacker's self-signed keys: a client's token pins the
     vault's signing-key fingerprint, so it refuses the substitute before reading."""
-    attacker = crypto.RootIdentity.generate()
+    attacker = identities.RootIdentity.generate()
     sql(
         vault_path,
         "UPDATE vault_header SET encryption_public = ?, verify_public = ?",
@@ -299,7 +299,7 @@ def test_api_key_fingerprint_is_keyed_by_the_vault(
     ((mine,),) = sql(vault_path, query)
     ((theirs,),) = sql(other_path, query)
     api_key = binance_payload["api_key"].encode()
-    unkeyed = {crypto.fingerprint(api_key)[:16], hashlib.sha256(api_key).digest()[:16]}
+    unkeyed = {identities.fingerprint(api_key)[:16], hashlib.sha256(api_key).digest()[:16]}
     assert mine != theirs
     assert mine not in unkeyed
 

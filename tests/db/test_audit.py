@@ -141,9 +141,9 @@ def test_reordered_entries_detected(busy: AdminVault, vault_location: str) -> No
 
 
 def test_forged_signature_detected(busy: AdminVault, vault_location: str) -> None:
-    from vault.format import crypto
+    from vault.format import identities
 
-    other = crypto.RootIdentity.generate()
+    other = identities.RootIdentity.generate()
     sql(vault_location, "UPDATE audit_log SET signature = ? WHERE seq = 2", other.sign(b"x"))
     assert any("entry 2 has a bad signature" in p for p in _problems(vault_location))
 

@@ -24,7 +24,7 @@ from tests.conftest import PASSPHRASE, TEST_KDF
 from vault import exchanges
 from vault.db import audit
 from vault.db.inventory import Inventory
-from vault.format import crypto
+from vault.format import identities, passphrase_kdf
 from vault.format.model import CredentialInfo
 from vault.ops import checks
 from vault.ops.checks import Finding, Report, check
@@ -517,7 +517,7 @@ def forge_read(av: AdminVault, token: str) -> None:
             action="read",
             credential="k",
             version=1,
-            signer=(parse_token(token).client_id, crypto.RootIdentity.generate().sign),
+            signer=(parse_token(token).client_id, identities.RootIdentity.generate().sign),
         )
 
 
@@ -764,8 +764,8 @@ def test_kdf_finding_says_the_parameters_are_unauthenticated(av: AdminVault) -> 
 
 
 def test_kdf_at_floor_is_below_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    floor = crypto.KDF_FLOOR
-    assert floor == crypto.KdfParams(3, 64 * 1024, 4)
+    floor = passphrase_kdf.KDF_FLOOR
+    assert floor == passphrase_kdf.KdfParams(3, 64 * 1024, 4)
     made, _ = AdminVault.create(tmp_path / "floor" / "vault.db", PASSPHRASE, kdf=floor)
     with made:
         report = check(made, NOW)
@@ -773,7 +773,7 @@ def test_kdf_at_floor_is_below_policy(tmp_path: Path, monkeypatch: pytest.Monkey
         hit = find(report, None, "kdf-below-policy")
         assert hit is not None and hit.severity == "warn" and "256 MiB" in hit.message
         # At or above the current default memory: no KDF finding.
-        monkeypatch.setattr(crypto, "KDF_DEFAULT_MEMORY_KIB", floor.memory_kib)
+        monkeypatch.setattr(passphrase_kdf, "KDF_DEFAULT_MEMORY_KIB", floor.memory_kib)
         report = check(made, NOW)
         assert {f.code for f in report.findings} & {"kdf-weak", "kdf-below-policy"} == set()
 
@@ -870,14 +870,14 @@ def read_checks(av: AdminVault, location: str, monkeypatch: pytest.MonkeyPatch) 
     hashes = db_exec(location, "SELECT entry_hash FROM audit_log WHERE action = 'read'")
     reads = {signed_entry(av.vault_id, bytes(h)) for (h,) in hashes}  # type: ignore[arg-type]
     checked: list[bytes] = []
-    original = crypto.verify_signature
+    original = identities.verify_signature
 
     def counting(public: bytes, message: bytes, signature: bytes) -> None:
         if message in reads:
             checked.append(message)
         original(public, message, signature)
 
-    monkeypatch.setattr(crypto, "verify_signature", counting)
+    monkeypatch.setattr(identities, "verify_signature", counting)
     return checked
 
 

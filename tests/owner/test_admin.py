@@ -26,8 +26,8 @@ from vault.errors import (
     UnsupportedFormat,
     VaultUnavailable,
 )
-from vault.format import crypto
-from vault.format.crypto import KdfParams
+from vault.format import passphrase_kdf, recovery
+from vault.format.passphrase_kdf import KdfParams
 from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
 
@@ -89,7 +89,7 @@ def test_wrong_passphrase(stocked: AdminVault, vault_location: str) -> None:
 def test_wrong_passphrase_costs_the_same_kdf_work(
     stocked: AdminVault, vault_location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import argon2.low_level  # vault.format.crypto imports it when a KDF runs
+    import argon2.low_level  # vault.format.passphrase_kdf calls it through this module
 
     calls: list[tuple[int, int, int]] = []
     real = argon2.low_level.hash_secret_raw
@@ -130,7 +130,7 @@ def test_recovery_key_is_256_random_bits(created: tuple[AdminVault, str], tmp_pa
         tmp_path / "other" / "vault.db", PASSPHRASE, kdf=TEST_KDF, insecure_test_kdf=True
     )
     other.close()
-    keys = [crypto.parse_recovery_key(text) for text in (created[1], other_recovery)]
+    keys = [recovery.parse_recovery_key(text) for text in (created[1], other_recovery)]
     assert [len(key) for key in keys] == [32, 32]
     assert keys[0] != keys[1]
 
@@ -207,7 +207,7 @@ def test_recover_after_a_kdf_downgrade_recalibrates(
         AdminVault.unlock(vault_location, PASSPHRASE)
     with AdminVault.unlock_with_recovery_key(vault_location, recovery) as recovered:
         params = recovered.change_passphrase("the passphrase after recover")
-    assert params.at_least(crypto.KDF_FLOOR)
+    assert params.at_least(passphrase_kdf.KDF_FLOOR)
     assert _passphrase_slot_kdf(vault_location) == params
 
 
@@ -226,7 +226,7 @@ def test_passwd_lifts_test_parameters_to_a_calibration(
     stocked: AdminVault, vault_location: str
 ) -> None:
     params = stocked.change_passphrase("new passphrase 123")
-    assert params.at_least(crypto.KDF_FLOOR)
+    assert params.at_least(passphrase_kdf.KDF_FLOOR)
     assert _passphrase_slot_kdf(vault_location) == params
 
 

@@ -964,7 +964,7 @@ out_of_range = st.one_of(
 def test_kdf_parameters_above_the_caps(
     world: World, long_run: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import argon2.low_level  # vault.format.crypto imports it when a KDF runs
+    import argon2.low_level  # vault.format.passphrase_kdf calls it through this module
 
     calls: list[object] = []
     real = argon2.low_level.hash_secret_raw
@@ -1014,7 +1014,7 @@ def test_kdf_parameters_above_the_caps(
 
 def _parsers() -> dict[str, Callable[[str], object]]:
     from vault import durations, exchanges, network
-    from vault.format import crypto, model, policy
+    from vault.format import model, policy, recovery
     from vault.format.access import parse_scope
     from vault.runtime import run, token
 
@@ -1034,7 +1034,7 @@ def _parsers() -> dict[str, Callable[[str], object]]:
         "validate_field_name": exchanges.validate_field_name,
         "parse_payload_json": model.parse_payload_json,
         "parse_token": token.parse_token,
-        "parse_recovery_key": crypto.parse_recovery_key,
+        "parse_recovery_key": recovery.parse_recovery_key,
         "parse_mapping (run --env)": run.parse_mapping,
         "Policy.from_json": policy.Policy.from_json,
         "validate_payload (binance)": lambda s: binance.validate_payload(
@@ -1171,7 +1171,7 @@ def test_error_messages_escape_control_characters(
 def test_input_that_is_not_utf8_is_refused(world: World, where: str) -> None:
     """JSON read by --from-json (a text-mode click.File) and lines read from stdin
     used to fail with UnicodeDecodeError or, under a C locale, UnicodeEncodeError in
-    crypto.normalize_passphrase (exit 70). Now read as bytes, decoded strictly: exit 7."""
+    passphrase_kdf.normalize_passphrase (exit 70). Now read as bytes, decoded strictly: exit 7."""
     data = b'{"api_key": "\xff\xfe", "secret": "x"}'
     with sandbox(world) as box:
         if where == "json stdin":
@@ -1193,7 +1193,7 @@ def test_input_that_is_not_utf8_is_refused(world: World, where: str) -> None:
 @pytest.mark.parametrize("field", ["api_key", "secret"])
 def test_json_with_a_lone_surrogate_is_refused(world: World, field: str) -> None:
     """A JSON escape such as "\\ud800" decodes to a lone surrogate, which used to pass
-    parse_payload_json and fail in crypto.encode_fields (exit 70). Now refused naming
+    parse_payload_json and fail in encoding.encode_fields (exit 70). Now refused naming
     the field, never its value."""
     payload = {"api_key": "abcdefgh0123456789", "secret": "s3cr3tvalue-0123456789abcdef"}
     payload[field] = payload[field][:6] + "\ud800" + payload[field][6:]

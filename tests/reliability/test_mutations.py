@@ -2606,7 +2606,7 @@ def test_digest_of_template_is_stable(template: Template) -> None:
 def test_value_of_another_type_is_refused_as_damage(template: Template, edit: str) -> None:
     """A column value of another SQL type than the schema's (REAL or TEXT in an integer
     column, NULL in a NOT NULL one) is damage: verify reports it, reads refuse with a
-    VaultError (it used to reach crypto.encode_fields or constant_time_equal and crash
+    VaultError (it used to reach encoding.encode_fields or constant_time_equal and crash
     with TypeError)."""
     path = template.fresh()
     try:

@@ -419,7 +419,7 @@ def run_init_kill(cfg: dict[str, Any]) -> int:
 
     import vault.db.store
     import vault.owner.admin
-    from vault.format.crypto import KdfParams
+    from vault.format.passphrase_kdf import KdfParams
 
     def die(*_args: Any) -> None:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -33,7 +33,7 @@ from vault.errors import (
     NotFound,
     TokenExpired,
 )
-from vault.format import crypto, records
+from vault.format import aead, identities, keywrap, records
 from vault.ops.verification import verify
 from vault.owner import rotation
 from vault.owner.admin import AdminVault
@@ -199,9 +199,10 @@ def test_ungranted_credential_cannot_be_decrypted_from_raw_tables(
     assert wraps and all(w[2] == "root" for w in wraps)
     for cid, version, recipient, eph, body in wraps:
         for claimed in (recipient, tok.client_id):
-            ad = records.wrap_ad(vault_id, cid, version, claimed, b"\0" * 32)  # type: ignore[arg-type]
+            stored = keywrap.Recipient.stored(claimed)
+            ad = records.wrap_ad(vault_id, cid, version, stored, b"\0" * 32)  # type: ignore[arg-type]
             with pytest.raises(IntegrityError):
-                crypto.unwrap_from_recipient(crypto.WrappedKey(eph, body), tok.keys[0], ad)  # type: ignore[arg-type]
+                keywrap.unwrap_from_recipient(keywrap.WrappedKey(eph, body), tok.keys[0], ad)  # type: ignore[arg-type]
 
 
 def test_root_wrap_copied_to_the_client_is_refused(token: str, vault_location: str) -> None:
@@ -250,7 +251,7 @@ def test_token_of_another_vault(token: str, tmp_path: Path) -> None:
 
 def test_token_of_no_client(stocked: AdminVault, vault_location: str) -> None:
     fake = ClientToken.generate(
-        stocked.vault_id, crypto.fingerprint(stocked._verify_public), "ab" * 16
+        stocked.vault_id, identities.fingerprint(stocked._verify_public), "ab" * 16
     )
     with pytest.raises(InvalidToken, match="does not exist"):
         ClientVault.open(vault_location, token=fake.encode())
@@ -331,11 +332,13 @@ def test_warm_get_does_no_public_key_work(
 
         return wrapper
 
-    monkeypatch.setattr(crypto, "verify_signature", counting("verify", crypto.verify_signature))
     monkeypatch.setattr(
-        crypto, "unwrap_from_recipient", counting("unwrap", crypto.unwrap_from_recipient)
+        identities, "verify_signature", counting("verify", identities.verify_signature)
     )
-    monkeypatch.setattr(crypto, "unseal", counting("unseal", crypto.unseal))
+    monkeypatch.setattr(
+        keywrap, "unwrap_from_recipient", counting("unwrap", keywrap.unwrap_from_recipient)
+    )
+    monkeypatch.setattr(aead, "unseal", counting("unseal", aead.unseal))
     with ClientVault.open(vault_location, token=token) as handle:
         handle.get("binance-main")
         first = dict(counts)

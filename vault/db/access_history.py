@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from vault.db import audit
 from vault.db.store import AuditRecord, driver_rows, tolerant_text
 from vault.errors import IntegrityError
-from vault.format import crypto, records
+from vault.format import aead, identities, records
 from vault.format.audit_entry import ADMIN, GENESIS, ROOT_SIGNER, AuditRow, entry_hash, signed_entry
 
 OWNER_ACTIONS = frozenset(
@@ -137,7 +137,7 @@ def read_signed_log(
         if wanted is not None and row.action != "client-revoke" and row.credential not in wanted:
             continue
         try:
-            crypto.verify_signature(
+            identities.verify_signature(
                 key, signed_entry(vault_id, row.entry_hash), row.signature or b""
             )
         except IntegrityError:
@@ -198,7 +198,7 @@ class _Chain:
 
 def _hash_intact(vault_id: bytes, row: AuditRow) -> bool:
     try:
-        return crypto.constant_time_equal(entry_hash(vault_id, row), row.entry_hash)
+        return aead.constant_time_equal(entry_hash(vault_id, row), row.entry_hash)
     except UnicodeEncodeError:  # a lone surrogate from tolerant_text
         return False
 
@@ -423,7 +423,7 @@ class VerifiedLog:
                 or first.seq != head[0]
                 or records.type_damage(first, AuditRecord.__tablename__) is not None
                 or not _hash_intact(self._vault_id, first)
-                or not crypto.constant_time_equal(first.entry_hash, head[1])
+                or not aead.constant_time_equal(first.entry_hash, head[1])
             ):
                 self._head = None
                 return self._catch_up(session)
@@ -470,7 +470,7 @@ class VerifiedLog:
         if signature is None:
             return True
         try:
-            crypto.verify_signature(key, signed_entry(self._vault_id, hash_), signature)
+            identities.verify_signature(key, signed_entry(self._vault_id, hash_), signature)
         except IntegrityError:
             return False
         return True

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from vault.db.store import AUDIT_HEAD_SQL, HEAD_ROW, AuditRecord, Store, tolerant_text
 from vault.errors import IntegrityError, VaultError
-from vault.format import crypto, records
+from vault.format import aead, identities, records
 from vault.format.audit_entry import (
     ADMIN,
     GENESIS,
@@ -203,7 +203,7 @@ def verify_chain(
             problems.append(f"entry {expected_seq} is missing (next found: {rec.seq})")
         if rec.prev_hash != prev_hash:
             problems.append(f"entry {rec.seq} does not link to the entry before it")
-        if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
+        if not aead.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
             problems.append(f"entry {rec.seq} was edited (its hash does not match)")
         if rec.signer is not None or rec.signature is not None:
             key: bytes | None
@@ -255,7 +255,7 @@ def signed_by_any(vault_id: bytes, rec: AuditRecord, keys: Sequence[bytes]) -> b
     """Whether ``rec``'s hash matches its columns and its signature verifies with one
     of ``keys`` (a client's current key and those a rekey replaced). Never raises."""
     try:
-        if not crypto.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
+        if not aead.constant_time_equal(entry_hash(vault_id, rec), rec.entry_hash):
             return False
     except (TypeError, ValueError):  # a value of another type; text that is not UTF-8
         return False
@@ -267,7 +267,7 @@ def _signed_with(vault_id: bytes, rec: AuditRecord, key: bytes | None) -> bool:
     if key is None or rec.signature is None:
         return False
     try:
-        crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
+        identities.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
     except IntegrityError:
         return False
     return True
@@ -337,14 +337,14 @@ def rekey_history(session: Session, vault_id: bytes, root_public: bytes) -> list
         if records.type_damage(rec, AuditRecord.__tablename__) is not None:
             continue
         try:
-            if rec.signature is None or not crypto.constant_time_equal(
+            if rec.signature is None or not aead.constant_time_equal(
                 entry_hash(vault_id, rec), rec.entry_hash
             ):
                 continue
         except UnicodeEncodeError:  # text that is not UTF-8, read through tolerant_text
             continue
         try:
-            crypto.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
+            identities.verify_signature(key, signed_entry(vault_id, rec.entry_hash), rec.signature)
         except IntegrityError:
             continue
         replaced = {
@@ -376,7 +376,7 @@ def _revoked_client(detail: str) -> str | None:
 def chain_contains(session: Session, seq: int, hash_: bytes) -> bool:
     """True when entry ``seq`` exists with hash ``hash_`` (a remembered head is still there)."""
     found = session.scalar(select(AuditRecord.entry_hash).where(AuditRecord.seq == seq))
-    return isinstance(found, bytes) and crypto.constant_time_equal(found, hash_)
+    return isinstance(found, bytes) and aead.constant_time_equal(found, hash_)
 
 
 def count(session: Session) -> int:

@@ -37,6 +37,7 @@ from vault.errors import (
 )
 from vault.format import stages
 from vault.format.audit_entry import AuditRow, new_entry
+from vault.format.keywrap import Recipient
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -108,7 +109,7 @@ class ClientStore(Protocol):
     def client(self, client_id: str) -> ClientRow | None:
         """A client's row (unchecked)."""
 
-    def stage(self, name: str, stage: str, recipient: str) -> StageRows | None:
+    def stage(self, name: str, stage: str, recipient: Recipient) -> StageRows | None:
         """Credential ``name``'s head with its ``stage`` version, payload and the wrap for
         ``recipient``; None when there is no such credential."""
 
@@ -144,9 +145,9 @@ class _SqlClientStore:
             found = execute(_CLIENT_SQL, {"id": client_id})
         return ClientRow._make(found[0]) if found else None
 
-    def stage(self, name: str, stage: str, recipient: str) -> StageRows | None:
+    def stage(self, name: str, stage: str, recipient: Recipient) -> StageRows | None:
         with self._reading() as execute:
-            found = execute(_STAGE_SQL[stage], {"name": name, "recipient": recipient})
+            found = execute(_STAGE_SQL[stage], {"name": name, "recipient": recipient.column})
         return _split(found[0]) if found else None
 
     def append_audit(self, vault_id: bytes, **entry: Any) -> None:

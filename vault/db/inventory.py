@@ -37,10 +37,10 @@ from vault.db.store import (
     sqlite_path,
 )
 from vault.errors import IntegrityError, NotFound, quoted
-from vault.format import crypto, records, stages
+from vault.format import identities, records, stages
 from vault.format.access import ClientInfo
-from vault.format.crypto import KdfParams
 from vault.format.model import CredentialInfo, VersionInfo, from_epoch, lookup_name, split_list
+from vault.format.passphrase_kdf import KdfParams
 
 Where = str | os.PathLike[str] | URL | None
 _I = TypeVar("_I", bound="Inventory")
@@ -343,7 +343,7 @@ class Inventory:
     @property
     def fingerprint(self) -> str:
         """Human form of the vault signing key's fingerprint."""
-        return crypto.format_fingerprint(crypto.fingerprint(self._verify_public))
+        return identities.format_fingerprint(identities.fingerprint(self._verify_public))
 
     @contextmanager
     def _reading(self) -> Iterator[Session]:

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from vault.db.store import HeaderRecord, KeyslotRecord
 from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat
-from vault.format import crypto, records
-from vault.format.crypto import KdfParams, RootIdentity
+from vault.format import aead, encoding, identities, passphrase_kdf, records, recovery
+from vault.format.identities import RootIdentity
+from vault.format.passphrase_kdf import KdfParams
 
 PASSPHRASE = "passphrase"  # noqa: S105 (a slot kind)
 RECOVERY = "recovery"
@@ -65,7 +66,7 @@ class Slot(Protocol):
 
 def slot_message(vault_id: bytes, slot: Slot) -> bytes:
     """What a keyslot's signature covers: every column of :data:`SIGNED_COLUMNS`."""
-    return crypto.signed_message(
+    return encoding.signed_message(
         "keyslot",
         vault_id,
         slot.id,
@@ -93,7 +94,7 @@ def verify_slot(verify_public: bytes, vault_id: bytes, slot: Slot, signature: by
     if type(signature) is not bytes:
         raise IntegrityError("damaged vault: a keyslot is not signed (an old or forged row)")
     try:
-        crypto.verify_signature(verify_public, slot_message(vault_id, slot), signature)
+        identities.verify_signature(verify_public, slot_message(vault_id, slot), signature)
     except IntegrityError:
         raise IntegrityError(
             "damaged vault: a keyslot's signature does not verify (an edited or forged row)"
@@ -125,7 +126,7 @@ def sign_stored_slots(
 def _slot_ad(header: HeaderRecord, slot: KeyslotRecord) -> bytes:
     # The AD binds the slot to this vault's public keys and to its own KDF parameters,
     # so neither a swapped header nor edited parameters can pass.
-    return crypto.associated_data(
+    return encoding.associated_data(
         "keyslot",
         header.vault_id,
         slot.id,
@@ -142,18 +143,18 @@ def _slot_ad(header: HeaderRecord, slot: KeyslotRecord) -> bytes:
 def _seal_slot(
     header: HeaderRecord, slot: KeyslotRecord, kek: bytes, identity: RootIdentity
 ) -> None:
-    slot.nonce, slot.wrapped = crypto.seal(kek, identity.to_bytes(), _slot_ad(header, slot))
+    slot.nonce, slot.wrapped = aead.seal(kek, identity.to_bytes(), _slot_ad(header, slot))
     slot.signature = identity.sign(slot_message(header.vault_id, slot))
 
 
 def _open_slot(header: HeaderRecord, slot: KeyslotRecord, kek: bytes) -> RootIdentity:
     identity = RootIdentity.from_bytes(
-        crypto.unseal(kek, slot.nonce, slot.wrapped, _slot_ad(header, slot))
+        aead.unseal(kek, slot.nonce, slot.wrapped, _slot_ad(header, slot))
     )
     # The slot decrypted, but are these the keys the header advertises?
     if not (
-        crypto.constant_time_equal(identity.encryption_public, header.encryption_public)
-        and crypto.constant_time_equal(identity.verify_public, header.verify_public)
+        aead.constant_time_equal(identity.encryption_public, header.encryption_public)
+        and aead.constant_time_equal(identity.verify_public, header.verify_public)
     ):
         raise IntegrityError()
     return identity
@@ -167,7 +168,7 @@ def slot_params(slot: KeyslotRecord) -> KdfParams:
     if slot.kdf_time_cost is None or slot.kdf_memory_kib is None or slot.kdf_parallelism is None:
         raise UnsupportedFormat("a passphrase keyslot has no KDF parameters")
     params = KdfParams(slot.kdf_time_cost, slot.kdf_memory_kib, slot.kdf_parallelism)
-    crypto.check_kdf_params(params)
+    passphrase_kdf.check_kdf_params(params)
     return params
 
 
@@ -195,7 +196,7 @@ def passphrase_kdf_params(session: Session) -> list[KdfParams]:
         if t is None or m is None or p is None:
             raise UnsupportedFormat("a passphrase keyslot has no KDF parameters")
         params.append(KdfParams(t, m, p))
-        crypto.check_kdf_params(params[-1])
+        passphrase_kdf.check_kdf_params(params[-1])
     return params
 
 
@@ -211,24 +212,25 @@ def new_passphrase_slot(
     """A passphrase keyslot holding ``identity`` under Argon2id(``passphrase``).
 
     Every passphrase slot is written here, so this is where the floor holds: no slot
-    below :data:`~vault.format.crypto.KDF_FLOOR` unless ``insecure_test_kdf`` (test suites).
+    below :data:`~vault.format.passphrase_kdf.KDF_FLOOR` unless ``insecure_test_kdf`` (test suites).
 
     :raises InvalidInput: for parameters below the floor without ``insecure_test_kdf``.
     :raises UnsupportedFormat: for parameters above the cap.
     """
-    crypto.check_kdf_params(params)
-    if not params.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
-        raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
+    passphrase_kdf.check_kdf_params(params)
+    if not params.at_least(passphrase_kdf.KDF_FLOOR) and not insecure_test_kdf:
+        raise InvalidInput(f"KDF parameters below the floor ({passphrase_kdf.KDF_FLOOR})")
     slot = KeyslotRecord(
         id=uuid.uuid4().hex,
         kind=PASSPHRASE,
-        salt=os.urandom(crypto.SALT_SIZE),
+        salt=os.urandom(passphrase_kdf.SALT_SIZE),
         kdf_time_cost=params.time_cost,
         kdf_memory_kib=params.memory_kib,
         kdf_parallelism=params.parallelism,
         created_at=now,
     )
-    _seal_slot(header, slot, crypto.derive_passphrase_kek(passphrase, slot.salt, params), identity)
+    kek = passphrase_kdf.derive_passphrase_kek(passphrase, slot.salt, params)
+    _seal_slot(header, slot, kek, identity)
     return slot
 
 
@@ -239,13 +241,13 @@ def new_recovery_slot(
     slot = KeyslotRecord(
         id=uuid.uuid4().hex,
         kind=RECOVERY,
-        salt=os.urandom(crypto.SALT_SIZE),
+        salt=os.urandom(passphrase_kdf.SALT_SIZE),
         kdf_time_cost=None,
         kdf_memory_kib=None,
         kdf_parallelism=None,
         created_at=now,
     )
-    _seal_slot(header, slot, crypto.derive_recovery_kek(recovery_key, slot.salt), identity)
+    _seal_slot(header, slot, recovery.derive_recovery_kek(recovery_key, slot.salt), identity)
     return slot
 
 
@@ -268,7 +270,7 @@ def open_with_passphrase(
         raise IntegrityError("damaged vault: expected one passphrase keyslot")
     for slot in candidates:
         records.check_types(slot, KeyslotRecord.__tablename__)
-        kek = crypto.derive_passphrase_kek(passphrase, slot.salt, slot_params(slot))
+        kek = passphrase_kdf.derive_passphrase_kek(passphrase, slot.salt, slot_params(slot))
         try:
             identity = _open_slot(header, slot, kek)
         except IntegrityError:
@@ -292,7 +294,7 @@ def open_with_recovery_key(
             continue
         records.check_types(slot, KeyslotRecord.__tablename__)
         try:
-            kek = crypto.derive_recovery_kek(recovery_key, slot.salt)
+            kek = recovery.derive_recovery_kek(recovery_key, slot.salt)
             return _open_slot(header, slot, kek), slot
         except IntegrityError:
             continue

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from vault.db.rows import ClientRow, HeadRow, VersionRow
     from vault.db.store import GrantRecord
-    from vault.format.crypto import RootIdentity
+    from vault.format.identities import RootIdentity
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _signed_head(
     # head that does not verify keeps its old signature, which no reader accepts under
     # the new kind: it stays as damaged as it was.
     from vault.db.rows import HeadRow
-    from vault.format import crypto, records, stages
+    from vault.format import identities, records, stages
 
     values = head._asdict()
     values.update(revision=1, grantees=records.join_grantees(grantees))
@@ -188,7 +188,7 @@ def _signed_head(
         )
     try:
         records.check_types(head, "credentials")
-        crypto.verify_signature(
+        identities.verify_signature(
             owner.verify_public, records.schema2_head_message(owner.vault_id, head), head.signature
         )
     except (IntegrityError, TypeError, ValueError):

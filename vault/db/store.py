@@ -1,8 +1,8 @@
 """SQL storage of a vault: schema, engine setup and transactions.
 
 The store sees only ciphertext, wrapped keys, signatures and clear metadata; it knows
-nothing of keys or of :mod:`vault.format.crypto`. The facade (:mod:`vault.owner.admin`,
-:mod:`vault.format.records`) composes the two.
+nothing of keys or of the primitives (:mod:`vault.format.aead` and its neighbours). The
+facade (:mod:`vault.owner.admin`, :mod:`vault.format.records`) composes the two.
 
 SQLite is the default backend; any SQLAlchemy URL works (PostgreSQL through psycopg 3
 is the shared store for fleets). The SQLite settings (docs/format.md section 4.13):

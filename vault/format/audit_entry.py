@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vault.format import crypto
+from vault.format import encoding
 from vault.format.model import to_epoch, utc_now
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ _AUDIT_COLUMNS = tuple(AuditRow.__dataclass_fields__)
 
 def entry_hash(vault_id: bytes, rec: AuditRecord | AuditRow) -> bytes:
     """The hash chaining ``rec`` to its predecessor: every column but the signature."""
-    return crypto.digest(
+    return encoding.digest(
         b"exvault-audit",
         vault_id,
         rec.seq,
@@ -84,7 +84,7 @@ def entry_hash(vault_id: bytes, rec: AuditRecord | AuditRow) -> bytes:
 
 def signed_entry(vault_id: bytes, hash_: bytes) -> bytes:
     """What an entry's signature covers."""
-    return crypto.signed_message("audit", vault_id, hash_)
+    return encoding.signed_message("audit", vault_id, hash_)
 
 
 def new_entry(

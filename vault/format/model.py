@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from vault.errors import IntegrityError, InvalidInput, check_utf8, quoted
-from vault.format import crypto
+from vault.format import encoding
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -77,7 +77,7 @@ class CredentialMetadata:
 
     def digest(self) -> bytes:
         """SHA-256 over the canonical encoding of every field (docs/format.md)."""
-        return crypto.digest(
+        return encoding.digest(
             b"exvault-metadata",
             self.name,
             self.exchange,

@@ -1,9 +1,11 @@
 """How credential records are sealed, signed, verified and opened.
 
-The composition of :mod:`vault.format.crypto` with the rows of :mod:`vault.db.store`: each
-function gives the primitives their fixed context (associated data, signed message)
-as ``docs/format.md`` specifies, after checking that each row read from the store
-holds the value types its schema declares. Nothing here does I/O.
+The composition of the primitives (:mod:`vault.format.encoding`, :mod:`vault.format.aead`,
+:mod:`vault.format.identities`, :mod:`vault.format.keywrap`) with the rows of
+:mod:`vault.db.store`: each function gives the primitives their fixed context
+(associated data, signed message) as ``docs/format.md`` specifies, after checking that
+each row read from the store holds the value types its schema declares. Nothing here
+does I/O.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault.db.rows import TABLES
 from vault.errors import IntegrityError, UnsupportedFormat, quoted
-from vault.format import crypto, stages
-from vault.format.crypto import RootIdentity, WrappedKey
+from vault.format import aead, encoding, identities, keywrap, stages
+from vault.format.identities import RootIdentity
+from vault.format.keywrap import Recipient, WrappedKey
 from vault.format.model import (
     CredentialMetadata,
     decode_payload,
@@ -45,8 +48,6 @@ if TYPE_CHECKING:
         VersionRecord,
         WrapRecord,
     )
-
-ROOT_RECIPIENT = "root"
 
 _H = TypeVar("_H", "HeaderRecord", "HeaderRow")
 
@@ -152,13 +153,13 @@ def _verify(
     verify_public: bytes, message: bytes, signature: bytes, verified: set[bytes] | None
 ) -> None:
     if verified is None:
-        crypto.verify_signature(verify_public, message, signature)
+        identities.verify_signature(verify_public, message, signature)
         return
     # A row whose exact signed bytes and signature were verified before needs no second
     # Ed25519 verification; anything changed in it misses the cache.
-    key = crypto.digest(verify_public, message, signature)
+    key = encoding.digest(verify_public, message, signature)
     if key not in verified:
-        crypto.verify_signature(verify_public, message, signature)
+        identities.verify_signature(verify_public, message, signature)
         verified.add(key)
 
 
@@ -169,7 +170,7 @@ def _verify(
 
 def header_message(header: Header) -> bytes:
     """What the header's self-signature covers."""
-    return crypto.signed_message(
+    return encoding.signed_message(
         "vault_header",
         header.vault_id,
         header.format_version,
@@ -188,10 +189,10 @@ def check_header(header: _H | None) -> _H:
     if header is None:
         raise IntegrityError("damaged vault: the header is missing")
     check_types(header, "vault_header")
-    if header.format_version != crypto.FORMAT_VERSION:
+    if header.format_version != encoding.FORMAT_VERSION:
         raise UnsupportedFormat(
             f"vault format version {header.format_version} is not supported by this exvault "
-            f"(it reads version {crypto.FORMAT_VERSION})"
+            f"(it reads version {encoding.FORMAT_VERSION})"
         )
     verify_header(header)
     return header
@@ -272,21 +273,21 @@ def _strict_date(text: str) -> date:
 
 def payload_ad(vault_id: bytes, credential_id: str, version: int, meta_digest: bytes) -> bytes:
     """AD of a version's payload ciphertext."""
-    return crypto.associated_data("payloads", vault_id, credential_id, version, meta_digest)
+    return encoding.associated_data("payloads", vault_id, credential_id, version, meta_digest)
 
 
 def wrap_ad(
-    vault_id: bytes, credential_id: str, version: int, recipient: str, meta_digest: bytes
+    vault_id: bytes, credential_id: str, version: int, recipient: Recipient, meta_digest: bytes
 ) -> bytes:
     """AD of a version's data key wrapped for ``recipient``."""
-    return crypto.associated_data(
-        "dek_wraps", vault_id, credential_id, version, recipient, meta_digest
+    return encoding.associated_data(
+        "dek_wraps", vault_id, credential_id, version, recipient.column, meta_digest
     )
 
 
 def payload_digest(nonce: bytes, ciphertext: bytes) -> bytes:
     """The digest of a payload ciphertext that the version signature covers."""
-    return crypto.digest(b"exvault-payload", nonce, ciphertext)
+    return encoding.digest(b"exvault-payload", nonce, ciphertext)
 
 
 def version_message(vault_id: bytes, row: Version, meta_digest: bytes | None = None) -> bytes:
@@ -295,7 +296,7 @@ def version_message(vault_id: bytes, row: Version, meta_digest: bytes | None = N
     ``meta_digest``: the digest of the metadata the writer has just sealed (its own, not
     read back); a reader leaves it out, and the row's columns give it.
     """
-    return crypto.signed_message(
+    return encoding.signed_message(
         "credential_version",
         vault_id,
         row.credential_id,
@@ -347,8 +348,8 @@ def seal_version(
     from vault.db.store import PayloadRecord, VersionRecord
 
     meta_digest = metadata.digest()
-    dek = crypto.random_key()
-    nonce, ciphertext = crypto.seal(
+    dek = aead.random_key()
+    nonce, ciphertext = aead.seal(
         dek, encode_payload(payload), payload_ad(vault_id, credential_id, version, meta_digest)
     )
     row = VersionRecord(
@@ -361,7 +362,7 @@ def seal_version(
         issued_on=metadata.issued_on.isoformat(),
         expires_on=metadata.expires_on.isoformat() if metadata.expires_on else None,
         created_at=created_at,
-        api_key_fingerprint=crypto.keyed_fingerprint(
+        api_key_fingerprint=identities.keyed_fingerprint(
             identity.fingerprint_key(), "api_key", payload.get("api_key", "")
         ),
         payload_digest=payload_digest(nonce, ciphertext),
@@ -383,7 +384,7 @@ def wrap_dek(
     dek: bytes,
     vault_id: bytes,
     row: VersionRecord,
-    recipient: str,
+    recipient: Recipient,
     recipient_public: bytes,
     meta_digest: bytes | None = None,
 ) -> WrapRecord:
@@ -393,7 +394,7 @@ def wrap_dek(
 
     if meta_digest is None:
         meta_digest = metadata_of(row).digest()
-    wrapped = crypto.wrap_for_recipient(
+    wrapped = keywrap.wrap_for_recipient(
         dek,
         recipient_public,
         wrap_ad(vault_id, row.credential_id, row.version, recipient, meta_digest),
@@ -401,7 +402,7 @@ def wrap_dek(
     return WrapRecord(
         credential_id=row.credential_id,
         version=row.version,
-        recipient=recipient,
+        recipient=recipient.column,
         ephemeral_public=wrapped.ephemeral_public,
         body=wrapped.body,
     )
@@ -420,11 +421,15 @@ def unwrap_dek(
     check_types(wrap, "dek_wraps")
     if wrap.credential_id != row.credential_id or wrap.version != row.version:
         raise IntegrityError()
-    return crypto.unwrap_from_recipient(
+    return keywrap.unwrap_from_recipient(
         WrappedKey(wrap.ephemeral_public, wrap.body),
         recipient_private,
         wrap_ad(
-            vault_id, row.credential_id, row.version, wrap.recipient, metadata_of(row).digest()
+            vault_id,
+            row.credential_id,
+            row.version,
+            Recipient.stored(wrap.recipient),
+            metadata_of(row).digest(),
         ),
     )
 
@@ -438,11 +443,11 @@ def open_payload(vault_id: bytes, row: Version, payload: Payload, dek: bytes) ->
     check_types(payload, "payloads")
     if payload.credential_id != row.credential_id or payload.version != row.version:
         raise IntegrityError()
-    if not crypto.constant_time_equal(
+    if not aead.constant_time_equal(
         payload_digest(payload.nonce, payload.ciphertext), row.payload_digest
     ):
         raise IntegrityError()
-    plaintext = crypto.unseal(
+    plaintext = aead.unseal(
         dek,
         payload.nonce,
         payload.ciphertext,
@@ -467,7 +472,7 @@ one that has them, nor the reverse."""
 def head_message(vault_id: bytes, head: Head) -> bytes:
     """What a credential head's signature covers: name, revision, version counter, stage
     labels with the digests of the versions they name, policy, exposure and grantees."""
-    return crypto.signed_message(
+    return encoding.signed_message(
         HEAD_KIND,
         vault_id,
         head.id,
@@ -494,7 +499,7 @@ def head_message(vault_id: bytes, head: Head) -> bytes:
 def schema2_head_message(vault_id: bytes, head: Head) -> bytes:
     """What a head's signature covered up to schema version 2 (kind ``credential``):
     read only by the migration to version 3, which verifies it before re-signing."""
-    return crypto.signed_message(
+    return encoding.signed_message(
         "credential",
         vault_id,
         head.id,
@@ -581,7 +586,7 @@ def check_staged_version(
     if number is None or expected is None or row.version != number or row.credential_id != head.id:
         raise IntegrityError()
     message = version_message(vault_id, row)
-    if not crypto.constant_time_equal(version_digest(message), expected):
+    if not aead.constant_time_equal(version_digest(message), expected):
         raise IntegrityError()
     _verify(verify_public, message, row.signature, verified)
     return check_metadata(row, head)
@@ -615,7 +620,7 @@ def check_metadata(row: Version, head: Head) -> CredentialMetadata:
 
 def client_message(vault_id: bytes, client: Client) -> bytes:
     """What a client record's signature covers: keys, expiry, scope, revocation."""
-    return crypto.signed_message(
+    return encoding.signed_message(
         "client",
         vault_id,
         client.id,
@@ -645,7 +650,7 @@ def verify_client(verify_public: bytes, vault_id: bytes, client: Client) -> None
 
 def grant_message(vault_id: bytes, grant: GrantRecord) -> bytes:
     """What a grant's signature covers."""
-    return crypto.signed_message(
+    return encoding.signed_message(
         "grant", vault_id, grant.client_id, grant.credential_id, grant.created_at
     )
 
@@ -666,7 +671,6 @@ def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> N
 
 __all__ = [
     "HEAD_KIND",
-    "ROOT_RECIPIENT",
     "SealedVersion",
     "check_head_name",
     "check_header",

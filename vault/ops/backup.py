@@ -29,7 +29,7 @@ from vault.errors import (
     VaultUnavailable,
     printable,
 )
-from vault.format import crypto
+from vault.format import identities
 
 
 def _sqlite_file(store: Store) -> Path:
@@ -209,7 +209,7 @@ def copy_backup(store: Store, backup_file: Path) -> BackupCopy:
     except BaseException:
         _remove_database(staged)
         raise
-    fingerprint = crypto.format_fingerprint(crypto.fingerprint(header.verify_public))
+    fingerprint = identities.format_fingerprint(identities.fingerprint(header.verify_public))
     return BackupCopy(staged, backup_file, header.vault_id.hex(), fingerprint)
 
 

@@ -37,7 +37,7 @@ from vault.db.store import (
 )
 from vault.errors import IntegrityError, InvalidInput, VaultError
 from vault.exchanges import ExchangeProfile, get_profile
-from vault.format import crypto, records
+from vault.format import passphrase_kdf, records
 from vault.format.audit_entry import AuditRow
 from vault.format.model import from_epoch, split_list, to_epoch
 from vault.format.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
@@ -410,7 +410,7 @@ ClientFacts = tuple[str, int | None, int | None, int]
 
 def _collect(
     inventory: Inventory, now: datetime
-) -> tuple[list[CredentialFacts], list[ClientFacts], list[crypto.KdfParams], list[str]]:
+) -> tuple[list[CredentialFacts], list[ClientFacts], list[passphrase_kdf.KdfParams], list[str]]:
     """Read everything the rules need in a few bulk queries; the last item returned
     lists the audit files that could not be read (their reads are not counted).
 
@@ -653,7 +653,7 @@ def _last_verified_reads(
 
 def _vault_findings(
     clients: list[ClientFacts],
-    kdfs: list[crypto.KdfParams],
+    kdfs: list[passphrase_kdf.KdfParams],
     now: datetime,
 ) -> Iterator[Finding]:
     soon = to_epoch(now + timedelta(days=DEFAULT_WARN_BEFORE_DAYS))
@@ -681,22 +681,23 @@ def _vault_findings(
                 client=name,
             )
     for params in kdfs:
-        if not params.at_least(crypto.KDF_FLOOR):
+        if not params.at_least(passphrase_kdf.KDF_FLOOR):
             yield Finding(
                 "critical",
                 "kdf-weak",
                 None,
                 f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
-                f"RFC 9106's minimum ({crypto.KDF_FLOOR}): exvault passwd --recalibrate",
+                f"RFC 9106's minimum ({passphrase_kdf.KDF_FLOOR}): exvault passwd --recalibrate",
             )
-        elif params.memory_kib < crypto.KDF_DEFAULT_MEMORY_KIB:
+        elif params.memory_kib < passphrase_kdf.KDF_DEFAULT_MEMORY_KIB:
             yield Finding(
                 "warn",
                 "kdf-below-policy",
                 None,
                 f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
                 "the current default of "
-                f"{crypto.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: exvault passwd --recalibrate",
+                f"{passphrase_kdf.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: "
+                "exvault passwd --recalibrate",
             )
 
 

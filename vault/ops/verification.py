@@ -34,6 +34,7 @@ from vault.db.store import (
 )
 from vault.errors import IntegrityError, VaultError
 from vault.format import records, stages
+from vault.format.keywrap import Recipient
 from vault.format.policy import Policy
 
 if TYPE_CHECKING:
@@ -330,7 +331,7 @@ def _verify_credential(
                 problem(f"{label} is retired but still has ciphertext or wraps")
             continue
         payload = payloads.get(key)
-        root = version_wraps.get(records.ROOT_RECIPIENT)
+        root = version_wraps.get(Recipient.root().column)
         if payload is None or root is None:
             problem(f"{label}: ciphertext or root wrap missing")
             continue
@@ -342,5 +343,5 @@ def _verify_credential(
             problem(f"{label}: ciphertext or wrapped key fails authentication")
         for client_id in sorted(grantees - set(version_wraps)):
             problem(f"{label}: a granted client ({client_id}) has no wrap and cannot read it")
-        for recipient in sorted(set(version_wraps) - grantees - {records.ROOT_RECIPIENT}):
+        for recipient in sorted(set(version_wraps) - grantees - {Recipient.root().column}):
             problem(f"{label}: a wrap exists for a client not granted it ({recipient})")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from vault.db import audit
 from vault.errors import IntegrityError
-from vault.format import crypto
+from vault.format import aead, encoding, identities
 from vault.format.audit_entry import AuditRow, entry_hash, signed_entry
 
 MAGIC = b"exvault verified reads 1\n"
@@ -81,9 +81,9 @@ class VerifiedReads:
         if key is None or entry.signature is None:
             return False
         try:
-            if not crypto.constant_time_equal(entry_hash(self._vault_id, entry), entry.entry_hash):
+            if not aead.constant_time_equal(entry_hash(self._vault_id, entry), entry.entry_hash):
                 return False
-            remembered = crypto.digest(
+            remembered = encoding.digest(
                 b"exvault-verified-read",
                 self._vault_id,
                 entry.seq,
@@ -93,7 +93,7 @@ class VerifiedReads:
                 key,
             )
             if remembered not in self._known:
-                crypto.verify_signature(
+                identities.verify_signature(
                     key, signed_entry(self._vault_id, entry.entry_hash), entry.signature
                 )
         except (IntegrityError, TypeError, ValueError):

@@ -53,10 +53,11 @@ from vault.errors import (
     VaultError,
     quoted,
 )
-from vault.format import crypto, records, stages
+from vault.format import aead, encoding, identities, passphrase_kdf, records, recovery, stages
 from vault.format.access import DEFAULT_SCOPE, ClientInfo, beyond_scope, parse_scope
 from vault.format.audit_entry import new_entry
-from vault.format.crypto import KdfParams, RootIdentity
+from vault.format.identities import RootIdentity
+from vault.format.keywrap import Recipient
 from vault.format.model import (
     CredentialInfo,
     CredentialMetadata,
@@ -67,6 +68,7 @@ from vault.format.model import (
     utc_now,
     validate_name,
 )
+from vault.format.passphrase_kdf import KdfParams
 from vault.format.policy import Policy
 from vault.network import parse_ip_whitelist
 from vault.runtime.credential import Credential
@@ -194,7 +196,7 @@ class AdminVault(Inventory):
         *,
         kdf: KdfParams | None = None,
         insecure_test_kdf: bool = False,
-        target_seconds: float = crypto.KDF_DEFAULT_TARGET_SECONDS,
+        target_seconds: float = passphrase_kdf.KDF_DEFAULT_TARGET_SECONDS,
     ) -> tuple[AdminVault, str]:
         """Create a new vault; returns it unlocked and the recovery key to show once.
 
@@ -205,24 +207,24 @@ class AdminVault(Inventory):
         :raises AlreadyExists: when a vault or file is there already.
         :raises InvalidInput: for an empty passphrase or weak explicit parameters.
         """
-        crypto.normalize_passphrase(passphrase)
+        passphrase_kdf.normalize_passphrase(passphrase)
         if kdf is None:
-            kdf = crypto.calibrate_kdf(target_seconds)
-        elif not kdf.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
-            raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
+            kdf = passphrase_kdf.calibrate_kdf(target_seconds)
+        elif not kdf.at_least(passphrase_kdf.KDF_FLOOR) and not insecure_test_kdf:
+            raise InvalidInput(f"KDF parameters below the floor ({passphrase_kdf.KDF_FLOOR})")
         url = where if isinstance(where, URL) else location.resolve(where)
         identity = RootIdentity.generate()
         now = to_epoch(utc_now())
         header = HeaderRecord(
             id=1,
-            format_version=crypto.FORMAT_VERSION,
+            format_version=encoding.FORMAT_VERSION,
             vault_id=os.urandom(16),
             created_at=now,
             encryption_public=identity.encryption_public,
             verify_public=identity.verify_public,
         )
         header.signature = identity.sign(records.header_message(header))
-        recovery_key = crypto.new_recovery_key()
+        recovery_key = recovery.new_recovery_key()
         # Both KDFs run before the store exists, so a failure leaves no half-made vault.
         slots = [
             keyslots.new_passphrase_slot(
@@ -236,7 +238,7 @@ class AdminVault(Inventory):
             session.add_all(slots)
 
         store = Store.create(url, initialize)
-        return cls(store, header, identity, kdf), crypto.format_recovery_key(recovery_key)
+        return cls(store, header, identity, kdf), recovery.format_recovery_key(recovery_key)
 
     @classmethod
     def _open(cls, where: Where) -> tuple[Store, HeaderRecord, list[KeyslotRecord]]:
@@ -308,7 +310,7 @@ class AdminVault(Inventory):
         :raises InvalidInput: for a mistyped recovery key (checksum).
         :raises IntegrityError: for another vault's key or a damaged vault.
         """
-        key = crypto.parse_recovery_key(recovery_key)
+        key = recovery.parse_recovery_key(recovery_key)
         store, header, slots = cls._open(where)
         try:
             identity, slot = keyslots.open_with_recovery_key(header, slots, key)
@@ -352,7 +354,7 @@ class AdminVault(Inventory):
         passphrase (``recover``); else those of the passphrase slot this handle
         opened, whose parameters its AD authenticated. Never the parameters stored in
         another row: a database writer could have lowered them. Parameters below
-        :data:`~vault.format.crypto.KDF_FLOOR` are written only with ``insecure_test_kdf``
+        :data:`~vault.format.passphrase_kdf.KDF_FLOOR` are written only with ``insecure_test_kdf``
         (test suites); without it, kept ones below the floor are replaced by a
         calibration.
 
@@ -361,7 +363,7 @@ class AdminVault(Inventory):
             the floor without ``insecure_test_kdf``.
         :raises UnsupportedFormat: for an explicit ``kdf`` above the cap.
         """
-        crypto.normalize_passphrase(new_passphrase)
+        passphrase_kdf.normalize_passphrase(new_passphrase)
         params = self._new_slot_params(recalibrate, kdf, insecure_test_kdf)
         with self._reading() as session:
             header = load_header(session)
@@ -391,14 +393,14 @@ class AdminVault(Inventory):
             ``insecure_test_kdf``.
         """
         if kdf is not None:
-            if not kdf.at_least(crypto.KDF_FLOOR) and not insecure_test_kdf:
-                raise InvalidInput(f"KDF parameters below the floor ({crypto.KDF_FLOOR})")
+            if not kdf.at_least(passphrase_kdf.KDF_FLOOR) and not insecure_test_kdf:
+                raise InvalidInput(f"KDF parameters below the floor ({passphrase_kdf.KDF_FLOOR})")
             return kdf
         if recalibrate or self._opened_kdf is None:
-            return crypto.calibrate_kdf()
-        if self._opened_kdf.at_least(crypto.KDF_FLOOR) or insecure_test_kdf:
+            return passphrase_kdf.calibrate_kdf()
+        if self._opened_kdf.at_least(passphrase_kdf.KDF_FLOOR) or insecure_test_kdf:
             return self._opened_kdf
-        return crypto.calibrate_kdf()
+        return passphrase_kdf.calibrate_kdf()
 
     def rekey(
         self,
@@ -430,12 +432,12 @@ class AdminVault(Inventory):
         """
         if self._batch is not None:
             raise Conflict("a rekey cannot run inside a batch")
-        crypto.normalize_passphrase(new_passphrase)
+        passphrase_kdf.normalize_passphrase(new_passphrase)
         params = self._new_slot_params(recalibrate, kdf, insecure_test_kdf)
         old, new = self._identity, RootIdentity.generate()
         vault_id = self._vault_id
         now = to_epoch(utc_now())
-        recovery_key = crypto.new_recovery_key()
+        recovery_key = recovery.new_recovery_key()
         tokens: dict[str, str] = {}
         with self._reading() as session:
             stored = load_header(session)
@@ -459,7 +461,7 @@ class AdminVault(Inventory):
             header = load_header(session)
             old_public = header.verify_public
             # The key this handle's unlock proved, and the header the slots were made for.
-            if not crypto.constant_time_equal(old_public, self._verify_public) or (
+            if not aead.constant_time_equal(old_public, self._verify_public) or (
                 header.vault_id,
                 header.format_version,
                 header.created_at,
@@ -486,7 +488,7 @@ class AdminVault(Inventory):
                     )
                 if client.revoked_at is None:
                     token = ClientToken.generate(
-                        vault_id, crypto.fingerprint(new.verify_public), client.id
+                        vault_id, identities.fingerprint(new.verify_public), client.id
                     )
                     old_client_keys[client.id] = (client.name, client.verify_public)
                     client.encryption_public = token.encryption_public
@@ -527,7 +529,7 @@ class AdminVault(Inventory):
         self._signed_log = access_history.VerifiedLog(self._vault_id, self._verify_public)
         self._opened_kdf = params
         self._checkpoint()
-        return Rekeyed(crypto.format_recovery_key(recovery_key), tokens, params)
+        return Rekeyed(recovery.format_recovery_key(recovery_key), tokens, params)
 
     def _rekey_credentials(
         self,
@@ -578,8 +580,8 @@ class AdminVault(Inventory):
             key = (row.credential_id, row.version)
             payload = payloads.get(key)
             if payload is not None:
-                version_wraps = {w.recipient: w for w in wraps.get(key, [])}
-                root_wrap = version_wraps.get(records.ROOT_RECIPIENT)
+                version_wraps = {Recipient.stored(w.recipient): w for w in wraps.get(key, [])}
+                root_wrap = version_wraps.get(Recipient.root())
                 if root_wrap is None:
                     raise IntegrityError(
                         f'damaged vault: version {row.version} of "{row.name}" is incomplete'
@@ -587,17 +589,17 @@ class AdminVault(Inventory):
                 dek = records.unwrap_dek(vault_id, row, root_wrap, old.decryption_key)
                 fields = records.open_payload(vault_id, row, payload, dek)
                 # Keyed by the root key: recomputed, so that reuse checks still match.
-                row.api_key_fingerprint = crypto.keyed_fingerprint(
+                row.api_key_fingerprint = identities.keyed_fingerprint(
                     new.fingerprint_key(), "api_key", fields.get("api_key", "")
                 )
                 granted = set(records.split_grantees(head_row))
                 for recipient in version_wraps:
-                    if recipient != records.ROOT_RECIPIENT and recipient not in granted:
+                    if not recipient.is_root and recipient.column not in granted:
                         continue  # a wrap row the head's signed grantee set does not back
                     public = (
                         new.encryption_public
-                        if recipient == records.ROOT_RECIPIENT
-                        else client_keys.get(recipient)
+                        if recipient.is_root
+                        else client_keys.get(recipient.column)
                     )
                     if public is None:
                         continue  # a revoked client keeps none (revocation deleted them)
@@ -606,7 +608,7 @@ class AdminVault(Inventory):
                         {
                             "k_credential_id": row.credential_id,
                             "k_version": row.version,
-                            "k_recipient": recipient,
+                            "k_recipient": recipient.column,
                             "k_ephemeral_public": fresh.ephemeral_public,
                             "k_body": fresh.body,
                         }
@@ -933,12 +935,12 @@ class AdminVault(Inventory):
 
     def _recipients(
         self, session: Session, head: CredentialRecord, grantees: list[ClientRecord] | None = None
-    ) -> dict[str, bytes]:
+    ) -> dict[Recipient, bytes]:
         """Who may read new versions of ``head``: the root key and every granted client
         (``grantees``, when the caller has them from :meth:`_grantees` already)."""
-        out = {records.ROOT_RECIPIENT: self._identity.encryption_public}
+        out = {Recipient.root(): self._identity.encryption_public}
         for client in self._grantees(session, head) if grantees is None else grantees:
-            out[client.id] = client.encryption_public
+            out[Recipient.client(client.id)] = client.encryption_public
         return out
 
     def _check_scopes(
@@ -996,7 +998,7 @@ class AdminVault(Inventory):
         """Insert a sealed version's rows, wrapped for every recipient (``new`` and
         ``grantees``: as for :meth:`_add_version`)."""
         recipients = (
-            {records.ROOT_RECIPIENT: self._identity.encryption_public}
+            {Recipient.root(): self._identity.encryption_public}
             if new
             else self._recipients(session, head, grantees)
         )
@@ -1279,7 +1281,7 @@ class AdminVault(Inventory):
             raise InvalidInput("the client's expiry is in the past")
         client_id = records.new_record_id()
         token = ClientToken.generate(
-            self._vault_id, crypto.fingerprint(self._verify_public), client_id
+            self._vault_id, identities.fingerprint(self._verify_public), client_id
         )
         with self._writing() as session:
             if session.scalar(select(ClientRecord.id).where(ClientRecord.name == name)):
@@ -1364,7 +1366,7 @@ class AdminVault(Inventory):
             if version is None:
                 continue
             row = session.get(VersionRecord, (head.id, version))
-            root_wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
+            root_wrap = session.get(WrapRecord, (head.id, version, Recipient.root().column))
             if row is None or root_wrap is None:
                 raise IntegrityError(
                     f'damaged vault: version {version} of "{head.name}" is incomplete'
@@ -1379,12 +1381,13 @@ class AdminVault(Inventory):
                     f"({', '.join(extra)}) exceed the client's maximum scope "
                     f"({client.max_scope.replace(',', ', ')})"
                 )
-            if session.get(WrapRecord, (head.id, version, client.id)) is None:
+            recipient = Recipient.client(client.id)
+            if session.get(WrapRecord, (head.id, version, recipient.column)) is None:
                 dek = records.unwrap_dek(
                     self._vault_id, row, root_wrap, self._identity.decryption_key
                 )
                 session.add(
-                    records.wrap_dek(dek, self._vault_id, row, client.id, client.encryption_public)
+                    records.wrap_dek(dek, self._vault_id, row, recipient, client.encryption_public)
                 )
         granted = records.split_grantees(head)
         in_head = client.id in granted
@@ -1433,7 +1436,8 @@ class AdminVault(Inventory):
                 )
                 session.execute(
                     delete(WrapRecord).where(
-                        WrapRecord.credential_id == head.id, WrapRecord.recipient == client.id
+                        WrapRecord.credential_id == head.id,
+                        WrapRecord.recipient == Recipient.client(client.id).column,
                     )
                 )
                 self._audit(session, "ungrant", name, detail=f"from client {client_name}")
@@ -1460,7 +1464,9 @@ class AdminVault(Inventory):
                 return []
             readable = set(
                 session.scalars(
-                    select(WrapRecord.credential_id).where(WrapRecord.recipient == client.id)
+                    select(WrapRecord.credential_id).where(
+                        WrapRecord.recipient == Recipient.client(client.id).column
+                    )
                 )
             ) | set(
                 session.scalars(
@@ -1499,7 +1505,9 @@ class AdminVault(Inventory):
                 head.grantees = records.join_grantees(granted)
                 records.sign_head(self._identity, self._vault_id, head)
                 exposed.append(head.name)
-            session.execute(delete(WrapRecord).where(WrapRecord.recipient == client.id))
+            session.execute(
+                delete(WrapRecord).where(WrapRecord.recipient == Recipient.client(client.id).column)
+            )
             session.execute(delete(GrantRecord).where(GrantRecord.client_id == client.id))
             client.revoked_at = now
             records.sign_client(self._identity, self._vault_id, client)
@@ -1567,7 +1575,7 @@ class AdminVault(Inventory):
         version = stages.version_at(head, stage)
         row = session.get(VersionRecord, (head.id, version))
         payload = session.get(PayloadRecord, (head.id, version))
-        wrap = session.get(WrapRecord, (head.id, version, records.ROOT_RECIPIENT))
+        wrap = session.get(WrapRecord, (head.id, version, Recipient.root().column))
         if row is None or payload is None or wrap is None:
             raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
         meta = records.check_staged_version(self._verify_public, self._vault_id, head, stage, row)

@@ -38,8 +38,9 @@ from vault.errors import (
     VaultError,
     quoted,
 )
-from vault.format import crypto, records, stages
+from vault.format import aead, identities, records, stages
 from vault.format.audit_entry import Signer, client_actor
+from vault.format.keywrap import Recipient
 from vault.format.model import from_epoch, lookup_name, to_epoch, utc_now
 from vault.runtime.credential import Credential
 from vault.runtime.token import ClientToken, find_token, parse_token
@@ -136,9 +137,9 @@ class ClientVault:
     @staticmethod
     def _check_client(store: ClientStore, header: HeaderRow, token: ClientToken) -> ClientRow:
         if not (
-            crypto.constant_time_equal(token.vault_id, header.vault_id)
-            and crypto.constant_time_equal(
-                token.fingerprint, crypto.fingerprint(header.verify_public)
+            aead.constant_time_equal(token.vault_id, header.vault_id)
+            and aead.constant_time_equal(
+                token.fingerprint, identities.fingerprint(header.verify_public)
             )
         ):
             _failure(store, header.vault_id, "unknown", "open", "token of another vault")
@@ -149,8 +150,8 @@ class ClientVault:
             raise InvalidToken("this token's client does not exist in the vault")
         records.verify_client(header.verify_public, header.vault_id, client)
         if not (
-            crypto.constant_time_equal(client.encryption_public, token.encryption_public)
-            and crypto.constant_time_equal(client.verify_public, token.verify_public)
+            aead.constant_time_equal(client.encryption_public, token.encryption_public)
+            and aead.constant_time_equal(client.verify_public, token.verify_public)
         ):
             _failure(store, header.vault_id, "unknown", "open", "token keys mismatch")
             raise InvalidToken("this token does not match its client's keys")
@@ -230,7 +231,7 @@ class ClientVault:
         now = to_epoch(utc_now())
         if self._expires_at is not None and self._expires_at <= now:
             self._refuse(TokenExpired(f'the token of client "{self._name}" has expired'), name)
-        found = self._store.stage(lookup_name(name), stage, self._token.client_id)
+        found = self._store.stage(lookup_name(name), stage, Recipient.client(self._token.client_id))
         if found is None:
             raise NotFound(f"no credential named {quoted(name)}")
         head, version_row, payload, wrap = found

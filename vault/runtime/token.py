@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault.errors import InvalidToken
-from vault.format import crypto
+from vault.format import identities
 from vault.runtime.secretfile import read_secret_file
 
 PREFIX = "exv1-"
@@ -50,17 +50,17 @@ class ClientToken:
     @cached_property
     def keys(self) -> tuple[X25519PrivateKey, Ed25519PrivateKey]:
         """The client's decryption and signing keys."""
-        return crypto.derive_client_keys(self.seed)
+        return identities.derive_client_keys(self.seed)
 
     @property
     def encryption_public(self) -> bytes:
         """The client's X25519 public key (what the vault wraps data keys for)."""
-        return crypto.x25519_public_bytes(self.keys[0])
+        return identities.x25519_public_bytes(self.keys[0])
 
     @property
     def verify_public(self) -> bytes:
         """The client's Ed25519 public key (what its audit entries verify against)."""
-        return crypto.ed25519_public_bytes(self.keys[1])
+        return identities.ed25519_public_bytes(self.keys[1])
 
     def encode(self) -> str:
         """The text form ``exv1-<base64url>``."""
