@@ -38,7 +38,7 @@ from typing import cast
 from sqlalchemy import Table
 
 from vault.db import audit
-from vault.db.store import AuditRecord
+from vault.db.tables import AuditRecord
 from vault.format.audit_entry import client_actor, new_entry
 from vault.format.crypto import KdfParams
 from vault.ops import checks

@@ -166,12 +166,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
 
     from vault.db import keyslots
     from vault.db.inventory import Inventory, open_store
-    from vault.db.store import (
-        ClientRecord,
-        CredentialRecord,
-        GrantRecord,
-        KeyslotRecord,
-    )
+    from vault.db.tables import ClientRecord, CredentialRecord, GrantRecord, KeyslotRecord
     from vault.exchanges import get_profile
     from vault.format import records
     from vault.format.crypto import KdfParams
@@ -294,7 +289,7 @@ class _AuditChain:
         from sqlalchemy import select
 
         from vault.db import audit
-        from vault.db.store import AuditRecord
+        from vault.db.tables import AuditRecord
 
         last = session.execute(  # type: ignore[attr-defined]
             select(AuditRecord.seq, AuditRecord.entry_hash)
@@ -312,7 +307,7 @@ class _AuditChain:
 
     def entry(self, action: str, credential: str, version: int | None, detail: str) -> object:
         from vault.db import audit
-        from vault.db.store import AuditRecord
+        from vault.db.tables import AuditRecord
 
         self.seq += 1
         rec = AuditRecord(

@@ -42,7 +42,7 @@ def init(
     terminal). Argon2id is calibrated to UNLOCK_TIME with at least 256 MiB of memory.
     """
     from vault.db.location import resolve
-    from vault.db.store import describe_location, sqlite_path
+    from vault.db.url import describe_location, sqlite_path
     from vault.errors import AlreadyExists, printable
     from vault.format.crypto import KdfParams
     from vault.owner.admin import AdminVault

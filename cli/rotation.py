@@ -459,7 +459,7 @@ def schedule(
     rather than on the command line if it carries a secret.
     """
     from vault.db.location import resolve
-    from vault.db.store import describe_location
+    from vault.db.url import describe_location
 
     if bool(cron_spec) == systemd:
         raise click.UsageError("give exactly one of --cron SPEC or --systemd")

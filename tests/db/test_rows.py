@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vault.db.rows import TABLES
-from vault.db.store import Base
+from vault.db.tables import Base
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))

@@ -250,7 +250,7 @@ def half_written(store: Any) -> list[str]:
     """
     from sqlalchemy import select
 
-    from vault.db.store import (
+    from vault.db.tables import (
         ClientRecord,
         CredentialRecord,
         GrantRecord,

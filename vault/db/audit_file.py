@@ -44,7 +44,9 @@ from vault.db.sqlite_file import (
     create_sqlite_file,
     fsync_path,
 )
-from vault.db.store import AuditRecord, Store, make_engine, sqlite_url
+from vault.db.store import Store, make_engine
+from vault.db.tables import AuditRecord
+from vault.db.url import sqlite_url
 from vault.errors import AccessDenied, AlreadyExists, IntegrityError, VaultError, printable
 
 RETIRED_INFIX = AUDIT_DIRECTORY_SUFFIX + "-until-"

@@ -265,7 +265,8 @@ class EngineClientStore(_SqlClientStore):
     def __init__(self, url: URL) -> None:
         from sqlalchemy import text
 
-        from vault.db.store import AUDIT_APPEND_SQL, AUDIT_HEAD_SQL, Store
+        from vault.db.postgres import AUDIT_APPEND_SQL, AUDIT_HEAD_SQL
+        from vault.db.store import Store
 
         self._text = text
         self._store: Store = Store.open(url)

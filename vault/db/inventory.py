@@ -24,18 +24,16 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from vault.db import audit, audit_file, keyslots, location
-from vault.db.store import (
+from vault.db.store import Store, driver_rows
+from vault.db.tables import (
     ClientRecord,
     CredentialRecord,
     GrantRecord,
     HeaderRecord,
     PayloadRecord,
-    Store,
     VersionRecord,
-    describe_location,
-    driver_rows,
-    sqlite_path,
 )
+from vault.db.url import describe_location, sqlite_path
 from vault.errors import IntegrityError, NotFound, quoted
 from vault.format import crypto, records, stages
 from vault.format.access import ClientInfo

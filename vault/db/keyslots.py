@@ -18,7 +18,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from vault.db.store import HeaderRecord, KeyslotRecord
+from vault.db.tables import HeaderRecord, KeyslotRecord
 from vault.errors import IntegrityError, InvalidInput, UnsupportedFormat
 from vault.format import crypto, records
 from vault.format.crypto import KdfParams, RootIdentity

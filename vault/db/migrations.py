@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from vault.db.rows import ClientRow, HeadRow, VersionRow
-    from vault.db.store import GrantRecord
+    from vault.db.tables import GrantRecord
     from vault.format.crypto import RootIdentity
 
 
@@ -51,7 +51,7 @@ class Migration:
 
 
 def _audit_reads_index(conn: Connection, _owner: OwnerKeys) -> None:
-    from vault.db.store import AUDIT_READS_INDEX
+    from vault.db.tables import AUDIT_READS_INDEX
 
     AUDIT_READS_INDEX.create(conn, checkfirst=True)
 
@@ -75,7 +75,7 @@ def _signed_heads(conn: Connection, owner: OwnerKeys) -> None:
     from sqlalchemy import Table, bindparam, func, inspect, or_, select, update
 
     from vault.db.rows import ClientRow, HeadRow, VersionRow
-    from vault.db.store import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
+    from vault.db.tables import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 
     heads = CredentialRecord.__table__
     versions = VersionRecord.__table__
@@ -218,7 +218,7 @@ def _stage_digest(owner: OwnerKeys, head: HeadRow, row: VersionRow | None) -> by
 
 
 def _audit_head(conn: Connection, _owner: OwnerKeys) -> None:
-    from vault.db.store import install_audit_head
+    from vault.db.postgres import install_audit_head
 
     install_audit_head(conn)
 
@@ -229,7 +229,7 @@ def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
     from sqlalchemy import inspect
 
     from vault.db.keyslots import sign_stored_slots
-    from vault.db.store import KeyslotRecord
+    from vault.db.tables import KeyslotRecord
 
     # Only once, when the column is added: a schema version set back by hand (the row
     # is not authenticated) must not sign a keyslot put back since (an old passphrase's).

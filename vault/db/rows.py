@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
-    from vault.db.store import (
+    from vault.db.tables import (
         ClientRecord,
         CredentialRecord,
         HeaderRecord,

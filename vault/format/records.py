@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     # Annotations only: a client's direct read path checks plain rows (vault.db.rows)
     # without importing SQLAlchemy; the writers below import the records they build.
     from vault.db.rows import Client, Head, Header, HeaderRow, Payload, Version, Wrap
-    from vault.db.store import (
+    from vault.db.tables import (
         ClientRecord,
         CredentialRecord,
         GrantRecord,
@@ -73,7 +73,7 @@ def _column_types(table: str) -> tuple[tuple[str, type, bool], ...]:
     if plain is not None:
         hints = typing.get_type_hints(plain)
         return tuple((name, *_type_and_nullable(hints[name])) for name in plain._fields)  # type: ignore[attr-defined]
-    from vault.db.store import Base
+    from vault.db.tables import Base
 
     return tuple(
         (c.key, c.type.python_type, bool(c.nullable)) for c in Base.metadata.tables[table].columns
@@ -139,7 +139,7 @@ def _type_name(kind: type) -> str:
 def _row_key(row: object, table: str) -> str:
     # Primary keys are ids, numbers and names, never secrets; quoted() cuts the rest.
     # Only a damaged row gets here: reading the schema (SQLAlchemy) costs nothing else.
-    from vault.db.store import Base
+    from vault.db.tables import Base
 
     values = ((c.key, getattr(row, c.key)) for c in Base.metadata.tables[table].primary_key)
     return ", ".join(
@@ -344,7 +344,7 @@ def seal_version(
     created_at: int,
 ) -> SealedVersion:
     """Encrypt ``payload`` under a fresh DEK and sign the new version row."""
-    from vault.db.store import PayloadRecord, VersionRecord
+    from vault.db.tables import PayloadRecord, VersionRecord
 
     meta_digest = metadata.digest()
     dek = crypto.random_key()
@@ -389,7 +389,7 @@ def wrap_dek(
 ) -> WrapRecord:
     """Wrap a version's DEK for one recipient (the root key or a client); ``meta_digest``
     as for :func:`version_message`."""
-    from vault.db.store import WrapRecord
+    from vault.db.tables import WrapRecord
 
     if meta_digest is None:
         meta_digest = metadata_of(row).digest()

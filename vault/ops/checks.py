@@ -26,15 +26,8 @@ from sqlalchemy.orm import Session
 
 from vault.db import audit, audit_file, keyslots
 from vault.db.inventory import Inventory, ParsedOnce, collector_paused
-from vault.db.store import (
-    AuditRecord,
-    ClientRecord,
-    CredentialRecord,
-    GrantRecord,
-    VersionRecord,
-    driver_rows,
-    tolerant_text,
-)
+from vault.db.store import driver_rows, tolerant_text
+from vault.db.tables import AuditRecord, ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 from vault.errors import IntegrityError, InvalidInput, VaultError
 from vault.exchanges import ExchangeProfile, get_profile
 from vault.format import crypto, records

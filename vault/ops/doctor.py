@@ -19,7 +19,9 @@ from sqlalchemy import func, select, text
 from vault.db import audit_file
 from vault.db.inventory import Inventory
 from vault.db.sqlite_file import AUDIT_FILE_JOURNAL, SHARED_JOURNAL
-from vault.db.store import AuditRecord, CredentialRecord, Store, sqlite_path
+from vault.db.store import Store
+from vault.db.tables import AuditRecord, CredentialRecord
+from vault.db.url import sqlite_path
 from vault.errors import VaultError
 from vault.format import crypto
 from vault.format.model import from_epoch

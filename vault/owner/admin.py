@@ -29,7 +29,8 @@ from vault.db.inventory import (
     open_store,
 )
 from vault.db.migrations import OwnerKeys
-from vault.db.store import (
+from vault.db.store import Store, tolerant_text
+from vault.db.tables import (
     AuditRecord,
     Base,
     ClientRecord,
@@ -38,10 +39,8 @@ from vault.db.store import (
     HeaderRecord,
     KeyslotRecord,
     PayloadRecord,
-    Store,
     VersionRecord,
     WrapRecord,
-    tolerant_text,
 )
 from vault.errors import (
     AccessDenied,
