@@ -22,7 +22,7 @@ from tests.postgres import READER_GRANTS
 from vault.db import store as store_module
 from vault.db.inventory import Inventory
 from vault.db.rows import HeadRow
-from vault.db.store import SCHEMA_VERSION
+from vault.db.schema_version import SCHEMA_VERSION
 from vault.db.tables import CredentialRecord, VersionRecord
 from vault.errors import AccessDenied, Conflict, UnsupportedFormat, VaultError
 from vault.format import records

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.db import sqlite_file
-from vault.db.migrations import check_schema_version
 from vault.db.rows import ClientRow, HeaderRow, HeadRow, PayloadRow, VersionRow, WrapRow
+from vault.db.schema_version import check_schema_version
 from vault.errors import (
     AccessDenied,
     VaultError,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, select, text, update
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import (
     ArgumentError,
@@ -36,15 +36,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ClauseElement
 
-from vault.db import sqlite_file
-from vault.db.migrations import (
-    AUDIT_HEAD_SCHEMA,
-    SCHEMA_VERSION,
-    OwnerKeys,
-    check_schema_version,
-    pending,
-)
+from vault.db import migrations, sqlite_file
+from vault.db.migrations import OwnerKeys
 from vault.db.postgres import install_audit_head
+from vault.db.schema_version import AUDIT_HEAD_SCHEMA, SCHEMA_VERSION, check_schema_version
 from vault.db.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 from vault.db.tables import Base, SchemaInfo
 from vault.db.url import describe_location, malformed_url, parse_url, sqlite_path, sqlite_url
@@ -255,12 +250,10 @@ class Store:
             current = session.scalar(select(SchemaInfo.schema_version)) or 1
         if current < SCHEMA_VERSION:
             with self.write() as session:
-                conn = session.connection()
+                # Read again under the write lock: another process may have migrated
+                # meanwhile.
                 current = session.scalar(select(SchemaInfo.schema_version)) or 1
-                for step in pending(current):  # another process may have migrated meanwhile
-                    step.apply(conn, owner)
-                    session.execute(update(SchemaInfo).values(schema_version=step.to_version))
-                    current = step.to_version
+                current = migrations.upgrade(session.connection(), owner, current)
         self._locks_head = not self.is_sqlite and current >= AUDIT_HEAD_SCHEMA
         return current
 
