@@ -51,7 +51,7 @@ def last_entry(session: Session) -> tuple[int, bytes] | None:
     the write lock to append after it.
 
     On PostgreSQL (schema version 4 on) that is the head row, which the database keeps
-    (:data:`vault.db.postgres.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
+    (:data:`vault.db.tables.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
     with any seq by someone else is no entry of the chain and does not stop appends.
     """
     if session.info.get(HEAD_ROW):

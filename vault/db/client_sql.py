@@ -5,13 +5,13 @@ such a process more than everything else together (docs/benchmarks.md, figure 2)
 So a client reading a SQLite vault talks to :mod:`sqlite3` directly
 (:class:`SqliteClientStore`), and any other database (PostgreSQL) goes through the
 SQLAlchemy store (:class:`EngineClientStore`). Both run the same SQL text below and
-return the plain rows of :mod:`vault.db.rows`, which :mod:`vault.format.records` verifies exactly
-as it verifies ORM records; the client tests run on both.
+return the plain rows of :mod:`vault.format.schema`, which :mod:`vault.format.records`
+verifies exactly as it verifies ORM records; the client tests run on both.
 
 Only reads and audit appends live here; nothing a client does changes a credential.
 In the shared layout of a SQLite vault (docs/deploy.md) the client cannot change the
 vault file at all: it reads it read-only and appends to the audit file beside it.
-A new client query is added here as SQL text over the columns of :mod:`vault.db.rows`,
+A new client query is added here as SQL text over the columns of :mod:`vault.format.schema`,
 not as an ORM query, so that both paths run it.
 """
 
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.db import sqlite_file
-from vault.db.rows import ClientRow, HeaderRow, HeadRow, PayloadRow, VersionRow, WrapRow
 from vault.db.schema_version import check_schema_version
 from vault.errors import (
     AccessDenied,
@@ -37,6 +36,7 @@ from vault.errors import (
 )
 from vault.format import stages
 from vault.format.audit_entry import AuditRow, new_entry
+from vault.format.schema import ClientRow, HeaderRow, HeadRow, PayloadRow, VersionRow, WrapRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL

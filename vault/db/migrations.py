@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection
 
 from vault.db.keyslots import sign_stored_slots
 from vault.db.postgres import install_audit_head
-from vault.db.rows import ClientRow, HeadRow, VersionRow
 from vault.db.schema_version import pending
 from vault.db.tables import (
     AUDIT_READS_INDEX,
@@ -34,6 +33,7 @@ from vault.db.tables import (
 from vault.errors import IntegrityError
 from vault.format import crypto, records, stages
 from vault.format.crypto import RootIdentity
+from vault.format.schema import ClientRow, HeadRow, VersionRow
 
 
 @dataclass(frozen=True)

@@ -8,25 +8,10 @@ and a bot of the shared layout appends to an audit file of its own.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table
 from sqlalchemy.engine import Connection
 
+from vault.db.tables import POSTGRESQL_METADATA
 from vault.format.audit_entry import AuditRow
-
-POSTGRESQL_METADATA = MetaData()
-"""Tables of the PostgreSQL backend only (schema version 4 on): SQLite has none of them."""
-
-AUDIT_HEAD = Table(
-    "exvault_audit_head",
-    POSTGRESQL_METADATA,
-    Column("id", Integer, primary_key=True),
-    Column("seq", Integer, nullable=False),
-    Column("entry_hash", LargeBinary(32), nullable=False),
-)
-"""One row: the seq and hash of the audit chain's last entry (0 and 32 zero bytes for
-an empty log). Writers lock it (the write lock); the trigger below checks each new
-entry against it and moves it. A row outside the chain, whatever its seq, is never the
-head, so it cannot stop the next append (an INTEGER seq of 2^31 - 1 did)."""
 
 
 def _postgresql_chain_ddl(schema: str) -> list[str]:
@@ -153,8 +138,6 @@ def install_audit_head(conn: Connection) -> None:
 __all__ = [
     "AUDIT_APPEND_FUNCTION",
     "AUDIT_APPEND_SQL",
-    "AUDIT_HEAD",
     "AUDIT_HEAD_SQL",
-    "POSTGRESQL_METADATA",
     "install_audit_head",
 ]

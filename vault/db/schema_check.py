@@ -12,8 +12,7 @@ from sqlalchemy import CheckConstraint, UniqueConstraint, inspect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import CompileError, SAWarning
 
-from vault.db.postgres import POSTGRESQL_METADATA
-from vault.db.tables import Base
+from vault.db.tables import POSTGRESQL_METADATA, Base
 from vault.errors import printable
 
 # A schema as compared: for each table (None: objects of no table), each object's

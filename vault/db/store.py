@@ -12,7 +12,7 @@ connection runs with WAL (a rollback journal for a vault in the shared layout, s
 loss), ``secure_delete=ON`` (deleted cells are zeroed, not left in free pages),
 ``foreign_keys=ON`` and a busy timeout. Writes begin ``IMMEDIATE`` so two writers
 queue on the lock instead of failing mid-transaction with "database is locked"; on
-PostgreSQL a row lock on the audit chain's head (:data:`vault.db.postgres.AUDIT_HEAD`)
+PostgreSQL a row lock on the audit chain's head (:data:`vault.db.tables.AUDIT_HEAD`)
 does the same, waiting at most :data:`WRITE_LOCK_TIMEOUT_MS`.
 """
 
@@ -59,7 +59,7 @@ from vault.errors import (
 WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of schema 2 and older
 HEAD_ROW = "exvault_audit_head"
 """Key of a write session's ``info``: set when the chain's head is the row of
-:data:`vault.db.postgres.AUDIT_HEAD` (PostgreSQL, schema version 4 on), not the entry of
+:data:`vault.db.tables.AUDIT_HEAD` (PostgreSQL, schema version 4 on), not the entry of
 highest ``seq``."""
 WRITE_LOCK_TIMEOUT_MS = 30_000
 """How long a PostgreSQL write waits for the write lock before failing with a conflict

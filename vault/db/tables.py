@@ -1,62 +1,143 @@
-"""The tables of a vault, as SQLAlchemy maps them: every table's columns, keys,
-indexes and foreign keys (docs/format.md section 4).
+"""The tables of a vault as SQLAlchemy sees them, generated from the one declaration
+in :mod:`vault.format.schema`: the Core tables (DDL, migrations, schema comparison,
+PostgreSQL) and the owner's records mapped onto them.
 
 :class:`Base`'s metadata is what a new vault's ``create_all`` makes and what
-:mod:`vault.db.schema_check` compares a live database against; the records are the
-rows the owner's code reads and writes through the ORM. The PostgreSQL-only head row
-of the audit chain is in :mod:`vault.db.postgres`.
+:mod:`vault.db.schema_check` compares a live database against;
+:data:`POSTGRESQL_METADATA` holds what only a PostgreSQL vault has. A record's
+``Mapped`` annotations are for type checking only: the columns come from the table
+(``tests/db/test_tables.py`` holds the annotations to the declaration). Its
+``__table__`` keeps declarative's own type, ``FromClause``, as it had when the columns
+were declared on the class.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, Integer, LargeBinary, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped
+from sqlalchemy.sql import FromClause
+from sqlalchemy.types import TypeEngine
+
+from vault.format import schema
 
 
 class Base(DeclarativeBase):
-    """Declarative base of every exvault table.
+    """Declarative base of exvault's records; its metadata holds every table both
+    backends have."""
 
-    Times are whole seconds since the Unix epoch, UTC, in 64-bit columns.
+
+POSTGRESQL_METADATA = MetaData()
+"""Tables of the PostgreSQL backend only (schema version 4 on): SQLite has none of them."""
+
+
+def _sql_type(column: schema.Column) -> TypeEngine[Any]:
+    if column.type is int:
+        return BigInteger() if column.wide else Integer()
+    if column.type is str:
+        return String(column.length) if column.length is not None else Text()
+    if column.type is bytes:
+        return LargeBinary(column.length)
+    raise TypeError(f"no SQL type for {column.type!r} (column {column.name})")
+
+
+def core_table(declared: schema.Table) -> Table:
+    """The SQLAlchemy table of ``declared``, in the metadata of its backends.
+
+    :raises TypeError: for a column of a Python type no SQL type stands for.
     """
+    metadata = POSTGRESQL_METADATA if declared.postgresql_only else Base.metadata
+    return Table(
+        declared.name,
+        metadata,
+        *(
+            Column(
+                c.name,
+                _sql_type(c),
+                primary_key=c.primary_key,
+                nullable=c.nullable,
+                unique=c.unique or None,
+                autoincrement="auto" if c.numbered else False,
+                default=c.default,
+            )
+            for c in declared.columns
+        ),
+        *(
+            ForeignKeyConstraint(
+                list(fk.columns),
+                [f"{fk.table}.{name}" for name in fk.referred_columns],
+                ondelete=fk.on_delete,
+            )
+            for fk in declared.foreign_keys
+        ),
+        *(Index(index.name, *index.columns, unique=index.unique) for index in declared.indexes),
+        *(CheckConstraint(condition) for condition in declared.checks),
+    )
+
+
+TABLES: dict[str, Table] = {name: core_table(t) for name, t in schema.TABLES.items()}
+"""Every table by its name (see :data:`vault.format.schema.TABLES`)."""
+
+AUDIT_HEAD = TABLES[schema.AUDIT_HEAD.name]
+"""PostgreSQL: the audit chain's head row (see :mod:`vault.db.postgres`)."""
+
+AUDIT_READS_INDEX = next(
+    index for index in TABLES[schema.AUDIT_LOG.name].indexes if index.name == "ix_audit_log_reads"
+)
+"""Serves ``check``'s "last read of each credential" query (schema version 2)."""
 
 
 class SchemaInfo(Base):
     """One row: the schema version of this database."""
 
-    __tablename__ = "exvault_schema"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    schema_version: Mapped[int] = mapped_column(Integer)
+    __tablename__ = schema.SCHEMA_INFO.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    id: Mapped[int]
+    schema_version: Mapped[int]
 
 
 class HeaderRecord(Base):
     """One row: format version, vault id and the root public keys, self-signed."""
 
-    __tablename__ = "vault_header"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    format_version: Mapped[int] = mapped_column(Integer)
-    vault_id: Mapped[bytes] = mapped_column(LargeBinary(16))
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    encryption_public: Mapped[bytes] = mapped_column(LargeBinary(32))
-    verify_public: Mapped[bytes] = mapped_column(LargeBinary(32))
-    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    __tablename__ = schema.HEADER.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    id: Mapped[int]
+    format_version: Mapped[int]
+    vault_id: Mapped[bytes]
+    created_at: Mapped[int]
+    encryption_public: Mapped[bytes]
+    verify_public: Mapped[bytes]
+    signature: Mapped[bytes]
 
 
 class KeyslotRecord(Base):
     """The root private keys wrapped under a passphrase (Argon2id) or a recovery key."""
 
-    __tablename__ = "keyslots"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
-    kdf_time_cost: Mapped[int | None] = mapped_column(Integer)
-    kdf_memory_kib: Mapped[int | None] = mapped_column(Integer)
-    kdf_parallelism: Mapped[int | None] = mapped_column(Integer)
-    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
-    wrapped: Mapped[bytes] = mapped_column(LargeBinary(80))
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    # The root key's signature over the columns above (schema version 5; NULL only in a
-    # row that the version 5 migration did not sign, which the owner's unlock refuses).
-    signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    __tablename__ = schema.KEYSLOTS.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    id: Mapped[str]
+    kind: Mapped[str]
+    salt: Mapped[bytes]
+    kdf_time_cost: Mapped[int | None]
+    kdf_memory_kib: Mapped[int | None]
+    kdf_parallelism: Mapped[int | None]
+    nonce: Mapped[bytes]
+    wrapped: Mapped[bytes]
+    created_at: Mapped[int]
+    signature: Mapped[bytes | None]
 
 
 class CredentialRecord(Base):
@@ -68,26 +149,27 @@ class CredentialRecord(Base):
     names, and the signed set of the clients granted it.
     """
 
-    __tablename__ = "credentials"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int] = mapped_column(BigInteger)
-    current_version: Mapped[int | None] = mapped_column(Integer)
-    pending_version: Mapped[int | None] = mapped_column(Integer)
-    pending_since: Mapped[int | None] = mapped_column(BigInteger)
-    previous_version: Mapped[int | None] = mapped_column(Integer)
-    previous_until: Mapped[int | None] = mapped_column(BigInteger)
-    policy: Mapped[str] = mapped_column(Text, default="{}")
-    exposed_at: Mapped[int | None] = mapped_column(BigInteger)
-    exposed_reason: Mapped[str | None] = mapped_column(Text)
-    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
-    revision: Mapped[int] = mapped_column(Integer)
-    version_counter: Mapped[int] = mapped_column(Integer)
-    current_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
-    pending_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
-    previous_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
-    grantees: Mapped[str] = mapped_column(Text)
+    __tablename__ = schema.CREDENTIALS.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    id: Mapped[str]
+    name: Mapped[str]
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+    current_version: Mapped[int | None]
+    pending_version: Mapped[int | None]
+    pending_since: Mapped[int | None]
+    previous_version: Mapped[int | None]
+    previous_until: Mapped[int | None]
+    policy: Mapped[str]
+    exposed_at: Mapped[int | None]
+    exposed_reason: Mapped[str | None]
+    signature: Mapped[bytes]
+    revision: Mapped[int]
+    version_counter: Mapped[int]
+    current_digest: Mapped[bytes | None]
+    pending_digest: Mapped[bytes | None]
+    previous_digest: Mapped[bytes | None]
+    grantees: Mapped[str]
 
 
 class VersionRecord(Base):
@@ -98,86 +180,70 @@ class VersionRecord(Base):
     ciphertext.
     """
 
-    __tablename__ = "credential_versions"
-    __table_args__ = (
-        ForeignKeyConstraint(["credential_id"], ["credentials.id"], ondelete="CASCADE"),
-    )
-    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    exchange: Mapped[str] = mapped_column(String(64))
-    permissions: Mapped[str] = mapped_column(Text)
-    ips: Mapped[str] = mapped_column(Text)
-    issued_on: Mapped[str] = mapped_column(String(10))
-    expires_on: Mapped[str | None] = mapped_column(String(10))
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    api_key_fingerprint: Mapped[bytes] = mapped_column(LargeBinary(16))
-    payload_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
-    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    __tablename__ = schema.VERSIONS.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    credential_id: Mapped[str]
+    version: Mapped[int]
+    name: Mapped[str]
+    exchange: Mapped[str]
+    permissions: Mapped[str]
+    ips: Mapped[str]
+    issued_on: Mapped[str]
+    expires_on: Mapped[str | None]
+    created_at: Mapped[int]
+    api_key_fingerprint: Mapped[bytes]
+    payload_digest: Mapped[bytes]
+    signature: Mapped[bytes]
 
 
 class PayloadRecord(Base):
     """The AES-256-GCM ciphertext of one version's secret fields."""
 
-    __tablename__ = "payloads"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["credential_id", "version"],
-            ["credential_versions.credential_id", "credential_versions.version"],
-            ondelete="CASCADE",
-        ),
-    )
-    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
-    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    __tablename__ = schema.PAYLOADS.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    credential_id: Mapped[str]
+    version: Mapped[int]
+    nonce: Mapped[bytes]
+    ciphertext: Mapped[bytes]
 
 
 class WrapRecord(Base):
     """A version's data key wrapped for one recipient (``root`` or a client id)."""
 
-    __tablename__ = "dek_wraps"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["credential_id", "version"],
-            ["credential_versions.credential_id", "credential_versions.version"],
-            ondelete="CASCADE",
-        ),
-    )
-    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recipient: Mapped[str] = mapped_column(String(32), primary_key=True)
-    ephemeral_public: Mapped[bytes] = mapped_column(LargeBinary(32))
-    body: Mapped[bytes] = mapped_column(LargeBinary(48))
+    __tablename__ = schema.WRAPS.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    credential_id: Mapped[str]
+    version: Mapped[int]
+    recipient: Mapped[str]
+    ephemeral_public: Mapped[bytes]
+    body: Mapped[bytes]
 
 
 class ClientRecord(Base):
     """A client identity (one program): its public keys, expiry, maximum scope; signed."""
 
-    __tablename__ = "clients"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    encryption_public: Mapped[bytes] = mapped_column(LargeBinary(32))
-    verify_public: Mapped[bytes] = mapped_column(LargeBinary(32))
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    expires_at: Mapped[int | None] = mapped_column(BigInteger)
-    max_scope: Mapped[str] = mapped_column(Text)
-    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
-    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    __tablename__ = schema.CLIENTS.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    id: Mapped[str]
+    name: Mapped[str]
+    encryption_public: Mapped[bytes]
+    verify_public: Mapped[bytes]
+    created_at: Mapped[int]
+    expires_at: Mapped[int | None]
+    max_scope: Mapped[str]
+    revoked_at: Mapped[int | None]
+    signature: Mapped[bytes]
 
 
 class GrantRecord(Base):
     """A client's right to read a credential (every version written while it lasts); signed."""
 
-    __tablename__ = "grants"
-    __table_args__ = (
-        ForeignKeyConstraint(["client_id"], ["clients.id"], ondelete="CASCADE"),
-        ForeignKeyConstraint(["credential_id"], ["credentials.id"], ondelete="CASCADE"),
-    )
-    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    credential_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    __tablename__ = schema.GRANTS.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    client_id: Mapped[str]
+    credential_id: Mapped[str]
+    created_at: Mapped[int]
+    signature: Mapped[bytes]
 
 
 class AuditRecord(Base):
@@ -188,33 +254,29 @@ class AuditRecord(Base):
     ``entry_hash``. Anonymous failures (a wrong passphrase, a bad token) are unsigned.
     """
 
-    __tablename__ = "audit_log"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[int] = mapped_column(BigInteger, index=True)
-    actor: Mapped[str] = mapped_column(String(160))
-    host: Mapped[str] = mapped_column(String(255))
-    pid: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(64))
-    credential: Mapped[str | None] = mapped_column(String(128), index=True)
-    version: Mapped[int | None] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str] = mapped_column(Text, default="")
-    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    signer: Mapped[str | None] = mapped_column(String(32))
-    signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
-
-
-
-AUDIT_READS_INDEX = Index(
-    "ix_audit_log_reads", AuditRecord.action, AuditRecord.credential, AuditRecord.at
-)
-"""Serves ``check``'s "last read of each credential" query (schema version 2)."""
-
+    __tablename__ = schema.AUDIT_LOG.name
+    __table__: ClassVar[FromClause] = TABLES[__tablename__]
+    seq: Mapped[int]
+    at: Mapped[int]
+    actor: Mapped[str]
+    host: Mapped[str]
+    pid: Mapped[int]
+    action: Mapped[str]
+    credential: Mapped[str | None]
+    version: Mapped[int | None]
+    outcome: Mapped[str]
+    detail: Mapped[str]
+    prev_hash: Mapped[bytes]
+    entry_hash: Mapped[bytes]
+    signer: Mapped[str | None]
+    signature: Mapped[bytes | None]
 
 
 __all__ = [
+    "AUDIT_HEAD",
     "AUDIT_READS_INDEX",
+    "POSTGRESQL_METADATA",
+    "TABLES",
     "AuditRecord",
     "Base",
     "ClientRecord",
@@ -226,4 +288,5 @@ __all__ = [
     "SchemaInfo",
     "VersionRecord",
     "WrapRecord",
+    "core_table",
 ]

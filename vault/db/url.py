@@ -82,7 +82,6 @@ def parse_url(url: URL | str) -> URL:
         raise malformed_url(url) from None
 
 
-
 __all__ = [
     "describe_location",
     "hide_password",
