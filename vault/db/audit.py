@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from vault.db.postgres import AUDIT_HEAD_SQL
+from vault.db.queries import AUDIT_HEAD_SQL
 from vault.db.store import HEAD_ROW, Store, tolerant_text
 from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError, VaultError

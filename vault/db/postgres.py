@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
+from vault.db.queries import AUDIT_APPEND_ARGUMENTS, AUDIT_APPEND_FUNCTION
 from vault.db.tables import POSTGRESQL_METADATA
 from vault.format.audit_entry import AuditRow
 
@@ -20,8 +21,8 @@ def _postgresql_chain_ddl(schema: str) -> list[str]:
     # name and exvault's own column names are interpolated below (hence the noqa).
     path = f"SET search_path = {schema}, pg_temp"
     columns = ", ".join(AuditRow.__dataclass_fields__)
-    arguments = ", ".join(f"p_{name} {kind}" for name, kind in _AUDIT_APPEND_ARGUMENTS)
-    values = ", ".join(f"p_{name}" for name, _kind in _AUDIT_APPEND_ARGUMENTS)
+    arguments = ", ".join(f"p_{name} {kind}" for name, kind in AUDIT_APPEND_ARGUMENTS)
+    values = ", ".join(f"p_{name}" for name, _kind in AUDIT_APPEND_ARGUMENTS)
     return [
         # Locking the row FOR UPDATE needs UPDATE on the table, which only the owner has:
         # the reader takes it only through this function, so only inside a transaction,
@@ -53,37 +54,6 @@ def _postgresql_chain_ddl(schema: str) -> list[str]:
         "REVOKE ALL ON FUNCTION exvault_audit_chain() FROM PUBLIC",
         f"REVOKE ALL ON FUNCTION {AUDIT_APPEND_FUNCTION} FROM PUBLIC",
     ]
-
-
-_AUDIT_APPEND_ARGUMENTS = (
-    ("seq", "integer"),
-    ("at", "bigint"),
-    ("actor", "text"),
-    ("host", "text"),
-    ("pid", "integer"),
-    ("action", "text"),
-    ("credential", "text"),
-    ("version", "integer"),
-    ("outcome", "text"),
-    ("detail", "text"),
-    ("prev_hash", "bytea"),
-    ("signer", "text"),
-    ("entry_hash", "bytea"),
-    ("signature", "bytea"),
-)
-
-AUDIT_APPEND_FUNCTION = "exvault_audit_append({})".format(
-    ", ".join(kind for _name, kind in _AUDIT_APPEND_ARGUMENTS)
-)
-"""The signature of the reader's append function, as a GRANT names it."""
-
-AUDIT_APPEND_SQL = "SELECT exvault_audit_append({})".format(
-    ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _AUDIT_APPEND_ARGUMENTS)
-)
-"""Appends one entry on PostgreSQL (named parameters: the columns of an audit row)."""
-
-AUDIT_HEAD_SQL = "SELECT seq, entry_hash FROM exvault_audit_head WHERE id = 1"
-"""The chain's head on PostgreSQL: (seq, entry hash), seq 0 for an empty log."""
 
 
 def install_audit_head(conn: Connection) -> None:
@@ -135,9 +105,4 @@ def install_audit_head(conn: Connection) -> None:
         conn.exec_driver_sql(f"GRANT EXECUTE ON FUNCTION {AUDIT_APPEND_FUNCTION} TO {role}")
 
 
-__all__ = [
-    "AUDIT_APPEND_FUNCTION",
-    "AUDIT_APPEND_SQL",
-    "AUDIT_HEAD_SQL",
-    "install_audit_head",
-]
+__all__ = ["install_audit_head"]

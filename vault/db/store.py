@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,7 +36,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ClauseElement
 
-from vault.db import migrations, sqlite_file
+from vault.db import migrations, queries, sqlite_file
 from vault.db.migrations import OwnerKeys
 from vault.db.postgres import install_audit_head
 from vault.db.schema_version import AUDIT_HEAD_SCHEMA, SCHEMA_VERSION, check_schema_version
@@ -56,7 +56,6 @@ from vault.errors import (
     StoreError as StoreError,  # re-exported: the store's own failure
 )
 
-WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of schema 2 and older
 HEAD_ROW = "exvault_audit_head"
 """Key of a write session's ``info``: set when the chain's head is the row of
 :data:`vault.db.tables.AUDIT_HEAD` (PostgreSQL, schema version 4 on), not the entry of
@@ -81,10 +80,8 @@ def _sqlite_configurer(url: URL, journal: str | None) -> Callable[[Any, Any], No
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get("exvault_write"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+    write = bool(conn.get_execution_options().get("exvault_write"))
+    queries.begin_sqlite(conn.exec_driver_sql, write=write)
 
 
 def make_engine(url: URL | str, *, journal: str | None = None) -> Engine:
@@ -294,13 +291,13 @@ class Store:
                     # exvault_lock_writes(), inside a transaction: not the advisory
                     # lock, which any role could hold for a whole idle session. Waiting
                     # is bounded, so a stuck holder gives a conflict, not a hang.
-                    session.execute(text(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS:d}"))
-                    session.execute(text("SELECT exvault_lock_writes()"))
+                    session.execute(text(queries.lock_timeout_sql(WRITE_LOCK_TIMEOUT_MS)))
+                    session.execute(text(queries.LOCK_WRITES_SQL))
                     session.info[HEAD_ROW] = True
                 elif not self.is_sqlite:
                     # An older schema, or the vault being created: the advisory lock
                     # older exvaults take too, so that they queue with this one.
-                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
+                    session.execute(text(queries.ADVISORY_LOCK_SQL), {"k": queries.WRITE_LOCK_KEY})
                 yield session
 
     def checkpoint(self) -> bool:
@@ -316,7 +313,7 @@ class Store:
         # WAL ("busy"); readers are short, so try again for a little while.
         for attempt in range(20):
             with self.translate_errors(), self.engine.connect() as conn:
-                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                busy = conn.exec_driver_sql(queries.WAL_CHECKPOINT_SQL).first()
             if busy is not None and busy[0] == 0:
                 return True
             time.sleep(0.05 * (attempt + 1))
@@ -335,6 +332,18 @@ class Store:
             yield
         except SQLAlchemyError as exc:
             raise database_error(describe_database_error(exc)) from None
+
+
+def session_executor(session: Session) -> queries.Execute:
+    """Run the statements of :mod:`vault.db.queries` in ``session``'s transaction (the
+    SQLAlchemy executor; the bot's SQLite path has :func:`vault.db.queries.sqlite_executor`).
+    """
+
+    def execute(sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        result = session.connection().execute(text(sql), dict(params))
+        return list(result.all()) if result.returns_rows else []
+
+    return execute
 
 
 def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, ...]]:
