@@ -34,7 +34,7 @@ def test_generated_columns_are_the_declared_ones(name: str) -> None:
     assert tuple(table.columns.keys()) == declared.column_names
     for column in declared.columns:
         generated = table.c[column.name]
-        assert generated.type.python_type is column.type
+        assert generated.type.python_type is column.python_type
         assert bool(generated.nullable) == column.nullable
         assert generated.primary_key == column.primary_key
     assert {i.name: tuple(c.name for c in i.columns) for i in table.indexes} == {
@@ -74,5 +74,5 @@ def test_record_annotations_are_the_declared_columns(name: str) -> None:
         (inner,) = typing.get_args(hint)
         args = [a for a in typing.get_args(inner) if a is not type(None)]
         annotated[attribute] = (args[0], True) if args else (inner, False)
-    assert annotated == {c.name: (c.type, c.nullable) for c in schema.TABLES[name].columns}
+    assert annotated == {c.name: (c.python_type, c.nullable) for c in schema.TABLES[name].columns}
     assert RECORDS[name].__table__ is TABLES[name]

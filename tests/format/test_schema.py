@@ -70,7 +70,7 @@ def test_every_key_and_constraint_names_declared_columns() -> None:
 
 def test_column_helpers_say_the_python_type() -> None:
     assert schema.time("at") == schema.Column("at", int, wide=True)
-    assert schema.text("name", 128, unique=True).type is str
+    assert schema.text("name", 128, unique=True).python_type is str
     assert schema.blob("body", 48, nullable=True) == schema.Column(
         "body", bytes, nullable=True, length=48
     )

@@ -45,13 +45,13 @@ POSTGRESQL_METADATA = MetaData()
 
 
 def _sql_type(column: schema.Column) -> TypeEngine[Any]:
-    if column.type is int:
+    if column.python_type is int:
         return BigInteger() if column.wide else Integer()
-    if column.type is str:
+    if column.python_type is str:
         return String(column.length) if column.length is not None else Text()
-    if column.type is bytes:
+    if column.python_type is bytes:
         return LargeBinary(column.length)
-    raise TypeError(f"no SQL type for {column.type!r} (column {column.name})")
+    raise TypeError(f"no SQL type for {column.python_type!r} (column {column.name})")
 
 
 def core_table(declared: schema.Table) -> Table:

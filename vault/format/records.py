@@ -82,7 +82,7 @@ def _column_types(table: str) -> tuple[tuple[str, type, bool], ...]:
     # The Python type each column holds and whether it may be None, from the one
     # declaration of the tables: whoever reads a row (an owner's record, a bot's plain
     # row, any object with the same attributes) checks it against the same types.
-    return tuple((c.name, c.type, c.nullable) for c in schema.TABLES[table].columns)
+    return tuple((c.name, c.python_type, c.nullable) for c in schema.TABLES[table].columns)
 
 
 _TYPE_NAMES = {
