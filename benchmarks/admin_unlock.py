@@ -46,6 +46,7 @@ _CALIBRATE = textwrap.dedent(
     """
     import json, time
     from vault.format import passphrase_kdf
+    from vault.format import kdf_params
     start = time.perf_counter()
     p = passphrase_kdf.calibrate_kdf()
     print(json.dumps([p.time_cost, p.memory_kib, p.parallelism, time.perf_counter() - start]))
@@ -56,7 +57,7 @@ _DERIVE = textwrap.dedent(
     """
     import json, os, resource, sys, time
     from vault.format import passphrase_kdf
-    params = passphrase_kdf.KdfParams(*map(int, sys.argv[1:4]))
+    params = kdf_params.KdfParams(*map(int, sys.argv[1:4]))
     salt = os.urandom(16)
     start = time.perf_counter()
     passphrase_kdf.derive_passphrase_kek(sys.argv[4], salt, params)
@@ -81,7 +82,7 @@ _UNLOCK = textwrap.dedent(
 _CREATE = textwrap.dedent(
     """
     import sys
-    from vault.format.passphrase_kdf import KdfParams
+    from vault.format.kdf_params import KdfParams
     from vault.owner.admin import AdminVault
     params = KdfParams(*map(int, sys.argv[3:6]))
     AdminVault.create(sys.argv[1], sys.argv[2], kdf=params)[0].close()
@@ -95,16 +96,16 @@ def _json(cfg: Config, code: str, *args: str) -> object:
 
 
 def run(cfg: Config) -> Results:
-    from vault.format import passphrase_kdf
+    from vault.format import kdf_params
 
     res = Results()
     repeats = cfg.repeats(default=5, quick=1)
     if cfg.quick:
-        params = passphrase_kdf.KDF_FLOOR
+        params = kdf_params.KDF_FLOOR
         res.note(f"Figure 3 (--quick): calibration skipped, {params} used instead.")
     else:
         t, m, p, took = _json(cfg, _CALIBRATE)  # type: ignore[misc]
-        params = passphrase_kdf.KdfParams(t, m, p)
+        params = kdf_params.KdfParams(t, m, p)
         res.note(f"Figure 3: calibrate_kdf() chose {params} in {took:.1f} s.")
     args = (str(params.time_cost), str(params.memory_kib), str(params.parallelism))
 
@@ -120,8 +121,8 @@ def run(cfg: Config) -> Results:
     unlock_s = median([u["seconds"] for u in unlock])  # type: ignore[index]
     unlock_peak = median([u["peak_kib"] for u in unlock])  # type: ignore[index]
 
-    target_s = passphrase_kdf.KDF_DEFAULT_TARGET_SECONDS
-    default_mib = passphrase_kdf.KDF_DEFAULT_MEMORY_KIB // 1024
+    target_s = kdf_params.KDF_DEFAULT_TARGET_SECONDS
+    default_mib = kdf_params.KDF_DEFAULT_MEMORY_KIB // 1024
     res.add(
         Row(
             f"{FIGURE}: derive_passphrase_kek, {params}",
@@ -134,7 +135,7 @@ def run(cfg: Config) -> Results:
             fmt_mib(peak),
             target=f"m ≥ {default_mib} MiB, really allocated",
             met=verdict(
-                params.memory_kib >= passphrase_kdf.KDF_DEFAULT_MEMORY_KIB
+                params.memory_kib >= kdf_params.KDF_DEFAULT_MEMORY_KIB
                 and peak >= params.memory_kib
             )
             if not cfg.quick

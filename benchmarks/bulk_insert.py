@@ -48,8 +48,8 @@ def run(cfg: Config) -> Results:
 def _insert(cfg: Config, n: int, *, batch: bool) -> float:
     from contextlib import nullcontext
 
+    from vault.format.kdf_params import KdfParams
     from vault.format.model import utc_now
-    from vault.format.passphrase_kdf import KdfParams
     from vault.owner.admin import AdminVault
 
     path = cfg.workdir / f"bulk-{'batch' if batch else 'plain'}.db"

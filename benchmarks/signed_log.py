@@ -38,9 +38,9 @@ from typing import cast
 from sqlalchemy import Table
 
 from vault.db import audit
-from vault.db.store import AuditRecord
+from vault.db.tables import AuditRecord
 from vault.format.audit_entry import client_actor, new_entry
-from vault.format.passphrase_kdf import KdfParams
+from vault.format.kdf_params import KdfParams
 from vault.ops import checks
 from vault.owner.admin import AdminVault
 from vault.runtime.token import parse_token

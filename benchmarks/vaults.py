@@ -3,7 +3,7 @@
 A vault of N credentials (one version each, one client grant each) is built with the
 cheap test KDF. ``admin.add`` one by one costs one write transaction, fsync and
 read-back per credential (figure 5 measures it), so the builder writes through the
-library's own pieces instead: :func:`vault.db.keyslots.open_with_passphrase` unlocks
+library's own pieces instead: :func:`vault.owner.sealed_slots.open_with_passphrase` unlocks
 the root identity, :func:`vault.format.records.seal_version`,
 :func:`~vault.format.records.wrap_dek`,
 :func:`~vault.format.records.sign_head` and :func:`~vault.format.records.sign_grant` make the same
@@ -164,20 +164,15 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
     """Build the vault at ``path``; returns the client tokens and the build time."""
     from sqlalchemy import select
 
-    from vault.db import keyslots
     from vault.db.inventory import Inventory, open_store
-    from vault.db.store import (
-        ClientRecord,
-        CredentialRecord,
-        GrantRecord,
-        KeyslotRecord,
-    )
+    from vault.db.tables import ClientRecord, CredentialRecord, GrantRecord, KeyslotRecord
     from vault.exchanges import get_profile
     from vault.format import records
+    from vault.format.kdf_params import KdfParams
     from vault.format.keywrap import Recipient
     from vault.format.model import CredentialMetadata, to_epoch, utc_now
-    from vault.format.passphrase_kdf import KdfParams
     from vault.network import parse_ip_whitelist
+    from vault.owner import sealed_slots
     from vault.owner.admin import AdminVault, clean_payload
     from vault.runtime.client import ClientVault
 
@@ -193,7 +188,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
         with store.read() as session:
             slots = list(session.scalars(select(KeyslotRecord)))
             by_name = {c.name: c for c in session.scalars(select(ClientRecord))}
-        identity, _slot = keyslots.open_with_passphrase(header, slots, PASSPHRASE)
+        identity, _slot = sealed_slots.open_with_passphrase(header, slots, PASSPHRASE)
         vault_id = header.vault_id
         grantees = [by_name[client_name(j)] for j in range(clients)]
         host, pid = socket.gethostname()[:255], os.getpid()
@@ -295,7 +290,7 @@ class _AuditChain:
         from sqlalchemy import select
 
         from vault.db import audit
-        from vault.db.store import AuditRecord
+        from vault.db.tables import AuditRecord
 
         last = session.execute(  # type: ignore[attr-defined]
             select(AuditRecord.seq, AuditRecord.entry_hash)
@@ -313,7 +308,7 @@ class _AuditChain:
 
     def entry(self, action: str, credential: str, version: int | None, detail: str) -> object:
         from vault.db import audit
-        from vault.db.store import AuditRecord
+        from vault.db.tables import AuditRecord
 
         self.seq += 1
         rec = AuditRecord(

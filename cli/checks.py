@@ -12,7 +12,7 @@ import sys
 import click
 
 from vault.db.location import resolve
-from vault.db.store import describe_location
+from vault.db.url import describe_location
 from vault.errors import VaultError
 from vault.format import model
 from vault.ops.checks import RANK, SEVERITIES, Report

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from vault.db.location import resolve
-from vault.db.store import describe_location, sqlite_path
+from vault.db.url import describe_location, sqlite_path
 from vault.errors import AlreadyExists, InvalidInput, printable
-from vault.format.passphrase_kdf import KdfParams
+from vault.format.kdf_params import KdfParams
 from vault.owner.admin import AdminVault
 from vault.runtime.secretfile import read_secret_file
 

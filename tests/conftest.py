@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 from click.testing import CliRunner, Result
 
-from vault.format.passphrase_kdf import KdfParams
+from vault.format.kdf_params import KdfParams
 from vault.owner.admin import AdminVault
 
 T = TypeVar("T")

@@ -211,7 +211,7 @@ def test_header_replaced_with_attacker_keys(stocked: AdminVault, vault_path: Pat
     """A new self-signed header with the attacker's keys does not open with the keyslots."""
     attacker = identities.RootIdentity.generate()
     ((vault_id, created_at),) = sql(vault_path, "SELECT vault_id, created_at FROM vault_header")
-    from vault.db.store import HeaderRecord
+    from vault.db.tables import HeaderRecord
 
     header = HeaderRecord(
         id=1,
@@ -246,7 +246,7 @@ def test_header_replaced_with_attacker_keys_is_refused_by_a_client(
         attacker.verify_public,
     )
     ((header_id,),) = sql(vault_path, "SELECT id FROM vault_header")
-    from vault.db.store import HeaderRecord
+    from vault.db.tables import HeaderRecord
 
     rows = sql(vault_path, "SELECT format_version, vault_id, created_at FROM vault_header")
     ((format_version, vault_id, created_at),) = rows

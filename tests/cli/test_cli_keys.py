@@ -15,8 +15,8 @@ from tests.conftest import (
     db_exec,
     write_secret_file,
 )
-from vault.format import passphrase_kdf
-from vault.format.passphrase_kdf import KdfParams
+from vault.format import kdf_params
+from vault.format.kdf_params import KdfParams
 from vault.runtime.client import ClientVault
 
 NEW_PASSPHRASE = "tr0ub4dor&3 but longer"
@@ -424,7 +424,7 @@ def test_recover_after_a_kdf_downgrade_writes_calibrated_parameters(cli) -> None
     assert r.exit_code == 0, r.output
     kdf = json.loads(cli.v("info", "--json").stdout)["kdf"]
     params = KdfParams(kdf["time_cost"], kdf["memory_kib"], kdf["parallelism"])
-    assert params.at_least(passphrase_kdf.KDF_FLOOR)
+    assert params.at_least(kdf_params.KDF_FLOOR)
     assert str(params) in r.stdout
 
 

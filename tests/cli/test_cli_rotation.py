@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import vault.format.model
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
 from vault.db.inventory import Inventory
-from vault.format import passphrase_kdf
+from vault.format import kdf_params
 from vault.format.model import utc_now
 from vault.owner.admin import AdminVault
 
@@ -59,8 +59,8 @@ def check_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
 @pytest.fixture
 def fine_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the test KDF meet the floor and the default, so kdf-weak does not fire."""
-    monkeypatch.setattr(passphrase_kdf, "KDF_FLOOR", TEST_KDF)
-    monkeypatch.setattr(passphrase_kdf, "KDF_DEFAULT_MEMORY_KIB", TEST_KDF.memory_kib)
+    monkeypatch.setattr(kdf_params, "KDF_FLOOR", TEST_KDF)
+    monkeypatch.setattr(kdf_params, "KDF_DEFAULT_MEMORY_KIB", TEST_KDF.memory_kib)
 
 
 def admin_of(cli) -> AdminVault:  # type: ignore[no-untyped-def]

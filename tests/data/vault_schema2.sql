@@ -1,6 +1,6 @@
 -- A vault made by exvault's code at schema version 2 (before heads carried
 -- revisions, version counters, stage digests and grantees), for the migration
--- tests. Test KDF; passphrase and client token in tests/test_migrations.py.
+-- tests. Test KDF; passphrase and client token in tests/db/test_migrations.py.
 BEGIN TRANSACTION;
 CREATE TABLE audit_log (
 	seq INTEGER NOT NULL, 

@@ -20,9 +20,9 @@ import vault
 from tests.conftest import PASSPHRASE, db_exec
 from vault.db import access_history
 from vault.db.access_history import AccessFacts, FactsFold, SignedEntry, access_facts
-from vault.db.rows import HeadRow
 from vault.errors import IntegrityError, NotFound
 from vault.format.audit_entry import ROOT_SIGNER
+from vault.format.schema import HeadRow
 from vault.ops.verification import verify
 from vault.owner import rotation
 from vault.owner.admin import AdminVault

@@ -17,7 +17,7 @@ from tests.conftest import (
 )
 from vault.db import audit
 from vault.db.inventory import Inventory
-from vault.db.store import AuditRecord
+from vault.db.tables import AuditRecord
 from vault.errors import AccessDenied, IntegrityError
 from vault.owner.admin import AdminVault
 

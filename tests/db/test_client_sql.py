@@ -15,7 +15,8 @@ import pytest
 import vault
 from tests.conftest import BINANCE_SECRET, KUCOIN_SECRET, sql
 from vault.db.client_sql import EngineClientStore, SqliteClientStore, open_client_store
-from vault.db.store import SCHEMA_VERSION, sqlite_url
+from vault.db.schema_version import SCHEMA_VERSION
+from vault.db.url import sqlite_url
 from vault.errors import (
     AccessDenied,
     IntegrityError,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vault.db.location import ENV_PATH, ENV_URL, resolve
-from vault.db.store import sqlite_path
+from vault.db.url import sqlite_path
 from vault.errors import InvalidInput
 
 

@@ -16,10 +16,9 @@ from tests.conftest import (
     SCHEMA2_BOT_TOKEN,
     load_schema2_vault,
 )
-from vault.db import migrations
+from vault.db import migrations, schema_version
 from vault.db.inventory import Inventory
-from vault.db.migrations import Migration
-from vault.db.store import SCHEMA_VERSION
+from vault.db.schema_version import SCHEMA_VERSION, SchemaStep
 from vault.errors import IntegrityError, UnsupportedFormat
 from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
@@ -131,8 +130,8 @@ def test_wrong_passphrase_does_not_upgrade(schema_v1: Path) -> None:
 def test_reader_refuses_an_incompatible_older_schema(
     schema_v1: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    breaking = Migration(2, "a change readers cannot live without", False, lambda conn, _: None)
-    monkeypatch.setattr(migrations, "MIGRATIONS", (breaking,))
+    breaking = SchemaStep(2, "a change readers cannot live without", readers_compatible=False)
+    monkeypatch.setattr(schema_version, "STEPS", (breaking,))
     with pytest.raises(UnsupportedFormat, match="as the owner"):
         Inventory.open(schema_v1)
 
@@ -140,17 +139,18 @@ def test_reader_refuses_an_incompatible_older_schema(
 def test_reader_opens_an_older_compatible_schema_without_changing_it(
     schema_v1: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema_version, "STEPS", schema_version.STEPS[:1])
+    monkeypatch.setattr(schema_version, "SCHEMA_VERSION", 2)
     with Inventory.open(schema_v1) as inv:
         assert [i.name for i in inv.credentials()] == ["binance-main", "kucoin-sub1"]
     assert sql(schema_v1, "SELECT schema_version FROM exvault_schema") == [(1,)]
 
 
 def test_migrations_are_numbered_in_order() -> None:
-    versions = [m.to_version for m in migrations.MIGRATIONS]
+    versions = [m.to_version for m in schema_version.STEPS]
     assert versions == sorted(versions) and versions[-1] == SCHEMA_VERSION
     assert len(set(versions)) == len(versions)
+    assert sorted(migrations.APPLY) == versions  # every step has a way to apply it
 
 
 @pytest.fixture

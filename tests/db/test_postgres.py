@@ -21,11 +21,12 @@ from tests.conftest import BINANCE_SECRET, PASSPHRASE, db_exec
 from tests.postgres import READER_GRANTS
 from vault.db import store as store_module
 from vault.db.inventory import Inventory
-from vault.db.rows import HeadRow
-from vault.db.store import SCHEMA_VERSION, CredentialRecord, VersionRecord
+from vault.db.schema_version import SCHEMA_VERSION
+from vault.db.tables import CredentialRecord, VersionRecord
 from vault.errors import AccessDenied, Conflict, UnsupportedFormat, VaultError
 from vault.format import records
 from vault.format.model import utc_now
+from vault.format.schema import HeadRow
 from vault.format.stages import STAGES
 from vault.ops.checks import check
 from vault.ops.verification import verify

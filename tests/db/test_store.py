@@ -13,18 +13,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
-from vault.db.store import (
-    SCHEMA_VERSION,
-    Base,
-    Store,
-    declared_schema,
-    describe_location,
-    hide_password,
-    live_schema,
-    make_engine,
-    schema_differences,
-    sqlite_url,
-)
+from vault.db.schema_check import declared_schema, live_schema, schema_differences
+from vault.db.schema_version import SCHEMA_VERSION
+from vault.db.store import Store, make_engine
+from vault.db.tables import Base
+from vault.db.url import describe_location, hide_password, sqlite_url
 from vault.errors import (
     AccessDenied,
     AlreadyExists,

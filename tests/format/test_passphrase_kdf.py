@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from vault.errors import InvalidInput, UnsupportedFormat
-from vault.format import passphrase_kdf
-from vault.format.passphrase_kdf import KdfParams
+from vault.format import kdf_params, passphrase_kdf
+from vault.format.kdf_params import KdfParams
 
 
 def test_passphrase_is_nfc_normalized() -> None:
@@ -38,9 +38,9 @@ def test_passphrase_that_is_not_utf8_refused(passphrase: str, at: int) -> None:
 @pytest.mark.parametrize(
     "params",
     [
-        KdfParams(passphrase_kdf.KDF_CAP.time_cost + 1, 64 * 1024, 4),
-        KdfParams(3, passphrase_kdf.KDF_CAP.memory_kib + 1, 4),
-        KdfParams(3, 64 * 1024, passphrase_kdf.KDF_CAP.parallelism + 1),
+        KdfParams(kdf_params.KDF_CAP.time_cost + 1, 64 * 1024, 4),
+        KdfParams(3, kdf_params.KDF_CAP.memory_kib + 1, 4),
+        KdfParams(3, 64 * 1024, kdf_params.KDF_CAP.parallelism + 1),
         KdfParams(0, 64 * 1024, 4),
         KdfParams(3, 4, 1),
     ],
@@ -53,8 +53,8 @@ def test_kdf_params_outside_caps_refused_before_hashing(params: KdfParams) -> No
 def test_calibration_never_goes_below_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passphrase_kdf, "_time_one_pass", lambda m, p: 10.0)  # a very slow machine
     params = passphrase_kdf.calibrate_kdf(0.5)
-    assert params.at_least(passphrase_kdf.KDF_FLOOR)
-    assert params.memory_kib == passphrase_kdf.KDF_DEFAULT_MEMORY_KIB
+    assert params.at_least(kdf_params.KDF_FLOOR)
+    assert params.memory_kib == kdf_params.KDF_DEFAULT_MEMORY_KIB
 
 
 def test_calibration_on_a_fast_machine_grows_memory(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +63,7 @@ def test_calibration_on_a_fast_machine_grows_memory(monkeypatch: pytest.MonkeyPa
     params = passphrase_kdf.calibrate_kdf(0.5)
     assert params.memory_kib == 1024 * 1024
     assert params.time_cost == 8
-    passphrase_kdf.check_kdf_params(params)
+    kdf_params.check_kdf_params(params)
 
 
 def test_calibration_hits_the_target(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from vault.db.inventory import load_header
-from vault.db.store import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
+from vault.db.tables import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 from vault.errors import IntegrityError
 from vault.format import records
 from vault.owner.admin import AdminVault

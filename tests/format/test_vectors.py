@@ -18,7 +18,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from tests.conftest import PASSPHRASE, TEST_KDF
-from vault.format import aead, encoding, identities, keywrap, passphrase_kdf, records, recovery
+from vault.format import (
+    aead,
+    encoding,
+    identities,
+    kdf_params,
+    keywrap,
+    passphrase_kdf,
+    records,
+    recovery,
+)
 from vault.format.keywrap import Recipient
 from vault.format.model import CredentialMetadata, encode_payload
 
@@ -186,7 +195,7 @@ def test_passphrase_kek_at_the_test_parameters() -> None:
             for p in (PASSPHRASE, "Am\u00e9lie", "Ame\u0301lie")
         )
     (cheap,) = [row for row in rows if row[2] == "t=1 m=64 p=1"]
-    assert passphrase_kdf.KdfParams(1, 64, 1) == TEST_KDF
+    assert kdf_params.KdfParams(1, 64, 1) == TEST_KDF
     salt = bytes(range(0x10, 0x20))
     kek = passphrase_kdf.derive_passphrase_kek(PASSPHRASE, salt, TEST_KDF)
     assert cheap[0] == f"`{PASSPHRASE}`" and kek.hex() == cheap[3]

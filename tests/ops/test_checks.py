@@ -24,7 +24,7 @@ from tests.conftest import PASSPHRASE, TEST_KDF
 from vault import exchanges
 from vault.db import audit
 from vault.db.inventory import Inventory
-from vault.format import identities, passphrase_kdf
+from vault.format import identities, kdf_params
 from vault.format.model import CredentialInfo
 from vault.ops import checks
 from vault.ops.checks import Finding, Report, check
@@ -764,8 +764,8 @@ def test_kdf_finding_says_the_parameters_are_unauthenticated(av: AdminVault) -> 
 
 
 def test_kdf_at_floor_is_below_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    floor = passphrase_kdf.KDF_FLOOR
-    assert floor == passphrase_kdf.KdfParams(3, 64 * 1024, 4)
+    floor = kdf_params.KDF_FLOOR
+    assert floor == kdf_params.KdfParams(3, 64 * 1024, 4)
     made, _ = AdminVault.create(tmp_path / "floor" / "vault.db", PASSPHRASE, kdf=floor)
     with made:
         report = check(made, NOW)
@@ -773,7 +773,7 @@ def test_kdf_at_floor_is_below_policy(tmp_path: Path, monkeypatch: pytest.Monkey
         hit = find(report, None, "kdf-below-policy")
         assert hit is not None and hit.severity == "warn" and "256 MiB" in hit.message
         # At or above the current default memory: no KDF finding.
-        monkeypatch.setattr(passphrase_kdf, "KDF_DEFAULT_MEMORY_KIB", floor.memory_kib)
+        monkeypatch.setattr(kdf_params, "KDF_DEFAULT_MEMORY_KIB", floor.memory_kib)
         report = check(made, NOW)
         assert {f.code for f in report.findings} & {"kdf-weak", "kdf-below-policy"} == set()
 

@@ -26,8 +26,8 @@ from vault.errors import (
     UnsupportedFormat,
     VaultUnavailable,
 )
-from vault.format import passphrase_kdf, recovery
-from vault.format.passphrase_kdf import KdfParams
+from vault.format import kdf_params, recovery
+from vault.format.kdf_params import KdfParams
 from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
 
@@ -207,7 +207,7 @@ def test_recover_after_a_kdf_downgrade_recalibrates(
         AdminVault.unlock(vault_location, PASSPHRASE)
     with AdminVault.unlock_with_recovery_key(vault_location, recovery) as recovered:
         params = recovered.change_passphrase("the passphrase after recover")
-    assert params.at_least(passphrase_kdf.KDF_FLOOR)
+    assert params.at_least(kdf_params.KDF_FLOOR)
     assert _passphrase_slot_kdf(vault_location) == params
 
 
@@ -226,7 +226,7 @@ def test_passwd_lifts_test_parameters_to_a_calibration(
     stocked: AdminVault, vault_location: str
 ) -> None:
     params = stocked.change_passphrase("new passphrase 123")
-    assert params.at_least(passphrase_kdf.KDF_FLOOR)
+    assert params.at_least(kdf_params.KDF_FLOOR)
     assert _passphrase_slot_kdf(vault_location) == params
 
 

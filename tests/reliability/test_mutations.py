@@ -1502,7 +1502,7 @@ def _rehashed_edit(seq: int, column: str, value: object) -> Callable[[Template, 
     """Edit an unsigned audit entry and recompute its hash, as anyone can."""
 
     def apply(t: Template, path: Path) -> None:
-        from vault.db.store import AuditRecord
+        from vault.db.tables import AuditRecord
 
         vault_id = sql(path, "SELECT vault_id FROM vault_header")[0][0]
         names = [c.name for c in t.columns["audit_log"]]
@@ -1706,7 +1706,7 @@ def _append_audit(
     t: Template, path: Path, *, actor: str, action: str, outcome: str, detail: str
 ) -> None:
     """Append an unsigned entry with a correct hash, as anyone can compute it."""
-    from vault.db.store import AuditRecord
+    from vault.db.tables import AuditRecord
 
     vault_id = sql(path, "SELECT vault_id FROM vault_header")[0][0]
     seq, prev = sql(path, "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")[0]
@@ -1745,7 +1745,7 @@ def _append_audit(
 
 def _rehash_last(t: Template, path: Path, detail: str) -> None:
     """Edit the last (unsigned) audit entry and recompute its hash."""
-    from vault.db.store import AuditRecord
+    from vault.db.tables import AuditRecord
 
     vault_id = sql(path, "SELECT vault_id FROM vault_header")[0][0]
     cols = [c.name for c in t.columns["audit_log"]]

@@ -250,7 +250,7 @@ def half_written(store: Any) -> list[str]:
     """
     from sqlalchemy import select
 
-    from vault.db.store import (
+    from vault.db.tables import (
         ClientRecord,
         CredentialRecord,
         GrantRecord,
@@ -419,7 +419,7 @@ def run_init_kill(cfg: dict[str, Any]) -> int:
 
     import vault.db.store
     import vault.owner.admin
-    from vault.format.passphrase_kdf import KdfParams
+    from vault.format.kdf_params import KdfParams
 
     def die(*_args: Any) -> None:
         os.kill(os.getpid(), signal.SIGKILL)

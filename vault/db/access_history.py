@@ -38,7 +38,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vault.db import audit
-from vault.db.store import AuditRecord, driver_rows, tolerant_text
+from vault.db.store import driver_rows, tolerant_text
+from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError
 from vault.format import aead, identities, records
 from vault.format.audit_entry import ADMIN, GENESIS, ROOT_SIGNER, AuditRow, entry_hash, signed_entry

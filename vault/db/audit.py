@@ -27,7 +27,9 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from vault.db.store import AUDIT_HEAD_SQL, HEAD_ROW, AuditRecord, Store, tolerant_text
+from vault.db.queries import AUDIT_HEAD_SQL
+from vault.db.store import HEAD_ROW, Store, tolerant_text
+from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError, VaultError
 from vault.format import aead, identities, records
 from vault.format.audit_entry import (
@@ -49,7 +51,7 @@ def last_entry(session: Session) -> tuple[int, bytes] | None:
     the write lock to append after it.
 
     On PostgreSQL (schema version 4 on) that is the head row, which the database keeps
-    (:data:`vault.db.store.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
+    (:data:`vault.db.tables.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
     with any seq by someone else is no entry of the chain and does not stop appends.
     """
     if session.info.get(HEAD_ROW):

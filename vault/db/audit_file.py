@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from vault.db import audit
+from vault.db.queries import sqlite_write
 from vault.db.sqlite_file import (
     AUDIT_DIRECTORY_SUFFIX,
     AUDIT_FILE_JOURNAL,
@@ -44,7 +45,9 @@ from vault.db.sqlite_file import (
     create_sqlite_file,
     fsync_path,
 )
-from vault.db.store import AuditRecord, Store, make_engine, sqlite_url
+from vault.db.store import Store, make_engine
+from vault.db.tables import AuditRecord
+from vault.db.url import sqlite_url
 from vault.errors import AccessDenied, AlreadyExists, IntegrityError, VaultError, printable
 
 RETIRED_INFIX = AUDIT_DIRECTORY_SUFFIX + "-until-"
@@ -87,13 +90,12 @@ def _write_schema(database: Path) -> None:
     try:
         connection.execute(f"PRAGMA journal_mode = {AUDIT_FILE_JOURNAL}")
         connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("BEGIN IMMEDIATE")
         table = AuditRecord.__table__
         dialect = make_engine(sqlite_url(database)).dialect
-        connection.execute(str(CreateTable(table).compile(dialect=dialect)))  # type: ignore[arg-type]
-        for index in sorted(table.indexes, key=lambda i: str(i.name)):  # type: ignore[attr-defined]
-            connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
-        connection.execute("COMMIT")
+        with sqlite_write(connection) as execute:
+            execute(str(CreateTable(table).compile(dialect=dialect)), {})  # type: ignore[arg-type]
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):  # type: ignore[attr-defined]
+                execute(str(CreateIndex(index).compile(dialect=dialect)), {})
     finally:
         connection.close()
 

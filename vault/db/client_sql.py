@@ -1,32 +1,33 @@
-"""The few statements a client (a bot) runs, over either of two connections.
+"""The client's (a bot's) store, over either of two connections.
 
 A bot often starts a new process just to fetch its key; importing SQLAlchemy costs
 such a process more than everything else together (docs/benchmarks.md, figure 2).
 So a client reading a SQLite vault talks to :mod:`sqlite3` directly
 (:class:`SqliteClientStore`), and any other database (PostgreSQL) goes through the
-SQLAlchemy store (:class:`EngineClientStore`). Both run the same SQL text below and
-return the plain rows of :mod:`vault.db.rows`, which :mod:`vault.format.records` verifies exactly
-as it verifies ORM records; the client tests run on both.
+SQLAlchemy store (:class:`EngineClientStore`). Both run the same statements of
+:mod:`vault.db.queries` and return the plain rows of :mod:`vault.format.schema`, which
+:mod:`vault.format.records` verifies exactly as it verifies ORM records; the client
+tests run on both.
 
 Only reads and audit appends live here; nothing a client does changes a credential.
 In the shared layout of a SQLite vault (docs/deploy.md) the client cannot change the
 vault file at all: it reads it read-only and appends to the audit file beside it.
-A new client query is added here as SQL text over the columns of :mod:`vault.db.rows`,
-not as an ORM query, so that both paths run it.
+A new client query is added to :mod:`vault.db.queries` as SQL text over the columns of
+:mod:`vault.format.schema`, not as an ORM query, so that both paths run it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from vault.db import sqlite_file
-from vault.db.migrations import check_schema_version
-from vault.db.rows import ClientRow, HeaderRow, HeadRow, PayloadRow, VersionRow, WrapRow
+from vault.db import queries, sqlite_file
+from vault.db.queries import Execute, StageRows
+from vault.db.schema_version import check_schema_version
 from vault.errors import (
     AccessDenied,
     VaultError,
@@ -35,69 +36,13 @@ from vault.errors import (
     first_line,
     printable,
 )
-from vault.format import stages
-from vault.format.audit_entry import AuditRow, new_entry
 from vault.format.keywrap import Recipient
+from vault.format.schema import ClientRow, HeaderRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from vault.db.store import Store
-
-
-Execute = Callable[[str, dict[str, Any]], list[Sequence[Any]]]
-"""Runs one statement with named parameters; returns its rows."""
-
-StageRows = tuple[HeadRow, VersionRow | None, PayloadRow | None, WrapRow | None]
-
-
-def _select(row: type[tuple[Any, ...]], alias: str) -> str:
-    return ", ".join(f"{alias}.{column}" for column in row._fields)  # type: ignore[attr-defined]
-
-
-_HEADER_SQL = f"SELECT {_select(HeaderRow, 'h')} FROM vault_header h WHERE h.id = 1"
-_CLIENT_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c WHERE c.id = :id"
-_LAST_AUDIT_SQL = "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1"
-_INSERT_AUDIT_SQL = "INSERT INTO audit_log ({}) VALUES ({})".format(
-    ", ".join(AuditRow.__dataclass_fields__),
-    ", ".join(f":{name}" for name in AuditRow.__dataclass_fields__),
-)
-
-
-def _stage_sql(stage: str) -> str:
-    # One round trip: the head, and the version, payload and this client's wrap at the
-    # stage's version number. ``stage`` is one of STAGES, never user text.
-    at = "h." + stages.version_column(stage)
-    return (
-        f"SELECT {_select(HeadRow, 'h')}, {_select(VersionRow, 'v')}, "
-        f"{_select(PayloadRow, 'p')}, {_select(WrapRow, 'w')} "
-        "FROM credentials h "
-        f"LEFT JOIN credential_versions v ON v.credential_id = h.id AND v.version = {at} "
-        f"LEFT JOIN payloads p ON p.credential_id = h.id AND p.version = {at} "
-        f"LEFT JOIN dek_wraps w ON w.credential_id = h.id AND w.version = {at} "
-        "AND w.recipient = :recipient "
-        "WHERE h.name = :name"
-    )
-
-
-_STAGE_SQL = {stage: _stage_sql(stage) for stage in stages.STAGES}
-
-
-# Where each row's columns end in the joined row.
-_WIDTHS = tuple(
-    sum(len(row._fields) for row in (HeadRow, VersionRow, PayloadRow)[:n]) for n in (1, 2, 3)
-)
-
-
-def _split(values: Sequence[Any]) -> StageRows:
-    # The joined row, cut back into its four rows; an absent outer-joined row comes
-    # back as NULLs in every column, its key included.
-    cut = _WIDTHS
-    head = HeadRow._make(values[: cut[0]])
-    version = VersionRow._make(values[cut[0] : cut[1]]) if values[cut[0]] is not None else None
-    payload = PayloadRow._make(values[cut[1] : cut[2]]) if values[cut[1]] is not None else None
-    wrap = WrapRow._make(values[cut[2] :]) if values[cut[2]] is not None else None
-    return head, version, payload, wrap
 
 
 class ClientStore(Protocol):
@@ -124,10 +69,9 @@ class ClientStore(Protocol):
 class _SqlClientStore:
     """The statements, given how to run them (:meth:`_reading`, :meth:`_writing`)."""
 
-    # How to read the chain's head and append after it: on SQLite by the table itself;
-    # on PostgreSQL through the head row and the append function (EngineClientStore).
-    _last_audit_sql = _LAST_AUDIT_SQL
-    _insert_audit_sql = _INSERT_AUDIT_SQL
+    # Whether the chain's head is PostgreSQL's head row, appended after through the
+    # append function (EngineClientStore), or the table itself (SQLite).
+    _head_row = False
 
     def _reading(self) -> AbstractContextManager[Execute]:
         raise NotImplementedError
@@ -137,28 +81,22 @@ class _SqlClientStore:
 
     def header(self) -> HeaderRow | None:
         with self._reading() as execute:
-            found = execute(_HEADER_SQL, {})
+            found = execute(queries.HEADER_SQL, {})
         return HeaderRow._make(found[0]) if found else None
 
     def client(self, client_id: str) -> ClientRow | None:
         with self._reading() as execute:
-            found = execute(_CLIENT_SQL, {"id": client_id})
+            found = execute(queries.CLIENT_SQL, {"id": client_id})
         return ClientRow._make(found[0]) if found else None
 
     def stage(self, name: str, stage: str, recipient: Recipient) -> StageRows | None:
         with self._reading() as execute:
-            found = execute(_STAGE_SQL[stage], {"name": name, "recipient": recipient.column})
-        return _split(found[0]) if found else None
+            found = execute(queries.STAGE_SQL[stage], {"name": name, "recipient": recipient.column})
+        return queries.split_stage_row(found[0]) if found else None
 
     def append_audit(self, vault_id: bytes, **entry: Any) -> None:
-        # The write transaction holds the write lock (BEGIN IMMEDIATE, or the row lock
-        # of PostgreSQL's head row), so reading the chain's head and appending after it
-        # cannot interleave. A head of seq 0 is PostgreSQL's empty log.
         with self._writing() as execute:
-            last = execute(self._last_audit_sql, {})
-            head = (last[0][0], last[0][1]) if last and last[0][0] else None
-            row = new_entry(vault_id, head, **entry)
-            execute(self._insert_audit_sql, row.values())
+            queries.append_audit(execute, vault_id, head_row=self._head_row, **entry)
 
 
 class SqliteClientStore(_SqlClientStore):
@@ -183,7 +121,7 @@ class SqliteClientStore(_SqlClientStore):
 
     def _check_schema(self) -> None:
         try:
-            found = self._connection.execute("SELECT schema_version FROM exvault_schema").fetchall()
+            found = self._connection.execute(queries.SCHEMA_VERSION_SQL).fetchall()
         except sqlite3.Error as exc:
             detail = first_line(exc)
             if "no such table" in detail:
@@ -218,39 +156,23 @@ class SqliteClientStore(_SqlClientStore):
         except sqlite3.Error as exc:
             raise database_error(first_line(exc)) from None
 
-    @staticmethod
-    def _runner(connection: sqlite3.Connection) -> Execute:
-        def run(sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
-            rows: list[Sequence[Any]] = connection.execute(sql, params).fetchall()
-            return rows
-
-        return run
-
     @contextmanager
     def _reading(self) -> Iterator[Execute]:
         # Autocommit mode: each statement is its own consistent snapshot, and a client
         # reads with one statement at a time.
         with self._lock, self._translated():
-            yield self._runner(self._connection)
+            yield queries.sqlite_executor(self._connection)
 
     @contextmanager
     def _writing(self) -> Iterator[Execute]:
         with self._lock, self._translated():
-            connection = self._audit_target()
             try:
-                connection.execute("BEGIN IMMEDIATE")
-                yield self._runner(connection)
-                connection.execute("COMMIT")
+                with queries.sqlite_write(self._audit_target()) as execute:
+                    yield execute
             except sqlite3.OperationalError as exc:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
                 detail = first_line(exc)
                 if self._shared and ("readonly" in detail or "unable to open" in detail):
                     raise self._audit_file_refused() from None
-                raise
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
                 raise
 
     def close(self) -> None:
@@ -264,24 +186,15 @@ class EngineClientStore(_SqlClientStore):
     """Any database through the SQLAlchemy store (PostgreSQL, or a ``sqlite://`` URL)."""
 
     def __init__(self, url: URL) -> None:
-        from sqlalchemy import text
+        # SQLAlchemy is loaded only here, for a URL: a bot reading a SQLite file never
+        # imports it (docs/benchmarks.md, figure 2; tests/db/test_client_sql.py).
+        from vault.db.store import Store, session_executor
 
-        from vault.db.store import AUDIT_APPEND_SQL, AUDIT_HEAD_SQL, Store
-
-        self._text = text
+        self._executor = session_executor
         self._store: Store = Store.open(url)
-        if not self._store.is_sqlite:
-            # The reader role has no INSERT on audit_log: the function appends, after
-            # the database checks that the entry follows the head row.
-            self._last_audit_sql = AUDIT_HEAD_SQL
-            self._insert_audit_sql = AUDIT_APPEND_SQL
-
-    def _executor(self, session: Any) -> Execute:
-        def execute(sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
-            result = session.execute(self._text(sql), params)
-            return list(result.all()) if result.returns_rows else []
-
-        return execute
+        # The reader role has no INSERT on audit_log on PostgreSQL: the function
+        # appends, after the database checks that the entry follows the head row.
+        self._head_row = not self._store.is_sqlite
 
     @contextmanager
     def _reading(self) -> Iterator[Execute]:

@@ -24,23 +24,21 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from vault.db import audit, audit_file, keyslots, location
-from vault.db.store import (
+from vault.db.store import Store, driver_rows
+from vault.db.tables import (
     ClientRecord,
     CredentialRecord,
     GrantRecord,
     HeaderRecord,
     PayloadRecord,
-    Store,
     VersionRecord,
-    describe_location,
-    driver_rows,
-    sqlite_path,
 )
+from vault.db.url import describe_location, sqlite_path
 from vault.errors import IntegrityError, NotFound, quoted
 from vault.format import identities, records, stages
 from vault.format.access import ClientInfo
+from vault.format.kdf_params import KdfParams
 from vault.format.model import CredentialInfo, VersionInfo, from_epoch, lookup_name, split_list
-from vault.format.passphrase_kdf import KdfParams
 
 Where = str | os.PathLike[str] | URL | None
 _I = TypeVar("_I", bound="Inventory")

@@ -76,7 +76,7 @@ def resolve(location: str | os.PathLike[str] | None = None) -> URL:
     :raises InvalidInput: for a malformed URL, a path that is not UTF-8 text, or
         ``~user`` of no such user.
     """
-    from vault.db.store import parse_url, sqlite_url
+    from vault.db.url import parse_url, sqlite_url
 
     path = file_path(location)
     if path is not None:

@@ -1,30 +1,39 @@
 """Schema migrations: bringing a vault made by an older exvault up to date.
 
-The schema version (``exvault_schema``) is separate from the cryptographic format
-version (``vault_header``): migrations change tables and indexes, and may re-sign
-records under a new signed-message kind (schema version 3 does, for heads), but never
-change how payloads are sealed. The owner's unlock applies pending migrations in one
-transaction, with the unlocked keys (a migration that re-signs verifies first);
-readers (bots, ``check``) keep working on an older schema as long as every pending
-migration is marked compatible with them, and otherwise are told to have the owner
-run exvault once.
+Each step of :data:`vault.db.schema_version.STEPS` is applied here. Migrations change
+tables and indexes, and may re-sign records under a new signed-message kind (schema
+version 3 does, for heads), but never change how payloads are sealed. The owner's
+unlock applies pending migrations in one transaction, with the unlocked keys (a
+migration that re-signs verifies first); readers (bots, ``check``) keep working on an
+older schema as long as every pending step is marked compatible with them
+(:func:`vault.db.schema_version.check_schema_version`), and otherwise are told to have
+the owner run exvault once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from vault.errors import IntegrityError, UnsupportedFormat
+from sqlalchemy import Table, bindparam, func, inspect, or_, select, update
+from sqlalchemy.engine import Connection
 
-if TYPE_CHECKING:
-    # Only for annotations: readers check the schema version without SQLAlchemy.
-    from sqlalchemy.engine import Connection
-
-    from vault.db.rows import ClientRow, HeadRow, VersionRow
-    from vault.db.store import GrantRecord
-    from vault.format.identities import RootIdentity
+from vault.db.keyslots import sign_stored_slots
+from vault.db.postgres import install_audit_head
+from vault.db.schema_version import pending
+from vault.db.tables import (
+    AUDIT_READS_INDEX,
+    ClientRecord,
+    CredentialRecord,
+    GrantRecord,
+    KeyslotRecord,
+    SchemaInfo,
+    VersionRecord,
+)
+from vault.errors import IntegrityError
+from vault.format import identities, records, stages
+from vault.format.identities import RootIdentity
+from vault.format.schema import ClientRow, HeadRow, VersionRow
 
 
 @dataclass(frozen=True)
@@ -36,23 +45,7 @@ class OwnerKeys:
     identity: RootIdentity = field(repr=False)
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One step from schema ``to_version - 1`` to ``to_version``, applied by the owner's
-    unlock with the unlocked keys (a step may verify and re-sign rows)."""
-
-    to_version: int
-    description: str
-    readers_compatible: bool
-    apply: Callable[[Connection, OwnerKeys], None]
-    backends: tuple[str, ...] = ("sqlite", "postgresql")
-    """The backends whose schema the step changes; on the others it only moves the
-    version number, so their readers need not wait for it."""
-
-
 def _audit_reads_index(conn: Connection, _owner: OwnerKeys) -> None:
-    from vault.db.store import AUDIT_READS_INDEX
-
     AUDIT_READS_INDEX.create(conn, checkfirst=True)
 
 
@@ -72,11 +65,6 @@ def _signed_heads(conn: Connection, owner: OwnerKeys) -> None:
     # Schema version 3: heads carry a revision, a version counter, the digest of the
     # version each stage names and the signed set of their grantees, signed under a new
     # kind. Every value comes from rows verified now, with the owner's key.
-    from sqlalchemy import Table, bindparam, func, inspect, or_, select, update
-
-    from vault.db.rows import ClientRow, HeadRow, VersionRow
-    from vault.db.store import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
-
     heads = CredentialRecord.__table__
     versions = VersionRecord.__table__
     assert isinstance(heads, Table) and isinstance(versions, Table)
@@ -143,8 +131,6 @@ def _verified_grantees(
 ) -> dict[str, list[str]]:
     # Credential id -> the clients holding a grant that verifies, of a client record that
     # verifies and is not revoked: what the writer wrapped new versions for until now.
-    from vault.format import records
-
     usable = set()
     for client in clients:
         try:
@@ -174,9 +160,6 @@ def _signed_head(
     # The new columns of one head, re-signed when its schema-2 signature verifies; a
     # head that does not verify keeps its old signature, which no reader accepts under
     # the new kind: it stays as damaged as it was.
-    from vault.db.rows import HeadRow
-    from vault.format import identities, records, stages
-
     values = head._asdict()
     values.update(revision=1, grantees=records.join_grantees(grantees))
     numbers = [values[stages.version_column(stage)] for stage in stages.STAGES]
@@ -205,8 +188,6 @@ def _signed_head(
 def _stage_digest(owner: OwnerKeys, head: HeadRow, row: VersionRow | None) -> bytes:
     # The digest of a labelled version that verifies now; 32 zero bytes, which no row's
     # digest equals, for one that is missing or does not verify (it stays unreadable).
-    from vault.format import records
-
     if row is None:
         return bytes(32)
     try:
@@ -218,19 +199,12 @@ def _stage_digest(owner: OwnerKeys, head: HeadRow, row: VersionRow | None) -> by
 
 
 def _audit_head(conn: Connection, _owner: OwnerKeys) -> None:
-    from vault.db.store import install_audit_head
-
     install_audit_head(conn)
 
 
 def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
     # Schema version 5: every keyslot row signed by the root key (its KDF parameters
     # were unauthenticated, so a writer could lower them for the next passphrase).
-    from sqlalchemy import inspect
-
-    from vault.db.keyslots import sign_stored_slots
-    from vault.db.store import KeyslotRecord
-
     # Only once, when the column is added: a schema version set back by hand (the row
     # is not authenticated) must not sign a keyslot put back since (an old passphrase's).
     if any(c["name"] == "signature" for c in inspect(conn).get_columns("keyslots")):
@@ -241,88 +215,30 @@ def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
     sign_stored_slots(conn, owner.vault_id, owner.identity.sign)
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        2,
-        "index the audit log by action, credential and time (check's last-read query)",
-        readers_compatible=True,
-        apply=_audit_reads_index,
-    ),
-    Migration(
-        3,
-        "heads carry a revision, a version counter, the digests of the versions their "
-        "stages name and the signed set of their grantees, under a new signed kind",
-        readers_compatible=False,
-        apply=_signed_heads,
-    ),
-    Migration(
-        4,
-        "PostgreSQL: the audit chain's head row, locked by writers and checked by a "
-        "trigger on every append; the reader appends through a function instead of INSERT",
-        # A reader of this version appends through the function, which an older schema
-        # lacks.
-        readers_compatible=False,
-        apply=_audit_head,
-        backends=("postgresql",),
-    ),
-    # Keyless readers never read the signature (they cannot check it: see format.md
-    # section 11), so they keep working until the owner's next unlock adds it.
-    Migration(
-        5,
-        "sign every keyslot with the root key (its KDF parameters were unauthenticated)",
-        readers_compatible=True,
-        apply=_signed_keyslots,
-    ),
-)
+Apply = Callable[[Connection, "OwnerKeys"], None]
+"""How one step changes a database, given the owner's unlocked keys."""
+
+APPLY: dict[int, Apply] = {
+    2: _audit_reads_index,
+    3: _signed_heads,
+    4: _audit_head,
+    5: _signed_keyslots,
+}
+"""How each step of :data:`vault.db.schema_version.STEPS` is applied, by the version it
+brings the schema to."""
 
 
-AUDIT_HEAD_SCHEMA = 4
-"""The schema version from which a PostgreSQL vault keeps its audit chain's head in a
-row that writers lock (and the reader appends through a function)."""
+def upgrade(conn: Connection, owner: OwnerKeys, version: int) -> int:
+    """Apply every step a schema at ``version`` still needs, in order, in the caller's
+    transaction, moving ``exvault_schema`` after each; returns the new version.
 
-SCHEMA_VERSION = MIGRATIONS[-1].to_version
-"""Version of the SQL schema this exvault writes; separate from the cryptographic
-format version."""
-
-
-def pending(version: int) -> list[Migration]:
-    """The migrations a schema at ``version`` still needs, in order."""
-    return [m for m in MIGRATIONS if m.to_version > version]
-
-
-def check_schema_version(version: object, *, owner: bool, backend: str | None = None) -> None:
-    """Refuse a schema this exvault cannot use: a newer one, or, unless the ``owner``
-    opens it (to unlock, then upgrade), an older one that a pending migration makes
-    unreadable as it is (on ``backend``, ``sqlite`` or ``postgresql``; None: any).
-
-    :raises IntegrityError: when ``version`` is not an integer.
-    :raises UnsupportedFormat: with what to do about it.
+    :raises IntegrityError: when a step finds a row it cannot use.
     """
-    if version is not None and type(version) is not int:
-        # The row is not authenticated, but a value of another type is no version to
-        # compare (SQLite stores whatever it is given).
-        raise IntegrityError("damaged vault: exvault_schema.schema_version is not an integer")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise UnsupportedFormat(
-            f"the vault's schema version {version} is newer than this exvault supports "
-            f"({SCHEMA_VERSION}); upgrade exvault"
-        )
-    if not owner and not all(
-        m.readers_compatible or (backend is not None and backend not in m.backends)
-        for m in pending(version)
-    ):
-        raise UnsupportedFormat(
-            f"the vault's schema (version {version}) needs an upgrade this reader cannot "
-            "do: run any exvault command that asks for the passphrase, once, as the owner"
-        )
+    for step in pending(version):
+        APPLY[step.to_version](conn, owner)
+        conn.execute(update(SchemaInfo).values(schema_version=step.to_version))
+        version = step.to_version
+    return version
 
 
-__all__ = [
-    "AUDIT_HEAD_SCHEMA",
-    "MIGRATIONS",
-    "SCHEMA_VERSION",
-    "Migration",
-    "OwnerKeys",
-    "check_schema_version",
-    "pending",
-]
+__all__ = ["APPLY", "Apply", "OwnerKeys", "upgrade"]

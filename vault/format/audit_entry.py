@@ -17,7 +17,7 @@ from vault.format import encoding
 from vault.format.model import to_epoch, utc_now
 
 if TYPE_CHECKING:
-    from vault.db.store import AuditRecord
+    from vault.db.tables import AuditRecord
 
 GENESIS = b"\0" * 32
 ADMIN = "admin"

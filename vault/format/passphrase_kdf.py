@@ -34,75 +34,17 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from dataclasses import dataclass
 
 # The module, not its functions: Argon2 is looked up at each call, so that the tests'
 # spies on argon2.low_level.hash_secret_raw see every derivation.
 from argon2 import low_level
 
-from vault.errors import InvalidInput, UnsupportedFormat, check_utf8
+from vault.errors import InvalidInput, check_utf8
+from vault.format import kdf_params
 from vault.format.aead import KEY_SIZE
+from vault.format.kdf_params import KdfParams
 
-SALT_SIZE = 16
-"""Bytes of a keyslot's random salt (passphrase and recovery slots alike)."""
-
-
-@dataclass(frozen=True)
-class KdfParams:
-    """Argon2id cost parameters: passes, memory in KiB, lanes."""
-
-    time_cost: int
-    memory_kib: int
-    parallelism: int
-
-    def __str__(self) -> str:
-        memory = (
-            f"{self.memory_kib // 1024} MiB"
-            if self.memory_kib >= 1024
-            else f"{self.memory_kib} KiB"
-        )
-        return f"Argon2id t={self.time_cost} m={memory} p={self.parallelism}"
-
-    def at_least(self, other: KdfParams) -> bool:
-        """True when every parameter is at least ``other``'s."""
-        return (
-            self.time_cost >= other.time_cost
-            and self.memory_kib >= other.memory_kib
-            and self.parallelism >= other.parallelism
-        )
-
-
-KDF_FLOOR = KdfParams(time_cost=3, memory_kib=64 * 1024, parallelism=4)
-"""RFC 9106 section 4, second recommended option: never calibrate below this."""
-
-KDF_DEFAULT_MEMORY_KIB = 256 * 1024
-KDF_DEFAULT_TARGET_SECONDS = 0.5
-
-# The hard cap on open: just above the most exvault's calibration ever chooses
-# (1 GiB, 8 passes), so a keyslot crafted by someone with write access to the vault
-# cannot make an unlock burn more than about ten seconds and one gigabyte.
-KDF_CAP = KdfParams(time_cost=10, memory_kib=1024 * 1024, parallelism=16)
 _CALIBRATION_MAX_MEMORY_KIB = 1024 * 1024
-
-
-def check_kdf_params(params: KdfParams) -> None:
-    """Refuse parameters above the cap or below what Argon2 itself accepts.
-
-    Parameters below :data:`KDF_FLOOR` are accepted on open (a vault made for tests
-    has them); ``exvault check`` reports them as a finding.
-
-    :raises UnsupportedFormat: when a parameter is outside the accepted range.
-    """
-    if not (1 <= params.parallelism <= KDF_CAP.parallelism):
-        raise UnsupportedFormat("vault KDF parallelism is outside the accepted range (cap 16)")
-    if not (1 <= params.time_cost <= KDF_CAP.time_cost):
-        raise UnsupportedFormat(
-            f"vault KDF time cost is outside the safety cap (1-{KDF_CAP.time_cost})"
-        )
-    if not (8 * params.parallelism <= params.memory_kib <= KDF_CAP.memory_kib):
-        raise UnsupportedFormat(
-            "vault KDF memory is outside the safety cap (8 KiB per lane to 1 GiB)"
-        )
 
 
 def normalize_passphrase(passphrase: str) -> bytes:
@@ -122,7 +64,7 @@ def derive_passphrase_kek(passphrase: str, salt: bytes, params: KdfParams) -> by
     :raises UnsupportedFormat: for parameters above the cap.
     :raises InvalidInput: as :func:`normalize_passphrase`.
     """
-    check_kdf_params(params)
+    kdf_params.check_kdf_params(params)
     return bytes(
         low_level.hash_secret_raw(
             secret=normalize_passphrase(passphrase),
@@ -138,26 +80,26 @@ def derive_passphrase_kek(passphrase: str, salt: bytes, params: KdfParams) -> by
 
 
 def calibrate_kdf(
-    target_seconds: float = KDF_DEFAULT_TARGET_SECONDS,
-    memory_kib: int = KDF_DEFAULT_MEMORY_KIB,
-    parallelism: int = KDF_FLOOR.parallelism,
+    target_seconds: float = kdf_params.KDF_DEFAULT_TARGET_SECONDS,
+    memory_kib: int = kdf_params.KDF_DEFAULT_MEMORY_KIB,
+    parallelism: int = kdf_params.KDF_FLOOR.parallelism,
 ) -> KdfParams:
     """Choose Argon2id parameters that take about ``target_seconds`` on this machine.
 
     Memory is fixed first (memory hardness is what hurts GPU attackers most), then
     passes are added up to the target; on a machine so fast that more than 8 passes
     would be needed, memory doubles instead (up to 1 GiB). Never returns less than
-    :data:`KDF_FLOOR`.
+    :data:`kdf_params.KDF_FLOOR`.
     """
-    memory_kib = max(memory_kib, KDF_FLOOR.memory_kib)
-    parallelism = max(parallelism, KDF_FLOOR.parallelism)
+    memory_kib = max(memory_kib, kdf_params.KDF_FLOOR.memory_kib)
+    parallelism = max(parallelism, kdf_params.KDF_FLOOR.parallelism)
     while True:
         per_pass = _time_one_pass(memory_kib, parallelism)
-        passes = round(target_seconds / per_pass) if per_pass > 0 else KDF_CAP.time_cost
+        passes = round(target_seconds / per_pass) if per_pass > 0 else kdf_params.KDF_CAP.time_cost
         if passes <= 8 or memory_kib * 2 > _CALIBRATION_MAX_MEMORY_KIB:
             break
         memory_kib *= 2
-    passes = min(max(passes, KDF_FLOOR.time_cost), 8)
+    passes = min(max(passes, kdf_params.KDF_FLOOR.time_cost), 8)
     return KdfParams(time_cost=passes, memory_kib=memory_kib, parallelism=parallelism)
 
 
@@ -166,7 +108,13 @@ def _time_one_pass(memory_kib: int, parallelism: int) -> float:
     for _ in range(2):  # the first run also pays for page faults; keep the faster
         start = time.perf_counter()
         low_level.hash_secret_raw(
-            b"calibration", b"\0" * SALT_SIZE, 1, memory_kib, parallelism, 32, low_level.Type.ID
+            b"calibration",
+            b"\0" * kdf_params.SALT_SIZE,
+            1,
+            memory_kib,
+            parallelism,
+            32,
+            low_level.Type.ID,
         )
         best = min(best, time.perf_counter() - start)
     return best

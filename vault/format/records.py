@@ -1,8 +1,8 @@
 """How credential records are sealed, signed, verified and opened.
 
 The composition of the primitives (:mod:`vault.format.encoding`, :mod:`vault.format.aead`,
-:mod:`vault.format.identities`, :mod:`vault.format.keywrap`) with the rows of
-:mod:`vault.db.store`: each function gives the primitives their fixed context
+:mod:`vault.format.identities`, :mod:`vault.format.keywrap`) with the rows of the
+tables (:mod:`vault.format.schema`): each function gives the primitives their fixed context
 (associated data, signed message) as ``docs/format.md`` specifies, after checking that
 each row read from the store holds the value types its schema declares. Nothing here
 does I/O.
@@ -14,17 +14,15 @@ import functools
 import hashlib
 import os
 import re
-import typing
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from vault.db.rows import TABLES
 from vault.errors import IntegrityError, UnsupportedFormat, quoted
-from vault.format import aead, encoding, identities, keywrap, stages
+from vault.format import aead, encoding, identities, keywrap, schema, stages
 from vault.format.identities import RootIdentity
 from vault.format.keywrap import Recipient, WrappedKey
 from vault.format.model import (
@@ -36,10 +34,10 @@ from vault.format.model import (
 )
 
 if TYPE_CHECKING:
-    # Annotations only: a client's direct read path checks plain rows (vault.db.rows)
-    # without importing SQLAlchemy; the writers below import the records they build.
-    from vault.db.rows import Client, Head, Header, HeaderRow, Payload, Version, Wrap
-    from vault.db.store import (
+    # Annotations only: a client's direct read path checks plain rows
+    # (vault.format.schema) without importing SQLAlchemy; the owner's code passes its
+    # records, and the writers below import the records they build.
+    from vault.db.tables import (
         ClientRecord,
         CredentialRecord,
         GrantRecord,
@@ -48,6 +46,22 @@ if TYPE_CHECKING:
         VersionRecord,
         WrapRecord,
     )
+    from vault.format.schema import (
+        ClientRow,
+        HeaderRow,
+        HeadRow,
+        PayloadRow,
+        VersionRow,
+        WrapRow,
+    )
+
+    # What the functions below accept: an owner's record or a plain row.
+    Header: TypeAlias = HeaderRecord | HeaderRow
+    Head: TypeAlias = CredentialRecord | HeadRow
+    Version: TypeAlias = VersionRecord | VersionRow
+    Payload: TypeAlias = PayloadRecord | PayloadRow
+    Wrap: TypeAlias = WrapRecord | WrapRow
+    Client: TypeAlias = ClientRecord | ClientRow
 
 _H = TypeVar("_H", "HeaderRecord", "HeaderRow")
 
@@ -65,28 +79,10 @@ def new_record_id() -> str:
 
 @functools.cache
 def _column_types(table: str) -> tuple[tuple[str, type, bool], ...]:
-    # The Python type each column holds and whether it may be None: the one
-    # description of every stored row, whoever reads it (an ORM object or any object
-    # with the same attributes). The tables a client reads take it from their plain
-    # rows' annotations, so that a client's process needs no SQLAlchemy
-    # (tests/db/test_rows.py holds those to the schema); the others from the schema.
-    plain = TABLES.get(table)
-    if plain is not None:
-        hints = typing.get_type_hints(plain)
-        return tuple((name, *_type_and_nullable(hints[name])) for name in plain._fields)  # type: ignore[attr-defined]
-    from vault.db.store import Base
-
-    return tuple(
-        (c.key, c.type.python_type, bool(c.nullable)) for c in Base.metadata.tables[table].columns
-    )
-
-
-def _type_and_nullable(hint: object) -> tuple[type, bool]:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if args:  # X | None
-        return args[0], True
-    assert isinstance(hint, type)
-    return hint, False
+    # The Python type each column holds and whether it may be None, from the one
+    # declaration of the tables: whoever reads a row (an owner's record, a bot's plain
+    # row, any object with the same attributes) checks it against the same types.
+    return tuple((c.name, c.python_type, c.nullable) for c in schema.TABLES[table].columns)
 
 
 _TYPE_NAMES = {
@@ -139,10 +135,7 @@ def _type_name(kind: type) -> str:
 
 def _row_key(row: object, table: str) -> str:
     # Primary keys are ids, numbers and names, never secrets; quoted() cuts the rest.
-    # Only a damaged row gets here: reading the schema (SQLAlchemy) costs nothing else.
-    from vault.db.store import Base
-
-    values = ((c.key, getattr(row, c.key)) for c in Base.metadata.tables[table].primary_key)
+    values = ((name, getattr(row, name)) for name in schema.TABLES[table].primary_key)
     return ", ".join(
         f"{name} {value}" if type(value) is int else f"{name} {quoted(value)}"
         for name, value in values
@@ -345,7 +338,7 @@ def seal_version(
     created_at: int,
 ) -> SealedVersion:
     """Encrypt ``payload`` under a fresh DEK and sign the new version row."""
-    from vault.db.store import PayloadRecord, VersionRecord
+    from vault.db.tables import PayloadRecord, VersionRecord
 
     meta_digest = metadata.digest()
     dek = aead.random_key()
@@ -390,7 +383,7 @@ def wrap_dek(
 ) -> WrapRecord:
     """Wrap a version's DEK for one recipient (the root key or a client); ``meta_digest``
     as for :func:`version_message`."""
-    from vault.db.store import WrapRecord
+    from vault.db.tables import WrapRecord
 
     if meta_digest is None:
         meta_digest = metadata_of(row).digest()

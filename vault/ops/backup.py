@@ -20,7 +20,8 @@ from pathlib import Path
 
 from vault.db import audit_file
 from vault.db.sqlite_file import create_sqlite_file, fsync_path
-from vault.db.store import Store, sqlite_path, sqlite_url
+from vault.db.store import Store
+from vault.db.url import sqlite_path, sqlite_url
 from vault.errors import (
     AlreadyExists,
     IntegrityError,

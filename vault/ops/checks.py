@@ -26,18 +26,11 @@ from sqlalchemy.orm import Session
 
 from vault.db import audit, audit_file, keyslots
 from vault.db.inventory import Inventory, ParsedOnce, collector_paused
-from vault.db.store import (
-    AuditRecord,
-    ClientRecord,
-    CredentialRecord,
-    GrantRecord,
-    VersionRecord,
-    driver_rows,
-    tolerant_text,
-)
+from vault.db.store import driver_rows, tolerant_text
+from vault.db.tables import AuditRecord, ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 from vault.errors import IntegrityError, InvalidInput, VaultError
 from vault.exchanges import ExchangeProfile, get_profile
-from vault.format import passphrase_kdf, records
+from vault.format import kdf_params, records
 from vault.format.audit_entry import AuditRow
 from vault.format.model import from_epoch, split_list, to_epoch
 from vault.format.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
@@ -410,7 +403,7 @@ ClientFacts = tuple[str, int | None, int | None, int]
 
 def _collect(
     inventory: Inventory, now: datetime
-) -> tuple[list[CredentialFacts], list[ClientFacts], list[passphrase_kdf.KdfParams], list[str]]:
+) -> tuple[list[CredentialFacts], list[ClientFacts], list[kdf_params.KdfParams], list[str]]:
     """Read everything the rules need in a few bulk queries; the last item returned
     lists the audit files that could not be read (their reads are not counted).
 
@@ -653,7 +646,7 @@ def _last_verified_reads(
 
 def _vault_findings(
     clients: list[ClientFacts],
-    kdfs: list[passphrase_kdf.KdfParams],
+    kdfs: list[kdf_params.KdfParams],
     now: datetime,
 ) -> Iterator[Finding]:
     soon = to_epoch(now + timedelta(days=DEFAULT_WARN_BEFORE_DAYS))
@@ -681,22 +674,22 @@ def _vault_findings(
                 client=name,
             )
     for params in kdfs:
-        if not params.at_least(passphrase_kdf.KDF_FLOOR):
+        if not params.at_least(kdf_params.KDF_FLOOR):
             yield Finding(
                 "critical",
                 "kdf-weak",
                 None,
                 f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
-                f"RFC 9106's minimum ({passphrase_kdf.KDF_FLOOR}): exvault passwd --recalibrate",
+                f"RFC 9106's minimum ({kdf_params.KDF_FLOOR}): exvault passwd --recalibrate",
             )
-        elif params.memory_kib < passphrase_kdf.KDF_DEFAULT_MEMORY_KIB:
+        elif params.memory_kib < kdf_params.KDF_DEFAULT_MEMORY_KIB:
             yield Finding(
                 "warn",
                 "kdf-below-policy",
                 None,
                 f"the passphrase keyslot uses {params} (as stored, unauthenticated), below "
                 "the current default of "
-                f"{passphrase_kdf.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: "
+                f"{kdf_params.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: "
                 "exvault passwd --recalibrate",
             )
 

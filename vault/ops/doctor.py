@@ -19,9 +19,11 @@ from sqlalchemy import func, select, text
 from vault.db import audit_file
 from vault.db.inventory import Inventory
 from vault.db.sqlite_file import AUDIT_FILE_JOURNAL, SHARED_JOURNAL
-from vault.db.store import AuditRecord, CredentialRecord, Store, sqlite_path
+from vault.db.store import Store
+from vault.db.tables import AuditRecord, CredentialRecord
+from vault.db.url import sqlite_path
 from vault.errors import VaultError
-from vault.format import passphrase_kdf
+from vault.format import kdf_params
 from vault.format.model import from_epoch
 from vault.owner.layout import SHARED_DIRECTORY_MODE, SHARED_FILE_MODE, group_name, layout_of
 from vault.runtime.token import ENV_TOKEN_FILE, SYSTEMD_CREDENTIAL
@@ -173,7 +175,7 @@ def diagnose(
         if cred.exists():
             out.append(_mode_check(cred, "systemd token credential"))
     status = inventory.status()
-    if not status.kdf.at_least(passphrase_kdf.KDF_FLOOR):
+    if not status.kdf.at_least(kdf_params.KDF_FLOOR):
         out.append(
             Diagnosis(
                 "fail",
@@ -182,7 +184,7 @@ def diagnose(
                 "exvault passwd --recalibrate",
             )
         )
-    elif status.kdf.memory_kib < passphrase_kdf.KDF_DEFAULT_MEMORY_KIB:
+    elif status.kdf.memory_kib < kdf_params.KDF_DEFAULT_MEMORY_KIB:
         out.append(
             Diagnosis(
                 "warn",

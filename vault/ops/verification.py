@@ -20,17 +20,17 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from vault.db import access_history, audit, audit_file, keyslots
-from vault.db.store import (
+from vault.db.schema_check import schema_differences
+from vault.db.store import StoreError
+from vault.db.tables import (
     Base,
     ClientRecord,
     CredentialRecord,
     GrantRecord,
     KeyslotRecord,
     PayloadRecord,
-    StoreError,
     VersionRecord,
     WrapRecord,
-    schema_differences,
 )
 from vault.errors import IntegrityError, VaultError
 from vault.format import records, stages

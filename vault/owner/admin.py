@@ -29,7 +29,8 @@ from vault.db.inventory import (
     open_store,
 )
 from vault.db.migrations import OwnerKeys
-from vault.db.store import (
+from vault.db.store import Store, tolerant_text
+from vault.db.tables import (
     AuditRecord,
     Base,
     ClientRecord,
@@ -38,10 +39,8 @@ from vault.db.store import (
     HeaderRecord,
     KeyslotRecord,
     PayloadRecord,
-    Store,
     VersionRecord,
     WrapRecord,
-    tolerant_text,
 )
 from vault.errors import (
     AccessDenied,
@@ -53,10 +52,20 @@ from vault.errors import (
     VaultError,
     quoted,
 )
-from vault.format import aead, encoding, identities, passphrase_kdf, records, recovery, stages
+from vault.format import (
+    aead,
+    encoding,
+    identities,
+    kdf_params,
+    passphrase_kdf,
+    records,
+    recovery,
+    stages,
+)
 from vault.format.access import DEFAULT_SCOPE, ClientInfo, beyond_scope, parse_scope
 from vault.format.audit_entry import new_entry
 from vault.format.identities import RootIdentity
+from vault.format.kdf_params import KdfParams
 from vault.format.keywrap import Recipient
 from vault.format.model import (
     CredentialInfo,
@@ -68,9 +77,9 @@ from vault.format.model import (
     utc_now,
     validate_name,
 )
-from vault.format.passphrase_kdf import KdfParams
 from vault.format.policy import Policy
 from vault.network import parse_ip_whitelist
+from vault.owner import sealed_slots
 from vault.runtime.credential import Credential
 from vault.runtime.token import ClientToken
 
@@ -196,7 +205,7 @@ class AdminVault(Inventory):
         *,
         kdf: KdfParams | None = None,
         insecure_test_kdf: bool = False,
-        target_seconds: float = passphrase_kdf.KDF_DEFAULT_TARGET_SECONDS,
+        target_seconds: float = kdf_params.KDF_DEFAULT_TARGET_SECONDS,
     ) -> tuple[AdminVault, str]:
         """Create a new vault; returns it unlocked and the recovery key to show once.
 
@@ -210,8 +219,8 @@ class AdminVault(Inventory):
         passphrase_kdf.normalize_passphrase(passphrase)
         if kdf is None:
             kdf = passphrase_kdf.calibrate_kdf(target_seconds)
-        elif not kdf.at_least(passphrase_kdf.KDF_FLOOR) and not insecure_test_kdf:
-            raise InvalidInput(f"KDF parameters below the floor ({passphrase_kdf.KDF_FLOOR})")
+        elif not kdf.at_least(kdf_params.KDF_FLOOR) and not insecure_test_kdf:
+            raise InvalidInput(f"KDF parameters below the floor ({kdf_params.KDF_FLOOR})")
         url = where if isinstance(where, URL) else location.resolve(where)
         identity = RootIdentity.generate()
         now = to_epoch(utc_now())
@@ -227,10 +236,10 @@ class AdminVault(Inventory):
         recovery_key = recovery.new_recovery_key()
         # Both KDFs run before the store exists, so a failure leaves no half-made vault.
         slots = [
-            keyslots.new_passphrase_slot(
+            sealed_slots.new_passphrase_slot(
                 header, identity, passphrase, kdf, now, insecure_test_kdf=insecure_test_kdf
             ),
-            keyslots.new_recovery_slot(header, identity, recovery_key, now),
+            sealed_slots.new_recovery_slot(header, identity, recovery_key, now),
         ]
 
         def initialize(session: Session) -> None:
@@ -264,7 +273,7 @@ class AdminVault(Inventory):
         """
         store, header, slots = cls._open(where)
         try:
-            identity, slot = keyslots.open_with_passphrase(header, slots, passphrase)
+            identity, slot = sealed_slots.open_with_passphrase(header, slots, passphrase)
         except IntegrityError:
             audit.record_failure(store, header.vault_id, audit.ADMIN, "unlock", "wrong passphrase")
             store.dispose()
@@ -313,7 +322,7 @@ class AdminVault(Inventory):
         key = recovery.parse_recovery_key(recovery_key)
         store, header, slots = cls._open(where)
         try:
-            identity, slot = keyslots.open_with_recovery_key(header, slots, key)
+            identity, slot = sealed_slots.open_with_recovery_key(header, slots, key)
         except IntegrityError:
             audit.record_failure(
                 store, header.vault_id, audit.ADMIN, "recover", "wrong recovery key"
@@ -354,7 +363,7 @@ class AdminVault(Inventory):
         passphrase (``recover``); else those of the passphrase slot this handle
         opened, whose parameters its AD authenticated. Never the parameters stored in
         another row: a database writer could have lowered them. Parameters below
-        :data:`~vault.format.passphrase_kdf.KDF_FLOOR` are written only with ``insecure_test_kdf``
+        :data:`~vault.format.kdf_params.KDF_FLOOR` are written only with ``insecure_test_kdf``
         (test suites); without it, kept ones below the floor are replaced by a
         calibration.
 
@@ -367,7 +376,7 @@ class AdminVault(Inventory):
         params = self._new_slot_params(recalibrate, kdf, insecure_test_kdf)
         with self._reading() as session:
             header = load_header(session)
-        slot = keyslots.new_passphrase_slot(
+        slot = sealed_slots.new_passphrase_slot(
             header,
             self._identity,
             new_passphrase,
@@ -393,12 +402,12 @@ class AdminVault(Inventory):
             ``insecure_test_kdf``.
         """
         if kdf is not None:
-            if not kdf.at_least(passphrase_kdf.KDF_FLOOR) and not insecure_test_kdf:
-                raise InvalidInput(f"KDF parameters below the floor ({passphrase_kdf.KDF_FLOOR})")
+            if not kdf.at_least(kdf_params.KDF_FLOOR) and not insecure_test_kdf:
+                raise InvalidInput(f"KDF parameters below the floor ({kdf_params.KDF_FLOOR})")
             return kdf
         if recalibrate or self._opened_kdf is None:
             return passphrase_kdf.calibrate_kdf()
-        if self._opened_kdf.at_least(passphrase_kdf.KDF_FLOOR) or insecure_test_kdf:
+        if self._opened_kdf.at_least(kdf_params.KDF_FLOOR) or insecure_test_kdf:
             return self._opened_kdf
         return passphrase_kdf.calibrate_kdf()
 
@@ -452,10 +461,10 @@ class AdminVault(Inventory):
         new_header.signature = new.sign(records.header_message(new_header))
         # Both KDFs (the passphrase's takes its calibrated time) before the write lock.
         slots = [
-            keyslots.new_passphrase_slot(
+            sealed_slots.new_passphrase_slot(
                 new_header, new, new_passphrase, params, now, insecure_test_kdf=insecure_test_kdf
             ),
-            keyslots.new_recovery_slot(new_header, new, recovery_key, now),
+            sealed_slots.new_recovery_slot(new_header, new, recovery_key, now),
         ]
         with self._writing() as session:
             header = load_header(session)

@@ -33,7 +33,7 @@ from vault.db.sqlite_file import (
     fsync_path,
     is_shared,
 )
-from vault.db.store import sqlite_path
+from vault.db.url import sqlite_path
 from vault.errors import (
     AccessDenied,
     Conflict,

@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from vault import exchanges
-from vault.db.store import VersionRecord
+from vault.db.tables import VersionRecord
 from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from vault.format import records
 from vault.format.model import to_epoch, utc_now

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from vault.db import location
 from vault.db.client_sql import ClientStore, open_client_store
-from vault.db.rows import ClientRow, HeaderRow, HeadRow
 from vault.errors import (
     AccessDenied,
     IntegrityError,
@@ -42,6 +41,7 @@ from vault.format import aead, identities, records, stages
 from vault.format.audit_entry import Signer, client_actor
 from vault.format.keywrap import Recipient
 from vault.format.model import from_epoch, lookup_name, to_epoch, utc_now
+from vault.format.schema import ClientRow, HeaderRow, HeadRow
 from vault.runtime.credential import Credential
 from vault.runtime.token import ClientToken, find_token, parse_token
 

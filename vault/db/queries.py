@@ -1,0 +1,255 @@
+"""Every statement the bot's path and the stores run as SQL text, in one place, with
+the two ways of running them.
+
+A statement here is plain SQL with named parameters (``:name``) over the columns of
+:mod:`vault.format.schema`, so that it runs unchanged over either executor: the
+standard library's :mod:`sqlite3` (a bot reading a SQLite file, which must not pay for
+importing SQLAlchemy: docs/benchmarks.md, figure 2; :func:`sqlite_executor`) or a
+SQLAlchemy session (PostgreSQL and the owner's stores;
+:func:`vault.db.store.session_executor`). This module imports the standard library and
+the format layer only. The owner's ORM reads and writes, and the DDL
+(:mod:`vault.db.tables`, :mod:`vault.db.postgres`), are not statements of this kind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from vault.format import stages
+from vault.format.audit_entry import AuditRow, new_entry
+from vault.format.schema import (
+    ClientRow,
+    HeaderRow,
+    HeadRow,
+    PayloadRow,
+    VersionRow,
+    WrapRow,
+)
+
+Execute = Callable[[str, Mapping[str, Any]], list[Sequence[Any]]]
+"""Runs one statement with named parameters; returns its rows (none for a statement
+that returns none)."""
+
+
+# --------------------------------------------------------------------------------------
+# SQLite transactions
+# --------------------------------------------------------------------------------------
+
+BEGIN_READ = "BEGIN"
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+"""A SQLite write transaction takes the write lock at once, not at its first write: two
+writers queue on the lock (up to the busy timeout) instead of one failing mid-way with
+"database is locked", and reads inside the transaction cannot go stale."""
+
+
+def begin_sqlite(run: Callable[[str], object], *, write: bool) -> None:
+    """Begin a SQLite transaction through ``run`` (a connection's way of running one
+    statement): every SQLite writer, the SQLAlchemy store's and the standard library's,
+    begins through here."""
+    run(BEGIN_WRITE if write else BEGIN_READ)
+
+
+def sqlite_executor(connection: sqlite3.Connection) -> Execute:
+    """Run statements on a standard-library connection."""
+
+    def execute(sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        rows: list[Sequence[Any]] = connection.execute(sql, params).fetchall()
+        return rows
+
+    return execute
+
+
+@contextmanager
+def sqlite_write(connection: sqlite3.Connection) -> Iterator[Execute]:
+    """A write transaction on a standard-library connection in autocommit mode
+    (``isolation_level=None``): begun IMMEDIATE, committed on normal exit, rolled back
+    on any exception.
+
+    :raises sqlite3.Error: when the database fails (the caller translates it).
+    """
+    try:
+        begin_sqlite(connection.execute, write=True)
+        yield sqlite_executor(connection)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+WAL_CHECKPOINT_SQL = "PRAGMA wal_checkpoint(TRUNCATE)"
+"""Folds SQLite's WAL into the database and truncates it; its first column is 1 when
+readers kept it from completing."""
+
+
+# --------------------------------------------------------------------------------------
+# What a client reads
+# --------------------------------------------------------------------------------------
+
+
+def _select(row: type[tuple[Any, ...]], alias: str) -> str:
+    return ", ".join(f"{alias}.{column}" for column in row._fields)  # type: ignore[attr-defined]
+
+
+SCHEMA_VERSION_SQL = "SELECT schema_version FROM exvault_schema"
+HEADER_SQL = f"SELECT {_select(HeaderRow, 'h')} FROM vault_header h WHERE h.id = 1"
+CLIENT_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c WHERE c.id = :id"
+"""A client's row (parameter ``id``)."""
+
+
+def _stage_sql(stage: str) -> str:
+    # One round trip: the head, and the version, payload and this client's wrap at the
+    # stage's version number. ``stage`` is one of STAGES, never user text.
+    at = "h." + stages.version_column(stage)
+    return (
+        f"SELECT {_select(HeadRow, 'h')}, {_select(VersionRow, 'v')}, "
+        f"{_select(PayloadRow, 'p')}, {_select(WrapRow, 'w')} "
+        "FROM credentials h "
+        f"LEFT JOIN credential_versions v ON v.credential_id = h.id AND v.version = {at} "
+        f"LEFT JOIN payloads p ON p.credential_id = h.id AND p.version = {at} "
+        f"LEFT JOIN dek_wraps w ON w.credential_id = h.id AND w.version = {at} "
+        "AND w.recipient = :recipient "
+        "WHERE h.name = :name"
+    )
+
+
+STAGE_SQL = {stage: _stage_sql(stage) for stage in stages.STAGES}
+"""For each stage: credential ``name``'s head joined with the version, payload and the
+wrap for ``recipient`` the stage names (see :func:`split_stage_row`)."""
+
+StageRows = tuple[HeadRow, VersionRow | None, PayloadRow | None, WrapRow | None]
+
+# Where each row's columns end in the joined row.
+_WIDTHS = tuple(
+    sum(len(row._fields) for row in (HeadRow, VersionRow, PayloadRow)[:n]) for n in (1, 2, 3)
+)
+
+
+def split_stage_row(values: Sequence[Any]) -> StageRows:
+    """A row of :data:`STAGE_SQL`, cut back into its four rows; an absent outer-joined
+    row comes back as NULLs in every column, its key included, and is None here."""
+    cut = _WIDTHS
+    head = HeadRow._make(values[: cut[0]])
+    version = VersionRow._make(values[cut[0] : cut[1]]) if values[cut[0]] is not None else None
+    payload = PayloadRow._make(values[cut[1] : cut[2]]) if values[cut[1]] is not None else None
+    wrap = WrapRow._make(values[cut[2] :]) if values[cut[2]] is not None else None
+    return head, version, payload, wrap
+
+
+# --------------------------------------------------------------------------------------
+# The audit chain's head, and appending after it
+# --------------------------------------------------------------------------------------
+
+LAST_AUDIT_SQL = "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+"""The chain's last entry where the table itself is the chain (SQLite, PostgreSQL before
+schema version 4): (seq, entry hash), no row for an empty log."""
+
+INSERT_AUDIT_SQL = "INSERT INTO audit_log ({}) VALUES ({})".format(
+    ", ".join(AuditRow.__dataclass_fields__),
+    ", ".join(f":{name}" for name in AuditRow.__dataclass_fields__),
+)
+"""Appends one entry (named parameters: the columns of an audit row)."""
+
+AUDIT_APPEND_ARGUMENTS = (
+    ("seq", "integer"),
+    ("at", "bigint"),
+    ("actor", "text"),
+    ("host", "text"),
+    ("pid", "integer"),
+    ("action", "text"),
+    ("credential", "text"),
+    ("version", "integer"),
+    ("outcome", "text"),
+    ("detail", "text"),
+    ("prev_hash", "bytea"),
+    ("signer", "text"),
+    ("entry_hash", "bytea"),
+    ("signature", "bytea"),
+)
+"""PostgreSQL: the arguments of the reader's append function, in order, with their
+types (the function's signature, which its GRANT names, is part of the schema)."""
+
+AUDIT_APPEND_FUNCTION = "exvault_audit_append({})".format(
+    ", ".join(kind for _name, kind in AUDIT_APPEND_ARGUMENTS)
+)
+"""The signature of the reader's append function, as a GRANT names it."""
+
+AUDIT_APPEND_SQL = "SELECT exvault_audit_append({})".format(
+    ", ".join(f"CAST(:{name} AS {kind})" for name, kind in AUDIT_APPEND_ARGUMENTS)
+)
+"""Appends one entry on PostgreSQL (named parameters: the columns of an audit row)."""
+
+AUDIT_HEAD_SQL = "SELECT seq, entry_hash FROM exvault_audit_head WHERE id = 1"
+"""The chain's head on PostgreSQL: (seq, entry hash), seq 0 for an empty log."""
+
+
+def last_audit_entry(execute: Execute, *, head_row: bool) -> tuple[int, bytes] | None:
+    """(seq, entry hash) of the chain's last entry; None for an empty log. ``head_row``:
+    read PostgreSQL's head row (schema version 4 on) rather than the table. Call it under
+    the write lock to append after it."""
+    found = execute(AUDIT_HEAD_SQL if head_row else LAST_AUDIT_SQL, {})
+    return (found[0][0], found[0][1]) if found and found[0][0] else None
+
+
+def append_audit(execute: Execute, vault_id: bytes, *, head_row: bool, **entry: Any) -> None:
+    """Append an audit entry (see :func:`vault.format.audit_entry.new_entry`) after the
+    chain's last one, inside the caller's write transaction; ``head_row``: the chain's
+    head is PostgreSQL's head row, and the entry goes through the append function (the
+    reader role has no INSERT on ``audit_log``).
+
+    The write transaction holds the write lock (BEGIN IMMEDIATE, or the row lock of
+    PostgreSQL's head row), so reading the head and appending after it cannot interleave.
+    """
+    row = new_entry(vault_id, last_audit_entry(execute, head_row=head_row), **entry)
+    execute(AUDIT_APPEND_SQL if head_row else INSERT_AUDIT_SQL, row.values())
+
+
+# --------------------------------------------------------------------------------------
+# PostgreSQL's write lock
+# --------------------------------------------------------------------------------------
+
+WRITE_LOCK_KEY = 0x65787661756C74  # "exvault": PostgreSQL advisory lock of schema 2 and older
+
+LOCK_WRITES_SQL = "SELECT exvault_lock_writes()"
+"""Takes the write lock: the audit head's row, locked FOR UPDATE by a function the
+reader role may call (schema version 4 on)."""
+
+ADVISORY_LOCK_SQL = "SELECT pg_advisory_xact_lock(:k)"
+"""The write lock of older schemas (parameter ``k``: :data:`WRITE_LOCK_KEY`)."""
+
+
+def lock_timeout_sql(milliseconds: int) -> str:
+    """Bounds how long this transaction waits for a lock."""
+    return f"SET LOCAL lock_timeout = {milliseconds:d}"
+
+
+__all__ = [
+    "ADVISORY_LOCK_SQL",
+    "AUDIT_APPEND_ARGUMENTS",
+    "AUDIT_APPEND_FUNCTION",
+    "AUDIT_APPEND_SQL",
+    "AUDIT_HEAD_SQL",
+    "BEGIN_READ",
+    "BEGIN_WRITE",
+    "CLIENT_SQL",
+    "HEADER_SQL",
+    "INSERT_AUDIT_SQL",
+    "LAST_AUDIT_SQL",
+    "LOCK_WRITES_SQL",
+    "SCHEMA_VERSION_SQL",
+    "STAGE_SQL",
+    "WAL_CHECKPOINT_SQL",
+    "WRITE_LOCK_KEY",
+    "Execute",
+    "StageRows",
+    "append_audit",
+    "begin_sqlite",
+    "last_audit_entry",
+    "lock_timeout_sql",
+    "split_stage_row",
+    "sqlite_executor",
+    "sqlite_write",
+]
