@@ -15,7 +15,9 @@ Peers, each set up in a temporary directory:
 * a hummingbot-style store: two eth-keyfile v3 keystores (key, secret), PBKDF2-SHA256
   1,000,000 iterations, hex-encoded JSON as hummingbot's config files keep them,
   decrypted by ``eth_keyfile.decode_keyfile_json`` in a new Python process;
-* ``age -d -i identity`` (the floor: no KDF at all).
+* ``age -d -i identity`` (the floor: no KDF at all);
+* the same Python importing only the cryptography modules a bot's read needs
+  (Ed25519, X25519, AES-GCM, HKDF): the floor of any Python client, whatever it does.
 
 Timed with hyperfine when installed (one invocation, all commands; the ratio pairs
 run i of exvault with run i of the peer), else with an interleaved loop of
@@ -55,6 +57,12 @@ FIGURE = "2. cold start to secret"
 PASSWORD = "cold-start benchmark password"
 
 EXVAULT_SNIPPET = "import vault; c = vault.load({name!r}); c.api_key.reveal(); c.secret.reveal()"
+
+PYTHON_FLOOR_SNIPPET = (
+    "import cryptography.hazmat.primitives.asymmetric.ed25519, "
+    "cryptography.hazmat.primitives.asymmetric.x25519, "
+    "cryptography.hazmat.primitives.ciphers.aead, cryptography.hazmat.primitives.kdf.hkdf"
+)
 
 HUMMINGBOT_SNIPPET = textwrap.dedent(
     """
@@ -155,6 +163,21 @@ def run(cfg: Config) -> Results:
         contenders.append(_setup_age(work, plaintext))
     else:
         skipped.append(("age -d -i identity (floor)", skip, "—"))
+
+    # --- the Python floor (nothing to install; left out with the peers by --no-peers)
+    floor_label = "python + cryptography imports (floor of a Python client)"
+    skip = skip_reason(cfg, True)
+    if skip is None:
+        contenders.append(
+            Contender(
+                "python-floor",
+                floor_label,
+                f"{shlex.quote(cfg.python)} -c {shlex.quote(PYTHON_FLOOR_SNIPPET)}",
+                [cfg.python, "-c", PYTHON_FLOOR_SNIPPET],
+            )
+        )
+    else:
+        skipped.append((floor_label, skip, "—"))
 
     try:
         if which("hyperfine") and cfg.peers:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +177,27 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# Runs the command given as its arguments and prints, as JSON, the command's wall time,
+# peak RSS and CPU time from its own wait4. It runs in a fresh small process because
+# Linux carries the parent's RSS into a child's peak (exec records the high-water mark
+# of the memory the child was forked with): a command started directly by a
+# benchmark that has just built a 100,000-credential vault in-process would report
+# the builder's peak, whatever it used itself.
+_MEASURE_CHILD = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdin=0, stdout=subprocess.DEVNULL, stderr=2)
+_pid, status, usage = os.wait4(proc.pid, 0)
+seconds = time.perf_counter() - start
+print(json.dumps({
+    "seconds": seconds,
+    "maxrss_kib": usage.ru_maxrss,
+    "returncode": os.waitstatus_to_exitcode(status),
+    "cpu_seconds": usage.ru_utime + usage.ru_stime,
+}))
+"""
+
+
 def run_measured(
     argv: Sequence[str],
     env: Mapping[str, str] | None = None,
@@ -184,8 +205,9 @@ def run_measured(
     ok_codes: tuple[int, ...] = (0,),
     cwd: str | Path | None = None,
 ) -> Measured:
-    """Run ``argv`` with stdout to /dev/null; wall time and the child's own peak RSS
-    (``wait4``'s rusage, so earlier children do not count).
+    """Run ``argv`` with stdout to /dev/null; its wall time and its own peak RSS and CPU
+    time (``wait4``'s rusage, read by a small measuring process that starts it, so
+    neither earlier children nor this process's own memory count).
 
     :raises RuntimeError: on an exit code outside ``ok_codes`` (stderr in the message).
     """
@@ -193,26 +215,29 @@ def run_measured(
         if stdin is not None:
             inp.write(stdin)
             inp.seek(0)
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv),
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _MEASURE_CHILD, *argv],
             stdin=inp if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=err,
             env=dict(env) if env is not None else clean_env(),
             cwd=cwd,
+            check=False,
         )
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
-    if proc.returncode not in ok_codes:
+    try:
+        found = json.loads(proc.stdout)
+    except ValueError:
         raise RuntimeError(
-            f"{' '.join(argv[:3])}... exited {proc.returncode}: {stderr.strip()[-800:]}"
+            f"{' '.join(argv[:3])}... could not be measured: {stderr.strip()[-800:]}"
+        ) from None
+    if found["returncode"] not in ok_codes:
+        raise RuntimeError(
+            f"{' '.join(argv[:3])}... exited {found['returncode']}: {stderr.strip()[-800:]}"
         )
     return Measured(
-        seconds, usage.ru_maxrss, proc.returncode, stderr, usage.ru_utime + usage.ru_stime
+        found["seconds"], found["maxrss_kib"], found["returncode"], stderr, found["cpu_seconds"]
     )
 
 

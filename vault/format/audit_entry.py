@@ -8,7 +8,6 @@ build them here, so an entry is hashed and signed the same way whoever writes it
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,12 @@ DETAIL_LIMIT = 500
 
 Signer = tuple[str, Callable[[bytes], bytes]]
 """Who signs an entry: ("root" or a client id, the signing function)."""
+
+
+def _host_name() -> str:
+    # What socket.gethostname() returns (POSIX gethostname is the uname node name),
+    # without importing socket and its selectors into a bot's new process for it.
+    return os.uname().nodename
 
 
 def client_actor(name: str) -> str:
@@ -105,7 +110,7 @@ def new_entry(
         seq=(last[0] + 1) if last else 1,
         at=to_epoch(utc_now()),
         actor=actor,
-        host=socket.gethostname()[:255],
+        host=_host_name()[:255],
         pid=os.getpid(),
         action=action,
         credential=credential,
