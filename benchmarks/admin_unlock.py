@@ -46,7 +46,6 @@ _CALIBRATE = textwrap.dedent(
     """
     import json, time
     from vault.format import passphrase_kdf
-    from vault.format import kdf_params
     start = time.perf_counter()
     p = passphrase_kdf.calibrate_kdf()
     print(json.dumps([p.time_cost, p.memory_kib, p.parallelism, time.perf_counter() - start]))
@@ -56,7 +55,7 @@ _CALIBRATE = textwrap.dedent(
 _DERIVE = textwrap.dedent(
     """
     import json, os, resource, sys, time
-    from vault.format import passphrase_kdf
+    from vault.format import kdf_params, passphrase_kdf
     params = kdf_params.KdfParams(*map(int, sys.argv[1:4]))
     salt = os.urandom(16)
     start = time.perf_counter()
