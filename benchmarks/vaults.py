@@ -6,7 +6,8 @@ one ``batch()`` per chunk of 2,000 credentials (one transaction and one fsync pe
 chunk), each credential written as ``admin.add`` then ``admin.grant`` leave it, its
 rows queued and inserted one executemany per table (:func:`build_vault`). The result
 is then checked with the public API (admin ``get``, client ``get``, the audit chain)
-before it is cached.
+before it is cached. Like every figure module, this one imports the library inside
+the functions that use it, so the driver process loads it only when a figure does.
 
 The cache key is the size, the format version and the builder's version. A cached
 vault is upgraded by the owner's unlock (the library's schema migrations) and its
@@ -164,7 +165,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
     which each credential is written as ``admin.add`` followed by ``admin.grant`` would
     leave it (:func:`_add_granted`), its rows queued and inserted one executemany per
     table. ``admin.grant`` itself reads back and re-signs each head it grants, a few
-    ORM statements per credential: three times slower over 100,000 credentials.
+    ORM statements per credential: three times as long or more at 10,000 credentials.
     """
     from vault.db.store import ClientRecord
     from vault.format.crypto import KdfParams
