@@ -159,7 +159,8 @@ def test_migration_on_postgresql(stocked: AdminVault, vault_location: str) -> No
         db_exec(vault_location, f"ALTER TABLE credentials DROP COLUMN {column}")
     for row in db_exec(vault_location, "SELECT * FROM credentials"):
         head = HeadRow(*row, 0, 0, None, None, None, "")
-        signature = stocked._identity.sign(records.schema2_head_message(stocked.vault_id, head))
+        message = records.schema2_head_message(stocked.vault_id, head)
+        signature = stocked.writer.identity.sign(message)
         db_exec(
             vault_location,
             "UPDATE credentials SET signature = :s WHERE id = :id",

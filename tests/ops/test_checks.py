@@ -18,7 +18,13 @@ import pytest
 import vault
 import vault.format.audit_entry
 import vault.owner.admin
+import vault.owner.clients
+import vault.owner.credentials
+import vault.owner.passphrase
+import vault.owner.policies
+import vault.owner.rekey
 import vault.owner.rotation
+import vault.owner.writer
 import vault.runtime.client
 from tests.conftest import PASSPHRASE, TEST_KDF
 from vault import exchanges
@@ -61,6 +67,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock(NOW)
     for module in (
         vault.owner.admin,
+        vault.owner.writer,
+        vault.owner.credentials,
+        vault.owner.clients,
+        vault.owner.policies,
+        vault.owner.passphrase,
+        vault.owner.rekey,
         vault.format.audit_entry,
         vault.runtime.client,
         vault.owner.rotation,

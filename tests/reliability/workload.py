@@ -235,9 +235,10 @@ def observe(admin: Any, client_name: str, pp: int) -> State:
 def _root_read(admin: Any, name: str, stage: str) -> str:
     # What AdminVault.get does (verify the rows, unwrap with the root key, decrypt),
     # without its audit entry: checking after every kill must not grow the log.
-    with admin.store.read() as session:
-        head = admin._head(session, name)
-        _meta, fields = admin._open_version(session, head, stage)
+    writer = admin.writer
+    with writer.read() as session:
+        head = writer.head(session, name)
+        _meta, fields = writer.open_version(session, head, stage)
     return value_hash(fields["api_key"], fields["secret"])
 
 

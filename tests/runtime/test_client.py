@@ -393,7 +393,8 @@ def test_expired_client_gets_no_wrap_of_new_versions(
     expires = datetime.now(timezone.utc) + timedelta(days=1)
     _, tok = stocked.add_client("short", expires_at=expires)
     stocked.grant("short", ["binance-main"])
-    monkeypatch.setattr("vault.owner.admin.utc_now", lambda: expires + timedelta(hours=1))
+    # The writer's grantee resolution reads the clock (expired clients are left out).
+    monkeypatch.setattr("vault.owner.writer.utc_now", lambda: expires + timedelta(hours=1))
     stocked.edit("binance-main", permissions="read")
     client_id = parse_token(tok).client_id
     versions = sql(vault_location, "SELECT version FROM dek_wraps WHERE recipient = ?", client_id)

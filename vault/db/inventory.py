@@ -289,6 +289,31 @@ def info_from_rows(head: CredentialRecord, row: VersionRecord) -> CredentialInfo
     )
 
 
+def verified_head(
+    session: Session,
+    vault_id: bytes,
+    verify_public: bytes,
+    name: str,
+    *,
+    for_update: bool = False,
+) -> CredentialRecord:
+    """The head of credential ``name``, its signature and name verified.
+
+    :raises NotFound: when there is no such credential.
+    :raises InvalidInput: for a name that is not UTF-8 text.
+    :raises IntegrityError: when the head does not verify.
+    """
+    query = select(CredentialRecord).where(CredentialRecord.name == lookup_name(name))
+    # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
+    # BEGIN IMMEDIATE already serializes writers and renders no FOR UPDATE.
+    head = session.scalar(query.with_for_update() if for_update else query)
+    if head is None:
+        raise NotFound(f"no credential named {quoted(name)}; see: exvault list")
+    records.verify_head(verify_public, vault_id, head)
+    records.check_head_name(head, name)
+    return head
+
+
 class Inventory:
     """A vault opened without any key: metadata only.
 
@@ -350,15 +375,9 @@ class Inventory:
             yield session
 
     def _head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
-        query = select(CredentialRecord).where(CredentialRecord.name == lookup_name(name))
-        # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
-        # BEGIN IMMEDIATE already serializes writers and renders no FOR UPDATE.
-        head = session.scalar(query.with_for_update() if for_update else query)
-        if head is None:
-            raise NotFound(f"no credential named {quoted(name)}; see: exvault list")
-        records.verify_head(self._verify_public, self._vault_id, head)
-        records.check_head_name(head, name)
-        return head
+        return verified_head(
+            session, self._vault_id, self._verify_public, name, for_update=for_update
+        )
 
     def names(self) -> list[str]:
         """Every credential name, sorted."""

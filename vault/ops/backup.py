@@ -31,6 +31,8 @@ from vault.errors import (
     printable,
 )
 from vault.format import identities
+from vault.ops.verification import verify
+from vault.owner.admin import AdminVault
 
 
 def _sqlite_file(store: Store) -> Path:
@@ -247,19 +249,13 @@ def verify_backup(copy: BackupCopy, passphrase: str) -> StagedRestore:
 
     :raises IntegrityError: wrong passphrase (the copy is deleted).
     """
-    from vault.ops.verification import verify
-    from vault.owner.admin import AdminVault
-
     staged, backup_file = copy.path, copy.source
     try:
         with AdminVault.unlock(staged, passphrase) as candidate:
             report = verify(candidate)
             if report.ok:
-                with candidate._writing() as session:
-                    # Escaped: the audit record is signed as UTF-8, and a file name
-                    # need not be.
-                    detail = f"from backup {printable(backup_file.name)}"
-                    candidate._audit(session, "restore", detail=detail)
+                # Escaped: the audit record is signed as UTF-8, and a file name need not be.
+                candidate.record_action("restore", f"from backup {printable(backup_file.name)}")
     except BaseException:
         _remove_database(staged)
         raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -36,9 +36,7 @@ from vault.errors import IntegrityError, VaultError
 from vault.format import records, stages
 from vault.format.keywrap import Recipient
 from vault.format.policy import Policy
-
-if TYPE_CHECKING:
-    from vault.owner.admin import AdminVault
+from vault.owner.admin import AdminVault
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,10 @@ def verify(admin: AdminVault) -> VerifyReport:
     :raises VaultError: only when the database cannot be read at all.
     """
     report = VerifyReport()
-    with admin._store.read() as session:
-        _verify_database(admin._store.is_sqlite, session, report)
+    with admin.store.read() as session:
+        _verify_database(admin.store.is_sqlite, session, report)
     try:
-        with admin._store.read() as session:
+        with admin.store.read() as session:
             _verify_rows(admin, session, report)
     except StoreError as exc:
         if report.ok:
@@ -116,7 +114,7 @@ def _well_typed(rows: Iterable[_R], record: type[_R], report: VerifyReport) -> l
 
 
 def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> None:
-    vault_id, verify_public = admin._vault_id, admin._verify_public
+    vault_id, verify_public = admin.vault_id, admin.verify_public
     problem = report.problems.append
     slots = list(session.scalars(select(KeyslotRecord)))
     # The recovery slot too, which opens only at recover.
@@ -225,7 +223,7 @@ def _verify_grants_signed(
     ungrant or a revocation), a signed grant whose row vanished without a signed
     ungrant (deleted, by the client itself perhaps, to escape the exposure mark at
     its revocation), and a version number created twice."""
-    log = access_history.read_signed_log(session, admin._vault_id, admin._verify_public)
+    log = access_history.read_signed_log(session, admin.vault_id, admin.verify_public)
     facts = access_history.access_facts(log.entries)
     problem = report.problems.append
     names = {h.id: h.name for h in heads if isinstance(h.name, str)}
@@ -276,7 +274,7 @@ def _verify_credential(
     grant_rows: set[str],
     report: VerifyReport,
 ) -> None:
-    vault_id, verify_public = admin._vault_id, admin._verify_public
+    vault_id, verify_public = admin.vault_id, admin.verify_public
     name = head.name
 
     def problem(message: str) -> None:
@@ -336,8 +334,7 @@ def _verify_credential(
             problem(f"{label}: ciphertext or root wrap missing")
             continue
         try:
-            dek = records.unwrap_dek(vault_id, row, root, admin._identity.decryption_key)
-            records.open_payload(vault_id, row, payload, dek)
+            admin.writer.decrypt(row, root, payload)
             report.decrypted += 1
         except VaultError:
             problem(f"{label}: ciphertext or wrapped key fails authentication")

@@ -21,7 +21,6 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from vault.db import audit_file
 from vault.db.sqlite_file import (
@@ -45,9 +44,7 @@ from vault.errors import (
     quoted,
 )
 from vault.format.model import utc_now
-
-if TYPE_CHECKING:
-    from vault.owner.admin import AdminVault
+from vault.owner.admin import AdminVault
 
 SHARED_FILE_MODE = 0o640
 SHARED_DIRECTORY_MODE = 0o750

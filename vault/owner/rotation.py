@@ -19,18 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
 
 from vault import exchanges
 from vault.db.tables import VersionRecord
 from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from vault.format import records
 from vault.format.model import to_epoch, utc_now
 from vault.format.policy import Policy
-from vault.owner.admin import UNCHANGED, clean_payload
-
-if TYPE_CHECKING:
-    from vault.owner.admin import AdminVault
+from vault.owner.credentials import UNCHANGED, clean_payload, credential_metadata
+from vault.owner.writer import OwnerHandle
 
 KEY_MATERIAL = frozenset({"api_key", "secret", "passphrase", "private_key"})
 """Fields a rotation replaces; the others carry over to the new version."""
@@ -59,7 +55,7 @@ class VerifyCheck:
 
 
 def start(
-    admin: AdminVault,
+    admin: OwnerHandle,
     name: str,
     payload: Mapping[str, str],
     *,
@@ -79,20 +75,21 @@ def start(
         is a no-op instead).
     :raises InvalidInput: for bad fields, permissions or IPs.
     :raises IntegrityError: when a grant is not backed by the signed audit log
-        (``AdminVault._check_grants_signed``); nothing is written.
+        (:meth:`vault.owner.writer.Writer.grantees`); nothing is written.
     """
     now = to_epoch(utc_now())
-    with admin._writing() as session:
-        head = admin._head(session, name, for_update=True)
+    writer = admin.writer
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
         if head.current_version is None:
             raise Conflict(f'credential "{name}" has no current version')
-        current_meta, current_fields = admin._open_version(session, head, "current")
+        current_meta, current_fields = writer.open_version(session, head, "current")
         # A new key changes the key material; account fields (uid, account_id, ...)
         # stay what they were unless the new payload gives them.
         carried = {k: v for k, v in current_fields.items() if k not in KEY_MATERIAL}
         fields = clean_payload(current_meta.exchange, {**carried, **payload})
         if head.pending_version is not None:
-            _meta, pending_fields = admin._open_version(session, head, "pending")
+            _meta, pending_fields = writer.open_version(session, head, "pending")
             if pending_fields == fields:
                 return StepResult(
                     name,
@@ -105,7 +102,7 @@ def start(
                 f'a rotation of "{name}" is already pending (version {head.pending_version}); '
                 f"promote it or abort it first: exvault rotate abort {name}"
             )
-        metadata = admin._metadata(
+        metadata = credential_metadata(
             name,
             current_meta.exchange,
             current_meta.permissions if permissions is None else permissions,
@@ -113,17 +110,17 @@ def start(
             issued_on or utc_now().date(),
             None if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
         )
-        grantees = admin._check_scopes(session, head, metadata.permissions)
-        version = admin._next_version(head)
-        sealed = admin._add_version(
+        grantees = writer.check_scopes(session, head, metadata.permissions)
+        version = writer.next_version(head)
+        sealed = writer.add_version(
             session, head, version, metadata, fields, now, grantees=grantees
         )
         head.pending_version = version
         head.pending_digest = sealed.stage_digest
         head.pending_since = now
         head.updated_at = now
-        records.sign_head(admin._identity, admin._vault_id, head)
-        admin._audit(session, "rotate-start", name, version)
+        writer.sign_head(head)
+        writer.audit(session, "rotate-start", name, version)
     wrapped_for = tuple(sorted(c.name for c in grantees))
     return StepResult(
         name,
@@ -136,19 +133,20 @@ def start(
     )
 
 
-def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
+def verify(admin: OwnerHandle, name: str) -> list[VerifyCheck]:
     """Check the pending version before promoting it; changes nothing but the audit log.
 
     :raises NotFound: when no rotation is pending.
     """
     checks: list[VerifyCheck] = []
-    with admin._writing() as session:
-        head = admin._head(session, name)
+    writer = admin.writer
+    with writer.write() as session:
+        head = writer.head(session, name)
         if head.pending_version is None:
             raise NotFound(
                 f'no rotation of "{name}" is pending; start one: exvault rotate start {name}'
             )
-        meta, fields = admin._open_version(session, head, "pending")
+        meta, fields = writer.open_version(session, head, "pending")
         checks.append(
             VerifyCheck("decrypts", True, f"version {head.pending_version} decrypts and verifies")
         )
@@ -164,7 +162,7 @@ def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
         except InvalidInput as exc:
             checks.append(VerifyCheck("format", False, str(exc)))
         if head.current_version is not None:
-            _current_meta, current = admin._open_version(session, head, "current")
+            _current_meta, current = writer.open_version(session, head, "current")
             same_key = current.get("api_key") == fields.get("api_key")
             same_secret = current.get("secret") == fields.get("secret")
             checks.append(
@@ -179,12 +177,12 @@ def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
                 )
             )
         try:
-            admin._check_scopes(session, head, meta.permissions)
+            writer.check_scopes(session, head, meta.permissions)
             checks.append(VerifyCheck("scope", True, "within every grantee's maximum scope"))
         except Conflict as exc:
             checks.append(VerifyCheck("scope", False, str(exc)))
         failed = [c.name for c in checks if not c.passed]
-        admin._audit(
+        writer.audit(
             session,
             "rotate-verify",
             name,
@@ -194,7 +192,7 @@ def verify(admin: AdminVault, name: str) -> list[VerifyCheck]:
     return checks
 
 
-def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> StepResult:
+def promote(admin: OwnerHandle, name: str, *, grace: timedelta | None = None) -> StepResult:
     """Make the pending version current; the old current stays readable as ``previous``
     for ``grace`` (default: the credential's policy, 24 hours), so running bots keep
     working while they restart.
@@ -202,8 +200,9 @@ def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> 
     :raises Conflict: when nothing is pending and no rotation was just promoted.
     """
     now = utc_now()
-    with admin._writing() as session:
-        head = admin._head(session, name, for_update=True)
+    writer = admin.writer
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
         if head.pending_version is None:
             if head.previous_version is not None:
                 return StepResult(
@@ -224,11 +223,11 @@ def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> 
         head.current_digest = head.pending_digest
         head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(now)
-        admin._retire_version(session, head, dropped)
-        records.sign_head(admin._identity, admin._vault_id, head)
-        admin._audit(session, "rotate-promote", name, head.current_version)
+        writer.retire_version(session, head, dropped)
+        writer.sign_head(head)
+        writer.audit(session, "rotate-promote", name, head.current_version)
         version = head.current_version
-    admin._checkpoint()
+    writer.checkpoint()
     return StepResult(
         name,
         "promote",
@@ -239,7 +238,7 @@ def promote(admin: AdminVault, name: str, *, grace: timedelta | None = None) -> 
     )
 
 
-def finish(admin: AdminVault, name: str) -> StepResult:
+def finish(admin: OwnerHandle, name: str) -> StepResult:
     """Drop the ``previous`` version (its ciphertext and wraps are deleted).
 
     Also clears an exposure mark that predates the current version: the exposed key
@@ -249,8 +248,9 @@ def finish(admin: AdminVault, name: str) -> StepResult:
     :raises IntegrityError: when the current version's row is missing or fails
         verification; nothing is changed.
     """
-    with admin._writing() as session:
-        head = admin._head(session, name, for_update=True)
+    writer = admin.writer
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
         if head.previous_version is None:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
         dropped = head.previous_version
@@ -265,9 +265,7 @@ def finish(admin: AdminVault, name: str) -> StepResult:
         if current is not None:
             # Its created_at may clear the exposure mark: a far-future value put in the
             # row must fail here, not wipe the mark.
-            records.check_staged_version(
-                admin._verify_public, admin._vault_id, head, "current", current
-            )
+            writer.check_staged_version(head, "current", current)
         if (
             head.exposed_at is not None
             and current is not None
@@ -276,11 +274,11 @@ def finish(admin: AdminVault, name: str) -> StepResult:
             # The exposure predates the current key: it concerned the key now dropped.
             head.exposed_at = head.exposed_reason = None
         head.updated_at = to_epoch(utc_now())
-        admin._retire_version(session, head, dropped)
-        records.sign_head(admin._identity, admin._vault_id, head)
-        admin._audit(session, "rotate-finish", name, dropped)
+        writer.retire_version(session, head, dropped)
+        writer.sign_head(head)
+        writer.audit(session, "rotate-finish", name, dropped)
         version = head.current_version
-    admin._checkpoint()
+    writer.checkpoint()
     return StepResult(
         name,
         "finish",
@@ -290,18 +288,19 @@ def finish(admin: AdminVault, name: str) -> StepResult:
     )
 
 
-def abort(admin: AdminVault, name: str) -> StepResult:
+def abort(admin: OwnerHandle, name: str) -> StepResult:
     """Drop the ``pending`` version."""
-    with admin._writing() as session:
-        head = admin._head(session, name, for_update=True)
+    writer = admin.writer
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
         if head.pending_version is None:
             return StepResult(name, "abort", False, head.current_version, "no rotation is pending")
         dropped = head.pending_version
         head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(utc_now())
-        admin._retire_version(session, head, dropped)
-        records.sign_head(admin._identity, admin._vault_id, head)
-        admin._audit(session, "rotate-abort", name, dropped)
+        writer.retire_version(session, head, dropped)
+        writer.sign_head(head)
+        writer.audit(session, "rotate-abort", name, dropped)
         version = head.current_version
-    admin._checkpoint()
+    writer.checkpoint()
     return StepResult(name, "abort", True, version, f"pending version {dropped} dropped")

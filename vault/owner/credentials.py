@@ -1,0 +1,218 @@
+"""The owner's credential operations over a :class:`~vault.owner.writer.Writer`: add,
+edit, remove and get, and the rules for a credential's metadata and secret fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+
+from sqlalchemy import delete
+
+from vault import exchanges
+from vault.db.inventory import info_from_rows
+from vault.db.tables import CredentialRecord
+from vault.errors import AlreadyExists, Conflict, InvalidInput, quoted
+from vault.format import records, stages
+from vault.format.model import (
+    CredentialInfo,
+    CredentialMetadata,
+    to_epoch,
+    utc_now,
+    validate_name,
+)
+from vault.network import parse_ip_whitelist
+from vault.owner.writer import Writer
+from vault.runtime.credential import Credential
+
+UNCHANGED: object = object()
+"""Sentinel for "leave this field as it is" in :func:`edit`."""
+
+
+def clean_payload(exchange: str, payload: Mapping[str, str]) -> dict[str, str]:
+    """Normalize and validate secret fields for ``exchange``; drop empty optional ones.
+
+    :raises InvalidInput: naming the field (never its value) that is wrong.
+    """
+    profile = exchanges.get_profile(exchange)
+    fields: dict[str, str] = {}
+    for key, value in payload.items():
+        exchanges.validate_field_name(key)
+        if not isinstance(value, str):
+            raise InvalidInput(f"field {quoted(key)} must be a string")
+        if value != "":
+            fields[key] = value
+    fields = exchanges.normalize_payload(fields)
+    profile.validate_payload(fields)
+    return fields
+
+
+def credential_metadata(
+    name: str,
+    exchange: str,
+    permissions: tuple[str, ...] | list[str] | str,
+    ips: tuple[str, ...] | list[str] | str,
+    issued_on: date | None,
+    expires_on: date | None,
+) -> CredentialMetadata:
+    """A version's metadata, normalized and checked for ``exchange``'s profile.
+
+    :raises InvalidInput: for an unknown exchange, a bad permission or IP, an issue
+        date in the future or an expiry before it.
+    """
+    profile = exchanges.get_profile(exchange)
+    if isinstance(permissions, str):
+        permissions = [permissions]
+    if isinstance(ips, str):
+        ips = [ips]
+    ip_list = parse_ip_whitelist(ips)
+    profile.validate_ips(ip_list)
+    today = utc_now().date()
+    issued = issued_on or today
+    if issued > today + timedelta(days=1):  # a day of slack for time zones
+        raise InvalidInput(f"the issue date {issued} is in the future")
+    if expires_on is not None and expires_on < issued:
+        raise InvalidInput("the expiry date is before the issue date")
+    return CredentialMetadata(
+        name=name,
+        exchange=profile.id,
+        permissions=profile.normalize_permissions(permissions),
+        ips=ip_list,
+        issued_on=issued,
+        expires_on=expires_on,
+    )
+
+
+def add(
+    writer: Writer,
+    name: str,
+    exchange: str,
+    payload: Mapping[str, str],
+    *,
+    permissions: tuple[str, ...] | list[str] | str = (),
+    ips: tuple[str, ...] | list[str] | str = (),
+    issued_on: date | None = None,
+    expires_on: date | None = None,
+) -> CredentialInfo:
+    """Store a new credential as version 1, stage ``current``.
+
+    :raises AlreadyExists: when the name is taken.
+    :raises InvalidInput: for a bad name, exchange, field, permission, IP or date.
+    """
+    validate_name(name)
+    metadata = credential_metadata(name, exchange, permissions, ips, issued_on, expires_on)
+    fields = clean_payload(metadata.exchange, payload)
+    now = to_epoch(utc_now())
+    with writer.write(queued=True) as session:
+        if writer.name_taken(session, name):
+            raise AlreadyExists(f'a credential named "{name}" exists already')
+        head = CredentialRecord(
+            id=records.new_record_id(),
+            name=name,
+            created_at=now,
+            updated_at=now,
+            current_version=1,
+            policy="{}",
+            revision=0,  # sign_head makes it 1
+            version_counter=1,
+            grantees="",
+        )
+        sealed = records.seal_version(
+            writer.identity, writer.vault_id, head.id, 1, metadata, fields, now
+        )
+        head.current_digest = sealed.stage_digest
+        writer.sign_head(head)
+        writer.insert(session, head)  # before its version: the foreign key points to it
+        # Made in this transaction: no grant can name it yet, the root is its only reader.
+        writer.store_version(session, sealed, grantees=[])
+        writer.audit(session, "add", name, 1)
+        writer.names_changed(added=name)
+    # What was just signed and written: no need to read it back.
+    return info_from_rows(head, sealed.version)
+
+
+def edit(
+    writer: Writer,
+    name: str,
+    *,
+    permissions: tuple[str, ...] | list[str] | str | None = None,
+    ips: tuple[str, ...] | list[str] | str | None = None,
+    issued_on: date | None = None,
+    expires_on: date | object | None = UNCHANGED,
+    payload: Mapping[str, str] | None = None,
+) -> tuple[str, ...]:
+    """Write a new current version with changed metadata and/or secret fields (see
+    :meth:`vault.owner.admin.AdminVault.edit`).
+
+    :returns: the names of the clients the new version was wrapped for, sorted.
+    :raises NotFound: when there is no such credential.
+    :raises Conflict: when it has no current version or a rotation is pending.
+    :raises InvalidInput: for a bad permission, IP, date or field, or a name that is
+        not UTF-8 text.
+    :raises IntegrityError: when a grant is not backed by the signed audit log;
+        nothing is written.
+    """
+    now = to_epoch(utc_now())
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
+        old_version = head.current_version
+        if old_version is None:
+            raise Conflict(f'credential "{name}" has no current version')
+        if head.pending_version is not None:
+            raise Conflict(f'a rotation of "{name}" is pending; promote or abort it before editing')
+        old_meta, fields = writer.open_version(session, head, "current")
+        metadata = credential_metadata(
+            name,
+            old_meta.exchange,
+            old_meta.permissions if permissions is None else permissions,
+            old_meta.ips if ips is None else ips,
+            issued_on or old_meta.issued_on,
+            old_meta.expires_on if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
+        )
+        if payload is not None:
+            fields = clean_payload(metadata.exchange, payload)
+            # A new secret: whatever exposure the old one had no longer applies.
+            head.exposed_at = head.exposed_reason = None
+        grantees = writer.check_scopes(session, head, metadata.permissions)
+        version = writer.next_version(head)
+        sealed = writer.add_version(
+            session, head, version, metadata, fields, now, grantees=grantees
+        )
+        head.current_version = version
+        head.current_digest = sealed.stage_digest
+        head.updated_at = now
+        writer.retire_version(session, head, old_version)
+        writer.sign_head(head)
+        writer.audit(session, "edit", name, version)
+    writer.checkpoint()
+    return tuple(sorted(c.name for c in grantees))
+
+
+def remove(writer: Writer, name: str) -> None:
+    """Delete a credential with every version, ciphertext and wrap (see
+    :meth:`vault.owner.admin.AdminVault.remove`).
+
+    :raises NotFound: when there is no such credential.
+    :raises InvalidInput: for a name that is not UTF-8 text.
+    """
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
+        session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
+        writer.audit(session, "remove", name)
+    writer.names_changed(removed=name)
+    writer.checkpoint()
+
+
+def get(writer: Writer, name: str, stage: str = "current") -> Credential:
+    """Decrypt one stage (``current``, ``pending`` or ``previous``) of a credential; the
+    read is audited.
+
+    :raises NotFound: when there is no such credential or stage.
+    :raises InvalidInput: for a name that is not UTF-8 text.
+    :raises IntegrityError: when anything read fails verification.
+    """
+    with writer.write() as session:
+        head = writer.head(session, name)
+        version = stages.version_at(head, stage)
+        meta, fields = writer.open_version(session, head, stage)
+        writer.audit(session, "read", name, version, detail=stage)
+    return Credential.from_plaintext(meta, version, stage, fields)

@@ -1,0 +1,82 @@
+"""A credential's rotation policy, as the owner changes it over a
+:class:`~vault.owner.writer.Writer`: limits and accepted risks, signed with the head."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vault.format.model import to_epoch, utc_now
+from vault.format.policy import Policy
+from vault.owner.writer import Writer
+
+
+def _update(writer: Writer, name: str, change: Callable[[Policy], Policy], detail: str) -> Policy:
+    """Apply ``change`` to the policy of ``name``, re-sign its head and audit ``detail``.
+
+    :raises NotFound: when there is no such credential.
+    :raises InvalidInput: as ``change`` raises it.
+    """
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
+        policy = change(Policy.from_json(head.policy))
+        head.policy = policy.to_json()
+        head.updated_at = to_epoch(utc_now())
+        writer.sign_head(head)
+        writer.audit(session, "policy", name, detail=detail)
+    return policy
+
+
+def set_policy(
+    writer: Writer,
+    name: str,
+    *,
+    max_age_days: int | None = None,
+    warn_before_days: int | None = None,
+    stale_days: int | None = None,
+    grace_hours: int | None = None,
+) -> Policy:
+    """Change a credential's rotation limits (the rest stays as it is).
+
+    :raises InvalidInput: for limits out of range.
+    :raises NotFound: when there is no such credential.
+    """
+    return _update(
+        writer,
+        name,
+        lambda p: p.with_limits(
+            max_age_days=max_age_days,
+            warn_before_days=warn_before_days,
+            stale_days=stale_days,
+            grace_hours=grace_hours,
+        ),
+        "limits changed",
+    )
+
+
+def accept_risk(writer: Writer, name: str, risk: str, reason: str) -> Policy:
+    """Record that the owner accepts ``risk`` (e.g. ``withdraw``) for this credential.
+
+    :raises InvalidInput: for a risk that cannot be accepted or an empty reason.
+    :raises NotFound: when there is no such credential.
+    """
+    now = utc_now()
+    return _update(
+        writer, name, lambda p: p.accept(risk, reason, now), f"accepted risk {risk}: {reason}"
+    )
+
+
+def clear_risk(writer: Writer, name: str, risk: str) -> Policy:
+    """Withdraw an accepted risk.
+
+    :raises NotFound: when there is no such credential.
+    """
+    return _update(writer, name, lambda p: p.clear(risk), f"cleared risk {risk}")
+
+
+def policy(writer: Writer, name: str) -> Policy:
+    """The credential's policy (its head's signature verified).
+
+    :raises NotFound: when there is no such credential.
+    """
+    with writer.read() as session:
+        return Policy.from_json(writer.head(session, name).policy)

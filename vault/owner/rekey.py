@@ -1,0 +1,308 @@
+"""Rekey: a new root identity for the vault, the cure for an old keyslot put back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from vault.db import access_history, audit
+from vault.db.inventory import load_header
+from vault.db.tables import (
+    Base,
+    ClientRecord,
+    CredentialRecord,
+    GrantRecord,
+    KeyslotRecord,
+    PayloadRecord,
+    VersionRecord,
+    WrapRecord,
+)
+from vault.errors import Conflict, IntegrityError
+from vault.format import aead, identities, passphrase_kdf, records, recovery, stages
+from vault.format.audit_entry import new_entry
+from vault.format.identities import RootIdentity
+from vault.format.kdf_params import KdfParams
+from vault.format.keywrap import Recipient
+from vault.format.model import to_epoch, utc_now
+from vault.owner.passphrase import new_slot_params, root_slots, signed_header
+from vault.owner.writer import AUDIT_TABLE, Writer, recipient_keys
+from vault.runtime.token import ClientToken
+
+
+@dataclass(frozen=True)
+class Rekeyed:
+    """What :meth:`vault.owner.admin.AdminVault.rekey` gives back, to show once."""
+
+    recovery_key: str = field(repr=False)
+    tokens: dict[str, str] = field(repr=False)
+    """Each re-keyed client's new token, by client name."""
+    kdf: KdfParams
+
+
+def rekey(
+    writer: Writer,
+    new_passphrase: str,
+    opened_kdf: KdfParams | None,
+    *,
+    recalibrate: bool = False,
+    kdf: KdfParams | None = None,
+    insecure_test_kdf: bool = False,
+) -> Rekeyed:
+    """Give the vault a new root identity, in one transaction (see
+    :meth:`vault.owner.admin.AdminVault.rekey`); the new passphrase slot's parameters
+    are chosen by :func:`vault.owner.passphrase.new_slot_params`. Once committed,
+    ``writer`` writes with the new identity.
+
+    :raises Conflict: inside a batch.
+    :raises IntegrityError: when any row fails verification (nothing is re-signed).
+    :raises InvalidInput: for an empty passphrase, or weak parameters.
+    """
+    if writer.in_batch:
+        raise Conflict("a rekey cannot run inside a batch")
+    passphrase_kdf.normalize_passphrase(new_passphrase)
+    params = new_slot_params(opened_kdf, recalibrate, kdf, insecure_test_kdf)
+    old, new = writer.identity, RootIdentity.generate()
+    vault_id = writer.vault_id
+    now = to_epoch(utc_now())
+    recovery_key = recovery.new_recovery_key()
+    tokens: dict[str, str] = {}
+    with writer.read() as session:
+        stored = load_header(session)
+    new_header = signed_header(
+        new,
+        vault_id=stored.vault_id,
+        format_version=stored.format_version,
+        created_at=stored.created_at,
+    )
+    # Both KDFs (the passphrase's takes its calibrated time) before the write lock.
+    slots = root_slots(
+        new_header,
+        new,
+        new_passphrase,
+        params,
+        recovery_key,
+        now,
+        insecure_test_kdf=insecure_test_kdf,
+    )
+    with writer.write() as session:
+        header = load_header(session)
+        old_public = header.verify_public
+        # The key this handle's unlock proved, and the header the slots were made for.
+        if not aead.constant_time_equal(old_public, writer.verify_public) or (
+            header.vault_id,
+            header.format_version,
+            header.created_at,
+        ) != (new_header.vault_id, new_header.format_version, new_header.created_at):
+            raise IntegrityError("damaged vault: the header changed during the rekey")
+        header.encryption_public = new.encryption_public
+        header.verify_public = new.verify_public
+        header.signature = new_header.signature
+        old_client_keys: dict[str, tuple[str, bytes]] = {}
+        client_keys: dict[str, bytes] = {}
+        # A client record put back from before its revocation verifies: the signed
+        # log's revocations decide, or the rekey would give it a fresh token.
+        revoked = access_history.access_facts(
+            access_history.read_signed_log(session, vault_id, old_public, credentials=()).entries
+        ).revoked
+        for client in session.scalars(select(ClientRecord).order_by(ClientRecord.name)):
+            records.verify_client(old_public, vault_id, client)
+            if client.revoked_at is None and client.name in revoked:
+                raise IntegrityError(
+                    f'damaged vault: client "{client.name}" is revoked in the signed audit '
+                    "log but not in its record (a record put back?); run exvault verify"
+                )
+            if client.revoked_at is None:
+                token = ClientToken.generate(
+                    vault_id, identities.fingerprint(new.verify_public), client.id
+                )
+                old_client_keys[client.id] = (client.name, client.verify_public)
+                client.encryption_public = token.encryption_public
+                client.verify_public = token.verify_public
+                client_keys[client.id] = token.encryption_public
+                tokens[client.name] = token.encode()
+            records.sign_client(new, vault_id, client)
+        for grant in session.scalars(select(GrantRecord)):
+            records.verify_grant(old_public, vault_id, grant)
+            records.sign_grant(new, vault_id, grant)
+        _rekey_credentials(session, vault_id, old, new, old_public, client_keys)
+        session.execute(delete(KeyslotRecord))
+        session.add_all(slots)
+        session.flush()
+        # One entry for the root key, then one per re-keyed client (an entry's detail
+        # is cut to 500 characters), each naming the signing key it replaced: the
+        # entries before them were signed with those (docs/format.md section 20.5).
+        details = ["root keys replaced; old signing key " + old_public.hex()] + [
+            f"new keys for client {name}; client {client_id} key {key.hex()}"
+            for client_id, (name, key) in sorted(old_client_keys.items())
+        ]
+        last = audit.last_entry(session)
+        for detail in details:
+            entry = new_entry(
+                vault_id,
+                last,
+                actor=audit.ADMIN,
+                action="rekey",
+                detail=detail,
+                signer=(audit.ROOT_SIGNER, new.sign),
+            )
+            writer.insert_rows(session, [(AUDIT_TABLE, entry.values())])
+            last = (entry.seq, entry.entry_hash)
+    # Committed: from now on the writer is the new identity's.
+    writer.replace_identity(new)
+    writer.checkpoint()
+    return Rekeyed(recovery.format_recovery_key(recovery_key), tokens, params)
+
+
+def _rekey_credentials(
+    session: Session,
+    vault_id: bytes,
+    old: RootIdentity,
+    new: RootIdentity,
+    old_public: bytes,
+    client_keys: Mapping[str, bytes],
+) -> None:
+    """Verify with the old key and re-sign with the new one every head and version;
+    re-wrap the data keys of versions that still have a payload for the new root key
+    and the re-keyed clients (``client_keys``).
+
+    Core statements, whole tables at a time: an ORM flush per row would make a
+    rekey of 100,000 credentials take an hour.
+
+    :raises IntegrityError: when a row fails verification.
+    """
+    conn = session.connection()
+    # Transient records (never added to the session): typed rows to verify and sign.
+    heads = {
+        r.id: CredentialRecord(**r._mapping)
+        for r in conn.execute(select(CredentialRecord.__table__))
+    }
+    payloads = {
+        (r.credential_id, r.version): PayloadRecord(**r._mapping)
+        for r in conn.execute(select(PayloadRecord.__table__))
+    }
+    wraps: dict[tuple[str, int], list[Any]] = {}
+    for wrap in conn.execute(select(WrapRecord.__table__)):
+        wraps.setdefault((wrap.credential_id, wrap.version), []).append(wrap)
+    for head in heads.values():
+        records.verify_head(old_public, vault_id, head)
+    version_updates, wrap_updates = [], []
+    for stored in conn.execute(select(VersionRecord.__table__)).all():
+        row = VersionRecord(**stored._mapping)
+        records.verify_version(old_public, vault_id, row)
+        head_row = heads.get(row.credential_id)
+        if head_row is None:
+            raise IntegrityError(
+                f"damaged vault: a version of credential {stored.credential_id} has no head"
+            )
+        labels = stages.stages_of(head_row, row.version)
+        for stage in labels:  # the very row the head's stage names
+            records.check_staged_version(old_public, vault_id, head_row, stage, row)
+        records.check_metadata(row, head_row)
+        key = (row.credential_id, row.version)
+        payload = payloads.get(key)
+        if payload is not None:
+            version_wraps = {Recipient.stored(w.recipient): w for w in wraps.get(key, [])}
+            root_wrap = version_wraps.get(Recipient.root())
+            if root_wrap is None:
+                raise IntegrityError(
+                    f'damaged vault: version {row.version} of "{row.name}" is incomplete'
+                )
+            dek = records.unwrap_dek(vault_id, row, root_wrap, old.decryption_key)
+            fields = records.open_payload(vault_id, row, payload, dek)
+            # Keyed by the root key: recomputed, so that reuse checks still match.
+            row.api_key_fingerprint = identities.keyed_fingerprint(
+                new.fingerprint_key(), "api_key", fields.get("api_key", "")
+            )
+            granted = set(records.split_grantees(head_row))
+            # A wrap row the head's signed grantee set does not back is not re-wrapped,
+            # nor one of a revoked client (revocation deleted them): it has no new key.
+            keys = recipient_keys(
+                new.encryption_public,
+                ((c, k) for c, k in client_keys.items() if c in granted),
+            )
+            for recipient in version_wraps:
+                public = keys.get(recipient)
+                if public is None:
+                    continue
+                fresh = records.wrap_dek(dek, vault_id, row, recipient, public)
+                wrap_updates.append(
+                    {
+                        "k_credential_id": row.credential_id,
+                        "k_version": row.version,
+                        "k_recipient": recipient.column,
+                        "k_ephemeral_public": fresh.ephemeral_public,
+                        "k_body": fresh.body,
+                    }
+                )
+        message = records.version_message(vault_id, row)
+        row.signature = new.sign(message)
+        # A new fingerprint makes a new signed message: the head's stages follow it.
+        for stage in labels:
+            setattr(head_row, f"{stage}_digest", records.version_digest(message))
+        version_updates.append(
+            {
+                "k_credential_id": row.credential_id,
+                "k_version": row.version,
+                "k_api_key_fingerprint": row.api_key_fingerprint,
+                "k_signature": row.signature,
+            }
+        )
+    head_updates = []
+    for head in heads.values():
+        records.sign_head(new, vault_id, head)
+        head_updates.append(
+            {
+                "k_id": head.id,
+                "k_revision": head.revision,
+                "k_current_digest": head.current_digest,
+                "k_pending_digest": head.pending_digest,
+                "k_previous_digest": head.previous_digest,
+                "k_signature": head.signature,
+            }
+        )
+    _update_rows(
+        conn,
+        CredentialRecord,
+        ("id",),
+        ("revision", "current_digest", "pending_digest", "previous_digest", "signature"),
+        head_updates,
+    )
+    _update_rows(
+        conn,
+        VersionRecord,
+        ("credential_id", "version"),
+        ("api_key_fingerprint", "signature"),
+        version_updates,
+    )
+    _update_rows(
+        conn,
+        WrapRecord,
+        ("credential_id", "version", "recipient"),
+        ("ephemeral_public", "body"),
+        wrap_updates,
+    )
+
+
+def _update_rows(
+    conn: Connection,
+    record: type[Base],
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+) -> None:
+    """One executemany UPDATE of ``columns`` in the rows named by ``keys``; each row's
+    values are named ``k_`` + column (bind names must differ from column names)."""
+    if not rows:
+        return
+    table = cast(Table, record.__table__)
+    statement = (
+        update(table)
+        .where(*(table.c[k] == bindparam("k_" + k) for k in keys))
+        .values({c: bindparam("k_" + c) for c in columns})
+    )
+    conn.execute(statement, rows)

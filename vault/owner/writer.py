@@ -1,0 +1,642 @@
+"""The owner's unit of work: the one way the holder of the passphrase writes a vault.
+
+A :class:`Writer` holds the store, the unlocked root identity, the vault id and its
+verified public key, the signed audit log read so far, and the open batch, if any.
+Every owner operation (:mod:`vault.owner.credentials`, :mod:`vault.owner.clients`,
+:mod:`vault.owner.passphrase`, :mod:`vault.owner.rekey`, :mod:`vault.owner.policies`,
+:mod:`vault.owner.rotation`) runs as ``with writer.write() as session: ...`` and uses
+the shared steps here: look a head up, open a version, add, store and retire a
+version, resolve and cross-check grantees, append the signed audit entry. The
+transaction and its lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's audit head row
+lock) come from :class:`vault.db.store.Store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from sqlalchemy import FromClause, Table, bindparam, delete, select
+from sqlalchemy.orm import Session
+
+from vault.db import access_history, audit
+from vault.db.inventory import verified_head
+from vault.db.store import Store
+from vault.db.tables import (
+    AuditRecord,
+    Base,
+    ClientRecord,
+    CredentialRecord,
+    PayloadRecord,
+    VersionRecord,
+    WrapRecord,
+)
+from vault.errors import Conflict, IntegrityError, NotFound, quoted
+from vault.format import records, stages
+from vault.format.access import beyond_scope
+from vault.format.audit_entry import new_entry
+from vault.format.identities import RootIdentity
+from vault.format.keywrap import Recipient
+from vault.format.model import CredentialMetadata, lookup_name, split_list, to_epoch, utc_now
+
+BATCH_QUEUE_ROWS = 5_000
+"""Rows a batch's adds queue before they are inserted (bounds the batch's memory)."""
+
+AUDIT_TABLE = cast(Table, AuditRecord.__table__)
+"""The audit table, for :meth:`Writer.insert_rows` of entries made apart (rekey)."""
+
+# Built once: a statement per add costs more than the query (Core: nothing to flush).
+_NAME_TAKEN = select(CredentialRecord.id).where(CredentialRecord.name == bindparam("name"))
+
+_COLUMNS: dict[FromClause, tuple[str, ...]] = {}
+
+
+def _values(record: Base) -> dict[str, Any]:
+    """A new ORM record's column values, for a Core INSERT (None where never set)."""
+    table = record.__table__
+    keys = _COLUMNS.get(table)
+    if keys is None:
+        keys = _COLUMNS[table] = tuple(c.key for c in table.columns)
+    # A new object keeps what was set in its __dict__: read there, not through the
+    # instrumented attributes (a batch reads 40 values per add).
+    values = vars(record)
+    return {key: values.get(key) for key in keys}
+
+
+def recipient_keys(
+    root_public: bytes, clients: Iterable[tuple[str, bytes]] = ()
+) -> dict[Recipient, bytes]:
+    """Who a version's data key is wrapped for, and with which X25519 key: the root
+    (``root_public``) and each client (id, key) given.
+
+    The one rule for the choice of wrap key: a write passes the handle's root key and
+    its verified grantees; a rekey passes the new root key and the re-keyed clients'
+    new keys (their old ones stop working with it).
+    """
+    keys = {Recipient.root(): root_public}
+    keys.update((Recipient.client(client_id), public) for client_id, public in clients)
+    return keys
+
+
+def record_refusal(
+    store: Store,
+    vault_id: bytes,
+    action: str,
+    detail: str,
+    *,
+    credential: str | None = None,
+    identity: RootIdentity | None = None,
+) -> None:
+    """Audit an owner's refusal or failure in a transaction of its own (never raises
+    for a failure to write it): signed by ``identity``, or unsigned before any key is
+    unlocked (a wrong passphrase)."""
+    audit.record_failure(
+        store,
+        vault_id,
+        audit.ADMIN,
+        action,
+        detail,
+        credential=credential,
+        signer=(audit.ROOT_SIGNER, identity.sign) if identity is not None else None,
+    )
+
+
+BatchMark = tuple[tuple[int, bytes] | None, int, dict[FromClause, int]]
+
+
+@dataclass
+class _Batch:
+    """The state of an open :meth:`Writer.batch`.
+
+    Adds inside a batch queue their rows (``queue``, per table) instead of inserting
+    them one statement at a time; the queue is inserted, one executemany per table,
+    before any other operation or read, every :data:`BATCH_QUEUE_ROWS` rows, and at
+    the end. ``names`` are the names of the vault's credentials, queued ones included,
+    read at the batch's first add (it holds the write lock: only its own adds and
+    removes change them), so that an add costs no query.
+    """
+
+    session: Session
+    failures: list[Callable[[], None]]
+    audit_head: tuple[int, bytes] | None = None
+    checkpoint: bool = False
+    queueing: bool = False
+    queue: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    queued: int = 0
+    names: set[str] | None = None
+
+    def mark(self) -> BatchMark:
+        """Where the batch stands, for :meth:`back_to` if the next operation fails."""
+        return self.audit_head, self.queued, {t: len(rows) for t, rows in self.queue.items()}
+
+    def back_to(self, mark: BatchMark) -> None:
+        """Forget what a failed operation queued and the audit head it moved."""
+        self.audit_head, self.queued, lengths = mark
+        for table, rows in self.queue.items():
+            del rows[lengths.get(table, 0) :]
+
+
+class Writer:
+    """The owner's unit of work over one store, with the unlocked root identity.
+
+    One per unlocked handle, for one thread. Operations write through :meth:`write`,
+    read through :meth:`read`, and append their signed entry with :meth:`audit`.
+    """
+
+    def __init__(
+        self, store: Store, identity: RootIdentity, vault_id: bytes, verify_public: bytes
+    ) -> None:
+        self._store = store
+        self._identity = identity
+        self._vault_id = vault_id
+        self._verify_public = verify_public
+        self._batch: _Batch | None = None
+        # The signed log read so far: an owner's write reads only what was appended since.
+        self._signed_log = access_history.VerifiedLog(vault_id, verify_public)
+
+    # ---------------------------------------------------------------- what it holds
+
+    @property
+    def store(self) -> Store:
+        """The store written to."""
+        return self._store
+
+    @property
+    def identity(self) -> RootIdentity:
+        """The unlocked root identity (private keys)."""
+        return self._identity
+
+    @property
+    def vault_id(self) -> bytes:
+        """The vault's random 16-byte id."""
+        return self._vault_id
+
+    @property
+    def verify_public(self) -> bytes:
+        """The root Ed25519 public key every signed row verifies with."""
+        return self._verify_public
+
+    @property
+    def in_batch(self) -> bool:
+        """Whether a :meth:`batch` is open."""
+        return self._batch is not None
+
+    def replace_identity(self, identity: RootIdentity) -> None:
+        """Write with ``identity`` from now on (a committed rekey); what was verified of
+        the signed log was verified with the old key, so it is read again."""
+        self._identity = identity
+        self._verify_public = identity.verify_public
+        self._signed_log = access_history.VerifiedLog(self._vault_id, self._verify_public)
+
+    # ---------------------------------------------------------------- transactions
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make every write inside the block one transaction (see
+        :meth:`vault.owner.admin.AdminVault.batch`). A batch inside a batch joins it.
+
+        :raises StoreError: when the database fails (nothing of the batch is kept).
+        """
+        if self._batch is not None:
+            yield
+            return
+        failures: list[Callable[[], None]] = []
+        try:
+            with self._store.write() as session:
+                batch = self._batch = _Batch(session, failures)
+                try:
+                    yield
+                    with self._store.translate_errors():
+                        self._insert_queue(batch)
+                finally:
+                    self._batch = None
+        finally:
+            for record in failures:
+                record()
+        if batch.checkpoint:
+            self._store.checkpoint()
+
+    @contextmanager
+    def write(self, *, queued: bool = False) -> Iterator[Session]:
+        """The session of one write operation: its own transaction, or in a batch the
+        batch's. ``queued``: the operation only inserts (through :meth:`insert`), so
+        in a batch its rows may wait in the queue.
+
+        In a batch, an operation that raises leaves nothing behind: neither queued rows,
+        nor rows and half-changed objects (a savepoint), nor the audit head it moved.
+
+        :raises StoreError: when the database fails.
+        """
+        batch = self._batch
+        if batch is None:
+            with self._store.write() as session:
+                yield session
+            return
+        with self._store.translate_errors():
+            if not queued or batch.queued >= BATCH_QUEUE_ROWS:
+                self._insert_queue(batch)
+            mark = batch.mark()
+            try:
+                if queued:
+                    batch.queueing = True
+                    try:
+                        yield batch.session
+                    finally:
+                        batch.queueing = False
+                else:
+                    with batch.session.begin_nested():
+                        yield batch.session
+            except BaseException:
+                batch.back_to(mark)
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read transaction; in a batch, the batch's session (another connection would
+        not see its uncommitted writes).
+
+        :raises StoreError: when the database fails.
+        """
+        batch = self._batch
+        if batch is None:
+            with self._store.read() as session:
+                yield session
+            return
+        with self._store.translate_errors():
+            self._insert_queue(batch)
+            yield batch.session
+
+    def checkpoint(self) -> None:
+        """Checkpoint the WAL after deletes; in a batch, once it has committed (no
+        checkpoint can pass the batch's open transaction)."""
+        if self._batch is not None:
+            self._batch.checkpoint = True
+        else:
+            self._store.checkpoint()
+
+    # ---------------------------------------------------------------- inserting
+
+    def insert(self, session: Session, *new: Base) -> None:
+        """Insert new records in the order given (foreign keys point backwards).
+
+        Core INSERTs, not the ORM's unit of work: nothing here is read back or changed
+        afterwards, and a flush per table costs more than the row. In a batch's queued
+        operation the rows wait in the queue.
+        """
+        # A declarative class's __table__ is a Table (typed as its base, FromClause).
+        self.insert_rows(session, [(cast(Table, r.__table__), _values(r)) for r in new])
+
+    def insert_rows(self, session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+        """Insert (table, column values) rows as :meth:`insert` does."""
+        batch = self._batch
+        if batch is not None and batch.queueing:
+            for table, values in rows:
+                batch.queue.setdefault(table, []).append(values)
+            batch.queued += len(rows)
+            return
+        connection = session.connection()
+        for table, values in rows:
+            connection.execute(table.insert(), values)
+
+    @staticmethod
+    def _insert_queue(batch: _Batch) -> None:
+        """Insert a batch's queued rows: one executemany per table, parents first.
+
+        In a savepoint: if it fails, nothing of it stays and the queue is kept, so the
+        batch fails again at its end rather than commit a part of it.
+        """
+        if not batch.queued:
+            return
+        with batch.session.begin_nested():
+            connection = batch.session.connection()
+            for table in Base.metadata.sorted_tables:
+                if batch.queue.get(table):
+                    connection.execute(table.insert(), batch.queue[table])
+        batch.queue.clear()
+        batch.queued = 0
+
+    # ---------------------------------------------------------------- audit
+
+    def audit(
+        self,
+        session: Session,
+        action: str,
+        credential: str | None = None,
+        version: int | None = None,
+        detail: str = "",
+    ) -> None:
+        """Append the owner's signed audit entry for an operation, in its transaction."""
+        batch = self._batch
+        entry = new_entry(
+            self._vault_id,
+            # The batch holds the write lock: the entry it appended last is the head.
+            batch.audit_head
+            if batch is not None and batch.audit_head
+            else audit.last_entry(session),
+            actor=audit.ADMIN,
+            action=action,
+            credential=credential,
+            version=version,
+            detail=detail,
+            signer=(audit.ROOT_SIGNER, self._identity.sign),
+        )
+        if batch is not None:
+            batch.audit_head = (entry.seq, entry.entry_hash)
+        self._signed_log.appended(entry)
+        # Inserted like the operation's other new rows (queued in a batch's add): a
+        # unit-of-work flush for this one object costs more than the entry itself.
+        self.insert_rows(session, [(AUDIT_TABLE, entry.values())])
+
+    def record_action(self, action: str, detail: str = "") -> None:
+        """Append a signed entry of the owner's for an action done outside the tables
+        (e.g. ``share``, ``restore``), in a write of its own.
+
+        :raises StoreError: when the database fails.
+        """
+        with self._store.write() as session:
+            self.audit(session, action, detail=detail)
+
+    def record_failure(self, action: str, detail: str, credential: str | None = None) -> None:
+        """Audit a refusal in a transaction of its own; in a batch, once it has ended
+        (it holds the write lock, and the refusal must be kept if it rolls back)."""
+
+        def record() -> None:
+            record_refusal(
+                self._store,
+                self._vault_id,
+                action,
+                detail,
+                credential=credential,
+                identity=self._identity,
+            )
+
+        if self._batch is not None:
+            self._batch.failures.append(record)
+        else:
+            record()
+
+    # ---------------------------------------------------------------- lookups
+
+    def head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
+        """The head of credential ``name``, its signature verified (row-locked on
+        PostgreSQL with ``for_update``).
+
+        :raises NotFound: when there is no such credential.
+        :raises InvalidInput: for a name that is not UTF-8 text.
+        :raises IntegrityError: when the head does not verify.
+        """
+        return verified_head(
+            session, self._vault_id, self._verify_public, name, for_update=for_update
+        )
+
+    def client(self, session: Session, name: str, *, for_update: bool = False) -> ClientRecord:
+        """The record of client ``name``, its signature verified.
+
+        :raises NotFound: when there is no such client.
+        :raises InvalidInput: for a name that is not UTF-8 text.
+        :raises IntegrityError: when the record does not verify.
+        """
+        query = select(ClientRecord).where(ClientRecord.name == lookup_name(name, "client"))
+        client = session.scalar(query.with_for_update() if for_update else query)
+        if client is None:
+            raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
+        records.verify_client(self._verify_public, self._vault_id, client)
+        return client
+
+    def name_taken(self, session: Session, name: str) -> bool:
+        """Whether a credential is named ``name`` (in a batch, queued ones too)."""
+        batch = self._batch
+        if batch is None:
+            return session.connection().execute(_NAME_TAKEN, {"name": name}).first() is not None
+        if batch.names is None:
+            batch.names = set(session.scalars(select(CredentialRecord.name)))
+        return name in batch.names
+
+    def names_changed(self, *, added: str | None = None, removed: str | None = None) -> None:
+        """Keep a batch's known names (:meth:`name_taken`) in step with an add or remove."""
+        batch = self._batch
+        if batch is None or batch.names is None:
+            return
+        if added is not None:
+            batch.names.add(added)
+        if removed is not None:
+            batch.names.discard(removed)
+
+    # ---------------------------------------------------------------- signing
+
+    def sign_head(self, head: CredentialRecord) -> None:
+        """Sign ``head`` (bumping its revision) with the root key."""
+        records.sign_head(self._identity, self._vault_id, head)
+
+    def sign_client(self, client: ClientRecord) -> None:
+        """Sign a client record with the root key."""
+        records.sign_client(self._identity, self._vault_id, client)
+
+    # ---------------------------------------------------------------- versions
+
+    def check_staged_version(
+        self, head: CredentialRecord, stage: str, row: VersionRecord
+    ) -> CredentialMetadata:
+        """Verify that ``row`` is the version ``head`` labels ``stage``; its metadata.
+
+        :raises IntegrityError: when it is not, or does not verify.
+        """
+        return records.check_staged_version(self._verify_public, self._vault_id, head, stage, row)
+
+    def unwrap(self, row: VersionRecord, root_wrap: WrapRecord) -> bytes:
+        """The data key of version ``row``, unwrapped with the root key.
+
+        :raises IntegrityError: when the wrap does not authenticate.
+        """
+        return records.unwrap_dek(self._vault_id, row, root_wrap, self._identity.decryption_key)
+
+    def decrypt(
+        self, row: VersionRecord, root_wrap: WrapRecord, payload: PayloadRecord
+    ) -> dict[str, str]:
+        """The secret fields of version ``row`` (whose signature the caller verified):
+        its data key unwrapped with the root key, its payload decrypted.
+
+        :raises IntegrityError: when the wrap or the ciphertext does not authenticate.
+        """
+        return records.open_payload(self._vault_id, row, payload, self.unwrap(row, root_wrap))
+
+    def open_version(
+        self, session: Session, head: CredentialRecord, stage: str
+    ) -> tuple[CredentialMetadata, dict[str, str]]:
+        """Verify and decrypt the version ``head`` (verified) labels ``stage``: its
+        metadata and fields. The owner's one open-a-version path.
+
+        :raises NotFound: when the head labels no version ``stage``.
+        :raises IntegrityError: when a row is missing or is not the one the head names.
+        """
+        version = stages.version_at(head, stage)
+        row = session.get(VersionRecord, (head.id, version))
+        payload = session.get(PayloadRecord, (head.id, version))
+        wrap = session.get(WrapRecord, (head.id, version, Recipient.root().column))
+        if row is None or payload is None or wrap is None:
+            raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
+        meta = self.check_staged_version(head, stage, row)
+        return meta, self.decrypt(row, wrap, payload)
+
+    @staticmethod
+    def next_version(head: CredentialRecord) -> int:
+        """Allocate a new version number from the head's signed counter (re-sign the head
+        after): never the highest row plus one, which reuses the number of a version
+        row someone deleted, so that a saved copy of that row could be put back."""
+        head.version_counter += 1
+        return head.version_counter
+
+    def add_version(
+        self,
+        session: Session,
+        head: CredentialRecord,
+        version: int,
+        metadata: CredentialMetadata,
+        payload: Mapping[str, str],
+        now: int,
+        *,
+        grantees: list[ClientRecord],
+    ) -> records.SealedVersion:
+        """Seal and store version ``version`` of ``head``, wrapped for the root and
+        ``grantees`` (as :meth:`check_scopes` returned them); returns it."""
+        sealed = records.seal_version(
+            self._identity, self._vault_id, head.id, version, metadata, payload, now
+        )
+        self.store_version(session, sealed, grantees)
+        return sealed
+
+    def store_version(
+        self, session: Session, sealed: records.SealedVersion, grantees: list[ClientRecord]
+    ) -> None:
+        """Insert a sealed version's rows, its data key wrapped for the root and every
+        client of ``grantees`` (none for a credential made in this transaction: grants
+        name a credential's random id, so none can name it yet)."""
+        keys = recipient_keys(
+            self._identity.encryption_public, ((c.id, c.encryption_public) for c in grantees)
+        )
+        self.insert(
+            session,
+            sealed.version,
+            sealed.payload,
+            *(
+                records.wrap_dek(
+                    sealed.dek,
+                    self._vault_id,
+                    sealed.version,
+                    recipient,
+                    public,
+                    sealed.meta_digest,
+                )
+                for recipient, public in keys.items()
+            ),
+        )
+
+    @staticmethod
+    def retire_version(session: Session, head: CredentialRecord, version: int | None) -> None:
+        """Delete the ciphertext and wraps of a version that lost its last stage label
+        (nothing when ``version`` is None or still labelled)."""
+        if version is None or stages.stages_of(head, version):
+            return
+        for table in (PayloadRecord, WrapRecord):
+            session.execute(
+                delete(table).where(table.credential_id == head.id, table.version == version)
+            )
+
+    # ---------------------------------------------------------------- grantees
+
+    def access_facts(
+        self, session: Session, credentials: Iterable[str]
+    ) -> tuple[access_history.AccessFacts, int | None]:
+        """What the signed audit log says, complete for ``credentials`` and for
+        revocations, and where its chain breaks (None when intact); read only since
+        this writer's last look (:class:`vault.db.access_history.VerifiedLog`)."""
+        return self._signed_log.facts(session, credentials, locked=self._batch is not None)
+
+    def grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
+        """The clients, neither revoked nor expired, in ``head``'s signed grantee set
+        (verified with the head), their records verified, each grant backed by the
+        signed audit log.
+
+        The head's set, not the ``grants`` table: a grant row put back after an ungrant
+        (it stays validly signed) grants nothing; a whole head put back from before an
+        ungrant still names the client, and the signed log refuses it.
+
+        :raises IntegrityError: when a record does not verify, or a grantee is not
+            backed by a standing signed grant.
+        """
+        granted = records.split_grantees(head)
+        if not granted:
+            return []
+        rows = session.scalars(select(ClientRecord).where(ClientRecord.id.in_(granted))).all()
+        now = to_epoch(utc_now())
+        clients = []
+        for client in rows:
+            records.verify_client(self._verify_public, self._vault_id, client)
+            # Revocation and expiry are read from the verified record, never filtered in
+            # SQL first: an edited revoked_at must fail the signature, not hide a row.
+            # An expired client is refused at open; it gets no wrap of a new version.
+            if client.revoked_at is None and (client.expires_at is None or client.expires_at > now):
+                clients.append(client)
+        if clients:
+            self._check_grants_signed(session, head, clients)
+        return clients
+
+    def _check_grants_signed(
+        self, session: Session, head: CredentialRecord, clients: list[ClientRecord]
+    ) -> None:
+        """Refuse to wrap for a grantee unless the signed audit log backs its grant.
+
+        A grant row is signed, but a copy of it put back after ``ungrant`` or ``client
+        revoke`` (with the client row) verifies again; the owner's signed entries
+        cannot be deleted from the chain unnoticed. So the newest signed word about the
+        (client, credential) pair must be a grant, the client must have no signed
+        revocation, and the chain must be intact (an ungrant cut out of its middle
+        would otherwise go unseen).
+
+        :raises IntegrityError: naming the credential and the client; nothing written.
+        """
+        facts, broken_at = self.access_facts(session, (head.name,))
+        for client in clients:
+            if broken_at is not None:
+                raise IntegrityError(
+                    f"damaged vault: the audit log is broken at entry {broken_at}, so the "
+                    f'grant of "{head.name}" to client "{client.name}" cannot be confirmed; '
+                    "run exvault verify"
+                )
+            if not facts.grant_standing(client.name, head.name):
+                raise IntegrityError(
+                    f'damaged vault: "{head.name}" is granted to client "{client.name}" but '
+                    "the signed audit log shows no standing grant (a grant row put back?); "
+                    "run exvault verify"
+                )
+
+    def check_scopes(
+        self, session: Session, head: CredentialRecord, permissions: tuple[str, ...]
+    ) -> list[ClientRecord]:
+        """Refuse permissions that a granted client's maximum scope does not allow.
+
+        :returns: the grantees (:meth:`grantees`), for :meth:`add_version`.
+        :raises Conflict: when a grantee's scope excludes one of ``permissions``.
+        :raises IntegrityError: as :meth:`grantees`.
+        """
+        grantees = self.grantees(session, head)
+        for client in grantees:
+            extra = beyond_scope(permissions, split_list(client.max_scope))
+            if extra:
+                raise Conflict(
+                    f'client "{client.name}" is granted "{head.name}" but its maximum scope '
+                    f"excludes {', '.join(extra)}; ungrant it first"
+                )
+        return grantees
+
+
+class OwnerHandle(Protocol):
+    """What an owner's operation is given when it is called with a handle rather than a
+    :class:`Writer` (an :class:`vault.owner.admin.AdminVault`): its writer."""
+
+    @property
+    def writer(self) -> Writer:
+        """The handle's unit of work."""
+        ...
