@@ -134,8 +134,7 @@ def run(cfg: Config) -> Results:
             fmt_mib(peak),
             target=f"m ≥ {default_mib} MiB, really allocated",
             met=verdict(
-                params.memory_kib >= kdf_params.KDF_DEFAULT_MEMORY_KIB
-                and peak >= params.memory_kib
+                params.memory_kib >= kdf_params.KDF_DEFAULT_MEMORY_KIB and peak >= params.memory_kib
             )
             if not cfg.quick
             else "—",

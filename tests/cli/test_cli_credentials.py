@@ -653,9 +653,7 @@ def test_edit_names_the_clients_it_wrapped_for(stocked_cli) -> None:
     assert json.loads(r.stdout)["wrapped_for"] == ["bot-a", "bot-b"]
 
 
-def test_edit_refuses_a_grant_put_back_after_ungrant(
-    stocked_cli, snapshot, one_error_line
-) -> None:
+def test_edit_refuses_a_grant_put_back_after_ungrant(stocked_cli, snapshot, one_error_line) -> None:
     """The grant row and the head from before the ungrant (its signed grantee set
     still names the client) put back: the signed audit log refuses the wrap."""
     assert stocked_cli.unlocked("client", "add", "bot").exit_code == 0
