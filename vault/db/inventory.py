@@ -39,6 +39,7 @@ from vault.format import identities, records, stages
 from vault.format.access import ClientInfo
 from vault.format.kdf_params import KdfParams
 from vault.format.model import CredentialInfo, VersionInfo, from_epoch, lookup_name, split_list
+from vault.format.schema import VersionRow
 
 Where = str | os.PathLike[str] | URL | None
 _I = TypeVar("_I", bound="Inventory")
@@ -277,7 +278,7 @@ class ParsedOnce(dict[Any, Any]):
         return value
 
 
-def info_from_rows(head: CredentialRecord, row: VersionRecord) -> CredentialInfo:
+def info_from_rows(head: CredentialRecord, row: VersionRecord | VersionRow) -> CredentialInfo:
     """A :class:`CredentialInfo` from a head and its current version row (not verified here).
 
     :raises IntegrityError: when a column does not parse.

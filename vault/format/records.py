@@ -321,8 +321,8 @@ class SealedVersion:
     """The rows of a newly sealed version, its data key for wrapping to more recipients,
     and the stage digest a head labelling it holds (:func:`version_digest`)."""
 
-    version: VersionRecord
-    payload: PayloadRecord
+    version: schema.VersionRow
+    payload: schema.PayloadRow
     dek: bytes = field(repr=False)
     meta_digest: bytes
     stage_digest: bytes
@@ -337,15 +337,16 @@ def seal_version(
     payload: Mapping[str, str],
     created_at: int,
 ) -> SealedVersion:
-    """Encrypt ``payload`` under a fresh DEK and sign the new version row."""
-    from vault.db.tables import PayloadRecord, VersionRecord
+    """Encrypt ``payload`` under a fresh DEK and sign the new version row.
 
+    The rows are plain (:mod:`vault.format.schema`): the owner's unit of work inserts them.
+    """
     meta_digest = metadata.digest()
     dek = aead.random_key()
     nonce, ciphertext = aead.seal(
         dek, encode_payload(payload), payload_ad(vault_id, credential_id, version, meta_digest)
     )
-    row = VersionRecord(
+    unsigned = schema.VersionRow(
         credential_id=credential_id,
         version=version,
         name=metadata.name,
@@ -359,12 +360,12 @@ def seal_version(
             identity.fingerprint_key(), "api_key", payload.get("api_key", "")
         ),
         payload_digest=payload_digest(nonce, ciphertext),
+        signature=b"",  # the signature covers the other columns, not itself
     )
-    message = version_message(vault_id, row, meta_digest)
-    row.signature = identity.sign(message)
+    message = version_message(vault_id, unsigned, meta_digest)
     return SealedVersion(
-        version=row,
-        payload=PayloadRecord(
+        version=unsigned._replace(signature=identity.sign(message)),
+        payload=schema.PayloadRow(
             credential_id=credential_id, version=version, nonce=nonce, ciphertext=ciphertext
         ),
         dek=dek,
@@ -376,15 +377,13 @@ def seal_version(
 def wrap_dek(
     dek: bytes,
     vault_id: bytes,
-    row: VersionRecord,
+    row: Version,
     recipient: Recipient,
     recipient_public: bytes,
     meta_digest: bytes | None = None,
-) -> WrapRecord:
+) -> schema.WrapRow:
     """Wrap a version's DEK for one recipient (the root key or a client); ``meta_digest``
-    as for :func:`version_message`."""
-    from vault.db.tables import WrapRecord
-
+    as for :func:`version_message`. A plain row, for the owner's unit of work to insert."""
     if meta_digest is None:
         meta_digest = metadata_of(row).digest()
     wrapped = keywrap.wrap_for_recipient(
@@ -392,7 +391,7 @@ def wrap_dek(
         recipient_public,
         wrap_ad(vault_id, row.credential_id, row.version, recipient, meta_digest),
     )
-    return WrapRecord(
+    return schema.WrapRow(
         credential_id=row.credential_id,
         version=row.version,
         recipient=recipient.column,

@@ -161,14 +161,15 @@ def _grant_one(
             )
         recipient = Recipient.client(client.id)
         if session.get(WrapRecord, (head.id, version, recipient.column)) is None:
-            session.add(
+            writer.insert(
+                session,
                 records.wrap_dek(
                     writer.unwrap(row, root_wrap),
                     writer.vault_id,
                     row,
                     recipient,
                     client.encryption_public,
-                )
+                ),
             )
     granted = records.split_grantees(head)
     in_head = client.id in granted

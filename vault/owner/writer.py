@@ -32,6 +32,7 @@ from vault.db.tables import (
     PayloadRecord,
     VersionRecord,
     WrapRecord,
+    row_insert,
 )
 from vault.errors import Conflict, IntegrityError, NotFound, quoted
 from vault.format import records, stages
@@ -278,15 +279,23 @@ class Writer:
 
     # ---------------------------------------------------------------- inserting
 
-    def insert(self, session: Session, *new: Base) -> None:
-        """Insert new records in the order given (foreign keys point backwards).
+    def insert(self, session: Session, *new: Base | tuple[object, ...]) -> None:
+        """Insert new records or plain rows (:mod:`vault.format.schema`, as
+        :mod:`vault.format.records` seals them) in the order given (foreign keys point
+        backwards).
 
         Core INSERTs, not the ORM's unit of work: nothing here is read back or changed
         afterwards, and a flush per table costs more than the row. In a batch's queued
         operation the rows wait in the queue.
         """
         # A declarative class's __table__ is a Table (typed as its base, FromClause).
-        self.insert_rows(session, [(cast(Table, r.__table__), _values(r)) for r in new])
+        self.insert_rows(
+            session,
+            [
+                row_insert(r) if isinstance(r, tuple) else (cast(Table, r.__table__), _values(r))
+                for r in new
+            ],
+        )
 
     def insert_rows(self, session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
         """Insert (table, column values) rows as :meth:`insert` does."""
