@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vault.db import audit_file
+from vault.db.inventory import open_store
 from vault.db.sqlite_file import create_sqlite_file, fsync_path
 from vault.db.store import Store
 from vault.db.url import sqlite_path, sqlite_url
@@ -195,8 +196,6 @@ def copy_backup(store: Store, backup_file: Path) -> BackupCopy:
         is damaged.
     :raises UnsupportedFormat: for a PostgreSQL vault, or a newer format.
     """
-    from vault.db.inventory import open_store
-
     target = _sqlite_file(store)
     if not backup_file.exists():
         raise VaultUnavailable(f"no backup at {printable(backup_file)}")

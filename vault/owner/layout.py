@@ -148,7 +148,7 @@ def share(admin: AdminVault, group: str) -> Layout:
         is not a member of the group.
     :raises Conflict: when other processes keep the vault open.
     """
-    import grp
+    import grp  # POSIX only, as in group_name
 
     path = _vault_file(admin)
     try:
