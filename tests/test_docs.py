@@ -73,3 +73,53 @@ def test_every_cited_tamper_limit_exists() -> None:
     assert cited, "SECURITY.md cites no limit of the tamper suite"
     unknown = cited - {limit.id for limit in KNOWN_LIMITS}
     assert not unknown, f"tamper-suite limits cited but not defined: {sorted(unknown)}"
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+REPOSITORY_PATH = re.compile(r"\b((?:vault|cli|tests|benchmarks|docs)/[\w/.-]+\.(?:py|md))\b")
+# A module row of architecture.md's layer tables: "| `name.py` | what it is for |",
+# under a "### `vault.layer`: ..." heading.
+LAYER_HEADING = re.compile(r"^### `(vault\.\w+)`", re.MULTILINE)
+MODULE_ROW = re.compile(r"^\| `(\w+\.py)` \|", re.MULTILINE)
+
+
+def test_every_path_architecture_md_names_exists() -> None:
+    """A moved or renamed module must not leave the architecture pointing at nothing."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    named = set(REPOSITORY_PATH.findall(text))
+    assert len(named) >= 10
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []
+
+
+def test_every_module_of_a_layer_table_exists_and_every_module_is_listed() -> None:
+    """Each layer's table lists exactly the modules of its folder."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    headings = list(LAYER_HEADING.finditer(text))
+    assert [h.group(1) for h in headings][:5] == [
+        "vault.format",
+        "vault.db",
+        "vault.runtime",
+        "vault.owner",
+        "vault.ops",
+    ]
+    for i, heading in enumerate(headings):
+        end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
+        listed = set(MODULE_ROW.findall(text[heading.end() : end]))
+        folder = ROOT / heading.group(1).replace(".", "/")
+        present = {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
+        assert listed == present, heading.group(1)
+
+
+def test_no_file_points_outside_the_repository() -> None:
+    """The repository explains itself: no design brief or shared folder outside it."""
+    outside = re.compile(r"DESIGN\.md|\.\./shared|shared/exchanges\.md")
+    offenders = []
+    for path in ROOT.rglob("*"):
+        if not path.is_file() or path.suffix not in {".py", ".md", ".toml", ".sql", ".sh"}:
+            continue
+        if {".venv", ".git", "build"} & set(path.relative_to(ROOT).parts):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path != Path(__file__) and outside.search(text):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
