@@ -24,7 +24,6 @@ another's, even with that client's key and the same DEK.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -94,7 +93,7 @@ _ZERO_NONCE = b"\0" * aead.NONCE_SIZE
 
 def _wrap_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
     # An all-zero shared secret means a low-order point was supplied: refuse it, as age does.
-    if hmac.compare_digest(shared, b"\0" * aead.KEY_SIZE):
+    if aead.constant_time_equal(shared, b"\0" * aead.KEY_SIZE):
         raise IntegrityError()
     return HKDF(
         algorithm=hashes.SHA256(),

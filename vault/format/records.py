@@ -11,7 +11,6 @@ does I/O.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Collection, Mapping
@@ -549,7 +548,7 @@ def check_head_name(head: Head, name: str) -> None:
 def version_digest(message: bytes) -> bytes:
     """What a head's stage digest holds: SHA-256 of a version's exact signed message
     (:func:`version_message`)."""
-    return hashlib.sha256(message).digest()
+    return encoding.sha256(message)
 
 
 def check_staged_version(

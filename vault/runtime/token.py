@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault.errors import InvalidToken
-from vault.format import identities
+from vault.format import aead, identities
+from vault.format.encoding import sha256
 from vault.runtime.secretfile import read_secret_file
 
 PREFIX = "exv1-"
@@ -65,7 +64,7 @@ class ClientToken:
     def encode(self) -> str:
         """The text form ``exv1-<base64url>``."""
         body = self.vault_id + self.fingerprint + bytes.fromhex(self.client_id) + self.seed
-        check = hashlib.sha256(b"exvault-token-check" + body).digest()[:_CHECK]
+        check = sha256(b"exvault-token-check" + body)[:_CHECK]
         return PREFIX + base64.urlsafe_b64encode(body + check).decode("ascii").rstrip("=")
 
     def __repr__(self) -> str:
@@ -92,8 +91,8 @@ def parse_token(text: str) -> ClientToken:
     if len(raw) != _BODY + _CHECK:
         raise InvalidToken("malformed client token (wrong length; was it cut off?)")
     body, check = raw[:_BODY], raw[_BODY:]
-    expected = hashlib.sha256(b"exvault-token-check" + body).digest()[:_CHECK]
-    if not hmac.compare_digest(check, expected):
+    expected = sha256(b"exvault-token-check" + body)[:_CHECK]
+    if not aead.constant_time_equal(check, expected):
         raise InvalidToken("malformed client token (checksum mismatch; was it mistyped?)")
     i = 0
     parts = []
