@@ -14,9 +14,8 @@ import functools
 import os
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -315,16 +314,25 @@ def verify_version(
     _verify(verify_public, version_message(vault_id, row), row.signature, verified)
 
 
-@dataclass
-class SealedVersion:
+class SealedVersion(NamedTuple):
     """The rows of a newly sealed version, its data key for wrapping to more recipients,
-    and the stage digest a head labelling it holds (:func:`version_digest`)."""
+    and the stage digest a head labelling it holds (:func:`version_digest`).
+
+    A named tuple, not a dataclass: a bot's process imports this module (see
+    :mod:`vault.format.schema`)."""
 
     version: VersionRecord
     payload: PayloadRecord
-    dek: bytes = field(repr=False)
+    dek: bytes
     meta_digest: bytes
     stage_digest: bytes
+
+    def __repr__(self) -> str:
+        # Never the data key.
+        return (
+            f"SealedVersion(version={self.version!r}, payload={self.payload!r}, "
+            f"meta_digest={self.meta_digest!r}, stage_digest={self.stage_digest!r})"
+        )
 
 
 def seal_version(

@@ -11,9 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
+from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -32,24 +31,45 @@ _VAULT_ID, _FP, _CLIENT, _SEED, _CHECK = 16, 32, 16, 32, 4
 _BODY = _VAULT_ID + _FP + _CLIENT + _SEED
 
 
-@dataclass(frozen=True, eq=False)
 class ClientToken:
-    """A parsed client token. Its ``repr`` names the client id only."""
+    """A parsed client token. Its ``repr`` names the client id only; immutable, equal
+    only to itself."""
+
+    # A plain class, not a frozen dataclass: see vault.runtime.credential.Credential.
+    __slots__ = ("_keys", "client_id", "fingerprint", "seed", "vault_id")
 
     vault_id: bytes
     fingerprint: bytes
     client_id: str
     seed: bytes
+    _keys: tuple[X25519PrivateKey, Ed25519PrivateKey] | None
+
+    def __init__(self, vault_id: bytes, fingerprint: bytes, client_id: str, seed: bytes) -> None:
+        object.__setattr__(self, "vault_id", vault_id)
+        object.__setattr__(self, "fingerprint", fingerprint)
+        object.__setattr__(self, "client_id", client_id)
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "_keys", None)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}: a ClientToken is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}: a ClientToken is immutable")
 
     @classmethod
     def generate(cls, vault_id: bytes, fingerprint: bytes, client_id: str) -> ClientToken:
         """A new token with a fresh random seed."""
         return cls(vault_id, fingerprint, client_id, os.urandom(_SEED))
 
-    @cached_property
+    @property
     def keys(self) -> tuple[X25519PrivateKey, Ed25519PrivateKey]:
-        """The client's decryption and signing keys."""
-        return identities.derive_client_keys(self.seed)
+        """The client's decryption and signing keys (derived once, on first use)."""
+        keys = self._keys
+        if keys is None:
+            keys = identities.derive_client_keys(self.seed)
+            object.__setattr__(self, "_keys", keys)
+        return keys
 
     @property
     def encryption_public(self) -> bytes:
