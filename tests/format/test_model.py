@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vault.errors import InvalidInput
+from vault.format import credential_info, model
 from vault.format.model import encode_payload, lookup_name, parse_payload_json
 
 lone_surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
@@ -78,3 +79,12 @@ def test_lookup_name_refuses_a_lone_surrogate() -> None:
     assert str(info.value) == (
         'the client name "bot-\\udc80" is not valid UTF-8 text (at character 5)'
     )
+
+
+def test_the_listing_views_still_resolve_under_their_old_module() -> None:
+    # They moved to credential_info so that a bot's process imports no dataclass;
+    # the owner still imports them from model.
+    assert model.CredentialInfo is credential_info.CredentialInfo
+    assert model.VersionInfo is credential_info.VersionInfo
+    with pytest.raises(AttributeError):
+        model.NoSuchView  # noqa: B018

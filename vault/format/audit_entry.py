@@ -38,7 +38,8 @@ def client_actor(name: str) -> str:
 
 
 class AuditRow(NamedTuple):
-    """The columns of one ``audit_log`` row, in the table's order.
+    """The columns of one ``audit_log`` row; ``entry_hash`` and ``signature`` come last,
+    as :func:`new_entry` computes them from the others.
 
     A named tuple, not a dataclass: a bot's process builds one per read, and importing
     ``dataclasses`` would cost its cold start more than the read (docs/benchmarks.md).
@@ -65,8 +66,8 @@ class AuditRow(NamedTuple):
 
 
 AUDIT_COLUMNS: tuple[str, ...] = AuditRow._fields
-"""The ``audit_log`` columns an :class:`AuditRow` holds, in its order (for the SQL
-that writes or reads whole rows)."""
+"""The ``audit_log`` columns an :class:`AuditRow` holds, in its order (for the SQL that
+writes or reads whole rows: ``AuditRow(*values)`` of a SELECT of these columns)."""
 
 
 def entry_hash(vault_id: bytes, rec: AuditRecord | AuditRow) -> bytes:

@@ -81,6 +81,12 @@ class Credential:
 
     __hash__ = None  # type: ignore[assignment]  # its fields are a mapping
 
+    def __copy__(self) -> Credential:
+        return self  # immutable: copy's default would assign its slots one by one
+
+    def __deepcopy__(self, memo: object) -> Credential:
+        return self
+
     @classmethod
     def from_plaintext(
         cls, metadata: CredentialMetadata, version: int, stage: str, fields: Mapping[str, str]

@@ -93,6 +93,12 @@ class ClientToken:
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a ClientToken cannot be pickled")
 
+    def __copy__(self) -> ClientToken:
+        return self  # immutable, and copy's default would pickle it
+
+    def __deepcopy__(self, memo: object) -> ClientToken:
+        return self
+
 
 def parse_token(text: str) -> ClientToken:
     """Parse ``exv1-...``; surrounding whitespace is ignored.
