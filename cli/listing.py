@@ -18,7 +18,7 @@ import click
 from vault import exchanges
 from vault.db.inventory import ListedCredential, ParsedOnce, collector_paused
 from vault.format import model
-from vault.format.model import CredentialInfo
+from vault.format.credential_info import CredentialInfo
 
 from . import output
 from .options import json_option, open_inventory, vault_option

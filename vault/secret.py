@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import hmac
+# hmac.compare_digest itself, from its C module: see vault.format.aead.constant_time_equal.
+from _operator import _compare_digest
 from typing import NoReturn
 
 MASK = "********"
@@ -43,7 +44,7 @@ class Secret:
         if not isinstance(other, Secret):
             return NotImplemented
         # Constant time: comparing secrets must not leak where they differ.
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
+        return _compare_digest(self._value.encode(), other._value.encode())
 
     __hash__ = None  # type: ignore[assignment]  # equal secrets must not be set/dict keys
 

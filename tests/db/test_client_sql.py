@@ -82,13 +82,16 @@ def test_a_new_process_reading_a_vault_file_never_imports_sqlalchemy(
     # What keeps a bot's cold start short (docs/benchmarks.md, figure 2): neither
     # SQLAlchemy nor the KDF nor the exchange profiles load to read a credential, nor
     # the owner's, the checks' or the storage layer's modules, nor socket (the audit
-    # entry's host name comes from os.uname).
+    # entry's host name comes from os.uname), nor dataclasses and the inspect, ast and
+    # dis it pulls (no dataclass on the path), nor hashlib and hmac (cryptography's
+    # SHA-256 and HMAC, the C compare_digest), nor unicodedata (passphrases only).
     code = (
         "import sys, vault\n"
         "c = vault.load('binance-main')\n"
         "assert c.secret.reveal() == sys.argv[1], 'wrong secret'\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"
-        "heavy = sorted(top & {'sqlalchemy', 'argon2', 'socket', 'selectors'})\n"
+        "heavy = sorted(top & {'sqlalchemy', 'argon2', 'socket', 'selectors', 'dataclasses',\n"
+        "    'inspect', 'ast', 'dis', 'hashlib', 'hmac', '_hashlib', 'unicodedata'})\n"
         "heavy += sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[2:])))\n"
         "print(' '.join(heavy))\n"
     )
@@ -103,6 +106,10 @@ def test_a_new_process_reading_a_vault_file_never_imports_sqlalchemy(
         "vault.db.keyslots",
         "vault.format.policy",
         "vault.format.access",
+        "vault.format.credential_info",
+        "vault.format.kdf_params",
+        "vault.format.passphrase_kdf",
+        "vault.format.recovery",
     )
     env = {**os.environ, "EXVAULT_PATH": str(vault_path), "EXVAULT_TOKEN": token}
     env.pop("EXVAULT_URL", None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,3 +44,12 @@ def test_encode_fields_layout() -> None:
 def test_encode_fields_refuses_bool() -> None:
     with pytest.raises(TypeError):
         encoding.encode_fields(True)
+
+
+def test_sha256_is_sha256() -> None:
+    # FIPS 180-4's "abc" example, and the standard library's digest of a longer input.
+    abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert encoding.sha256(b"abc").hex() == abc
+    data = bytes(range(256)) * 5
+    assert encoding.sha256(data) == hashlib.sha256(data).digest()
+    assert encoding.digest(b"x", 1) == hashlib.sha256(encoding.encode_fields(b"x", 1)).digest()

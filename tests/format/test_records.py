@@ -102,3 +102,18 @@ def test_only_the_very_version_a_stage_names_passes(stocked: AdminVault) -> None
     for stage, row in (("current", rows[1]), ("pending", rows[2]), ("previous", rows[2])):
         with pytest.raises(IntegrityError):
             records.check_staged_version(*keys, stage, row)
+
+
+def test_a_sealed_versions_repr_never_shows_its_data_key() -> None:
+    dek = bytes(range(32))
+    sealed = records.SealedVersion(
+        SimpleNamespace(id="v"),  # type: ignore[arg-type]
+        SimpleNamespace(id="p"),  # type: ignore[arg-type]
+        dek,
+        b"meta",
+        b"stage",
+    )
+    assert sealed.dek == dek
+    text = repr(sealed)
+    assert "meta" in text and "stage" in text
+    assert dek.hex() not in text and repr(dek) not in text and "dek" not in text

@@ -7,6 +7,7 @@ import typing
 import pytest
 
 from vault.format import schema
+from vault.format.audit_entry import AUDIT_COLUMNS, AuditRow
 from vault.format.records import _column_types
 from vault.format.schema import ROWS, TABLES
 
@@ -75,3 +76,10 @@ def test_column_helpers_say_the_python_type() -> None:
         "body", bytes, nullable=True, length=48
     )
     assert schema.integer("id", primary_key=True).primary_key
+
+
+def test_an_audit_row_holds_every_column_of_the_audit_log() -> None:
+    assert sorted(TABLES["audit_log"].column_names) == sorted(AUDIT_COLUMNS)
+    row = AuditRow(*range(len(AUDIT_COLUMNS)))
+    assert tuple(row.values()) == AUDIT_COLUMNS
+    assert list(row.values().values()) == list(range(len(AUDIT_COLUMNS)))

@@ -31,7 +31,7 @@ from vault import exchanges
 from vault.db import audit
 from vault.db.inventory import Inventory
 from vault.format import identities, kdf_params
-from vault.format.model import CredentialInfo
+from vault.format.credential_info import CredentialInfo
 from vault.ops import checks
 from vault.ops.checks import Finding, Report, check
 from vault.owner import rotation

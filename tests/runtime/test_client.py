@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -280,6 +281,19 @@ def test_token_round_trip(vault_id: bytes, fp: bytes, client_id: bytes) -> None:
         client_id.hex(),
         tok.seed,
     )
+
+
+def test_a_token_is_immutable_equal_only_to_itself_and_derives_its_keys_once() -> None:
+    tok = ClientToken.generate(b"v" * 16, b"f" * 32, "ab" * 16)
+    twin = ClientToken(tok.vault_id, tok.fingerprint, tok.client_id, tok.seed)
+    assert tok == tok and tok != twin
+    assert tok.keys is tok.keys
+    assert tok.encryption_public == twin.encryption_public
+    with pytest.raises(AttributeError):
+        tok.seed = b"s" * 32  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del tok.client_id
+    assert copy.copy(tok) is tok
 
 
 def test_mistyped_token(token: str) -> None:

@@ -42,7 +42,15 @@ from vault.db.store import driver_rows, tolerant_text
 from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError
 from vault.format import aead, identities, records
-from vault.format.audit_entry import ADMIN, GENESIS, ROOT_SIGNER, AuditRow, entry_hash, signed_entry
+from vault.format.audit_entry import (
+    ADMIN,
+    AUDIT_COLUMNS,
+    GENESIS,
+    ROOT_SIGNER,
+    AuditRow,
+    entry_hash,
+    signed_entry,
+)
 
 OWNER_ACTIONS = frozenset(
     {"add", "remove", "edit", "rotate-start", "grant", "ungrant", "client-revoke"}
@@ -149,7 +157,7 @@ def read_signed_log(
 
 def _audit_rows(session: Session, after: int | None = None) -> list[AuditRow]:
     """The audit log's rows in chain order; with ``after``, from that seq on."""
-    columns = [getattr(AuditRecord, name) for name in AuditRow.__dataclass_fields__]
+    columns = [getattr(AuditRecord, name) for name in AUDIT_COLUMNS]
     query = select(*columns).order_by(AuditRecord.seq)
     if after is not None:
         query = query.where(AuditRecord.seq >= after)

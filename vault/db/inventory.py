@@ -37,8 +37,9 @@ from vault.db.url import describe_location, sqlite_path
 from vault.errors import IntegrityError, NotFound, quoted
 from vault.format import identities, records, stages
 from vault.format.access import ClientInfo
+from vault.format.credential_info import CredentialInfo, VersionInfo
 from vault.format.kdf_params import KdfParams
-from vault.format.model import CredentialInfo, VersionInfo, from_epoch, lookup_name, split_list
+from vault.format.model import from_epoch, lookup_name, split_list
 from vault.format.schema import VersionRow
 
 Where = str | os.PathLike[str] | URL | None

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from vault.db.queries import AUDIT_APPEND_ARGUMENTS, AUDIT_APPEND_FUNCTION
 from vault.db.tables import POSTGRESQL_METADATA
-from vault.format.audit_entry import AuditRow
+from vault.format.audit_entry import AUDIT_COLUMNS
 
 
 def _postgresql_chain_ddl(schema: str) -> list[str]:
@@ -20,7 +20,7 @@ def _postgresql_chain_ddl(schema: str) -> list[str]:
     # vault's schema keeps a caller's own objects out of them. Only that quoted schema
     # name and exvault's own column names are interpolated below (hence the noqa).
     path = f"SET search_path = {schema}, pg_temp"
-    columns = ", ".join(AuditRow.__dataclass_fields__)
+    columns = ", ".join(AUDIT_COLUMNS)
     arguments = ", ".join(f"p_{name} {kind}" for name, kind in AUDIT_APPEND_ARGUMENTS)
     values = ", ".join(f"p_{name}" for name, _kind in AUDIT_APPEND_ARGUMENTS)
     return [

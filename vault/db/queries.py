@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from vault.format import stages
-from vault.format.audit_entry import AuditRow, new_entry
+from vault.format.audit_entry import AUDIT_COLUMNS, new_entry
 from vault.format.schema import (
     ClientRow,
     HeaderRow,
@@ -148,8 +148,8 @@ LAST_AUDIT_SQL = "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 
 schema version 4): (seq, entry hash), no row for an empty log."""
 
 INSERT_AUDIT_SQL = "INSERT INTO audit_log ({}) VALUES ({})".format(
-    ", ".join(AuditRow.__dataclass_fields__),
-    ", ".join(f":{name}" for name in AuditRow.__dataclass_fields__),
+    ", ".join(AUDIT_COLUMNS),
+    ", ".join(f":{name}" for name in AUDIT_COLUMNS),
 )
 """Appends one entry (named parameters: the columns of an audit row)."""
 

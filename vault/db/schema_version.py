@@ -9,13 +9,12 @@ cryptographic format version (``vault_header``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vault.errors import IntegrityError, UnsupportedFormat
 
 
-@dataclass(frozen=True)
-class SchemaStep:
+class SchemaStep(NamedTuple):
     """What the step from schema ``to_version - 1`` to ``to_version`` changes, and who
     may keep using a vault that has not taken it."""
 

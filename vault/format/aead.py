@@ -19,8 +19,13 @@ be an oracle (docs/format.md section 23).
 
 from __future__ import annotations
 
-import hmac
 import os
+
+# hmac.compare_digest is this C function, re-exported: imported from where it lives, it
+# spares a bot's new process hmac's import of hashlib and a second OpenSSL beside
+# cryptography's (docs/benchmarks.md, figure 2). cryptography's constant_time.bytes_eq
+# is no way round: it calls hmac.compare_digest too.
+from _operator import _compare_digest
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -73,4 +78,4 @@ def unseal(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     """Compare two byte strings in time independent of where they differ."""
-    return hmac.compare_digest(a, b)
+    return _compare_digest(a, b)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vault.format import encoding
 from vault.format.model import to_epoch, utc_now
@@ -38,9 +37,13 @@ def client_actor(name: str) -> str:
     return f"client:{name}"
 
 
-@dataclass
-class AuditRow:
-    """The columns of one ``audit_log`` row."""
+class AuditRow(NamedTuple):
+    """The columns of one ``audit_log`` row; ``entry_hash`` and ``signature`` come last,
+    as :func:`new_entry` computes them from the others.
+
+    A named tuple, not a dataclass: a bot's process builds one per read, and importing
+    ``dataclasses`` would cost its cold start more than the read (docs/benchmarks.md).
+    """
 
     seq: int
     at: int
@@ -59,12 +62,12 @@ class AuditRow:
 
     def values(self) -> dict[str, Any]:
         """The columns by name, for an INSERT."""
-        # Not dataclasses.asdict, which deep-copies every value (a bulk add writes one
-        # entry per credential).
-        return {name: getattr(self, name) for name in _AUDIT_COLUMNS}
+        return self._asdict()
 
 
-_AUDIT_COLUMNS = tuple(AuditRow.__dataclass_fields__)
+AUDIT_COLUMNS: tuple[str, ...] = AuditRow._fields
+"""The ``audit_log`` columns an :class:`AuditRow` holds, in its order (for the SQL that
+writes or reads whole rows: ``AuditRow(*values)`` of a SELECT of these columns)."""
 
 
 def entry_hash(vault_id: bytes, rec: AuditRecord | AuditRow) -> bytes:
@@ -120,13 +123,14 @@ def new_entry(
         prev_hash=last[1] if last else GENESIS,
         signer=signer[0] if signer else None,
     )
-    row.entry_hash = entry_hash(vault_id, row)
-    row.signature = signer[1](signed_entry(vault_id, row.entry_hash)) if signer else None
-    return row
+    hashed = entry_hash(vault_id, row)
+    signature = signer[1](signed_entry(vault_id, hashed)) if signer else None
+    return row._replace(entry_hash=hashed, signature=signature)
 
 
 __all__ = [
     "ADMIN",
+    "AUDIT_COLUMNS",
     "DETAIL_LIMIT",
     "GENESIS",
     "ROOT_SIGNER",

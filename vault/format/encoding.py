@@ -1,10 +1,10 @@
 """The canonical encoding of vault format v1: the exact bytes every AD, signature and
 digest covers (docs/format.md sections 5 to 7).
 
-Pure functions over values, standard library only. Every associated data, signed
-message and digest input of the format is a list of typed fields encoded here; the
-other primitives (:mod:`vault.format.aead`, :mod:`vault.format.identities`) only ever
-see its output.
+Pure functions over values (the standard library, and ``cryptography``'s SHA-256).
+Every associated data, signed message and digest input of the format is a list of
+typed fields encoded here; the other primitives (:mod:`vault.format.aead`,
+:mod:`vault.format.identities`) only ever see its output.
 
 Why length-prefixed typed fields, and not JSON or plain concatenation: the encoding
 must be injective, so that no two field lists share an encoding. Concatenating
@@ -22,8 +22,9 @@ another vault, or read by a future format as one of its own.
 
 from __future__ import annotations
 
-import hashlib
 import struct
+
+from cryptography.hazmat.primitives import hashes
 
 FORMAT_VERSION = 1
 """Version of the vault format this package implements; bound into every AD and
@@ -89,4 +90,13 @@ def signed_message(kind: str, vault_id: bytes, *fields: Field) -> bytes:
 
 def digest(*fields: Field) -> bytes:
     """SHA-256 of the canonical encoding of ``fields`` (e.g. the metadata digest)."""
-    return hashlib.sha256(encode_fields(*fields)).digest()
+    return sha256(encode_fields(*fields))
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 of ``data``, the format's one hash."""
+    # cryptography's, not hashlib's: a bot's new process then loads one OpenSSL
+    # binding instead of two (docs/benchmarks.md, figure 2).
+    hasher = hashes.Hash(hashes.SHA256())
+    hasher.update(data)
+    return hasher.finalize()

@@ -19,11 +19,9 @@ API key against it.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -33,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import IntegrityError
 from vault.format.aead import KEY_SIZE
-from vault.format.encoding import encode_fields
+from vault.format.encoding import encode_fields, sha256
 
 
 def x25519_public_bytes(key: X25519PrivateKey) -> bytes:
@@ -124,7 +122,7 @@ class RootIdentity:
 
 def fingerprint(verify_public: bytes) -> bytes:
     """32-byte fingerprint of a vault's Ed25519 public key (pinned in client tokens)."""
-    return hashlib.sha256(b"exvault-v1 fingerprint" + verify_public).digest()
+    return sha256(b"exvault-v1 fingerprint" + verify_public)
 
 
 def format_fingerprint(fp: bytes) -> str:
@@ -159,7 +157,9 @@ def keyed_fingerprint(key: bytes, label: str, value: str) -> bytes:
     the vault's private key (:meth:`RootIdentity.fingerprint_key`), so someone with the
     vault file cannot test a guessed API key against it.
     """
-    return hmac.new(key, encode_fields(b"exvault-fp", label, value), hashlib.sha256).digest()[:16]
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(encode_fields(b"exvault-fp", label, value))
+    return mac.finalize()[:16]
 
 
 def derive_client_keys(seed: bytes) -> tuple[X25519PrivateKey, Ed25519PrivateKey]:

@@ -24,9 +24,7 @@ another's, even with that client's key and the same DEK.
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -36,20 +34,20 @@ from vault.errors import IntegrityError
 from vault.format import aead
 from vault.format.identities import x25519_public_bytes
 
+_ROOT_COLUMN = "root"
 
-@dataclass(frozen=True)
-class Recipient:
+
+class Recipient(NamedTuple):
     """Who a data key is wrapped for: the vault's root key, or one client.
 
     Made by :meth:`root`, :meth:`client` or, for a wrap row read back, :meth:`stored`;
     :attr:`column` is the one place it becomes the text stored in
-    ``dek_wraps.recipient`` and bound into the wrap's AD.
+    ``dek_wraps.recipient`` and bound into the wrap's AD. (Named tuples here, not
+    dataclasses: a bot's process imports this module; see :mod:`vault.format.schema`.)
     """
 
     column: str
     """``root`` for the vault's root key, else the client's id (32 hex digits)."""
-
-    _ROOT_COLUMN: ClassVar[str] = "root"
 
     @classmethod
     def root(cls) -> Recipient:
@@ -63,26 +61,25 @@ class Recipient:
         :raises ValueError: for the root's name (a programming error: client ids are
             random hex).
         """
-        if client_id == cls._ROOT_COLUMN:
+        if client_id == _ROOT_COLUMN:
             raise ValueError("a client cannot be named as the root recipient")
         return cls(client_id)
 
     @classmethod
     def stored(cls, column: str) -> Recipient:
         """The recipient a ``dek_wraps.recipient`` value names."""
-        return _ROOT if column == cls._ROOT_COLUMN else cls(column)
+        return _ROOT if column == _ROOT_COLUMN else cls(column)
 
     @property
     def is_root(self) -> bool:
         """True for the vault's root key."""
-        return self.column == self._ROOT_COLUMN
+        return self.column == _ROOT_COLUMN
 
 
-_ROOT = Recipient(Recipient._ROOT_COLUMN)
+_ROOT = Recipient(_ROOT_COLUMN)
 
 
-@dataclass(frozen=True)
-class WrappedKey:
+class WrappedKey(NamedTuple):
     """A data key wrapped for one X25519 recipient: ephemeral share and AEAD body."""
 
     ephemeral_public: bytes
@@ -94,7 +91,7 @@ _ZERO_NONCE = b"\0" * aead.NONCE_SIZE
 
 def _wrap_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
     # An all-zero shared secret means a low-order point was supplied: refuse it, as age does.
-    if hmac.compare_digest(shared, b"\0" * aead.KEY_SIZE):
+    if aead.constant_time_equal(shared, b"\0" * aead.KEY_SIZE):
         raise IntegrityError()
     return HKDF(
         algorithm=hashes.SHA256(),

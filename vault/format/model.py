@@ -1,4 +1,10 @@
-"""What a credential is: names, metadata, secret payloads and their canonical forms."""
+"""What a credential is: names, metadata, secret payloads and their canonical forms.
+
+A bot's process imports this module, so it defines no dataclass (see
+:mod:`vault.format.schema`); the owner's and ``list``'s views of a credential,
+:class:`~vault.format.credential_info.CredentialInfo` and
+:class:`~vault.format.credential_info.VersionInfo`, live in their own module.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from typing import NamedTuple
 
 from vault.errors import IntegrityError, InvalidInput, check_utf8, quoted
 from vault.format import encoding
@@ -64,8 +70,7 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(text.split(",")) if text else ()
 
 
-@dataclass(frozen=True)
-class CredentialMetadata:
+class CredentialMetadata(NamedTuple):
     """Clear metadata of one credential version, bound into its AEAD and signature."""
 
     name: str
@@ -134,49 +139,6 @@ def decode_payload(data: bytes) -> dict[str, str]:
     ):
         raise IntegrityError()
     return value
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One entry of a credential's history (no secret)."""
-
-    version: int
-    created_at: datetime
-    stages: tuple[str, ...]
-    metadata: CredentialMetadata
-    readable: bool
-
-
-@dataclass(frozen=True)
-class CredentialInfo:
-    """What ``list`` and ``show`` print about a credential: metadata only, never a secret."""
-
-    id: str
-    metadata: CredentialMetadata
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    pending_version: int | None = None
-    pending_since: datetime | None = None
-    previous_version: int | None = None
-    previous_until: datetime | None = None
-    policy: Mapping[str, object] = field(default_factory=dict)
-    exposed_at: datetime | None = None
-    exposed_reason: str | None = None
-    api_key_fingerprint: bytes = b""
-    fields: tuple[str, ...] = ()
-    wrapped_for: tuple[str, ...] = ()
-    """Names of the clients the version just written was wrapped for (``edit``'s
-    result); empty elsewhere."""
-
-    @property
-    def name(self) -> str:
-        """The credential's name."""
-        return self.metadata.name
-
-    def age_days(self, today: date) -> int:
-        """Days since the key was issued at the exchange."""
-        return (today - self.metadata.issued_on).days
 
 
 @functools.cache

@@ -11,13 +11,11 @@ does I/O.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -316,16 +314,25 @@ def verify_version(
     _verify(verify_public, version_message(vault_id, row), row.signature, verified)
 
 
-@dataclass
-class SealedVersion:
+class SealedVersion(NamedTuple):
     """The rows of a newly sealed version, its data key for wrapping to more recipients,
-    and the stage digest a head labelling it holds (:func:`version_digest`)."""
+    and the stage digest a head labelling it holds (:func:`version_digest`).
+
+    A named tuple, not a dataclass: a bot's process imports this module (see
+    :mod:`vault.format.schema`)."""
 
     version: schema.VersionRow
     payload: schema.PayloadRow
-    dek: bytes = field(repr=False)
+    dek: bytes
     meta_digest: bytes
     stage_digest: bytes
+
+    def __repr__(self) -> str:
+        # Never the data key.
+        return (
+            f"SealedVersion(version={self.version!r}, payload={self.payload!r}, "
+            f"meta_digest={self.meta_digest!r}, stage_digest={self.stage_digest!r})"
+        )
 
 
 def seal_version(
@@ -548,7 +555,7 @@ def check_head_name(head: Head, name: str) -> None:
 def version_digest(message: bytes) -> bytes:
     """What a head's stage digest holds: SHA-256 of a version's exact signed message
     (:func:`version_message`)."""
-    return hashlib.sha256(message).digest()
+    return encoding.sha256(message)
 
 
 def check_staged_version(

@@ -31,7 +31,7 @@ from vault.db.tables import AuditRecord, ClientRecord, CredentialRecord, GrantRe
 from vault.errors import IntegrityError, InvalidInput, VaultError
 from vault.exchanges import ExchangeProfile, get_profile
 from vault.format import kdf_params, records
-from vault.format.audit_entry import AuditRow
+from vault.format.audit_entry import AUDIT_COLUMNS, AuditRow
 from vault.format.model import from_epoch, split_list, to_epoch
 from vault.format.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
 from vault.format.records import stored_date
@@ -563,7 +563,7 @@ def _plausible_read(session: Session, now: int) -> Callable[[AuditRow], bool]:
     return plausible
 
 
-_READ_ENTRY_COLUMNS = tuple(getattr(AuditRecord, name) for name in AuditRow.__dataclass_fields__)
+_READ_ENTRY_COLUMNS = tuple(getattr(AuditRecord, name) for name in AUDIT_COLUMNS)
 # A credential's reads that count: signed, successful (unsigned ones prove nothing).
 _SIGNED_READS = (
     AuditRecord.action == "read",

@@ -26,9 +26,10 @@ from vault.db.tables import HeaderRecord
 from vault.errors import InvalidInput
 from vault.format import encoding, kdf_params, passphrase_kdf, recovery
 from vault.format.access import DEFAULT_SCOPE, ClientInfo
+from vault.format.credential_info import CredentialInfo
 from vault.format.identities import RootIdentity
 from vault.format.kdf_params import KdfParams
-from vault.format.model import CredentialInfo, to_epoch, utc_now
+from vault.format.model import to_epoch, utc_now
 from vault.format.policy import Policy
 from vault.owner import clients, credentials, policies
 from vault.owner import passphrase as passphrases

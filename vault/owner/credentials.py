@@ -13,8 +13,8 @@ from vault.db.inventory import info_from_rows
 from vault.db.tables import CredentialRecord
 from vault.errors import AlreadyExists, Conflict, InvalidInput, quoted
 from vault.format import records, stages
+from vault.format.credential_info import CredentialInfo
 from vault.format.model import (
-    CredentialInfo,
     CredentialMetadata,
     to_epoch,
     utc_now,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from vault.errors import NotFound, quoted
 from vault.secret import Secret
@@ -14,12 +13,31 @@ if TYPE_CHECKING:
     from vault.format.model import CredentialMetadata
 
 
-@dataclass(frozen=True)
+_FIELDS = (
+    "name",
+    "exchange",
+    "permissions",
+    "ips",
+    "version",
+    "stage",
+    "issued_on",
+    "expires_on",
+    "fields",
+)
+"""A :class:`Credential`'s attributes, in the order of its constructor's arguments."""
+
+
 class Credential:
     """One readable version of a credential: metadata in clear, fields as :class:`Secret`.
 
-    ``repr`` shows the metadata and the field names, never a value.
+    ``repr`` shows the metadata and the field names, never a value. Immutable, equal to
+    a credential with the same values, unhashable (its fields are a mapping).
     """
+
+    # A plain class, not a frozen dataclass: a bot's process builds one per read, and
+    # importing dataclasses would cost its cold start more than the read itself
+    # (docs/benchmarks.md, figure 2).
+    __slots__ = _FIELDS
 
     name: str
     exchange: str
@@ -30,6 +48,44 @@ class Credential:
     issued_on: date
     expires_on: date | None
     fields: Mapping[str, Secret]
+
+    def __init__(
+        self,
+        name: str,
+        exchange: str,
+        permissions: tuple[str, ...],
+        ips: tuple[str, ...],
+        version: int,
+        stage: str,
+        issued_on: date,
+        expires_on: date | None,
+        fields: Mapping[str, Secret],
+    ) -> None:
+        values = (name, exchange, permissions, ips, version, stage, issued_on, expires_on, fields)
+        for slot, value in zip(_FIELDS, values, strict=True):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}: a Credential is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}: a Credential is immutable")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, slot) for slot in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credential) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # its fields are a mapping
+
+    def __copy__(self) -> Credential:
+        return self  # immutable: copy's default would assign its slots one by one
+
+    def __deepcopy__(self, memo: object) -> Credential:
+        return self
 
     @classmethod
     def from_plaintext(

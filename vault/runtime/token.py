@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
+from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault.errors import InvalidToken
-from vault.format import identities
+from vault.format import aead, identities
+from vault.format.encoding import sha256
 from vault.runtime.secretfile import read_secret_file
 
 PREFIX = "exv1-"
@@ -33,24 +31,45 @@ _VAULT_ID, _FP, _CLIENT, _SEED, _CHECK = 16, 32, 16, 32, 4
 _BODY = _VAULT_ID + _FP + _CLIENT + _SEED
 
 
-@dataclass(frozen=True, eq=False)
 class ClientToken:
-    """A parsed client token. Its ``repr`` names the client id only."""
+    """A parsed client token. Its ``repr`` names the client id only; immutable, equal
+    only to itself."""
+
+    # A plain class, not a frozen dataclass: see vault.runtime.credential.Credential.
+    __slots__ = ("_keys", "client_id", "fingerprint", "seed", "vault_id")
 
     vault_id: bytes
     fingerprint: bytes
     client_id: str
     seed: bytes
+    _keys: tuple[X25519PrivateKey, Ed25519PrivateKey] | None
+
+    def __init__(self, vault_id: bytes, fingerprint: bytes, client_id: str, seed: bytes) -> None:
+        object.__setattr__(self, "vault_id", vault_id)
+        object.__setattr__(self, "fingerprint", fingerprint)
+        object.__setattr__(self, "client_id", client_id)
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "_keys", None)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}: a ClientToken is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}: a ClientToken is immutable")
 
     @classmethod
     def generate(cls, vault_id: bytes, fingerprint: bytes, client_id: str) -> ClientToken:
         """A new token with a fresh random seed."""
         return cls(vault_id, fingerprint, client_id, os.urandom(_SEED))
 
-    @cached_property
+    @property
     def keys(self) -> tuple[X25519PrivateKey, Ed25519PrivateKey]:
-        """The client's decryption and signing keys."""
-        return identities.derive_client_keys(self.seed)
+        """The client's decryption and signing keys (derived once, on first use)."""
+        keys = self._keys
+        if keys is None:
+            keys = identities.derive_client_keys(self.seed)
+            object.__setattr__(self, "_keys", keys)
+        return keys
 
     @property
     def encryption_public(self) -> bytes:
@@ -65,7 +84,7 @@ class ClientToken:
     def encode(self) -> str:
         """The text form ``exv1-<base64url>``."""
         body = self.vault_id + self.fingerprint + bytes.fromhex(self.client_id) + self.seed
-        check = hashlib.sha256(b"exvault-token-check" + body).digest()[:_CHECK]
+        check = sha256(b"exvault-token-check" + body)[:_CHECK]
         return PREFIX + base64.urlsafe_b64encode(body + check).decode("ascii").rstrip("=")
 
     def __repr__(self) -> str:
@@ -73,6 +92,12 @@ class ClientToken:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a ClientToken cannot be pickled")
+
+    def __copy__(self) -> ClientToken:
+        return self  # immutable, and copy's default would pickle it
+
+    def __deepcopy__(self, memo: object) -> ClientToken:
+        return self
 
 
 def parse_token(text: str) -> ClientToken:
@@ -92,8 +117,8 @@ def parse_token(text: str) -> ClientToken:
     if len(raw) != _BODY + _CHECK:
         raise InvalidToken("malformed client token (wrong length; was it cut off?)")
     body, check = raw[:_BODY], raw[_BODY:]
-    expected = hashlib.sha256(b"exvault-token-check" + body).digest()[:_CHECK]
-    if not hmac.compare_digest(check, expected):
+    expected = sha256(b"exvault-token-check" + body)[:_CHECK]
+    if not aead.constant_time_equal(check, expected):
         raise InvalidToken("malformed client token (checksum mismatch; was it mistyped?)")
     i = 0
     parts = []

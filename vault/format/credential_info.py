@@ -1,0 +1,54 @@
+"""What ``list``, ``show`` and ``history`` tell about a credential: metadata, never a
+secret. The owner's and the listing's views; a bot's read never builds them, so they
+are dataclasses apart from :mod:`vault.format.model`, which a bot's process imports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from vault.format.model import CredentialMetadata
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One entry of a credential's history (no secret)."""
+
+    version: int
+    created_at: datetime
+    stages: tuple[str, ...]
+    metadata: CredentialMetadata
+    readable: bool
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    """What ``list`` and ``show`` print about a credential: metadata only, never a secret."""
+
+    id: str
+    metadata: CredentialMetadata
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    pending_version: int | None = None
+    pending_since: datetime | None = None
+    previous_version: int | None = None
+    previous_until: datetime | None = None
+    policy: Mapping[str, object] = field(default_factory=dict)
+    exposed_at: datetime | None = None
+    exposed_reason: str | None = None
+    api_key_fingerprint: bytes = b""
+    fields: tuple[str, ...] = ()
+    wrapped_for: tuple[str, ...] = ()
+    """Names of the clients the version just written was wrapped for (``edit``'s
+    result); empty elsewhere."""
+
+    @property
+    def name(self) -> str:
+        """The credential's name."""
+        return self.metadata.name
+
+    def age_days(self, today: date) -> int:
+        """Days since the key was issued at the exchange."""
+        return (today - self.metadata.issued_on).days
