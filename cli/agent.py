@@ -6,6 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from vault.agent import client
+from vault.durations import format_duration, parse_duration
+from vault.errors import InvalidInput
+from vault.owner.agent_unlock import lock_everything_in_agent, lock_in_agent, unlock_into_agent
+
 from . import output, prompts
 from .options import bare_passphrase_file_option, json_option, open_inventory, vault_option
 
@@ -55,10 +60,6 @@ def unlock(
     unlock, or `exvault lock`. Any process running as you can use an unlocked vault
     meanwhile, as with ssh-agent: see SECURITY.md.
     """
-    from vault.durations import format_duration, parse_duration
-    from vault.errors import InvalidInput
-    from vault.owner.agent_unlock import unlock_into_agent
-
     if show_status:
         _print_status(as_json)
         return
@@ -94,8 +95,6 @@ def lock(vault_location: str | None, every_vault: bool) -> None:
 
     Owner commands then ask for the passphrase again. Nothing to lock is not an error.
     """
-    from vault.owner.agent_unlock import lock_everything_in_agent, lock_in_agent
-
     if every_vault:
         count = lock_everything_in_agent()
         click.echo(f"Locked {output.plural(count, 'vault')}.")
@@ -119,9 +118,6 @@ def agent_status(as_json: bool) -> None:
 
 
 def _print_status(as_json: bool) -> None:
-    from vault.agent import client
-    from vault.durations import format_duration
-
     conn = client.connect()
     if conn is None:
         if as_json:
