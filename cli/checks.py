@@ -139,6 +139,10 @@ def check(
 _CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z]+$")
 
 
+PASSPHRASE_CREDENTIAL = "exvault-passphrase"  # noqa: S105 (a credential's name)
+"""The name of the sealed passphrase ``schedule --systemd --verify`` loads."""
+
+
 def _exvault_command() -> str:
     if os.path.basename(sys.argv[0]) == "exvault" and os.path.isfile(sys.argv[0]):
         return shlex.quote(os.path.abspath(sys.argv[0]))
@@ -162,18 +166,35 @@ def _exvault_command() -> str:
 @click.option(
     "--fail-on", type=click.Choice(["warn", "critical"]), default="warn", show_default=True
 )
+@click.option(
+    "--verify",
+    "with_verify",
+    is_flag=True,
+    help="With --systemd: also run `exvault verify`, unlocked with a passphrase sealed "
+    "by systemd-creds (LoadCredentialEncrypted=).",
+)
 @vault_option
 def schedule(
-    cron_spec: str | None, systemd: bool, on_calendar: str, fail_on: str, vault_location: str | None
+    cron_spec: str | None,
+    systemd: bool,
+    on_calendar: str,
+    fail_on: str,
+    with_verify: bool,
+    vault_location: str | None,
 ) -> None:
     """Print what runs `exvault check` regularly (nothing is installed).
 
     cron mails the output of a job that prints something: with --quiet, that is
     exactly when a finding reaches --fail-on. Put a webhook URL in EXVAULT_NOTIFY_URL
-    rather than on the command line if it carries a secret.
+    rather than on the command line if it carries a secret. With --systemd --verify
+    the service also runs `exvault verify`, which needs the passphrase: systemd
+    decrypts it (sealed to this machine's TPM or host key) into the service's
+    credentials directory only while the job runs.
     """
     if bool(cron_spec) == systemd:
         raise click.UsageError("give exactly one of --cron SPEC or --systemd")
+    if with_verify and not systemd:
+        raise click.UsageError("--verify goes with --systemd (cron has no sealed credentials)")
     url = resolve(vault_location)
     # A database URL may hold a password: the job should take it from its environment
     # (EXVAULT_URL, or ~/.pgpass), never from a crontab line or a unit file.
@@ -190,6 +211,17 @@ def schedule(
         # cron turns an unescaped % into a newline.
         click.echo(f"{' '.join(fields)} {command.replace('%', chr(92) + '%')}")
         return
+    unlocked = ""
+    if with_verify:
+        verify = f"{_exvault_command()} verify{where}"
+        unlocked = f"""ExecStart={verify.replace("%", "%%")}
+# The passphrase, sealed to this machine (TPM2 or host key) once, as root:
+#   systemd-ask-password -n | systemd-creds encrypt --name={PASSPHRASE_CREDENTIAL} - \\
+#       /etc/credstore.encrypted/{PASSPHRASE_CREDENTIAL}
+# systemd decrypts it into $CREDENTIALS_DIRECTORY (mode 0400) while the job runs.
+LoadCredentialEncrypted={PASSPHRASE_CREDENTIAL}:/etc/credstore.encrypted/{PASSPHRASE_CREDENTIAL}
+Environment=EXVAULT_PASSPHRASE_FILE=%d/{PASSPHRASE_CREDENTIAL}
+"""
     click.echo(
         f"""# /etc/systemd/system/exvault-check.service  (or ~/.config/systemd/user/)
 [Unit]
@@ -198,7 +230,7 @@ Description=exvault rotation check
 [Service]
 Type=oneshot
 ExecStart={command.replace("%", "%%")}
-# A webhook URL often holds a secret and unit files are world-readable: put
+{unlocked}# A webhook URL often holds a secret and unit files are world-readable: put
 # EXVAULT_NOTIFY_URL=... in a 0600 file and name it here instead:
 # EnvironmentFile=/etc/exvault/notify.env
 

@@ -13,10 +13,11 @@ from vault.db.url import describe_location, sqlite_path
 from vault.errors import AlreadyExists, InvalidInput, printable
 from vault.format.kdf_params import KdfParams
 from vault.owner.admin import AdminVault
+from vault.owner.agent_unlock import lock_vault_id
 from vault.runtime.secretfile import read_secret_file
 
 from . import output, prompts
-from .options import json_option, open_inventory, passphrase_file_option, vault_option
+from .options import bare_passphrase_file_option, json_option, open_inventory, vault_option
 from .unlock import open_admin
 
 
@@ -99,7 +100,7 @@ def init(
 
 @click.command()
 @vault_option
-@passphrase_file_option
+@bare_passphrase_file_option
 @click.option(
     "--recalibrate", is_flag=True, help="Calibrate Argon2id anew on this machine for the new slot."
 )
@@ -138,7 +139,10 @@ def passwd(
     """
     if tokens_dir is not None and not rekey:
         raise InvalidInput("--tokens-dir goes with --rekey")
-    with open_admin(vault_location, passphrase_file) as admin:
+    # The passphrase itself, never the agent: it proves who changes it. The agent
+    # is told to lock the vault (its changed keyslot would lock it anyway).
+    with open_admin(vault_location, passphrase_file, use_agent=False) as admin:
+        lock_vault_id(admin.vault_id)
         if tokens_dir is not None:
             # Before anything changes: the tokens are shown once, so they must fit.
             _check_tokens_dir(Path(tokens_dir), [c.name for c in admin.clients()])
@@ -233,6 +237,7 @@ def recover(
     else:
         key = prompts.read_stdin_line("recovery key")
     with AdminVault.unlock_with_recovery_key(vault_location, key) as admin:
+        lock_vault_id(admin.vault_id)
         new = prompts.new_passphrase(None, "new passphrase")
         click.echo("Calibrating Argon2id for the new passphrase...", err=True)
         # Hidden, for the test suite only: the cheap parameters init's flag gives.

@@ -77,6 +77,7 @@ class Subcommand(NamedTuple):
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "add": Subcommand("vault.cli.credentials:add", "Store a new exchange key as NAME."),
+    "agent": Subcommand("vault.cli.agent:agent", "The unlock agent that `exvault unlock` starts."),
     "audit": Subcommand(
         "vault.cli.audit:audit",
         "Show who read or changed what, when, from which host and process.",
@@ -124,6 +125,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "vault.cli.listing:list_",
         "List credentials: name, exchange, permissions, IPs, age, version (no secret).",
     ),
+    "lock": Subcommand(
+        "vault.cli.agent:lock", "Lock the vault in the unlock agent now (--all: every vault)."
+    ),
     "passwd": Subcommand("vault.cli.keys:passwd", "Change the vault passphrase."),
     "policy": Subcommand(
         "vault.cli.rotation:policy", "Set a credential's rotation policy and accepted risks."
@@ -163,6 +167,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "ungrant": Subcommand(
         "vault.cli.access:ungrant",
         "Stop CLIENT from reading CREDENTIALS (their wrapped keys are deleted).",
+    ),
+    "unlock": Subcommand(
+        "vault.cli.agent:unlock",
+        "Unlock the vault once: owner commands then use the unlock agent, no prompt.",
     ),
     "verify": Subcommand(
         "vault.cli.maintenance:verify",

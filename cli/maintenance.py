@@ -12,6 +12,7 @@ from vault.ops.backup import backup as run_backup
 from vault.ops.backup import copy_backup, discard, remove_copy, replace_with, verify_backup
 from vault.ops.doctor import diagnose
 from vault.ops.verification import verify as run_verify
+from vault.owner.agent_unlock import lock_vault_id
 
 from . import output, prompts
 from .options import (
@@ -167,6 +168,8 @@ def restore(
         except BaseException:
             discard(staged)
             raise
+        # The vault was replaced: the agent must not go on signing for the old one.
+        lock_vault_id(current.vault_id)
     click.echo(
         f"Restored {output.plural(staged.credentials, 'credential')}; "
         f"the replaced vault is kept at {aside}."

@@ -26,7 +26,27 @@ def vault_option(f: F) -> F:
     )(f)
 
 
+NO_AGENT = "exvault.no_agent"
+"""The key of ``--no-agent`` in the click context's ``meta`` (read by ``open_admin``)."""
+
+
 def passphrase_file_option(f: F) -> F:
+    """``--passphrase-file FILE`` and ``--no-agent``: how an owner command unlocks."""
+    return click.option(
+        "--no-agent",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_no_agent,
+        help="Ask for the passphrase even when the unlock agent holds this vault.",
+    )(bare_passphrase_file_option(f))
+
+
+def _remember_no_agent(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[NO_AGENT] = value
+    return value
+
+
+def bare_passphrase_file_option(f: F) -> F:
     """``--passphrase-file FILE``: read the passphrase from a 0600 file."""
     return click.option(
         "--passphrase-file",

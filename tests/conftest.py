@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +20,7 @@ from typing import TypeVar
 import pytest
 from click.testing import CliRunner, Result
 
+from vault.agent import client as agent_client
 from vault.format.kdf_params import KdfParams
 from vault.owner.admin import AdminVault
 
@@ -49,6 +52,32 @@ def private_state_home(
     home = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def private_runtime_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Every test gets its own ``$XDG_RUNTIME_DIR``: an unlock agent a test starts
+    lives there (and is stopped after it), and no test talks to the agent of whoever
+    runs the suite."""
+    run = tmp_path_factory.mktemp("run")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    yield run
+    stop_agent(run / "exvault" / agent_client.SOCKET_NAME)
+
+
+def stop_agent(path: Path) -> None:
+    """Stop the unlock agent serving ``path``, if one does, and wait until it is gone."""
+    conn = agent_client.connect(path) if path.exists() else None
+    if conn is None:
+        return
+    with conn:
+        pid = agent_client.status(conn).pid
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 TEST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)

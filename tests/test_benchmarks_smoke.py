@@ -9,8 +9,10 @@ then read "skipped", never a number.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -116,3 +118,21 @@ def test_a_measured_command_reports_its_own_peak_memory_not_this_process() -> No
     assert 0 < measured.maxrss_kib < 128 * 1024, measured
     assert measured.seconds > 0
     assert measured.returncode == 0
+
+
+def test_agent_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import agent
+
+    # A short directory: the agent's socket path must fit a Unix socket (107 bytes).
+    top = Path(tempfile.mkdtemp(prefix="exvault-bench-"))
+    try:
+        agent.main(["--repeats", "1", "--test-kdf", "--importtime", "--workdir", str(top)])
+        assert not list(top.iterdir())  # its work directory, agent socket included, is gone
+    finally:
+        shutil.rmtree(top)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("exvault --version")
+    for label in ("grant", "edit", "show --field secret"):
+        line = next(line for line in lines if line.startswith(label + " "))
+        assert line.count(" ms") == 3, line
+    assert any(line.strip().startswith("import vault") for line in lines)

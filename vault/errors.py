@@ -104,6 +104,11 @@ class InvalidToken(AccessDenied):
     """A client token is malformed or belongs to another vault."""
 
 
+class AgentRefused(AccessDenied):
+    """The unlock agent refused a request (the vault is not unlocked there, or its
+    passphrase keyslot or header changed, which locks it) or stopped answering."""
+
+
 def check_utf8(text: str, what: str) -> str:
     """``text`` when it can be written as UTF-8.
 

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from vault.errors import IntegrityError
-from vault.format import identities
+from vault.format import aead, identities, keywrap
 
 
 def test_fingerprint_display() -> None:
@@ -37,3 +37,21 @@ def test_root_identity_serialization_and_repr() -> None:
     assert "fingerprint" in repr(identity)
     with pytest.raises(TypeError):
         pickle.dumps(identity)
+
+
+def test_root_identity_unwraps_only_what_was_wrapped_for_it() -> None:
+    identity = identities.RootIdentity.generate()
+    dek = aead.random_key()
+    wrapped = keywrap.wrap_for_recipient(dek, identity.encryption_public, b"ad")
+    assert identity.unwrap(wrapped, b"ad") == dek
+    with pytest.raises(IntegrityError):
+        identity.unwrap(wrapped, b"other ad")
+    with pytest.raises(IntegrityError):
+        identities.RootIdentity.generate().unwrap(wrapped, b"ad")
+
+
+def test_root_identity_keyed_fingerprint_is_under_its_fingerprint_key() -> None:
+    identity = identities.RootIdentity.generate()
+    mine = identity.keyed_fingerprint("api_key", "AK")
+    assert mine == identities.keyed_fingerprint(identity.fingerprint_key(), "api_key", "AK")
+    assert mine != identities.RootIdentity.generate().keyed_fingerprint("api_key", "AK")

@@ -563,6 +563,18 @@ def drive_every_command(s: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     s("verify", unlock=True)
     s("schedule", "--cron", "0 8 * * *")
     s("schedule", "--systemd")
+    s("schedule", "--systemd", "--verify")
+
+    # ---- the unlock agent: owner commands through it, then locked again
+    s("unlock", "--idle", "5m", unlock=True)
+    s("agent", "status", vault=False)
+    s("agent", "status", "--json", vault=False)
+    s("unlock", "--status", "--json", vault=False)
+    r = s("show", "binance-main", "--field", "secret", stdout_may_show=["binance v2 secret"])
+    assert r.stdout.strip() == BINANCE_V2["secret"]  # no --passphrase-file: the agent's work
+    s("edit", "binance-main", "--ip", "203.0.113.9")
+    s("lock")
+    s("lock", "--all", vault=False)
 
     # ---- refusals: wrong passphrase, unknown names, bad token, damaged vault
     wrong = s.write_secret_file("wrong", "Correct Horse Battery Staple")

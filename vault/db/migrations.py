@@ -32,7 +32,7 @@ from vault.db.tables import (
 )
 from vault.errors import IntegrityError
 from vault.format import identities, records, stages
-from vault.format.identities import RootIdentity
+from vault.format.identities import RootKeys
 from vault.format.schema import ClientRow, HeadRow, VersionRow
 
 
@@ -42,7 +42,7 @@ class OwnerKeys:
 
     vault_id: bytes
     verify_public: bytes
-    identity: RootIdentity = field(repr=False)
+    identity: RootKeys = field(repr=False)
 
 
 def _audit_reads_index(conn: Connection, _owner: OwnerKeys) -> None:

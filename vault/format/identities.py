@@ -19,6 +19,7 @@ API key against it.
 from __future__ import annotations
 
 import functools
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from vault.errors import IntegrityError
 from vault.format.aead import KEY_SIZE
 from vault.format.encoding import encode_fields, sha256
+from vault.format.keywrap import WrappedKey, unwrap_from_recipient
 
 
 def x25519_public_bytes(key: X25519PrivateKey) -> bytes:
@@ -49,8 +51,45 @@ def ed25519_public_bytes(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes_raw()
 
 
+class RootKeys(Protocol):
+    """What the owner's code does with the vault's root private keys, wherever they live.
+
+    :class:`RootIdentity` holds the keys in this process; an unlock agent's stand-in
+    (:class:`vault.agent.client.AgentIdentity`) asks the agent process, which keeps
+    them, to perform each operation. Nothing here hands a private key out.
+    """
+
+    @property
+    def encryption_public(self) -> bytes:
+        """Raw X25519 public key (the root recipient)."""
+        ...
+
+    @property
+    def verify_public(self) -> bytes:
+        """Raw Ed25519 public key."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 signature of ``message`` with the root signing key."""
+        ...
+
+    def unwrap(self, wrapped: WrappedKey, ad: bytes) -> bytes:
+        """A data key wrapped for the root recipient (:func:`unwrap_from_recipient`).
+
+        :raises IntegrityError: when the wrap was not made for the root key or was altered.
+        """
+        ...
+
+    def keyed_fingerprint(self, label: str, value: str) -> bytes:
+        """:func:`keyed_fingerprint` of ``value`` under the root key's fingerprint key."""
+        ...
+
+
 class RootIdentity:
     """The vault's X25519 (decryption) and Ed25519 (signing) private keys.
+
+    Satisfies :class:`RootKeys`; the private keys are used only by the methods below
+    and by :meth:`to_bytes` (for a keyslot, or to hand them to an unlock agent).
 
     Its ``repr`` shows only the fingerprint.
     """
@@ -97,6 +136,17 @@ class RootIdentity:
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature of ``message``."""
         return self.signing_key.sign(message)
+
+    def unwrap(self, wrapped: WrappedKey, ad: bytes) -> bytes:
+        """A data key wrapped for this identity's X25519 key.
+
+        :raises IntegrityError: when the wrap was not made for this key or was altered.
+        """
+        return unwrap_from_recipient(wrapped, self.decryption_key, ad)
+
+    def keyed_fingerprint(self, label: str, value: str) -> bytes:
+        """:func:`keyed_fingerprint` of ``value`` under :meth:`fingerprint_key`."""
+        return keyed_fingerprint(self.fingerprint_key(), label, value)
 
     def fingerprint_key(self) -> bytes:
         """The HMAC key of :func:`keyed_fingerprint`, derived from the private key.

@@ -32,7 +32,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import IntegrityError
 from vault.format import aead
-from vault.format.identities import x25519_public_bytes
+
+# Public keys are taken with ``public_bytes_raw()`` here rather than through
+# vault.format.identities: the root identity unwraps with this module, so this module
+# must not import it.
 
 _ROOT_COLUMN = "root"
 
@@ -107,7 +110,7 @@ def wrap_for_recipient(dek: bytes, recipient_public: bytes, ad: bytes) -> Wrappe
     :raises IntegrityError: for a low-order recipient public key.
     """
     ephemeral = X25519PrivateKey.generate()
-    ephemeral_public = x25519_public_bytes(ephemeral)
+    ephemeral_public = ephemeral.public_key().public_bytes_raw()
     try:
         shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
     except ValueError:  # malformed or low-order key (OpenSSL refuses it before we can)
@@ -129,7 +132,9 @@ def unwrap_from_recipient(
         shared = recipient_private.exchange(peer)
     except ValueError:
         raise IntegrityError() from None
-    key = _wrap_key(shared, wrapped.ephemeral_public, x25519_public_bytes(recipient_private))
+    key = _wrap_key(
+        shared, wrapped.ephemeral_public, recipient_private.public_key().public_bytes_raw()
+    )
     dek = aead.unseal(key, _ZERO_NONCE, wrapped.body, ad)
     if len(dek) != aead.KEY_SIZE:
         raise IntegrityError()

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vault.errors import IntegrityError, UnsupportedFormat, quoted
 from vault.format import aead, encoding, identities, keywrap, schema, stages
-from vault.format.identities import RootIdentity
+from vault.format.identities import RootKeys
 from vault.format.keywrap import Recipient, WrappedKey
 from vault.format.model import (
     CredentialMetadata,
@@ -336,7 +336,7 @@ class SealedVersion(NamedTuple):
 
 
 def seal_version(
-    identity: RootIdentity,
+    identity: RootKeys,
     vault_id: bytes,
     credential_id: str,
     version: int,
@@ -363,9 +363,7 @@ def seal_version(
         issued_on=metadata.issued_on.isoformat(),
         expires_on=metadata.expires_on.isoformat() if metadata.expires_on else None,
         created_at=created_at,
-        api_key_fingerprint=identities.keyed_fingerprint(
-            identity.fingerprint_key(), "api_key", payload.get("api_key", "")
-        ),
+        api_key_fingerprint=identity.keyed_fingerprint("api_key", payload.get("api_key", "")),
         payload_digest=payload_digest(nonce, ciphertext),
         signature=b"",  # the signature covers the other columns, not itself
     )
@@ -417,20 +415,33 @@ def unwrap_dek(
 
     :raises IntegrityError: when the wrap is not for this key, or row or wrap was altered.
     """
+    wrapped, ad = _wrapped_key(vault_id, row, wrap)
+    return keywrap.unwrap_from_recipient(wrapped, recipient_private, ad)
+
+
+def unwrap_root_dek(vault_id: bytes, row: Version, wrap: Wrap, identity: RootKeys) -> bytes:
+    """Recover a version's DEK from its wrap for the root recipient, with the root keys
+    (held here or by an unlock agent).
+
+    :raises IntegrityError: when the wrap is not for the root key, or row or wrap was altered.
+    """
+    wrapped, ad = _wrapped_key(vault_id, row, wrap)
+    return identity.unwrap(wrapped, ad)
+
+
+def _wrapped_key(vault_id: bytes, row: Version, wrap: Wrap) -> tuple[WrappedKey, bytes]:
+    # The wrap and the associated data that binds it to its version and recipient.
     check_types(wrap, "dek_wraps")
     if wrap.credential_id != row.credential_id or wrap.version != row.version:
         raise IntegrityError()
-    return keywrap.unwrap_from_recipient(
-        WrappedKey(wrap.ephemeral_public, wrap.body),
-        recipient_private,
-        wrap_ad(
-            vault_id,
-            row.credential_id,
-            row.version,
-            Recipient.stored(wrap.recipient),
-            metadata_of(row).digest(),
-        ),
+    ad = wrap_ad(
+        vault_id,
+        row.credential_id,
+        row.version,
+        Recipient.stored(wrap.recipient),
+        metadata_of(row).digest(),
     )
+    return WrappedKey(wrap.ephemeral_public, wrap.body), ad
 
 
 def open_payload(vault_id: bytes, row: Version, payload: Payload, dek: bytes) -> dict[str, str]:
@@ -516,7 +527,7 @@ def schema2_head_message(vault_id: bytes, head: Head) -> bytes:
     )
 
 
-def sign_head(identity: RootIdentity, vault_id: bytes, head: CredentialRecord) -> None:
+def sign_head(identity: RootKeys, vault_id: bytes, head: CredentialRecord) -> None:
     """(Re-)sign a head after any change to it; its revision goes up by one.
 
     A new head is built with revision 0, so that it is signed as revision 1. Every
@@ -633,7 +644,7 @@ def client_message(vault_id: bytes, client: Client) -> bytes:
     )
 
 
-def sign_client(identity: RootIdentity, vault_id: bytes, client: ClientRecord) -> None:
+def sign_client(identity: RootKeys, vault_id: bytes, client: ClientRecord) -> None:
     """(Re-)sign a client record after any change to it."""
     client.signature = identity.sign(client_message(vault_id, client))
 
@@ -654,7 +665,7 @@ def grant_message(vault_id: bytes, grant: GrantRecord) -> bytes:
     )
 
 
-def sign_grant(identity: RootIdentity, vault_id: bytes, grant: GrantRecord) -> None:
+def sign_grant(identity: RootKeys, vault_id: bytes, grant: GrantRecord) -> None:
     """Sign a new grant."""
     grant.signature = identity.sign(grant_message(vault_id, grant))
 
@@ -692,6 +703,7 @@ __all__ = [
     "split_grantees",
     "type_damage",
     "unwrap_dek",
+    "unwrap_root_dek",
     "verify_client",
     "verify_grant",
     "verify_head",

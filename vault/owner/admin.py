@@ -27,7 +27,7 @@ from vault.errors import InvalidInput
 from vault.format import encoding, kdf_params, passphrase_kdf, recovery
 from vault.format.access import DEFAULT_SCOPE, ClientInfo
 from vault.format.credential_info import CredentialInfo
-from vault.format.identities import RootIdentity
+from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
 from vault.format.model import to_epoch, utc_now
 from vault.format.policy import Policy
@@ -53,7 +53,7 @@ class AdminVault(Inventory):
         self,
         store: Store,
         header: HeaderRecord,
-        identity: RootIdentity,
+        identity: RootKeys,
         opened_kdf: KdfParams | None = None,
     ) -> None:
         super().__init__(store, header)
@@ -61,6 +61,13 @@ class AdminVault(Inventory):
         # The Argon2id parameters of the passphrase slot this handle was opened with
         # (authenticated by that slot's AD), or None when it was opened otherwise.
         self._opened_kdf = opened_kdf
+
+    @property
+    def identity(self) -> RootKeys:
+        """The root keys this handle signs and unwraps with: a :class:`RootIdentity`
+        when it was opened with the passphrase or recovery key, an unlock agent's
+        stand-in when opened through the agent."""
+        return self._writer.identity
 
     @property
     def writer(self) -> Writer:
@@ -177,6 +184,7 @@ class AdminVault(Inventory):
         :raises InvalidInput: for an empty passphrase, or an explicit ``kdf`` below
             the floor without ``insecure_test_kdf``.
         :raises UnsupportedFormat: for an explicit ``kdf`` above the cap.
+        :raises AccessDenied: on a handle opened through the unlock agent.
         """
         params = passphrases.change_passphrase(
             self._writer,

@@ -191,6 +191,7 @@ def change_passphrase(
     :raises InvalidInput: for an empty passphrase, or an explicit ``kdf`` below the
         floor without ``insecure_test_kdf``.
     :raises UnsupportedFormat: for an explicit ``kdf`` above the cap.
+    :raises AccessDenied: when ``writer`` was opened through the unlock agent.
     """
     passphrase_kdf.normalize_passphrase(new_passphrase)
     params = new_slot_params(opened_kdf, recalibrate, kdf, insecure_test_kdf)
@@ -198,7 +199,7 @@ def change_passphrase(
         header = load_header(session)
     slot = sealed_slots.new_passphrase_slot(
         header,
-        writer.identity,
+        writer.private_identity(),
         new_passphrase,
         params,
         to_epoch(utc_now()),

@@ -25,7 +25,7 @@ from vault.db.tables import (
 from vault.errors import Conflict, IntegrityError
 from vault.format import aead, identities, passphrase_kdf, records, recovery, stages
 from vault.format.audit_entry import new_entry
-from vault.format.identities import RootIdentity
+from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
 from vault.format.keywrap import Recipient
 from vault.format.model import to_epoch, utc_now
@@ -161,8 +161,8 @@ def rekey(
 def _rekey_credentials(
     session: Session,
     vault_id: bytes,
-    old: RootIdentity,
-    new: RootIdentity,
+    old: RootKeys,
+    new: RootKeys,
     old_public: bytes,
     client_keys: Mapping[str, bytes],
 ) -> None:
@@ -212,12 +212,11 @@ def _rekey_credentials(
                 raise IntegrityError(
                     f'damaged vault: version {row.version} of "{row.name}" is incomplete'
                 )
-            dek = records.unwrap_dek(vault_id, row, root_wrap, old.decryption_key)
+            dek = records.unwrap_root_dek(vault_id, row, root_wrap, old)
             fields = records.open_payload(vault_id, row, payload, dek)
             # Keyed by the root key: recomputed, so that reuse checks still match.
-            row.api_key_fingerprint = identities.keyed_fingerprint(
-                new.fingerprint_key(), "api_key", fields.get("api_key", "")
-            )
+            api_key = fields.get("api_key", "")
+            row.api_key_fingerprint = new.keyed_fingerprint("api_key", api_key)
             granted = set(records.split_grantees(head_row))
             # A wrap row the head's signed grantee set does not back is not re-wrapped,
             # nor one of a revoked client (revocation deleted them): it has no new key.

@@ -34,11 +34,11 @@ from vault.db.tables import (
     WrapRecord,
     row_insert,
 )
-from vault.errors import Conflict, IntegrityError, NotFound, quoted
+from vault.errors import AccessDenied, Conflict, IntegrityError, NotFound, quoted
 from vault.format import records, stages
 from vault.format.access import beyond_scope
 from vault.format.audit_entry import new_entry
-from vault.format.identities import RootIdentity
+from vault.format.identities import RootIdentity, RootKeys
 from vault.format.keywrap import Recipient
 from vault.format.model import CredentialMetadata, lookup_name, split_list, to_epoch, utc_now
 
@@ -88,7 +88,7 @@ def record_refusal(
     detail: str,
     *,
     credential: str | None = None,
-    identity: RootIdentity | None = None,
+    identity: RootKeys | None = None,
 ) -> None:
     """Audit an owner's refusal or failure in a transaction of its own (never raises
     for a failure to write it): signed by ``identity``, or unsigned before any key is
@@ -147,7 +147,7 @@ class Writer:
     """
 
     def __init__(
-        self, store: Store, identity: RootIdentity, vault_id: bytes, verify_public: bytes
+        self, store: Store, identity: RootKeys, vault_id: bytes, verify_public: bytes
     ) -> None:
         self._store = store
         self._identity = identity
@@ -165,8 +165,22 @@ class Writer:
         return self._store
 
     @property
-    def identity(self) -> RootIdentity:
-        """The unlocked root identity (private keys)."""
+    def identity(self) -> RootKeys:
+        """The root keys this writer signs and unwraps with: a :class:`RootIdentity`
+        when the vault was opened with the passphrase or recovery key, an unlock
+        agent's stand-in when opened through the agent."""
+        return self._identity
+
+    def private_identity(self) -> RootIdentity:
+        """The root private keys themselves, which a new passphrase slot encrypts.
+
+        :raises AccessDenied: when the vault was opened through the unlock agent, which
+            never hands the keys out.
+        """
+        if not isinstance(self._identity, RootIdentity):
+            raise AccessDenied(
+                "changing the passphrase needs the passphrase itself, not the unlock agent"
+            )
         return self._identity
 
     @property
@@ -184,7 +198,7 @@ class Writer:
         """Whether a :meth:`batch` is open."""
         return self._batch is not None
 
-    def replace_identity(self, identity: RootIdentity) -> None:
+    def replace_identity(self, identity: RootKeys) -> None:
         """Write with ``identity`` from now on (a committed rekey); what was verified of
         the signed log was verified with the old key, so it is read again."""
         self._identity = identity
@@ -459,7 +473,7 @@ class Writer:
 
         :raises IntegrityError: when the wrap does not authenticate.
         """
-        return records.unwrap_dek(self._vault_id, row, root_wrap, self._identity.decryption_key)
+        return records.unwrap_root_dek(self._vault_id, row, root_wrap, self._identity)
 
     def decrypt(
         self, row: VersionRecord, root_wrap: WrapRecord, payload: PayloadRecord

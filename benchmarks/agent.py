@@ -1,0 +1,171 @@
+"""Owner commands through the unlock agent, next to the same commands with the passphrase.
+
+Run on its own (not among the figures of ``python -m benchmarks``)::
+
+    python -m benchmarks.agent [--repeats 7] [--python PATH] [--importtime] [--test-kdf]
+
+A vault is made with ``exvault init`` (Argon2id calibrated on this machine, as a user
+gets it), holding one binance credential and one client. Then each of ``grant``,
+``edit`` and ``show --field secret`` runs as a whole new ``exvault`` process,
+``--repeats`` times: with ``--no-agent --passphrase-file`` (Argon2id every time), then
+after ``exvault unlock`` through the agent. The medians of wall time (and CPU time)
+are printed side by side, with ``exvault --version`` as the floor every process pays
+(interpreter, click, the command group). ``--importtime`` adds where an agent-backed
+``show`` spends its import time (``python -X importtime``), by top-level package.
+
+The agent lives in a runtime directory of its own under ``--workdir`` and is stopped
+at the end. ``--test-kdf`` makes the vault with the test suite's cheap KDF: a smoke
+run whose "passphrase" column means nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.common import (
+    clean_env,
+    exvault_argv,
+    median,
+    run_checked,
+    run_measured,
+    write_secret,
+)
+
+PASSPHRASE = "correct horse battery staple (agent benchmark)"
+PAYLOAD = {"api_key": "A" * 64, "secret": "S" * 64}
+TARGET_SECONDS = 0.100
+
+
+def _setup(exvault: list[str], vault: Path, env: dict[str, str], pw: Path, test_kdf: bool) -> None:
+    cheap = ["--insecure-test-kdf"] if test_kdf else []
+    run_checked(
+        [*exvault, "init", "--vault", str(vault), *cheap],
+        env=env,
+        stdin=f"{PASSPHRASE}\n{PASSPHRASE}\n".encode(),
+    )
+    owner = ["--vault", str(vault), "--passphrase-file", str(pw), "--no-agent"]
+    run_checked(
+        [*exvault, "add", "binance-main", "--exchange", "binance", "--from-json", "-", *owner],
+        env=env,
+        stdin=json.dumps(PAYLOAD).encode(),
+    )
+    run_checked([*exvault, "client", "add", "grid-bot", "--max-scope", "trade", *owner], env=env)
+
+
+def _commands(i: int) -> dict[str, tuple[list[str], list[str] | None]]:
+    """Each timed command, and the untimed one that undoes it for its next run."""
+    return {
+        "grant": (["grant", "grid-bot", "binance-main"], ["ungrant", "grid-bot", "binance-main"]),
+        "edit": (["edit", "binance-main", "--ip", f"203.0.113.{i % 250 + 1}"], None),
+        "show --field secret": (["show", "binance-main", "--field", "secret"], None),
+    }
+
+
+def measure(
+    exvault: list[str], vault: Path, env: dict[str, str], pw: Path, repeats: int, agent: bool
+) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of each command, through the agent or with the passphrase."""
+    unlock = [] if agent else ["--no-agent", "--passphrase-file", str(pw)]
+    where = ["--vault", str(vault)]
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for i in range(repeats):
+        for label, (timed, undo) in _commands(i).items():
+            done = run_measured([*exvault, *timed, *where, *unlock], env=env)
+            runs.setdefault(label, []).append((done.seconds, done.cpu_seconds))
+            if undo is not None:
+                run_checked([*exvault, *undo, *where, *unlock], env=env)
+    return {
+        label: (median([w for w, _ in got]), median([c for _, c in got]))
+        for label, got in runs.items()
+    }
+
+
+def import_breakdown(python: str, vault: Path, env: dict[str, str]) -> list[tuple[str, float]]:
+    """Cumulative import time (seconds) of each top-level package an agent-backed
+    ``show --field secret`` imports, largest first."""
+    proc = subprocess.run(
+        [
+            *(python, "-X", "importtime", "-m", "vault.cli.main"),
+            *("show", "binance-main", "--field", "secret", "--vault", str(vault)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    totals: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue  # the header line
+        name = parts[2][1:]  # one space after the bar; nested imports are indented more
+        if name.startswith(" "):
+            continue
+        package = name.split(".")[0]
+        totals[package] = totals.get(package, 0.0) + int(parts[1]) / 1e6
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
+def _stop_agent(exvault: list[str], env: dict[str, str]) -> None:
+    out = run_checked([*exvault, "agent", "status", "--json"], env=env)
+    status = json.loads(out)
+    if status.get("running"):
+        os.kill(int(status["pid"]), signal.SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.agent")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--python", default=None, help="the Python whose exvault to run")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--importtime", action="store_true")
+    parser.add_argument(
+        "--test-kdf", action="store_true", help="a cheap KDF (a smoke run: no figure)"
+    )
+    args = parser.parse_args(argv)
+    python = args.python or sys.executable
+    exvault = exvault_argv(python)
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="exvault-agent-bench-") as top:
+        work = Path(top)
+        run = work / "run"
+        run.mkdir(mode=0o700)
+        env = clean_env({"XDG_RUNTIME_DIR": str(run)})
+        vault = work / "vault.db"
+        pw = write_secret(work / "passphrase", PASSPHRASE)
+        _setup(exvault, vault, env, pw, args.test_kdf)
+        floor = median(
+            [run_measured([*exvault, "--version"], env=env).seconds for _ in range(args.repeats)]
+        )
+        prompted = measure(exvault, vault, env, pw, args.repeats, agent=False)
+        run_checked(
+            [*exvault, "unlock", "--vault", str(vault), "--passphrase-file", str(pw)], env=env
+        )
+        try:
+            through = measure(exvault, vault, env, pw, args.repeats, agent=True)
+            breakdown = import_breakdown(python, vault, env) if args.importtime else []
+        finally:
+            _stop_agent(exvault, env)
+    print(f"exvault --version (the floor of every process): {floor * 1000:.0f} ms")
+    print(f"{'command':<22} {'passphrase':>12} {'agent':>10} {'agent CPU':>10}  target 100 ms")
+    for label, (wall, _cpu) in prompted.items():
+        agent_wall, agent_cpu = through[label]
+        met = "met" if agent_wall <= TARGET_SECONDS else "missed"
+        print(
+            f"{label:<22} {wall * 1000:>9.0f} ms {agent_wall * 1000:>7.0f} ms "
+            f"{agent_cpu * 1000:>7.0f} ms  {met}"
+        )
+    for name, seconds in breakdown[:8]:
+        print(f"  import {name:<20} {seconds * 1000:7.0f} ms (cumulative)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,424 @@
+"""Finding, starting and talking to the unlock agent, and its stand-in for the root keys.
+
+The socket is ``$XDG_RUNTIME_DIR/exvault/agent.sock``, or, when that variable is
+unset, ``exvault-agent-UID/agent.sock`` in the temporary directory; either directory
+is created mode 0700 and refused when it is not a directory of this uid that only
+this uid can enter. :func:`connect` finds an agent that answers (None when there is
+none); :func:`connect_or_start` also starts one, replacing a stale socket (a file
+nobody answers on, left by an agent killed with SIGKILL).
+
+:class:`AgentIdentity` performs the owner's operations with the root keys
+(:class:`vault.format.identities.RootKeys`) by asking the agent, never seeing the keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault.agent import protocol
+from vault.errors import AgentRefused, InsecureFile, IntegrityError, VaultUnavailable, printable
+from vault.format.encoding import Field
+from vault.format.kdf_params import KdfParams
+from vault.format.keywrap import WrappedKey
+
+ENV_RUNTIME_DIR = "XDG_RUNTIME_DIR"
+SOCKET_NAME = "agent.sock"
+MAX_SOCKET_PATH = 107
+"""The longest Unix socket path Linux takes (``sun_path`` is 108 bytes with its NUL)."""
+START_SECONDS = 10.0
+"""How long :func:`connect_or_start` waits for a new agent to answer."""
+
+
+def agent_directory(*, create: bool = True) -> Path:
+    """The agent's private directory, created mode 0700 when missing and ``create``.
+
+    :raises InsecureFile: when it exists but is a symlink, not a directory, not this
+        uid's, or open to others.
+    :raises FileNotFoundError: when it is missing and not ``create``.
+    """
+    runtime = os.environ.get(ENV_RUNTIME_DIR)
+    directory = (
+        Path(runtime) / "exvault"
+        if runtime
+        else Path(tempfile.gettempdir()) / f"exvault-agent-{os.getuid()}"
+    )
+    if create:
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+    info = os.lstat(directory)
+    # In a shared temporary directory someone else could have made it first: an agent
+    # there could be theirs, and would see what we ask it to sign.
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise InsecureFile(
+            f"the agent directory {printable(str(directory))} must be a directory of "
+            "this user, mode 0700"
+        )
+    return directory
+
+
+def socket_path(*, create: bool = True) -> Path:
+    """Where the agent's socket is (its directory is created if missing and ``create``).
+
+    :raises InsecureFile: when the directory is unsafe.
+    :raises FileNotFoundError: when it is missing and not ``create``.
+    """
+    return agent_directory(create=create) / SOCKET_NAME
+
+
+class AgentConnection:
+    """One connection to the agent: requests and their replies, in turn.
+
+    Use as a context manager or call :meth:`close`. Not for several threads.
+    """
+
+    def __init__(self, sock: socket.socket, path: Path) -> None:
+        self._sock = sock
+        self._path = path
+
+    def __enter__(self) -> AgentConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._sock.close()
+
+    def request(self, kind: int, *fields: Field) -> tuple[Field, ...]:
+        """Send a request of ``kind``; the fields of the agent's OK reply.
+
+        :raises AgentRefused: for an ERROR reply, or when the agent stopped answering.
+        """
+        return self.checked(self.ask(kind, *fields))
+
+    @staticmethod
+    def checked(reply: protocol.Message) -> tuple[Field, ...]:
+        """The fields of an OK reply.
+
+        :raises AgentRefused: for an ERROR reply or a reply of another kind.
+        """
+        if reply.kind == protocol.ERROR:
+            code, message = (*reply.fields, "", "")[:2]
+            if not isinstance(message, str):
+                message = "a malformed refusal"
+            if code == protocol.NOT_UNLOCKED:
+                raise AgentRefused("this vault is not unlocked in the agent (run: exvault unlock)")
+            raise AgentRefused(f"unlock agent: {message}")
+        if reply.kind != protocol.OK:
+            raise AgentRefused("the unlock agent sent a reply of an unknown kind")
+        return reply.fields
+
+    def ask(self, kind: int, *fields: Field) -> protocol.Message:
+        """Send a request of ``kind``; the agent's reply, OK or ERROR.
+
+        Reconnects once when the agent closed an idle connection.
+
+        :raises AgentRefused: when the agent stopped answering.
+        """
+        data = protocol.encode(kind, *fields)
+        for attempt in range(2):
+            try:
+                if attempt:
+                    self._sock.close()
+                    self._sock = _open_socket(self._path)
+                reply = self._exchange(data)
+            except (OSError, protocol.ProtocolError):
+                continue
+            if reply is not None:
+                return reply
+        raise AgentRefused("the unlock agent stopped answering; unlock the vault again")
+
+    def _exchange(self, data: bytes) -> protocol.Message | None:
+        self._sock.sendall(data)
+        return protocol.read(self._sock, protocol.FRAME_SECONDS * 6)
+
+
+def _open_socket(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.fspath(path))
+        if protocol.peer_uid(sock) != os.getuid():  # only our own agent sees our requests
+            raise ConnectionRefusedError("the agent socket is another user's")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def connect(path: Path | None = None) -> AgentConnection | None:
+    """A connection to the running agent, or None when none answers.
+
+    Never starts one, never removes anything: an owner command that finds no agent
+    asks for the passphrase. Nor does it talk to a socket in an unsafe directory (one
+    another user could have made): that is no agent either (``unlock`` says why).
+    """
+    try:
+        path = socket_path(create=False) if path is None else path
+        return AgentConnection(_open_socket(path), path)
+    except (OSError, InsecureFile):  # no safe directory, no socket, nobody answering
+        return None
+
+
+def connect_or_start(path: Path | None = None) -> AgentConnection:
+    """A connection to the running agent, starting one when none answers.
+
+    Under a lock file in the agent directory, so two ``unlock`` at once start one
+    agent: a socket file nobody answers on is removed first.
+
+    :raises InsecureFile: when the agent directory is unsafe, or a file that is not a
+        socket sits where the socket goes.
+    :raises VaultUnavailable: when the socket path is too long for a Unix socket, or
+        a new agent does not answer in time.
+    """
+    path = socket_path(create=True) if path is None else path
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise VaultUnavailable(
+            f"the agent socket path {printable(str(path))} is too long for a Unix socket "
+            f"(at most {MAX_SOCKET_PATH} bytes); set XDG_RUNTIME_DIR to a shorter directory"
+        )
+    found = connect(path)
+    if found is not None:
+        return found
+    lock_fd = os.open(path.with_name("agent.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        found = connect(path)  # another process may have started one meanwhile
+        if found is not None:
+            return found
+        remove_stale_socket(path)
+        _start_agent(path)
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            found = connect(path)
+            if found is not None:
+                return found
+            time.sleep(0.02)
+    finally:
+        os.close(lock_fd)
+    raise VaultUnavailable("the unlock agent did not start")
+
+
+def remove_stale_socket(path: Path) -> bool:
+    """Remove a socket file at ``path`` that no agent answers on; True when removed.
+
+    :raises InsecureFile: when something other than a socket is there.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(info.st_mode):
+        raise InsecureFile(f"{printable(str(path))} is not a socket; remove it by hand")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise
+    else:
+        return False  # someone answers: not stale
+    finally:
+        probe.close()
+    path.unlink(missing_ok=True)
+    return True
+
+
+def _start_agent(path: Path) -> None:
+    # A session of its own, no terminal, no inherited descriptors: it outlives this
+    # command and is not hit by the terminal's signals.
+    subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", "vault.agent.server", os.fspath(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+    )
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class HeldVault:
+    """A vault the agent holds, as ``agent status`` reports it."""
+
+    vault_id: bytes
+    label: str
+    idle_seconds: int
+    max_seconds: int
+    locks_in: int
+    unlocked_for: int
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """What the agent says of itself: its pid, whether its memory is locked, its vaults."""
+
+    pid: int
+    memory_locked: bool
+    vaults: list[HeldVault]
+
+
+def status(conn: AgentConnection) -> AgentStatus:
+    """The agent's status.
+
+    :raises AgentRefused: when the agent does not answer properly.
+    """
+    fields = conn.request(protocol.STATUS)
+    try:
+        pid, locked, count, *rest = fields
+        assert isinstance(pid, int) and isinstance(locked, int) and isinstance(count, int)
+        vaults = []
+        for i in range(count):
+            vault_id, label, idle, max_s, locks_in, age = rest[6 * i : 6 * i + 6]
+            assert isinstance(vault_id, bytes) and isinstance(label, str)
+            assert isinstance(idle, int) and isinstance(max_s, int)
+            assert isinstance(locks_in, int) and isinstance(age, int)
+            vaults.append(HeldVault(vault_id, label, idle, max_s, locks_in, age))
+    except (AssertionError, ValueError):
+        raise AgentRefused("the unlock agent sent a malformed status") from None
+    return AgentStatus(pid, bool(locked), vaults)
+
+
+def lock(conn: AgentConnection, vault_id: bytes | None) -> int:
+    """Lock one vault (None: every vault); how many were unlocked.
+
+    :raises AgentRefused: when the agent does not answer properly.
+    """
+    (count,) = conn.request(protocol.LOCK, vault_id)
+    return count if isinstance(count, int) else 0
+
+
+def unlock(
+    conn: AgentConnection,
+    vault_id: bytes,
+    state: bytes,
+    keys: bytes,
+    label: str,
+    idle_seconds: int,
+    max_seconds: int,
+    kdf: KdfParams | None,
+) -> None:
+    """Hand the agent a vault's root keys (``RootIdentity.to_bytes``) until it locks.
+
+    :raises AgentRefused: when the agent refuses them.
+    """
+    conn.request(
+        protocol.UNLOCK,
+        vault_id,
+        state,
+        keys,
+        label,
+        idle_seconds,
+        max_seconds,
+        *((kdf.time_cost, kdf.memory_kib, kdf.parallelism) if kdf else (None, None, None)),
+    )
+
+
+class AgentIdentity:
+    """The root keys of one vault as the agent holds them (:class:`RootKeys`).
+
+    Every operation is a request naming the vault id and its unlock state, so the
+    agent refuses it once the vault is locked or its keyslot or header changed.
+    """
+
+    def __init__(
+        self,
+        conn: AgentConnection,
+        vault_id: bytes,
+        state: bytes,
+        encryption_public: bytes,
+        verify_public: bytes,
+    ) -> None:
+        self._conn = conn
+        self._vault_id = vault_id
+        self._state = state
+        self._encryption_public = encryption_public
+        self._verify_public = verify_public
+
+    @classmethod
+    def describe(
+        cls, conn: AgentConnection, vault_id: bytes, state: bytes
+    ) -> tuple[AgentIdentity, KdfParams | None]:
+        """The identity of ``vault_id`` in the agent, and the Argon2id parameters of
+        the passphrase slot it was unlocked with.
+
+        :raises AgentRefused: when the agent does not hold that vault in that state.
+        """
+        fields = conn.request(protocol.DESCRIBE, vault_id, state)
+        if len(fields) != 5 or not all(isinstance(f, bytes) for f in fields[:2]):
+            raise AgentRefused("the unlock agent sent a malformed reply")
+        encryption_public, verify_public, t, m, p = fields
+        assert isinstance(encryption_public, bytes) and isinstance(verify_public, bytes)
+        kdf = (
+            KdfParams(t, m, p)
+            if isinstance(t, int) and isinstance(m, int) and isinstance(p, int)
+            else None
+        )
+        return cls(conn, vault_id, state, encryption_public, verify_public), kdf
+
+    def __repr__(self) -> str:
+        return f"AgentIdentity(vault_id={self._vault_id.hex()})"
+
+    @property
+    def encryption_public(self) -> bytes:
+        """Raw X25519 public key (the root recipient)."""
+        return self._encryption_public
+
+    @property
+    def verify_public(self) -> bytes:
+        """Raw Ed25519 public key."""
+        return self._verify_public
+
+    def sign(self, message: bytes) -> bytes:
+        """The agent's Ed25519 signature of ``message``.
+
+        :raises AgentRefused: when the agent refuses.
+        """
+        return self._bytes(self._conn.request(protocol.SIGN, self._vault_id, self._state, message))
+
+    def unwrap(self, wrapped: WrappedKey, ad: bytes) -> bytes:
+        """A data key wrapped for the root recipient, unwrapped by the agent.
+
+        :raises IntegrityError: when the wrap does not open.
+        :raises AgentRefused: when the agent refuses.
+        """
+        reply = self._conn.ask(
+            protocol.UNWRAP,
+            self._vault_id,
+            self._state,
+            wrapped.ephemeral_public,
+            wrapped.body,
+            ad,
+        )
+        if reply.kind == protocol.ERROR and reply.fields[:1] == (protocol.FAILED,):
+            raise IntegrityError()
+        return self._bytes(self._conn.checked(reply))
+
+    def keyed_fingerprint(self, label: str, value: str) -> bytes:
+        """The agent's keyed fingerprint of ``value`` (its key never leaves the agent).
+
+        :raises AgentRefused: when the agent refuses.
+        """
+        return self._bytes(
+            self._conn.request(protocol.FINGERPRINT, self._vault_id, self._state, label, value)
+        )
+
+    @staticmethod
+    def _bytes(fields: tuple[Field, ...]) -> bytes:
+        if len(fields) != 1 or not isinstance(fields[0], bytes):
+            raise AgentRefused("the unlock agent sent a malformed reply")
+        return fields[0]

@@ -1,0 +1,181 @@
+"""The owner's side of the unlock agent: hand it a vault, open a vault through it, lock.
+
+``exvault unlock`` opens the vault with its passphrase here (Argon2id, the keyslot's
+signature, any schema upgrade: :meth:`AdminVault.unlock`), then hands the root keys
+to the agent with the vault's *unlock state*: a digest of its header row and its
+passphrase keyslot rows (:func:`unlock_state`). An owner command then opens the
+vault through the agent (:func:`open_through_agent`): it reads the state again and
+names it in every request, so after ``passwd``, ``recover``, ``rekey`` or a
+``restore`` that changed either, the agent refuses and locks that vault, and the
+command asks for the passphrase.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vault.agent import client
+from vault.agent.client import AgentIdentity
+from vault.db import keyslots
+from vault.db.inventory import Inventory, Where, open_store
+from vault.db.migrations import OwnerKeys
+from vault.db.tables import HeaderRecord, KeyslotRecord
+from vault.db.url import describe_location
+from vault.errors import AgentRefused, IntegrityError
+from vault.format import aead, encoding
+from vault.owner.admin import AdminVault
+
+
+def unlock_state(session: Session) -> bytes:
+    """SHA-256 of the header row and the passphrase keyslot rows, every column.
+
+    Any change to the header (a rekey, a restore of another vault) or to the
+    passphrase slot (``passwd``, ``recover``) changes it.
+    """
+    header = HeaderRecord.__table__
+    slots = KeyslotRecord.__table__
+    values: list[encoding.Field] = [b"exvault-agent-state"]
+    for row in session.execute(select(header).order_by(header.c.id)):
+        values += [_field(v) for v in row]
+    query = select(slots).where(slots.c.kind == keyslots.PASSPHRASE).order_by(slots.c.id)
+    for row in session.execute(query):
+        values += [_field(v) for v in row]
+    return encoding.digest(*values)
+
+
+def _field(value: Any) -> encoding.Field:
+    # Drivers return bytes as memoryview (PostgreSQL) or bytes; anything else as text.
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    if value is None or isinstance(value, (bytes, str)):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A vault handed to the agent: its id and where it is."""
+
+    vault_id: bytes
+    location: str
+
+
+def unlock_into_agent(
+    where: Where, passphrase: str, idle: timedelta, max_lifetime: timedelta
+) -> Handed:
+    """Open the vault with ``passphrase`` and hand its root keys to the agent (started
+    if none runs; a second unlock replaces the first's entry and lifetimes).
+
+    :raises IntegrityError: wrong passphrase or damaged vault.
+    :raises AgentRefused: when the agent refuses (e.g. a lifetime over a week).
+    :raises VaultUnavailable: no vault there, or the agent does not start.
+    :raises InsecureFile: when the agent directory is unsafe.
+    """
+    with AdminVault.unlock(where, passphrase) as admin:
+        # Unlocked with the passphrase just now: the writer holds the keys themselves.
+        identity = admin.writer.private_identity()
+        status = admin.status()
+        with admin.store.read() as session:
+            state = unlock_state(session)
+        location = describe_location(admin.store.url)
+        with client.connect_or_start() as conn:
+            client.unlock(
+                conn,
+                admin.vault_id,
+                state,
+                identity.to_bytes(),
+                location,
+                int(idle.total_seconds()),
+                int(max_lifetime.total_seconds()),
+                status.kdf if status.kdf_authenticated else None,
+            )
+        return Handed(admin.vault_id, location)
+
+
+def open_through_agent(where: Where) -> AdminVault | None:
+    """The vault unlocked through the agent, or None when no agent holds it as it is
+    now (none runs, it never unlocked this vault, it locked it, or its passphrase or
+    header changed since: the agent then locks it). The caller asks for the passphrase.
+
+    :raises VaultUnavailable: when there is no vault there.
+    :raises IntegrityError: when the agent's keys are not the header's.
+    """
+    conn = client.connect()
+    if conn is None:
+        return None
+    try:
+        store, header = open_store(where, owner=True)
+    except BaseException:
+        conn.close()
+        raise
+    try:
+        with store.read() as session:
+            state = unlock_state(session)
+        try:
+            identity, kdf = AgentIdentity.describe(conn, header.vault_id, state)
+        except AgentRefused:
+            store.dispose()
+            conn.close()
+            return None
+        if not (
+            aead.constant_time_equal(identity.verify_public, header.verify_public)
+            and aead.constant_time_equal(identity.encryption_public, header.encryption_public)
+        ):
+            raise IntegrityError("the unlock agent holds other keys for this vault")
+        store.upgrade(OwnerKeys(header.vault_id, header.verify_public, identity))
+    except BaseException:
+        store.dispose()
+        conn.close()
+        raise
+    admin = AdminVault(store, header, identity, kdf)
+    # The connection lives as long as the handle that asks through it.
+    weakref.finalize(admin, conn.close)
+    return admin
+
+
+def lock_in_agent(where: Where) -> bool:
+    """Lock the vault at ``where`` in the agent; True when it was unlocked there
+    (False also when no agent runs).
+
+    :raises VaultUnavailable: when there is no vault at ``where``.
+    :raises AgentRefused: when the agent does not answer properly.
+    """
+    with Inventory.open(where) as inventory:
+        vault_id = inventory.vault_id
+    conn = client.connect()
+    if conn is None:
+        return False
+    with conn:
+        return client.lock(conn, vault_id) > 0
+
+
+def lock_everything_in_agent() -> int:
+    """Lock every vault in the agent; how many were unlocked (0 when no agent runs).
+
+    :raises AgentRefused: when the agent does not answer properly.
+    """
+    conn = client.connect()
+    if conn is None:
+        return 0
+    with conn:
+        return client.lock(conn, None)
+
+
+def lock_vault_id(vault_id: bytes) -> None:
+    """Lock ``vault_id`` in the agent when one runs (after its passphrase or keys
+    changed); never fails for want of an agent."""
+    try:
+        conn = client.connect()
+        if conn is not None:
+            with conn:
+                client.lock(conn, vault_id)
+    except (AgentRefused, OSError):
+        pass  # the state digest locks it at its next use anyway
