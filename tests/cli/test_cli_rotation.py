@@ -820,11 +820,30 @@ def test_schedule_cron_command_runs(stocked_cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["0 8 * *", "0 8 * * * *", "0 8 * * ;rm", "@daily", "0 8 * * $(id)", ""]
+    "spec",
+    [
+        "0 8 * *",
+        "0 8 * * * *",
+        "0 8 * * ;rm",
+        "61 8 * * *",
+        "0 24 * * *",
+        "0 8 32 * *",
+        "@reboot",
+        "@fortnightly",
+        "0 8 * * $(id)",
+        "",
+    ],
 )
 def test_schedule_bad_cron(stocked_cli, one_error_line, spec) -> None:
     line = one_error_line(stocked_cli.v("schedule", "--cron", spec), 2)
-    assert "five fields" in line or "exactly one of" in line
+    assert "five fields or a nickname" in line
+
+
+@pytest.mark.parametrize("spec", ["@daily", "@hourly", "0 8 * * 1-5", "  0  8 * * *  "])
+def test_schedule_accepts_what_cron_accepts(stocked_cli, spec) -> None:
+    r = stocked_cli.v("schedule", "--cron", spec)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-1].startswith(" ".join(spec.split()) + " ")
 
 
 def test_schedule_needs_one_kind(stocked_cli, one_error_line) -> None:
