@@ -9,13 +9,15 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vault.db.location import resolve
 from vault.db.url import describe_location
-from vault.errors import VaultError, VaultUnavailable
+from vault.errors import VaultError, VaultUnavailable, printable
 from vault.format import model
 from vault.ops.checks import RANK, SEVERITIES, Report
 from vault.ops.checks import check as run_check
@@ -24,43 +26,126 @@ from vault.ops.notify import check_url, post_json
 from . import output
 from .options import json_option, open_inventory, vault_option
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
 ENV_NOTIFY_URL = "EXVAULT_NOTIFY_URL"
+METRICS_EXTRA = "pip install 'exchange-vault[metrics]'"
+# prometheus_client (the optional `metrics` extra) is imported inside the functions
+# below: only --format prometheus and --textfile need it, and `check` from cron
+# (and `schedule`, in this module) must run without it.
 
 
-def _prometheus_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _ReportCollector:
+    """A prometheus_client collector serving one check report's gauges.
+
+    Written as a collector (not Gauge objects) because a finding about a client has a
+    ``client`` label the others lack: prometheus_client's Gauge fixes one label set.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family of the report."""
+        report = self.report
+        yield _gauge("exvault_credentials", "Credentials in the vault.", [({}, report.credentials)])
+        yield _gauge(
+            "exvault_findings",
+            "Findings of exvault check, by severity.",
+            [
+                ({"severity": s}, sum(1 for f in report.findings if f.severity == s))
+                for s in SEVERITIES
+            ],
+        )
+        findings: list[tuple[dict[str, str], float]] = []
+        worst: dict[str, int] = {}
+        for f in report.findings:
+            labels = {"credential": f.credential or "", "code": f.code, "severity": f.severity}
+            if f.client is not None:  # vault-wide findings about a client: one series each
+                labels["client"] = f.client
+            findings.append((labels, RANK[f.severity]))
+            if f.credential is not None:
+                worst[f.credential] = max(worst.get(f.credential, 0), RANK[f.severity])
+        yield _gauge("exvault_finding", "One finding (value: 0 ok, 1 warn, 2 critical).", findings)
+        yield _gauge(
+            "exvault_credential_age_days",
+            "Days since the credential's current version was issued.",
+            [({"credential": a.name}, a.age_days) for a in report.ages],
+        )
+        yield _gauge(
+            "exvault_credential_days_to_expiry",
+            "Days until the exchange expires the key (negative once expired; "
+            "credentials without an expiry have no series).",
+            [
+                ({"credential": a.name}, a.days_to_expiry)
+                for a in report.ages
+                if a.days_to_expiry is not None
+            ],
+        )
+        yield _gauge(
+            "exvault_credential_worst_severity",
+            "The credential's worst finding (0 ok or none, 1 warn, 2 critical).",
+            [({"credential": a.name}, worst.get(a.name, 0)) for a in report.ages],
+        )
+        yield _gauge(
+            "exvault_check_timestamp_seconds",
+            "When the check ran (Unix time).",
+            [({}, round(report.generated_at.timestamp()))],
+        )
+
+
+def _gauge(name: str, documentation: str, samples: list[tuple[dict[str, str], float]]) -> Metric:
+    from prometheus_client.metrics_core import Metric
+
+    family = Metric(name, documentation, "gauge")
+    for labels, value in samples:
+        family.add_sample(name, labels, value)
+    return family
+
+
+def _registry(report: Report) -> CollectorRegistry:
+    """A registry serving ``report``.
+
+    :raises VaultUnavailable: when prometheus_client is not installed.
+    """
+    try:
+        from prometheus_client import CollectorRegistry
+    except ImportError:
+        raise VaultUnavailable(
+            f"Prometheus output needs prometheus_client: {METRICS_EXTRA}"
+        ) from None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ReportCollector(report))
+    return registry
 
 
 def render_prometheus(report: Report) -> str:
-    """The report in the Prometheus text format (node_exporter textfile collector)."""
-    lines = [
-        "# HELP exvault_credentials Credentials in the vault.",
-        "# TYPE exvault_credentials gauge",
-        f"exvault_credentials {report.credentials}",
-        "# HELP exvault_findings Findings of exvault check, by severity.",
-        "# TYPE exvault_findings gauge",
-    ]
-    for severity in SEVERITIES:
-        count = sum(1 for f in report.findings if f.severity == severity)
-        lines.append(f'exvault_findings{{severity="{severity}"}} {count}')
-    lines += [
-        "# HELP exvault_finding One finding (value: 0 ok, 1 warn, 2 critical).",
-        "# TYPE exvault_finding gauge",
-    ]
-    for f in report.findings:
-        labels = (
-            f'credential="{_prometheus_label(f.credential or "")}",'
-            f'code="{_prometheus_label(f.code)}",severity="{f.severity}"'
-        )
-        if f.client is not None:  # vault-wide findings about a client: one series each
-            labels += f',client="{_prometheus_label(f.client)}"'
-        lines.append(f"exvault_finding{{{labels}}} {RANK[f.severity]}")
-    lines += [
-        "# HELP exvault_check_timestamp_seconds When the check ran (Unix time).",
-        "# TYPE exvault_check_timestamp_seconds gauge",
-        f"exvault_check_timestamp_seconds {report.generated_at.timestamp():.0f}",
-    ]
-    return "\n".join(lines) + "\n"
+    """The report in the Prometheus text format (node_exporter textfile collector).
+
+    :raises VaultUnavailable: when prometheus_client is not installed.
+    """
+    registry = _registry(report)
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry).decode("utf-8")
+
+
+def write_textfile(report: Report, path: str) -> None:
+    """Write the report's metrics to ``path`` atomically (a temporary file renamed over
+    it), so node_exporter's textfile collector never reads half a file.
+
+    :raises VaultUnavailable: when it cannot be written, or prometheus_client is not
+        installed.
+    """
+    registry = _registry(report)
+    from prometheus_client import write_to_textfile
+
+    try:
+        write_to_textfile(path, registry)
+    except OSError as exc:
+        raise VaultUnavailable(f"cannot write {printable(path)}: {exc.strerror}") from None
 
 
 @click.command()
@@ -87,6 +172,14 @@ def render_prometheus(report: Report) -> str:
 )
 @click.option("--all", "show_all", is_flag=True, help="Also list ok findings (accepted risks).")
 @click.option(
+    "--textfile",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the Prometheus metrics to PATH, atomically (for node_exporter's "
+    "textfile collector), whatever --format and --quiet say.",
+)
+@click.option(
     "--notify-url",
     metavar="URL",
     default=None,
@@ -99,6 +192,7 @@ def check(
     quiet: bool,
     fail_on: str,
     show_all: bool,
+    textfile: str | None,
     notify_url: str | None,
     vault_location: str | None,
 ) -> None:
@@ -117,6 +211,8 @@ def check(
     with open_inventory(vault_location) as inv:
         report = run_check(inv, model.utc_now())
     code = report.exit_code(fail_on)
+    if textfile:
+        write_textfile(report, textfile)
     shown = report.findings if show_all else report.at_least("warn")
     if not (quiet and code == 0):
         if fmt == "json":

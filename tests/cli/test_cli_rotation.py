@@ -246,6 +246,59 @@ def test_check_prometheus_has_no_duplicate_series(stocked_cli, check_at) -> None
     assert len(samples) == len(set(samples))
 
 
+def test_check_prometheus_per_credential_gauges(stocked_cli, check_at, fine_kdf) -> None:
+    assert stocked_cli.unlocked("edit", "kucoin-sub1", "--expires", "2025-12-01").exit_code == 0
+    check_at(WARN)  # 80 days after issue: both age-due-soon; kucoin-sub1 expires in 11 days
+    families = _families(stocked_cli.v("check", "--format", "prometheus").stdout)
+    assert families["exvault_credential_age_days"] == [
+        ({"credential": "binance-main"}, 80.0),
+        ({"credential": "kucoin-sub1"}, 80.0),
+    ]
+    assert families["exvault_credential_days_to_expiry"] == [({"credential": "kucoin-sub1"}, 11.0)]
+    assert families["exvault_credential_worst_severity"] == [
+        ({"credential": "binance-main"}, 1.0),
+        ({"credential": "kucoin-sub1"}, 1.0),
+    ]
+    check_at(CRITICAL)
+    families = _families(stocked_cli.v("check", "--format", "prometheus").stdout)
+    assert dict(
+        (labels["credential"], v) for labels, v in families["exvault_credential_worst_severity"]
+    ) == {
+        "binance-main": 2.0,
+        "kucoin-sub1": 2.0,
+    }
+
+
+def test_check_textfile_is_written_whatever_is_printed(
+    stocked_cli, check_at, fine_kdf, tmp_path
+) -> None:
+    check_at(CLEAN)
+    (tmp_path / "textfiles").mkdir()
+    target = tmp_path / "textfiles" / "exvault.prom"
+    r = stocked_cli.v("check", "--quiet", "--textfile", str(target))
+    assert (r.exit_code, r.stdout) == (0, "")
+    families = _families(target.read_text())
+    assert families["exvault_credentials"] == [({}, 2.0)]
+    assert families["exvault_check_timestamp_seconds"] == [({}, CLEAN.timestamp())]
+    # Replaced by the next run, leaving no temporary file beside it.
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--json", "--textfile", str(target))
+    assert r.exit_code == 2 and json.loads(r.stdout)["worst"] == "critical"
+    families = _families(target.read_text())
+    assert families["exvault_check_timestamp_seconds"] == [({}, CRITICAL.timestamp())]
+    assert [p.name for p in target.parent.iterdir()] == ["exvault.prom"]
+
+
+def test_check_textfile_that_cannot_be_written(
+    stocked_cli, check_at, fine_kdf, tmp_path, one_error_line
+) -> None:
+    check_at(CLEAN)
+    line = one_error_line(
+        stocked_cli.v("check", "--textfile", str(tmp_path / "missing" / "exvault.prom")), 8
+    )
+    assert "cannot write" in line and "exvault.prom" in line
+
+
 def test_check_without_a_vault(cli, tmp_path, one_error_line) -> None:
     r = cli("check", "--vault", str(tmp_path / "none" / "vault.db"))
     one_error_line(r, 8)
