@@ -21,7 +21,7 @@ from vault.errors import VaultError, VaultUnavailable, printable
 from vault.format import model
 from vault.ops.checks import RANK, SEVERITIES, Report
 from vault.ops.checks import check as run_check
-from vault.ops.notify import check_url, post_json
+from vault.ops.notify import check_url, send
 
 from . import output
 from .options import json_option, open_inventory, vault_option
@@ -183,7 +183,9 @@ def write_textfile(report: Report, path: str) -> None:
     "--notify-url",
     metavar="URL",
     default=None,
-    help=f"POST the JSON report here when there are findings [default: ${ENV_NOTIFY_URL}].",
+    help="When there are findings: POST the JSON report to an http(s) URL, or send a "
+    "summary to an apprise URL (tgram://, discord://, slack://, ntfy://, mailto://...) "
+    f"[default: ${ENV_NOTIFY_URL}].",
 )
 @vault_option
 def check(
@@ -228,7 +230,7 @@ def check(
             click.echo(f"All {output.plural(report.credentials, 'credential')} ok.")
     if url and report.at_least("warn"):
         try:
-            post_json(url, report.as_dict())
+            send(url, report.as_dict())
         except VaultError as exc:
             click.echo(f"exvault: warning: could not notify: {exc}", err=True)
     raise click.exceptions.Exit(code)

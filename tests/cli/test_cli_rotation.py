@@ -543,6 +543,88 @@ def test_webhook_malformed_url_is_refused_up_front(stocked_cli, check_at, fine_k
     assert_url_refused(stocked_cli.v("check", "--notify-url", url))
 
 
+# ---------------------------------------------------------------------------- apprise
+
+
+def apprise_url(hook: Hook, scheme: str = "json") -> str:
+    """An apprise URL for the local receiver: json:// POSTs apprise's JSON payload."""
+    return f"{scheme}://127.0.0.1:{hook.port}{HOOK_PATH}"
+
+
+def test_apprise_url_sends_a_summary(stocked_cli, check_at, fine_kdf, hook) -> None:
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--quiet", "--notify-url", apprise_url(hook))
+    assert r.exit_code == 2 and r.stderr == "", r.output
+    assert len(hook.received) == 1
+    path, headers, body = hook.received[0]
+    assert path == HOOK_PATH and headers["Content-Type"].startswith("application/json")
+    sent = json.loads(body)
+    assert sent["title"] == "exvault check: critical (2 critical, 0 warn)"
+    assert sent["message"].splitlines() == [
+        "CRITICAL binance-main age-overdue: key is 95 days old, over its maximum age of 90: "
+        "rotate it: exvault rotate start binance-main",
+        "CRITICAL kucoin-sub1 age-overdue: key is 95 days old, over its maximum age of 90: "
+        "rotate it: exvault rotate start kucoin-sub1",
+    ]
+    for secret in SECRETS:
+        assert secret not in body.decode()
+
+
+def test_apprise_url_from_the_environment_quiet_when_all_is_well(
+    stocked_cli, check_at, fine_kdf, hook
+) -> None:
+    check_at(CLEAN)
+    env = {"EXVAULT_NOTIFY_URL": apprise_url(hook)}
+    r = stocked_cli("check", "--vault", str(stocked_cli.vault_path), env=env)
+    assert r.exit_code == 0 and hook.received == []
+    check_at(WARN)
+    r = stocked_cli("check", "--vault", str(stocked_cli.vault_path), env=env)
+    assert r.exit_code == 0 and len(hook.received) == 1
+    assert json.loads(hook.received[0][2])["title"].startswith("exvault check: warn")
+
+
+def test_apprise_failure_is_a_warning_that_hides_the_url(
+    stocked_cli, check_at, fine_kdf, hook
+) -> None:
+    check_at(CRITICAL)
+    hook.status = 500
+    plain = stocked_cli.v("check")
+    r = stocked_cli.v("check", "--notify-url", apprise_url(hook) + "/T0PSECRETPATH")
+    assert len(hook.received) == 1
+    assert (r.exit_code, r.stdout) == (plain.exit_code, plain.stdout)
+    assert r.stderr == (
+        "exvault: warning: could not notify: notification via json://127.0.0.1 failed\n"
+    )
+    assert_url_hidden(r.output)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nosuchservice://host" + HOOK_PATH, "tgram://" + HOOK_PATH, "T0PSECRETPATH"],
+    ids=["unknown-scheme", "telegram-without-token", "no-scheme"],
+)
+def test_apprise_url_it_cannot_parse_is_refused_up_front(
+    stocked_cli, check_at, fine_kdf, url
+) -> None:
+    check_at(CRITICAL)
+    assert_url_refused(stocked_cli.v("check", "--notify-url", url))
+
+
+def test_apprise_missing(
+    stocked_cli, check_at, fine_kdf, hook, monkeypatch, one_error_line
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "apprise", None)  # import apprise raises ImportError
+    check_at(CRITICAL)
+    line = one_error_line(stocked_cli.v("check", "--notify-url", apprise_url(hook)), 8)
+    assert "exchange-vault[notify]" in line
+    assert hook.received == []
+    # A plain webhook needs no apprise.
+    assert stocked_cli.v("check", "--notify-url", hook.url).exit_code == 2
+    assert len(hook.received) == 1
+
+
 # ----------------------------------------------------------------------------- rotate
 
 
