@@ -1040,3 +1040,22 @@ def test_rotate_start_names_the_clients_it_wrapped_for(stocked_cli) -> None:
     assert r.stdout.splitlines()[0] == (
         "binance-main: version 2 staged as pending; wrapped for clients: bot."
     )
+
+
+def test_apprise_plugin_error_is_a_warning_without_the_url(
+    stocked_cli, check_at, fine_kdf, hook, monkeypatch
+) -> None:
+    import apprise
+
+    def broken(self, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("cannot reach json://127.0.0.1" + HOOK_PATH)
+
+    monkeypatch.setattr(apprise.Apprise, "notify", broken)
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--notify-url", apprise_url(hook))
+    assert r.exit_code == 2 and "age-overdue" in r.stdout
+    assert r.stderr == (
+        "exvault: warning: could not notify: notification via json://127.0.0.1 failed: "
+        "RuntimeError\n"
+    )
+    assert_url_hidden(r.output)

@@ -139,11 +139,18 @@ def send(url: str, document: dict[str, Any]) -> None:
     if is_webhook(url):
         post_json(url, document)
         return
+    shown = _scheme_and_host(url)
     notifier = _apprise().Apprise()
-    notifier.add(url)
     title, body = summary(document)
-    if not notifier.notify(title=title, body=body):
-        raise VaultUnavailable(f"notification via {_scheme_and_host(url)} failed")
+    try:
+        notifier.add(url)
+        delivered = bool(notifier.notify(title=title, body=body))
+    except Exception as exc:
+        # A plugin's own error would otherwise end in a traceback, whose text may
+        # quote the URL: only its type is shown.
+        raise VaultUnavailable(f"notification via {shown} failed: {type(exc).__name__}") from None
+    if not delivered:
+        raise VaultUnavailable(f"notification via {shown} failed")
 
 
 def _failure(exc: BaseException) -> str:
