@@ -164,3 +164,26 @@ def test_systemd_verify_is_not_installed_as_a_user_unit(stocked_cli, tmp_path, m
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     check_one_error_line(stocked_cli.v("schedule", "--systemd", "--verify", "--install"), 2)
     assert not (tmp_path / "config").exists()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_installed_units_pass_systemd_analyze(stocked_cli, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """systemd's own checker accepts the units (it refuses a timer with a bad OnCalendar=,
+    so this can fail)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("PATH", f"{INSTALLED}{os.pathsep}/usr/bin:/bin")
+    assert stocked_cli.v("schedule", "--systemd", "--install").exit_code == 0
+    units = tmp_path / "config" / "systemd" / "user"
+    done = subprocess.run(
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            str(units / "exvault-check.service"),
+            str(units / "exvault-check.timer"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
