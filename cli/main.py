@@ -154,7 +154,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "schedule": Subcommand(
         "vault.cli.checks:schedule",
-        "Print what runs `exvault check` regularly (nothing is installed).",
+        "Print (or --install) what runs `exvault check` regularly.",
     ),
     "share": Subcommand(
         "vault.cli.layout:share",

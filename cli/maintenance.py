@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -9,7 +10,14 @@ import click
 from vault.errors import IntegrityError, InvalidInput
 from vault.format import model
 from vault.ops.backup import backup as run_backup
-from vault.ops.backup import copy_backup, discard, remove_copy, replace_with, verify_backup
+from vault.ops.backup import (
+    backup_file_in,
+    copy_backup,
+    discard,
+    remove_copy,
+    replace_with,
+    verify_backup,
+)
 from vault.ops.doctor import diagnose
 from vault.ops.verification import verify as run_verify
 from vault.owner.agent_unlock import lock_vault_id
@@ -92,18 +100,25 @@ def doctor(vault_location: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("destination", type=click.Path())
 @vault_option
-def backup(destination: Path, vault_location: str | None) -> None:
+def backup(destination: str, vault_location: str | None) -> None:
     """Write a consistent copy of the vault to DESTINATION (new file, mode 0600).
 
-    The copy stays encrypted and opens with the passphrase of the moment it was taken.
-    Writers may keep working during it.
+    When DESTINATION is a directory, the copy goes inside it as VAULT-TIME.db (UTC
+    time, e.g. vault-20260301T080000Z.db), so a cron job can keep one a day. The copy
+    stays encrypted and opens with the passphrase of the moment it was taken. Writers
+    may keep working during it.
     """
+    target = Path(destination)
     with open_inventory(vault_location) as inv:
-        run_backup(inv.store, destination)
+        # A trailing slash means a directory, even one that is missing (an error then,
+        # rather than a file named after it).
+        if destination.endswith(os.sep) or target.is_dir():
+            target = backup_file_in(inv.store, target, model.utc_now())
+        run_backup(inv.store, target)
         count = inv.status().credentials
-    click.echo(f"Backed up {output.plural(count, 'credential')} to {destination}.")
+    click.echo(f"Backed up {output.plural(count, 'credential')} to {target}.")
 
 
 @click.command()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+import vault.format.model
 from tests.cli.conftest import check_one_error_line
 from tests.conftest import PASSPHRASE, Cli, sql, write_secret_file
 
@@ -294,3 +298,73 @@ def test_audit_lists_an_entry_that_is_not_utf8_escaped(stocked_cli) -> None:  # 
     assert r.exit_code == 0, r.output
     (line,) = [x for x in r.output.splitlines() if x.startswith(f"{seq} ")]
     assert line.endswith("A\\udcffB")
+
+
+# ------------------------------------------------------------ backup into a directory
+
+
+def test_backup_into_a_directory_writes_a_timestamped_file(  # type: ignore[no-untyped-def]
+    stocked_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_sha256
+) -> None:
+    when = datetime(2027, 3, 1, 8, 0, 5, tzinfo=timezone.utc)
+    monkeypatch.setattr(vault.format.model, "utc_now", lambda: when)
+    place = tmp_path / "backups"
+    place.mkdir(mode=0o700)
+    r = stocked_cli.v("backup", str(place) + "/")
+    assert r.exit_code == 0, r.output
+    saved = place / "vault-20270301T080005Z.db"
+    assert sorted(place.iterdir()) == [saved]
+    assert r.stdout == f"Backed up 2 credentials to {saved}.\n"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert _restore(stocked_cli, saved, "--yes").exit_code == 0
+    # The same second again: refused, the first backup untouched.
+    before = file_sha256(saved)
+    check_one_error_line(stocked_cli.v("backup", str(place) + "/"), 5)
+    assert file_sha256(saved) == before
+    # Without the slash, an existing directory is a directory too.
+    later = when + timedelta(days=1)
+    monkeypatch.setattr(vault.format.model, "utc_now", lambda: later)
+    r = stocked_cli.v("backup", str(place))
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in place.iterdir()) == [
+        "vault-20270301T080005Z.db",
+        "vault-20270302T080005Z.db",
+    ]
+
+
+def test_backup_into_a_missing_directory_is_refused(stocked_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nowhere"
+    line = check_one_error_line(stocked_cli.v("backup", str(missing) + "/"), 8)
+    assert "no directory" in line and str(missing) in line
+    assert not missing.exists()
+
+
+# -------------------------------------------------- doctor: copies restore left behind
+
+
+def test_doctor_reports_replaced_vaults_and_how_to_remove_them(stocked_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def replaced() -> dict[str, str]:
+        [d] = [
+            d
+            for d in json.loads(stocked_cli.v("doctor", "--json").stdout)
+            if d["check"] == "replaced vaults"
+        ]
+        return d
+
+    assert replaced()["status"] == "ok"
+    saved = _backup(stocked_cli, tmp_path)
+    assert _restore(stocked_cli, saved, "--yes").exit_code == 0
+    copies = sorted(stocked_cli.vault_path.parent.glob("vault.db.replaced-*"))
+    assert copies
+    found = replaced()
+    assert found["status"] == "warn"
+    command = found["message"].split("once no longer needed: ", 1)[1]
+    words = shlex.split(command)
+    assert words[:2] == ["rm", "--"] and words[2:] == [str(c) for c in copies]
+    # The command printed removes them, and doctor is content again.
+    subprocess.run(command, shell=True, check=True)
+    assert not list(stocked_cli.vault_path.parent.glob("vault.db.replaced-*"))
+    assert stocked_cli.vault_path.is_file()
+    assert replaced()["status"] == "ok"
+    table = stocked_cli.v("doctor").stdout
+    assert "replaced vaults" in table

@@ -246,6 +246,59 @@ def test_check_prometheus_has_no_duplicate_series(stocked_cli, check_at) -> None
     assert len(samples) == len(set(samples))
 
 
+def test_check_prometheus_per_credential_gauges(stocked_cli, check_at, fine_kdf) -> None:
+    assert stocked_cli.unlocked("edit", "kucoin-sub1", "--expires", "2025-12-01").exit_code == 0
+    check_at(WARN)  # 80 days after issue: both age-due-soon; kucoin-sub1 expires in 11 days
+    families = _families(stocked_cli.v("check", "--format", "prometheus").stdout)
+    assert families["exvault_credential_age_days"] == [
+        ({"credential": "binance-main"}, 80.0),
+        ({"credential": "kucoin-sub1"}, 80.0),
+    ]
+    assert families["exvault_credential_days_to_expiry"] == [({"credential": "kucoin-sub1"}, 11.0)]
+    assert families["exvault_credential_worst_severity"] == [
+        ({"credential": "binance-main"}, 1.0),
+        ({"credential": "kucoin-sub1"}, 1.0),
+    ]
+    check_at(CRITICAL)
+    families = _families(stocked_cli.v("check", "--format", "prometheus").stdout)
+    assert dict(
+        (labels["credential"], v) for labels, v in families["exvault_credential_worst_severity"]
+    ) == {
+        "binance-main": 2.0,
+        "kucoin-sub1": 2.0,
+    }
+
+
+def test_check_textfile_is_written_whatever_is_printed(
+    stocked_cli, check_at, fine_kdf, tmp_path
+) -> None:
+    check_at(CLEAN)
+    (tmp_path / "textfiles").mkdir()
+    target = tmp_path / "textfiles" / "exvault.prom"
+    r = stocked_cli.v("check", "--quiet", "--textfile", str(target))
+    assert (r.exit_code, r.stdout) == (0, "")
+    families = _families(target.read_text())
+    assert families["exvault_credentials"] == [({}, 2.0)]
+    assert families["exvault_check_timestamp_seconds"] == [({}, CLEAN.timestamp())]
+    # Replaced by the next run, leaving no temporary file beside it.
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--json", "--textfile", str(target))
+    assert r.exit_code == 2 and json.loads(r.stdout)["worst"] == "critical"
+    families = _families(target.read_text())
+    assert families["exvault_check_timestamp_seconds"] == [({}, CRITICAL.timestamp())]
+    assert [p.name for p in target.parent.iterdir()] == ["exvault.prom"]
+
+
+def test_check_textfile_that_cannot_be_written(
+    stocked_cli, check_at, fine_kdf, tmp_path, one_error_line
+) -> None:
+    check_at(CLEAN)
+    line = one_error_line(
+        stocked_cli.v("check", "--textfile", str(tmp_path / "missing" / "exvault.prom")), 8
+    )
+    assert "cannot write" in line and "exvault.prom" in line
+
+
 def test_check_without_a_vault(cli, tmp_path, one_error_line) -> None:
     r = cli("check", "--vault", str(tmp_path / "none" / "vault.db"))
     one_error_line(r, 8)
@@ -488,6 +541,88 @@ def test_webhook_answering_garbage(stocked_cli, check_at, fine_kdf) -> None:
 def test_webhook_malformed_url_is_refused_up_front(stocked_cli, check_at, fine_kdf, url) -> None:
     check_at(CRITICAL)
     assert_url_refused(stocked_cli.v("check", "--notify-url", url))
+
+
+# ---------------------------------------------------------------------------- apprise
+
+
+def apprise_url(hook: Hook, scheme: str = "json") -> str:
+    """An apprise URL for the local receiver: json:// POSTs apprise's JSON payload."""
+    return f"{scheme}://127.0.0.1:{hook.port}{HOOK_PATH}"
+
+
+def test_apprise_url_sends_a_summary(stocked_cli, check_at, fine_kdf, hook) -> None:
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--quiet", "--notify-url", apprise_url(hook))
+    assert r.exit_code == 2 and r.stderr == "", r.output
+    assert len(hook.received) == 1
+    path, headers, body = hook.received[0]
+    assert path == HOOK_PATH and headers["Content-Type"].startswith("application/json")
+    sent = json.loads(body)
+    assert sent["title"] == "exvault check: critical (2 critical, 0 warn)"
+    assert sent["message"].splitlines() == [
+        "CRITICAL binance-main age-overdue: key is 95 days old, over its maximum age of 90: "
+        "rotate it: exvault rotate start binance-main",
+        "CRITICAL kucoin-sub1 age-overdue: key is 95 days old, over its maximum age of 90: "
+        "rotate it: exvault rotate start kucoin-sub1",
+    ]
+    for secret in SECRETS:
+        assert secret not in body.decode()
+
+
+def test_apprise_url_from_the_environment_quiet_when_all_is_well(
+    stocked_cli, check_at, fine_kdf, hook
+) -> None:
+    check_at(CLEAN)
+    env = {"EXVAULT_NOTIFY_URL": apprise_url(hook)}
+    r = stocked_cli("check", "--vault", str(stocked_cli.vault_path), env=env)
+    assert r.exit_code == 0 and hook.received == []
+    check_at(WARN)
+    r = stocked_cli("check", "--vault", str(stocked_cli.vault_path), env=env)
+    assert r.exit_code == 0 and len(hook.received) == 1
+    assert json.loads(hook.received[0][2])["title"].startswith("exvault check: warn")
+
+
+def test_apprise_failure_is_a_warning_that_hides_the_url(
+    stocked_cli, check_at, fine_kdf, hook
+) -> None:
+    check_at(CRITICAL)
+    hook.status = 500
+    plain = stocked_cli.v("check")
+    r = stocked_cli.v("check", "--notify-url", apprise_url(hook) + "/T0PSECRETPATH")
+    assert len(hook.received) == 1
+    assert (r.exit_code, r.stdout) == (plain.exit_code, plain.stdout)
+    assert r.stderr == (
+        "exvault: warning: could not notify: notification via json://127.0.0.1 failed\n"
+    )
+    assert_url_hidden(r.output)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nosuchservice://host" + HOOK_PATH, "tgram://" + HOOK_PATH, "T0PSECRETPATH"],
+    ids=["unknown-scheme", "telegram-without-token", "no-scheme"],
+)
+def test_apprise_url_it_cannot_parse_is_refused_up_front(
+    stocked_cli, check_at, fine_kdf, url
+) -> None:
+    check_at(CRITICAL)
+    assert_url_refused(stocked_cli.v("check", "--notify-url", url))
+
+
+def test_apprise_missing(
+    stocked_cli, check_at, fine_kdf, hook, monkeypatch, one_error_line
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "apprise", None)  # import apprise raises ImportError
+    check_at(CRITICAL)
+    line = one_error_line(stocked_cli.v("check", "--notify-url", apprise_url(hook)), 8)
+    assert "exchange-vault[notify]" in line
+    assert hook.received == []
+    # A plain webhook needs no apprise.
+    assert stocked_cli.v("check", "--notify-url", hook.url).exit_code == 2
+    assert len(hook.received) == 1
 
 
 # ----------------------------------------------------------------------------- rotate
@@ -820,11 +955,30 @@ def test_schedule_cron_command_runs(stocked_cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["0 8 * *", "0 8 * * * *", "0 8 * * ;rm", "@daily", "0 8 * * $(id)", ""]
+    "spec",
+    [
+        "0 8 * *",
+        "0 8 * * * *",
+        "0 8 * * ;rm",
+        "61 8 * * *",
+        "0 24 * * *",
+        "0 8 32 * *",
+        "@reboot",
+        "@fortnightly",
+        "0 8 * * $(id)",
+        "",
+    ],
 )
 def test_schedule_bad_cron(stocked_cli, one_error_line, spec) -> None:
     line = one_error_line(stocked_cli.v("schedule", "--cron", spec), 2)
-    assert "five fields" in line or "exactly one of" in line
+    assert "five fields or a nickname" in line
+
+
+@pytest.mark.parametrize("spec", ["@daily", "@hourly", "0 8 * * 1-5", "  0  8 * * *  "])
+def test_schedule_accepts_what_cron_accepts(stocked_cli, spec) -> None:
+    r = stocked_cli.v("schedule", "--cron", spec)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-1].startswith(" ".join(spec.split()) + " ")
 
 
 def test_schedule_needs_one_kind(stocked_cli, one_error_line) -> None:
@@ -886,3 +1040,22 @@ def test_rotate_start_names_the_clients_it_wrapped_for(stocked_cli) -> None:
     assert r.stdout.splitlines()[0] == (
         "binance-main: version 2 staged as pending; wrapped for clients: bot."
     )
+
+
+def test_apprise_plugin_error_is_a_warning_without_the_url(
+    stocked_cli, check_at, fine_kdf, hook, monkeypatch
+) -> None:
+    import apprise
+
+    def broken(self, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("cannot reach json://127.0.0.1" + HOOK_PATH)
+
+    monkeypatch.setattr(apprise.Apprise, "notify", broken)
+    check_at(CRITICAL)
+    r = stocked_cli.v("check", "--notify-url", apprise_url(hook))
+    assert r.exit_code == 2 and "age-overdue" in r.stdout
+    assert r.stderr == (
+        "exvault: warning: could not notify: notification via json://127.0.0.1 failed: "
+        "RuntimeError\n"
+    )
+    assert_url_hidden(r.output)

@@ -102,6 +102,23 @@ def _copyable(audit: Path) -> bool:
     return True
 
 
+BACKUP_STAMP = "%Y%m%dT%H%M%SZ"
+"""The UTC time in the name of a backup written into a directory (sorts by time)."""
+
+
+def backup_file_in(store: Store, directory: Path, now: datetime) -> Path:
+    """The file a backup into ``directory`` goes to: ``<vault name>-<UTC time>.db``.
+
+    :raises VaultUnavailable: when ``directory`` is not an existing directory.
+    :raises UnsupportedFormat: for a PostgreSQL vault.
+    """
+    source = _sqlite_file(store)
+    if not directory.is_dir():
+        raise VaultUnavailable(f"no directory {printable(directory)} to back up into")
+    stamp = now.astimezone(timezone.utc).strftime(BACKUP_STAMP)
+    return directory / f"{source.name.removesuffix('.db')}-{stamp}.db"
+
+
 def backup(store: Store, destination: Path) -> Path:
     """Write a backup of the vault in ``store`` to ``destination``: a new 0600 file,
     self-contained (rollback journal, no ``-wal`` or ``-shm`` beside it), and of each of

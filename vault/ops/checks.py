@@ -94,6 +94,16 @@ class CredentialFacts(NamedTuple):
     api_key_fingerprint: bytes
 
 
+class CredentialAge(NamedTuple):
+    """One credential's lifetime as of the check: what the per-credential metrics show."""
+
+    name: str
+    age_days: int
+    """Days since the current version was issued."""
+    days_to_expiry: int | None
+    """Days until the exchange expires the key (negative once expired); None: no expiry."""
+
+
 @dataclass(frozen=True)
 class Report:
     """The result of a check run."""
@@ -101,6 +111,8 @@ class Report:
     generated_at: datetime
     credentials: int
     findings: tuple[Finding, ...]
+    ages: tuple[CredentialAge, ...] = ()
+    """Every credential's age and time to expiry, by name."""
 
     @property
     def worst(self) -> str:
@@ -714,4 +726,13 @@ def check(inventory: Inventory, now: datetime) -> Report:
             for problem in unreadable
         )
         findings.sort(key=lambda x: (-RANK[x.severity], x.credential or "", x.code))
-    return Report(generated_at=now, credentials=len(facts), findings=tuple(findings))
+        today = now.date()
+        ages = tuple(
+            CredentialAge(
+                f.name,
+                (today - f.issued_on).days,
+                None if f.expires_on is None else (f.expires_on - today).days,
+            )
+            for f in sorted(facts, key=lambda f: f.name)
+        )
+    return Report(generated_at=now, credentials=len(facts), findings=tuple(findings), ages=ages)

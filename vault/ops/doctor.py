@@ -8,7 +8,9 @@ policy, and the clock.
 
 from __future__ import annotations
 
+import glob
 import os
+import shlex
 import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -134,6 +136,27 @@ def _shared_checks(store: Store, path: Path) -> list[Diagnosis]:
     return out
 
 
+def replaced_copies(path: Path) -> list[Path]:
+    """The full copies of the vault at ``path`` that ``restore`` kept aside
+    (``VAULT.replaced-TIME`` and their ``-wal``/``-shm`` files), sorted by name."""
+    return sorted(path.parent.glob(glob.escape(path.name) + ".replaced-*"))
+
+
+def _replaced_copies(path: Path) -> Diagnosis:
+    # Each is a whole vault, still openable with the passphrase it had then: a user
+    # who changed the passphrase because it leaked wants them gone.
+    copies = replaced_copies(path)
+    if not copies:
+        return Diagnosis("ok", "replaced vaults", "no copies left behind by restore")
+    names = " ".join(shlex.quote(str(c)) for c in copies)
+    return Diagnosis(
+        "warn",
+        "replaced vaults",
+        f"{len(copies)} file(s) of vaults replaced by restore, each openable with the "
+        f"passphrase it had then; once no longer needed: rm -- {names}",
+    )
+
+
 def diagnose(
     inventory: Inventory, now: datetime, environ: dict[str, str] | None = None
 ) -> list[Diagnosis]:
@@ -164,6 +187,8 @@ def diagnose(
                 + ("" if wal_size < 64 * 1024 * 1024 else " (large: a reader may be stuck)"),
             )
         )
+    if path is not None:
+        out.append(_replaced_copies(path))
     for variable, label in (
         (ENV_TOKEN_FILE, "token file"),
         (ENV_PASSPHRASE_FILE, "passphrase file"),
