@@ -10,7 +10,7 @@ import click
 
 from vault.durations import parse_duration
 from vault.errors import InvalidInput
-from vault.format.policy import Policy
+from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.owner import policies, rotation
 from vault.owner.credentials import UNCHANGED
 
@@ -142,7 +142,10 @@ def rotate_promote(
 @vault_option
 @passphrase_file_option
 def rotate_rollback(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
-    """Make the previous key of NAME current again (during the grace period)."""
+    """Make the previous key of NAME current again.
+
+    Only during the grace period after promote; the promoted key is pending again.
+    """
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.rollback(admin, name))
 
@@ -159,8 +162,10 @@ def rotate_rollback(name: str, vault_location: str | None, passphrase_file: str 
 def rotate_finish(
     name: str, force: bool, vault_location: str | None, passphrase_file: str | None
 ) -> None:
-    """Drop the previous key of NAME once its grace period is over (then delete it at
-    the exchange)."""
+    """Drop the previous key of NAME.
+
+    Once its grace period is over (earlier with --force); then delete it at the exchange.
+    """
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.finish(admin, name, force=force))
 
@@ -274,7 +279,12 @@ def _acceptable_code(_ctx: click.Context, _param: click.Parameter, code: str) ->
         raise click.BadParameter(str(exc)) from None
 
 
-@policy.command(name="accept-risk")
+@policy.command(
+    name="accept-risk",
+    help="Accept the finding CODE of NAME, with a reason.\n\nCODE as check prints it. "
+    f"Acceptable: {', '.join(ACCEPTABLE_FINDINGS)}; check then reports that finding as ok. "
+    "Any other code is refused with the reason.",
+)
 @click.argument("name")
 @click.argument("risk", metavar="CODE", callback=_acceptable_code)
 @click.option("--reason", required=True, help="Why this risk is acceptable (recorded and shown).")
@@ -283,11 +293,7 @@ def _acceptable_code(_ctx: click.Context, _param: click.Parameter, code: str) ->
 def policy_accept_risk(
     name: str, risk: str, reason: str, vault_location: str | None, passphrase_file: str | None
 ) -> None:
-    """Accept the finding CODE (as check prints it) for NAME, with a reason.
-
-    Acceptable: withdraw-enabled, trade-without-ip, stale, unread, duplicate-api-key;
-    check then reports that finding as ok. Any other code is refused with the reason.
-    """
+    """Accept the finding CODE of NAME (its help lists the acceptable codes)."""
     with open_inventory(vault_location) as inv:
         metadata = inv.describe(name).metadata
     with open_admin(vault_location, passphrase_file) as admin:

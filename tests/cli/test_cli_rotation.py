@@ -979,6 +979,11 @@ def test_policy_accept_risk_takes_every_acceptable_code(stocked_cli) -> None:
     assert set(shown["accepted"]) == set(ACCEPTABLE_FINDINGS)
 
 
+def test_policy_accept_risk_help_lists_the_codes(stocked_cli) -> None:
+    text = " ".join(stocked_cli.v("policy", "accept-risk", "--help").stdout.split())
+    assert f"Acceptable: {', '.join(ACCEPTABLE_FINDINGS)};" in text
+
+
 def test_policy_accept_withdraw_on_an_unbound_key_warns(stocked_cli) -> None:
     stocked_cli.unlocked("edit", "binance-main", "--clear-ips", "--permissions", "read,withdraw")
     r = stocked_cli.unlocked(
