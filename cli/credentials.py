@@ -10,7 +10,8 @@ import click
 
 from vault import exchanges
 from vault.errors import AlreadyExists, decode_utf8
-from vault.format.model import parse_payload_json, validate_name
+from vault.format.model import CredentialMetadata, parse_payload_json, validate_name
+from vault.network import is_unrestricted
 from vault.owner.admin import UNCHANGED
 
 from . import output, prompts
@@ -25,6 +26,21 @@ from .options import (
     yes_option,
 )
 from .unlock import open_admin
+
+
+def withdraws_unbound(metadata: CredentialMetadata) -> bool:
+    """Whether a key can withdraw from any address (``check``'s withdraw-without-ip)."""
+    return "withdraw" in metadata.permissions and is_unrestricted(metadata.ips)
+
+
+def withdraw_warning(name: str) -> str:
+    """The warning for a key that can withdraw from any address, shown as soon as
+    such a key is stored, not at the next ``check``."""
+    return (
+        f'warning: "{name}" can withdraw and has no IP whitelist: check reports it as '
+        "critical (withdraw-without-ip), which no reason can accept; bind the key to IPs "
+        f"(exvault edit {name} --ip ...) or remove withdraw at the exchange"
+    )
 
 
 def read_payload(
@@ -112,6 +128,8 @@ def add(
         output.emit_json(info_dict(info, utc_today()))
     else:
         click.echo(f'Stored "{info.name}" ({info.metadata.exchange}), version {info.version}.')
+    if withdraws_unbound(info.metadata):
+        click.echo(withdraw_warning(info.name), err=True)
 
 
 @click.command()
@@ -260,6 +278,8 @@ def edit(
         )
     else:
         click.echo(f'Updated "{name}": now version {info.version}.')
+    if withdraws_unbound(info.metadata):
+        click.echo(withdraw_warning(name), err=True)
 
 
 @click.command()

@@ -10,11 +10,12 @@ import click
 
 from vault.durations import parse_duration
 from vault.errors import InvalidInput
-from vault.format.policy import Policy
-from vault.owner import rotation
+from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
+from vault.owner import policies, rotation
+from vault.owner.credentials import UNCHANGED
 
 from . import output
-from .credentials import read_payload
+from .credentials import read_payload, withdraw_warning, withdraws_unbound
 from .options import (
     from_json_option,
     json_option,
@@ -56,7 +57,12 @@ def _step(result: Any) -> None:
 @click.option(
     "--issued", callback=parse_date_option, help="Date the new key was created [default: today]."
 )
-@click.option("--expires", callback=parse_date_option, help="Exchange expiry of the new key.")
+@click.option(
+    "--expires",
+    callback=parse_date_option,
+    help="Exchange expiry of the new key [default: the current key's lifetime from --issued].",
+)
+@click.option("--no-expires", is_flag=True, help="The new key has no exchange expiry.")
 @vault_option
 @passphrase_file_option
 def rotate_start(
@@ -66,10 +72,13 @@ def rotate_start(
     ips: tuple[str, ...],
     issued: Any,
     expires: Any,
+    no_expires: bool,
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
     """Stage a new key for NAME as `pending` (hidden prompts or --from-json)."""
+    if expires and no_expires:
+        raise click.UsageError("--expires and --no-expires exclude each other")
     with open_inventory(vault_location) as inv:
         exchange = inv.describe(name).metadata.exchange
     with open_admin(vault_location, passphrase_file) as admin:
@@ -81,7 +90,7 @@ def rotate_start(
             permissions=permissions,
             ips=ips or None,
             issued_on=issued,
-            expires_on=expires,
+            expires_on=None if no_expires else (expires or UNCHANGED),
         )
     _step(result)
     if result.changed:
@@ -128,14 +137,37 @@ def rotate_promote(
         _step(rotation.promote(admin, name, grace=period))
 
 
-@rotate.command(name="finish")
+@rotate.command(name="rollback")
 @click.argument("name")
 @vault_option
 @passphrase_file_option
-def rotate_finish(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
-    """Drop the previous key of NAME (then delete it at the exchange)."""
+def rotate_rollback(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
+    """Make the previous key of NAME current again.
+
+    Only during the grace period after promote; the promoted key is pending again.
+    """
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.finish(admin, name))
+        _step(rotation.rollback(admin, name))
+
+
+@rotate.command(name="finish")
+@click.argument("name")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Drop the previous key before its grace period ends (bots still on it fail).",
+)
+@vault_option
+@passphrase_file_option
+def rotate_finish(
+    name: str, force: bool, vault_location: str | None, passphrase_file: str | None
+) -> None:
+    """Drop the previous key of NAME.
+
+    Once its grace period is over (earlier with --force); then delete it at the exchange.
+    """
+    with open_admin(vault_location, passphrase_file) as admin:
+        _step(rotation.finish(admin, name, force=force))
 
 
 @rotate.command(name="abort")
@@ -237,34 +269,49 @@ def policy_set(
     _show_policy(result, as_json)
 
 
-@policy.command(name="accept-risk")
-@click.argument("name")
-@click.argument(
-    "risk", type=click.Choice(["withdraw", "trade-without-ip", "stale", "duplicate-api-key"])
+def _acceptable_code(_ctx: click.Context, _param: click.Parameter, code: str) -> str:
+    """The CODE argument of accept-risk and clear-risk (a click callback): a finding
+    the owner may accept. Checked while parsing, so a wrong code is a usage error
+    (exit 2) before any passphrase prompt."""
+    try:
+        return policies.acceptable_code(code)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@policy.command(
+    name="accept-risk",
+    help="Accept the finding CODE of NAME, with a reason.\n\nCODE as check prints it. "
+    f"Acceptable: {', '.join(ACCEPTABLE_FINDINGS)}; check then reports that finding as ok. "
+    "Any other code is refused with the reason.",
 )
+@click.argument("name")
+@click.argument("risk", metavar="CODE", callback=_acceptable_code)
 @click.option("--reason", required=True, help="Why this risk is acceptable (recorded and shown).")
 @vault_option
 @passphrase_file_option
 def policy_accept_risk(
     name: str, risk: str, reason: str, vault_location: str | None, passphrase_file: str | None
 ) -> None:
-    """Accept RISK for NAME, with a reason; check then reports it as ok."""
+    """Accept the finding CODE of NAME (its help lists the acceptable codes)."""
+    with open_inventory(vault_location) as inv:
+        metadata = inv.describe(name).metadata
     with open_admin(vault_location, passphrase_file) as admin:
         admin.accept_risk(name, risk, reason)
     click.echo(f'Accepted "{risk}" for {name}.')
+    if risk == "withdraw-enabled" and withdraws_unbound(metadata):
+        click.echo(withdraw_warning(name), err=True)
 
 
 @policy.command(name="clear-risk")
 @click.argument("name")
-@click.argument(
-    "risk", type=click.Choice(["withdraw", "trade-without-ip", "stale", "duplicate-api-key"])
-)
+@click.argument("risk", metavar="CODE", callback=_acceptable_code)
 @vault_option
 @passphrase_file_option
 def policy_clear_risk(
     name: str, risk: str, vault_location: str | None, passphrase_file: str | None
 ) -> None:
-    """Stop accepting RISK for NAME."""
+    """Stop accepting the finding CODE for NAME."""
     with open_admin(vault_location, passphrase_file) as admin:
         admin.clear_risk(name, risk)
     click.echo(f'No longer accepting "{risk}" for {name}.')

@@ -673,3 +673,57 @@ def test_edit_refuses_a_grant_put_back_after_ungrant(stocked_cli, snapshot, one_
     assert 'damaged vault: "binance-main" is granted to client "bot"' in line
     assert "run exvault verify" in line
     assert snapshot() == before
+
+
+# ------------------------------------------------------------- withdraw without IPs
+
+
+def withdraw_warning(name: str) -> str:
+    return (
+        f'warning: "{name}" can withdraw and has no IP whitelist: check reports it as '
+        "critical (withdraw-without-ip), which no reason can accept; bind the key to IPs "
+        f"(exvault edit {name} --ip ...) or remove withdraw at the exchange\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ips", "warned"),
+    [((), True), (("--ip", "0.0.0.0/0"), True), (("--ip", "203.0.113.7"), False)],
+)
+def test_add_withdraw_without_ip_warns_at_once(cli_vault, binance_payload, ips, warned) -> None:
+    r = cli_vault.unlocked(
+        "add",
+        "w",
+        "--exchange",
+        "gate",
+        "--permissions",
+        "read,withdraw",
+        *ips,
+        "--from-json",
+        "-",
+        input=json.dumps(binance_payload),
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout == 'Stored "w" (gate), version 1.\n'
+    assert r.stderr == (withdraw_warning("w") if warned else "")
+
+
+def test_add_trade_without_ip_does_not_warn(cli_vault, binance_payload) -> None:
+    r = cli_vault.unlocked(
+        "add", "t", "--exchange", "gate", "--permissions", "read,trade",
+        "--from-json", "-", input=json.dumps(binance_payload),
+    )  # fmt: skip
+    assert (r.exit_code, r.stderr) == (0, "")
+
+
+def test_edit_to_withdraw_without_ip_warns_at_once(stocked_cli) -> None:
+    r = stocked_cli.unlocked("edit", "binance-main", "--permissions", "read,withdraw")
+    assert (r.exit_code, r.stderr) == (0, "")  # still bound to 203.0.113.7
+    r = stocked_cli.unlocked("edit", "binance-main", "--clear-ips")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == withdraw_warning("binance-main")
+    # Any later edit of such a key warns again, as long as it stays unbound.
+    r = stocked_cli.unlocked("edit", "binance-main", "--no-expires")
+    assert r.stderr == withdraw_warning("binance-main")
+    r = stocked_cli.unlocked("edit", "binance-main", "--ip", "203.0.113.8")
+    assert (r.exit_code, r.stderr) == (0, "")

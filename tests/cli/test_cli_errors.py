@@ -665,7 +665,7 @@ def test_usage_errors_are_one_line(stocked_cli, snapshot, one_error_line, args, 
         (("grant", "bot", "binance-main", "x\udc80"), "'CREDENTIALS...'"),
         (("edit", "binance-main", "--ip", "203.0.113.8", "--ip", "\udc80"), "'--ip'"),
         (
-            ("policy", "accept-risk", "binance-main", "withdraw", "--reason", "ok\udc80"),
+            ("policy", "accept-risk", "binance-main", "withdraw-enabled", "--reason", "ok\udc80"),
             "'--reason'",
         ),
         (("backup", "/tmp/exvault-\udc80.db"), "'DESTINATION'"),

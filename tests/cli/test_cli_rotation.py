@@ -24,10 +24,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import vault.format.model
+import vault.owner.rotation
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
 from vault.db.inventory import Inventory
 from vault.format import kdf_params
 from vault.format.model import utc_now
+from vault.format.policy import ACCEPTABLE_FINDINGS
 from vault.owner.admin import AdminVault
 
 UTC = timezone.utc
@@ -40,6 +42,12 @@ NEW_API_KEY = "Zr8kQ2wX7nB4vL1pT6yH3mJ9cF5dS0aGeRuIoKxNqWzEbVtYhCsMlPjDfAgUiOn2"
 NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
 NEW_JSON = json.dumps({"api_key": NEW_API_KEY, "secret": NEW_SECRET})
 SECRETS = (BINANCE_API_KEY, BINANCE_SECRET, NEW_API_KEY, NEW_SECRET)
+
+WITHDRAW_WARNING = (
+    'warning: "binance-main" can withdraw and has no IP whitelist: check reports it as '
+    "critical (withdraw-without-ip), which no reason can accept; bind the key to IPs "
+    "(exvault edit binance-main --ip ...) or remove withdraw at the exchange\n"
+)
 
 # A webhook URL that carries its secret in the path and the query, as Slack's do.
 HOOK_PATH = "/services/T0PSECRETPATH/hook"
@@ -763,8 +771,8 @@ def test_rotate_promote_grace_and_finish(stocked_cli) -> None:
         "binance-main: nothing to do (already promoted: version 2 is current).\n",
     )
 
-    r = stocked_cli.unlocked("rotate", "finish", "binance-main")
-    assert r.exit_code == 0
+    r = stocked_cli.unlocked("rotate", "finish", "binance-main", "--force")
+    assert r.exit_code == 0, r.output
     assert r.stdout == (
         "binance-main: version 1 dropped; delete that key at the exchange now if you have not.\n"
     )
@@ -774,6 +782,158 @@ def test_rotate_promote_grace_and_finish(stocked_cli) -> None:
         0,
         "binance-main: nothing to do (nothing to finish).\n",
     )
+
+
+def promoted(cli, grace: str = "2h") -> datetime:  # type: ignore[no-untyped-def]
+    """Rotate binance-main to version 2 with ``grace``; when its grace period ends."""
+    r = cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=NEW_JSON)
+    assert r.exit_code == 0, r.output
+    r = cli.unlocked("rotate", "promote", "binance-main", "--grace", grace)
+    assert r.exit_code == 0, r.output
+    until: datetime = info_of(cli).previous_until
+    return until
+
+
+def rotation_clock(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
+    """Set the clock the rotation steps run at."""
+    monkeypatch.setattr(vault.owner.rotation, "utc_now", lambda: when)
+
+
+def test_rotate_finish_refused_during_grace(stocked_cli, one_error_line, snapshot) -> None:
+    until = promoted(stocked_cli)
+    before = snapshot()
+    line = one_error_line(stocked_cli.unlocked("rotate", "finish", "binance-main"), 9)
+    assert f"runs until {until:%Y-%m-%d %H:%M} UTC" in line
+    assert "exvault rotate finish binance-main --force" in line
+    assert snapshot() == before  # nothing stored changed
+    info = info_of(stocked_cli)
+    assert (info.version, info.previous_version) == (2, 1)
+
+
+def test_rotate_finish_after_grace(stocked_cli, monkeypatch) -> None:
+    until = promoted(stocked_cli)
+    rotation_clock(monkeypatch, until - timedelta(seconds=1))
+    assert stocked_cli.unlocked("rotate", "finish", "binance-main").exit_code == 9
+    rotation_clock(monkeypatch, until)
+    r = stocked_cli.unlocked("rotate", "finish", "binance-main")
+    assert r.exit_code == 0, r.output
+    assert info_of(stocked_cli).previous_version is None
+
+
+def test_rotate_finish_force_help(stocked_cli) -> None:
+    r = stocked_cli.v("rotate", "finish", "--help")
+    assert "--force" in r.stdout and "grace period" in r.stdout
+
+
+def test_rotate_rollback(stocked_cli) -> None:
+    promoted(stocked_cli)
+    r = stocked_cli.unlocked("rotate", "rollback", "binance-main")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (
+        "binance-main: version 1 is current again; version 2 is pending: exvault rotate "
+        "promote binance-main once it works, or exvault rotate abort binance-main.\n"
+    )
+    info = info_of(stocked_cli)
+    assert (info.version, info.pending_version, info.previous_version) == (1, 2, None)
+    assert info.previous_until is None
+    with admin_of(stocked_cli) as admin:
+        assert admin.get("binance-main").secret.reveal() == BINANCE_SECRET
+        assert admin.get("binance-main", stage="pending").secret.reveal() == NEW_SECRET
+        actions = [
+            (e.action, e.version) for e in admin.audit_entries() if e.action.startswith("rot")
+        ]
+    assert actions[-1] == ("rotate-rollback", 1)
+    # Idempotent: nothing left to roll back.
+    again = stocked_cli.unlocked("rotate", "rollback", "binance-main")
+    assert (again.exit_code, again.stdout) == (
+        0,
+        "binance-main: nothing to do (no previous version to roll back to).\n",
+    )
+    # The rolled-back key can be promoted again.
+    assert stocked_cli.unlocked("rotate", "promote", "binance-main").exit_code == 0
+    info = info_of(stocked_cli)
+    assert (info.version, info.pending_version, info.previous_version) == (2, None, 1)
+
+
+def test_rotate_rollback_after_grace(stocked_cli, monkeypatch, one_error_line, snapshot) -> None:
+    until = promoted(stocked_cli)
+    rotation_clock(monkeypatch, until)
+    before = snapshot()
+    line = one_error_line(stocked_cli.unlocked("rotate", "rollback", "binance-main"), 9)
+    assert "grace period" in line and "ended" in line
+    assert "exvault rotate start binance-main" in line
+    assert snapshot() == before
+
+
+def test_rotate_rollback_while_pending(stocked_cli, one_error_line) -> None:
+    promoted(stocked_cli)
+    third = json.dumps({"api_key": "X" * 64, "secret": "Y" * 64})
+    stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=third)
+    line = one_error_line(stocked_cli.unlocked("rotate", "rollback", "binance-main"), 9)
+    assert "pending (version 3)" in line and "exvault rotate abort binance-main" in line
+    info = info_of(stocked_cli)
+    assert (info.version, info.pending_version, info.previous_version) == (2, 3, 1)
+
+
+def test_rotate_rollback_unknown(stocked_cli, one_error_line) -> None:
+    one_error_line(stocked_cli.unlocked("rotate", "rollback", "nope"), 4)
+
+
+def test_rotate_start_keeps_expiry_and_policy(stocked_cli) -> None:
+    stocked_cli.unlocked("edit", "binance-main", "--expires", "2025-12-01")  # a 91-day key
+    stocked_cli.unlocked("policy", "set", "binance-main", "--max-age", "60d", "--grace", "6h")
+    stocked_cli.unlocked("policy", "accept-risk", "binance-main", "stale", "--reason", "spare key")
+    policy_before = stocked_cli.v("policy", "show", "binance-main", "--json").stdout
+    r = stocked_cli.unlocked(
+        "rotate",
+        "start",
+        "binance-main",
+        "--from-json",
+        "-",
+        "--issued",
+        "2025-10-01",
+        input=NEW_JSON,
+    )
+    assert r.exit_code == 0, r.output
+    assert "expiring on 2025-12-31" in r.stdout
+    with admin_of(stocked_cli) as admin:
+        pending = admin.get("binance-main", stage="pending")
+    assert str(pending.issued_on) == "2025-10-01" and str(pending.expires_on) == "2025-12-31"
+    assert pending.permissions == ("read", "trade") and pending.ips == ("203.0.113.7",)
+    stocked_cli.unlocked("rotate", "promote", "binance-main")
+    assert stocked_cli.v("policy", "show", "binance-main", "--json").stdout == policy_before
+    assert info_of(stocked_cli).previous_until is not None
+    until, promoted_at = info_of(stocked_cli).previous_until, utc_now()
+    assert timedelta(hours=6) - timedelta(minutes=1) <= until - promoted_at <= timedelta(hours=6)
+
+
+@pytest.mark.parametrize(
+    ("args", "expires"), [(("--no-expires",), "None"), (("--expires", "2027-06-01"), "2027-06-01")]
+)
+def test_rotate_start_changes_expiry(stocked_cli, args, expires) -> None:
+    stocked_cli.unlocked("edit", "binance-main", "--expires", "2025-12-01")
+    r = stocked_cli.unlocked(
+        "rotate", "start", "binance-main", "--from-json", "-", *args, input=NEW_JSON
+    )
+    assert r.exit_code == 0, r.output
+    with admin_of(stocked_cli) as admin:
+        assert str(admin.get("binance-main", stage="pending").expires_on) == expires
+
+
+def test_rotate_start_expiry_flags_exclude(stocked_cli, one_error_line) -> None:
+    r = stocked_cli.unlocked(
+        "rotate",
+        "start",
+        "binance-main",
+        "--from-json",
+        "-",
+        "--expires",
+        "2026-01-15",
+        "--no-expires",
+        input=NEW_JSON,
+    )
+    one_error_line(r, 2)
+    assert info_of(stocked_cli).pending_version is None
 
 
 def test_rotate_promote_default_grace(stocked_cli) -> None:
@@ -876,9 +1036,10 @@ def test_policy_set_refuses(stocked_cli, one_error_line, args, code) -> None:
 
 def test_policy_accept_and_clear_risk(stocked_cli) -> None:
     r = stocked_cli.unlocked(
-        "policy", "accept-risk", "binance-main", "withdraw", "--reason", "treasury sweeper"
+        "policy", "accept-risk", "binance-main", "withdraw-enabled", "--reason", "treasury sweeper"
     )
-    assert (r.exit_code, r.stdout) == (0, 'Accepted "withdraw" for binance-main.\n')
+    assert (r.exit_code, r.stdout) == (0, 'Accepted "withdraw-enabled" for binance-main.\n')
+    assert r.stderr == ""  # bound to an IP: nothing to warn about
     shown = json.loads(stocked_cli.v("policy", "show", "binance-main", "--json").stdout)
     accepted = shown["accepted"]["withdraw-enabled"]
     assert accepted["reason"] == "treasury sweeper"
@@ -886,8 +1047,11 @@ def test_policy_accept_and_clear_risk(stocked_cli) -> None:
     text = stocked_cli.v("policy", "show", "binance-main").stdout
     assert f"Accepted withdraw-enabled: {utc_now():%Y-%m-%d}: treasury sweeper" in text
 
-    r = stocked_cli.unlocked("policy", "clear-risk", "binance-main", "withdraw")
-    assert (r.exit_code, r.stdout) == (0, 'No longer accepting "withdraw" for binance-main.\n')
+    r = stocked_cli.unlocked("policy", "clear-risk", "binance-main", "withdraw-enabled")
+    assert (r.exit_code, r.stdout) == (
+        0,
+        'No longer accepting "withdraw-enabled" for binance-main.\n',
+    )
     shown = json.loads(stocked_cli.v("policy", "show", "binance-main", "--json").stdout)
     assert shown["accepted"] == {}
 
@@ -895,13 +1059,86 @@ def test_policy_accept_and_clear_risk(stocked_cli) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ("binance-main", "withdraw"),  # no --reason
+        ("binance-main", "withdraw-enabled"),  # no --reason
         ("binance-main", "exposed", "--reason", "x"),  # not acceptable
         ("binance-main", "withdraw-without-ip", "--reason", "x"),
+        ("binance-main", "withdraw", "--reason", "x"),  # not a code check prints
     ],
 )
 def test_policy_accept_risk_usage(stocked_cli, one_error_line, args) -> None:
-    one_error_line(stocked_cli.unlocked("policy", "accept-risk", *args), 2)
+    # Without the passphrase: refused while parsing, before any prompt.
+    one_error_line(stocked_cli.v("policy", "accept-risk", *args), 2)
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        ("withdraw-without-ip", "withdraw from any address is never safe"),
+        ("ip-unrestricted", "wildcard whitelist"),
+        ("exposed", "rotate it"),
+        ("expired", "rotate it"),
+        ("age-overdue", "exvault policy set NAME --max-age"),
+        ("kdf-weak", "not a credential"),
+        ("okx-unbound-inactive", "the exchange disables or deletes the key"),
+        ("binance-unbound-trading", "the exchange disables or deletes the key"),
+    ],
+)
+def test_policy_accept_risk_refuses_with_the_reason(
+    stocked_cli, one_error_line, snapshot, code, why
+) -> None:
+    before = snapshot()
+    for command in ("accept-risk", "clear-risk"):
+        extra = ("--reason", "x") if command == "accept-risk" else ()
+        line = one_error_line(
+            stocked_cli.unlocked("policy", command, "binance-main", code, *extra), 2
+        )
+        assert f'cannot accept "{code}": ' in line and why in line
+    assert snapshot() == before
+
+
+def test_policy_accept_risk_unknown_code(stocked_cli, one_error_line) -> None:
+    r = stocked_cli.unlocked("policy", "accept-risk", "binance-main", "withdraw", "--reason", "x")
+    line = one_error_line(r, 2)
+    assert '"withdraw" is not a finding code of exvault check' in line
+    assert "did you mean withdraw-enabled?" in line
+    assert (
+        "acceptable: withdraw-enabled, trade-without-ip, stale, unread, duplicate-api-key" in line
+    )
+
+
+def test_policy_accept_risk_takes_every_acceptable_code(stocked_cli) -> None:
+    for code in ACCEPTABLE_FINDINGS:
+        r = stocked_cli.unlocked("policy", "accept-risk", "binance-main", code, "--reason", "ok")
+        assert (r.exit_code, r.stdout) == (0, f'Accepted "{code}" for binance-main.\n'), r.output
+    shown = json.loads(stocked_cli.v("policy", "show", "binance-main", "--json").stdout)
+    assert set(shown["accepted"]) == set(ACCEPTABLE_FINDINGS)
+
+
+def test_policy_accept_risk_help_lists_the_codes(stocked_cli) -> None:
+    text = " ".join(stocked_cli.v("policy", "accept-risk", "--help").stdout.split())
+    assert f"Acceptable: {', '.join(ACCEPTABLE_FINDINGS)};" in text
+
+
+def test_policy_accept_withdraw_on_an_unbound_key_warns(stocked_cli) -> None:
+    stocked_cli.unlocked("edit", "binance-main", "--clear-ips", "--permissions", "read,withdraw")
+    r = stocked_cli.unlocked(
+        "policy", "accept-risk", "binance-main", "withdraw-enabled", "--reason", "sweeper"
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stderr == WITHDRAW_WARNING
+
+
+def test_accepted_unread_in_check(stocked_cli, check_at, fine_kdf) -> None:
+    assert stocked_cli.unlocked("client", "add", "bot").exit_code == 0
+    assert stocked_cli.unlocked("grant", "bot", "binance-main").exit_code == 0
+    check_at(utc_now() + timedelta(days=40))  # idle counts from the day it was added
+    r = stocked_cli.v("check", "--all")
+    assert ("WARN", "binance-main", "unread") in table_codes(r.stdout)
+    stocked_cli.unlocked(
+        "policy", "accept-risk", "binance-main", "unread", "--reason", "the bot runs monthly"
+    )
+    r = stocked_cli.v("check", "--all")
+    assert ("OK", "binance-main", "unread") in table_codes(r.stdout)
 
 
 def test_policy_accept_risk_empty_reason(stocked_cli, one_error_line) -> None:

@@ -218,7 +218,7 @@ def test_reads_of_a_retired_version_do_not_mark_exposed(
     stocked.ungrant("bot", ["binance-main"])
     rotation.start(stocked, "binance-main", NEW_KEY)
     rotation.promote(stocked, "binance-main")
-    rotation.finish(stocked, "binance-main")
+    rotation.finish(stocked, "binance-main", force=True)
     assert stocked.revoke_client("bot") == []
 
 
@@ -237,7 +237,7 @@ def test_far_future_created_at_does_not_clear_exposure_at_finish(
         f"WHERE credential_id = {BINANCE_ID} AND version = 2",
     )
     with pytest.raises(IntegrityError):
-        rotation.finish(stocked, "binance-main")
+        rotation.finish(stocked, "binance-main", force=True)
     (exposed_at,) = db_exec(
         vault_location, "SELECT exposed_at FROM credentials WHERE name = 'binance-main'"
     )[0]

@@ -10,6 +10,7 @@ patches all of them to one controllable time.
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,6 +33,11 @@ from vault.db import audit
 from vault.db.inventory import Inventory
 from vault.format import identities, kdf_params
 from vault.format.credential_info import CredentialInfo
+from vault.format.policy import (
+    ACCEPTABLE_FINDINGS,
+    UNACCEPTABLE_FINDINGS,
+    exchange_rule_finding,
+)
 from vault.ops import checks
 from vault.ops.checks import Finding, Report, check
 from vault.owner import rotation
@@ -402,18 +408,18 @@ def test_withdraw_enabled_and_accepted(av: AdminVault, clock: Clock) -> None:
     add(av, "w", permissions="read,withdraw")
     hit = find(check(av, NOW), "w", "withdraw-enabled")
     assert hit is not None and hit.severity == "critical"
-    assert "accept-risk w withdraw" in hit.message
+    assert "accept-risk w withdraw-enabled --reason" in hit.message
     assert find(check(av, NOW), "w", "withdraw-without-ip") is None
 
     clock.now = at(1)
-    policy = av.accept_risk("w", "withdraw", "treasury sweeper, IP-bound")
+    policy = av.accept_risk("w", "withdraw-enabled", "treasury sweeper, IP-bound")
     assert policy.accepted["withdraw-enabled"].accepted_at == at(1)
     hit = find(check(av, at(2)), "w", "withdraw-enabled")
     assert hit is not None and hit.severity == "ok"
     assert "accepted on 2026-03-03: treasury sweeper, IP-bound" in hit.message
     assert all(f.code != "withdraw-enabled" for f in check(av, at(2)).at_least("warn"))
 
-    av.clear_risk("w", "withdraw")
+    av.clear_risk("w", "withdraw-enabled")
     assert severity(av, "w", "withdraw-enabled", at(2)) == "critical"
 
 
@@ -422,7 +428,7 @@ def test_withdraw_without_ip_cannot_be_accepted_away(av: AdminVault) -> None:
     add(av, "w-any", permissions="read,withdraw", ips=("0.0.0.0/0",))
     for name in ("w", "w-any"):
         assert severity(av, name, "withdraw-without-ip", NOW) == "critical"
-        av.accept_risk(name, "withdraw", "I know")
+        av.accept_risk(name, "withdraw-enabled", "I know")
         assert severity(av, name, "withdraw-without-ip", NOW) == "critical"
         assert find(check(av, NOW), name, "withdraw-enabled") is None
 
@@ -469,13 +475,51 @@ def test_wildcard_trading_key_is_unbound_too(av: AdminVault) -> None:
     assert find(report, "t", "ip-unrestricted").severity == "critical"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("risk", ["withdraw-without-ip", "exposed", "expired", "age-overdue", ""])
+@pytest.mark.parametrize(
+    "risk",
+    ["withdraw-without-ip", "exposed", "expired", "age-overdue", "okx-unbound-inactive", ""],
+)
 def test_only_listed_risks_can_be_accepted(av: AdminVault, risk: str) -> None:
     add(av, "k")
     with pytest.raises(vault.InvalidInput):
         av.accept_risk("k", risk, "because")
     with pytest.raises(vault.InvalidInput, match="--reason"):
-        av.accept_risk("k", "withdraw", "   ")
+        av.accept_risk("k", "withdraw-enabled", "   ")
+    assert av.policy("k").accepted == {}
+
+
+def test_accept_risk_takes_the_codes_check_prints(av: AdminVault) -> None:
+    """The alias of old ("withdraw") is not a code check prints: refused, with a hint."""
+    add(av, "k")
+    with pytest.raises(vault.InvalidInput, match="did you mean withdraw-enabled"):
+        av.accept_risk("k", "withdraw", "because")
+    for code in ACCEPTABLE_FINDINGS:
+        assert code in av.accept_risk("k", code, "because").accepted
+
+
+def _printed_codes() -> set[str]:
+    """Every fixed finding code in the checker's source: the second argument of a
+    ``Finding(...)``, or a code chosen just before one."""
+    source = Path(checks.__file__).read_text()
+    literal = re.findall(r'Finding\(\s*[^,()]+,\s*"([a-z-]+)"', source)
+    chosen = re.findall(r'code = "([a-z-]+)" if .* else "([a-z-]+)"', source)
+    return set(literal) | {c for pair in chosen for c in pair}
+
+
+def test_every_finding_code_is_listed_once() -> None:
+    """One list of the codes check prints, acceptable or not (the policy's)."""
+    printed = _printed_codes()
+    assert {"withdraw-without-ip", "expires-soon", "kdf-weak", "unread"} <= printed
+    listed = set(ACCEPTABLE_FINDINGS) | set(UNACCEPTABLE_FINDINGS)
+    assert not set(ACCEPTABLE_FINDINGS) & set(UNACCEPTABLE_FINDINGS)
+    assert printed == listed
+    rules = {
+        exchange_rule_finding(r.code) for p in exchanges.all_profiles() for r in p.lifetime_rules
+    }
+    assert not rules & listed
+    table = Path(__file__).parents[2].joinpath("docs", "rotation.md").read_text()
+    for code in listed:
+        assert f"| `{code}` |" in table, code
 
 
 # ------------------------------------------------------------------------------ usage
@@ -629,7 +673,7 @@ def test_exposed_after_revoke_until_finish(av: AdminVault, clock: Clock) -> None
     assert severity(av, "k", "exposed", at(2)) == "critical"
     rotation.promote(av, "k")
     assert severity(av, "k", "exposed", at(2)) == "critical"  # the old key still works
-    rotation.finish(av, "k")
+    rotation.finish(av, "k", force=True)
     assert find(check(av, at(2)), "k", "exposed") is None
 
 
@@ -643,12 +687,12 @@ def test_exposure_while_pending_survives_the_rotation(av: AdminVault, clock: Clo
     av.revoke_client("bot")
     clock.now = at(2)
     rotation.promote(av, "k")
-    rotation.finish(av, "k")
+    rotation.finish(av, "k", force=True)
     assert severity(av, "k", "exposed", at(2)) == "critical"
     # A key made after the revocation ends it.
     rotation.start(av, "k", payload("binance"))
     rotation.promote(av, "k")
-    rotation.finish(av, "k")
+    rotation.finish(av, "k", force=True)
     assert severity(av, "k", "exposed", at(2)) is None
 
 
@@ -660,7 +704,7 @@ def test_exposure_of_the_new_key_survives_finish(av: AdminVault, clock: Clock) -
     rotation.promote(av, "k")  # bot holds a wrap of the new current version
     clock.now = at(1)
     av.revoke_client("bot")
-    rotation.finish(av, "k")
+    rotation.finish(av, "k", force=True)
     assert severity(av, "k", "exposed", at(1)) == "critical"
 
 
@@ -690,7 +734,7 @@ def test_rotation_unfinished_after_grace(av: AdminVault, clock: Clock) -> None:
     assert severity(av, "short", code, at(hours=2, seconds=-1)) is None
     assert severity(av, "short", code, at(hours=2)) == "warn"
     assert severity(av, "k", "rotation-pending", at(5)) is None
-    rotation.finish(av, "k")
+    rotation.finish(av, "k", force=True)
     assert severity(av, "k", code, at(5)) is None
 
 

@@ -67,7 +67,7 @@ def test_secret_field_that_is_not_utf8_is_refused(admin: AdminVault) -> None:
 
 def test_risk_reason_that_is_not_utf8_is_refused(stocked: AdminVault) -> None:
     with pytest.raises(InvalidInput, match="the reason is not valid UTF-8"):
-        stocked.accept_risk("binance-main", "withdraw", "ok\udc80")
+        stocked.accept_risk("binance-main", "withdraw-enabled", "ok\udc80")
     assert stocked.policy("binance-main").accepted == {}
 
 

@@ -147,7 +147,7 @@ def test_happy_path_with_a_client_reading_throughout(
         assert denied[-1].actor == "client:grid-bot" and denied[-1].version == 1
         assert bot.get(NAME).version == 2  # current unaffected
 
-        finished = rotation.finish(stocked, NAME)
+        finished = rotation.finish(stocked, NAME)  # the grace period is over
         assert (finished.changed, finished.version) == (True, 2)
         assert "delete that key at the exchange" in finished.message
         with pytest.raises(NotFound):
@@ -170,6 +170,122 @@ def test_happy_path_with_a_client_reading_throughout(
         ("rotate-finish", 1, ""),
     ]
     assert stocked.verify_audit(remember=False).ok
+
+
+def test_finish_waits_for_the_grace_period(stocked: AdminVault, clock: Clock) -> None:
+    rotation.start(stocked, NAME, NEW)
+    rotation.promote(stocked, NAME, grace=timedelta(hours=2))
+    before = stocked.describe(NAME)
+    clock.now += timedelta(hours=2) - timedelta(seconds=1)
+    with pytest.raises(Conflict, match="--force"):
+        rotation.finish(stocked, NAME)
+    assert stocked.describe(NAME) == before
+    assert rotation_actions(stocked)[-1][0] == "rotate-promote"
+    clock.now += timedelta(seconds=1)
+    assert rotation.finish(stocked, NAME).changed is True
+
+
+def test_finish_forced_during_the_grace_period(stocked: AdminVault, clock: Clock) -> None:
+    rotation.start(stocked, NAME, NEW)
+    rotation.promote(stocked, NAME)
+    assert rotation.finish(stocked, NAME, force=True).changed is True
+    assert stocked.describe(NAME).previous_version is None
+
+
+def test_rollback_during_the_grace_period(
+    stocked: AdminVault, token: str, vault_location: str, clock: Clock
+) -> None:
+    with vault.open(vault_location, token=token) as bot:
+        rotation.start(stocked, NAME, NEW)
+        rotation.promote(stocked, NAME, grace=timedelta(hours=2))
+        assert secret_of(bot.get(NAME)) == NEW_SECRET
+        clock.now += timedelta(hours=1)
+        result = rotation.rollback(stocked, NAME)
+        assert (result.changed, result.version) == (True, 1)
+        # The bot reads the old key again, and can still read the rolled-back one
+        # as pending.
+        assert (bot.get(NAME).version, secret_of(bot.get(NAME))) == (1, BINANCE_SECRET)
+        assert secret_of(bot.get(NAME, stage="pending")) == NEW_SECRET
+    info = stocked.describe(NAME)
+    assert (info.version, info.pending_version, info.previous_version) == (1, 2, None)
+    assert rotation_actions(stocked)[-1] == ("rotate-rollback", 1, "")
+    assert stocked.verify_audit(remember=False).ok
+    assert verify(stocked).ok
+    again = rotation.rollback(stocked, NAME)
+    assert (again.changed, again.version) == (False, 1)
+    # Either way out: promote again, or abort.
+    assert rotation.promote(stocked, NAME).version == 2
+
+
+def test_rollback_then_abort(stocked: AdminVault) -> None:
+    rotation.start(stocked, NAME, NEW)
+    rotation.promote(stocked, NAME)
+    rotation.rollback(stocked, NAME)
+    rotation.abort(stocked, NAME)
+    info = stocked.describe(NAME)
+    assert (info.version, info.pending_version, info.previous_version) == (1, None, None)
+    assert stocked.get(NAME).secret.reveal() == BINANCE_SECRET
+    assert {v.version: v.readable for v in stocked.history(NAME)} == {1: True, 2: False}
+
+
+def test_rollback_refused_after_the_grace_period(stocked: AdminVault, clock: Clock) -> None:
+    rotation.start(stocked, NAME, NEW)
+    rotation.promote(stocked, NAME, grace=timedelta(hours=2))
+    clock.now += timedelta(hours=2)
+    before = stocked.describe(NAME)
+    with pytest.raises(Conflict, match=r"grace period .* ended"):
+        rotation.rollback(stocked, NAME)
+    assert stocked.describe(NAME) == before
+
+
+def test_rollback_refused_while_another_rotation_is_pending(stocked: AdminVault) -> None:
+    rotation.start(stocked, NAME, NEW)
+    rotation.promote(stocked, NAME)
+    rotation.start(stocked, NAME, {"api_key": "X" * 64, "secret": "Y" * 64})
+    with pytest.raises(Conflict, match="abort it first"):
+        rotation.rollback(stocked, NAME)
+    info = stocked.describe(NAME)
+    assert (info.version, info.pending_version, info.previous_version) == (2, 3, 1)
+
+
+def test_rollback_without_a_previous_version(stocked: AdminVault) -> None:
+    result = rotation.rollback(stocked, NAME)
+    assert (result.changed, result.version) == (False, 1)
+    with pytest.raises(NotFound):
+        rotation.rollback(stocked, "nope")
+
+
+def test_new_version_keeps_the_expiry_and_policy(stocked: AdminVault) -> None:
+    issued = stocked.describe(NAME).metadata.issued_on
+    stocked.edit(NAME, expires_on=issued + timedelta(days=90))
+    stocked.set_policy(NAME, grace_hours=6)
+    stocked.accept_risk(NAME, "stale", "spare key")
+    policy = stocked.policy(NAME)
+    today = utc_now().date()
+    result = rotation.start(stocked, NAME, NEW)
+    assert f"expiring on {today + timedelta(days=90)}" in result.message
+    pending = stocked.get(NAME, stage="pending")
+    assert (pending.issued_on, pending.expires_on) == (today, today + timedelta(days=90))
+    rotation.promote(stocked, NAME)
+    assert stocked.policy(NAME) == policy
+    until = stocked.describe(NAME).previous_until
+    assert until is not None and until - utc_now() <= timedelta(hours=6)
+
+
+def test_new_version_expiry_changed_or_cleared(stocked: AdminVault) -> None:
+    stocked.edit(NAME, expires_on=utc_now().date() + timedelta(days=30))
+    rotation.start(stocked, NAME, NEW, expires_on=None)
+    assert stocked.get(NAME, stage="pending").expires_on is None
+    rotation.abort(stocked, NAME)
+    later = utc_now().date() + timedelta(days=365)
+    rotation.start(stocked, NAME, NEW, expires_on=later)
+    assert stocked.get(NAME, stage="pending").expires_on == later
+
+
+def test_new_version_without_expiry_stays_without(stocked: AdminVault) -> None:
+    assert stocked.describe(NAME).metadata.expires_on is None
+    rotation.start(stocked, NAME, NEW)
+    assert stocked.get(NAME, stage="pending").expires_on is None
 
 
 def test_new_version_inherits_scope_unless_given(stocked: AdminVault, token: str) -> None:
@@ -262,7 +378,7 @@ def test_a_deleted_version_row_does_not_let_its_number_be_reused(
     )
     rotation.start(stocked, NAME, NEW)
     rotation.promote(stocked, NAME)
-    rotation.finish(stocked, NAME)
+    rotation.finish(stocked, NAME, force=True)
     for table in VERSION_TABLES:  # parents first
         put_rows(vault_location, table, saved[table], where, cid=cid)
 
@@ -289,7 +405,7 @@ def test_start_while_pending(stocked: AdminVault) -> None:
 def test_steps_are_idempotent(stocked: AdminVault) -> None:
     with pytest.raises(Conflict, match="nothing to promote"):
         rotation.promote(stocked, NAME)
-    assert rotation.finish(stocked, NAME).changed is False
+    assert rotation.finish(stocked, NAME, force=True).changed is False
     assert rotation.abort(stocked, NAME).changed is False
     rotation.start(stocked, NAME, NEW)
     assert rotation.promote(stocked, NAME).changed is True
@@ -297,8 +413,8 @@ def test_steps_are_idempotent(stocked: AdminVault) -> None:
     assert (second.changed, second.version) == (False, 2)
     assert "already promoted" in second.message
     assert rotation.abort(stocked, NAME).changed is False  # nothing pending any more
-    assert rotation.finish(stocked, NAME).changed is True
-    assert rotation.finish(stocked, NAME).changed is False
+    assert rotation.finish(stocked, NAME, force=True).changed is True
+    assert rotation.finish(stocked, NAME, force=True).changed is False
     assert [a for a, _, _ in rotation_actions(stocked)] == [
         "rotate-start",
         "rotate-promote",
@@ -375,7 +491,8 @@ if step == "start":
 elif step == "verify":
     changed = all(c.passed for c in rotation.verify(admin, name))
 else:
-    changed = getattr(rotation, step)(admin, name).changed
+    force = {"force": True} if step == "finish" else {}
+    changed = getattr(rotation, step)(admin, name, **force).changed
 print("committed", json.dumps(changed), flush=True)
 time.sleep(120)
 """
@@ -477,7 +594,8 @@ def _do(admin: AdminVault, step: str, new_key: dict[str, str] = NEW) -> bool:
         return rotation.start(admin, NAME, new_key).changed
     if step == "verify":
         return all(c.passed for c in rotation.verify(admin, NAME))
-    return bool(getattr(rotation, step)(admin, NAME).changed)
+    force = {"force": True} if step == "finish" else {}  # no grace period to wait out
+    return bool(getattr(rotation, step)(admin, NAME, **force).changed)
 
 
 # step the killed child runs: (steps the parent runs first, state after the kill,
@@ -552,7 +670,7 @@ while True:
     else:
         rotation.verify(admin, name)
         rotation.promote(admin, name)
-        rotation.finish(admin, name)
+        rotation.finish(admin, name, force=True)
     i += 1
     time.sleep(0.02)  # room for the readers' audit entries (SQLite has one writer)
 """
@@ -633,7 +751,7 @@ def test_killed_at_a_random_moment(tmp_path: Path, passphrase_file: Path, kill_r
                         assert pairs[cred.api_key.reveal()] == secret_of(cred), where
                 # Resume: the rotation can always be taken to a clean state.
                 rotation.abort(admin, NAME)
-                rotation.finish(admin, NAME)
+                rotation.finish(admin, NAME, force=True)
                 assert _state(admin)[1:] == (None, None), where
             cred = vault.load(NAME, where=path, token=tok)
             assert pairs[cred.api_key.reveal()] == secret_of(cred), where
@@ -677,7 +795,8 @@ def test_clients_keep_reading_whole_versions(
             if step == "start":
                 rotation.start(stocked, NAME, NEW)
             else:
-                getattr(rotation, step)(stocked, NAME)
+                force = {"force": True} if step == "finish" else {}
+                getattr(rotation, step)(stocked, NAME, **force)
             time.sleep(0.05)
         # A second rotation, aborted, while the bot still reads.
         rotation.start(stocked, NAME, OLD)

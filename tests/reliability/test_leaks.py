@@ -501,7 +501,7 @@ def drive_every_command(s: Session, monkeypatch: pytest.MonkeyPatch) -> None:
         env={"EXVAULT_TOKEN_FILE": str(token_file)},
     )
     assert "K=********" in r.stdout
-    s("rotate", "finish", "binance-main", unlock=True)
+    s("rotate", "finish", "binance-main", "--force", unlock=True)
     s(
         "rotate",
         "start",

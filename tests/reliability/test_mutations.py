@@ -404,7 +404,7 @@ def build_template(root: Path) -> Template:
         rotation.start(admin, "binance-main", BINANCE_V3)
         admin.edit("kucoin-sub1", ips=["198.51.100.0/24", "203.0.113.9"])
         admin.set_policy("kucoin-sub1", max_age_days=60)
-        admin.accept_risk("gate-spare", "withdraw", "cold-wallet sweeps")
+        admin.accept_risk("gate-spare", "withdraw-enabled", "cold-wallet sweeps")
         admin.revoke_client("bot-c")
         _, tokens["bot-d"] = admin.add_client("bot-d", max_scope="trade")
         admin.grant("bot-d", ["binance-main", "kucoin-sub1"])

@@ -19,14 +19,51 @@ DEFAULT_WARN_BEFORE_DAYS = 14
 DEFAULT_STALE_DAYS = 30
 DEFAULT_GRACE_HOURS = 24
 
-# Findings whose risk the owner may accept (with a reason). withdraw-without-ip,
-# exposure and expiry are facts no reason changes, so they cannot be accepted.
-ACCEPTABLE_RISKS = {
-    "withdraw": "withdraw-enabled",
-    "trade-without-ip": "trade-without-ip",
-    "stale": "stale",
-    "duplicate-api-key": "duplicate-api-key",
+ACCEPTABLE_FINDINGS: Mapping[str, str] = {
+    "withdraw-enabled": "withdraw permission on a key bound to IPs",
+    "trade-without-ip": "trading permission without an IP whitelist",
+    "stale": "a key granted to no client and not read for the stale period",
+    "unread": "a key granted to clients but not read for the stale period",
+    "duplicate-api-key": "the same API key stored under two or more names",
 }
+"""The finding codes of ``exvault check`` whose risk the owner may accept, with a
+reason (``policy accept-risk``): each describes a choice, and accepting it turns that
+finding to ``ok``. The checker and the policy both use these names."""
+
+UNACCEPTABLE_FINDINGS: Mapping[str, str] = {
+    "withdraw-without-ip": "a key that can withdraw from any address is never safe: bind it "
+    "to IPs or remove withdraw at the exchange",
+    "ip-unrestricted": "a wildcard whitelist lets any address use the key: list your bot's IPs",
+    "exposed": "an exposed key stays exposed whatever the reason: rotate it",
+    "expired": "the exchange refuses an expired key whatever the reason: rotate it",
+    "expires-soon": "the exchange expires the key whatever the reason: rotate it",
+    "age-overdue": "the age limit is the policy itself: change it with exvault policy set "
+    "NAME --max-age",
+    "age-due-soon": "the age limit is the policy itself: change it with exvault policy set "
+    "NAME --max-age",
+    "rotation-pending": "a rotation in progress ends with promote or abort",
+    "rotation-unfinished": "a rotation in progress ends with finish",
+    "client-expired": "a finding about a client, not a credential: exvault client revoke",
+    "client-expiring": "a finding about a client, not a credential: create a new client",
+    "kdf-weak": "a finding about the vault, not a credential: exvault passwd --recalibrate",
+    "kdf-below-policy": "a finding about the vault, not a credential: exvault passwd --recalibrate",
+    "audit-file-unreadable": "a finding about the vault, not a credential",
+}
+"""The other finding codes of ``exvault check`` (the exchanges' rules aside, see
+:data:`EXCHANGE_RULE_REASON`), each with why no reason can accept it: facts, not
+choices."""
+
+EXCHANGE_RULE_REASON = (
+    "the exchange disables or deletes the key by its own rule whatever the reason: "
+    "bind the key to IPs or rotate it"
+)
+"""Why a finding named after an exchange's lifetime rule cannot be accepted."""
+
+
+def exchange_rule_finding(rule_code: str) -> str:
+    """The finding code ``exvault check`` prints for an exchange lifetime rule's code
+    (``okx_unbound_inactive`` -> ``okx-unbound-inactive``)."""
+    return rule_code.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -116,26 +153,43 @@ class Policy:
             raise InvalidInput("the grace period must be between 1 hour and 90 days")
         return new
 
-    def accept(self, risk: str, reason: str, now: datetime) -> Policy:
-        """A copy that accepts ``risk`` (a key of :data:`ACCEPTABLE_RISKS`).
+    def accept(self, code: str, reason: str, now: datetime) -> Policy:
+        """A copy that accepts the finding ``code`` (a key of :data:`ACCEPTABLE_FINDINGS`).
 
-        :raises InvalidInput: for another risk, an empty reason or one that is not UTF-8
-            text.
+        :raises InvalidInput: for a finding that cannot be accepted (saying why), a code
+            ``exvault check`` never prints, an empty reason or one that is not UTF-8 text.
         """
-        if risk not in ACCEPTABLE_RISKS:
-            raise InvalidInput(
-                f"cannot accept the risk {quoted(risk)} "
-                f"(acceptable: {', '.join(sorted(ACCEPTABLE_RISKS))})"
-            )
+        check_acceptable(code)
         if not reason.strip():
             raise InvalidInput("accepting a risk needs a --reason")
         check_utf8(reason, "the reason")
         accepted = dict(self.accepted)
-        accepted[ACCEPTABLE_RISKS[risk]] = AcceptedRisk(reason.strip()[:300], now)
+        accepted[code] = AcceptedRisk(reason.strip()[:300], now)
         return replace(self, accepted=accepted)
 
-    def clear(self, risk: str) -> Policy:
-        """A copy that no longer accepts ``risk``."""
+    def clear(self, code: str) -> Policy:
+        """A copy that no longer accepts the finding ``code``.
+
+        :raises InvalidInput: for a code that cannot be accepted in the first place.
+        """
+        check_acceptable(code)
         accepted = dict(self.accepted)
-        accepted.pop(ACCEPTABLE_RISKS.get(risk, risk), None)
+        accepted.pop(code, None)
         return replace(self, accepted=accepted)
+
+
+def check_acceptable(code: str) -> str:
+    """``code`` itself, when it names a finding the owner may accept.
+
+    :raises InvalidInput: naming why a finding cannot be accepted, or listing the
+        acceptable codes for one ``exvault check`` never prints.
+    """
+    if code in ACCEPTABLE_FINDINGS:
+        return code
+    acceptable = ", ".join(ACCEPTABLE_FINDINGS)
+    if code in UNACCEPTABLE_FINDINGS:
+        raise InvalidInput(f"cannot accept {quoted(code)}: {UNACCEPTABLE_FINDINGS[code]}")
+    hint = " (did you mean withdraw-enabled?)" if code == "withdraw" else ""
+    raise InvalidInput(
+        f"{quoted(code)} is not a finding code of exvault check{hint}; acceptable: {acceptable}"
+    )

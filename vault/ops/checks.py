@@ -33,7 +33,7 @@ from vault.exchanges import ExchangeProfile, get_profile
 from vault.format import kdf_params, records
 from vault.format.audit_entry import AUDIT_COLUMNS, AuditRow
 from vault.format.model import from_epoch, split_list, to_epoch
-from vault.format.policy import DEFAULT_WARN_BEFORE_DAYS, Policy
+from vault.format.policy import DEFAULT_WARN_BEFORE_DAYS, Policy, exchange_rule_finding
 from vault.format.records import stored_date
 from vault.network import WILDCARDS, is_unrestricted
 from vault.ops.verified_reads import VerifiedReads
@@ -229,7 +229,7 @@ class _Rules:
         for rule in profile.lifetime_rules:
             if rule.days is None:
                 continue  # expiry_set: the recorded expiry date covers it
-            code = rule.code.replace("_", "-")
+            code = exchange_rule_finding(rule.code)
             bind = f"bind the key to IPs at {profile.display_name} (exvault edit {f.name} --ip ...)"
             if rule.applies_when == "no_ip" or (
                 rule.applies_when == "no_ip_trade" and "trade" in f.permissions
@@ -289,7 +289,8 @@ class _Rules:
                         "withdraw-enabled",
                         f.name,
                         "withdraw permission enabled: remove it at the exchange, or accept the "
-                        f'risk: exvault policy accept-risk {f.name} withdraw --reason "..."',
+                        f"risk: exvault policy accept-risk {f.name} withdraw-enabled "
+                        '--reason "..."',
                     )
                 )
         trading = not _TRADING.isdisjoint(f.permissions)
@@ -324,8 +325,8 @@ class _Rules:
         if idle is not None and idle < stale:
             return
         never = "never read" if idle is None else f"not read for {_days(idle)}"
-        severity = "ok" if "stale" in f.policy.accepted else "warn"
         if f.grantees == 0:
+            severity = "ok" if "stale" in f.policy.accepted else "warn"
             out.append(
                 Finding(
                     severity,
@@ -336,9 +337,11 @@ class _Rules:
                 )
             )
         else:
+            # An accepted "stale" covered "unread" too before each had its own code.
+            accepted = not {"unread", "stale"}.isdisjoint(f.policy.accepted)
             out.append(
                 Finding(
-                    severity,
+                    "ok" if accepted else "warn",
                     "unread",
                     f.name,
                     f"granted to {f.grantees} client(s) but {never}: revoke candidate",

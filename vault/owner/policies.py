@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from vault import exchanges
+from vault.errors import InvalidInput, quoted
 from vault.format.model import to_epoch, utc_now
-from vault.format.policy import Policy
+from vault.format.policy import (
+    EXCHANGE_RULE_REASON,
+    Policy,
+    check_acceptable,
+    exchange_rule_finding,
+)
 from vault.owner.writer import Writer
 
 
@@ -53,12 +60,31 @@ def set_policy(
     )
 
 
-def accept_risk(writer: Writer, name: str, risk: str, reason: str) -> Policy:
-    """Record that the owner accepts ``risk`` (e.g. ``withdraw``) for this credential.
+def acceptable_code(code: str) -> str:
+    """``code`` itself, when it names a finding of ``exvault check`` the owner may
+    accept; the one test ``policy accept-risk`` and ``clear-risk`` run before asking
+    for the passphrase.
 
-    :raises InvalidInput: for a risk that cannot be accepted or an empty reason.
+    :raises InvalidInput: saying why the finding cannot be accepted (a finding named
+        after an exchange's lifetime rule included), or listing the acceptable codes
+        for one check never prints.
+    """
+    for profile in exchanges.all_profiles():
+        for rule in profile.lifetime_rules:
+            if exchange_rule_finding(rule.code) == code:
+                raise InvalidInput(f"cannot accept {quoted(code)}: {EXCHANGE_RULE_REASON}")
+    return check_acceptable(code)
+
+
+def accept_risk(writer: Writer, name: str, risk: str, reason: str) -> Policy:
+    """Record that the owner accepts the finding ``risk`` (a code ``exvault check``
+    prints, e.g. ``withdraw-enabled``) for this credential.
+
+    :raises InvalidInput: for a finding that cannot be accepted (saying why), a code
+        check never prints, or an empty reason; nothing is written.
     :raises NotFound: when there is no such credential.
     """
+    acceptable_code(risk)
     now = utc_now()
     return _update(
         writer, name, lambda p: p.accept(risk, reason, now), f"accepted risk {risk}: {reason}"
@@ -66,10 +92,12 @@ def accept_risk(writer: Writer, name: str, risk: str, reason: str) -> Policy:
 
 
 def clear_risk(writer: Writer, name: str, risk: str) -> Policy:
-    """Withdraw an accepted risk.
+    """Stop accepting the finding ``risk``.
 
+    :raises InvalidInput: for a finding that cannot be accepted in the first place.
     :raises NotFound: when there is no such credential.
     """
+    acceptable_code(risk)
     return _update(writer, name, lambda p: p.clear(risk), f"cleared risk {risk}")
 
 

@@ -5,7 +5,10 @@
     start    new key staged as version N+1, label ``pending`` (wrapped for every grantee)
     verify   checks the pending version (format, exchange rules, really a new key)
     promote  pending -> ``current``, current -> ``previous`` (readable for a grace period)
-    finish   drop ``previous`` (then delete the old key at the exchange)
+    rollback during the grace period: ``previous`` -> ``current`` again, the promoted
+             version back to ``pending`` (promote it again, or abort it)
+    finish   drop ``previous`` once the grace period is over (then delete the old key
+             at the exchange); earlier only when forced
     abort    drop ``pending``
 
 Each step is one transaction, so a crash leaves the vault before or after it, never
@@ -23,7 +26,7 @@ from datetime import date, timedelta
 from vault import exchanges
 from vault.db.tables import VersionRecord
 from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from vault.format.model import to_epoch, utc_now
+from vault.format.model import from_epoch, to_epoch, utc_now
 from vault.format.policy import Policy
 from vault.owner.credentials import UNCHANGED, clean_payload, credential_metadata
 from vault.owner.writer import OwnerHandle
@@ -62,12 +65,16 @@ def start(
     permissions: tuple[str, ...] | list[str] | str | None = None,
     ips: tuple[str, ...] | list[str] | str | None = None,
     issued_on: date | None = None,
-    expires_on: date | object | None = None,
+    expires_on: date | object | None = UNCHANGED,
 ) -> StepResult:
     """Stage a new key as ``pending``; the current one keeps working.
 
-    Permissions and IPs default to the current version's; the issue date to today;
-    the exchange expiry to none (a new key), unless given.
+    The new version keeps the metadata of the one it replaces unless given: the same
+    permissions and IPs, and an exchange expiry as far from its issue date as the
+    current key's was from its own (an exchange sets a new key's expiry from the day
+    it is created, so a 90-day key's successor is a 90-day key). ``expires_on=None``
+    clears the expiry. The issue date defaults to today; the policy lives with the
+    credential, not the version, so it carries over as it is.
 
     The new version is wrapped for every grantee; the result names them.
 
@@ -102,13 +109,16 @@ def start(
                 f'a rotation of "{name}" is already pending (version {head.pending_version}); '
                 f"promote it or abort it first: exvault rotate abort {name}"
             )
+        issued = issued_on or utc_now().date()
         metadata = credential_metadata(
             name,
             current_meta.exchange,
             current_meta.permissions if permissions is None else permissions,
             current_meta.ips if ips is None else ips,
-            issued_on or utc_now().date(),
-            None if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
+            issued,
+            _carried_expiry(current_meta.issued_on, current_meta.expires_on, issued)
+            if expires_on is UNCHANGED
+            else expires_on,  # type: ignore[arg-type]
         )
         grantees = writer.check_scopes(session, head, metadata.permissions)
         version = writer.next_version(head)
@@ -128,9 +138,18 @@ def start(
         True,
         version,
         f"version {version} staged as pending"
+        + (f", expiring on {metadata.expires_on}" if metadata.expires_on else "")
         + (f"; wrapped for clients: {', '.join(wrapped_for)}" if wrapped_for else ""),
         wrapped_for,
     )
+
+
+def _carried_expiry(old_issued: date, old_expires: date | None, issued: date) -> date | None:
+    """The expiry of a new key issued on ``issued`` with the old key's lifetime (None
+    when the old key had no expiry)."""
+    if old_expires is None:
+        return None
+    return issued + max(old_expires - old_issued, timedelta(0))
 
 
 def verify(admin: OwnerHandle, name: str) -> list[VerifyCheck]:
@@ -238,13 +257,17 @@ def promote(admin: OwnerHandle, name: str, *, grace: timedelta | None = None) ->
     )
 
 
-def finish(admin: OwnerHandle, name: str) -> StepResult:
+def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
     """Drop the ``previous`` version (its ciphertext and wraps are deleted).
+
+    Refused while the grace period runs (bots that have not restarted yet still read
+    the previous key, and ``rollback`` needs it) unless ``force``.
 
     Also clears an exposure mark that predates the current version: the exposed key
     is the one now retired. The current version's time is read from its row only once
     the row's signature verifies.
 
+    :raises Conflict: before the grace period ends, unless ``force``; nothing is changed.
     :raises IntegrityError: when the current version's row is missing or fails
         verification; nothing is changed.
     """
@@ -253,6 +276,17 @@ def finish(admin: OwnerHandle, name: str) -> StepResult:
         head = writer.head(session, name, for_update=True)
         if head.previous_version is None:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
+        if (
+            not force
+            and head.previous_until is not None
+            and head.previous_until > to_epoch(utc_now())
+        ):
+            raise Conflict(
+                f'the grace period of "{name}" runs until '
+                f"{from_epoch(head.previous_until):%Y-%m-%d %H:%M} UTC and bots may still read "
+                f"the previous key: finish after then, or now with "
+                f"exvault rotate finish {name} --force"
+            )
         dropped = head.previous_version
         head.previous_version = head.previous_until = head.previous_digest = None
         current = (
@@ -304,3 +338,57 @@ def abort(admin: OwnerHandle, name: str) -> StepResult:
         version = head.current_version
     writer.checkpoint()
     return StepResult(name, "abort", True, version, f"pending version {dropped} dropped")
+
+
+def rollback(admin: OwnerHandle, name: str) -> StepResult:
+    """Undo a promote during the grace period: the ``previous`` version is ``current``
+    again and the version promoted over it goes back to ``pending`` (promote it again
+    once it works, or abort it). Signed and audited like every other step.
+
+    :raises Conflict: when the grace period has ended (the old key may be deleted at
+        the exchange already) or another rotation is pending; nothing is changed.
+    :raises IntegrityError: when the previous version fails verification; nothing is
+        changed.
+    """
+    now = utc_now()
+    writer = admin.writer
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
+        if head.previous_version is None:
+            return StepResult(
+                name, "rollback", False, head.current_version, "no previous version to roll back to"
+            )
+        if head.previous_until is not None and head.previous_until <= to_epoch(now):
+            raise Conflict(
+                f'the grace period of "{name}" ended '
+                f"{from_epoch(head.previous_until):%Y-%m-%d %H:%M} UTC: the previous key may be "
+                f"deleted at the exchange already; rotate again: exvault rotate start {name}"
+            )
+        if head.pending_version is not None:
+            raise Conflict(
+                f'a rotation of "{name}" is pending (version {head.pending_version}); '
+                f"abort it first: exvault rotate abort {name}"
+            )
+        # The version to make current must be whole and the one the head names
+        # (every grantee holds it already: a grant wraps every labelled version).
+        writer.open_version(session, head, "previous")
+        rolled_back = head.current_version
+        head.pending_version = head.current_version
+        head.pending_digest = head.current_digest
+        head.pending_since = to_epoch(now)
+        head.current_version = head.previous_version
+        head.current_digest = head.previous_digest
+        head.previous_version = head.previous_until = head.previous_digest = None
+        head.updated_at = to_epoch(now)
+        writer.sign_head(head)
+        writer.audit(session, "rotate-rollback", name, head.current_version)
+        version = head.current_version
+    writer.checkpoint()
+    return StepResult(
+        name,
+        "rollback",
+        True,
+        version,
+        f"version {version} is current again; version {rolled_back} is pending: "
+        f"exvault rotate promote {name} once it works, or exvault rotate abort {name}",
+    )
