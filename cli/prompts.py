@@ -160,8 +160,9 @@ def refuse_weak_passphrase(new: str, what: str = "passphrase") -> None:
         from zxcvbn import zxcvbn
     except ImportError:
         raise InvalidInput(
-            f"estimating the {what}'s strength needs zxcvbn: pip install "
-            f"'exchange-vault[{STRENGTH_EXTRA}]' (or add {ALLOW_WEAK_OPTION})"
+            f"estimating the {what}'s strength needs zxcvbn: install exvault with its "
+            f"{STRENGTH_EXTRA} extra, pip install '.[{STRENGTH_EXTRA}]' in its source tree "
+            f"(or add {ALLOW_WEAK_OPTION})"
         ) from None
     # zxcvbn refuses more than 72 characters (its matching grows fast with length):
     # the start of a long passphrase is scored, which can only underrate it.

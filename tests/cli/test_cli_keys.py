@@ -630,8 +630,9 @@ def test_without_zxcvbn_a_new_passphrase_is_refused_not_let_through(
     monkeypatch.setitem(sys.modules, "zxcvbn", None)  # import zxcvbn raises ImportError
     line = one_error_line(init_with(cli, PASSPHRASE), 7)
     assert line == (
-        "exvault: error: estimating the vault passphrase's strength needs zxcvbn: pip install "
-        "'exchange-vault[strength]' (or add --allow-weak-passphrase)"
+        "exvault: error: estimating the vault passphrase's strength needs zxcvbn: install "
+        "exvault with its strength extra, pip install '.[strength]' in its source tree "
+        "(or add --allow-weak-passphrase)"
     )
     assert not cli.vault_path.exists()
     assert init_with(cli, PASSPHRASE, "--allow-weak-passphrase").exit_code == 0
