@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 ENV_NOTIFY_URL = "EXVAULT_NOTIFY_URL"
-METRICS_EXTRA = "pip install 'exchange-vault[metrics]'"
+METRICS_EXTRA = (
+    "install exvault with its metrics extra, pip install '.[metrics]' in its source tree"
+)
 # prometheus_client (the optional `metrics` extra) is imported inside the functions
 # below: only --format prometheus and --textfile need it, and `check` from cron
 # (and `schedule`, in this module) must run without it.
@@ -272,7 +274,8 @@ def cron_time(spec: str) -> str:
         from croniter import croniter
     except ImportError:
         raise VaultUnavailable(
-            "schedule --cron needs croniter: pip install 'exchange-vault[schedule]'"
+            "schedule --cron needs croniter: install exvault with its schedule extra, "
+            "pip install '.[schedule]' in its source tree"
         ) from None
     fields = " ".join(spec.split())
     nickname = fields.startswith("@")

@@ -17,7 +17,13 @@ from vault.owner.agent_unlock import lock_vault_id
 from vault.runtime.secretfile import read_secret_file
 
 from . import output, prompts
-from .options import bare_passphrase_file_option, json_option, open_inventory, vault_option
+from .options import (
+    allow_weak_passphrase_option,
+    bare_passphrase_file_option,
+    json_option,
+    open_inventory,
+    vault_option,
+)
 from .unlock import open_admin
 
 
@@ -36,27 +42,35 @@ from .unlock import open_admin
     show_default=True,
     help="Seconds one unlock should take on this machine (Argon2id calibration).",
 )
+@allow_weak_passphrase_option
 @click.option("--insecure-test-kdf", is_flag=True, hidden=True)
 @json_option
 def init(
     vault_location: str | None,
     passphrase_file: str | None,
     unlock_time: float,
+    allow_weak: bool,
     insecure_test_kdf: bool,
     as_json: bool,
 ) -> None:
     """Create a new vault and print its recovery key once.
 
-    Asks for the passphrase twice (or reads two lines from stdin when it is not a
-    terminal). Argon2id is calibrated to UNLOCK_TIME with at least 256 MiB of memory.
+    Says where the vault will be created, then asks for the passphrase twice (or
+    reads two lines from stdin when it is not a terminal). A weak passphrase (zxcvbn
+    scores it below 3 of 4) is refused, with the reason, unless
+    --allow-weak-passphrase. Argon2id is calibrated to UNLOCK_TIME with at least
+    256 MiB of memory.
     """
     url = resolve(vault_location)
+    location = printable(describe_location(url))
     path = sqlite_path(url)
     if path is not None and path.exists():  # before asking for a passphrase
-        raise AlreadyExists(
-            f"a file exists at {printable(describe_location(url))}; refusing to overwrite it"
-        )
+        raise AlreadyExists(f"a file exists at {location}; refusing to overwrite it")
+    if passphrase_file is None and prompts.stdin_is_terminal():
+        click.echo(f"Creating a new vault at {location}", err=True)
     passphrase = prompts.new_passphrase(passphrase_file, "vault passphrase")
+    if not allow_weak:
+        prompts.refuse_weak_passphrase(passphrase, "vault passphrase")
     # Hidden, for the test suite only: a KDF cheap enough to run hundreds of times.
     kdf = KdfParams(1, 64, 1) if insecure_test_kdf else None
     if not as_json:
@@ -115,6 +129,7 @@ def init(
     default=None,
     help="With --rekey: write each client's new token to DIR/NAME.token (0600).",
 )
+@allow_weak_passphrase_option
 @click.option("--insecure-test-kdf", is_flag=True, hidden=True)
 def passwd(
     vault_location: str | None,
@@ -122,12 +137,14 @@ def passwd(
     recalibrate: bool,
     rekey: bool,
     tokens_dir: str | None,
+    allow_weak: bool,
     insecure_test_kdf: bool,
 ) -> None:
     """Change the vault passphrase.
 
     Unlocks with the current passphrase (prompt or --passphrase-file), then asks for
-    the new one twice (or reads two stdin lines). Only the keyslot is rewritten;
+    the new one twice (or reads two stdin lines); a weak one (zxcvbn score below 3 of
+    4) is refused unless --allow-weak-passphrase. Only the keyslot is rewritten;
     no credential is re-encrypted. The old passphrase stops working. The new slot
     keeps the Argon2id parameters of the slot just unlocked (never below RFC 9106's
     minimum: those are recalibrated).
@@ -147,6 +164,8 @@ def passwd(
             # Before anything changes: the tokens are shown once, so they must fit.
             _check_tokens_dir(Path(tokens_dir), [c.name for c in admin.clients()])
         new = prompts.new_passphrase(None, "new passphrase")
+        if not allow_weak:
+            prompts.refuse_weak_passphrase(new, "new passphrase")
         if not rekey:
             # Hidden, for the test suite only: keep a test vault's cheap parameters.
             params = admin.change_passphrase(
@@ -218,15 +237,20 @@ def _write_tokens(directory: Path, tokens: dict[str, str]) -> list[str]:
     default=None,
     help="Read the recovery key from FILE (mode 0600) instead of asking.",
 )
+@allow_weak_passphrase_option
 @click.option("--insecure-test-kdf", is_flag=True, hidden=True)
 def recover(
-    vault_location: str | None, recovery_key_file: str | None, insecure_test_kdf: bool
+    vault_location: str | None,
+    recovery_key_file: str | None,
+    allow_weak: bool,
+    insecure_test_kdf: bool,
 ) -> None:
     """Set a new passphrase with the recovery key, when the passphrase is lost.
 
     Asks for the recovery key, then the new passphrase twice. Without a terminal,
     stdin gives the recovery key on line 1 (unless --recovery-key-file) and the new
-    passphrase on the next two lines. Argon2id is calibrated anew for the new slot
+    passphrase on the next two lines. A weak new passphrase is refused as by passwd.
+    Argon2id is calibrated anew for the new slot
     (the old slot's stored parameters are not trusted) and the parameters printed.
     """
     open_inventory(vault_location).close()
@@ -239,6 +263,8 @@ def recover(
     with AdminVault.unlock_with_recovery_key(vault_location, key) as admin:
         lock_vault_id(admin.vault_id)
         new = prompts.new_passphrase(None, "new passphrase")
+        if not allow_weak:
+            prompts.refuse_weak_passphrase(new, "new passphrase")
         click.echo("Calibrating Argon2id for the new passphrase...", err=True)
         # Hidden, for the test suite only: the cheap parameters init's flag gives.
         params = admin.change_passphrase(

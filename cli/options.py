@@ -57,6 +57,16 @@ def bare_passphrase_file_option(f: F) -> F:
     )(f)
 
 
+def allow_weak_passphrase_option(f: F) -> F:
+    """``--allow-weak-passphrase``: skip the strength estimate of a new passphrase."""
+    return click.option(
+        "--allow-weak-passphrase",
+        "allow_weak",
+        is_flag=True,
+        help="Accept a new passphrase that zxcvbn scores below 3 of 4 (weak).",
+    )(f)
+
+
 def from_json_option(help_text: str) -> Callable[[F], F]:
     """``--from-json FILE``: secret fields from a JSON object in FILE, ``-`` for stdin.
 

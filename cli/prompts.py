@@ -2,12 +2,18 @@
 
 A secret never comes from argv: it is typed at a hidden prompt, read from a 0600
 file named on the command line (``--passphrase-file``), or read from stdin.
+
+Hidden prompts read the terminal itself (/dev/tty, through getpass), not stdin: so
+``exvault add NAME --from-json - < keys.json`` typed in a terminal still asks for the
+vault passphrase there, while stdin carries the secret fields.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -18,9 +24,35 @@ from vault.runtime.secretfile import read_secret_file
 ENV_PASSPHRASE_FILE = "EXVAULT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 
 
+TERMINAL_DEVICE = "/dev/tty"
+"""The process's controlling terminal, where getpass asks whatever stdin is."""
+
+
 def stdin_is_terminal() -> bool:
-    """True when a person can answer prompts (tests patch this to drive prompts)."""
+    """True when stdin is a terminal (tests patch this to drive prompts).
+
+    What a script may pipe instead (a new passphrase twice, secret fields, the recovery
+    key) is then asked at hidden prompts rather than read as lines of stdin.
+    """
     return sys.stdin.isatty()
+
+
+def controlling_terminal_opens() -> bool:
+    """True when this process has a controlling terminal: /dev/tty opens.
+
+    Tests patch this to False, so that they behave alike run from a terminal or not.
+    """
+    try:
+        fd = os.open(TERMINAL_DEVICE, os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # ENXIO: no controlling terminal (cron, systemd, CI)
+        return False
+    os.close(fd)
+    return True
+
+
+def terminal_available() -> bool:
+    """True when a person can answer a hidden prompt: stdin or /dev/tty is a terminal."""
+    return stdin_is_terminal() or controlling_terminal_opens()
 
 
 def read_stdin_line(what: str) -> str:
@@ -43,13 +75,23 @@ def read_stdin_line(what: str) -> str:
 def ask_hidden(prompt: str, what: str, **options: Any) -> str:
     """An answer typed at a hidden prompt on the terminal (``options`` go to click).
 
+    click writes the prompt on stderr and reads the answer with getpass, from /dev/tty
+    (or stdin when that is the terminal), never echoed.
+
     :raises InvalidInput: when the terminal sends bytes that are not UTF-8, which the
-        text layer of a UTF-8 locale meets with a bare UnicodeDecodeError.
+        text layer of a UTF-8 locale meets with a bare UnicodeDecodeError; or when
+        there is no terminal after all, where getpass would read stdin with echo on.
     """
     try:
-        value: str = click.prompt(prompt, hide_input=True, err=True, **options)
+        with warnings.catch_warnings():
+            # getpass falls back to an echoing read of stdin with only a warning: a
+            # secret must not be shown, so that warning stops the read instead.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            value: str = click.prompt(prompt, hide_input=True, err=True, **options)
     except UnicodeDecodeError:
         raise InvalidInput(f"the {what} typed is not valid UTF-8 text") from None
+    except getpass.GetPassWarning:
+        raise InvalidInput(f"no terminal to ask for the {what}") from None
     return value
 
 
@@ -59,14 +101,15 @@ def passphrase(
     option: str = "--passphrase-file",
     from_environment: bool = True,
 ) -> str:
-    """The passphrase that unlocks the vault: from the file, else a hidden prompt.
+    """The passphrase that unlocks the vault: from the file, else a hidden prompt on the
+    terminal, even when stdin is a file or a pipe (it may carry secret fields).
 
     :raises InvalidInput: when there is neither a file nor a terminal to ask.
     """
     path = passphrase_file or (os.environ.get(ENV_PASSPHRASE_FILE) if from_environment else None)
     if path:
         return read_secret_file(path, "passphrase file")
-    if not stdin_is_terminal():
+    if not terminal_available():
         also = f" or set {ENV_PASSPHRASE_FILE}" if from_environment else ""
         raise InvalidInput(
             f"no terminal to ask for the passphrase; use {option} FILE (mode 0600){also}"
@@ -92,6 +135,48 @@ def new_passphrase(passphrase_file: str | None = None, what: str = "new passphra
     if first != second:
         raise InvalidInput(f"the two entries of the {what} differ")
     return first
+
+
+MIN_STRENGTH = 3
+"""The lowest zxcvbn score (0 to 4) a new passphrase may have without
+``--allow-weak-passphrase``: 3 is "safely unguessable" in zxcvbn's own words."""
+
+STRENGTH_EXTRA = "strength"
+"""The extra of exchange-vault that installs zxcvbn."""
+
+ALLOW_WEAK_OPTION = "--allow-weak-passphrase"
+
+
+def refuse_weak_passphrase(new: str, what: str = "passphrase") -> None:
+    """Refuse a new passphrase that zxcvbn scores below :data:`MIN_STRENGTH`, saying why.
+
+    :raises InvalidInput: for a weak passphrase (with zxcvbn's warning and suggestions,
+        which never quote it), or when zxcvbn is not installed: a check that cannot run
+        refuses rather than let any passphrase through.
+    """
+    try:
+        # zxcvbn is an optional extra with large word lists, needed only by the
+        # commands that set a passphrase; the other commands must run without it.
+        from zxcvbn import zxcvbn
+    except ImportError:
+        raise InvalidInput(
+            f"estimating the {what}'s strength needs zxcvbn: install exvault with its "
+            f"{STRENGTH_EXTRA} extra, pip install '.[{STRENGTH_EXTRA}]' in its source tree "
+            f"(or add {ALLOW_WEAK_OPTION})"
+        ) from None
+    # zxcvbn refuses more than 72 characters (its matching grows fast with length):
+    # the start of a long passphrase is scored, which can only underrate it.
+    estimate = zxcvbn(new[:72], user_inputs=["exvault", "vault", "exchange"])
+    score = int(estimate["score"])
+    if score >= MIN_STRENGTH:
+        return
+    feedback = estimate["feedback"]
+    reasons = " ".join(s for s in [feedback["warning"], *feedback["suggestions"]] if s)
+    raise InvalidInput(
+        f"the {what} is too weak (strength {score} of 4, at least {MIN_STRENGTH} needed"
+        + (f": {reasons.rstrip('.')}" if reasons else "")
+        + f"); choose a stronger one, or add {ALLOW_WEAK_OPTION}"
+    )
 
 
 FIELD_LABELS = {

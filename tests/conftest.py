@@ -67,6 +67,14 @@ def private_runtime_dir(
     stop_agent(run / "exvault" / agent_client.SOCKET_NAME)
 
 
+@pytest.fixture(autouse=True)
+def no_controlling_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process CLI runs see no /dev/tty: a test behaves alike whether the suite runs
+    in a terminal or not (the ``terminal`` fixture of tests/cli makes stdin one; a real
+    terminal is tested through a pseudo-terminal, in a subprocess)."""
+    monkeypatch.setattr("vault.cli.prompts.controlling_terminal_opens", lambda: False)
+
+
 def stop_agent(path: Path) -> None:
     """Stop the unlock agent serving ``path``, if one does, and wait until it is gone."""
     conn = agent_client.connect(path) if path.exists() else None

@@ -102,7 +102,8 @@ def test_lock_all(stocked_cli: Cli) -> None:
 
 def test_passwd_locks_the_vault_in_the_agent(cli_vault: Cli) -> None:
     unlock(cli_vault)
-    changed = cli_vault.unlocked("passwd", "--insecure-test-kdf", input="other one\nother one\n")
+    new = "other one entirely, and longer"
+    changed = cli_vault.unlocked("passwd", "--insecure-test-kdf", input=f"{new}\n{new}\n")
     assert changed.exit_code == 0, changed.output
     assert agent_status(cli_vault)["vaults"] == []
     assert cli_vault.v("list").exit_code == 0  # keyless commands never needed it

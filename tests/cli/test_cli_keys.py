@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from tests.conftest import (
@@ -518,3 +519,120 @@ def test_tokens_dir_without_rekey_refused(stocked_cli, tmp_path, one_error_line)
         "passwd", "--tokens-dir", str(tmp_path), input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n"
     )
     assert "--rekey" in one_error_line(r, 7)
+
+
+# ------------------------------------------------- a new passphrase's strength (zxcvbn)
+
+WEAK_PASSPHRASE = "password1"  # zxcvbn: 0 of 4, "This is a very common password."
+
+
+def init_with(cli, passphrase: str, *extra: str):  # type: ignore[no-untyped-def]
+    return cli(
+        "init",
+        "--vault",
+        str(cli.vault_path),
+        "--insecure-test-kdf",
+        *extra,
+        input=f"{passphrase}\n{passphrase}\n",
+    )
+
+
+def test_init_refuses_a_weak_passphrase_saying_why(cli, one_error_line) -> None:
+    r = init_with(cli, WEAK_PASSPHRASE)
+    line = one_error_line(r, 7)
+    assert line == (
+        "exvault: error: the vault passphrase is too weak (strength 0 of 4, at least 3 "
+        "needed: This is a very common password. Add another word or two. Uncommon words "
+        "are better); choose a stronger one, or add --allow-weak-passphrase"
+    )
+    assert WEAK_PASSPHRASE not in r.output
+    assert not cli.vault_path.exists()
+
+
+def test_init_refuses_a_one_character_passphrase(cli, one_error_line) -> None:
+    assert "too weak (strength 0 of 4" in one_error_line(init_with(cli, "x"), 7)
+    assert not cli.vault_path.exists()
+
+
+def test_init_refuses_a_weak_passphrase_file(cli, tmp_path, one_error_line) -> None:
+    weak = write_secret_file(tmp_path / "weak", WEAK_PASSPHRASE)
+    r = cli(
+        "init",
+        "--vault",
+        str(cli.vault_path),
+        "--insecure-test-kdf",
+        "--passphrase-file",
+        str(weak),
+    )
+    assert "too weak" in one_error_line(r, 7)
+    assert not cli.vault_path.exists()
+
+
+def test_init_allow_weak_passphrase(cli, tmp_path) -> None:
+    r = init_with(cli, WEAK_PASSPHRASE, "--allow-weak-passphrase")
+    assert r.exit_code == 0, r.output
+    weak = write_secret_file(tmp_path / "weak", WEAK_PASSPHRASE)
+    assert show_field(cli, weak, "x", "secret").exit_code == 4  # unlocked, no "x"
+
+
+def test_init_says_where_the_vault_will_be_created_before_asking(cli, terminal) -> None:
+    r = init_with(cli, PASSPHRASE)
+    assert r.exit_code == 0, r.output
+    said = r.stderr.index(f"Creating a new vault at {cli.vault_path}")
+    assert said < r.stderr.index("Enter vault passphrase")
+
+
+def test_passwd_refuses_a_weak_passphrase_vault_unchanged(
+    stocked_cli, snapshot, one_error_line
+) -> None:
+    before = snapshot()
+    r = stocked_cli.unlocked(
+        "passwd", "--insecure-test-kdf", input=f"{WEAK_PASSPHRASE}\n{WEAK_PASSPHRASE}\n"
+    )
+    assert "the new passphrase is too weak" in one_error_line(r, 7)
+    assert snapshot() == before
+    assert_all_readable(stocked_cli, stocked_cli.passphrase_file)
+
+
+def test_passwd_rekey_refuses_a_weak_passphrase(stocked_cli, snapshot, one_error_line) -> None:
+    before = snapshot()
+    r = stocked_cli.unlocked(
+        "passwd", "--rekey", "--insecure-test-kdf", input=f"{WEAK_PASSPHRASE}\n{WEAK_PASSPHRASE}\n"
+    )
+    assert "too weak" in one_error_line(r, 7)
+    assert snapshot() == before
+
+
+def test_passwd_allow_weak_passphrase(stocked_cli, tmp_path) -> None:
+    r = stocked_cli.unlocked(
+        "passwd",
+        "--insecure-test-kdf",
+        "--allow-weak-passphrase",
+        input=f"{WEAK_PASSPHRASE}\n{WEAK_PASSPHRASE}\n",
+    )
+    assert r.exit_code == 0, r.output
+    assert_all_readable(stocked_cli, write_secret_file(tmp_path / "weak", WEAK_PASSPHRASE))
+
+
+def test_recover_refuses_a_weak_passphrase(cli, one_error_line) -> None:
+    key = str(init_json(cli)["recovery_key"])
+    r = cli.v(
+        "recover", "--insecure-test-kdf", input=f"{key}\n{WEAK_PASSPHRASE}\n{WEAK_PASSPHRASE}\n"
+    )
+    assert "too weak" in one_error_line(r, 7)
+    assert key not in r.output
+    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4  # old one still opens
+
+
+def test_without_zxcvbn_a_new_passphrase_is_refused_not_let_through(
+    cli, monkeypatch, one_error_line
+) -> None:
+    monkeypatch.setitem(sys.modules, "zxcvbn", None)  # import zxcvbn raises ImportError
+    line = one_error_line(init_with(cli, PASSPHRASE), 7)
+    assert line == (
+        "exvault: error: estimating the vault passphrase's strength needs zxcvbn: install "
+        "exvault with its strength extra, pip install '.[strength]' in its source tree "
+        "(or add --allow-weak-passphrase)"
+    )
+    assert not cli.vault_path.exists()
+    assert init_with(cli, PASSPHRASE, "--allow-weak-passphrase").exit_code == 0

@@ -100,8 +100,9 @@ def make_engine(url: URL | str, *, journal: str | None = None) -> Engine:
         return _make_engine(url, journal)
     except (NoSuchModuleError, ImportError):
         raise InvalidInput(
-            f"no database driver for {quoted(url.drivername)} URLs; for PostgreSQL: "
-            "pip install 'exchange-vault[postgresql]' and use postgresql+psycopg://..."
+            f"no database driver for {quoted(url.drivername)} URLs; for PostgreSQL: install "
+            "exvault with its postgresql extra (pip install '.[postgresql]' in its source "
+            "tree) and use postgresql+psycopg://..."
         ) from None
     except ArgumentError:  # a URL the dialect refuses, e.g. sqlite://host
         raise malformed_url(url.render_as_string(hide_password=True)) from None

@@ -29,7 +29,7 @@ from vault.errors import InvalidInput, VaultUnavailable
 
 TIMEOUT_SECONDS = 10
 WEBHOOK_SCHEMES = ("http", "https")
-APPRISE_EXTRA = "pip install 'exchange-vault[notify]'"
+APPRISE_EXTRA = "install exvault with its notify extra, pip install '.[notify]' in its source tree"
 MAX_LISTED_FINDINGS = 20
 """How many findings a text notification lists (chat services cap message length)."""
 

@@ -1,0 +1,131 @@
+"""Prompts at a real terminal: exvault run as a subprocess under a pseudo-terminal.
+
+Hidden prompts read the terminal (/dev/tty), not stdin: a command whose stdin is a
+file still asks for the passphrase in the terminal it was typed in. Without any
+terminal (a new session, as under cron) the clear "no terminal" error stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+
+from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, Cli
+
+EXVAULT = [sys.executable, "-m", "vault.cli.main"]
+
+ADD_FROM_STDIN = (
+    "add",
+    "binance-2",
+    "--exchange",
+    "binance",
+    "--permissions",
+    "read",
+    "--ip",
+    "203.0.113.9",
+    "--from-json",
+    "-",
+)
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment (its private XDG dirs) without a passphrase file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXVAULT_")}
+    env.update(extra)
+    return env
+
+
+def spawn_with_stdin_from(stdin: Path, *args: str) -> pexpect.spawn:
+    """``exvault ARGS < STDIN`` under a new pseudo-terminal, as typed in a shell."""
+    return pexpect.spawn(
+        "/bin/sh",
+        ["-c", 'exec "$@" < "$EXVAULT_TEST_STDIN"', "sh", *EXVAULT, *args],
+        env=environment(EXVAULT_TEST_STDIN=str(stdin)),
+        timeout=60,
+        encoding="utf-8",
+    )
+
+
+def finish(child: pexpect.spawn) -> str:
+    """Everything the child writes until it exits (it is then closed)."""
+    child.expect(pexpect.EOF)
+    child.close()
+    return str(child.before)
+
+
+def keys_json(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"api_key": BINANCE_API_KEY, "secret": BINANCE_SECRET}))
+    return path
+
+
+def test_add_from_json_on_stdin_asks_the_passphrase_in_the_terminal(
+    stocked_cli: Cli, tmp_path: Path
+) -> None:
+    vault = str(stocked_cli.vault_path)
+    child = spawn_with_stdin_from(keys_json(tmp_path), *ADD_FROM_STDIN, "--vault", vault)
+    child.expect("Vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert 'Stored "binance-2" (binance), version 1.' in rest
+    assert PASSPHRASE not in rest  # typed without echo
+    shown = stocked_cli.unlocked("show", "binance-2", "--field", "secret")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == BINANCE_SECRET + "\n"
+
+
+def test_unlock_with_stdin_redirected_asks_in_the_terminal(stocked_cli: Cli) -> None:
+    """The unlock agent's prompt is the same prompt: stdin plays no part in it."""
+    vault = str(stocked_cli.vault_path)
+    child = spawn_with_stdin_from(Path(os.devnull), "unlock", "--vault", vault)
+    child.expect("Vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert "Unlocked" in rest
+    status = stocked_cli("agent", "status", "--json")
+    assert [v["location"] for v in json.loads(status.stdout)["vaults"]] == [vault]
+
+
+def test_without_a_terminal_the_clear_error_stays(stocked_cli: Cli, tmp_path: Path) -> None:
+    """A new session has no controlling terminal, as under cron or systemd."""
+    before = stocked_cli.v("list", "--json").stdout
+    with keys_json(tmp_path).open("rb") as stdin:
+        done = subprocess.run(
+            [*EXVAULT, *ADD_FROM_STDIN, "--vault", str(stocked_cli.vault_path)],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            env=environment(),
+            start_new_session=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 7, done.stderr
+    assert done.stderr == (
+        "exvault: error: no terminal to ask for the passphrase; use --passphrase-file FILE "
+        "(mode 0600) or set EXVAULT_PASSPHRASE_FILE\n"
+    )
+    assert done.stdout == ""
+    assert stocked_cli.v("list", "--json").stdout == before
+
+
+def test_init_in_a_terminal_says_where_then_refuses_a_weak_passphrase(cli: Cli) -> None:
+    vault = str(cli.vault_path)
+    child = spawn_with_stdin_from(Path("/dev/tty"), "init", "--vault", vault, "--insecure-test-kdf")
+    child.expect(f"Creating a new vault at {vault}")
+    child.expect("Enter vault passphrase: ")
+    child.sendline("password1")
+    child.expect("Repeat vault passphrase: ")
+    child.sendline("password1")
+    rest = finish(child)
+    assert child.exitstatus == 7, rest
+    assert "the vault passphrase is too weak (strength 0 of 4" in rest
+    assert "password1" not in rest
+    assert not cli.vault_path.exists()
