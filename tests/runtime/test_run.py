@@ -21,6 +21,7 @@ from vault.runtime.run import (
     MaskingFilter,
     build_environment,
     parse_mapping,
+    preset_variables,
     run,
     secret_values,
 )
@@ -394,6 +395,23 @@ def test_freqtrade_preset_leaves_out_absent_fields() -> None:
 
 def test_preset_table() -> None:
     assert set(PRESETS["freqtrade"].values()) == {"api_key", "secret", "passphrase", "uid"}
+    assert "hummingbot" not in PRESETS  # it reads no exchange key from its environment
+
+
+def test_ccxt_preset_names_the_exchange() -> None:
+    env = build_environment([FULL], preset="ccxt", mappings=[], base={})
+    assert env == {
+        "KUCOIN_API_KEY": API_KEY,
+        "KUCOIN_SECRET": SECRET,
+        "KUCOIN_PASSWORD": PASSPHRASE,
+        "KUCOIN_UID": UID,
+    }
+    env = build_environment([PLAIN], preset="ccxt", mappings=[], base={})
+    assert env == {"BINANCE_API_KEY": "BK" + API_KEY, "BINANCE_SECRET": "BS" + SECRET}
+
+
+def test_ccxt_preset_exchange_id_made_a_variable_name() -> None:
+    assert preset_variables("ccxt", "gate.io")["GATE_IO_API_KEY"] == "api_key"
 
 
 def test_generic_mappings() -> None:
@@ -623,3 +641,69 @@ def test_run_shows_a_prompt_while_the_child_waits(
     assert code == 0, "the prompt was held back until the child gave up"
     assert recorder.data == b"Enter 2FA code: ok\n"
     assert time.monotonic() - started < 4
+
+
+def test_run_relays_a_line_of_a_python_child_before_it_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python child's stdout is a pipe, which Python block-buffers: its print()
+    must still reach exvault's stdout while it runs (here: it waits for that)."""
+    marker = tmp_path / "line-seen"
+    recorder = _Recorder(marker, b"first line\n")
+    monkeypatch.setattr(sys, "stdout", _Stream(recorder))
+    program = (
+        "import os, sys, time\n"
+        "print('first line')\n"
+        "deadline = time.monotonic() + 5\n"
+        "while not os.path.exists(sys.argv[1]):\n"
+        "    if time.monotonic() > deadline: sys.exit(3)\n"
+        "    time.sleep(0.01)\n"
+        "print('second line')\n"
+    )
+    code = run(
+        [sys.executable, "-c", program, str(marker)],
+        child_env(),
+        secrets=[SECRET.encode()],
+        terminal=False,
+    )
+    assert code == 0, "the line arrived only when the child exited"
+    assert recorder.data == b"first line\nsecond line\n"
+
+
+def test_run_keeps_the_childs_own_pythonunbuffered(
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    program = "import os; print(os.environ.get('PYTHONUNBUFFERED'))"
+    run([sys.executable, "-c", program], child_env(), secrets=[b"whatever1"], terminal=False)
+    run(
+        [sys.executable, "-c", program],
+        child_env(PYTHONUNBUFFERED="x"),
+        secrets=[b"whatever1"],
+        terminal=False,
+    )
+    out, _ = capfdbinary.readouterr()
+    assert out == b"1\nx\n"
+
+
+TTY_PRINTER = """
+import os, sys
+print("isatty", os.isatty(1), os.isatty(2))
+print("value=" + os.environ["S"], file=sys.stderr)
+"""
+
+
+def test_run_on_a_terminal_gives_the_child_a_pseudo_terminal_and_masks_it(
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """terminal=True: the child's stdout is a pseudo-terminal, read and masked; its
+    stderr (exvault's is not a terminal here) stays a masked pipe."""
+    code = run(
+        [sys.executable, "-c", TTY_PRINTER],
+        child_env(S=SECRET),
+        secrets=[SECRET.encode()],
+        terminal=True,
+    )
+    out, err = capfdbinary.readouterr()
+    assert code == 0
+    assert out == b"isatty True False\r\n"  # a terminal ends lines with CR LF
+    assert err == b"value=" + MASK + b"\n"

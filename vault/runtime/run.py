@@ -3,27 +3,36 @@
 The secrets go to the child through environment variables only (never argv). The
 child's stdout and stderr are passed through a filter that replaces every secret
 value, and every run of 12 characters of one, with ``********`` (as ``op run`` does
-for whole values), unless masking is turned off. The
+for whole values), unless masking is turned off. When exvault's own stdout is a
+terminal, the child's stdout (and its stderr, when exvault's stderr is a terminal
+too) is a pseudo-terminal that exvault reads and masks, so colours and full-screen
+programs work; otherwise it is a pipe, relayed chunk by chunk as it arrives. The
 child's exit code is passed through; a child killed by signal N gives 128 + N.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import re
 import signal
 import struct
 import subprocess
 import sys
+import termios
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from vault.errors import InvalidInput, VaultUnavailable, quoted
 from vault.runtime.credential import Credential
 
 MASK = b"********"
 
+# Variable name -> field, per program. ``{EXCHANGE}`` in a name stands for the
+# credential's exchange id in capitals (``binance`` -> ``BINANCE_API_KEY``).
 PRESETS: dict[str, dict[str, str]] = {
     # freqtrade reads FREQTRADE__SECTION__KEY variables over its config file.
     "freqtrade": {
@@ -32,7 +41,32 @@ PRESETS: dict[str, dict[str, str]] = {
         "FREQTRADE__EXCHANGE__PASSWORD": "passphrase",
         "FREQTRADE__EXCHANGE__UID": "uid",
     },
+    # ccxt reads no variables itself; a plain script passes them to the exchange's
+    # constructor, by the usual convention the exchange id plus ccxt's field name:
+    # ccxt.binance({"apiKey": os.environ["BINANCE_API_KEY"], ...}).
+    "ccxt": {
+        "{EXCHANGE}_API_KEY": "api_key",
+        "{EXCHANGE}_SECRET": "secret",
+        "{EXCHANGE}_PASSWORD": "passphrase",
+        "{EXCHANGE}_UID": "uid",
+        "{EXCHANGE}_PRIVATE_KEY": "private_key",
+    },
 }
+# hummingbot has no preset: it reads no exchange key from its environment (the keys
+# live in its own conf/connectors files, encrypted with its password), only its own
+# password (CONFIG_PASSWORD), which is not an exchange credential.
+
+
+def preset_variables(preset: str, exchange: str) -> dict[str, str]:
+    """The variables of ``preset`` for a credential of ``exchange``: name -> field.
+
+    :raises InvalidInput: for an unknown preset.
+    """
+    if preset not in PRESETS:
+        raise InvalidInput(f"unknown preset {quoted(preset)} (known: {', '.join(sorted(PRESETS))})")
+    prefix = re.sub(r"[^A-Z0-9]", "_", exchange.upper())
+    return {name.replace("{EXCHANGE}", prefix): f for name, f in PRESETS[preset].items()}
+
 
 # Variables that let a process reach the vault: a child needs its keys, not those.
 _VAULT_VARIABLES = ("EXVAULT_TOKEN", "EXVAULT_TOKEN_FILE", "EXVAULT_PASSPHRASE_FILE")
@@ -76,12 +110,9 @@ def build_environment(
         return credentials[0]
 
     if preset is not None:
-        if preset not in PRESETS:
-            raise InvalidInput(
-                f"unknown preset {quoted(preset)} (known: {', '.join(sorted(PRESETS))})"
-            )
+        preset_variables(preset, "")  # an unknown preset is refused before anything else
         cred = single(f"--preset {preset}")
-        for variable, field in PRESETS[preset].items():
+        for variable, field in preset_variables(preset, cred.exchange).items():
             value = cred.fields.get(field)
             if value is not None:
                 env[variable] = value.reveal()
@@ -272,12 +303,10 @@ class MaskingFilter:
         return self._masked(out, self._stretches(out))
 
 
-def _pump(source: BinaryIO, sink: BinaryIO, secrets: Sequence[bytes]) -> None:
+def _pump(read: Callable[[], bytes], sink: BinaryIO, secrets: Sequence[bytes]) -> None:
+    """Copy what ``read`` returns to ``sink``, masked, as soon as it arrives, until b""."""
     mask = MaskingFilter(secrets)
-    while True:
-        chunk = source.read1(65536) if hasattr(source, "read1") else source.read(65536)
-        if not chunk:
-            break
+    while chunk := read():
         out = mask.feed(chunk)
         if out:
             sink.write(out)
@@ -288,53 +317,131 @@ def _pump(source: BinaryIO, sink: BinaryIO, secrets: Sequence[bytes]) -> None:
         sink.flush()
 
 
+def _reader(fd: int) -> Callable[[], bytes]:
+    """Reads of what is available on ``fd`` (never waiting for more); b"" at the end.
+
+    A pseudo-terminal's master reports the end, once every copy of its other side is
+    closed, as EIO on Linux, not as an empty read.
+    """
+
+    def read() -> bytes:
+        try:
+            return os.read(fd, 65536)
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                return b""
+            raise
+
+    return read
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (False for a stream without a file descriptor)."""
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _copy_window_size(source: TextIO, target_fd: int) -> None:
+    """Give the pseudo-terminal the size of exvault's terminal (full-screen programs read it)."""
+    try:
+        size = fcntl.ioctl(source.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(target_fd, termios.TIOCSWINSZ, size)
+    except (AttributeError, OSError, ValueError):
+        pass  # no size to copy: the program sees the pseudo-terminal's default
+
+
 def run(
     argv: Sequence[str],
     env: Mapping[str, str],
     *,
     secrets: Sequence[bytes],
     masking: bool = True,
+    terminal: bool | None = None,
 ) -> int:
     """Run ``argv`` with ``env``; returns its exit code (128 + N if killed by signal N).
 
-    With masking, stdout and stderr are piped through :class:`MaskingFilter`; stdin
-    is inherited. SIGINT, SIGTERM and SIGHUP received here are forwarded to the child.
+    With masking, the child's output is read through :class:`MaskingFilter`. When
+    ``terminal`` (default: exvault's stdout is a terminal), its stdout, and its stderr
+    if exvault's stderr is a terminal too, is a pseudo-terminal of the terminal's
+    size; otherwise both are pipes, and ``PYTHONUNBUFFERED=1`` is set unless the
+    environment sets it, so that a Python child does not hold its output back until
+    it exits. Without masking, the child writes to exvault's stdout and stderr
+    itself. stdin is inherited. SIGINT, SIGTERM and SIGHUP received here are
+    forwarded to the child, and SIGWINCH after the pseudo-terminal is resized.
 
+    :raises InvalidInput: when ``argv`` is empty.
     :raises VaultUnavailable: when the program cannot be started.
     """
     if not argv:
         raise InvalidInput("no command to run (put it after --)")
-    pipe = subprocess.PIPE if masking else None
+    if terminal is None:
+        terminal = is_terminal(sys.stdout)
+    child_env = dict(env)
+    master = slave = -1
+    stdout: int | None = None
+    stderr: int | None = None
+    if masking and terminal:
+        master, slave = os.openpty()
+        _copy_window_size(sys.stdout, slave)
+        stdout = slave
+        stderr = slave if is_terminal(sys.stderr) else subprocess.PIPE
+    elif masking:
+        stdout = stderr = subprocess.PIPE
+        # A Python child whose stdout is a pipe fills an 8 KB buffer before writing.
+        child_env.setdefault("PYTHONUNBUFFERED", "1")
     try:
-        child = subprocess.Popen(list(argv), env=dict(env), stdout=pipe, stderr=pipe)  # noqa: S603
+        child = subprocess.Popen(  # noqa: S603
+            list(argv), env=child_env, stdout=stdout, stderr=stderr
+        )
     except OSError as exc:
+        if master >= 0:
+            os.close(master)
         raise VaultUnavailable(f"cannot run {argv[0]}: {exc.strerror}") from None
+    finally:
+        if slave >= 0:
+            os.close(slave)  # the child's copy alone keeps it open: its exit ends the reads
 
     previous = {}
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)
 
+    def resize(signum: int, _frame: object) -> None:
+        _copy_window_size(sys.stdout, master)
+        child.send_signal(signum)
+
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, forward)
+        if master >= 0:
+            previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
-        pumps = []
-        if masking:
-            assert child.stdout is not None and child.stderr is not None
-            for source, sink in (
-                (child.stdout, sys.stdout.buffer),
-                (child.stderr, sys.stderr.buffer),
-            ):
-                t = threading.Thread(target=_pump, args=(source, sink, secrets), daemon=True)
-                t.start()
-                pumps.append(t)
+        streams: list[tuple[Callable[[], bytes], BinaryIO]] = []
+        if master >= 0:
+            streams.append((_reader(master), sys.stdout.buffer))
+        elif child.stdout is not None:
+            streams.append((_reader(child.stdout.fileno()), sys.stdout.buffer))
+        if child.stderr is not None:
+            streams.append((_reader(child.stderr.fileno()), sys.stderr.buffer))
+        pumps = [
+            threading.Thread(target=_pump, args=(read, sink, secrets), daemon=True)
+            for read, sink in streams
+        ]
+        for t in pumps:
+            t.start()
         code = child.wait()
         for t in pumps:
             t.join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for pipe in (child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
+        if master >= 0:
+            os.close(master)
     return 128 - code if code < 0 else code
 
 
@@ -343,8 +450,10 @@ __all__ = [
     "RUN",
     "MaskingFilter",
     "build_environment",
+    "is_terminal",
     "mask_patterns",
     "parse_mapping",
+    "preset_variables",
     "run",
     "secret_values",
 ]
