@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from vault.errors import InvalidToken
+from vault.errors import InvalidInput, InvalidToken, quoted
 from vault.runtime import run as running
 from vault.runtime.client import ClientVault
 from vault.runtime.token import find_token
@@ -25,7 +25,11 @@ from .unlock import open_admin
     metavar="NAME",
     help="Credential to load (repeatable).",
 )
-@click.option("--preset", help="Variable names of a known program: freqtrade.")
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(running.PRESETS)),
+    help="Set the variables a known program reads (ccxt: BINANCE_API_KEY-style names).",
+)
 @click.option(
     "--env",
     "mappings",
@@ -38,6 +42,7 @@ from .unlock import open_admin
     type=click.Choice(["current", "pending", "previous"]),
     default="current",
     show_default=True,
+    help="Which version to load: current, pending (a staged rotation) or previous.",
 )
 @click.option(
     "--no-masking", is_flag=True, help="Do not mask secret values in the program's output."
@@ -61,12 +66,15 @@ def run(
     systemd's credentials directory) the credentials are read as that client;
     otherwise the vault is unlocked with the passphrase. The program's output has
     secret values, and any 12 consecutive characters of one, masked unless
-    --no-masking. Its exit code is passed through.
+    --no-masking; on a terminal the program gets a pseudo-terminal (colours and
+    full-screen programs work), otherwise its output is passed on as it comes. Its
+    exit code is passed through. Presets: freqtrade, and ccxt (BINANCE_API_KEY,
+    BINANCE_SECRET, BINANCE_PASSWORD, BINANCE_UID, BINANCE_PRIVATE_KEY for a binance
+    credential).
 
     Example: exvault run --cred binance-main --preset freqtrade -- freqtrade trade
     """
-    if preset is None and not mappings:
-        raise click.UsageError("say which variables to set: --preset NAME or --env NAME=field")
+    check_usage(creds, preset, mappings)
     try:
         token = find_token() if passphrase_file is None else None
     except InvalidToken as exc:
@@ -83,3 +91,31 @@ def run(
     code = running.run(command, env, secrets=running.secret_values(loaded), masking=not no_masking)
     sys.stdout.flush()
     raise click.exceptions.Exit(code)
+
+
+def check_usage(creds: tuple[str, ...], preset: str | None, mappings: tuple[str, ...]) -> None:
+    """Refuse what the command line alone shows to be wrong, before any unlock.
+
+    :raises click.UsageError: (exit 2) for no variable to set, a malformed ``--env``,
+        a ``--preset`` or unqualified ``--env`` with several ``--cred``, or an
+        ``--env`` naming a credential that is not a ``--cred``.
+    """
+    ctx = click.get_current_context()  # names `exvault run` in the error line
+    if preset is None and not mappings:
+        raise click.UsageError("say which variables to set: --preset NAME or --env NAME=field", ctx)
+    several = len(creds) != 1
+    if preset is not None and several:
+        raise click.UsageError(f"--preset {preset} needs exactly one --cred", ctx)
+    for text in mappings:
+        try:
+            _, cred_name, _ = running.parse_mapping(text)
+        except InvalidInput as exc:
+            raise click.UsageError(str(exc), ctx) from None
+        if cred_name is None and several:
+            raise click.UsageError(
+                f"--env {quoted(text)} needs exactly one --cred, or NAME=credential.field", ctx
+            )
+        if cred_name is not None and cred_name not in creds:
+            raise click.UsageError(
+                f"--env {quoted(text)} names a credential that is not a --cred", ctx
+            )

@@ -15,6 +15,7 @@ from tests.conftest import (
     KUCOIN_API_KEY,
     KUCOIN_PASSPHRASE,
     KUCOIN_SECRET,
+    Cli,
     write_secret_file,
 )
 from vault.owner.admin import AdminVault
@@ -255,3 +256,154 @@ def test_half_a_secret_printed_in_two_writes_is_masked(vault_path: Path, token_f
     )
     assert result.returncode == 0, result.stderr
     assert (result.stdout, result.stderr) == ("half=********\n", "half=********\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cred", "kucoin-sub1"], "say which variables to set"),
+        (["--cred", "kucoin-sub1", "--preset", "hummingbot"], "Invalid value for '--preset'"),
+        (["--cred", "kucoin-sub1", "--env", "1BAD=secret"], "bad --env"),
+        (["--cred", "kucoin-sub1", "--env", "NOEQUALS"], "bad --env"),
+        (["--cred", "a", "--cred", "b", "--preset", "ccxt"], "needs exactly one --cred"),
+        (["--cred", "a", "--cred", "b", "--env", "K=secret"], "needs exactly one --cred"),
+        (["--cred", "a", "--env", "K=b.secret"], "names a credential that is not a --cred"),
+        (["--cred", "a", "--stage", "later", "--env", "K=secret"], "Invalid value for '--stage'"),
+        (["--env", "K=secret"], "Missing option '--cred'"),
+    ],
+)
+def test_usage_errors_exit_2_before_any_unlock(cli: Cli, args: list[str], message: str) -> None:
+    """The vault does not exist: a usage error must be reported before it is looked at."""
+    result = cli("run", "--vault", str(cli.vault_path), *args, "--", "true")
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert result.output.endswith(" run --help)\n")
+    assert not cli.vault_path.exists()
+
+
+def test_no_command_exits_2(cli: Cli) -> None:
+    result = cli("run", "--vault", str(cli.vault_path), "--cred", "a", "--env", "K=secret")
+    assert result.exit_code == 2 and "Missing argument 'COMMAND...'" in result.output
+
+
+CCXT_SHOW = """
+import os
+for k in ("KUCOIN_API_KEY", "KUCOIN_SECRET", "KUCOIN_PASSWORD", "KUCOIN_UID"):
+    print(k, len(os.environ[k]), os.environ[k])
+"""
+
+
+def test_preset_ccxt_sets_the_exchanges_variables_masked(
+    vault_path: Path, token_file: Path
+) -> None:
+    result = exvault_run(
+        vault_path,
+        ["--cred", "kucoin-sub1", "--preset", "ccxt"],
+        [sys.executable, "-c", CCXT_SHOW],
+        {**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"KUCOIN_API_KEY {len(KUCOIN_API_KEY)} ********",
+        f"KUCOIN_SECRET {len(KUCOIN_SECRET)} ********",
+        f"KUCOIN_PASSWORD {len(KUCOIN_PASSPHRASE)} ********",
+        f"KUCOIN_UID {len(UID)} ********",
+    ]
+
+
+# Prints a line, then waits (up to 20 s) for the test to say it has read that line.
+WAIT_FOR_READER = """
+import os, sys, time
+print("before the pause")
+deadline = time.monotonic() + 20
+while not os.path.exists(sys.argv[1]):
+    if time.monotonic() > deadline:
+        sys.exit(3)
+    time.sleep(0.02)
+print("after the pause")
+"""
+
+
+def test_a_pipe_gets_a_line_before_the_program_exits(
+    vault_path: Path, token_file: Path, tmp_path: Path
+) -> None:
+    """exvault's stdout is a pipe: a Python program's line printed before a pause
+    arrives while the program still runs (not when it exits)."""
+    marker = tmp_path / "line-read"
+    env = {k: v for k, v in base_env().items() if k != "PYTHONUNBUFFERED"}
+    command = [
+        *exvault_command(),
+        "run",
+        "--vault",
+        str(vault_path),
+        "--cred",
+        "kucoin-sub1",
+        "--preset",
+        "ccxt",
+        "--",
+        sys.executable,
+        "-c",
+        WAIT_FOR_READER,
+        str(marker),
+    ]
+    with subprocess.Popen(
+        command,
+        env={**env, "EXVAULT_TOKEN_FILE": str(token_file)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        running_then = process.poll() is None
+        marker.touch()
+        rest, err = process.communicate(timeout=60)
+    assert first == b"before the pause\n", err
+    assert running_then, "the line came only when the program exited"
+    assert rest == b"after the pause\n"
+    assert process.returncode == 0
+
+
+TTY_SHOW = """
+import os, sys
+print("isatty", os.isatty(0), os.isatty(1), os.isatty(2))
+print("\\x1b[31mred\\x1b[0m")
+print("key=" + os.environ["KUCOIN_API_KEY"])
+print("secret=" + os.environ["KUCOIN_SECRET"], file=sys.stderr)
+"""
+
+
+def test_on_a_terminal_the_program_gets_one_and_its_output_is_masked(
+    vault_path: Path, token_file: Path
+) -> None:
+    """A real pseudo-terminal: exvault's stdout and stderr are a terminal, so the
+    program's are too (colours pass), and what it prints is still masked."""
+    pexpect = pytest.importorskip("pexpect")
+    command = exvault_command()
+    child = pexpect.spawn(
+        command[0],
+        [
+            *command[1:],
+            "run",
+            "--vault",
+            str(vault_path),
+            "--cred",
+            "kucoin-sub1",
+            "--preset",
+            "ccxt",
+            "--",
+            sys.executable,
+            "-c",
+            TTY_SHOW,
+        ],
+        env={**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    output = child.before.decode()
+    assert child.exitstatus == 0, output
+    assert "isatty True True True" in output
+    assert "\x1b[31mred\x1b[0m" in output
+    assert "key=********" in output and "secret=********" in output
+    assert KUCOIN_API_KEY not in output and KUCOIN_SECRET not in output
