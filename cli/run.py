@@ -27,7 +27,9 @@ from .unlock import open_admin
 )
 @click.option(
     "--preset",
-    type=click.Choice(sorted(running.PRESETS)),
+    # Not a click.Choice: its error repeats the value whole, and a secret pasted here
+    # must not be echoed (running.preset_variables quotes it cut).
+    metavar="|".join(sorted(running.PRESETS)),
     help="Set the variables a known program reads (ccxt: BINANCE_API_KEY-style names).",
 )
 @click.option(
@@ -96,13 +98,19 @@ def run(
 def check_usage(creds: tuple[str, ...], preset: str | None, mappings: tuple[str, ...]) -> None:
     """Refuse what the command line alone shows to be wrong, before any unlock.
 
-    :raises click.UsageError: (exit 2) for no variable to set, a malformed ``--env``,
+    :raises click.UsageError: (exit 2) for no variable to set, an unknown preset, a
+        malformed ``--env``,
         a ``--preset`` or unqualified ``--env`` with several ``--cred``, or an
         ``--env`` naming a credential that is not a ``--cred``.
     """
     ctx = click.get_current_context()  # names `exvault run` in the error line
     if preset is None and not mappings:
         raise click.UsageError("say which variables to set: --preset NAME or --env NAME=field", ctx)
+    if preset is not None:
+        try:
+            running.preset_variables(preset, "")
+        except InvalidInput as exc:
+            raise click.UsageError(str(exc), ctx) from None
     several = len(creds) != 1
     if preset is not None and several:
         raise click.UsageError(f"--preset {preset} needs exactly one --cred", ctx)

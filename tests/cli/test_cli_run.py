@@ -262,7 +262,7 @@ def test_half_a_secret_printed_in_two_writes_is_masked(vault_path: Path, token_f
     ("args", "message"),
     [
         (["--cred", "kucoin-sub1"], "say which variables to set"),
-        (["--cred", "kucoin-sub1", "--preset", "hummingbot"], "Invalid value for '--preset'"),
+        (["--cred", "kucoin-sub1", "--preset", "hummingbot"], 'unknown preset "hummingbot"'),
         (["--cred", "kucoin-sub1", "--env", "1BAD=secret"], "bad --env"),
         (["--cred", "kucoin-sub1", "--env", "NOEQUALS"], "bad --env"),
         (["--cred", "a", "--cred", "b", "--preset", "ccxt"], "needs exactly one --cred"),
