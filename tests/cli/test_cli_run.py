@@ -367,6 +367,7 @@ def test_a_pipe_gets_a_line_before_the_program_exits(
 TTY_SHOW = """
 import os, sys
 print("isatty", os.isatty(0), os.isatty(1), os.isatty(2))
+print("size", *os.get_terminal_size(1))
 print("\\x1b[31mred\\x1b[0m")
 print("key=" + os.environ["KUCOIN_API_KEY"])
 print("secret=" + os.environ["KUCOIN_SECRET"], file=sys.stderr)
@@ -377,7 +378,8 @@ def test_on_a_terminal_the_program_gets_one_and_its_output_is_masked(
     vault_path: Path, token_file: Path
 ) -> None:
     """A real pseudo-terminal: exvault's stdout and stderr are a terminal, so the
-    program's are too (colours pass), and what it prints is still masked."""
+    program's are too, of the same size (colours pass), and what it prints is still
+    masked."""
     pexpect = pytest.importorskip("pexpect")
     command = exvault_command()
     child = pexpect.spawn(
@@ -398,12 +400,14 @@ def test_on_a_terminal_the_program_gets_one_and_its_output_is_masked(
         ],
         env={**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
         timeout=60,
+        dimensions=(33, 101),
     )
     child.expect(pexpect.EOF)
     child.close()
     output = child.before.decode()
     assert child.exitstatus == 0, output
     assert "isatty True True True" in output
+    assert "size 101 33" in output  # the pseudo-terminal has the terminal's size
     assert "\x1b[31mred\x1b[0m" in output
     assert "key=********" in output and "secret=********" in output
     assert KUCOIN_API_KEY not in output and KUCOIN_SECRET not in output
