@@ -411,3 +411,47 @@ def test_on_a_terminal_the_program_gets_one_and_its_output_is_masked(
     assert "\x1b[31mred\x1b[0m" in output
     assert "key=********" in output and "secret=********" in output
     assert KUCOIN_API_KEY not in output and KUCOIN_SECRET not in output
+
+
+# Says it is ready, then waits (up to 20 s) until its terminal is 120 x 40.
+WAIT_FOR_RESIZE = """
+import os, sys, time
+print("ready", *os.get_terminal_size(1), flush=True)
+deadline = time.monotonic() + 20
+while tuple(os.get_terminal_size(1)) != (120, 40):
+    if time.monotonic() > deadline:
+        sys.exit(3)
+    time.sleep(0.02)
+print("resized", *os.get_terminal_size(1), flush=True)
+"""
+
+
+def test_resizing_the_terminal_resizes_the_programs(vault_path: Path, token_file: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    command = exvault_command()
+    child = pexpect.spawn(
+        command[0],
+        [
+            *command[1:],
+            "run",
+            "--vault",
+            str(vault_path),
+            "--cred",
+            "kucoin-sub1",
+            "--env",
+            "K=api_key",
+            "--",
+            sys.executable,
+            "-c",
+            WAIT_FOR_RESIZE,
+        ],
+        env={**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
+        timeout=60,
+        dimensions=(24, 80),
+    )
+    child.expect("ready 80 24")
+    child.setwinsize(40, 120)  # the kernel sends exvault SIGWINCH
+    child.expect("resized 120 40")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
