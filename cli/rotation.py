@@ -12,10 +12,10 @@ from vault.durations import parse_duration
 from vault.errors import InvalidInput
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.owner import policies, rotation
-from vault.owner.credentials import UNCHANGED
+from vault.owner.credentials import UNCHANGED, credential_metadata
 
 from . import output
-from .credentials import read_payload, withdraw_warning, withdraws_unbound
+from .credentials import read_json_payload, read_payload, withdraw_warning, withdraws_unbound
 from .options import (
     from_json_option,
     json_option,
@@ -80,9 +80,21 @@ def rotate_start(
     if expires and no_expires:
         raise click.UsageError("--expires and --no-expires exclude each other")
     with open_inventory(vault_location) as inv:
-        exchange = inv.describe(name).metadata.exchange
+        current = inv.describe(name).metadata
+    exchange = current.exchange
+    # The new key's metadata, checked before any prompt (its default expiry is worked
+    # out later from the current key's lifetime, so only a given one is checked here).
+    credential_metadata(
+        name,
+        exchange,
+        current.permissions if permissions is None else permissions,
+        ips or current.ips,
+        issued,
+        None if no_expires else expires,
+    )
+    from_json_fields = read_json_payload(from_json)
     with open_admin(vault_location, passphrase_file) as admin:
-        payload = read_payload(from_json, exchange, ())
+        payload = read_payload(from_json_fields, exchange, ())
         result = rotation.start(
             admin,
             name,
@@ -264,6 +276,8 @@ def policy_set(
         raise click.UsageError(
             "nothing to change: give --max-age, --warn-before, --stale-after or --grace"
         )
+    with open_inventory(vault_location) as inv:
+        inv.describe(name)  # "no such credential" before the passphrase prompt
     with open_admin(vault_location, passphrase_file) as admin:
         result = admin.set_policy(name, **limits)
     _show_policy(result, as_json)
@@ -312,6 +326,8 @@ def policy_clear_risk(
     name: str, risk: str, vault_location: str | None, passphrase_file: str | None
 ) -> None:
     """Stop accepting the finding CODE for NAME."""
+    with open_inventory(vault_location) as inv:
+        inv.describe(name)  # "no such credential" before the passphrase prompt
     with open_admin(vault_location, passphrase_file) as admin:
         admin.clear_risk(name, risk)
     click.echo(f'No longer accepting "{risk}" for {name}.')
