@@ -181,3 +181,26 @@ def test_a_wrong_passphrase_file_is_read_once(stocked_cli: Cli, tmp_path: Path) 
     assert result.exit_code == 3, result.output
     assert "try again" not in result.output
     assert failed_unlocks(stocked_cli) == 1
+
+
+def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    child = pexpect.spawn(
+        EXVAULT[0],
+        [
+            *EXVAULT[1:],
+            "verify",
+            "--no-agent",
+            "--vault",
+            str(stocked_cli.vault_path),
+            "--passphrase-file",
+            str(stocked_cli.passphrase_file),
+        ],
+        env=environment(),
+        timeout=60,
+        encoding="utf-8",
+    )
+    child.expect("Verifying credentials")
+    child.expect("100%")
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert "Vault verified: 2 credentials" in rest
