@@ -26,6 +26,16 @@ from .options import (
 )
 from .unlock import open_admin
 
+
+def require_credential(vault_location: str | None, name: str) -> None:
+    """Check keylessly that the credential exists, before the passphrase is read.
+
+    :raises NotFound: when there is no credential ``name``.
+    """
+    with open_inventory(vault_location) as inv:
+        inv.describe(name)
+
+
 # --------------------------------------------------------------------------------- rotate
 
 
@@ -118,6 +128,7 @@ def rotate_verify(
     name: str, vault_location: str | None, passphrase_file: str | None, as_json: bool
 ) -> None:
     """Check the pending key of NAME; exits 1 when a check fails."""
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         checks = rotation.verify(admin, name)
     if as_json:
@@ -145,6 +156,7 @@ def rotate_promote(
 ) -> None:
     """Make the pending key current; the old one stays readable as `previous` for a while."""
     period = parse_duration(grace) if grace else None
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.promote(admin, name, grace=period))
 
@@ -158,6 +170,7 @@ def rotate_rollback(name: str, vault_location: str | None, passphrase_file: str 
 
     Only during the grace period after promote; the promoted key is pending again.
     """
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.rollback(admin, name))
 
@@ -178,6 +191,7 @@ def rotate_finish(
 
     Once its grace period is over (earlier with --force); then delete it at the exchange.
     """
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.finish(admin, name, force=force))
 
@@ -188,6 +202,7 @@ def rotate_finish(
 @passphrase_file_option
 def rotate_abort(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
     """Drop the pending key of NAME."""
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.abort(admin, name))
 
@@ -276,8 +291,7 @@ def policy_set(
         raise click.UsageError(
             "nothing to change: give --max-age, --warn-before, --stale-after or --grace"
         )
-    with open_inventory(vault_location) as inv:
-        inv.describe(name)  # "no such credential" before the passphrase prompt
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         result = admin.set_policy(name, **limits)
     _show_policy(result, as_json)
@@ -326,8 +340,7 @@ def policy_clear_risk(
     name: str, risk: str, vault_location: str | None, passphrase_file: str | None
 ) -> None:
     """Stop accepting the finding CODE for NAME."""
-    with open_inventory(vault_location) as inv:
-        inv.describe(name)  # "no such credential" before the passphrase prompt
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         admin.clear_risk(name, risk)
     click.echo(f'No longer accepting "{risk}" for {name}.')

@@ -35,6 +35,12 @@ VALIDATION_FIRST = [
     (("policy", "set", "nosuch", "--max-age", "30d"), "no credential"),
     (("policy", "set", "binance-main", "--grace", "1.5x"), ""),
     (("policy", "clear-risk", "nosuch", "withdraw-enabled"), "no credential"),
+    (("policy", "accept-risk", "nosuch", "withdraw-enabled", "--reason", "r"), "no credential"),
+    (("rotate", "verify", "nosuch"), "no credential"),
+    (("rotate", "promote", "nosuch"), "no credential"),
+    (("rotate", "rollback", "nosuch"), "no credential"),
+    (("rotate", "finish", "nosuch"), "no credential"),
+    (("rotate", "abort", "nosuch"), "no credential"),
     (("show", "nosuch", "--field", "secret"), "no credential"),
 ]
 
