@@ -7,8 +7,9 @@ from typing import Any
 import click
 
 from vault.durations import parse_expiry
+from vault.errors import AlreadyExists
 from vault.format import model
-from vault.format.access import DEFAULT_SCOPE
+from vault.format.access import DEFAULT_SCOPE, parse_scope
 from vault.format.model import validate_name
 
 from . import output
@@ -65,6 +66,10 @@ def client_add(
     """
     validate_name(name, "client")
     expires_at = parse_expiry(expires, model.utc_now()) if expires else None
+    parse_scope(max_scope or DEFAULT_SCOPE)  # a bad permission before the prompt
+    with open_inventory(vault_location) as inv:
+        if name in {c.name for c in inv.clients()}:  # revoked clients keep their names
+            raise AlreadyExists(f'a client named "{name}" exists already')
     with open_admin(vault_location, passphrase_file) as admin:
         info, token = admin.add_client(
             name, expires_at=expires_at, max_scope=max_scope or DEFAULT_SCOPE
@@ -118,11 +123,28 @@ def client_list(vault_location: str | None, as_json: bool) -> None:
 @passphrase_file_option
 def client_revoke(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
     """Revoke a client: it can read nothing more; what it could read is marked exposed."""
+    with open_inventory(vault_location) as inv:
+        inv.client(name)  # "no such client" before the passphrase prompt
     with open_admin(vault_location, passphrase_file) as admin:
         exposed = admin.revoke_client(name)
     click.echo(f'Client "{name}" revoked.')
     if exposed:
         click.echo(f"Marked exposed (rotate them; exvault check lists them): {', '.join(exposed)}")
+
+
+def _check_exist(
+    vault_location: str | None, client_name: str, credentials: tuple[str, ...]
+) -> None:
+    """Check, keylessly and before the passphrase prompt, that the client and every
+    credential exist (a grant beyond the client's scope is refused, and audited, once
+    unlocked).
+
+    :raises NotFound: for a client or credential that does not exist.
+    """
+    with open_inventory(vault_location) as inv:
+        inv.client(client_name)
+        for name in credentials:
+            inv.describe(name)
 
 
 @click.command()
@@ -137,6 +159,7 @@ def grant(
     passphrase_file: str | None,
 ) -> None:
     """Let CLIENT read CREDENTIALS (refused beyond its maximum scope)."""
+    _check_exist(vault_location, client_name, credentials)
     with open_admin(vault_location, passphrase_file) as admin:
         admin.grant(client_name, credentials)
     click.echo(f'Granted to "{client_name}": {", ".join(credentials)}.')
@@ -154,6 +177,7 @@ def ungrant(
     passphrase_file: str | None,
 ) -> None:
     """Stop CLIENT from reading CREDENTIALS (their wrapped keys are deleted)."""
+    _check_exist(vault_location, client_name, credentials)
     with open_admin(vault_location, passphrase_file) as admin:
         admin.ungrant(client_name, credentials)
     click.echo(f'Ungranted from "{client_name}": {", ".join(credentials)}.')

@@ -13,6 +13,7 @@ from vault.errors import AlreadyExists, decode_utf8
 from vault.format.model import CredentialMetadata, parse_payload_json, validate_name
 from vault.network import is_unrestricted
 from vault.owner.admin import UNCHANGED
+from vault.owner.credentials import credential_metadata
 
 from . import output, prompts
 from .listing import info_dict, utc_today
@@ -43,17 +44,39 @@ def withdraw_warning(name: str) -> str:
     )
 
 
+def read_json_payload(from_json: IO[bytes] | None) -> dict[str, str] | None:
+    """The secret fields of ``--from-json`` (file or stdin), read and parsed before any
+    passphrase prompt so that bad JSON never costs a typed passphrase; None without it.
+
+    :raises InvalidInput: for text that is not UTF-8 or not a JSON object of strings.
+    """
+    if from_json is None:
+        return None
+    return parse_payload_json(decode_utf8(from_json.read(), "the JSON"))
+
+
 def read_payload(
-    from_json: IO[bytes] | None, exchange: str, ask: tuple[str, ...]
+    from_json: dict[str, str] | None, exchange: str, ask: tuple[str, ...]
 ) -> dict[str, str]:
-    """Secret fields from JSON (file or stdin) or hidden prompts; never from argv."""
+    """Secret fields already read from JSON, else typed at hidden prompts; never argv.
+
+    :raises InvalidInput: for an unknown ``--ask`` field name.
+    """
     if from_json is not None:
-        return parse_payload_json(decode_utf8(from_json.read(), "the JSON"))
+        return from_json
     profile = exchanges.get_profile(exchange)
     names = [*profile.required_fields, *(a for a in ask if a not in profile.required_fields)]
+    validate_ask(ask)
+    return {name: prompts.secret_field(name) for name in names}
+
+
+def validate_ask(ask: tuple[str, ...]) -> None:
+    """Check the ``--ask`` field names (before any prompt).
+
+    :raises InvalidInput: for a name that is no secret field.
+    """
     for name in ask:
         exchanges.validate_field_name(name)
-    return {name: prompts.secret_field(name) for name in names}
 
 
 @click.command()
@@ -109,12 +132,19 @@ def add(
     The secret fields are asked at hidden prompts (the API passphrase too when the
     exchange needs one) or read with --from-json; they are never accepted as arguments.
     """
+    # Everything that can be checked is, before any prompt: a typo never costs a
+    # typed passphrase or pasted secret.
     validate_name(name)
-    exchanges.get_profile(exchange)  # an unknown exchange is reported before any prompt
-    with open_admin(vault_location, passphrase_file) as admin:
-        if name in admin.names():  # before anyone types or pastes a secret
+    credential_metadata(name, exchange, permissions, ips, issued, expires)
+    validate_ask(ask)
+    with open_inventory(vault_location) as inv:
+        if name in inv.names():
             raise AlreadyExists(f'a credential named "{name}" exists already')
-        payload = read_payload(from_json, exchange, ask)
+    from_json_fields = read_json_payload(from_json)
+    with open_admin(vault_location, passphrase_file) as admin:
+        if name in admin.names():  # the keyless look may predate a concurrent add
+            raise AlreadyExists(f'a credential named "{name}" exists already')
+        payload = read_payload(from_json_fields, exchange, ask)
         info = admin.add(
             name,
             exchange,
@@ -162,6 +192,8 @@ def show(
     if stage != "current" and not (reveal or field_name):
         raise click.UsageError("--stage goes with --reveal or --field (see: exvault history NAME)")
     if field_name is not None:
+        with open_inventory(vault_location) as inv:
+            inv.describe(name)  # "no such credential" before the passphrase prompt
         with open_admin(vault_location, passphrase_file) as admin:
             cred = admin.get(name, stage)
         value = cred.field(field_name).reveal()
@@ -254,10 +286,21 @@ def edit(
     ):
         raise click.UsageError("nothing to change: give at least one option")
     with open_inventory(vault_location) as inv:
-        exchange = inv.describe(name).metadata.exchange
+        current = inv.describe(name).metadata
+    exchange = current.exchange
+    # The metadata as it will be, checked before any prompt.
+    credential_metadata(
+        name,
+        exchange,
+        current.permissions if permissions is None else permissions,
+        () if clear_ips else (ips or current.ips),
+        issued or current.issued_on,
+        None if no_expires else (expires or current.expires_on),
+    )
+    from_json_fields = read_json_payload(from_json)
     with open_admin(vault_location, passphrase_file) as admin:
         payload = (
-            read_payload(from_json, exchange, ())
+            read_payload(from_json_fields, exchange, ())
             if (new_secrets or from_json is not None)
             else None
         )

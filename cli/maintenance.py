@@ -40,8 +40,11 @@ from .unlock import open_admin
 def verify(vault_location: str | None, passphrase_file: str | None, as_json: bool) -> None:
     """Authenticate everything: every ciphertext, wrap, signature, the audit chain, the
     database itself and its schema. Reports each problem by credential; exits 3 if any."""
-    with open_admin(vault_location, passphrase_file) as admin:
-        report = run_verify(admin)
+    with (
+        open_admin(vault_location, passphrase_file) as admin,
+        output.TerminalProgress("Verifying credentials") as progress,
+    ):
+        report = run_verify(admin, progress)
     if as_json:
         output.emit_json(
             {

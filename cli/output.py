@@ -63,3 +63,36 @@ def fields(pairs: Sequence[tuple[str, object]]) -> None:
 def plural(n: int, word: str) -> str:
     """``1 credential`` / ``2 credentials``."""
     return f"{n} {word if n == 1 else (word[:-1] + 'ies' if word.endswith('y') else word + 's')}"
+
+
+class TerminalProgress:
+    """A progress bar on stderr (click's), shown only when stderr is a terminal.
+
+    Called as ``progress(done, total)``; the bar is drawn at the first call, once the
+    total is known. Without a terminal nothing is written: click would still print
+    the label, which only clutters a log or a pipe. stdout stays free for the result.
+    Use as a context manager, so the bar's line is ended whatever happens.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.stream = sys.stderr  # read at each command: CliRunner swaps it
+        self.shown = self.stream.isatty()
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.shown:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=self.stream)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def __enter__(self) -> TerminalProgress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)

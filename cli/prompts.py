@@ -95,6 +95,12 @@ def ask_hidden(prompt: str, what: str, **options: Any) -> str:
     return value
 
 
+def passphrase_file_path(passphrase_file: str | None, from_environment: bool = True) -> str | None:
+    """The file the passphrase is read from: the option's, else $EXVAULT_PASSPHRASE_FILE
+    (when ``from_environment``); None when it is to be typed."""
+    return passphrase_file or (os.environ.get(ENV_PASSPHRASE_FILE) if from_environment else None)
+
+
 def passphrase(
     passphrase_file: str | None,
     prompt: str = "Vault passphrase",
@@ -106,7 +112,7 @@ def passphrase(
 
     :raises InvalidInput: when there is neither a file nor a terminal to ask.
     """
-    path = passphrase_file or (os.environ.get(ENV_PASSPHRASE_FILE) if from_environment else None)
+    path = passphrase_file_path(passphrase_file, from_environment)
     if path:
         return read_secret_file(path, "passphrase file")
     if not terminal_available():

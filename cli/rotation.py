@@ -12,10 +12,10 @@ from vault.durations import parse_duration
 from vault.errors import InvalidInput
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.owner import policies, rotation
-from vault.owner.credentials import UNCHANGED
+from vault.owner.credentials import UNCHANGED, credential_metadata
 
 from . import output
-from .credentials import read_payload, withdraw_warning, withdraws_unbound
+from .credentials import read_json_payload, read_payload, withdraw_warning, withdraws_unbound
 from .options import (
     from_json_option,
     json_option,
@@ -25,6 +25,16 @@ from .options import (
     vault_option,
 )
 from .unlock import open_admin
+
+
+def require_credential(vault_location: str | None, name: str) -> None:
+    """Check keylessly that the credential exists, before the passphrase is read.
+
+    :raises NotFound: when there is no credential ``name``.
+    """
+    with open_inventory(vault_location) as inv:
+        inv.describe(name)
+
 
 # --------------------------------------------------------------------------------- rotate
 
@@ -80,9 +90,21 @@ def rotate_start(
     if expires and no_expires:
         raise click.UsageError("--expires and --no-expires exclude each other")
     with open_inventory(vault_location) as inv:
-        exchange = inv.describe(name).metadata.exchange
+        current = inv.describe(name).metadata
+    exchange = current.exchange
+    # The new key's metadata, checked before any prompt (its default expiry is worked
+    # out later from the current key's lifetime, so only a given one is checked here).
+    credential_metadata(
+        name,
+        exchange,
+        current.permissions if permissions is None else permissions,
+        ips or current.ips,
+        issued,
+        None if no_expires else expires,
+    )
+    from_json_fields = read_json_payload(from_json)
     with open_admin(vault_location, passphrase_file) as admin:
-        payload = read_payload(from_json, exchange, ())
+        payload = read_payload(from_json_fields, exchange, ())
         result = rotation.start(
             admin,
             name,
@@ -106,6 +128,7 @@ def rotate_verify(
     name: str, vault_location: str | None, passphrase_file: str | None, as_json: bool
 ) -> None:
     """Check the pending key of NAME; exits 1 when a check fails."""
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         checks = rotation.verify(admin, name)
     if as_json:
@@ -133,6 +156,7 @@ def rotate_promote(
 ) -> None:
     """Make the pending key current; the old one stays readable as `previous` for a while."""
     period = parse_duration(grace) if grace else None
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.promote(admin, name, grace=period))
 
@@ -146,6 +170,7 @@ def rotate_rollback(name: str, vault_location: str | None, passphrase_file: str 
 
     Only during the grace period after promote; the promoted key is pending again.
     """
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.rollback(admin, name))
 
@@ -166,6 +191,7 @@ def rotate_finish(
 
     Once its grace period is over (earlier with --force); then delete it at the exchange.
     """
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.finish(admin, name, force=force))
 
@@ -176,6 +202,7 @@ def rotate_finish(
 @passphrase_file_option
 def rotate_abort(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
     """Drop the pending key of NAME."""
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.abort(admin, name))
 
@@ -264,6 +291,7 @@ def policy_set(
         raise click.UsageError(
             "nothing to change: give --max-age, --warn-before, --stale-after or --grace"
         )
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         result = admin.set_policy(name, **limits)
     _show_policy(result, as_json)
@@ -312,6 +340,7 @@ def policy_clear_risk(
     name: str, risk: str, vault_location: str | None, passphrase_file: str | None
 ) -> None:
     """Stop accepting the finding CODE for NAME."""
+    require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
         admin.clear_risk(name, risk)
     click.echo(f'No longer accepting "{risk}" for {name}.')

@@ -82,9 +82,11 @@ def test_wrong_passphrase(stocked_cli, tmp_path, snapshot, one_error_line, comma
 
 def test_wrong_passphrase_at_the_prompt(stocked_cli, terminal, snapshot, one_error_line) -> None:
     before = snapshot()
-    r = stocked_cli.v("show", "binance-main", "--field", "secret", input="wrong\n")
+    r = stocked_cli.v("show", "binance-main", "--field", "secret", input="wrong\n" * 3)
     assert r.exit_code == 3, r.output
     assert r.stderr.splitlines()[-1] == f"exvault: error: {WRONG}"
+    # Three attempts at a terminal: "try again" after the first two.
+    assert r.stderr.count("try again") == 2
     assert "Traceback" not in r.output
     assert_no_secret(r.output)
     assert snapshot() == before

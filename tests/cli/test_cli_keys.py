@@ -86,7 +86,7 @@ def test_init_two_stdin_lines_without_terminal(cli) -> None:
     r = cli.init()
     assert r.exit_code == 0, r.output
     assert cli.v("list").exit_code == 0
-    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4  # unlocked, no "x"
+    assert cli.unlocked("verify").exit_code == 0  # unlocked, no "x"
 
 
 def test_init_with_differing_entries_creates_nothing(cli, one_error_line) -> None:
@@ -122,7 +122,7 @@ def test_init_refuses_an_existing_vault(cli_vault, file_sha256, one_error_line) 
     before = file_sha256(cli_vault.vault_path)
     assert "exists" in one_error_line(cli_vault.init(), 5)
     assert file_sha256(cli_vault.vault_path) == before
-    assert cli_vault.unlocked("show", "x", "--field", "secret").exit_code == 4
+    assert cli_vault.unlocked("verify").exit_code == 0
 
 
 def test_init_refuses_an_existing_vault_before_asking(cli_vault, terminal, one_error_line):
@@ -147,7 +147,7 @@ def test_init_from_passphrase_file(cli) -> None:
         input="",
     )
     assert r.exit_code == 0, r.output
-    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4
+    assert cli.unlocked("verify").exit_code == 0
 
 
 def test_init_real_kdf_is_calibrated_to_at_least_the_default(cli) -> None:
@@ -341,7 +341,7 @@ def test_recover_with_a_key_file(cli, tmp_path) -> None:
         input=f"{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n",
     )
     assert r.exit_code == 0, r.output
-    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 3
+    assert cli.unlocked("verify").exit_code == 3
 
 
 def test_recover_keeps_the_recovery_key_valid(cli) -> None:
@@ -368,7 +368,7 @@ def test_recover_mistyped_key_gives_a_clear_error(cli, snapshot, one_error_line)
     assert "recovery key" in line
     assert "mistyped" in line
     assert snapshot() == before
-    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4  # old one still works
+    assert cli.unlocked("verify").exit_code == 0  # old one still works
 
 
 def test_recover_truncated_key_refused(cli, snapshot, one_error_line) -> None:
@@ -420,7 +420,7 @@ def test_recover_after_a_kdf_downgrade_writes_calibrated_parameters(cli) -> None
         "UPDATE keyslots SET kdf_time_cost = 1, kdf_memory_kib = 8, kdf_parallelism = 1 "
         "WHERE kind = 'passphrase'",
     )
-    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 3
+    assert cli.unlocked("verify").exit_code == 3
     r = cli.v("recover", input=f"{key}\n{NEW_PASSPHRASE}\n{NEW_PASSPHRASE}\n")
     assert r.exit_code == 0, r.output
     kdf = json.loads(cli.v("info", "--json").stdout)["kdf"]
@@ -621,7 +621,7 @@ def test_recover_refuses_a_weak_passphrase(cli, one_error_line) -> None:
     )
     assert "too weak" in one_error_line(r, 7)
     assert key not in r.output
-    assert cli.unlocked("show", "x", "--field", "secret").exit_code == 4  # old one still opens
+    assert cli.unlocked("verify").exit_code == 0  # old one still opens
 
 
 def test_without_zxcvbn_a_new_passphrase_is_refused_not_let_through(

@@ -28,6 +28,13 @@ def test_verify_ok(stocked_cli) -> None:  # type: ignore[no-untyped-def]
     assert report["ok"] and report["credentials"] == 2 and report["decrypted"] == 2
 
 
+def test_verify_without_a_terminal_draws_no_progress_bar(stocked_cli) -> None:  # type: ignore[no-untyped-def]
+    r = stocked_cli.unlocked("verify")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # neither bar nor its label: a log stays clean
+    assert r.stdout.startswith("Vault verified: 2 credentials")
+
+
 def test_verify_reports_tampering_by_credential(stocked_cli) -> None:  # type: ignore[no-untyped-def]
     sql(
         stocked_cli.vault_path,

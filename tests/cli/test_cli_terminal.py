@@ -129,3 +129,78 @@ def test_init_in_a_terminal_says_where_then_refuses_a_weak_passphrase(cli: Cli) 
     assert "the vault passphrase is too weak (strength 0 of 4" in rest
     assert "password1" not in rest
     assert not cli.vault_path.exists()
+
+
+def failed_unlocks(cli: Cli) -> int:
+    """How many refused unlocks the audit log holds."""
+    entries = json.loads(cli.v("audit", "--json").stdout)
+    return sum(1 for e in entries if e["action"] == "unlock" and e["outcome"] != "ok")
+
+
+EDIT_IP = ("edit", "binance-main", "--ip", "203.0.113.8", "--no-agent")
+
+
+def test_a_mistyped_passphrase_may_be_typed_again_twice(stocked_cli: Cli) -> None:
+    vault = str(stocked_cli.vault_path)
+    child = spawn_with_stdin_from(Path(os.devnull), *EDIT_IP, "--vault", vault)
+    for _ in range(2):
+        child.expect("Vault passphrase: ")
+        child.sendline("not the passphrase")
+        child.expect("Wrong passphrase \\(or damaged vault\\); try again.")
+    child.expect("Vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert 'Updated "binance-main": now version 2.' in rest
+    assert failed_unlocks(stocked_cli) == 2  # each failed attempt audited, as one is
+
+
+def test_after_three_wrong_passphrases_the_usual_error(stocked_cli: Cli) -> None:
+    vault = str(stocked_cli.vault_path)
+    before = stocked_cli.v("list", "--json").stdout
+    child = spawn_with_stdin_from(Path(os.devnull), *EDIT_IP, "--vault", vault)
+    for _ in range(3):
+        child.expect("Vault passphrase: ")
+        child.sendline("not the passphrase")
+    rest = finish(child)
+    assert child.exitstatus == 3, rest  # IntegrityError
+    assert "exvault: error: wrong passphrase or damaged vault" in rest
+    assert rest.count("try again") == 0  # the third failure is final, not "try again"
+    assert failed_unlocks(stocked_cli) == 3
+    assert stocked_cli.v("list", "--json").stdout == before
+
+
+def test_a_wrong_passphrase_file_is_read_once(stocked_cli: Cli, tmp_path: Path) -> None:
+    """No terminal retry for a file: it would read the same wrong passphrase again."""
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the passphrase\n")
+    wrong.chmod(0o600)
+    result = stocked_cli(
+        *EDIT_IP, "--vault", str(stocked_cli.vault_path), "--passphrase-file", str(wrong)
+    )
+    assert result.exit_code == 3, result.output
+    assert "try again" not in result.output
+    assert failed_unlocks(stocked_cli) == 1
+
+
+def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    child = pexpect.spawn(
+        EXVAULT[0],
+        [
+            *EXVAULT[1:],
+            "verify",
+            "--no-agent",
+            "--vault",
+            str(stocked_cli.vault_path),
+            "--passphrase-file",
+            str(stocked_cli.passphrase_file),
+        ],
+        env=environment(),
+        timeout=60,
+        encoding="utf-8",
+    )
+    child.expect("Verifying credentials")
+    child.expect("100%")
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert "Vault verified: 2 credentials" in rest

@@ -233,3 +233,11 @@ def test_a_version_row_beyond_the_heads_counter(stocked: AdminVault, vault_path:
         **{f"v{i}": value for i, value in enumerate(row)},
     )
     assert problems(stocked) == ["version 3 is beyond the head's version counter (2)"]
+
+
+def test_progress_is_told_after_each_credential(stocked: AdminVault) -> None:
+    calls: list[tuple[int, int]] = []
+    report = verify(stocked, lambda done, total: calls.append((done, total)))
+    assert report.ok
+    assert calls == [(n, report.credentials) for n in range(1, report.credentials + 1)]
+    assert report.credentials >= 2

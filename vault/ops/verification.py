@@ -12,7 +12,7 @@ one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -65,9 +65,14 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(admin: AdminVault) -> VerifyReport:
+ProgressCallback = Callable[[int, int], None]
+"""Told ``(credentials verified so far, credentials in all)`` as verification goes, for
+a progress bar: decrypting every version of a large vault takes a while."""
+
+
+def verify(admin: AdminVault, progress: ProgressCallback | None = None) -> VerifyReport:
     """Check every row of the vault and its schema; never raises for a problem found,
-    reports it.
+    reports it. ``progress``, when given, is called after each credential.
 
     :raises VaultError: only when the database cannot be read at all.
     """
@@ -76,7 +81,7 @@ def verify(admin: AdminVault) -> VerifyReport:
         _verify_database(admin.store.is_sqlite, session, report)
     try:
         with admin.store.read() as session:
-            _verify_rows(admin, session, report)
+            _verify_rows(admin, session, report, progress)
     except StoreError as exc:
         if report.ok:
             raise
@@ -113,7 +118,12 @@ def _well_typed(rows: Iterable[_R], record: type[_R], report: VerifyReport) -> l
     return out
 
 
-def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> None:
+def _verify_rows(
+    admin: AdminVault,
+    session: Session,
+    report: VerifyReport,
+    progress: ProgressCallback | None = None,
+) -> None:
     vault_id, verify_public = admin.vault_id, admin.verify_public
     problem = report.problems.append
     slots = list(session.scalars(select(KeyslotRecord)))
@@ -169,10 +179,13 @@ def _verify_rows(admin: AdminVault, session: Session, report: VerifyReport) -> N
     report.credentials = len(heads)
     for orphan in set(versions) - {h.id for h in heads}:
         problem(Problem(None, f"versions of a deleted credential remain ({orphan})"))
-    for head in sorted(_well_typed(heads, CredentialRecord, report), key=lambda h: h.name):
+    well_typed = sorted(_well_typed(heads, CredentialRecord, report), key=lambda h: h.name)
+    for done, head in enumerate(well_typed, start=1):
         _verify_credential(
             admin, head, versions[head.id], payloads, wraps, clients, grant_rows[head.id], report
         )
+        if progress is not None:
+            progress(done, len(well_typed))
 
     report.audit_entries = audit.count(session)
     chain = audit.verify_chain(
