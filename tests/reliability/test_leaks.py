@@ -963,12 +963,15 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
     raise AssertionError("timed out")
 
 
-def _opened(pid: int, path: Path) -> bool:
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                    return True
+def _hardened(pid: int) -> bool:
+    # The CLI's first act: core dumps off (the soft and hard limit), and, seen by a
+    # user other than root, its /proc files owned by root (not dumpable).
+    with contextlib.suppress(OSError, StopIteration):
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+        if core.split()[4:6] != ["0", "0"]:
+            return False
+        return os.getuid() == 0 or os.stat(f"/proc/{pid}/mem").st_uid == 0
     return False
 
 
@@ -988,8 +991,9 @@ def real_vault(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 def test_real_process_argv_and_core_dumps(real_vault: tuple[Path, Path]) -> None:
-    """A real ``exvault add --from-json -`` waiting on stdin: its argv holds no secret,
-    and it cannot dump core (RLIMIT_CORE 0; not dumpable when we can tell)."""
+    """A real ``exvault add --from-json -`` waiting on stdin (it reads and checks the
+    secret fields before it unlocks): its argv holds no secret, and it cannot dump core
+    (RLIMIT_CORE 0; not dumpable when we can tell)."""
     path, passphrase = real_vault
     leaks = Leaks()
     env = {k: v for k, v in os.environ.items() if k not in EXVAULT_VARIABLES}
@@ -1013,8 +1017,8 @@ def test_real_process_argv_and_core_dumps(real_vault: tuple[Path, Path]) -> None
         env=env,
     )
     try:
-        # Unlocked (the vault is open) and now blocked reading the secrets on stdin.
-        _wait_for(lambda: _opened(proc.pid, path) or proc.poll() is not None)
+        # Hardened at start, and now blocked reading the secrets on stdin.
+        _wait_for(lambda: _hardened(proc.pid) or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
