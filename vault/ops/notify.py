@@ -39,7 +39,7 @@ _URL_TEXT = re.compile(r"[!-~]+")
 
 
 def _scheme_and_host(url: str) -> str:
-    """What messages may show of a notify URL: its scheme and host only."""
+    """What messages may show of a webhook URL: its scheme and host only."""
     try:
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.hostname or '?'}"
@@ -132,14 +132,17 @@ def send(url: str, document: dict[str, Any]) -> None:
     summary through apprise to any other URL.
 
     :raises InvalidInput: when ``url`` is refused by :func:`check_url`.
-    :raises VaultUnavailable: when the notification fails (the message names the
-        scheme and host, never the full URL), or apprise is missing.
+    :raises VaultUnavailable: when the notification fails (the message names a webhook's
+        scheme and host, an apprise URL's scheme only, never the full URL), or apprise
+        is missing.
     """
     check_url(url)
     if is_webhook(url):
         post_json(url, document)
         return
-    shown = _scheme_and_host(url)
+    # The scheme alone: in apprise's URLs the host position is often the secret itself
+    # (tgram://BOTTOKEN/..., ntfy://TOPIC, pover://USER@TOKEN).
+    shown = f"{urlsplit(url).scheme}://"
     notifier = _apprise().Apprise()
     title, body = summary(document)
     try:
