@@ -7,10 +7,13 @@ production defaults are never touched.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -479,3 +482,36 @@ def load_schema2_vault(path: Path) -> Path:
         db.close()
     path.chmod(0o600)
     return path
+
+
+# ------------------------------------------------------------------ a second uid
+
+BOTS_GROUP = "exvault-test-bots"
+BOT_USER = "exvault-test-bot"
+ENV_REQUIRE_SECOND_UID = "EXVAULT_REQUIRE_SECOND_UID"
+
+
+@pytest.fixture(scope="module")
+def bot_ids() -> tuple[int, int]:
+    """(uid, gid) of a system user other than the one running the suite, whose only
+    group is the bots' group (created when missing: that needs root, as CI runs)."""
+    if os.geteuid() != 0:
+        message = "switching to a second uid needs root (CI runs as root)"
+        if os.environ.get(ENV_REQUIRE_SECOND_UID):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        grp.getgrnam(BOTS_GROUP)
+    except KeyError:
+        subprocess.run(["groupadd", "--system", BOTS_GROUP], check=True)
+    try:
+        pwd.getpwnam(BOT_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                *("useradd", "--system", "--no-create-home", "--gid", BOTS_GROUP),
+                *("--shell", "/usr/sbin/nologin", BOT_USER),
+            ],
+            check=True,
+        )
+    return pwd.getpwnam(BOT_USER).pw_uid, grp.getgrnam(BOTS_GROUP).gr_gid

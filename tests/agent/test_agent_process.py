@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import grp
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -27,9 +25,6 @@ from vault.format import aead, identities, keywrap
 from vault.format.identities import RootIdentity
 from vault.format.kdf_params import KdfParams
 
-BOT_USER = "exvault-test-bot"
-BOTS_GROUP = "exvault-test-bots"
-ENV_REQUIRE = "EXVAULT_REQUIRE_SECOND_UID"
 VAULT_ID = b"v" * 16
 STATE = b"s" * 32
 
@@ -279,31 +274,6 @@ def test_lifetimes_over_a_week_are_refused(started: Path) -> None:
 
 
 # ------------------------------------------------------------------ another uid
-
-
-@pytest.fixture(scope="module")
-def bot_ids() -> tuple[int, int]:
-    """(uid, gid) of a system user other than the one running the suite."""
-    if os.geteuid() != 0:
-        message = "switching to a second uid needs root (CI runs as root)"
-        if os.environ.get(ENV_REQUIRE):
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        grp.getgrnam(BOTS_GROUP)
-    except KeyError:
-        subprocess.run(["groupadd", "--system", BOTS_GROUP], check=True)
-    try:
-        pwd.getpwnam(BOT_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                *("useradd", "--system", "--no-create-home", "--gid", BOTS_GROUP),
-                *("--shell", "/usr/sbin/nologin", BOT_USER),
-            ],
-            check=True,
-        )
-    return pwd.getpwnam(BOT_USER).pw_uid, grp.getgrnam(BOTS_GROUP).gr_gid
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ access to the interpreter's installation, and reports back through a pipe.
 
 from __future__ import annotations
 
-import grp
 import json
 import os
-import pwd
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import threading
 import traceback
@@ -27,7 +24,7 @@ from typing import Any
 import pytest
 
 import vault
-from tests.conftest import BINANCE_API_KEY, PASSPHRASE, TEST_KDF
+from tests.conftest import BINANCE_API_KEY, BOTS_GROUP, PASSPHRASE, TEST_KDF
 from vault.db import audit_file, sqlite_file
 from vault.db.inventory import Inventory
 from vault.errors import VaultError
@@ -39,41 +36,6 @@ from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
 from vault.owner.layout import layout_of, share, unshare
 from vault.runtime.client import ClientVault
-
-BOTS_GROUP = "exvault-test-bots"
-BOT_USER = "exvault-test-bot"
-ENV_REQUIRE = "EXVAULT_REQUIRE_SECOND_UID"
-
-
-@pytest.fixture(scope="module")
-def bot_ids() -> tuple[int, int]:
-    """(uid, gid) of a system user whose only group is the bots' group."""
-    if os.geteuid() != 0:
-        message = "switching to a second uid needs root (CI runs as root)"
-        if os.environ.get(ENV_REQUIRE):
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        grp.getgrnam(BOTS_GROUP)
-    except KeyError:
-        subprocess.run(["groupadd", "--system", BOTS_GROUP], check=True)
-    try:
-        pwd.getpwnam(BOT_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--gid",
-                BOTS_GROUP,
-                "--shell",
-                "/usr/sbin/nologin",
-                BOT_USER,
-            ],
-            check=True,
-        )
-    return pwd.getpwnam(BOT_USER).pw_uid, grp.getgrnam(BOTS_GROUP).gr_gid
 
 
 def as_bot(ids: tuple[int, int], action: Callable[[], Any]) -> Any:
