@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
 
-from vault.durations import parse_expiry
 from vault.errors import AlreadyExists
 from vault.format import model
 from vault.format.access import DEFAULT_SCOPE, parse_scope
 from vault.format.model import validate_name
 
 from . import output
+from .arguments import MOMENT_AHEAD
+from .groups import CommandGroup
 from .options import json_option, open_inventory, passphrase_file_option, vault_option
 from .unlock import open_admin
 
@@ -29,7 +31,7 @@ def _client_dict(info: Any, now: Any) -> dict[str, Any]:
     }
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def client() -> None:
     """Manage client identities (one per bot or job) and their tokens."""
 
@@ -38,8 +40,9 @@ def client() -> None:
 @click.argument("name")
 @click.option(
     "--expires",
-    metavar="DURATION|DATE",
-    help="When the token stops working: 90d, 12h, 2w or YYYY-MM-DD [default: never].",
+    type=MOMENT_AHEAD,
+    help="When the token stops working: a date (2027-03-01, 00:00 UTC), or a duration "
+    "from now (90d, 12h) [default: never].",
 )
 @click.option(
     "--max-scope",
@@ -53,7 +56,7 @@ def client() -> None:
 @json_option
 def client_add(
     name: str,
-    expires: str | None,
+    expires: datetime | None,
     max_scope: str | None,
     vault_location: str | None,
     passphrase_file: str | None,
@@ -65,14 +68,13 @@ def client_add(
     LoadCredential=; the vault keeps only the client's public key.
     """
     validate_name(name, "client")
-    expires_at = parse_expiry(expires, model.utc_now()) if expires else None
     parse_scope(max_scope or DEFAULT_SCOPE)  # a bad permission before the prompt
     with open_inventory(vault_location) as inv:
         if name in {c.name for c in inv.clients()}:  # revoked clients keep their names
             raise AlreadyExists(f'a client named "{name}" exists already')
     with open_admin(vault_location, passphrase_file) as admin:
         info, token = admin.add_client(
-            name, expires_at=expires_at, max_scope=max_scope or DEFAULT_SCOPE
+            name, expires_at=expires, max_scope=max_scope or DEFAULT_SCOPE
         )
     if as_json:
         output.emit_json({**_client_dict(info, model.utc_now()), "token": token})
@@ -92,7 +94,7 @@ def client_add(
 @vault_option
 @json_option
 def client_list(vault_location: str | None, as_json: bool) -> None:
-    """List clients: status, expiry, maximum scope and grants (no token)."""
+    """List clients: status, expiry, scope and grants (no token)."""
     now = model.utc_now()
     with open_inventory(vault_location) as inv:
         infos = inv.clients()
@@ -122,7 +124,10 @@ def client_list(vault_location: str | None, as_json: bool) -> None:
 @vault_option
 @passphrase_file_option
 def client_revoke(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
-    """Revoke a client: it can read nothing more; what it could read is marked exposed."""
+    """Revoke a client: it can read nothing more.
+
+    What it could read is marked exposed.
+    """
     with open_inventory(vault_location) as inv:
         inv.client(name)  # "no such client" before the passphrase prompt
     with open_admin(vault_location, passphrase_file) as admin:
@@ -176,7 +181,10 @@ def ungrant(
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
-    """Stop CLIENT from reading CREDENTIALS (their wrapped keys are deleted)."""
+    """Stop CLIENT from reading CREDENTIALS.
+
+    Their keys wrapped for CLIENT are deleted.
+    """
     _check_exist(vault_location, client_name, credentials)
     with open_admin(vault_location, passphrase_file) as admin:
         admin.ungrant(client_name, credentials)

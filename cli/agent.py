@@ -7,11 +7,13 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from vault.agent import client
-from vault.durations import format_duration, parse_duration
+from vault.durations import format_duration
 from vault.errors import InvalidInput
 from vault.owner.agent_unlock import lock_everything_in_agent, lock_in_agent, unlock_into_agent
 
 from . import output, prompts
+from .arguments import DURATION
+from .groups import CommandGroup
 from .options import bare_passphrase_file_option, json_option, open_inventory, vault_option
 
 MAX_UNLOCK = timedelta(days=7)
@@ -23,19 +25,18 @@ MAX_UNLOCK = timedelta(days=7)
 @bare_passphrase_file_option
 @click.option(
     "--idle",
-    "idle_text",
+    type=DURATION,
     default="15m",
     show_default=True,
-    metavar="DURATION",
-    help="Lock after this long without use (45s, 30m, 12h; a bare number means days).",
+    help="Lock after this long without use, e.g. 30m or 2h.",
 )
 @click.option(
     "--max",
-    "max_text",
+    "max_lifetime",
+    type=DURATION,
     default="8h",
     show_default=True,
-    metavar="DURATION",
-    help="Lock this long after the unlock, used or not (at most 7d).",
+    help="Lock this long after the unlock, used or not, e.g. 12h (at most 7d).",
 )
 @click.option(
     "--status",
@@ -47,12 +48,12 @@ MAX_UNLOCK = timedelta(days=7)
 def unlock(
     vault_location: str | None,
     passphrase_file: str | None,
-    idle_text: str,
-    max_text: str,
+    idle: timedelta,
+    max_lifetime: timedelta,
     show_status: bool,
     as_json: bool,
 ) -> None:
-    """Unlock the vault once: owner commands then use the unlock agent, no prompt.
+    """Unlock once: owner commands then run without a prompt.
 
     Asks for the passphrase (or reads --passphrase-file, $EXVAULT_PASSPHRASE_FILE),
     starts your agent if none runs (or hands the vault to the one running) and keeps
@@ -63,7 +64,6 @@ def unlock(
     if show_status:
         _print_status(as_json)
         return
-    idle, max_lifetime = parse_duration(idle_text), parse_duration(max_text)
     if max_lifetime > MAX_UNLOCK:
         raise InvalidInput(f"--max is at most {format_duration(MAX_UNLOCK)}")
     idle = min(idle, max_lifetime)
@@ -105,7 +105,7 @@ def lock(vault_location: str | None, every_vault: bool) -> None:
         click.echo("The vault was not unlocked.")
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def agent() -> None:
     """The unlock agent that `exvault unlock` starts."""
 
@@ -113,7 +113,10 @@ def agent() -> None:
 @agent.command("status")
 @json_option
 def agent_status(as_json: bool) -> None:
-    """Say whether the agent runs, which vaults it holds and when each locks."""
+    """Say whether the agent runs and which vaults it holds.
+
+    For each vault, when it locks.
+    """
     _print_status(as_json)
 
 

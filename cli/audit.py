@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import click
 
-from vault.durations import parse_date, parse_duration
-from vault.errors import InvalidInput, printable
-from vault.format import model
+from vault.errors import printable
 
 from . import output
+from .arguments import MOMENT_BACK
+from .groups import CommandGroup
 from .options import json_option, open_inventory, vault_option
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=CommandGroup, invoke_without_command=True)
 @click.option(
     "--since",
-    metavar="DURATION|DATE",
-    help="Only entries from this far back (7d, 12h) or this date.",
+    type=MOMENT_BACK,
+    help="Only entries from this moment on: a date (00:00 UTC), or how long ago (7d, 12h).",
 )
 @vault_option
 @json_option
 @click.pass_context
-def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_json: bool) -> None:
-    """Show who read or changed what, when, from which host and process."""
+def audit(
+    ctx: click.Context, since: datetime | None, vault_location: str | None, as_json: bool
+) -> None:
+    """Show the audit log: who read or changed what, when and where.
+
+    Each entry names its host and process too. No passphrase is needed.
+    """
     if ctx.invoked_subcommand is not None:
         # `exvault audit --vault X verify` means the same as `exvault audit verify --vault X`.
         ctx.obj = {"vault_location": vault_location, "as_json": as_json}
         return
-    start = None
-    if since:
-        try:
-            start = model.utc_now() - parse_duration(since)
-        except InvalidInput:
-            day = parse_date(since)
-            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     with open_inventory(vault_location) as inv:
-        entries = inv.audit_entries(start)
+        entries = inv.audit_entries(since)
     if as_json:
         output.emit_json([e.__dict__ for e in entries])
         return
@@ -80,8 +78,9 @@ def audit(ctx: click.Context, since: str | None, vault_location: str | None, as_
 @json_option
 @click.pass_context
 def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) -> None:
-    """Check the audit chain: a deleted, edited, reordered or cut-off entry is reported.
+    """Check that no audit entry was deleted, edited or reordered.
 
+    A log cut off at its end is reported too.
     Exits 0 when the chain is whole, 3 when it is not.
     """
     given = ctx.obj or {}

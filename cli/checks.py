@@ -151,14 +151,20 @@ def write_textfile(report: Report, path: str) -> None:
 
 
 @click.command()
+@json_option
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="Print the Prometheus text format (node_exporter's textfile collector).",
+)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "prometheus"]),
-    default="table",
-    show_default=True,
+    default=None,
+    hidden=True,
+    help="Deprecated: --json and --prometheus say the same.",
 )
-@json_option
 @click.option(
     "--quiet",
     "-q",
@@ -179,7 +185,7 @@ def write_textfile(report: Report, path: str) -> None:
     type=click.Path(dir_okay=False),
     default=None,
     help="Also write the Prometheus metrics to PATH, atomically (for node_exporter's "
-    "textfile collector), whatever --format and --quiet say.",
+    "textfile collector), whatever --json, --prometheus and --quiet say.",
 )
 @click.option(
     "--notify-url",
@@ -191,8 +197,9 @@ def write_textfile(report: Report, path: str) -> None:
 )
 @vault_option
 def check(
-    fmt: str,
     as_json: bool,
+    prometheus: bool,
+    fmt: str | None,
     quiet: bool,
     fail_on: str,
     show_all: bool,
@@ -200,15 +207,15 @@ def check(
     notify_url: str | None,
     vault_location: str | None,
 ) -> None:
-    """Check every credential's age, expiry, scope and usage (no passphrase needed).
+    """Check every credential's age, expiry, scope and usage.
 
+    No passphrase is needed.
     Exit code: 0 when no finding reaches --fail-on; otherwise 1 when the worst
     finding is a warning, 2 when it is critical. Errors exit 3 or more (see docs/cli.md).
     A failing webhook is reported on stderr and does not change the exit code; a
     notify URL that cannot be sent is refused before the check (exit 7).
     """
-    if as_json:
-        fmt = "json"
+    fmt = output_format(as_json, prometheus, fmt)
     url = notify_url or os.environ.get(ENV_NOTIFY_URL)
     if url:
         check_url(url)  # up front: a URL that cannot be sent is a mistake, not a finding
@@ -236,6 +243,21 @@ def check(
         except VaultError as exc:
             click.echo(f"exvault: warning: could not notify: {exc}", err=True)
     raise click.exceptions.Exit(code)
+
+
+def output_format(as_json: bool, prometheus: bool, fmt: str | None) -> str:
+    """``table``, ``json`` or ``prometheus``, from ``--json`` or ``--prometheus``, else the
+    hidden ``--format`` they replace (still accepted as it was: cron lines use it).
+
+    :raises click.UsageError: when both --json and --prometheus are given.
+    """
+    if as_json and prometheus:
+        raise click.UsageError("--json and --prometheus exclude each other")
+    if as_json:
+        return "json"  # --json has always won over --format
+    if prometheus:
+        return "prometheus"
+    return fmt or "table"
 
 
 # A crontab line's time: five fields (minute hour day month weekday) or a nickname;

@@ -16,12 +16,13 @@ from vault.owner.admin import UNCHANGED
 from vault.owner.credentials import credential_metadata
 
 from . import output, prompts
+from .arguments import DAY_AHEAD, DAY_BACK
 from .listing import info_dict, utc_today
 from .options import (
+    STAGE_CHOICE,
     from_json_option,
     json_option,
     open_inventory,
-    parse_date_option,
     passphrase_file_option,
     vault_option,
     yes_option,
@@ -96,11 +97,15 @@ def validate_ask(ask: tuple[str, ...]) -> None:
 )
 @click.option(
     "--issued",
-    callback=parse_date_option,
-    help="Date the key was created at the exchange (YYYY-MM-DD) [default: today].",
+    type=DAY_BACK,
+    help="When the key was created at the exchange: a date, or how long ago (30d) "
+    "[default: today].",
 )
 @click.option(
-    "--expires", callback=parse_date_option, help="Date the exchange expires the key (YYYY-MM-DD)."
+    "--expires",
+    type=DAY_AHEAD,
+    help="When the exchange expires the key: a date (2027-03-01), or a duration from "
+    "today (90d) [default: never].",
 )
 @from_json_option(
     'Read the secret fields from a JSON object in FILE ("-" for stdin) instead of prompts.'
@@ -170,9 +175,11 @@ def add(
 )
 @click.option(
     "--stage",
-    type=click.Choice(["current", "pending", "previous"]),
+    type=STAGE_CHOICE,
     default="current",
     show_default=True,
+    help="Which version's secrets --reveal or --field shows: current, pending (a staged "
+    "rotation) or previous.",
 )
 @vault_option
 @passphrase_file_option
@@ -188,7 +195,7 @@ def show(
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Show a credential's metadata; --reveal or --field to see secrets."""
+    """Show a credential's metadata, or its secrets (--reveal, --field)."""
     if stage != "current" and not (reveal or field_name):
         raise click.UsageError("--stage goes with --reveal or --field (see: exvault history NAME)")
     if field_name is not None:
@@ -243,9 +250,13 @@ def _show_value(value: object) -> object:
 )
 @click.option("--ip", "ips", multiple=True, help="Replace the IP whitelist (repeatable).")
 @click.option("--clear-ips", is_flag=True, help="Remove every whitelisted IP.")
-@click.option("--issued", callback=parse_date_option, help="Change the issue date (YYYY-MM-DD).")
 @click.option(
-    "--expires", callback=parse_date_option, help="Set the exchange expiry date (YYYY-MM-DD)."
+    "--issued", type=DAY_BACK, help="Change the issue date: a date, or how long ago (30d)."
+)
+@click.option(
+    "--expires",
+    type=DAY_AHEAD,
+    help="Set the exchange expiry: a date (2027-03-01), or a duration from today (90d).",
 )
 @click.option("--no-expires", is_flag=True, help="Clear the expiry date.")
 @click.option(

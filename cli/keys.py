@@ -245,8 +245,9 @@ def recover(
     allow_weak: bool,
     insecure_test_kdf: bool,
 ) -> None:
-    """Set a new passphrase with the recovery key, when the passphrase is lost.
+    """Set a new passphrase with the recovery key.
 
+    For when the passphrase is lost.
     Asks for the recovery key, then the new passphrase twice. Without a terminal,
     stdin gives the recovery key on line 1 (unless --recovery-key-file) and the new
     passphrase on the next two lines. A weak new passphrase is refused as by passwd.
@@ -284,8 +285,9 @@ KDF_AS_STORED = "as stored: checked only when the passphrase opens the keyslot"
 @vault_option
 @json_option
 def info(vault_location: str | None, as_json: bool) -> None:
-    """Show the vault's location, id, fingerprint, format and KDF (no passphrase needed).
+    """Show the vault's location, id, fingerprint, format and KDF.
 
+    No passphrase is needed.
     The KDF parameters are shown as stored: without the passphrase nothing can
     authenticate them (``kdf_authenticated`` is false in --json).
     """

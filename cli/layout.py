@@ -30,7 +30,7 @@ def share(
     passphrase_file: str | None,
     as_json: bool,
 ) -> None:
-    """Let bots running as other users read the vault without being able to change it.
+    """Let other users' bots read the vault, but not change it.
 
     With --group GROUP: the vault file becomes 0640 and its directory 0750, both of
     GROUP; the vault uses a rollback journal instead of WAL; bots append their audit

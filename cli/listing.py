@@ -94,7 +94,10 @@ def utc_today() -> date:
 @vault_option
 @json_option
 def list_(vault_location: str | None, as_json: bool) -> None:
-    """List credentials: name, exchange, permissions, IPs, age, version (no secret)."""
+    """List credentials with their metadata, never a secret.
+
+    Name, exchange, permissions, IPs, age and version of each.
+    """
     today = utc_today()
     with open_inventory(vault_location) as inv, collector_paused():
         if as_json and not output.indented():

@@ -20,6 +20,7 @@ from vault import errors
 from vault.runtime.hardening import disable_core_dumps
 
 from .arguments import refuse_undecodable_arguments
+from .groups import WHOLE, CommandGroup
 
 EXIT_CODES: dict[type[errors.VaultError], int] = {
     errors.IntegrityError: 3,
@@ -80,15 +81,15 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "agent": Subcommand("vault.cli.agent:agent", "The unlock agent that `exvault unlock` starts."),
     "audit": Subcommand(
         "vault.cli.audit:audit",
-        "Show who read or changed what, when, from which host and process.",
+        "Show the audit log: who read or changed what, when and where.",
     ),
     "backup": Subcommand(
         "vault.cli.maintenance:backup",
-        "Write a consistent copy of the vault to DESTINATION (new file, mode 0600).",
+        "Write a consistent copy of the vault to DESTINATION.",
     ),
     "check": Subcommand(
         "vault.cli.checks:check",
-        "Check every credential's age, expiry, scope and usage (no passphrase needed).",
+        "Check every credential's age, expiry, scope and usage.",
     ),
     "client": Subcommand(
         "vault.cli.access:client",
@@ -96,7 +97,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "doctor": Subcommand(
         "vault.cli.maintenance:doctor",
-        "Check file modes, token and passphrase files, WAL, KDF and clock (no passphrase).",
+        "Check file modes, secret files, WAL, KDF and clock.",
     ),
     "edit": Subcommand(
         "vault.cli.credentials:edit",
@@ -116,41 +117,41 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "info": Subcommand(
         "vault.cli.keys:info",
-        "Show the vault's location, id, fingerprint, format and KDF (no passphrase needed).",
+        "Show the vault's location, id, fingerprint, format and KDF.",
     ),
     "init": Subcommand(
-        "vault.cli.keys:init", "Create a new vault and print its recovery key once."
+        "vault.cli.keys:init",
+        "Create a new vault and print its recovery key once.",
     ),
     "list": Subcommand(
         "vault.cli.listing:list_",
-        "List credentials: name, exchange, permissions, IPs, age, version (no secret).",
+        "List credentials with their metadata, never a secret.",
     ),
     "lock": Subcommand(
-        "vault.cli.agent:lock", "Lock the vault in the unlock agent now (--all: every vault)."
+        "vault.cli.agent:lock",
+        "Lock the vault in the unlock agent now (--all: every vault).",
     ),
     "passwd": Subcommand("vault.cli.keys:passwd", "Change the vault passphrase."),
     "policy": Subcommand(
-        "vault.cli.rotation:policy", "Set a credential's rotation policy and accepted risks."
+        "vault.cli.rotation:policy",
+        "Set a credential's rotation policy and accepted risks.",
     ),
-    "recover": Subcommand(
-        "vault.cli.keys:recover",
-        "Set a new passphrase with the recovery key, when the passphrase is lost.",
-    ),
+    "recover": Subcommand("vault.cli.keys:recover", "Set a new passphrase with the recovery key."),
     "remove": Subcommand(
         "vault.cli.credentials:remove",
         "Delete a credential and every version of it (asks first).",
     ),
     "restore": Subcommand(
         "vault.cli.maintenance:restore",
-        "Replace the vault with the backup FILE, after checking it opens and verifies.",
+        "Replace the vault with the backup FILE, once it verifies.",
     ),
     "rotate": Subcommand(
         "vault.cli.rotation:rotate",
-        "Rotate a key in stages: start, verify, promote, finish (or abort).",
+        "Rotate a key in stages: start, verify, promote, finish.",
     ),
     "run": Subcommand(
         "vault.cli.run:run",
-        "Run COMMAND with credentials in its environment only (never in argv).",
+        "Run COMMAND with credentials in its environment, never in argv.",
     ),
     "schedule": Subcommand(
         "vault.cli.checks:schedule",
@@ -158,30 +159,26 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "share": Subcommand(
         "vault.cli.layout:share",
-        "Let bots running as other users read the vault without being able to change it.",
+        "Let other users' bots read the vault, but not change it.",
     ),
     "show": Subcommand(
         "vault.cli.credentials:show",
-        "Show a credential's metadata; --reveal or --field to see secrets.",
+        "Show a credential's metadata, or its secrets (--reveal, --field).",
     ),
-    "ungrant": Subcommand(
-        "vault.cli.access:ungrant",
-        "Stop CLIENT from reading CREDENTIALS (their wrapped keys are deleted).",
-    ),
+    "ungrant": Subcommand("vault.cli.access:ungrant", "Stop CLIENT from reading CREDENTIALS."),
     "unlock": Subcommand(
         "vault.cli.agent:unlock",
-        "Unlock the vault once: owner commands then use the unlock agent, no prompt.",
+        "Unlock once: owner commands then run without a prompt.",
     ),
     "verify": Subcommand(
         "vault.cli.maintenance:verify",
-        "Authenticate everything: every ciphertext, wrap, signature, the audit chain, the "
-        "database itself and its schema. Reports each problem by credential; exits 3 if any.",
+        "Authenticate every record of the vault with the passphrase.",
     ),
 }
 """Every subcommand of ``exvault``, imported only when it runs or shows its help."""
 
 
-class LazyGroup(click.Group):
+class LazyGroup(CommandGroup):
     """A group that imports a subcommand's module only when that command is used.
 
     click's lazy-loading pattern: the group knows each subcommand as ``module:attribute``
@@ -190,8 +187,8 @@ class LazyGroup(click.Group):
     the stored summaries and imports no command at all.
     """
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *SUBCOMMANDS})
+    def known_names(self, ctx: click.Context) -> set[str]:
+        return {*self.commands, *SUBCOMMANDS}
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
@@ -201,24 +198,11 @@ class LazyGroup(click.Group):
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """click's own listing, from the stored summaries instead of imported commands."""
-        names = self.list_commands(ctx)
-        limit = formatter.width - 6 - max(len(name) for name in names)
-        # A bare command carrying the summary shortens it exactly as the real one would.
-        rows = [
-            (
-                name,
-                (
-                    click.Command(name, help=SUBCOMMANDS[name].summary)
-                    if name in SUBCOMMANDS
-                    else self.commands[name]
-                ).get_short_help_str(limit),
-            )
-            for name in names
-        ]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+    def summary(self, ctx: click.Context, name: str) -> str | None:
+        """The stored summary, taken as the command's own would be, without importing it."""
+        if name in SUBCOMMANDS and name not in self.commands:
+            return click.Command(name, help=SUBCOMMANDS[name].summary).get_short_help_str(WHOLE)
+        return super().summary(ctx, name)
 
 
 def load_subcommand(name: str) -> click.Command:

@@ -38,8 +38,11 @@ from .unlock import open_admin
 @passphrase_file_option
 @json_option
 def verify(vault_location: str | None, passphrase_file: str | None, as_json: bool) -> None:
-    """Authenticate everything: every ciphertext, wrap, signature, the audit chain, the
-    database itself and its schema. Reports each problem by credential; exits 3 if any."""
+    """Authenticate every record of the vault with the passphrase.
+
+    Every ciphertext, wrap and signature, the audit chain, the database itself and its
+    schema. Reports each problem by credential; exits 3 if any.
+    """
     with (
         open_admin(vault_location, passphrase_file) as admin,
         output.TerminalProgress("Verifying credentials") as progress,
@@ -86,8 +89,9 @@ def verify(vault_location: str | None, passphrase_file: str | None, as_json: boo
 @vault_option
 @json_option
 def doctor(vault_location: str | None, as_json: bool) -> None:
-    """Check file modes, token and passphrase files, WAL, KDF and clock (no passphrase).
+    """Check file modes, secret files, WAL, KDF and clock.
 
+    Token and passphrase files are looked at too; no passphrase is needed.
     Exits 0 when all is well, 1 with warnings, 2 with failures.
     """
     with open_inventory(vault_location) as inv:
@@ -106,8 +110,9 @@ def doctor(vault_location: str | None, as_json: bool) -> None:
 @click.argument("destination", type=click.Path())
 @vault_option
 def backup(destination: str, vault_location: str | None) -> None:
-    """Write a consistent copy of the vault to DESTINATION (new file, mode 0600).
+    """Write a consistent copy of the vault to DESTINATION.
 
+    The copy is a new file, mode 0600.
     When DESTINATION is a directory, the copy goes inside it as VAULT-TIME.db (UTC
     time, e.g. vault-20260301T080000Z.db), so a cron job can keep one a day. The copy
     stays encrypted and opens with the passphrase of the moment it was taken. Writers
@@ -137,8 +142,9 @@ def backup(destination: str, vault_location: str | None) -> None:
 def restore(
     backup_file: Path, vault_location: str | None, backup_passphrase_file: str | None, yes: bool
 ) -> None:
-    """Replace the vault with the backup FILE, after checking it opens and verifies.
+    """Replace the vault with the backup FILE, once it verifies.
 
+    The backup is opened and verified first.
     Asks for the backup's passphrase (that of when it was taken). The replaced vault
     is kept beside it as VAULT.replaced-TIME. Asks for confirmation (--yes to skip).
     A backup of another vault (another id or fingerprint) is named with both

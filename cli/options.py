@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any, TypeVar
 
 import click
 
 from vault.db.inventory import Inventory
-from vault.durations import parse_date
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,6 +74,10 @@ def from_json_option(help_text: str) -> Callable[[F], F]:
     return click.option("--from-json", type=click.File("rb"), default=None, help=help_text)
 
 
+STAGE_CHOICE = click.Choice(["current", "pending", "previous"])
+"""The stages a version can be read at (``show --stage``, ``run --stage``)."""
+
+
 def json_option(f: F) -> F:
     """``--json``: machine-readable output."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
@@ -89,12 +91,3 @@ def yes_option(f: F) -> F:
 def open_inventory(vault_location: str | None) -> Inventory:
     """Open the vault without a key (metadata only)."""
     return Inventory.open(vault_location)
-
-
-def parse_date_option(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> date | None:
-    """The date of a ``YYYY-MM-DD`` option (a click callback); None when not given."""
-    if value is None:
-        return None
-    return parse_date(value)

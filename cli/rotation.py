@@ -3,24 +3,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import IO, Any
 
 import click
 
-from vault.durations import parse_duration
 from vault.errors import InvalidInput
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.owner import policies, rotation
 from vault.owner.credentials import UNCHANGED, credential_metadata
 
 from . import output
+from .arguments import DAY_AHEAD, DAY_BACK, DURATION, WHOLE_DAYS, WHOLE_HOURS
 from .credentials import read_json_payload, read_payload, withdraw_warning, withdraws_unbound
+from .groups import CommandGroup
 from .options import (
     from_json_option,
     json_option,
     open_inventory,
-    parse_date_option,
     passphrase_file_option,
     vault_option,
 )
@@ -39,9 +39,17 @@ def require_credential(vault_location: str | None, name: str) -> None:
 # --------------------------------------------------------------------------------- rotate
 
 
-@click.group()
+ROTATION_STEPS = ("start", "verify", "promote", "finish", "rollback", "abort")
+"""``rotate``'s subcommands in the order a rotation uses them, as its help lists them."""
+
+
+@click.group(cls=CommandGroup, order=ROTATION_STEPS)
 def rotate() -> None:
-    """Rotate a key in stages: start, verify, promote, finish (or abort)."""
+    """Rotate a key in stages: start, verify, promote, finish.
+
+    A staged key can be dropped (abort) and, during the grace period, the previous key
+    made current again (rollback).
+    """
 
 
 def _step(result: Any) -> None:
@@ -65,12 +73,15 @@ def _step(result: Any) -> None:
     "--ip", "ips", multiple=True, help="IP whitelist of the new key [default: as the current one]."
 )
 @click.option(
-    "--issued", callback=parse_date_option, help="Date the new key was created [default: today]."
+    "--issued",
+    type=DAY_BACK,
+    help="When the new key was created: a date, or how long ago (2d) [default: today].",
 )
 @click.option(
     "--expires",
-    callback=parse_date_option,
-    help="Exchange expiry of the new key [default: the current key's lifetime from --issued].",
+    type=DAY_AHEAD,
+    help="When the exchange expires the new key: a date, or a duration from today (90d) "
+    "[default: the current key's lifetime from --issued].",
 )
 @click.option("--no-expires", is_flag=True, help="The new key has no exchange expiry.")
 @vault_option
@@ -80,13 +91,16 @@ def rotate_start(
     from_json: IO[bytes] | None,
     permissions: str | None,
     ips: tuple[str, ...],
-    issued: Any,
-    expires: Any,
+    issued: date | None,
+    expires: date | None,
     no_expires: bool,
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
-    """Stage a new key for NAME as `pending` (hidden prompts or --from-json)."""
+    """Stage a new key for NAME as `pending`.
+
+    Its fields come from hidden prompts or --from-json.
+    """
     if expires and no_expires:
         raise click.UsageError("--expires and --no-expires exclude each other")
     with open_inventory(vault_location) as inv:
@@ -146,19 +160,21 @@ def rotate_verify(
 @click.argument("name")
 @click.option(
     "--grace",
-    metavar="DURATION",
-    help="How long the previous key stays readable [default: policy, 24h].",
+    type=DURATION,
+    help="How long the previous key stays readable, e.g. 2h [default: the policy's, 24h].",
 )
 @vault_option
 @passphrase_file_option
 def rotate_promote(
-    name: str, grace: str | None, vault_location: str | None, passphrase_file: str | None
+    name: str, grace: timedelta | None, vault_location: str | None, passphrase_file: str | None
 ) -> None:
-    """Make the pending key current; the old one stays readable as `previous` for a while."""
-    period = parse_duration(grace) if grace else None
+    """Make the pending key of NAME current.
+
+    The old one stays readable as `previous` for the grace period.
+    """
     require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.promote(admin, name, grace=period))
+        _step(rotation.promote(admin, name, grace=grace))
 
 
 @rotate.command(name="rollback")
@@ -210,18 +226,14 @@ def rotate_abort(name: str, vault_location: str | None, passphrase_file: str | N
 # --------------------------------------------------------------------------------- policy
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def policy() -> None:
     """Set a credential's rotation policy and accepted risks."""
 
 
-def _whole(text: str | None, unit: timedelta, what: str) -> int | None:
-    if text is None:
-        return None
-    period = parse_duration(text)
-    if period % unit:
-        raise InvalidInput(f"{what} must be a whole number of {'days' if unit.days else 'hours'}")
-    return period // unit
+def _count(period: timedelta | None, unit: timedelta) -> int | None:
+    """How many ``unit`` in ``period`` (whole: its option's type checked it)."""
+    return None if period is None else period // unit
 
 
 def _policy_dict(p: Any) -> dict[str, Any]:
@@ -256,25 +268,33 @@ def _show_policy(p: Any, as_json: bool) -> None:
 
 @policy.command(name="set")
 @click.argument("name")
-@click.option("--max-age", metavar="DAYS", help="Rotate at this age, e.g. 60d [default: 90d].")
 @click.option(
-    "--warn-before", metavar="DAYS", help="Warn this long before, e.g. 10d [default: 14d]."
+    "--max-age", type=WHOLE_DAYS, help="Rotate at this age, in days, e.g. 60d [default: 90d]."
 )
 @click.option(
-    "--stale-after", metavar="DAYS", help="Unread this long counts as stale [default: 30d]."
+    "--warn-before",
+    type=WHOLE_DAYS,
+    help="Warn this long before, in days, e.g. 10d [default: 14d].",
 )
 @click.option(
-    "--grace", metavar="HOURS", help="How long a previous key stays readable [default: 24h]."
+    "--stale-after",
+    type=WHOLE_DAYS,
+    help="Unread this long counts as stale, in days, e.g. 30d [default: 30d].",
+)
+@click.option(
+    "--grace",
+    type=WHOLE_HOURS,
+    help="How long a previous key stays readable, in hours, e.g. 12h [default: 24h].",
 )
 @vault_option
 @passphrase_file_option
 @json_option
 def policy_set(
     name: str,
-    max_age: str | None,
-    warn_before: str | None,
-    stale_after: str | None,
-    grace: str | None,
+    max_age: timedelta | None,
+    warn_before: timedelta | None,
+    stale_after: timedelta | None,
+    grace: timedelta | None,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,
@@ -282,10 +302,10 @@ def policy_set(
     """Change the rotation limits of NAME."""
     day, hour = timedelta(days=1), timedelta(hours=1)
     limits = {
-        "max_age_days": _whole(max_age, day, "--max-age"),
-        "warn_before_days": _whole(warn_before, day, "--warn-before"),
-        "stale_days": _whole(stale_after, day, "--stale-after"),
-        "grace_hours": _whole(grace, hour, "--grace"),
+        "max_age_days": _count(max_age, day),
+        "warn_before_days": _count(warn_before, day),
+        "stale_days": _count(stale_after, day),
+        "grace_hours": _count(grace, hour),
     }
     if all(v is None for v in limits.values()):
         raise click.UsageError(

@@ -12,7 +12,7 @@ from vault.runtime import run as running
 from vault.runtime.client import ClientVault
 from vault.runtime.token import find_token
 
-from .options import passphrase_file_option, vault_option
+from .options import STAGE_CHOICE, passphrase_file_option, vault_option
 from .unlock import open_admin
 
 
@@ -41,7 +41,7 @@ from .unlock import open_admin
 )
 @click.option(
     "--stage",
-    type=click.Choice(["current", "pending", "previous"]),
+    type=STAGE_CHOICE,
     default="current",
     show_default=True,
     help="Which version to load: current, pending (a staged rotation) or previous.",
@@ -62,7 +62,7 @@ def run(
     passphrase_file: str | None,
     command: tuple[str, ...],
 ) -> None:
-    """Run COMMAND with credentials in its environment only (never in argv).
+    """Run COMMAND with credentials in its environment, never in argv.
 
     With a client token in the environment (EXVAULT_TOKEN_FILE, EXVAULT_TOKEN or
     systemd's credentials directory) the credentials are read as that client;

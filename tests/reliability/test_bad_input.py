@@ -1024,7 +1024,7 @@ def _parsers() -> dict[str, Callable[[str], object]]:
     return {
         "parse_duration": durations.parse_duration,
         "parse_date": durations.parse_date,
-        "parse_expiry": lambda s: durations.parse_expiry(s, now),
+        "parse_when": lambda s: durations.moment_of(durations.parse_when(s), now),
         "parse_ip_whitelist": lambda s: network.parse_ip_whitelist(s.split(",")),
         "normalize_permissions (binance)": binance.normalize_permissions,
         "normalize_permissions (coinbase)": coinbase.normalize_permissions,
@@ -1228,7 +1228,7 @@ def test_vault_path_of_an_unknown_user_is_refused(world: World, where: str) -> N
         _refused(box, r, 7, "cannot find the home directory of ~", where)
 
 
-@pytest.mark.parametrize("parser", ["parse_expiry", "parse_mapping (run --env)", "parse_scope"])
+@pytest.mark.parametrize("parser", ["parse_when", "parse_mapping (run --env)", "parse_scope"])
 def test_long_input_is_not_echoed_whole(parser: str) -> None:
     pasted = "zr4tq8lm2nv6bx0kc3jh7gf1ds5ya9wp4eu8ri2oo6ht0ql3mn7vb1xc5zs9ak2" * 2
     with pytest.raises(VaultError) as caught:
