@@ -83,17 +83,26 @@ def validate_ask(ask: tuple[str, ...]) -> None:
 @click.command()
 @click.argument("name")
 @click.option(
-    "--exchange", "-e", required=True, help="Exchange id (see: exvault exchanges), or 'other'."
+    "--exchange",
+    "-e",
+    metavar="ID",
+    required=True,
+    help="Exchange id (see: exvault exchanges), or 'other'.",
 )
 @click.option(
     "--permissions",
     "-p",
+    metavar="PERMS",
     default="",
     help="Comma-separated: read,trade,margin,futures,withdraw,"
     "transfer,subaccount (or the exchange's own names).",
 )
 @click.option(
-    "--ip", "ips", multiple=True, help="Whitelisted IP or CIDR at the exchange (repeatable)."
+    "--ip",
+    "ips",
+    metavar="IP",
+    multiple=True,
+    help="Whitelisted IP or CIDR at the exchange (repeatable).",
 )
 @click.option(
     "--issued",
@@ -246,9 +255,15 @@ def _show_value(value: object) -> object:
 @click.command()
 @click.argument("name")
 @click.option(
-    "--permissions", "-p", default=None, help="Replace the permissions (comma-separated)."
+    "--permissions",
+    "-p",
+    metavar="PERMS",
+    default=None,
+    help="Replace the permissions (comma-separated).",
 )
-@click.option("--ip", "ips", multiple=True, help="Replace the IP whitelist (repeatable).")
+@click.option(
+    "--ip", "ips", metavar="IP", multiple=True, help="Replace the IP whitelist (repeatable)."
+)
 @click.option("--clear-ips", is_flag=True, help="Remove every whitelisted IP.")
 @click.option(
     "--issued", type=DAY_BACK, help="Change the issue date: a date, or how long ago (30d)."

@@ -37,6 +37,7 @@ from .unlock import open_admin
 )
 @click.option(
     "--unlock-time",
+    metavar="SECONDS",
     type=click.FloatRange(0.1, 10.0),
     default=0.5,
     show_default=True,
@@ -125,6 +126,7 @@ def init(
 )
 @click.option(
     "--tokens-dir",
+    metavar="DIR",
     type=click.Path(file_okay=False),
     default=None,
     help="With --rekey: write each client's new token to DIR/NAME.token (0600).",

@@ -71,7 +71,9 @@ def from_json_option(help_text: str) -> Callable[[F], F]:
     Opened in binary, to be decoded strictly as UTF-8 with a clear error: a text-mode
     file would fail with a bare UnicodeDecodeError on bytes that are not UTF-8.
     """
-    return click.option("--from-json", type=click.File("rb"), default=None, help=help_text)
+    return click.option(
+        "--from-json", type=click.File("rb"), metavar="FILE", default=None, help=help_text
+    )
 
 
 STAGE_CHOICE = click.Choice(["current", "pending", "previous"])

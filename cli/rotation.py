@@ -66,11 +66,16 @@ def _step(result: Any) -> None:
 @click.option(
     "--permissions",
     "-p",
+    metavar="PERMS",
     default=None,
     help="Permissions of the new key [default: as the current one].",
 )
 @click.option(
-    "--ip", "ips", multiple=True, help="IP whitelist of the new key [default: as the current one]."
+    "--ip",
+    "ips",
+    metavar="IP",
+    multiple=True,
+    help="IP whitelist of the new key [default: as the current one].",
 )
 @click.option(
     "--issued",
