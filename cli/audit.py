@@ -20,11 +20,20 @@ from .options import json_option, open_inventory, vault_option
     type=MOMENT_BACK,
     help="Only entries from this moment on: a date (00:00 UTC), or how long ago (7d, 12h).",
 )
+@click.option(
+    "--until",
+    type=MOMENT_BACK,
+    help="Only entries before this moment: a date (00:00 UTC), or how long ago (1d).",
+)
 @vault_option
 @json_option
 @click.pass_context
 def audit(
-    ctx: click.Context, since: datetime | None, vault_location: str | None, as_json: bool
+    ctx: click.Context,
+    since: datetime | None,
+    until: datetime | None,
+    vault_location: str | None,
+    as_json: bool,
 ) -> None:
     """Show the audit log: who read or changed what, when and where.
 
@@ -36,6 +45,8 @@ def audit(
         return
     with open_inventory(vault_location) as inv:
         entries = inv.audit_entries(since)
+    if until is not None:
+        entries = [e for e in entries if e.at < until]
     if as_json:
         output.emit_json([e.__dict__ for e in entries])
         return

@@ -100,6 +100,15 @@ def test_audit_since_a_date_to_come_shows_nothing(stocked_cli: Cli) -> None:
     assert _json(stocked_cli.v("audit", "--since", "2999-01-01", "--json")) == []
 
 
+def test_audit_until_cuts_the_log_before_a_moment(stocked_cli: Cli) -> None:
+    everything = _json(stocked_cli.v("audit", "--json"))
+    assert _json(stocked_cli.v("audit", "--until", "2999-01-01", "--json")) == everything
+    assert _json(stocked_cli.v("audit", "--until", "2000-01-01", "--json")) == []
+    assert _json(stocked_cli.v("audit", "--until", "36500d", "--json")) == []
+    both = ("--since", "2000-01-01", "--until", "2999-01-01", "--json")
+    assert _json(stocked_cli.v("audit", *both)) == everything
+
+
 # ------------------------------------------------------------------ durations
 
 
@@ -135,6 +144,7 @@ BAD_VALUES = [
     (("rotate", "start", "binance-main", "--expires", "1d12h"), "--expires", "date or duration"),
     (("client", "add", "bot", "--expires", "36526d"), "--expires", "at most 100 years"),
     (("audit", "--since", "-7d"), "--since", "bad date or duration"),
+    (("audit", "--until", "2027-13-01"), "--until", "no such day"),
 ]  # fmt: skip
 
 
