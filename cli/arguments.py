@@ -94,8 +94,11 @@ class TimeParam(_TimeParamBase):
         self.back = back
         self.unit = unit
 
-    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
-        """``DURATION`` or ``WHEN`` (a date or a duration from now)."""
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        """``DURATION`` or ``WHEN`` (a date or a duration from now).
+
+        (``ctx`` is optional: click 8.1 passes none.)
+        """
         return "DURATION" if self.result == "duration" else "WHEN"
 
     def convert(
