@@ -114,6 +114,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "vault.cli.listing:history",
         "List a credential's versions with dates and stage labels.",
     ),
+    "import": Subcommand(
+        "vault.cli.importing:import_",
+        "Import exchange keys from freqtrade, .env files, hummingbot or KeePass.",
+    ),
     "info": Subcommand(
         "vault.cli.keys:info",
         "Show the vault's location, id, fingerprint, format and KDF (no passphrase needed).",
@@ -139,6 +143,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "remove": Subcommand(
         "vault.cli.credentials:remove",
         "Delete a credential and every version of it (asks first).",
+    ),
+    "render": Subcommand(
+        "vault.cli.render:render",
+        "Write TEMPLATE with its {{ exvault://NAME/FIELD }} references filled to --out.",
     ),
     "restore": Subcommand(
         "vault.cli.maintenance:restore",
