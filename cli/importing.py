@@ -184,8 +184,13 @@ def run_import(
     refused = plan.removal_refused() if remove_source else ""
     if not as_json:
         show_plan(plan)
-    if refused and not dry_run:
-        raise InvalidInput(f"--remove-source: the source would be kept ({refused}); drop it")
+        if remove_source and dry_run:
+            files = ", ".join(printable(f.path) for f in plan.files)
+            click.echo(
+                f"--remove-source: {f'refused, {refused}' if refused else 'would remove ' + files}."
+            )
+    if refused and plan.writes and not dry_run:
+        raise InvalidInput(f"--remove-source refused: {refused}; import without it")
     result = ImportResult({})
     removed: list[Path] = []
     if not dry_run and plan.writes:
@@ -201,7 +206,9 @@ def run_import(
             removed = remove_files(plan.files)
     notes = after_import_notes(plan, result, removed, dry_run)
     if as_json:
-        output.emit_json(report(plan, result, removed, dry_run, notes))
+        output.emit_json(
+            {**report(plan, result, removed, dry_run, notes), "removal_refused": refused or None}
+        )
         return
     for note in notes:
         click.echo(note)
