@@ -91,7 +91,7 @@ def source_password(password_file: str | None, what: str) -> str:
 
 @click.group("import")
 def import_() -> None:
-    """Import exchange keys from freqtrade, .env files, hummingbot or KeePass.
+    """Import keys from freqtrade, .env, hummingbot or KeePass.
 
     Each source's fields are mapped to exvault's (api_key, secret, passphrase, uid)
     and checked with the exchange's profile; a plan (names, exchanges, fields found,
@@ -107,8 +107,11 @@ def import_() -> None:
 @click.option("--exchange", help="The exchange id when the configuration names none.")
 @import_options
 def freqtrade_(files: tuple[Path, ...], exchange: str | None, **options: Any) -> None:
-    """Import the key of freqtrade's configuration FILES (merged in order, as
-    freqtrade merges config.json and config-private.json)."""
+    """Import the key of freqtrade's configuration FILES.
+
+    The files are merged in order, as freqtrade merges config.json and
+    config-private.json; comments and trailing commas are read as freqtrade reads them.
+    """
     run_import(lambda _progress: freqtrade.read(files, exchange), **options)
 
 
@@ -116,8 +119,12 @@ def freqtrade_(files: tuple[Path, ...], exchange: str | None, **options: Any) ->
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @import_options
 def env(file: Path, **options: Any) -> None:
-    """Import the keys of a .env file (BINANCE_API_KEY-style and FREQTRADE__EXCHANGE__*
-    variables)."""
+    """Import the keys of a .env file.
+
+    BINANCE_API_KEY-style variables (an exchange id, an optional label, a field) and
+    freqtrade's FREQTRADE__EXCHANGE__* variables are keys; other variables are listed
+    as skipped.
+    """
     run_import(lambda _progress: dotenv_file.read(file), **options)
 
 
@@ -126,8 +133,11 @@ def env(file: Path, **options: Any) -> None:
 @source_password_option("hummingbot")
 @import_options
 def hummingbot_(directory: Path, password_file: str | None, **options: Any) -> None:
-    """Import the keys of hummingbot's connector files under DIRECTORY (its folder or
-    its conf folder); asks for the hummingbot password."""
+    """Import the keys of hummingbot's connector files.
+
+    DIRECTORY is hummingbot's folder, its conf folder or conf/connectors. Asks for the
+    hummingbot password (or reads --password-file) and decrypts each value.
+    """
 
     def read(progress: Progress) -> Source:
         password = source_password(password_file, "hummingbot")
@@ -153,8 +163,11 @@ def keepass_(
     password_file: str | None,
     **options: Any,
 ) -> None:
-    """Import the entries of a KeePass database: title -> name, user name -> api_key,
-    password -> secret, custom properties -> passphrase, uid, exchange."""
+    """Import the entries of a KeePass database.
+
+    Title -> name, user name -> api_key, password -> secret; custom properties give
+    the exchange and further fields (passphrase, uid, ...).
+    """
 
     def read(_progress: Progress) -> Source:
         password = source_password(password_file, "KeePass")

@@ -116,7 +116,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "import": Subcommand(
         "vault.cli.importing:import_",
-        "Import exchange keys from freqtrade, .env files, hummingbot or KeePass.",
+        "Import keys from freqtrade, .env, hummingbot or KeePass.",
     ),
     "info": Subcommand(
         "vault.cli.keys:info",
@@ -146,7 +146,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "render": Subcommand(
         "vault.cli.render:render",
-        "Write TEMPLATE with its {{ exvault://NAME/FIELD }} references filled to --out.",
+        "Fill a template's secret references into a file on tmpfs.",
     ),
     "restore": Subcommand(
         "vault.cli.maintenance:restore",

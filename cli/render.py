@@ -41,7 +41,10 @@ def render(
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
-    """Write TEMPLATE with its {{ exvault://NAME/FIELD }} references filled to --out.
+    """Fill a template's secret references into a file on tmpfs.
+
+    Writes TEMPLATE to --out with every {{ exvault://NAME/FIELD }} replaced by that
+    field of the credential NAME.
 
     With a client token in the environment (EXVAULT_TOKEN_FILE, EXVAULT_TOKEN or
     systemd's credentials directory) the credentials are read as that client, else as

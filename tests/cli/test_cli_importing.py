@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -272,3 +273,23 @@ def test_the_vault_files_keep_their_modes(cli_vault: Cli, tmp_path: Path) -> Non
     result = cli_vault.unlocked("import", "env", str(env_file(tmp_path / ".env")), "--yes")
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(cli_vault.vault_path.stat().st_mode) == 0o600
+
+
+def test_without_the_import_extra_the_error_names_it(
+    cli_vault: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    one_error_line: Callable[[Result, int], str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # import dotenv raises ImportError
+    monkeypatch.setitem(sys.modules, "dotenv.parser", None)
+    result = cli_vault.unlocked("import", "env", str(env_file(tmp_path / ".env")), "--yes")
+    assert "exchange-vault[import]" in one_error_line(result, 8)
+
+
+def test_no_terminal_and_no_password_file_is_one_clear_error(
+    cli_vault: Cli, tmp_path: Path, one_error_line: Callable[[Result, int], str]
+) -> None:
+    root = hummingbot_conf(tmp_path / "hummingbot")
+    result = cli_vault.unlocked("import", "hummingbot", str(root), "--yes")
+    assert "--password-file FILE" in one_error_line(result, 7)

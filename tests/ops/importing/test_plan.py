@@ -165,3 +165,11 @@ def test_removal_refuses_what_is_not_a_regular_file(tmp_path: Path, kind: str) -
 def test_when_the_source_may_be_removed(plan_source: Source, refusal: str) -> None:
     refused = make_plan(plan_source, []).removal_refused()
     assert (refusal in refused) if refusal else refused == ""
+
+
+def test_no_secret_in_the_repr_of_a_source_or_a_plan() -> None:
+    found = source(key("binance"), key("kucoin", "kucoin", api_key="k" * 24, secret="s" * 36))
+    shown = repr(found) + repr(make_plan(found, []))
+    assert "binance" in shown  # the names are there to read
+    for secret in (BINANCE_API_KEY, BINANCE_SECRET, "k" * 24, "s" * 36):
+        assert secret not in shown
