@@ -123,13 +123,15 @@ def keepass_database(path: Path, password: str = KEEPASS_PASSWORD) -> Path:
     """A KeePass database made by pykeepass: Exchanges/binance-main (exchange from the
     title), Exchanges/KuCoin bot (exchange and passphrase as custom properties), and an
     entry of another group that is no exchange key."""
-    import pykeepass
+    from pykeepass.pykeepass import BLANK_DATABASE_LOCATION, BLANK_DATABASE_PASSWORD, PyKeePass
 
-    kp = pykeepass.create_database(str(path), password=password)
-    # A cheap Argon2 for tests (pykeepass's default costs seconds per open), set
-    # explicitly as the database's own KDF parameters, which every reader obeys.
+    # What pykeepass.create_database does (open its blank database, save it under a new
+    # name and password), with a cheap Argon2 set explicitly before the save: its
+    # default costs seconds per open. Every reader obeys the database's own parameters.
+    kp = PyKeePass(BLANK_DATABASE_LOCATION, BLANK_DATABASE_PASSWORD)
     kdf = kp.kdbx.header.value.dynamic_header.kdf_parameters.data.dict
     kdf["I"].value, kdf["M"].value = 1, 8 * 1024 * 1024
+    kp.filename, kp.password = str(path), password
     group = kp.add_group(kp.root_group, "Exchanges")
     kp.add_entry(group, "binance-main", BINANCE_API_KEY, BINANCE_SECRET)
     kucoin = kp.add_entry(group, "KuCoin bot", KUCOIN_API_KEY, KUCOIN_SECRET)
