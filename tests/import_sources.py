@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from eth_keyfile.keyfile import DKLEN, _pbkdf2_hash, big_endian_to_int, encrypt_aes_ctr, keccak
+from eth_keyfile.keyfile import DKLEN, _pbkdf2_hash, encrypt_aes_ctr
+from eth_utils import big_endian_to_int, keccak
 
 from tests.conftest import (
     BINANCE_API_KEY,

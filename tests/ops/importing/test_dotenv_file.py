@@ -18,9 +18,10 @@ from tests.conftest import (
 from tests.import_sources import env_file
 from vault.errors import InvalidInput
 from vault.ops.importing import dotenv_file
+from vault.ops.importing.plan import Source
 
 
-def fields_of(source: dotenv_file.Source) -> dict[str, dict[str, str]]:
+def fields_of(source: Source) -> dict[str, dict[str, str]]:
     return {k.base_name: {f: v.reveal() for f, v in k.fields.items()} for k in source.keys}
 
 

@@ -6,8 +6,8 @@ import binascii
 import json
 from pathlib import Path
 
-import eth_keyfile
 import pytest
+from eth_keyfile.keyfile import create_keyfile_json
 
 from tests.conftest import (
     BINANCE_API_KEY,
@@ -19,9 +19,10 @@ from tests.conftest import (
 from tests.import_sources import HUMMINGBOT_PASSWORD, SECRETS, hummingbot_conf, hummingbot_value
 from vault.errors import IntegrityError, InvalidInput
 from vault.ops.importing import hummingbot
+from vault.ops.importing.plan import Source
 
 
-def fields_of(source: hummingbot.Source) -> dict[str, dict[str, str]]:
+def fields_of(source: Source) -> dict[str, dict[str, str]]:
     return {k.base_name: {f: v.reveal() for f, v in k.fields.items()} for k in source.keys}
 
 
@@ -39,7 +40,7 @@ def test_connector_files_decrypt_into_keys(tmp_path: Path) -> None:
         },
     }
     assert [k.exchange for k in source.keys] == ["binance", "kucoin"]
-    assert seen and seen[-1][0] == seen[-1][1]
+    assert seen[-1] == (7, 7)  # every setting of both files, the connector lines too
     assert all(f.only_keys for f in source.files)
 
 
@@ -65,7 +66,7 @@ def test_a_wrong_password_without_verification_file_is_refused_too(tmp_path: Pat
 
 def test_a_standard_keystore_made_by_create_keyfile_json_decrypts() -> None:
     value = b"0123456789abcdef0123456789abcdef"  # 32 bytes: what create_keyfile_json takes
-    keystore = eth_keyfile.create_keyfile_json(value, b"pw", iterations=2)
+    keystore = create_keyfile_json(value, b"pw", iterations=2)
     hexed = binascii.hexlify(json.dumps(keystore).encode()).decode()
     assert hummingbot.decrypt_value(hexed, "pw", "value") == value.decode()
 

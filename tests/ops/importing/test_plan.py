@@ -96,6 +96,20 @@ def test_an_existing_name_is_skipped_unless_replace(stocked: AdminVault) -> None
     assert "another exchange (kucoin)" in replaced[1].reason
 
 
+class Pending:
+    """A credential of the vault with a rotation pending."""
+
+    name, exchange, pending_version = "binance-main", "binance", 2
+
+
+def test_replace_skips_a_credential_with_a_rotation_pending() -> None:
+    (planned,) = make_plan(source(key("binance-main")), [Pending()], replace=True).keys
+    assert (planned.action, planned.reason) == (
+        SKIP,
+        "a rotation of it is pending; promote or abort it first",
+    )
+
+
 @given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True))
 def test_names_are_the_prefix_then_the_base_name(base: str) -> None:
     assert name_for("ft-", base) == "ft-" + base

@@ -166,13 +166,15 @@ def read(directory: Path, password: str, progress: Progress | None = None) -> So
             setting = str(key)
             done += 1
             if setting == "connector":
+                if progress is not None:
+                    progress(done, total)
                 continue
             field = SETTINGS.get(setting.removeprefix(connector + "_"))
             if field is None or value in (None, ""):
                 unmapped.append(setting)
-                continue
-            what = f"{printable(path.name)}: {quoted(setting)}"
-            fields[field] = Secret(decrypt_value(value, password, what))
+            else:
+                what = f"{printable(path.name)}: {quoted(setting)}"
+                fields[field] = Secret(decrypt_value(value, password, what))
             if progress is not None:
                 progress(done, total)
         if not fields:
