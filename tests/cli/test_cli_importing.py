@@ -4,6 +4,7 @@ report, the notes after the import, --remove-source, and no secret in any output
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import stat
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pexpect
 import pytest
 from click.testing import Result
 
@@ -18,6 +20,7 @@ from tests.conftest import (
     BINANCE_API_KEY,
     BINANCE_SECRET,
     KUCOIN_PASSPHRASE,
+    PASSPHRASE,
     Cli,
     write_secret_file,
 )
@@ -293,3 +296,35 @@ def test_no_terminal_and_no_password_file_is_one_clear_error(
     root = hummingbot_conf(tmp_path / "hummingbot")
     result = cli_vault.unlocked("import", "hummingbot", str(root), "--yes")
     assert "--password-file FILE" in one_error_line(result, 7)
+
+
+def test_at_a_real_terminal_both_passwords_are_asked_hidden(cli_vault: Cli, tmp_path: Path) -> None:
+    root = hummingbot_conf(tmp_path / "hummingbot")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXVAULT_")}
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "vault.cli.main",
+            "import",
+            "hummingbot",
+            str(root),
+            "--yes",
+            "--vault",
+            str(cli_vault.vault_path),
+        ],
+        env=env,
+        timeout=60,
+        encoding="utf-8",
+    )
+    child.expect("hummingbot password: ")  # the source's first: the plan needs it
+    child.sendline(HUMMINGBOT_PASSWORD)
+    child.expect("Vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    child.expect(pexpect.EOF)
+    child.close()
+    shown = str(child.before)
+    assert child.exitstatus == 0, shown
+    assert "Imported 2 credentials: binance, kucoin." in shown
+    for secret in (HUMMINGBOT_PASSWORD, PASSPHRASE, *SECRETS):
+        assert secret[:12] not in shown
