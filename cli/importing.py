@@ -104,13 +104,14 @@ def import_() -> None:
 
 @import_.command("freqtrade")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--exchange", help="The exchange id when the configuration names none.")
+@click.option("--exchange", metavar="ID", help="The exchange id when the configuration names none.")
 @import_options
 def freqtrade_(files: tuple[Path, ...], exchange: str | None, **options: Any) -> None:
-    """Import the key of freqtrade's configuration FILES.
+    """Import freqtrade's config files.
 
-    The files are merged in order, as freqtrade merges config.json and
-    config-private.json; comments and trailing commas are read as freqtrade reads them.
+    Reads the key of freqtrade's configuration FILES, merged in order as freqtrade
+    merges config.json and config-private.json; comments and trailing commas are read
+    as freqtrade reads them.
     """
     run_import(lambda _progress: freqtrade.read(files, exchange), **options)
 
@@ -133,10 +134,11 @@ def env(file: Path, **options: Any) -> None:
 @source_password_option("hummingbot")
 @import_options
 def hummingbot_(directory: Path, password_file: str | None, **options: Any) -> None:
-    """Import the keys of hummingbot's connector files.
+    """Import hummingbot's key files.
 
-    DIRECTORY is hummingbot's folder, its conf folder or conf/connectors. Asks for the
-    hummingbot password (or reads --password-file) and decrypts each value.
+    Reads the keys of hummingbot's encrypted connector files. DIRECTORY is
+    hummingbot's folder, its conf folder or conf/connectors. Asks for the hummingbot
+    password (or reads --password-file) and decrypts each value.
     """
 
     def read(progress: Progress) -> Source:
@@ -148,8 +150,10 @@ def hummingbot_(directory: Path, password_file: str | None, **options: Any) -> N
 
 @import_.command("keepass")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--group", help="Import only the entries of this group (a name or a/b path).")
-@click.option("--exchange", help="The exchange id of entries that name none.")
+@click.option(
+    "--group", metavar="GROUP", help="Import only the entries of GROUP (a name or an a/b path)."
+)
+@click.option("--exchange", metavar="ID", help="The exchange id of entries that name none.")
 @click.option(
     "--keyfile", type=click.Path(dir_okay=False, path_type=Path), help="The database's key file."
 )
@@ -163,10 +167,10 @@ def keepass_(
     password_file: str | None,
     **options: Any,
 ) -> None:
-    """Import the entries of a KeePass database.
+    """Import a KeePass database.
 
-    Title -> name, user name -> api_key, password -> secret; custom properties give
-    the exchange and further fields (passphrase, uid, ...).
+    Each entry is a key: title -> name, user name -> api_key, password -> secret;
+    custom properties give the exchange and further fields (passphrase, uid, ...).
     """
 
     def read(_progress: Progress) -> Source:
