@@ -44,7 +44,12 @@ def import_options(f: F) -> F:
     """The options every ``exvault import`` source takes."""
     for option in reversed(
         (
-            click.option("--prefix", default="", help="Put PREFIX before every credential name."),
+            click.option(
+                "--prefix",
+                default="",
+                metavar="PREFIX",
+                help="Put PREFIX before every credential name.",
+            ),
             click.option(
                 "--replace",
                 is_flag=True,
