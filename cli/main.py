@@ -115,6 +115,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "vault.cli.listing:history",
         "List a credential's versions with dates and stage labels.",
     ),
+    "import": Subcommand(
+        "vault.cli.importing:import_",
+        "Import keys from freqtrade, .env, hummingbot or KeePass.",
+    ),
     "info": Subcommand(
         "vault.cli.keys:info",
         "Show the vault's location, id, fingerprint, format and KDF.",
@@ -140,6 +144,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "remove": Subcommand(
         "vault.cli.credentials:remove",
         "Delete a credential and every version of it (asks first).",
+    ),
+    "render": Subcommand(
+        "vault.cli.render:render",
+        "Fill a template's secret references into a file on tmpfs.",
     ),
     "restore": Subcommand(
         "vault.cli.maintenance:restore",

@@ -7,13 +7,11 @@ import sys
 
 import click
 
-from vault.errors import InvalidInput, InvalidToken, quoted
+from vault.errors import InvalidInput, quoted
 from vault.runtime import run as running
-from vault.runtime.client import ClientVault
-from vault.runtime.token import find_token
 
 from .options import STAGE_CHOICE, passphrase_file_option, vault_option
-from .unlock import open_admin
+from .unlock import read_credentials
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -77,18 +75,7 @@ def run(
     Example: exvault run --cred binance-main --preset freqtrade -- freqtrade trade
     """
     check_usage(creds, preset, mappings)
-    try:
-        token = find_token() if passphrase_file is None else None
-    except InvalidToken as exc:
-        if "no client token" not in str(exc):
-            raise
-        token = None
-    if token is not None:
-        with ClientVault.open(vault_location, token=token) as handle:
-            loaded = [handle.get(name, stage) for name in creds]
-    else:
-        with open_admin(vault_location, passphrase_file) as admin:
-            loaded = [admin.get(name, stage) for name in creds]
+    loaded = read_credentials(vault_location, passphrase_file, creds, stage)
     env = running.build_environment(loaded, preset=preset, mappings=mappings, base=os.environ)
     code = running.run(command, env, secrets=running.secret_values(loaded), masking=not no_masking)
     sys.stdout.flush()

@@ -1,14 +1,20 @@
 """Unlocking the vault a command names, once it is known to exist: through the unlock
-agent when it holds the vault, else with the passphrase."""
+agent when it holds the vault, else with the passphrase; and reading credentials as a
+client token's holder or as the owner (``run``, ``render``)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import click
 
 from vault.db.inventory import Inventory
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, InvalidToken
 from vault.owner.admin import AdminVault
 from vault.owner.agent_unlock import open_through_agent
+from vault.runtime.client import ClientVault
+from vault.runtime.credential import Credential
+from vault.runtime.token import find_token
 
 from . import prompts
 from .options import NO_AGENT
@@ -48,3 +54,30 @@ def open_admin(
                 raise
             click.echo("Wrong passphrase (or damaged vault); try again.", err=True)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def read_credentials(
+    vault_location: str | None,
+    passphrase_file: str | None,
+    names: Sequence[str],
+    stage: str = "current",
+) -> list[Credential]:
+    """The credentials ``names`` at ``stage``: read as the client whose token the
+    environment holds (EXVAULT_TOKEN_FILE, EXVAULT_TOKEN, systemd's credentials
+    directory), else, or when a passphrase file is named, as the owner. Each read is
+    audited.
+
+    :raises InvalidToken: for a token that is there but malformed.
+    :raises NotFound, AccessDenied, IntegrityError: as the reads raise them.
+    """
+    try:
+        token = find_token() if passphrase_file is None else None
+    except InvalidToken as exc:
+        if "no client token" not in str(exc):
+            raise
+        token = None
+    if token is not None:
+        with ClientVault.open(vault_location, token=token) as handle:
+            return [handle.get(name, stage) for name in names]
+    with open_admin(vault_location, passphrase_file) as admin:
+        return [admin.get(name, stage) for name in names]

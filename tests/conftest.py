@@ -398,6 +398,15 @@ def without_blocking_on(fifo: Path, call: Callable[[], T], seconds: float = 30) 
     return box[0]
 
 
+@pytest.fixture(scope="session")
+def keepass_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample KeePass database of tests/import_sources.py, made once per session
+    (pykeepass makes a new database at its default Argon2 cost, seconds under load)."""
+    from tests.import_sources import keepass_database
+
+    return keepass_database(tmp_path_factory.mktemp("kdbx") / "keys.kdbx")
+
+
 @pytest.fixture
 def passphrase_file(tmp_path: Path) -> Path:
     """A 0600 file holding the test passphrase."""

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 import vault.cli
 from vault import errors
 from vault.cli.main import SUBCOMMANDS, Subcommand, cli, exit_code_for, load_subcommand
+from vault.owner.admin import AdminVault
 
 # The modules that define commands; loading one command must not load the others.
 COMMAND_MODULES = sorted({entry.target.split(":")[0] for entry in SUBCOMMANDS.values()})
@@ -124,6 +125,25 @@ def test_keyless_commands_import_only_their_own_module_and_no_owner_code(
     assert process.returncode == 8, process.stderr  # no vault there: the command ran
     assert imports & set(COMMAND_MODULES) == {module}
     assert not {m for m in imports if m.startswith(("vault.owner", "argon2"))}
+    assert not {m for m in imports if m.split(".")[0] in IMPORT_LIBRARIES}
+    assert not {m for m in imports if m.startswith("vault.ops.importing")}
+
+
+# The optional `import` extra: each loaded only by the reader of `exvault import` that needs it.
+IMPORT_LIBRARIES = ("dotenv", "pykeepass", "eth_keyfile", "rapidjson", "yaml")
+
+
+def test_an_import_loads_only_the_library_of_its_source(
+    admin: AdminVault, vault_path: Path, tmp_path: Path
+) -> None:
+    env = tmp_path / "keys.env"
+    env.write_text("KRAKEN_API_KEY=k\n")
+    process, imports = _imported_by(
+        ["import", "env", str(env), "--dry-run", "--vault", str(vault_path)], tmp_path
+    )
+    assert process.returncode == 0, process.stderr
+    loaded = {m.split(".")[0] for m in imports} & set(IMPORT_LIBRARIES)
+    assert loaded == {"dotenv"}
 
 
 def test_a_store_error_exits_12_through_the_error_hierarchy() -> None:

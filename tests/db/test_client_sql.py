@@ -110,6 +110,12 @@ def test_a_new_process_reading_a_vault_file_never_imports_sqlalchemy(
         "vault.format.kdf_params",
         "vault.format.passphrase_kdf",
         "vault.format.recovery",
+        # the libraries of `exvault import` (the optional `import` extra)
+        "dotenv",
+        "pykeepass",
+        "eth_keyfile",
+        "rapidjson",
+        "yaml",
     )
     env = {**os.environ, "EXVAULT_PATH": str(vault_path), "EXVAULT_TOKEN": token}
     env.pop("EXVAULT_URL", None)
