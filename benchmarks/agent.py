@@ -140,14 +140,17 @@ IMPORT_LAYERS = (
 """What ``--breakdown`` imports, each line in new processes of its own."""
 
 
-def layer_breakdown(python: str, env: dict[str, str], repeats: int) -> list[tuple[str, float]]:
-    """Median CPU seconds of a new process importing each of :data:`IMPORT_LAYERS`."""
+def layer_breakdown(
+    python: str, env: dict[str, str], repeats: int, cwd: Path
+) -> list[tuple[str, float]]:
+    """Median CPU seconds of a new process importing each of :data:`IMPORT_LAYERS`, run
+    in ``cwd`` (not a source checkout, whose ``vault`` folder would shadow an install)."""
     return [
         (
             label,
             median(
                 [
-                    run_measured([python, "-c", statement], env=env).cpu_seconds
+                    run_measured([python, "-c", statement], env=env, cwd=cwd).cpu_seconds
                     for _ in range(repeats)
                 ]
             ),
@@ -158,7 +161,8 @@ def layer_breakdown(python: str, env: dict[str, str], repeats: int) -> list[tupl
 
 def import_breakdown(python: str, vault: Path, env: dict[str, str]) -> list[tuple[str, float]]:
     """Cumulative import time (seconds) of each top-level package an agent-backed
-    ``show --field secret`` imports, largest first."""
+    ``show --field secret`` imports, largest first (run beside the vault: ``-m`` puts
+    the working directory first on the path)."""
     proc = subprocess.run(
         [
             *(python, "-X", "importtime", "-m", "vault.cli.main"),
@@ -168,6 +172,7 @@ def import_breakdown(python: str, vault: Path, env: dict[str, str]) -> list[tupl
         capture_output=True,
         text=True,
         check=True,
+        cwd=vault.parent,
     )
     totals: dict[str, float] = {}
     for line in proc.stderr.splitlines():
@@ -210,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         vault = work / "vault.db"
         pw = write_secret(work / "passphrase", PASSPHRASE)
         _setup(exvault, vault, env, pw, args.test_kdf)
+        layers = layer_breakdown(python, env, args.repeats, work) if args.breakdown else []
         floor = median(
             [run_measured([*exvault, "--version"], env=env).seconds for _ in range(args.repeats)]
         )
@@ -221,7 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             breakdown = import_breakdown(python, vault, env) if args.importtime else []
         finally:
             _stop_agent(exvault, env)
-        layers = layer_breakdown(python, env, args.repeats) if args.breakdown else []
     print(f"exvault --version (the floor of every process): {floor * 1000:.0f} ms")
     print(
         f"{'command':<22} {'passphrase':>12} {'agent':>10} {'agent CPU':>10} {'ratio':>8}"
