@@ -69,27 +69,24 @@ class StoreOpenings:
         monkeypatch.setattr(Store, "dispose", counted_dispose)
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("show", "binance-main", "--field", "secret"),
-        ("grant", "grid-bot", "binance-main"),
-        ("ungrant", "grid-bot", "kucoin-sub1"),
-        ("edit", "binance-main", "--ip", "203.0.113.9"),
-    ],
-)
 def test_through_the_agent_a_command_opens_the_vault_once(
-    stocked_cli: Cli, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+    stocked_cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert stocked_cli.unlocked("client", "add", "grid-bot", "--max-scope", "trade").exit_code == 0
     assert stocked_cli.unlocked("grant", "grid-bot", "kucoin-sub1").exit_code == 0
     unlock(stocked_cli)
-    stores = StoreOpenings(monkeypatch)
-    result = stocked_cli.v(*command)
-    assert result.exit_code == 0, result.output
-    # The keyless check ("no such credential" before a prompt) read through the agent's
-    # handle: one opening, closed at the end.
-    assert (stores.opened, stores.disposed) == (1, 1)
+    for command in (
+        ("show", "binance-main", "--field", "secret"),
+        ("grant", "grid-bot", "binance-main"),
+        ("ungrant", "grid-bot", "kucoin-sub1"),
+        ("edit", "binance-main", "--ip", "203.0.113.9"),
+    ):
+        stores = StoreOpenings(monkeypatch)
+        result = stocked_cli.v(*command)
+        assert result.exit_code == 0, (command, result.output)
+        # The keyless check ("no such credential" before a prompt) read through the
+        # agent's handle: one opening, closed at the end.
+        assert (stores.opened, stores.disposed) == (1, 1), command
 
 
 def test_through_the_agent_a_failed_check_closes_the_handle(
