@@ -2,16 +2,24 @@
 
 Run on its own (not among the figures of ``python -m benchmarks``)::
 
-    python -m benchmarks.agent [--repeats 7] [--python PATH] [--importtime] [--test-kdf]
+    python -m benchmarks.agent [--repeats 7] [--python PATH] [--importtime] [--breakdown]
+                               [--test-kdf]
 
 A vault is made with ``exvault init`` (Argon2id calibrated on this machine, as a user
-gets it), holding one binance credential and one client. Then each of ``grant``,
-``edit`` and ``show --field secret`` runs as a whole new ``exvault`` process,
-``--repeats`` times: with ``--no-agent --passphrase-file`` (Argon2id every time), then
-after ``exvault unlock`` through the agent. The medians of wall time (and CPU time)
-are printed side by side, with ``exvault --version`` as the floor every process pays
-(interpreter, click, the command group). ``--importtime`` adds where an agent-backed
-``show`` spends its import time (``python -X importtime``), by top-level package.
+gets it), holding one binance credential and one client, and ``exvault unlock`` hands
+it to an agent. Then each of ``grant``, ``edit`` and ``show --field secret`` runs as a
+whole new ``exvault`` process, ``--repeats`` times, in pairs: with ``--no-agent
+--passphrase-file`` (Argon2id every time), then at once through the agent. The medians
+of wall time (and the agent's CPU time) are printed side by side with the median of
+the pairs' ratios (agent / passphrase), and ``exvault --version`` as the floor every
+process pays (interpreter, click, the command group).
+
+``--importtime`` adds where an agent-backed ``show`` spends its import time (``python
+-X importtime``), by top-level package. ``--breakdown`` adds the CPU time of new
+processes of the same Python that only import, layer on layer: the interpreter, the
+command group, SQLAlchemy's Core, its ORM, the owner commands' modules, and the modules
+an owner's read on a SQLite file would need without SQLAlchemy (the bot's path and the
+agent's client); the difference between two lines is what that layer costs a command.
 
 The agent lives in a runtime directory of its own under ``--workdir`` and is stopped
 at the end. ``--test-kdf`` makes the vault with the test suite's cheap KDF: a smoke
@@ -34,6 +42,7 @@ from benchmarks.common import (
     clean_env,
     exvault_argv,
     median,
+    paired_ratio,
     run_checked,
     run_measured,
     write_secret,
@@ -69,28 +78,91 @@ def _commands(i: int) -> dict[str, tuple[list[str], list[str] | None]]:
     }
 
 
+class Paired:
+    """One command's runs, with the passphrase and through the agent, pair by pair."""
+
+    def __init__(self) -> None:
+        self.prompted: list[float] = []
+        self.agent: list[float] = []
+        self.agent_cpu: list[float] = []
+
+    def line(self, label: str) -> str:
+        """The command's row: medians in milliseconds, the median pair's ratio."""
+        agent_wall = median(self.agent)
+        met = "met" if agent_wall <= TARGET_SECONDS else "missed"
+        ratio = paired_ratio(self.agent, self.prompted)
+        return (
+            f"{label:<22} {median(self.prompted) * 1000:>9.0f} ms {agent_wall * 1000:>7.0f} ms "
+            f"{median(self.agent_cpu) * 1000:>7.0f} ms {ratio:>7.2f}x  {met}"
+        )
+
+
 def measure(
-    exvault: list[str], vault: Path, env: dict[str, str], pw: Path, repeats: int, agent: bool
-) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds of each command, through the agent or with the passphrase."""
-    unlock = [] if agent else ["--no-agent", "--passphrase-file", str(pw)]
+    exvault: list[str], vault: Path, env: dict[str, str], pw: Path, repeats: int
+) -> dict[str, Paired]:
+    """Each command with the passphrase, then at once through the agent (which holds
+    the vault), ``repeats`` times: pairs made back to back, so that their ratio holds
+    when the machine's load moves."""
     where = ["--vault", str(vault)]
-    runs: dict[str, list[tuple[float, float]]] = {}
+    prompted = ["--no-agent", "--passphrase-file", str(pw)]
+    runs: dict[str, Paired] = {}
     for i in range(repeats):
         for label, (timed, undo) in _commands(i).items():
-            done = run_measured([*exvault, *timed, *where, *unlock], env=env)
-            runs.setdefault(label, []).append((done.seconds, done.cpu_seconds))
-            if undo is not None:
-                run_checked([*exvault, *undo, *where, *unlock], env=env)
-    return {
-        label: (median([w for w, _ in got]), median([c for _, c in got]))
-        for label, got in runs.items()
-    }
+            paired = runs.setdefault(label, Paired())
+            for through_agent in (False, True):
+                unlock = [] if through_agent else prompted
+                done = run_measured([*exvault, *timed, *where, *unlock], env=env)
+                if through_agent:
+                    paired.agent.append(done.seconds)
+                    paired.agent_cpu.append(done.cpu_seconds)
+                else:
+                    paired.prompted.append(done.seconds)
+                if undo is not None:
+                    run_checked([*exvault, *undo, *where], env=env)
+    return runs
+
+
+IMPORT_LAYERS = (
+    ("the interpreter", "pass"),
+    ("+ click and the command group", "import vault.cli.main"),
+    ("+ SQLAlchemy Core", "import vault.cli.main, sqlalchemy"),
+    ("+ SQLAlchemy ORM", "import vault.cli.main, sqlalchemy.orm"),
+    (
+        "the owner commands' modules",
+        "import vault.cli.main, vault.cli.credentials, vault.cli.access",
+    ),
+    (
+        "an owner read without SQLAlchemy",
+        "import vault.cli.main, vault.agent.client, vault.db.client_sql, "
+        "vault.format.records, vault.runtime.credential",
+    ),
+)
+"""What ``--breakdown`` imports, each line in new processes of its own."""
+
+
+def layer_breakdown(
+    python: str, env: dict[str, str], repeats: int, cwd: Path
+) -> list[tuple[str, float]]:
+    """Median CPU seconds of a new process importing each of :data:`IMPORT_LAYERS`, run
+    in ``cwd`` (not a source checkout, whose ``vault`` folder would shadow an install)."""
+    return [
+        (
+            label,
+            median(
+                [
+                    run_measured([python, "-c", statement], env=env, cwd=cwd).cpu_seconds
+                    for _ in range(repeats)
+                ]
+            ),
+        )
+        for label, statement in IMPORT_LAYERS
+    ]
 
 
 def import_breakdown(python: str, vault: Path, env: dict[str, str]) -> list[tuple[str, float]]:
     """Cumulative import time (seconds) of each top-level package an agent-backed
-    ``show --field secret`` imports, largest first."""
+    ``show --field secret`` imports, largest first (run beside the vault: ``-m`` puts
+    the working directory first on the path)."""
     proc = subprocess.run(
         [
             *(python, "-X", "importtime", "-m", "vault.cli.main"),
@@ -100,6 +172,7 @@ def import_breakdown(python: str, vault: Path, env: dict[str, str]) -> list[tupl
         capture_output=True,
         text=True,
         check=True,
+        cwd=vault.parent,
     )
     totals: dict[str, float] = {}
     for line in proc.stderr.splitlines():
@@ -127,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--python", default=None, help="the Python whose exvault to run")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--importtime", action="store_true")
+    parser.add_argument("--breakdown", action="store_true", help="import costs, layer by layer")
     parser.add_argument(
         "--test-kdf", action="store_true", help="a cheap KDF (a smoke run: no figure)"
     )
@@ -141,29 +215,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         vault = work / "vault.db"
         pw = write_secret(work / "passphrase", PASSPHRASE)
         _setup(exvault, vault, env, pw, args.test_kdf)
+        layers = layer_breakdown(python, env, args.repeats, work) if args.breakdown else []
         floor = median(
             [run_measured([*exvault, "--version"], env=env).seconds for _ in range(args.repeats)]
         )
-        prompted = measure(exvault, vault, env, pw, args.repeats, agent=False)
         run_checked(
             [*exvault, "unlock", "--vault", str(vault), "--passphrase-file", str(pw)], env=env
         )
         try:
-            through = measure(exvault, vault, env, pw, args.repeats, agent=True)
+            runs = measure(exvault, vault, env, pw, args.repeats)
             breakdown = import_breakdown(python, vault, env) if args.importtime else []
         finally:
             _stop_agent(exvault, env)
     print(f"exvault --version (the floor of every process): {floor * 1000:.0f} ms")
-    print(f"{'command':<22} {'passphrase':>12} {'agent':>10} {'agent CPU':>10}  target 100 ms")
-    for label, (wall, _cpu) in prompted.items():
-        agent_wall, agent_cpu = through[label]
-        met = "met" if agent_wall <= TARGET_SECONDS else "missed"
-        print(
-            f"{label:<22} {wall * 1000:>9.0f} ms {agent_wall * 1000:>7.0f} ms "
-            f"{agent_cpu * 1000:>7.0f} ms  {met}"
-        )
+    print(
+        f"{'command':<22} {'passphrase':>12} {'agent':>10} {'agent CPU':>10} {'ratio':>8}"
+        "  target 100 ms"
+    )
+    for label, paired in runs.items():
+        print(paired.line(label))
     for name, seconds in breakdown[:8]:
         print(f"  import {name:<20} {seconds * 1000:7.0f} ms (cumulative)")
+    for label, seconds in layers:
+        print(f"  imports: {label:<34} {seconds * 1000:6.0f} ms CPU")
     return 0
 
 

@@ -16,7 +16,7 @@ from . import output
 from .arguments import MOMENT_AHEAD
 from .groups import CommandGroup
 from .options import json_option, open_inventory, passphrase_file_option, vault_option
-from .unlock import open_admin
+from .unlock import OwnerAccess, open_admin
 
 
 def _client_dict(info: Any, now: Any) -> dict[str, Any]:
@@ -137,16 +137,14 @@ def client_revoke(name: str, vault_location: str | None, passphrase_file: str | 
         click.echo(f"Marked exposed (rotate them; exvault check lists them): {', '.join(exposed)}")
 
 
-def _check_exist(
-    vault_location: str | None, client_name: str, credentials: tuple[str, ...]
-) -> None:
+def _check_exist(access: OwnerAccess, client_name: str, credentials: tuple[str, ...]) -> None:
     """Check, keylessly and before the passphrase prompt, that the client and every
     credential exist (a grant beyond the client's scope is refused, and audited, once
     unlocked).
 
     :raises NotFound: for a client or credential that does not exist.
     """
-    with open_inventory(vault_location) as inv:
+    with access.keyless() as inv:
         inv.client(client_name)
         for name in credentials:
             inv.describe(name)
@@ -164,9 +162,10 @@ def grant(
     passphrase_file: str | None,
 ) -> None:
     """Let CLIENT read CREDENTIALS (refused beyond its maximum scope)."""
-    _check_exist(vault_location, client_name, credentials)
-    with open_admin(vault_location, passphrase_file) as admin:
-        admin.grant(client_name, credentials)
+    with OwnerAccess(vault_location, passphrase_file) as access:
+        _check_exist(access, client_name, credentials)
+        with access.unlock() as admin:
+            admin.grant(client_name, credentials)
     click.echo(f'Granted to "{client_name}": {", ".join(credentials)}.')
 
 
@@ -185,7 +184,8 @@ def ungrant(
 
     Their keys wrapped for CLIENT are deleted.
     """
-    _check_exist(vault_location, client_name, credentials)
-    with open_admin(vault_location, passphrase_file) as admin:
-        admin.ungrant(client_name, credentials)
+    with OwnerAccess(vault_location, passphrase_file) as access:
+        _check_exist(access, client_name, credentials)
+        with access.unlock() as admin:
+            admin.ungrant(client_name, credentials)
     click.echo(f'Ungranted from "{client_name}": {", ".join(credentials)}.')

@@ -27,7 +27,7 @@ from .options import (
     vault_option,
     yes_option,
 )
-from .unlock import open_admin
+from .unlock import OwnerAccess, open_admin
 
 
 def withdraws_unbound(metadata: CredentialMetadata) -> bool:
@@ -208,10 +208,11 @@ def show(
     if stage != "current" and not (reveal or field_name):
         raise click.UsageError("--stage goes with --reveal or --field (see: exvault history NAME)")
     if field_name is not None:
-        with open_inventory(vault_location) as inv:
-            inv.describe(name)  # "no such credential" before the passphrase prompt
-        with open_admin(vault_location, passphrase_file) as admin:
-            cred = admin.get(name, stage)
+        with OwnerAccess(vault_location, passphrase_file) as access:
+            with access.keyless() as inv:
+                inv.describe(name)  # "no such credential" before the passphrase prompt
+            with access.unlock() as admin:
+                cred = admin.get(name, stage)
         value = cred.field(field_name).reveal()
         if as_json:
             output.emit_json({"name": name, "version": cred.version, field_name: value})
@@ -311,33 +312,34 @@ def edit(
         or from_json is not None
     ):
         raise click.UsageError("nothing to change: give at least one option")
-    with open_inventory(vault_location) as inv:
-        current = inv.describe(name).metadata
-    exchange = current.exchange
-    # The metadata as it will be, checked before any prompt.
-    credential_metadata(
-        name,
-        exchange,
-        current.permissions if permissions is None else permissions,
-        () if clear_ips else (ips or current.ips),
-        issued or current.issued_on,
-        None if no_expires else (expires or current.expires_on),
-    )
-    from_json_fields = read_json_payload(from_json)
-    with open_admin(vault_location, passphrase_file) as admin:
-        payload = (
-            read_payload(from_json_fields, exchange, ())
-            if (new_secrets or from_json is not None)
-            else None
-        )
-        info = admin.edit(
+    with OwnerAccess(vault_location, passphrase_file) as access:
+        with access.keyless() as inv:
+            current = inv.describe(name).metadata
+        exchange = current.exchange
+        # The metadata as it will be, checked before any prompt.
+        credential_metadata(
             name,
-            permissions=permissions,
-            ips=() if clear_ips else (ips or None),
-            issued_on=issued,
-            expires_on=None if no_expires else (expires or UNCHANGED),
-            payload=payload,
+            exchange,
+            current.permissions if permissions is None else permissions,
+            () if clear_ips else (ips or current.ips),
+            issued or current.issued_on,
+            None if no_expires else (expires or current.expires_on),
         )
+        from_json_fields = read_json_payload(from_json)
+        with access.unlock() as admin:
+            payload = (
+                read_payload(from_json_fields, exchange, ())
+                if (new_secrets or from_json is not None)
+                else None
+            )
+            info = admin.edit(
+                name,
+                permissions=permissions,
+                ips=() if clear_ips else (ips or None),
+                issued_on=issued,
+                expires_on=None if no_expires else (expires or UNCHANGED),
+                payload=payload,
+            )
     if as_json:
         output.emit_json({**info_dict(info, utc_today()), "wrapped_for": list(info.wrapped_for)})
     elif info.wrapped_for:

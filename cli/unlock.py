@@ -5,6 +5,7 @@ client token's holder or as the owner (``run``, ``render``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import click
 
@@ -36,9 +37,8 @@ def open_admin(
     :raises IntegrityError: wrong passphrase (the last attempt's), damaged vault, or an
         agent holding other keys for this vault.
     """
-    ctx = click.get_current_context(silent=True)
-    if use_agent and not (ctx is not None and ctx.meta.get(NO_AGENT)):
-        through_agent = open_through_agent(vault_location)
+    if use_agent:
+        through_agent = _through_agent(vault_location)
         if through_agent is not None:
             return through_agent
     # Open keyless first: "no vault here" is reported before anyone types a passphrase.
@@ -81,3 +81,67 @@ def read_credentials(
             return [handle.get(name, stage) for name in names]
     with open_admin(vault_location, passphrase_file) as admin:
         return [admin.get(name, stage) for name in names]
+
+
+def _through_agent(vault_location: str | None) -> AdminVault | None:
+    """The vault opened through the unlock agent, or None when the command was given
+    ``--no-agent`` or the agent does not hold the vault."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(NO_AGENT):
+        return None
+    return open_through_agent(vault_location)
+
+
+class OwnerAccess:
+    """How an owner command reaches its vault: keyless checks before any prompt
+    (:meth:`keyless`: "no such credential" is said before the passphrase is asked for),
+    then the unlocked handle (:meth:`unlock`).
+
+    When the unlock agent holds the vault, the two are one opening of it: the handle
+    is opened through the agent at once and the checks read through it (an
+    :class:`AdminVault` is an :class:`Inventory`, and there is no passphrase to ask
+    for), which spares each such command a second opening of the store and a second
+    verification of the header. Otherwise the checks open the vault keylessly and
+    :meth:`unlock` asks for the passphrase, as :func:`open_admin` does.
+
+    Use it as a context manager: a handle opened and never handed out (a check
+    failed) is closed on exit.
+
+    :raises VaultUnavailable: when there is no vault there (from the constructor, when
+        an agent runs, else from :meth:`keyless`).
+    :raises IntegrityError: as :func:`open_admin`.
+    """
+
+    def __init__(self, vault_location: str | None, passphrase_file: str | None) -> None:
+        self._location = vault_location
+        self._passphrase_file = passphrase_file
+        self._admin = _through_agent(vault_location)
+
+    def keyless(self) -> AbstractContextManager[Inventory]:
+        """The vault for the checks made before any prompt: the agent's handle itself
+        (left open for :meth:`unlock`), or a keyless opening closed after the block.
+
+        :raises VaultUnavailable: when there is no vault there.
+        """
+        if self._admin is not None:
+            return nullcontext(self._admin)
+        return Inventory.open(self._location)
+
+    def unlock(self) -> AdminVault:
+        """The unlocked vault: the agent's handle, or unlocked with the passphrase (the
+        agent was asked already); the caller closes it.
+
+        :raises IntegrityError: as :func:`open_admin`.
+        """
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            return admin
+        return open_admin(self._location, self._passphrase_file, use_agent=False)
+
+    def __enter__(self) -> OwnerAccess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None

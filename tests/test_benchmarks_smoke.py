@@ -126,7 +126,9 @@ def test_agent_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     # A short directory: the agent's socket path must fit a Unix socket (107 bytes).
     top = Path(tempfile.mkdtemp(prefix="exvault-bench-"))
     try:
-        agent.main(["--repeats", "1", "--test-kdf", "--importtime", "--workdir", str(top)])
+        agent.main(
+            ["--repeats", "1", "--test-kdf", "--importtime", "--breakdown", "--workdir", str(top)]
+        )
         assert not list(top.iterdir())  # its work directory, agent socket included, is gone
     finally:
         shutil.rmtree(top)
@@ -134,5 +136,7 @@ def test_agent_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0].startswith("exvault --version")
     for label in ("grant", "edit", "show --field secret"):
         line = next(line for line in lines if line.startswith(label + " "))
-        assert line.count(" ms") == 3, line
+        assert line.count(" ms") == 3 and line.count("x ") == 1, line
     assert any(line.strip().startswith("import vault") for line in lines)
+    layers = [line for line in lines if line.strip().startswith("imports: ")]
+    assert len(layers) == len(agent.IMPORT_LAYERS) and all(" ms CPU" in line for line in layers)

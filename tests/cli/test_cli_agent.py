@@ -10,11 +10,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
 
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, Cli
+from vault.db.store import Store
 
 
 def unlock(cli: Cli, *extra: str) -> None:
@@ -44,6 +46,70 @@ def test_owner_commands_run_through_the_agent_without_the_passphrase(stocked_cli
     assert audit.exit_code == 0, audit.output
     verified = stocked_cli.unlocked("verify", "--no-agent")
     assert verified.exit_code == 0, verified.output
+
+
+class StoreOpenings:
+    """Counts the vault's store being opened and disposed of in one command."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened = 0
+        self.disposed = 0
+        real_open = Store.open.__func__  # type: ignore[attr-defined]
+        real_dispose = Store.dispose
+
+        def counted_open(cls: type[Store], *args: Any, **kwargs: Any) -> Store:
+            self.opened += 1
+            return real_open(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+        def counted_dispose(store: Store) -> None:
+            self.disposed += 1
+            real_dispose(store)
+
+        monkeypatch.setattr(Store, "open", classmethod(counted_open))
+        monkeypatch.setattr(Store, "dispose", counted_dispose)
+
+
+def test_through_the_agent_a_command_opens_the_vault_once(
+    stocked_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stocked_cli.unlocked("client", "add", "grid-bot", "--max-scope", "trade").exit_code == 0
+    assert stocked_cli.unlocked("grant", "grid-bot", "kucoin-sub1").exit_code == 0
+    unlock(stocked_cli)
+    for command in (
+        ("show", "binance-main", "--field", "secret"),
+        ("grant", "grid-bot", "binance-main"),
+        ("ungrant", "grid-bot", "kucoin-sub1"),
+        ("edit", "binance-main", "--ip", "203.0.113.9"),
+    ):
+        stores = StoreOpenings(monkeypatch)
+        result = stocked_cli.v(*command)
+        assert result.exit_code == 0, (command, result.output)
+        # The keyless check ("no such credential" before a prompt) read through the
+        # agent's handle: one opening, closed at the end.
+        assert (stores.opened, stores.disposed) == (1, 1), command
+
+
+def test_through_the_agent_a_failed_check_closes_the_handle(
+    stocked_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unlock(stocked_cli)
+    stores = StoreOpenings(monkeypatch)
+    result = stocked_cli.v("show", "no-such-key", "--field", "secret")
+    assert result.exit_code == 4 and "no-such-key" in result.output
+    assert (stores.opened, stores.disposed) == (1, 1)
+
+
+def test_without_the_agent_the_check_comes_before_the_prompt(stocked_cli: Cli) -> None:
+    unlock(stocked_cli)
+    for command in (
+        ("show", "no-such-key", "--field", "secret"),
+        ("grant", "no-such-client", "binance-main"),
+        ("edit", "no-such-key", "--ip", "203.0.113.9"),
+    ):
+        # No terminal, no passphrase file: reaching the prompt would fail with exit 7.
+        result = stocked_cli.v(*command, "--no-agent")
+        assert result.exit_code == 4, result.output
+        assert "no-such" in result.output
 
 
 def test_without_the_agent_the_command_asks(stocked_cli: Cli) -> None:
