@@ -381,6 +381,7 @@ class AdminVault(Inventory):
         warn_before_days: int | None = None,
         stale_days: int | None = None,
         grace_hours: int | None = None,
+        probe_stale_days: int | None = None,
     ) -> Policy:
         """Change a credential's rotation limits (the rest stays as it is).
 
@@ -393,6 +394,7 @@ class AdminVault(Inventory):
             warn_before_days=warn_before_days,
             stale_days=stale_days,
             grace_hours=grace_hours,
+            probe_stale_days=probe_stale_days,
         )
 
     def accept_risk(self, name: str, risk: str, reason: str) -> Policy:
