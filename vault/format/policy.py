@@ -61,6 +61,8 @@ UNACCEPTABLE_FINDINGS: Mapping[str, str] = {
     "exchange-rejected-key": "a key the exchange refuses is broken whatever the reason: fix or "
     "rotate it",
     "clock-skew": "a finding about this host's clock, not a credential: sync it (NTP)",
+    "probe-evidence-missing": "a probe's evidence was removed or altered in the database: "
+    "find out who changed it (exvault verify), then probe again",
     "probe-stale": "informational already (severity ok, shown by check --all): change its "
     "period with exvault policy set NAME --probe-stale",
 }

@@ -22,7 +22,7 @@ from vault.errors import InvalidInput
 from vault.exchanges.key_report import KeyReport, ProbeOutcome
 from vault.format.policy import Policy
 from vault.network import WILDCARDS, parse_ip_whitelist
-from vault.ops.checks import Finding
+from vault.ops.finding import Finding
 
 EXPIRY_WARN = timedelta(days=14)
 EXPIRY_CRITICAL = timedelta(days=3)
