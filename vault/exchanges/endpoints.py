@@ -60,6 +60,8 @@ def parse_endpoint(text: str) -> str:
         return word
     if len(text) > MAX_LENGTH:
         raise _bad(None, f"longer than {MAX_LENGTH} characters")
+    if "://" not in text:
+        raise _bad(None if len(text) > 40 else text, "not live, testnet or a URL")
     if "@" in text:
         raise _bad(None, "a user or password in a URL is not allowed")
     if "?" in text or "#" in text:
