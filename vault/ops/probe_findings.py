@@ -80,8 +80,9 @@ def _permissions(
     wider = [p for p in report.permissions if p in observed - stated]
     narrower = [p for p in declared.permissions if p in stated - observed]
     if wider:
+        severity = "critical" if DANGEROUS & set(wider) else "warn"
         yield Finding(
-            "critical" if DANGEROUS & set(wider) else "warn",
+            severity,
             "exchange-permission-wider",
             declared.name,
             f"the exchange grants {_names(wider)}, not declared {seen}: remove "
@@ -142,8 +143,9 @@ def _whitelist(
         rights = set(report.permissions if report.permissions is not None else declared.permissions)
         critical = bool(rights & _UNBOUND_CRITICAL)
         accepted = not critical and "exchange-ip-unrestricted" in policy.accepted
+        severity = "critical" if critical else "ok" if accepted else "warn"
         yield Finding(
-            "critical" if critical else ("ok" if accepted else "warn"),
+            severity,
             "exchange-ip-unrestricted",
             declared.name,
             f"the exchange lets any address use this key {seen}: bind it to your bot's IPs "
