@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 import socket
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -28,9 +29,11 @@ import vault.format.model
 import vault.owner.rotation
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
 from vault.db.inventory import Inventory
+from vault.exchanges.key_report import KeyReport, ProbeOutcome
 from vault.format import kdf_params
 from vault.format.model import utc_now
 from vault.format.policy import ACCEPTABLE_FINDINGS
+from vault.ops import observations
 from vault.owner.admin import AdminVault
 
 UTC = timezone.utc
@@ -94,6 +97,51 @@ def table_codes(stdout: str) -> list[tuple[str, str, str]]:
 
 
 # ------------------------------------------------------------------------------ check
+
+
+def _probe(cli, outcome: ProbeOutcome) -> None:  # type: ignore[no-untyped-def]
+    with admin_of(cli) as admin:
+        observations.record(admin, "binance-main", 1, outcome)
+
+
+# The probe entries are dated by the real clock (a later one would not count), so these
+# checks run at the real time too; the vault's keys are old by then (age-overdue).
+GOOD = KeyReport(("read", "trade"), True, ("203.0.113.7",), None, None)
+
+
+def test_check_reports_the_latest_probe(stocked_cli, fine_kdf) -> None:
+    wide = GOOD._replace(permissions=("read", "trade", "withdraw"))
+    _probe(stocked_cli, ProbeOutcome(utc_now(), wide, None, 2500, 5000))
+    r = stocked_cli.v("check")
+    assert r.exit_code == 2, r.output
+    rows = table_codes(r.stdout)
+    assert ("CRITICAL", "binance-main", "exchange-permission-wider") in rows
+    assert ("WARN", "binance-main", "clock-skew") in rows
+    as_json = stocked_cli.v("check", "--json").stdout
+    found = json.loads(as_json)["findings"]
+    assert {"exchange-permission-wider", "clock-skew"} <= {f["code"] for f in found}
+    for secret in (BINANCE_API_KEY, BINANCE_SECRET):
+        assert secret not in r.output + as_json
+
+
+def test_check_lists_probe_stale_with_all_only(stocked_cli, fine_kdf) -> None:
+    _probe(stocked_cli, ProbeOutcome(utc_now() - timedelta(days=8), GOOD, None, 0, 5000))
+    assert "probe-stale" not in stocked_cli.v("check").stdout
+    assert ("OK", "binance-main", "probe-stale") in table_codes(
+        stocked_cli.v("check", "--all").stdout
+    )
+
+
+def test_check_reports_a_deleted_observation(stocked_cli, fine_kdf) -> None:
+    _probe(stocked_cli, ProbeOutcome(utc_now(), GOOD, None, 0, 5000))
+    assert "probe-evidence-missing" not in stocked_cli.v("check").stdout
+    db = sqlite3.connect(stocked_cli.vault_path)
+    with db:
+        db.execute("DELETE FROM probe_observations")
+    db.close()
+    r = stocked_cli.v("check")
+    assert r.exit_code == 2
+    assert ("CRITICAL", "binance-main", "probe-evidence-missing") in table_codes(r.stdout)
 
 
 def test_check_all_ok(stocked_cli, check_at, fine_kdf) -> None:
