@@ -22,6 +22,7 @@ from vault.ops.checks import Report, check
 from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
 
+BACKENDS = ("sqlite", "postgresql")
 UTC = timezone.utc
 NOW = datetime.now(UTC).replace(microsecond=0)
 GOOD = KeyReport(("read", "trade"), True, ("203.0.113.7",), None, None)
@@ -76,6 +77,7 @@ def test_the_observation_is_chained_into_the_audit_log(stocked: AdminVault) -> N
     assert verify(stocked).ok
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("kind", ["unreachable", "malformed", "unsupported"])
 def test_a_failure_without_a_verdict_is_not_stored(stocked: AdminVault, kind: str) -> None:
     observations.record(stocked, "binance-main", 1, outcome(WIDE))
@@ -117,6 +119,7 @@ def test_observations_of_an_older_version_do_not_count(stocked: AdminVault) -> N
     assert "exchange-permission-wider" not in codes(stocked)
 
 
+@pytest.mark.sqlite_only
 def test_the_secret_never_reaches_the_observation_or_audit(stocked: AdminVault) -> None:
     observations.record(stocked, "binance-main", 1, rejected())
     path = stocked_path(stocked)
@@ -140,6 +143,7 @@ def monitor(stocked: AdminVault) -> str:
     return token
 
 
+@pytest.mark.sqlite_only
 def test_a_monitor_client_records_with_its_own_key(
     stocked: AdminVault, monitor: str, vault_path: Path
 ) -> None:
@@ -151,6 +155,7 @@ def test_a_monitor_client_records_with_its_own_key(
     assert stocked.verify_audit().ok
 
 
+@pytest.mark.sqlite_only
 def test_a_monitor_client_without_the_grant_is_refused(
     stocked: AdminVault, monitor: str, vault_path: Path
 ) -> None:
@@ -159,6 +164,7 @@ def test_a_monitor_client_without_the_grant_is_refused(
     assert sql(vault_path, "SELECT COUNT(*) FROM probe_observations") == [(0,)]
 
 
+@pytest.mark.sqlite_only
 def test_an_observation_of_an_ungranted_client_does_not_count(
     stocked: AdminVault, monitor: str, vault_path: Path
 ) -> None:
@@ -172,6 +178,7 @@ def test_an_observation_of_an_ungranted_client_does_not_count(
 
 
 def stocked_path(admin: AdminVault) -> str:
+    """The SQLite file of ``admin``'s vault (the tests that edit it are SQLite only)."""
     url = admin.store.engine.url
     assert url.database
     return url.database
@@ -182,6 +189,7 @@ def observed(admin: AdminVault) -> None:
     assert codes(admin)["exchange-permission-wider"] == "critical"
 
 
+@pytest.mark.sqlite_only
 def test_editing_the_latest_observation_is_caught(stocked: AdminVault) -> None:
     observed(stocked)
     body = observation.encode_body(outcome())
@@ -191,6 +199,7 @@ def test_editing_the_latest_observation_is_caught(stocked: AdminVault) -> None:
     assert "exchange-permission-wider" not in found
 
 
+@pytest.mark.sqlite_only
 def test_deleting_the_latest_observation_is_caught(stocked: AdminVault) -> None:
     observations.record(stocked, "binance-main", 1, outcome())
     observations.record(stocked, "binance-main", 1, outcome(WIDE, minutes=1))
@@ -202,6 +211,7 @@ def test_deleting_the_latest_observation_is_caught(stocked: AdminVault) -> None:
     assert codes(stocked)["probe-evidence-missing"] == "critical"
 
 
+@pytest.mark.sqlite_only
 def test_deleting_the_observation_and_its_entry_breaks_the_chain(stocked: AdminVault) -> None:
     observed(stocked)
     stocked.verify_audit()  # the witness remembers the entry
@@ -211,6 +221,7 @@ def test_deleting_the_observation_and_its_entry_breaks_the_chain(stocked: AdminV
     assert not Inventory.open(path).verify_audit().ok
 
 
+@pytest.mark.sqlite_only
 def test_a_forged_observation_without_an_entry_counts_for_nothing(stocked: AdminVault) -> None:
     observed(stocked)
     path = stocked_path(stocked)
@@ -235,6 +246,7 @@ def test_a_forged_observation_without_an_entry_counts_for_nothing(stocked: Admin
     assert codes(stocked)["exchange-permission-wider"] == "critical"
 
 
+@pytest.mark.sqlite_only
 def test_a_forged_probe_entry_counts_for_nothing(stocked: AdminVault) -> None:
     observed(stocked)
     path = stocked_path(stocked)
@@ -249,6 +261,7 @@ def test_a_forged_probe_entry_counts_for_nothing(stocked: AdminVault) -> None:
     assert "probe-evidence-missing" not in found
 
 
+@pytest.mark.sqlite_only
 def test_an_older_good_observation_put_back_does_not_hide_the_latest(
     stocked: AdminVault,
 ) -> None:
@@ -264,7 +277,37 @@ def test_an_older_good_observation_put_back_does_not_hide_the_latest(
     assert codes(stocked)["probe-evidence-missing"] == "critical"
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_a_tampered_observation(stocked: AdminVault) -> None:
     observed(stocked)
     db_exec(stocked_path(stocked), "UPDATE probe_observations SET signature = zeroblob(64)")
     assert not verify(stocked).ok
+
+
+@pytest.mark.postgresql_only
+def test_a_monitor_client_on_postgresql_is_refused(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    _info, token = stocked.add_client("monitor")
+    stocked.grant("monitor", ["binance-main"])
+    with (
+        vault.open(vault_location, token=token) as client,
+        pytest.raises(AccessDenied, match="probe as the owner"),
+    ):
+        observations.record(client, "binance-main", 1, outcome())
+    assert observations.latest(stocked) == {}
+
+
+def test_observations_survive_a_rekey(stocked: AdminVault) -> None:
+    observations.record(stocked, "binance-main", 1, outcome(WIDE))
+    stocked.rekey("another passphrase for the rekey", insecure_test_kdf=True)
+    assert codes(stocked)["exchange-permission-wider"] == "critical"
+    assert verify(stocked).ok
+
+
+@pytest.mark.sqlite_only
+def test_verify_reports_a_deleted_observation(stocked: AdminVault) -> None:
+    observed(stocked)
+    db_exec(stocked_path(stocked), "DELETE FROM probe_observations")
+    problems = [p.message for p in verify(stocked).problems]
+    assert any("observation of probe entry" in p for p in problems), problems
