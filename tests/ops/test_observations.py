@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import vault
-from tests.conftest import db_exec, sql
+from tests.conftest import PASSPHRASE, db_exec, sql
+from vault.agent.client import AgentIdentity
 from vault.db import audit
 from vault.db.inventory import Inventory
 from vault.errors import AccessDenied, NotFound
@@ -21,6 +22,7 @@ from vault.ops import observations
 from vault.ops.checks import Report, check
 from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
+from vault.owner.agent_unlock import lock_in_agent, open_through_agent, unlock_into_agent
 
 BACKENDS = ("sqlite", "postgresql")
 UTC = timezone.utc
@@ -311,3 +313,21 @@ def test_verify_reports_a_deleted_observation(stocked: AdminVault) -> None:
     db_exec(stocked_path(stocked), "DELETE FROM probe_observations")
     problems = [p.message for p in verify(stocked).problems]
     assert any("observation of probe entry" in p for p in problems), problems
+
+
+@pytest.mark.sqlite_only
+def test_the_owner_records_through_the_unlock_agent(stocked: AdminVault, vault_path: Path) -> None:
+    stocked.close()
+    unlock_into_agent(str(vault_path), PASSPHRASE, timedelta(minutes=5), timedelta(hours=1))
+    try:
+        admin = open_through_agent(str(vault_path))
+        assert admin is not None
+        with admin:
+            assert isinstance(admin.identity, AgentIdentity)  # the agent signs
+            observations.record(admin, "binance-main", 1, outcome(WIDE))
+        with Inventory.open(vault_path) as inv:
+            state = observations.latest(inv)["binance-main"]
+            assert state.latest is not None and state.latest.signer == audit.ROOT_SIGNER
+            assert inv.verify_audit().ok
+    finally:
+        lock_in_agent(str(vault_path))
