@@ -247,6 +247,7 @@ def _policy_dict(p: Any) -> dict[str, Any]:
         "warn_before_days": p.warn_before_days,
         "stale_days": p.stale_days,
         "grace_hours": p.grace_hours,
+        "probe_stale_days": p.probe_stale_days,
         "accepted": {
             k: {"reason": v.reason, "accepted_at": v.accepted_at} for k, v in p.accepted.items()
         },
@@ -263,6 +264,7 @@ def _show_policy(p: Any, as_json: bool) -> None:
             ("Warn before", f"{p.warn_before_days}d"),
             ("Stale after", f"{p.stale_days}d"),
             ("Grace period", f"{p.grace_hours}h"),
+            ("Probe stale after", f"{p.probe_stale_days}d"),
             *[
                 (f"Accepted {k}", f"{v.accepted_at:%Y-%m-%d}: {v.reason}")
                 for k, v in p.accepted.items()
@@ -291,6 +293,12 @@ def _show_policy(p: Any, as_json: bool) -> None:
     type=WHOLE_HOURS,
     help="How long a previous key stays readable, in hours, e.g. 12h [default: 24h].",
 )
+@click.option(
+    "--probe-stale",
+    type=WHOLE_DAYS,
+    help="No successful exvault probe this long counts as probe-stale, in days, e.g. 14d "
+    "[default: 7d].",
+)
 @vault_option
 @passphrase_file_option
 @json_option
@@ -300,6 +308,7 @@ def policy_set(
     warn_before: timedelta | None,
     stale_after: timedelta | None,
     grace: timedelta | None,
+    probe_stale: timedelta | None,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,
@@ -311,10 +320,12 @@ def policy_set(
         "warn_before_days": _count(warn_before, day),
         "stale_days": _count(stale_after, day),
         "grace_hours": _count(grace, hour),
+        "probe_stale_days": _count(probe_stale, day),
     }
     if all(v is None for v in limits.values()):
         raise click.UsageError(
-            "nothing to change: give --max-age, --warn-before, --stale-after or --grace"
+            "nothing to change: give --max-age, --warn-before, --stale-after, --grace "
+            "or --probe-stale"
         )
     require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:

@@ -24,6 +24,7 @@ from vault.errors import (
     UnsupportedFormat,
     VaultUnavailable,
 )
+from vault.format.schema import ObservationRow
 from vault.owner.admin import AdminVault
 from vault.runtime.client import ClientVault
 
@@ -209,3 +210,19 @@ def test_a_failed_audit_append_leaves_no_transaction_open(token: str, vault_path
     finally:
         store.close()
     assert sql(vault_path, "SELECT actor FROM audit_log ORDER BY seq DESC LIMIT 1") == [("x",)]
+
+
+def test_a_shared_vault_file_takes_no_observation_from_a_client(
+    stocked: AdminVault, vault_path: Path
+) -> None:
+    # In the shared layout the client's process opens the vault file read-only and
+    # appends only to the bots' audit file: an observation has nowhere to go.
+    store = SqliteClientStore(vault_path)
+    store._shared = True
+    row = ObservationRow(0, "c" * 32, 1, "binance-main", 0, "report", "{}", "x", b"")
+    try:
+        with pytest.raises(AccessDenied, match="single-user layout"):
+            store.record_observation(stocked.vault_id, row, actor="client:x", action="probe")
+    finally:
+        store.close()
+    assert sql(vault_path, "SELECT COUNT(*) FROM probe_observations") == [(0,)]

@@ -92,6 +92,31 @@ def test_owner_unlock_migrates_a_schema_2_vault(schema_v2: Path) -> None:
         assert client.get("kucoin-sub1").secret.reveal() == KUCOIN_SECRET
 
 
+def test_schema_6_adds_endpoints_and_observations_keeping_every_signature(
+    schema_v2: Path,
+) -> None:
+    versions = "SELECT credential_id, version, signature FROM credential_versions ORDER BY 1, 2"
+    signed_before = sql(schema_v2, versions)
+    with AdminVault.unlock(schema_v2, PASSPHRASE) as admin:
+        assert verify(admin).ok  # every version's metadata digest is what it was
+        assert {i.metadata.endpoint for i in admin.credentials()} == {"live"}
+        assert admin.edit("kucoin-sub1", endpoint="testnet").metadata.endpoint == "testnet"
+        assert verify(admin).ok
+    assert set(signed_before) <= set(sql(schema_v2, versions))  # none re-signed
+    assert sql(schema_v2, "SELECT DISTINCT endpoint FROM credential_versions ORDER BY 1") == [
+        (None,),
+        ("testnet",),
+    ]
+    assert sql(schema_v2, "SELECT COUNT(*) FROM probe_observations") == [(0,)]
+
+
+def test_schema_6_run_again_changes_nothing(schema_v2: Path) -> None:
+    AdminVault.unlock(schema_v2, PASSPHRASE).close()
+    sql(schema_v2, "UPDATE exvault_schema SET schema_version = 5")  # set back by hand
+    with AdminVault.unlock(schema_v2, PASSPHRASE) as admin:
+        assert verify(admin).ok
+
+
 def test_the_migration_leaves_a_forged_head_unreadable(schema_v2: Path) -> None:
     # A head edited before the migration must not come out of it signed.
     sql(schema_v2, "UPDATE credentials SET policy = '{}x' WHERE name = 'kucoin-sub1'")
@@ -141,6 +166,9 @@ def test_reader_opens_an_older_compatible_schema_without_changing_it(
 ) -> None:
     monkeypatch.setattr(schema_version, "STEPS", schema_version.STEPS[:1])
     monkeypatch.setattr(schema_version, "SCHEMA_VERSION", 2)
+    # This reader's code reads the endpoint column of schema version 6: give the
+    # vault that column, so that only the step under test is missing.
+    sql(schema_v1, "ALTER TABLE credential_versions ADD COLUMN endpoint VARCHAR(255)")
     with Inventory.open(schema_v1) as inv:
         assert [i.name for i in inv.credentials()] == ["binance-main", "kucoin-sub1"]
     assert sql(schema_v1, "SELECT schema_version FROM exvault_schema") == [(1,)]
@@ -162,9 +190,16 @@ def schema_v4(stocked: AdminVault, vault_path: Path) -> Path:
     return vault_path
 
 
-def test_owner_unlock_signs_the_keyslots_of_an_older_schema(schema_v4: Path) -> None:
-    with Inventory.open(schema_v4) as inv:  # a reader keeps working, unsigned
-        assert inv.status().credentials == 2
+def test_owner_unlock_signs_the_keyslots_of_an_older_schema(
+    schema_v4: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:  # a reader of schema 5 keeps working, unsigned
+        m.setattr(schema_version, "STEPS", schema_version.STEPS[:4])
+        m.setattr(schema_version, "SCHEMA_VERSION", 5)
+        with Inventory.open(schema_v4) as inv:
+            assert inv.status().credentials == 2
+    with pytest.raises(UnsupportedFormat, match="as the owner"):  # schema 6's is refused
+        Inventory.open(schema_v4)
     with AdminVault.unlock(schema_v4, PASSPHRASE) as admin:
         assert verify(admin).ok
     kinds = sql(schema_v4, "SELECT kind FROM keyslots WHERE signature IS NOT NULL")

@@ -94,6 +94,7 @@ from tests.conftest import (
 from vault.db import audit
 from vault.db.inventory import Inventory
 from vault.errors import IntegrityError, VaultError
+from vault.exchanges.key_report import KeyReport, ProbeOutcome
 from vault.format.model import utc_now
 from vault.ops.verification import verify
 from vault.owner import rotation
@@ -404,6 +405,18 @@ def build_template(root: Path) -> Template:
         rotation.start(admin, "binance-main", BINANCE_V3)
         admin.edit("kucoin-sub1", ips=["198.51.100.0/24", "203.0.113.9"])
         admin.set_policy("kucoin-sub1", max_age_days=60)
+        # One probe observation (schema 6), signed and chained: verify checks it.
+        admin.record_observation(
+            "gate-spare",
+            1,
+            ProbeOutcome(
+                utc_now(),
+                KeyReport(("read", "trade", "withdraw"), True, ("192.0.2.10",), None, None),
+                None,
+                12,
+                5000,
+            ),
+        )
         admin.accept_risk("gate-spare", "withdraw-enabled", "cold-wallet sweeps")
         admin.revoke_client("bot-c")
         _, tokens["bot-d"] = admin.add_client("bot-d", max_scope="trade")
@@ -1427,9 +1440,18 @@ COLUMN_COVERAGE: dict[tuple[str, str], str] = {
             "created_at",
             "api_key_fingerprint",
             "payload_digest",
+            "endpoint",  # in the metadata digest when not NULL (live); NULL is live's only spelling
         )
     },
     ("credential_versions", "signature"): SIGNATURE,
+    # Probe observations (schema 6): signed (format.md §7.8), and trusted only through
+    # the signed, chained audit entry carrying their digest; the id orders nothing.
+    ("probe_observations", "id"): UNCOVERED,
+    **{
+        ("probe_observations", c): SIGNED
+        for c in ("credential_id", "version", "name", "observed_at", "kind", "body", "signer")
+    },
+    ("probe_observations", "signature"): SIGNATURE,
     **{("payloads", c): AEAD for c in ("credential_id", "version", "nonce", "ciphertext")},
     **{
         ("dek_wraps", c): AEAD
@@ -2045,6 +2067,18 @@ KNOWN_LIMITS: tuple[KnownLimit, ...] = (
             and not v.changed
             and not v.gained
             and _only(d, lambda tb, pk, col: tb == "sqlite_master")
+        ),
+    ),
+    KnownLimit(
+        "observation-row-id",
+        "The id of a probe observation row is not authenticated: readers find an "
+        "observation by the digest its signed audit entry carries and order nothing by "
+        "id, so a renumbered row reads exactly as before, with the same findings.",
+        lambda t, m, d, v: (
+            m.column == "id"
+            and not v.wrong_reads
+            and not v.changed
+            and _only(d, lambda tb, pk, col: tb == "probe_observations")
         ),
     ),
     KnownLimit(

@@ -66,6 +66,16 @@ def test_granted_credential_loads(token: str, vault_location: str) -> None:
     assert cred.permissions == ("read", "trade") and cred.ips == ("203.0.113.7",)
 
 
+def test_a_client_reads_the_endpoint_with_the_key(
+    stocked: AdminVault, token: str, vault_location: str
+) -> None:
+    assert vault.load("binance-main", where=vault_location, token=token).endpoint == "live"
+    stocked.edit("binance-main", endpoint="https://api.binance.example")
+    cred = vault.load("binance-main", where=vault_location, token=token)
+    assert cred.endpoint == "https://api.binance.example"
+    assert stocked.get("binance-main").endpoint == "https://api.binance.example"
+
+
 def test_name_that_is_not_utf8_is_refused(token: str, vault_location: str) -> None:
     with pytest.raises(InvalidInput, match="not valid UTF-8"):
         vault.load("binance-\udc80", where=vault_location, token=token)

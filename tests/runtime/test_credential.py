@@ -77,3 +77,9 @@ def test_repr_names_fields_never_values_and_no_pickle() -> None:
     assert API_KEY not in text and SECRET not in text
     with pytest.raises(TypeError):
         pickle.dumps(credential())
+
+
+def test_the_endpoint_is_live_unless_given_and_counts_for_equality() -> None:
+    assert credential().endpoint == "live"
+    assert credential(endpoint="testnet").endpoint == "testnet"
+    assert credential(endpoint="testnet") != credential()

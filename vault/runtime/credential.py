@@ -23,6 +23,7 @@ _FIELDS = (
     "issued_on",
     "expires_on",
     "fields",
+    "endpoint",
 )
 """A :class:`Credential`'s attributes, in the order of its constructor's arguments."""
 
@@ -48,6 +49,9 @@ class Credential:
     issued_on: date
     expires_on: date | None
     fields: Mapping[str, Secret]
+    endpoint: str
+    """Where the exchange is reached: ``live``, ``testnet`` or a base URL (signed with
+    the metadata; see :mod:`vault.exchanges.endpoints`)."""
 
     def __init__(
         self,
@@ -60,8 +64,20 @@ class Credential:
         issued_on: date,
         expires_on: date | None,
         fields: Mapping[str, Secret],
+        endpoint: str = "live",
     ) -> None:
-        values = (name, exchange, permissions, ips, version, stage, issued_on, expires_on, fields)
+        values = (
+            name,
+            exchange,
+            permissions,
+            ips,
+            version,
+            stage,
+            issued_on,
+            expires_on,
+            fields,
+            endpoint,
+        )
         for slot, value in zip(_FIELDS, values, strict=True):
             object.__setattr__(self, slot, value)
 
@@ -102,6 +118,7 @@ class Credential:
             issued_on=metadata.issued_on,
             expires_on=metadata.expires_on,
             fields={k: Secret(v) for k, v in fields.items()},
+            endpoint=metadata.endpoint,
         )
 
     def field(self, name: str) -> Secret:
