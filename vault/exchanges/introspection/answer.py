@@ -121,6 +121,8 @@ class Introspection(NamedTuple):
     :param account_method: a call that returns the account id, for an exchange whose
         introspection needs it (HTX) when the credential holds no ``uid``.
     :param parse_account: reads that call's answer.
+    :param time_resolution_ms: the unit of the exchange's server time (Kraken's is
+        whole seconds: its clock is anywhere in the second it names).
     """
 
     exchange: str
@@ -131,6 +133,7 @@ class Introspection(NamedTuple):
     params: Callable[[str, str | None], dict[str, str]] = lambda api_key, uid: {}
     account_method: str | None = None
     parse_account: Callable[[object], str] | None = None
+    time_resolution_ms: int = 1
 
 
 # ------------------------------------------------------------------ readers

@@ -45,7 +45,7 @@ def _permissions(result: object) -> tuple[str, ...]:
     groups = mapping(field(result, "permissions", "bybit's result"), "permissions")
     names: list[str] = ["read"]  # every Bybit key can read
     for group, rights in groups.items():
-        granted = text_list(rights, f"permissions.{group}")
+        granted = text_list(rights, "a group of permissions")
         if not granted:
             continue
         names.extend(granted if group in _BY_RIGHT else (group,))

@@ -69,4 +69,5 @@ INTROSPECTION = Introspection(
         },
     ),
     receive_window_ms=None,
+    time_resolution_ms=1000,
 )
