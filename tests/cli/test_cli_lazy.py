@@ -124,6 +124,8 @@ def test_keyless_commands_import_only_their_own_module_and_no_owner_code(
     assert process.returncode == 8, process.stderr  # no vault there: the command ran
     assert imports & set(COMMAND_MODULES) == {module}
     assert not {m for m in imports if m.startswith(("vault.owner", "argon2"))}
+    # Only commands that talk to an exchange load ccxt (the `exchanges` extra).
+    assert not {m for m in imports if m.split(".")[0] == "ccxt" or m == "vault.ops.exchange_api"}
 
 
 def test_a_store_error_exits_12_through_the_error_hierarchy() -> None:

@@ -276,9 +276,9 @@ def test_a_bad_endpoint_or_unknown_exchange_is_unsupported() -> None:
 
 
 def test_testnet_switches_ccxt_to_its_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    client = exchange_api._client("bybit", "testnet", 1.0, {})
+    client = exchange_api._new_client("bybit", "testnet")
     assert "testnet" in str(client.urls["api"])
-    client = exchange_api._client("okx", "https://my.okx.com", 1.0, {})
+    client = exchange_api._new_client("okx", "https://my.okx.com")
     assert all(
         url.startswith("https://my.okx.com/") or url == "https://my.okx.com"
         for url in client.urls["api"].values()
