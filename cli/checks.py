@@ -19,8 +19,9 @@ from vault.db.location import resolve
 from vault.db.url import describe_location
 from vault.errors import VaultError, VaultUnavailable, printable
 from vault.format import model
-from vault.ops.checks import RANK, SEVERITIES, Report
+from vault.ops.checks import Report
 from vault.ops.checks import check as run_check
+from vault.ops.finding import RANK, SEVERITIES
 from vault.ops.notify import check_url, send
 
 from . import output

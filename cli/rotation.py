@@ -230,6 +230,7 @@ def _policy_dict(p: Any) -> dict[str, Any]:
         "warn_before_days": p.warn_before_days,
         "stale_days": p.stale_days,
         "grace_hours": p.grace_hours,
+        "probe_stale_days": p.probe_stale_days,
         "accepted": {
             k: {"reason": v.reason, "accepted_at": v.accepted_at} for k, v in p.accepted.items()
         },
@@ -246,6 +247,7 @@ def _show_policy(p: Any, as_json: bool) -> None:
             ("Warn before", f"{p.warn_before_days}d"),
             ("Stale after", f"{p.stale_days}d"),
             ("Grace period", f"{p.grace_hours}h"),
+            ("Probe stale after", f"{p.probe_stale_days}d"),
             *[
                 (f"Accepted {k}", f"{v.accepted_at:%Y-%m-%d}: {v.reason}")
                 for k, v in p.accepted.items()
@@ -266,6 +268,11 @@ def _show_policy(p: Any, as_json: bool) -> None:
 @click.option(
     "--grace", metavar="HOURS", help="How long a previous key stays readable [default: 24h]."
 )
+@click.option(
+    "--probe-stale",
+    metavar="DAYS",
+    help="No successful exvault probe this long counts as probe-stale [default: 7d].",
+)
 @vault_option
 @passphrase_file_option
 @json_option
@@ -275,6 +282,7 @@ def policy_set(
     warn_before: str | None,
     stale_after: str | None,
     grace: str | None,
+    probe_stale: str | None,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,
@@ -286,10 +294,12 @@ def policy_set(
         "warn_before_days": _whole(warn_before, day, "--warn-before"),
         "stale_days": _whole(stale_after, day, "--stale-after"),
         "grace_hours": _whole(grace, hour, "--grace"),
+        "probe_stale_days": _whole(probe_stale, day, "--probe-stale"),
     }
     if all(v is None for v in limits.values()):
         raise click.UsageError(
-            "nothing to change: give --max-age, --warn-before, --stale-after or --grace"
+            "nothing to change: give --max-age, --warn-before, --stale-after, --grace "
+            "or --probe-stale"
         )
     require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:

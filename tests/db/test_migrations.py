@@ -141,6 +141,9 @@ def test_reader_opens_an_older_compatible_schema_without_changing_it(
 ) -> None:
     monkeypatch.setattr(schema_version, "STEPS", schema_version.STEPS[:1])
     monkeypatch.setattr(schema_version, "SCHEMA_VERSION", 2)
+    # This reader's code reads the endpoint column of schema version 6: give the
+    # vault that column, so that only the step under test is missing.
+    sql(schema_v1, "ALTER TABLE credential_versions ADD COLUMN endpoint VARCHAR(255)")
     with Inventory.open(schema_v1) as inv:
         assert [i.name for i in inv.credentials()] == ["binance-main", "kucoin-sub1"]
     assert sql(schema_v1, "SELECT schema_version FROM exvault_schema") == [(1,)]
@@ -162,9 +165,16 @@ def schema_v4(stocked: AdminVault, vault_path: Path) -> Path:
     return vault_path
 
 
-def test_owner_unlock_signs_the_keyslots_of_an_older_schema(schema_v4: Path) -> None:
-    with Inventory.open(schema_v4) as inv:  # a reader keeps working, unsigned
-        assert inv.status().credentials == 2
+def test_owner_unlock_signs_the_keyslots_of_an_older_schema(
+    schema_v4: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:  # a reader of schema 5 keeps working, unsigned
+        m.setattr(schema_version, "STEPS", schema_version.STEPS[:4])
+        m.setattr(schema_version, "SCHEMA_VERSION", 5)
+        with Inventory.open(schema_v4) as inv:
+            assert inv.status().credentials == 2
+    with pytest.raises(UnsupportedFormat, match="as the owner"):  # schema 6's is refused
+        Inventory.open(schema_v4)
     with AdminVault.unlock(schema_v4, PASSPHRASE) as admin:
         assert verify(admin).ok
     kinds = sql(schema_v4, "SELECT kind FROM keyslots WHERE signature IS NOT NULL")

@@ -38,7 +38,7 @@ from vault.format.policy import (
     UNACCEPTABLE_FINDINGS,
     exchange_rule_finding,
 )
-from vault.ops import checks
+from vault.ops import checks, observations, probe_findings
 from vault.ops.checks import Finding, Report, check
 from vault.owner import rotation
 from vault.owner.admin import AdminVault
@@ -498,9 +498,11 @@ def test_accept_risk_takes_the_codes_check_prints(av: AdminVault) -> None:
 
 
 def _printed_codes() -> set[str]:
-    """Every fixed finding code in the checker's source: the second argument of a
-    ``Finding(...)``, or a code chosen just before one."""
-    source = Path(checks.__file__).read_text()
+    """Every fixed finding code in the checker's source and the probe's rules it
+    applies: the second argument of a ``Finding(...)``, or a code chosen just before one."""
+    source = "".join(
+        Path(module.__file__).read_text() for module in (checks, probe_findings, observations)
+    )
     literal = re.findall(r'Finding\(\s*[^,()]+,\s*"([a-z-]+)"', source)
     chosen = re.findall(r'code = "([a-z-]+)" if .* else "([a-z-]+)"', source)
     return set(literal) | {c for pair in chosen for c in pair}

@@ -37,7 +37,7 @@ from vault.errors import (
     printable,
 )
 from vault.format.keywrap import Recipient
-from vault.format.schema import ClientRow, HeaderRow
+from vault.format.schema import ClientRow, HeaderRow, ObservationRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -61,6 +61,12 @@ class ClientStore(Protocol):
     def append_audit(self, vault_id: bytes, **entry: Any) -> None:
         """Append an audit entry (see :func:`vault.format.audit_entry.new_entry`) in a write
         transaction of its own."""
+
+    def record_observation(self, vault_id: bytes, row: ObservationRow, **entry: Any) -> None:
+        """Store a signed probe observation and append its audit ``entry``, in one write
+        transaction.
+
+        :raises AccessDenied: where the client cannot write the vault's tables."""
 
     def close(self) -> None:
         """Release the connection."""
@@ -98,6 +104,21 @@ class _SqlClientStore:
         with self._writing() as execute:
             queries.append_audit(execute, vault_id, head_row=self._head_row, **entry)
 
+    def _writes_the_vault(self) -> bool:
+        # Whether this client's writes reach the vault's own tables (not only an audit
+        # file, or PostgreSQL's append function).
+        return not self._head_row
+
+    def record_observation(self, vault_id: bytes, row: ObservationRow, **entry: Any) -> None:
+        if not self._writes_the_vault():
+            raise AccessDenied(
+                "a client can record probe observations only in a SQLite vault in the "
+                "single-user layout; probe as the owner (through the unlock agent)"
+            )
+        with self._writing() as execute:
+            execute(queries.INSERT_OBSERVATION_SQL, queries.observation_values(row))
+            queries.append_audit(execute, vault_id, head_row=False, **entry)
+
 
 class SqliteClientStore(_SqlClientStore):
     """A SQLite vault file through :mod:`sqlite3`, with the store's settings.
@@ -128,6 +149,9 @@ class SqliteClientStore(_SqlClientStore):
                 raise VaultUnavailable(f"no vault at {printable(self._path)}") from None
             raise sqlite_file.open_failure(self._path, detail) from None
         check_schema_version(found[0][0] if found else None, owner=False, backend="sqlite")
+
+    def _writes_the_vault(self) -> bool:
+        return not self._shared
 
     def _audit_target(self) -> sqlite3.Connection:
         # Where entries are appended: the vault itself, or (shared layout) the audit

@@ -39,7 +39,7 @@ from vault.format import identities, records, stages
 from vault.format.access import ClientInfo
 from vault.format.credential_info import CredentialInfo, VersionInfo
 from vault.format.kdf_params import KdfParams
-from vault.format.model import from_epoch, lookup_name, split_list
+from vault.format.model import LIVE, from_epoch, lookup_name, split_list
 from vault.format.schema import VersionRow
 
 Where = str | os.PathLike[str] | URL | None
@@ -111,6 +111,7 @@ _LISTED_VERSION = (
     VersionRecord.ips,
     VersionRecord.issued_on,
     VersionRecord.expires_on,
+    VersionRecord.endpoint,
     VersionRecord.api_key_fingerprint,
 )
 
@@ -153,14 +154,24 @@ def info_from_columns(
         exposed_at,
         exposed_reason,
     ) = head
-    (version_no, v_name, exchange, permissions, ips, issued_on, expires_on, fingerprint) = version
+    (
+        version_no,
+        v_name,
+        exchange,
+        permissions,
+        ips,
+        issued_on,
+        expires_on,
+        endpoint,
+        fingerprint,
+    ) = version
     policy = policies.get(policy_text)
     if policy is None:
         policy = policies[policy_text] = _parse_policy(policy_text, name)
     return CredentialInfo(
         id=cid,
         metadata=records.metadata_from_columns(
-            v_name, exchange, permissions, ips, issued_on, expires_on
+            v_name, exchange, permissions, ips, issued_on, expires_on, endpoint
         ),
         version=version_no,
         created_at=from_epoch(created),
@@ -192,6 +203,7 @@ class ListedCredential(NamedTuple):
     created_at: datetime
     updated_at: datetime
     exposed_at: datetime | None
+    endpoint: str = LIVE
 
     @classmethod
     def of(cls, info: CredentialInfo) -> ListedCredential:
@@ -210,6 +222,7 @@ class ListedCredential(NamedTuple):
             info.created_at,
             info.updated_at,
             info.exposed_at,
+            meta.endpoint,
         )
 
 
@@ -430,6 +443,7 @@ class Inventory:
                 ips,
                 issued_on,
                 expires_on,
+                endpoint,
             ) in driver_rows(session, query):
                 if version is None:
                     raise _lost_version(head_name)
@@ -448,6 +462,7 @@ class Inventory:
                     times[created],
                     times[updated],
                     times[exposed] if exposed else None,
+                    LIVE if endpoint is None else endpoint,
                 )
 
     def credentials(self) -> list[CredentialInfo]:

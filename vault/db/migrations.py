@@ -23,6 +23,7 @@ from vault.db.postgres import install_audit_head
 from vault.db.schema_version import pending
 from vault.db.tables import (
     AUDIT_READS_INDEX,
+    OBSERVATIONS,
     ClientRecord,
     CredentialRecord,
     GrantRecord,
@@ -89,10 +90,12 @@ def _signed_heads(conn: Connection, owner: OwnerKeys) -> None:
             )
         )
     }
+    # The version columns of this schema: a later step adds more (endpoint, version 6).
+    stored = {c["name"] for c in inspect(conn).get_columns("credential_versions")}
     labelled = {
         (row.credential_id, row.version): VersionRow(**row._mapping)
         for row in conn.execute(
-            select(versions)
+            select(*(c for c in versions.c if c.name in stored))
             .join(heads, heads.c.id == versions.c.credential_id)
             .where(
                 or_(
@@ -215,6 +218,17 @@ def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
     sign_stored_slots(conn, owner.vault_id, owner.identity.sign)
 
 
+def _endpoints_and_observations(conn: Connection, _owner: OwnerKeys) -> None:
+    # Schema version 6. Existing versions get NULL, the live API, which leaves their
+    # metadata digest (hence their signatures and AEAD data) as it was: nothing is
+    # re-signed. Checked first, as above: the step may run again on a version set back.
+    if not any(c["name"] == "endpoint" for c in inspect(conn).get_columns("credential_versions")):
+        column = VersionRecord.__table__.c.endpoint
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE credential_versions ADD COLUMN endpoint {kind}")
+    OBSERVATIONS.create(conn, checkfirst=True)
+
+
 Apply = Callable[[Connection, "OwnerKeys"], None]
 """How one step changes a database, given the owner's unlocked keys."""
 
@@ -223,6 +237,7 @@ APPLY: dict[int, Apply] = {
     3: _signed_heads,
     4: _audit_head,
     5: _signed_keyslots,
+    6: _endpoints_and_observations,
 }
 """How each step of :data:`vault.db.schema_version.STEPS` is applied, by the version it
 brings the schema to."""

@@ -24,6 +24,7 @@ from vault.format.schema import (
     ClientRow,
     HeaderRow,
     HeadRow,
+    ObservationRow,
     PayloadRow,
     VersionRow,
     WrapRow,
@@ -208,6 +209,60 @@ def append_audit(execute: Execute, vault_id: bytes, *, head_row: bool, **entry: 
 
 
 # --------------------------------------------------------------------------------------
+# Probe observations
+# --------------------------------------------------------------------------------------
+
+_OBSERVATION_VALUES = ObservationRow._fields[1:]  # the database numbers ``id``
+
+INSERT_OBSERVATION_SQL = "INSERT INTO probe_observations ({}) VALUES ({})".format(
+    ", ".join(_OBSERVATION_VALUES), ", ".join(f":{name}" for name in _OBSERVATION_VALUES)
+)
+"""Stores one observation (named parameters: its columns but ``id``)."""
+
+
+def observation_values(row: ObservationRow) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_OBSERVATION_SQL` for ``row``."""
+    return {name: getattr(row, name) for name in _OBSERVATION_VALUES}
+
+
+def _latest_probe_sql(*, reports_only: bool) -> str:
+    # The newest signed ``probe`` entry of each credential about its current version
+    # (of those whose detail names a report, with ``reports_only``).
+    report = " AND p.detail LIKE 'report %'" if reports_only else ""
+    return (
+        f"SELECT {', '.join(f'a.{c}' for c in AUDIT_COLUMNS)} FROM audit_log a JOIN ("
+        "SELECT p.credential AS credential, MAX(p.seq) AS seq FROM audit_log p "
+        "JOIN credentials h ON h.name = p.credential AND p.version = h.current_version "
+        f"WHERE p.action = 'probe' AND p.outcome = 'ok' AND p.signature IS NOT NULL{report} "
+        "GROUP BY p.credential) l ON a.seq = l.seq"
+    )
+
+
+LATEST_PROBE_SQL = _latest_probe_sql(reports_only=False)
+"""The newest signed ``probe`` audit entry of each credential's current version."""
+
+LATEST_REPORT_PROBE_SQL = _latest_probe_sql(reports_only=True)
+"""The same, of the entries whose observation holds a report."""
+
+PROBES_OF_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log "
+    "WHERE action = 'probe' AND outcome = 'ok' AND signature IS NOT NULL "
+    "AND credential = :name AND version = :version ORDER BY seq DESC"
+)
+"""Every signed ``probe`` entry of one credential's version (``name``, ``version``),
+newest first: when the newest does not verify."""
+
+CURRENT_OBSERVATIONS_SQL = (
+    f"SELECT {_select(ObservationRow, 'o')} FROM probe_observations o "
+    "JOIN credentials h ON h.id = o.credential_id AND o.version = h.current_version"
+)
+"""Every observation of each credential's current version."""
+
+OBSERVATIONS_SQL = f"SELECT {_select(ObservationRow, 'o')} FROM probe_observations o"
+"""Every observation (``exvault verify``)."""
+
+
+# --------------------------------------------------------------------------------------
 # PostgreSQL's write lock
 # --------------------------------------------------------------------------------------
 
@@ -235,10 +290,16 @@ __all__ = [
     "BEGIN_READ",
     "BEGIN_WRITE",
     "CLIENT_SQL",
+    "CURRENT_OBSERVATIONS_SQL",
     "HEADER_SQL",
     "INSERT_AUDIT_SQL",
+    "INSERT_OBSERVATION_SQL",
     "LAST_AUDIT_SQL",
+    "LATEST_PROBE_SQL",
+    "LATEST_REPORT_PROBE_SQL",
     "LOCK_WRITES_SQL",
+    "OBSERVATIONS_SQL",
+    "PROBES_OF_SQL",
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
     "WAL_CHECKPOINT_SQL",
@@ -249,6 +310,7 @@ __all__ = [
     "begin_sqlite",
     "last_audit_entry",
     "lock_timeout_sql",
+    "observation_values",
     "split_stage_row",
     "sqlite_executor",
     "sqlite_write",

@@ -54,6 +54,14 @@ STEPS: tuple[SchemaStep, ...] = (
         "sign every keyslot with the root key (its KDF parameters were unauthenticated)",
         readers_compatible=True,
     ),
+    # A reader of this version reads the versions' endpoint column, which an older
+    # schema lacks.
+    SchemaStep(
+        6,
+        "a version's endpoint (NULL: the exchange's live API) in its signed metadata, and "
+        "the table of probe observations",
+        readers_compatible=False,
+    ),
 )
 
 

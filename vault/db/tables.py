@@ -94,6 +94,9 @@ TABLES: dict[str, Table] = {name: core_table(t) for name, t in schema.TABLES.ite
 AUDIT_HEAD = TABLES[schema.AUDIT_HEAD.name]
 """PostgreSQL: the audit chain's head row (see :mod:`vault.db.postgres`)."""
 
+OBSERVATIONS = TABLES[schema.OBSERVATIONS.name]
+"""Probe observations (schema version 6), written and read through Core statements."""
+
 AUDIT_READS_INDEX = next(
     index for index in TABLES[schema.AUDIT_LOG.name].indexes if index.name == "ix_audit_log_reads"
 )
@@ -194,6 +197,7 @@ class VersionRecord(Base):
     api_key_fingerprint: Mapped[bytes]
     payload_digest: Mapped[bytes]
     signature: Mapped[bytes]
+    endpoint: Mapped[str | None]
 
 
 class PayloadRecord(Base):
@@ -285,6 +289,7 @@ def row_insert(row: tuple[object, ...]) -> tuple[Table, dict[str, Any]]:
 __all__ = [
     "AUDIT_HEAD",
     "AUDIT_READS_INDEX",
+    "OBSERVATIONS",
     "POSTGRESQL_METADATA",
     "TABLES",
     "AuditRecord",

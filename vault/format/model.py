@@ -20,6 +20,8 @@ from vault.format import encoding
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_PAYLOAD_BYTES = 64 * 1024
+LIVE = "live"
+"""The endpoint of a credential that uses its exchange's production API."""
 
 
 def lookup_name(name: str, what: str = "credential") -> str:
@@ -79,11 +81,17 @@ class CredentialMetadata(NamedTuple):
     ips: tuple[str, ...]
     issued_on: date
     expires_on: date | None
+    endpoint: str = LIVE
+    """Where the exchange is reached: ``live``, ``testnet`` or a base URL
+    (:mod:`vault.exchanges.endpoints`)."""
 
     def digest(self) -> bytes:
-        """SHA-256 over the canonical encoding of every field (docs/format.md)."""
-        return encoding.digest(
-            b"exvault-metadata",
+        """SHA-256 over the canonical encoding of every field (docs/format.md).
+
+        The endpoint is a field only when it is not ``live``: the digest of every
+        version written before endpoints existed (all live) stays what it was.
+        """
+        fields: tuple[str | None, ...] = (
             self.name,
             self.exchange,
             join_list(self.permissions),
@@ -91,6 +99,14 @@ class CredentialMetadata(NamedTuple):
             self.issued_on.isoformat(),
             self.expires_on.isoformat() if self.expires_on else None,
         )
+        if self.endpoint != LIVE:
+            fields += (self.endpoint,)
+        return encoding.digest(b"exvault-metadata", *fields)
+
+    @property
+    def stored_endpoint(self) -> str | None:
+        """The ``endpoint`` column: NULL for ``live``."""
+        return None if self.endpoint == LIVE else self.endpoint
 
 
 def check_field_text(name: str, value: str, where: str = "") -> None:

@@ -18,6 +18,7 @@ DEFAULT_MAX_AGE_DAYS = 90
 DEFAULT_WARN_BEFORE_DAYS = 14
 DEFAULT_STALE_DAYS = 30
 DEFAULT_GRACE_HOURS = 24
+DEFAULT_PROBE_STALE_DAYS = 7
 
 ACCEPTABLE_FINDINGS: Mapping[str, str] = {
     "withdraw-enabled": "withdraw permission on a key bound to IPs",
@@ -25,6 +26,10 @@ ACCEPTABLE_FINDINGS: Mapping[str, str] = {
     "stale": "a key granted to no client and not read for the stale period",
     "unread": "a key granted to clients but not read for the stale period",
     "duplicate-api-key": "the same API key stored under two or more names",
+    "exchange-permission-narrower": "the exchange grants fewer rights than declared (a right "
+    "kept in the metadata on purpose)",
+    "exchange-ip-unrestricted": "a key without trade or withdraw rights that the exchange lets "
+    "any address use (with either right it stays critical)",
 }
 """The finding codes of ``exvault check`` whose risk the owner may accept, with a
 reason (``policy accept-risk``): each describes a choice, and accepting it turns that
@@ -48,6 +53,18 @@ UNACCEPTABLE_FINDINGS: Mapping[str, str] = {
     "kdf-weak": "a finding about the vault, not a credential: exvault passwd --recalibrate",
     "kdf-below-policy": "a finding about the vault, not a credential: exvault passwd --recalibrate",
     "audit-file-unreadable": "a finding about the vault, not a credential",
+    "exchange-permission-wider": "the exchange grants rights the metadata does not declare: "
+    "remove them at the exchange, or record them with exvault edit NAME --permissions",
+    "exchange-ip-mismatch": "the exchange's whitelist is the fact: correct the metadata with "
+    "exvault edit NAME --ip, or the whitelist at the exchange",
+    "exchange-expires-soon": "the exchange expires the key whatever the reason: rotate it",
+    "exchange-rejected-key": "a key the exchange refuses is broken whatever the reason: fix or "
+    "rotate it",
+    "clock-skew": "a finding about this host's clock, not a credential: sync it (NTP)",
+    "probe-evidence-missing": "a probe's evidence was removed or altered in the database: "
+    "find out who changed it (exvault verify), then probe again",
+    "probe-stale": "informational already (severity ok, shown by check --all): change its "
+    "period with exvault policy set NAME --probe-stale",
 }
 """The other finding codes of ``exvault check`` (the exchanges' rules aside, see
 :data:`EXCHANGE_RULE_REASON`), each with why no reason can accept it: facts, not
@@ -66,6 +83,10 @@ def exchange_rule_finding(rule_code: str) -> str:
     return rule_code.replace("_", "-")
 
 
+_LIMITS = ("max_age_days", "warn_before_days", "stale_days", "grace_hours", "probe_stale_days")
+# The limits stored when they differ from the defaults (a policy of defaults is "{}").
+
+
 @dataclass(frozen=True)
 class AcceptedRisk:
     """The owner's recorded decision to live with one finding."""
@@ -82,6 +103,7 @@ class Policy:
     warn_before_days: int = DEFAULT_WARN_BEFORE_DAYS
     stale_days: int = DEFAULT_STALE_DAYS
     grace_hours: int = DEFAULT_GRACE_HOURS
+    probe_stale_days: int = DEFAULT_PROBE_STALE_DAYS
     accepted: Mapping[str, AcceptedRisk] = field(default_factory=dict)
 
     @classmethod
@@ -103,6 +125,7 @@ class Policy:
                 warn_before_days=int(data.get("warn_before_days", DEFAULT_WARN_BEFORE_DAYS)),
                 stale_days=int(data.get("stale_days", DEFAULT_STALE_DAYS)),
                 grace_hours=int(data.get("grace_hours", DEFAULT_GRACE_HOURS)),
+                probe_stale_days=int(data.get("probe_stale_days", DEFAULT_PROBE_STALE_DAYS)),
                 accepted=accepted,
             )
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -112,7 +135,7 @@ class Policy:
         """The stored form: only what differs from the defaults, keys sorted."""
         data: dict[str, object] = {}
         defaults = Policy()
-        for key in ("max_age_days", "warn_before_days", "stale_days", "grace_hours"):
+        for key in _LIMITS:
             if getattr(self, key) != getattr(defaults, key):
                 data[key] = getattr(self, key)
         if self.accepted:
@@ -129,6 +152,7 @@ class Policy:
         warn_before_days: int | None = None,
         stale_days: int | None = None,
         grace_hours: int | None = None,
+        probe_stale_days: int | None = None,
     ) -> Policy:
         """A copy with the given limits changed.
 
@@ -142,6 +166,9 @@ class Policy:
             else warn_before_days,
             stale_days=self.stale_days if stale_days is None else stale_days,
             grace_hours=self.grace_hours if grace_hours is None else grace_hours,
+            probe_stale_days=self.probe_stale_days
+            if probe_stale_days is None
+            else probe_stale_days,
         )
         if not (1 <= new.max_age_days <= 3650):
             raise InvalidInput("the maximum age must be between 1 day and 10 years")
@@ -151,6 +178,8 @@ class Policy:
             raise InvalidInput("the stale period must be between 1 day and 10 years")
         if not (1 <= new.grace_hours <= 24 * 90):
             raise InvalidInput("the grace period must be between 1 hour and 90 days")
+        if not (1 <= new.probe_stale_days <= 3650):
+            raise InvalidInput("the probe-stale period must be between 1 day and 10 years")
         return new
 
     def accept(self, code: str, reason: str, now: datetime) -> Policy:

@@ -24,6 +24,7 @@ from vault.format import aead, encoding, identities, keywrap, schema, stages
 from vault.format.identities import RootKeys
 from vault.format.keywrap import Recipient, WrappedKey
 from vault.format.model import (
+    LIVE,
     CredentialMetadata,
     decode_payload,
     encode_payload,
@@ -209,7 +210,13 @@ def metadata_of(row: Version) -> CredentialMetadata:
     :raises IntegrityError: when a date column is not a date (the row was edited).
     """
     return metadata_from_columns(
-        row.name, row.exchange, row.permissions, row.ips, row.issued_on, row.expires_on
+        row.name,
+        row.exchange,
+        row.permissions,
+        row.ips,
+        row.issued_on,
+        row.expires_on,
+        row.endpoint,
     )
 
 
@@ -220,11 +227,16 @@ def metadata_from_columns(
     ips: str,
     issued_on: str,
     expires_on: str | None,
+    endpoint: str | None = None,
 ) -> CredentialMetadata:
     """The metadata stored in the columns of a version row (as bulk queries read them).
 
-    :raises IntegrityError: when a date column is not a date (the row was edited).
+    :raises IntegrityError: when a date column is not a date, or the endpoint column
+        spells ``live`` (stored as NULL: a second spelling of one digest) (the row was
+        edited).
     """
+    if endpoint == LIVE:
+        raise IntegrityError()
     try:
         issued = _strict_date(issued_on)
         expires = _strict_date(expires_on) if expires_on is not None else None
@@ -237,6 +249,7 @@ def metadata_from_columns(
         ips=split_list(ips),
         issued_on=issued,
         expires_on=expires,
+        endpoint=LIVE if endpoint is None else endpoint,
     )
 
 
@@ -366,6 +379,7 @@ def seal_version(
         api_key_fingerprint=identity.keyed_fingerprint("api_key", payload.get("api_key", "")),
         payload_digest=payload_digest(nonce, ciphertext),
         signature=b"",  # the signature covers the other columns, not itself
+        endpoint=metadata.stored_endpoint,
     )
     message = version_message(vault_id, unsigned, meta_digest)
     return SealedVersion(

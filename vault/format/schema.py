@@ -219,6 +219,9 @@ VERSIONS = Table(
         blob("api_key_fingerprint", 16),
         blob("payload_digest", 32),
         _signature(),
+        # Schema version 6: where the exchange is reached, NULL for its live API (every
+        # version written before); part of the metadata digest only when not NULL.
+        text("endpoint", 255, nullable=True),
     ),
     foreign_keys=(ForeignKey(("credential_id",), "credentials", ("id",)),),
 )
@@ -271,6 +274,27 @@ GRANTS = Table(
     indexes=(Index("ix_grants_credential_id", ("credential_id",)),),
 )
 """A client's right to read a credential (every version written while it lasts); signed."""
+
+OBSERVATIONS = Table(
+    "probe_observations",
+    (
+        integer("id", primary_key=True),
+        text("credential_id", 32),
+        integer("version"),
+        text("name", 128),
+        time("observed_at"),
+        text("kind", 16),
+        text("body"),
+        text("signer", 32),
+        _signature(),
+    ),
+    foreign_keys=(ForeignKey(("credential_id",), "credentials", ("id",)),),
+    indexes=(Index("ix_probe_observations_credential", ("credential_id", "observed_at")),),
+)
+"""What an exchange said of one key at one probe (schema version 6): the credential,
+its version, when, the kind of answer and its canonical body; signed by the root key
+or the monitor client named by ``signer``, and chained into the audit log by a
+``probe`` entry carrying its digest."""
 
 AUDIT_LOG = Table(
     "audit_log",
@@ -325,6 +349,7 @@ TABLES: dict[str, Table] = {
         WRAPS,
         CLIENTS,
         GRANTS,
+        OBSERVATIONS,
         AUDIT_LOG,
         AUDIT_HEAD,
     )
@@ -388,6 +413,7 @@ class VersionRow(NamedTuple):
     api_key_fingerprint: bytes
     payload_digest: bytes
     signature: bytes
+    endpoint: str | None = None
 
 
 class PayloadRow(NamedTuple):
@@ -423,6 +449,21 @@ class ClientRow(NamedTuple):
     signature: bytes
 
 
+class ObservationRow(NamedTuple):
+    """A ``probe_observations`` row (``id``: the database numbers a new row; 0 until
+    then, and not inserted)."""
+
+    id: int
+    credential_id: str
+    version: int
+    name: str
+    observed_at: int
+    kind: str
+    body: str
+    signer: str
+    signature: bytes
+
+
 ROWS: dict[str, type[tuple[object, ...]]] = {
     "vault_header": HeaderRow,
     "credentials": HeadRow,
@@ -430,6 +471,7 @@ ROWS: dict[str, type[tuple[object, ...]]] = {
     "payloads": PayloadRow,
     "dek_wraps": WrapRow,
     "clients": ClientRow,
+    "probe_observations": ObservationRow,
 }
 """Each plain row type by its table's name."""
 
@@ -442,6 +484,7 @@ __all__ = [
     "GRANTS",
     "HEADER",
     "KEYSLOTS",
+    "OBSERVATIONS",
     "PAYLOADS",
     "ROWS",
     "SCHEMA_INFO",
@@ -454,6 +497,7 @@ __all__ = [
     "HeadRow",
     "HeaderRow",
     "Index",
+    "ObservationRow",
     "PayloadRow",
     "Table",
     "VersionRow",

@@ -28,46 +28,21 @@ from vault.db import audit, audit_file, keyslots
 from vault.db.inventory import Inventory, ParsedOnce, collector_paused
 from vault.db.store import driver_rows, tolerant_text
 from vault.db.tables import AuditRecord, ClientRecord, CredentialRecord, GrantRecord, VersionRecord
-from vault.errors import IntegrityError, InvalidInput, VaultError
+from vault.errors import InvalidInput, VaultError
 from vault.exchanges import ExchangeProfile, get_profile
-from vault.format import kdf_params, records
+from vault.format import kdf_params
 from vault.format.audit_entry import AUDIT_COLUMNS, AuditRow
 from vault.format.model import from_epoch, split_list, to_epoch
 from vault.format.policy import DEFAULT_WARN_BEFORE_DAYS, Policy, exchange_rule_finding
 from vault.format.records import stored_date
 from vault.network import WILDCARDS, is_unrestricted
+from vault.ops.audit_signers import entry_signers, plausible_entry
+from vault.ops.finding import RANK, SEVERITIES, Finding
+from vault.ops.observations import ObservationState, latest_states, state_findings
 from vault.ops.verified_reads import VerifiedReads
 
-SEVERITIES = ("ok", "warn", "critical")
-RANK = {name: i for i, name in enumerate(SEVERITIES)}
 PENDING_TOO_LONG = timedelta(hours=24)
 _TRADING = frozenset({"trade", "margin", "futures"})
-
-
-class Finding(NamedTuple):
-    """One observation about a credential (or the vault, when ``credential`` is None).
-
-    A named tuple, like :class:`CredentialFacts`: a check of 100,000 credentials makes
-    tens of thousands, three times faster than frozen dataclasses.
-    """
-
-    severity: str
-    code: str
-    credential: str | None
-    message: str
-    client: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form (``client`` only on findings about a client)."""
-        out: dict[str, Any] = {
-            "severity": self.severity,
-            "code": self.code,
-            "credential": self.credential,
-            "message": self.message,
-        }
-        if self.client is not None:
-            out["client"] = self.client
-        return out
 
 
 class CredentialFacts(NamedTuple):
@@ -92,6 +67,8 @@ class CredentialFacts(NamedTuple):
     exposed_at: datetime | None
     exposed_reason: str | None
     api_key_fingerprint: bytes
+    probes: ObservationState | None = None
+    """What the stored probe observations of its current version say (None: never probed)."""
 
 
 class CredentialAge(NamedTuple):
@@ -380,6 +357,10 @@ class _Rules:
                 )
             )
 
+    def probes(self, f: CredentialFacts, out: list[Finding]) -> None:
+        if f.probes is not None:
+            out += state_findings(f, f.probes, f.policy, self.now)
+
     def all(self, f: CredentialFacts) -> list[Finding]:
         """Every rule's findings about ``f``."""
         out: list[Finding] = []
@@ -389,6 +370,7 @@ class _Rules:
         self.scope(f, out)
         self.usage(f, out)
         self.state(f, out)
+        self.probes(f, out)
         return out
 
 
@@ -448,10 +430,10 @@ def _collect(
             grants_of_client[client_id] += 1
             if client_id in active:
                 grants[credential_id] += 1
-        signers = _read_signers(session, inventory)
+        signers = entry_signers(session, inventory)
         verified = VerifiedReads.load(inventory.vault_id)
         rekeys = audit.rekey_history(session, inventory.vault_id, inventory.verify_public)
-        plausible = _plausible_read(session, to_epoch(now))
+        plausible = plausible_entry(session, to_epoch(now))
         last_reads = _last_verified_reads(session, signers, verified, plausible, rekeys)
         # A shared vault's bots record their reads in its audit file(s), checked the
         # same way; the owner never writes there, so only clients' keys count.
@@ -469,6 +451,7 @@ def _collect(
             for name, at in found.items():
                 if at > last_reads.get(name, at - 1):
                     last_reads[name] = at
+        probes = latest_states(session, inventory.vault_id, signers, verified, plausible, rekeys)
         verified.save()
         rows = driver_rows(
             session,
@@ -516,6 +499,7 @@ def _collect(
                 from_epoch(exposed_at) if exposed_at else None,
                 exposed_reason,
                 fingerprint,
+                probes.get(name),
             )
             for (
                 cid,
@@ -542,42 +526,6 @@ def _collect(
     return facts, client_facts, kdfs, unreadable
 
 
-CLOCK_SKEW = 300
-"""Seconds a read may lie ahead of ``check``'s clock and still count."""
-
-
-def _plausible_read(session: Session, now: int) -> Callable[[AuditRow], bool]:
-    """Whether a read entry could be genuine, before its signature is checked: not in
-    the future, and by the owner or by a client in the credential's grantee set.
-
-    A client whose record verifies can sign a read of any credential, at any time,
-    into a log it may append to (the bots' audit file, PostgreSQL's append function);
-    a real one is refused for a credential it does not hold. Without this, one forged
-    read would hide a dead key from the usage rules. (The grantee sets are read
-    unverified, like everything ``check`` reads: whoever can edit them can edit any
-    metadata ``check`` sees.)
-    """
-    grantees: dict[str, frozenset[str]] | None = None  # read at the first client read
-
-    def plausible(entry: AuditRow) -> bool:
-        nonlocal grantees
-        if not isinstance(entry.at, int) or entry.at > now + CLOCK_SKEW:
-            return False
-        if entry.signer == audit.ROOT_SIGNER:
-            return True
-        if grantees is None:
-            grantees = {
-                name: frozenset(split_list(ids))
-                for name, ids in driver_rows(
-                    session, select(CredentialRecord.name, CredentialRecord.grantees)
-                )
-                if isinstance(name, str) and isinstance(ids, str)
-            }
-        return entry.signer in grantees.get(entry.credential or "", frozenset())
-
-    return plausible
-
-
 _READ_ENTRY_COLUMNS = tuple(getattr(AuditRecord, name) for name in AUDIT_COLUMNS)
 # A credential's reads that count: signed, successful (unsigned ones prove nothing).
 _SIGNED_READS = (
@@ -585,19 +533,6 @@ _SIGNED_READS = (
     AuditRecord.outcome == "ok",
     AuditRecord.signature.is_not(None),
 )
-
-
-def _read_signers(session: Session, inventory: Inventory) -> dict[str, tuple[str, bytes]]:
-    """Who may sign a read: the vault key as the admin, and each client whose record
-    verifies, as itself (signer id -> actor, Ed25519 public key)."""
-    signers = {audit.ROOT_SIGNER: (audit.ADMIN, inventory.verify_public)}
-    for client in session.scalars(select(ClientRecord)):
-        try:
-            records.verify_client(inventory.verify_public, inventory.vault_id, client)
-        except IntegrityError:
-            continue  # a forged client's entries count for nothing
-        signers[client.id] = (audit.client_actor(client.name), client.verify_public)
-    return signers
 
 
 def _last_verified_reads(
@@ -608,9 +543,9 @@ def _last_verified_reads(
     rekeys: list[audit.Rekey] | None = None,
 ) -> dict[str, int]:
     """The time of each credential's newest ``read ok`` entry in the audit log of
-    ``session`` that is ``plausible`` (:func:`_plausible_read`) and whose signature
-    verifies (:meth:`VerifiedReads.signed`: an entry verified by an earlier run is not
-    verified again) with one of ``signers``' keys.
+    ``session`` that is ``plausible`` (:func:`vault.ops.audit_signers.plausible_entry`)
+    and whose signature verifies (:meth:`VerifiedReads.signed`: an entry verified by an
+    earlier run is not verified again) with one of ``signers``' keys.
 
     A non-NULL signature proves nothing by itself: anyone able to write the database
     could make a dead key look in use. Only the newest read of each credential is

@@ -19,10 +19,11 @@ from typing import TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from vault.db import access_history, audit, audit_file, keyslots
+from vault.db import access_history, audit, audit_file, keyslots, queries
 from vault.db.schema_check import schema_differences
-from vault.db.store import StoreError
+from vault.db.store import StoreError, session_executor, tolerant_text
 from vault.db.tables import (
+    AuditRecord,
     Base,
     ClientRecord,
     CredentialRecord,
@@ -33,9 +34,10 @@ from vault.db.tables import (
     WrapRecord,
 )
 from vault.errors import IntegrityError, VaultError
-from vault.format import records, stages
+from vault.format import observation, records, stages
 from vault.format.keywrap import Recipient
 from vault.format.policy import Policy
+from vault.format.schema import ObservationRow
 from vault.owner.admin import AdminVault
 
 
@@ -211,6 +213,7 @@ def _verify_rows(
     # go away with it (unless the log's tail is cut too, see audit verify's witness).
     by_name = {c.name: c for c in clients.values()}
     _verify_grants_signed(admin, session, heads, clients, grants, report)
+    _verify_observations(admin, session, heads, clients, vault_rekeys, report)
     for seq, name in chain.revocations:
         restored = by_name.get(name)
         if restored is not None and restored.revoked_at is None:
@@ -220,6 +223,62 @@ def _verify_rows(
                     f'client "{name}" was revoked (audit entry {seq}) but its record is not: '
                     "rows put back from an older copy?",
                 )
+            )
+
+
+def _verify_observations(
+    admin: AdminVault,
+    session: Session,
+    heads: list[CredentialRecord],
+    clients: dict[str, ClientRecord],
+    rekeys: list[audit.Rekey],
+    report: VerifyReport,
+) -> None:
+    """Every probe observation is carried by a ``probe`` entry of the (verified) audit
+    chain and signed by that entry's signer; every ``probe`` entry about a credential
+    that still exists names an observation that is there."""
+    vault_id = admin.vault_id
+    problem = report.problems.append
+    entries: dict[bytes, AuditRecord] = {}
+    with tolerant_text(session):
+        for probe in session.scalars(
+            select(AuditRecord).where(AuditRecord.action == observation.AUDIT_ACTION)
+        ):
+            digest = observation.digest_of_detail(probe.detail)
+            if digest is not None and probe.signer is not None:
+                entries[digest] = probe
+        rows = [ObservationRow(*v) for v in session_executor(session)(queries.OBSERVATIONS_SQL, {})]
+    present: set[bytes] = set()
+    for row in rows:
+        label = f"probe observation {row.id}"
+        damage = records.type_damage(row, "probe_observations")
+        if damage is not None:
+            problem(Problem(None, f"{label}: wrong type: {damage}"))
+            continue
+        digest = observation.digest(vault_id, row)
+        entry = entries.get(digest)
+        if entry is None or entry.signer != row.signer:
+            problem(Problem(row.name, f"{label}: no probe entry of the audit log carries it"))
+            continue
+        client = clients.get(row.signer)
+        current = admin.verify_public if row.signer == audit.ROOT_SIGNER else None
+        if client is not None:
+            current = client.verify_public
+        key = audit.key_before_rekey(rekeys, entry.seq, row.signer, current)
+        try:
+            if key is None:
+                raise IntegrityError()
+            observation.verify(key, vault_id, row)
+        except IntegrityError:
+            problem(Problem(row.name, f"{label}: forged or edited"))
+            continue
+        present.add(digest)
+    created = {h.name: h.created_at for h in heads}
+    for digest, probe in entries.items():
+        name = probe.credential or ""
+        if name in created and probe.at >= created[name] and digest not in present:
+            problem(
+                Problem(name, f"the observation of probe entry {probe.seq} is missing or damaged")
             )
 
 

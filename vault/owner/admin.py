@@ -24,6 +24,7 @@ from vault.db.inventory import Inventory, VaultStatus, Where
 from vault.db.store import Store
 from vault.db.tables import HeaderRecord
 from vault.errors import InvalidInput
+from vault.exchanges.key_report import ProbeOutcome
 from vault.format import encoding, kdf_params, passphrase_kdf, recovery
 from vault.format.access import DEFAULT_SCOPE, ClientInfo
 from vault.format.credential_info import CredentialInfo
@@ -31,7 +32,7 @@ from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
 from vault.format.model import to_epoch, utc_now
 from vault.format.policy import Policy
-from vault.owner import clients, credentials, policies
+from vault.owner import clients, credentials, observations, policies
 from vault.owner import passphrase as passphrases
 from vault.owner import rekey as rekeying
 from vault.owner.credentials import UNCHANGED, clean_payload
@@ -371,6 +372,15 @@ class AdminVault(Inventory):
         """
         return credentials.get(self._writer, name, stage)
 
+    def record_observation(self, name: str, version: int, outcome: ProbeOutcome) -> None:
+        """Store ``outcome``, a probe of version ``version`` of ``name``, signed with the
+        root key and chained into the audit log (:mod:`vault.ops.observations`).
+
+        :raises NotFound: no credential ``name``, or ``version`` is none of its stages.
+        :raises IntegrityError: the credential's head does not verify.
+        """
+        observations.record(self._writer, name, version, outcome)
+
     # ---------------------------------------------------------------- policy
 
     def set_policy(
@@ -381,6 +391,7 @@ class AdminVault(Inventory):
         warn_before_days: int | None = None,
         stale_days: int | None = None,
         grace_hours: int | None = None,
+        probe_stale_days: int | None = None,
     ) -> Policy:
         """Change a credential's rotation limits (the rest stays as it is).
 
@@ -393,6 +404,7 @@ class AdminVault(Inventory):
             warn_before_days=warn_before_days,
             stale_days=stale_days,
             grace_hours=grace_hours,
+            probe_stale_days=probe_stale_days,
         )
 
     def accept_risk(self, name: str, risk: str, reason: str) -> Policy:

@@ -41,6 +41,7 @@ def set_policy(
     warn_before_days: int | None = None,
     stale_days: int | None = None,
     grace_hours: int | None = None,
+    probe_stale_days: int | None = None,
 ) -> Policy:
     """Change a credential's rotation limits (the rest stays as it is).
 
@@ -55,6 +56,7 @@ def set_policy(
             warn_before_days=warn_before_days,
             stale_days=stale_days,
             grace_hours=grace_hours,
+            probe_stale_days=probe_stale_days,
         ),
         "limits changed",
     )

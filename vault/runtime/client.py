@@ -37,7 +37,7 @@ from vault.errors import (
     VaultError,
     quoted,
 )
-from vault.format import aead, identities, records, stages
+from vault.format import aead, identities, observation, records, stages
 from vault.format.audit_entry import Signer, client_actor
 from vault.format.keywrap import Recipient
 from vault.format.model import from_epoch, lookup_name, to_epoch, utc_now
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from vault.db.inventory import Where
+    from vault.exchanges.key_report import ProbeOutcome
 
 AUDIT_REFRESH_SECONDS = 3600
 
@@ -266,6 +267,58 @@ class ClientVault:
         fields = records.open_payload(self._vault_id, version_row, payload, dek)
         self._audit_read(name, version, stage)
         return Credential.from_plaintext(meta, version, stage, fields)
+
+    def record_observation(self, name: str, version: int, outcome: ProbeOutcome) -> None:
+        """Store ``outcome``, the probe of version ``version`` of credential ``name``,
+        signed with this client's key and chained into the audit log by a ``probe``
+        entry (see :mod:`vault.ops.observations`, which calls this).
+
+        The client must hold ``name``: the version must be wrapped for it.
+
+        :raises NotFound: no credential ``name``, or ``version`` is none of its stages.
+        :raises AccessDenied: the client does not hold ``name`` (audited), or cannot
+            write this vault's tables (a shared vault, PostgreSQL).
+        :raises TokenExpired: the client's expiry passed while the handle was open.
+        :raises IntegrityError: the head does not verify.
+        """
+        if self._expires_at is not None and self._expires_at <= to_epoch(utc_now()):
+            self._refuse(TokenExpired(f'the token of client "{self._name}" has expired'), name)
+        recipient = Recipient.client(self._token.client_id)
+        found = self._store.stage(lookup_name(name), "current", recipient)
+        if found is None:
+            raise NotFound(f"no credential named {quoted(name)}")
+        head = found[0]
+        records.verify_head(self._verify_public, self._vault_id, head, verified=self._verified)
+        records.check_head_name(head, name)
+        self._check_revision(head, name)
+        stage = next((s for s in stages.STAGES if stages.number_at(head, s) == version), None)
+        if stage is None:
+            raise NotFound(f"credential {quoted(name)} has no version {version} in use")
+        if stage != "current":
+            found = self._store.stage(name, stage, recipient) or found
+        if found[3] is None:
+            self._refuse(
+                AccessDenied(f'client "{self._name}" is not granted {quoted(name)}'), name, version
+            )
+        row = observation.signed_row(
+            self._vault_id,
+            head.id,
+            name,
+            version,
+            outcome,
+            self._token.client_id,
+            self._signing_key.sign,
+        )
+        self._store.record_observation(
+            self._vault_id,
+            row,
+            actor=client_actor(self._name),
+            action=observation.AUDIT_ACTION,
+            credential=name,
+            version=version,
+            detail=observation.audit_detail(self._vault_id, row),
+            signer=self._signer(),
+        )
 
     def _check_revision(self, head: HeadRow, name: str) -> None:
         """Refuse a head (verified) older than one this handle verified before.
