@@ -332,14 +332,14 @@ def _shaped(exchange: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[
 
 
 @pytest.mark.parametrize("exchange", list(SAMPLES))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(answer=JSON)
 def test_any_json_is_a_report_or_malformed(exchange: str, answer: object) -> None:
     _parse_or_malformed(exchange, answer)
 
 
 @pytest.mark.parametrize("exchange", list(SAMPLES))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_any_value_in_the_documented_shape_is_a_report_or_malformed(
     exchange: str, data: st.DataObject
