@@ -244,3 +244,19 @@ def test_no_secret_reaches_any_output(
             if secret:
                 assert secret not in seen, exchange
     assert "signature=" not in seen.lower() and "OK-ACCESS-SIGN" not in seen
+
+
+def test_without_ccxt_probe_says_which_extra_to_install(
+    cli_vault: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ccxt", None)  # `import ccxt` now fails
+    for module in ("vault.cli.probe", "vault.ops.probing", "vault.ops.exchange_api"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    from vault.cli.main import cli
+
+    monkeypatch.delitem(cli.commands, "probe", raising=False)
+    result = probe(cli_vault, "--all")
+    assert result.exit_code == 8, result.output
+    assert "exchanges extra" in result.stderr and "Traceback" not in result.output

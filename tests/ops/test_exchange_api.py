@@ -312,3 +312,14 @@ def test_no_secret_in_errors_or_logs(
             assert secret not in seen
     assert "X-MBX-APIKEY" not in seen and "OK-ACCESS-SIGN" not in seen
     assert key.api_key not in seen
+
+
+def test_a_thread_client_holds_no_credential_between_keys(mock_exchanges: MockExchanges) -> None:
+    mock = mock_exchanges["okx"]
+    key = register(mock)
+    assert isinstance(ask(mock, fields_of(key)), KeyReport)
+    client = exchange_api._client("okx", mock.url, 3.0)
+    assert (client.apiKey, client.secret, client.password) == ("", "", "")
+    # The next key lent the same client signs with its own secret, not the last one's.
+    error = ask(mock, fields_of(key, secret=key.secret[::-1]))
+    assert isinstance(error, ProbeError) and error.reason == "bad-signature"

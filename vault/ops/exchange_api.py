@@ -25,15 +25,21 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import ccxt  # type: ignore[import-untyped]
-import requests
-
-from vault.errors import MalformedAnswer, printable, quoted
+from vault.errors import MalformedAnswer, VaultUnavailable, printable, quoted
 from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 from vault.exchanges.introspection import RETIRED, introspection_for
 from vault.exchanges.introspection.answer import Classified, Introspection, Verdict
 from vault.exchanges.key_report import KeyReport, ProbeError
 from vault.secret import Secret
+
+try:
+    import ccxt  # type: ignore[import-untyped]
+    import requests
+except ImportError:
+    raise VaultUnavailable(
+        "talking to exchanges needs ccxt: install exvault with its exchanges extra, "
+        "pip install '.[exchanges]' in its source tree"
+    ) from None
 
 __all__ = [
     "BODY_LIMIT",
