@@ -307,9 +307,15 @@ def _print(rows: Sequence[tuple[ProbeResult, Sequence[Finding]]]) -> None:
     output.table(
         ("NAME", "EXCHANGE", "RESULT", "PERMISSIONS", "IP BOUND", "EXPIRES", "SKEW"), table
     )
-    for result, found in rows:
+    for result, _ in rows:
         error = result.outcome.error
         if error is not None:
             click.echo(f"{result.name}: {printable(error.message)}")
-        for finding in found:
-            click.echo(f"{finding.severity:<8} {finding.code}  {printable(finding.message)}")
+    listed = [
+        (f.severity.upper(), result.name, f.code, printable(f.message))
+        for result, found in rows
+        for f in sorted(found, key=lambda f: -RANK[f.severity])
+    ]
+    if listed:
+        click.echo()
+        output.table(("SEVERITY", "CREDENTIAL", "CODE", "MESSAGE"), listed)
