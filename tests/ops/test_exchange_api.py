@@ -252,6 +252,9 @@ def test_an_oversized_body_without_a_length_is_cut(monkeypatch: pytest.MonkeyPat
         (None, False),
         ("https://my.okx.com", False),
         ("http://127.0.0.1:8080/", False),
+        ("http://localhost:9000", False),
+        ("http://[::1]:9000", False),
+        ("http://my.okx.com", True),  # the passphrase header would travel in clear
         ("ftp://host", True),
         ("https://host/api", True),
         ("https://user:pw@host", True),
@@ -323,3 +326,14 @@ def test_a_thread_client_holds_no_credential_between_keys(mock_exchanges: MockEx
     # The next key lent the same client signs with its own secret, not the last one's.
     error = ask(mock, fields_of(key, secret=key.secret[::-1]))
     assert isinstance(error, ProbeError) and error.reason == "bad-signature"
+
+
+def test_tls_and_dns_failures_are_unreachable(mock_exchanges: MockExchanges) -> None:
+    mock = mock_exchanges["okx"]
+    key = register(mock)
+    # TLS spoken to a plain HTTP server: the handshake fails.
+    error = ask_key("okx", fields_of(key), f"https://127.0.0.1:{mock.port}", now=NOW, timeout=3)
+    assert isinstance(error, ProbeError) and error.kind == "unreachable"
+    assert "TLS" in error.message or "reach" in error.message
+    error = ask_key("okx", fields_of(key), "https://no-such-host.invalid", now=NOW, timeout=3)
+    assert isinstance(error, ProbeError) and error.kind == "unreachable"

@@ -14,6 +14,7 @@ dropped.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -133,7 +134,8 @@ class _CappedSession(requests.Session):
 
 def check_endpoint(endpoint: str | None) -> str | None:
     """Why ``endpoint`` cannot be used (``None``: it can): ``live``, ``testnet`` or a
-    base URL ``http(s)://host[:port]`` with no path, query or credentials."""
+    base URL ``https://host[:port]`` with no path, query or credentials (``http://``
+    only to this machine: a local mock or relay)."""
     if endpoint in (None, LIVE, TESTNET):
         return None
     assert endpoint is not None
@@ -151,10 +153,21 @@ def check_endpoint(endpoint: str | None) -> str | None:
         or parts.username is not None
         or (port is not None and not 0 < port < 65536)
     ):
-        return (
-            f"endpoint {quoted(endpoint)} is not live, testnet or a base URL http(s)://host[:port]"
-        )
+        return f"endpoint {quoted(endpoint)} is not live, testnet or a base URL https://host[:port]"
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        # Over plain HTTP the API key, the signatures and OKX's and Bitget's passphrase
+        # (sent as a header) would cross the network in clear.
+        return f"endpoint {quoted(endpoint)}: plain http only to this machine; use https"
     return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _rebase(urls: Any, base: str) -> Any:
