@@ -303,12 +303,13 @@ def _classify(
         return ProbeError("unreachable", None, None, f"{exchange} is under maintenance")
     if isinstance(exc, ccxt.RequestTimeout):
         return ProbeError("unreachable", None, None, f"{exchange} did not answer in time")
-    if isinstance(exc, ccxt.NetworkError):  # ExchangeNotAvailable too
-        return ProbeError("unreachable", None, None, f"could not reach {exchange}")
+    # requests' cause says more than ccxt's class (which files TLS under either).
     cause = exc.__cause__
     if isinstance(cause, (requests.exceptions.SSLError, requests.exceptions.TooManyRedirects)):
         what = "TLS failed" if isinstance(cause, requests.exceptions.SSLError) else "redirect loop"
         return ProbeError("unreachable", None, None, f"could not reach {exchange}: {what}")
+    if isinstance(exc, ccxt.NetworkError):  # ExchangeNotAvailable too
+        return ProbeError("unreachable", None, None, f"could not reach {exchange}")
     if isinstance(exc, requests.exceptions.RequestException):
         return ProbeError("unreachable", None, None, f"could not reach {exchange}")
     if classified is not None:
