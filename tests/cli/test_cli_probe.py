@@ -260,3 +260,35 @@ def test_without_ccxt_probe_says_which_extra_to_install(
     result = probe(cli_vault, "--all")
     assert result.exit_code == 8, result.output
     assert "exchanges extra" in result.stderr and "Traceback" not in result.output
+
+
+def test_ctrl_c_prints_and_keeps_what_was_done(
+    vault_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = probe_cli._Recorder.__call__
+
+    def record_then_interrupt(self: probe_cli._Recorder, result: Any) -> None:
+        record(self, result)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(probe_cli._Recorder, "__call__", record_then_interrupt)
+    result = probe(vault_cli, "--all", "--json")
+    assert result.exit_code == 130, result.output
+    rows = as_json(result)
+    assert 1 <= len(rows) < len(CREDENTIALS)
+    assert "interrupted" in result.stderr
+    assert set(latest(vault_cli)) == {row["name"] for row in rows}
+
+
+def test_progress_is_reported_to_the_terminal_bar(
+    vault_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault.cli import output
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        output.TerminalProgress, "__call__", lambda self, done, total: calls.append((done, total))
+    )
+    result = probe(vault_cli, "--all", "--json")
+    assert result.exit_code == 0, result.output
+    assert calls == [(1, 3), (2, 3), (3, 3)]
