@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import click
 
 from vault.db.inventory import Inventory
-from vault.errors import InvalidToken, NotFound, VaultError, printable, quoted
+from vault.errors import IntegrityError, InvalidToken, NotFound, VaultError, printable, quoted
+from vault.format import identities
 from vault.format.credential_info import CredentialInfo
 from vault.format.model import utc_now
 from vault.format.policy import Policy
@@ -105,7 +106,7 @@ def probe(
         handle: AdminVault | ClientVault
         if token is not None:
             client = stack.enter_context(ClientVault.open(vault_location, token=token))
-            inventory = stack.enter_context(_closing(Inventory.open(vault_location)))
+            inventory = stack.enter_context(_closing(_pinned_inventory(vault_location, token)))
             handle, readable = client, inventory.client(client.client_name).grants
         else:
             admin = stack.enter_context(open_admin(vault_location, passphrase_file))
@@ -126,6 +127,22 @@ def _closing(inventory: Inventory) -> Iterator[Inventory]:
         yield inventory
     finally:
         inventory.close()
+
+
+def _pinned_inventory(vault_location: str | None, token: ClientToken) -> Inventory:
+    """The keyless view of the vault, its header pinned to the token's as the client's
+    own reads are: the endpoints it reads decide where the keys are sent, so a header
+    swapped in the database must not vouch for them.
+
+    :raises IntegrityError: the header is not the one the token names.
+    """
+    inventory = Inventory.open(vault_location)
+    if inventory.vault_id != token.vault_id or (
+        identities.fingerprint(inventory.verify_public) != token.fingerprint
+    ):
+        inventory.close()
+        raise IntegrityError("damaged vault: its header is not the one the client token names")
+    return inventory
 
 
 def _token(token_file: str | None, passphrase_file: str | None) -> ClientToken | None:

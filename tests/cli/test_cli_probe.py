@@ -292,3 +292,23 @@ def test_progress_is_reported_to_the_terminal_bar(
     result = probe(vault_cli, "--all", "--json")
     assert result.exit_code == 0, result.output
     assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_monitor_trusts_no_header_but_its_tokens(cli_vault: Cli) -> None:
+    # The endpoints decide where keys are sent: a header swapped in the database must
+    # not vouch for them.
+    from vault.errors import IntegrityError
+    from vault.format import identities
+    from vault.runtime.token import ClientToken
+
+    location = str(cli_vault.vault_path)
+    inventory = Inventory.open(location)
+    try:
+        real = identities.fingerprint(inventory.verify_public)
+        vault_id = inventory.vault_id
+    finally:
+        inventory.close()
+    other = ClientToken(vault_id, bytes(len(real)), "c1", bytes(32))
+    with pytest.raises(IntegrityError):
+        probe_cli._pinned_inventory(location, other)
+    probe_cli._pinned_inventory(location, ClientToken(vault_id, real, "c1", bytes(32))).close()
