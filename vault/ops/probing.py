@@ -23,7 +23,7 @@ from typing import NamedTuple, TypeVar
 from vault.exchanges.introspection import introspection_for
 from vault.exchanges.key_report import KeyReport, ProbeError, ProbeOutcome
 from vault.format.model import utc_now
-from vault.ops.exchange_api import DEFAULT_TIMEOUT, ask_key, server_skew
+from vault.ops.exchange_api import DEFAULT_TIMEOUT, LIVE, ask_key, server_skew
 from vault.secret import Secret
 
 __all__ = [
@@ -182,12 +182,13 @@ def probe(
     futures: dict[Future[ProbeResult | None], int] = {}
     for index, target in enumerate(targets):
         exchange = target.exchange.strip().lower()
-        group = groups.get((exchange, target.endpoint))
+        endpoint = None if target.endpoint == LIVE else target.endpoint
+        group = groups.get((exchange, endpoint))
         if group is None:
             rate = rates.get(exchange, FALLBACK_RATE)
-            group = _Group(exchange, target.endpoint, rate, workers_per_group)
+            group = _Group(exchange, endpoint, rate, workers_per_group)
             group.skew = group.pool.submit(_skew, group, timeout, stop)
-            groups[(exchange, target.endpoint)] = group
+            groups[(exchange, endpoint)] = group
         futures[group.pool.submit(_probe_one, group, target, timeout, stop, clock)] = index
     results: dict[int, ProbeResult] = {}
     interrupted = False
