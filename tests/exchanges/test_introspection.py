@@ -313,7 +313,7 @@ JSON = st.recursive(
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
-    max_leaves=12,
+    max_leaves=8,
 )
 
 
@@ -339,7 +339,7 @@ def test_any_json_is_a_report_or_malformed(exchange: str, answer: object) -> Non
 
 
 @pytest.mark.parametrize("exchange", list(SAMPLES))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_any_value_in_the_documented_shape_is_a_report_or_malformed(
     exchange: str, data: st.DataObject
