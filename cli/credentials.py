@@ -10,7 +10,7 @@ import click
 
 from vault import exchanges
 from vault.errors import AlreadyExists, decode_utf8
-from vault.format.model import CredentialMetadata, parse_payload_json, validate_name
+from vault.format.model import LIVE, CredentialMetadata, parse_payload_json, validate_name
 from vault.network import is_unrestricted
 from vault.owner.admin import UNCHANGED
 from vault.owner.credentials import credential_metadata
@@ -18,6 +18,7 @@ from vault.owner.credentials import credential_metadata
 from . import output, prompts
 from .listing import info_dict, utc_today
 from .options import (
+    endpoint_option,
     from_json_option,
     json_option,
     open_inventory,
@@ -111,6 +112,7 @@ def validate_ask(ask: tuple[str, ...]) -> None:
     metavar="FIELD",
     help="Also ask for this optional field (uid, private_key, ...).",
 )
+@endpoint_option("Where the exchange is reached [default: live].")
 @vault_option
 @passphrase_file_option
 @json_option
@@ -123,6 +125,7 @@ def add(
     expires: date | None,
     from_json: IO[bytes] | None,
     ask: tuple[str, ...],
+    endpoint: str | None,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,
@@ -135,7 +138,7 @@ def add(
     # Everything that can be checked is, before any prompt: a typo never costs a
     # typed passphrase or pasted secret.
     validate_name(name)
-    credential_metadata(name, exchange, permissions, ips, issued, expires)
+    credential_metadata(name, exchange, permissions, ips, issued, expires, endpoint or LIVE)
     validate_ask(ask)
     with open_inventory(vault_location) as inv:
         if name in inv.names():
@@ -153,6 +156,7 @@ def add(
             ips=ips,
             issued_on=issued,
             expires_on=expires,
+            endpoint=endpoint or LIVE,
         )
     if as_json:
         output.emit_json(info_dict(info, utc_today()))
@@ -252,6 +256,7 @@ def _show_value(value: object) -> object:
     "--secrets", "new_secrets", is_flag=True, help="Re-enter the secret fields (hidden prompts)."
 )
 @from_json_option("Replace the secret fields from JSON.")
+@endpoint_option("Change where the exchange is reached (live to go back).")
 @vault_option
 @passphrase_file_option
 @json_option
@@ -265,6 +270,7 @@ def edit(
     no_expires: bool,
     new_secrets: bool,
     from_json: IO[bytes] | None,
+    endpoint: str | None,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,
@@ -283,6 +289,7 @@ def edit(
         or no_expires
         or new_secrets
         or from_json is not None
+        or endpoint is not None
     ):
         raise click.UsageError("nothing to change: give at least one option")
     with open_inventory(vault_location) as inv:
@@ -296,6 +303,7 @@ def edit(
         () if clear_ips else (ips or current.ips),
         issued or current.issued_on,
         None if no_expires else (expires or current.expires_on),
+        current.endpoint if endpoint is None else endpoint,
     )
     from_json_fields = read_json_payload(from_json)
     with open_admin(vault_location, passphrase_file) as admin:
@@ -311,6 +319,7 @@ def edit(
             issued_on=issued,
             expires_on=None if no_expires else (expires or UNCHANGED),
             payload=payload,
+            endpoint=endpoint,
         )
     if as_json:
         output.emit_json({**info_dict(info, utc_today()), "wrapped_for": list(info.wrapped_for)})

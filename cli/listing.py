@@ -41,6 +41,8 @@ def info_dict(info: CredentialInfo | ListedCredential, today: date) -> dict[str,
         "created_at": i.created_at,
         "updated_at": i.updated_at,
         "exposed_at": i.exposed_at,
+        # Only when not live: most keys use the exchange's production API.
+        **({"endpoint": i.endpoint} if i.endpoint != model.LIVE else {}),
     }
 
 
@@ -78,7 +80,9 @@ def listing_json(items: Iterable[ListedCredential], today: date) -> str:
     return (
         "["
         + ", ".join(
-            f'{{"name": {encode_basestring_ascii(i.name)}, {metadata[i[1:6]]}, {stages[i[6:]]}}}'
+            f'{{"name": {encode_basestring_ascii(i.name)}, {metadata[i[1:6]]}, {stages[i[6:12]]}'
+            + ("" if i.endpoint == model.LIVE else f', "endpoint": {j(i.endpoint)}')
+            + "}"
             for i in items
         )
         + "]"
@@ -109,20 +113,22 @@ def list_(vault_location: str | None, as_json: bool) -> None:
     if not items:
         click.echo("No credentials yet. Add one with: exvault add NAME --exchange ID", err=True)
         return
+    # The endpoint column only when a credential is not on its exchange's live API.
+    endpoints = any(i.endpoint != model.LIVE for i in items)
     rows = []
     for i in items:
         stage = " (pending)" if i.pending_version else ""
-        rows.append(
-            (
-                i.name,
-                i.exchange,
-                ",".join(i.permissions) or "-",
-                ",".join(i.ips) or "any",
-                f"{(today - i.issued_on).days}d",
-                f"{i.version}{stage}",
-            )
+        row: tuple[str, ...] = (
+            i.name,
+            i.exchange,
+            ",".join(i.permissions) or "-",
+            ",".join(i.ips) or "any",
+            f"{(today - i.issued_on).days}d",
+            f"{i.version}{stage}",
         )
-    output.table(("NAME", "EXCHANGE", "PERMISSIONS", "IPS", "AGE", "VERSION"), rows)
+        rows.append((*row, i.endpoint) if endpoints else row)
+    header = ("NAME", "EXCHANGE", "PERMISSIONS", "IPS", "AGE", "VERSION")
+    output.table((*header, "ENDPOINT") if endpoints else header, rows)
 
 
 @click.command()

@@ -76,6 +76,12 @@ def from_json_option(help_text: str) -> Callable[[F], F]:
     return click.option("--from-json", type=click.File("rb"), default=None, help=help_text)
 
 
+def endpoint_option(help_text: str) -> Callable[[F], F]:
+    """``--endpoint live|testnet|URL``: where the credential's exchange is reached
+    (checked with the rest of the metadata, before any prompt)."""
+    return click.option("--endpoint", metavar="live|testnet|URL", default=None, help=help_text)
+
+
 def json_option(f: F) -> F:
     """``--json``: machine-readable output."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)

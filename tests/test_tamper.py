@@ -159,6 +159,9 @@ def test_wraps_swapped_between_rows(stocked: AdminVault, vault_path: Path) -> No
         ("expires_on", "2099-01-01"),
         ("created_at", 1),
         ("name", "kucoin-sub1"),
+        ("endpoint", "https://api.attacker.example"),
+        ("endpoint", "testnet"),
+        ("endpoint", "live"),  # NULL is live's one spelling
     ],
 )
 def test_metadata_edited_in_the_database(
@@ -169,6 +172,16 @@ def test_metadata_edited_in_the_database(
         stocked.get("binance-main")
     with Inventory.open(vault_path) as inv, pytest.raises(IntegrityError):
         inv.describe("binance-main")
+
+
+def test_an_endpoint_cleared_in_the_database_is_refused(
+    admin: AdminVault, vault_path: Path, binance_payload: dict[str, str]
+) -> None:
+    admin.add("b", "binance", binance_payload, endpoint="https://api.binance.example")
+    sql(vault_path, "UPDATE credential_versions SET endpoint = NULL")
+    with pytest.raises(IntegrityError):
+        admin.get("b")
+    assert not verify(admin).ok
 
 
 @pytest.mark.parametrize(

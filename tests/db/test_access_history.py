@@ -263,7 +263,7 @@ def test_forged_version_row_does_not_move_the_numbering(
         vault_location,
         "INSERT INTO credential_versions SELECT credential_id, 99, name, exchange, permissions,"
         " ips, issued_on, expires_on, created_at, api_key_fingerprint, payload_digest,"
-        f" signature FROM credential_versions WHERE credential_id = {BINANCE_ID}",
+        f" signature, endpoint FROM credential_versions WHERE credential_id = {BINANCE_ID}",
     )
     assert stocked.edit("binance-main", ips=["203.0.113.8"]).version == 2
     assert any("version 99" in p for p in problems(stocked)), problems(stocked)

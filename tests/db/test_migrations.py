@@ -92,6 +92,31 @@ def test_owner_unlock_migrates_a_schema_2_vault(schema_v2: Path) -> None:
         assert client.get("kucoin-sub1").secret.reveal() == KUCOIN_SECRET
 
 
+def test_schema_6_adds_endpoints_and_observations_keeping_every_signature(
+    schema_v2: Path,
+) -> None:
+    versions = "SELECT credential_id, version, signature FROM credential_versions ORDER BY 1, 2"
+    signed_before = sql(schema_v2, versions)
+    with AdminVault.unlock(schema_v2, PASSPHRASE) as admin:
+        assert verify(admin).ok  # every version's metadata digest is what it was
+        assert {i.metadata.endpoint for i in admin.credentials()} == {"live"}
+        assert admin.edit("kucoin-sub1", endpoint="testnet").metadata.endpoint == "testnet"
+        assert verify(admin).ok
+    assert set(signed_before) <= set(sql(schema_v2, versions))  # none re-signed
+    assert sql(schema_v2, "SELECT DISTINCT endpoint FROM credential_versions ORDER BY 1") == [
+        (None,),
+        ("testnet",),
+    ]
+    assert sql(schema_v2, "SELECT COUNT(*) FROM probe_observations") == [(0,)]
+
+
+def test_schema_6_run_again_changes_nothing(schema_v2: Path) -> None:
+    AdminVault.unlock(schema_v2, PASSPHRASE).close()
+    sql(schema_v2, "UPDATE exvault_schema SET schema_version = 5")  # set back by hand
+    with AdminVault.unlock(schema_v2, PASSPHRASE) as admin:
+        assert verify(admin).ok
+
+
 def test_the_migration_leaves_a_forged_head_unreadable(schema_v2: Path) -> None:
     # A head edited before the migration must not come out of it signed.
     sql(schema_v2, "UPDATE credentials SET policy = '{}x' WHERE name = 'kucoin-sub1'")

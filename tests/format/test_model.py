@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vault.errors import InvalidInput
-from vault.format.model import encode_payload, lookup_name, parse_payload_json
+from vault.format import encoding
+from vault.format.model import (
+    CredentialMetadata,
+    encode_payload,
+    lookup_name,
+    parse_payload_json,
+)
 
 lone_surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 # A JSON string value holding one lone surrogate somewhere: json.dumps writes it as a
@@ -78,3 +85,31 @@ def test_lookup_name_refuses_a_lone_surrogate() -> None:
     assert str(info.value) == (
         'the client name "bot-\\udc80" is not valid UTF-8 text (at character 5)'
     )
+
+
+# ---------------------------------------------------------------- endpoint
+
+
+def _meta(endpoint: str = "live") -> CredentialMetadata:
+    return CredentialMetadata(
+        "k", "binance", ("read",), ("203.0.113.7",), date(2026, 1, 1), None, endpoint
+    )
+
+
+def test_a_live_endpoint_keeps_the_digest_of_before_endpoints() -> None:
+    # The six fields every version written before endpoints existed was signed over.
+    before = encoding.digest(
+        b"exvault-metadata", "k", "binance", "read", "203.0.113.7", "2026-01-01", None
+    )
+    assert _meta().digest() == before
+    assert _meta().stored_endpoint is None
+
+
+@pytest.mark.parametrize("endpoint", ["testnet", "https://my.okx.com", "http://127.0.0.1:8080"])
+def test_any_other_endpoint_is_bound_into_the_digest(endpoint: str) -> None:
+    assert _meta(endpoint).digest() != _meta().digest()
+    assert _meta(endpoint).stored_endpoint == endpoint
+
+
+def test_two_endpoints_have_two_digests() -> None:
+    assert _meta("testnet").digest() != _meta("https://testnet.example").digest()

@@ -30,7 +30,7 @@ from vault.format.access import DEFAULT_SCOPE, ClientInfo
 from vault.format.credential_info import CredentialInfo
 from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
-from vault.format.model import to_epoch, utc_now
+from vault.format.model import LIVE, to_epoch, utc_now
 from vault.format.policy import Policy
 from vault.owner import clients, credentials, observations, policies
 from vault.owner import passphrase as passphrases
@@ -301,11 +301,14 @@ class AdminVault(Inventory):
         ips: tuple[str, ...] | list[str] | str = (),
         issued_on: date | None = None,
         expires_on: date | None = None,
+        endpoint: str = LIVE,
     ) -> CredentialInfo:
-        """Store a new credential as version 1, stage ``current``.
+        """Store a new credential as version 1, stage ``current``; ``endpoint`` is
+        ``live``, ``testnet`` or a base URL (:mod:`vault.exchanges.endpoints`).
 
         :raises AlreadyExists: when the name is taken.
-        :raises InvalidInput: for a bad name, exchange, field, permission, IP or date.
+        :raises InvalidInput: for a bad name, exchange, field, permission, IP, date or
+            endpoint.
         """
         return credentials.add(
             self._writer,
@@ -316,6 +319,7 @@ class AdminVault(Inventory):
             ips=ips,
             issued_on=issued_on,
             expires_on=expires_on,
+            endpoint=endpoint,
         )
 
     def edit(
@@ -327,8 +331,10 @@ class AdminVault(Inventory):
         issued_on: date | None = None,
         expires_on: date | object | None = UNCHANGED,
         payload: Mapping[str, str] | None = None,
+        endpoint: str | None = None,
     ) -> CredentialInfo:
-        """Write a new current version with changed metadata and/or secret fields.
+        """Write a new current version with changed metadata and/or secret fields
+        (``endpoint`` None: unchanged).
 
         Metadata is bound into each version's encryption, so an edit is a new version:
         the payload is re-encrypted under a fresh data key, the old current version
@@ -336,8 +342,8 @@ class AdminVault(Inventory):
         wrapped for every grantee; the result names them (``wrapped_for``).
 
         :raises NotFound: when there is no such credential.
-        :raises InvalidInput: for a bad permission, IP, date or field, or a name that is
-            not UTF-8 text.
+        :raises InvalidInput: for a bad permission, IP, date, endpoint or field, or a
+            name that is not UTF-8 text.
         :raises IntegrityError: when a grant is not backed by the signed audit log
             (:meth:`vault.owner.writer.Writer.grantees`); nothing is written.
         """
@@ -349,6 +355,7 @@ class AdminVault(Inventory):
             issued_on=issued_on,
             expires_on=expires_on,
             payload=payload,
+            endpoint=endpoint,
         )
         return replace(self.describe(name), wrapped_for=wrapped_for)
 

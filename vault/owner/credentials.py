@@ -12,9 +12,11 @@ from vault import exchanges
 from vault.db.inventory import info_from_rows
 from vault.db.tables import CredentialRecord
 from vault.errors import AlreadyExists, Conflict, InvalidInput, quoted
+from vault.exchanges.endpoints import parse_endpoint
 from vault.format import records, stages
 from vault.format.credential_info import CredentialInfo
 from vault.format.model import (
+    LIVE,
     CredentialMetadata,
     to_epoch,
     utc_now,
@@ -53,11 +55,12 @@ def credential_metadata(
     ips: tuple[str, ...] | list[str] | str,
     issued_on: date | None,
     expires_on: date | None,
+    endpoint: str = LIVE,
 ) -> CredentialMetadata:
     """A version's metadata, normalized and checked for ``exchange``'s profile.
 
-    :raises InvalidInput: for an unknown exchange, a bad permission or IP, an issue
-        date in the future or an expiry before it.
+    :raises InvalidInput: for an unknown exchange, a bad permission, IP or endpoint,
+        an issue date in the future or an expiry before it.
     """
     profile = exchanges.get_profile(exchange)
     if isinstance(permissions, str):
@@ -79,6 +82,7 @@ def credential_metadata(
         ips=ip_list,
         issued_on=issued,
         expires_on=expires_on,
+        endpoint=parse_endpoint(endpoint),
     )
 
 
@@ -92,14 +96,18 @@ def add(
     ips: tuple[str, ...] | list[str] | str = (),
     issued_on: date | None = None,
     expires_on: date | None = None,
+    endpoint: str = LIVE,
 ) -> CredentialInfo:
     """Store a new credential as version 1, stage ``current``.
 
     :raises AlreadyExists: when the name is taken.
-    :raises InvalidInput: for a bad name, exchange, field, permission, IP or date.
+    :raises InvalidInput: for a bad name, exchange, field, permission, IP, date or
+        endpoint.
     """
     validate_name(name)
-    metadata = credential_metadata(name, exchange, permissions, ips, issued_on, expires_on)
+    metadata = credential_metadata(
+        name, exchange, permissions, ips, issued_on, expires_on, endpoint
+    )
     fields = clean_payload(metadata.exchange, payload)
     now = to_epoch(utc_now())
     with writer.write(queued=True) as session:
@@ -139,6 +147,7 @@ def edit(
     issued_on: date | None = None,
     expires_on: date | object | None = UNCHANGED,
     payload: Mapping[str, str] | None = None,
+    endpoint: str | None = None,
 ) -> tuple[str, ...]:
     """Write a new current version with changed metadata and/or secret fields (see
     :meth:`vault.owner.admin.AdminVault.edit`).
@@ -146,8 +155,8 @@ def edit(
     :returns: the names of the clients the new version was wrapped for, sorted.
     :raises NotFound: when there is no such credential.
     :raises Conflict: when it has no current version or a rotation is pending.
-    :raises InvalidInput: for a bad permission, IP, date or field, or a name that is
-        not UTF-8 text.
+    :raises InvalidInput: for a bad permission, IP, date, endpoint or field, or a name
+        that is not UTF-8 text.
     :raises IntegrityError: when a grant is not backed by the signed audit log;
         nothing is written.
     """
@@ -167,6 +176,7 @@ def edit(
             old_meta.ips if ips is None else ips,
             issued_on or old_meta.issued_on,
             old_meta.expires_on if expires_on is UNCHANGED else expires_on,  # type: ignore[arg-type]
+            old_meta.endpoint if endpoint is None else endpoint,
         )
         if payload is not None:
             fields = clean_payload(metadata.exchange, payload)

@@ -119,6 +119,7 @@ def start(
             _carried_expiry(current_meta.issued_on, current_meta.expires_on, issued)
             if expires_on is UNCHANGED
             else expires_on,  # type: ignore[arg-type]
+            current_meta.endpoint,
         )
         grantees = writer.check_scopes(session, head, metadata.permissions)
         version = writer.next_version(head)
