@@ -18,7 +18,7 @@ from vault.db.inventory import Inventory
 from vault.errors import IntegrityError, InvalidToken, NotFound, VaultError, printable, quoted
 from vault.format import identities
 from vault.format.credential_info import CredentialInfo
-from vault.format.model import utc_now
+from vault.format.model import LIVE, utc_now
 from vault.format.policy import Policy
 from vault.ops import observations
 from vault.ops.finding import RANK, Finding
@@ -179,14 +179,12 @@ def _choose(readable: Sequence[str], names: Sequence[str], as_client: bool) -> l
 
 def _declared(info: CredentialInfo) -> _Declared:
     meta = info.metadata
-    # The per-credential endpoint lives in the signed metadata (add/edit --endpoint).
-    endpoint = getattr(meta, "endpoint", None)
     return _Declared(
         meta.name,
         meta.exchange,
         meta.permissions,
         meta.ips,
-        endpoint if isinstance(endpoint, str) else None,
+        None if meta.endpoint == LIVE else meta.endpoint,
         Policy.from_json(info.policy),
     )
 

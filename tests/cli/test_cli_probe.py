@@ -45,9 +45,8 @@ CREDENTIALS = {
 
 
 @pytest.fixture
-def exchanges(mock_exchanges: MockExchanges, monkeypatch: pytest.MonkeyPatch) -> MockExchanges:
-    """The mocks, with each sample key registered, and the vault's credentials pointed
-    at them (each credential's endpoint: its exchange's mock)."""
+def exchanges(mock_exchanges: MockExchanges) -> MockExchanges:
+    """The mocks, with each sample key registered."""
     for exchange, _, native in CREDENTIALS.values():
         sample = KEYS[exchange]
         mock = mock_exchanges[exchange]
@@ -62,13 +61,6 @@ def exchanges(mock_exchanges: MockExchanges, monkeypatch: pytest.MonkeyPatch) ->
                 ip_whitelist=(WHITELISTED_IP,),
             )
         )
-    declared = probe_cli._declared
-
-    def at_the_mock(info: Any) -> probe_cli._Declared:
-        found = declared(info)
-        return found._replace(endpoint=mock_exchanges[found.exchange].url)
-
-    monkeypatch.setattr(probe_cli, "_declared", at_the_mock)
     return mock_exchanges
 
 
@@ -81,7 +73,8 @@ def vault_cli(cli_vault: Cli, exchanges: MockExchanges) -> Cli:
             payload["passphrase"] = sample["passphrase"]
         result = cli_vault.unlocked(
             "add", name, "--exchange", exchange, "--permissions", permissions,
-            "--ip", WHITELISTED_IP, "--from-json", "-", input=json.dumps(payload),
+            "--ip", WHITELISTED_IP, "--endpoint", exchanges[exchange].url,
+            "--from-json", "-", input=json.dumps(payload),
         )  # fmt: skip
         assert result.exit_code == 0, result.output
     return cli_vault

@@ -14,7 +14,6 @@ dropped.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -26,7 +25,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from vault.errors import MalformedAnswer, VaultUnavailable, printable, quoted
+from vault.errors import InvalidInput, MalformedAnswer, VaultUnavailable, printable, quoted
+from vault.exchanges.endpoints import LIVE, TESTNET, parse_endpoint
 from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 from vault.exchanges.introspection import RETIRED, introspection_for
 from vault.exchanges.introspection.answer import Classified, Introspection, Verdict
@@ -45,8 +45,6 @@ except ImportError:
 __all__ = [
     "BODY_LIMIT",
     "DEFAULT_TIMEOUT",
-    "LIVE",
-    "TESTNET",
     "ask_key",
     "check_endpoint",
     "server_skew",
@@ -60,9 +58,6 @@ a larger one is refused before it is parsed."""
 DEFAULT_TIMEOUT = 10.0
 """Seconds a request may take (connect, then each read) before it counts as
 unreachable."""
-
-LIVE = "live"
-TESTNET = "testnet"
 
 #: Longest exchange code kept in a ProbeError (a hostile server could send a novel).
 _CODE_LIMIT = 64
@@ -133,41 +128,17 @@ class _CappedSession(requests.Session):
 
 
 def check_endpoint(endpoint: str | None) -> str | None:
-    """Why ``endpoint`` cannot be used (``None``: it can): ``live``, ``testnet`` or a
-    base URL ``https://host[:port]`` with no path, query or credentials (``http://``
-    only to this machine: a local mock or relay)."""
-    if endpoint in (None, LIVE, TESTNET):
+    """Why ``endpoint`` cannot be used (``None``: it can): the rule of
+    :func:`vault.exchanges.endpoints.parse_endpoint` (``live``, ``testnet``,
+    ``https://host[:port]``, plain ``http://`` to this machine only), applied again
+    here because the endpoint comes from the database."""
+    if endpoint is None:
         return None
-    assert endpoint is not None
     try:
-        parts = urlsplit(endpoint)
-        port = parts.port
-    except ValueError:
-        return f"endpoint {quoted(endpoint)} is not a URL"
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or parts.username is not None
-        or (port is not None and not 0 < port < 65536)
-    ):
-        return f"endpoint {quoted(endpoint)} is not live, testnet or a base URL https://host[:port]"
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        # Over plain HTTP the API key, the signatures and OKX's and Bitget's passphrase
-        # (sent as a header) would cross the network in clear.
-        return f"endpoint {quoted(endpoint)}: plain http only to this machine; use https"
+        parse_endpoint(endpoint)
+    except InvalidInput as exc:
+        return str(exc)
     return None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _rebase(urls: Any, base: str) -> Any:

@@ -20,10 +20,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
+from vault.exchanges.endpoints import LIVE
 from vault.exchanges.introspection import introspection_for
 from vault.exchanges.key_report import KeyReport, ProbeError, ProbeOutcome
 from vault.format.model import utc_now
-from vault.ops.exchange_api import DEFAULT_TIMEOUT, LIVE, ask_key, server_skew
+from vault.ops.exchange_api import DEFAULT_TIMEOUT, ask_key, server_skew
 from vault.secret import Secret
 
 __all__ = [
