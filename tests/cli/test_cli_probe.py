@@ -305,3 +305,29 @@ def test_a_monitor_trusts_no_header_but_its_tokens(cli_vault: Cli) -> None:
     with pytest.raises(IntegrityError):
         probe_cli._pinned_inventory(location, other)
     probe_cli._pinned_inventory(location, ClientToken(vault_id, real, "c1", bytes(32))).close()
+
+
+def test_in_a_terminal_probe_draws_a_progress_bar(vault_cli: Cli) -> None:
+    import os
+    import sys
+
+    import pexpect
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXVAULT_")}
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m", "vault.cli.main", "probe", "--all", "--no-agent",
+            "--vault", str(vault_cli.vault_path),
+            "--passphrase-file", str(vault_cli.passphrase_file),
+        ],
+        env=env,
+        timeout=60,
+        encoding="utf-8",
+    )  # fmt: skip
+    child.expect("probing")
+    child.expect("100%")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "okx-bot" in str(child.before)
