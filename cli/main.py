@@ -4,7 +4,8 @@ Exit codes (docs/cli.md): 0 success; 2 usage error (click; also an argument that
 not UTF-8); 3 wrong passphrase or damaged vault; 4 not found; 5 already exists;
 6 access denied; 7 invalid input; 8 no vault; 9 conflict; 10 insecure file;
 11 unsupported format; 12 database error; 70 internal error; 130 interrupted.
-``exvault check`` keeps 1 and 2 for its findings and exits 64 on a usage error.
+``exvault check``, ``doctor`` and ``probe`` keep 1 and 2 for their findings and exit
+64 on a usage error; ``probe`` exits 69 when no exchange could be reached.
 """
 
 from __future__ import annotations
@@ -140,6 +141,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "vault.cli.rotation:policy",
         "Set a credential's rotation policy and accepted risks.",
     ),
+    "probe": Subcommand(
+        "vault.cli.probe:probe",
+        "Ask each exchange what the stored keys can really do.",
+    ),
     "recover": Subcommand("vault.cli.keys:recover", "Set a new passphrase with the recovery key."),
     "remove": Subcommand(
         "vault.cli.credentials:remove",
@@ -246,8 +251,9 @@ class ExvaultGroup(LazyGroup):
             where = exc.ctx.command_path if exc.ctx is not None else "exvault"
             message = errors.printable(exc.format_message())
             click.echo(f"exvault: error: {message} (see: {where} --help)", err=True)
-            # check's and doctor's exit codes 1 and 2 mean findings; usage errors must not.
-            graded = where.endswith((" check", " doctor"))
+            # check's, doctor's and probe's exit codes 1 and 2 mean findings; usage
+            # errors must not.
+            graded = where.endswith((" check", " doctor", " probe"))
             sys.exit(EXIT_CHECK_USAGE if graded else exc.exit_code)
         except VaultCommandError as exc:
             exc.show()

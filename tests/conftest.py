@@ -23,6 +23,7 @@ from typing import TypeVar
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.mock_exchange.fixtures import mock_exchanges  # noqa: F401  (a fixture for all tests)
 from vault.agent import client as agent_client
 from vault.format.kdf_params import KdfParams
 from vault.owner.admin import AdminVault

@@ -138,6 +138,11 @@ def decode_utf8(data: bytes, what: str) -> str:
         raise InvalidInput(f"{what} is not valid UTF-8 text (at byte {exc.start + 1})") from None
 
 
+class MalformedAnswer(VaultError):
+    """An exchange answered in a shape exvault cannot read (not JSON, a field missing
+    or of the wrong type, too large). The message names the field, never a value."""
+
+
 class StoreError(VaultError):
     """The database failed (disk full, I/O error, lock held too long)."""
 
@@ -187,6 +192,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "InvalidToken",
+    "MalformedAnswer",
     "NotFound",
     "StoreError",
     "TokenExpired",

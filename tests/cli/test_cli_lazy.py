@@ -144,6 +144,8 @@ def test_an_import_loads_only_the_library_of_its_source(
     assert process.returncode == 0, process.stderr
     loaded = {m.split(".")[0] for m in imports} & set(IMPORT_LIBRARIES)
     assert loaded == {"dotenv"}
+    # Only commands that talk to an exchange load ccxt (the `exchanges` extra).
+    assert not {m for m in imports if m.split(".")[0] == "ccxt" or m == "vault.ops.exchange_api"}
 
 
 def test_a_store_error_exits_12_through_the_error_hierarchy() -> None:

@@ -85,14 +85,15 @@ def test_a_new_process_reading_a_vault_file_never_imports_sqlalchemy(
     # the owner's, the checks' or the storage layer's modules, nor socket (the audit
     # entry's host name comes from os.uname), nor dataclasses and the inspect, ast and
     # dis it pulls (no dataclass on the path), nor hashlib and hmac (cryptography's
-    # SHA-256 and HMAC, the C compare_digest), nor unicodedata (passphrases only).
+    # SHA-256 and HMAC, the C compare_digest), nor unicodedata (passphrases only), nor
+    # ccxt (only `exvault probe` talks to exchanges).
     code = (
         "import sys, vault\n"
         "c = vault.load('binance-main')\n"
         "assert c.secret.reveal() == sys.argv[1], 'wrong secret'\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"
         "heavy = sorted(top & {'sqlalchemy', 'argon2', 'socket', 'selectors', 'dataclasses',\n"
-        "    'inspect', 'ast', 'dis', 'hashlib', 'hmac', '_hashlib', 'unicodedata'})\n"
+        "    'inspect', 'ast', 'dis', 'hashlib', 'hmac', '_hashlib', 'unicodedata', 'ccxt'})\n"
         "heavy += sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[2:])))\n"
         "print(' '.join(heavy))\n"
     )

@@ -1,0 +1,436 @@
+"""Talking to an exchange about one key, through ccxt: its introspection call and its
+server time, every failure turned into a :class:`~vault.exchanges.key_report.ProbeError`.
+
+Only the commands that talk to exchanges import this module (it imports ccxt, the
+``exchanges`` extra); ``list``, ``check`` and a bot's ``vault.load`` never do.
+
+Nothing secret leaves it. ccxt's exception texts hold the request URL (Binance and
+HTX sign in the query string) and the answer's body, and its debug log the request
+headers (the key, the signature, OKX's and KuCoin's passphrase): a :class:`ProbeError`
+message is built here from the exchange's code and the kind of failure only, ccxt's
+logger is replaced by a silent one, and urllib3's debug lines (URL with its query) are
+dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from vault.errors import InvalidInput, MalformedAnswer, VaultUnavailable, printable, quoted
+from vault.exchanges.endpoints import LIVE, TESTNET, parse_endpoint
+from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
+from vault.exchanges.introspection import RETIRED, introspection_for
+from vault.exchanges.introspection.answer import Classified, Introspection, Verdict
+from vault.exchanges.key_report import KeyReport, ProbeError
+from vault.secret import Secret
+
+try:
+    import ccxt  # type: ignore[import-untyped]
+    import requests
+except ImportError:
+    raise VaultUnavailable(
+        "talking to exchanges needs ccxt: install exvault with its exchanges extra, "
+        "pip install '.[exchanges]' in its source tree"
+    ) from None
+
+__all__ = [
+    "BODY_LIMIT",
+    "DEFAULT_TIMEOUT",
+    "ask_key",
+    "check_endpoint",
+    "server_skew",
+    "unsupported",
+]
+
+BODY_LIMIT = 1024 * 1024
+"""The largest answer read (bytes): an introspection answer is a few hundred bytes, and
+a larger one is refused before it is parsed."""
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a request may take (connect, then each read) before it counts as
+unreachable."""
+
+#: Longest exchange code kept in a ProbeError (a hostile server could send a novel).
+_CODE_LIMIT = 64
+
+_REASONS = {
+    "invalid-key": "unknown or deleted key (or, on Binance, an IP off its whitelist)",
+    "bad-signature": "the signature does not match: the secret is not this key's",
+    "wrong-passphrase": "wrong API passphrase",
+    "ip-not-allowed": "this host's IP address is not on the key's whitelist",
+    "expired": "the key has expired",
+    "permission-denied": "the key may not call this endpoint (or this IP is not allowed)",
+}
+
+
+class _DropUrlLines(logging.Filter):
+    """Drops urllib3's debug lines: each names a request's URL with its query string,
+    where Binance and HTX put the key and the signature."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_DropUrlLines())
+
+# A logger outside the hierarchy, disabled: ccxt logs each request's headers at DEBUG.
+_SILENT = logging.Logger("exvault.exchange_api.silenced")
+_SILENT.disabled = True
+
+
+class _AnswerTooLarge(Exception):
+    """An answer beyond :data:`BODY_LIMIT` (raised inside ccxt's fetch, caught here)."""
+
+
+class _CappedSession(requests.Session):
+    """A requests session that reads at most :data:`BODY_LIMIT` bytes of an answer and
+    remembers the last answer's status, ``Retry-After`` and body (ccxt's exceptions
+    carry them only in their text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forget()
+
+    def forget(self, pace: Callable[[], None] = lambda: None) -> None:
+        """Clear what the last request left (before each call); ``pace`` is called
+        right before the next request leaves, as close to the wire as can be."""
+        self.pace = pace
+        self.last_status: int | None = None
+        self.last_retry_after: str | None = None
+        self.last_body: bytes | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["stream"] = True
+        self.pace()
+        response = super().request(*args, **kwargs)
+        self.last_status = response.status_code
+        self.last_retry_after = response.headers.get("Retry-After")
+        try:
+            declared = int(response.headers.get("Content-Length") or 0)
+        except ValueError:
+            declared = 0
+        body = b"" if declared > BODY_LIMIT else response.raw.read(BODY_LIMIT + 1)
+        response.close()
+        if declared > BODY_LIMIT or len(body) > BODY_LIMIT:
+            raise _AnswerTooLarge
+        self.last_body = body
+        response._content = body
+        return response
+
+
+def check_endpoint(endpoint: str | None) -> str | None:
+    """Why ``endpoint`` cannot be used (``None``: it can): the rule of
+    :func:`vault.exchanges.endpoints.parse_endpoint` (``live``, ``testnet``,
+    ``https://host[:port]``, plain ``http://`` to this machine only), applied again
+    here because the endpoint comes from the database."""
+    if endpoint is None:
+        return None
+    try:
+        parse_endpoint(endpoint)
+    except InvalidInput as exc:
+        return str(exc)
+    return None
+
+
+def _rebase(urls: Any, base: str) -> Any:
+    """``urls`` (ccxt's ``urls['api']``: a URL or nested dicts of them) with the scheme
+    and host of each replaced by ``base``, paths kept."""
+    if isinstance(urls, dict):
+        return {name: _rebase(url, base) for name, url in urls.items()}
+    if isinstance(urls, str) and "://" in urls:
+        return base + urlsplit(urls).path.rstrip("/")
+    return urls
+
+
+class _Unusable(Exception):
+    """A client cannot be built; carries the ProbeError to report."""
+
+    def __init__(self, error: ProbeError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+# Building a ccxt client costs 7 to 15 ms of CPU (it merges the exchange's whole
+# description): a thousand keys would spend seconds on it alone. Each thread keeps one
+# client per exchange and endpoint and lends it to one key at a time.
+_THREAD = threading.local()
+
+
+def _client(exchange: str, endpoint: str | None, timeout: float) -> Any:
+    """This thread's ccxt client of ``exchange`` at ``endpoint``, with no credentials.
+
+    :raises _Unusable: ccxt has no such exchange, or the endpoint is unusable.
+    """
+    clients: dict[tuple[str, str | None], Any] = _THREAD.__dict__.setdefault("clients", {})
+    client = clients.get((exchange, endpoint))
+    if client is None:
+        client = _new_client(exchange, endpoint)
+        clients[(exchange, endpoint)] = client
+    client.timeout = max(1, round(timeout * 1000))
+    return client
+
+
+def _new_client(exchange: str, endpoint: str | None) -> Any:
+    factory = getattr(ccxt, exchange, None)
+    if not isinstance(factory, type) or not issubclass(factory, ccxt.Exchange):
+        raise _Unusable(ProbeError("unsupported", None, None, f"ccxt has no exchange {exchange}"))
+    problem = check_endpoint(endpoint)
+    if problem is not None:
+        raise _Unusable(ProbeError("unsupported", None, None, problem))
+    client = factory({"enableRateLimit": False})
+    client.logger = _SILENT
+    client.session = _CappedSession()
+    if endpoint == TESTNET:
+        try:
+            client.set_sandbox_mode(True)
+        except ccxt.NotSupported:
+            message = f"{exchange} has no testnet in ccxt"
+            raise _Unusable(ProbeError("unsupported", None, None, message)) from None
+    elif endpoint not in (None, LIVE):
+        parts = urlsplit(endpoint)
+        client.urls["api"] = _rebase(client.urls["api"], f"{parts.scheme}://{parts.netloc}")
+        # Exchanges that sign the host (HTX) sign the one they are sent to.
+        client.hostname = parts.netloc
+    return client
+
+
+@contextmanager
+def _holding(client: Any, fields: Mapping[str, Secret]) -> Iterator[Any]:
+    """``client`` holding ``fields``' secrets for the ``with`` block only."""
+    for ours, theirs in CCXT_CREDENTIAL_NAMES.items():
+        setattr(client, theirs, fields[ours].reveal() if ours in fields else "")
+    try:
+        yield client
+    finally:
+        for theirs in CCXT_CREDENTIAL_NAMES.values():
+            setattr(client, theirs, "")
+
+
+def _code(text: str) -> str:
+    return printable(text)[:_CODE_LIMIT]
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from an API; the limiter's own pause applies
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _from_verdict(
+    exchange: str, classified: Classified, verdict: Verdict, retry_after: float | None
+) -> ProbeError:
+    code = _code(classified.code)
+    if verdict.kind == "rejected-key":
+        reason = verdict.reason or "invalid-key"
+        text = f"{exchange} refused the key: {_REASONS[reason]} (code {code})"
+        return ProbeError("rejected-key", reason, code, text)
+    if verdict.kind == "clock-skew":
+        text = f"{exchange} refused the request's time stamp: check this host's clock (code {code})"
+        return ProbeError("clock-skew", None, code, text)
+    text = f"{exchange} is busy or under maintenance (code {code})"
+    return ProbeError("unreachable", None, code, text, retry_after)
+
+
+def _classify(
+    exchange: str, spec: Introspection | None, exc: BaseException, session: Any
+) -> ProbeError:
+    """The ProbeError for a failed call. Built from codes and classes only: ccxt's
+    exception text (URL with signature, body) is never used."""
+    if isinstance(exc, _AnswerTooLarge):
+        message = f"{exchange} sent an answer larger than {BODY_LIMIT // 1024} KiB"
+        return ProbeError("malformed", None, None, message)
+    status: int | None = getattr(session, "last_status", None)
+    body: bytes | None = getattr(session, "last_body", None)
+    answer: object = None
+    if body:
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+    classified = spec.classify(answer) if spec is not None and answer is not None else None
+    retry_after = _retry_after(getattr(session, "last_retry_after", None))
+    if status == 429 or isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
+        code = _code(classified.code) if classified is not None else "429"
+        wait = f", retry after {retry_after:g} s" if retry_after is not None else ""
+        return ProbeError(
+            "unreachable", None, code, f"{exchange} is rate limiting requests{wait}", retry_after
+        )
+    if classified is not None and classified.verdict is not None:
+        return _from_verdict(exchange, classified, classified.verdict, retry_after)
+    if status is not None and status >= 500:
+        return ProbeError("unreachable", None, str(status), f"{exchange} answered HTTP {status}")
+    if isinstance(exc, ccxt.OnMaintenance):
+        return ProbeError("unreachable", None, None, f"{exchange} is under maintenance")
+    if isinstance(exc, ccxt.RequestTimeout):
+        return ProbeError("unreachable", None, None, f"{exchange} did not answer in time")
+    # requests' cause says more than ccxt's class (which files TLS under either).
+    cause = exc.__cause__
+    if isinstance(cause, (requests.exceptions.SSLError, requests.exceptions.TooManyRedirects)):
+        what = "TLS failed" if isinstance(cause, requests.exceptions.SSLError) else "redirect loop"
+        return ProbeError("unreachable", None, None, f"could not reach {exchange}: {what}")
+    if isinstance(exc, ccxt.NetworkError):  # ExchangeNotAvailable too
+        return ProbeError("unreachable", None, None, f"could not reach {exchange}")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return ProbeError("unreachable", None, None, f"could not reach {exchange}")
+    if classified is not None:
+        code = _code(classified.code)
+        message = f"{exchange} answered with an error exvault does not know (code {code})"
+        return ProbeError("malformed", None, code, message)
+    if isinstance(exc, ccxt.AuthenticationError):
+        return ProbeError(
+            "rejected-key", "invalid-key", None, f"{exchange} refused the key (no known code)"
+        )
+    if isinstance(exc, ccxt.PermissionDenied):
+        return ProbeError(
+            "rejected-key", "permission-denied", None, f"{exchange} refused the key (no known code)"
+        )
+    if isinstance(exc, ccxt.InvalidNonce):
+        text = f"{exchange} refused the request's time stamp: check this host's clock"
+        return ProbeError("clock-skew", None, None, text)
+    if isinstance(exc, MalformedAnswer):
+        return ProbeError("malformed", None, None, f"{exchange}'s answer is unreadable: {exc}")
+    if status is not None and status >= 400:
+        message = f"{exchange} answered HTTP {status} without a known code"
+        return ProbeError("malformed", None, str(status), message)
+    return ProbeError("malformed", None, None, f"{exchange}'s answer is unreadable")
+
+
+def unsupported(exchange: str) -> ProbeError | None:
+    """The error of an exchange exvault cannot ask about a key (``None``: it can)."""
+    name = exchange.strip().lower()
+    if name in RETIRED:
+        return ProbeError("unsupported", None, None, f"{name}: {RETIRED[name]}")
+    if introspection_for(name) is None:
+        return ProbeError(
+            "unsupported",
+            None,
+            None,
+            f"exvault does not know how to ask {quoted(exchange)} about a key",
+        )
+    return None
+
+
+def ask_key(
+    exchange: str,
+    fields: Mapping[str, Secret],
+    endpoint: str | None,
+    *,
+    now: datetime,
+    timeout: float = DEFAULT_TIMEOUT,
+    pace: Callable[[], None] = lambda: None,
+) -> KeyReport | ProbeError:
+    """What ``exchange`` says about the key in ``fields`` (our field names), asked at
+    ``endpoint`` (``None``/``live``, ``testnet`` or a base URL).
+
+    ``pace`` is called before each request (a rate limiter's wait; it may raise a
+    :class:`BaseException` to stop, which passes through).
+
+    Never raises for anything the exchange or the network does: each failure is a
+    :class:`ProbeError` whose message holds no secret, URL query or header.
+    """
+    failure = unsupported(exchange)
+    if failure is not None:
+        return failure
+    spec = introspection_for(exchange)
+    assert spec is not None
+    name = spec.exchange
+    try:
+        client = _client(name, endpoint, timeout)
+    except _Unusable as unusable:
+        return unusable.error
+    session = client.session
+    try:
+        with _holding(client, fields):
+            return _introspect(client, session, spec, fields, now, pace)
+    except Exception as exc:  # every failure is reported, none escapes with its text
+        return _classify(name, spec, exc, session)
+
+
+def _introspect(
+    client: Any,
+    session: Any,
+    spec: Introspection,
+    fields: Mapping[str, Secret],
+    now: datetime,
+    pace: Callable[[], None],
+) -> KeyReport:
+    """The introspection call(s) and the parsed report.
+
+    :raises Exception: whatever ccxt or the parser raises (classified by the caller).
+    """
+    uid = fields["uid"].reveal() if "uid" in fields else None
+    if uid is None and spec.account_method is not None and spec.parse_account is not None:
+        answer = _call(client, session, spec.account_method, {}, pace)
+        _raise_if_error(spec, answer)
+        uid = spec.parse_account(answer)
+    params = spec.params(fields["api_key"].reveal(), uid)
+    answer = _call(client, session, spec.method, params, pace)
+    _raise_if_error(spec, answer)
+    if isinstance(answer, str):
+        raise MalformedAnswer("not JSON")
+    return spec.parse(answer, now)
+
+
+class _ErrorInAnswer(Exception):
+    """A 200 answer that carries the exchange's error code."""
+
+
+def _raise_if_error(spec: Introspection, answer: object) -> None:
+    if spec.classify(answer) is not None:
+        raise _ErrorInAnswer
+
+
+def _call(
+    client: Any, session: Any, method: str, params: Mapping[str, str], pace: Callable[[], None]
+) -> object:
+    session.forget(pace)
+    return getattr(client, method)(dict(params))
+
+
+def server_skew(
+    exchange: str,
+    endpoint: str | None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    pace: Callable[[], None] = lambda: None,
+) -> int | ProbeError:
+    """The exchange's clock minus this host's, in milliseconds, measured at the middle
+    of one server-time request (ccxt's ``fetch_time``; no key needed). Kraken's clock
+    is read in whole seconds, so its skew is known to within half a second.
+
+    Never raises for anything the exchange or the network does (``pace`` as in
+    :func:`ask_key`).
+    """
+    failure = unsupported(exchange)
+    if failure is not None:
+        return failure
+    spec = introspection_for(exchange)
+    assert spec is not None
+    try:
+        client = _client(spec.exchange, endpoint, timeout)
+    except _Unusable as unusable:
+        return unusable.error
+    session = client.session
+    session.forget(pace)
+    try:
+        started = time.time()
+        server_ms = client.fetch_time()
+        finished = time.time()
+        if isinstance(server_ms, bool) or not isinstance(server_ms, int):
+            raise MalformedAnswer("server time is not an integer")
+    except Exception as exc:  # as in ask_key: reported, never raised
+        return _classify(spec.exchange, spec, exc, session)
+    # The exchange's clock is somewhere in the unit it names: take the middle.
+    server_ms += spec.time_resolution_ms // 2
+    return server_ms - round((started + finished) / 2 * 1000)
