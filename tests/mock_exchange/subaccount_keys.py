@@ -701,6 +701,16 @@ def _gate_key(state: ExchangeState, request: Request, master: ApiKey) -> object:
     return _gate_view(key)
 
 
+def _gate_account_detail(state: ExchangeState, request: Request, key: ApiKey) -> object:
+    return {
+        "user_id": _uid(key.account.uid),
+        "ip_whitelist": list(key.ip_whitelist),
+        "currency_pairs": [],
+        "key": {"mode": 1},
+        "tier": 0,
+    }
+
+
 class Gate(Dialect):
     """Gate API v4: ``KEY``, ``Timestamp`` (seconds) and ``SIGN`` headers, hex
     HMAC-SHA512 (see :func:`gate_signature`); timestamps within 60 s."""
@@ -772,6 +782,7 @@ def install_gate(dialect: Dialect) -> None:
             ("GET", GATE_KEY): _gate_key,
             ("PUT", GATE_KEY): _gate_key,
             ("DELETE", GATE_KEY): _gate_key,
+            ("GET", "/api/v4/account/detail"): _gate_account_detail,
         }
     )
     dialect.private = routes
