@@ -11,6 +11,7 @@ import click
 from vault.durations import parse_duration
 from vault.errors import InvalidInput
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
+from vault.ops import exchange_keys
 from vault.owner import policies, rotation
 from vault.owner.credentials import UNCHANGED, credential_metadata
 
@@ -233,6 +234,10 @@ def _policy_dict(p: Any) -> dict[str, Any]:
         "accepted": {
             k: {"reason": v.reason, "accepted_at": v.accepted_at} for k, v in p.accepted.items()
         },
+        "rotate_via": p.rotate_via,
+        "sub_account": p.sub_account,
+        "auto": p.auto,
+        "on_promote": p.on_promote,
     }
 
 
@@ -246,6 +251,16 @@ def _show_policy(p: Any, as_json: bool) -> None:
             ("Warn before", f"{p.warn_before_days}d"),
             ("Stale after", f"{p.stale_days}d"),
             ("Grace period", f"{p.grace_hours}h"),
+            *(
+                [
+                    ("Rotated via", p.rotate_via),
+                    ("Sub-account", p.sub_account or "(the credential's uid field)"),
+                    ("Automatic", "yes" if p.auto else "no"),
+                ]
+                if p.rotate_via
+                else []
+            ),
+            *([("On promote", p.on_promote)] if p.on_promote else []),
             *[
                 (f"Accepted {k}", f"{v.accepted_at:%Y-%m-%d}: {v.reason}")
                 for k, v in p.accepted.items()
@@ -266,6 +281,24 @@ def _show_policy(p: Any, as_json: bool) -> None:
 @click.option(
     "--grace", metavar="HOURS", help="How long a previous key stays readable [default: 24h]."
 )
+@click.option(
+    "--rotate-via",
+    metavar="MASTER",
+    help="Rotate NAME at the exchange with the master account's key stored as MASTER.",
+)
+@click.option("--unlink", is_flag=True, help="Rotate NAME by hand again (drop --rotate-via).")
+@click.option(
+    "--sub-account",
+    metavar="UID|NAME",
+    help="NAME's sub-account, as the exchange names it (Bybit, Gate: uid; OKX, KuCoin: name).",
+)
+@click.option(
+    "--auto/--no-auto",
+    default=None,
+    help="Whether exvault rotate due --auto rotates NAME unattended.",
+)
+@click.option("--on-promote", metavar="CMD", help="Command run after each promote of NAME.")
+@click.option("--no-on-promote", is_flag=True, help="Run no command after a promote.")
 @vault_option
 @passphrase_file_option
 @json_option
@@ -275,11 +308,17 @@ def policy_set(
     warn_before: str | None,
     stale_after: str | None,
     grace: str | None,
+    rotate_via: str | None,
+    unlink: bool,
+    sub_account: str | None,
+    auto: bool | None,
+    on_promote: str | None,
+    no_on_promote: bool,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,
 ) -> None:
-    """Change the rotation limits of NAME."""
+    """Change the rotation limits of NAME, or link it to its master key."""
     day, hour = timedelta(days=1), timedelta(hours=1)
     limits = {
         "max_age_days": _whole(max_age, day, "--max-age"),
@@ -287,13 +326,38 @@ def policy_set(
         "stale_days": _whole(stale_after, day, "--stale-after"),
         "grace_hours": _whole(grace, hour, "--grace"),
     }
-    if all(v is None for v in limits.values()):
+    if rotate_via is not None and unlink:
+        raise click.UsageError("--rotate-via and --unlink exclude each other")
+    if on_promote is not None and no_on_promote:
+        raise click.UsageError("--on-promote and --no-on-promote exclude each other")
+    link: dict[str, Any] = {}
+    if rotate_via is not None or unlink:
+        link["rotate_via"] = None if unlink else rotate_via
+    if sub_account is not None:
+        link["sub_account"] = sub_account
+    if auto is not None:
+        link["auto"] = auto
+    if on_promote is not None or no_on_promote:
+        link["on_promote"] = None if no_on_promote else on_promote
+    if all(v is None for v in limits.values()) and not link:
         raise click.UsageError(
-            "nothing to change: give --max-age, --warn-before, --stale-after or --grace"
+            "nothing to change: give --max-age, --warn-before, --stale-after, --grace, "
+            "--rotate-via, --sub-account, --auto or --on-promote"
         )
-    require_credential(vault_location, name)
+    with open_inventory(vault_location) as inv:
+        exchange = inv.describe(name).metadata.exchange
+        if rotate_via is not None:
+            inv.describe(rotate_via)  # the master exists (checked again when linking)
+            if rotate_via == name:
+                raise InvalidInput(f"{name} cannot rotate itself: name its master key")
+            exchange_keys.for_exchange(exchange)
     with open_admin(vault_location, passphrase_file) as admin:
-        result = admin.set_policy(name, **limits)
+        result = None
+        if any(v is not None for v in limits.values()):
+            result = admin.set_policy(name, **limits)
+        if link:
+            result = admin.link_rotation(name, **link)
+    assert result is not None
     _show_policy(result, as_json)
 
 
