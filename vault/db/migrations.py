@@ -23,6 +23,7 @@ from vault.db.postgres import install_audit_head
 from vault.db.schema_version import pending
 from vault.db.tables import (
     AUDIT_READS_INDEX,
+    JOURNAL,
     ClientRecord,
     CredentialRecord,
     GrantRecord,
@@ -215,6 +216,11 @@ def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
     sign_stored_slots(conn, owner.vault_id, owner.identity.sign)
 
 
+def _rotation_journal(conn: Connection, _owner: OwnerKeys) -> None:
+    # Schema version 6: a new table, empty; nothing existing changes.
+    JOURNAL.create(conn, checkfirst=True)
+
+
 Apply = Callable[[Connection, "OwnerKeys"], None]
 """How one step changes a database, given the owner's unlocked keys."""
 
@@ -223,6 +229,7 @@ APPLY: dict[int, Apply] = {
     3: _signed_heads,
     4: _audit_head,
     5: _signed_keyslots,
+    6: _rotation_journal,
 }
 """How each step of :data:`vault.db.schema_version.STEPS` is applied, by the version it
 brings the schema to."""

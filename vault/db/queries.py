@@ -24,6 +24,7 @@ from vault.format.schema import (
     ClientRow,
     HeaderRow,
     HeadRow,
+    JournalRow,
     PayloadRow,
     VersionRow,
     WrapRow,
@@ -208,6 +209,39 @@ def append_audit(execute: Execute, vault_id: bytes, *, head_row: bool, **entry: 
 
 
 # --------------------------------------------------------------------------------------
+# The rotation journal
+# --------------------------------------------------------------------------------------
+
+_JOURNAL_VALUES = JournalRow._fields[1:]  # the database numbers ``id``
+
+INSERT_JOURNAL_SQL = "INSERT INTO rotation_journal ({}) VALUES ({}) RETURNING id".format(
+    ", ".join(_JOURNAL_VALUES), ", ".join(f":{name}" for name in _JOURNAL_VALUES)
+)
+"""Stores one journal entry and returns its id (parameters: its columns but ``id``)."""
+
+UPDATE_JOURNAL_SQL = (
+    "UPDATE rotation_journal SET state = :state, api_key = :api_key, detail = :detail, "
+    "attempts = :attempts, updated_at = :updated_at, signature = :signature WHERE id = :id"
+)
+"""Settles (or counts another attempt of) the entry ``id``, re-signed."""
+
+JOURNAL_SQL = f"SELECT {_select(JournalRow, 'j')} FROM rotation_journal j ORDER BY j.id"
+"""Every journal entry, oldest first."""
+
+OPEN_JOURNAL_SQL = (
+    f"SELECT {_select(JournalRow, 'j')} FROM rotation_journal j "
+    "WHERE j.state = 'intent' ORDER BY j.id"
+)
+"""The entries not settled yet, oldest first."""
+
+
+def journal_values(row: JournalRow) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_JOURNAL_SQL` (and, with ``id``, of
+    :data:`UPDATE_JOURNAL_SQL`) for ``row``."""
+    return {name: getattr(row, name) for name in JournalRow._fields}
+
+
+# --------------------------------------------------------------------------------------
 # PostgreSQL's write lock
 # --------------------------------------------------------------------------------------
 
@@ -237,16 +271,21 @@ __all__ = [
     "CLIENT_SQL",
     "HEADER_SQL",
     "INSERT_AUDIT_SQL",
+    "INSERT_JOURNAL_SQL",
+    "JOURNAL_SQL",
     "LAST_AUDIT_SQL",
     "LOCK_WRITES_SQL",
+    "OPEN_JOURNAL_SQL",
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
+    "UPDATE_JOURNAL_SQL",
     "WAL_CHECKPOINT_SQL",
     "WRITE_LOCK_KEY",
     "Execute",
     "StageRows",
     "append_audit",
     "begin_sqlite",
+    "journal_values",
     "last_audit_entry",
     "lock_timeout_sql",
     "split_stage_row",

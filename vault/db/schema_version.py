@@ -54,6 +54,13 @@ STEPS: tuple[SchemaStep, ...] = (
         "sign every keyslot with the root key (its KDF parameters were unauthenticated)",
         readers_compatible=True,
     ),
+    # Only the owner's automated rotation reads the journal: bots and keyless commands
+    # keep working until the owner's next unlock adds it.
+    SchemaStep(
+        6,
+        "the journal of automated rotation (one signed entry per exchange-side step)",
+        readers_compatible=True,
+    ),
 )
 
 

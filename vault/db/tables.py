@@ -94,6 +94,10 @@ TABLES: dict[str, Table] = {name: core_table(t) for name, t in schema.TABLES.ite
 AUDIT_HEAD = TABLES[schema.AUDIT_HEAD.name]
 """PostgreSQL: the audit chain's head row (see :mod:`vault.db.postgres`)."""
 
+JOURNAL = TABLES[schema.JOURNAL.name]
+"""Automated rotation's journal (schema version 6), through the statements of
+:mod:`vault.db.queries`."""
+
 AUDIT_READS_INDEX = next(
     index for index in TABLES[schema.AUDIT_LOG.name].indexes if index.name == "ix_audit_log_reads"
 )
@@ -285,6 +289,7 @@ def row_insert(row: tuple[object, ...]) -> tuple[Table, dict[str, Any]]:
 __all__ = [
     "AUDIT_HEAD",
     "AUDIT_READS_INDEX",
+    "JOURNAL",
     "POSTGRESQL_METADATA",
     "TABLES",
     "AuditRecord",

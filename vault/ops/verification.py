@@ -19,9 +19,9 @@ from typing import TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from vault.db import access_history, audit, audit_file, keyslots
+from vault.db import access_history, audit, audit_file, keyslots, queries
 from vault.db.schema_check import schema_differences
-from vault.db.store import StoreError
+from vault.db.store import StoreError, session_executor
 from vault.db.tables import (
     Base,
     ClientRecord,
@@ -33,9 +33,10 @@ from vault.db.tables import (
     WrapRecord,
 )
 from vault.errors import IntegrityError, VaultError
-from vault.format import records, stages
+from vault.format import journal, records, stages
 from vault.format.keywrap import Recipient
 from vault.format.policy import Policy
+from vault.format.schema import JournalRow
 from vault.owner.admin import AdminVault
 
 
@@ -211,6 +212,7 @@ def _verify_rows(
     # go away with it (unless the log's tail is cut too, see audit verify's witness).
     by_name = {c.name: c for c in clients.values()}
     _verify_grants_signed(admin, session, heads, clients, grants, report)
+    _verify_journal(admin, session, report)
     for seq, name in chain.revocations:
         restored = by_name.get(name)
         if restored is not None and restored.revoked_at is None:
@@ -220,6 +222,19 @@ def _verify_rows(
                     f'client "{name}" was revoked (audit entry {seq}) but its record is not: '
                     "rows put back from an older copy?",
                 )
+            )
+
+
+def _verify_journal(admin: AdminVault, session: Session, report: VerifyReport) -> None:
+    # The rotation journal's entries are signed like every record; an entry left
+    # unsettled is not a problem of the vault (the next automated run settles it).
+    for values in session_executor(session)(queries.JOURNAL_SQL, {}):
+        row = JournalRow(*values)
+        try:
+            journal.verify(admin.verify_public, admin.vault_id, row)
+        except IntegrityError:
+            report.problems.append(
+                Problem(row.credential, f"rotation journal entry {row.id} does not verify")
             )
 
 
