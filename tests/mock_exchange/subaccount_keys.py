@@ -72,6 +72,24 @@ MANAGER_RIGHTS: dict[str, frozenset[str]] = {
 }
 """The permission (any one of them) a master key needs to manage sub-account keys."""
 
+SAMPLE_MASTER = Account("1001", "main")
+SAMPLE_SUB = Account("2002", "gridsub", parent="1001")
+SAMPLE_IP = "203.0.113.7"
+SAMPLE_MASTER_RIGHTS: dict[str, tuple[str, ...]] = {
+    "okx": ("read_only", "trade"),
+    "bybit": ("Wallet:AccountTransfer",),
+    "kucoin": ("General",),
+    "gate": ("account",),
+}
+"""For tests: a master key's permissions that manage sub-account keys, per exchange."""
+SAMPLE_GRANTS: dict[str, tuple[str, ...]] = {
+    "okx": ("read_only", "trade"),
+    "bybit": ("Spot:SpotTrade",),
+    "kucoin": ("General", "Spot"),
+    "gate": ("spot",),
+}
+"""For tests: a trading sub-account key's permissions, per exchange."""
+
 OKX_PERMS = ("read_only", "trade")
 """What OKX lets a master grant a sub-account key through the API (no withdraw)."""
 KUCOIN_PERMS = ("General", "Spot", "Futures", "Margin", "InnerTransfer")
@@ -792,6 +810,20 @@ def gate_keys_path(user_id: str, key: str | None = None) -> str:
     """The request path of a Gate sub-account's keys (or of one of them), for faults."""
     path = GATE_KEYS.format(user_id=user_id)
     return path if key is None else f"{path}/{key}"
+
+
+def create_path(exchange: str, sub: Account) -> str:
+    """The request path creating a key of ``sub`` at ``exchange`` (for faults)."""
+    if exchange == "gate":
+        return gate_keys_path(sub.uid)
+    return {"okx": OKX_CREATE, "bybit": BYBIT_CREATE, "kucoin": KUCOIN_KEYS}[exchange]
+
+
+def delete_path(exchange: str, sub: Account, api_key: str) -> str:
+    """The request path deleting ``api_key`` of ``sub`` at ``exchange`` (for faults)."""
+    if exchange == "gate":
+        return gate_keys_path(sub.uid, api_key)
+    return {"okx": OKX_DELETE, "bybit": BYBIT_DELETE, "kucoin": KUCOIN_KEYS}[exchange]
 
 
 INSTALLERS: dict[str, Callable[[Dialect], None]] = {

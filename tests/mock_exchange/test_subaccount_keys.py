@@ -129,15 +129,6 @@ def delete(client: Any, api_key: str, passphrase: str = "Abc-12345") -> Any:
     )
 
 
-def create_path(exchange: str) -> str:
-    return {
-        "okx": sk.OKX_CREATE,
-        "bybit": sk.BYBIT_CREATE,
-        "kucoin": sk.KUCOIN_KEYS,
-        "gate": sk.gate_keys_path(SUB.uid),
-    }[exchange]
-
-
 def label_of(exchange: str, row: dict[str, Any]) -> str:
     return str(row[{"okx": "label", "bybit": "note", "kucoin": "remark", "gate": "name"}[exchange]])
 
@@ -366,7 +357,7 @@ def test_a_change_updates_ips_and_permissions(mock_exchanges: MockExchanges, exc
 def test_a_5xx_on_create_creates_nothing(mock_exchanges: MockExchanges, exchange: str) -> None:
     mock = mock_exchanges[exchange]
     client = ccxt_client(mock, master_key(mock))
-    mock.inject(Fault.server_error(503, path=create_path(exchange), times=1))
+    mock.inject(Fault.server_error(503, path=sk.create_path(exchange, SUB), times=1))
     with pytest.raises(ccxt.ExchangeNotAvailable):
         create(client)
     assert mock.state.keys_of(SUB.uid) == []
@@ -380,7 +371,7 @@ def test_a_timeout_on_create_still_creates_the_key(
 ) -> None:
     mock = mock_exchanges[exchange]
     client = ccxt_client(mock, master_key(mock), timeout_ms=100)
-    mock.inject(Fault.delay(0.25, path=create_path(exchange), times=1))
+    mock.inject(Fault.delay(0.25, path=sk.create_path(exchange, SUB), times=1))
     with pytest.raises(ccxt.RequestTimeout):
         create(client)
     # The exchange created it after the client gave up: only its label finds it.
@@ -397,12 +388,7 @@ def test_a_5xx_on_delete_keeps_the_key(mock_exchanges: MockExchanges, exchange: 
     mock = mock_exchanges[exchange]
     client = ccxt_client(mock, master_key(mock))
     api_key, _ = created_key(exchange, create(client))
-    path = {
-        "okx": sk.OKX_DELETE,
-        "bybit": sk.BYBIT_DELETE,
-        "kucoin": sk.KUCOIN_KEYS,
-        "gate": sk.gate_keys_path(SUB.uid, api_key),
-    }[exchange]
+    path = sk.delete_path(exchange, SUB, api_key)
     mock.inject(Fault.server_error(502, path=path, times=1))
     with pytest.raises(ccxt.ExchangeNotAvailable):
         delete(client, api_key)

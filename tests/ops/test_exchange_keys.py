@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.mock_exchange import subaccount_keys as sk
-from tests.mock_exchange.clients import ccxt_client, rebase
+from tests.mock_exchange.clients import ccxt_client, pointed
 from tests.mock_exchange.fixtures import mock_exchanges
-from tests.mock_exchange.registry import Account, ApiKey, Fault
+from tests.mock_exchange.registry import ApiKey, Fault
 from tests.mock_exchange.server import MockExchange, MockExchanges
 from vault.errors import ExchangeError, ExchangeUnreachable, InvalidInput
 from vault.ops import exchange_keys
@@ -23,22 +23,10 @@ from vault.ops.exchange_keys import calls, model
 
 __all__ = ["mock_exchanges"]
 
-MASTER = Account("1001", "main")
-SUB = Account("2002", "gridsub", parent="1001")
-IP = "203.0.113.7"
-MASTER_RIGHT = {
-    "okx": ("read_only", "trade"),
-    "bybit": ("Wallet:AccountTransfer",),
-    "kucoin": ("General",),
-    "gate": ("account",),
-}
-GRANTS = {
-    "okx": ("read_only", "trade"),
-    "bybit": ("Spot:SpotTrade",),
-    "kucoin": ("General", "Spot"),
-    "gate": ("spot",),
-}
+MASTER, SUB, IP = sk.SAMPLE_MASTER, sk.SAMPLE_SUB, sk.SAMPLE_IP
+MASTER_RIGHT, GRANTS = sk.SAMPLE_MASTER_RIGHTS, sk.SAMPLE_GRANTS
 EXCHANGES = list(GRANTS)
+PASS = {name: exchange_keys.for_exchange(name).passphrase(b"seed") for name in GRANTS}
 
 
 def sub_id(exchange: str) -> str:
@@ -63,11 +51,7 @@ def master(mock: MockExchange, permissions: tuple[str, ...] | None = None) -> An
 
 
 def client_of(mock: MockExchange, fields: dict[str, str]) -> Any:
-    client = calls.connect(mock.name, fields, timeout_ms=2000)
-    client.urls["api"] = rebase(client.urls["api"], mock.url)
-    client.hostname = f"127.0.0.1:{mock.port}"
-    client.enableRateLimit = False
-    return client
+    return pointed(calls.connect(mock.name, fields, timeout_ms=2000), mock)
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
@@ -76,11 +60,13 @@ def test_create_list_use_and_delete(mock_exchanges: MockExchanges, exchange: str
     keys = exchange_keys.for_exchange(exchange)
     client = master(mock)
     label = model.label_for("grid-bot", "0123abcd")
-    new = keys.create_key(client, sub_id(exchange), label, GRANTS[exchange], (IP,))
+    new = keys.create_key(
+        client, sub_id(exchange), label, GRANTS[exchange], (IP,), keys.passphrase(b"seed")
+    )
     stored = mock.state.key(new.api_key)
     assert stored is not None and stored.secret == new.secret.reveal()
     assert stored.ip_whitelist == (IP,) and stored.account == SUB
-    assert (new.passphrase is not None) == keys.passphrase_needed
+    assert (new.passphrase is not None) == (keys.passphrase_rules is not None)
     if new.passphrase is not None:
         assert stored.passphrase == new.passphrase.reveal()
     listed = keys.list_keys(client, sub_id(exchange))
@@ -97,7 +83,7 @@ def test_no_key_is_created_without_an_ip_whitelist(
     mock = mock_exchanges[exchange]
     with pytest.raises(InvalidInput, match="IP whitelist"):
         exchange_keys.for_exchange(exchange).create_key(
-            master(mock), sub_id(exchange), "exvault 0123abcd x", GRANTS[exchange], ()
+            master(mock), sub_id(exchange), "exvault 0123abcd x", GRANTS[exchange], (), None
         )
     assert mock.requests() == []
 
@@ -110,7 +96,7 @@ def test_a_refusal_is_an_exchange_error_with_the_code_and_no_secret(
     client = master(mock, permissions=("nothing",))
     with pytest.raises(ExchangeError) as caught:
         exchange_keys.for_exchange(exchange).create_key(
-            client, sub_id(exchange), "exvault 0123abcd x", GRANTS[exchange], (IP,)
+            client, sub_id(exchange), "exvault 0123abcd x", GRANTS[exchange], (IP,), PASS[exchange]
         )
     assert not isinstance(caught.value, ExchangeUnreachable)
     text = str(caught.value)
@@ -124,15 +110,11 @@ def test_a_refusal_is_an_exchange_error_with_the_code_and_no_secret(
 def test_a_5xx_on_create_is_unreachable(mock_exchanges: MockExchanges, exchange: str) -> None:
     mock = mock_exchanges[exchange]
     client = master(mock)
-    path = (
-        sk.gate_keys_path(SUB.uid)
-        if exchange == "gate"
-        else {"okx": sk.OKX_CREATE, "bybit": sk.BYBIT_CREATE, "kucoin": sk.KUCOIN_KEYS}[exchange]
-    )
+    path = sk.create_path(exchange, SUB)
     mock.inject(Fault.server_error(502, path=path, times=1))
     with pytest.raises(ExchangeUnreachable, match="unknown"):
         exchange_keys.for_exchange(exchange).create_key(
-            client, sub_id(exchange), "exvault 0123abcd x", GRANTS[exchange], (IP,)
+            client, sub_id(exchange), "exvault 0123abcd x", GRANTS[exchange], (IP,), PASS[exchange]
         )
 
 
@@ -144,7 +126,7 @@ def test_a_malformed_create_answer_leaves_the_outcome_unknown(
     mock.inject(Fault.malformed(path=sk.OKX_CREATE, times=1))
     with pytest.raises(ExchangeUnreachable):
         exchange_keys.OkxKeys().create_key(
-            client, SUB.name, "exvault 0123abcd x", ("trade",), (IP,)
+            client, SUB.name, "exvault 0123abcd x", ("trade",), (IP,), PASS["okx"]
         )
 
 
@@ -157,7 +139,7 @@ def test_bybit_secret_echoing_refusal_never_reaches_the_message(
     client = ccxt_client(mock, mock.state.key("master-bybit"), secret="wrong")  # type: ignore[arg-type]
     with pytest.raises(ExchangeError) as caught:
         exchange_keys.BybitKeys().create_key(
-            client, SUB.uid, "exvault 0123abcd x", ("Spot:SpotTrade",), (IP,)
+            client, SUB.uid, "exvault 0123abcd x", ("Spot:SpotTrade",), (IP,), None
         )
     assert "origin_string" not in str(caught.value) and "master-bybit" not in str(caught.value)
 
@@ -195,6 +177,16 @@ def test_generated_passphrases_meet_okx_and_kucoin_rules(length: int) -> None:
     assert sk.okx_passphrase_ok(okx) and sk.kucoin_passphrase_ok(kucoin)
     assert len(okx) == len(kucoin) == length
     assert kucoin.isalnum()  # safe unencoded in a query string
+
+
+def test_a_seeded_passphrase_is_the_same_for_the_same_seed_only() -> None:
+    okx = exchange_keys.OkxKeys()
+    first = okx.passphrase(b"rotation 0123abcd")
+    again = okx.passphrase(b"rotation 0123abcd")
+    other = okx.passphrase(b"rotation 4567cdef")
+    assert first is not None and again is not None and other is not None
+    assert first.reveal() == again.reveal() != other.reveal()
+    assert exchange_keys.GateKeys().passphrase(b"x") is None
 
 
 def test_a_new_key_never_shows_its_secret() -> None:

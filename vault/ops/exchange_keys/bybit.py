@@ -83,6 +83,7 @@ class BybitKeys(SubAccountKeys):
         label: str,
         grants: tuple[str, ...],
         ips: tuple[str, ...],
+        passphrase: Secret | None,
     ) -> NewKey:
         if not ips:
             raise InvalidInput("exvault creates no key without an IP whitelist")

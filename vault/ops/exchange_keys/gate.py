@@ -65,6 +65,7 @@ class GateKeys(SubAccountKeys):
         label: str,
         grants: tuple[str, ...],
         ips: tuple[str, ...],
+        passphrase: Secret | None,
     ) -> NewKey:
         if not ips:
             raise InvalidInput("exvault creates no key without an IP whitelist")

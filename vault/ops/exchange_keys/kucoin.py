@@ -12,7 +12,6 @@ from vault.ops.exchange_keys.model import (
     ListedKey,
     NewKey,
     SubAccountKeys,
-    new_passphrase,
     normalized,
     split,
 )
@@ -32,7 +31,8 @@ _PERMISSIONS = {
 class KucoinKeys(SubAccountKeys):
     exchange = "kucoin"
     sub_account_by = "name"
-    passphrase_needed = True
+    # Letters and digits only: ccxt sends the deletion's passphrase unencoded.
+    passphrase_rules = (32, "")
 
     def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
         def action() -> list[ListedKey]:
@@ -56,11 +56,12 @@ class KucoinKeys(SubAccountKeys):
         label: str,
         grants: tuple[str, ...],
         ips: tuple[str, ...],
+        passphrase: Secret | None,
     ) -> NewKey:
         if not ips:
             raise InvalidInput("exvault creates no key without an IP whitelist")
-        # Letters and digits only: ccxt sends the deletion's passphrase unencoded.
-        passphrase = new_passphrase(32)
+        if passphrase is None:
+            raise InvalidInput("a key of this exchange needs a passphrase")
 
         def action() -> NewKey:
             data = client.private_post_sub_api_key(

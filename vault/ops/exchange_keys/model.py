@@ -11,10 +11,12 @@ metadata.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import re
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from vault.errors import InvalidInput
@@ -51,10 +53,10 @@ def rotation_id_of(label: str) -> str | None:
     return match.group(1) if match else None
 
 
-def new_passphrase(length: int = 32, specials: str = "") -> Secret:
-    """A random API passphrase of ``length`` characters holding at least one lower-case
+def new_passphrase(length: int = 32, specials: str = "", *, seed: bytes | None = None) -> Secret:
+    """An API passphrase of ``length`` characters holding at least one lower-case
     letter, one upper-case letter, one digit and (when ``specials`` is given) one of
-    ``specials``.
+    ``specials``: random, or derived from ``seed`` (the same seed, the same passphrase).
 
     The alphabet never holds characters a query string would need to escape: ccxt
     sends some exchanges' parameters unencoded (KuCoin's key deletion).
@@ -63,10 +65,29 @@ def new_passphrase(length: int = 32, specials: str = "") -> Secret:
     if specials:
         classes.append(specials)
     alphabet = "".join(classes)
+    stream = _bytes_from(seed) if seed is not None else None
     while True:
-        text = "".join(secrets.choice(alphabet) for _ in range(length))
+        if stream is None:
+            text = "".join(secrets.choice(alphabet) for _ in range(length))
+        else:
+            text = "".join(alphabet[_below(stream, len(alphabet))] for _ in range(length))
         if all(any(c in group for c in text) for group in classes):
             return Secret(text)
+
+
+def _bytes_from(seed: bytes) -> Iterator[int]:
+    # SHA-256 in counter mode: an endless byte stream determined by the seed.
+    for counter in itertools.count():
+        yield from hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+
+
+def _below(stream: Iterator[int], n: int) -> int:
+    # A uniform number below n (< 256), by rejection.
+    limit = 256 - 256 % n
+    while True:
+        value = next(stream)
+        if value < limit:
+            return value % n
 
 
 def split(text: object) -> tuple[str, ...]:
@@ -130,7 +151,16 @@ class SubAccountKeys:
 
     exchange: str = ""
     sub_account_by: str = "name"
-    passphrase_needed: bool = False
+    passphrase_rules: tuple[int, str] | None = None
+    """The length and special characters of the API passphrase the caller chooses
+    (:func:`new_passphrase`), or None for an exchange whose keys have none."""
+
+    def passphrase(self, seed: bytes) -> Secret | None:
+        """The passphrase of the key created with ``seed`` (None when keys have none)."""
+        if self.passphrase_rules is None:
+            return None
+        length, specials = self.passphrase_rules
+        return new_passphrase(length, specials, seed=seed)
 
     def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
         """The sub-account's keys.
@@ -147,9 +177,10 @@ class SubAccountKeys:
         label: str,
         grants: tuple[str, ...],
         ips: tuple[str, ...],
+        passphrase: Secret | None,
     ) -> NewKey:
-        """Create a key with exactly ``grants`` and ``ips`` (a passphrase generated to the
-        exchange's rules where it needs one).
+        """Create a key with exactly ``grants`` and ``ips`` (and ``passphrase``, from
+        :meth:`passphrase`, where the exchange needs one).
 
         :raises InvalidInput: when ``ips`` is empty (exvault never creates an unbound key).
         :raises ExchangeError: when the exchange refuses (nothing was created).
