@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import IO, Any
 
 import click
 
 from vault.durations import parse_duration
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, VaultError
+from vault.format.model import utc_now
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.ops import exchange_keys
+from vault.ops.exchange_rotation import DueItem, ExchangeRotation, due, find_due, report
+from vault.ops.notify import check_url, send
 from vault.owner import policies, rotation
 from vault.owner.credentials import UNCHANGED, credential_metadata
 
 from . import output
+from .checks import ENV_NOTIFY_URL
 from .credentials import read_json_payload, read_payload, withdraw_warning, withdraws_unbound
 from .options import (
     from_json_option,
@@ -35,6 +40,28 @@ def require_credential(vault_location: str | None, name: str) -> None:
     """
     with open_inventory(vault_location) as inv:
         inv.describe(name)
+
+
+def _linked(vault_location: str | None, name: str, *, required: bool = True) -> bool:
+    """Whether ``name`` is rotated at the exchange (``policy set --rotate-via``), read
+    keylessly before any passphrase prompt.
+
+    :raises NotFound: when there is no credential ``name``.
+    :raises InvalidInput: when ``required`` and it is not linked, or its exchange cannot
+        be automated.
+    """
+    with open_inventory(vault_location) as inv:
+        info = inv.describe(name)
+    policy = Policy.from_json(dict(info.policy))
+    if policy.rotate_via is None:
+        if required:
+            raise InvalidInput(
+                f"{name} has no master key to rotate it at the exchange: "
+                f"exvault policy set {name} --rotate-via MASTER --sub-account UID|NAME"
+            )
+        return False
+    exchange_keys.for_exchange(info.metadata.exchange)
+    return True
 
 
 # --------------------------------------------------------------------------------- rotate
@@ -74,6 +101,16 @@ def _step(result: Any) -> None:
     help="Exchange expiry of the new key [default: the current key's lifetime from --issued].",
 )
 @click.option("--no-expires", is_flag=True, help="The new key has no exchange expiry.")
+@click.option(
+    "--at-exchange",
+    is_flag=True,
+    help="Create the new key at the exchange with NAME's master key (policy set --rotate-via).",
+)
+@click.option(
+    "--allow-withdraw",
+    is_flag=True,
+    help="With --at-exchange: keep withdraw when the current key has it.",
+)
 @vault_option
 @passphrase_file_option
 def rotate_start(
@@ -84,12 +121,40 @@ def rotate_start(
     issued: Any,
     expires: Any,
     no_expires: bool,
+    at_exchange: bool,
+    allow_withdraw: bool,
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
-    """Stage a new key for NAME as `pending` (hidden prompts or --from-json)."""
+    """Stage a new key for NAME as `pending` (hidden prompts, --from-json or --at-exchange)."""
     if expires and no_expires:
         raise click.UsageError("--expires and --no-expires exclude each other")
+    if at_exchange:
+        given = [
+            option
+            for option, value in (
+                ("--from-json", from_json),
+                ("--permissions", permissions),
+                ("--ip", ips),
+                ("--issued", issued),
+                ("--expires", expires),
+                ("--no-expires", no_expires),
+            )
+            if value
+        ]
+        if given:
+            raise click.UsageError(
+                f"--at-exchange copies the current key's scope at the exchange: "
+                f"{', '.join(given)} cannot be given with it"
+            )
+        _linked(vault_location, name)
+        with open_admin(vault_location, passphrase_file) as admin:
+            result = ExchangeRotation(admin).start(name, allow_withdraw=allow_withdraw)
+        _step(result)
+        click.echo(f"Next: exvault rotate verify {name}, then exvault rotate promote {name}")
+        return
+    if allow_withdraw:
+        raise click.UsageError("--allow-withdraw goes with --at-exchange")
     with open_inventory(vault_location) as inv:
         current = inv.describe(name).metadata
     exchange = current.exchange
@@ -128,10 +193,14 @@ def rotate_start(
 def rotate_verify(
     name: str, vault_location: str | None, passphrase_file: str | None, as_json: bool
 ) -> None:
-    """Check the pending key of NAME; exits 1 when a check fails."""
-    require_credential(vault_location, name)
+    """Check the pending key of NAME; exits 1 when a check fails.
+
+    A key rotated at the exchange (policy set --rotate-via) is also checked there: it
+    works, and has the current key's permissions and IPs exactly.
+    """
+    linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
-        checks = rotation.verify(admin, name)
+        checks = ExchangeRotation(admin).verify(name) if linked else rotation.verify(admin, name)
     if as_json:
         output.emit_json(
             [{"check": c.name, "passed": c.passed, "detail": c.detail} for c in checks]
@@ -155,11 +224,17 @@ def rotate_verify(
 def rotate_promote(
     name: str, grace: str | None, vault_location: str | None, passphrase_file: str | None
 ) -> None:
-    """Make the pending key current; the old one stays readable as `previous` for a while."""
+    """Make the pending key current; the old one stays readable as `previous` for a while.
+
+    Then runs the policy's --on-promote command, if any (policy set NAME --on-promote).
+    """
     period = parse_duration(grace) if grace else None
     require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.promote(admin, name, grace=period))
+        result, command = ExchangeRotation(admin).promote(name, grace=period)
+    _step(result)
+    if command is not None:
+        click.echo(f"{name}: {command}.")
 
 
 @rotate.command(name="rollback")
@@ -191,10 +266,102 @@ def rotate_finish(
     """Drop the previous key of NAME.
 
     Once its grace period is over (earlier with --force); then delete it at the exchange.
+    A key rotated at the exchange (policy set --rotate-via) is deleted there first.
     """
-    require_credential(vault_location, name)
+    linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.finish(admin, name, force=force))
+        if linked:
+            _step(ExchangeRotation(admin).finish(name, force=force))
+        else:
+            _step(rotation.finish(admin, name, force=force))
+
+
+@rotate.command(name="due")
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Rotate what is due and whose policy says --auto: start, verify and promote in "
+    "one run, finish in a later one after the grace period.",
+)
+@click.option("--dry-run", is_flag=True, help="With --auto: say what would be done, do nothing.")
+@click.option(
+    "--allow-withdraw",
+    is_flag=True,
+    help="With --auto: keep withdraw on new keys whose current key has it.",
+)
+@click.option(
+    "--notify-url",
+    metavar="URL",
+    default=None,
+    help="With --auto, when a rotation fails: notify as exvault check does "
+    f"[default: ${ENV_NOTIFY_URL}].",
+)
+@vault_option
+@passphrase_file_option
+@json_option
+def rotate_due(
+    auto: bool,
+    dry_run: bool,
+    allow_withdraw: bool,
+    notify_url: str | None,
+    vault_location: str | None,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """List the credentials rotated at the exchange that are due; --auto rotates them.
+
+    Without --auto (or with --dry-run) no passphrase is needed. With --auto the vault
+    is unlocked through the agent or --passphrase-file, each exchange call is
+    journalled first, and what an earlier, interrupted run left open is settled first.
+    Exit code 1 when a rotation failed (it is retried by the next run).
+    """
+    if (dry_run or allow_withdraw) and not auto:
+        raise click.UsageError("--dry-run and --allow-withdraw go with --auto")
+    url = notify_url or os.environ.get(ENV_NOTIFY_URL)
+    if url and auto and not dry_run:
+        check_url(url)
+    now = utc_now()
+    if not auto or dry_run:
+        with open_inventory(vault_location) as inv:
+            items = due(inv.credentials(), {}, now)
+        _show_due([i for i in items if i.auto or not auto], as_json)
+        return
+    with open_admin(vault_location, passphrase_file) as admin:
+        engine = ExchangeRotation(admin)
+        items = [i for i in find_due(admin, now) if i.auto and i.action != "wait"]
+        results = [engine.run(item, allow_withdraw=allow_withdraw) for item in items]
+        run_report = report(results, len(admin.names()), now)
+    if as_json:
+        output.emit_json([r.as_dict() for r in results])
+    elif results:
+        for r in results:
+            click.echo(
+                f"{r.name}: " + ("; ".join(r.steps) or "nothing to do")
+                if r.ok
+                else f"{r.name}: FAILED: {r.error}"
+                + (f" (after: {'; '.join(r.steps)})" if r.steps else "")
+            )
+    else:
+        click.echo("Nothing is due.")
+    if url and run_report.at_least("warn"):
+        try:
+            send(url, run_report.as_dict())
+        except VaultError as exc:
+            click.echo(f"exvault: warning: could not notify: {exc}", err=True)
+    if not all(r.ok for r in results):
+        raise click.exceptions.Exit(1)
+
+
+def _show_due(items: list[DueItem], as_json: bool) -> None:
+    if as_json:
+        output.emit_json([i.as_dict() for i in items])
+    elif items:
+        output.table(
+            ("CREDENTIAL", "ACTION", "AUTO", "WHY"),
+            [(i.name, i.action, "yes" if i.auto else "no", i.reason) for i in items],
+        )
+    else:
+        click.echo("Nothing is due.")
 
 
 @rotate.command(name="abort")

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import PASSPHRASE, Cli
+from tests.mock_exchange import subaccount_keys as sk
+from tests.mock_exchange.fixtures import mock_exchanges
+from tests.mock_exchange.registry import Fault
+from tests.mock_exchange.server import MockExchanges
+from tests.ops.exchange_setup import Setup, connect_to, make_setup
+from tests.ops.test_exchange_rotation import after_listing
+from vault.ops.exchange_keys import calls
+from vault.owner.admin import AdminVault
+
+__all__ = ["mock_exchanges"]
 
 KUCOIN_MASTER = {
     "api_key": "64f1c0ffee5ca1ab1e00aaaa",
@@ -112,3 +122,125 @@ def test_a_master_rotated_through_a_master_is_refused(stocked_cli: Cli, one_erro
         stocked_cli.unlocked("policy", "set", "kucoin-sub1", "--rotate-via", "kucoin-master"), 7
     )
     assert "itself rotated through a master" in line
+
+
+# ------------------------------------------------------------------ at the exchange
+
+
+@pytest.fixture
+def okx_cli(
+    cli: Cli, mock_exchanges: MockExchanges, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Cli, Setup]:
+    """An initialized vault holding okx-master and okx-grid (linked, auto), with the
+    mock OKX holding their keys; exvault's ccxt clients point at the mock."""
+    assert cli.init().exit_code == 0
+    mock = mock_exchanges["okx"]
+    with AdminVault.unlock(cli.vault_path, PASSPHRASE) as admin:
+        setup = make_setup(admin, mock)
+    monkeypatch.setattr(calls, "connect", connect_to(mock))
+    return cli, setup
+
+
+def test_the_whole_rotation_through_the_cli(okx_cli: tuple[Cli, Setup], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cli, setup = okx_cli
+    marker = tmp_path / "restarted"
+    r = cli.unlocked("policy", "set", "okx-grid", "--on-promote", f"touch {marker}")
+    assert r.exit_code == 0, r.output
+    r = cli.unlocked("rotate", "start", "okx-grid", "--at-exchange")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("okx-grid: version 2 staged as pending")
+    assert len(setup.sub_keys()) == 2
+    r = cli.unlocked("rotate", "verify", "okx-grid", "--json")
+    assert r.exit_code == 0, r.output
+    assert {c["check"] for c in json.loads(r.stdout)} >= {"exchange-works", "exchange-scope"}
+    r = cli.unlocked("rotate", "promote", "okx-grid")
+    assert r.exit_code == 0, r.output
+    assert "okx-grid: on-promote command ran." in r.stdout and marker.exists()
+    r = cli.unlocked("rotate", "finish", "okx-grid")
+    assert r.exit_code == 9 and "grace period" in r.stderr
+    assert setup.mock.state.key(setup.first_key) is not None
+    r = cli.unlocked("rotate", "finish", "okx-grid", "--force")
+    assert r.exit_code == 0, r.output
+    assert setup.mock.state.key(setup.first_key) is None and len(setup.sub_keys()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--at-exchange", "--permissions", "read"), 2, "--permissions cannot be given"),
+        (("--at-exchange", "--ip", "1.2.3.4"), 2, "--ip cannot be given"),
+        (("--allow-withdraw",), 2, "goes with --at-exchange"),
+    ],
+)
+def test_start_at_exchange_refuses_other_options(
+    okx_cli: tuple[Cli, Setup], one_error_line, args: tuple[str, ...], code: int, message: str
+) -> None:
+    cli, setup = okx_cli
+    line = one_error_line(cli.unlocked("rotate", "start", "okx-grid", *args), code)
+    assert message in line
+    assert len(setup.sub_keys()) == 1
+
+
+def test_start_at_exchange_of_an_unlinked_credential(
+    okx_cli: tuple[Cli, Setup], one_error_line
+) -> None:
+    cli, _ = okx_cli
+    line = one_error_line(cli.unlocked("rotate", "start", "okx-master", "--at-exchange"), 7)
+    assert "--rotate-via MASTER" in line
+
+
+def test_an_unreachable_exchange_is_exit_14_with_no_secret(
+    okx_cli: tuple[Cli, Setup], one_error_line
+) -> None:
+    cli, setup = okx_cli
+    setup.mock.stop()
+    line = one_error_line(cli.unlocked("rotate", "start", "okx-grid", "--at-exchange"), 14)
+    assert "okx did not answer" in line
+    assert setup.master_fields["secret"] not in line
+
+
+def test_rotate_due_lists_keylessly_then_rotates(okx_cli: tuple[Cli, Setup]) -> None:
+    cli, setup = okx_cli
+    r = cli.v("rotate", "due", "--json")  # no passphrase
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == [
+        {
+            "credential": "okx-grid",
+            "action": "start",
+            "reason": "100 days old (rotate at 76)",
+            "auto": True,
+        }
+    ]
+    r = cli.v("rotate", "due", "--auto", "--dry-run")
+    assert r.exit_code == 0 and "okx-grid" in r.stdout and len(setup.sub_keys()) == 1
+    r = cli.unlocked("rotate", "due", "--auto", "--json")
+    assert r.exit_code == 0, r.output
+    (result,) = json.loads(r.stdout)
+    assert result["ok"] and [s.split(":")[0] for s in result["steps"]] == [
+        "started",
+        "verified",
+        "promoted",
+    ]
+    r = cli.unlocked("rotate", "due", "--auto")
+    assert r.exit_code == 0 and r.stdout == "Nothing is due.\n"  # in its grace period
+    r = cli.v("rotate", "due")
+    assert "wait" in r.stdout
+
+
+def test_rotate_due_auto_reports_a_failure_and_the_next_run_settles_it(
+    okx_cli: tuple[Cli, Setup], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli, setup = okx_cli
+    after_listing(setup, Fault.server_error(502, path=sk.OKX_CREATE, times=1), monkeypatch)
+    r = cli.unlocked("rotate", "due", "--auto")
+    assert r.exit_code == 1
+    assert r.stdout.startswith("okx-grid: FAILED: okx did not answer the key creation")
+    r = cli.unlocked("rotate", "due", "--auto")
+    assert r.exit_code == 0, r.output
+    assert "no key had been created" in r.stdout and "promoted" in r.stdout
+
+
+@pytest.mark.parametrize("args", [("--dry-run",), ("--allow-withdraw",)])
+def test_rotate_due_options_need_auto(okx_cli: tuple[Cli, Setup], one_error_line, args) -> None:  # type: ignore[no-untyped-def]
+    cli, _ = okx_cli
+    assert "go with --auto" in one_error_line(cli.v("rotate", "due", *args), 2)

@@ -6,103 +6,28 @@ sealed versions."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.mock_exchange import subaccount_keys as sk
-from tests.mock_exchange.clients import ccxt_client, pointed
 from tests.mock_exchange.fixtures import mock_exchanges
-from tests.mock_exchange.registry import ApiKey, Fault
-from tests.mock_exchange.server import MockExchange, MockExchanges
+from tests.mock_exchange.registry import Fault
+from tests.mock_exchange.server import MockExchanges
+from tests.ops.exchange_setup import GRANTS, IP, SUB, Setup, make_setup
 from vault.errors import Conflict, ExchangeUnreachable, InvalidInput
 from vault.format import journal
 from vault.format.model import utc_now
 from vault.ops import exchange_keys, exchange_rotation
-from vault.ops.exchange_keys import calls, model
+from vault.ops.exchange_keys import model
 from vault.ops.exchange_rotation import DueItem, ExchangeRotation, due
 from vault.owner import rotation
 from vault.owner.admin import AdminVault
 
 __all__ = ["mock_exchanges"]
 
-MASTER, SUB, IP = sk.SAMPLE_MASTER, sk.SAMPLE_SUB, sk.SAMPLE_IP
-MASTER_RIGHT, GRANTS = sk.SAMPLE_MASTER_RIGHTS, sk.SAMPLE_GRANTS
 EXCHANGES = list(GRANTS)
-
-
-@dataclass
-class Setup:
-    admin: AdminVault
-    mock: MockExchange
-    engine: ExchangeRotation
-    master_fields: dict[str, str]
-    first_key: str
-
-    @property
-    def exchange(self) -> str:
-        return self.mock.name
-
-    def sub_keys(self) -> list[ApiKey]:
-        return self.mock.state.keys_of(SUB.uid)
-
-    def journal_rows(self) -> list[Any]:
-        return self.engine.journal.entries()
-
-
-def make_setup(
-    admin: AdminVault, mock: MockExchange, grants: tuple[str, ...] | None = None
-) -> Setup:
-    exchange = mock.name
-    mock.add_account(MASTER)
-    mock.add_account(SUB)
-    mock.state.client_ip = IP
-    keys = exchange_keys.for_exchange(exchange)
-    master_fields = {"api_key": f"master-{exchange}-key", "secret": f"master-{exchange}-secret"}
-    if keys.passphrase_rules is not None:
-        master_fields["passphrase"] = "Master-Pass1"
-    mock.add_key(
-        ApiKey(
-            master_fields["api_key"],
-            master_fields["secret"],
-            MASTER,
-            passphrase=master_fields.get("passphrase"),
-            permissions=MASTER_RIGHT[exchange],
-            ip_whitelist=(IP,),
-        )
-    )
-    # The sub-account's first key, made by hand earlier (not by exvault).
-    master_client = ccxt_client(mock, mock.state.key(master_fields["api_key"]))  # type: ignore[arg-type]
-    sub = SUB.uid if keys.sub_account_by == "uid" else SUB.name
-    first = keys.create_key(
-        master_client,
-        sub,
-        "grid bot",
-        GRANTS[exchange] if grants is None else grants,
-        (IP,),
-        keys.passphrase(b"by hand"),
-    )
-    admin.add(f"{exchange}-master", exchange, master_fields, permissions="read,subaccount", ips=IP)
-    admin.add(
-        f"{exchange}-grid",
-        exchange,
-        first.payload(),
-        permissions=keys.permissions(GRANTS[exchange] if grants is None else grants),
-        ips=IP,
-        issued_on=utc_now().date() - timedelta(days=100),
-    )
-    admin.link_rotation(
-        f"{exchange}-grid", rotate_via=f"{exchange}-master", sub_account=sub, auto=True
-    )
-
-    def connect(name: str, fields: Mapping[str, str]) -> Any:
-        return pointed(calls.connect(name, fields, timeout_ms=1000), mock)
-
-    engine = ExchangeRotation(admin, connect=connect, holder="test:1", alive=lambda h: False)
-    return Setup(admin, mock, engine, master_fields, first.api_key)
 
 
 @pytest.fixture(params=EXCHANGES)
