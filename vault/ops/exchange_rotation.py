@@ -59,6 +59,7 @@ from vault.owner import rotation
 from vault.owner.admin import AdminVault
 from vault.owner.journal import Journal
 from vault.owner.rotation import StepResult, VerifyCheck
+from vault.runtime.credential import Credential
 from vault.secret import Secret
 
 Connect = Callable[[str, Mapping[str, str]], Any]
@@ -217,6 +218,7 @@ class ExchangeRotation:
         self._connect = connect or calls.connect
         self._holder = holder or process_holder()
         self._alive = alive
+        self._read: dict[tuple[str, str, int | None], Credential] = {}
 
     # ---------------------------------------------------------------- links and keys
 
@@ -245,7 +247,18 @@ class ExchangeRotation:
         )
 
     def _fields(self, name: str, stage: str) -> dict[str, str]:
-        return {k: v.reveal() for k, v in self.admin.get(name, stage).fields.items()}
+        # Each read of a version is audited (a write transaction): a run reads each
+        # version it needs once, kept as Secrets until used.
+        info = self.admin.describe(name)
+        version = {
+            "current": info.version,
+            "pending": info.pending_version,
+            "previous": info.previous_version,
+        }[stage]
+        key = (name, stage, version)
+        if key not in self._read:
+            self._read[key] = self.admin.get(name, stage)
+        return {k: v.reveal() for k, v in self._read[key].fields.items()}
 
     def _client(self, exchange: str, fields: Mapping[str, str]) -> Any:
         return self._connect(exchange, fields)
