@@ -149,7 +149,11 @@ def rotate_start(
             )
         _linked(vault_location, name)
         with open_admin(vault_location, passphrase_file) as admin:
-            result = ExchangeRotation(admin).start(name, allow_withdraw=allow_withdraw)
+            engine = ExchangeRotation(admin)
+            with engine.leased(name):
+                for note in engine.resume(name):
+                    click.echo(f"{name}: {note}.")
+                result = engine.start(name, allow_withdraw=allow_withdraw)
         _step(result)
         click.echo(f"Next: exvault rotate verify {name}, then exvault rotate promote {name}")
         return
@@ -271,7 +275,11 @@ def rotate_finish(
     linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
         if linked:
-            _step(ExchangeRotation(admin).finish(name, force=force))
+            engine = ExchangeRotation(admin)
+            with engine.leased(name):
+                for note in engine.resume(name):
+                    click.echo(f"{name}: {note}.")
+                _step(engine.finish(name, force=force))
         else:
             _step(rotation.finish(admin, name, force=force))
 

@@ -196,6 +196,8 @@ __all__ = [
     "AccessDenied",
     "AlreadyExists",
     "Conflict",
+    "ExchangeError",
+    "ExchangeUnreachable",
     "InsecureFile",
     "IntegrityError",
     "InvalidInput",

@@ -14,7 +14,9 @@ from tests.mock_exchange.server import MockExchanges
 from tests.ops.exchange_setup import Setup, connect_to, make_setup
 from tests.ops.test_exchange_rotation import after_listing
 from vault.ops.exchange_keys import calls
+from vault.ops.exchange_rotation import holder_alive, process_holder
 from vault.owner.admin import AdminVault
+from vault.owner.journal import Journal
 
 __all__ = ["mock_exchanges"]
 
@@ -244,3 +246,41 @@ def test_rotate_due_auto_reports_a_failure_and_the_next_run_settles_it(
 def test_rotate_due_options_need_auto(okx_cli: tuple[Cli, Setup], one_error_line, args) -> None:  # type: ignore[no-untyped-def]
     cli, _ = okx_cli
     assert "go with --auto" in one_error_line(cli.v("rotate", "due", *args), 2)
+
+
+def test_start_at_exchange_waits_for_no_one(okx_cli: tuple[Cli, Setup], one_error_line) -> None:
+    cli, setup = okx_cli
+    with AdminVault.unlock(cli.vault_path, PASSPHRASE) as admin:
+        # Another live process (this one) holds the lease.
+        held = Journal(admin.writer).claim("okx-grid", "0123abcd", process_holder(), holder_alive)
+    assert held is not None
+    line = one_error_line(cli.unlocked("rotate", "start", "okx-grid", "--at-exchange"), 9)
+    assert "another exvault process is rotating" in line
+    assert len(setup.sub_keys()) == 1
+
+
+def test_no_secret_in_any_output_of_a_rotation(okx_cli: tuple[Cli, Setup]) -> None:
+    cli, setup = okx_cli
+    outputs = [
+        cli.unlocked("rotate", "start", "okx-grid", "--at-exchange"),
+        cli.unlocked("rotate", "verify", "okx-grid", "--json"),
+        cli.unlocked("rotate", "due", "--auto", "--json"),
+        cli.unlocked("rotate", "finish", "okx-grid", "--force"),
+        cli.v("rotate", "due", "--json"),
+        cli.v("audit", "--json"),
+        cli.v("show", "okx-grid", "--json"),
+        cli.v("history", "okx-grid", "--json"),
+    ]
+    with AdminVault.unlock(cli.vault_path, PASSPHRASE) as admin:
+        current = admin.get("okx-grid")
+        rows = Journal(admin.writer).entries()
+    secrets_ = [
+        current.secret.reveal(),
+        current.passphrase.reveal(),  # type: ignore[union-attr]
+        setup.master_fields["secret"],
+        setup.master_fields["passphrase"],
+    ]
+    text = "\n".join([r.output for r in outputs] + [repr(row) for row in rows])
+    assert "okx-grid" in text
+    for secret in secrets_:
+        assert secret not in text

@@ -27,7 +27,8 @@ import os
 import shlex
 import socket
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -541,6 +542,23 @@ class ExchangeRotation:
             self._delete(link, self._master(link), entry)
         return rotation.finish(self.admin, name, force=True)
 
+    # ---------------------------------------------------------------- leases
+
+    @contextmanager
+    def leased(self, name: str) -> Iterator[None]:
+        """Hold ``name``'s lease for the block (released, settled ``done``, after it;
+        a process killed inside leaves it to be taken over once it is gone).
+
+        :raises Conflict: when another live process holds it.
+        """
+        lease = self.journal.claim(name, new_rotation_id(), self._holder, self._alive)
+        if lease is None:
+            raise Conflict(f'another exvault process is rotating "{name}": try again later')
+        try:
+            yield
+        finally:
+            self.journal.settle(lease, journal.DONE)
+
     # ---------------------------------------------------------------- rotate due --auto
 
     def open_entries(self) -> dict[str, int]:
@@ -556,45 +574,44 @@ class ExchangeRotation:
         verify and promote, or finish. Never raises a :class:`VaultError`: the result
         holds it."""
         result = RunResult(item.name)
-        lease = None
         try:
             lease = self.journal.claim(item.name, new_rotation_id(), self._holder, self._alive)
             if lease is None:
                 result.steps.append("skipped: another run holds it")
                 return result
-            result.steps.extend(self.resume(item.name))
-            info = self.admin.describe(item.name)
-            idle = info.pending_version is None and info.previous_version is None
-            if idle and item.action in ("start", "resume") and _still_due(item, info):
-                started = self.start(item.name, allow_withdraw=allow_withdraw)
-                result.steps.append(f"started: {started.message}")
-                info = self.admin.describe(item.name)
-            if info.pending_version is not None:
-                failed = [c for c in self.verify(item.name) if not c.passed]
-                if failed:
-                    result.error = "verify failed: " + "; ".join(
-                        f"{c.name}: {c.detail}" for c in failed
-                    )
-                    return result
-                result.steps.append("verified")
-                promoted, command = self.promote(item.name)
-                result.steps.append(f"promoted: {promoted.message}")
-                if command is not None:
-                    result.steps.append(command)
-            elif info.previous_version is not None and (
-                info.previous_until is None or info.previous_until <= utc_now()
-            ):
-                finished = self.finish(item.name)
-                result.steps.append(f"finished: {finished.message}")
+            try:
+                self._run(item, result, allow_withdraw=allow_withdraw)
+            finally:
+                self.journal.settle(lease, journal.DONE)
         except VaultError as exc:
             result.error = str(exc)
-        finally:
-            if lease is not None:
-                try:
-                    self.journal.settle(lease, journal.DONE)
-                except VaultError as exc:
-                    result.error = result.error or str(exc)
         return result
+
+    def _run(self, item: DueItem, result: RunResult, *, allow_withdraw: bool) -> None:
+        result.steps.extend(self.resume(item.name))
+        info = self.admin.describe(item.name)
+        idle = info.pending_version is None and info.previous_version is None
+        if idle and item.action in ("start", "resume") and _still_due(item, info):
+            started = self.start(item.name, allow_withdraw=allow_withdraw)
+            result.steps.append(f"started: {started.message}")
+            info = self.admin.describe(item.name)
+        if info.pending_version is not None:
+            failed = [c for c in self.verify(item.name) if not c.passed]
+            if failed:
+                result.error = "verify failed: " + "; ".join(
+                    f"{c.name}: {c.detail}" for c in failed
+                )
+                return
+            result.steps.append("verified")
+            promoted, command = self.promote(item.name)
+            result.steps.append(f"promoted: {promoted.message}")
+            if command is not None:
+                result.steps.append(command)
+        elif info.previous_version is not None and (
+            info.previous_until is None or info.previous_until <= utc_now()
+        ):
+            finished = self.finish(item.name)
+            result.steps.append(f"finished: {finished.message}")
 
 
 def _still_due(item: DueItem, info: CredentialInfo) -> bool:
