@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.cli.test_cli_rotation import Hook
 from tests.conftest import PASSPHRASE, Cli
 from tests.mock_exchange import subaccount_keys as sk
 from tests.mock_exchange.fixtures import mock_exchanges
@@ -284,3 +285,24 @@ def test_no_secret_in_any_output_of_a_rotation(okx_cli: tuple[Cli, Setup]) -> No
     assert "okx-grid" in text
     for secret in secrets_:
         assert secret not in text
+
+
+def test_rotate_due_auto_notifies_a_failure_as_check_does(
+    okx_cli: tuple[Cli, Setup], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli, setup = okx_cli
+    hook = Hook()
+    try:
+        after_listing(setup, Fault.server_error(502, path=sk.OKX_CREATE, times=1), monkeypatch)
+        r = cli.unlocked("rotate", "due", "--auto", "--notify-url", hook.url)
+        assert r.exit_code == 1
+        (_, _, body) = hook.received[0]
+        sent = json.loads(body)
+        assert sent["worst"] == "warn"
+        (finding,) = sent["findings"]
+        assert (finding["code"], finding["credential"]) == ("rotation-failed", "okx-grid")
+        assert setup.master_fields["secret"] not in body.decode()
+        r = cli.unlocked("rotate", "due", "--auto", "--notify-url", hook.url)
+        assert r.exit_code == 0 and len(hook.received) == 1  # a success sends nothing
+    finally:
+        hook.close()
