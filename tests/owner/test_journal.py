@@ -15,21 +15,23 @@ from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
 from vault.owner.journal import Journal
 
+BACKENDS = ("sqlite", "postgresql")
+
 
 def test_the_row_type_is_the_tables_columns() -> None:
     assert JournalRow._fields == TABLES["rotation_journal"].column_names
 
 
+@pytest.mark.sqlite_only
 def test_an_intent_is_committed_before_begin_returns(
     admin: AdminVault, vault_location: str
 ) -> None:
     entry = Journal(admin.writer).begin("okx-sub", "0123abcd", journal.CREATE)
     assert (entry.state, entry.attempts, entry.id > 0) == (journal.INTENT, 0, True)
     # Another connection sees it: it is on disk, not in an open transaction.
-    if vault_location.endswith(".db") or "://" not in vault_location:
-        with sqlite3.connect(vault_location) as con:
-            rows = con.execute("SELECT credential, step, state FROM rotation_journal").fetchall()
-        assert rows == [("okx-sub", "create", "intent")]
+    with sqlite3.connect(vault_location) as con:
+        rows = con.execute("SELECT credential, step, state FROM rotation_journal").fetchall()
+    assert rows == [("okx-sub", "create", "intent")]
 
 
 def test_settle_once_with_the_key_and_detail(admin: AdminVault) -> None:
