@@ -102,3 +102,16 @@ def test_exvault_verify_reports_an_edited_entry(admin: AdminVault) -> None:
         session.connection().exec_driver_sql("UPDATE rotation_journal SET state = 'done'")
     problems = [p.message for p in verify(admin).problems]
     assert problems == ["rotation journal entry 1 does not verify"]
+
+
+def test_an_entry_passed_off_as_another_is_refused(admin: AdminVault) -> None:
+    book = Journal(admin.writer)
+    book.begin("okx-sub", "0123abcd", journal.DELETE, api_key="AK-old")
+    book.begin("okx-sub", "4567cdef", journal.CREATE)
+    with admin.writer.write() as session:  # swap the two rows' numbers
+        run = session.connection().exec_driver_sql
+        run("UPDATE rotation_journal SET id = 100 WHERE id = 1")
+        run("UPDATE rotation_journal SET id = 1 WHERE id = 2")
+        run("UPDATE rotation_journal SET id = 2 WHERE id = 100")
+    with pytest.raises(IntegrityError):
+        book.entries()

@@ -35,11 +35,13 @@ SETTLED = (DONE, FAILED, ABANDONED)
 
 
 def message(vault_id: bytes, row: JournalRow) -> bytes:
-    """What an entry's signature covers: every column but ``id`` (the database numbers
-    it after the row is signed) and the signature."""
+    """What an entry's signature covers: every column but the signature, ``id`` too
+    (the writer signs a new row once the database has numbered it, in the same
+    transaction), so that no entry can be passed off as another."""
     return encoding.signed_message(
         "rotation-journal",
         vault_id,
+        row.id,
         row.credential,
         row.rotation_id,
         row.step,

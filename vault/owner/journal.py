@@ -64,11 +64,14 @@ class Journal:
             return self._insert(session_executor(session), row)
 
     def _insert(self, execute: queries.Execute, row: JournalRow) -> JournalRow:
-        signed = self._signed(row)
-        values = queries.journal_values(signed)
+        # Numbered first, then signed with its number (the signature covers the id),
+        # in the caller's transaction: the row is never committed unsigned.
+        values = queries.journal_values(row)
         del values["id"]
         (new_id,) = execute(queries.INSERT_JOURNAL_SQL, values)[0]
-        return signed._replace(id=int(new_id))
+        signed = self._signed(row._replace(id=int(new_id)))
+        execute(queries.UPDATE_JOURNAL_SQL, queries.journal_values(signed))
+        return signed
 
     def settle(
         self,
