@@ -377,10 +377,20 @@ def _show_due(items: list[DueItem], as_json: bool) -> None:
 @vault_option
 @passphrase_file_option
 def rotate_abort(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
-    """Drop the pending key of NAME."""
-    require_credential(vault_location, name)
+    """Drop the pending key of NAME.
+
+    A key rotated at the exchange (policy set --rotate-via) is deleted there first.
+    """
+    linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.abort(admin, name))
+        if linked:
+            engine = ExchangeRotation(admin)
+            with engine.leased(name):
+                for note in engine.resume(name):
+                    click.echo(f"{name}: {note}.")
+                _step(engine.abort(name))
+        else:
+            _step(rotation.abort(admin, name))
 
 
 # --------------------------------------------------------------------------------- policy

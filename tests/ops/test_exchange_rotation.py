@@ -285,3 +285,15 @@ def test_no_secret_reaches_the_journal_the_audit_log_or_errors(
 def test_htx_cannot_be_linked_at_all(admin: AdminVault) -> None:
     with pytest.raises(InvalidInput, match="one-time password"):
         exchange_keys.for_exchange("htx")
+
+
+def test_abort_deletes_the_pending_key_at_the_exchange(kucoin: Setup) -> None:
+    kucoin.engine.start("kucoin-grid")
+    assert len(kucoin.sub_keys()) == 2
+    kucoin.engine.abort("kucoin-grid")  # KuCoin: with the pending version's passphrase
+    assert [k.api_key for k in kucoin.sub_keys()] == [kucoin.first_key]
+    assert kucoin.admin.describe("kucoin-grid").pending_version is None
+    assert [(e.step, e.state) for e in kucoin.journal_rows()] == [
+        ("create", "done"),
+        ("delete", "done"),
+    ]

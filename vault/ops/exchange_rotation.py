@@ -542,6 +542,30 @@ class ExchangeRotation:
             self._delete(link, self._master(link), entry)
         return rotation.finish(self.admin, name, force=True)
 
+    def abort(self, name: str) -> StepResult:
+        """Delete the pending key at the exchange (journalled, as :meth:`finish` does),
+        then drop the pending version.
+
+        :raises ExchangeError: when the exchange refuses (the version is kept).
+        :raises ExchangeUnreachable: when it cannot be reached (the version is kept).
+        """
+        info = self.admin.describe(name)
+        if info.pending_version is None:
+            return rotation.abort(self.admin, name)
+        link = self.link(name)
+        pending = self._fields(name, "pending").get("api_key", "")
+        current = self._fields(name, "current").get("api_key", "")
+        if pending and pending != current:
+            entry = self.journal.begin(
+                name,
+                new_rotation_id(),
+                journal.DELETE,
+                api_key=pending,
+                detail=f"version {info.pending_version}",
+            )
+            self._delete(link, self._master(link), entry)
+        return rotation.abort(self.admin, name)
+
     # ---------------------------------------------------------------- leases
 
     @contextmanager
