@@ -34,6 +34,8 @@ EXIT_CODES: dict[type[errors.VaultError], int] = {
     errors.InsecureFile: 10,
     errors.UnsupportedFormat: 11,
     errors.StoreError: 12,
+    errors.ExchangeError: 13,
+    errors.ExchangeUnreachable: 14,
 }
 EXIT_CHECK_USAGE = 64
 EXIT_INTERNAL = 70

@@ -3,18 +3,24 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from typing import IO, Any
 
 import click
 
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, VaultError
+from vault.format.model import utc_now
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
+from vault.ops import exchange_keys
+from vault.ops.exchange_rotation import DueItem, ExchangeRotation, due, find_due, report
+from vault.ops.notify import check_url, send
 from vault.owner import policies, rotation
 from vault.owner.credentials import UNCHANGED, credential_metadata
 
 from . import output
 from .arguments import DAY_AHEAD, DAY_BACK, DURATION, WHOLE_DAYS, WHOLE_HOURS
+from .checks import ENV_NOTIFY_URL
 from .credentials import read_json_payload, read_payload, withdraw_warning, withdraws_unbound
 from .groups import CommandGroup
 from .options import (
@@ -34,6 +40,28 @@ def require_credential(vault_location: str | None, name: str) -> None:
     """
     with open_inventory(vault_location) as inv:
         inv.describe(name)
+
+
+def _linked(vault_location: str | None, name: str, *, required: bool = True) -> bool:
+    """Whether ``name`` is rotated at the exchange (``policy set --rotate-via``), read
+    keylessly before any passphrase prompt.
+
+    :raises NotFound: when there is no credential ``name``.
+    :raises InvalidInput: when ``required`` and it is not linked, or its exchange cannot
+        be automated.
+    """
+    with open_inventory(vault_location) as inv:
+        info = inv.describe(name)
+    policy = Policy.from_json(dict(info.policy))
+    if policy.rotate_via is None:
+        if required:
+            raise InvalidInput(
+                f"{name} has no master key to rotate it at the exchange: "
+                f"exvault policy set {name} --rotate-via MASTER --sub-account UID|NAME"
+            )
+        return False
+    exchange_keys.for_exchange(info.metadata.exchange)
+    return True
 
 
 # --------------------------------------------------------------------------------- rotate
@@ -89,6 +117,16 @@ def _step(result: Any) -> None:
     "[default: the current key's lifetime from --issued].",
 )
 @click.option("--no-expires", is_flag=True, help="The new key has no exchange expiry.")
+@click.option(
+    "--at-exchange",
+    is_flag=True,
+    help="Create the new key at the exchange with NAME's master key (policy set --rotate-via).",
+)
+@click.option(
+    "--allow-withdraw",
+    is_flag=True,
+    help="With --at-exchange: keep withdraw when the current key has it.",
+)
 @vault_option
 @passphrase_file_option
 def rotate_start(
@@ -99,15 +137,48 @@ def rotate_start(
     issued: date | None,
     expires: date | None,
     no_expires: bool,
+    at_exchange: bool,
+    allow_withdraw: bool,
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
     """Stage a new key for NAME as `pending`.
 
-    Its fields come from hidden prompts or --from-json.
+    Its fields come from hidden prompts, --from-json, or the exchange itself
+    (--at-exchange, for a credential linked to a master key).
     """
     if expires and no_expires:
         raise click.UsageError("--expires and --no-expires exclude each other")
+    if at_exchange:
+        given = [
+            option
+            for option, value in (
+                ("--from-json", from_json),
+                ("--permissions", permissions),
+                ("--ip", ips),
+                ("--issued", issued),
+                ("--expires", expires),
+                ("--no-expires", no_expires),
+            )
+            if value
+        ]
+        if given:
+            raise click.UsageError(
+                f"--at-exchange copies the current key's scope at the exchange: "
+                f"{', '.join(given)} cannot be given with it"
+            )
+        _linked(vault_location, name)
+        with open_admin(vault_location, passphrase_file) as admin:
+            engine = ExchangeRotation(admin)
+            with engine.leased(name):
+                for note in engine.resume(name):
+                    click.echo(f"{name}: {note}.")
+                result = engine.start(name, allow_withdraw=allow_withdraw)
+        _step(result)
+        click.echo(f"Next: exvault rotate verify {name}, then exvault rotate promote {name}")
+        return
+    if allow_withdraw:
+        raise click.UsageError("--allow-withdraw goes with --at-exchange")
     with open_inventory(vault_location) as inv:
         current = inv.describe(name).metadata
     exchange = current.exchange
@@ -146,10 +217,14 @@ def rotate_start(
 def rotate_verify(
     name: str, vault_location: str | None, passphrase_file: str | None, as_json: bool
 ) -> None:
-    """Check the pending key of NAME; exits 1 when a check fails."""
-    require_credential(vault_location, name)
+    """Check the pending key of NAME; exits 1 when a check fails.
+
+    A key rotated at the exchange (policy set --rotate-via) is also checked there: it
+    works, and has the current key's permissions and IPs exactly.
+    """
+    linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
-        checks = rotation.verify(admin, name)
+        checks = ExchangeRotation(admin).verify(name) if linked else rotation.verify(admin, name)
     if as_json:
         output.emit_json(
             [{"check": c.name, "passed": c.passed, "detail": c.detail} for c in checks]
@@ -175,11 +250,15 @@ def rotate_promote(
 ) -> None:
     """Make the pending key of NAME current.
 
-    The old one stays readable as `previous` for the grace period.
+    The old one stays readable as `previous` for the grace period. Then runs the
+    policy's --on-promote command, if any (policy set NAME --on-promote).
     """
     require_credential(vault_location, name)
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.promote(admin, name, grace=grace))
+        result, command = ExchangeRotation(admin).promote(name, grace=grace)
+    _step(result)
+    if command is not None:
+        click.echo(f"{name}: {command}.")
 
 
 @rotate.command(name="rollback")
@@ -211,10 +290,106 @@ def rotate_finish(
     """Drop the previous key of NAME.
 
     Once its grace period is over (earlier with --force); then delete it at the exchange.
+    A key rotated at the exchange (policy set --rotate-via) is deleted there first.
     """
-    require_credential(vault_location, name)
+    linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.finish(admin, name, force=force))
+        if linked:
+            engine = ExchangeRotation(admin)
+            with engine.leased(name):
+                for note in engine.resume(name):
+                    click.echo(f"{name}: {note}.")
+                _step(engine.finish(name, force=force))
+        else:
+            _step(rotation.finish(admin, name, force=force))
+
+
+@rotate.command(name="due")
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Rotate what is due and whose policy says --auto: start, verify and promote in "
+    "one run, finish in a later one after the grace period.",
+)
+@click.option("--dry-run", is_flag=True, help="With --auto: say what would be done, do nothing.")
+@click.option(
+    "--allow-withdraw",
+    is_flag=True,
+    help="With --auto: keep withdraw on new keys whose current key has it.",
+)
+@click.option(
+    "--notify-url",
+    metavar="URL",
+    default=None,
+    help="With --auto, when a rotation fails: notify as exvault check does "
+    f"[default: ${ENV_NOTIFY_URL}].",
+)
+@vault_option
+@passphrase_file_option
+@json_option
+def rotate_due(
+    auto: bool,
+    dry_run: bool,
+    allow_withdraw: bool,
+    notify_url: str | None,
+    vault_location: str | None,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """List the credentials rotated at the exchange that are due; --auto rotates them.
+
+    Without --auto (or with --dry-run) no passphrase is needed. With --auto the vault
+    is unlocked through the agent or --passphrase-file, each exchange call is
+    journalled first, and what an earlier, interrupted run left open is settled first.
+    Exit code 1 when a rotation failed (it is retried by the next run).
+    """
+    if (dry_run or allow_withdraw) and not auto:
+        raise click.UsageError("--dry-run and --allow-withdraw go with --auto")
+    url = notify_url or os.environ.get(ENV_NOTIFY_URL)
+    if url and auto and not dry_run:
+        check_url(url)
+    now = utc_now()
+    if not auto or dry_run:
+        with open_inventory(vault_location) as inv:
+            items = due(inv.credentials(), {}, now)
+        _show_due([i for i in items if i.auto or not auto], as_json)
+        return
+    with open_admin(vault_location, passphrase_file) as admin:
+        engine = ExchangeRotation(admin)
+        items = [i for i in find_due(admin, now) if i.auto and i.action != "wait"]
+        results = [engine.run(item, allow_withdraw=allow_withdraw) for item in items]
+        run_report = report(results, len(admin.names()), now)
+    if as_json:
+        output.emit_json([r.as_dict() for r in results])
+    elif results:
+        for r in results:
+            click.echo(
+                f"{r.name}: " + ("; ".join(r.steps) or "nothing to do")
+                if r.ok
+                else f"{r.name}: FAILED: {r.error}"
+                + (f" (after: {'; '.join(r.steps)})" if r.steps else "")
+            )
+    else:
+        click.echo("Nothing is due.")
+    if url and run_report.at_least("warn"):
+        try:
+            send(url, run_report.as_dict())
+        except VaultError as exc:
+            click.echo(f"exvault: warning: could not notify: {exc}", err=True)
+    if not all(r.ok for r in results):
+        raise click.exceptions.Exit(1)
+
+
+def _show_due(items: list[DueItem], as_json: bool) -> None:
+    if as_json:
+        output.emit_json([i.as_dict() for i in items])
+    elif items:
+        output.table(
+            ("CREDENTIAL", "ACTION", "AUTO", "WHY"),
+            [(i.name, i.action, "yes" if i.auto else "no", i.reason) for i in items],
+        )
+    else:
+        click.echo("Nothing is due.")
 
 
 @rotate.command(name="abort")
@@ -222,10 +397,20 @@ def rotate_finish(
 @vault_option
 @passphrase_file_option
 def rotate_abort(name: str, vault_location: str | None, passphrase_file: str | None) -> None:
-    """Drop the pending key of NAME."""
-    require_credential(vault_location, name)
+    """Drop the pending key of NAME.
+
+    A key rotated at the exchange (policy set --rotate-via) is deleted there first.
+    """
+    linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
-        _step(rotation.abort(admin, name))
+        if linked:
+            engine = ExchangeRotation(admin)
+            with engine.leased(name):
+                for note in engine.resume(name):
+                    click.echo(f"{name}: {note}.")
+                _step(engine.abort(name))
+        else:
+            _step(rotation.abort(admin, name))
 
 
 # --------------------------------------------------------------------------------- policy
@@ -251,6 +436,10 @@ def _policy_dict(p: Any) -> dict[str, Any]:
         "accepted": {
             k: {"reason": v.reason, "accepted_at": v.accepted_at} for k, v in p.accepted.items()
         },
+        "rotate_via": p.rotate_via,
+        "sub_account": p.sub_account,
+        "auto": p.auto,
+        "on_promote": p.on_promote,
     }
 
 
@@ -265,6 +454,16 @@ def _show_policy(p: Any, as_json: bool) -> None:
             ("Stale after", f"{p.stale_days}d"),
             ("Grace period", f"{p.grace_hours}h"),
             ("Probe stale after", f"{p.probe_stale_days}d"),
+            *(
+                [
+                    ("Rotated via", p.rotate_via),
+                    ("Sub-account", p.sub_account or "(the credential's uid field)"),
+                    ("Automatic", "yes" if p.auto else "no"),
+                ]
+                if p.rotate_via
+                else []
+            ),
+            *([("On promote", p.on_promote)] if p.on_promote else []),
             *[
                 (f"Accepted {k}", f"{v.accepted_at:%Y-%m-%d}: {v.reason}")
                 for k, v in p.accepted.items()
@@ -299,6 +498,24 @@ def _show_policy(p: Any, as_json: bool) -> None:
     help="No successful exvault probe this long counts as probe-stale, in days, e.g. 14d "
     "[default: 7d].",
 )
+@click.option(
+    "--rotate-via",
+    metavar="MASTER",
+    help="Rotate NAME at the exchange with the master account's key stored as MASTER.",
+)
+@click.option("--unlink", is_flag=True, help="Rotate NAME by hand again (drop --rotate-via).")
+@click.option(
+    "--sub-account",
+    metavar="UID|NAME",
+    help="NAME's sub-account, as the exchange names it (Bybit, Gate: uid; OKX, KuCoin: name).",
+)
+@click.option(
+    "--auto/--no-auto",
+    default=None,
+    help="Whether exvault rotate due --auto rotates NAME unattended.",
+)
+@click.option("--on-promote", metavar="CMD", help="Command run after each promote of NAME.")
+@click.option("--no-on-promote", is_flag=True, help="Run no command after a promote.")
 @vault_option
 @passphrase_file_option
 @json_option
@@ -309,11 +526,17 @@ def policy_set(
     stale_after: timedelta | None,
     grace: timedelta | None,
     probe_stale: timedelta | None,
+    rotate_via: str | None,
+    unlink: bool,
+    sub_account: str | None,
+    auto: bool | None,
+    on_promote: str | None,
+    no_on_promote: bool,
     vault_location: str | None,
     passphrase_file: str | None,
     as_json: bool,
 ) -> None:
-    """Change the rotation limits of NAME."""
+    """Change the rotation limits of NAME, or link it to its master key."""
     day, hour = timedelta(days=1), timedelta(hours=1)
     limits = {
         "max_age_days": _count(max_age, day),
@@ -322,14 +545,38 @@ def policy_set(
         "grace_hours": _count(grace, hour),
         "probe_stale_days": _count(probe_stale, day),
     }
-    if all(v is None for v in limits.values()):
+    if rotate_via is not None and unlink:
+        raise click.UsageError("--rotate-via and --unlink exclude each other")
+    if on_promote is not None and no_on_promote:
+        raise click.UsageError("--on-promote and --no-on-promote exclude each other")
+    link: dict[str, Any] = {}
+    if rotate_via is not None or unlink:
+        link["rotate_via"] = None if unlink else rotate_via
+    if sub_account is not None:
+        link["sub_account"] = sub_account
+    if auto is not None:
+        link["auto"] = auto
+    if on_promote is not None or no_on_promote:
+        link["on_promote"] = None if no_on_promote else on_promote
+    if all(v is None for v in limits.values()) and not link:
         raise click.UsageError(
-            "nothing to change: give --max-age, --warn-before, --stale-after, --grace "
-            "or --probe-stale"
+            "nothing to change: give --max-age, --warn-before, --stale-after, --grace, "
+            "--probe-stale, --rotate-via, --sub-account, --auto or --on-promote"
         )
-    require_credential(vault_location, name)
+    with open_inventory(vault_location) as inv:
+        exchange = inv.describe(name).metadata.exchange
+        if rotate_via is not None:
+            inv.describe(rotate_via)  # the master exists (checked again when linking)
+            if rotate_via == name:
+                raise InvalidInput(f"{name} cannot rotate itself: name its master key")
+            exchange_keys.for_exchange(exchange)
     with open_admin(vault_location, passphrase_file) as admin:
-        result = admin.set_policy(name, **limits)
+        result = None
+        if any(v is not None for v in limits.values()):
+            result = admin.set_policy(name, **limits)
+        if link:
+            result = admin.link_rotation(name, **link)
+    assert result is not None
     _show_policy(result, as_json)
 
 

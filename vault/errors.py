@@ -109,6 +109,19 @@ class AgentRefused(AccessDenied):
     passphrase keyslot or header changed, which locks it) or stopped answering."""
 
 
+class ExchangeError(VaultError):
+    """An exchange refused a call about keys, or answered what exvault cannot use.
+
+    The message names the exchange, the call and the exchange's error code; never the
+    exception text of the HTTP library (it holds signed URLs and headers).
+    """
+
+
+class ExchangeUnreachable(ExchangeError):
+    """An exchange could not be reached or answered 5xx, or the call timed out: whether
+    it did what was asked is unknown (a create may have created the key)."""
+
+
 def check_utf8(text: str, what: str) -> str:
     """``text`` when it can be written as UTF-8.
 
@@ -188,6 +201,8 @@ __all__ = [
     "AccessDenied",
     "AlreadyExists",
     "Conflict",
+    "ExchangeError",
+    "ExchangeUnreachable",
     "InsecureFile",
     "IntegrityError",
     "InvalidInput",

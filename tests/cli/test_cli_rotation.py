@@ -1063,6 +1063,10 @@ def test_policy_set_and_show(stocked_cli) -> None:
         "grace_hours": 2,
         "probe_stale_days": 7,
         "accepted": {},
+        "rotate_via": None,
+        "sub_account": None,
+        "auto": False,
+        "on_promote": None,
     }
     shown = stocked_cli.v("policy", "show", "binance-main", "--json")  # no passphrase
     assert shown.exit_code == 0 and json.loads(shown.stdout)["max_age_days"] == 60

@@ -44,7 +44,13 @@ def ccxt_client(
     }
     if values["passphrase"] is not None:
         config["password"] = values["passphrase"]
-    client = getattr(ccxt, mock.name)(config)
+    return pointed(getattr(ccxt, mock.name)(config), mock)
+
+
+def pointed(client: Any, mock: MockExchange) -> Any:
+    """``client`` (any ccxt client of ``mock``'s exchange, such as exvault builds one)
+    with its API URLs and host pointed at ``mock``, and no client-side rate limit."""
     client.urls["api"] = rebase(client.urls["api"], mock.url)
     client.hostname = f"127.0.0.1:{mock.port}"
+    client.enableRateLimit = False
     return client

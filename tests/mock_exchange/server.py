@@ -12,6 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from tests.mock_exchange import subaccount_keys  # noqa: F401  (installs its routes)
 from tests.mock_exchange.exchanges import DIALECTS, Dialect, Refused, Reply, Request
 from tests.mock_exchange.registry import Account, ApiKey, ExchangeState, Fault, RequestRecord
 
@@ -89,9 +90,10 @@ class MockExchange:
         if route in dialect.private:
             try:
                 key = dialect.authenticate(state, request)
+                # A route may refuse too (a key without the right, a bad parameter).
+                data = dialect.private[route](state, request, key)
             except Refused as refused:
                 return dialect.refusal(refused, state), None, refused.reason
-            data = dialect.private[route](state, request, key)
             return Reply.json(200, dialect.success(data, state)), key.api_key, "ok"
         return (
             Reply(404, b"<html><body>404 Not Found</body></html>", (), "text/html"),

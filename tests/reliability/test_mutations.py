@@ -1475,6 +1475,24 @@ COLUMN_COVERAGE: dict[tuple[str, str], str] = {
     ("grants", "credential_id"): SIGNED,
     ("grants", "created_at"): SIGNED,
     ("grants", "signature"): SIGNATURE,
+    # The rotation journal: every column is signed (vault/format/journal.py).
+    **{
+        ("rotation_journal", c): SIGNED
+        for c in (
+            "id",
+            "credential",
+            "rotation_id",
+            "step",
+            "state",
+            "api_key",
+            "detail",
+            "holder",
+            "attempts",
+            "created_at",
+            "updated_at",
+        )
+    },
+    ("rotation_journal", "signature"): SIGNATURE,
     **{
         ("audit_log", c): HASHED
         for c in (

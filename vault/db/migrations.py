@@ -23,6 +23,7 @@ from vault.db.postgres import install_audit_head
 from vault.db.schema_version import pending
 from vault.db.tables import (
     AUDIT_READS_INDEX,
+    JOURNAL,
     OBSERVATIONS,
     ClientRecord,
     CredentialRecord,
@@ -229,6 +230,11 @@ def _endpoints_and_observations(conn: Connection, _owner: OwnerKeys) -> None:
     OBSERVATIONS.create(conn, checkfirst=True)
 
 
+def _rotation_journal(conn: Connection, _owner: OwnerKeys) -> None:
+    # Schema version 7: a new table, empty; nothing existing changes.
+    JOURNAL.create(conn, checkfirst=True)
+
+
 Apply = Callable[[Connection, "OwnerKeys"], None]
 """How one step changes a database, given the owner's unlocked keys."""
 
@@ -238,6 +244,7 @@ APPLY: dict[int, Apply] = {
     4: _audit_head,
     5: _signed_keyslots,
     6: _endpoints_and_observations,
+    7: _rotation_journal,
 }
 """How each step of :data:`vault.db.schema_version.STEPS` is applied, by the version it
 brings the schema to."""

@@ -24,6 +24,7 @@ from vault.format.schema import (
     ClientRow,
     HeaderRow,
     HeadRow,
+    JournalRow,
     ObservationRow,
     PayloadRow,
     VersionRow,
@@ -260,6 +261,36 @@ CURRENT_OBSERVATIONS_SQL = (
 
 OBSERVATIONS_SQL = f"SELECT {_select(ObservationRow, 'o')} FROM probe_observations o"
 """Every observation (``exvault verify``)."""
+# The rotation journal
+# --------------------------------------------------------------------------------------
+
+_JOURNAL_VALUES = JournalRow._fields[1:]  # the database numbers ``id``
+
+INSERT_JOURNAL_SQL = "INSERT INTO rotation_journal ({}) VALUES ({}) RETURNING id".format(
+    ", ".join(_JOURNAL_VALUES), ", ".join(f":{name}" for name in _JOURNAL_VALUES)
+)
+"""Stores one journal entry and returns its id (parameters: its columns but ``id``)."""
+
+UPDATE_JOURNAL_SQL = (
+    "UPDATE rotation_journal SET state = :state, api_key = :api_key, detail = :detail, "
+    "attempts = :attempts, updated_at = :updated_at, signature = :signature WHERE id = :id"
+)
+"""Settles (or counts another attempt of) the entry ``id``, re-signed."""
+
+JOURNAL_SQL = f"SELECT {_select(JournalRow, 'j')} FROM rotation_journal j ORDER BY j.id"
+"""Every journal entry, oldest first."""
+
+OPEN_JOURNAL_SQL = (
+    f"SELECT {_select(JournalRow, 'j')} FROM rotation_journal j "
+    "WHERE j.state = 'intent' ORDER BY j.id"
+)
+"""The entries not settled yet, oldest first."""
+
+
+def journal_values(row: JournalRow) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_JOURNAL_SQL` (and, with ``id``, of
+    :data:`UPDATE_JOURNAL_SQL`) for ``row``."""
+    return {name: getattr(row, name) for name in JournalRow._fields}
 
 
 # --------------------------------------------------------------------------------------
@@ -293,21 +324,26 @@ __all__ = [
     "CURRENT_OBSERVATIONS_SQL",
     "HEADER_SQL",
     "INSERT_AUDIT_SQL",
+    "INSERT_JOURNAL_SQL",
     "INSERT_OBSERVATION_SQL",
+    "JOURNAL_SQL",
     "LAST_AUDIT_SQL",
     "LATEST_PROBE_SQL",
     "LATEST_REPORT_PROBE_SQL",
     "LOCK_WRITES_SQL",
     "OBSERVATIONS_SQL",
+    "OPEN_JOURNAL_SQL",
     "PROBES_OF_SQL",
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
+    "UPDATE_JOURNAL_SQL",
     "WAL_CHECKPOINT_SQL",
     "WRITE_LOCK_KEY",
     "Execute",
     "StageRows",
     "append_audit",
     "begin_sqlite",
+    "journal_values",
     "last_audit_entry",
     "lock_timeout_sql",
     "observation_values",

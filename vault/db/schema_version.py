@@ -62,6 +62,13 @@ STEPS: tuple[SchemaStep, ...] = (
         "the table of probe observations",
         readers_compatible=False,
     ),
+    # Only the owner's automated rotation reads the journal: bots and keyless commands
+    # keep working until the owner's next unlock adds it.
+    SchemaStep(
+        7,
+        "the journal of automated rotation (one signed entry per exchange-side step)",
+        readers_compatible=True,
+    ),
 )
 
 

@@ -96,6 +96,9 @@ AUDIT_HEAD = TABLES[schema.AUDIT_HEAD.name]
 
 OBSERVATIONS = TABLES[schema.OBSERVATIONS.name]
 """Probe observations (schema version 6), written and read through Core statements."""
+JOURNAL = TABLES[schema.JOURNAL.name]
+"""Automated rotation's journal (schema version 7), through the statements of
+:mod:`vault.db.queries`."""
 
 AUDIT_READS_INDEX = next(
     index for index in TABLES[schema.AUDIT_LOG.name].indexes if index.name == "ix_audit_log_reads"
@@ -289,6 +292,7 @@ def row_insert(row: tuple[object, ...]) -> tuple[Table, dict[str, Any]]:
 __all__ = [
     "AUDIT_HEAD",
     "AUDIT_READS_INDEX",
+    "JOURNAL",
     "OBSERVATIONS",
     "POSTGRESQL_METADATA",
     "TABLES",

@@ -95,9 +95,20 @@ class AcceptedRisk:
     accepted_at: datetime
 
 
+ON_PROMOTE_MAX = 1000
+"""The longest ``--on-promote`` command kept."""
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Rotation policy of one credential."""
+    """Rotation policy of one credential.
+
+    ``rotate_via`` names the master credential whose key rotates this one at the
+    exchange (automated rotation), ``sub_account`` the sub-account (uid or name, as the
+    exchange's calls name it), ``auto`` whether ``rotate due --auto`` may rotate it
+    unattended, ``on_promote`` a command run after each promote (to restart services
+    that cannot reload).
+    """
 
     max_age_days: int = DEFAULT_MAX_AGE_DAYS
     warn_before_days: int = DEFAULT_WARN_BEFORE_DAYS
@@ -105,6 +116,10 @@ class Policy:
     grace_hours: int = DEFAULT_GRACE_HOURS
     probe_stale_days: int = DEFAULT_PROBE_STALE_DAYS
     accepted: Mapping[str, AcceptedRisk] = field(default_factory=dict)
+    rotate_via: str | None = None
+    sub_account: str | None = None
+    auto: bool = False
+    on_promote: str | None = None
 
     @classmethod
     def from_json(cls, text: str | Mapping[str, object] | None) -> Policy:
@@ -127,6 +142,10 @@ class Policy:
                 grace_hours=int(data.get("grace_hours", DEFAULT_GRACE_HOURS)),
                 probe_stale_days=int(data.get("probe_stale_days", DEFAULT_PROBE_STALE_DAYS)),
                 accepted=accepted,
+                rotate_via=_optional_text(data.get("rotate_via")),
+                sub_account=_optional_text(data.get("sub_account")),
+                auto=_flag(data.get("auto", False)),
+                on_promote=_optional_text(data.get("on_promote")),
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             raise IntegrityError("damaged vault: a credential policy is malformed") from None
@@ -138,6 +157,11 @@ class Policy:
         for key in _LIMITS:
             if getattr(self, key) != getattr(defaults, key):
                 data[key] = getattr(self, key)
+        for key in ("rotate_via", "sub_account", "on_promote"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        if self.auto:
+            data["auto"] = True
         if self.accepted:
             data["accepted"] = {
                 code: {"reason": r.reason, "accepted_at": r.accepted_at.isoformat()}
@@ -182,6 +206,39 @@ class Policy:
             raise InvalidInput("the probe-stale period must be between 1 day and 10 years")
         return new
 
+    def with_link(
+        self,
+        *,
+        rotate_via: str | object | None = ...,
+        sub_account: str | object | None = ...,
+        auto: bool | None = None,
+        on_promote: str | object | None = ...,
+    ) -> Policy:
+        """A copy with the automated-rotation fields given changed (``...``: unchanged;
+        ``rotate_via=None`` unlinks and clears ``sub_account`` and ``auto``).
+
+        :raises InvalidInput: for ``auto`` or a sub-account without a master, an empty
+            or overlong value, or text that is not UTF-8.
+        """
+        new = self
+        if rotate_via is not ...:
+            new = replace(new, rotate_via=_given(rotate_via, "the master credential", 200))
+            if new.rotate_via is None:
+                new = replace(new, sub_account=None, auto=False)
+        if sub_account is not ...:
+            new = replace(new, sub_account=_given(sub_account, "the sub-account", 200))
+        if auto is not None:
+            new = replace(new, auto=auto)
+        if on_promote is not ...:
+            new = replace(
+                new, on_promote=_given(on_promote, "the --on-promote command", ON_PROMOTE_MAX)
+            )
+        if new.rotate_via is None and (new.auto or new.sub_account is not None):
+            raise InvalidInput(
+                "--auto and --sub-account need a master credential: --rotate-via MASTER"
+            )
+        return new
+
     def accept(self, code: str, reason: str, now: datetime) -> Policy:
         """A copy that accepts the finding ``code`` (a key of :data:`ACCEPTABLE_FINDINGS`).
 
@@ -205,6 +262,35 @@ class Policy:
         accepted = dict(self.accepted)
         accepted.pop(code, None)
         return replace(self, accepted=accepted)
+
+
+def _optional_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError("not a text")
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("not a boolean")
+    return value
+
+
+def _given(value: object, what: str, longest: int) -> str | None:
+    """A text option as stored: None stays None; anything else must be non-empty,
+    short enough and UTF-8.
+
+    :raises InvalidInput: otherwise.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} cannot be empty")
+    if len(value) > longest:
+        raise InvalidInput(f"{what} is longer than {longest} characters")
+    return check_utf8(value, what)
 
 
 def check_acceptable(code: str) -> str:

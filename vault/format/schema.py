@@ -327,6 +327,32 @@ AUDIT_LOG = Table(
 vault key for the owner's actions, by the client's key for a client's) covers
 ``entry_hash``. Anonymous failures (a wrong passphrase, a bad token) are unsigned."""
 
+JOURNAL = Table(
+    "rotation_journal",
+    (
+        integer("id", primary_key=True),
+        text("credential", 128),
+        text("rotation_id", 16),
+        text("step", 16),
+        text("state", 16),
+        text("api_key", 255, nullable=True),
+        text("detail", 255, nullable=True),
+        text("holder", 128, nullable=True),
+        integer("attempts"),
+        time("created_at"),
+        time("updated_at"),
+        _signature(),
+    ),
+    indexes=(Index("ix_rotation_journal_open", ("state", "credential")),),
+)
+"""Automated rotation's journal (schema version 7): one entry per exchange-side step
+(``lease``, ``create``, ``delete``) of one rotation (``rotation_id``), written and
+committed before the exchange call (``state`` ``intent``) and settled after it
+(``done``, ``failed``, ``abandoned``). ``api_key`` is a key's public id (never a
+secret), ``detail`` a version number or the reason a step was abandoned, ``holder``
+the process holding a lease. Signed with the root key; no foreign key, so that an
+entry outlives the credential it was about until the key it names is settled."""
+
 AUDIT_HEAD = Table(
     "exvault_audit_head",
     (integer("id", primary_key=True), integer("seq"), blob("entry_hash", 32)),
@@ -350,6 +376,7 @@ TABLES: dict[str, Table] = {
         CLIENTS,
         GRANTS,
         OBSERVATIONS,
+        JOURNAL,
         AUDIT_LOG,
         AUDIT_HEAD,
     )
@@ -464,6 +491,24 @@ class ObservationRow(NamedTuple):
     signature: bytes
 
 
+class JournalRow(NamedTuple):
+    """A ``rotation_journal`` row (``id``: the database numbers a new row; 0 until then,
+    and not inserted)."""
+
+    id: int
+    credential: str
+    rotation_id: str
+    step: str
+    state: str
+    api_key: str | None
+    detail: str | None
+    holder: str | None
+    attempts: int
+    created_at: int
+    updated_at: int
+    signature: bytes
+
+
 ROWS: dict[str, type[tuple[object, ...]]] = {
     "vault_header": HeaderRow,
     "credentials": HeadRow,
@@ -483,6 +528,7 @@ __all__ = [
     "CREDENTIALS",
     "GRANTS",
     "HEADER",
+    "JOURNAL",
     "KEYSLOTS",
     "OBSERVATIONS",
     "PAYLOADS",
@@ -497,6 +543,7 @@ __all__ = [
     "HeadRow",
     "HeaderRow",
     "Index",
+    "JournalRow",
     "ObservationRow",
     "PayloadRow",
     "Table",

@@ -34,10 +34,10 @@ from vault.db.tables import (
     WrapRecord,
 )
 from vault.errors import IntegrityError, VaultError
-from vault.format import observation, records, stages
+from vault.format import journal, observation, records, stages
 from vault.format.keywrap import Recipient
 from vault.format.policy import Policy
-from vault.format.schema import ObservationRow
+from vault.format.schema import JournalRow, ObservationRow
 from vault.owner.admin import AdminVault
 
 
@@ -214,6 +214,7 @@ def _verify_rows(
     by_name = {c.name: c for c in clients.values()}
     _verify_grants_signed(admin, session, heads, clients, grants, report)
     _verify_observations(admin, session, heads, clients, vault_rekeys, report)
+    _verify_journal(admin, session, report)
     for seq, name in chain.revocations:
         restored = by_name.get(name)
         if restored is not None and restored.revoked_at is None:
@@ -223,6 +224,19 @@ def _verify_rows(
                     f'client "{name}" was revoked (audit entry {seq}) but its record is not: '
                     "rows put back from an older copy?",
                 )
+            )
+
+
+def _verify_journal(admin: AdminVault, session: Session, report: VerifyReport) -> None:
+    # The rotation journal's entries are signed like every record; an entry left
+    # unsettled is not a problem of the vault (the next automated run settles it).
+    for values in session_executor(session)(queries.JOURNAL_SQL, {}):
+        row = JournalRow(*values)
+        try:
+            journal.verify(admin.verify_public, admin.vault_id, row)
+        except IntegrityError:
+            report.problems.append(
+                Problem(row.credential, f"rotation journal entry {row.id} does not verify")
             )
 
 

@@ -414,6 +414,30 @@ class AdminVault(Inventory):
             probe_stale_days=probe_stale_days,
         )
 
+    def link_rotation(
+        self,
+        name: str,
+        *,
+        rotate_via: str | object | None = ...,
+        sub_account: str | object | None = ...,
+        auto: bool | None = None,
+        on_promote: str | object | None = ...,
+    ) -> Policy:
+        """Link ``name`` to the master credential that rotates it at the exchange
+        (:func:`vault.owner.policies.link_rotation`).
+
+        :raises NotFound: when ``name`` or the master does not exist.
+        :raises InvalidInput: for a master that cannot rotate ``name``.
+        """
+        return policies.link_rotation(
+            self._writer,
+            name,
+            rotate_via=rotate_via,
+            sub_account=sub_account,
+            auto=auto,
+            on_promote=on_promote,
+        )
+
     def accept_risk(self, name: str, risk: str, reason: str) -> Policy:
         """Record that the owner accepts ``risk`` (e.g. ``withdraw``) for this credential.
 

@@ -62,6 +62,56 @@ def set_policy(
     )
 
 
+def link_rotation(
+    writer: Writer,
+    name: str,
+    *,
+    rotate_via: str | object | None = ...,
+    sub_account: str | object | None = ...,
+    auto: bool | None = None,
+    on_promote: str | object | None = ...,
+) -> Policy:
+    """Link ``name`` to the master credential that rotates its key at the exchange
+    (``rotate_via``; None unlinks), and set the sub-account, ``auto`` and the
+    ``on_promote`` command (``...``: unchanged). One transaction, audited.
+
+    :raises NotFound: when ``name`` or the master does not exist.
+    :raises InvalidInput: for a master that is ``name`` itself, of another exchange, or
+        itself linked to a master; or a value :meth:`Policy.with_link` refuses.
+    """
+    with writer.write() as session:
+        head = writer.head(session, name, for_update=True)
+        policy = Policy.from_json(head.policy).with_link(
+            rotate_via=rotate_via, sub_account=sub_account, auto=auto, on_promote=on_promote
+        )
+        if policy.rotate_via is not None and rotate_via is not ...:
+            if policy.rotate_via == name:
+                raise InvalidInput(f"{quoted(name)} cannot rotate itself: name its master key")
+            master = writer.head(session, policy.rotate_via)
+            master_meta, _ = writer.open_version(session, master, "current")
+            meta, _ = writer.open_version(session, head, "current")
+            if master_meta.exchange != meta.exchange:
+                raise InvalidInput(
+                    f"the master {quoted(policy.rotate_via)} is a {master_meta.exchange} key "
+                    f"and {quoted(name)} a {meta.exchange} one"
+                )
+            if Policy.from_json(master.policy).rotate_via is not None:
+                raise InvalidInput(
+                    f"the master {quoted(policy.rotate_via)} is itself rotated through a "
+                    "master: link to the master account's key"
+                )
+        head.policy = policy.to_json()
+        head.updated_at = to_epoch(utc_now())
+        writer.sign_head(head)
+        detail = (
+            f"rotate via {policy.rotate_via}" + (" (auto)" if policy.auto else "")
+            if policy.rotate_via
+            else "not rotated at the exchange"
+        )
+        writer.audit(session, "policy", name, detail=detail)
+    return policy
+
+
 def acceptable_code(code: str) -> str:
     """``code`` itself, when it names a finding of ``exvault check`` the owner may
     accept; the one test ``policy accept-risk`` and ``clear-risk`` run before asking

@@ -1,0 +1,299 @@
+"""Automated rotation at the exchange (vault/ops/exchange_rotation.py) against the mock
+exchanges: start, verify, promote, finish; faults and crashes at each exchange call
+and what the next run does about them; the withdraw rule; no secret anywhere but the
+sealed versions."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.mock_exchange import subaccount_keys as sk
+from tests.mock_exchange.fixtures import mock_exchanges
+from tests.mock_exchange.registry import Fault
+from tests.mock_exchange.server import MockExchanges
+from tests.ops.exchange_setup import GRANTS, IP, SUB, Setup, make_setup
+from vault.errors import Conflict, ExchangeUnreachable, InvalidInput
+from vault.format import journal
+from vault.format.model import utc_now
+from vault.ops import exchange_keys, exchange_rotation
+from vault.ops.exchange_keys import model
+from vault.ops.exchange_rotation import DueItem, ExchangeRotation, due
+from vault.owner import rotation
+from vault.owner.admin import AdminVault
+
+__all__ = ["mock_exchanges"]
+
+EXCHANGES = list(GRANTS)
+
+
+@pytest.fixture(params=EXCHANGES)
+def setup(
+    request: pytest.FixtureRequest, admin: AdminVault, mock_exchanges: MockExchanges
+) -> Setup:
+    return make_setup(admin, mock_exchanges[request.param])
+
+
+@pytest.fixture
+def okx(admin: AdminVault, mock_exchanges: MockExchanges) -> Setup:
+    return make_setup(admin, mock_exchanges["okx"])
+
+
+@pytest.fixture
+def kucoin(admin: AdminVault, mock_exchanges: MockExchanges) -> Setup:
+    return make_setup(admin, mock_exchanges["kucoin"])
+
+
+def after_listing(s: Setup, fault: Fault, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Switch ``fault`` on once the sub-account's keys are listed: OKX, KuCoin and Gate
+    list, create and delete on one path, and the fault is for the create or delete."""
+    keys = exchange_keys.for_exchange(s.exchange)
+    real = keys.list_keys
+
+    def list_keys(client: Any, sub_account: str) -> list[model.ListedKey]:
+        listed = real(client, sub_account)
+        s.mock.inject(fault)
+        monkeypatch.setattr(keys, "list_keys", real)
+        return listed
+
+    monkeypatch.setattr(keys, "list_keys", list_keys)
+
+
+def test_the_whole_rotation(setup: Setup) -> None:
+    name = f"{setup.exchange}-grid"
+    started = setup.engine.start(name)
+    assert started.changed
+    new = setup.admin.get(name, "pending").api_key.reveal()
+    stored = setup.mock.state.key(new)
+    assert stored is not None and stored.ip_whitelist == (IP,)
+    assert tuple(sorted(stored.permissions)) == tuple(sorted(GRANTS[setup.exchange]))
+    assert model.rotation_id_of(stored.label) is not None and name[:7] in stored.label
+    assert stored.secret == setup.admin.get(name, "pending").secret.reveal()
+    checks = setup.engine.verify(name)
+    assert all(c.passed for c in checks), checks
+    assert {"exchange-works", "exchange-scope"} <= {c.name for c in checks}
+    setup.engine.promote(name)
+    with pytest.raises(Conflict, match="grace period"):
+        setup.engine.finish(name)
+    assert setup.mock.state.key(setup.first_key) is not None  # not deleted before then
+    setup.engine.finish(name, force=True)
+    assert [k.api_key for k in setup.sub_keys()] == [new]
+    assert setup.admin.describe(name).previous_version is None
+    assert [(e.step, e.state) for e in setup.journal_rows()] == [
+        ("create", "done"),
+        ("delete", "done"),
+    ]
+
+
+def test_a_5xx_on_create_leaves_an_entry_the_next_run_settles(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"{setup.exchange}-grid"
+    after_listing(
+        setup,
+        Fault.server_error(502, path=sk.create_path(setup.exchange, SUB), times=1),
+        monkeypatch,
+    )
+    with pytest.raises(ExchangeUnreachable):
+        setup.engine.start(name)
+    (entry,) = setup.journal_rows()
+    assert (entry.step, entry.state, entry.attempts) == ("create", "intent", 1)
+    assert setup.engine.resume(name) == [f"rotation {entry.rotation_id}: no key had been created"]
+    assert [e.state for e in setup.journal_rows()] == ["abandoned"]
+    assert [k.api_key for k in setup.sub_keys()] == [setup.first_key]
+
+
+@pytest.mark.parametrize("exchange", ["okx", "kucoin"])  # with and without a passphrase rule
+def test_a_timeout_on_create_whose_key_appears_later_is_deleted(
+    exchange: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup: Setup = request.getfixturevalue(exchange)
+    name = f"{setup.exchange}-grid"
+    after_listing(
+        setup, Fault.delay(1.3, path=sk.create_path(setup.exchange, SUB), times=1), monkeypatch
+    )
+    with pytest.raises(ExchangeUnreachable):
+        setup.engine.start(name)
+    for _ in range(100):  # the exchange creates it after the client gave up
+        if len(setup.sub_keys()) == 2:
+            break
+        setup.mock.stopping.wait(0.02)
+    assert len(setup.sub_keys()) == 2
+    (note,) = setup.engine.resume(name)
+    assert "deleted 1 key(s) that never reached the vault" in note
+    assert [k.api_key for k in setup.sub_keys()] == [setup.first_key]
+    assert setup.admin.describe(name).pending_version is None
+
+
+def test_a_crash_between_create_and_store_is_cleaned_up(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"{setup.exchange}-grid"
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # stands for the SIGKILL: no handler runs
+
+    monkeypatch.setattr(rotation, "start", killed)
+    with pytest.raises(KeyboardInterrupt):
+        setup.engine.start(name)
+    assert len(setup.sub_keys()) == 2
+    monkeypatch.undo()
+    setup.engine.resume(name)  # KuCoin's deletion needs the derived passphrase
+    assert [k.api_key for k in setup.sub_keys()] == [setup.first_key]
+    assert [e.state for e in setup.journal_rows()] == ["abandoned"]
+
+
+def test_a_crash_after_store_settles_as_done(okx: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    book = okx.engine.journal
+    real_settle = book.settle
+
+    def settle(entry: Any, state: str, **kwargs: Any) -> Any:
+        if state == journal.DONE:
+            raise KeyboardInterrupt
+        return real_settle(entry, state, **kwargs)
+
+    monkeypatch.setattr(book, "settle", settle)
+    with pytest.raises(KeyboardInterrupt):
+        okx.engine.start("okx-grid")
+    monkeypatch.undo()
+    assert okx.engine.resume("okx-grid") == [
+        f"rotation {okx.journal_rows()[0].rotation_id}: the new key is in the vault"
+    ]
+    assert len(okx.sub_keys()) == 2  # the new key is kept: the vault holds it
+    assert okx.journal_rows()[0].api_key == okx.admin.get("okx-grid", "pending").api_key.reveal()
+
+
+def test_a_5xx_on_delete_keeps_the_old_version_and_is_retried(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"{setup.exchange}-grid"
+    setup.engine.start(name)
+    setup.engine.promote(name)
+    path = sk.delete_path(setup.exchange, SUB, setup.first_key)
+    after_listing(setup, Fault.server_error(503, path=path, times=1), monkeypatch)
+    with pytest.raises(ExchangeUnreachable):
+        setup.engine.finish(name, force=True)
+    assert setup.admin.describe(name).previous_version is not None  # kept
+    assert setup.mock.state.key(setup.first_key) is not None
+    (_, delete) = setup.journal_rows()
+    assert (delete.step, delete.state, delete.attempts) == ("delete", "intent", 1)
+    assert setup.engine.resume(name) == [
+        f"deleted the old key {setup.first_key} at {setup.exchange}"
+    ]
+    assert setup.mock.state.key(setup.first_key) is None
+    setup.engine.finish(name, force=True)  # the key is gone: only the version is dropped
+    assert setup.admin.describe(name).previous_version is None
+
+
+def test_withdraw_is_kept_only_when_allowed(
+    admin: AdminVault, mock_exchanges: MockExchanges
+) -> None:
+    s = make_setup(admin, mock_exchanges["gate"], grants=("spot", "wallet"))
+    with pytest.raises(InvalidInput, match="--allow-withdraw"):
+        s.engine.start("gate-grid")
+    assert len(s.sub_keys()) == 1 and s.journal_rows() == []
+    s.engine.start("gate-grid", allow_withdraw=True)
+    new = s.admin.get("gate-grid", "pending").api_key.reveal()
+    assert s.mock.state.key(new).permissions == ("spot", "wallet")  # type: ignore[union-attr]
+
+
+def test_an_unbound_current_key_is_refused(okx: Setup) -> None:
+    okx.mock.state.key(okx.first_key).ip_whitelist = ()  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput, match="no IP whitelist"):
+        okx.engine.start("okx-grid")
+    assert len(okx.sub_keys()) == 1
+
+
+def test_verify_fails_when_the_exchange_widened_the_new_key(okx: Setup) -> None:
+    okx.engine.start("okx-grid")
+    new = okx.mock.state.key(okx.admin.get("okx-grid", "pending").api_key.reveal())
+    new.ip_whitelist = ("0.0.0.0/0",)  # type: ignore[union-attr]
+    checks = {c.name: c for c in okx.engine.verify("okx-grid")}
+    assert not checks["exchange-scope"].passed
+
+
+def test_verify_fails_when_the_new_key_was_deleted(okx: Setup) -> None:
+    okx.engine.start("okx-grid")
+    with okx.mock.state.lock:
+        okx.mock.state.keys.pop(okx.admin.get("okx-grid", "pending").api_key.reveal())
+    checks = {c.name: c for c in okx.engine.verify("okx-grid")}
+    assert not checks["exchange-works"].passed and not checks["exchange-scope"].passed
+
+
+def test_an_automatic_run_skips_a_credential_another_run_holds(okx: Setup) -> None:
+    other = ExchangeRotation(okx.admin, holder="test:2", alive=lambda h: True)
+    assert other.journal.claim("okx-grid", "0123abcd", "test:2", other._alive) is not None
+    engine = ExchangeRotation(okx.admin, connect=okx.engine._connect, alive=lambda h: True)
+    result = engine.run(DueItem("okx-grid", "start", "due", True))
+    assert result.steps == ["skipped: another run holds it"] and result.ok
+    assert len(okx.sub_keys()) == 1
+
+
+def test_an_automatic_run_rotates_then_a_later_one_finishes(
+    okx: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = okx.engine.run(DueItem("okx-grid", "start", "due", True))
+    assert first.ok, first.error
+    assert [step.split(":")[0] for step in first.steps] == ["started", "verified", "promoted"]
+    assert len(okx.sub_keys()) == 2
+    info = okx.admin.describe("okx-grid")
+    assert [i.action for i in due([info], {}, utc_now())] == ["wait"]
+    assert okx.engine.run(DueItem("okx-grid", "wait", "grace", True)).steps == []
+    later = utc_now() + timedelta(hours=25)
+    (item,) = due([info], {}, later)
+    assert item.action == "finish"
+    monkeypatch.setattr(exchange_rotation, "utc_now", lambda: later)
+    monkeypatch.setattr(rotation, "utc_now", lambda: later)
+    second = okx.engine.run(item)
+    assert second.ok, second.error
+    assert [step.split(":")[0] for step in second.steps] == ["finished"]
+    new = okx.admin.get("okx-grid").api_key.reveal()
+    assert [k.api_key for k in okx.sub_keys()] == [new]
+    assert all(e.state != journal.INTENT for e in okx.journal_rows())
+
+
+def test_no_secret_reaches_the_journal_the_audit_log_or_errors(
+    okx: Setup, vault_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    okx.engine.start("okx-grid")
+    pending = okx.admin.get("okx-grid", "pending")
+    secrets_ = [
+        pending.secret.reveal(),
+        pending.passphrase.reveal(),  # type: ignore[union-attr]
+        okx.master_fields["secret"],
+        okx.master_fields["passphrase"],
+    ]
+    okx.admin.get("okx-grid")  # (an audited read, to have one more entry)
+    rotation.abort(okx.admin, "okx-grid")
+    after_listing(okx, Fault.server_error(502, path=sk.OKX_CREATE, times=1), monkeypatch)
+    with pytest.raises(ExchangeUnreachable) as caught:
+        okx.engine.start("okx-grid")
+    texts = [str(caught.value), repr(caught.value)]
+    texts += [repr(row) for row in okx.journal_rows()]
+    if "://" not in vault_location:
+        with sqlite3.connect(vault_location) as con:
+            for table in ("rotation_journal", "audit_log"):
+                texts += [repr(row) for row in con.execute(f"SELECT * FROM {table}")]
+    blob = "\n".join(texts)
+    for secret in secrets_:
+        assert secret not in blob
+
+
+def test_htx_cannot_be_linked_at_all(admin: AdminVault) -> None:
+    with pytest.raises(InvalidInput, match="one-time password"):
+        exchange_keys.for_exchange("htx")
+
+
+def test_abort_deletes_the_pending_key_at_the_exchange(kucoin: Setup) -> None:
+    kucoin.engine.start("kucoin-grid")
+    assert len(kucoin.sub_keys()) == 2
+    kucoin.engine.abort("kucoin-grid")  # KuCoin: with the pending version's passphrase
+    assert [k.api_key for k in kucoin.sub_keys()] == [kucoin.first_key]
+    assert kucoin.admin.describe("kucoin-grid").pending_version is None
+    assert [(e.step, e.state) for e in kucoin.journal_rows()] == [
+        ("create", "done"),
+        ("delete", "done"),
+    ]

@@ -1,0 +1,129 @@
+"""Runs ``exvault rotate due --auto`` again and again in new processes, each killed
+with SIGKILL at a chosen point, for the crash loop of test_rotation_crash.py.
+
+Started once by the test (``python -m tests.reliability.rotation_driver VAULT
+PASSFILE MOCKS_JSON``), it imports exvault and ccxt once, then for each line
+``KILL_AT DAYS`` read on stdin forks a child process that runs the real command line
+(``vault.cli.main.main``) with:
+
+* exvault's ccxt clients pointed at the mock exchanges (``MOCKS_JSON``: exchange ->
+  base URL of the mock, served by the test's process);
+* the clock moved ``DAYS`` days ahead (so that keys come due and grace periods end);
+* a counter of events: every exchange call of the key management (before and after
+  it), every journal write and every committed rotation step; at the ``KILL_AT``-th
+  event the child SIGKILLs itself (0: never). Among those points: after a key was
+  created and before it was stored, after promote and before the old key's deletion.
+
+It answers each line with the child's exit status (``-9`` for a kill); the child's
+output is in ``VAULT.run.log``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+
+def instrument(kill_at: int, days: int, mocks: dict[str, str]) -> None:
+    """Patch this (child) process as the module docstring says."""
+    from tests.mock_exchange.clients import rebase
+    from vault.format import model
+    from vault.ops import exchange_keys
+    from vault.ops.exchange_keys import calls
+    from vault.owner import journal, rotation
+
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        count += 1
+        if count == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def around(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            tick()
+            result = function(*args, **kwargs)
+            tick()
+            return result
+
+        return wrapped
+
+    real_now = model.utc_now
+
+    def now() -> datetime:
+        return real_now() + timedelta(days=days)
+
+    # Every module that took the clock by name (dates checked, heads, audit entries).
+    for module in list(sys.modules.values()):
+        if (
+            getattr(module, "__name__", "").startswith("vault")
+            and getattr(module, "utc_now", None) is real_now
+        ):
+            module.utc_now = now  # type: ignore[attr-defined]
+    for keys in exchange_keys.SUPPORTED.values():
+        for name in ("create_key", "delete_key", "list_keys"):
+            setattr(keys, name, around(getattr(keys, name)))
+    for name in ("begin", "settle", "claim"):
+        setattr(journal.Journal, name, around(getattr(journal.Journal, name)))
+    for name in ("start", "promote", "finish"):
+        setattr(rotation, name, around(getattr(rotation, name)))
+    real_connect = calls.connect
+
+    def connect(exchange: str, fields: Any, *, timeout_ms: int = 2000) -> Any:
+        client = real_connect(exchange, fields, timeout_ms=timeout_ms)
+        client.urls["api"] = rebase(client.urls["api"], mocks[exchange])
+        client.hostname = mocks[exchange].removeprefix("http://")
+        client.enableRateLimit = False
+        return client
+
+    calls.connect = connect  # type: ignore[assignment]
+
+
+def main() -> None:
+    vault_path, passphrase_file, mocks_json = sys.argv[1:4]
+    mocks = json.loads(mocks_json)
+    import ccxt  # type: ignore[import-untyped]  # noqa: F401  (imported once, before forking)
+
+    import vault.cli.main  # noqa: F401
+
+    for line in sys.stdin:
+        kill_at, days = (int(part) for part in line.split())
+        pid = os.fork()
+        if pid == 0:
+            instrument(kill_at, days, mocks)
+            from vault.cli.main import main as exvault
+
+            sys.argv = [
+                "exvault",
+                "rotate",
+                "due",
+                "--auto",
+                "--vault",
+                vault_path,
+                "--passphrase-file",
+                passphrase_file,
+            ]
+            # The run's output, for a failing test to show (the last run's only).
+            log = os.open(f"{vault_path}.run.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            try:
+                exvault()
+            except SystemExit as exit_:
+                os._exit(exit_.code if isinstance(exit_.code, int) else 1)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(code, flush=True)
+
+
+if __name__ == "__main__":
+    main()

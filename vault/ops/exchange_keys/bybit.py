@@ -1,0 +1,131 @@
+"""Bybit: a master key holding "Account Transfer", "Subaccount Transfer" or
+"Withdrawal" manages its sub-accounts' keys (``/v5/user/create-sub-api``...). A
+sub-account is named by its uid; keys have no passphrase. Grants are kept as
+``Group:Name`` (``Spot:SpotTrade``), and ``readOnly`` as the grant ``readOnly``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vault.errors import InvalidInput
+from vault.ops.exchange_keys.calls import call
+from vault.ops.exchange_keys.model import ListedKey, NewKey, SubAccountKeys, normalized, split
+from vault.secret import Secret
+
+READ_ONLY = "readOnly"
+_GROUPS = {
+    "ContractTrade": "futures",
+    "Derivatives": "futures",
+    "Options": "futures",
+    "Spot": "trade",
+    "Exchange": "trade",
+    "Earn": "transfer",
+}
+_WALLET = {
+    "AccountTransfer": "transfer",
+    "SubMemberTransfer": "transfer",
+    "SubMemberTransferList": "transfer",
+    "Withdraw": "withdraw",
+}
+
+
+def grants_of(row: dict[str, Any]) -> tuple[str, ...]:
+    """A listed key's grants: ``Group:Name`` for each permission, and ``readOnly``."""
+    grants = {
+        f"{group}:{name}"
+        for group, names in dict(row.get("permissions") or {}).items()
+        for name in names or ()
+    }
+    if int(row.get("readOnly") or 0) == 1:
+        grants.add(READ_ONLY)
+    return tuple(sorted(grants))
+
+
+def _ips(value: object) -> tuple[str, ...]:
+    # Bybit lists an unbound key's whitelist as ["*"].
+    return tuple(ip for ip in split(value) if ip != "*")
+
+
+class BybitKeys(SubAccountKeys):
+    exchange = "bybit"
+    sub_account_by = "uid"
+
+    def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
+        keys: list[ListedKey] = []
+
+        def action() -> None:
+            cursor = ""
+            for _page in range(100):
+                params = {"subMemberId": sub_account, "limit": 20}
+                if cursor:
+                    params["cursor"] = cursor
+                result = client.private_get_v5_user_sub_apikeys(params)["result"]
+                for row in result["result"]:
+                    keys.append(
+                        ListedKey(
+                            str(row["apiKey"]),
+                            str(row["note"]),
+                            grants_of(row),
+                            _ips(row.get("ips")),
+                        )
+                    )
+                cursor = str(result.get("nextPageCursor") or "")
+                if not cursor:
+                    break
+
+        call(self.exchange, "the key listing", action)
+        return keys
+
+    def create_key(
+        self,
+        client: Any,
+        sub_account: str,
+        label: str,
+        grants: tuple[str, ...],
+        ips: tuple[str, ...],
+        passphrase: Secret | None,
+    ) -> NewKey:
+        if not ips:
+            raise InvalidInput("exvault creates no key without an IP whitelist")
+        permissions: dict[str, list[str]] = {}
+        for grant in grants:
+            if grant != READ_ONLY:
+                group, _, name = grant.partition(":")
+                permissions.setdefault(group, []).append(name)
+
+        def action() -> NewKey:
+            result = client.private_post_v5_user_create_sub_api(
+                {
+                    "subuid": int(sub_account),
+                    "note": label,
+                    "readOnly": 1 if READ_ONLY in grants else 0,
+                    "ips": ",".join(ips),
+                    "permissions": permissions,
+                }
+            )["result"]
+            return NewKey(str(result["apiKey"]), Secret(str(result["secret"])), None, label)
+
+        return call(self.exchange, "the key creation", action, unknown=True)
+
+    def delete_key(
+        self, client: Any, sub_account: str, api_key: str, passphrase: Secret | None
+    ) -> None:
+        def action() -> object:
+            return client.private_post_v5_user_delete_sub_api({"apikey": api_key})
+
+        call(self.exchange, "the key deletion", action, unknown=True)
+
+    def permissions(self, grants: tuple[str, ...]) -> tuple[str, ...]:
+        names: list[str | None] = ["read"]
+        for grant in grants:
+            group, _, name = grant.partition(":")
+            names.append(_WALLET.get(name) if group == "Wallet" else _GROUPS.get(group))
+        if READ_ONLY in grants:
+            names = [n for n in names if n in ("read",)]
+        return normalized(names)
+
+    def introspect(self, client: Any) -> None:
+        def action() -> object:
+            return client.private_get_v5_user_query_api()
+
+        call(self.exchange, "the new key's check", action)
