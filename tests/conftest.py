@@ -7,6 +7,7 @@ production defaults are never touched.
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import os
 import pwd
@@ -14,6 +15,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -500,18 +502,22 @@ def bot_ids() -> tuple[int, int]:
         if os.environ.get(ENV_REQUIRE_SECOND_UID):
             pytest.fail(message)
         pytest.skip(message)
-    try:
-        grp.getgrnam(BOTS_GROUP)
-    except KeyError:
-        subprocess.run(["groupadd", "--system", BOTS_GROUP], check=True)
-    try:
-        pwd.getpwnam(BOT_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                *("useradd", "--system", "--no-create-home", "--gid", BOTS_GROUP),
-                *("--shell", "/usr/sbin/nologin", BOT_USER),
-            ],
-            check=True,
-        )
+    # Parallel workers (pytest-xdist) may both find the user missing: one creates it
+    # while the other waits on the lock, then finds it.
+    with open(Path(tempfile.gettempdir()) / "exvault-test-bot.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            grp.getgrnam(BOTS_GROUP)
+        except KeyError:
+            subprocess.run(["groupadd", "--system", BOTS_GROUP], check=True)
+        try:
+            pwd.getpwnam(BOT_USER)
+        except KeyError:
+            subprocess.run(
+                [
+                    *("useradd", "--system", "--no-create-home", "--gid", BOTS_GROUP),
+                    *("--shell", "/usr/sbin/nologin", BOT_USER),
+                ],
+                check=True,
+            )
     return pwd.getpwnam(BOT_USER).pw_uid, grp.getgrnam(BOTS_GROUP).gr_gid
