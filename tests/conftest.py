@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
 
 from vault.agent import client as agent_client
 from vault.format.kdf_params import KdfParams
@@ -39,6 +40,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the reliability suites at their long settings (also: EXVAULT_LONG=1)",
     )
+
+
+# Property tests that set no count of their own try Hypothesis's default of 100 examples
+# in the default run, and ten times as many at the long settings.
+settings.register_profile("long", max_examples=1000)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--long") or os.environ.get("EXVAULT_LONG") == "1":
+        settings.load_profile("long")
 
 
 @pytest.fixture(scope="session")
