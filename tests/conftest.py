@@ -7,6 +7,7 @@ production defaults are never touched.
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import os
 import pwd
@@ -14,6 +15,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +24,7 @@ from typing import TypeVar
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
 
 from tests.mock_exchange.fixtures import mock_exchanges  # noqa: F401  (a fixture for all tests)
 from vault.agent import client as agent_client
@@ -38,6 +41,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the reliability suites at their long settings (also: EXVAULT_LONG=1)",
     )
+
+
+# Property tests that set no count of their own try Hypothesis's default of 100 examples
+# in the default run, and ten times as many at the long settings.
+settings.register_profile("long", max_examples=1000)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--long") or os.environ.get("EXVAULT_LONG") == "1":
+        settings.load_profile("long")
 
 
 @pytest.fixture(scope="session")
@@ -510,18 +523,22 @@ def bot_ids() -> tuple[int, int]:
         if os.environ.get(ENV_REQUIRE_SECOND_UID):
             pytest.fail(message)
         pytest.skip(message)
-    try:
-        grp.getgrnam(BOTS_GROUP)
-    except KeyError:
-        subprocess.run(["groupadd", "--system", BOTS_GROUP], check=True)
-    try:
-        pwd.getpwnam(BOT_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                *("useradd", "--system", "--no-create-home", "--gid", BOTS_GROUP),
-                *("--shell", "/usr/sbin/nologin", BOT_USER),
-            ],
-            check=True,
-        )
+    # Parallel workers (pytest-xdist) may both find the user missing: one creates it
+    # while the other waits on the lock, then finds it.
+    with open(Path(tempfile.gettempdir()) / "exvault-test-bot.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            grp.getgrnam(BOTS_GROUP)
+        except KeyError:
+            subprocess.run(["groupadd", "--system", BOTS_GROUP], check=True)
+        try:
+            pwd.getpwnam(BOT_USER)
+        except KeyError:
+            subprocess.run(
+                [
+                    *("useradd", "--system", "--no-create-home", "--gid", BOTS_GROUP),
+                    *("--shell", "/usr/sbin/nologin", BOT_USER),
+                ],
+                check=True,
+            )
     return pwd.getpwnam(BOT_USER).pw_uid, grp.getgrnam(BOTS_GROUP).gr_gid

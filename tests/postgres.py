@@ -71,6 +71,33 @@ def _run_as(user: str | None, argv: list[str]) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
+def _start(user: str | None, bindir: Path, data: Path, sockets: Path, log: Path) -> int:
+    """Start the server on a free loopback port; its port.
+
+    A port found free may be taken before the server binds it (parallel test workers
+    start servers of their own at the same moment): then another port is tried.
+
+    :raises subprocess.CalledProcessError: when the server fails to start five times.
+    """
+    attempts = 5
+    while True:
+        port = _free_port()
+        options = (
+            f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 "
+            # Durability is not what these tests measure; speed is welcome.
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        argv = [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log)]
+        try:
+            _run_as(user, [*argv, "-w", "start"])
+        except subprocess.CalledProcessError:
+            attempts -= 1
+            if attempts == 0:
+                raise
+            continue
+        return port
+
+
 @contextmanager
 def server(base: Path) -> Iterator[str]:
     """Start a throwaway server; yields the SQLAlchemy URL prefix (no database name)."""
@@ -90,7 +117,6 @@ def server(base: Path) -> Iterator[str]:
     sockets.mkdir(exist_ok=True)
     if user:
         shutil.chown(sockets, user)
-    port = _free_port()
     _run_as(
         user,
         [
@@ -105,25 +131,7 @@ def server(base: Path) -> Iterator[str]:
             "--no-sync",
         ],
     )
-    options = (
-        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 "
-        # Durability is not what these tests measure; speed is welcome.
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    _run_as(
-        user,
-        [
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(base / "server.log"),
-            "-w",
-            "start",
-        ],
-    )
+    port = _start(user, bindir, data, sockets, base / "server.log")
     try:
         yield f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}"
     finally:

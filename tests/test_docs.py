@@ -9,6 +9,7 @@ deleted test would leave the threat model pointing at nothing.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def security_text() -> str:
     return SECURITY.read_text(encoding="utf-8")
 
 
-def defined_tests(path: Path) -> set[tuple[str | None, str]]:
+# SECURITY.md cites dozens of tests in the same few large files: each is parsed once.
+@functools.cache
+def defined_tests(path: Path) -> frozenset[tuple[str | None, str]]:
     """The ``(class or None, name)`` of every test function defined in ``path``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[tuple[str | None, str]] = set()
@@ -35,7 +38,7 @@ def defined_tests(path: Path) -> set[tuple[str | None, str]]:
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     found.add((node.name, item.name))
-    return found
+    return frozenset(found)
 
 
 def known_limit_numbers(text: str) -> set[int]:

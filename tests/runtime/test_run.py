@@ -300,7 +300,7 @@ def _runs(secrets: list[bytes]) -> set[bytes]:
     }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)  # 100 examples; 1,000 with --long (tests/conftest.py)
 @given(secrets_and_output())
 def test_no_run_of_a_secret_survives_masking(
     case: tuple[list[bytes], bytes, list[bytes]],
@@ -312,7 +312,7 @@ def test_no_run_of_a_secret_survives_masking(
     assert out == masked_whole(secrets, output)  # however the output was cut
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)  # 100 examples; 1,000 with --long (tests/conftest.py)
 @given(secrets_and_output())
 def test_output_without_a_run_of_a_secret_is_unchanged(
     case: tuple[list[bytes], bytes, list[bytes]],
