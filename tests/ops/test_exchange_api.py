@@ -4,8 +4,13 @@ becomes the right ProbeError; and no secret reaches an error, a repr or a log li
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
@@ -323,6 +328,7 @@ def test_a_thread_client_holds_no_credential_between_keys(mock_exchanges: MockEx
     assert isinstance(ask(mock, fields_of(key)), KeyReport)
     client = exchange_api._client("okx", mock.url, 3.0)
     assert (client.apiKey, client.secret, client.password) == ("", "", "")
+    assert client.session.sent == []  # nor the headers it sent (key, passphrase)
     # The next key lent the same client signs with its own secret, not the last one's.
     error = ask(mock, fields_of(key, secret=key.secret[::-1]))
     assert isinstance(error, ProbeError) and error.reason == "bad-signature"
@@ -337,3 +343,76 @@ def test_tls_and_dns_failures_are_unreachable(mock_exchanges: MockExchanges) -> 
     assert error.message == "could not reach okx: TLS failed"
     error = ask_key("okx", fields_of(key), "https://no-such-host.invalid", now=NOW, timeout=3)
     assert isinstance(error, ProbeError) and error.kind == "unreachable"
+
+
+class _EchoingExchange:
+    """An OKX stand-in that answers every request with an error whose code is a value
+    the request carried (a header, or the secret the exchange itself stores): what a
+    careless or hostile exchange could echo back."""
+
+    def __init__(self, echo: Callable[[Mapping[str, str]], str], status: int) -> None:
+        def reply(handler: BaseHTTPRequestHandler) -> None:
+            if handler.path.endswith("/public/time"):
+                body = {"code": "0", "msg": "", "data": [{"ts": str(int(time.time() * 1000))}]}
+            else:
+                code = "x" * 30 + echo(dict(handler.headers.items()))
+                body = {"code": code, "msg": "", "data": []}
+            raw = json.dumps(body).encode()
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(raw)))
+            handler.end_headers()
+            handler.wfile.write(raw)
+
+        handler = type("Echo", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _quiet(*_args: object) -> None:
+    pass
+
+
+OKX_FIELDS = {
+    "api_key": "0b6e5a4c-1f2d-4e3a-9b8c-7d6e5f4a3b2c",
+    "secret": "9F3C2B1A0E9D8C7B6A5F4E3D2C1B0A99",
+    "passphrase": "Okx#Trade2024",
+}
+
+
+@pytest.mark.parametrize(
+    ("echoed", "status"),
+    [
+        (lambda headers: headers["OK-ACCESS-PASSPHRASE"], 401),
+        (lambda headers: headers["OK-ACCESS-KEY"], 401),
+        (lambda headers: headers["OK-ACCESS-SIGN"], 401),
+        (lambda headers: headers["OK-ACCESS-SIGN"], 429),
+        (lambda headers: OKX_FIELDS["secret"], 200),
+    ],
+    ids=["passphrase", "key", "signature", "signature-429", "secret"],
+)
+def test_an_echoed_secret_is_not_kept_as_the_code(
+    echoed: Callable[[Mapping[str, str]], str], status: int
+) -> None:
+    seen: list[str] = []
+
+    def echo(headers: Mapping[str, str]) -> str:
+        seen.append(echoed(headers))
+        return seen[-1]
+
+    exchange = _EchoingExchange(echo, status)
+    try:
+        fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
+        error = ask_key("okx", fields, exchange.url, now=NOW, timeout=3)
+    finally:
+        exchange.close()
+    assert isinstance(error, ProbeError) and seen
+    shown = f"{error.code} {error.message}"
+    for value in (*seen, *OKX_FIELDS.values()):
+        for cut in range(0, len(value) - 5):  # not even a part of it
+            assert value[cut : cut + 6] not in shown, value

@@ -19,11 +19,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from vault.errors import InvalidInput, MalformedAnswer, VaultUnavailable, printable, quoted
 from vault.exchanges.endpoints import LIVE, TESTNET, parse_endpoint
@@ -61,6 +61,13 @@ unreachable."""
 
 #: Longest exchange code kept in a ProbeError (a hostile server could send a novel).
 _CODE_LIMIT = 64
+
+WITHHELD = "withheld"
+"""The code shown instead of an exchange's code that repeats a value of the request
+or of the credential (the key, the signature, the passphrase, the secret)."""
+
+#: Shorter values sent are not looked for in a code: "0", "GET", a one-digit window.
+_SHORTEST_WITHHELD = 6
 
 _REASONS = {
     "invalid-key": "unknown or deleted key (or, on Binance, an IP off its whitelist)",
@@ -107,9 +114,16 @@ class _CappedSession(requests.Session):
         self.last_status: int | None = None
         self.last_retry_after: str | None = None
         self.last_body: bytes | None = None
+        self.sent: list[str] = []
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["stream"] = True
+        # What this request carries (the key, the signature, the passphrase: in its
+        # headers or its query string): an answer's code that repeats one is withheld.
+        url = str(args[1] if len(args) > 1 else kwargs.get("url", ""))
+        headers = kwargs.get("headers") or {}
+        self.sent += [str(value) for value in headers.values()]
+        self.sent += [value for _, value in parse_qsl(urlsplit(url).query)]
         self.pace()
         response = super().request(*args, **kwargs)
         self.last_status = response.status_code
@@ -215,7 +229,13 @@ def _holding(client: Any, fields: Mapping[str, Secret]) -> Iterator[Any]:
             setattr(client, theirs, "")
 
 
-def _code(text: str) -> str:
+def _code(text: str, withheld: Collection[str]) -> str:
+    """The exchange's code as shown and stored: printable, at most :data:`_CODE_LIMIT`
+    characters, and :data:`WITHHELD` when it repeats one of ``withheld`` (an exchange
+    that echoes what it was sent must not put a signature or a passphrase in the
+    output)."""
+    if any(len(value) >= _SHORTEST_WITHHELD and value in text for value in withheld):
+        return WITHHELD
     return printable(text)[:_CODE_LIMIT]
 
 
@@ -228,9 +248,13 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _from_verdict(
-    exchange: str, classified: Classified, verdict: Verdict, retry_after: float | None
+    exchange: str,
+    classified: Classified,
+    verdict: Verdict,
+    retry_after: float | None,
+    withheld: Collection[str],
 ) -> ProbeError:
-    code = _code(classified.code)
+    code = _code(classified.code, withheld)
     if verdict.kind == "rejected-key":
         reason = verdict.reason or "invalid-key"
         text = f"{exchange} refused the key: {_REASONS[reason]} (code {code})"
@@ -243,10 +267,16 @@ def _from_verdict(
 
 
 def _classify(
-    exchange: str, spec: Introspection | None, exc: BaseException, session: Any
+    exchange: str,
+    spec: Introspection | None,
+    exc: BaseException,
+    session: Any,
+    fields: Mapping[str, Secret],
 ) -> ProbeError:
     """The ProbeError for a failed call. Built from codes and classes only: ccxt's
-    exception text (URL with signature, body) is never used."""
+    exception text (URL with signature, body) is never used, and a code that repeats
+    what the request carried or one of ``fields`` is withheld."""
+    withheld = [*getattr(session, "sent", ()), *(value.reveal() for value in fields.values())]
     if isinstance(exc, _AnswerTooLarge):
         message = f"{exchange} sent an answer larger than {BODY_LIMIT // 1024} KiB"
         return ProbeError("malformed", None, None, message)
@@ -261,13 +291,13 @@ def _classify(
     classified = spec.classify(answer) if spec is not None and answer is not None else None
     retry_after = _retry_after(getattr(session, "last_retry_after", None))
     if status == 429 or isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
-        code = _code(classified.code) if classified is not None else "429"
+        code = _code(classified.code, withheld) if classified is not None else "429"
         wait = f", retry after {retry_after:g} s" if retry_after is not None else ""
         return ProbeError(
             "unreachable", None, code, f"{exchange} is rate limiting requests{wait}", retry_after
         )
     if classified is not None and classified.verdict is not None:
-        return _from_verdict(exchange, classified, classified.verdict, retry_after)
+        return _from_verdict(exchange, classified, classified.verdict, retry_after, withheld)
     if status is not None and status >= 500:
         return ProbeError("unreachable", None, str(status), f"{exchange} answered HTTP {status}")
     if isinstance(exc, ccxt.OnMaintenance):
@@ -284,7 +314,7 @@ def _classify(
     if isinstance(exc, requests.exceptions.RequestException):
         return ProbeError("unreachable", None, None, f"could not reach {exchange}")
     if classified is not None:
-        code = _code(classified.code)
+        code = _code(classified.code, withheld)
         message = f"{exchange} answered with an error exvault does not know (code {code})"
         return ProbeError("malformed", None, code, message)
     if isinstance(exc, ccxt.AuthenticationError):
@@ -354,7 +384,9 @@ def ask_key(
         with _holding(client, fields):
             return _introspect(client, session, spec, fields, now, pace)
     except Exception as exc:  # every failure is reported, none escapes with its text
-        return _classify(name, spec, exc, session)
+        return _classify(name, spec, exc, session, fields)
+    finally:
+        session.forget()  # the thread's client keeps no header of this key
 
 
 def _introspect(
@@ -430,7 +462,9 @@ def server_skew(
         if isinstance(server_ms, bool) or not isinstance(server_ms, int):
             raise MalformedAnswer("server time is not an integer")
     except Exception as exc:  # as in ask_key: reported, never raised
-        return _classify(spec.exchange, spec, exc, session)
+        return _classify(spec.exchange, spec, exc, session, {})
+    finally:
+        session.forget()
     # The exchange's clock is somewhere in the unit it names: take the middle.
     server_ms += spec.time_resolution_ms // 2
     return server_ms - round((started + finished) / 2 * 1000)
