@@ -4,6 +4,7 @@ becomes the right ProbeError; and no secret reaches an error, a repr or a log li
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import threading
@@ -233,7 +234,7 @@ def test_an_oversized_body_without_a_length_is_cut(monkeypatch: pytest.MonkeyPat
     session = exchange_api._CappedSession()
 
     class Raw:
-        def read(self, size: int) -> bytes:
+        def read(self, size: int, decode_content: bool = False) -> bytes:
             return b"x" * size
 
     class Response:
@@ -416,3 +417,49 @@ def test_an_echoed_secret_is_not_kept_as_the_code(
     for value in (*seen, *OKX_FIELDS.values()):
         for cut in range(0, len(value) - 5):  # not even a part of it
             assert value[cut : cut + 6] not in shown, value
+
+
+class _GzipExchange:
+    """An OKX stand-in whose server time comes gzip-compressed, as exchanges send JSON
+    to a client that accepts it (requests always does); ``padding`` bytes of blanks
+    inflate it (a compression bomb: a few KiB on the wire)."""
+
+    def __init__(self, padding: int = 0) -> None:
+        def reply(handler: BaseHTTPRequestHandler) -> None:
+            now = str(int(time.time() * 1000))
+            body = json.dumps({"code": "0", "msg": "", "data": [{"ts": now}]})
+            raw = gzip.compress((body + " " * padding).encode())
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Encoding", "gzip")
+            handler.send_header("Content-Length", str(len(raw)))
+            handler.end_headers()
+            handler.wfile.write(raw)
+
+        handler = type("Gzip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_compressed_answer_is_read() -> None:
+    exchange = _GzipExchange()
+    try:
+        skew = server_skew("okx", exchange.url, timeout=3)
+    finally:
+        exchange.close()
+    assert isinstance(skew, int) and abs(skew) < 5000
+
+
+def test_a_compression_bomb_is_cut_at_the_limit() -> None:
+    exchange = _GzipExchange(padding=exchange_api.BODY_LIMIT * 8)
+    try:
+        error = server_skew("okx", exchange.url, timeout=3)
+    finally:
+        exchange.close()
+    assert isinstance(error, ProbeError) and error.kind == "malformed"
+    assert "larger than" in error.message

@@ -132,7 +132,11 @@ class _CappedSession(requests.Session):
             declared = int(response.headers.get("Content-Length") or 0)
         except ValueError:
             declared = 0
-        body = b"" if declared > BODY_LIMIT else response.raw.read(BODY_LIMIT + 1)
+        # Decoded as read: exchanges gzip their JSON (requests asks for it), and a
+        # small compressed answer may inflate past the limit, which stops the read.
+        body = (
+            b"" if declared > BODY_LIMIT else response.raw.read(BODY_LIMIT + 1, decode_content=True)
+        )
         response.close()
         if declared > BODY_LIMIT or len(body) > BODY_LIMIT:
             raise _AnswerTooLarge
