@@ -463,3 +463,32 @@ def test_a_compression_bomb_is_cut_at_the_limit() -> None:
         exchange.close()
     assert isinstance(error, ProbeError) and error.kind == "malformed"
     assert "larger than" in error.message
+
+
+def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_timeout() -> None:
+    # Each byte comes well within the socket's timeout, the whole far beyond it.
+    def reply(handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps({"code": "0", "msg": "", "data": [{"ts": "1"}]}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for byte in body:
+            try:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.3)
+
+    handler = type("Drip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    started = time.monotonic()
+    try:
+        error = server_skew("okx", f"http://127.0.0.1:{server.server_address[1]}", timeout=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 3
+    assert isinstance(error, ProbeError) and error.kind == "unreachable"
+    assert error.message == "okx did not answer in time"

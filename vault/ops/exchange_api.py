@@ -98,6 +98,11 @@ class _AnswerTooLarge(Exception):
     """An answer beyond :data:`BODY_LIMIT` (raised inside ccxt's fetch, caught here)."""
 
 
+class _AnswerTooSlow(Exception):
+    """An answer still arriving when the request's time was up: a server that sends a
+    byte now and then never trips the socket's own timeout, which counts each read."""
+
+
 class _CappedSession(requests.Session):
     """A requests session that reads at most :data:`BODY_LIMIT` bytes of an answer and
     remembers the last answer's status, ``Retry-After`` and body (ccxt's exceptions
@@ -125,6 +130,8 @@ class _CappedSession(requests.Session):
         self.sent += [str(value) for value in headers.values()]
         self.sent += [value for _, value in parse_qsl(urlsplit(url).query)]
         self.pace()
+        timeout = kwargs.get("timeout")
+        deadline = time.monotonic() + timeout if isinstance(timeout, (int, float)) else None
         response = super().request(*args, **kwargs)
         self.last_status = response.status_code
         self.last_retry_after = response.headers.get("Retry-After")
@@ -132,17 +139,36 @@ class _CappedSession(requests.Session):
             declared = int(response.headers.get("Content-Length") or 0)
         except ValueError:
             declared = 0
-        # Decoded as read: exchanges gzip their JSON (requests asks for it), and a
-        # small compressed answer may inflate past the limit, which stops the read.
-        body = (
-            b"" if declared > BODY_LIMIT else response.raw.read(BODY_LIMIT + 1, decode_content=True)
-        )
-        response.close()
+        try:
+            body = b"" if declared > BODY_LIMIT else _read_capped(response.raw, deadline)
+        finally:
+            response.close()
         if declared > BODY_LIMIT or len(body) > BODY_LIMIT:
             raise _AnswerTooLarge
         self.last_body = body
         response._content = body
         return response
+
+
+def _read_capped(raw: Any, deadline: float | None) -> bytes:
+    """At most :data:`BODY_LIMIT` + 1 bytes of an answer, decoded as read (exchanges
+    gzip their JSON, and a small compressed answer may inflate past the limit, which
+    stops the read), a chunk at a time so that the request's time is kept.
+
+    :raises _AnswerTooSlow: ``deadline`` (``time.monotonic()``) passed mid-answer.
+    """
+    read = getattr(raw, "read1", None) or raw.read  # read1: what one socket read brings
+    chunks: list[bytes] = []
+    size = 0
+    while size <= BODY_LIMIT:
+        chunk = read(BODY_LIMIT + 1 - size, decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if deadline is not None and time.monotonic() > deadline:
+            raise _AnswerTooSlow
+    return b"".join(chunks)
 
 
 def check_endpoint(endpoint: str | None) -> str | None:
@@ -281,6 +307,8 @@ def _classify(
     exception text (URL with signature, body) is never used, and a code that repeats
     what the request carried or one of ``fields`` is withheld."""
     withheld = [*getattr(session, "sent", ()), *(value.reveal() for value in fields.values())]
+    if isinstance(exc, _AnswerTooSlow):
+        return ProbeError("unreachable", None, None, f"{exchange} did not answer in time")
     if isinstance(exc, _AnswerTooLarge):
         message = f"{exchange} sent an answer larger than {BODY_LIMIT // 1024} KiB"
         return ProbeError("malformed", None, None, message)
