@@ -469,9 +469,11 @@ def server_skew(
     timeout: float = DEFAULT_TIMEOUT,
     pace: Callable[[], None] = lambda: None,
 ) -> int | ProbeError:
-    """The exchange's clock minus this host's, in milliseconds, measured at the middle
-    of one server-time request (ccxt's ``fetch_time``; no key needed). Kraken's clock
-    is read in whole seconds, so its skew is known to within half a second.
+    """The exchange's clock minus this host's, in milliseconds, from one server-time
+    request (ccxt's ``fetch_time``; no key needed): measured at the middle of the
+    request and brought closer to zero by half its round trip, and by half a second for
+    Kraken, whose clock is read in whole seconds, so that only a skew that is certain is
+    reported.
 
     Never raises for anything the exchange or the network does (``pace`` as in
     :func:`ask_key`).
@@ -497,6 +499,10 @@ def server_skew(
         return _classify(spec.exchange, spec, exc, session, {})
     finally:
         session.forget()
-    # The exchange's clock is somewhere in the unit it names: take the middle.
-    server_ms += spec.time_resolution_ms // 2
-    return server_ms - round((started + finished) / 2 * 1000)
+    # The exchange read its clock somewhere during the request, somewhere in the unit it
+    # names: the skew is known to within half of each. Only the part that is certain is
+    # returned, so that a slow answer never reads as a clock off.
+    middle = round((started + finished) / 2 * 1000)
+    skew = server_ms + spec.time_resolution_ms // 2 - middle
+    doubt = round((finished - started) * 1000 / 2) + spec.time_resolution_ms // 2
+    return int(math.copysign(max(0, abs(skew) - doubt), skew))
