@@ -501,3 +501,44 @@ def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_timeout() -> None:
     assert time.monotonic() - started < 3
     assert isinstance(error, ProbeError) and error.kind == "unreachable"
     assert error.message == "okx did not answer in time"
+
+
+def test_a_redirect_is_not_followed_with_the_key() -> None:
+    # Custom headers (the key, the signature, OKX's passphrase) survive a redirect to
+    # another host in requests: a redirect must not carry them anywhere.
+    received: list[Mapping[str, str]] = []
+
+    def record(handler: BaseHTTPRequestHandler) -> None:
+        received.append(dict(handler.headers.items()))
+        handler.send_response(200)
+        handler.end_headers()
+
+    elsewhere = ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        type("Elsewhere", (BaseHTTPRequestHandler,), {"do_GET": record, "log_message": _quiet}),
+    )
+    target = f"http://127.0.0.1:{elsewhere.server_address[1]}/steal"
+
+    def redirect(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", target)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    exchange = ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        type("Redirect", (BaseHTTPRequestHandler,), {"do_GET": redirect, "log_message": _quiet}),
+    )
+    for server in (elsewhere, exchange):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
+        url = f"http://127.0.0.1:{exchange.server_address[1]}"
+        error = ask_key("okx", fields, url, now=NOW, timeout=3)
+    finally:
+        for server in (elsewhere, exchange):
+            server.shutdown()
+            server.server_close()
+    assert received == []
+    assert isinstance(error, ProbeError) and error.kind == "unreachable"
+    assert error.message == "could not reach okx: redirected elsewhere"

@@ -123,6 +123,9 @@ class _CappedSession(requests.Session):
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["stream"] = True
+        # requests would send the key, the signature and OKX's passphrase (headers of
+        # its own, not Authorization) on to wherever a redirect points, even over http.
+        kwargs["allow_redirects"] = False
         # What this request carries (the key, the signature, the passphrase: in its
         # headers or its query string): an answer's code that repeats one is withheld.
         url = str(args[1] if len(args) > 1 else kwargs.get("url", ""))
@@ -330,6 +333,9 @@ def _classify(
         )
     if classified is not None and classified.verdict is not None:
         return _from_verdict(exchange, classified, classified.verdict, retry_after, withheld)
+    if status is not None and 300 <= status < 400:
+        message = f"could not reach {exchange}: redirected elsewhere"
+        return ProbeError("unreachable", None, str(status), message)
     if status is not None and status >= 500:
         return ProbeError("unreachable", None, str(status), f"{exchange} answered HTTP {status}")
     if isinstance(exc, ccxt.OnMaintenance):
@@ -337,10 +343,8 @@ def _classify(
     if isinstance(exc, ccxt.RequestTimeout):
         return ProbeError("unreachable", None, None, f"{exchange} did not answer in time")
     # requests' cause says more than ccxt's class (which files TLS under either).
-    cause = exc.__cause__
-    if isinstance(cause, (requests.exceptions.SSLError, requests.exceptions.TooManyRedirects)):
-        what = "TLS failed" if isinstance(cause, requests.exceptions.SSLError) else "redirect loop"
-        return ProbeError("unreachable", None, None, f"could not reach {exchange}: {what}")
+    if isinstance(exc.__cause__, requests.exceptions.SSLError):
+        return ProbeError("unreachable", None, None, f"could not reach {exchange}: TLS failed")
     if isinstance(exc, ccxt.NetworkError):  # ExchangeNotAvailable too
         return ProbeError("unreachable", None, None, f"could not reach {exchange}")
     if isinstance(exc, requests.exceptions.RequestException):
