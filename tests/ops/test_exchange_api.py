@@ -169,10 +169,10 @@ def test_server_skew_measures_the_exchange_clock(mock_exchanges: MockExchanges) 
 
 def test_a_slow_answer_is_no_clock_skew(mock_exchanges: MockExchanges) -> None:
     mock = mock_exchanges["okx"]
-    mock.inject(Fault.delay(2.4, path="/api/v5/public/time"))
+    mock.inject(Fault.delay(0.8, path="/api/v5/public/time"))
     skew = server_skew("okx", mock.url, timeout=5)
-    # The clocks agree; the answer took 2.4 s, so its middle says little.
-    assert isinstance(skew, int) and abs(skew) < 1000
+    # The clocks agree; the answer took 0.8 s, so its middle is off by up to 0.4 s.
+    assert isinstance(skew, int) and abs(skew) < 150
 
 
 def test_a_stopped_exchange_is_unreachable(mock_exchanges: MockExchanges) -> None:
@@ -377,7 +377,9 @@ class _EchoingExchange:
         handler = type("Echo", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -448,7 +450,9 @@ class _GzipExchange:
         handler = type("Gzip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -491,7 +495,9 @@ def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_timeout() -> None:
 
     handler = type("Drip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     started = time.monotonic()
     try:
         error = server_skew("okx", f"http://127.0.0.1:{server.server_address[1]}", timeout=1)
@@ -530,7 +536,9 @@ def test_a_redirect_is_not_followed_with_the_key() -> None:
         type("Redirect", (BaseHTTPRequestHandler,), {"do_GET": redirect, "log_message": _quiet}),
     )
     for server in (elsewhere, exchange):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
     try:
         fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
         url = f"http://127.0.0.1:{exchange.server_address[1]}"
