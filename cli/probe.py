@@ -134,6 +134,8 @@ def probe(
             declared = [each for each in declared if each.exchange.lower() in wanted]
         targets, versions = _targets(handle, declared)
         code = _run(handle, declared, targets, versions, timeout.total_seconds(), as_json)
+        # So that check notices a probe entry cut out of the log (a bad one erased).
+        observations.remember_head(inventory)
     raise click.exceptions.Exit(code)
 
 

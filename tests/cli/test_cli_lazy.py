@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -21,6 +22,8 @@ from click.testing import CliRunner
 import vault.cli
 from vault import errors
 from vault.cli.main import SUBCOMMANDS, Subcommand, cli, exit_code_for, load_subcommand
+from vault.exchanges.key_report import KeyReport, ProbeOutcome
+from vault.ops import observations
 from vault.owner.admin import AdminVault
 
 # The modules that define commands; loading one command must not load the others.
@@ -156,3 +159,17 @@ def test_a_store_error_exits_12_through_the_error_hierarchy() -> None:
     assert exit_code_for(DiskFull("database error: disk full")) == 12
     assert exit_code_for(errors.TokenExpired("expired")) == 6
     assert exit_code_for(errors.VaultError("other")) == 1
+
+
+@pytest.mark.parametrize("command", ["check", "list"])
+def test_keyless_commands_over_probe_observations_load_no_exchange_code(
+    stocked: AdminVault, vault_path: Path, tmp_path: Path, command: str
+) -> None:
+    # check reports the stored observations of probe: reading them must not load ccxt.
+    report = KeyReport(("read", "trade", "withdraw"), True, None, None, None)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    observations.record(stocked, "binance-main", 1, ProbeOutcome(now, report, None, 3, 5000))
+    process, imports = _imported_by([command, "--vault", str(vault_path)], tmp_path)
+    assert process.returncode == (2 if command == "check" else 0), process.stderr
+    assert not {m for m in imports if m.split(".")[0] in ("ccxt", "requests")}
+    assert "vault.ops.exchange_api" not in imports

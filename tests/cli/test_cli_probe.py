@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 
 import vault.cli.probe as probe_cli
-from tests.conftest import PASSPHRASE, Cli, write_secret_file
+from tests.conftest import PASSPHRASE, Cli, db_exec, write_secret_file
 from tests.mock_exchange.registry import Account, ApiKey, Fault
 from tests.mock_exchange.server import MockExchanges
 from tests.mock_exchange.test_ccxt_against_mock import KEYS, WHITELISTED_IP
@@ -338,3 +338,22 @@ def test_in_a_terminal_probe_draws_a_progress_bar(vault_cli: Cli) -> None:
     child.close()
     assert child.exitstatus == 0, child.before
     assert "okx-bot" in str(child.before)
+
+
+def test_a_bad_probe_erased_from_the_database_is_caught_by_check(
+    vault_cli: Cli, exchanges: MockExchanges
+) -> None:
+    # A database writer without any key deletes the bad observation and its audit
+    # entry, out of the middle of the log: check, run by cron, must not say all fine.
+    key = exchanges["okx"].state.key(KEYS["okx"]["api_key"])
+    assert key is not None
+    key.permissions = ("read_only", "trade", "withdraw")
+    assert probe(vault_cli, "okx-bot").exit_code == 2
+    assert probe(vault_cli, "kucoin-bot").exit_code == 0  # entries after the bad one
+    path = str(vault_cli.vault_path)
+    db_exec(path, "DELETE FROM probe_observations WHERE name = 'okx-bot'")
+    db_exec(path, "DELETE FROM audit_log WHERE action = 'probe' AND credential = 'okx-bot'")
+    result = vault_cli("check", "--json", "--vault", path)
+    assert result.exit_code == 2, result.output
+    codes = {(f["credential"], f["code"]) for f in json.loads(result.stdout)["findings"]}
+    assert ("kucoin-bot", "probe-evidence-missing") in codes

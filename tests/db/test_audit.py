@@ -290,3 +290,24 @@ def test_invalid_utf8_in_an_unsigned_row_is_reported_by_seq(
         "entry 4 was edited (its hash does not match)",
     )
     assert [e.detail for e in stocked.audit_entries()][2] == "A\udcffB"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DELETE FROM audit_log WHERE seq = 5",  # out of the middle
+        "DELETE FROM audit_log WHERE seq >= 10",  # off the end
+        "UPDATE audit_log SET detail = 'x' WHERE seq = 3",  # edited
+        "UPDATE audit_log SET seq = seq + 100 WHERE seq = 13",  # renumbered
+    ],
+)
+def test_chain_intact_up_to_a_remembered_head(
+    busy: AdminVault, vault_location: str, change: str
+) -> None:
+    with busy.store.read() as session:
+        head = audit.last_entry(session)
+        assert head is not None
+        assert audit.chain_intact_up_to(session, busy.vault_id, *head)
+    sql(vault_location, change)
+    with busy.store.read() as session:
+        assert not audit.chain_intact_up_to(session, busy.vault_id, *head)

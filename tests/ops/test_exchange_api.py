@@ -4,8 +4,14 @@ becomes the right ProbeError; and no secret reaches an error, a repr or a log li
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
@@ -157,7 +163,16 @@ def test_server_skew_measures_the_exchange_clock(mock_exchanges: MockExchanges) 
         mock = mock_exchanges[name]
         mock.state.clock_offset_ms = 7_000
         skew = server_skew(name, mock.url, timeout=3)
-        assert isinstance(skew, int) and abs(skew - 7_000) <= 600
+        # Kraken's clock is read in whole seconds: its skew is certain to 1 s only.
+        assert isinstance(skew, int) and abs(skew - 7_000) <= (1_100 if name == "kraken" else 100)
+
+
+def test_a_slow_answer_is_no_clock_skew(mock_exchanges: MockExchanges) -> None:
+    mock = mock_exchanges["okx"]
+    mock.inject(Fault.delay(0.8, path="/api/v5/public/time"))
+    skew = server_skew("okx", mock.url, timeout=5)
+    # The clocks agree; the answer took 0.8 s, so its middle is off by up to 0.4 s.
+    assert isinstance(skew, int) and abs(skew) < 150
 
 
 def test_a_stopped_exchange_is_unreachable(mock_exchanges: MockExchanges) -> None:
@@ -228,7 +243,7 @@ def test_an_oversized_body_without_a_length_is_cut(monkeypatch: pytest.MonkeyPat
     session = exchange_api._CappedSession()
 
     class Raw:
-        def read(self, size: int) -> bytes:
+        def read(self, size: int, decode_content: bool = False) -> bytes:
             return b"x" * size
 
     class Response:
@@ -323,6 +338,7 @@ def test_a_thread_client_holds_no_credential_between_keys(mock_exchanges: MockEx
     assert isinstance(ask(mock, fields_of(key)), KeyReport)
     client = exchange_api._client("okx", mock.url, 3.0)
     assert (client.apiKey, client.secret, client.password) == ("", "", "")
+    assert client.session.sent == []  # nor the headers it sent (key, passphrase)
     # The next key lent the same client signs with its own secret, not the last one's.
     error = ask(mock, fields_of(key, secret=key.secret[::-1]))
     assert isinstance(error, ProbeError) and error.reason == "bad-signature"
@@ -337,3 +353,200 @@ def test_tls_and_dns_failures_are_unreachable(mock_exchanges: MockExchanges) -> 
     assert error.message == "could not reach okx: TLS failed"
     error = ask_key("okx", fields_of(key), "https://no-such-host.invalid", now=NOW, timeout=3)
     assert isinstance(error, ProbeError) and error.kind == "unreachable"
+
+
+class _EchoingExchange:
+    """An OKX stand-in that answers every request with an error whose code is a value
+    the request carried (a header, or the secret the exchange itself stores): what a
+    careless or hostile exchange could echo back."""
+
+    def __init__(self, echo: Callable[[Mapping[str, str]], str], status: int) -> None:
+        def reply(handler: BaseHTTPRequestHandler) -> None:
+            if handler.path.endswith("/public/time"):
+                body = {"code": "0", "msg": "", "data": [{"ts": str(int(time.time() * 1000))}]}
+            else:
+                code = "x" * 30 + echo(dict(handler.headers.items()))
+                body = {"code": code, "msg": "", "data": []}
+            raw = json.dumps(body).encode()
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(raw)))
+            handler.end_headers()
+            handler.wfile.write(raw)
+
+        handler = type("Echo", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _quiet(*_args: object) -> None:
+    pass
+
+
+OKX_FIELDS = {
+    "api_key": "0b6e5a4c-1f2d-4e3a-9b8c-7d6e5f4a3b2c",
+    "secret": "9F3C2B1A0E9D8C7B6A5F4E3D2C1B0A99",
+    "passphrase": "Okx#Trade2024",
+}
+
+
+@pytest.mark.parametrize(
+    ("echoed", "status"),
+    [
+        (lambda headers: headers["OK-ACCESS-PASSPHRASE"], 401),
+        (lambda headers: headers["OK-ACCESS-KEY"], 401),
+        (lambda headers: headers["OK-ACCESS-SIGN"], 401),
+        (lambda headers: headers["OK-ACCESS-SIGN"], 429),
+        (lambda headers: OKX_FIELDS["secret"], 200),
+    ],
+    ids=["passphrase", "key", "signature", "signature-429", "secret"],
+)
+def test_an_echoed_secret_is_not_kept_as_the_code(
+    echoed: Callable[[Mapping[str, str]], str], status: int
+) -> None:
+    seen: list[str] = []
+
+    def echo(headers: Mapping[str, str]) -> str:
+        seen.append(echoed(headers))
+        return seen[-1]
+
+    exchange = _EchoingExchange(echo, status)
+    try:
+        fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
+        error = ask_key("okx", fields, exchange.url, now=NOW, timeout=3)
+    finally:
+        exchange.close()
+    assert isinstance(error, ProbeError) and seen
+    shown = f"{error.code} {error.message}"
+    for value in (*seen, *OKX_FIELDS.values()):
+        for cut in range(0, len(value) - 5):  # not even a part of it
+            assert value[cut : cut + 6] not in shown, value
+
+
+class _GzipExchange:
+    """An OKX stand-in whose server time comes gzip-compressed, as exchanges send JSON
+    to a client that accepts it (requests always does); ``padding`` bytes of blanks
+    inflate it (a compression bomb: a few KiB on the wire)."""
+
+    def __init__(self, padding: int = 0) -> None:
+        def reply(handler: BaseHTTPRequestHandler) -> None:
+            now = str(int(time.time() * 1000))
+            body = json.dumps({"code": "0", "msg": "", "data": [{"ts": now}]})
+            raw = gzip.compress((body + " " * padding).encode())
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Encoding", "gzip")
+            handler.send_header("Content-Length", str(len(raw)))
+            handler.end_headers()
+            handler.wfile.write(raw)
+
+        handler = type("Gzip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_compressed_answer_is_read() -> None:
+    exchange = _GzipExchange()
+    try:
+        skew = server_skew("okx", exchange.url, timeout=3)
+    finally:
+        exchange.close()
+    assert isinstance(skew, int) and abs(skew) < 5000
+
+
+def test_a_compression_bomb_is_cut_at_the_limit() -> None:
+    exchange = _GzipExchange(padding=exchange_api.BODY_LIMIT * 8)
+    try:
+        error = server_skew("okx", exchange.url, timeout=3)
+    finally:
+        exchange.close()
+    assert isinstance(error, ProbeError) and error.kind == "malformed"
+    assert "larger than" in error.message
+
+
+def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_timeout() -> None:
+    # Each byte comes well within the socket's timeout, the whole far beyond it.
+    def reply(handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps({"code": "0", "msg": "", "data": [{"ts": "1"}]}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for byte in body:
+            try:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.3)
+
+    handler = type("Drip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    started = time.monotonic()
+    try:
+        error = server_skew("okx", f"http://127.0.0.1:{server.server_address[1]}", timeout=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 3
+    assert isinstance(error, ProbeError) and error.kind == "unreachable"
+    assert error.message == "okx did not answer in time"
+
+
+def test_a_redirect_is_not_followed_with_the_key() -> None:
+    # Custom headers (the key, the signature, OKX's passphrase) survive a redirect to
+    # another host in requests: a redirect must not carry them anywhere.
+    received: list[Mapping[str, str]] = []
+
+    def record(handler: BaseHTTPRequestHandler) -> None:
+        received.append(dict(handler.headers.items()))
+        handler.send_response(200)
+        handler.end_headers()
+
+    elsewhere = ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        type("Elsewhere", (BaseHTTPRequestHandler,), {"do_GET": record, "log_message": _quiet}),
+    )
+    target = f"http://127.0.0.1:{elsewhere.server_address[1]}/steal"
+
+    def redirect(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", target)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    exchange = ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        type("Redirect", (BaseHTTPRequestHandler,), {"do_GET": redirect, "log_message": _quiet}),
+    )
+    for server in (elsewhere, exchange):
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+    try:
+        fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
+        url = f"http://127.0.0.1:{exchange.server_address[1]}"
+        error = ask_key("okx", fields, url, now=NOW, timeout=3)
+    finally:
+        for server in (elsewhere, exchange):
+            server.shutdown()
+            server.server_close()
+    assert received == []
+    assert isinstance(error, ProbeError) and error.kind == "unreachable"
+    assert error.message == "could not reach okx: redirected elsewhere"

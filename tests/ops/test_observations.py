@@ -331,3 +331,60 @@ def test_the_owner_records_through_the_unlock_agent(stocked: AdminVault, vault_p
             assert inv.verify_audit().ok
     finally:
         lock_in_agent(str(vault_path))
+
+
+def _bad_probe_then_reads(admin: AdminVault) -> None:
+    """A good probe, then a bad one remembered as probe does, then other entries."""
+    observations.record(admin, "binance-main", 1, outcome())
+    observations.record(admin, "binance-main", 1, outcome(WIDE, minutes=1))
+    observations.remember_head(admin)
+    assert codes(admin)["exchange-permission-wider"] == "critical"
+
+
+def _erase_the_bad_probe(admin: AdminVault) -> None:
+    path = stocked_path(admin)
+    db_exec(
+        path, "DELETE FROM probe_observations WHERE id = (SELECT MAX(id) FROM probe_observations)"
+    )
+    db_exec(
+        path,
+        "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log WHERE action = 'probe')",
+    )
+
+
+@pytest.mark.sqlite_only
+def test_a_bad_probe_cut_off_the_end_of_the_log_is_caught_by_check(stocked: AdminVault) -> None:
+    _bad_probe_then_reads(stocked)
+    _erase_the_bad_probe(stocked)
+    found = codes(stocked)
+    assert found["probe-evidence-missing"] == "critical"
+
+
+@pytest.mark.sqlite_only
+def test_a_bad_probe_cut_out_of_the_middle_of_the_log_is_caught_by_check(
+    stocked: AdminVault,
+) -> None:
+    _bad_probe_then_reads(stocked)
+    stocked.get("binance-main")  # an entry after the probe's: the cut is in the middle
+    observations.remember_head(stocked)
+    _erase_the_bad_probe(stocked)
+    assert codes(stocked)["probe-evidence-missing"] == "critical"
+
+
+@pytest.mark.sqlite_only
+def test_an_intact_log_after_remember_head_adds_no_finding(stocked: AdminVault) -> None:
+    observations.record(stocked, "binance-main", 1, outcome())
+    observations.remember_head(stocked)
+    stocked.get("binance-main")
+    assert "probe-evidence-missing" not in codes(stocked)
+
+
+@pytest.mark.sqlite_only
+def test_remember_head_keeps_a_witness_whose_entry_was_cut(stocked: AdminVault) -> None:
+    _bad_probe_then_reads(stocked)
+    before = audit.read_witness(stocked.vault_id)
+    _erase_the_bad_probe(stocked)
+    observations.record(stocked, "binance-main", 1, outcome(minutes=2))
+    observations.remember_head(stocked)
+    assert audit.read_witness(stocked.vault_id) == before
+    assert codes(stocked)["probe-evidence-missing"] == "critical"

@@ -19,11 +19,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from vault.errors import InvalidInput, MalformedAnswer, VaultUnavailable, printable, quoted
 from vault.exchanges.endpoints import LIVE, TESTNET, parse_endpoint
@@ -62,6 +62,13 @@ unreachable."""
 #: Longest exchange code kept in a ProbeError (a hostile server could send a novel).
 _CODE_LIMIT = 64
 
+WITHHELD = "withheld"
+"""The code shown instead of an exchange's code that repeats a value of the request
+or of the credential (the key, the signature, the passphrase, the secret)."""
+
+#: Shorter values sent are not looked for in a code: "0", "GET", a one-digit window.
+_SHORTEST_WITHHELD = 6
+
 _REASONS = {
     "invalid-key": "unknown or deleted key (or, on Binance, an IP off its whitelist)",
     "bad-signature": "the signature does not match: the secret is not this key's",
@@ -91,6 +98,11 @@ class _AnswerTooLarge(Exception):
     """An answer beyond :data:`BODY_LIMIT` (raised inside ccxt's fetch, caught here)."""
 
 
+class _AnswerTooSlow(Exception):
+    """An answer still arriving when the request's time was up: a server that sends a
+    byte now and then never trips the socket's own timeout, which counts each read."""
+
+
 class _CappedSession(requests.Session):
     """A requests session that reads at most :data:`BODY_LIMIT` bytes of an answer and
     remembers the last answer's status, ``Retry-After`` and body (ccxt's exceptions
@@ -107,10 +119,22 @@ class _CappedSession(requests.Session):
         self.last_status: int | None = None
         self.last_retry_after: str | None = None
         self.last_body: bytes | None = None
+        self.sent: list[str] = []
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["stream"] = True
+        # requests would send the key, the signature and OKX's passphrase (headers of
+        # its own, not Authorization) on to wherever a redirect points, even over http.
+        kwargs["allow_redirects"] = False
+        # What this request carries (the key, the signature, the passphrase: in its
+        # headers or its query string): an answer's code that repeats one is withheld.
+        url = str(args[1] if len(args) > 1 else kwargs.get("url", ""))
+        headers = kwargs.get("headers") or {}
+        self.sent += [str(value) for value in headers.values()]
+        self.sent += [value for _, value in parse_qsl(urlsplit(url).query)]
         self.pace()
+        timeout = kwargs.get("timeout")
+        deadline = time.monotonic() + timeout if isinstance(timeout, (int, float)) else None
         response = super().request(*args, **kwargs)
         self.last_status = response.status_code
         self.last_retry_after = response.headers.get("Retry-After")
@@ -118,13 +142,36 @@ class _CappedSession(requests.Session):
             declared = int(response.headers.get("Content-Length") or 0)
         except ValueError:
             declared = 0
-        body = b"" if declared > BODY_LIMIT else response.raw.read(BODY_LIMIT + 1)
-        response.close()
+        try:
+            body = b"" if declared > BODY_LIMIT else _read_capped(response.raw, deadline)
+        finally:
+            response.close()
         if declared > BODY_LIMIT or len(body) > BODY_LIMIT:
             raise _AnswerTooLarge
         self.last_body = body
         response._content = body
         return response
+
+
+def _read_capped(raw: Any, deadline: float | None) -> bytes:
+    """At most :data:`BODY_LIMIT` + 1 bytes of an answer, decoded as read (exchanges
+    gzip their JSON, and a small compressed answer may inflate past the limit, which
+    stops the read), a chunk at a time so that the request's time is kept.
+
+    :raises _AnswerTooSlow: ``deadline`` (``time.monotonic()``) passed mid-answer.
+    """
+    read = getattr(raw, "read1", None) or raw.read  # read1: what one socket read brings
+    chunks: list[bytes] = []
+    size = 0
+    while size <= BODY_LIMIT:
+        chunk = read(BODY_LIMIT + 1 - size, decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if deadline is not None and time.monotonic() > deadline:
+            raise _AnswerTooSlow
+    return b"".join(chunks)
 
 
 def check_endpoint(endpoint: str | None) -> str | None:
@@ -215,7 +262,13 @@ def _holding(client: Any, fields: Mapping[str, Secret]) -> Iterator[Any]:
             setattr(client, theirs, "")
 
 
-def _code(text: str) -> str:
+def _code(text: str, withheld: Collection[str]) -> str:
+    """The exchange's code as shown and stored: printable, at most :data:`_CODE_LIMIT`
+    characters, and :data:`WITHHELD` when it repeats one of ``withheld`` (an exchange
+    that echoes what it was sent must not put a signature or a passphrase in the
+    output)."""
+    if any(len(value) >= _SHORTEST_WITHHELD and value in text for value in withheld):
+        return WITHHELD
     return printable(text)[:_CODE_LIMIT]
 
 
@@ -228,9 +281,13 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _from_verdict(
-    exchange: str, classified: Classified, verdict: Verdict, retry_after: float | None
+    exchange: str,
+    classified: Classified,
+    verdict: Verdict,
+    retry_after: float | None,
+    withheld: Collection[str],
 ) -> ProbeError:
-    code = _code(classified.code)
+    code = _code(classified.code, withheld)
     if verdict.kind == "rejected-key":
         reason = verdict.reason or "invalid-key"
         text = f"{exchange} refused the key: {_REASONS[reason]} (code {code})"
@@ -243,10 +300,18 @@ def _from_verdict(
 
 
 def _classify(
-    exchange: str, spec: Introspection | None, exc: BaseException, session: Any
+    exchange: str,
+    spec: Introspection | None,
+    exc: BaseException,
+    session: Any,
+    fields: Mapping[str, Secret],
 ) -> ProbeError:
     """The ProbeError for a failed call. Built from codes and classes only: ccxt's
-    exception text (URL with signature, body) is never used."""
+    exception text (URL with signature, body) is never used, and a code that repeats
+    what the request carried or one of ``fields`` is withheld."""
+    withheld = [*getattr(session, "sent", ()), *(value.reveal() for value in fields.values())]
+    if isinstance(exc, _AnswerTooSlow):
+        return ProbeError("unreachable", None, None, f"{exchange} did not answer in time")
     if isinstance(exc, _AnswerTooLarge):
         message = f"{exchange} sent an answer larger than {BODY_LIMIT // 1024} KiB"
         return ProbeError("malformed", None, None, message)
@@ -261,13 +326,16 @@ def _classify(
     classified = spec.classify(answer) if spec is not None and answer is not None else None
     retry_after = _retry_after(getattr(session, "last_retry_after", None))
     if status == 429 or isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
-        code = _code(classified.code) if classified is not None else "429"
+        code = _code(classified.code, withheld) if classified is not None else "429"
         wait = f", retry after {retry_after:g} s" if retry_after is not None else ""
         return ProbeError(
             "unreachable", None, code, f"{exchange} is rate limiting requests{wait}", retry_after
         )
     if classified is not None and classified.verdict is not None:
-        return _from_verdict(exchange, classified, classified.verdict, retry_after)
+        return _from_verdict(exchange, classified, classified.verdict, retry_after, withheld)
+    if status is not None and 300 <= status < 400:
+        message = f"could not reach {exchange}: redirected elsewhere"
+        return ProbeError("unreachable", None, str(status), message)
     if status is not None and status >= 500:
         return ProbeError("unreachable", None, str(status), f"{exchange} answered HTTP {status}")
     if isinstance(exc, ccxt.OnMaintenance):
@@ -275,16 +343,14 @@ def _classify(
     if isinstance(exc, ccxt.RequestTimeout):
         return ProbeError("unreachable", None, None, f"{exchange} did not answer in time")
     # requests' cause says more than ccxt's class (which files TLS under either).
-    cause = exc.__cause__
-    if isinstance(cause, (requests.exceptions.SSLError, requests.exceptions.TooManyRedirects)):
-        what = "TLS failed" if isinstance(cause, requests.exceptions.SSLError) else "redirect loop"
-        return ProbeError("unreachable", None, None, f"could not reach {exchange}: {what}")
+    if isinstance(exc.__cause__, requests.exceptions.SSLError):
+        return ProbeError("unreachable", None, None, f"could not reach {exchange}: TLS failed")
     if isinstance(exc, ccxt.NetworkError):  # ExchangeNotAvailable too
         return ProbeError("unreachable", None, None, f"could not reach {exchange}")
     if isinstance(exc, requests.exceptions.RequestException):
         return ProbeError("unreachable", None, None, f"could not reach {exchange}")
     if classified is not None:
-        code = _code(classified.code)
+        code = _code(classified.code, withheld)
         message = f"{exchange} answered with an error exvault does not know (code {code})"
         return ProbeError("malformed", None, code, message)
     if isinstance(exc, ccxt.AuthenticationError):
@@ -354,7 +420,9 @@ def ask_key(
         with _holding(client, fields):
             return _introspect(client, session, spec, fields, now, pace)
     except Exception as exc:  # every failure is reported, none escapes with its text
-        return _classify(name, spec, exc, session)
+        return _classify(name, spec, exc, session, fields)
+    finally:
+        session.forget()  # the thread's client keeps no header of this key
 
 
 def _introspect(
@@ -405,9 +473,11 @@ def server_skew(
     timeout: float = DEFAULT_TIMEOUT,
     pace: Callable[[], None] = lambda: None,
 ) -> int | ProbeError:
-    """The exchange's clock minus this host's, in milliseconds, measured at the middle
-    of one server-time request (ccxt's ``fetch_time``; no key needed). Kraken's clock
-    is read in whole seconds, so its skew is known to within half a second.
+    """The exchange's clock minus this host's, in milliseconds, from one server-time
+    request (ccxt's ``fetch_time``; no key needed): measured at the middle of the
+    request and brought closer to zero by half its round trip, and by half a second for
+    Kraken, whose clock is read in whole seconds, so that only a skew that is certain is
+    reported.
 
     Never raises for anything the exchange or the network does (``pace`` as in
     :func:`ask_key`).
@@ -430,7 +500,13 @@ def server_skew(
         if isinstance(server_ms, bool) or not isinstance(server_ms, int):
             raise MalformedAnswer("server time is not an integer")
     except Exception as exc:  # as in ask_key: reported, never raised
-        return _classify(spec.exchange, spec, exc, session)
-    # The exchange's clock is somewhere in the unit it names: take the middle.
-    server_ms += spec.time_resolution_ms // 2
-    return server_ms - round((started + finished) / 2 * 1000)
+        return _classify(spec.exchange, spec, exc, session, {})
+    finally:
+        session.forget()
+    # The exchange read its clock somewhere during the request, somewhere in the unit it
+    # names: the skew is known to within half of each. Only the part that is certain is
+    # returned, so that a slow answer never reads as a clock off.
+    middle = round((started + finished) / 2 * 1000)
+    skew = server_ms + spec.time_resolution_ms // 2 - middle
+    doubt = round((finished - started) * 1000 / 2) + spec.time_resolution_ms // 2
+    return int(math.copysign(max(0, abs(skew) - doubt), skew))

@@ -16,9 +16,14 @@ newest ``probe`` entry whose signature verifies, then the stored observation wit
 digest the entry names, whose own signature must verify with the same key. So a
 database writer without a key cannot forge an observation (no entry names it), edit one
 (its digest changes), replace the latest with an older one (the entry names the
-latest), nor delete it unnoticed (``check`` reports ``probe-evidence-missing``);
-deleting the entry as well cuts the chain, which ``exvault audit verify`` and
-``exvault verify`` report (the witness catches entries cut off the end).
+latest), nor delete it unnoticed (``check`` reports ``probe-evidence-missing``).
+Deleting the entry as well cuts the chain, which ``exvault audit verify`` and
+``exvault verify`` report; ``check`` notices it too once ``probe`` has run on this
+machine as this user: ``probe`` remembers the head of the log it wrote
+(:func:`remember_head`, in the audit witness), and ``check`` makes sure that every
+entry up to that head is still there, unchanged (hashes only). Cut out of the middle or
+off the end, a ``probe`` entry leaves every probed credential with
+``probe-evidence-missing``: which one lost its entry cannot be told.
 
 Only verdicts are stored: a report, a rejected key, a refused timestamp. An
 ``unreachable``, ``malformed`` or ``unsupported`` outcome says nothing about the key
@@ -83,6 +88,23 @@ RECORDED_KINDS = frozenset({"rejected-key", "clock-skew"})
 def worth_recording(outcome: ProbeOutcome) -> bool:
     """Whether :func:`record` stores ``outcome`` (a report, or an error that is a verdict)."""
     return outcome.ok or (outcome.error is not None and outcome.error.kind in RECORDED_KINDS)
+
+
+def remember_head(inventory: Inventory) -> None:
+    """Remember the head of the audit log (the last entry ``probe`` wrote, or later)
+    in the audit witness, for ``check`` and ``exvault audit verify`` to find again.
+    A witness whose entry is no longer in the log is left as it is: it is the
+    evidence that entries were cut.
+
+    :raises StoreError: the database fails.
+    """
+    with inventory.store.read() as session:
+        seen = audit.read_witness(inventory.vault_id)
+        if seen is not None and not audit.chain_contains(session, *seen):
+            return
+        head = audit.last_entry(session)
+    if head is not None and (seen is None or head[0] > seen[0]):
+        audit.write_witness(inventory.vault_id, *head)
 
 
 def record(
@@ -181,6 +203,8 @@ def latest_states(
                 if digest in wanted:
                     stored[digest] = row
 
+        cut = _cut_since(session, vault_id, newest.values())
+
     def carried(entry: AuditRow | None) -> StoredObservation | None:
         if entry is None:
             return None
@@ -201,8 +225,19 @@ def latest_states(
     for name, entry in newest.items():
         latest = carried(entry)
         last_report = carried(reports.get(name))
-        states[name] = ObservationState(latest, last_report, evidence_missing=latest is None)
+        missing = latest is None or entry.seq <= cut
+        states[name] = ObservationState(latest, last_report, evidence_missing=missing)
     return states
+
+
+def _cut_since(session: Session, vault_id: bytes, newest: Iterable[AuditRow]) -> int:
+    """The seq of the audit witness when an entry up to it was deleted or changed
+    since (0 when none was, or no witness or ``probe`` entry is known): every
+    ``probe`` entry up to it may have had a newer one cut out."""
+    seen = audit.read_witness(vault_id)
+    if seen is None or not any(entry.seq <= seen[0] for entry in newest):
+        return 0
+    return 0 if audit.chain_intact_up_to(session, vault_id, *seen) else seen[0]
 
 
 def latest(inventory: Inventory, now: datetime | None = None) -> dict[str, ObservationState]:
@@ -276,6 +311,7 @@ __all__ = [
     "latest",
     "latest_states",
     "record",
+    "remember_head",
     "state_findings",
     "worth_recording",
 ]
