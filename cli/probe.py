@@ -132,6 +132,14 @@ def probe(
         if exchanges:
             wanted = {exchange.strip().lower() for exchange in exchanges}
             declared = [each for each in declared if each.exchange.lower() in wanted]
+            if not declared:
+                raise NotFound(
+                    f"no credential of {', '.join(sorted(wanted))} to probe; see: exvault list"
+                )
+        if not declared:
+            # An empty vault, or a monitor granted nothing: said, not a failure (cron).
+            whose = "granted to this client" if token is not None else "in this vault"
+            click.echo(f"exvault: nothing to probe: no credential {whose}.", err=True)
         targets, versions = _targets(handle, declared)
         code = _run(handle, declared, targets, versions, timeout.total_seconds(), as_json)
         # So that check notices a probe entry cut out of the log (a bad one erased).

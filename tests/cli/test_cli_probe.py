@@ -198,6 +198,29 @@ def test_bad_usage(vault_cli: Cli, args: tuple[str, ...], code: int) -> None:
     assert "Traceback" not in result.output
 
 
+def test_an_exchange_with_no_credential_is_not_found(vault_cli: Cli) -> None:
+    result = probe(vault_cli, "--exchange", "mexc")
+    assert result.exit_code == 4, result.output
+    assert "no credential of mexc to probe" in result.stderr
+    assert latest(vault_cli) == {}
+
+
+def test_a_monitor_granted_nothing_is_told_so(vault_cli: Cli, tmp_path: Path) -> None:
+    admin = AdminVault.unlock(str(vault_cli.vault_path), PASSPHRASE)
+    try:
+        _, token = admin.add_client("idle-monitor", max_scope="read")
+    finally:
+        admin.close()
+    token_file = write_secret_file(tmp_path / "idle.token", token)
+    result = vault_cli(
+        "probe", "--all", "--json", "--vault", str(vault_cli.vault_path),
+        "--token-file", str(token_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+    assert "nothing to probe: no credential granted to this client" in result.stderr
+
+
 def test_a_monitor_client_probes_what_it_is_granted(vault_cli: Cli, tmp_path: Path) -> None:
     admin = AdminVault.unlock(str(vault_cli.vault_path), PASSPHRASE)
     try:
