@@ -71,10 +71,32 @@ def test_a_standard_keystore_made_by_create_keyfile_json_decrypts() -> None:
     assert hummingbot.decrypt_value(hexed, "pw", "value") == value.decode()
 
 
+def test_a_scrypt_keystore_within_the_cost_cap_decrypts() -> None:
+    value = b"0123456789abcdef0123456789abcdef"
+    keystore = create_keyfile_json(value, b"pw", kdf="scrypt", iterations=16)
+    hexed = binascii.hexlify(json.dumps(keystore).encode()).decode()
+    assert hummingbot.decrypt_value(hexed, "pw", "value") == value.decode()
+
+
+def crafted(kdf: str = "pbkdf2", **kdfparams: object) -> str:
+    """A cheap keystore whose KDF settings are changed to ``kdf`` and ``kdfparams``."""
+    keystore = json.loads(binascii.unhexlify(hummingbot_value("x", "pw", iterations=1)))
+    keystore["crypto"]["kdf"] = kdf
+    keystore["crypto"]["kdfparams"].update(kdfparams)
+    return binascii.hexlify(json.dumps(keystore).encode()).decode()
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
         ("not-hex", "not an encrypted value"),
+        # Each would run for minutes or exhaust the memory if its KDF ran.
+        (crafted(dklen=10**9), "derived key length 1000000000 is out of range"),
+        (crafted("scrypt", n=1024, r=2**30, p=1), "cost 1099511627776 is out of range"),
+        (crafted("scrypt", n=1024, r=1, p=2**30), "cost 1099511627776 is out of range"),
+        (crafted("scrypt", n=2**21, r=8, p=1), "cost 16777216 is out of range"),
+        (crafted("scrypt", n=2**10, r=1, p=1, dklen=2**30), "length 1073741824 is out of range"),
+        (crafted("argon2"), "not an encrypted value"),
         (binascii.hexlify(b'{"crypto": {}}').decode(), "not an encrypted value"),
         (hummingbot_value("x", "pw", iterations=100_000_000), "cost 100000000 is out of range"),
     ],

@@ -54,7 +54,12 @@ under the password."""
 
 MAX_PBKDF2_ITERATIONS = 10_000_000
 """Ten times hummingbot's own 1,000,000."""
-MAX_SCRYPT_N = 1 << 20
+MAX_SCRYPT_COST = 1 << 23
+"""scrypt's n * r * p: its memory is 128 * n * r bytes (here at most 1 GiB), its time
+grows with n * r * p. eth-keyfile's own setting (n 2^18, r 1, p 8) is 2^21."""
+DERIVED_KEY_LENGTHS = range(32, 65)
+"""The KDF output lengths accepted: the keystore uses its first 32 bytes, and a long
+output costs time and memory of its own."""
 
 
 def _eth_keyfile() -> Any:
@@ -68,7 +73,9 @@ def _eth_keyfile() -> Any:
 def decrypt_value(value: object, password: str, what: str) -> str:
     """A hummingbot secret value: hex of a v3 keystore JSON, decrypted with ``password``.
 
-    :raises InvalidInput: for a value that is not such a keystore, or a KDF too costly.
+    :raises InvalidInput: for a value that is not such a keystore, or a KDF too costly
+        (:data:`MAX_PBKDF2_ITERATIONS`, :data:`MAX_SCRYPT_COST`,
+        :data:`DERIVED_KEY_LENGTHS`).
     :raises IntegrityError: for a wrong password (the keystore's MAC does not match).
     """
     eth_keyfile = _eth_keyfile()
@@ -76,12 +83,23 @@ def decrypt_value(value: object, password: str, what: str) -> str:
         keystore = json.loads(binascii.unhexlify(str(value)))
         crypto = keystore["crypto"]
         params = crypto["kdfparams"]
-        cost = int(params["c"]) if crypto["kdf"] == "pbkdf2" else int(params["n"])
+        if crypto["kdf"] == "pbkdf2":
+            cost, limit = int(params["c"]), MAX_PBKDF2_ITERATIONS
+        elif crypto["kdf"] == "scrypt":
+            n, r, p = (int(params[name]) for name in ("n", "r", "p"))
+            if min(n, r, p) < 1:
+                raise ValueError("a scrypt factor below 1")
+            cost, limit = n * r * p, MAX_SCRYPT_COST
+        else:
+            raise ValueError("no KDF eth-keyfile knows")
+        length = int(params["dklen"])
     except (ValueError, TypeError, KeyError, binascii.Error):
         raise InvalidInput(f"{what} is not an encrypted value as hummingbot writes them") from None
-    limit = MAX_PBKDF2_ITERATIONS if crypto["kdf"] == "pbkdf2" else MAX_SCRYPT_N
+    # Checked before the KDF runs: a crafted file could otherwise keep it busy for hours.
     if not 0 < cost <= limit:
         raise InvalidInput(f"{what}: its key derivation cost {cost} is out of range")
+    if length not in DERIVED_KEY_LENGTHS:
+        raise InvalidInput(f"{what}: its derived key length {length} is out of range")
     try:
         plain: bytes = eth_keyfile.decode_keyfile_json(keystore, password.encode())
     except ValueError as exc:
