@@ -163,6 +163,11 @@ def hummingbot_(directory: Path, password_file: str | None, **options: Any) -> N
 @click.option(
     "--keyfile", type=click.Path(dir_okay=False, path_type=Path), help="The database's key file."
 )
+@click.option(
+    "--no-password",
+    is_flag=True,
+    help="The database has no password, only its --keyfile (asks for none).",
+)
 @source_password_option("KeePass")
 @import_options
 def keepass_(
@@ -170,6 +175,7 @@ def keepass_(
     group: str | None,
     exchange: str | None,
     keyfile: Path | None,
+    no_password: bool,
     password_file: str | None,
     **options: Any,
 ) -> None:
@@ -178,9 +184,15 @@ def keepass_(
     Each entry is a key: title -> name, user name -> api_key, password -> secret;
     custom properties give the exchange and further fields (passphrase, uid, ...).
     """
+    if no_password and keyfile is None:
+        raise click.UsageError("--no-password needs --keyfile: a database opens with one")
+    if no_password and password_file is not None:
+        raise click.UsageError("--no-password and --password-file exclude each other")
 
     def read(_progress: Progress) -> Source:
-        password = source_password(password_file, "KeePass")
+        # A database made with a key file only is opened with no password at all: an
+        # empty one is a different composite key.
+        password = None if no_password else source_password(password_file, "KeePass")
         return keepass.read(file, password, keyfile=keyfile, group=group, exchange=exchange)
 
     run_import(read, **options)

@@ -120,10 +120,13 @@ def hummingbot_conf(root: Path, password: str = HUMMINGBOT_PASSWORD) -> Path:
     return root
 
 
-def keepass_database(path: Path, password: str = KEEPASS_PASSWORD) -> Path:
+def keepass_database(
+    path: Path, password: str | None = KEEPASS_PASSWORD, keyfile: Path | None = None
+) -> Path:
     """A KeePass database made by pykeepass: Exchanges/binance-main (exchange from the
     title), Exchanges/KuCoin bot (exchange and passphrase as custom properties), and an
-    entry of another group that is no exchange key."""
+    entry of another group that is no exchange key. Opened with ``password`` and, if
+    given, ``keyfile`` (None and a key file: a database with no password)."""
     from pykeepass.pykeepass import BLANK_DATABASE_LOCATION, BLANK_DATABASE_PASSWORD, PyKeePass
 
     # What pykeepass.create_database does (open its blank database, save it under a new
@@ -132,7 +135,7 @@ def keepass_database(path: Path, password: str = KEEPASS_PASSWORD) -> Path:
     kp = PyKeePass(BLANK_DATABASE_LOCATION, BLANK_DATABASE_PASSWORD)
     kdf = kp.kdbx.header.value.dynamic_header.kdf_parameters.data.dict
     kdf["I"].value, kdf["M"].value = 1, 8 * 1024 * 1024
-    kp.filename, kp.password = str(path), password
+    kp.filename, kp.password, kp.keyfile = str(path), password, keyfile and str(keyfile)
     group = kp.add_group(kp.root_group, "Exchanges")
     kp.add_entry(group, "binance-main", BINANCE_API_KEY, BINANCE_SECRET)
     kucoin = kp.add_entry(group, "KuCoin bot", KUCOIN_API_KEY, KUCOIN_SECRET)

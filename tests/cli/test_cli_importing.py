@@ -31,6 +31,7 @@ from tests.import_sources import (
     env_file,
     freqtrade_config,
     hummingbot_conf,
+    keepass_database,
 )
 from vault.errors import StoreError
 from vault.owner.admin import AdminVault
@@ -215,6 +216,24 @@ def test_keepass_with_group_and_password_file(
     assert refused.exit_code == 7
     assert "keepass source holds more than exchange keys" in refused.stderr
     assert Path(database).exists()
+
+
+def test_keepass_with_a_key_file_and_no_password(
+    cli_vault: Cli, tmp_path: Path, one_error_line: Callable[[Result, int], str]
+) -> None:
+    # KeePassXC makes such databases ("key file only"); pykeepass then takes no password.
+    keyfile = tmp_path / "keys.keyx"
+    keyfile.write_bytes(os.urandom(64))
+    database = keepass_database(tmp_path / "keys.kdbx", password=None, keyfile=keyfile)
+    args = ("import", "keepass", str(database), "--keyfile", str(keyfile), "--group", "Exchanges")
+    result = cli_vault.unlocked(*args, "--no-password", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(k["name"] for k in json.loads(result.stdout)["keys"]) == [
+        "KuCoin-bot",
+        "binance-main",
+    ]
+    alone = cli_vault.unlocked("import", "keepass", str(database), "--no-password", "--dry-run")
+    assert "--no-password needs --keyfile" in one_error_line(alone, 2)
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,8 @@ def read(
 ) -> Source:
     """The keys of the KeePass database ``path``.
 
+    :param password: None for a database opened by its ``keyfile`` alone (not "": an
+        empty password is part of the composite key).
     :param group: a group's name or path (``Exchanges/Bots``); only its entries.
     :param exchange: the exchange of entries that name none.
     :raises IntegrityError: for a wrong password or key file.
