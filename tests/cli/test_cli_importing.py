@@ -132,11 +132,18 @@ def test_confirmation_no_imports_nothing_yes_imports(
     assert cli_vault.v("list", "--json").stdout.count('"binance"') == 2  # name, exchange
 
 
+@pytest.mark.parametrize(
+    ("failure", "exit_code"),
+    [(StoreError("database error: disk full"), 12), (KeyboardInterrupt(), 130)],
+    ids=["disk-full", "ctrl-c"],
+)
 def test_a_failure_part_way_leaves_the_vault_unchanged(
     cli_vault: Cli,
     tmp_path: Path,
     snapshot: Callable[[], object],
     monkeypatch: pytest.MonkeyPatch,
+    failure: BaseException,
+    exit_code: int,
 ) -> None:
     real_add = AdminVault.add
     calls: list[str] = []
@@ -144,13 +151,14 @@ def test_a_failure_part_way_leaves_the_vault_unchanged(
     def add_then_fail(self: AdminVault, name: str, *args: object, **kwargs: object) -> object:
         calls.append(name)
         if len(calls) == 2:
-            raise StoreError("database error: disk full")
+            raise failure
         return real_add(self, name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(AdminVault, "add", add_then_fail)
     before = snapshot()
     result = cli_vault.unlocked("import", "env", str(env_file(tmp_path / ".env")), "--yes")
-    assert result.exit_code == 12, result.output
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
     assert calls == ["kucoin", "binance-sub1"]
     assert snapshot() == before
 
