@@ -238,7 +238,13 @@ def run_import(
         ):
             result = apply_plan(admin, plan, progress)
         if remove_source:
-            removed = remove_files(plan.files)
+            try:
+                removed = remove_files(plan.files)
+            except InvalidInput as exc:  # committed already: say so, or it reads as undone
+                imported = ", ".join(result.versions)
+                raise InvalidInput(
+                    f"imported {imported}, but --remove-source failed: {exc}"
+                ) from None
     notes = after_import_notes(plan, result, removed, dry_run)
     if as_json:
         output.emit_json(

@@ -34,6 +34,7 @@ from tests.import_sources import (
     keepass_database,
 )
 from vault.errors import StoreError
+from vault.ops.importing import plan
 from vault.owner.admin import AdminVault
 
 
@@ -163,6 +164,23 @@ def test_a_failure_part_way_leaves_the_vault_unchanged(
     assert snapshot() == before
 
 
+def test_remove_source_through_a_symlink_is_refused_before_importing(
+    cli_vault: Cli, tmp_path: Path, snapshot: Callable[[], object]
+) -> None:
+    target = env_file(tmp_path / "real.env")
+    target.write_text(target.read_text().replace("LOG_LEVEL=debug\n", ""))
+    link = tmp_path / "link.env"
+    link.symlink_to(target)
+    before = snapshot()
+    result = cli_vault.unlocked("import", "env", str(link), "--yes", "--remove-source")
+    assert result.exit_code == 7, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("exvault: error: --remove-source refused: ")
+    assert "link.env is a symbolic link" in result.stderr
+    assert snapshot() == before
+    assert link.is_symlink() and target.read_text().startswith("# exchange keys")
+
+
 def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None:
     root = hummingbot_conf(tmp_path / "hummingbot")
     password = write_secret_file(tmp_path / "hb-pass", HUMMINGBOT_PASSWORD)
@@ -278,6 +296,25 @@ def test_remove_source_overwrites_and_deletes_a_file_of_keys_only(
     assert not path.exists()
     assert "overwritten, then deleted" in result.stdout
     assert "SSDs remap writes" in result.stdout
+
+
+def test_a_removal_failing_after_the_import_says_the_keys_were_imported(
+    cli_vault: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys.env"
+    path.write_text(f"BINANCE_API_KEY={BINANCE_API_KEY}\nBINANCE_SECRET={BINANCE_SECRET}\n")
+
+    def failing_disk(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(plan.os, "fsync", failing_disk)
+    result = cli_vault.unlocked("import", "env", str(path), "--yes", "--remove-source")
+    assert result.exit_code == 7, result.output
+    assert result.stderr == (
+        "exvault: error: imported binance, but --remove-source failed: "
+        f"cannot remove {path}: Input/output error\n"
+    )
+    assert field(cli_vault, "binance", "api_key") == BINANCE_API_KEY
 
 
 def test_remove_source_refuses_a_file_holding_more_before_importing(
