@@ -147,5 +147,12 @@ def test_settings_without_an_exvault_field_are_reported(tmp_path: Path) -> None:
     root = hummingbot_conf(tmp_path)
     with (root / "conf" / "connectors" / "binance.yml").open("a") as file:
         file.write("binance_sub_account: 'main'\n")
-    (key, _) = hummingbot.read(root, HUMMINGBOT_PASSWORD).keys
+    source = hummingbot.read(root, HUMMINGBOT_PASSWORD)
+    (key, _) = source.keys
     assert key.unmapped == ("binance_sub_account",)
+    # --remove-source would delete the setting with the keys: that file is kept.
+    assert [(f.path.name, f.only_keys) for f in source.files] == [
+        ("binance.yml", False),
+        ("kucoin.yml", True),
+    ]
+    assert "binance_sub_account" in source.files[0].why_kept

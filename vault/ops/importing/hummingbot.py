@@ -212,5 +212,8 @@ def read(directory: Path, password: str, progress: Progress | None = None) -> So
         kind="hummingbot",
         keys=tuple(keys),
         skipped=tuple(skipped),
-        files=tuple(SourceFile(k.path, True) for k in keys),
+        files=tuple(
+            SourceFile(k.path, not k.unmapped, f"other settings ({', '.join(k.unmapped[:3])})")
+            for k in keys
+        ),
     )
