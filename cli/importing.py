@@ -312,7 +312,7 @@ def after_import_notes(
             "The KeePass database still holds these secrets; delete the entries there once "
             "your programs read them from the vault."
         )
-    else:
+    elif preset is not None:  # hummingbot's files stay: the last note says why
         held = ", ".join(sorted({printable(f.path) for f in plan.files})) or "the source"
         notes.append(
             f"The source still holds the secrets ({held}): delete them there once the bot "

@@ -190,6 +190,8 @@ def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "Imported 2 credentials: binance, kucoin." in result.stdout
     assert "hummingbot reads its keys only from its own encrypted connector files" in result.stdout
+    # Not the other sources' advice, which hummingbot cannot follow: its files stay.
+    assert "once the bot reads its keys from the vault" not in result.stdout
     assert field(cli_vault, "kucoin", "passphrase") == KUCOIN_PASSPHRASE
     no_secret_in(result)
 
