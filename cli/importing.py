@@ -256,17 +256,24 @@ def run_import(
 
 
 def show_plan(plan: ImportPlan) -> None:
-    """Print the plan: one row per key (no value), then what else is passed over."""
+    """Print the plan: one row per key (no value), then what else is passed over.
+
+    Every text the source gave (names of variables, settings, entries, exchanges) is
+    shown through :func:`printable`: a crafted source must not drive the terminal.
+    """
     if plan.keys:
         output.table(
             ["NAME", "EXCHANGE", "FIELDS", "ACTION", "FROM"],
             [
-                (
-                    k.name,
-                    k.exchange,
-                    ",".join(k.field_names) or "-",
-                    _action(k.action, k.reason),
-                    k.origin,
+                tuple(
+                    printable(cell)
+                    for cell in (
+                        k.name,
+                        k.exchange,
+                        ",".join(k.field_names) or "-",
+                        _action(k.action, k.reason),
+                        k.origin,
+                    )
                 )
                 for k in plan.keys
             ],
@@ -275,9 +282,10 @@ def show_plan(plan: ImportPlan) -> None:
         click.echo("No exchange key found in the source.")
     for key in plan.keys:
         if key.unmapped:
-            click.echo(f"{key.name}: not imported (no exvault field): {', '.join(key.unmapped)}")
+            unmapped = printable(", ".join(key.unmapped))
+            click.echo(f"{printable(key.name)}: not imported (no exvault field): {unmapped}")
     for skipped in plan.skipped:
-        click.echo(f"skipped {skipped.origin}: {skipped.reason}")
+        click.echo(printable(f"skipped {skipped.origin}: {skipped.reason}"))
 
 
 def _action(action: str, reason: str) -> str:

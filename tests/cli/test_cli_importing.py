@@ -181,6 +181,20 @@ def test_remove_source_through_a_symlink_is_refused_before_importing(
     assert link.is_symlink() and target.read_text().startswith("# exchange keys")
 
 
+def test_control_characters_of_a_source_never_reach_the_terminal(
+    cli_vault: Cli, tmp_path: Path
+) -> None:
+    # A variable named with an escape sequence would retitle or recolour the terminal.
+    path = env_file(tmp_path / ".env")
+    with path.open("a") as file:
+        file.write("\x1b]0;pwned\x07X=1\nOKX_\x1b[2J_API_KEY=k\n")
+    result = cli_vault.unlocked("import", "env", str(path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "skipped LOG_LEVEL, \\x1b]0;pwned\\x07X: not exchange keys" in result.stdout
+    assert "OKX_\\x1b[2J_API_KEY" in result.stdout
+
+
 def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None:
     root = hummingbot_conf(tmp_path / "hummingbot")
     password = write_secret_file(tmp_path / "hb-pass", HUMMINGBOT_PASSWORD)
