@@ -221,9 +221,8 @@ def run_import(
         show_plan(plan)
         if remove_source and dry_run:
             files = ", ".join(printable(f.path) for f in plan.files)
-            click.echo(
-                f"--remove-source: {f'refused, {refused}' if refused else 'would remove ' + files}."
-            )
+            what = f"refused, {refused}" if refused else f"would remove {files}"
+            click.echo(printable(f"--remove-source: {what}."))
     if refused and plan.writes and not dry_run:
         raise InvalidInput(f"--remove-source refused: {refused}; import without it")
     result = ImportResult({})

@@ -187,12 +187,18 @@ def test_control_characters_of_a_source_never_reach_the_terminal(
     # A variable named with an escape sequence would retitle or recolour the terminal.
     path = env_file(tmp_path / ".env")
     with path.open("a") as file:
-        file.write("\x1b]0;pwned\x07X=1\nOKX_\x1b[2J_API_KEY=k\n")
-    result = cli_vault.unlocked("import", "env", str(path), "--dry-run")
+        file.write("\x1b]0;pwned\x07X=1\n")
+    args = ("import", "env", str(path), "--dry-run", "--remove-source")
+    result = cli_vault.unlocked(*args)
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "skipped LOG_LEVEL, \\x1b]0;pwned\\x07X: not exchange keys" in result.stdout
-    assert "OKX_\\x1b[2J_API_KEY" in result.stdout
+    assert "holds other variables (LOG_LEVEL, \\x1b]0;pwned\\x07X)" in result.stdout
+    with path.open("a") as file:
+        file.write("OKX_\x1b[2J_API_KEY=k\n")  # a label, in the name it makes
+    result = cli_vault.unlocked(*args)
+    assert "\x1b" not in result.stdout
+    assert "okx-\\x1b[2j" in result.stdout
 
 
 def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None:
