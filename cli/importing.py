@@ -148,6 +148,7 @@ def hummingbot_(directory: Path, password_file: str | None, **options: Any) -> N
     """
 
     def read(progress: Progress) -> Source:
+        hummingbot.connectors_dir(directory)  # a wrong folder before a password is typed
         password = source_password(password_file, "hummingbot")
         return hummingbot.read(directory, password, progress)
 

@@ -358,6 +358,14 @@ def test_no_vault_is_reported_before_any_source_password(tmp_path: Path, cli: Cl
     assert "password" not in result.stderr.lower().replace("passphrase", "")
 
 
+def test_a_folder_without_connectors_is_reported_before_the_password(
+    cli_vault: Cli, tmp_path: Path, one_error_line: Callable[[Result, int], str]
+) -> None:
+    # Not "no terminal to ask", nor a password typed for nothing.
+    result = cli_vault.unlocked("import", "hummingbot", str(tmp_path), "--yes")
+    assert "no hummingbot connectors folder" in one_error_line(result, 7)
+
+
 def test_the_vault_files_keep_their_modes(cli_vault: Cli, tmp_path: Path) -> None:
     result = cli_vault.unlocked("import", "env", str(env_file(tmp_path / ".env")), "--yes")
     assert result.exit_code == 0, result.output
