@@ -193,6 +193,7 @@ def keepass_(
     def read(_progress: Progress) -> Source:
         # A database made with a key file only is opened with no password at all: an
         # empty one is a different composite key.
+        keepass.require_file(file)  # a wrong path before a password is typed
         password = None if no_password else source_password(password_file, "KeePass")
         return keepass.read(file, password, keyfile=keyfile, group=group, exchange=exchange)
 

@@ -358,12 +358,24 @@ def test_no_vault_is_reported_before_any_source_password(tmp_path: Path, cli: Cl
     assert "password" not in result.stderr.lower().replace("passphrase", "")
 
 
-def test_a_folder_without_connectors_is_reported_before_the_password(
-    cli_vault: Cli, tmp_path: Path, one_error_line: Callable[[Result, int], str]
+@pytest.mark.parametrize(
+    ("kind", "where", "message"),
+    [
+        ("hummingbot", ".", "no hummingbot connectors folder"),
+        ("keepass", "none.kdbx", "no KeePass database at"),
+    ],
+)
+def test_a_wrong_source_path_is_reported_before_the_password(
+    cli_vault: Cli,
+    tmp_path: Path,
+    one_error_line: Callable[[Result, int], str],
+    kind: str,
+    where: str,
+    message: str,
 ) -> None:
     # Not "no terminal to ask", nor a password typed for nothing.
-    result = cli_vault.unlocked("import", "hummingbot", str(tmp_path), "--yes")
-    assert "no hummingbot connectors folder" in one_error_line(result, 7)
+    result = cli_vault.unlocked("import", kind, str(tmp_path / where), "--yes")
+    assert message in one_error_line(result, 7)
 
 
 def test_the_vault_files_keep_their_modes(cli_vault: Cli, tmp_path: Path) -> None:

@@ -39,8 +39,7 @@ def _open(path: Path, password: str | None, keyfile: Path | None) -> Any:
         from pykeepass.exceptions import CredentialsError
     except ImportError:
         raise VaultUnavailable(f"reading KeePass databases needs: {IMPORT_EXTRA}") from None
-    if not path.is_file():
-        raise InvalidInput(f"no KeePass database at {printable(path)}")
+    require_file(path)
     try:
         refuse_costly_kdf(path)
         return pykeepass.PyKeePass(
@@ -56,6 +55,13 @@ def _open(path: Path, password: str | None, keyfile: Path | None) -> Any:
         raise InvalidInput(
             f"{printable(path)} is not a KeePass database it can read ({type(exc).__name__})"
         ) from None
+
+
+def require_file(path: Path) -> None:
+    """:raises InvalidInput: when there is no file at ``path`` (said before a password
+    is asked for it)."""
+    if not path.is_file():
+        raise InvalidInput(f"no KeePass database at {printable(path)}")
 
 
 def refuse_costly_kdf(path: Path) -> None:
