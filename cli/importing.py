@@ -212,7 +212,13 @@ def run_import(
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
-    """Read a source, show the plan, import after confirmation, report."""
+    """Read a source, show the plan, import after confirmation, report.
+
+    :raises VaultError: as the reader, the plan, the unlock and :func:`apply_plan` raise
+        them (nothing is imported then); :class:`InvalidInput` for a ``--remove-source``
+        refused before the import, or failing after it (the message says what was
+        imported).
+    """
     with open_inventory(vault_location) as inv:  # "no vault" before any source password
         existing = list(inv.listing())
     with output.TerminalProgress("Reading the source") as progress:
