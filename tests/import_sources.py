@@ -120,13 +120,10 @@ def hummingbot_conf(root: Path, password: str = HUMMINGBOT_PASSWORD) -> Path:
     return root
 
 
-def keepass_database(
-    path: Path, password: str | None = KEEPASS_PASSWORD, keyfile: Path | None = None
-) -> Path:
+def keepass_database(path: Path, password: str = KEEPASS_PASSWORD) -> Path:
     """A KeePass database made by pykeepass: Exchanges/binance-main (exchange from the
     title), Exchanges/KuCoin bot (exchange and passphrase as custom properties), and an
-    entry of another group that is no exchange key. Opened with ``password`` and, if
-    given, ``keyfile`` (None and a key file: a database with no password)."""
+    entry of another group that is no exchange key."""
     from pykeepass.pykeepass import BLANK_DATABASE_LOCATION, BLANK_DATABASE_PASSWORD, PyKeePass
 
     # What pykeepass.create_database does (open its blank database, save it under a new
@@ -135,7 +132,7 @@ def keepass_database(
     kp = PyKeePass(BLANK_DATABASE_LOCATION, BLANK_DATABASE_PASSWORD)
     kdf = kp.kdbx.header.value.dynamic_header.kdf_parameters.data.dict
     kdf["I"].value, kdf["M"].value = 1, 8 * 1024 * 1024
-    kp.filename, kp.password, kp.keyfile = str(path), password, keyfile and str(keyfile)
+    kp.filename, kp.password = str(path), password
     group = kp.add_group(kp.root_group, "Exchanges")
     kp.add_entry(group, "binance-main", BINANCE_API_KEY, BINANCE_SECRET)
     kucoin = kp.add_entry(group, "KuCoin bot", KUCOIN_API_KEY, KUCOIN_SECRET)

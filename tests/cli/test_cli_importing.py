@@ -31,7 +31,6 @@ from tests.import_sources import (
     env_file,
     freqtrade_config,
     hummingbot_conf,
-    keepass_database,
 )
 from vault.errors import StoreError
 from vault.ops.importing import plan
@@ -267,12 +266,20 @@ def test_keepass_with_group_and_password_file(
 
 
 def test_keepass_with_a_key_file_and_no_password(
-    cli_vault: Cli, tmp_path: Path, one_error_line: Callable[[Result, int], str]
+    cli_vault: Cli,
+    tmp_path: Path,
+    keepass_template: Path,
+    one_error_line: Callable[[Result, int], str],
 ) -> None:
     # KeePassXC makes such databases ("key file only"); pykeepass then takes no password.
+    from pykeepass import PyKeePass
+
     keyfile = tmp_path / "keys.keyx"
     keyfile.write_bytes(os.urandom(64))
-    database = keepass_database(tmp_path / "keys.kdbx", password=None, keyfile=keyfile)
+    database = tmp_path / "keys.kdbx"
+    kp = PyKeePass(str(keepass_template), KEEPASS_PASSWORD)
+    kp.filename, kp.password, kp.keyfile = str(database), None, str(keyfile)
+    kp.save()
     args = ("import", "keepass", str(database), "--keyfile", str(keyfile), "--group", "Exchanges")
     result = cli_vault.unlocked(*args, "--no-password", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
