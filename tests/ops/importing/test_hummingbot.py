@@ -106,6 +106,19 @@ def test_a_bad_value_is_one_clear_error(value: str, message: str) -> None:
         hummingbot.decrypt_value(value, "pw", "binance.yml")
 
 
+def test_a_yaml_alias_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    # 381 bytes whose value, made text, is 9^9 strings: the import hung, eating memory.
+    # The same shape three levels deep shows the refusal without the wait.
+    root = hummingbot_conf(tmp_path)
+    lines = ["connector: binance", "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level, previous in zip("bc", "ab", strict=True):
+        lines.append(f"{level}: &{level} [{', '.join([f'*{previous}'] * 9)}]")
+    lines.append("binance_api_key: *c")
+    (root / "conf" / "connectors" / "binance.yml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput, match='"binance_api_key" is not text'):
+        hummingbot.read(root, HUMMINGBOT_PASSWORD)
+
+
 def test_plaintext_where_a_keystore_belongs_is_refused_without_quoting_it(tmp_path: Path) -> None:
     root = hummingbot_conf(tmp_path)
     (root / "conf" / "connectors" / "binance.yml").write_text(

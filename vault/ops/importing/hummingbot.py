@@ -73,14 +73,17 @@ def _eth_keyfile() -> Any:
 def decrypt_value(value: object, password: str, what: str) -> str:
     """A hummingbot secret value: hex of a v3 keystore JSON, decrypted with ``password``.
 
-    :raises InvalidInput: for a value that is not such a keystore, or a KDF too costly
+    :raises InvalidInput: for a value that is not text, not such a keystore, or a KDF too costly
         (:data:`MAX_PBKDF2_ITERATIONS`, :data:`MAX_SCRYPT_COST`,
         :data:`DERIVED_KEY_LENGTHS`).
     :raises IntegrityError: for a wrong password (the keystore's MAC does not match).
     """
     eth_keyfile = _eth_keyfile()
+    if not isinstance(value, str):
+        # Not str(value): YAML aliases make a few bytes a list of billions of items.
+        raise InvalidInput(f"{what} is not text, as hummingbot's encrypted values are")
     try:
-        keystore = json.loads(binascii.unhexlify(str(value)))
+        keystore = json.loads(binascii.unhexlify(value))
         crypto = keystore["crypto"]
         params = crypto["kdfparams"]
         if crypto["kdf"] == "pbkdf2":
