@@ -70,6 +70,7 @@ def test_a_config_without_key_fields_has_no_key(tmp_path: Path) -> None:
     assert freqtrade.read([path]).keys == ()
 
 
+@pytest.mark.usefixtures("default_recursion_limit")  # rapidjson's depth limit
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -77,7 +78,9 @@ def test_a_config_without_key_fields_has_no_key(tmp_path: Path) -> None:
         ("[1, 2]", "is not a JSON object"),
         ('{"exchange": "binance"}', '"exchange" in'),
         ("", "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON (offset"),  # an internal error once
     ],
+    ids=["syntax", "array", "exchange-text", "empty", "deep"],
 )
 def test_a_malformed_config_is_one_clear_error_without_its_text(
     tmp_path: Path, text: str, message: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import binascii
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,6 +136,34 @@ def test_malformed_yaml_is_one_clear_error(tmp_path: Path) -> None:
     root = hummingbot_conf(tmp_path)
     (root / "conf" / "connectors" / "okx.yml").write_text("connector: okx\nokx_api_key: [\n")
     with pytest.raises(InvalidInput, match=r"okx.yml is not valid YAML \(line \d+\)"):
+        hummingbot.read(root, HUMMINGBOT_PASSWORD)
+
+
+def test_loading_eth_keyfile_leaves_the_recursion_limit_alone() -> None:
+    # With py_ecc's 100,000, str() of a list nested 90,000 deep killed the interpreter.
+    code = (
+        "import sys; from vault.ops.importing import hummingbot; "
+        "hummingbot._eth_keyfile(); print(sys.getrecursionlimit())"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "1000"
+
+
+@pytest.mark.usefixtures("default_recursion_limit")
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x: " + "[" * 1000 + "]" * 1000, "nests too deep"),  # an internal error once
+        ("x: " + "[" * 50_000 + "]" * 50_000, "is too large"),  # PyYAML took minutes
+    ],
+    ids=["deep", "large"],
+)
+def test_a_connector_file_too_deep_or_large_is_one_clear_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    root = hummingbot_conf(tmp_path)
+    (root / "conf" / "connectors" / "binance.yml").write_text(f"connector: binance\n{text}\n")
+    with pytest.raises(InvalidInput, match=message):
         hummingbot.read(root, HUMMINGBOT_PASSWORD)
 
 

@@ -50,8 +50,9 @@ def _parse(path: Path) -> dict[str, Any]:
         value = rapidjson.loads(
             text, parse_mode=rapidjson.PM_COMMENTS | rapidjson.PM_TRAILING_COMMAS
         )
-    except (rapidjson.JSONDecodeError, ValueError) as exc:
-        # rapidjson's message says "Parse error at offset N: <what>", no input text.
+    except (rapidjson.JSONDecodeError, ValueError, RecursionError) as exc:
+        # rapidjson's message says "Parse error at offset N: <what>", no input text
+        # (a RecursionError too: arrays nested past its depth limit).
         detail = str(exc).split(":", 1)
         where = detail[0].replace("Parse error at ", "").strip()
         raise InvalidInput(

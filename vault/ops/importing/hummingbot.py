@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ PASSWORD_VERIFICATION = ".password_verification"  # noqa: S105 (a file name)
 """hummingbot's file, in its conf directory, holding the word "HummingBot" encrypted
 under the password."""
 
+MAX_CONNECTOR_FILE_BYTES = 64 * 1024
+"""The largest connector file read: hummingbot's hold a few settings, a few KiB; PyYAML
+takes minutes over a crafted file of a few hundred."""
+
 MAX_PBKDF2_ITERATIONS = 10_000_000
 """Ten times hummingbot's own 1,000,000."""
 MAX_SCRYPT_COST = 1 << 23
@@ -63,10 +68,19 @@ output costs time and memory of its own."""
 
 
 def _eth_keyfile() -> Any:
+    """eth-keyfile, loaded with the interpreter's recursion limit left as it was.
+
+    :raises VaultUnavailable: when it is not installed.
+    """
+    limit = sys.getrecursionlimit()
     try:
         import eth_keyfile  # the optional `import` extra
     except ImportError:
         raise VaultUnavailable(f"reading hummingbot's files needs: {IMPORT_EXTRA}") from None
+    finally:
+        # py_ecc, which it loads, raises the limit to 100,000: deep input (nested YAML)
+        # would then overflow the C stack, a crash, instead of raising RecursionError.
+        sys.setrecursionlimit(limit)
     return eth_keyfile
 
 
@@ -140,13 +154,15 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         import yaml  # the optional `import` extra
     except ImportError:
         raise VaultUnavailable(f"reading hummingbot's files needs: {IMPORT_EXTRA}") from None
-    text = read_text(path, "hummingbot connector file")
+    text = read_text(path, "hummingbot connector file", MAX_CONNECTOR_FILE_BYTES)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "syntax"
         raise InvalidInput(f"{printable(path)} is not valid YAML ({where})") from None
+    except RecursionError:
+        raise InvalidInput(f"{printable(path)} nests too deep for a connector file") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{printable(path)} is not a YAML mapping of settings")
     return data
