@@ -148,6 +148,7 @@ def hummingbot_(directory: Path, password_file: str | None, **options: Any) -> N
     """
 
     def read(progress: Progress) -> Source:
+        hummingbot.connectors_dir(directory)  # a wrong folder before a password is typed
         password = source_password(password_file, "hummingbot")
         return hummingbot.read(directory, password, progress)
 
@@ -163,6 +164,11 @@ def hummingbot_(directory: Path, password_file: str | None, **options: Any) -> N
 @click.option(
     "--keyfile", type=click.Path(dir_okay=False, path_type=Path), help="The database's key file."
 )
+@click.option(
+    "--no-password",
+    is_flag=True,
+    help="The database has no password, only its --keyfile (asks for none).",
+)
 @source_password_option("KeePass")
 @import_options
 def keepass_(
@@ -170,6 +176,7 @@ def keepass_(
     group: str | None,
     exchange: str | None,
     keyfile: Path | None,
+    no_password: bool,
     password_file: str | None,
     **options: Any,
 ) -> None:
@@ -178,9 +185,16 @@ def keepass_(
     Each entry is a key: title -> name, user name -> api_key, password -> secret;
     custom properties give the exchange and further fields (passphrase, uid, ...).
     """
+    if no_password and keyfile is None:
+        raise click.UsageError("--no-password needs --keyfile: a database opens with one")
+    if no_password and password_file is not None:
+        raise click.UsageError("--no-password and --password-file exclude each other")
 
     def read(_progress: Progress) -> Source:
-        password = source_password(password_file, "KeePass")
+        # A database made with a key file only is opened with no password at all: an
+        # empty one is a different composite key.
+        keepass.require_file(file)  # a wrong path before a password is typed
+        password = None if no_password else source_password(password_file, "KeePass")
         return keepass.read(file, password, keyfile=keyfile, group=group, exchange=exchange)
 
     run_import(read, **options)
@@ -198,7 +212,13 @@ def run_import(
     vault_location: str | None,
     passphrase_file: str | None,
 ) -> None:
-    """Read a source, show the plan, import after confirmation, report."""
+    """Read a source, show the plan, import after confirmation, report.
+
+    :raises VaultError: as the reader, the plan, the unlock and :func:`apply_plan` raise
+        them (nothing is imported then); :class:`InvalidInput` for a ``--remove-source``
+        refused before the import, or failing after it (the message says what was
+        imported).
+    """
     with open_inventory(vault_location) as inv:  # "no vault" before any source password
         existing = list(inv.listing())
     with output.TerminalProgress("Reading the source") as progress:
@@ -209,9 +229,8 @@ def run_import(
         show_plan(plan)
         if remove_source and dry_run:
             files = ", ".join(printable(f.path) for f in plan.files)
-            click.echo(
-                f"--remove-source: {f'refused, {refused}' if refused else 'would remove ' + files}."
-            )
+            what = f"refused, {refused}" if refused else f"would remove {files}"
+            click.echo(printable(f"--remove-source: {what}."))
     if refused and plan.writes and not dry_run:
         raise InvalidInput(f"--remove-source refused: {refused}; import without it")
     result = ImportResult({})
@@ -226,7 +245,13 @@ def run_import(
         ):
             result = apply_plan(admin, plan, progress)
         if remove_source:
-            removed = remove_files(plan.files)
+            try:
+                removed = remove_files(plan.files)
+            except InvalidInput as exc:  # committed already: say so, or it reads as undone
+                imported = ", ".join(result.versions)
+                raise InvalidInput(
+                    f"imported {imported}, but --remove-source failed: {exc}"
+                ) from None
     notes = after_import_notes(plan, result, removed, dry_run)
     if as_json:
         output.emit_json(
@@ -238,17 +263,24 @@ def run_import(
 
 
 def show_plan(plan: ImportPlan) -> None:
-    """Print the plan: one row per key (no value), then what else is passed over."""
+    """Print the plan: one row per key (no value), then what else is passed over.
+
+    Every text the source gave (names of variables, settings, entries, exchanges) is
+    shown through :func:`printable`: a crafted source must not drive the terminal.
+    """
     if plan.keys:
         output.table(
             ["NAME", "EXCHANGE", "FIELDS", "ACTION", "FROM"],
             [
-                (
-                    k.name,
-                    k.exchange,
-                    ",".join(k.field_names) or "-",
-                    _action(k.action, k.reason),
-                    k.origin,
+                tuple(
+                    printable(cell)
+                    for cell in (
+                        k.name,
+                        k.exchange,
+                        ",".join(k.field_names) or "-",
+                        _action(k.action, k.reason),
+                        k.origin,
+                    )
                 )
                 for k in plan.keys
             ],
@@ -257,9 +289,10 @@ def show_plan(plan: ImportPlan) -> None:
         click.echo("No exchange key found in the source.")
     for key in plan.keys:
         if key.unmapped:
-            click.echo(f"{key.name}: not imported (no exvault field): {', '.join(key.unmapped)}")
+            unmapped = printable(", ".join(key.unmapped))
+            click.echo(f"{printable(key.name)}: not imported (no exvault field): {unmapped}")
     for skipped in plan.skipped:
-        click.echo(f"skipped {skipped.origin}: {skipped.reason}")
+        click.echo(printable(f"skipped {skipped.origin}: {skipped.reason}"))
 
 
 def _action(action: str, reason: str) -> str:
@@ -294,7 +327,7 @@ def after_import_notes(
             "The KeePass database still holds these secrets; delete the entries there once "
             "your programs read them from the vault."
         )
-    else:
+    elif preset is not None:  # hummingbot's files stay: the last note says why
         held = ", ".join(sorted({printable(f.path) for f in plan.files})) or "the source"
         notes.append(
             f"The source still holds the secrets ({held}): delete them there once the bot "

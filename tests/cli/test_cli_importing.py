@@ -33,6 +33,7 @@ from tests.import_sources import (
     hummingbot_conf,
 )
 from vault.errors import StoreError
+from vault.ops.importing import plan
 from vault.owner.admin import AdminVault
 
 
@@ -131,11 +132,18 @@ def test_confirmation_no_imports_nothing_yes_imports(
     assert cli_vault.v("list", "--json").stdout.count('"binance"') == 2  # name, exchange
 
 
+@pytest.mark.parametrize(
+    ("failure", "exit_code"),
+    [(StoreError("database error: disk full"), 12), (KeyboardInterrupt(), 130)],
+    ids=["disk-full", "ctrl-c"],
+)
 def test_a_failure_part_way_leaves_the_vault_unchanged(
     cli_vault: Cli,
     tmp_path: Path,
     snapshot: Callable[[], object],
     monkeypatch: pytest.MonkeyPatch,
+    failure: BaseException,
+    exit_code: int,
 ) -> None:
     real_add = AdminVault.add
     calls: list[str] = []
@@ -143,15 +151,53 @@ def test_a_failure_part_way_leaves_the_vault_unchanged(
     def add_then_fail(self: AdminVault, name: str, *args: object, **kwargs: object) -> object:
         calls.append(name)
         if len(calls) == 2:
-            raise StoreError("database error: disk full")
+            raise failure
         return real_add(self, name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(AdminVault, "add", add_then_fail)
     before = snapshot()
     result = cli_vault.unlocked("import", "env", str(env_file(tmp_path / ".env")), "--yes")
-    assert result.exit_code == 12, result.output
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
     assert calls == ["kucoin", "binance-sub1"]
     assert snapshot() == before
+
+
+def test_remove_source_through_a_symlink_is_refused_before_importing(
+    cli_vault: Cli, tmp_path: Path, snapshot: Callable[[], object]
+) -> None:
+    target = env_file(tmp_path / "real.env")
+    target.write_text(target.read_text().replace("LOG_LEVEL=debug\n", ""))
+    link = tmp_path / "link.env"
+    link.symlink_to(target)
+    before = snapshot()
+    result = cli_vault.unlocked("import", "env", str(link), "--yes", "--remove-source")
+    assert result.exit_code == 7, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("exvault: error: --remove-source refused: ")
+    assert "link.env is a symbolic link" in result.stderr
+    assert snapshot() == before
+    assert link.is_symlink() and target.read_text().startswith("# exchange keys")
+
+
+def test_control_characters_of_a_source_never_reach_the_terminal(
+    cli_vault: Cli, tmp_path: Path
+) -> None:
+    # A variable named with an escape sequence would retitle or recolour the terminal.
+    path = env_file(tmp_path / ".env")
+    with path.open("a") as file:
+        file.write("\x1b]0;pwned\x07X=1\n")
+    args = ("import", "env", str(path), "--dry-run", "--remove-source")
+    result = cli_vault.unlocked(*args)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "skipped LOG_LEVEL, \\x1b]0;pwned\\x07X: not exchange keys" in result.stdout
+    assert "holds other variables (LOG_LEVEL, \\x1b]0;pwned\\x07X)" in result.stdout
+    with path.open("a") as file:
+        file.write("OKX_\x1b[2J_API_KEY=k\n")  # a label, in the name it makes
+    result = cli_vault.unlocked(*args)
+    assert "\x1b" not in result.stdout
+    assert "okx-\\x1b[2j" in result.stdout
 
 
 def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None:
@@ -163,6 +209,8 @@ def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "Imported 2 credentials: binance, kucoin." in result.stdout
     assert "hummingbot reads its keys only from its own encrypted connector files" in result.stdout
+    # Not the other sources' advice, which hummingbot cannot follow: its files stay.
+    assert "once the bot reads its keys from the vault" not in result.stdout
     assert field(cli_vault, "kucoin", "passphrase") == KUCOIN_PASSPHRASE
     no_secret_in(result)
 
@@ -217,6 +265,32 @@ def test_keepass_with_group_and_password_file(
     assert Path(database).exists()
 
 
+def test_keepass_with_a_key_file_and_no_password(
+    cli_vault: Cli,
+    tmp_path: Path,
+    keepass_template: Path,
+    one_error_line: Callable[[Result, int], str],
+) -> None:
+    # KeePassXC makes such databases ("key file only"); pykeepass then takes no password.
+    from pykeepass import PyKeePass
+
+    keyfile = tmp_path / "keys.keyx"
+    keyfile.write_bytes(os.urandom(64))
+    database = tmp_path / "keys.kdbx"
+    kp = PyKeePass(str(keepass_template), KEEPASS_PASSWORD)
+    kp.filename, kp.password, kp.keyfile = str(database), None, str(keyfile)
+    kp.save()
+    args = ("import", "keepass", str(database), "--keyfile", str(keyfile), "--group", "Exchanges")
+    result = cli_vault.unlocked(*args, "--no-password", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(k["name"] for k in json.loads(result.stdout)["keys"]) == [
+        "KuCoin-bot",
+        "binance-main",
+    ]
+    alone = cli_vault.unlocked("import", "keepass", str(database), "--no-password", "--dry-run")
+    assert "--no-password needs --keyfile" in one_error_line(alone, 2)
+
+
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
@@ -253,6 +327,25 @@ def test_remove_source_overwrites_and_deletes_a_file_of_keys_only(
     assert "SSDs remap writes" in result.stdout
 
 
+def test_a_removal_failing_after_the_import_says_the_keys_were_imported(
+    cli_vault: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys.env"
+    path.write_text(f"BINANCE_API_KEY={BINANCE_API_KEY}\nBINANCE_SECRET={BINANCE_SECRET}\n")
+
+    def failing_disk(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(plan.os, "fsync", failing_disk)
+    result = cli_vault.unlocked("import", "env", str(path), "--yes", "--remove-source")
+    assert result.exit_code == 7, result.output
+    assert result.stderr == (
+        "exvault: error: imported binance, but --remove-source failed: "
+        f"cannot remove {path}: Input/output error\n"
+    )
+    assert field(cli_vault, "binance", "api_key") == BINANCE_API_KEY
+
+
 def test_remove_source_refuses_a_file_holding_more_before_importing(
     cli_vault: Cli, tmp_path: Path, snapshot: Callable[[], object]
 ) -> None:
@@ -270,6 +363,26 @@ def test_no_vault_is_reported_before_any_source_password(tmp_path: Path, cli: Cl
     result = cli.unlocked("import", "hummingbot", str(root), "--yes")
     assert result.exit_code == 8, result.output
     assert "password" not in result.stderr.lower().replace("passphrase", "")
+
+
+@pytest.mark.parametrize(
+    ("kind", "where", "message"),
+    [
+        ("hummingbot", ".", "no hummingbot connectors folder"),
+        ("keepass", "none.kdbx", "no KeePass database at"),
+    ],
+)
+def test_a_wrong_source_path_is_reported_before_the_password(
+    cli_vault: Cli,
+    tmp_path: Path,
+    one_error_line: Callable[[Result, int], str],
+    kind: str,
+    where: str,
+    message: str,
+) -> None:
+    # Not "no terminal to ask", nor a password typed for nothing.
+    result = cli_vault.unlocked("import", kind, str(tmp_path / where), "--yes")
+    assert message in one_error_line(result, 7)
 
 
 def test_the_vault_files_keep_their_modes(cli_vault: Cli, tmp_path: Path) -> None:

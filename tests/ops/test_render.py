@@ -160,3 +160,45 @@ def test_a_fifo_others_can_open_is_refused(tmp_path: Path) -> None:
     fifo.chmod(0o644)
     with pytest.raises(InsecureFile, match="can be opened by others"):
         render.write_output(fifo, "secret")
+
+
+@pytest.mark.usefixtures("in_memory")
+def test_a_fifo_put_in_place_after_the_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a shared directory (/dev/shm), another user can mkfifo the path between the
+    # check of a new file and its opening: the FIFO opened must be checked itself.
+    out = tmp_path / "out.json"
+    checked = render.check_output
+    got: list[bytes] = []
+    attacker = threading.Thread(target=lambda: got.append(out.read_bytes()), daemon=True)
+
+    def check_then_race(path: Path, **options: bool) -> None:
+        checked(path, **options)
+        os.mkfifo(path)
+        path.chmod(0o666)
+        attacker.start()
+
+    monkeypatch.setattr(render, "check_output", check_then_race)
+    with pytest.raises(InsecureFile, match="can be opened by others"):
+        render.write_output(out, BINANCE_SECRET)
+    attacker.join(10)
+    assert got == [b""]
+
+
+@pytest.mark.usefixtures("in_memory")
+def test_a_replace_refused_by_the_directory_is_one_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sticky directory (/dev/shm) refuses to rename over another user's file.
+    out = tmp_path / "out.json"
+    out.write_text("theirs")
+
+    def refuse(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(InvalidInput, match=r"cannot replace .*out\.json: Operation not permitted"):
+        render.write_output(out, BINANCE_SECRET, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert out.read_text() == "theirs"

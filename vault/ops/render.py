@@ -145,10 +145,7 @@ def check_output(path: Path, *, allow_disk: bool = False, overwrite: bool = Fals
             raise InvalidInput(f"no directory {printable(path.parent)} for {shown}")
         _refuse_disk(path, allow_disk)
     elif stat.S_ISFIFO(info.st_mode):
-        if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
-            raise InsecureFile(
-                f"the FIFO {shown} can be opened by others; make it yours with mode 0600"
-            )
+        _check_fifo(info, path)
     elif stat.S_ISLNK(info.st_mode):
         raise InvalidInput(f"{shown} is a symbolic link; name the file itself")
     elif stat.S_ISREG(info.st_mode):
@@ -157,6 +154,15 @@ def check_output(path: Path, *, allow_disk: bool = False, overwrite: bool = Fals
         _refuse_disk(path, allow_disk)
     else:
         raise InvalidInput(f"{shown} is neither a regular file nor a FIFO")
+
+
+def _check_fifo(info: os.stat_result, path: Path) -> None:
+    """:raises InsecureFile: when the FIFO ``info`` describes is not the user's own
+    with mode 0600 (another user could read what is written to it)."""
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise InsecureFile(
+            f"the FIFO {printable(path)} can be opened by others; make it yours with mode 0600"
+        )
 
 
 def write_output(
@@ -173,6 +179,9 @@ def write_output(
     if stat.S_ISFIFO(_mode(path)):
         fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
+            # What was checked may have been replaced since, in a shared directory
+            # such as /dev/shm: the FIFO opened is the one that must be ours.
+            _check_fifo(os.fstat(fd), path)
             _write_all(fd, data, path)
         finally:
             os.close(fd)
@@ -195,7 +204,10 @@ def write_output(
         finally:
             os.close(fd)
         if target != path:
-            os.replace(target, path)
+            try:
+                os.replace(target, path)
+            except OSError as exc:  # a sticky directory and another user's file
+                raise InvalidInput(f"cannot replace {printable(path)}: {exc.strerror}") from None
     except BaseException:
         target.unlink(missing_ok=True)
         raise

@@ -77,6 +77,40 @@ def test_freqtrade_variables_are_one_key(tmp_path: Path) -> None:
     assert source.files[0].only_keys
 
 
+def test_freqtrade_settings_that_are_no_key_keep_the_file(tmp_path: Path) -> None:
+    # --remove-source would otherwise delete the bot's ccxt_config with the key.
+    path = tmp_path / "freqtrade.env"
+    path.write_text(
+        "FREQTRADE__EXCHANGE__NAME=binance\n"
+        f"FREQTRADE__EXCHANGE__KEY={BINANCE_API_KEY}\n"
+        f"FREQTRADE__EXCHANGE__SECRET={BINANCE_SECRET}\n"
+        "FREQTRADE__EXCHANGE__CCXT_CONFIG__ENABLERATELIMIT=false\n"
+    )
+    source = dotenv_file.read(path)
+    assert fields_of(source) == {"binance": {"api_key": BINANCE_API_KEY, "secret": BINANCE_SECRET}}
+    assert [s.origin for s in source.skipped] == [
+        "FREQTRADE__EXCHANGE__CCXT_CONFIG__ENABLERATELIMIT"
+    ]
+    assert not source.files[0].only_keys
+
+
+def test_two_variables_for_one_field_make_the_key_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text(
+        f"BINANCE_API_KEY={BINANCE_API_KEY}\nBINANCE_APIKEY=other\nBINANCE_SECRET={BINANCE_SECRET}\n"
+    )
+    (key,) = dotenv_file.read(path).keys
+    assert key.problem == "BINANCE_API_KEY and BINANCE_APIKEY both give its api_key"
+
+
+def test_an_empty_variable_beside_a_full_one_is_no_problem(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text(f"BINANCE_APIKEY=\nBINANCE_API_KEY={BINANCE_API_KEY}\n")
+    (key,) = dotenv_file.read(path).keys
+    assert key.problem is None
+    assert key.fields["api_key"].reveal() == BINANCE_API_KEY
+
+
 def test_a_line_dotenv_cannot_parse_is_an_error_naming_the_line_only(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     path.write_text(f'BINANCE_API_KEY=x\nBINANCE_SECRET="{BINANCE_SECRET}\n')

@@ -70,6 +70,7 @@ def test_a_config_without_key_fields_has_no_key(tmp_path: Path) -> None:
     assert freqtrade.read([path]).keys == ()
 
 
+@pytest.mark.usefixtures("default_recursion_limit")  # rapidjson's depth limit
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -77,7 +78,9 @@ def test_a_config_without_key_fields_has_no_key(tmp_path: Path) -> None:
         ("[1, 2]", "is not a JSON object"),
         ('{"exchange": "binance"}', '"exchange" in'),
         ("", "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON (offset"),  # an internal error once
     ],
+    ids=["syntax", "array", "exchange-text", "empty", "deep"],
 )
 def test_a_malformed_config_is_one_clear_error_without_its_text(
     tmp_path: Path, text: str, message: str
@@ -104,3 +107,51 @@ def test_a_missing_or_non_utf8_file_is_one_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b'{"exchange": {"key": "\xe9"}}')
     with pytest.raises(InvalidInput, match="not valid UTF-8"):
         freqtrade.read([path])
+
+
+def test_add_config_files_are_read_as_freqtrade_reads_them(tmp_path: Path) -> None:
+    # freqtrade's documented alternative to several -c: the main file names the others,
+    # relative to its folder; they are merged first, then the main file's own values.
+    (tmp_path / "secrets").mkdir()
+    private = tmp_path / "secrets" / "config-private.json"
+    private.write_text(json.dumps({"exchange": {"key": BINANCE_API_KEY, "secret": "old"}}))
+    main = tmp_path / "config.json"
+    main.write_text(
+        json.dumps(
+            {
+                "add_config_files": ["secrets/config-private.json"],
+                "exchange": {"name": "binance", "secret": BINANCE_SECRET},
+            }
+        )
+    )
+    source = freqtrade.read([main])
+    (key,) = source.keys
+    assert (key.exchange, key.origin) == (
+        "binance",
+        "exchange section of config-private.json, config.json",
+    )
+    assert {k: v.reveal() for k, v in key.fields.items()} == {
+        "api_key": BINANCE_API_KEY,
+        "secret": BINANCE_SECRET,  # the main file's value wins, as in freqtrade
+    }
+    assert [(f.path.name, f.only_keys) for f in source.files] == [
+        ("config-private.json", True),
+        ("config.json", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("added", "message"),
+    [
+        (["config.json"], "add_config_files nest too deep"),
+        ("config-private.json", "is not a list of file names"),
+        (["none.json"], "cannot read freqtrade configuration"),
+    ],
+)
+def test_bad_add_config_files_are_one_clear_error(
+    tmp_path: Path, added: object, message: str
+) -> None:
+    main = tmp_path / "config.json"
+    main.write_text(json.dumps({"add_config_files": added, "exchange": {"name": "binance"}}))
+    with pytest.raises(InvalidInput, match=message):
+        freqtrade.read([main])

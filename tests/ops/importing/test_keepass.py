@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,56 @@ def test_a_file_that_is_no_keepass_database_is_one_clear_error(tmp_path: Path) -
 def test_titles_give_names_and_exchanges(title: str, name: str, exchange: str | None) -> None:
     assert keepass.base_name(title) == name
     assert keepass.exchange_of_title(title) == exchange
+
+
+def with_kdf_parameter(database: Path, name: str, value: int) -> Path:
+    """``database`` with its KDBX 4 header's KDF parameter ``name`` (a UInt64) set to
+    ``value``, and the header's SHA-256 made to match, as a crafted file would be."""
+    from pykeepass.kdbx_parsing import KDBX
+
+    data = bytearray(database.read_bytes())
+    length = len(KDBX.subcons[0].parse(bytes(data)).data)
+    entry = b"\x05" + struct.pack("<I", 1) + name.encode() + struct.pack("<I", 8)
+    at = data.index(entry) + len(entry)
+    data[at : at + 8] = struct.pack("<Q", value)
+    data[length : length + 32] = hashlib.sha256(bytes(data[:length])).digest()
+    database.write_bytes(bytes(data))
+    return database
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "asked"),
+    [
+        ("I", 2**32 - 1, "4294967295 Argon2 iterations over 8 MiB"),
+        ("M", 64 << 30, "1 Argon2 iterations over 65536 MiB"),
+        ("I", 40_000, "40000 Argon2 iterations over 8 MiB"),
+    ],
+)
+def test_a_crafted_argon2_cost_is_refused_before_it_runs(
+    database: Path, name: str, value: int, asked: str
+) -> None:
+    with_kdf_parameter(database, name, value)
+    with pytest.raises(InvalidInput, match=f"too costly to run \\({asked}\\)"):
+        keepass.read(database, KEEPASS_PASSWORD)
+
+
+def test_a_crafted_kdbx3_aes_kdf_cost_is_refused_before_it_runs(tmp_path: Path) -> None:
+    # A KDBX 3.1 header: signatures, version 3.1, transform_rounds (id 6), end (id 0).
+    path = tmp_path / "old.kdbx"
+    path.write_bytes(
+        bytes.fromhex("03d9a29a67fb4bb5")
+        + struct.pack("<HH", 1, 3)
+        + b"\x06"
+        + struct.pack("<HQ", 8, 2**40)
+        + b"\x00"
+        + struct.pack("<H", 4)
+        + b"\r\n\r\n"
+    )
+    with pytest.raises(InvalidInput, match=r"too costly to run \(1099511627776 AES-KDF rounds\)"):
+        keepass.read(path, KEEPASS_PASSWORD)
+
+
+def test_the_default_cost_of_keepassxc_is_read(database: Path) -> None:
+    # KeePassXC's default Argon2 memory, 64 MiB, at 100 iterations (seconds) still opens.
+    keepass.refuse_costly_kdf(with_kdf_parameter(database, "M", 64 << 20))
+    keepass.refuse_costly_kdf(with_kdf_parameter(database, "I", 100))

@@ -173,12 +173,37 @@ def test_removal_refuses_what_is_not_a_regular_file(tmp_path: Path, kind: str) -
             "f holds LOG_LEVEL",
         ),
         (source(), "nothing is imported"),
-        (source(key("binance")), ""),
     ],
 )
 def test_when_the_source_may_be_removed(plan_source: Source, refusal: str) -> None:
     refused = make_plan(plan_source, []).removal_refused()
     assert (refusal in refused) if refusal else refused == ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "refusal"),
+    [
+        ("regular", ""),
+        ("symlink", "is a symbolic link, not a regular file"),
+        ("fifo", "is not a regular file"),
+        ("missing", "cannot examine"),
+    ],
+)
+def test_a_source_file_removal_would_refuse_is_refused_in_the_plan(
+    tmp_path: Path, kind: str, refusal: str
+) -> None:
+    # Found after the import had committed, it made a failed command of a done import.
+    path = tmp_path / "keys.env"
+    if kind == "regular":
+        path.write_text("BINANCE_API_KEY=x\n")
+    elif kind == "symlink":
+        (tmp_path / "target").write_text("x")
+        path.symlink_to(tmp_path / "target")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    found = Source("env", (key("binance"),), files=(SourceFile(path, True),))
+    refused = make_plan(found, []).removal_refused()
+    assert (refusal in refused and str(path) in refused) if refusal else refused == ""
 
 
 def test_no_secret_in_the_repr_of_a_source_or_a_plan() -> None:

@@ -96,20 +96,30 @@ def read(path: Path) -> Source:
     variables = read_variables(path)
     groups: dict[tuple[str, str], dict[str, Secret]] = {}
     names: dict[tuple[str, str], list[str]] = {}
+    given_by: dict[tuple[str, str, str], str] = {}
+    problems: dict[tuple[str, str], str] = {}
     freqtrade_section: dict[str, object] = {}
     others: list[str] = []
     for variable, value in variables.items():
         if variable.upper().startswith(FREQTRADE_PREFIX):
-            freqtrade_section[variable[len(FREQTRADE_PREFIX) :].lower()] = value
+            setting = variable[len(FREQTRADE_PREFIX) :].lower()
+            freqtrade_section[setting] = value
+            if setting not in freqtrade.FIELDS and setting != "name":
+                others.append(variable)  # a setting of the bot's (ccxt_config...): kept
             continue
         parts = _split(variable)
         if parts is None:
             others.append(variable)
             continue
         exchange, label, field = parts
+        group = (exchange, label)
         if value:
-            groups.setdefault((exchange, label), {})[field] = Secret(value)
-        names.setdefault((exchange, label), []).append(variable)
+            earlier = given_by.setdefault((exchange, label, field), variable)
+            if earlier != variable:
+                # Which one the script reads depends on the script: neither is guessed.
+                problems.setdefault(group, f"{earlier} and {variable} both give its {field}")
+            groups.setdefault(group, {})[field] = Secret(value)
+        names.setdefault(group, []).append(variable)
     keys = [
         FoundKey(
             origin=", ".join(names[group]),
@@ -117,6 +127,7 @@ def read(path: Path) -> Source:
             exchange=group[0],
             fields=groups.get(group, {}),
             path=path,
+            problem=problems.get(group),
         )
         for group in names
     ]
@@ -125,7 +136,9 @@ def read(path: Path) -> Source:
         if found is not None:
             keys.append(found)
         else:
-            others.extend(k for k in variables if k.upper().startswith(FREQTRADE_PREFIX))
+            others.extend(
+                k for k in variables if k.upper().startswith(FREQTRADE_PREFIX) and k not in others
+            )
     skipped = (Skipped(", ".join(others), "not exchange keys"),) if others else ()
     what = f"other variables ({', '.join(others[:3])})"
     return Source(

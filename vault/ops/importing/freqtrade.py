@@ -50,8 +50,9 @@ def _parse(path: Path) -> dict[str, Any]:
         value = rapidjson.loads(
             text, parse_mode=rapidjson.PM_COMMENTS | rapidjson.PM_TRAILING_COMMAS
         )
-    except (rapidjson.JSONDecodeError, ValueError) as exc:
-        # rapidjson's message says "Parse error at offset N: <what>", no input text.
+    except (rapidjson.JSONDecodeError, ValueError, RecursionError) as exc:
+        # rapidjson's message says "Parse error at offset N: <what>", no input text
+        # (a RecursionError too: arrays nested past its depth limit).
         detail = str(exc).split(":", 1)
         where = detail[0].replace("Parse error at ", "").strip()
         raise InvalidInput(
@@ -60,6 +61,32 @@ def _parse(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"freqtrade configuration {printable(path)} is not a JSON object")
     return value
+
+
+MAX_INCLUDE_DEPTH = 5
+"""How deep ``add_config_files`` may nest, as freqtrade allows (a loop is an error)."""
+
+
+def _in_merge_order(path: Path, depth: int = 0) -> list[tuple[Path, dict[str, Any]]]:
+    """``path`` and the files its ``add_config_files`` names (relative to its folder,
+    recursively), parsed, in the order freqtrade merges them: the added files first,
+    in their order, then ``path``, whose own values win over theirs.
+
+    :raises InvalidInput: for a file that does not parse, an ``add_config_files`` that
+        is not a list of file names, or files that include each other.
+    """
+    if depth > MAX_INCLUDE_DEPTH:
+        raise InvalidInput(
+            f"freqtrade configuration {printable(path)}: add_config_files nest too deep (a loop?)"
+        )
+    config = _parse(path)
+    added = config.get("add_config_files", [])
+    if not isinstance(added, list) or not all(isinstance(name, str) for name in added):
+        raise InvalidInput(f'"add_config_files" in {printable(path)} is not a list of file names')
+    merged: list[tuple[Path, dict[str, Any]]] = []
+    for name in added:
+        merged.extend(_in_merge_order(path.resolve().parent / name, depth + 1))
+    return [*merged, (path, config)]
 
 
 def exchange_key(
@@ -99,18 +126,20 @@ def exchange_key(
 
 def read(paths: Sequence[Path], exchange: str | None = None) -> Source:
     """The key of freqtrade's configuration ``paths``, merged in order as freqtrade
-    merges them (``config.json`` then ``config-private.json``).
+    merges them (``config.json`` then ``config-private.json``), with the files each
+    names in ``add_config_files``.
 
     :param exchange: the exchange when no file names one.
-    :raises InvalidInput: for a file that cannot be read or is not a JSON object, or an
-        ``exchange`` entry that is not an object.
+    :raises InvalidInput: for a file that cannot be read or is not a JSON object, an
+        ``exchange`` entry that is not an object, or ``add_config_files`` as
+        :func:`_in_merge_order` refuses them.
     :raises VaultUnavailable: when python-rapidjson is not installed.
     """
     merged: dict[str, object] = {}
     holder: Path | None = None
     files: list[SourceFile] = []
-    for path in paths:
-        config = _parse(path)
+    in_order = [pair for path in paths for pair in _in_merge_order(path)]
+    for path, config in in_order:
         section = config.get("exchange", {})
         if not isinstance(section, dict):
             raise InvalidInput(f'"exchange" in {printable(path)} is not a JSON object')
@@ -123,7 +152,7 @@ def read(paths: Sequence[Path], exchange: str | None = None) -> Source:
         if secrets:
             files.append(SourceFile(path, not others, f"other settings ({', '.join(others[:3])})"))
         merged.update(section)
-    origin = "exchange section of " + ", ".join(printable(p.name) for p in paths)
+    origin = "exchange section of " + ", ".join(printable(p.name) for p, _ in in_order)
     found = exchange_key(merged, origin, holder or paths[-1], exchange)
     return Source(
         kind="freqtrade",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,36 +53,70 @@ PASSWORD_VERIFICATION = ".password_verification"  # noqa: S105 (a file name)
 """hummingbot's file, in its conf directory, holding the word "HummingBot" encrypted
 under the password."""
 
+MAX_CONNECTOR_FILE_BYTES = 64 * 1024
+"""The largest connector file read: hummingbot's hold a few settings, a few KiB; PyYAML
+takes minutes over a crafted file of a few hundred."""
+
 MAX_PBKDF2_ITERATIONS = 10_000_000
 """Ten times hummingbot's own 1,000,000."""
-MAX_SCRYPT_N = 1 << 20
+MAX_SCRYPT_COST = 1 << 23
+"""scrypt's n * r * p: its memory is 128 * n * r bytes (here at most 1 GiB), its time
+grows with n * r * p. eth-keyfile's own setting (n 2^18, r 1, p 8) is 2^21."""
+DERIVED_KEY_LENGTHS = range(32, 65)
+"""The KDF output lengths accepted: the keystore uses its first 32 bytes, and a long
+output costs time and memory of its own."""
 
 
 def _eth_keyfile() -> Any:
+    """eth-keyfile, loaded with the interpreter's recursion limit left as it was.
+
+    :raises VaultUnavailable: when it is not installed.
+    """
+    limit = sys.getrecursionlimit()
     try:
         import eth_keyfile  # the optional `import` extra
     except ImportError:
         raise VaultUnavailable(f"reading hummingbot's files needs: {IMPORT_EXTRA}") from None
+    finally:
+        # py_ecc, which it loads, raises the limit to 100,000: deep input (nested YAML)
+        # would then overflow the C stack, a crash, instead of raising RecursionError.
+        sys.setrecursionlimit(limit)
     return eth_keyfile
 
 
 def decrypt_value(value: object, password: str, what: str) -> str:
     """A hummingbot secret value: hex of a v3 keystore JSON, decrypted with ``password``.
 
-    :raises InvalidInput: for a value that is not such a keystore, or a KDF too costly.
+    :raises InvalidInput: for a value that is not text, not such a keystore, or a KDF too costly
+        (:data:`MAX_PBKDF2_ITERATIONS`, :data:`MAX_SCRYPT_COST`,
+        :data:`DERIVED_KEY_LENGTHS`).
     :raises IntegrityError: for a wrong password (the keystore's MAC does not match).
     """
     eth_keyfile = _eth_keyfile()
+    if not isinstance(value, str):
+        # Not str(value): YAML aliases make a few bytes a list of billions of items.
+        raise InvalidInput(f"{what} is not text, as hummingbot's encrypted values are")
     try:
-        keystore = json.loads(binascii.unhexlify(str(value)))
+        keystore = json.loads(binascii.unhexlify(value))
         crypto = keystore["crypto"]
         params = crypto["kdfparams"]
-        cost = int(params["c"]) if crypto["kdf"] == "pbkdf2" else int(params["n"])
+        if crypto["kdf"] == "pbkdf2":
+            cost, limit = int(params["c"]), MAX_PBKDF2_ITERATIONS
+        elif crypto["kdf"] == "scrypt":
+            n, r, p = (int(params[name]) for name in ("n", "r", "p"))
+            if min(n, r, p) < 1:
+                raise ValueError("a scrypt factor below 1")
+            cost, limit = n * r * p, MAX_SCRYPT_COST
+        else:
+            raise ValueError("no KDF eth-keyfile knows")
+        length = int(params["dklen"])
     except (ValueError, TypeError, KeyError, binascii.Error):
         raise InvalidInput(f"{what} is not an encrypted value as hummingbot writes them") from None
-    limit = MAX_PBKDF2_ITERATIONS if crypto["kdf"] == "pbkdf2" else MAX_SCRYPT_N
+    # Checked before the KDF runs: a crafted file could otherwise keep it busy for hours.
     if not 0 < cost <= limit:
         raise InvalidInput(f"{what}: its key derivation cost {cost} is out of range")
+    if length not in DERIVED_KEY_LENGTHS:
+        raise InvalidInput(f"{what}: its derived key length {length} is out of range")
     try:
         plain: bytes = eth_keyfile.decode_keyfile_json(keystore, password.encode())
     except ValueError as exc:
@@ -119,13 +154,15 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         import yaml  # the optional `import` extra
     except ImportError:
         raise VaultUnavailable(f"reading hummingbot's files needs: {IMPORT_EXTRA}") from None
-    text = read_text(path, "hummingbot connector file")
+    text = read_text(path, "hummingbot connector file", MAX_CONNECTOR_FILE_BYTES)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "syntax"
         raise InvalidInput(f"{printable(path)} is not valid YAML ({where})") from None
+    except RecursionError:
+        raise InvalidInput(f"{printable(path)} nests too deep for a connector file") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{printable(path)} is not a YAML mapping of settings")
     return data
@@ -194,5 +231,8 @@ def read(directory: Path, password: str, progress: Progress | None = None) -> So
         kind="hummingbot",
         keys=tuple(keys),
         skipped=tuple(skipped),
-        files=tuple(SourceFile(k.path, True) for k in keys),
+        files=tuple(
+            SourceFile(k.path, not k.unmapped, f"other settings ({', '.join(k.unmapped[:3])})")
+            for k in keys
+        ),
     )

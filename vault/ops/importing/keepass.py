@@ -21,6 +21,14 @@ from vault.ops.importing.plan import IMPORT_EXTRA, FoundKey, Skipped, Source
 from vault.secret import Secret
 
 EXCHANGE_PROPERTY = "exchange"
+
+MAX_ARGON2_MEMORY = 4 << 30
+"""The most Argon2 memory a database may ask for, in bytes (KeePassXC's default: 64 MiB)."""
+MAX_ARGON2_WORK = 256 << 30
+"""The most Argon2 iterations times memory, in bytes: a few minutes at most."""
+MAX_AES_KDF_ROUNDS = 1_000_000_000
+"""The most AES-KDF rounds (KeePass 2's own default is 60,000; pykeepass runs them one
+by one in Python, about a million a second, where Ctrl-C stops them)."""
 _FIRST_WORD = re.compile(r"[A-Za-z0-9]+")
 _NAME_CHARACTER = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -31,9 +39,9 @@ def _open(path: Path, password: str | None, keyfile: Path | None) -> Any:
         from pykeepass.exceptions import CredentialsError
     except ImportError:
         raise VaultUnavailable(f"reading KeePass databases needs: {IMPORT_EXTRA}") from None
-    if not path.is_file():
-        raise InvalidInput(f"no KeePass database at {printable(path)}")
+    require_file(path)
     try:
+        refuse_costly_kdf(path)
         return pykeepass.PyKeePass(
             str(path), password=password, keyfile=str(keyfile) if keyfile else None
         )
@@ -41,10 +49,51 @@ def _open(path: Path, password: str | None, keyfile: Path | None) -> Any:
         raise IntegrityError("wrong KeePass password or key file") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read {printable(path)}: {exc.strerror}") from None
+    except InvalidInput:
+        raise
     except Exception as exc:  # pykeepass and construct raise many types for a bad file
         raise InvalidInput(
             f"{printable(path)} is not a KeePass database it can read ({type(exc).__name__})"
         ) from None
+
+
+def require_file(path: Path) -> None:
+    """:raises InvalidInput: when there is no file at ``path`` (said before a password
+    is asked for it)."""
+    if not path.is_file():
+        raise InvalidInput(f"no KeePass database at {printable(path)}")
+
+
+def refuse_costly_kdf(path: Path) -> None:
+    """Refuse a database whose header asks for a key derivation too costly to run, read
+    before pykeepass derives anything: Argon2 runs in C, where Ctrl-C cannot stop it,
+    so a crafted file asking for 2^32 iterations would hold the import for days.
+
+    :raises InvalidInput: beyond :data:`MAX_ARGON2_MEMORY`, :data:`MAX_ARGON2_WORK` or
+        :data:`MAX_AES_KDF_ROUNDS`.
+    :raises Exception: whatever pykeepass's parser raises for a file that is no database.
+    """
+    from pykeepass.kdbx_parsing import KDBX  # the optional `import` extra
+
+    with path.open("rb") as file:
+        header = KDBX.subcons[0].parse_stream(file).value  # the header only
+    dynamic = header.dynamic_header
+    if header.major_version == 3:
+        rounds, iterations, memory = dynamic.transform_rounds.data, 0, 0
+    else:
+        params = dynamic.kdf_parameters.data.dict
+        rounds, iterations, memory = (
+            params[name].value if name in params else 0 for name in ("R", "I", "M")
+        )
+    if rounds > MAX_AES_KDF_ROUNDS:
+        asked = f"{rounds} AES-KDF rounds"
+    elif memory > MAX_ARGON2_MEMORY or iterations * memory > MAX_ARGON2_WORK:
+        asked = f"{iterations} Argon2 iterations over {memory >> 20} MiB"
+    else:
+        return
+    raise InvalidInput(
+        f"{printable(path)} asks for a key derivation too costly to run ({asked}); not opened"
+    )
 
 
 def exchange_of_title(title: str) -> str | None:
@@ -74,6 +123,8 @@ def read(
 ) -> Source:
     """The keys of the KeePass database ``path``.
 
+    :param password: None for a database opened by its ``keyfile`` alone (not "": an
+        empty password is part of the composite key).
     :param group: a group's name or path (``Exchanges/Bots``); only its entries.
     :param exchange: the exchange of entries that name none.
     :raises IntegrityError: for a wrong password or key file.

@@ -156,6 +156,11 @@ class ImportPlan:
         kept = [f for f in self.files if not f.only_keys]
         if kept:
             return f"{printable(kept[0].path)} holds {kept[0].why_kept}"
+        # What remove_files would refuse, refused now: before the import, not after it.
+        for source_file in self.files:
+            problem = not_removable(source_file.path)
+            if problem:
+                return problem
         return ""
 
 
@@ -275,6 +280,20 @@ def apply_plan(
     return ImportResult(versions)
 
 
+def not_removable(path: Path) -> str:
+    """Why :func:`remove_files` would not remove ``path`` (not a regular file, a
+    symbolic link, gone), or "" when it would."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return f"cannot examine {printable(path)}: {exc.strerror}"
+    if stat.S_ISLNK(mode):
+        return f"{printable(path)} is a symbolic link, not a regular file: name the file itself"
+    if not stat.S_ISREG(mode):
+        return f"{printable(path)} is not a regular file"
+    return ""
+
+
 def remove_files(files: Iterable[SourceFile]) -> list[Path]:
     """Overwrite each file with zeros, flush it to disk and delete it.
 
@@ -290,9 +309,10 @@ def remove_files(files: Iterable[SourceFile]) -> list[Path]:
     removed: list[Path] = []
     for source_file in files:
         path = source_file.path
+        problem = not_removable(path)
+        if problem:
+            raise InvalidInput(f"{problem}; not removed")
         try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                raise InvalidInput(f"{printable(path)} is not a regular file; not removed")
             # O_NONBLOCK: a FIFO put there meanwhile fails to open instead of waiting.
             fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK)
             try:
