@@ -8,7 +8,6 @@ journal entry settled."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -41,7 +40,7 @@ credentials has about 30): some runs end normally, which moves the state on."""
 class Driver:
     """The driver process: one line in, one exit status out."""
 
-    def __init__(self, vault_path: Path, passphrase_file: Path, mocks: dict[str, str]) -> None:
+    def __init__(self, vault_path: Path, passphrase_file: Path) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -49,7 +48,6 @@ class Driver:
                 "tests.reliability.rotation_driver",
                 str(vault_path),
                 str(passphrase_file),
-                json.dumps(mocks),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -85,7 +83,7 @@ def world(
         for exchange in EXCHANGES:
             make_setup(admin, mock_exchanges[exchange])
     passphrase_file = write_secret_file(tmp_path / "passphrase", PASSPHRASE)
-    driver = Driver(vault_path, passphrase_file, {e: mock_exchanges[e].url for e in EXCHANGES})
+    driver = Driver(vault_path, passphrase_file)
     yield driver, vault_path, mock_exchanges
     driver.close()
 
