@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli_lazy import _imported_by
 from tests.cli.test_cli_rotation import Hook
 from tests.conftest import PASSPHRASE, Cli
 from tests.mock_exchange import subaccount_keys as sk
@@ -301,3 +303,16 @@ def test_rotate_due_auto_notifies_a_failure_as_check_does(okx_cli: tuple[Cli, Se
         assert r.exit_code == 0 and len(hook.received) == 1  # a success sends nothing
     finally:
         hook.close()
+
+
+@pytest.mark.parametrize("args", [(), ("--auto", "--dry-run")])
+def test_rotate_due_without_acting_never_loads_ccxt(
+    okx_cli: tuple[Cli, Setup], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    cli, _ = okx_cli
+    process, imports = _imported_by(
+        ["rotate", "due", *args, "--vault", str(cli.vault_path)], tmp_path
+    )
+    assert process.returncode == 0, process.stderr
+    assert "okx-grid" in process.stdout
+    assert not {m for m in imports if m.split(".")[0] == "ccxt" or m == "vault.ops.exchange_api"}

@@ -5,12 +5,15 @@ sealed versions."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from tests.conftest import PASSPHRASE
 from tests.mock_exchange import subaccount_keys as sk
 from tests.mock_exchange.fixtures import mock_exchanges
 from tests.mock_exchange.registry import Fault
@@ -296,7 +299,7 @@ def test_an_automatic_run_rotates_then_a_later_one_finishes(
     monkeypatch.setattr(rotation, "utc_now", lambda: later)
     second = okx.engine.run(item)
     assert second.ok, second.error
-    assert [step.split(":")[0] for step in second.steps] == ["finished"]
+    assert second.steps == ["finished: version 1 dropped; the old key is deleted at okx"]
     new = okx.admin.get("okx-grid").api_key.reveal()
     assert [k.api_key for k in okx.sub_keys()] == [new]
     assert all(e.state != journal.INTENT for e in okx.journal_rows())
@@ -344,3 +347,66 @@ def test_abort_deletes_the_pending_key_at_the_exchange(kucoin: Setup) -> None:
         ("create", "done"),
         ("delete", "done"),
     ]
+
+
+def test_a_timeout_on_delete_whose_key_goes_later_is_settled(okx: Setup) -> None:
+    okx.engine.start("okx-grid")
+    okx.engine.promote("okx-grid")
+    okx.mock.inject(Fault.delay(1.3, **sk.delete_fault("okx", SUB, okx.first_key), times=1))
+    with pytest.raises(ExchangeUnreachable, match="whether it acted is unknown"):
+        okx.engine.finish("okx-grid", force=True)
+    assert okx.admin.describe("okx-grid").previous_version is not None  # kept
+    for _ in range(100):  # the exchange deletes it after the client gave up
+        if okx.mock.state.key(okx.first_key) is None:
+            break
+        okx.mock.stopping.wait(0.02)
+    assert okx.mock.state.key(okx.first_key) is None
+    (_, delete) = okx.journal_rows()
+    assert (delete.step, delete.state) == ("delete", "intent")
+    okx.engine.resume("okx-grid")  # not listed any more: settled without a call
+    assert [e.state for e in okx.journal_rows()] == ["done", "done"]
+    okx.engine.finish("okx-grid", force=True)
+    assert okx.admin.describe("okx-grid").previous_version is None
+
+
+def test_no_secret_reaches_a_log_record(okx: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    okx.engine.start("okx-grid")
+    okx.engine.verify("okx-grid")
+    okx.engine.promote("okx-grid")
+    okx.engine.finish("okx-grid", force=True)
+    current = okx.admin.get("okx-grid")
+    secrets_ = [
+        current.secret.reveal(),
+        current.passphrase.reveal(),  # type: ignore[union-attr]
+        okx.master_fields["secret"],
+        okx.master_fields["passphrase"],
+    ]
+    logged = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    for secret in secrets_:
+        assert secret not in logged
+
+
+def test_two_concurrent_runs_never_rotate_one_credential_twice(
+    okx: Setup, vault_location: str
+) -> None:
+    # The first create is slow: the other run starts while the first holds the lease.
+    okx.mock.inject(Fault.delay(0.5, **sk.create_fault("okx", SUB), times=1))
+    results: dict[str, exchange_rotation.RunResult] = {}
+
+    def run(holder: str) -> None:
+        with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
+            engine = ExchangeRotation(admin, timeout=5, holder=holder, alive=lambda h: True)
+            results[holder] = engine.run(DueItem("okx-grid", "start", "due", True))
+
+    first = threading.Thread(target=run, args=("test:first",))
+    first.start()
+    okx.mock.stopping.wait(0.25)
+    run("test:second")
+    first.join()
+    skipped = [r for r in results.values() if r.steps == ["skipped: another run holds it"]]
+    rotated = [r for r in results.values() if r.steps and r.steps[0].startswith("started")]
+    assert (len(skipped), len(rotated)) == (1, 1), results
+    assert rotated[0].ok, rotated[0].error
+    assert len(okx.sub_keys()) == 2  # one new key, not two
+    assert okx.admin.describe("okx-grid").version == 2

@@ -32,9 +32,10 @@ EXCHANGES = ("okx", "kucoin")  # without and with a passphrase the deletion need
 DAYS_PER_RUN = 40
 """Each run is this much later than the last: every other run finds keys due (76
 days), the runs between find grace periods over."""
-MOST_EVENTS = 40
-"""Kill points are drawn from the first this many events of a run (a run of two
-credentials has about 30): some runs end normally, which moves the state on."""
+MOST_EVENTS = 48
+"""Kill points are drawn from the first this many events of a run (a run that starts,
+verifies and promotes both credentials has 44, one that finishes both 28): every
+event can be hit, and some runs end normally, which moves the state on."""
 
 
 class Driver:

@@ -34,7 +34,7 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -615,16 +615,20 @@ class ExchangeRotation:
         link = self.link(name)
         old = self._fields(name, "previous").get("api_key", "")
         current = self._fields(name, "current").get("api_key", "")
-        if old and old != current:
-            entry = self.journal.begin(
-                name,
-                new_rotation_id(),
-                journal.DELETE,
-                api_key=old,
-                detail=f"version {info.previous_version}",
-            )
-            self._delete(link, self._master(link), entry)
-        return rotation.finish(self.admin, name, force=True)
+        if not old or old == current:
+            return rotation.finish(self.admin, name, force=True)
+        entry = self.journal.begin(
+            name,
+            new_rotation_id(),
+            journal.DELETE,
+            api_key=old,
+            detail=f"version {info.previous_version}",
+        )
+        self._delete(link, self._master(link), entry)
+        result = rotation.finish(self.admin, name, force=True)
+        # The manual finish's advice (delete the key at the exchange) is done already.
+        deleted = f"the old key is deleted at {link.exchange}"
+        return replace(result, message=f"version {info.previous_version} dropped; {deleted}")
 
     def abort(self, name: str) -> StepResult:
         """Delete the pending key at the exchange (journalled, as :meth:`finish` does),
