@@ -410,3 +410,11 @@ def test_two_concurrent_runs_never_rotate_one_credential_twice(
     assert rotated[0].ok, rotated[0].error
     assert len(okx.sub_keys()) == 2  # one new key, not two
     assert okx.admin.describe("okx-grid").version == 2
+
+
+def test_a_dead_runs_lease_on_a_credential_not_due_is_released(okx: Setup) -> None:
+    # Killed after promote, before its lease was settled: nothing is due for the
+    # credential during its grace period, so only the release settles the lease.
+    okx.engine.journal.claim("okx-grid", "0123abcd", "gone:1:1", lambda h: True)
+    assert okx.engine.release_dead_leases() == 1  # the engine sees other holders dead
+    assert [e.state for e in okx.journal_rows()] == [journal.ABANDONED]

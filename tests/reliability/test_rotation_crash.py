@@ -89,7 +89,7 @@ def world(
     driver.close()
 
 
-def check_invariants(vault_path: Path, mocks: MockExchanges, *, final: bool) -> None:
+def check_invariants(vault_path: Path, mocks: MockExchanges, *, final: bool, seed: int) -> None:
     with AdminVault.unlock(vault_path, PASSPHRASE) as admin:
         entries = Journal(admin.writer).entries()
         open_creates = {
@@ -115,10 +115,10 @@ def check_invariants(vault_path: Path, mocks: MockExchanges, *, final: bool) -> 
                     continue
                 # A key the vault does not hold is announced by an open create entry
                 # (killed between create and store), until the next run deletes it.
-                assert not final, f"{exchange}: key {key.api_key} left at the exchange"
+                assert not final, f"seed {seed}, {exchange}: key {key.api_key} left at the exchange"
                 assert rotation_id_of(key.label) in open_creates, (exchange, key.label)
         if final:
-            assert [e for e in entries if e.state == journal.INTENT] == []
+            assert [e for e in entries if e.state == journal.INTENT] == [], seed
 
 
 def test_sigkill_at_random_points_never_loses_a_key(
@@ -135,11 +135,11 @@ def test_sigkill_at_random_points_never_loses_a_key(
         runs += 1
         assert status in (-9, 0, 1), (seed, runs, status, Path(f"{vault_path}.run.log").read_text())
         kills += status == -9
-        check_invariants(vault_path, mocks, final=False)
+        check_invariants(vault_path, mocks, final=False, seed=seed)
     # Left alone, one run settles everything an interrupted one left.
     assert driver.run(0, days) in (0, 1)
     assert driver.run(0, days) == 0, (seed, Path(f"{vault_path}.run.log").read_text())
-    check_invariants(vault_path, mocks, final=True)
+    check_invariants(vault_path, mocks, final=True, seed=seed)
     with AdminVault.unlock(vault_path, PASSPHRASE) as admin:
         rotated = [admin.describe(f"{e}-grid").version for e in EXCHANGES]
     assert all(version > 2 for version in rotated), (seed, rotated)  # it did rotate

@@ -613,22 +613,13 @@ class ExchangeRotation:
                 f"key: finish after then, or now with --force"
             )
         link = self.link(name)
-        old = self._fields(name, "previous").get("api_key", "")
-        current = self._fields(name, "current").get("api_key", "")
-        if not old or old == current:
-            return rotation.finish(self.admin, name, force=True)
-        entry = self.journal.begin(
-            name,
-            new_rotation_id(),
-            journal.DELETE,
-            api_key=old,
-            detail=f"version {info.previous_version}",
-        )
-        self._delete(link, self._master(link), entry)
+        deleted = self._delete_stage_key(link, "previous", info.previous_version)
         result = rotation.finish(self.admin, name, force=True)
+        if not deleted:
+            return result
         # The manual finish's advice (delete the key at the exchange) is done already.
-        deleted = f"the old key is deleted at {link.exchange}"
-        return replace(result, message=f"version {info.previous_version} dropped; {deleted}")
+        done = f"the old key is deleted at {link.exchange}"
+        return replace(result, message=f"version {info.previous_version} dropped; {done}")
 
     def abort(self, name: str) -> StepResult:
         """Delete the pending key at the exchange (journalled, as :meth:`finish` does),
@@ -640,19 +631,28 @@ class ExchangeRotation:
         info = self.admin.describe(name)
         if info.pending_version is None:
             return rotation.abort(self.admin, name)
-        link = self.link(name)
-        pending = self._fields(name, "pending").get("api_key", "")
-        current = self._fields(name, "current").get("api_key", "")
-        if pending and pending != current:
-            entry = self.journal.begin(
-                name,
-                new_rotation_id(),
-                journal.DELETE,
-                api_key=pending,
-                detail=f"version {info.pending_version}",
-            )
-            self._delete(link, self._master(link), entry)
+        self._delete_stage_key(self.link(name), "pending", info.pending_version)
         return rotation.abort(self.admin, name)
+
+    def _delete_stage_key(self, link: Link, stage: str, version: int) -> bool:
+        """Delete the key of ``stage`` at the exchange, journalled first; False when
+        there is none to delete (no API key, or the current key's own).
+
+        :raises ExchangeError: when the exchange refuses (the entry stays open).
+        :raises ExchangeUnreachable: when it cannot be reached (the entry stays open).
+        """
+        api_key = self._fields(link.name, stage).get("api_key", "")
+        if not api_key or api_key == self._fields(link.name, "current").get("api_key", ""):
+            return False
+        entry = self.journal.begin(
+            link.name,
+            new_rotation_id(),
+            journal.DELETE,
+            api_key=api_key,
+            detail=f"version {version}",
+        )
+        self._delete(link, self._master(link), entry)
+        return True
 
     # ---------------------------------------------------------------- leases
 
@@ -672,6 +672,11 @@ class ExchangeRotation:
             self.journal.settle(lease, journal.DONE)
 
     # ---------------------------------------------------------------- rotate due --auto
+
+    def release_dead_leases(self) -> int:
+        """Settle the leases of runs that are gone (killed while they held a credential
+        with nothing left to do); how many."""
+        return self.journal.release_dead(self._alive)
 
     def open_entries(self) -> dict[str, int]:
         """The number of open journal entries (leases aside) per credential."""
