@@ -9,9 +9,11 @@ test's process) through their own endpoint, with:
 
 * the clock moved ``DAYS`` days ahead (so that keys come due and grace periods end);
 * a counter of events: every exchange call of the key management (before and after
-  it), every journal write and every committed rotation step; at the ``KILL_AT``-th
-  event the child SIGKILLs itself (0: never). Among those points: after a key was
-  created and before it was stored, after promote and before the old key's deletion.
+  it), every probe of a key, every journal write and every committed rotation step;
+  at the ``KILL_AT``-th event, or the first event named ``KILL_AT``
+  (``after:create_key``, ``before:delete_key``), the child SIGKILLs itself (0:
+  never). Among those points: after a key was created and before it was stored,
+  after promote and before the old key's deletion.
 
 It answers each line with the child's exit status (``-9`` for a kill); the child's
 output is in ``VAULT.run.log``.
@@ -28,8 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 
-def instrument(kill_at: int, days: int) -> None:
-    """Patch this (child) process as the module docstring says."""
+def instrument(kill_at: str, days: int) -> None:
+    """Patch this (child) process as the module docstring says (``kill_at``: the
+    number of the event, or a named one, ``after:create_key``, ``before:delete_key``:
+    the first event of that name)."""
     from vault.format import model
     from vault.ops import exchange_keys
     from vault.ops.exchange_rotation import ExchangeRotation
@@ -37,18 +41,18 @@ def instrument(kill_at: int, days: int) -> None:
 
     count = 0
 
-    def tick() -> None:
+    def tick(event: str) -> None:
         nonlocal count
         count += 1
-        if count == kill_at:
+        if kill_at in (str(count), event):
             os.kill(os.getpid(), signal.SIGKILL)
 
     def around(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            tick()
+            tick(f"before:{function.__name__}")
             result = function(*args, **kwargs)
-            tick()
+            tick(f"after:{function.__name__}")
             return result
 
         return wrapped
@@ -83,7 +87,8 @@ def main() -> None:
     import vault.cli.main  # noqa: F401
 
     for line in sys.stdin:
-        kill_at, days = (int(part) for part in line.split())
+        kill_at, days_text = line.split()
+        days = int(days_text)
         pid = os.fork()
         if pid == 0:
             instrument(kill_at, days)

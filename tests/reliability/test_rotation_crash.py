@@ -56,7 +56,7 @@ class Driver:
             cwd=Path(__file__).resolve().parents[2],
         )
 
-    def run(self, kill_at: int, days: int) -> int:
+    def run(self, kill_at: int | str, days: int) -> int:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(f"{kill_at} {days}\n")
         self.process.stdin.flush()
@@ -143,3 +143,20 @@ def test_sigkill_at_random_points_never_loses_a_key(
     with AdminVault.unlock(vault_path, PASSPHRASE) as admin:
         rotated = [admin.describe(f"{e}-grid").version for e in EXCHANGES]
     assert all(version > 2 for version in rotated), (seed, rotated)  # it did rotate
+
+
+def test_sigkill_at_each_named_point_is_recovered(
+    world: tuple[Driver, Path, MockExchanges],
+) -> None:
+    driver, vault_path, mocks = world
+    # Day 40: both keys are due. Killed once the new key exists at the exchange and
+    # before the vault holds it; day 80: grace periods over, killed after promote and
+    # before the old key's deletion. Each time the next runs settle everything.
+    for kill_at, day in (("after:create_key", 40), ("before:delete_key", 80)):
+        assert driver.run(kill_at, day) == -9
+        check_invariants(vault_path, mocks, final=False, seed=0)
+        assert driver.run(0, day) in (0, 1)
+        assert driver.run(0, day) == 0, Path(f"{vault_path}.run.log").read_text()
+        check_invariants(vault_path, mocks, final=True, seed=0)
+    with AdminVault.unlock(vault_path, PASSPHRASE) as admin:
+        assert all(admin.describe(f"{e}-grid").previous_version is None for e in EXCHANGES)
