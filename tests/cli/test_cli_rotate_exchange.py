@@ -12,7 +12,7 @@ from tests.cli.test_cli_rotation import Hook
 from tests.conftest import PASSPHRASE, Cli
 from tests.mock_exchange import subaccount_keys as sk
 from tests.mock_exchange.fixtures import mock_exchanges
-from tests.mock_exchange.registry import Fault
+from tests.mock_exchange.registry import ApiKey, Fault
 from tests.mock_exchange.server import MockExchanges
 from tests.ops.exchange_setup import SUB, Setup, make_setup
 from vault.ops.exchange_rotation import holder_alive, process_holder
@@ -316,3 +316,63 @@ def test_rotate_due_without_acting_never_loads_ccxt(
     assert process.returncode == 0, process.stderr
     assert "okx-grid" in process.stdout
     assert not {m for m in imports if m.split(".")[0] == "ccxt" or m == "vault.ops.exchange_api"}
+
+
+def test_credentials_added_with_endpoint_are_rotated_there(
+    cli: Cli, mock_exchanges: MockExchanges
+) -> None:
+    # Everything through the command line: `add --endpoint http://127.0.0.1:PORT`
+    # points both credentials at the mock, as a user points one at a local server.
+    mock = mock_exchanges["bybit"]
+    mock.add_account(sk.SAMPLE_MASTER)
+    mock.add_account(SUB)
+    mock.state.client_ip = sk.SAMPLE_IP
+    master = {"api_key": "BYBITMASTERKEY01", "secret": "bybit-master-secret-0123456789"}
+    grid = {"api_key": "BYBITGRIDKEY0001", "secret": "bybit-grid-secret-012345678901"}
+    for fields, account, rights in (
+        (master, sk.SAMPLE_MASTER, sk.SAMPLE_MASTER_RIGHTS["bybit"]),
+        (grid, SUB, sk.SAMPLE_GRANTS["bybit"]),
+    ):
+        mock.add_key(
+            ApiKey(
+                fields["api_key"],
+                fields["secret"],
+                account,
+                permissions=rights,
+                ip_whitelist=(sk.SAMPLE_IP,),
+                label="by hand",
+            )
+        )
+    assert cli.init().exit_code == 0
+    for name, fields, permissions in (
+        ("bybit-master", master, "read,transfer"),
+        ("bybit-grid", grid, "read,trade"),
+    ):
+        r = cli.unlocked(
+            "add",
+            name,
+            "--exchange",
+            "bybit",
+            "--permissions",
+            permissions,
+            "--ip",
+            sk.SAMPLE_IP,
+            "--endpoint",
+            mock.url,
+            "--from-json",
+            "-",
+            input=json.dumps(fields),
+        )
+        assert r.exit_code == 0, r.output
+    r = cli.unlocked(
+        "policy", "set", "bybit-grid", "--rotate-via", "bybit-master", "--sub-account", SUB.uid
+    )
+    assert r.exit_code == 0, r.output
+    r = cli.unlocked("rotate", "start", "bybit-grid", "--at-exchange")
+    assert r.exit_code == 0, r.output
+    r = cli.unlocked("rotate", "verify", "bybit-grid", "--json")
+    assert r.exit_code == 0, r.output
+    checks = {c["check"]: c["passed"] for c in json.loads(r.stdout)}
+    assert checks["exchange-probe"] and checks["exchange-scope"]
+    assert len(mock.state.keys_of(SUB.uid)) == 2
+    assert {r.api_key for r in mock.requests()} >= {master["api_key"], grid["api_key"]}
