@@ -418,3 +418,16 @@ def test_a_dead_runs_lease_on_a_credential_not_due_is_released(okx: Setup) -> No
     okx.engine.journal.claim("okx-grid", "0123abcd", "gone:1:1", lambda h: True)
     assert okx.engine.release_dead_leases() == 1  # the engine sees other holders dead
     assert [e.state for e in okx.journal_rows()] == [journal.ABANDONED]
+
+
+def test_verify_compares_with_the_declared_scope_when_the_current_key_is_gone(
+    okx: Setup,
+) -> None:
+    # The current key was deleted at the exchange (leaked, revoked by hand): the new
+    # key is compared with what the current version declares.
+    okx.engine.start("okx-grid")
+    with okx.mock.state.lock:
+        okx.mock.state.keys.pop(okx.first_key)
+    checks = {c.name: c for c in okx.engine.verify("okx-grid")}
+    assert checks["exchange-probe"].passed, checks["exchange-probe"].detail
+    assert "current version's" in checks["exchange-probe"].detail
