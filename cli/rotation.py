@@ -356,6 +356,7 @@ def rotate_due(
         return
     with open_admin(vault_location, passphrase_file) as admin:
         engine = ExchangeRotation(admin)
+        engine.release_dead_leases()
         items = [i for i in find_due(admin, now) if i.auto and i.action != "wait"]
         results = [engine.run(item, allow_withdraw=allow_withdraw) for item in items]
         run_report = report(results, len(admin.names()), now)

@@ -55,7 +55,11 @@ def test_bash_loads_the_script() -> None:
     ("words", "index", "expected"),
     [
         ("exvault ro", 1, ["rotate"]),
-        ("exvault rotate ", 2, ["abort", "due", "finish", "promote", "rollback", "start", "verify"]),
+        (
+            "exvault rotate ",
+            2,
+            ["abort", "due", "finish", "promote", "rollback", "start", "verify"],
+        ),
         ("exvault init --allow", 2, ["--allow-weak-passphrase"]),
     ],
 )

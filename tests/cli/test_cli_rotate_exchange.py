@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli_lazy import _imported_by
 from tests.cli.test_cli_rotation import Hook
 from tests.conftest import PASSPHRASE, Cli
 from tests.mock_exchange import subaccount_keys as sk
 from tests.mock_exchange.fixtures import mock_exchanges
-from tests.mock_exchange.registry import Fault
+from tests.mock_exchange.registry import ApiKey, Fault
 from tests.mock_exchange.server import MockExchanges
-from tests.ops.exchange_setup import Setup, connect_to, make_setup
-from tests.ops.test_exchange_rotation import after_listing
-from vault.ops.exchange_keys import calls
+from tests.ops.exchange_setup import SUB, Setup, make_setup
 from vault.ops.exchange_rotation import holder_alive, process_holder
 from vault.owner.admin import AdminVault
 from vault.owner.journal import Journal
@@ -131,16 +131,13 @@ def test_a_master_rotated_through_a_master_is_refused(stocked_cli: Cli, one_erro
 
 
 @pytest.fixture
-def okx_cli(
-    cli: Cli, mock_exchanges: MockExchanges, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Cli, Setup]:
+def okx_cli(cli: Cli, mock_exchanges: MockExchanges) -> tuple[Cli, Setup]:
     """An initialized vault holding okx-master and okx-grid (linked, auto), with the
-    mock OKX holding their keys; exvault's ccxt clients point at the mock."""
+    mock OKX holding their keys; both credentials' endpoint is the mock's URL."""
     assert cli.init().exit_code == 0
     mock = mock_exchanges["okx"]
     with AdminVault.unlock(cli.vault_path, PASSPHRASE) as admin:
         setup = make_setup(admin, mock)
-    monkeypatch.setattr(calls, "connect", connect_to(mock))
     return cli, setup
 
 
@@ -155,7 +152,7 @@ def test_the_whole_rotation_through_the_cli(okx_cli: tuple[Cli, Setup], tmp_path
     assert len(setup.sub_keys()) == 2
     r = cli.unlocked("rotate", "verify", "okx-grid", "--json")
     assert r.exit_code == 0, r.output
-    assert {c["check"] for c in json.loads(r.stdout)} >= {"exchange-works", "exchange-scope"}
+    assert {c["check"] for c in json.loads(r.stdout)} >= {"exchange-probe", "exchange-scope"}
     r = cli.unlocked("rotate", "promote", "okx-grid")
     assert r.exit_code == 0, r.output
     assert "okx-grid: on-promote command ran." in r.stdout and marker.exists()
@@ -198,7 +195,7 @@ def test_an_unreachable_exchange_is_exit_14_with_no_secret(
     cli, setup = okx_cli
     setup.mock.stop()
     line = one_error_line(cli.unlocked("rotate", "start", "okx-grid", "--at-exchange"), 14)
-    assert "okx did not answer" in line
+    assert "the key listing: could not reach okx" in line
     assert setup.master_fields["secret"] not in line
 
 
@@ -231,13 +228,15 @@ def test_rotate_due_lists_keylessly_then_rotates(okx_cli: tuple[Cli, Setup]) -> 
 
 
 def test_rotate_due_auto_reports_a_failure_and_the_next_run_settles_it(
-    okx_cli: tuple[Cli, Setup], monkeypatch: pytest.MonkeyPatch
+    okx_cli: tuple[Cli, Setup],
 ) -> None:
     cli, setup = okx_cli
-    after_listing(setup, Fault.server_error(502, path=sk.OKX_CREATE, times=1), monkeypatch)
+    setup.mock.inject(Fault.server_error(502, **sk.create_fault("okx", SUB), times=1))
     r = cli.unlocked("rotate", "due", "--auto")
     assert r.exit_code == 1
-    assert r.stdout.startswith("okx-grid: FAILED: okx did not answer the key creation")
+    assert r.stdout.startswith(
+        "okx-grid: FAILED: the key creation: okx answered HTTP 502; whether it acted is unknown"
+    )
     r = cli.unlocked("rotate", "due", "--auto")
     assert r.exit_code == 0, r.output
     assert "no key had been created" in r.stdout and "promoted" in r.stdout
@@ -287,13 +286,11 @@ def test_no_secret_in_any_output_of_a_rotation(okx_cli: tuple[Cli, Setup]) -> No
         assert secret not in text
 
 
-def test_rotate_due_auto_notifies_a_failure_as_check_does(
-    okx_cli: tuple[Cli, Setup], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rotate_due_auto_notifies_a_failure_as_check_does(okx_cli: tuple[Cli, Setup]) -> None:
     cli, setup = okx_cli
     hook = Hook()
     try:
-        after_listing(setup, Fault.server_error(502, path=sk.OKX_CREATE, times=1), monkeypatch)
+        setup.mock.inject(Fault.server_error(502, **sk.create_fault("okx", SUB), times=1))
         r = cli.unlocked("rotate", "due", "--auto", "--notify-url", hook.url)
         assert r.exit_code == 1
         (_, _, body) = hook.received[0]
@@ -306,3 +303,76 @@ def test_rotate_due_auto_notifies_a_failure_as_check_does(
         assert r.exit_code == 0 and len(hook.received) == 1  # a success sends nothing
     finally:
         hook.close()
+
+
+@pytest.mark.parametrize("args", [(), ("--auto", "--dry-run")])
+def test_rotate_due_without_acting_never_loads_ccxt(
+    okx_cli: tuple[Cli, Setup], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    cli, _ = okx_cli
+    process, imports = _imported_by(
+        ["rotate", "due", *args, "--vault", str(cli.vault_path)], tmp_path
+    )
+    assert process.returncode == 0, process.stderr
+    assert "okx-grid" in process.stdout
+    assert not {m for m in imports if m.split(".")[0] == "ccxt" or m == "vault.ops.exchange_api"}
+
+
+def test_credentials_added_with_endpoint_are_rotated_there(
+    cli: Cli, mock_exchanges: MockExchanges
+) -> None:
+    # Everything through the command line: `add --endpoint http://127.0.0.1:PORT`
+    # points both credentials at the mock, as a user points one at a local server.
+    mock = mock_exchanges["bybit"]
+    mock.add_account(sk.SAMPLE_MASTER)
+    mock.add_account(SUB)
+    mock.state.client_ip = sk.SAMPLE_IP
+    master = {"api_key": "BYBITMASTERKEY01", "secret": "bybit-master-secret-0123456789"}
+    grid = {"api_key": "BYBITGRIDKEY0001", "secret": "bybit-grid-secret-012345678901"}
+    for fields, account, rights in (
+        (master, sk.SAMPLE_MASTER, sk.SAMPLE_MASTER_RIGHTS["bybit"]),
+        (grid, SUB, sk.SAMPLE_GRANTS["bybit"]),
+    ):
+        mock.add_key(
+            ApiKey(
+                fields["api_key"],
+                fields["secret"],
+                account,
+                permissions=rights,
+                ip_whitelist=(sk.SAMPLE_IP,),
+                label="by hand",
+            )
+        )
+    assert cli.init().exit_code == 0
+    for name, fields, permissions in (
+        ("bybit-master", master, "read,transfer"),
+        ("bybit-grid", grid, "read,trade"),
+    ):
+        r = cli.unlocked(
+            "add",
+            name,
+            "--exchange",
+            "bybit",
+            "--permissions",
+            permissions,
+            "--ip",
+            sk.SAMPLE_IP,
+            "--endpoint",
+            mock.url,
+            "--from-json",
+            "-",
+            input=json.dumps(fields),
+        )
+        assert r.exit_code == 0, r.output
+    r = cli.unlocked(
+        "policy", "set", "bybit-grid", "--rotate-via", "bybit-master", "--sub-account", SUB.uid
+    )
+    assert r.exit_code == 0, r.output
+    r = cli.unlocked("rotate", "start", "bybit-grid", "--at-exchange")
+    assert r.exit_code == 0, r.output
+    r = cli.unlocked("rotate", "verify", "bybit-grid", "--json")
+    assert r.exit_code == 0, r.output
+    checks = {c["check"]: c["passed"] for c in json.loads(r.stdout)}
+    assert checks["exchange-probe"] and checks["exchange-scope"]
+    assert len(mock.state.keys_of(SUB.uid)) == 2
+    assert {r.api_key for r in mock.requests()} >= {master["api_key"], grid["api_key"]}

@@ -48,8 +48,10 @@ def ccxt_client(
 
 
 def pointed(client: Any, mock: MockExchange) -> Any:
-    """``client`` (any ccxt client of ``mock``'s exchange, such as exvault builds one)
-    with its API URLs and host pointed at ``mock``, and no client-side rate limit."""
+    """``client`` (a bare ccxt client of ``mock``'s exchange, for the mock's own tests)
+    with its API URLs and host pointed at ``mock``, and no client-side rate limit.
+    exvault's clients are never re-pointed: its credentials name the mock as their
+    endpoint (``--endpoint http://127.0.0.1:PORT``)."""
     client.urls["api"] = rebase(client.urls["api"], mock.url)
     client.hostname = f"127.0.0.1:{mock.port}"
     client.enableRateLimit = False

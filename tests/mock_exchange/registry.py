@@ -73,8 +73,9 @@ class ApiKey:
 class Fault:
     """A fault a test switches on for one exchange (see the constructors).
 
-    ``path`` limits it to one request path; ``times`` to that many requests (None:
-    until :meth:`ExchangeState.clear_faults`).
+    ``path`` limits it to one request path, ``method`` to one HTTP method (a listing
+    and a create share a path on OKX, KuCoin and Gate); ``times`` to that many
+    requests (None: until :meth:`ExchangeState.clear_faults`).
     """
 
     kind: str
@@ -83,6 +84,7 @@ class Fault:
     size: int = 0
     path: str | None = None
     times: int | None = None
+    method: str | None = None
 
     @classmethod
     def server_error(cls, status: int = 502, **where: Any) -> Fault:
@@ -186,11 +188,13 @@ class ExchangeState:
         with self.lock:
             self.faults.clear()
 
-    def take_fault(self, path: str) -> Fault | None:
-        """The first active fault for ``path``, counting one use of it."""
+    def take_fault(self, path: str, method: str = "GET") -> Fault | None:
+        """The first active fault for ``method`` ``path``, counting one use of it."""
         with self.lock:
             for fault in self.faults:
                 if fault.path is not None and fault.path != path:
+                    continue
+                if fault.method is not None and fault.method != method:
                     continue
                 if fault.times is not None:
                     fault.times -= 1

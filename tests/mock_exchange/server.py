@@ -76,7 +76,7 @@ class MockExchange:
         state, dialect = self.state, self.dialect
         if state.over_rate_limit():
             return dialect.canned("rate_limited", state), None, "rate_limited"
-        fault = state.take_fault(request.path)
+        fault = state.take_fault(request.path, request.method)
         if fault is not None:
             if fault.kind == "delay":
                 # Wait, but let stop() end the wait (so teardown never hangs).

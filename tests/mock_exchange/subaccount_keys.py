@@ -819,6 +819,19 @@ def create_path(exchange: str, sub: Account) -> str:
     return {"okx": OKX_CREATE, "bybit": BYBIT_CREATE, "kucoin": KUCOIN_KEYS}[exchange]
 
 
+def create_fault(exchange: str, sub: Account) -> dict[str, str]:
+    """Where a fault hits the creation of a key of ``sub`` only (not the listing that
+    shares its path): ``Fault.server_error(**create_fault(...), times=1)``."""
+    return {"path": create_path(exchange, sub), "method": "POST"}
+
+
+def delete_fault(exchange: str, sub: Account, api_key: str) -> dict[str, str]:
+    """Where a fault hits the deletion of ``api_key`` only (KuCoin lists and deletes
+    on one path)."""
+    method = "DELETE" if exchange in ("kucoin", "gate") else "POST"
+    return {"path": delete_path(exchange, sub, api_key), "method": method}
+
+
 def delete_path(exchange: str, sub: Account, api_key: str) -> str:
     """The request path deleting ``api_key`` of ``sub`` at ``exchange`` (for faults)."""
     if exchange == "gate":

@@ -1,37 +1,44 @@
 """A vault and a mock exchange set up for automated rotation, for the tests of the
 ops layer and of the command line: a master key managing sub-account keys, the
-sub-account's first key (made "by hand"), both stored, the sub linked to its master."""
+sub-account's first key (made "by hand"), both stored, the sub linked to its master.
+
+Both credentials reach the mock through their endpoint (``http://127.0.0.1:PORT``),
+as a user's would reach a local server or a regional host: exvault's own clients,
+unchanged."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from tests.mock_exchange import subaccount_keys as sk
-from tests.mock_exchange.clients import ccxt_client, pointed
 from tests.mock_exchange.registry import ApiKey
 from tests.mock_exchange.server import MockExchange
 from vault.format.model import utc_now
 from vault.ops import exchange_keys
-from vault.ops.exchange_keys import calls
-from vault.ops.exchange_rotation import Connect, ExchangeRotation
+from vault.ops.exchange_api import KeyClient
+from vault.ops.exchange_rotation import ExchangeRotation
 from vault.owner.admin import AdminVault
+from vault.secret import Secret
 
 MASTER, SUB, IP = sk.SAMPLE_MASTER, sk.SAMPLE_SUB, sk.SAMPLE_IP
 MASTER_RIGHT, GRANTS = sk.SAMPLE_MASTER_RIGHTS, sk.SAMPLE_GRANTS
 
 
-def connect_to(mock: MockExchange, timeout_ms: int = 1000) -> Connect:
-    """exvault's ccxt client factory, pointed at ``mock`` (it may then replace
-    ``calls.connect`` itself)."""
-    real = calls.connect
+TIMEOUT = 1.0
+"""Seconds a request to the mock may take (a delay fault outlasts it)."""
 
-    def connect(name: str, fields: Mapping[str, str]) -> Any:
-        return pointed(real(name, fields, timeout_ms=timeout_ms), mock)
 
-    return connect
+def key_client(mock: MockExchange, fields: dict[str, str]) -> KeyClient:
+    """exvault's client of ``mock`` holding ``fields``, at the mock's endpoint."""
+    secrets = {name: Secret(value) for name, value in fields.items()}
+    return KeyClient(mock.name, secrets, mock.url, timeout=TIMEOUT)
+
+
+def engine_of(admin: AdminVault, *, alive: bool = False) -> ExchangeRotation:
+    """The rotation engine under test (``alive``: how it sees another lease holder)."""
+    return ExchangeRotation(admin, timeout=TIMEOUT, holder="test:1", alive=lambda h: alive)
 
 
 @dataclass
@@ -75,7 +82,7 @@ def make_setup(
         )
     )
     # The sub-account's first key, made by hand earlier (not by exvault).
-    master_client = ccxt_client(mock, mock.state.key(master_fields["api_key"]))  # type: ignore[arg-type]
+    master_client = key_client(mock, master_fields)
     sub = SUB.uid if keys.sub_account_by == "uid" else SUB.name
     first = keys.create_key(
         master_client,
@@ -85,7 +92,14 @@ def make_setup(
         (IP,),
         keys.passphrase(b"by hand"),
     )
-    admin.add(f"{exchange}-master", exchange, master_fields, permissions="read,subaccount", ips=IP)
+    admin.add(
+        f"{exchange}-master",
+        exchange,
+        master_fields,
+        permissions="read,subaccount",
+        ips=IP,
+        endpoint=mock.url,
+    )
     admin.add(
         f"{exchange}-grid",
         exchange,
@@ -93,12 +107,10 @@ def make_setup(
         permissions=keys.permissions(GRANTS[exchange] if grants is None else grants),
         ips=IP,
         issued_on=utc_now().date() - timedelta(days=100),
+        endpoint=mock.url,
     )
     admin.link_rotation(
         f"{exchange}-grid", rotate_via=f"{exchange}-master", sub_account=sub, auto=True
     )
 
-    engine = ExchangeRotation(
-        admin, connect=connect_to(mock), holder="test:1", alive=lambda h: False
-    )
-    return Setup(admin, mock, engine, master_fields, first.api_key)
+    return Setup(admin, mock, engine_of(admin), master_fields, first.api_key)

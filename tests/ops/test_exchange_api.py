@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from tests.mock_exchange.test_ccxt_against_mock import (
     WHITELISTED_IP,
     register,
 )
+from vault.errors import ExchangeError, ExchangeUnreachable, InvalidInput
 from vault.exchanges.key_report import KeyReport, ProbeError
 from vault.ops import exchange_api
 from vault.ops.exchange_api import ask_key, check_endpoint, server_skew
@@ -550,3 +552,77 @@ def test_a_redirect_is_not_followed_with_the_key() -> None:
     assert received == []
     assert isinstance(error, ProbeError) and error.kind == "unreachable"
     assert error.message == "could not reach okx: redirected elsewhere"
+
+
+# ------------------------------------------------------------ KeyClient (rotation's calls)
+
+
+def test_a_key_client_is_built_at_the_credentials_endpoint() -> None:
+    fields = {"api_key": Secret("k"), "secret": Secret("s"), "passphrase": Secret("p")}
+    regional = exchange_api.KeyClient("okx", fields, "https://my.okx.com")
+    client = regional._client
+    assert all(str(url).startswith("https://my.okx.com") for url in client.urls["api"].values())
+    assert client.logger.disabled  # ccxt's request log (headers, passphrase) is silenced
+    sandbox = exchange_api.KeyClient("bybit", fields, "testnet", timeout=2.5)
+    assert "testnet" in str(sandbox._client.urls["api"]) and sandbox._client.timeout == 2500
+
+
+@pytest.mark.parametrize("endpoint", ["https://host/path", "http://example.com"])
+def test_a_key_client_refuses_an_unusable_endpoint(endpoint: str) -> None:
+    with pytest.raises(InvalidInput):
+        exchange_api.KeyClient("okx", {"api_key": Secret("k")}, endpoint)
+
+
+def test_a_key_client_shows_and_pickles_no_secret() -> None:
+    client = exchange_api.KeyClient(
+        "okx", {"api_key": Secret("k"), "secret": Secret("s3cr3t")}, None
+    )
+    assert "s3cr3t" not in repr(client)
+    with pytest.raises(TypeError):
+        pickle.dumps(client)
+
+
+def test_a_key_client_failure_holds_no_ccxt_text(mock_exchanges: MockExchanges) -> None:
+    mock = mock_exchanges["okx"]
+    key = register(mock)
+    fields = fields_of(key, secret="wrong-secret")
+    client = exchange_api.KeyClient("okx", fields, mock.url, timeout=2)
+    with pytest.raises(ExchangeError) as caught:
+        client.request("the key listing", "private_get_users_subaccount_apikey", {"subAcct": "x"})
+    assert not isinstance(caught.value, ExchangeUnreachable)
+    assert "signature" in str(caught.value) and "code" in str(caught.value)
+    assert '"msg"' not in str(caught.value)  # ccxt's text quotes the answer's body
+    assert "wrong-secret" not in str(caught.value) and "127.0.0.1" not in str(caught.value)
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown", "raised"),
+    [
+        (
+            ProbeError("unreachable", None, "502", "okx answered HTTP 502"),
+            False,
+            ExchangeUnreachable,
+        ),
+        (
+            ProbeError("malformed", None, None, "okx's answer is unreadable"),
+            True,
+            ExchangeUnreachable,
+        ),
+        (ProbeError("malformed", None, None, "okx's answer is unreadable"), False, ExchangeError),
+        (
+            ProbeError("malformed", None, "59004", "an error exvault does not know"),
+            True,
+            ExchangeError,
+        ),
+        (ProbeError("rejected-key", "invalid-key", "50111", "refused"), True, ExchangeError),
+    ],
+)
+def test_a_call_failure_is_a_refusal_only_with_the_exchanges_code(
+    error: ProbeError, unknown: bool, raised: type[Exception]
+) -> None:
+    failure = exchange_api.call_failure("the key creation", error, unknown=unknown)
+    assert type(failure) is raised
+    assert ("whether it acted is unknown" in str(failure)) == (
+        raised is ExchangeUnreachable and unknown
+    )

@@ -13,13 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.mock_exchange import subaccount_keys as sk
-from tests.mock_exchange.clients import ccxt_client, pointed
 from tests.mock_exchange.fixtures import mock_exchanges
 from tests.mock_exchange.registry import ApiKey, Fault
 from tests.mock_exchange.server import MockExchange, MockExchanges
+from tests.ops.exchange_setup import key_client
 from vault.errors import ExchangeError, ExchangeUnreachable, InvalidInput
-from vault.ops import exchange_keys
-from vault.ops.exchange_keys import calls, model
+from vault.exchanges.key_report import KeyReport
+from vault.format.model import utc_now
+from vault.ops import exchange_api, exchange_keys
+from vault.ops.exchange_keys import model
+from vault.secret import Secret
 
 __all__ = ["mock_exchanges"]
 
@@ -33,7 +36,7 @@ def sub_id(exchange: str) -> str:
     return SUB.uid if exchange_keys.for_exchange(exchange).sub_account_by == "uid" else SUB.name
 
 
-def master(mock: MockExchange, permissions: tuple[str, ...] | None = None) -> Any:
+def master(mock: MockExchange, permissions: tuple[str, ...] | None = None, **fields: str) -> Any:
     mock.add_account(MASTER)
     mock.add_account(SUB)
     mock.state.client_ip = IP
@@ -47,11 +50,8 @@ def master(mock: MockExchange, permissions: tuple[str, ...] | None = None) -> An
             ip_whitelist=(IP,),
         )
     )
-    return ccxt_client(mock, key)
-
-
-def client_of(mock: MockExchange, fields: dict[str, str]) -> Any:
-    return pointed(calls.connect(mock.name, fields, timeout_ms=2000), mock)
+    held = {"api_key": key.api_key, "secret": key.secret, "passphrase": "Master-Pass1"}
+    return key_client(mock, {**held, **fields})
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
@@ -71,7 +71,11 @@ def test_create_list_use_and_delete(mock_exchanges: MockExchanges, exchange: str
         assert stored.passphrase == new.passphrase.reveal()
     listed = keys.list_keys(client, sub_id(exchange))
     assert listed == [model.ListedKey(new.api_key, label, tuple(sorted(GRANTS[exchange])), (IP,))]
-    keys.introspect(client_of(mock, new.payload()))  # the new key works on its own
+    # The new key works on its own: the probe's introspection, signed with it.
+    fields = {name: Secret(value) for name, value in new.payload().items()}
+    report = exchange_api.ask_key(exchange, fields, mock.url, now=utc_now(), timeout=2)
+    assert isinstance(report, KeyReport), report
+    assert report.ips is None or report.ips == (IP,) or exchange == "kucoin"
     keys.delete_key(client, sub_id(exchange), new.api_key, new.passphrase)
     assert keys.list_keys(client, sub_id(exchange)) == []
 
@@ -135,8 +139,7 @@ def test_bybit_secret_echoing_refusal_never_reaches_the_message(
 ) -> None:
     # Bybit's bad-signature answer quotes the signed request: the create's body.
     mock = mock_exchanges["bybit"]
-    master(mock)
-    client = ccxt_client(mock, mock.state.key("master-bybit"), secret="wrong")  # type: ignore[arg-type]
+    client = master(mock, secret="wrong")
     with pytest.raises(ExchangeError) as caught:
         exchange_keys.BybitKeys().create_key(
             client, SUB.uid, "exvault 0123abcd x", ("Spot:SpotTrade",), (IP,), None

@@ -5,17 +5,20 @@ sealed versions."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from tests.conftest import PASSPHRASE
 from tests.mock_exchange import subaccount_keys as sk
 from tests.mock_exchange.fixtures import mock_exchanges
 from tests.mock_exchange.registry import Fault
 from tests.mock_exchange.server import MockExchanges
-from tests.ops.exchange_setup import GRANTS, IP, SUB, Setup, make_setup
+from tests.ops.exchange_setup import GRANTS, IP, SUB, Setup, engine_of, make_setup
 from vault.errors import Conflict, ExchangeUnreachable, InvalidInput
 from vault.format import journal
 from vault.format.model import utc_now
@@ -47,21 +50,6 @@ def kucoin(admin: AdminVault, mock_exchanges: MockExchanges) -> Setup:
     return make_setup(admin, mock_exchanges["kucoin"])
 
 
-def after_listing(s: Setup, fault: Fault, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Switch ``fault`` on once the sub-account's keys are listed: OKX, KuCoin and Gate
-    list, create and delete on one path, and the fault is for the create or delete."""
-    keys = exchange_keys.for_exchange(s.exchange)
-    real = keys.list_keys
-
-    def list_keys(client: Any, sub_account: str) -> list[model.ListedKey]:
-        listed = real(client, sub_account)
-        s.mock.inject(fault)
-        monkeypatch.setattr(keys, "list_keys", real)
-        return listed
-
-    monkeypatch.setattr(keys, "list_keys", list_keys)
-
-
 def test_the_whole_rotation(setup: Setup) -> None:
     name = f"{setup.exchange}-grid"
     started = setup.engine.start(name)
@@ -74,7 +62,7 @@ def test_the_whole_rotation(setup: Setup) -> None:
     assert stored.secret == setup.admin.get(name, "pending").secret.reveal()
     checks = setup.engine.verify(name)
     assert all(c.passed for c in checks), checks
-    assert {"exchange-works", "exchange-scope"} <= {c.name for c in checks}
+    assert {"exchange-probe", "exchange-scope"} <= {c.name for c in checks}
     setup.engine.promote(name)
     with pytest.raises(Conflict, match="grace period"):
         setup.engine.finish(name)
@@ -88,15 +76,9 @@ def test_the_whole_rotation(setup: Setup) -> None:
     ]
 
 
-def test_a_5xx_on_create_leaves_an_entry_the_next_run_settles(
-    setup: Setup, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_5xx_on_create_leaves_an_entry_the_next_run_settles(setup: Setup) -> None:
     name = f"{setup.exchange}-grid"
-    after_listing(
-        setup,
-        Fault.server_error(502, path=sk.create_path(setup.exchange, SUB), times=1),
-        monkeypatch,
-    )
+    setup.mock.inject(Fault.server_error(502, **sk.create_fault(setup.exchange, SUB), times=1))
     with pytest.raises(ExchangeUnreachable):
         setup.engine.start(name)
     (entry,) = setup.journal_rows()
@@ -108,13 +90,11 @@ def test_a_5xx_on_create_leaves_an_entry_the_next_run_settles(
 
 @pytest.mark.parametrize("exchange", ["okx", "kucoin"])  # with and without a passphrase rule
 def test_a_timeout_on_create_whose_key_appears_later_is_deleted(
-    exchange: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    exchange: str, request: pytest.FixtureRequest
 ) -> None:
     setup: Setup = request.getfixturevalue(exchange)
     name = f"{setup.exchange}-grid"
-    after_listing(
-        setup, Fault.delay(1.3, path=sk.create_path(setup.exchange, SUB), times=1), monkeypatch
-    )
+    setup.mock.inject(Fault.delay(1.3, **sk.create_fault(setup.exchange, SUB), times=1))
     with pytest.raises(ExchangeUnreachable):
         setup.engine.start(name)
     for _ in range(100):  # the exchange creates it after the client gave up
@@ -166,14 +146,12 @@ def test_a_crash_after_store_settles_as_done(okx: Setup, monkeypatch: pytest.Mon
     assert okx.journal_rows()[0].api_key == okx.admin.get("okx-grid", "pending").api_key.reveal()
 
 
-def test_a_5xx_on_delete_keeps_the_old_version_and_is_retried(
-    setup: Setup, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_5xx_on_delete_keeps_the_old_version_and_is_retried(setup: Setup) -> None:
     name = f"{setup.exchange}-grid"
     setup.engine.start(name)
     setup.engine.promote(name)
-    path = sk.delete_path(setup.exchange, SUB, setup.first_key)
-    after_listing(setup, Fault.server_error(503, path=path, times=1), monkeypatch)
+    where = sk.delete_fault(setup.exchange, SUB, setup.first_key)
+    setup.mock.inject(Fault.server_error(503, **where, times=1))
     with pytest.raises(ExchangeUnreachable):
         setup.engine.finish(name, force=True)
     assert setup.admin.describe(name).previous_version is not None  # kept
@@ -213,6 +191,78 @@ def test_verify_fails_when_the_exchange_widened_the_new_key(okx: Setup) -> None:
     new.ip_whitelist = ("0.0.0.0/0",)  # type: ignore[union-attr]
     checks = {c.name: c for c in okx.engine.verify("okx-grid")}
     assert not checks["exchange-scope"].passed
+    assert not checks["exchange-probe"].passed
+    assert "0.0.0.0/0" in checks["exchange-probe"].detail
+
+
+def test_verify_probes_the_pending_key_signed_with_itself(okx: Setup) -> None:
+    okx.engine.start("okx-grid")
+    pending = okx.admin.get("okx-grid", "pending").api_key.reveal()
+    before = len(okx.mock.requests())
+    checks = {c.name: c for c in okx.engine.verify("okx-grid")}
+    assert checks["exchange-probe"].passed, checks["exchange-probe"].detail
+    signed_by = {(r.path, r.api_key) for r in okx.mock.requests()[before:]}
+    assert ("/api/v5/account/config", pending) in signed_by
+
+
+def test_verify_fails_when_the_pending_secret_is_not_the_keys(okx: Setup) -> None:
+    # The master's listing still shows the right scope: only the probe, signed with
+    # the pending key itself, sees that the vault holds a secret that does not work.
+    okx.engine.start("okx-grid")
+    new = okx.mock.state.key(okx.admin.get("okx-grid", "pending").api_key.reveal())
+    new.secret = "not-the-vaults"  # type: ignore[union-attr]
+    checks = {c.name: c for c in okx.engine.verify("okx-grid")}
+    assert checks["exchange-scope"].passed
+    assert not checks["exchange-probe"].passed
+    assert "signature" in checks["exchange-probe"].detail
+
+
+@pytest.mark.parametrize(
+    ("reported", "baseline", "problem"),
+    [
+        (
+            (("read", "trade", "withdraw"), ("1.2.3.4",)),
+            (("read", "trade"), ("1.2.3.4",)),
+            "also withdraw",
+        ),
+        ((("read",), ("1.2.3.4",)), (("read", "trade"), ("1.2.3.4",)), "may not trade"),
+        ((("read",), ("5.6.7.8",)), (("read",), ("1.2.3.4",)), "whitelist is 5.6.7.8"),
+        ((("read",), ()), (("read",), ("1.2.3.4",)), "no IP address"),
+    ],
+)
+def test_scope_problems_name_each_difference(
+    reported: tuple[tuple[str, ...], tuple[str, ...]],
+    baseline: tuple[tuple[str, ...], tuple[str, ...]],
+    problem: str,
+) -> None:
+    (found,) = exchange_rotation.scope_problems(*reported, *baseline)
+    assert problem in found
+
+
+def test_scope_problems_compare_nothing_the_exchange_does_not_say() -> None:
+    assert exchange_rotation.scope_problems(None, None, ("read",), ("1.2.3.4",)) == []
+    assert exchange_rotation.scope_problems(("read",), ("1.2.3.4",), ("read",), ("1.2.3.4",)) == []
+
+
+def test_management_goes_to_the_masters_endpoint_verification_to_the_keys(
+    okx: Setup,
+) -> None:
+    # The rotated key's endpoint is a closed port: the master's calls (at the mock)
+    # still create the key, and the probe of the new key (at its own endpoint) fails.
+    okx.admin.edit("okx-grid", endpoint="http://127.0.0.1:9")
+    okx.engine.start("okx-grid")
+    assert len(okx.sub_keys()) == 2
+    checks = {c.name: c for c in okx.engine.verify("okx-grid")}
+    assert checks["exchange-scope"].passed
+    assert not checks["exchange-probe"].passed
+    assert "could not reach okx" in checks["exchange-probe"].detail
+
+
+def test_an_unreachable_masters_endpoint_creates_nothing(okx: Setup) -> None:
+    okx.admin.edit("okx-master", endpoint="http://127.0.0.1:9")
+    with pytest.raises(ExchangeUnreachable):
+        okx.engine.start("okx-grid")
+    assert len(okx.sub_keys()) == 1 and okx.journal_rows() == []
 
 
 def test_verify_fails_when_the_new_key_was_deleted(okx: Setup) -> None:
@@ -220,13 +270,13 @@ def test_verify_fails_when_the_new_key_was_deleted(okx: Setup) -> None:
     with okx.mock.state.lock:
         okx.mock.state.keys.pop(okx.admin.get("okx-grid", "pending").api_key.reveal())
     checks = {c.name: c for c in okx.engine.verify("okx-grid")}
-    assert not checks["exchange-works"].passed and not checks["exchange-scope"].passed
+    assert not checks["exchange-probe"].passed and not checks["exchange-scope"].passed
 
 
 def test_an_automatic_run_skips_a_credential_another_run_holds(okx: Setup) -> None:
     other = ExchangeRotation(okx.admin, holder="test:2", alive=lambda h: True)
     assert other.journal.claim("okx-grid", "0123abcd", "test:2", other._alive) is not None
-    engine = ExchangeRotation(okx.admin, connect=okx.engine._connect, alive=lambda h: True)
+    engine = engine_of(okx.admin, alive=True)
     result = engine.run(DueItem("okx-grid", "start", "due", True))
     assert result.steps == ["skipped: another run holds it"] and result.ok
     assert len(okx.sub_keys()) == 1
@@ -249,7 +299,7 @@ def test_an_automatic_run_rotates_then_a_later_one_finishes(
     monkeypatch.setattr(rotation, "utc_now", lambda: later)
     second = okx.engine.run(item)
     assert second.ok, second.error
-    assert [step.split(":")[0] for step in second.steps] == ["finished"]
+    assert second.steps == ["finished: version 1 dropped; the old key is deleted at okx"]
     new = okx.admin.get("okx-grid").api_key.reveal()
     assert [k.api_key for k in okx.sub_keys()] == [new]
     assert all(e.state != journal.INTENT for e in okx.journal_rows())
@@ -268,7 +318,7 @@ def test_no_secret_reaches_the_journal_the_audit_log_or_errors(
     ]
     okx.admin.get("okx-grid")  # (an audited read, to have one more entry)
     rotation.abort(okx.admin, "okx-grid")
-    after_listing(okx, Fault.server_error(502, path=sk.OKX_CREATE, times=1), monkeypatch)
+    okx.mock.inject(Fault.server_error(502, **sk.create_fault("okx", SUB), times=1))
     with pytest.raises(ExchangeUnreachable) as caught:
         okx.engine.start("okx-grid")
     texts = [str(caught.value), repr(caught.value)]
@@ -297,3 +347,87 @@ def test_abort_deletes_the_pending_key_at_the_exchange(kucoin: Setup) -> None:
         ("create", "done"),
         ("delete", "done"),
     ]
+
+
+def test_a_timeout_on_delete_whose_key_goes_later_is_settled(okx: Setup) -> None:
+    okx.engine.start("okx-grid")
+    okx.engine.promote("okx-grid")
+    okx.mock.inject(Fault.delay(1.3, **sk.delete_fault("okx", SUB, okx.first_key), times=1))
+    with pytest.raises(ExchangeUnreachable, match="whether it acted is unknown"):
+        okx.engine.finish("okx-grid", force=True)
+    assert okx.admin.describe("okx-grid").previous_version is not None  # kept
+    for _ in range(100):  # the exchange deletes it after the client gave up
+        if okx.mock.state.key(okx.first_key) is None:
+            break
+        okx.mock.stopping.wait(0.02)
+    assert okx.mock.state.key(okx.first_key) is None
+    (_, delete) = okx.journal_rows()
+    assert (delete.step, delete.state) == ("delete", "intent")
+    okx.engine.resume("okx-grid")  # not listed any more: settled without a call
+    assert [e.state for e in okx.journal_rows()] == ["done", "done"]
+    okx.engine.finish("okx-grid", force=True)
+    assert okx.admin.describe("okx-grid").previous_version is None
+
+
+def test_no_secret_reaches_a_log_record(okx: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    okx.engine.start("okx-grid")
+    okx.engine.verify("okx-grid")
+    okx.engine.promote("okx-grid")
+    okx.engine.finish("okx-grid", force=True)
+    current = okx.admin.get("okx-grid")
+    secrets_ = [
+        current.secret.reveal(),
+        current.passphrase.reveal(),  # type: ignore[union-attr]
+        okx.master_fields["secret"],
+        okx.master_fields["passphrase"],
+    ]
+    logged = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    for secret in secrets_:
+        assert secret not in logged
+
+
+def test_two_concurrent_runs_never_rotate_one_credential_twice(
+    okx: Setup, vault_location: str
+) -> None:
+    # The first create is slow: the other run starts while the first holds the lease.
+    okx.mock.inject(Fault.delay(0.5, **sk.create_fault("okx", SUB), times=1))
+    results: dict[str, exchange_rotation.RunResult] = {}
+
+    def run(holder: str) -> None:
+        with AdminVault.unlock(vault_location, PASSPHRASE) as admin:
+            engine = ExchangeRotation(admin, timeout=5, holder=holder, alive=lambda h: True)
+            results[holder] = engine.run(DueItem("okx-grid", "start", "due", True))
+
+    first = threading.Thread(target=run, args=("test:first",))
+    first.start()
+    okx.mock.stopping.wait(0.25)
+    run("test:second")
+    first.join()
+    skipped = [r for r in results.values() if r.steps == ["skipped: another run holds it"]]
+    rotated = [r for r in results.values() if r.steps and r.steps[0].startswith("started")]
+    assert (len(skipped), len(rotated)) == (1, 1), results
+    assert rotated[0].ok, rotated[0].error
+    assert len(okx.sub_keys()) == 2  # one new key, not two
+    assert okx.admin.describe("okx-grid").version == 2
+
+
+def test_a_dead_runs_lease_on_a_credential_not_due_is_released(okx: Setup) -> None:
+    # Killed after promote, before its lease was settled: nothing is due for the
+    # credential during its grace period, so only the release settles the lease.
+    okx.engine.journal.claim("okx-grid", "0123abcd", "gone:1:1", lambda h: True)
+    assert okx.engine.release_dead_leases() == 1  # the engine sees other holders dead
+    assert [e.state for e in okx.journal_rows()] == [journal.ABANDONED]
+
+
+def test_verify_compares_with_the_declared_scope_when_the_current_key_is_gone(
+    okx: Setup,
+) -> None:
+    # The current key was deleted at the exchange (leaked, revoked by hand): the new
+    # key is compared with what the current version declares.
+    okx.engine.start("okx-grid")
+    with okx.mock.state.lock:
+        okx.mock.state.keys.pop(okx.first_key)
+    checks = {c.name: c for c in okx.engine.verify("okx-grid")}
+    assert checks["exchange-probe"].passed, checks["exchange-probe"].detail
+    assert "current version's" in checks["exchange-probe"].detail

@@ -115,3 +115,18 @@ def test_an_entry_passed_off_as_another_is_refused(admin: AdminVault) -> None:
         run("UPDATE rotation_journal SET id = 2 WHERE id = 100")
     with pytest.raises(IntegrityError):
         book.entries()
+
+
+def test_dead_leases_are_released_and_live_ones_kept(admin: AdminVault) -> None:
+    book = Journal(admin.writer)
+    book.claim("a", "0123abcd", "host:1:1", lambda h: True)
+    book.claim("b", "4567cdef", "host:2:2", lambda h: True)
+    book.begin("b", "89abcdef", journal.CREATE)  # not a lease: never released here
+    assert book.release_dead(lambda holder: holder == "host:2:2") == 1
+    states = {(e.credential, e.step): e.state for e in book.entries()}
+    assert states == {
+        ("a", journal.LEASE): journal.ABANDONED,
+        ("b", journal.LEASE): journal.INTENT,
+        ("b", journal.CREATE): journal.INTENT,
+    }
+    assert book.release_dead(lambda holder: True) == 0

@@ -2,17 +2,18 @@
 with SIGKILL at a chosen point, for the crash loop of test_rotation_crash.py.
 
 Started once by the test (``python -m tests.reliability.rotation_driver VAULT
-PASSFILE MOCKS_JSON``), it imports exvault and ccxt once, then for each line
-``KILL_AT DAYS`` read on stdin forks a child process that runs the real command line
-(``vault.cli.main.main``) with:
+PASSFILE``), it imports exvault and ccxt once, then for each line ``KILL_AT DAYS`` read
+on stdin forks a child process that runs the real command line
+(``vault.cli.main.main``), whose credentials reach the mock exchanges (served by the
+test's process) through their own endpoint, with:
 
-* exvault's ccxt clients pointed at the mock exchanges (``MOCKS_JSON``: exchange ->
-  base URL of the mock, served by the test's process);
 * the clock moved ``DAYS`` days ahead (so that keys come due and grace periods end);
 * a counter of events: every exchange call of the key management (before and after
-  it), every journal write and every committed rotation step; at the ``KILL_AT``-th
-  event the child SIGKILLs itself (0: never). Among those points: after a key was
-  created and before it was stored, after promote and before the old key's deletion.
+  it), every probe of a key, every journal write and every committed rotation step;
+  at the ``KILL_AT``-th event, or the first event named ``KILL_AT``
+  (``after:create_key``, ``before:delete_key``), the child SIGKILLs itself (0:
+  never). Among those points: after a key was created and before it was stored,
+  after promote and before the old key's deletion.
 
 It answers each line with the child's exit status (``-9`` for a kill); the child's
 output is in ``VAULT.run.log``.
@@ -21,7 +22,6 @@ output is in ``VAULT.run.log``.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import sys
@@ -30,28 +30,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 
-def instrument(kill_at: int, days: int, mocks: dict[str, str]) -> None:
-    """Patch this (child) process as the module docstring says."""
-    from tests.mock_exchange.clients import rebase
+def instrument(kill_at: str, days: int) -> None:
+    """Patch this (child) process as the module docstring says (``kill_at``: the
+    number of the event, or a named one, ``after:create_key``, ``before:delete_key``:
+    the first event of that name)."""
     from vault.format import model
     from vault.ops import exchange_keys
-    from vault.ops.exchange_keys import calls
+    from vault.ops.exchange_rotation import ExchangeRotation
     from vault.owner import journal, rotation
 
     count = 0
 
-    def tick() -> None:
+    def tick(event: str) -> None:
         nonlocal count
         count += 1
-        if count == kill_at:
+        if kill_at in (str(count), event):
             os.kill(os.getpid(), signal.SIGKILL)
 
     def around(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            tick()
+            tick(f"before:{function.__name__}")
             result = function(*args, **kwargs)
-            tick()
+            tick(f"after:{function.__name__}")
             return result
 
         return wrapped
@@ -75,30 +76,22 @@ def instrument(kill_at: int, days: int, mocks: dict[str, str]) -> None:
         setattr(journal.Journal, name, around(getattr(journal.Journal, name)))
     for name in ("start", "promote", "finish"):
         setattr(rotation, name, around(getattr(rotation, name)))
-    real_connect = calls.connect
-
-    def connect(exchange: str, fields: Any, *, timeout_ms: int = 2000) -> Any:
-        client = real_connect(exchange, fields, timeout_ms=timeout_ms)
-        client.urls["api"] = rebase(client.urls["api"], mocks[exchange])
-        client.hostname = mocks[exchange].removeprefix("http://")
-        client.enableRateLimit = False
-        return client
-
-    calls.connect = connect  # type: ignore[assignment]
+    # The new key's verification: the probe of a key, signed with that key.
+    ExchangeRotation.probe = around(ExchangeRotation.probe)  # type: ignore[method-assign]
 
 
 def main() -> None:
-    vault_path, passphrase_file, mocks_json = sys.argv[1:4]
-    mocks = json.loads(mocks_json)
+    vault_path, passphrase_file = sys.argv[1:3]
     import ccxt  # type: ignore[import-untyped]  # noqa: F401  (imported once, before forking)
 
     import vault.cli.main  # noqa: F401
 
     for line in sys.stdin:
-        kill_at, days = (int(part) for part in line.split())
+        kill_at, days_text = line.split()
+        days = int(days_text)
         pid = os.fork()
         if pid == 0:
-            instrument(kill_at, days, mocks)
+            instrument(kill_at, days)
             from vault.cli.main import main as exvault
 
             sys.argv = [

@@ -1,5 +1,13 @@
-"""Talking to an exchange about one key, through ccxt: its introspection call and its
-server time, every failure turned into a :class:`~vault.exchanges.key_report.ProbeError`.
+"""The one door to the exchanges: every ccxt client exvault uses is built here, at the
+credential's endpoint (``live``, ``testnet`` through ccxt's sandbox mode, or a base URL
+that replaces the host of every API URL), with a timeout, a capped answer size,
+ccxt's logging silenced and secret-free errors.
+
+It serves the probe (:func:`ask_key`, :func:`server_skew`: a key's introspection call
+and the server time, every failure a :class:`~vault.exchanges.key_report.ProbeError`)
+and automated rotation (:class:`KeyClient`: the master key's sub-account key calls,
+every failure an :class:`~vault.errors.ExchangeError` or
+:class:`~vault.errors.ExchangeUnreachable` built from the same classification).
 
 Only the commands that talk to exchanges import this module (it imports ccxt, the
 ``exchanges`` extra); ``list``, ``check`` and a bot's ``vault.load`` never do.
@@ -25,7 +33,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from vault.errors import InvalidInput, MalformedAnswer, VaultUnavailable, printable, quoted
+from vault.errors import (
+    ExchangeError,
+    ExchangeUnreachable,
+    InvalidInput,
+    MalformedAnswer,
+    VaultError,
+    VaultUnavailable,
+    printable,
+    quoted,
+)
 from vault.exchanges.endpoints import LIVE, TESTNET, parse_endpoint
 from vault.exchanges.fields import CCXT_CREDENTIAL_NAMES
 from vault.exchanges.introspection import RETIRED, introspection_for
@@ -45,6 +62,7 @@ except ImportError:
 __all__ = [
     "BODY_LIMIT",
     "DEFAULT_TIMEOUT",
+    "KeyClient",
     "ask_key",
     "check_endpoint",
     "server_skew",
@@ -123,6 +141,8 @@ class _CappedSession(requests.Session):
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["stream"] = True
+        # A call of several requests (a listing's pages) is classified by its last.
+        self.last_status = self.last_retry_after = self.last_body = None
         # requests would send the key, the signature and OKX's passphrase (headers of
         # its own, not Authorization) on to wherever a redirect points, even over http.
         kwargs["allow_redirects"] = False
@@ -510,3 +530,79 @@ def server_skew(
     skew = server_ms + spec.time_resolution_ms // 2 - middle
     doubt = round((finished - started) * 1000 / 2) + spec.time_resolution_ms // 2
     return int(math.copysign(max(0, abs(skew) - doubt), skew))
+
+
+class KeyClient:
+    """A ccxt client of one exchange at one endpoint, holding one credential's key, for
+    the sub-account key calls of automated rotation (the master key's listing, create
+    and delete).
+
+    Each :meth:`request` is one call of ccxt's implicit API; its failure is classified
+    as the probe's are (from the status, the exchange's code and ccxt's class, never
+    ccxt's text) and raised as an :class:`~vault.errors.ExchangeError` (the exchange
+    refused: nothing happened) or an :class:`~vault.errors.ExchangeUnreachable` (the
+    call may or may not have acted).
+    """
+
+    __slots__ = ("_client", "_fields", "_spec", "exchange")
+
+    def __init__(
+        self,
+        exchange: str,
+        fields: Mapping[str, Secret],
+        endpoint: str | None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        """:raises InvalidInput: ccxt has no such exchange, or ``endpoint`` is unusable."""
+        self.exchange = exchange
+        self._fields = dict(fields)  # Secrets: an answer's code repeating one is withheld
+        self._spec = introspection_for(exchange)
+        try:
+            # A client of its own (not the probe threads' shared one): it holds the
+            # key for as long as the caller keeps it.
+            self._client = _new_client(exchange, endpoint)
+        except _Unusable as unusable:
+            raise InvalidInput(unusable.error.message) from None
+        self._client.timeout = max(1, round(timeout * 1000))
+        for ours, theirs in CCXT_CREDENTIAL_NAMES.items():
+            setattr(self._client, theirs, fields[ours].reveal() if ours in fields else "")
+
+    def request(
+        self, what: str, method: str, params: Mapping[str, object], *, unknown: bool = False
+    ) -> Any:
+        """The decoded answer of ccxt's implicit method ``method`` called with
+        ``params``; ``what`` names the call in errors (``the key creation``).
+
+        :raises ExchangeError: the exchange refused (an error code, a 4xx), or, unless
+            ``unknown``, answered in a shape exvault cannot read.
+        :raises ExchangeUnreachable: no answer, a 5xx, a 429, a timeout; with
+            ``unknown`` (a call that creates or deletes) an unreadable answer too.
+        """
+        session = self._client.session
+        session.forget()
+        try:
+            answer = getattr(self._client, method)(dict(params))
+            if self._spec is not None:
+                _raise_if_error(self._spec, answer)
+            return answer
+        except Exception as exc:  # every failure is classified, none escapes with its text
+            error = _classify(self.exchange, self._spec, exc, session, self._fields)
+        # Raised outside the except block: no __context__ holding ccxt's text.
+        raise call_failure(what, error, unknown=unknown)
+
+    def __repr__(self) -> str:
+        return f"KeyClient({self.exchange!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a KeyClient cannot be pickled")
+
+
+def call_failure(what: str, error: ProbeError, *, unknown: bool) -> VaultError:
+    """The error of a key-management call ``what`` that failed with ``error``: an
+    exchange's error code is a refusal (nothing happened); no answer, or with
+    ``unknown`` an unreadable one, leaves the outcome unknown."""
+    if error.kind == "unreachable" or (unknown and error.kind == "malformed" and not error.code):
+        outcome = "; whether it acted is unknown" if unknown else ""
+        return ExchangeUnreachable(f"{what}: {error.message}{outcome}")
+    return ExchangeError(f"{what}: {error.message}")

@@ -17,6 +17,11 @@ rotation is automatic) and the grace period is over; and the version holding the
 key is dropped only once the exchange no longer lists it. A lease entry claimed in one
 write transaction keeps two runs off one credential.
 
+Every exchange call goes through :mod:`vault.ops.exchange_api`, the one door to the
+exchanges: the master key's calls at the master credential's endpoint, the new key's
+verification (the probe's introspection, signed with the new key) at the rotated
+credential's endpoint (``live``, ``testnet``, or a base URL such as a regional host).
+
 The new key's secret goes from the exchange's answer into a sealed version
 (:func:`vault.owner.rotation.start`) and nowhere else: the journal holds public key ids.
 """
@@ -29,8 +34,9 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 from vault.errors import (
@@ -41,6 +47,7 @@ from vault.errors import (
     VaultError,
     quoted,
 )
+from vault.exchanges.key_report import KeyReport, ProbeError
 from vault.format import encoding, journal
 from vault.format.credential_info import CredentialInfo
 from vault.format.model import utc_now
@@ -48,9 +55,9 @@ from vault.format.policy import Policy
 from vault.format.schema import JournalRow
 from vault.ops import exchange_keys
 from vault.ops.checks import Report
-from vault.ops.exchange_keys import calls
 from vault.ops.exchange_keys.model import (
     ListedKey,
+    SignedRequests,
     SubAccountKeys,
     label_for,
     new_rotation_id,
@@ -64,8 +71,8 @@ from vault.owner.rotation import StepResult, VerifyCheck
 from vault.runtime.credential import Credential
 from vault.secret import Secret
 
-Connect = Callable[[str, Mapping[str, str]], Any]
-"""Builds a ccxt client of an exchange from a credential's payload fields."""
+DEFAULT_TIMEOUT = 10.0
+"""Seconds each exchange request may take before it counts as unanswered."""
 
 ON_PROMOTE_TIMEOUT = 120
 """Seconds an ``--on-promote`` command may run."""
@@ -194,6 +201,18 @@ def holder_alive(holder: str) -> bool:
     return _start_time(pid) == started
 
 
+def _exchange_api() -> ModuleType:
+    """:mod:`vault.ops.exchange_api`, imported on the first exchange call: it loads
+    ccxt (the ``exchanges`` extra), which the commands sharing this module's callers
+    (``rotate due --dry-run``, the manual rotation) never need.
+
+    :raises VaultUnavailable: when ccxt is not installed.
+    """
+    from vault.ops import exchange_api  # same layer; deferred for the optional extra
+
+    return exchange_api
+
+
 def _start_time(pid: int) -> str:
     # Field 22 of /proc/PID/stat: the start time, so that a reused pid is not taken
     # for the process that held the lease.
@@ -211,13 +230,13 @@ class ExchangeRotation:
         self,
         admin: AdminVault,
         *,
-        connect: Connect | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
         holder: str | None = None,
         alive: Callable[[str], bool] = holder_alive,
     ) -> None:
         self.admin = admin
         self.journal = Journal(admin.writer)
-        self._connect = connect or calls.connect
+        self.timeout = timeout
         self._holder = holder or process_holder()
         self._alive = alive
         self._read: dict[tuple[str, str, int | None], Credential] = {}
@@ -249,6 +268,9 @@ class ExchangeRotation:
         )
 
     def _fields(self, name: str, stage: str) -> dict[str, str]:
+        return {k: v.reveal() for k, v in self._version(name, stage).fields.items()}
+
+    def _version(self, name: str, stage: str) -> Credential:
         # Each read of a version is audited (a write transaction): a run reads each
         # version it needs once, kept as Secrets until used.
         info = self.admin.describe(name)
@@ -260,13 +282,37 @@ class ExchangeRotation:
         key = (name, stage, version)
         if key not in self._read:
             self._read[key] = self.admin.get(name, stage)
-        return {k: v.reveal() for k, v in self._read[key].fields.items()}
+        return self._read[key]
 
-    def _client(self, exchange: str, fields: Mapping[str, str]) -> Any:
-        return self._connect(exchange, fields)
+    def _master(self, link: Link) -> SignedRequests:
+        """A client holding the master key, at the master credential's endpoint.
 
-    def _master(self, link: Link) -> Any:
-        return self._client(link.exchange, self._fields(link.master, "current"))
+        :raises InvalidInput: when the master is of another exchange, or its endpoint
+            is unusable.
+        """
+        master = self._version(link.master, "current")
+        if master.exchange != link.exchange:
+            raise InvalidInput(
+                f"the master {quoted(link.master)} is a key of {master.exchange}, "
+                f"not of {link.exchange}"
+            )
+        client: SignedRequests = _exchange_api().KeyClient(
+            link.exchange, master.fields, master.endpoint, timeout=self.timeout
+        )
+        return client
+
+    def probe(self, name: str, stage: str) -> KeyReport | ProbeError:
+        """What the exchange says about the key of ``name``'s ``stage``, asked with that
+        key at that version's endpoint (the probe's introspection call)."""
+        version = self._version(name, stage)
+        report: KeyReport | ProbeError = _exchange_api().ask_key(
+            version.exchange,
+            version.fields,
+            version.endpoint,
+            now=utc_now(),
+            timeout=self.timeout,
+        )
+        return report
 
     def passphrase_seed(self, rotation_id: str) -> bytes:
         """The seed of the API passphrase of the key a rotation creates: the root key's
@@ -317,7 +363,7 @@ class ExchangeRotation:
         return done
 
     def _resume_create(
-        self, link: Link, master: Any, entry: JournalRow, listed: list[ListedKey]
+        self, link: Link, master: SignedRequests, entry: JournalRow, listed: list[ListedKey]
     ) -> str:
         mine = [k for k in listed if rotation_id_of(k.label) == entry.rotation_id]
         in_vault = self._stage_keys(link.name)
@@ -341,7 +387,11 @@ class ExchangeRotation:
         )
 
     def _delete(
-        self, link: Link, master: Any, entry: JournalRow, listed: list[ListedKey] | None = None
+        self,
+        link: Link,
+        master: SignedRequests,
+        entry: JournalRow,
+        listed: list[ListedKey] | None = None,
     ) -> str:
         """Delete the key of the ``delete`` entry unless the exchange no longer lists it;
         settle the entry ``done``. A failure counts an attempt and leaves it open."""
@@ -372,7 +422,7 @@ class ExchangeRotation:
 
     # ---------------------------------------------------------------- the steps
 
-    def current_key(self, link: Link, master: Any) -> ListedKey:
+    def current_key(self, link: Link, master: SignedRequests) -> ListedKey:
         """The current key as the master lists it.
 
         :raises ExchangeError: when the sub-account's listing does not hold it.
@@ -455,51 +505,84 @@ class ExchangeRotation:
         return result
 
     def verify(self, name: str) -> list[VerifyCheck]:
-        """``rotate verify``'s checks, and the exchange's: the pending key works, and the
-        master lists it with the current key's permissions and IPs exactly.
+        """``rotate verify``'s checks, and the exchange's: the pending key, probed with
+        itself at its endpoint, works and reports the current key's permissions and IPs
+        (never wider), and the master lists it with the current key's grants and IPs
+        exactly.
 
         :raises NotFound: when no rotation is pending.
         """
         checks = rotation.verify(self.admin, name)
         link = self.link(name)
-        pending = self._fields(name, "pending")
-        try:
-            link.keys.introspect(self._client(link.exchange, pending))
-            checks.append(
-                VerifyCheck("exchange-works", True, "the pending key works at the exchange")
+        checks.append(self._probe_check(name, link))
+        checks.append(self._listing_check(name, link))
+        return checks
+
+    def _probe_check(self, name: str, link: Link) -> VerifyCheck:
+        """The pending key's own introspection against the current key's (or, when the
+        current key cannot be probed, the current version's declared scope)."""
+        pending = self.probe(name, "pending")
+        if isinstance(pending, ProbeError):
+            return VerifyCheck("exchange-probe", False, f"the pending key: {pending.message}")
+        current = self.probe(name, "current")
+        declared = self._version(name, "current")
+        if isinstance(current, KeyReport):
+            baseline_permissions = current.permissions
+            baseline_ips = current.ips
+            against = "the current key's, as the exchange reports them"
+        else:
+            baseline_permissions = tuple(declared.permissions)
+            baseline_ips = tuple(declared.ips)
+            against = "the current version's (the current key could not be probed)"
+        problems = scope_problems(
+            pending.permissions, pending.ips, baseline_permissions, baseline_ips
+        )
+        if problems:
+            return VerifyCheck(
+                "exchange-probe",
+                False,
+                "the pending key works, but " + "; ".join(problems) + f" (compared with {against})",
             )
-        except VaultError as exc:
-            checks.append(VerifyCheck("exchange-works", False, str(exc)))
+        unsaid = [
+            what
+            for what, value in (("permissions", pending.permissions), ("IPs", pending.ips))
+            if value is None
+        ]
+        note = f"; {link.exchange} does not report its {' or '.join(unsaid)}" if unsaid else ""
+        return VerifyCheck(
+            "exchange-probe",
+            True,
+            f"the pending key works and reports the permissions and IPs of {against}{note}",
+        )
+
+    def _listing_check(self, name: str, link: Link) -> VerifyCheck:
+        """The master's listing: the pending key is listed with the current key's grants
+        and IPs exactly, in the exchange's own vocabulary."""
+        pending = self._fields(name, "pending")
         try:
             master = self._master(link)
             listed = {k.api_key: k for k in link.keys.list_keys(master, link.sub_account)}
-            new = listed.get(pending.get("api_key", ""))
-            old = listed.get(self._fields(name, "current").get("api_key", ""))
-            if new is None:
-                checks.append(
-                    VerifyCheck(
-                        "exchange-scope", False, "the exchange does not list the pending key"
-                    )
-                )
-            else:
-                same = old is None or (new.grants, new.ips) == (old.grants, old.ips)
-                wider = "withdraw" in link.keys.permissions(new.grants) and (
-                    old is None or "withdraw" not in link.keys.permissions(old.grants)
-                )
-                ok = same and not wider and bool(new.ips)
-                checks.append(
-                    VerifyCheck(
-                        "exchange-scope",
-                        ok,
-                        "the pending key has the current key's permissions and IPs"
-                        if ok
-                        else "the pending key's permissions or IPs differ from the current key's "
-                        f"({', '.join(new.grants)}; {', '.join(new.ips) or 'any IP'})",
-                    )
-                )
         except VaultError as exc:
-            checks.append(VerifyCheck("exchange-scope", False, str(exc)))
-        return checks
+            return VerifyCheck("exchange-scope", False, str(exc))
+        new = listed.get(pending.get("api_key", ""))
+        old = listed.get(self._fields(name, "current").get("api_key", ""))
+        if new is None:
+            return VerifyCheck(
+                "exchange-scope", False, "the exchange does not list the pending key"
+            )
+        same = old is None or (new.grants, new.ips) == (old.grants, old.ips)
+        wider = "withdraw" in link.keys.permissions(new.grants) and (
+            old is None or "withdraw" not in link.keys.permissions(old.grants)
+        )
+        ok = same and not wider and bool(new.ips)
+        return VerifyCheck(
+            "exchange-scope",
+            ok,
+            "the master lists the pending key with the current key's permissions and IPs"
+            if ok
+            else "the pending key's permissions or IPs differ from the current key's "
+            f"({', '.join(new.grants)}; {', '.join(new.ips) or 'any IP'})",
+        )
 
     def promote(
         self, name: str, *, grace: timedelta | None = None
@@ -530,18 +613,13 @@ class ExchangeRotation:
                 f"key: finish after then, or now with --force"
             )
         link = self.link(name)
-        old = self._fields(name, "previous").get("api_key", "")
-        current = self._fields(name, "current").get("api_key", "")
-        if old and old != current:
-            entry = self.journal.begin(
-                name,
-                new_rotation_id(),
-                journal.DELETE,
-                api_key=old,
-                detail=f"version {info.previous_version}",
-            )
-            self._delete(link, self._master(link), entry)
-        return rotation.finish(self.admin, name, force=True)
+        deleted = self._delete_stage_key(link, "previous", info.previous_version)
+        result = rotation.finish(self.admin, name, force=True)
+        if not deleted:
+            return result
+        # The manual finish's advice (delete the key at the exchange) is done already.
+        done = f"the old key is deleted at {link.exchange}"
+        return replace(result, message=f"version {info.previous_version} dropped; {done}")
 
     def abort(self, name: str) -> StepResult:
         """Delete the pending key at the exchange (journalled, as :meth:`finish` does),
@@ -553,19 +631,28 @@ class ExchangeRotation:
         info = self.admin.describe(name)
         if info.pending_version is None:
             return rotation.abort(self.admin, name)
-        link = self.link(name)
-        pending = self._fields(name, "pending").get("api_key", "")
-        current = self._fields(name, "current").get("api_key", "")
-        if pending and pending != current:
-            entry = self.journal.begin(
-                name,
-                new_rotation_id(),
-                journal.DELETE,
-                api_key=pending,
-                detail=f"version {info.pending_version}",
-            )
-            self._delete(link, self._master(link), entry)
+        self._delete_stage_key(self.link(name), "pending", info.pending_version)
         return rotation.abort(self.admin, name)
+
+    def _delete_stage_key(self, link: Link, stage: str, version: int) -> bool:
+        """Delete the key of ``stage`` at the exchange, journalled first; False when
+        there is none to delete (no API key, or the current key's own).
+
+        :raises ExchangeError: when the exchange refuses (the entry stays open).
+        :raises ExchangeUnreachable: when it cannot be reached (the entry stays open).
+        """
+        api_key = self._fields(link.name, stage).get("api_key", "")
+        if not api_key or api_key == self._fields(link.name, "current").get("api_key", ""):
+            return False
+        entry = self.journal.begin(
+            link.name,
+            new_rotation_id(),
+            journal.DELETE,
+            api_key=api_key,
+            detail=f"version {version}",
+        )
+        self._delete(link, self._master(link), entry)
+        return True
 
     # ---------------------------------------------------------------- leases
 
@@ -585,6 +672,11 @@ class ExchangeRotation:
             self.journal.settle(lease, journal.DONE)
 
     # ---------------------------------------------------------------- rotate due --auto
+
+    def release_dead_leases(self) -> int:
+        """Settle the leases of runs that are gone (killed while they held a credential
+        with nothing left to do); how many."""
+        return self.journal.release_dead(self._alive)
 
     def open_entries(self) -> dict[str, int]:
         """The number of open journal entries (leases aside) per credential."""
@@ -639,6 +731,31 @@ class ExchangeRotation:
             result.steps.append(f"finished: {finished.message}")
 
 
+def scope_problems(
+    permissions: tuple[str, ...] | None,
+    ips: tuple[str, ...] | None,
+    baseline_permissions: tuple[str, ...] | None,
+    baseline_ips: tuple[str, ...] | None,
+) -> list[str]:
+    """How a new key's reported scope differs from the baseline's (empty: it matches).
+    ``None`` is "not reported" and compares with nothing; an empty IP list is an
+    unbound key, always a problem."""
+    problems: list[str] = []
+    if permissions is not None and baseline_permissions is not None:
+        wider = sorted(set(permissions) - set(baseline_permissions))
+        narrower = sorted(set(baseline_permissions) - set(permissions))
+        if wider:
+            problems.append(f"it may also {', '.join(wider)}")
+        if narrower:
+            problems.append(f"it may not {', '.join(narrower)}")
+    if ips is not None:
+        if not ips:
+            problems.append("it is bound to no IP address")
+        elif baseline_ips is not None and set(ips) != set(baseline_ips):
+            problems.append(f"its IP whitelist is {', '.join(sorted(ips))}")
+    return problems
+
+
 def _still_due(item: DueItem, info: CredentialInfo) -> bool:
     # A resumed credential starts a rotation only when its policy says it is due.
     if item.action == "start":
@@ -686,7 +803,7 @@ def find_due(admin: AdminVault, now: datetime) -> list[DueItem]:
 
 
 __all__ = [
-    "Connect",
+    "DEFAULT_TIMEOUT",
     "DueItem",
     "ExchangeRotation",
     "Link",
@@ -697,4 +814,5 @@ __all__ = [
     "process_holder",
     "report",
     "run_on_promote",
+    "scope_problems",
 ]

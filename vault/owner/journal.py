@@ -139,10 +139,7 @@ class Journal:
                     continue
                 if row.holder is not None and alive(row.holder):
                     return None
-                dead = row._replace(
-                    state=journal.ABANDONED, detail="its process ended", updated_at=now
-                )
-                execute(queries.UPDATE_JOURNAL_SQL, queries.journal_values(self._signed(dead)))
+                self._abandon(execute, row, now)
             lease = JournalRow(
                 0,
                 credential,
@@ -158,3 +155,25 @@ class Journal:
                 b"",
             )
             return self._insert(execute, lease)
+
+    def release_dead(self, alive: Callable[[str], bool]) -> int:
+        """Settle ``abandoned`` every lease whose holder is no longer ``alive``, in one
+        write transaction; how many. A run killed while it held a credential that is
+        not due again for a while would otherwise leave its lease open until then.
+
+        :raises IntegrityError: when an entry does not verify.
+        """
+        now = to_epoch(utc_now())
+        released = 0
+        with self._writer.write() as session:
+            execute = session_executor(session)
+            for values in execute(queries.OPEN_JOURNAL_SQL, {}):
+                row = self._verified(values)
+                if row.step == journal.LEASE and (row.holder is None or not alive(row.holder)):
+                    self._abandon(execute, row, now)
+                    released += 1
+        return released
+
+    def _abandon(self, execute: queries.Execute, lease: JournalRow, now: int) -> None:
+        dead = lease._replace(state=journal.ABANDONED, detail="its process ended", updated_at=now)
+        execute(queries.UPDATE_JOURNAL_SQL, queries.journal_values(self._signed(dead)))

@@ -5,11 +5,19 @@ sub-account is named by its uid; keys have no passphrase. Grants are kept as
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from vault.errors import InvalidInput
-from vault.ops.exchange_keys.calls import call
-from vault.ops.exchange_keys.model import ListedKey, NewKey, SubAccountKeys, normalized, split
+from vault.ops.exchange_keys.model import (
+    ListedKey,
+    NewKey,
+    SignedRequests,
+    SubAccountKeys,
+    normalized,
+    parsed,
+    split,
+)
 from vault.secret import Secret
 
 READ_ONLY = "readOnly"
@@ -50,35 +58,24 @@ class BybitKeys(SubAccountKeys):
     exchange = "bybit"
     sub_account_by = "uid"
 
-    def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
+    def list_keys(self, client: SignedRequests, sub_account: str) -> list[ListedKey]:
+        what = "the key listing"
         keys: list[ListedKey] = []
-
-        def action() -> None:
-            cursor = ""
-            for _page in range(100):
-                params = {"subMemberId": sub_account, "limit": 20}
-                if cursor:
-                    params["cursor"] = cursor
-                result = client.private_get_v5_user_sub_apikeys(params)["result"]
-                for row in result["result"]:
-                    keys.append(
-                        ListedKey(
-                            str(row["apiKey"]),
-                            str(row["note"]),
-                            grants_of(row),
-                            _ips(row.get("ips")),
-                        )
-                    )
-                cursor = str(result.get("nextPageCursor") or "")
-                if not cursor:
-                    break
-
-        call(self.exchange, "the key listing", action)
+        cursor = ""
+        for _ in range(100):  # a bound on pages: a cursor that never ends
+            params: dict[str, object] = {"subMemberId": sub_account, "limit": 20}
+            if cursor:
+                params["cursor"] = cursor
+            answer = client.request(what, "private_get_v5_user_sub_apikeys", params)
+            rows, cursor = parsed(what, partial(_page, answer))
+            keys.extend(rows)
+            if not cursor:
+                break
         return keys
 
     def create_key(
         self,
-        client: Any,
+        client: SignedRequests,
         sub_account: str,
         label: str,
         grants: tuple[str, ...],
@@ -92,28 +89,39 @@ class BybitKeys(SubAccountKeys):
             if grant != READ_ONLY:
                 group, _, name = grant.partition(":")
                 permissions.setdefault(group, []).append(name)
-
-        def action() -> NewKey:
-            result = client.private_post_v5_user_create_sub_api(
-                {
-                    "subuid": int(sub_account),
-                    "note": label,
-                    "readOnly": 1 if READ_ONLY in grants else 0,
-                    "ips": ",".join(ips),
-                    "permissions": permissions,
-                }
-            )["result"]
-            return NewKey(str(result["apiKey"]), Secret(str(result["secret"])), None, label)
-
-        return call(self.exchange, "the key creation", action, unknown=True)
+        what = "the key creation"
+        answer = client.request(
+            what,
+            "private_post_v5_user_create_sub_api",
+            {
+                "subuid": int(sub_account),
+                "note": label,
+                "readOnly": 1 if READ_ONLY in grants else 0,
+                "ips": ",".join(ips),
+                "permissions": permissions,
+            },
+            unknown=True,
+        )
+        return parsed(
+            what,
+            lambda: NewKey(
+                str(answer["result"]["apiKey"]),
+                Secret(str(answer["result"]["secret"])),
+                None,
+                label,
+            ),
+            unknown=True,
+        )
 
     def delete_key(
-        self, client: Any, sub_account: str, api_key: str, passphrase: Secret | None
+        self, client: SignedRequests, sub_account: str, api_key: str, passphrase: Secret | None
     ) -> None:
-        def action() -> object:
-            return client.private_post_v5_user_delete_sub_api({"apikey": api_key})
-
-        call(self.exchange, "the key deletion", action, unknown=True)
+        client.request(
+            "the key deletion",
+            "private_post_v5_user_delete_sub_api",
+            {"apikey": api_key},
+            unknown=True,
+        )
 
     def permissions(self, grants: tuple[str, ...]) -> tuple[str, ...]:
         names: list[str | None] = ["read"]
@@ -124,8 +132,12 @@ class BybitKeys(SubAccountKeys):
             names = [n for n in names if n in ("read",)]
         return normalized(names)
 
-    def introspect(self, client: Any) -> None:
-        def action() -> object:
-            return client.private_get_v5_user_query_api()
 
-        call(self.exchange, "the new key's check", action)
+def _page(answer: Any) -> tuple[list[ListedKey], str]:
+    """One page of a key listing: its keys and the next page's cursor ("": the last)."""
+    result = answer["result"]
+    keys = [
+        ListedKey(str(row["apiKey"]), str(row["note"]), grants_of(row), _ips(row.get("ips")))
+        for row in result["result"]
+    ]
+    return keys, str(result.get("nextPageCursor") or "")

@@ -5,11 +5,16 @@ read-only one (``spot:read``); the ``wallet`` permission covers withdrawals."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from vault.errors import InvalidInput
-from vault.ops.exchange_keys.calls import call
-from vault.ops.exchange_keys.model import ListedKey, NewKey, SubAccountKeys, normalized, split
+from vault.ops.exchange_keys.model import (
+    ListedKey,
+    NewKey,
+    SignedRequests,
+    SubAccountKeys,
+    normalized,
+    parsed,
+    split,
+)
 from vault.secret import Secret
 
 _WRITE = {
@@ -41,12 +46,14 @@ class GateKeys(SubAccountKeys):
     exchange = "gate"
     sub_account_by = "uid"
 
-    def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
-        def action() -> list[ListedKey]:
-            rows = client.private_subaccounts_get_sub_accounts_user_id_keys(
-                {"user_id": sub_account}
-            )
-            return [
+    def list_keys(self, client: SignedRequests, sub_account: str) -> list[ListedKey]:
+        what = "the key listing"
+        rows = client.request(
+            what, "private_subaccounts_get_sub_accounts_user_id_keys", {"user_id": sub_account}
+        )
+        return parsed(
+            what,
+            lambda: [
                 ListedKey(
                     str(row["key"]),
                     str(row["name"]),
@@ -54,13 +61,12 @@ class GateKeys(SubAccountKeys):
                     split(row["ip_whitelist"]),
                 )
                 for row in rows
-            ]
-
-        return call(self.exchange, "the key listing", action)
+            ],
+        )
 
     def create_key(
         self,
-        client: Any,
+        client: SignedRequests,
         sub_account: str,
         label: str,
         grants: tuple[str, ...],
@@ -73,24 +79,28 @@ class GateKeys(SubAccountKeys):
             {"name": grant.partition(":")[0], "read_only": grant.endswith(":read")}
             for grant in grants
         ]
-
-        def action() -> NewKey:
-            row = client.private_subaccounts_post_sub_accounts_user_id_keys(
-                {"user_id": sub_account, "name": label, "perms": perms, "ip_whitelist": list(ips)}
-            )
-            return NewKey(str(row["key"]), Secret(str(row["secret"])), None, label)
-
-        return call(self.exchange, "the key creation", action, unknown=True)
+        what = "the key creation"
+        row = client.request(
+            what,
+            "private_subaccounts_post_sub_accounts_user_id_keys",
+            {"user_id": sub_account, "name": label, "perms": perms, "ip_whitelist": list(ips)},
+            unknown=True,
+        )
+        return parsed(
+            what,
+            lambda: NewKey(str(row["key"]), Secret(str(row["secret"])), None, label),
+            unknown=True,
+        )
 
     def delete_key(
-        self, client: Any, sub_account: str, api_key: str, passphrase: Secret | None
+        self, client: SignedRequests, sub_account: str, api_key: str, passphrase: Secret | None
     ) -> None:
-        def action() -> object:
-            return client.private_subaccounts_delete_sub_accounts_user_id_keys_key(
-                {"user_id": sub_account, "key": api_key}
-            )
-
-        call(self.exchange, "the key deletion", action, unknown=True)
+        client.request(
+            "the key deletion",
+            "private_subaccounts_delete_sub_accounts_user_id_keys_key",
+            {"user_id": sub_account, "key": api_key},
+            unknown=True,
+        )
 
     def permissions(self, grants: tuple[str, ...]) -> tuple[str, ...]:
         names: list[str | None] = ["read"]
@@ -99,9 +109,3 @@ class GateKeys(SubAccountKeys):
             if mode != "read":
                 names.append(_WRITE.get(name))
         return normalized(names)
-
-    def introspect(self, client: Any) -> None:
-        def action() -> object:
-            return client.private_account_get_detail()
-
-        call(self.exchange, "the new key's check", action)

@@ -4,15 +4,14 @@ characters, no spaces), which deleting the key requires again."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from vault.errors import InvalidInput
-from vault.ops.exchange_keys.calls import call
 from vault.ops.exchange_keys.model import (
     ListedKey,
     NewKey,
+    SignedRequests,
     SubAccountKeys,
     normalized,
+    parsed,
     split,
 )
 from vault.secret import Secret
@@ -34,24 +33,25 @@ class KucoinKeys(SubAccountKeys):
     # Letters and digits only: ccxt sends the deletion's passphrase unencoded.
     passphrase_rules = (32, "")
 
-    def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
-        def action() -> list[ListedKey]:
-            rows = client.private_get_sub_api_key({"subName": sub_account})["data"]
-            return [
+    def list_keys(self, client: SignedRequests, sub_account: str) -> list[ListedKey]:
+        what = "the key listing"
+        answer = client.request(what, "private_get_sub_api_key", {"subName": sub_account})
+        return parsed(
+            what,
+            lambda: [
                 ListedKey(
                     str(row["apiKey"]),
                     str(row["remark"]),
                     split(row["permission"]),
                     split(row["ipWhitelist"]),
                 )
-                for row in rows
-            ]
-
-        return call(self.exchange, "the key listing", action)
+                for row in answer["data"]
+            ],
+        )
 
     def create_key(
         self,
-        client: Any,
+        client: SignedRequests,
         sub_account: str,
         label: str,
         grants: tuple[str, ...],
@@ -62,40 +62,42 @@ class KucoinKeys(SubAccountKeys):
             raise InvalidInput("exvault creates no key without an IP whitelist")
         if passphrase is None:
             raise InvalidInput("a key of this exchange needs a passphrase")
-
-        def action() -> NewKey:
-            data = client.private_post_sub_api_key(
-                {
-                    "subName": sub_account,
-                    "remark": label,
-                    "passphrase": passphrase.reveal(),
-                    "permission": ",".join(grants),
-                    "ipWhitelist": ",".join(ips),
-                    "expire": "-1",
-                }
-            )["data"]
-            return NewKey(str(data["apiKey"]), Secret(str(data["apiSecret"])), passphrase, label)
-
-        return call(self.exchange, "the key creation", action, unknown=True)
+        what = "the key creation"
+        answer = client.request(
+            what,
+            "private_post_sub_api_key",
+            {
+                "subName": sub_account,
+                "remark": label,
+                "passphrase": passphrase.reveal(),
+                "permission": ",".join(grants),
+                "ipWhitelist": ",".join(ips),
+                "expire": "-1",
+            },
+            unknown=True,
+        )
+        return parsed(
+            what,
+            lambda: NewKey(
+                str(answer["data"]["apiKey"]),
+                Secret(str(answer["data"]["apiSecret"])),
+                passphrase,
+                label,
+            ),
+            unknown=True,
+        )
 
     def delete_key(
-        self, client: Any, sub_account: str, api_key: str, passphrase: Secret | None
+        self, client: SignedRequests, sub_account: str, api_key: str, passphrase: Secret | None
     ) -> None:
         if passphrase is None:
             raise InvalidInput("deleting a KuCoin key needs its passphrase")
-
-        def action() -> object:
-            return client.private_delete_sub_api_key(
-                {"subName": sub_account, "apiKey": api_key, "passphrase": passphrase.reveal()}
-            )
-
-        call(self.exchange, "the key deletion", action, unknown=True)
+        client.request(
+            "the key deletion",
+            "private_delete_sub_api_key",
+            {"subName": sub_account, "apiKey": api_key, "passphrase": passphrase.reveal()},
+            unknown=True,
+        )
 
     def permissions(self, grants: tuple[str, ...]) -> tuple[str, ...]:
         return normalized(_PERMISSIONS.get(grant) for grant in grants)
-
-    def introspect(self, client: Any) -> None:
-        def action() -> object:
-            return client.private_get_user_api_key()
-
-        call(self.exchange, "the new key's check", action)

@@ -16,12 +16,14 @@ import itertools
 import re
 import secrets
 import string
-from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-from vault.errors import InvalidInput
+from vault.errors import ExchangeError, ExchangeUnreachable, InvalidInput, VaultError
 from vault.exchanges.fields import PERMISSIONS
 from vault.secret import Secret
+
+T = TypeVar("T")
 
 LABEL_PREFIX = "exvault"
 LABEL_MAX = 24
@@ -102,6 +104,45 @@ def normalized(names: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(name for name in PERMISSIONS if name in present)
 
 
+class SignedRequests(Protocol):
+    """What the key calls are made through: one exchange's ccxt client holding one key
+    (:class:`vault.ops.exchange_api.KeyClient`, which this package does not import, so
+    that loading it never loads ccxt)."""
+
+    exchange: str
+
+    def request(
+        self, what: str, method: str, params: Mapping[str, object], *, unknown: bool = False
+    ) -> Any:
+        """The decoded answer of ccxt's implicit method ``method``.
+
+        :raises ExchangeError: the exchange refused.
+        :raises ExchangeUnreachable: the outcome is unknown.
+        """
+        ...
+
+
+def parsed(what: str, read: Callable[[], T], *, unknown: bool = False) -> T:
+    """``read()``, the reading of an answer to the call ``what``, with a missing or
+    mistyped member turned into an error (``unknown``: the call may have acted).
+
+    :raises ExchangeError: the answer is unreadable and the call changed nothing.
+    :raises ExchangeUnreachable: the answer is unreadable and ``unknown``.
+    """
+    try:
+        return read()
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        error: VaultError = (
+            ExchangeUnreachable(
+                f"{what} was answered in a shape exvault cannot read: whether it acted is unknown"
+            )
+            if unknown
+            else ExchangeError(f"{what} was answered in a shape exvault cannot read")
+        )
+    # Raised outside the except block: the answer may hold a secret.
+    raise error
+
+
 class ListedKey(NamedTuple):
     """One key of a sub-account as the master key lists it: no secret.
 
@@ -142,8 +183,9 @@ class NewKey:
 
 
 class SubAccountKeys:
-    """One exchange's sub-account key management, through a ccxt client holding the
-    master key. Each method is one exchange call (or a listing's pages).
+    """One exchange's sub-account key management, through a client holding the master
+    key (:class:`SignedRequests`). Each method is one exchange call (or a listing's
+    pages).
 
     ``sub_account`` is what the exchange's calls name a sub-account by (OKX and KuCoin:
     its name; Bybit and Gate: its uid).
@@ -162,7 +204,7 @@ class SubAccountKeys:
         length, specials = self.passphrase_rules
         return new_passphrase(length, specials, seed=seed)
 
-    def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
+    def list_keys(self, client: SignedRequests, sub_account: str) -> list[ListedKey]:
         """The sub-account's keys.
 
         :raises ExchangeError: when the exchange refuses.
@@ -172,7 +214,7 @@ class SubAccountKeys:
 
     def create_key(
         self,
-        client: Any,
+        client: SignedRequests,
         sub_account: str,
         label: str,
         grants: tuple[str, ...],
@@ -189,7 +231,7 @@ class SubAccountKeys:
         raise NotImplementedError
 
     def delete_key(
-        self, client: Any, sub_account: str, api_key: str, passphrase: Secret | None
+        self, client: SignedRequests, sub_account: str, api_key: str, passphrase: Secret | None
     ) -> None:
         """Delete one key (KuCoin needs its passphrase).
 
@@ -200,12 +242,4 @@ class SubAccountKeys:
 
     def permissions(self, grants: tuple[str, ...]) -> tuple[str, ...]:
         """The normalized permissions of the exchange's ``grants``, in canonical order."""
-        raise NotImplementedError
-
-    def introspect(self, client: Any) -> None:
-        """One signed call with the key ``client`` holds, proving it works.
-
-        :raises ExchangeError: when the exchange refuses the key.
-        :raises ExchangeUnreachable: when it cannot be reached.
-        """
         raise NotImplementedError

@@ -6,15 +6,14 @@ and a special character) is chosen by the caller."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from vault.errors import InvalidInput
-from vault.ops.exchange_keys.calls import call
 from vault.ops.exchange_keys.model import (
     ListedKey,
     NewKey,
+    SignedRequests,
     SubAccountKeys,
     normalized,
+    parsed,
     split,
 )
 from vault.secret import Secret
@@ -28,21 +27,24 @@ class OkxKeys(SubAccountKeys):
     # OKX wants a special character; these three need no escaping anywhere.
     passphrase_rules = (32, "-_.")
 
-    def list_keys(self, client: Any, sub_account: str) -> list[ListedKey]:
-        def action() -> list[ListedKey]:
-            rows = client.private_get_users_subaccount_apikey({"subAcct": sub_account})["data"]
-            return [
+    def list_keys(self, client: SignedRequests, sub_account: str) -> list[ListedKey]:
+        what = "the key listing"
+        answer = client.request(
+            what, "private_get_users_subaccount_apikey", {"subAcct": sub_account}
+        )
+        return parsed(
+            what,
+            lambda: [
                 ListedKey(
                     str(row["apiKey"]), str(row["label"]), split(row["perm"]), split(row["ip"])
                 )
-                for row in rows
-            ]
-
-        return call(self.exchange, "the key listing", action)
+                for row in answer["data"]
+            ],
+        )
 
     def create_key(
         self,
-        client: Any,
+        client: SignedRequests,
         sub_account: str,
         label: str,
         grants: tuple[str, ...],
@@ -53,37 +55,35 @@ class OkxKeys(SubAccountKeys):
             raise InvalidInput("exvault creates no key without an IP whitelist")
         if passphrase is None:
             raise InvalidInput("a key of this exchange needs a passphrase")
-
-        def action() -> NewKey:
-            answer = client.private_post_users_subaccount_apikey(
-                {
-                    "subAcct": sub_account,
-                    "label": label,
-                    "passphrase": passphrase.reveal(),
-                    "perm": ",".join(grants),
-                    "ip": ",".join(ips),
-                }
-            )
-            row = answer["data"][0]
-            return NewKey(str(row["apiKey"]), Secret(str(row["secretKey"])), passphrase, label)
-
-        return call(self.exchange, "the key creation", action, unknown=True)
+        what = "the key creation"
+        answer = client.request(
+            what,
+            "private_post_users_subaccount_apikey",
+            {
+                "subAcct": sub_account,
+                "label": label,
+                "passphrase": passphrase.reveal(),
+                "perm": ",".join(grants),
+                "ip": ",".join(ips),
+            },
+            unknown=True,
+        )
+        row = parsed(what, lambda: answer["data"][0], unknown=True)
+        return parsed(
+            what,
+            lambda: NewKey(str(row["apiKey"]), Secret(str(row["secretKey"])), passphrase, label),
+            unknown=True,
+        )
 
     def delete_key(
-        self, client: Any, sub_account: str, api_key: str, passphrase: Secret | None
+        self, client: SignedRequests, sub_account: str, api_key: str, passphrase: Secret | None
     ) -> None:
-        def action() -> object:
-            return client.private_post_users_subaccount_delete_apikey(
-                {"subAcct": sub_account, "apiKey": api_key}
-            )
-
-        call(self.exchange, "the key deletion", action, unknown=True)
+        client.request(
+            "the key deletion",
+            "private_post_users_subaccount_delete_apikey",
+            {"subAcct": sub_account, "apiKey": api_key},
+            unknown=True,
+        )
 
     def permissions(self, grants: tuple[str, ...]) -> tuple[str, ...]:
         return normalized(_PERMISSIONS.get(grant) for grant in grants)
-
-    def introspect(self, client: Any) -> None:
-        def action() -> object:
-            return client.private_get_account_config()
-
-        call(self.exchange, "the new key's check", action)
