@@ -29,7 +29,7 @@ import vault.format.model
 import vault.owner.rotation
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
 from vault.db.inventory import Inventory
-from vault.exchanges.key_report import KeyReport, ProbeOutcome
+from vault.exchanges.key_report import KeyReport, ProbeError, ProbeOutcome
 from vault.format import kdf_params
 from vault.format.model import utc_now
 from vault.format.policy import ACCEPTABLE_FINDINGS
@@ -142,6 +142,31 @@ def test_check_reports_a_deleted_observation(stocked_cli, fine_kdf) -> None:
     r = stocked_cli.v("check")
     assert r.exit_code == 2
     assert ("CRITICAL", "binance-main", "probe-evidence-missing") in table_codes(r.stdout)
+
+
+def _last_probe_series(text: str) -> list[tuple[dict[str, str], float]]:
+    return _families(text)["exvault_credential_last_probe_timestamp_seconds"]
+
+
+def test_check_exports_the_last_successful_probe(stocked_cli, fine_kdf, tmp_path) -> None:
+    # Never probed: no series (kucoin-sub1 keeps none throughout).
+    assert _last_probe_series(stocked_cli.v("check", "--prometheus").stdout) == []
+    answered = (utc_now() - timedelta(hours=2)).replace(microsecond=0)
+    _probe(stocked_cli, ProbeOutcome(answered, GOOD, None, 0, 5000))
+    # A later rejected key is a verdict, not a successful probe: the time stays.
+    rejected = ProbeError("rejected-key", "invalid-key", "-2015", "invalid API key")
+    _probe(stocked_cli, ProbeOutcome(utc_now(), None, rejected, 0, 5000))
+    expected = [({"credential": "binance-main"}, answered.timestamp())]
+    assert _last_probe_series(stocked_cli.v("check", "--prometheus").stdout) == expected
+    target = tmp_path / "exvault.prom"
+    stocked_cli.v("check", "--quiet", "--textfile", str(target))
+    assert _last_probe_series(target.read_text()) == expected
+    # Only an authenticated observation counts: deleted, it is no longer exported.
+    db = sqlite3.connect(stocked_cli.vault_path)
+    with db:
+        db.execute("DELETE FROM probe_observations")
+    db.close()
+    assert _last_probe_series(stocked_cli.v("check", "--prometheus").stdout) == []
 
 
 def test_check_all_ok(stocked_cli, check_at, fine_kdf) -> None:

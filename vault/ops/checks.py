@@ -79,6 +79,9 @@ class CredentialAge(NamedTuple):
     """Days since the current version was issued."""
     days_to_expiry: int | None
     """Days until the exchange expires the key (negative once expired); None: no expiry."""
+    last_probe_at: datetime | None = None
+    """When the exchange last answered a probe of the current version with a report
+    (an authenticated observation); None: never, or no such observation verifies."""
 
 
 @dataclass(frozen=True)
@@ -642,6 +645,13 @@ def _vault_findings(
                 f"{kdf_params.KDF_DEFAULT_MEMORY_KIB // 1024} MiB: "
                 "exvault passwd --recalibrate",
             )
+
+
+def _last_report_at(state: ObservationState | None) -> datetime | None:
+    """When the last report in ``state`` was observed: the last successful probe."""
+    if state is None or state.last_report is None:
+        return None
+    return state.last_report.outcome.observed_at
 
 
 def check(inventory: Inventory, now: datetime) -> Report:
