@@ -163,6 +163,7 @@ def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "Imported 2 credentials: binance, kucoin." in result.stdout
     assert "hummingbot reads its keys only from its own encrypted connector files" in result.stdout
+    assert result.stderr == ""  # no progress bar, nor its label, without a terminal
     assert field(cli_vault, "kucoin", "passphrase") == KUCOIN_PASSPHRASE
     no_secret_in(result)
 
@@ -319,8 +320,12 @@ def test_at_a_real_terminal_both_passwords_are_asked_hidden(cli_vault: Cli, tmp_
     )
     child.expect("hummingbot password: ")  # the source's first: the plan needs it
     child.sendline(HUMMINGBOT_PASSWORD)
+    child.expect("Reading the source")  # a progress bar over the keystores' scrypt
+    child.expect("100%")
     child.expect("Vault passphrase: ")
     child.sendline(PASSPHRASE)
+    child.expect("Importing")  # and over the writes
+    child.expect("100%")
     child.expect(pexpect.EOF)
     child.close()
     shown = str(child.before)

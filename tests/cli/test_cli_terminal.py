@@ -204,3 +204,30 @@ def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
     rest = finish(child)
     assert child.exitstatus == 0, rest
     assert "Vault verified: 2 credentials" in rest
+
+
+def test_restore_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli, tmp_path: Path) -> None:
+    # restore verifies the whole backup first: as long as verify on a large vault.
+    saved = tmp_path / "backup.db"
+    assert stocked_cli.v("backup", str(saved)).exit_code == 0
+    child = pexpect.spawn(
+        EXVAULT[0],
+        [
+            *EXVAULT[1:],
+            "restore",
+            str(saved),
+            "--yes",
+            "--vault",
+            str(stocked_cli.vault_path),
+            "--backup-passphrase-file",
+            str(stocked_cli.passphrase_file),
+        ],
+        env=environment(),
+        timeout=60,
+        encoding="utf-8",
+    )
+    child.expect("Verifying the backup")
+    child.expect("100%")
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert "Restored 2 credentials" in rest
