@@ -183,26 +183,25 @@ def test_a_wrong_passphrase_file_is_read_once(stocked_cli: Cli, tmp_path: Path) 
     assert failed_unlocks(stocked_cli) == 1
 
 
-def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+def draws_a_progress_bar(label: str, *args: str) -> str:
+    """Run ``exvault ARGS`` under a pseudo-terminal, expect a bar labelled ``label`` to
+    reach 100%, and return what follows once it exited 0."""
     child = pexpect.spawn(
-        EXVAULT[0],
-        [
-            *EXVAULT[1:],
-            "verify",
-            "--no-agent",
-            "--vault",
-            str(stocked_cli.vault_path),
-            "--passphrase-file",
-            str(stocked_cli.passphrase_file),
-        ],
-        env=environment(),
-        timeout=60,
-        encoding="utf-8",
+        EXVAULT[0], [*EXVAULT[1:], *args], env=environment(), timeout=60, encoding="utf-8"
     )
-    child.expect("Verifying credentials")
+    child.expect(label)
     child.expect("100%")
     rest = finish(child)
     assert child.exitstatus == 0, rest
+    return rest
+
+
+def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    vault, passphrase = str(stocked_cli.vault_path), str(stocked_cli.passphrase_file)
+    rest = draws_a_progress_bar(
+        "Verifying credentials",
+        *("verify", "--no-agent", "--vault", vault, "--passphrase-file", passphrase),
+    )
     assert "Vault verified: 2 credentials" in rest
 
 
@@ -210,24 +209,10 @@ def test_restore_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli, tmp_path: 
     # restore verifies the whole backup first: as long as verify on a large vault.
     saved = tmp_path / "backup.db"
     assert stocked_cli.v("backup", str(saved)).exit_code == 0
-    child = pexpect.spawn(
-        EXVAULT[0],
-        [
-            *EXVAULT[1:],
-            "restore",
-            str(saved),
-            "--yes",
-            "--vault",
-            str(stocked_cli.vault_path),
-            "--backup-passphrase-file",
-            str(stocked_cli.passphrase_file),
-        ],
-        env=environment(),
-        timeout=60,
-        encoding="utf-8",
+    vault, passphrase = str(stocked_cli.vault_path), str(stocked_cli.passphrase_file)
+    rest = draws_a_progress_bar(
+        "Verifying the backup",
+        *("restore", str(saved), "--yes", "--vault", vault),
+        *("--backup-passphrase-file", passphrase),
     )
-    child.expect("Verifying the backup")
-    child.expect("100%")
-    rest = finish(child)
-    assert child.exitstatus == 0, rest
     assert "Restored 2 credentials" in rest
