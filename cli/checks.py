@@ -422,9 +422,10 @@ WantedBy=timers.target
 @click.option("--systemd", is_flag=True, help="Print a systemd service and timer unit pair.")
 @click.option(
     "--on-calendar",
+    metavar="SPEC",
     default="*-*-* 08:00:00",
     show_default=True,
-    help="systemd OnCalendar= of the timer.",
+    help='The timer\'s systemd OnCalendar= time, e.g. daily or "Mon *-*-* 08:00".',
 )
 @click.option(
     "--fail-on",

@@ -351,7 +351,12 @@ def _acceptable_code(_ctx: click.Context, _param: click.Parameter, code: str) ->
 )
 @click.argument("name")
 @click.argument("risk", metavar="CODE", callback=_acceptable_code)
-@click.option("--reason", required=True, help="Why this risk is acceptable (recorded and shown).")
+@click.option(
+    "--reason",
+    metavar="REASON",
+    required=True,
+    help="Why this risk is acceptable (recorded and shown).",
+)
 @vault_option
 @passphrase_file_option
 def policy_accept_risk(
