@@ -9,6 +9,7 @@ from typing import IO, Any
 import click
 
 from vault.errors import InvalidInput
+from vault.format.model import to_epoch
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.owner import policies, rotation
 from vault.owner.credentials import UNCHANGED, credential_metadata
@@ -212,7 +213,12 @@ def rotate_finish(
 
     Once its grace period is over (earlier with --force); then delete it at the exchange.
     """
-    require_credential(vault_location, name)
+    with open_inventory(vault_location) as inv:
+        info = inv.describe(name)
+    if not force and info.previous_version is not None and info.previous_until is not None:
+        # Refused before the passphrase is asked, from the keyless metadata; finish
+        # checks again on the verified head, under the write lock.
+        rotation.refuse_finish_in_grace(name, to_epoch(info.previous_until))
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.finish(admin, name, force=force))
 

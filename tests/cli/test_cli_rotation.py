@@ -891,6 +891,8 @@ def test_rotate_finish_refused_during_grace(stocked_cli, one_error_line, snapsho
     assert snapshot() == before  # nothing stored changed
     info = info_of(stocked_cli)
     assert (info.version, info.previous_version) == (2, 1)
+    # Refused before the passphrase is asked for: none is given here, nor a terminal.
+    assert "runs until" in one_error_line(stocked_cli.v("rotate", "finish", "binance-main"), 9)
 
 
 def test_rotate_finish_after_grace(stocked_cli, monkeypatch) -> None:

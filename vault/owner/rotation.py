@@ -258,6 +258,21 @@ def promote(admin: OwnerHandle, name: str, *, grace: timedelta | None = None) ->
     )
 
 
+def refuse_finish_in_grace(name: str, previous_until: int | None) -> None:
+    """Refuse to finish the rotation of ``name`` while the grace period that ends at
+    ``previous_until`` (Unix time; None: none) runs.
+
+    :raises Conflict: before the grace period ends.
+    """
+    if previous_until is not None and previous_until > to_epoch(utc_now()):
+        raise Conflict(
+            f'the grace period of "{name}" runs until '
+            f"{from_epoch(previous_until):%Y-%m-%d %H:%M} UTC and bots may still read "
+            f"the previous key: finish after then, or now with "
+            f"exvault rotate finish {name} --force"
+        )
+
+
 def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
     """Drop the ``previous`` version (its ciphertext and wraps are deleted).
 
@@ -277,17 +292,8 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
         head = writer.head(session, name, for_update=True)
         if head.previous_version is None:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
-        if (
-            not force
-            and head.previous_until is not None
-            and head.previous_until > to_epoch(utc_now())
-        ):
-            raise Conflict(
-                f'the grace period of "{name}" runs until '
-                f"{from_epoch(head.previous_until):%Y-%m-%d %H:%M} UTC and bots may still read "
-                f"the previous key: finish after then, or now with "
-                f"exvault rotate finish {name} --force"
-            )
+        if not force:
+            refuse_finish_in_grace(name, head.previous_until)
         dropped = head.previous_version
         head.previous_version = head.previous_until = head.previous_digest = None
         current = (
