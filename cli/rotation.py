@@ -9,6 +9,7 @@ from typing import IO, Any
 import click
 
 from vault.errors import InvalidInput
+from vault.format.credential_info import CredentialInfo
 from vault.format.model import to_epoch
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.owner import policies, rotation
@@ -28,13 +29,20 @@ from .options import (
 from .unlock import open_admin
 
 
-def require_credential(vault_location: str | None, name: str) -> None:
-    """Check keylessly that the credential exists, before the passphrase is read.
+def require_credential(vault_location: str | None, name: str) -> CredentialInfo:
+    """Check keylessly that the credential exists, before the passphrase is read, and
+    return what its unverified metadata says (for checks made before the prompt too;
+    the owner's step checks again on the verified head).
 
     :raises NotFound: when there is no credential ``name``.
     """
     with open_inventory(vault_location) as inv:
-        inv.describe(name)
+        return inv.describe(name)
+
+
+def previous_until(info: CredentialInfo) -> int | None:
+    """When the grace period of ``info``'s previous version ends (Unix time)."""
+    return None if info.previous_until is None else to_epoch(info.previous_until)
 
 
 # --------------------------------------------------------------------------------- rotate
@@ -192,7 +200,9 @@ def rotate_rollback(name: str, vault_location: str | None, passphrase_file: str 
 
     Only during the grace period after promote; the promoted key is pending again.
     """
-    require_credential(vault_location, name)
+    info = require_credential(vault_location, name)
+    if info.previous_version is not None:
+        rotation.refuse_rollback(name, previous_until(info), info.pending_version)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.rollback(admin, name))
 
@@ -213,12 +223,9 @@ def rotate_finish(
 
     Once its grace period is over (earlier with --force); then delete it at the exchange.
     """
-    with open_inventory(vault_location) as inv:
-        info = inv.describe(name)
-    if not force and info.previous_version is not None and info.previous_until is not None:
-        # Refused before the passphrase is asked, from the keyless metadata; finish
-        # checks again on the verified head, under the write lock.
-        rotation.refuse_finish_in_grace(name, to_epoch(info.previous_until))
+    info = require_credential(vault_location, name)
+    if not force and info.previous_version is not None:
+        rotation.refuse_finish_in_grace(name, previous_until(info))
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.finish(admin, name, force=force))
 

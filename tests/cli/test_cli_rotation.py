@@ -948,6 +948,8 @@ def test_rotate_rollback_after_grace(stocked_cli, monkeypatch, one_error_line, s
     assert "grace period" in line and "ended" in line
     assert "exvault rotate start binance-main" in line
     assert snapshot() == before
+    # Refused before the passphrase is asked for: none is given here, nor a terminal.
+    assert "ended" in one_error_line(stocked_cli.v("rotate", "rollback", "binance-main"), 9)
 
 
 def test_rotate_rollback_while_pending(stocked_cli, one_error_line) -> None:
@@ -956,6 +958,7 @@ def test_rotate_rollback_while_pending(stocked_cli, one_error_line) -> None:
     stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=third)
     line = one_error_line(stocked_cli.unlocked("rotate", "rollback", "binance-main"), 9)
     assert "pending (version 3)" in line and "exvault rotate abort binance-main" in line
+    assert "pending" in one_error_line(stocked_cli.v("rotate", "rollback", "binance-main"), 9)
     info = info_of(stocked_cli)
     assert (info.version, info.pending_version, info.previous_version) == (2, 3, 1)
 
