@@ -120,15 +120,39 @@ def test_init_in_a_terminal_says_where_then_refuses_a_weak_passphrase(cli: Cli) 
     vault = str(cli.vault_path)
     child = spawn_with_stdin_from(Path("/dev/tty"), "init", "--vault", vault, "--insecure-test-kdf")
     child.expect(f"Creating a new vault at {vault}")
+    # Three attempts, each refused at once (a weak one before its repeat is asked for).
     child.expect("Enter vault passphrase: ")
     child.sendline("password1")
+    child.expect(r"the vault passphrase is too weak \(strength 0 of 4.*; try again\.")
+    child.expect("Enter vault passphrase: ")
+    child.sendline(PASSPHRASE)
     child.expect("Repeat vault passphrase: ")
+    child.sendline(PASSPHRASE + "x")
+    child.expect(r"the two entries of the vault passphrase differ; try again\.")
+    child.expect("Enter vault passphrase: ")
     child.sendline("password1")
     rest = finish(child)
     assert child.exitstatus == 7, rest
-    assert "the vault passphrase is too weak (strength 0 of 4" in rest
-    assert "password1" not in rest
+    assert "exvault: error: the vault passphrase is too weak (strength 0 of 4" in rest
+    assert "Repeat" not in rest
+    assert "password1" not in child.before + rest
     assert not cli.vault_path.exists()
+
+
+def test_init_in_a_terminal_takes_a_good_passphrase_at_the_second_attempt(cli: Cli) -> None:
+    vault = str(cli.vault_path)
+    child = spawn_with_stdin_from(Path("/dev/tty"), "init", "--vault", vault, "--insecure-test-kdf")
+    child.expect("Enter vault passphrase: ")
+    child.sendline("x")
+    child.expect("try again")
+    child.expect("Enter vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    child.expect("Repeat vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert f"Created vault at {vault}" in rest
+    assert cli.unlocked("verify").exit_code == 0  # the second attempt's passphrase opens it
 
 
 def failed_unlocks(cli: Cli) -> int:
