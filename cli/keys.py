@@ -171,7 +171,13 @@ def passwd(
             )
             click.echo(f"Passphrase changed ({params}).")
             return
-        done = admin.rekey(new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf)
+        with output.TerminalProgress("Re-keying credentials") as progress:
+            done = admin.rekey(
+                new,
+                recalibrate=recalibrate,
+                insecure_test_kdf=insecure_test_kdf,
+                progress=progress,
+            )
         fingerprint = admin.fingerprint
     click.echo(f"Passphrase changed and root keys replaced ({done.kdf}).")
     click.echo(f"New fingerprint: {fingerprint}")

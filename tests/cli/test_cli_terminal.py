@@ -229,6 +229,31 @@ def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
     assert "Vault verified: 2 credentials" in rest
 
 
+def test_rekey_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    new = "a new one, " + PASSPHRASE
+    vault, passphrase = str(stocked_cli.vault_path), str(stocked_cli.passphrase_file)
+    child = pexpect.spawn(
+        EXVAULT[0],
+        [
+            *EXVAULT[1:],
+            *("passwd", "--rekey", "--insecure-test-kdf", "--vault", vault),
+            *("--passphrase-file", passphrase),
+        ],
+        env=environment(),
+        timeout=60,
+        encoding="utf-8",
+    )
+    child.expect("Enter new passphrase: ")
+    child.sendline(new)
+    child.expect("Repeat new passphrase: ")
+    child.sendline(new)
+    child.expect("Re-keying credentials")
+    child.expect("100%")
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert "root keys replaced" in rest
+
+
 def test_restore_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli, tmp_path: Path) -> None:
     # restore verifies the whole backup first: as long as verify on a large vault.
     saved = tmp_path / "backup.db"
