@@ -229,6 +229,13 @@ def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
     assert "Vault verified: 2 credentials" in rest
 
 
+def test_audit_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    rest = draws_a_progress_bar(
+        "Verifying the audit log", "audit", "verify", "--vault", str(stocked_cli.vault_path)
+    )
+    assert "Audit log intact" in rest
+
+
 def test_rekey_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
     new = "a new one, " + PASSPHRASE
     vault, passphrase = str(stocked_cli.vault_path), str(stocked_cli.passphrase_file)
