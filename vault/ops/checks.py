@@ -680,6 +680,7 @@ def check(inventory: Inventory, now: datetime) -> Report:
                 f.name,
                 (today - f.issued_on).days,
                 None if f.expires_on is None else (f.expires_on - today).days,
+                _last_report_at(f.probes),
             )
             for f in sorted(facts, key=lambda f: f.name)
         )
