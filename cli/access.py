@@ -9,7 +9,7 @@ import click
 
 from vault.errors import AlreadyExists
 from vault.format import model
-from vault.format.access import DEFAULT_SCOPE, parse_scope
+from vault.format.access import DEFAULT_SCOPE, check_client_expiry, parse_scope
 from vault.format.model import validate_name
 
 from . import output
@@ -69,6 +69,7 @@ def client_add(
     """
     validate_name(name, "client")
     parse_scope(max_scope or DEFAULT_SCOPE)  # a bad permission before the prompt
+    check_client_expiry(expires, model.utc_now())  # and a past expiry
     with open_inventory(vault_location) as inv:
         if name in {c.name for c in inv.clients()}:  # revoked clients keep their names
             raise AlreadyExists(f'a client named "{name}" exists already')

@@ -97,8 +97,11 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
     given = ctx.obj or {}
     vault_location = vault_location or given.get("vault_location")
     as_json = as_json or bool(given.get("as_json"))
-    with open_inventory(vault_location) as inv:
-        report = inv.verify_audit()
+    with (
+        open_inventory(vault_location) as inv,
+        output.TerminalProgress("Verifying the audit log") as progress,
+    ):
+        report = inv.verify_audit(progress=progress)
     if as_json:
         output.emit_json(
             {

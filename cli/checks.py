@@ -93,6 +93,16 @@ class _ReportCollector:
             [({"credential": a.name}, worst.get(a.name, 0)) for a in report.ages],
         )
         yield _gauge(
+            "exvault_credential_last_probe_timestamp_seconds",
+            "When exvault probe last got the exchange's report on the credential's current "
+            "key (Unix time; credentials never probed successfully have no series).",
+            [
+                ({"credential": a.name}, round(a.last_probe_at.timestamp()))
+                for a in report.ages
+                if a.last_probe_at is not None
+            ],
+        )
+        yield _gauge(
             "exvault_check_timestamp_seconds",
             "When the check ran (Unix time).",
             [({}, round(report.generated_at.timestamp()))],
@@ -412,9 +422,10 @@ WantedBy=timers.target
 @click.option("--systemd", is_flag=True, help="Print a systemd service and timer unit pair.")
 @click.option(
     "--on-calendar",
+    metavar="SPEC",
     default="*-*-* 08:00:00",
     show_default=True,
-    help="systemd OnCalendar= of the timer.",
+    help='The timer\'s systemd OnCalendar= time, e.g. daily or "Mon *-*-* 08:00".',
 )
 @click.option(
     "--fail-on",

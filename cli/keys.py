@@ -69,9 +69,7 @@ def init(
         raise AlreadyExists(f"a file exists at {location}; refusing to overwrite it")
     if passphrase_file is None and prompts.stdin_is_terminal():
         click.echo(f"Creating a new vault at {location}", err=True)
-    passphrase = prompts.new_passphrase(passphrase_file, "vault passphrase")
-    if not allow_weak:
-        prompts.refuse_weak_passphrase(passphrase, "vault passphrase")
+    passphrase = prompts.new_passphrase(passphrase_file, "vault passphrase", allow_weak)
     # Hidden, for the test suite only: a KDF cheap enough to run hundreds of times.
     kdf = KdfParams(1, 64, 1) if insecure_test_kdf else None
     if not as_json:
@@ -165,9 +163,7 @@ def passwd(
         if tokens_dir is not None:
             # Before anything changes: the tokens are shown once, so they must fit.
             _check_tokens_dir(Path(tokens_dir), [c.name for c in admin.clients()])
-        new = prompts.new_passphrase(None, "new passphrase")
-        if not allow_weak:
-            prompts.refuse_weak_passphrase(new, "new passphrase")
+        new = prompts.new_passphrase(None, "new passphrase", allow_weak)
         if not rekey:
             # Hidden, for the test suite only: keep a test vault's cheap parameters.
             params = admin.change_passphrase(
@@ -175,7 +171,13 @@ def passwd(
             )
             click.echo(f"Passphrase changed ({params}).")
             return
-        done = admin.rekey(new, recalibrate=recalibrate, insecure_test_kdf=insecure_test_kdf)
+        with output.TerminalProgress("Re-keying credentials") as progress:
+            done = admin.rekey(
+                new,
+                recalibrate=recalibrate,
+                insecure_test_kdf=insecure_test_kdf,
+                progress=progress,
+            )
         fingerprint = admin.fingerprint
     click.echo(f"Passphrase changed and root keys replaced ({done.kdf}).")
     click.echo(f"New fingerprint: {fingerprint}")
@@ -265,9 +267,7 @@ def recover(
         key = prompts.read_stdin_line("recovery key")
     with AdminVault.unlock_with_recovery_key(vault_location, key) as admin:
         lock_vault_id(admin.vault_id)
-        new = prompts.new_passphrase(None, "new passphrase")
-        if not allow_weak:
-            prompts.refuse_weak_passphrase(new, "new passphrase")
+        new = prompts.new_passphrase(None, "new passphrase", allow_weak)
         click.echo("Calibrating Argon2id for the new passphrase...", err=True)
         # Hidden, for the test suite only: the cheap parameters init's flag gives.
         params = admin.change_passphrase(

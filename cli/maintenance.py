@@ -175,7 +175,8 @@ def restore(
         except BaseException:
             remove_copy(copy)
             raise
-        staged = verify_backup(copy, passphrase)
+        with output.TerminalProgress("Verifying the backup") as progress:
+            staged = verify_backup(copy, passphrase, progress)
         if not staged.ok:
             for problem in staged.problems:
                 click.echo(problem, err=True)

@@ -67,7 +67,13 @@ class _Declared(NamedTuple):
 @click.command("probe")
 @click.argument("names", nargs=-1)
 @click.option("--all", "probe_all", is_flag=True, help="Probe every credential you may read.")
-@click.option("--exchange", "exchanges", multiple=True, help="Only credentials of EXCHANGE.")
+@click.option(
+    "--exchange",
+    "exchanges",
+    metavar="ID",
+    multiple=True,
+    help="Only credentials of exchange ID (repeatable).",
+)
 @click.option(
     "--timeout",
     type=DURATION,

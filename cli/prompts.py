@@ -14,6 +14,7 @@ import getpass
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -123,24 +124,71 @@ def passphrase(
     return ask_hidden(prompt, "passphrase")
 
 
-def new_passphrase(passphrase_file: str | None = None, what: str = "new passphrase") -> str:
-    """A new passphrase: from a file, or typed twice (prompt, or two stdin lines).
+NEW_PASSPHRASE_ATTEMPTS = 3
+"""How many times a new passphrase may be typed at a terminal (as the one that unlocks)."""
 
-    :raises InvalidInput: when the two entries differ or are empty.
+
+def new_passphrase(
+    passphrase_file: str | None = None, what: str = "new passphrase", allow_weak: bool = False
+) -> str:
+    """A new passphrase: from a file, or typed twice (prompt, or two stdin lines),
+    refused when weak (:func:`refuse_weak_passphrase`) unless ``allow_weak``.
+
+    At a terminal a weak first entry is refused before the repeat is asked for, and a
+    weak, empty or differing entry is asked again, up to :data:`NEW_PASSPHRASE_ATTEMPTS`
+    times in all.
+
+    :raises InvalidInput: when the two entries differ, or it is empty or weak (at a
+        terminal: the last attempt's reason), or zxcvbn is not installed to judge it.
     """
+    if not allow_weak:
+        strength_estimator(what)  # a missing zxcvbn is said once, before anything is typed
     if passphrase_file:
-        return read_secret_file(passphrase_file, "passphrase file")
-    if stdin_is_terminal():
-        first = ask_hidden(f"Enter {what}", what)
-        second = ask_hidden(f"Repeat {what}", what)
-    else:
+        new = read_secret_file(passphrase_file, "passphrase file")
+        return _accepted(new, new, what, allow_weak)
+    if not stdin_is_terminal():
         first = read_stdin_line(what)
-        second = read_stdin_line(f"{what} (repeated)")
-    if not first:
-        raise InvalidInput(f"the {what} must not be empty")
-    if first != second:
-        raise InvalidInput(f"the two entries of the {what} differ")
+        return _accepted(first, read_stdin_line(f"{what} (repeated)"), what, allow_weak)
+    attempts_left = NEW_PASSPHRASE_ATTEMPTS
+    while True:
+        attempts_left -= 1
+        first = ask_hidden(f"Enter {what}", what)
+        refusal = _refusal(first, None, what, allow_weak)
+        if refusal is None:
+            # Judged already: the repeat is only compared.
+            refusal = _refusal(first, ask_hidden(f"Repeat {what}", what), what, True)
+            if refusal is None:
+                return first
+        if not attempts_left:
+            raise refusal
+        click.echo(f"{refusal}; try again.", err=True)
+
+
+def _accepted(first: str, second: str, what: str, allow_weak: bool) -> str:
+    """``first``, once :func:`_refusal` finds nothing to refuse.
+
+    :raises InvalidInput: what it found.
+    """
+    refusal = _refusal(first, second, what, allow_weak)
+    if refusal is not None:
+        raise refusal
     return first
+
+
+def _refusal(first: str, second: str | None, what: str, allow_weak: bool) -> InvalidInput | None:
+    """Why a new passphrase typed as ``first`` then ``second`` (None: the repeat is not
+    typed yet) is refused: empty, the two differ, or (unless ``allow_weak``) weak.
+    None when it is not."""
+    if not first:
+        return InvalidInput(f"the {what} must not be empty")
+    if second is not None and first != second:
+        return InvalidInput(f"the two entries of the {what} differ")
+    if not allow_weak:
+        try:
+            refuse_weak_passphrase(first, what)
+        except InvalidInput as weak:
+            return weak
+    return None
 
 
 MIN_STRENGTH = 3
@@ -153,11 +201,10 @@ STRENGTH_EXTRA = "strength"
 ALLOW_WEAK_OPTION = "--allow-weak-passphrase"
 
 
-def refuse_weak_passphrase(new: str, what: str = "passphrase") -> None:
-    """Refuse a new passphrase that zxcvbn scores below :data:`MIN_STRENGTH`, saying why.
+def strength_estimator(what: str = "vault passphrase") -> Callable[..., dict[str, Any]]:
+    """zxcvbn's estimator.
 
-    :raises InvalidInput: for a weak passphrase (with zxcvbn's warning and suggestions,
-        which never quote it), or when zxcvbn is not installed: a check that cannot run
+    :raises InvalidInput: when zxcvbn is not installed: a check that cannot run
         refuses rather than let any passphrase through.
     """
     try:
@@ -170,6 +217,17 @@ def refuse_weak_passphrase(new: str, what: str = "passphrase") -> None:
             f"{STRENGTH_EXTRA} extra, pip install '.[{STRENGTH_EXTRA}]' in its source tree "
             f"(or add {ALLOW_WEAK_OPTION})"
         ) from None
+    estimator: Callable[..., dict[str, Any]] = zxcvbn
+    return estimator
+
+
+def refuse_weak_passphrase(new: str, what: str = "passphrase") -> None:
+    """Refuse a new passphrase that zxcvbn scores below :data:`MIN_STRENGTH`, saying why.
+
+    :raises InvalidInput: for a weak passphrase (with zxcvbn's warning and suggestions,
+        which never quote it), or when zxcvbn is not installed (:func:`strength_estimator`).
+    """
+    zxcvbn = strength_estimator(what)
     # zxcvbn refuses more than 72 characters (its matching grows fast with length):
     # the start of a long passphrase is scored, which can only underrate it.
     estimate = zxcvbn(new[:72], user_inputs=["exvault", "vault", "exchange"])

@@ -10,7 +10,8 @@ from typing import IO, Any
 import click
 
 from vault.errors import InvalidInput, VaultError
-from vault.format.model import utc_now
+from vault.format.credential_info import CredentialInfo
+from vault.format.model import to_epoch, utc_now
 from vault.format.policy import ACCEPTABLE_FINDINGS, Policy
 from vault.ops import exchange_keys
 from vault.ops.exchange_rotation import DueItem, ExchangeRotation, due, find_due, report
@@ -33,13 +34,20 @@ from .options import (
 from .unlock import open_admin
 
 
-def require_credential(vault_location: str | None, name: str) -> None:
-    """Check keylessly that the credential exists, before the passphrase is read.
+def require_credential(vault_location: str | None, name: str) -> CredentialInfo:
+    """Check keylessly that the credential exists, before the passphrase is read, and
+    return what its unverified metadata says (for checks made before the prompt too;
+    the owner's step checks again on the verified head).
 
     :raises NotFound: when there is no credential ``name``.
     """
     with open_inventory(vault_location) as inv:
-        inv.describe(name)
+        return inv.describe(name)
+
+
+def previous_until(info: CredentialInfo) -> int | None:
+    """When the grace period of ``info``'s previous version ends (Unix time)."""
+    return None if info.previous_until is None else to_epoch(info.previous_until)
 
 
 def _linked(vault_location: str | None, name: str, *, required: bool = True) -> bool:
@@ -270,7 +278,9 @@ def rotate_rollback(name: str, vault_location: str | None, passphrase_file: str 
 
     Only during the grace period after promote; the promoted key is pending again.
     """
-    require_credential(vault_location, name)
+    info = require_credential(vault_location, name)
+    if info.previous_version is not None:
+        rotation.refuse_rollback(name, previous_until(info), info.pending_version)
     with open_admin(vault_location, passphrase_file) as admin:
         _step(rotation.rollback(admin, name))
 
@@ -289,9 +299,13 @@ def rotate_finish(
 ) -> None:
     """Drop the previous key of NAME.
 
-    Once its grace period is over (earlier with --force); then delete it at the exchange.
-    A key rotated at the exchange (policy set --rotate-via) is deleted there first.
+    Once its grace period is over (earlier with --force). A key rotated at the exchange
+    (policy set --rotate-via) is deleted there first; delete any other one at the
+    exchange yourself.
     """
+    info = require_credential(vault_location, name)
+    if not force and info.previous_version is not None:
+        rotation.refuse_finish_in_grace(name, previous_until(info))
     linked = _linked(vault_location, name, required=False)
     with open_admin(vault_location, passphrase_file) as admin:
         if linked:
@@ -599,7 +613,12 @@ def _acceptable_code(_ctx: click.Context, _param: click.Parameter, code: str) ->
 )
 @click.argument("name")
 @click.argument("risk", metavar="CODE", callback=_acceptable_code)
-@click.option("--reason", required=True, help="Why this risk is acceptable (recorded and shown).")
+@click.option(
+    "--reason",
+    metavar="REASON",
+    required=True,
+    help="Why this risk is acceptable (recorded and shown).",
+)
 @vault_option
 @passphrase_file_option
 def policy_accept_risk(

@@ -2,7 +2,8 @@
 
 These tests walk every command and subcommand ``exvault`` has, so a command added
 later is held to the same rules: its summary in a group's listing is a whole sentence,
-never cut with "...", at any terminal width; every option says what it does; every
+never cut with "...", at any terminal width; every option says what it does, and names
+what it takes with a placeholder of its own (never click's TEXT or INTEGER); every
 date or duration goes through the one type (``DURATION`` or ``WHEN``); JSON output is
 ``--json`` alone; and ``rotate`` lists its steps in the order they are used.
 """
@@ -147,6 +148,20 @@ def test_every_date_or_duration_goes_through_the_one_type() -> None:
             # the type's placeholder, never one set by hand (DAYS, HOURS, DATE...)
             and (option.metavar is not None or option.make_metavar(ctx) not in ("DURATION", "WHEN"))
         )
+    ]
+    assert offenders == []
+
+
+# click's own placeholders: the name of a type, which says nothing of what to type.
+TYPE_NAMES = frozenset({"TEXT", "INTEGER", "FLOAT", "BOOLEAN", "FILENAME", "DIRECTORY", "UUID"})
+
+
+def test_every_value_has_a_placeholder_of_its_own() -> None:
+    ctx = click.Context(click.Command("x"))
+    offenders = [
+        (where, option.make_metavar(ctx))
+        for where, option in OPTIONS
+        if not option.is_flag and option.make_metavar(ctx).rstrip(".") in TYPE_NAMES
     ]
     assert offenders == []
 

@@ -211,6 +211,7 @@ def test_hummingbot_with_a_password_file(cli_vault: Cli, tmp_path: Path) -> None
     assert "hummingbot reads its keys only from its own encrypted connector files" in result.stdout
     # Not the other sources' advice, which hummingbot cannot follow: its files stay.
     assert "once the bot reads its keys from the vault" not in result.stdout
+    assert result.stderr == ""  # no progress bar, nor its label, without a terminal
     assert field(cli_vault, "kucoin", "passphrase") == KUCOIN_PASSPHRASE
     no_secret_in(result)
 
@@ -432,8 +433,12 @@ def test_at_a_real_terminal_both_passwords_are_asked_hidden(cli_vault: Cli, tmp_
     )
     child.expect("hummingbot password: ")  # the source's first: the plan needs it
     child.sendline(HUMMINGBOT_PASSWORD)
+    child.expect("Reading the source")  # a progress bar over the keystores' scrypt
+    child.expect("100%")
     child.expect("Vault passphrase: ")
     child.sendline(PASSPHRASE)
+    child.expect("Importing")  # and over the writes
+    child.expect("100%")
     child.expect(pexpect.EOF)
     child.close()
     shown = str(child.before)

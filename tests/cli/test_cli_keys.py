@@ -457,6 +457,7 @@ def test_passwd_rekey_prints_a_new_recovery_key_and_tokens(stocked_cli, tmp_path
     )
     assert r.exit_code == 0, r.output
     assert NEW_PASSPHRASE not in r.output
+    assert "Re-keying" not in r.stderr  # no progress bar without a terminal
     after = json.loads(stocked_cli.v("info", "--json").stdout)["fingerprint"]
     assert after != before and f"New fingerprint: {after}" in r.stdout
     found = RECOVERY_KEY.search(r.stdout.split("New recovery key", 1)[1])

@@ -140,6 +140,7 @@ def test_restore_of_a_missing_backup(stocked_cli, tmp_path: Path) -> None:  # ty
 def test_audit_verify_takes_the_vault_from_the_group(stocked_cli) -> None:  # type: ignore[no-untyped-def]
     r = stocked_cli("audit", "--vault", str(stocked_cli.vault_path), "verify")
     assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # no progress bar without a terminal
     sql(stocked_cli.vault_path, "DELETE FROM audit_log WHERE seq = 1")
     r = stocked_cli("audit", "--vault", str(stocked_cli.vault_path), "verify")
     assert r.exit_code == 3 and "entry 1 is missing" in r.output

@@ -112,6 +112,7 @@ def test_all_fine_exits_0_with_the_json_shape_and_records(vault_cli: Cli) -> Non
     okx = next(row for row in rows if row["exchange"] == "okx")
     assert okx["ips"] == [WHITELISTED_IP]
     assert set(latest(vault_cli)) == set(CREDENTIALS)
+    assert result.stderr == ""  # no progress bar, nor its label, without a terminal
 
 
 def test_a_wider_key_at_the_exchange_is_critical(vault_cli: Cli, exchanges: MockExchanges) -> None:

@@ -29,7 +29,7 @@ import vault.format.model
 import vault.owner.rotation
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
 from vault.db.inventory import Inventory
-from vault.exchanges.key_report import KeyReport, ProbeOutcome
+from vault.exchanges.key_report import KeyReport, ProbeError, ProbeOutcome
 from vault.format import kdf_params
 from vault.format.model import utc_now
 from vault.format.policy import ACCEPTABLE_FINDINGS
@@ -142,6 +142,31 @@ def test_check_reports_a_deleted_observation(stocked_cli, fine_kdf) -> None:
     r = stocked_cli.v("check")
     assert r.exit_code == 2
     assert ("CRITICAL", "binance-main", "probe-evidence-missing") in table_codes(r.stdout)
+
+
+def _last_probe_series(text: str) -> list[tuple[dict[str, str], float]]:
+    return _families(text)["exvault_credential_last_probe_timestamp_seconds"]
+
+
+def test_check_exports_the_last_successful_probe(stocked_cli, fine_kdf, tmp_path) -> None:
+    # Never probed: no series (kucoin-sub1 keeps none throughout).
+    assert _last_probe_series(stocked_cli.v("check", "--prometheus").stdout) == []
+    answered = (utc_now() - timedelta(hours=2)).replace(microsecond=0)
+    _probe(stocked_cli, ProbeOutcome(answered, GOOD, None, 0, 5000))
+    # A later rejected key is a verdict, not a successful probe: the time stays.
+    rejected = ProbeError("rejected-key", "invalid-key", "-2015", "invalid API key")
+    _probe(stocked_cli, ProbeOutcome(utc_now(), None, rejected, 0, 5000))
+    expected = [({"credential": "binance-main"}, answered.timestamp())]
+    assert _last_probe_series(stocked_cli.v("check", "--prometheus").stdout) == expected
+    target = tmp_path / "exvault.prom"
+    stocked_cli.v("check", "--quiet", "--textfile", str(target))
+    assert _last_probe_series(target.read_text()) == expected
+    # Only an authenticated observation counts: deleted, it is no longer exported.
+    db = sqlite3.connect(stocked_cli.vault_path)
+    with db:
+        db.execute("DELETE FROM probe_observations")
+    db.close()
+    assert _last_probe_series(stocked_cli.v("check", "--prometheus").stdout) == []
 
 
 def test_check_all_ok(stocked_cli, check_at, fine_kdf) -> None:
@@ -866,6 +891,8 @@ def test_rotate_finish_refused_during_grace(stocked_cli, one_error_line, snapsho
     assert snapshot() == before  # nothing stored changed
     info = info_of(stocked_cli)
     assert (info.version, info.previous_version) == (2, 1)
+    # Refused before the passphrase is asked for: none is given here, nor a terminal.
+    assert "runs until" in one_error_line(stocked_cli.v("rotate", "finish", "binance-main"), 9)
 
 
 def test_rotate_finish_after_grace(stocked_cli, monkeypatch) -> None:
@@ -921,6 +948,8 @@ def test_rotate_rollback_after_grace(stocked_cli, monkeypatch, one_error_line, s
     assert "grace period" in line and "ended" in line
     assert "exvault rotate start binance-main" in line
     assert snapshot() == before
+    # Refused before the passphrase is asked for: none is given here, nor a terminal.
+    assert "ended" in one_error_line(stocked_cli.v("rotate", "rollback", "binance-main"), 9)
 
 
 def test_rotate_rollback_while_pending(stocked_cli, one_error_line) -> None:
@@ -929,6 +958,7 @@ def test_rotate_rollback_while_pending(stocked_cli, one_error_line) -> None:
     stocked_cli.unlocked("rotate", "start", "binance-main", "--from-json", "-", input=third)
     line = one_error_line(stocked_cli.unlocked("rotate", "rollback", "binance-main"), 9)
     assert "pending (version 3)" in line and "exvault rotate abort binance-main" in line
+    assert "pending" in one_error_line(stocked_cli.v("rotate", "rollback", "binance-main"), 9)
     info = info_of(stocked_cli)
     assert (info.version, info.pending_version, info.previous_version) == (2, 3, 1)
 

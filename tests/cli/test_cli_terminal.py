@@ -120,15 +120,39 @@ def test_init_in_a_terminal_says_where_then_refuses_a_weak_passphrase(cli: Cli) 
     vault = str(cli.vault_path)
     child = spawn_with_stdin_from(Path("/dev/tty"), "init", "--vault", vault, "--insecure-test-kdf")
     child.expect(f"Creating a new vault at {vault}")
+    # Three attempts, each refused at once (a weak one before its repeat is asked for).
     child.expect("Enter vault passphrase: ")
     child.sendline("password1")
+    child.expect(r"the vault passphrase is too weak \(strength 0 of 4.*; try again\.")
+    child.expect("Enter vault passphrase: ")
+    child.sendline(PASSPHRASE)
     child.expect("Repeat vault passphrase: ")
+    child.sendline(PASSPHRASE + "x")
+    child.expect(r"the two entries of the vault passphrase differ; try again\.")
+    child.expect("Enter vault passphrase: ")
     child.sendline("password1")
     rest = finish(child)
     assert child.exitstatus == 7, rest
-    assert "the vault passphrase is too weak (strength 0 of 4" in rest
-    assert "password1" not in rest
+    assert "exvault: error: the vault passphrase is too weak (strength 0 of 4" in rest
+    assert "Repeat" not in rest
+    assert "password1" not in child.before + rest
     assert not cli.vault_path.exists()
+
+
+def test_init_in_a_terminal_takes_a_good_passphrase_at_the_second_attempt(cli: Cli) -> None:
+    vault = str(cli.vault_path)
+    child = spawn_with_stdin_from(Path("/dev/tty"), "init", "--vault", vault, "--insecure-test-kdf")
+    child.expect("Enter vault passphrase: ")
+    child.sendline("x")
+    child.expect("try again")
+    child.expect("Enter vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    child.expect("Repeat vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    assert f"Created vault at {vault}" in rest
+    assert cli.unlocked("verify").exit_code == 0  # the second attempt's passphrase opens it
 
 
 def failed_unlocks(cli: Cli) -> int:
@@ -183,24 +207,68 @@ def test_a_wrong_passphrase_file_is_read_once(stocked_cli: Cli, tmp_path: Path) 
     assert failed_unlocks(stocked_cli) == 1
 
 
+def draws_a_progress_bar(label: str, *args: str) -> str:
+    """Run ``exvault ARGS`` under a pseudo-terminal, expect a bar labelled ``label`` to
+    reach 100%, and return what follows once it exited 0."""
+    child = pexpect.spawn(
+        EXVAULT[0], [*EXVAULT[1:], *args], env=environment(), timeout=60, encoding="utf-8"
+    )
+    child.expect(label)
+    child.expect("100%")
+    rest = finish(child)
+    assert child.exitstatus == 0, rest
+    return rest
+
+
 def test_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    vault, passphrase = str(stocked_cli.vault_path), str(stocked_cli.passphrase_file)
+    rest = draws_a_progress_bar(
+        "Verifying credentials",
+        *("verify", "--no-agent", "--vault", vault, "--passphrase-file", passphrase),
+    )
+    assert "Vault verified: 2 credentials" in rest
+
+
+def test_audit_verify_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    rest = draws_a_progress_bar(
+        "Verifying the audit log", "audit", "verify", "--vault", str(stocked_cli.vault_path)
+    )
+    assert "Audit log intact" in rest
+
+
+def test_rekey_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli) -> None:
+    new = "a new one, " + PASSPHRASE
+    vault, passphrase = str(stocked_cli.vault_path), str(stocked_cli.passphrase_file)
     child = pexpect.spawn(
         EXVAULT[0],
         [
             *EXVAULT[1:],
-            "verify",
-            "--no-agent",
-            "--vault",
-            str(stocked_cli.vault_path),
-            "--passphrase-file",
-            str(stocked_cli.passphrase_file),
+            *("passwd", "--rekey", "--insecure-test-kdf", "--vault", vault),
+            *("--passphrase-file", passphrase),
         ],
         env=environment(),
         timeout=60,
         encoding="utf-8",
     )
-    child.expect("Verifying credentials")
+    child.expect("Enter new passphrase: ")
+    child.sendline(new)
+    child.expect("Repeat new passphrase: ")
+    child.sendline(new)
+    child.expect("Re-keying credentials")
     child.expect("100%")
     rest = finish(child)
     assert child.exitstatus == 0, rest
-    assert "Vault verified: 2 credentials" in rest
+    assert "root keys replaced" in rest
+
+
+def test_restore_in_a_terminal_draws_a_progress_bar(stocked_cli: Cli, tmp_path: Path) -> None:
+    # restore verifies the whole backup first: as long as verify on a large vault.
+    saved = tmp_path / "backup.db"
+    assert stocked_cli.v("backup", str(saved)).exit_code == 0
+    vault, passphrase = str(stocked_cli.vault_path), str(stocked_cli.passphrase_file)
+    rest = draws_a_progress_bar(
+        "Verifying the backup",
+        *("restore", str(saved), "--yes", "--vault", vault),
+        *("--backup-passphrase-file", passphrase),
+    )
+    assert "Restored 2 credentials" in rest

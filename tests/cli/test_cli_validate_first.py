@@ -28,6 +28,7 @@ VALIDATION_FIRST = [
     (("ungrant", "nosuch-bot", "binance-main"), "no client"),
     (("client", "add", "bot2", "--max-scope", "fly"), "permission"),
     (("client", "add", "bot2", "--expires", "soon"), ""),
+    (("client", "add", "bot2", "--expires", "2001-01-01"), "the client's expiry is in the past"),
     (("client", "revoke", "nosuch-bot"), "no client"),
     (("rotate", "start", "binance-main", "--ip", "300.1.1.1"), "IP"),
     (("rotate", "start", "binance-main", "--permissions", "fly"), "permission"),

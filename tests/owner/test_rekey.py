@@ -83,7 +83,9 @@ def test_rekey_keeps_every_secret_and_verifies(stocked: AdminVault, vault_locati
     with ClientVault.open(vault_location, token=old_token) as bot:
         bot.get("binance-main")  # a client-signed entry before the rekey
     old_fingerprint = stocked.fingerprint
-    done = stocked.rekey(NEW_PASSPHRASE, insecure_test_kdf=True)
+    told: list[tuple[int, int]] = []
+    done = stocked.rekey(NEW_PASSPHRASE, insecure_test_kdf=True, progress=lambda *p: told.append(p))
+    assert told == [(1, 2), (2, 2)]  # after each of the two versions
     assert done.kdf == TEST_KDF
     assert stocked.fingerprint != old_fingerprint
     assert set(done.tokens) == {"bot"}

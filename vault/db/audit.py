@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -174,9 +174,12 @@ def verify_chain(
     root_public: bytes,
     client_publics: Mapping[str, tuple[str, bytes]],
     vault_rekeys: Sequence[Rekey] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ChainReport:
     """Walk the whole chain: numbering, links, hashes and signatures; collect the
     signed revocations, which the rows must still show (see :mod:`vault.ops.verification`).
+    ``progress``, when given, is told ``(entries reached, entries in all)`` as it walks
+    (a signature check per entry: a long log takes seconds).
 
     ``client_publics`` maps client ids to (name, verified Ed25519 public key).
     ``vault_rekeys``: for the chain of an audit file (shared layout), the vault's
@@ -195,6 +198,8 @@ def verify_chain(
         rows = list(session.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
     for rec in rows:
         count += 1
+        if progress is not None:
+            progress(count, len(rows))
         damage = records.type_damage(rec, AuditRecord.__tablename__) or _not_utf8(rec)
         if damage is not None:
             # Nothing of it can be hashed or verified; the walk goes on from it, so that

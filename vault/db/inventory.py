@@ -591,19 +591,25 @@ class Inventory:
             found.sort(key=lambda e: e.at)  # stable: each log stays in its own order
         return found
 
-    def verify_audit(self, *, remember: bool = True) -> audit.ChainReport:
+    def verify_audit(
+        self, *, remember: bool = True, progress: Callable[[int, int], None] | None = None
+    ) -> audit.ChainReport:
         """Verify the audit chain: numbering, links, hashes, signatures, and that the
         head seen by the last verification on this machine is still there; then each
         audit file's chain the same way (its problems are named by the file).
 
         With ``remember``, the new head is stored for the next run (outside the vault).
+        ``progress`` is told how far the vault's own chain is walked
+        (:func:`vault.db.audit.verify_chain`).
         """
         with self._reading() as session:
             client_keys: dict[str, tuple[str, bytes]] = {}
             for client in session.scalars(select(ClientRecord)):
                 records.verify_client(self._verify_public, self._vault_id, client)
                 client_keys[client.id] = (client.name, client.verify_public)
-            report = audit.verify_chain(session, self._vault_id, self._verify_public, client_keys)
+            report = audit.verify_chain(
+                session, self._vault_id, self._verify_public, client_keys, progress=progress
+            )
             vault_rekeys = audit.rekey_history(session, self._vault_id, self._verify_public)
             witness = audit.read_witness(self._vault_id)
             problems = list(report.problems)

@@ -40,6 +40,15 @@ def parse_scope(items: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(p for p in PERMISSIONS if p in names)
 
 
+def check_client_expiry(expires_at: datetime | None, now: datetime) -> None:
+    """Check a new client's expiry as of ``now`` (None: it never expires).
+
+    :raises InvalidInput: when it is not after ``now``.
+    """
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("the client's expiry is in the past")
+
+
 def beyond_scope(permissions: Iterable[str], scope: Iterable[str]) -> tuple[str, ...]:
     """The permissions not allowed by ``scope`` (empty when all are)."""
     allowed = set(scope)

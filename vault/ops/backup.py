@@ -32,7 +32,7 @@ from vault.errors import (
     printable,
 )
 from vault.format import identities
-from vault.ops.verification import verify
+from vault.ops.verification import ProgressCallback, verify
 from vault.owner.admin import AdminVault
 
 
@@ -257,8 +257,11 @@ def stage_restore(store: Store, backup_file: Path, passphrase: str) -> StagedRes
     return verify_backup(copy_backup(store, backup_file), passphrase)
 
 
-def verify_backup(copy: BackupCopy, passphrase: str) -> StagedRestore:
-    """Unlock and verify the copy of a backup.
+def verify_backup(
+    copy: BackupCopy, passphrase: str, progress: ProgressCallback | None = None
+) -> StagedRestore:
+    """Unlock and verify the copy of a backup (``progress`` as for
+    :func:`vault.ops.verification.verify`: a large backup takes as long as ``verify``).
 
     When the copy verifies, a signed "restore" entry is added to its audit log; when
     it does not, the copy is deleted and the problems are returned.
@@ -268,7 +271,7 @@ def verify_backup(copy: BackupCopy, passphrase: str) -> StagedRestore:
     staged, backup_file = copy.path, copy.source
     try:
         with AdminVault.unlock(staged, passphrase) as candidate:
-            report = verify(candidate)
+            report = verify(candidate, progress)
             if report.ok:
                 # Escaped: the audit record is signed as UTF-8, and a file name need not be.
                 candidate.record_action("restore", f"from backup {printable(backup_file.name)}")

@@ -79,6 +79,9 @@ class CredentialAge(NamedTuple):
     """Days since the current version was issued."""
     days_to_expiry: int | None
     """Days until the exchange expires the key (negative once expired); None: no expiry."""
+    last_probe_at: datetime | None = None
+    """When the exchange last answered a probe of the current version with a report
+    (an authenticated observation); None: never, or no such observation verifies."""
 
 
 @dataclass(frozen=True)
@@ -644,6 +647,13 @@ def _vault_findings(
             )
 
 
+def _last_report_at(state: ObservationState | None) -> datetime | None:
+    """When the last report in ``state`` was observed: the last successful probe."""
+    if state is None or state.last_report is None:
+        return None
+    return state.last_report.outcome.observed_at
+
+
 def check(inventory: Inventory, now: datetime) -> Report:
     """Run every rule over the vault as of ``now`` (a timezone-aware UTC datetime)."""
     with collector_paused():
@@ -670,6 +680,7 @@ def check(inventory: Inventory, now: datetime) -> Report:
                 f.name,
                 (today - f.issued_on).days,
                 None if f.expires_on is None else (f.expires_on - today).days,
+                _last_report_at(f.probes),
             )
             for f in sorted(facts, key=lambda f: f.name)
         )

@@ -11,7 +11,7 @@ signed with the root key; every read verifies what it reads.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
@@ -206,6 +206,7 @@ class AdminVault(Inventory):
         recalibrate: bool = False,
         kdf: KdfParams | None = None,
         insecure_test_kdf: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Rekeyed:
         """Give the vault a new root identity; the cure for an old keyslot put back.
 
@@ -220,7 +221,8 @@ class AdminVault(Inventory):
         passphrase slot (parameters as :meth:`change_passphrase` chooses them) and a
         new recovery slot, replacing every old slot, and a ``rekey`` audit entry,
         signed with the new key, naming the old signing keys (section 20 of
-        docs/format.md). Audit entries before it keep their signatures.
+        docs/format.md). Audit entries before it keep their signatures. ``progress``,
+        when given, is told ``(versions re-keyed, versions in all)`` as it goes.
 
         :returns: the new recovery key, the clients' new tokens and the KDF parameters.
         :raises Conflict: inside a batch.
@@ -234,6 +236,7 @@ class AdminVault(Inventory):
             recalibrate=recalibrate,
             kdf=kdf,
             insecure_test_kdf=insecure_test_kdf,
+            progress=progress,
         )
         # Committed: this handle's keyless reads verify with the new key.
         self._verify_public = self._writer.verify_public

@@ -26,13 +26,12 @@ from vault.errors import (
     AlreadyExists,
     Conflict,
     IntegrityError,
-    InvalidInput,
     NotFound,
     VaultError,
     quoted,
 )
 from vault.format import identities, records, stages
-from vault.format.access import DEFAULT_SCOPE, beyond_scope, parse_scope
+from vault.format.access import DEFAULT_SCOPE, beyond_scope, check_client_expiry, parse_scope
 from vault.format.keywrap import Recipient
 from vault.format.model import join_list, split_list, to_epoch, utc_now, validate_name
 from vault.owner.writer import Writer
@@ -57,8 +56,7 @@ def add_client(
     validate_name(name, "client")
     scope = parse_scope(max_scope)
     now = utc_now()
-    if expires_at is not None and expires_at <= now:
-        raise InvalidInput("the client's expiry is in the past")
+    check_client_expiry(expires_at, now)
     client_id = records.new_record_id()
     # The token pins the root key this writer holds (a rekey's new one, after it).
     token = ClientToken.generate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -52,11 +52,14 @@ def rekey(
     recalibrate: bool = False,
     kdf: KdfParams | None = None,
     insecure_test_kdf: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Rekeyed:
     """Give the vault a new root identity, in one transaction (see
     :meth:`vault.owner.admin.AdminVault.rekey`); the new passphrase slot's parameters
     are chosen by :func:`vault.owner.passphrase.new_slot_params`. Once committed,
-    ``writer`` writes with the new identity.
+    ``writer`` writes with the new identity. ``progress``, when given, is told
+    ``(versions re-keyed, versions in all)`` after each version: the cryptography per
+    version makes a large vault's rekey take minutes.
 
     :raises Conflict: inside a batch.
     :raises IntegrityError: when any row fails verification (nothing is re-signed).
@@ -129,7 +132,7 @@ def rekey(
         for grant in session.scalars(select(GrantRecord)):
             records.verify_grant(old_public, vault_id, grant)
             records.sign_grant(new, vault_id, grant)
-        _rekey_credentials(session, vault_id, old, new, old_public, client_keys)
+        _rekey_credentials(session, vault_id, old, new, old_public, client_keys, progress)
         session.execute(delete(KeyslotRecord))
         session.add_all(slots)
         session.flush()
@@ -165,10 +168,11 @@ def _rekey_credentials(
     new: RootKeys,
     old_public: bytes,
     client_keys: Mapping[str, bytes],
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Verify with the old key and re-sign with the new one every head and version;
     re-wrap the data keys of versions that still have a payload for the new root key
-    and the re-keyed clients (``client_keys``).
+    and the re-keyed clients (``client_keys``); ``progress`` as for :func:`rekey`.
 
     Core statements, whole tables at a time: an ORM flush per row would make a
     rekey of 100,000 credentials take an hour.
@@ -191,7 +195,8 @@ def _rekey_credentials(
     for head in heads.values():
         records.verify_head(old_public, vault_id, head)
     version_updates, wrap_updates = [], []
-    for stored in conn.execute(select(VersionRecord.__table__)).all():
+    versions = conn.execute(select(VersionRecord.__table__)).all()
+    for done, stored in enumerate(versions, 1):
         row = VersionRecord(**stored._mapping)
         records.verify_version(old_public, vault_id, row)
         head_row = heads.get(row.credential_id)
@@ -251,6 +256,8 @@ def _rekey_credentials(
                 "k_signature": row.signature,
             }
         )
+        if progress is not None:
+            progress(done, len(versions))
     head_updates = []
     for head in heads.values():
         records.sign_head(new, vault_id, head)

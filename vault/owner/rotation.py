@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from vault import exchanges
 from vault.db.tables import VersionRecord
@@ -258,6 +258,24 @@ def promote(admin: OwnerHandle, name: str, *, grace: timedelta | None = None) ->
     )
 
 
+def refuse_finish_in_grace(
+    name: str, previous_until: int | None, now: datetime | None = None
+) -> None:
+    """Refuse to finish the rotation of ``name`` as of ``now`` (default: the current
+    time) while the grace period that ends at ``previous_until`` (Unix time; None:
+    none) runs.
+
+    :raises Conflict: before the grace period ends.
+    """
+    if previous_until is not None and previous_until > to_epoch(now or utc_now()):
+        raise Conflict(
+            f'the grace period of "{name}" runs until '
+            f"{from_epoch(previous_until):%Y-%m-%d %H:%M} UTC and bots may still read "
+            f"the previous key: finish after then, or now with "
+            f"exvault rotate finish {name} --force"
+        )
+
+
 def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
     """Drop the ``previous`` version (its ciphertext and wraps are deleted).
 
@@ -277,17 +295,8 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
         head = writer.head(session, name, for_update=True)
         if head.previous_version is None:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
-        if (
-            not force
-            and head.previous_until is not None
-            and head.previous_until > to_epoch(utc_now())
-        ):
-            raise Conflict(
-                f'the grace period of "{name}" runs until '
-                f"{from_epoch(head.previous_until):%Y-%m-%d %H:%M} UTC and bots may still read "
-                f"the previous key: finish after then, or now with "
-                f"exvault rotate finish {name} --force"
-            )
+        if not force:
+            refuse_finish_in_grace(name, head.previous_until)
         dropped = head.previous_version
         head.previous_version = head.previous_until = head.previous_digest = None
         current = (
@@ -341,6 +350,31 @@ def abort(admin: OwnerHandle, name: str) -> StepResult:
     return StepResult(name, "abort", True, version, f"pending version {dropped} dropped")
 
 
+def refuse_rollback(
+    name: str,
+    previous_until: int | None,
+    pending_version: int | None,
+    now: datetime | None = None,
+) -> None:
+    """Refuse to roll ``name`` back as of ``now`` (default: the current time) once the
+    grace period that ends at ``previous_until`` (Unix time; None: none) is over, or
+    while version ``pending_version`` (None: none) is pending.
+
+    :raises Conflict: in either case.
+    """
+    if previous_until is not None and previous_until <= to_epoch(now or utc_now()):
+        raise Conflict(
+            f'the grace period of "{name}" ended '
+            f"{from_epoch(previous_until):%Y-%m-%d %H:%M} UTC: the previous key may be "
+            f"deleted at the exchange already; rotate again: exvault rotate start {name}"
+        )
+    if pending_version is not None:
+        raise Conflict(
+            f'a rotation of "{name}" is pending (version {pending_version}); '
+            f"abort it first: exvault rotate abort {name}"
+        )
+
+
 def rollback(admin: OwnerHandle, name: str) -> StepResult:
     """Undo a promote during the grace period: the ``previous`` version is ``current``
     again and the version promoted over it goes back to ``pending`` (promote it again
@@ -359,17 +393,7 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
             return StepResult(
                 name, "rollback", False, head.current_version, "no previous version to roll back to"
             )
-        if head.previous_until is not None and head.previous_until <= to_epoch(now):
-            raise Conflict(
-                f'the grace period of "{name}" ended '
-                f"{from_epoch(head.previous_until):%Y-%m-%d %H:%M} UTC: the previous key may be "
-                f"deleted at the exchange already; rotate again: exvault rotate start {name}"
-            )
-        if head.pending_version is not None:
-            raise Conflict(
-                f'a rotation of "{name}" is pending (version {head.pending_version}); '
-                f"abort it first: exvault rotate abort {name}"
-            )
+        refuse_rollback(name, head.previous_until, head.pending_version, now)
         # The version to make current must be whole and the one the head names
         # (every grantee holds it already: a grant wraps every labelled version).
         writer.open_version(session, head, "previous")
