@@ -1,13 +1,15 @@
-"""Every statement the bot's path and the stores run as SQL text, in one place, with
-the two ways of running them.
+"""Every statement the bot's path, the owner's reads and the stores run as SQL text, in
+one place, with the two ways of running them.
 
 A statement here is plain SQL with named parameters (``:name``) over the columns of
 :mod:`vault.format.schema`, so that it runs unchanged over either executor: the
 standard library's :mod:`sqlite3` (a bot reading a SQLite file, which must not pay for
 importing SQLAlchemy: docs/benchmarks.md, figure 2; :func:`sqlite_executor`) or a
-SQLAlchemy session (PostgreSQL and the owner's stores;
-:func:`vault.db.store.session_executor`). This module imports the standard library and
-the format layer only. The owner's ORM reads and writes, and the DDL
+SQLAlchemy session (:func:`vault.db.store.session_executor`, which on SQLite runs them
+on the sqlite3 connection under the session). The owner's unit of work
+(:class:`vault.owner.writer.Writer`) reads a credential's version, its grantees and the
+names taken through these statements. This module imports the standard library and
+the format layer only. The owner's remaining ORM reads and writes, and the DDL
 (:mod:`vault.db.tables`, :mod:`vault.db.postgres`), are not statements of this kind.
 """
 
@@ -99,6 +101,10 @@ SCHEMA_VERSION_SQL = "SELECT schema_version FROM exvault_schema"
 HEADER_SQL = f"SELECT {_select(HeaderRow, 'h')} FROM vault_header h WHERE h.id = 1"
 CLIENT_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c WHERE c.id = :id"
 """A client's row (parameter ``id``)."""
+CREDENTIAL_NAMED_SQL = "SELECT id FROM credentials WHERE name = :name"
+"""The id of the credential ``name``, if there is one (is the name taken?)."""
+CREDENTIAL_NAMES_SQL = "SELECT name FROM credentials"
+"""Every credential's name."""
 
 
 def _stage_sql(stage: str) -> str:
@@ -290,6 +296,8 @@ __all__ = [
     "BEGIN_READ",
     "BEGIN_WRITE",
     "CLIENT_SQL",
+    "CREDENTIAL_NAMED_SQL",
+    "CREDENTIAL_NAMES_SQL",
     "CURRENT_OBSERVATIONS_SQL",
     "HEADER_SQL",
     "INSERT_AUDIT_SQL",
