@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vault.db.queries import AUDIT_HEAD_SQL
-from vault.db.store import HEAD_ROW, Store, tolerant_text
+from vault.db.queries import last_audit_entry
+from vault.db.store import HEAD_ROW, Store, session_executor, tolerant_text
 from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError, VaultError
 from vault.format import aead, identities, records
@@ -54,13 +54,7 @@ def last_entry(session: Session) -> tuple[int, bytes] | None:
     (:data:`vault.db.tables.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
     with any seq by someone else is no entry of the chain and does not stop appends.
     """
-    if session.info.get(HEAD_ROW):
-        head = session.execute(text(AUDIT_HEAD_SQL)).one()
-        return (head[0], head[1]) if head[0] else None
-    last = session.execute(
-        select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
-    ).first()
-    return (last[0], last[1]) if last else None
+    return last_audit_entry(session_executor(session), head_row=bool(session.info.get(HEAD_ROW)))
 
 
 def append(

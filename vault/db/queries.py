@@ -8,13 +8,15 @@ importing SQLAlchemy: docs/benchmarks.md, figure 2; :func:`sqlite_executor`) or 
 SQLAlchemy session (:func:`vault.db.store.session_executor`, which on SQLite runs them
 on the sqlite3 connection under the session). The owner's unit of work
 (:class:`vault.owner.writer.Writer`) reads a credential's version, its grantees and the
-names taken through these statements. This module imports the standard library and
-the format layer only. The owner's remaining ORM reads and writes, and the DDL
+names taken, and inserts and deletes rows, through these statements. This module
+imports the standard library and the format layer only. The owner's remaining ORM
+reads and its updates of signed records (heads, clients), and the DDL
 (:mod:`vault.db.tables`, :mod:`vault.db.postgres`), are not statements of this kind.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +37,10 @@ from vault.format.schema import (
 Execute = Callable[[str, Mapping[str, Any]], list[Sequence[Any]]]
 """Runs one statement with named parameters; returns its rows (none for a statement
 that returns none)."""
+
+ExecuteMany = Callable[[str, Sequence[Mapping[str, Any]]], None]
+"""Runs one statement that returns no rows once per set of named parameters (the
+driver's executemany: one call for a batch's rows of a table)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -65,6 +71,15 @@ def sqlite_executor(connection: sqlite3.Connection) -> Execute:
     return execute
 
 
+def sqlite_executor_many(connection: sqlite3.Connection) -> ExecuteMany:
+    """Run a statement for many parameter sets on a standard-library connection."""
+
+    def execute_many(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+        connection.executemany(sql, params)
+
+    return execute_many
+
+
 @contextmanager
 def sqlite_write(connection: sqlite3.Connection) -> Iterator[Execute]:
     """A write transaction on a standard-library connection in autocommit mode
@@ -86,6 +101,32 @@ def sqlite_write(connection: sqlite3.Connection) -> Iterator[Execute]:
 WAL_CHECKPOINT_SQL = "PRAGMA wal_checkpoint(TRUNCATE)"
 """Folds SQLite's WAL into the database and truncates it; its first column is 1 when
 readers kept it from completing."""
+
+
+# --------------------------------------------------------------------------------------
+# The owner's inserts and deletes
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """Inserts one row into ``table`` (named parameters: ``columns``). ``table`` and
+    ``columns`` are names of :mod:`vault.format.schema`, never user text."""
+    return "INSERT INTO {} ({}) VALUES ({})".format(
+        table, ", ".join(columns), ", ".join(f":{name}" for name in columns)
+    )
+
+
+DELETE_CREDENTIAL_SQL = "DELETE FROM credentials WHERE id = :id"
+"""Deletes credential ``id``; its versions, payloads, wraps and grants go with it (their
+foreign keys cascade)."""
+
+RETIRE_VERSION_SQL = tuple(
+    f"DELETE FROM {table} WHERE credential_id = :id AND version = :version"
+    for table in ("payloads", "dek_wraps")
+)
+"""Delete the ciphertext and the wraps of version ``version`` of credential ``id``
+(its version row, the history, stays)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -154,10 +195,7 @@ LAST_AUDIT_SQL = "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 
 """The chain's last entry where the table itself is the chain (SQLite, PostgreSQL before
 schema version 4): (seq, entry hash), no row for an empty log."""
 
-INSERT_AUDIT_SQL = "INSERT INTO audit_log ({}) VALUES ({})".format(
-    ", ".join(AUDIT_COLUMNS),
-    ", ".join(f":{name}" for name in AUDIT_COLUMNS),
-)
+INSERT_AUDIT_SQL = insert_sql("audit_log", AUDIT_COLUMNS)
 """Appends one entry (named parameters: the columns of an audit row)."""
 
 AUDIT_APPEND_ARGUMENTS = (
@@ -220,9 +258,7 @@ def append_audit(execute: Execute, vault_id: bytes, *, head_row: bool, **entry: 
 
 _OBSERVATION_VALUES = ObservationRow._fields[1:]  # the database numbers ``id``
 
-INSERT_OBSERVATION_SQL = "INSERT INTO probe_observations ({}) VALUES ({})".format(
-    ", ".join(_OBSERVATION_VALUES), ", ".join(f":{name}" for name in _OBSERVATION_VALUES)
-)
+INSERT_OBSERVATION_SQL = insert_sql("probe_observations", _OBSERVATION_VALUES)
 """Stores one observation (named parameters: its columns but ``id``)."""
 
 
@@ -299,6 +335,7 @@ __all__ = [
     "CREDENTIAL_NAMED_SQL",
     "CREDENTIAL_NAMES_SQL",
     "CURRENT_OBSERVATIONS_SQL",
+    "DELETE_CREDENTIAL_SQL",
     "HEADER_SQL",
     "INSERT_AUDIT_SQL",
     "INSERT_OBSERVATION_SQL",
@@ -308,18 +345,22 @@ __all__ = [
     "LOCK_WRITES_SQL",
     "OBSERVATIONS_SQL",
     "PROBES_OF_SQL",
+    "RETIRE_VERSION_SQL",
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
     "WAL_CHECKPOINT_SQL",
     "WRITE_LOCK_KEY",
     "Execute",
+    "ExecuteMany",
     "StageRows",
     "append_audit",
     "begin_sqlite",
+    "insert_sql",
     "last_audit_entry",
     "lock_timeout_sql",
     "observation_values",
     "split_stage_row",
     "sqlite_executor",
+    "sqlite_executor_many",
     "sqlite_write",
 ]

@@ -368,6 +368,27 @@ def session_executor(session: Session) -> queries.Execute:
     return execute
 
 
+def session_executor_many(session: Session) -> queries.ExecuteMany:
+    """The executemany of ``session``'s transaction, as :func:`session_executor` runs
+    single statements (SQLite's own connection on SQLite, pending changes flushed)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        run = queries.sqlite_executor_many(raw)
+
+        def execute_many_sqlite(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+            session.flush()
+            run(sql, params)
+
+        return execute_many_sqlite
+
+    def execute_many(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+        session.flush()
+        session.connection().execute(text(sql), [dict(p) for p in params])
+
+    return execute_many
+
+
 def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, ...]]:
     """The rows of ``query`` as the database driver returns them: plain tuples.
 

@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from sqlalchemy import FromClause, Table, delete, select
+from sqlalchemy import FromClause, Table, select
 from sqlalchemy.orm import Session
 
 from vault.db import access_history, audit, queries
 from vault.db.inventory import verified_head
-from vault.db.store import Store, session_executor
+from vault.db.store import Store, session_executor, session_executor_many
 from vault.db.tables import (
     AuditRecord,
     Base,
@@ -321,9 +321,9 @@ class Writer:
                 batch.queue.setdefault(table, []).append(values)
             batch.queued += len(rows)
             return
-        connection = session.connection()
+        execute = session_executor(session)
         for table, values in rows:
-            connection.execute(table.insert(), values)
+            execute(queries.insert_sql(table.name, tuple(values)), values)
 
     @staticmethod
     def _insert_queue(batch: _Batch) -> None:
@@ -335,10 +335,12 @@ class Writer:
         if not batch.queued:
             return
         with batch.session.begin_nested():
-            connection = batch.session.connection()
+            execute_many = session_executor_many(batch.session)
             for table in Base.metadata.sorted_tables:
-                if batch.queue.get(table):
-                    connection.execute(table.insert(), batch.queue[table])
+                rows = batch.queue.get(table)
+                if rows:
+                    # Every row of a table's queue has the same columns (all of them).
+                    execute_many(queries.insert_sql(table.name, tuple(rows[0])), rows)
         batch.queue.clear()
         batch.queued = 0
 
@@ -573,10 +575,15 @@ class Writer:
         (nothing when ``version`` is None or still labelled)."""
         if version is None or stages.stages_of(head, version):
             return
-        for table in (PayloadRecord, WrapRecord):
-            session.execute(
-                delete(table).where(table.credential_id == head.id, table.version == version)
-            )
+        execute = session_executor(session)
+        for sql in queries.RETIRE_VERSION_SQL:
+            execute(sql, {"id": head.id, "version": version})
+
+    @staticmethod
+    def delete_credential(session: Session, head: CredentialRecord) -> None:
+        """Delete the credential of ``head`` with its versions, ciphertexts, wraps and
+        grants."""
+        session_executor(session)(queries.DELETE_CREDENTIAL_SQL, {"id": head.id})
 
     # ---------------------------------------------------------------- grantees
 
