@@ -227,6 +227,18 @@ AUDIT_APPEND_SQL = "SELECT exvault_audit_append({})".format(
 )
 """Appends one entry on PostgreSQL (named parameters: the columns of an audit row)."""
 
+AUDIT_ROWS_SQL = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY seq"
+"""The whole audit log in chain order."""
+
+AUDIT_ROWS_FROM_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE seq >= :seq ORDER BY seq"
+)
+"""The audit log from entry ``seq`` on, in chain order (the owner's walk of what was
+appended since the entry it verified last)."""
+
+AUDIT_COUNT_TO_SQL = "SELECT COUNT(*) FROM audit_log WHERE seq <= :seq"
+"""How many entries the log holds up to entry ``seq`` (an intact prefix holds ``seq``)."""
+
 AUDIT_HEAD_SQL = "SELECT seq, entry_hash FROM exvault_audit_head WHERE id = 1"
 """The chain's head on PostgreSQL: (seq, entry hash), seq 0 for an empty log."""
 
@@ -328,7 +340,10 @@ __all__ = [
     "AUDIT_APPEND_ARGUMENTS",
     "AUDIT_APPEND_FUNCTION",
     "AUDIT_APPEND_SQL",
+    "AUDIT_COUNT_TO_SQL",
     "AUDIT_HEAD_SQL",
+    "AUDIT_ROWS_FROM_SQL",
+    "AUDIT_ROWS_SQL",
     "BEGIN_READ",
     "BEGIN_WRITE",
     "CLIENT_SQL",
