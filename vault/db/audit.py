@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vault.db.queries import last_audit_entry
+from vault.db.queries import REKEYS_SQL, last_audit_entry
 from vault.db.store import HEAD_ROW, Store, session_executor, tolerant_text
 from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError, VaultError
@@ -320,15 +320,13 @@ def rekey_history(session: Session, vault_id: bytes, root_public: bytes) -> list
     in force after it (the current one for the last): walked newest first. Any other
     is left out here, and the walk reports it.
     """
-    query = (
-        select(AuditRecord)
-        .where(AuditRecord.action == "rekey", AuditRecord.signer == ROOT_SIGNER)
-        .order_by(AuditRecord.seq.desc())
-    )
     out: list[Rekey] = []
     key = root_public
     with tolerant_text(session):  # text that is not UTF-8 must not stop it
-        found = list(session.scalars(query))
+        found = [
+            AuditRow(*values)
+            for values in session_executor(session)(REKEYS_SQL, {"signer": ROOT_SIGNER})
+        ]
     for rec in found:
         if records.type_damage(rec, AuditRecord.__tablename__) is not None:
             continue

@@ -164,6 +164,12 @@ def _stage_sql(stage: str) -> str:
     )
 
 
+WRAP_EXISTS_SQL = (
+    "SELECT 1 FROM dek_wraps "
+    "WHERE credential_id = :id AND version = :version AND recipient = :recipient"
+)
+"""A row when version ``version`` of credential ``id`` has a wrap for ``recipient``."""
+
 STAGE_SQL = {stage: _stage_sql(stage) for stage in stages.STAGES}
 """For each stage: credential ``name``'s head joined with the version, payload and the
 wrap for ``recipient`` the stage names (see :func:`split_stage_row`)."""
@@ -235,6 +241,12 @@ AUDIT_ROWS_FROM_SQL = (
 )
 """The audit log from entry ``seq`` on, in chain order (the owner's walk of what was
 appended since the entry it verified last)."""
+
+REKEYS_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log "
+    "WHERE action = 'rekey' AND signer = :signer ORDER BY seq DESC"
+)
+"""The ``rekey`` entries signed by ``signer`` (the root), newest first."""
 
 AUDIT_COUNT_TO_SQL = "SELECT COUNT(*) FROM audit_log WHERE seq <= :seq"
 """How many entries the log holds up to entry ``seq`` (an intact prefix holds ``seq``)."""
@@ -360,10 +372,12 @@ __all__ = [
     "LOCK_WRITES_SQL",
     "OBSERVATIONS_SQL",
     "PROBES_OF_SQL",
+    "REKEYS_SQL",
     "RETIRE_VERSION_SQL",
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
     "WAL_CHECKPOINT_SQL",
+    "WRAP_EXISTS_SQL",
     "WRITE_LOCK_KEY",
     "Execute",
     "ExecuteMany",

@@ -493,11 +493,11 @@ class Writer:
         """
         return records.open_payload(self._vault_id, row, payload, self.unwrap(row, root_wrap))
 
-    def open_version(
+    def staged_version(
         self, session: Session, head: CredentialRecord, stage: str
-    ) -> tuple[CredentialMetadata, dict[str, str]]:
-        """Verify and decrypt the version ``head`` (verified) labels ``stage``: its
-        metadata and fields. The owner's one open-a-version path.
+    ) -> tuple[CredentialMetadata, VersionRow, PayloadRow, WrapRow]:
+        """The version ``head`` (verified) labels ``stage``, verified against it: its
+        metadata, its row, its payload and its data key's wrap for the root.
 
         :raises NotFound: when the head labels no version ``stage``.
         :raises IntegrityError: when a row is missing or is not the one the head names.
@@ -513,8 +513,30 @@ class Writer:
         )
         if row is None or payload is None or wrap is None or row.credential_id != head.id:
             raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
-        meta = self.check_staged_version(head, stage, row)
+        return self.check_staged_version(head, stage, row), row, payload, wrap
+
+    def open_version(
+        self, session: Session, head: CredentialRecord, stage: str
+    ) -> tuple[CredentialMetadata, dict[str, str]]:
+        """Verify and decrypt the version ``head`` (verified) labels ``stage``: its
+        metadata and fields. The owner's one open-a-version path.
+
+        :raises NotFound: when the head labels no version ``stage``.
+        :raises IntegrityError: when a row is missing or is not the one the head names.
+        """
+        meta, row, payload, wrap = self.staged_version(session, head, stage)
         return meta, self.decrypt(row, wrap, payload)
+
+    @staticmethod
+    def has_wrap(
+        session: Session, head: CredentialRecord, version: int, recipient: Recipient
+    ) -> bool:
+        """Whether version ``version`` of ``head`` has a data key wrapped for ``recipient``."""
+        found = session_executor(session)(
+            queries.WRAP_EXISTS_SQL,
+            {"id": head.id, "version": version, "recipient": recipient.column},
+        )
+        return bool(found)
 
     @staticmethod
     def next_version(head: CredentialRecord) -> int:
