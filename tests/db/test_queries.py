@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from vault.db import queries
+from vault.format.audit_entry import AUDIT_COLUMNS
 from vault.format.schema import HeadRow, PayloadRow, VersionRow, WrapRow
 
 
@@ -61,3 +62,39 @@ def test_statements_name_the_declared_columns() -> None:
     assert "h.pending_version" in queries.STAGE_SQL["pending"]
     assert queries.AUDIT_APPEND_FUNCTION.startswith("exvault_audit_append(integer, bigint, ")
     assert "CAST(:seq AS integer)" in queries.AUDIT_APPEND_SQL
+
+
+def test_insert_sql_names_each_column_once_as_a_parameter() -> None:
+    assert queries.insert_sql("t", ("a", "b")) == "INSERT INTO t (a, b) VALUES (:a, :b)"
+    # The audit append is the same statement, not a second copy of it.
+    assert queries.insert_sql("audit_log", AUDIT_COLUMNS) == queries.INSERT_AUDIT_SQL
+
+
+def _version_tables(connection: sqlite3.Connection) -> None:
+    for table in ("payloads", "dek_wraps"):
+        connection.execute(f"CREATE TABLE {table} (credential_id TEXT, version INTEGER)")
+        connection.executemany(f"INSERT INTO {table} VALUES (?, ?)", [("a", 1), ("a", 2), ("b", 1)])
+
+
+def test_retire_version_deletes_only_that_versions_ciphertext_and_wraps() -> None:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    _version_tables(connection)
+    execute = queries.sqlite_executor(connection)
+    for sql in queries.RETIRE_VERSION_SQL:
+        execute(sql, {"id": "a", "version": 1})
+    for table in ("payloads", "dek_wraps"):
+        left = execute(f"SELECT credential_id, version FROM {table} ORDER BY 1, 2", {})
+        assert left == [("a", 2), ("b", 1)]
+
+
+def test_sqlite_executor_many_runs_once_per_parameter_set() -> None:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    _audit_table(connection)
+    queries.sqlite_executor_many(connection)(
+        queries.insert_sql("audit_log", ("seq", "entry_hash")),
+        [{"seq": 1, "entry_hash": b"a"}, {"seq": 2, "entry_hash": b"b"}],
+    )
+    assert queries.last_audit_entry(queries.sqlite_executor(connection), head_row=False) == (
+        2,
+        b"b",
+    )

@@ -265,3 +265,53 @@ def test_database_errors_carry_no_bound_values(admin: AdminVault) -> None:
         session.execute(text("INSERT INTO no_such_table VALUES (:v)"), {"v": "SENSITIVE-VALUE"})
     assert "SENSITIVE-VALUE" not in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_session_executor_errors_are_translated_without_values(admin: AdminVault) -> None:
+    from vault.db.store import StoreError, session_executor
+
+    with pytest.raises(StoreError) as info, admin.store.write() as session:
+        session_executor(session)("INSERT INTO no_such_table VALUES (:v)", {"v": "SENSITIVE-VALUE"})
+    assert "no such table" in str(info.value)
+    assert "SENSITIVE-VALUE" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_session_executor_on_sqlite_runs_on_the_standard_library_connection(
+    admin: AdminVault,
+) -> None:
+    from sqlalchemy import text
+
+    from vault.db.store import session_executor
+
+    with admin.store.write() as session:
+        execute = session_executor(session)
+        session.execute(text("CREATE TEMP TABLE seen (v)"))
+        # The standard library's connection under the session: a change made through
+        # it is the session's, in its transaction.
+        raw = session.connection().connection.driver_connection
+        raw.execute("INSERT INTO seen VALUES (1)")
+        assert execute("SELECT v FROM seen", {}) == [(1,)]
+        assert type(execute("SELECT v FROM seen", {})[0]) is tuple
+
+
+def test_session_executor_sees_the_sessions_pending_changes(stocked: AdminVault) -> None:
+    from sqlalchemy import select
+
+    from vault.db import queries
+    from vault.db.store import session_executor
+    from vault.db.tables import CredentialRecord
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), stocked.store.write() as session:
+        head = session.scalars(
+            select(CredentialRecord).where(CredentialRecord.name == "binance-main")
+        ).one()
+        head.name = "renamed"  # not flushed yet
+        execute = session_executor(session)
+        assert execute(queries.CREDENTIAL_NAMED_SQL, {"name": "renamed"}) == [(head.id,)]
+        assert execute(queries.CREDENTIAL_NAMED_SQL, {"name": "binance-main"}) == []
+        raise Abort  # rolled back: nothing renamed
+    assert "binance-main" in stocked.names()

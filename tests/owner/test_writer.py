@@ -224,3 +224,35 @@ def test_open_version_refuses_a_stage_the_head_does_not_label(stocked: AdminVaul
         assert meta.name == "binance-main" and fields["api_key"]
         with pytest.raises(NotFound):
             writer.open_version(session, head, "pending")
+
+
+@pytest.mark.sqlite_only
+def test_the_writers_statements_on_sqlite_bypass_sqlalchemy(stocked: AdminVault) -> None:
+    """On a SQLite file the statements of vault.db.queries run on the sqlite3 connection:
+    SQLAlchemy executes none that reads a version or the audit log, or inserts."""
+    from sqlalchemy import event
+
+    from vault.owner import clients, credentials
+
+    stocked.add_client("grid-bot", max_scope="read,trade")
+    seen: list[str] = []
+
+    def before(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    engine = stocked.store.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        # The operations themselves: AdminVault.edit also describes the result through
+        # the keyless Inventory, which is not the Writer's.
+        clients.grant(stocked.writer, "grid-bot", ["binance-main"])
+        assert credentials.edit(stocked.writer, "binance-main", ips=["203.0.113.8"]) == (
+            "grid-bot",
+        )
+        assert credentials.get(stocked.writer, "binance-main").api_key.reveal()
+        credentials.remove(stocked.writer, "kucoin-sub1")
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert seen  # the ORM's head reads and updates still go through SQLAlchemy
+    bypassed = ("credential_versions", "payloads", "dek_wraps", "audit_log", "INSERT", "DELETE")
+    assert [s for s in seen if any(word in s for word in bypassed)] == []

@@ -34,17 +34,15 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vault.db import audit
-from vault.db.store import driver_rows, tolerant_text
+from vault.db import audit, queries
+from vault.db.store import session_executor, tolerant_text
 from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError
 from vault.format import aead, identities, records
 from vault.format.audit_entry import (
     ADMIN,
-    AUDIT_COLUMNS,
     GENESIS,
     ROOT_SIGNER,
     AuditRow,
@@ -157,14 +155,14 @@ def read_signed_log(
 
 def _audit_rows(session: Session, after: int | None = None) -> list[AuditRow]:
     """The audit log's rows in chain order; with ``after``, from that seq on."""
-    columns = [getattr(AuditRecord, name) for name in AUDIT_COLUMNS]
-    query = select(*columns).order_by(AuditRecord.seq)
-    if after is not None:
-        query = query.where(AuditRecord.seq >= after)
+    execute = session_executor(session)
     # A text value that is not UTF-8 (SQLite stores any bytes) must not stop the walk:
     # read through tolerant_text, it fails to hash below and breaks the chain there.
     with tolerant_text(session):
-        return [AuditRow(*values) for values in driver_rows(session, query)]
+        if after is None:
+            return [AuditRow(*values) for values in execute(queries.AUDIT_ROWS_SQL, {})]
+        found = execute(queries.AUDIT_ROWS_FROM_SQL, {"seq": after})
+        return [AuditRow(*values) for values in found]
 
 
 def _owner_fact(row: AuditRow) -> bool:
@@ -425,9 +423,9 @@ class VerifiedLog:
             first = rows[0] if rows else None
             # An intact prefix holds exactly the seqs 1 to head's: an entry cut out of
             # it (the chain rule's case) is seen without reading the prefix again.
-            before = select(func.count()).where(AuditRecord.seq <= head[0])
+            before = session_executor(session)(queries.AUDIT_COUNT_TO_SQL, {"seq": head[0]})
             if (
-                (not counted and session.scalar(before) != head[0])
+                (not counted and before[0][0] != head[0])
                 or first is None
                 or first.seq != head[0]
                 or records.type_damage(first, AuditRecord.__tablename__) is not None

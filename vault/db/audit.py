@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vault.db.queries import AUDIT_HEAD_SQL
-from vault.db.store import HEAD_ROW, Store, tolerant_text
+from vault.db.queries import REKEYS_SQL, last_audit_entry
+from vault.db.store import HEAD_ROW, Store, session_executor, tolerant_text
 from vault.db.tables import AuditRecord
 from vault.errors import IntegrityError, VaultError
 from vault.format import aead, identities, records
@@ -55,13 +55,7 @@ def last_entry(session: Session) -> tuple[int, bytes] | None:
     (:data:`vault.db.tables.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
     with any seq by someone else is no entry of the chain and does not stop appends.
     """
-    if session.info.get(HEAD_ROW):
-        head = session.execute(text(AUDIT_HEAD_SQL)).one()
-        return (head[0], head[1]) if head[0] else None
-    last = session.execute(
-        select(AuditRecord.seq, AuditRecord.entry_hash).order_by(AuditRecord.seq.desc()).limit(1)
-    ).first()
-    return (last[0], last[1]) if last else None
+    return last_audit_entry(session_executor(session), head_row=bool(session.info.get(HEAD_ROW)))
 
 
 def append(
@@ -332,15 +326,13 @@ def rekey_history(session: Session, vault_id: bytes, root_public: bytes) -> list
     in force after it (the current one for the last): walked newest first. Any other
     is left out here, and the walk reports it.
     """
-    query = (
-        select(AuditRecord)
-        .where(AuditRecord.action == "rekey", AuditRecord.signer == ROOT_SIGNER)
-        .order_by(AuditRecord.seq.desc())
-    )
     out: list[Rekey] = []
     key = root_public
     with tolerant_text(session):  # text that is not UTF-8 must not stop it
-        found = list(session.scalars(query))
+        found = [
+            AuditRow(*values)
+            for values in session_executor(session)(REKEYS_SQL, {"signer": ROOT_SIGNER})
+        ]
     for rec in found:
         if records.type_damage(rec, AuditRecord.__tablename__) is not None:
             continue

@@ -1,18 +1,22 @@
-"""Every statement the bot's path and the stores run as SQL text, in one place, with
-the two ways of running them.
+"""Every statement the bot's path, the owner's reads and the stores run as SQL text, in
+one place, with the two ways of running them.
 
 A statement here is plain SQL with named parameters (``:name``) over the columns of
 :mod:`vault.format.schema`, so that it runs unchanged over either executor: the
 standard library's :mod:`sqlite3` (a bot reading a SQLite file, which must not pay for
 importing SQLAlchemy: docs/benchmarks.md, figure 2; :func:`sqlite_executor`) or a
-SQLAlchemy session (PostgreSQL and the owner's stores;
-:func:`vault.db.store.session_executor`). This module imports the standard library and
-the format layer only. The owner's ORM reads and writes, and the DDL
+SQLAlchemy session (:func:`vault.db.store.session_executor`, which on SQLite runs them
+on the sqlite3 connection under the session). The owner's unit of work
+(:class:`vault.owner.writer.Writer`) reads a credential's version, its grantees and the
+names taken, and inserts and deletes rows, through these statements. This module
+imports the standard library and the format layer only. The owner's remaining ORM
+reads and its updates of signed records (heads, clients), and the DDL
 (:mod:`vault.db.tables`, :mod:`vault.db.postgres`), are not statements of this kind.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +38,10 @@ from vault.format.schema import (
 Execute = Callable[[str, Mapping[str, Any]], list[Sequence[Any]]]
 """Runs one statement with named parameters; returns its rows (none for a statement
 that returns none)."""
+
+ExecuteMany = Callable[[str, Sequence[Mapping[str, Any]]], None]
+"""Runs one statement that returns no rows once per set of named parameters (the
+driver's executemany: one call for a batch's rows of a table)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -64,6 +72,15 @@ def sqlite_executor(connection: sqlite3.Connection) -> Execute:
     return execute
 
 
+def sqlite_executor_many(connection: sqlite3.Connection) -> ExecuteMany:
+    """Run a statement for many parameter sets on a standard-library connection."""
+
+    def execute_many(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+        connection.executemany(sql, params)
+
+    return execute_many
+
+
 @contextmanager
 def sqlite_write(connection: sqlite3.Connection) -> Iterator[Execute]:
     """A write transaction on a standard-library connection in autocommit mode
@@ -88,6 +105,32 @@ readers kept it from completing."""
 
 
 # --------------------------------------------------------------------------------------
+# The owner's inserts and deletes
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """Inserts one row into ``table`` (named parameters: ``columns``). ``table`` and
+    ``columns`` are names of :mod:`vault.format.schema`, never user text."""
+    return "INSERT INTO {} ({}) VALUES ({})".format(
+        table, ", ".join(columns), ", ".join(f":{name}" for name in columns)
+    )
+
+
+DELETE_CREDENTIAL_SQL = "DELETE FROM credentials WHERE id = :id"
+"""Deletes credential ``id``; its versions, payloads, wraps and grants go with it (their
+foreign keys cascade)."""
+
+RETIRE_VERSION_SQL = tuple(
+    f"DELETE FROM {table} WHERE credential_id = :id AND version = :version"
+    for table in ("payloads", "dek_wraps")
+)
+"""Delete the ciphertext and the wraps of version ``version`` of credential ``id``
+(its version row, the history, stays)."""
+
+
+# --------------------------------------------------------------------------------------
 # What a client reads
 # --------------------------------------------------------------------------------------
 
@@ -100,6 +143,10 @@ SCHEMA_VERSION_SQL = "SELECT schema_version FROM exvault_schema"
 HEADER_SQL = f"SELECT {_select(HeaderRow, 'h')} FROM vault_header h WHERE h.id = 1"
 CLIENT_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c WHERE c.id = :id"
 """A client's row (parameter ``id``)."""
+CREDENTIAL_NAMED_SQL = "SELECT id FROM credentials WHERE name = :name"
+"""The id of the credential ``name``, if there is one (is the name taken?)."""
+CREDENTIAL_NAMES_SQL = "SELECT name FROM credentials"
+"""Every credential's name."""
 
 
 def _stage_sql(stage: str) -> str:
@@ -117,6 +164,12 @@ def _stage_sql(stage: str) -> str:
         "WHERE h.name = :name"
     )
 
+
+WRAP_EXISTS_SQL = (
+    "SELECT 1 FROM dek_wraps "
+    "WHERE credential_id = :id AND version = :version AND recipient = :recipient"
+)
+"""A row when version ``version`` of credential ``id`` has a wrap for ``recipient``."""
 
 STAGE_SQL = {stage: _stage_sql(stage) for stage in stages.STAGES}
 """For each stage: credential ``name``'s head joined with the version, payload and the
@@ -149,10 +202,7 @@ LAST_AUDIT_SQL = "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 
 """The chain's last entry where the table itself is the chain (SQLite, PostgreSQL before
 schema version 4): (seq, entry hash), no row for an empty log."""
 
-INSERT_AUDIT_SQL = "INSERT INTO audit_log ({}) VALUES ({})".format(
-    ", ".join(AUDIT_COLUMNS),
-    ", ".join(f":{name}" for name in AUDIT_COLUMNS),
-)
+INSERT_AUDIT_SQL = insert_sql("audit_log", AUDIT_COLUMNS)
 """Appends one entry (named parameters: the columns of an audit row)."""
 
 AUDIT_APPEND_ARGUMENTS = (
@@ -183,6 +233,24 @@ AUDIT_APPEND_SQL = "SELECT exvault_audit_append({})".format(
     ", ".join(f"CAST(:{name} AS {kind})" for name, kind in AUDIT_APPEND_ARGUMENTS)
 )
 """Appends one entry on PostgreSQL (named parameters: the columns of an audit row)."""
+
+AUDIT_ROWS_SQL = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY seq"
+"""The whole audit log in chain order."""
+
+AUDIT_ROWS_FROM_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE seq >= :seq ORDER BY seq"
+)
+"""The audit log from entry ``seq`` on, in chain order (the owner's walk of what was
+appended since the entry it verified last)."""
+
+REKEYS_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log "
+    "WHERE action = 'rekey' AND signer = :signer ORDER BY seq DESC"
+)
+"""The ``rekey`` entries signed by ``signer`` (the root), newest first."""
+
+AUDIT_COUNT_TO_SQL = "SELECT COUNT(*) FROM audit_log WHERE seq <= :seq"
+"""How many entries the log holds up to entry ``seq`` (an intact prefix holds ``seq``)."""
 
 AUDIT_HEAD_SQL = "SELECT seq, entry_hash FROM exvault_audit_head WHERE id = 1"
 """The chain's head on PostgreSQL: (seq, entry hash), seq 0 for an empty log."""
@@ -215,9 +283,7 @@ def append_audit(execute: Execute, vault_id: bytes, *, head_row: bool, **entry: 
 
 _OBSERVATION_VALUES = ObservationRow._fields[1:]  # the database numbers ``id``
 
-INSERT_OBSERVATION_SQL = "INSERT INTO probe_observations ({}) VALUES ({})".format(
-    ", ".join(_OBSERVATION_VALUES), ", ".join(f":{name}" for name in _OBSERVATION_VALUES)
-)
+INSERT_OBSERVATION_SQL = insert_sql("probe_observations", _OBSERVATION_VALUES)
 """Stores one observation (named parameters: its columns but ``id``)."""
 
 
@@ -266,9 +332,7 @@ OBSERVATIONS_SQL = f"SELECT {_select(ObservationRow, 'o')} FROM probe_observatio
 
 _JOURNAL_VALUES = JournalRow._fields[1:]  # the database numbers ``id``
 
-INSERT_JOURNAL_SQL = "INSERT INTO rotation_journal ({}) VALUES ({}) RETURNING id".format(
-    ", ".join(_JOURNAL_VALUES), ", ".join(f":{name}" for name in _JOURNAL_VALUES)
-)
+INSERT_JOURNAL_SQL = insert_sql("rotation_journal", _JOURNAL_VALUES) + " RETURNING id"
 """Stores one journal entry and returns its id (parameters: its columns but ``id``)."""
 
 UPDATE_JOURNAL_SQL = (
@@ -317,11 +381,17 @@ __all__ = [
     "AUDIT_APPEND_ARGUMENTS",
     "AUDIT_APPEND_FUNCTION",
     "AUDIT_APPEND_SQL",
+    "AUDIT_COUNT_TO_SQL",
     "AUDIT_HEAD_SQL",
+    "AUDIT_ROWS_FROM_SQL",
+    "AUDIT_ROWS_SQL",
     "BEGIN_READ",
     "BEGIN_WRITE",
     "CLIENT_SQL",
+    "CREDENTIAL_NAMED_SQL",
+    "CREDENTIAL_NAMES_SQL",
     "CURRENT_OBSERVATIONS_SQL",
+    "DELETE_CREDENTIAL_SQL",
     "HEADER_SQL",
     "INSERT_AUDIT_SQL",
     "INSERT_JOURNAL_SQL",
@@ -334,20 +404,26 @@ __all__ = [
     "OBSERVATIONS_SQL",
     "OPEN_JOURNAL_SQL",
     "PROBES_OF_SQL",
+    "REKEYS_SQL",
+    "RETIRE_VERSION_SQL",
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
     "UPDATE_JOURNAL_SQL",
     "WAL_CHECKPOINT_SQL",
+    "WRAP_EXISTS_SQL",
     "WRITE_LOCK_KEY",
     "Execute",
+    "ExecuteMany",
     "StageRows",
     "append_audit",
     "begin_sqlite",
+    "insert_sql",
     "journal_values",
     "last_audit_entry",
     "lock_timeout_sql",
     "observation_values",
     "split_stage_row",
     "sqlite_executor",
+    "sqlite_executor_many",
     "sqlite_write",
 ]

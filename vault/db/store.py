@@ -19,6 +19,7 @@ does the same, waiting at most :data:`WRITE_LOCK_TIMEOUT_MS`.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -333,18 +334,59 @@ class Store:
             yield
         except SQLAlchemyError as exc:
             raise database_error(describe_database_error(exc)) from None
+        except sqlite3.Error as exc:  # a statement run on SQLite's own connection
+            raise database_error(first_line(exc)) from None
 
 
 def session_executor(session: Session) -> queries.Execute:
-    """Run the statements of :mod:`vault.db.queries` in ``session``'s transaction (the
-    SQLAlchemy executor; the bot's SQLite path has :func:`vault.db.queries.sqlite_executor`).
+    """Run the statements of :mod:`vault.db.queries` in ``session``'s transaction: the
+    executor the owner's reads and the stores' statements run over.
+
+    On SQLite it is the standard library's (:func:`vault.db.queries.sqlite_executor`)
+    on the sqlite3 connection under the session, as a bot's read runs them: no
+    statement compiled by SQLAlchemy; elsewhere a SQLAlchemy connection. Either way the
+    session's pending ORM changes are flushed first, so that a statement sees what the
+    transaction has changed so far. Run it inside :meth:`Store.read` or
+    :meth:`Store.write`, whose error translation covers both drivers' errors.
     """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        run = queries.sqlite_executor(raw)
+
+        def execute_sqlite(sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+            session.flush()
+            return run(sql, params)
+
+        return execute_sqlite
 
     def execute(sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        session.flush()
         result = session.connection().execute(text(sql), dict(params))
         return list(result.all()) if result.returns_rows else []
 
     return execute
+
+
+def session_executor_many(session: Session) -> queries.ExecuteMany:
+    """The executemany of ``session``'s transaction, as :func:`session_executor` runs
+    single statements (SQLite's own connection on SQLite, pending changes flushed)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        run = queries.sqlite_executor_many(raw)
+
+        def execute_many_sqlite(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+            session.flush()
+            run(sql, params)
+
+        return execute_many_sqlite
+
+    def execute_many(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+        session.flush()
+        session.connection().execute(text(sql), [dict(p) for p in params])
+
+    return execute_many
 
 
 def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, ...]]:

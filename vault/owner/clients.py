@@ -18,7 +18,6 @@ from vault.db.tables import (
     ClientRecord,
     CredentialRecord,
     GrantRecord,
-    VersionRecord,
     WrapRecord,
 )
 from vault.errors import (
@@ -145,11 +144,7 @@ def _grant_one(
         version = getattr(head, f"{stage}_version")
         if version is None:
             continue
-        row = session.get(VersionRecord, (head.id, version))
-        root_wrap = session.get(WrapRecord, (head.id, version, Recipient.root().column))
-        if row is None or root_wrap is None:
-            raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
-        meta = writer.check_staged_version(head, stage, row)
+        meta, row, _payload, root_wrap = writer.staged_version(session, head, stage)
         extra = beyond_scope(meta.permissions, scope)
         if extra:
             raise AccessDenied(
@@ -158,7 +153,7 @@ def _grant_one(
                 f"({client.max_scope.replace(',', ', ')})"
             )
         recipient = Recipient.client(client.id)
-        if session.get(WrapRecord, (head.id, version, recipient.column)) is None:
+        if not writer.has_wrap(session, head, version, recipient):
             writer.insert(
                 session,
                 records.wrap_dek(
@@ -182,12 +177,13 @@ def _grant_one(
         if standing and in_head:
             return
         grant_row.created_at = to_epoch(utc_now())
+        records.sign_grant(writer.identity, writer.vault_id, grant_row)
     else:
         grant_row = GrantRecord(
             client_id=client.id, credential_id=head.id, created_at=to_epoch(utc_now())
         )
-        session.add(grant_row)
-    records.sign_grant(writer.identity, writer.vault_id, grant_row)
+        records.sign_grant(writer.identity, writer.vault_id, grant_row)
+        writer.insert(session, grant_row)
     writer.audit(session, "grant", head.name, detail=f"to client {client.name}")
 
 

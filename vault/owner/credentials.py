@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, timedelta
 
-from sqlalchemy import delete
-
 from vault import exchanges
 from vault.db.inventory import info_from_rows
 from vault.db.tables import CredentialRecord
@@ -206,7 +204,7 @@ def remove(writer: Writer, name: str) -> None:
     """
     with writer.write() as session:
         head = writer.head(session, name, for_update=True)
-        session.execute(delete(CredentialRecord).where(CredentialRecord.id == head.id))
+        writer.delete_credential(session, head)
         writer.audit(session, "remove", name)
     writer.names_changed(removed=name)
     writer.checkpoint()

@@ -13,17 +13,17 @@ lock) come from :class:`vault.db.store.Store`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from sqlalchemy import FromClause, Table, bindparam, delete, select
+from sqlalchemy import FromClause, Table, select
 from sqlalchemy.orm import Session
 
-from vault.db import access_history, audit
+from vault.db import access_history, audit, queries
 from vault.db.inventory import verified_head
-from vault.db.store import Store
+from vault.db.store import Store, session_executor, session_executor_many
 from vault.db.tables import (
     AuditRecord,
     Base,
@@ -41,6 +41,7 @@ from vault.format.audit_entry import new_entry
 from vault.format.identities import RootIdentity, RootKeys
 from vault.format.keywrap import Recipient
 from vault.format.model import CredentialMetadata, lookup_name, split_list, to_epoch, utc_now
+from vault.format.schema import ClientRow, PayloadRow, VersionRow, WrapRow
 
 BATCH_QUEUE_ROWS = 5_000
 """Rows a batch's adds queue before they are inserted (bounds the batch's memory)."""
@@ -48,8 +49,9 @@ BATCH_QUEUE_ROWS = 5_000
 AUDIT_TABLE = cast(Table, AuditRecord.__table__)
 """The audit table, for :meth:`Writer.insert_rows` of entries made apart (rekey)."""
 
-# Built once: a statement per add costs more than the query (Core: nothing to flush).
-_NAME_TAKEN = select(CredentialRecord.id).where(CredentialRecord.name == bindparam("name"))
+Grantee = ClientRow | ClientRecord
+"""A client a version's data key is wrapped for: as :meth:`Writer.grantees` read it, or
+a record made or re-keyed in the same transaction."""
 
 _COLUMNS: dict[FromClause, tuple[str, ...]] = {}
 
@@ -319,9 +321,9 @@ class Writer:
                 batch.queue.setdefault(table, []).append(values)
             batch.queued += len(rows)
             return
-        connection = session.connection()
+        execute = session_executor(session)
         for table, values in rows:
-            connection.execute(table.insert(), values)
+            execute(queries.insert_sql(table.name, tuple(values)), values)
 
     @staticmethod
     def _insert_queue(batch: _Batch) -> None:
@@ -333,10 +335,12 @@ class Writer:
         if not batch.queued:
             return
         with batch.session.begin_nested():
-            connection = batch.session.connection()
+            execute_many = session_executor_many(batch.session)
             for table in Base.metadata.sorted_tables:
-                if batch.queue.get(table):
-                    connection.execute(table.insert(), batch.queue[table])
+                rows = batch.queue.get(table)
+                if rows:
+                    # Every row of a table's queue has the same columns (all of them).
+                    execute_many(queries.insert_sql(table.name, tuple(rows[0])), rows)
         batch.queue.clear()
         batch.queued = 0
 
@@ -431,10 +435,11 @@ class Writer:
     def name_taken(self, session: Session, name: str) -> bool:
         """Whether a credential is named ``name`` (in a batch, queued ones too)."""
         batch = self._batch
+        execute = session_executor(session)
         if batch is None:
-            return session.connection().execute(_NAME_TAKEN, {"name": name}).first() is not None
+            return bool(execute(queries.CREDENTIAL_NAMED_SQL, {"name": name}))
         if batch.names is None:
-            batch.names = set(session.scalars(select(CredentialRecord.name)))
+            batch.names = {row[0] for row in execute(queries.CREDENTIAL_NAMES_SQL, {})}
         return name in batch.names
 
     def names_changed(self, *, added: str | None = None, removed: str | None = None) -> None:
@@ -460,7 +465,7 @@ class Writer:
     # ---------------------------------------------------------------- versions
 
     def check_staged_version(
-        self, head: CredentialRecord, stage: str, row: VersionRecord
+        self, head: CredentialRecord, stage: str, row: VersionRecord | VersionRow
     ) -> CredentialMetadata:
         """Verify that ``row`` is the version ``head`` labels ``stage``; its metadata.
 
@@ -468,7 +473,7 @@ class Writer:
         """
         return records.check_staged_version(self._verify_public, self._vault_id, head, stage, row)
 
-    def unwrap(self, row: VersionRecord, root_wrap: WrapRecord) -> bytes:
+    def unwrap(self, row: VersionRecord | VersionRow, root_wrap: WrapRecord | WrapRow) -> bytes:
         """The data key of version ``row``, unwrapped with the root key.
 
         :raises IntegrityError: when the wrap does not authenticate.
@@ -476,7 +481,10 @@ class Writer:
         return records.unwrap_root_dek(self._vault_id, row, root_wrap, self._identity)
 
     def decrypt(
-        self, row: VersionRecord, root_wrap: WrapRecord, payload: PayloadRecord
+        self,
+        row: VersionRecord | VersionRow,
+        root_wrap: WrapRecord | WrapRow,
+        payload: PayloadRecord | PayloadRow,
     ) -> dict[str, str]:
         """The secret fields of version ``row`` (whose signature the caller verified):
         its data key unwrapped with the root key, its payload decrypted.
@@ -484,6 +492,28 @@ class Writer:
         :raises IntegrityError: when the wrap or the ciphertext does not authenticate.
         """
         return records.open_payload(self._vault_id, row, payload, self.unwrap(row, root_wrap))
+
+    def staged_version(
+        self, session: Session, head: CredentialRecord, stage: str
+    ) -> tuple[CredentialMetadata, VersionRow, PayloadRow, WrapRow]:
+        """The version ``head`` (verified) labels ``stage``, verified against it: its
+        metadata, its row, its payload and its data key's wrap for the root.
+
+        :raises NotFound: when the head labels no version ``stage``.
+        :raises IntegrityError: when a row is missing or is not the one the head names.
+        """
+        version = stages.version_at(head, stage)
+        # The bot's statement, with the root as the recipient: the head (as this
+        # transaction left it) joined with the version, payload and wrap it labels.
+        found = session_executor(session)(
+            queries.STAGE_SQL[stage], {"name": head.name, "recipient": Recipient.root().column}
+        )
+        _head, row, payload, wrap = (
+            queries.split_stage_row(found[0]) if found else (None, None, None, None)
+        )
+        if row is None or payload is None or wrap is None or row.credential_id != head.id:
+            raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
+        return self.check_staged_version(head, stage, row), row, payload, wrap
 
     def open_version(
         self, session: Session, head: CredentialRecord, stage: str
@@ -494,14 +524,19 @@ class Writer:
         :raises NotFound: when the head labels no version ``stage``.
         :raises IntegrityError: when a row is missing or is not the one the head names.
         """
-        version = stages.version_at(head, stage)
-        row = session.get(VersionRecord, (head.id, version))
-        payload = session.get(PayloadRecord, (head.id, version))
-        wrap = session.get(WrapRecord, (head.id, version, Recipient.root().column))
-        if row is None or payload is None or wrap is None:
-            raise IntegrityError(f'damaged vault: version {version} of "{head.name}" is incomplete')
-        meta = self.check_staged_version(head, stage, row)
+        meta, row, payload, wrap = self.staged_version(session, head, stage)
         return meta, self.decrypt(row, wrap, payload)
+
+    @staticmethod
+    def has_wrap(
+        session: Session, head: CredentialRecord, version: int, recipient: Recipient
+    ) -> bool:
+        """Whether version ``version`` of ``head`` has a data key wrapped for ``recipient``."""
+        found = session_executor(session)(
+            queries.WRAP_EXISTS_SQL,
+            {"id": head.id, "version": version, "recipient": recipient.column},
+        )
+        return bool(found)
 
     @staticmethod
     def next_version(head: CredentialRecord) -> int:
@@ -520,7 +555,7 @@ class Writer:
         payload: Mapping[str, str],
         now: int,
         *,
-        grantees: list[ClientRecord],
+        grantees: Sequence[Grantee],
     ) -> records.SealedVersion:
         """Seal and store version ``version`` of ``head``, wrapped for the root and
         ``grantees`` (as :meth:`check_scopes` returned them); returns it."""
@@ -531,7 +566,7 @@ class Writer:
         return sealed
 
     def store_version(
-        self, session: Session, sealed: records.SealedVersion, grantees: list[ClientRecord]
+        self, session: Session, sealed: records.SealedVersion, grantees: Sequence[Grantee]
     ) -> None:
         """Insert a sealed version's rows, its data key wrapped for the root and every
         client of ``grantees`` (none for a credential made in this transaction: grants
@@ -562,10 +597,15 @@ class Writer:
         (nothing when ``version`` is None or still labelled)."""
         if version is None or stages.stages_of(head, version):
             return
-        for table in (PayloadRecord, WrapRecord):
-            session.execute(
-                delete(table).where(table.credential_id == head.id, table.version == version)
-            )
+        execute = session_executor(session)
+        for sql in queries.RETIRE_VERSION_SQL:
+            execute(sql, {"id": head.id, "version": version})
+
+    @staticmethod
+    def delete_credential(session: Session, head: CredentialRecord) -> None:
+        """Delete the credential of ``head`` with its versions, ciphertexts, wraps and
+        grants."""
+        session_executor(session)(queries.DELETE_CREDENTIAL_SQL, {"id": head.id})
 
     # ---------------------------------------------------------------- grantees
 
@@ -577,7 +617,7 @@ class Writer:
         this writer's last look (:class:`vault.db.access_history.VerifiedLog`)."""
         return self._signed_log.facts(session, credentials, locked=self._batch is not None)
 
-    def grantees(self, session: Session, head: CredentialRecord) -> list[ClientRecord]:
+    def grantees(self, session: Session, head: CredentialRecord) -> list[ClientRow]:
         """The clients, neither revoked nor expired, in ``head``'s signed grantee set
         (verified with the head), their records verified, each grant backed by the
         signed audit log.
@@ -592,7 +632,14 @@ class Writer:
         granted = records.split_grantees(head)
         if not granted:
             return []
-        rows = session.scalars(select(ClientRecord).where(ClientRecord.id.in_(granted))).all()
+        execute = session_executor(session)
+        # One statement per grantee, the bot's: a credential has a few, and an id list
+        # would need an expanding parameter that plain SQL has not.
+        rows = [
+            ClientRow._make(found[0])
+            for client_id in granted
+            if (found := execute(queries.CLIENT_SQL, {"id": client_id}))
+        ]
         now = to_epoch(utc_now())
         clients = []
         for client in rows:
@@ -607,7 +654,7 @@ class Writer:
         return clients
 
     def _check_grants_signed(
-        self, session: Session, head: CredentialRecord, clients: list[ClientRecord]
+        self, session: Session, head: CredentialRecord, clients: list[ClientRow]
     ) -> None:
         """Refuse to wrap for a grantee unless the signed audit log backs its grant.
 
@@ -637,7 +684,7 @@ class Writer:
 
     def check_scopes(
         self, session: Session, head: CredentialRecord, permissions: tuple[str, ...]
-    ) -> list[ClientRecord]:
+    ) -> list[ClientRow]:
         """Refuse permissions that a granted client's maximum scope does not allow.
 
         :returns: the grantees (:meth:`grantees`), for :meth:`add_version`.
