@@ -10,7 +10,8 @@ import logging
 import pickle
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -357,35 +358,43 @@ def test_tls_and_dns_failures_are_unreachable(mock_exchanges: MockExchanges) -> 
     assert isinstance(error, ProbeError) and error.kind == "unreachable"
 
 
-class _EchoingExchange:
-    """An OKX stand-in that answers every request with an error whose code is a value
-    the request carried (a header, or the secret the exchange itself stores): what a
+@contextmanager
+def _local_server(reply: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering every GET with ``reply``: its base URL,
+    for the block's duration (a stand-in for an exchange behaving in one odd way)."""
+    handler = type("Reply", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _echoing(
+    echo: Callable[[Mapping[str, str]], str], status: int
+) -> Callable[[BaseHTTPRequestHandler], None]:
+    """An OKX stand-in's answer: every request gets an error whose code is a value the
+    request carried (a header, or the secret the exchange itself stores): what a
     careless or hostile exchange could echo back."""
 
-    def __init__(self, echo: Callable[[Mapping[str, str]], str], status: int) -> None:
-        def reply(handler: BaseHTTPRequestHandler) -> None:
-            if handler.path.endswith("/public/time"):
-                body = {"code": "0", "msg": "", "data": [{"ts": str(int(time.time() * 1000))}]}
-            else:
-                code = "x" * 30 + echo(dict(handler.headers.items()))
-                body = {"code": code, "msg": "", "data": []}
-            raw = json.dumps(body).encode()
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(raw)))
-            handler.end_headers()
-            handler.wfile.write(raw)
+    def reply(handler: BaseHTTPRequestHandler) -> None:
+        if handler.path.endswith("/public/time"):
+            body = {"code": "0", "msg": "", "data": [{"ts": str(int(time.time() * 1000))}]}
+        else:
+            code = "x" * 30 + echo(dict(handler.headers.items()))
+            body = {"code": code, "msg": "", "data": []}
+        raw = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(raw)))
+        handler.end_headers()
+        handler.wfile.write(raw)
 
-        handler = type("Echo", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return reply
 
 
 def _quiet(*_args: object) -> None:
@@ -419,12 +428,9 @@ def test_an_echoed_secret_is_not_kept_as_the_code(
         seen.append(echoed(headers))
         return seen[-1]
 
-    exchange = _EchoingExchange(echo, status)
-    try:
+    with _local_server(_echoing(echo, status)) as url:
         fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
-        error = ask_key("okx", fields, exchange.url, now=NOW, timeout=3)
-    finally:
-        exchange.close()
+        error = ask_key("okx", fields, url, now=NOW, timeout=3)
     assert isinstance(error, ProbeError) and seen
     shown = f"{error.code} {error.message}"
     for value in (*seen, *OKX_FIELDS.values()):
@@ -432,50 +438,34 @@ def test_an_echoed_secret_is_not_kept_as_the_code(
             assert value[cut : cut + 6] not in shown, value
 
 
-class _GzipExchange:
-    """An OKX stand-in whose server time comes gzip-compressed, as exchanges send JSON
+def _gzipped(padding: int = 0) -> Callable[[BaseHTTPRequestHandler], None]:
+    """An OKX stand-in's answer: the server time gzip-compressed, as exchanges send JSON
     to a client that accepts it (requests always does); ``padding`` bytes of blanks
     inflate it (a compression bomb: a few KiB on the wire)."""
 
-    def __init__(self, padding: int = 0) -> None:
-        def reply(handler: BaseHTTPRequestHandler) -> None:
-            now = str(int(time.time() * 1000))
-            body = json.dumps({"code": "0", "msg": "", "data": [{"ts": now}]})
-            raw = gzip.compress((body + " " * padding).encode())
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Encoding", "gzip")
-            handler.send_header("Content-Length", str(len(raw)))
-            handler.end_headers()
-            handler.wfile.write(raw)
+    def reply(handler: BaseHTTPRequestHandler) -> None:
+        now = str(int(time.time() * 1000))
+        body = json.dumps({"code": "0", "msg": "", "data": [{"ts": now}]})
+        raw = gzip.compress((body + " " * padding).encode())
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(raw)))
+        handler.end_headers()
+        handler.wfile.write(raw)
 
-        handler = type("Gzip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return reply
 
 
 def test_a_compressed_answer_is_read() -> None:
-    exchange = _GzipExchange()
-    try:
-        skew = server_skew("okx", exchange.url, timeout=3)
-    finally:
-        exchange.close()
+    with _local_server(_gzipped()) as url:
+        skew = server_skew("okx", url, timeout=3)
     assert isinstance(skew, int) and abs(skew) < 5000
 
 
 def test_a_compression_bomb_is_cut_at_the_limit() -> None:
-    exchange = _GzipExchange(padding=exchange_api.BODY_LIMIT * 8)
-    try:
-        error = server_skew("okx", exchange.url, timeout=3)
-    finally:
-        exchange.close()
+    with _local_server(_gzipped(padding=exchange_api.BODY_LIMIT * 8)) as url:
+        error = server_skew("okx", url, timeout=3)
     assert isinstance(error, ProbeError) and error.kind == "malformed"
     assert "larger than" in error.message
 
@@ -495,18 +485,11 @@ def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_timeout() -> None:
                 return
             time.sleep(0.3)
 
-    handler = type("Drip", (BaseHTTPRequestHandler,), {"do_GET": reply, "log_message": _quiet})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    started = time.monotonic()
-    try:
-        error = server_skew("okx", f"http://127.0.0.1:{server.server_address[1]}", timeout=1)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert time.monotonic() - started < 3
+    with _local_server(reply) as url:
+        started = time.monotonic()
+        error = server_skew("okx", url, timeout=1)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3
     assert isinstance(error, ProbeError) and error.kind == "unreachable"
     assert error.message == "okx did not answer in time"
 
@@ -521,34 +504,17 @@ def test_a_redirect_is_not_followed_with_the_key() -> None:
         handler.send_response(200)
         handler.end_headers()
 
-    elsewhere = ThreadingHTTPServer(
-        ("127.0.0.1", 0),
-        type("Elsewhere", (BaseHTTPRequestHandler,), {"do_GET": record, "log_message": _quiet}),
-    )
-    target = f"http://127.0.0.1:{elsewhere.server_address[1]}/steal"
+    with _local_server(record) as elsewhere:
 
-    def redirect(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(302)
-        handler.send_header("Location", target)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+        def redirect(handler: BaseHTTPRequestHandler) -> None:
+            handler.send_response(302)
+            handler.send_header("Location", f"{elsewhere}/steal")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
 
-    exchange = ThreadingHTTPServer(
-        ("127.0.0.1", 0),
-        type("Redirect", (BaseHTTPRequestHandler,), {"do_GET": redirect, "log_message": _quiet}),
-    )
-    for server in (elsewhere, exchange):
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-    try:
-        fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
-        url = f"http://127.0.0.1:{exchange.server_address[1]}"
-        error = ask_key("okx", fields, url, now=NOW, timeout=3)
-    finally:
-        for server in (elsewhere, exchange):
-            server.shutdown()
-            server.server_close()
+        with _local_server(redirect) as url:
+            fields = {name: Secret(value) for name, value in OKX_FIELDS.items()}
+            error = ask_key("okx", fields, url, now=NOW, timeout=3)
     assert received == []
     assert isinstance(error, ProbeError) and error.kind == "unreachable"
     assert error.message == "could not reach okx: redirected elsewhere"
