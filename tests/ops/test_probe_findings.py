@@ -84,12 +84,15 @@ def test_wider_by_another_right_is_a_warning_naming_it() -> None:
     found = run(ok(report(("read", "trade", "futures"))))
     assert codes(found) == {"exchange-permission-wider": "warn"}
     assert "futures" in found[0].message
+    # The command that records what the exchange grants, whole: it can be pasted.
+    assert found[0].message.endswith("--permissions read,trade,futures")
 
 
 def test_narrower_is_a_warning_naming_the_missing_right() -> None:
     found = run(ok(report(("read",))))
     assert codes(found) == {"exchange-permission-narrower": "warn"}
     assert "trade" in found[0].message
+    assert "--permissions read)" in found[0].message
 
 
 def test_narrower_accepted_is_ok() -> None:

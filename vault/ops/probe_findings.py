@@ -87,7 +87,8 @@ def _permissions(
             declared.name,
             f"the exchange grants {_names(wider)}, not declared {seen}: remove "
             f"{'it' if len(wider) == 1 else 'them'} at the exchange, or record "
-            f"{'it' if len(wider) == 1 else 'them'}: exvault edit {declared.name} --permissions",
+            f"{'it' if len(wider) == 1 else 'them'}: exvault edit {declared.name} "
+            f"--permissions {','.join(report.permissions)}",
         )
     if narrower:
         yield Finding(
@@ -95,7 +96,8 @@ def _permissions(
             "exchange-permission-narrower",
             declared.name,
             f"declared {_names(narrower)}, which the exchange does not grant {seen}: correct "
-            f"the metadata (exvault edit {declared.name} --permissions) or the key",
+            f"the metadata (exvault edit {declared.name} --permissions "
+            f"{','.join(report.permissions)}) or the key",
         )
 
 
