@@ -431,3 +431,44 @@ def test_verify_compares_with_the_declared_scope_when_the_current_key_is_gone(
     checks = {c.name: c for c in okx.engine.verify("okx-grid")}
     assert checks["exchange-probe"].passed, checks["exchange-probe"].detail
     assert "current version's" in checks["exchange-probe"].detail
+
+
+def test_a_key_made_current_after_a_failed_abort_is_never_deleted(okx: Setup) -> None:
+    name = "okx-grid"
+    okx.engine.start(name)
+    new = okx.admin.get(name, "pending").api_key.reveal()
+    okx.mock.inject(Fault.server_error(503, **sk.delete_fault("okx", SUB, new), times=1))
+    with pytest.raises(ExchangeUnreachable):
+        okx.engine.abort(name)
+    okx.engine.promote(name)  # the owner promotes the key the abort failed to delete
+    assert okx.admin.get(name, "current").api_key.reveal() == new
+    assert okx.engine.resume(name) == [f"kept the key {new} at okx: it is the current key now"]
+    assert okx.mock.state.key(new) is not None
+    assert [row.state for row in okx.journal_rows() if row.step == "delete"] == ["abandoned"]
+
+
+def test_a_second_start_waits_for_the_first_rotation_to_finish(okx: Setup) -> None:
+    name = "okx-grid"
+    okx.engine.start(name)
+    okx.engine.promote(name)
+    # A promote would drop the previous version with its key still live at the exchange.
+    with pytest.raises(Conflict, match="not finished"):
+        okx.engine.start(name)
+    assert okx.mock.state.key(okx.first_key) is not None
+    okx.engine.finish(name, force=True)
+    assert okx.engine.start(name).changed
+    assert okx.mock.state.key(okx.first_key) is None
+
+
+def test_no_rollback_to_a_key_whose_deletion_began(okx: Setup) -> None:
+    name = "okx-grid"
+    okx.engine.start(name)
+    okx.engine.promote(name)
+    okx.mock.inject(Fault.server_error(503, **sk.delete_fault("okx", SUB, okx.first_key), times=1))
+    with pytest.raises(ExchangeUnreachable):
+        okx.engine.finish(name, force=True)  # the delete may have acted: unknown
+    before = okx.admin.describe(name)
+    with pytest.raises(Conflict, match="being deleted at the exchange"):
+        rotation.rollback(okx.admin, name)
+    after = okx.admin.describe(name)
+    assert (after.version, after.previous_version) == (before.version, before.previous_version)

@@ -396,6 +396,12 @@ class ExchangeRotation:
         """Delete the key of the ``delete`` entry unless the exchange no longer lists it;
         settle the entry ``done``. A failure counts an attempt and leaves it open."""
         api_key = entry.api_key or ""
+        if self._stage_keys(link.name).get(api_key) == "current":
+            # Made current since the delete began (a promote after a failed abort):
+            # deleting it now would leave the credential without a working key. The
+            # entry is given up. (A pending key is deleted: that resumes its abort.)
+            self.journal.settle(entry, journal.ABANDONED, detail="the key is current: kept")
+            return f"kept the key {api_key} at {link.exchange}: it is the current key now"
         try:
             if listed is None:
                 listed = link.keys.list_keys(master, link.sub_account)
@@ -452,6 +458,14 @@ class ExchangeRotation:
             raise Conflict(
                 f'a rotation of "{name}" is already pending (version {info.pending_version}): '
                 f"exvault rotate verify {name}"
+            )
+        if info.previous_version is not None:
+            # A promote drops the previous version: its key would stay live at the
+            # exchange with nothing left to delete it. The last rotation ends first.
+            raise Conflict(
+                f'the last rotation of "{name}" is not finished (version '
+                f"{info.previous_version} is still readable as previous): exvault rotate "
+                f"finish {name}"
             )
         master = self._master(link)
         current = self.current_key(link, master)

@@ -24,10 +24,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from vault import exchanges
+from vault.db import queries
+from vault.db.store import session_executor
 from vault.db.tables import VersionRecord
 from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from vault.format import journal
 from vault.format.model import from_epoch, to_epoch, utc_now
 from vault.format.policy import Policy
+from vault.format.schema import JournalRow
 from vault.owner.credentials import UNCHANGED, clean_payload, credential_metadata
 from vault.owner.writer import OwnerHandle
 
@@ -381,7 +385,8 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
     once it works, or abort it). Signed and audited like every other step.
 
     :raises Conflict: when the grace period has ended (the old key may be deleted at
-        the exchange already) or another rotation is pending; nothing is changed.
+        the exchange already), another rotation is pending, or the journal shows the
+        previous key's deletion at the exchange begun; nothing is changed.
     :raises IntegrityError: when the previous version fails verification; nothing is
         changed.
     """
@@ -396,7 +401,24 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
         refuse_rollback(name, head.previous_until, head.pending_version, now)
         # The version to make current must be whole and the one the head names
         # (every grantee holds it already: a grant wraps every labelled version).
-        writer.open_version(session, head, "previous")
+        _, fields = writer.open_version(session, head, "previous")
+        # A key whose deletion at the exchange has begun (a finish that failed or was
+        # killed after its delete call) may be gone there already: it cannot be current
+        # again. A forged entry can only make this refuse, never let a dead key back.
+        deleting = [
+            entry
+            for entry in map(JournalRow._make, session_executor(session)(queries.JOURNAL_SQL, {}))
+            if entry.credential == name
+            and entry.step == journal.DELETE
+            and entry.state in (journal.INTENT, journal.DONE)
+            and entry.api_key == fields.get("api_key")
+        ]
+        if deleting:
+            raise Conflict(
+                f'the previous key of "{name}" is being deleted at the exchange (rotation '
+                f"{deleting[-1].rotation_id}): it cannot be current again; rotate again: "
+                f"exvault rotate start {name}"
+            )
         rolled_back = head.current_version
         head.pending_version = head.current_version
         head.pending_digest = head.current_digest
