@@ -8,7 +8,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from vault.errors import InvalidInput
 from vault.ops.exchange_keys.model import (
     ListedKey,
     NewKey,
@@ -73,7 +72,7 @@ class BybitKeys(SubAccountKeys):
                 break
         return keys
 
-    def create_key(
+    def _create(
         self,
         client: SignedRequests,
         sub_account: str,
@@ -82,8 +81,6 @@ class BybitKeys(SubAccountKeys):
         ips: tuple[str, ...],
         passphrase: Secret | None,
     ) -> NewKey:
-        if not ips:
-            raise InvalidInput("exvault creates no key without an IP whitelist")
         permissions: dict[str, list[str]] = {}
         for grant in grants:
             if grant != READ_ONLY:

@@ -5,7 +5,6 @@ read-only one (``spot:read``); the ``wallet`` permission covers withdrawals."""
 
 from __future__ import annotations
 
-from vault.errors import InvalidInput
 from vault.ops.exchange_keys.model import (
     ListedKey,
     NewKey,
@@ -64,7 +63,7 @@ class GateKeys(SubAccountKeys):
             ],
         )
 
-    def create_key(
+    def _create(
         self,
         client: SignedRequests,
         sub_account: str,
@@ -73,8 +72,6 @@ class GateKeys(SubAccountKeys):
         ips: tuple[str, ...],
         passphrase: Secret | None,
     ) -> NewKey:
-        if not ips:
-            raise InvalidInput("exvault creates no key without an IP whitelist")
         perms = [
             {"name": grant.partition(":")[0], "read_only": grant.endswith(":read")}
             for grant in grants

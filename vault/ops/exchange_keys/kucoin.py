@@ -49,7 +49,7 @@ class KucoinKeys(SubAccountKeys):
             ],
         )
 
-    def create_key(
+    def _create(
         self,
         client: SignedRequests,
         sub_account: str,
@@ -58,8 +58,6 @@ class KucoinKeys(SubAccountKeys):
         ips: tuple[str, ...],
         passphrase: Secret | None,
     ) -> NewKey:
-        if not ips:
-            raise InvalidInput("exvault creates no key without an IP whitelist")
         if passphrase is None:
             raise InvalidInput("a key of this exchange needs a passphrase")
         what = "the key creation"

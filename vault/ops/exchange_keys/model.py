@@ -224,10 +224,28 @@ class SubAccountKeys:
         """Create a key with exactly ``grants`` and ``ips`` (and ``passphrase``, from
         :meth:`passphrase`, where the exchange needs one).
 
-        :raises InvalidInput: when ``ips`` is empty (exvault never creates an unbound key).
+        :raises InvalidInput: when ``ips`` is empty (exvault never creates an unbound key),
+            or ``passphrase`` is missing where the exchange's keys have one (checked by
+            the exchanges that have them, which read it).
         :raises ExchangeError: when the exchange refuses (nothing was created).
         :raises ExchangeUnreachable: when the outcome is unknown (the key may exist).
         """
+        # The rule every exchange shares is checked once, here, before any call.
+        if not ips:
+            raise InvalidInput("exvault creates no key without an IP whitelist")
+        return self._create(client, sub_account, label, grants, ips, passphrase)
+
+    def _create(
+        self,
+        client: SignedRequests,
+        sub_account: str,
+        label: str,
+        grants: tuple[str, ...],
+        ips: tuple[str, ...],
+        passphrase: Secret | None,
+    ) -> NewKey:
+        """The exchange's own creation call, the shared rules checked (see
+        :meth:`create_key`)."""
         raise NotImplementedError
 
     def delete_key(

@@ -42,7 +42,7 @@ class OkxKeys(SubAccountKeys):
             ],
         )
 
-    def create_key(
+    def _create(
         self,
         client: SignedRequests,
         sub_account: str,
@@ -51,8 +51,6 @@ class OkxKeys(SubAccountKeys):
         ips: tuple[str, ...],
         passphrase: Secret | None,
     ) -> NewKey:
-        if not ips:
-            raise InvalidInput("exvault creates no key without an IP whitelist")
         if passphrase is None:
             raise InvalidInput("a key of this exchange needs a passphrase")
         what = "the key creation"
