@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -374,6 +375,31 @@ print("secret=" + os.environ["KUCOIN_SECRET"], file=sys.stderr)
 """
 
 
+def spawn_run_in_a_terminal(
+    vault_path: Path,
+    token_file: Path,
+    options: tuple[str, ...],
+    program: str,
+    dimensions: tuple[int, int],
+) -> Any:
+    """``exvault run --cred kucoin-sub1 OPTIONS -- python -c PROGRAM`` as the client of
+    ``token_file``, on a real pseudo-terminal of ``dimensions`` (rows, columns)."""
+    import pexpect
+
+    command = exvault_command()
+    return pexpect.spawn(
+        command[0],
+        [
+            *command[1:],
+            *("run", "--vault", str(vault_path), "--cred", "kucoin-sub1", *options),
+            *("--", sys.executable, "-c", program),
+        ],
+        env={**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
+        timeout=60,
+        dimensions=dimensions,
+    )
+
+
 def test_on_a_terminal_the_program_gets_one_and_its_output_is_masked(
     vault_path: Path, token_file: Path
 ) -> None:
@@ -381,26 +407,8 @@ def test_on_a_terminal_the_program_gets_one_and_its_output_is_masked(
     program's are too, of the same size (colours pass), and what it prints is still
     masked."""
     pexpect = pytest.importorskip("pexpect")
-    command = exvault_command()
-    child = pexpect.spawn(
-        command[0],
-        [
-            *command[1:],
-            "run",
-            "--vault",
-            str(vault_path),
-            "--cred",
-            "kucoin-sub1",
-            "--preset",
-            "ccxt",
-            "--",
-            sys.executable,
-            "-c",
-            TTY_SHOW,
-        ],
-        env={**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
-        timeout=60,
-        dimensions=(33, 101),
+    child = spawn_run_in_a_terminal(
+        vault_path, token_file, ("--preset", "ccxt"), TTY_SHOW, dimensions=(33, 101)
     )
     child.expect(pexpect.EOF)
     child.close()
@@ -428,26 +436,8 @@ print("resized", *os.get_terminal_size(1), flush=True)
 
 def test_resizing_the_terminal_resizes_the_programs(vault_path: Path, token_file: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
-    command = exvault_command()
-    child = pexpect.spawn(
-        command[0],
-        [
-            *command[1:],
-            "run",
-            "--vault",
-            str(vault_path),
-            "--cred",
-            "kucoin-sub1",
-            "--env",
-            "K=api_key",
-            "--",
-            sys.executable,
-            "-c",
-            WAIT_FOR_RESIZE,
-        ],
-        env={**base_env(), "EXVAULT_TOKEN_FILE": str(token_file)},
-        timeout=60,
-        dimensions=(24, 80),
+    child = spawn_run_in_a_terminal(
+        vault_path, token_file, ("--env", "K=api_key"), WAIT_FOR_RESIZE, dimensions=(24, 80)
     )
     child.expect("ready 80 24")
     child.setwinsize(40, 120)  # the kernel sends exvault SIGWINCH
