@@ -396,7 +396,8 @@ class ExchangeRotation:
         """Delete the key of the ``delete`` entry unless the exchange no longer lists it;
         settle the entry ``done``. A failure counts an attempt and leaves it open."""
         api_key = entry.api_key or ""
-        if self._stage_keys(link.name).get(api_key) == "current":
+        stage = self._stage_keys(link.name).get(api_key)
+        if stage == "current":
             # Made current since the delete began (a promote after a failed abort):
             # deleting it now would leave the credential without a working key. The
             # entry is given up. (A pending key is deleted: that resumes its abort.)
@@ -407,7 +408,7 @@ class ExchangeRotation:
                 listed = link.keys.list_keys(master, link.sub_account)
             if any(k.api_key == api_key for k in listed):
                 link.keys.delete_key(
-                    master, link.sub_account, api_key, self._passphrase_of(link, entry)
+                    master, link.sub_account, api_key, self._passphrase_of(link, entry, stage)
                 )
         except VaultError:
             self.journal.settle(entry, journal.INTENT)
@@ -415,12 +416,11 @@ class ExchangeRotation:
         self.journal.settle(entry, journal.DONE)
         return f"deleted the old key {api_key} at {link.exchange}"
 
-    def _passphrase_of(self, link: Link, entry: JournalRow) -> Secret | None:
-        # The key's passphrase is in the vault version holding it (an old key may
-        # have been made by hand); a key exvault created has a derived one.
+    def _passphrase_of(self, link: Link, entry: JournalRow, stage: str | None) -> Secret | None:
+        # The key's passphrase is in the vault version holding it (``stage``: an old
+        # key may have been made by hand); a key exvault created has a derived one.
         if link.keys.passphrase_rules is None:
             return None
-        stage = self._stage_keys(link.name).get(entry.api_key or "")
         if stage is not None:
             value = self._fields(link.name, stage).get("passphrase")
             return Secret(value) if value is not None else None
