@@ -19,7 +19,6 @@ from vault.durations import format_duration
 from vault.errors import (
     IntegrityError,
     InvalidInput,
-    InvalidToken,
     NotFound,
     VaultError,
     printable,
@@ -37,7 +36,7 @@ from vault.ops.probing import probe as run_probes
 from vault.owner.admin import AdminVault
 from vault.runtime.client import ClientVault
 from vault.runtime.secretfile import read_secret_file
-from vault.runtime.token import ClientToken, find_token, parse_token
+from vault.runtime.token import ClientToken, parse_token, token_in_environment
 
 from . import output
 from .arguments import DURATION
@@ -186,14 +185,7 @@ def _token(token_file: str | None, passphrase_file: str | None) -> ClientToken |
     """
     if token_file is not None:
         return parse_token(read_secret_file(token_file, "token file"))
-    if passphrase_file is not None:
-        return None
-    try:
-        return find_token()
-    except InvalidToken as exc:
-        if "no client token" not in str(exc):
-            raise
-        return None
+    return None if passphrase_file is not None else token_in_environment()
 
 
 def _choose(readable: Sequence[str], names: Sequence[str], as_client: bool) -> list[str]:

@@ -10,12 +10,12 @@ from contextlib import AbstractContextManager, nullcontext
 import click
 
 from vault.db.inventory import Inventory
-from vault.errors import IntegrityError, InvalidToken
+from vault.errors import IntegrityError
 from vault.owner.admin import AdminVault
 from vault.owner.agent_unlock import open_through_agent
 from vault.runtime.client import ClientVault
 from vault.runtime.credential import Credential
-from vault.runtime.token import find_token
+from vault.runtime.token import token_in_environment
 
 from . import prompts
 from .options import NO_AGENT
@@ -70,12 +70,7 @@ def read_credentials(
     :raises InvalidToken: for a token that is there but malformed.
     :raises NotFound, AccessDenied, IntegrityError: as the reads raise them.
     """
-    try:
-        token = find_token() if passphrase_file is None else None
-    except InvalidToken as exc:
-        if "no client token" not in str(exc):
-            raise
-        token = None
+    token = token_in_environment() if passphrase_file is None else None
     if token is not None:
         with ClientVault.open(vault_location, token=token) as handle:
             return [handle.get(name, stage) for name in names]

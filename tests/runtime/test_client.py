@@ -39,7 +39,7 @@ from vault.ops.verification import verify
 from vault.owner import rotation
 from vault.owner.admin import AdminVault
 from vault.runtime.client import ClientVault
-from vault.runtime.token import ClientToken, find_token, parse_token
+from vault.runtime.token import ClientToken, find_token, parse_token, token_in_environment
 
 NEW_SECRET = "p4Lk9Qw2Er7Ty1Ui6Op3As8Df5Gh0Jk4Zx9Cv2Bn7Mq1Wz6Xe3Rc8Vt5By0Nu4Im"
 
@@ -327,6 +327,15 @@ def test_token_from_environment(token: str, tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidToken, match="no client token"):
         find_token({})
+
+
+def test_no_token_in_the_environment_is_none_and_a_bad_one_refused(token: str) -> None:
+    # For the commands a client or the owner may run (probe, render): None is the owner.
+    assert token_in_environment({}) is None
+    found = token_in_environment({"EXVAULT_TOKEN": token})
+    assert found is not None and found.client_id == parse_token(token).client_id
+    with pytest.raises(InvalidToken, match="malformed client token"):
+        token_in_environment({"EXVAULT_TOKEN": token[:-10]})
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])

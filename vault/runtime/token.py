@@ -128,13 +128,14 @@ def parse_token(text: str) -> ClientToken:
     return ClientToken(parts[0], parts[1], parts[2].hex(), parts[3])
 
 
-def find_token(environ: dict[str, str] | None = None) -> ClientToken:
+def token_in_environment(environ: dict[str, str] | None = None) -> ClientToken | None:
     """The client token of this process, from the first of:
 
     ``$EXVAULT_TOKEN``; the file named by ``$EXVAULT_TOKEN_FILE`` (refused unless
     0600); ``$CREDENTIALS_DIRECTORY/exvault-token`` (systemd ``LoadCredential=``).
+    ``None`` when none of them is set (a command that also serves the owner).
 
-    :raises InvalidToken: when there is none or it is malformed.
+    :raises InvalidToken: when one is set but malformed.
     :raises InsecureFile: when the token file is readable by others.
     """
     env = os.environ if environ is None else environ
@@ -145,6 +146,18 @@ def find_token(environ: dict[str, str] | None = None) -> ClientToken:
     directory = env.get("CREDENTIALS_DIRECTORY")
     if directory and (Path(directory) / SYSTEMD_CREDENTIAL).exists():
         return parse_token(read_secret_file(Path(directory) / SYSTEMD_CREDENTIAL, "token file"))
+    return None
+
+
+def find_token(environ: dict[str, str] | None = None) -> ClientToken:
+    """The client token of this process (see :func:`token_in_environment`).
+
+    :raises InvalidToken: when there is none or it is malformed.
+    :raises InsecureFile: when the token file is readable by others.
+    """
+    token = token_in_environment(environ)
+    if token is not None:
+        return token
     raise InvalidToken(
         f"no client token: set {ENV_TOKEN_FILE} to a 0600 file holding it, or {ENV_TOKEN}, "
         "or pass it with LoadCredential=exvault-token:... under systemd"
