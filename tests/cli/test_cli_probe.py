@@ -290,10 +290,13 @@ def test_ctrl_c_prints_and_keeps_what_was_done(
     vault_cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record = probe_cli._Recorder.__call__
+    pressed: list[bool] = []
 
     def record_then_interrupt(self: probe_cli._Recorder, result: Any) -> None:
         record(self, result)
-        raise KeyboardInterrupt
+        if not pressed:  # one Ctrl-C, after the first result (a second one aborts)
+            pressed.append(True)
+            raise KeyboardInterrupt
 
     monkeypatch.setattr(probe_cli._Recorder, "__call__", record_then_interrupt)
     result = probe(vault_cli, "--all", "--json")
