@@ -27,7 +27,7 @@ def test_row_columns_are_the_tables_columns_in_order(table: str) -> None:
     assert ROWS[table]._fields == TABLES[table].column_names  # type: ignore[attr-defined]
 
 
-def test_every_table_a_client_reads_has_a_row() -> None:
+def test_every_table_a_client_reads_or_the_owner_inserts_has_a_row() -> None:
     assert set(ROWS) == {
         "vault_header",
         "credentials",
@@ -36,6 +36,8 @@ def test_every_table_a_client_reads_has_a_row() -> None:
         "dek_wraps",
         "clients",
         "probe_observations",  # a monitor client records and check reads them
+        "grants",  # the owner's grant, inserted as a plain row
+        "keyslots",  # the owner's keyslots, read and inserted as plain rows
     }
 
 

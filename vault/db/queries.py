@@ -118,6 +118,30 @@ def insert_sql(table: str, columns: tuple[str, ...]) -> str:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def update_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    """Sets ``columns`` of the row of ``table`` whose ``key`` columns match (named
+    parameters: both). Names of :mod:`vault.format.schema`, never user text."""
+    return "UPDATE {} SET {} WHERE {}".format(
+        table,
+        ", ".join(f"{name} = :{name}" for name in columns),
+        " AND ".join(f"{name} = :{name}" for name in key),
+    )
+
+
+UPDATE_HEAD_SQL = update_sql("credentials", HeadRow._fields[1:], ("id",))
+"""Stores every column of a head the owner changed and signed again (:class:`vault.format.editable.EditableHead`)."""
+UPDATE_CLIENT_SQL = update_sql("clients", ClientRow._fields[1:], ("id",))
+"""Stores every column of a client the owner revoked or re-keyed and signed again."""
+UPDATE_HEADER_SQL = update_sql("vault_header", HeaderRow._fields[1:], ("id",))
+"""Stores the header a rekey signed again."""
+
+FOR_UPDATE = " FOR UPDATE"
+"""Appended to a SELECT of one head or client on PostgreSQL: a row lock until the
+transaction ends (two hosts changing one credential queue). SQLite's BEGIN IMMEDIATE
+already serializes writers, and its SQL has no FOR UPDATE."""
+
+
 DELETE_CREDENTIAL_SQL = "DELETE FROM credentials WHERE id = :id"
 """Deletes credential ``id``; its versions, payloads, wraps and grants go with it (their
 foreign keys cascade)."""
@@ -143,6 +167,10 @@ SCHEMA_VERSION_SQL = "SELECT schema_version FROM exvault_schema"
 HEADER_SQL = f"SELECT {_select(HeaderRow, 'h')} FROM vault_header h WHERE h.id = 1"
 CLIENT_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c WHERE c.id = :id"
 """A client's row (parameter ``id``)."""
+HEAD_NAMED_SQL = f"SELECT {_select(HeadRow, 'h')} FROM credentials h WHERE h.name = :name"
+"""The head of credential ``name``."""
+CLIENT_NAMED_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c WHERE c.name = :name"
+"""The row of client ``name``."""
 CREDENTIAL_NAMED_SQL = "SELECT id FROM credentials WHERE name = :name"
 """The id of the credential ``name``, if there is one (is the name taken?)."""
 CREDENTIAL_NAMES_SQL = "SELECT name FROM credentials"
@@ -387,11 +415,14 @@ __all__ = [
     "AUDIT_ROWS_SQL",
     "BEGIN_READ",
     "BEGIN_WRITE",
+    "CLIENT_NAMED_SQL",
     "CLIENT_SQL",
     "CREDENTIAL_NAMED_SQL",
     "CREDENTIAL_NAMES_SQL",
     "CURRENT_OBSERVATIONS_SQL",
     "DELETE_CREDENTIAL_SQL",
+    "FOR_UPDATE",
+    "HEAD_NAMED_SQL",
     "HEADER_SQL",
     "INSERT_AUDIT_SQL",
     "INSERT_JOURNAL_SQL",
@@ -408,6 +439,9 @@ __all__ = [
     "RETIRE_VERSION_SQL",
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
+    "UPDATE_CLIENT_SQL",
+    "UPDATE_HEADER_SQL",
+    "UPDATE_HEAD_SQL",
     "UPDATE_JOURNAL_SQL",
     "WAL_CHECKPOINT_SQL",
     "WRAP_EXISTS_SQL",
@@ -423,6 +457,7 @@ __all__ = [
     "lock_timeout_sql",
     "observation_values",
     "split_stage_row",
+    "update_sql",
     "sqlite_executor",
     "sqlite_executor_many",
     "sqlite_write",

@@ -476,6 +476,31 @@ class ClientRow(NamedTuple):
     signature: bytes
 
 
+class GrantRow(NamedTuple):
+    """A ``grants`` row."""
+
+    client_id: str
+    credential_id: str
+    created_at: int
+    signature: bytes
+
+
+class KeyslotRow(NamedTuple):
+    """A ``keyslots`` row (``signature`` NULL only in a row the schema 5 migration did
+    not sign)."""
+
+    id: str
+    kind: str
+    salt: bytes
+    kdf_time_cost: int | None
+    kdf_memory_kib: int | None
+    kdf_parallelism: int | None
+    nonce: bytes
+    wrapped: bytes
+    created_at: int
+    signature: bytes | None
+
+
 class ObservationRow(NamedTuple):
     """A ``probe_observations`` row (``id``: the database numbers a new row; 0 until
     then, and not inserted)."""
@@ -516,6 +541,8 @@ ROWS: dict[str, type[tuple[object, ...]]] = {
     "payloads": PayloadRow,
     "dek_wraps": WrapRow,
     "clients": ClientRow,
+    "grants": GrantRow,
+    "keyslots": KeyslotRow,
     "probe_observations": ObservationRow,
 }
 """Each plain row type by its table's name."""
@@ -540,10 +567,12 @@ __all__ = [
     "ClientRow",
     "Column",
     "ForeignKey",
+    "GrantRow",
     "HeadRow",
     "HeaderRow",
     "Index",
     "JournalRow",
+    "KeyslotRow",
     "ObservationRow",
     "PayloadRow",
     "Table",
