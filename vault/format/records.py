@@ -45,8 +45,10 @@ if TYPE_CHECKING:
         VersionRecord,
         WrapRecord,
     )
+    from vault.format.editable import EditableClient, EditableHead, EditableHeader
     from vault.format.schema import (
         ClientRow,
+        GrantRow,
         HeaderRow,
         HeadRow,
         PayloadRow,
@@ -55,14 +57,15 @@ if TYPE_CHECKING:
     )
 
     # What the functions below accept: an owner's record or a plain row.
-    Header: TypeAlias = HeaderRecord | HeaderRow
-    Head: TypeAlias = CredentialRecord | HeadRow
+    Header: TypeAlias = HeaderRecord | HeaderRow | EditableHeader
+    Head: TypeAlias = CredentialRecord | HeadRow | EditableHead
     Version: TypeAlias = VersionRecord | VersionRow
     Payload: TypeAlias = PayloadRecord | PayloadRow
     Wrap: TypeAlias = WrapRecord | WrapRow
-    Client: TypeAlias = ClientRecord | ClientRow
+    Client: TypeAlias = ClientRecord | ClientRow | EditableClient
+    Grant: TypeAlias = GrantRecord | GrantRow
 
-_H = TypeVar("_H", "HeaderRecord", "HeaderRow")
+_H = TypeVar("_H", "HeaderRecord", "HeaderRow", "EditableHeader")
 
 
 def new_record_id() -> str:
@@ -541,7 +544,7 @@ def schema2_head_message(vault_id: bytes, head: Head) -> bytes:
     )
 
 
-def sign_head(identity: RootKeys, vault_id: bytes, head: CredentialRecord) -> None:
+def sign_head(identity: RootKeys, vault_id: bytes, head: CredentialRecord | EditableHead) -> None:
     """(Re-)sign a head after any change to it; its revision goes up by one.
 
     A new head is built with revision 0, so that it is signed as revision 1. Every
@@ -658,7 +661,7 @@ def client_message(vault_id: bytes, client: Client) -> bytes:
     )
 
 
-def sign_client(identity: RootKeys, vault_id: bytes, client: ClientRecord) -> None:
+def sign_client(identity: RootKeys, vault_id: bytes, client: ClientRecord | EditableClient) -> None:
     """(Re-)sign a client record after any change to it."""
     client.signature = identity.sign(client_message(vault_id, client))
 
@@ -672,7 +675,7 @@ def verify_client(verify_public: bytes, vault_id: bytes, client: Client) -> None
     _verify(verify_public, client_message(vault_id, client), client.signature, None)
 
 
-def grant_message(vault_id: bytes, grant: GrantRecord) -> bytes:
+def grant_message(vault_id: bytes, grant: Grant) -> bytes:
     """What a grant's signature covers."""
     return encoding.signed_message(
         "grant", vault_id, grant.client_id, grant.credential_id, grant.created_at
@@ -684,7 +687,15 @@ def sign_grant(identity: RootKeys, vault_id: bytes, grant: GrantRecord) -> None:
     grant.signature = identity.sign(grant_message(vault_id, grant))
 
 
-def verify_grant(verify_public: bytes, vault_id: bytes, grant: GrantRecord) -> None:
+def signed_grant(
+    identity: RootKeys, vault_id: bytes, client_id: str, credential_id: str, created_at: int
+) -> GrantRow:
+    """A new grant of ``credential_id`` to ``client_id``, signed, as a plain row."""
+    unsigned = schema.GrantRow(client_id, credential_id, created_at, b"")
+    return unsigned._replace(signature=identity.sign(grant_message(vault_id, unsigned)))
+
+
+def verify_grant(verify_public: bytes, vault_id: bytes, grant: Grant) -> None:
     """Check a grant's signature.
 
     :raises IntegrityError: when the row was forged or edited.
@@ -713,6 +724,7 @@ __all__ = [
     "seal_version",
     "sign_client",
     "sign_grant",
+    "signed_grant",
     "sign_head",
     "split_grantees",
     "type_damage",
