@@ -184,7 +184,7 @@ def test_a_failed_write_leaves_no_row_and_no_audit_entry(admin: AdminVault) -> N
     with pytest.raises(RuntimeError), writer.write() as session:
         head = writer.head(session, "a", for_update=True)
         head.policy = Policy.from_json(head.policy).with_limits(max_age_days=50).to_json()
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "policy", "a", detail="never kept")
         raise RuntimeError
     assert len(admin.audit_entries()) == entries

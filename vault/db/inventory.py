@@ -23,8 +23,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from vault.db import audit, audit_file, keyslots, location
-from vault.db.store import Store, driver_rows
+from vault.db import audit, audit_file, keyslots, location, queries
+from vault.db.store import Store, driver_rows, session_executor
 from vault.db.tables import (
     ClientRecord,
     CredentialRecord,
@@ -38,6 +38,7 @@ from vault.errors import IntegrityError, NotFound, quoted
 from vault.format import identities, records, stages
 from vault.format.access import ClientInfo
 from vault.format.credential_info import CredentialInfo, VersionInfo
+from vault.format.editable import EditableHead
 from vault.format.kdf_params import KdfParams
 from vault.format.model import LIVE, from_epoch, lookup_name, split_list
 from vault.format.schema import VersionRow
@@ -292,7 +293,9 @@ class ParsedOnce(dict[Any, Any]):
         return value
 
 
-def info_from_rows(head: CredentialRecord, row: VersionRecord | VersionRow) -> CredentialInfo:
+def info_from_rows(
+    head: CredentialRecord | EditableHead, row: VersionRecord | VersionRow
+) -> CredentialInfo:
     """A :class:`CredentialInfo` from a head and its current version row (not verified here).
 
     :raises IntegrityError: when a column does not parse.
@@ -304,6 +307,16 @@ def info_from_rows(head: CredentialRecord, row: VersionRecord | VersionRow) -> C
     )
 
 
+def row_lock(session: Session, *, for_update: bool) -> str:
+    """What to append to a SELECT of one head or client to lock its row until the
+    transaction ends: :data:`vault.db.queries.FOR_UPDATE` on PostgreSQL with
+    ``for_update`` (two hosts rotating at once queue there), else nothing (SQLite's
+    BEGIN IMMEDIATE already serializes writers, and its SQL has no FOR UPDATE)."""
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        return queries.FOR_UPDATE
+    return ""
+
+
 def verified_head(
     session: Session,
     vault_id: bytes,
@@ -311,19 +324,21 @@ def verified_head(
     name: str,
     *,
     for_update: bool = False,
-) -> CredentialRecord:
-    """The head of credential ``name``, its signature and name verified.
+) -> EditableHead:
+    """The head of credential ``name``, its signature and name verified, as the owner
+    changes it (row-locked on PostgreSQL with ``for_update``: :func:`row_lock`).
 
     :raises NotFound: when there is no such credential.
     :raises InvalidInput: for a name that is not UTF-8 text.
     :raises IntegrityError: when the head does not verify.
     """
-    query = select(CredentialRecord).where(CredentialRecord.name == lookup_name(name))
-    # Row lock on PostgreSQL (two hosts rotating at once queue here); SQLite's
-    # BEGIN IMMEDIATE already serializes writers and renders no FOR UPDATE.
-    head = session.scalar(query.with_for_update() if for_update else query)
-    if head is None:
+    found = session_executor(session)(
+        queries.HEAD_NAMED_SQL + row_lock(session, for_update=for_update),
+        {"name": lookup_name(name)},
+    )
+    if not found:
         raise NotFound(f"no credential named {quoted(name)}; see: exvault list")
+    head = EditableHead(*found[0])
     records.verify_head(verify_public, vault_id, head)
     records.check_head_name(head, name)
     return head
@@ -389,7 +404,7 @@ class Inventory:
         with self._store.read() as session:
             yield session
 
-    def _head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
+    def _head(self, session: Session, name: str, *, for_update: bool = False) -> EditableHead:
         return verified_head(
             session, self._vault_id, self._verify_public, name, for_update=for_update
         )

@@ -130,7 +130,8 @@ def update_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> st
 
 
 UPDATE_HEAD_SQL = update_sql("credentials", HeadRow._fields[1:], ("id",))
-"""Stores every column of a head the owner changed and signed again (:class:`vault.format.editable.EditableHead`)."""
+"""Stores every column of a head the owner changed and signed again
+(:class:`vault.format.editable.EditableHead`)."""
 UPDATE_CLIENT_SQL = update_sql("clients", ClientRow._fields[1:], ("id",))
 """Stores every column of a client the owner revoked or re-keyed and signed again."""
 UPDATE_HEADER_SQL = update_sql("vault_header", HeaderRow._fields[1:], ("id",))
@@ -404,6 +405,56 @@ def lock_timeout_sql(milliseconds: int) -> str:
     return f"SET LOCAL lock_timeout = {milliseconds:d}"
 
 
+# --------------------------------------------------------------------------------------
+# The owner's heads, clients and grants
+# --------------------------------------------------------------------------------------
+
+VERSION_SQL = (
+    f"SELECT {_select(VersionRow, 'v')} FROM credential_versions v "
+    "WHERE v.credential_id = :id AND v.version = :version"
+)
+"""Version ``version`` of credential ``id``."""
+
+HEAD_SQL = f"SELECT {_select(HeadRow, 'h')} FROM credentials h WHERE h.id = :id"
+"""The head of credential ``id``."""
+
+HEADS_GRANTING_SQL = (
+    f"SELECT {_select(HeadRow, 'h')} FROM credentials h WHERE h.grantees LIKE :pattern"
+)
+"""The heads whose grantee set matches ``pattern`` (``%<client id>%``: client ids are
+hex digits, nothing in them is special to LIKE)."""
+
+GRANT_SQL = (
+    "SELECT client_id, credential_id, created_at, signature FROM grants "
+    "WHERE client_id = :client_id AND credential_id = :credential_id"
+)
+"""The grant of credential ``credential_id`` to client ``client_id``, if any."""
+
+UPDATE_GRANT_SQL = update_sql("grants", ("created_at", "signature"), ("client_id", "credential_id"))
+"""Stores a grant signed anew (parameters: the columns of a grant row)."""
+
+GRANTED_TO_SQL = "SELECT credential_id FROM grants WHERE client_id = :client_id"
+"""The ids of the credentials granted to client ``client_id``."""
+
+WRAPPED_FOR_SQL = "SELECT DISTINCT credential_id FROM dek_wraps WHERE recipient = :recipient"
+"""The ids of the credentials with a data key wrapped for ``recipient``."""
+
+DELETE_GRANT_SQL = (
+    "DELETE FROM grants WHERE client_id = :client_id AND credential_id = :credential_id"
+)
+"""Deletes the grant of credential ``credential_id`` to client ``client_id``."""
+
+DELETE_GRANTS_TO_SQL = "DELETE FROM grants WHERE client_id = :client_id"
+"""Deletes every grant to client ``client_id``."""
+
+DELETE_WRAPS_OF_SQL = (
+    "DELETE FROM dek_wraps WHERE credential_id = :credential_id AND recipient = :recipient"
+)
+"""Deletes the data keys of credential ``credential_id`` wrapped for ``recipient``."""
+
+DELETE_WRAPS_FOR_SQL = "DELETE FROM dek_wraps WHERE recipient = :recipient"
+"""Deletes every data key wrapped for ``recipient``."""
+
 __all__ = [
     "ADVISORY_LOCK_SQL",
     "AUDIT_APPEND_ARGUMENTS",
@@ -421,9 +472,17 @@ __all__ = [
     "CREDENTIAL_NAMES_SQL",
     "CURRENT_OBSERVATIONS_SQL",
     "DELETE_CREDENTIAL_SQL",
+    "DELETE_GRANTS_TO_SQL",
+    "DELETE_GRANT_SQL",
+    "DELETE_WRAPS_FOR_SQL",
+    "DELETE_WRAPS_OF_SQL",
     "FOR_UPDATE",
-    "HEAD_NAMED_SQL",
+    "GRANTED_TO_SQL",
+    "GRANT_SQL",
     "HEADER_SQL",
+    "HEADS_GRANTING_SQL",
+    "HEAD_NAMED_SQL",
+    "HEAD_SQL",
     "INSERT_AUDIT_SQL",
     "INSERT_JOURNAL_SQL",
     "INSERT_OBSERVATION_SQL",
@@ -440,10 +499,13 @@ __all__ = [
     "SCHEMA_VERSION_SQL",
     "STAGE_SQL",
     "UPDATE_CLIENT_SQL",
+    "UPDATE_GRANT_SQL",
     "UPDATE_HEADER_SQL",
     "UPDATE_HEAD_SQL",
     "UPDATE_JOURNAL_SQL",
+    "VERSION_SQL",
     "WAL_CHECKPOINT_SQL",
+    "WRAPPED_FOR_SQL",
     "WRAP_EXISTS_SQL",
     "WRITE_LOCK_KEY",
     "Execute",
@@ -457,8 +519,8 @@ __all__ = [
     "lock_timeout_sql",
     "observation_values",
     "split_stage_row",
-    "update_sql",
     "sqlite_executor",
     "sqlite_executor_many",
     "sqlite_write",
+    "update_sql",
 ]

@@ -4,22 +4,17 @@ as exposed), and what the signed audit log says about grants."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+# For the audit files of a shared vault only (read with vault.db.audit_file's session).
+from sqlalchemy import select
 
-from vault.db import access_history, audit, audit_file
-from vault.db.store import tolerant_text
-from vault.db.tables import (
-    AuditRecord,
-    ClientRecord,
-    CredentialRecord,
-    GrantRecord,
-    WrapRecord,
-)
+from vault.db import access_history, audit, audit_file, queries
+from vault.db.store import session_executor, tolerant_text
+from vault.db.tables import AuditRecord
 from vault.errors import (
     AccessDenied,
     AlreadyExists,
@@ -31,10 +26,15 @@ from vault.errors import (
 )
 from vault.format import identities, records, stages
 from vault.format.access import DEFAULT_SCOPE, beyond_scope, check_client_expiry, parse_scope
+from vault.format.editable import EditableClient, EditableHead
 from vault.format.keywrap import Recipient
 from vault.format.model import join_list, split_list, to_epoch, utc_now, validate_name
+from vault.format.schema import ClientRow, GrantRow
 from vault.owner.writer import Writer
 from vault.runtime.token import ClientToken
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def add_client(
@@ -62,9 +62,9 @@ def add_client(
         writer.vault_id, identities.fingerprint(writer.verify_public), client_id
     )
     with writer.write() as session:
-        if session.scalar(select(ClientRecord.id).where(ClientRecord.name == name)):
+        if writer.client_named(session, name):
             raise AlreadyExists(f'a client named "{name}" exists already')
-        client = ClientRecord(
+        client = EditableClient(
             id=client_id,
             name=name,
             encryption_public=token.encryption_public,
@@ -73,9 +73,9 @@ def add_client(
             expires_at=to_epoch(expires_at) if expires_at else None,
             max_scope=join_list(scope),
             revoked_at=None,
+            signature=b"",
         )
-        writer.sign_client(client)
-        session.add(client)
+        writer.sign_client(session, client, new=True)
         writer.audit(
             session,
             "client-add",
@@ -113,7 +113,7 @@ def grant(writer: Writer, client_name: str, credential_names: Sequence[str]) -> 
         raise
 
 
-def _check_not_revoked(client: ClientRecord, facts: access_history.AccessFacts) -> None:
+def _check_not_revoked(client: EditableClient, facts: access_history.AccessFacts) -> None:
     """Refuse a client the signed audit log says was revoked, whatever its row says
     (a copy of its record from before the revocation verifies again).
 
@@ -128,7 +128,7 @@ def _check_not_revoked(client: ClientRecord, facts: access_history.AccessFacts) 
 
 
 def _grant_one(
-    writer: Writer, session: Session, client: ClientRecord, head: CredentialRecord, standing: bool
+    writer: Writer, session: Session, client: EditableClient, head: EditableHead, standing: bool
 ) -> None:
     """Wrap ``head``'s labelled versions for ``client`` and sign its grant.
 
@@ -169,22 +169,29 @@ def _grant_one(
     if not in_head:
         # The head's signed set is what the writer wraps new versions for.
         head.grantees = records.join_grantees((*granted, client.id))
-        writer.sign_head(head)
-    grant_row = session.get(GrantRecord, (client.id, head.id))
-    if grant_row is not None:
+        writer.sign_head(session, head)
+    stored = _stored_grant(session, client.id, head.id)
+    if stored is not None:
         # Trusted to make the grant a no-op only once it verifies.
-        records.verify_grant(writer.verify_public, writer.vault_id, grant_row)
+        records.verify_grant(writer.verify_public, writer.vault_id, stored)
         if standing and in_head:
             return
-        grant_row.created_at = to_epoch(utc_now())
-        records.sign_grant(writer.identity, writer.vault_id, grant_row)
+    grant_row = records.signed_grant(
+        writer.identity, writer.vault_id, client.id, head.id, to_epoch(utc_now())
+    )
+    if stored is not None:
+        session_executor(session)(queries.UPDATE_GRANT_SQL, grant_row._asdict())
     else:
-        grant_row = GrantRecord(
-            client_id=client.id, credential_id=head.id, created_at=to_epoch(utc_now())
-        )
-        records.sign_grant(writer.identity, writer.vault_id, grant_row)
         writer.insert(session, grant_row)
     writer.audit(session, "grant", head.name, detail=f"to client {client.name}")
+
+
+def _stored_grant(session: Session, client_id: str, credential_id: str) -> GrantRow | None:
+    """The stored grant of ``credential_id`` to ``client_id`` (not verified), if any."""
+    found = session_executor(session)(
+        queries.GRANT_SQL, {"client_id": client_id, "credential_id": credential_id}
+    )
+    return GrantRow._make(found[0]) if found else None
 
 
 def ungrant(writer: Writer, client_name: str, credential_names: Sequence[str]) -> None:
@@ -194,25 +201,20 @@ def ungrant(writer: Writer, client_name: str, credential_names: Sequence[str]) -
     :raises InvalidInput: for a name that is not UTF-8 text.
     """
     with writer.write() as session:
+        execute = session_executor(session)
         client = writer.client(session, client_name, for_update=True)
         for name in credential_names:
             head = writer.head(session, name, for_update=True)
             granted = records.split_grantees(head)
-            if client.id not in granted and session.get(GrantRecord, (client.id, head.id)) is None:
+            if client.id not in granted and _stored_grant(session, client.id, head.id) is None:
                 raise NotFound(f'client "{client_name}" is not granted {quoted(name)}')
             if client.id in granted:
                 head.grantees = records.join_grantees(set(granted) - {client.id})
-                writer.sign_head(head)
-            session.execute(
-                delete(GrantRecord).where(
-                    GrantRecord.client_id == client.id, GrantRecord.credential_id == head.id
-                )
-            )
-            session.execute(
-                delete(WrapRecord).where(
-                    WrapRecord.credential_id == head.id,
-                    WrapRecord.recipient == Recipient.client(client.id).column,
-                )
+                writer.sign_head(session, head)
+            execute(queries.DELETE_GRANT_SQL, {"client_id": client.id, "credential_id": head.id})
+            execute(
+                queries.DELETE_WRAPS_OF_SQL,
+                {"credential_id": head.id, "recipient": Recipient.client(client.id).column},
             )
             writer.audit(session, "ungrant", name, detail=f"from client {client_name}")
     writer.checkpoint()
@@ -231,20 +233,19 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
     """
     now = to_epoch(utc_now())
     with writer.write() as session:
+        execute = session_executor(session)
         client = writer.client(session, name, for_update=True)
         if client.revoked_at is not None:
             return []
-        readable = set(
-            session.scalars(
-                select(WrapRecord.credential_id).where(
-                    WrapRecord.recipient == Recipient.client(client.id).column
-                )
+        recipient = Recipient.client(client.id).column
+        readable = {
+            row[0]
+            for sql, params in (
+                (queries.WRAPPED_FOR_SQL, {"recipient": recipient}),
+                (queries.GRANTED_TO_SQL, {"client_id": client.id}),
             )
-        ) | set(
-            session.scalars(
-                select(GrantRecord.credential_id).where(GrantRecord.client_id == client.id)
-            )
-        )
+            for row in execute(sql, params)
+        }
         log = access_history.read_signed_log(
             session,
             writer.vault_id,
@@ -256,14 +257,7 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
         signed = access_history.access_facts(log.entries).readable_by(client.name, client.id)
         _add_shared_reads(writer, signed, client, audit_files)
         exposed = []
-        for head in session.scalars(
-            select(CredentialRecord).where(
-                # Client ids are hex digits: nothing in them is special to LIKE.
-                CredentialRecord.id.in_(readable)
-                | CredentialRecord.name.in_(list(signed))
-                | CredentialRecord.grantees.contains(client.id)
-            )
-        ):
+        for head in _heads_readable(session, client.id, readable, signed):
             records.verify_head(writer.verify_public, writer.vault_id, head)
             # The head's signed set, like its rows, says the client held every version.
             held = head.id in readable or client.id in records.split_grantees(head)
@@ -275,14 +269,12 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
             head.exposed_reason = f'readable by revoked client "{name}"'
             granted = set(records.split_grantees(head)) - {client.id}
             head.grantees = records.join_grantees(granted)
-            writer.sign_head(head)
+            writer.sign_head(session, head)
             exposed.append(head.name)
-        session.execute(
-            delete(WrapRecord).where(WrapRecord.recipient == Recipient.client(client.id).column)
-        )
-        session.execute(delete(GrantRecord).where(GrantRecord.client_id == client.id))
+        execute(queries.DELETE_WRAPS_FOR_SQL, {"recipient": recipient})
+        execute(queries.DELETE_GRANTS_TO_SQL, {"client_id": client.id})
         client.revoked_at = now
-        writer.sign_client(client)
+        writer.sign_client(session, client)
         writer.audit(
             session,
             "client-revoke",
@@ -292,7 +284,26 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
     return sorted(exposed)
 
 
-def client_keys(writer: Writer, client: ClientRecord) -> list[bytes]:
+def _heads_readable(
+    session: Session, client_id: str, ids: set[str], names: Iterable[str]
+) -> list[EditableHead]:
+    """The heads (not verified) of the credentials with id in ``ids``, named in
+    ``names``, or whose grantee set holds ``client_id``; each once, in id order.
+
+    One statement per id and name, as :meth:`Writer.grantees` reads its clients:
+    plain SQL has no expanding parameter for a list.
+    """
+    execute = session_executor(session)
+    found = [
+        *execute(queries.HEADS_GRANTING_SQL, {"pattern": f"%{client_id}%"}),
+        *(row for i in ids for row in execute(queries.HEAD_SQL, {"id": i})),
+        *(row for n in names for row in execute(queries.HEAD_NAMED_SQL, {"name": n})),
+    ]
+    heads = {row[0]: row for row in found}
+    return [EditableHead(*heads[key]) for key in sorted(heads)]
+
+
+def client_keys(writer: Writer, client: ClientRow | EditableClient) -> list[bytes]:
     """Every Ed25519 key ``client`` has signed with: its current one, then each one a
     rekey replaced (from the vault's signed ``rekey`` entries).
 
@@ -311,7 +322,7 @@ def client_keys(writer: Writer, client: ClientRecord) -> list[bytes]:
 def _add_shared_reads(
     writer: Writer,
     signed: dict[str, set[int] | None],
-    client: ClientRecord,
+    client: EditableClient,
     audit_files: Sequence[Path],
 ) -> None:
     """Add to ``signed`` (credential -> versions read, None for all) the reads

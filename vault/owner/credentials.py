@@ -8,11 +8,11 @@ from datetime import date, timedelta
 
 from vault import exchanges
 from vault.db.inventory import info_from_rows
-from vault.db.tables import CredentialRecord
 from vault.errors import AlreadyExists, Conflict, InvalidInput, quoted
 from vault.exchanges.endpoints import parse_endpoint
 from vault.format import records, stages
 from vault.format.credential_info import CredentialInfo
+from vault.format.editable import EditableHead
 from vault.format.model import (
     LIVE,
     CredentialMetadata,
@@ -111,23 +111,33 @@ def add(
     with writer.write(queued=True) as session:
         if writer.name_taken(session, name):
             raise AlreadyExists(f'a credential named "{name}" exists already')
-        head = CredentialRecord(
-            id=records.new_record_id(),
+        head_id = records.new_record_id()
+        sealed = records.seal_version(
+            writer.identity, writer.vault_id, head_id, 1, metadata, fields, now
+        )
+        head = EditableHead(
+            id=head_id,
             name=name,
             created_at=now,
             updated_at=now,
             current_version=1,
+            pending_version=None,
+            pending_since=None,
+            previous_version=None,
+            previous_until=None,
             policy="{}",
+            exposed_at=None,
+            exposed_reason=None,
+            signature=b"",
             revision=0,  # sign_head makes it 1
             version_counter=1,
+            current_digest=sealed.stage_digest,
+            pending_digest=None,
+            previous_digest=None,
             grantees="",
         )
-        sealed = records.seal_version(
-            writer.identity, writer.vault_id, head.id, 1, metadata, fields, now
-        )
-        head.current_digest = sealed.stage_digest
-        writer.sign_head(head)
-        writer.insert(session, head)  # before its version: the foreign key points to it
+        # Inserted before its version: the foreign key points to it.
+        writer.sign_head(session, head, new=True)
         # Made in this transaction: no grant can name it yet, the root is its only reader.
         writer.store_version(session, sealed, grantees=[])
         writer.audit(session, "add", name, 1)
@@ -189,7 +199,7 @@ def edit(
         head.current_digest = sealed.stage_digest
         head.updated_at = now
         writer.retire_version(session, head, old_version)
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "edit", name, version)
     writer.checkpoint()
     return tuple(sorted(c.name for c in grantees))

@@ -28,7 +28,7 @@ def _update(writer: Writer, name: str, change: Callable[[Policy], Policy], detai
         policy = change(Policy.from_json(head.policy))
         head.policy = policy.to_json()
         head.updated_at = to_epoch(utc_now())
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "policy", name, detail=detail)
     return policy
 
@@ -102,7 +102,7 @@ def link_rotation(
                 )
         head.policy = policy.to_json()
         head.updated_at = to_epoch(utc_now())
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         detail = (
             f"rotate via {policy.rotate_via}" + (" (auto)" if policy.auto else "")
             if policy.rotate_via

@@ -26,12 +26,11 @@ from datetime import date, datetime, timedelta
 from vault import exchanges
 from vault.db import queries
 from vault.db.store import session_executor
-from vault.db.tables import VersionRecord
 from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from vault.format import journal
 from vault.format.model import from_epoch, to_epoch, utc_now
 from vault.format.policy import Policy
-from vault.format.schema import JournalRow
+from vault.format.schema import JournalRow, VersionRow
 from vault.owner.credentials import UNCHANGED, clean_payload, credential_metadata
 from vault.owner.writer import OwnerHandle
 
@@ -134,7 +133,7 @@ def start(
         head.pending_digest = sealed.stage_digest
         head.pending_since = now
         head.updated_at = now
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "rotate-start", name, version)
     wrapped_for = tuple(sorted(c.name for c in grantees))
     return StepResult(
@@ -248,7 +247,7 @@ def promote(admin: OwnerHandle, name: str, *, grace: timedelta | None = None) ->
         head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(now)
         writer.retire_version(session, head, dropped)
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "rotate-promote", name, head.current_version)
         version = head.current_version
     writer.checkpoint()
@@ -303,11 +302,14 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
             refuse_finish_in_grace(name, head.previous_until)
         dropped = head.previous_version
         head.previous_version = head.previous_until = head.previous_digest = None
-        current = (
-            session.get(VersionRecord, (head.id, head.current_version))
+        found = (
+            session_executor(session)(
+                queries.VERSION_SQL, {"id": head.id, "version": head.current_version}
+            )
             if head.current_version is not None
-            else None
+            else []
         )
+        current = VersionRow._make(found[0]) if found else None
         if head.exposed_at is not None and current is None:
             raise IntegrityError(f'damaged vault: "{name}" has lost its current version')
         if current is not None:
@@ -323,7 +325,7 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
             head.exposed_at = head.exposed_reason = None
         head.updated_at = to_epoch(utc_now())
         writer.retire_version(session, head, dropped)
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "rotate-finish", name, dropped)
         version = head.current_version
     writer.checkpoint()
@@ -347,7 +349,7 @@ def abort(admin: OwnerHandle, name: str) -> StepResult:
         head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(utc_now())
         writer.retire_version(session, head, dropped)
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "rotate-abort", name, dropped)
         version = head.current_version
     writer.checkpoint()
@@ -427,7 +429,7 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
         head.current_digest = head.previous_digest
         head.previous_version = head.previous_until = head.previous_digest = None
         head.updated_at = to_epoch(now)
-        writer.sign_head(head)
+        writer.sign_head(session, head)
         writer.audit(session, "rotate-rollback", name, head.current_version)
         version = head.current_version
     writer.checkpoint()

@@ -16,56 +16,37 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
-
-from sqlalchemy import FromClause, Table, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from vault.db import access_history, audit, queries
-from vault.db.inventory import verified_head
+from vault.db.inventory import row_lock, verified_head
 from vault.db.store import Store, session_executor, session_executor_many
-from vault.db.tables import (
-    AuditRecord,
-    Base,
-    ClientRecord,
-    CredentialRecord,
-    PayloadRecord,
-    VersionRecord,
-    WrapRecord,
-    row_insert,
-)
+from vault.db.tables import AuditRecord, Base, row_insert
 from vault.errors import AccessDenied, Conflict, IntegrityError, NotFound, quoted
 from vault.format import records, stages
 from vault.format.access import beyond_scope
 from vault.format.audit_entry import new_entry
+from vault.format.editable import EditableClient, EditableHead
 from vault.format.identities import RootIdentity, RootKeys
 from vault.format.keywrap import Recipient
 from vault.format.model import CredentialMetadata, lookup_name, split_list, to_epoch, utc_now
 from vault.format.schema import ClientRow, PayloadRow, VersionRow, WrapRow
 
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.orm import Session
+
+    from vault.db.tables import PayloadRecord, VersionRecord, WrapRecord
+
 BATCH_QUEUE_ROWS = 5_000
 """Rows a batch's adds queue before they are inserted (bounds the batch's memory)."""
 
-AUDIT_TABLE = cast(Table, AuditRecord.__table__)
+AUDIT_TABLE = cast("Table", AuditRecord.__table__)
 """The audit table, for :meth:`Writer.insert_rows` of entries made apart (rekey)."""
 
-Grantee = ClientRow | ClientRecord
+Grantee = ClientRow | EditableClient
 """A client a version's data key is wrapped for: as :meth:`Writer.grantees` read it, or
-a record made or re-keyed in the same transaction."""
-
-_COLUMNS: dict[FromClause, tuple[str, ...]] = {}
-
-
-def _values(record: Base) -> dict[str, Any]:
-    """A new ORM record's column values, for a Core INSERT (None where never set)."""
-    table = record.__table__
-    keys = _COLUMNS.get(table)
-    if keys is None:
-        keys = _COLUMNS[table] = tuple(c.key for c in table.columns)
-    # A new object keeps what was set in its __dict__: read there, not through the
-    # instrumented attributes (a batch reads 40 values per add).
-    values = vars(record)
-    return {key: values.get(key) for key in keys}
+a client made or re-keyed in the same transaction."""
 
 
 def recipient_keys(
@@ -106,7 +87,7 @@ def record_refusal(
     )
 
 
-BatchMark = tuple[tuple[int, bytes] | None, int, dict[FromClause, int]]
+BatchMark = tuple[tuple[int, bytes] | None, int, dict["Table", int]]
 
 
 @dataclass
@@ -295,23 +276,15 @@ class Writer:
 
     # ---------------------------------------------------------------- inserting
 
-    def insert(self, session: Session, *new: Base | tuple[object, ...]) -> None:
-        """Insert new records or plain rows (:mod:`vault.format.schema`, as
+    def insert(self, session: Session, *new: tuple[object, ...]) -> None:
+        """Insert new plain rows (:mod:`vault.format.schema`, as
         :mod:`vault.format.records` seals them) in the order given (foreign keys point
         backwards).
 
-        Core INSERTs, not the ORM's unit of work: nothing here is read back or changed
-        afterwards, and a flush per table costs more than the row. In a batch's queued
-        operation the rows wait in the queue.
+        Plain INSERT statements, not the ORM's unit of work: nothing here is read back
+        or changed afterwards. In a batch's queued operation the rows wait in the queue.
         """
-        # A declarative class's __table__ is a Table (typed as its base, FromClause).
-        self.insert_rows(
-            session,
-            [
-                row_insert(r) if isinstance(r, tuple) else (cast(Table, r.__table__), _values(r))
-                for r in new
-            ],
-        )
+        self.insert_rows(session, [row_insert(r) for r in new])
 
     def insert_rows(self, session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
         """Insert (table, column values) rows as :meth:`insert` does."""
@@ -406,9 +379,9 @@ class Writer:
 
     # ---------------------------------------------------------------- lookups
 
-    def head(self, session: Session, name: str, *, for_update: bool = False) -> CredentialRecord:
+    def head(self, session: Session, name: str, *, for_update: bool = False) -> EditableHead:
         """The head of credential ``name``, its signature verified (row-locked on
-        PostgreSQL with ``for_update``).
+        PostgreSQL with ``for_update``), to change and store with :meth:`sign_head`.
 
         :raises NotFound: when there is no such credential.
         :raises InvalidInput: for a name that is not UTF-8 text.
@@ -418,19 +391,27 @@ class Writer:
             session, self._vault_id, self._verify_public, name, for_update=for_update
         )
 
-    def client(self, session: Session, name: str, *, for_update: bool = False) -> ClientRecord:
-        """The record of client ``name``, its signature verified.
+    def client(self, session: Session, name: str, *, for_update: bool = False) -> EditableClient:
+        """The row of client ``name``, its signature verified (row-locked on PostgreSQL
+        with ``for_update``), to change and store with :meth:`sign_client`.
 
         :raises NotFound: when there is no such client.
         :raises InvalidInput: for a name that is not UTF-8 text.
-        :raises IntegrityError: when the record does not verify.
+        :raises IntegrityError: when the row does not verify.
         """
-        query = select(ClientRecord).where(ClientRecord.name == lookup_name(name, "client"))
-        client = session.scalar(query.with_for_update() if for_update else query)
-        if client is None:
+        found = session_executor(session)(
+            queries.CLIENT_NAMED_SQL + row_lock(session, for_update=for_update),
+            {"name": lookup_name(name, "client")},
+        )
+        if not found:
             raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
+        client = EditableClient(*found[0])
         records.verify_client(self._verify_public, self._vault_id, client)
         return client
+
+    def client_named(self, session: Session, name: str) -> bool:
+        """Whether a client is named ``name`` (revoked ones keep their names)."""
+        return bool(session_executor(session)(queries.CLIENT_NAMED_SQL, {"name": name}))
 
     def name_taken(self, session: Session, name: str) -> bool:
         """Whether a credential is named ``name`` (in a batch, queued ones too)."""
@@ -454,18 +435,28 @@ class Writer:
 
     # ---------------------------------------------------------------- signing
 
-    def sign_head(self, head: CredentialRecord) -> None:
-        """Sign ``head`` (bumping its revision) with the root key."""
+    def sign_head(self, session: Session, head: EditableHead, *, new: bool = False) -> None:
+        """Sign ``head`` (bumping its revision) with the root key and store it: an
+        UPDATE of the stored head, or with ``new`` the INSERT of a new one (queued in a
+        batch's queued add, like :meth:`insert`)."""
         records.sign_head(self._identity, self._vault_id, head)
+        if new:
+            self.insert(session, head.row())
+        else:
+            session_executor(session)(queries.UPDATE_HEAD_SQL, head.values())
 
-    def sign_client(self, client: ClientRecord) -> None:
-        """Sign a client record with the root key."""
+    def sign_client(self, session: Session, client: EditableClient, *, new: bool = False) -> None:
+        """Sign ``client`` with the root key and store it, as :meth:`sign_head` does."""
         records.sign_client(self._identity, self._vault_id, client)
+        if new:
+            self.insert(session, client.row())
+        else:
+            session_executor(session)(queries.UPDATE_CLIENT_SQL, client.values())
 
     # ---------------------------------------------------------------- versions
 
     def check_staged_version(
-        self, head: CredentialRecord, stage: str, row: VersionRecord | VersionRow
+        self, head: EditableHead, stage: str, row: VersionRecord | VersionRow
     ) -> CredentialMetadata:
         """Verify that ``row`` is the version ``head`` labels ``stage``; its metadata.
 
@@ -494,7 +485,7 @@ class Writer:
         return records.open_payload(self._vault_id, row, payload, self.unwrap(row, root_wrap))
 
     def staged_version(
-        self, session: Session, head: CredentialRecord, stage: str
+        self, session: Session, head: EditableHead, stage: str
     ) -> tuple[CredentialMetadata, VersionRow, PayloadRow, WrapRow]:
         """The version ``head`` (verified) labels ``stage``, verified against it: its
         metadata, its row, its payload and its data key's wrap for the root.
@@ -516,7 +507,7 @@ class Writer:
         return self.check_staged_version(head, stage, row), row, payload, wrap
 
     def open_version(
-        self, session: Session, head: CredentialRecord, stage: str
+        self, session: Session, head: EditableHead, stage: str
     ) -> tuple[CredentialMetadata, dict[str, str]]:
         """Verify and decrypt the version ``head`` (verified) labels ``stage``: its
         metadata and fields. The owner's one open-a-version path.
@@ -528,9 +519,7 @@ class Writer:
         return meta, self.decrypt(row, wrap, payload)
 
     @staticmethod
-    def has_wrap(
-        session: Session, head: CredentialRecord, version: int, recipient: Recipient
-    ) -> bool:
+    def has_wrap(session: Session, head: EditableHead, version: int, recipient: Recipient) -> bool:
         """Whether version ``version`` of ``head`` has a data key wrapped for ``recipient``."""
         found = session_executor(session)(
             queries.WRAP_EXISTS_SQL,
@@ -539,7 +528,7 @@ class Writer:
         return bool(found)
 
     @staticmethod
-    def next_version(head: CredentialRecord) -> int:
+    def next_version(head: EditableHead) -> int:
         """Allocate a new version number from the head's signed counter (re-sign the head
         after): never the highest row plus one, which reuses the number of a version
         row someone deleted, so that a saved copy of that row could be put back."""
@@ -549,7 +538,7 @@ class Writer:
     def add_version(
         self,
         session: Session,
-        head: CredentialRecord,
+        head: EditableHead,
         version: int,
         metadata: CredentialMetadata,
         payload: Mapping[str, str],
@@ -592,7 +581,7 @@ class Writer:
         )
 
     @staticmethod
-    def retire_version(session: Session, head: CredentialRecord, version: int | None) -> None:
+    def retire_version(session: Session, head: EditableHead, version: int | None) -> None:
         """Delete the ciphertext and wraps of a version that lost its last stage label
         (nothing when ``version`` is None or still labelled)."""
         if version is None or stages.stages_of(head, version):
@@ -602,7 +591,7 @@ class Writer:
             execute(sql, {"id": head.id, "version": version})
 
     @staticmethod
-    def delete_credential(session: Session, head: CredentialRecord) -> None:
+    def delete_credential(session: Session, head: EditableHead) -> None:
         """Delete the credential of ``head`` with its versions, ciphertexts, wraps and
         grants."""
         session_executor(session)(queries.DELETE_CREDENTIAL_SQL, {"id": head.id})
@@ -617,7 +606,7 @@ class Writer:
         this writer's last look (:class:`vault.db.access_history.VerifiedLog`)."""
         return self._signed_log.facts(session, credentials, locked=self._batch is not None)
 
-    def grantees(self, session: Session, head: CredentialRecord) -> list[ClientRow]:
+    def grantees(self, session: Session, head: EditableHead) -> list[ClientRow]:
         """The clients, neither revoked nor expired, in ``head``'s signed grantee set
         (verified with the head), their records verified, each grant backed by the
         signed audit log.
@@ -654,7 +643,7 @@ class Writer:
         return clients
 
     def _check_grants_signed(
-        self, session: Session, head: CredentialRecord, clients: list[ClientRow]
+        self, session: Session, head: EditableHead, clients: list[ClientRow]
     ) -> None:
         """Refuse to wrap for a grantee unless the signed audit log backs its grant.
 
@@ -683,7 +672,7 @@ class Writer:
                 )
 
     def check_scopes(
-        self, session: Session, head: CredentialRecord, permissions: tuple[str, ...]
+        self, session: Session, head: EditableHead, permissions: tuple[str, ...]
     ) -> list[ClientRow]:
         """Refuse permissions that a granted client's maximum scope does not allow.
 
