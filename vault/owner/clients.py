@@ -29,7 +29,7 @@ from vault.format.access import DEFAULT_SCOPE, beyond_scope, check_client_expiry
 from vault.format.editable import EditableClient, EditableHead
 from vault.format.keywrap import Recipient
 from vault.format.model import join_list, split_list, to_epoch, utc_now, validate_name
-from vault.format.schema import ClientRow, GrantRow
+from vault.format.schema import GrantRow
 from vault.owner.writer import Writer
 from vault.runtime.token import ClientToken
 
@@ -303,7 +303,7 @@ def _heads_readable(
     return [EditableHead(*heads[key]) for key in sorted(heads)]
 
 
-def client_keys(writer: Writer, client: ClientRow | EditableClient) -> list[bytes]:
+def client_keys(writer: Writer, client: EditableClient) -> list[bytes]:
     """Every Ed25519 key ``client`` has signed with: its current one, then each one a
     rekey replaced (from the vault's signed ``rekey`` entries).
 
