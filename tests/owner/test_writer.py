@@ -271,3 +271,42 @@ def test_the_writers_statements_on_sqlite_bypass_sqlalchemy(stocked: AdminVault)
     control = ("BEGIN", "BEGIN IMMEDIATE", "PRAGMA wal_checkpoint(TRUNCATE)")
     assert [s for s in seen if s not in control] == []
     assert stocked.verify_audit(remember=False).ok and verify(stocked).ok
+
+
+@pytest.mark.postgresql_only
+def test_for_update_lookups_lock_the_row_on_postgresql(
+    stocked: AdminVault, vault_location: str
+) -> None:
+    """A head or client read ``for_update`` holds its row lock until the transaction ends
+    (two hosts changing one credential queue); a plain read takes none."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from vault.db.location import resolve
+
+    stocked.add_client("grid-bot")
+    other = create_engine(resolve(vault_location))
+
+    def lockable(table: str, name: str) -> bool:
+        with other.connect() as conn, conn.begin():
+            conn.execute(text("SET LOCAL lock_timeout = 200"))
+            try:
+                conn.execute(text(f"SELECT 1 FROM {table} WHERE name = :n FOR UPDATE"), {"n": name})
+            except OperationalError:
+                return False
+            return True
+
+    writer = stocked.writer
+    try:
+        with writer.write() as session:
+            writer.head(session, "binance-main")
+            writer.client(session, "grid-bot")
+            assert lockable("credentials", "binance-main") and lockable("clients", "grid-bot")
+            writer.head(session, "binance-main", for_update=True)
+            writer.client(session, "grid-bot", for_update=True)
+            assert not lockable("credentials", "binance-main")
+            assert not lockable("clients", "grid-bot")
+            assert lockable("credentials", "kucoin-sub1")
+        assert lockable("credentials", "binance-main") and lockable("clients", "grid-bot")
+    finally:
+        other.dispose()
