@@ -262,11 +262,13 @@ def _bulk_rows(session: Session, sql: str) -> Iterator[Sequence[Any]]:
     """The rows of a bulk read (100,000 of them) as the driver returns them: on SQLite
     from the sqlite3 connection under the session, a thousand at a time, so they are
     never all held at once; elsewhere through :func:`vault.db.store.session_executor`.
+    Either way the session's pending changes are flushed first, as that one does.
 
     :raises sqlite3.Error: when the database fails (:meth:`Store.read` translates it).
     """
     connection = session.connection()
     if connection.dialect.name == "sqlite":
+        session.flush()
         raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
         yield from queries.sqlite_rows(raw, sql, {})
     else:
