@@ -188,3 +188,28 @@ def test_the_agent_refuses_keys_other_than_the_header_s(unlocked: str) -> None:
         client.unlock(conn, header.vault_id, state, impostor, "x", 60, 60, None)
     with pytest.raises(IntegrityError, match="other keys"):
         open_through_agent(unlocked)
+
+
+def test_the_unlock_state_is_the_digest_of_every_column_as_before(made: str) -> None:
+    """The state is the digest of the header row, then each passphrase keyslot row by
+    id, every column in table order: the bytes an agent started by an older exvault
+    holds (computed here as that one did, through SQLAlchemy's tables)."""
+    from sqlalchemy import select
+
+    from vault.db.tables import HeaderRecord, KeyslotRecord
+    from vault.format import encoding
+
+    store, _ = open_store(made)
+    try:
+        with store.read() as session:
+            header, slots = HeaderRecord.__table__, KeyslotRecord.__table__
+            values: list[encoding.Field] = [b"exvault-agent-state"]
+            for row in session.execute(select(header).order_by(header.c.id)):
+                values += list(row)
+            query = select(slots).where(slots.c.kind == "passphrase").order_by(slots.c.id)
+            for row in session.execute(query):
+                values += list(row)
+            assert len(values) == 1 + 7 + 10
+            assert unlock_state(session) == encoding.digest(*values)
+    finally:
+        store.dispose()

@@ -17,22 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
-
-from sqlalchemy import Select, func, select
-from sqlalchemy.engine import URL
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
 from vault.db import audit, audit_file, keyslots, location, queries
-from vault.db.store import Store, driver_rows, session_executor
-from vault.db.tables import (
-    ClientRecord,
-    CredentialRecord,
-    GrantRecord,
-    HeaderRecord,
-    PayloadRecord,
-    VersionRecord,
-)
+from vault.db.store import Store, session_executor
+from vault.db.tables import CredentialRecord
 from vault.db.url import describe_location, sqlite_path
 from vault.errors import IntegrityError, NotFound, quoted
 from vault.format import identities, records, stages
@@ -41,9 +30,20 @@ from vault.format.credential_info import CredentialInfo, VersionInfo
 from vault.format.editable import EditableHead
 from vault.format.kdf_params import KdfParams
 from vault.format.model import LIVE, from_epoch, lookup_name, split_list
-from vault.format.schema import VersionRow
+from vault.format.schema import ClientRow, HeaderRow, VersionRow
 
-Where = str | os.PathLike[str] | URL | None
+if TYPE_CHECKING:
+    # Annotations only: the owner's path on a SQLite file loads no SQLAlchemy here.
+    import sqlite3
+
+    from sqlalchemy.engine import URL
+    from sqlalchemy.orm import Session
+
+    from vault.db.tables import VersionRecord
+    from vault.format.records import Header
+    from vault.format.schema import HeadRow
+
+Where: TypeAlias = "str | os.PathLike[str] | URL | None"
 _I = TypeVar("_I", bound="Inventory")
 
 
@@ -63,22 +63,27 @@ class VaultStatus:
     opened (its AD and signature cover them); a keyless read takes them as stored."""
 
 
-def load_header(session: Session) -> HeaderRecord:
+def load_header(session: Session) -> HeaderRow:
     """The vault header, its format version checked and self-signature verified.
 
     :raises IntegrityError: when it is missing or damaged.
     :raises UnsupportedFormat: for another format version.
     """
-    return records.check_header(session.get(HeaderRecord, 1))
+    found = session_executor(session)(queries.HEADER_SQL, {})
+    return records.check_header(HeaderRow._make(found[0]) if found else None)
 
 
-def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRecord]:
+def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRow]:
     """Open the store at ``where`` (as its ``owner``: any older schema) and read its header.
 
     :raises VaultUnavailable: when there is no vault there.
     :raises IntegrityError: when the header is damaged.
     """
-    url = where if isinstance(where, URL) else location.resolve(where)
+    # A URL is used as it is; a path, or nothing, is resolved (the URL class is not
+    # imported here: a SQLite vault's owner loads no SQLAlchemy for it).
+    url = (
+        location.resolve(where) if where is None or isinstance(where, str | os.PathLike) else where
+    )
     store = Store.open(url, owner=owner)
     try:
         with store.read() as session:
@@ -87,34 +92,6 @@ def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRecor
         store.dispose()
         raise
     return store, header
-
-
-# The columns a listing reads: the head's, then its current version's (no blobs but
-# the 16-byte fingerprint, no ORM objects: a listing of 100,000 stays fast).
-_LISTED_HEAD = (
-    CredentialRecord.id,
-    CredentialRecord.name,
-    CredentialRecord.created_at,
-    CredentialRecord.updated_at,
-    CredentialRecord.pending_version,
-    CredentialRecord.pending_since,
-    CredentialRecord.previous_version,
-    CredentialRecord.previous_until,
-    CredentialRecord.policy,
-    CredentialRecord.exposed_at,
-    CredentialRecord.exposed_reason,
-)
-_LISTED_VERSION = (
-    VersionRecord.version,
-    VersionRecord.name,
-    VersionRecord.exchange,
-    VersionRecord.permissions,
-    VersionRecord.ips,
-    VersionRecord.issued_on,
-    VersionRecord.expires_on,
-    VersionRecord.endpoint,
-    VersionRecord.api_key_fingerprint,
-)
 
 
 def _parse_policy(text: str | None, name: str) -> dict[str, Any]:
@@ -136,7 +113,8 @@ def _time(seconds: int | None) -> datetime | None:
 def info_from_columns(
     head: Sequence[Any], version: Sequence[Any], policies: dict[str, dict[str, Any]]
 ) -> CredentialInfo:
-    """A :class:`CredentialInfo` from the values of ``_LISTED_HEAD`` and ``_LISTED_VERSION``.
+    """A :class:`CredentialInfo` from the values of :data:`vault.db.queries.LISTED_HEAD`
+    and :data:`vault.db.queries.LISTED_VERSION`.
 
     ``policies`` caches parsed policy texts (most credentials share one).
 
@@ -227,37 +205,6 @@ class ListedCredential(NamedTuple):
         )
 
 
-# What the listing reads; the head's name and policy only to report a damaged vault as
-# iter_credentials does.
-_LISTING = (
-    CredentialRecord.name,
-    CredentialRecord.policy,
-    CredentialRecord.pending_version,
-    CredentialRecord.previous_version,
-    CredentialRecord.created_at,
-    CredentialRecord.updated_at,
-    CredentialRecord.exposed_at,
-    *_LISTED_VERSION[:-1],  # all but the fingerprint
-)
-
-
-def _with_current_version(*columns: Any) -> Select[Any]:
-    """A query of ``columns`` of every credential and its current version, by name.
-
-    An outer join: a credential whose current version row is gone comes with NULL
-    version columns, to be reported (:func:`_lost_version`) rather than hidden.
-    """
-    return (
-        select(*columns)
-        .outerjoin(
-            VersionRecord,
-            (VersionRecord.credential_id == CredentialRecord.id)
-            & (VersionRecord.version == CredentialRecord.current_version),
-        )
-        .order_by(CredentialRecord.name)
-    )
-
-
 def _lost_version(name: str) -> IntegrityError:
     return IntegrityError(f'damaged vault: credential "{name}" has lost its current version')
 
@@ -294,15 +241,15 @@ class ParsedOnce(dict[Any, Any]):
 
 
 def info_from_rows(
-    head: CredentialRecord | EditableHead, row: VersionRecord | VersionRow
+    head: CredentialRecord | HeadRow | EditableHead, row: VersionRecord | VersionRow
 ) -> CredentialInfo:
     """A :class:`CredentialInfo` from a head and its current version row (not verified here).
 
     :raises IntegrityError: when a column does not parse.
     """
     return info_from_columns(
-        [getattr(head, c.key) for c in _LISTED_HEAD],
-        [getattr(row, c.key) for c in _LISTED_VERSION],
+        [getattr(head, name) for name in queries.LISTED_HEAD],
+        [getattr(row, name) for name in queries.LISTED_VERSION],
         {},
     )
 
@@ -315,6 +262,21 @@ def row_lock(session: Session, *, for_update: bool) -> str:
     if for_update and session.get_bind().dialect.name == "postgresql":
         return queries.FOR_UPDATE
     return ""
+def _bulk_rows(session: Session, sql: str) -> Iterator[Sequence[Any]]:
+    """The rows of a bulk read (100,000 of them) as the driver returns them: on SQLite
+    from the sqlite3 connection under the session, a thousand at a time, so they are
+    never all held at once; elsewhere through :func:`vault.db.store.session_executor`.
+    Either way the session's pending changes are flushed first, as that one does.
+
+    :raises sqlite3.Error: when the database fails (:meth:`Store.read` translates it).
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        session.flush()
+        raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        yield from queries.sqlite_rows(raw, sql, {})
+    else:
+        yield from session_executor(session)(sql, {})
 
 
 def verified_head(
@@ -350,7 +312,7 @@ class Inventory:
     :meth:`open` it, use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, store: Store, header: HeaderRecord) -> None:
+    def __init__(self, store: Store, header: HeaderRow | Header) -> None:
         self._store = store
         self._vault_id = header.vault_id
         self._verify_public = header.verify_public
@@ -412,17 +374,14 @@ class Inventory:
     def names(self) -> list[str]:
         """Every credential name, sorted."""
         with self._reading() as session:
-            return list(
-                session.scalars(select(CredentialRecord.name).order_by(CredentialRecord.name))
-            )
+            return [name for (name,) in session_executor(session)(queries.SORTED_NAMES_SQL, {})]
 
     def iter_credentials(self) -> Iterator[CredentialInfo]:
         """Every credential's current metadata, sorted by name (signatures not checked)."""
-        query = _with_current_version(*_LISTED_HEAD, *_LISTED_VERSION)
-        split = len(_LISTED_HEAD)
+        split = len(queries.LISTED_HEAD)
         policies: dict[str, dict[str, Any]] = {}
         with self._reading() as session:
-            for values in session.connection().execute(query):
+            for values in _bulk_rows(session, queries.CREDENTIALS_METADATA_SQL):
                 if values[split] is None:
                     raise _lost_version(values[1])
                 yield info_from_columns(values[:split], values[split:], policies)
@@ -437,7 +396,6 @@ class Inventory:
         :raises IntegrityError: when a credential has lost its current version, or a
             date or policy column does not parse.
         """
-        query = _with_current_version(*_LISTING)
         dates = ParsedOnce(records.stored_date)
         times = ParsedOnce(from_epoch)
         lists = ParsedOnce(split_list)
@@ -459,7 +417,7 @@ class Inventory:
                 issued_on,
                 expires_on,
                 endpoint,
-            ) in driver_rows(session, query):
+            ) in _bulk_rows(session, queries.LISTING_SQL):
                 if version is None:
                     raise _lost_version(head_name)
                 if policy not in policies:
@@ -493,13 +451,16 @@ class Inventory:
         """
         with self._reading() as session:
             head = self._head(session, name)
-            row = (
-                session.get(VersionRecord, (head.id, head.current_version))
+            found = (
+                session_executor(session)(
+                    queries.VERSION_OF_SQL, {"id": head.id, "version": head.current_version}
+                )
                 if head.current_version is not None
-                else None
+                else []
             )
-            if row is None:
+            if not found:
                 raise IntegrityError(f'damaged vault: "{name}" has no current version')
+            row = VersionRow._make(found[0])
             records.check_staged_version(self._verify_public, self._vault_id, head, "current", row)
             return info_from_rows(head, row)
 
@@ -512,16 +473,9 @@ class Inventory:
         """
         with self._reading() as session:
             head = self._head(session, name)
-            rows = session.scalars(
-                select(VersionRecord)
-                .where(VersionRecord.credential_id == head.id)
-                .order_by(VersionRecord.version.desc())
-            ).all()
-            readable = set(
-                session.scalars(
-                    select(PayloadRecord.version).where(PayloadRecord.credential_id == head.id)
-                )
-            )
+            execute = session_executor(session)
+            rows = map(VersionRow._make, execute(queries.VERSIONS_OF_SQL, {"id": head.id}))
+            readable = {v for (v,) in execute(queries.READABLE_VERSIONS_SQL, {"id": head.id})}
             out = []
             verified: set[bytes] = set()  # one Ed25519 verification per row
             for row in rows:
@@ -544,14 +498,22 @@ class Inventory:
 
     # ---------------------------------------------------------------- clients
 
-    def _client_info(self, session: Session, client: ClientRecord) -> ClientInfo:
-        records.verify_client(self._verify_public, self._vault_id, client)
-        granted = session.scalars(
-            select(CredentialRecord.name)
-            .join(GrantRecord, GrantRecord.credential_id == CredentialRecord.id)
-            .where(GrantRecord.client_id == client.id)
-            .order_by(CredentialRecord.name)
-        ).all()
+    def _clients(self, session: Session) -> list[ClientRow]:
+        """Every client, by name, its signature verified.
+
+        :raises IntegrityError: when a client record was forged or edited.
+        """
+        clients = list(map(ClientRow._make, session_executor(session)(queries.CLIENTS_SQL, {})))
+        for client in clients:
+            records.verify_client(self._verify_public, self._vault_id, client)
+        return clients
+
+    def _client_info(self, session: Session, client: ClientRow) -> ClientInfo:
+        # ``client`` verified by the caller.
+        granted = [
+            name
+            for (name,) in session_executor(session)(queries.GRANTED_NAMES_SQL, {"id": client.id})
+        ]
         return ClientInfo(
             id=client.id,
             name=client.name,
@@ -568,10 +530,7 @@ class Inventory:
         :raises IntegrityError: when a client record was forged or edited.
         """
         with self._reading() as session:
-            return [
-                self._client_info(session, c)
-                for c in session.scalars(select(ClientRecord).order_by(ClientRecord.name))
-            ]
+            return [self._client_info(session, c) for c in self._clients(session)]
 
     def client(self, name: str) -> ClientInfo:
         """One client by name.
@@ -580,10 +539,13 @@ class Inventory:
         :raises InvalidInput: for a name that is not UTF-8 text.
         """
         with self._reading() as session:
-            query = select(ClientRecord).where(ClientRecord.name == lookup_name(name, "client"))
-            client = session.scalar(query)
-            if client is None:
+            found = session_executor(session)(
+                queries.CLIENT_NAMED_SQL, {"name": lookup_name(name, "client")}
+            )
+            if not found:
                 raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
+            client = ClientRow._make(found[0])
+            records.verify_client(self._verify_public, self._vault_id, client)
             return self._client_info(session, client)
 
     # ---------------------------------------------------------------- audit
@@ -619,8 +581,7 @@ class Inventory:
         """
         with self._reading() as session:
             client_keys: dict[str, tuple[str, bytes]] = {}
-            for client in session.scalars(select(ClientRecord)):
-                records.verify_client(self._verify_public, self._vault_id, client)
+            for client in self._clients(session):
                 client_keys[client.id] = (client.name, client.verify_public)
             report = audit.verify_chain(
                 session, self._vault_id, self._verify_public, client_keys, progress=progress
@@ -655,7 +616,7 @@ class Inventory:
         with self._reading() as session:
             header = load_header(session)
             params = keyslots.passphrase_kdf_params(session)
-            count = session.scalar(select(func.count()).select_from(CredentialRecord)) or 0
+            (count,) = session_executor(session)(queries.CREDENTIAL_COUNT_SQL, {})[0]
         if not params:
             raise IntegrityError("damaged vault: no passphrase keyslot")
         return VaultStatus(

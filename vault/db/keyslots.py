@@ -10,12 +10,14 @@ proved the header's keys, so the owner's unlock checks the slot it opened.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Protocol
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from vault.db import queries
 from vault.db.tables import KeyslotRecord
 from vault.errors import IntegrityError, UnsupportedFormat
 from vault.format import encoding, identities, kdf_params, records
@@ -139,17 +141,17 @@ def passphrase_kdf_params(session: Session) -> list[KdfParams]:
     :raises UnsupportedFormat: when a slot's parameters are missing or above the cap.
     :raises IntegrityError: when one of them is not an integer.
     """
-    rows = session.execute(
-        select(
-            KeyslotRecord.id,
-            KeyslotRecord.kdf_time_cost,
-            KeyslotRecord.kdf_memory_kib,
-            KeyslotRecord.kdf_parallelism,
-        ).where(KeyslotRecord.kind == PASSPHRASE)
-    ).all()
+    # Imported here: the store's migrations import this module (schema version 5).
+    from vault.db.store import session_executor
+
+    rows = session_executor(session)(queries.SLOTS_KDF_SQL, {"kind": PASSPHRASE})
     params = []
     for row in rows:
-        records.check_types(row, KeyslotRecord.__tablename__, row._fields)
+        records.check_types(
+            SimpleNamespace(**dict(zip(queries.PASSPHRASE_KDF_COLUMNS, row, strict=True))),
+            KeyslotRecord.__tablename__,
+            queries.PASSPHRASE_KDF_COLUMNS,
+        )
         _id, t, m, p = row
         if t is None or m is None or p is None:
             raise UnsupportedFormat("a passphrase keyslot has no KDF parameters")

@@ -29,6 +29,7 @@ from vault.format.schema import (
     HeaderRow,
     HeadRow,
     JournalRow,
+    KeyslotRow,
     ObservationRow,
     PayloadRow,
     VersionRow,
@@ -406,14 +407,87 @@ def lock_timeout_sql(milliseconds: int) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# The owner's heads, clients and grants
+# The keyless reads (inventory)
 # --------------------------------------------------------------------------------------
 
-VERSION_SQL = (
+LISTED_HEAD = (
+    "id",
+    "name",
+    "created_at",
+    "updated_at",
+    "pending_version",
+    "pending_since",
+    "previous_version",
+    "previous_until",
+    "policy",
+    "exposed_at",
+    "exposed_reason",
+)
+"""The head's columns a credential's metadata is made of (no signature, no digests)."""
+
+LISTED_VERSION = (
+    "version",
+    "name",
+    "exchange",
+    "permissions",
+    "ips",
+    "issued_on",
+    "expires_on",
+    "endpoint",
+    "api_key_fingerprint",
+)
+"""Its current version's columns: no blob but the 16-byte fingerprint."""
+
+# What ``exvault list`` reads: the head's name and policy only to report a damaged vault
+# as the metadata read does; the version's columns but the fingerprint.
+_LISTING_HEAD = (
+    "name",
+    "policy",
+    "pending_version",
+    "previous_version",
+    "created_at",
+    "updated_at",
+    "exposed_at",
+)
+
+
+def _with_current_version(head: Sequence[str], version: Sequence[str]) -> str:
+    # An outer join: a credential whose current version row is gone comes with NULL
+    # version columns, to be reported rather than hidden.
+    columns = [f"h.{c}" for c in head] + [f"v.{c}" for c in version]
+    return (
+        f"SELECT {', '.join(columns)} FROM credentials h "
+        "LEFT OUTER JOIN credential_versions v "
+        "ON v.credential_id = h.id AND v.version = h.current_version "
+        "ORDER BY h.name"
+    )
+
+
+CREDENTIALS_METADATA_SQL = _with_current_version(LISTED_HEAD, LISTED_VERSION)
+"""Every credential's :data:`LISTED_HEAD` then its current version's
+:data:`LISTED_VERSION` (NULLs when that row is gone), by name."""
+
+LISTING_SQL = _with_current_version(_LISTING_HEAD, LISTED_VERSION[:-1])
+"""What ``exvault list`` shows of every credential, by name: the head's name, policy,
+pending and previous version numbers, creation, update and exposure times, then its
+current version's :data:`LISTED_VERSION` but the fingerprint (NULLs when that row is
+gone)."""
+
+SORTED_NAMES_SQL = "SELECT name FROM credentials ORDER BY name"
+"""Every credential's name, sorted."""
+
+CREDENTIAL_COUNT_SQL = "SELECT COUNT(*) FROM credentials"
+"""How many credentials the vault holds."""
+
+VERSION_OF_SQL = (
     f"SELECT {_select(VersionRow, 'v')} FROM credential_versions v "
     "WHERE v.credential_id = :id AND v.version = :version"
 )
 """Version ``version`` of credential ``id``."""
+
+# --------------------------------------------------------------------------------------
+# The owner's heads, clients and grants
+# --------------------------------------------------------------------------------------
 
 HEAD_SQL = f"SELECT {_select(HeadRow, 'h')} FROM credentials h WHERE h.id = :id"
 """The head of credential ``id``."""
@@ -454,6 +528,57 @@ DELETE_WRAPS_OF_SQL = (
 
 DELETE_WRAPS_FOR_SQL = "DELETE FROM dek_wraps WHERE recipient = :recipient"
 """Deletes every data key wrapped for ``recipient``."""
+VERSIONS_OF_SQL = (
+    f"SELECT {_select(VersionRow, 'v')} FROM credential_versions v "
+    "WHERE v.credential_id = :id ORDER BY v.version DESC"
+)
+"""Every version of credential ``id``, newest first."""
+
+READABLE_VERSIONS_SQL = "SELECT version FROM payloads WHERE credential_id = :id"
+"""The version numbers of credential ``id`` that still have their ciphertext."""
+
+CLIENTS_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c ORDER BY c.name"
+"""Every client, by name."""
+
+GRANTED_NAMES_SQL = (
+    "SELECT h.name FROM credentials h JOIN grants g ON g.credential_id = h.id "
+    "WHERE g.client_id = :id ORDER BY h.name"
+)
+"""The names of the credentials granted to client ``id``, sorted."""
+
+PASSPHRASE_KDF_COLUMNS = ("id", "kdf_time_cost", "kdf_memory_kib", "kdf_parallelism")
+"""The columns of a passphrase keyslot a keyless reader may see (not the wrapped keys:
+a read-only database role may be refused ``keyslots.wrapped``)."""
+
+SLOTS_KDF_SQL = f"SELECT {', '.join(PASSPHRASE_KDF_COLUMNS)} FROM keyslots WHERE kind = :kind"
+"""The :data:`PASSPHRASE_KDF_COLUMNS` of the keyslots of kind ``kind``."""
+
+HEADER_ROWS_SQL = f"SELECT {_select(HeaderRow, 'h')} FROM vault_header h ORDER BY h.id"
+"""Every header row (one in a sound vault), every column in table order: the unlock
+state's first part."""
+
+KEYSLOT_ROWS_SQL = (
+    f"SELECT {_select(KeyslotRow, 's')} FROM keyslots s WHERE s.kind = :kind ORDER BY s.id"
+)
+"""Every keyslot of kind ``kind``, every column in table order: the unlock state's
+second part."""
+
+
+def sqlite_rows(
+    connection: sqlite3.Connection, sql: str, params: Mapping[str, Any]
+) -> Iterator[Sequence[Any]]:
+    """The rows of a statement on a standard-library connection, fetched a thousand at a
+    time: a bulk read (100,000 rows) never holds them all at once.
+
+    :raises sqlite3.Error: when the database fails (the caller translates it).
+    """
+    cursor = connection.execute(sql, params)
+    try:
+        while batch := cursor.fetchmany(1000):
+            yield from batch
+    finally:
+        cursor.close()
+
 
 __all__ = [
     "ADVISORY_LOCK_SQL",
@@ -466,8 +591,11 @@ __all__ = [
     "AUDIT_ROWS_SQL",
     "BEGIN_READ",
     "BEGIN_WRITE",
+    "CLIENTS_SQL",
     "CLIENT_NAMED_SQL",
     "CLIENT_SQL",
+    "CREDENTIALS_METADATA_SQL",
+    "CREDENTIAL_COUNT_SQL",
     "CREDENTIAL_NAMED_SQL",
     "CREDENTIAL_NAMES_SQL",
     "CURRENT_OBSERVATIONS_SQL",
@@ -483,27 +611,44 @@ __all__ = [
     "HEADS_GRANTING_SQL",
     "HEAD_NAMED_SQL",
     "HEAD_SQL",
+    "GRANTED_NAMES_SQL",
+    "GRANTED_TO_SQL",
+    "GRANT_SQL",
+    "HEADER_ROWS_SQL",
+    "HEADER_SQL",
+    "HEADS_GRANTING_SQL",
+    "HEAD_NAMED_SQL",
+    "HEAD_SQL",
     "INSERT_AUDIT_SQL",
     "INSERT_JOURNAL_SQL",
     "INSERT_OBSERVATION_SQL",
     "JOURNAL_SQL",
+    "KEYSLOT_ROWS_SQL",
     "LAST_AUDIT_SQL",
     "LATEST_PROBE_SQL",
     "LATEST_REPORT_PROBE_SQL",
+    "LISTED_HEAD",
+    "LISTED_VERSION",
+    "LISTING_SQL",
     "LOCK_WRITES_SQL",
     "OBSERVATIONS_SQL",
     "OPEN_JOURNAL_SQL",
+    "PASSPHRASE_KDF_COLUMNS",
     "PROBES_OF_SQL",
+    "READABLE_VERSIONS_SQL",
     "REKEYS_SQL",
     "RETIRE_VERSION_SQL",
     "SCHEMA_VERSION_SQL",
+    "SLOTS_KDF_SQL",
+    "SORTED_NAMES_SQL",
     "STAGE_SQL",
     "UPDATE_CLIENT_SQL",
     "UPDATE_GRANT_SQL",
     "UPDATE_HEADER_SQL",
     "UPDATE_HEAD_SQL",
     "UPDATE_JOURNAL_SQL",
-    "VERSION_SQL",
+    "VERSIONS_OF_SQL",
+    "VERSION_OF_SQL",
     "WAL_CHECKPOINT_SQL",
     "WRAPPED_FOR_SQL",
     "WRAP_EXISTS_SQL",
@@ -521,6 +666,7 @@ __all__ = [
     "split_stage_row",
     "sqlite_executor",
     "sqlite_executor_many",
+    "sqlite_rows",
     "sqlite_write",
     "update_sql",
 ]

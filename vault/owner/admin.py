@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
@@ -22,7 +23,6 @@ from sqlalchemy.orm import Session
 from vault.db import access_history, location
 from vault.db.inventory import Inventory, VaultStatus, Where
 from vault.db.store import Store
-from vault.db.tables import HeaderRecord
 from vault.errors import InvalidInput
 from vault.exchanges.key_report import ProbeOutcome
 from vault.format import encoding, kdf_params, passphrase_kdf, recovery
@@ -32,6 +32,7 @@ from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
 from vault.format.model import LIVE, to_epoch, utc_now
 from vault.format.policy import Policy
+from vault.format.schema import HeaderRow
 from vault.owner import clients, credentials, observations, policies
 from vault.owner import passphrase as passphrases
 from vault.owner import rekey as rekeying
@@ -39,6 +40,9 @@ from vault.owner.credentials import UNCHANGED, clean_payload
 from vault.owner.rekey import Rekeyed
 from vault.owner.writer import BATCH_QUEUE_ROWS, Writer
 from vault.runtime.credential import Credential
+
+if TYPE_CHECKING:
+    from vault.format.records import Header
 
 __all__ = ["BATCH_QUEUE_ROWS", "UNCHANGED", "AdminVault", "Rekeyed", "clean_payload"]
 
@@ -53,7 +57,7 @@ class AdminVault(Inventory):
     def __init__(
         self,
         store: Store,
-        header: HeaderRecord,
+        header: HeaderRow | Header,
         identity: RootKeys,
         opened_kdf: KdfParams | None = None,
     ) -> None:

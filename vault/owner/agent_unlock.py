@@ -15,21 +15,21 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from vault.agent import client
 from vault.agent.client import AgentIdentity
-from vault.db import keyslots
+from vault.db import keyslots, queries
 from vault.db.inventory import Inventory, Where, open_store
 from vault.db.migrations import OwnerKeys
-from vault.db.tables import HeaderRecord, KeyslotRecord
+from vault.db.store import session_executor
 from vault.db.url import describe_location
 from vault.errors import AgentRefused, IntegrityError
 from vault.format import aead, encoding
 from vault.owner.admin import AdminVault
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def unlock_state(session: Session) -> bytes:
@@ -38,13 +38,11 @@ def unlock_state(session: Session) -> bytes:
     Any change to the header (a rekey, a restore of another vault) or to the
     passphrase slot (``passwd``, ``recover``) changes it.
     """
-    header = HeaderRecord.__table__
-    slots = KeyslotRecord.__table__
+    execute = session_executor(session)
     values: list[encoding.Field] = [b"exvault-agent-state"]
-    for row in session.execute(select(header).order_by(header.c.id)):
+    for row in execute(queries.HEADER_ROWS_SQL, {}):
         values += [_field(v) for v in row]
-    query = select(slots).where(slots.c.kind == keyslots.PASSPHRASE).order_by(slots.c.id)
-    for row in session.execute(query):
+    for row in execute(queries.KEYSLOT_ROWS_SQL, {"kind": keyslots.PASSPHRASE}):
         values += [_field(v) for v in row]
     return encoding.digest(*values)
 

@@ -16,10 +16,11 @@ from vault.format import kdf_params, passphrase_kdf, records, recovery
 from vault.format.identities import RootIdentity
 from vault.format.kdf_params import KdfParams
 from vault.format.model import to_epoch, utc_now
+from vault.format.schema import HeaderRow
 from vault.owner import sealed_slots
 from vault.owner.writer import Writer, record_refusal
 
-Unlocked = tuple[Store, HeaderRecord, RootIdentity, KdfParams | None]
+Unlocked = tuple[Store, HeaderRow, RootIdentity, KdfParams | None]
 """An opened vault: its store, header and root identity, and the Argon2id parameters
 of the passphrase slot that opened it (authenticated by its AD; None for another slot)."""
 
@@ -92,7 +93,7 @@ def new_slot_params(
     return passphrase_kdf.calibrate_kdf()
 
 
-def _read_slots(where: Where) -> tuple[Store, HeaderRecord, list[KeyslotRecord]]:
+def _read_slots(where: Where) -> tuple[Store, HeaderRow, list[KeyslotRecord]]:
     store, header = open_store(where, owner=True)
     try:
         with store.read() as session:
@@ -109,7 +110,7 @@ def _read_slots(where: Where) -> tuple[Store, HeaderRecord, list[KeyslotRecord]]
 
 def _proven(
     store: Store,
-    header: HeaderRecord,
+    header: HeaderRow,
     identity: RootIdentity,
     slot: KeyslotRecord,
     opened_kdf: KdfParams | None,

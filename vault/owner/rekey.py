@@ -10,8 +10,9 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from vault.db import access_history, audit
+from vault.db import access_history, audit, queries
 from vault.db.inventory import load_header
+from vault.db.store import session_executor
 from vault.db.tables import (
     Base,
     ClientRecord,
@@ -25,6 +26,7 @@ from vault.db.tables import (
 from vault.errors import Conflict, IntegrityError
 from vault.format import aead, identities, passphrase_kdf, records, recovery, stages
 from vault.format.audit_entry import new_entry
+from vault.format.editable import EditableHeader
 from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
 from vault.format.keywrap import Recipient
@@ -93,7 +95,7 @@ def rekey(
         insecure_test_kdf=insecure_test_kdf,
     )
     with writer.write() as session:
-        header = load_header(session)
+        header = EditableHeader.of(load_header(session))
         old_public = header.verify_public
         # The key this handle's unlock proved, and the header the slots were made for.
         if not aead.constant_time_equal(old_public, writer.verify_public) or (
@@ -105,6 +107,8 @@ def rekey(
         header.encryption_public = new.encryption_public
         header.verify_public = new.verify_public
         header.signature = new_header.signature
+        # A plain row: stored by its UPDATE, not by a flush.
+        session_executor(session)(queries.UPDATE_HEADER_SQL, header.values())
         old_client_keys: dict[str, tuple[str, bytes]] = {}
         client_keys: dict[str, bytes] = {}
         # A client record put back from before its revocation verifies: the signed

@@ -304,7 +304,7 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
         head.previous_version = head.previous_until = head.previous_digest = None
         found = (
             session_executor(session)(
-                queries.VERSION_SQL, {"id": head.id, "version": head.current_version}
+                queries.VERSION_OF_SQL, {"id": head.id, "version": head.current_version}
             )
             if head.current_version is not None
             else []

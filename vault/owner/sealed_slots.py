@@ -14,16 +14,21 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from vault.db.keyslots import PASSPHRASE, RECOVERY, slot_message, slot_params
-from vault.db.tables import HeaderRecord, KeyslotRecord
+from vault.db.tables import KeyslotRecord
 from vault.errors import IntegrityError, InvalidInput
 from vault.format import aead, encoding, kdf_params, passphrase_kdf, records, recovery
 from vault.format.identities import RootIdentity
 from vault.format.kdf_params import KdfParams
 
+if TYPE_CHECKING:
+    # The header as read (a plain row) or as a new vault's or a rekey's made.
+    from vault.format.records import Header
 
-def _slot_ad(header: HeaderRecord, slot: KeyslotRecord) -> bytes:
+
+def _slot_ad(header: Header, slot: KeyslotRecord) -> bytes:
     # The AD binds the slot to this vault's public keys and to its own KDF parameters,
     # so neither a swapped header nor edited parameters can pass.
     return encoding.associated_data(
@@ -40,14 +45,12 @@ def _slot_ad(header: HeaderRecord, slot: KeyslotRecord) -> bytes:
     )
 
 
-def _seal_slot(
-    header: HeaderRecord, slot: KeyslotRecord, kek: bytes, identity: RootIdentity
-) -> None:
+def _seal_slot(header: Header, slot: KeyslotRecord, kek: bytes, identity: RootIdentity) -> None:
     slot.nonce, slot.wrapped = aead.seal(kek, identity.to_bytes(), _slot_ad(header, slot))
     slot.signature = identity.sign(slot_message(header.vault_id, slot))
 
 
-def _open_slot(header: HeaderRecord, slot: KeyslotRecord, kek: bytes) -> RootIdentity:
+def _open_slot(header: Header, slot: KeyslotRecord, kek: bytes) -> RootIdentity:
     identity = RootIdentity.from_bytes(
         aead.unseal(kek, slot.nonce, slot.wrapped, _slot_ad(header, slot))
     )
@@ -61,7 +64,7 @@ def _open_slot(header: HeaderRecord, slot: KeyslotRecord, kek: bytes) -> RootIde
 
 
 def new_passphrase_slot(
-    header: HeaderRecord,
+    header: Header,
     identity: RootIdentity,
     passphrase: str,
     params: KdfParams,
@@ -95,7 +98,7 @@ def new_passphrase_slot(
 
 
 def new_recovery_slot(
-    header: HeaderRecord, identity: RootIdentity, recovery_key: bytes, now: int
+    header: Header, identity: RootIdentity, recovery_key: bytes, now: int
 ) -> KeyslotRecord:
     """A recovery keyslot holding ``identity`` under HKDF(``recovery_key``)."""
     slot = KeyslotRecord(
@@ -112,7 +115,7 @@ def new_recovery_slot(
 
 
 def open_with_passphrase(
-    header: HeaderRecord, slots: Iterable[KeyslotRecord], passphrase: str
+    header: Header, slots: Iterable[KeyslotRecord], passphrase: str
 ) -> tuple[RootIdentity, KeyslotRecord]:
     """Unlock the root identity with a passphrase.
 
@@ -143,7 +146,7 @@ def open_with_passphrase(
 
 
 def open_with_recovery_key(
-    header: HeaderRecord, slots: Iterable[KeyslotRecord], recovery_key: bytes
+    header: Header, slots: Iterable[KeyslotRecord], recovery_key: bytes
 ) -> tuple[RootIdentity, KeyslotRecord]:
     """Unlock the root identity with the recovery key.
 
