@@ -335,7 +335,7 @@ class Inventory:
     :meth:`open` it, use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, store: Store, header: HeaderRecord) -> None:
+    def __init__(self, store: Store, header: records.Header) -> None:
         self._store = store
         self._vault_id = header.vault_id
         self._verify_public = header.verify_public

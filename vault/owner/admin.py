@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from vault.db import access_history, location
+from vault.db import access_history, keyslots, location, queries
 from vault.db.inventory import Inventory, VaultStatus, Where
-from vault.db.store import Store
-from vault.db.tables import HeaderRecord
+from vault.db.store import Store, session_executor
 from vault.errors import InvalidInput
 from vault.exchanges.key_report import ProbeOutcome
 from vault.format import encoding, kdf_params, passphrase_kdf, recovery
@@ -40,6 +40,9 @@ from vault.owner.rekey import Rekeyed
 from vault.owner.writer import BATCH_QUEUE_ROWS, Writer
 from vault.runtime.credential import Credential
 
+if TYPE_CHECKING:
+    from vault.format.records import Header
+
 __all__ = ["BATCH_QUEUE_ROWS", "UNCHANGED", "AdminVault", "Rekeyed", "clean_payload"]
 
 
@@ -53,7 +56,7 @@ class AdminVault(Inventory):
     def __init__(
         self,
         store: Store,
-        header: HeaderRecord,
+        header: Header,
         identity: RootKeys,
         opened_kdf: KdfParams | None = None,
     ) -> None:
@@ -124,8 +127,9 @@ class AdminVault(Inventory):
         )
 
         def initialize(session: Session) -> None:
-            session.add(header)
-            session.add_all(slots)
+            execute = session_executor(session)
+            execute(queries.INSERT_HEADER_SQL, header._asdict())
+            keyslots.insert_slots(execute, slots)
 
         store = Store.create(url, initialize)
         return cls(store, header, identity, kdf), recovery.format_recovery_key(recovery_key)
