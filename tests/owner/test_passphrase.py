@@ -13,7 +13,9 @@ from tests.conftest import (
     TEST_KDF,
     db_exec,
 )
+from vault.db import keyslots
 from vault.db.inventory import Inventory
+from vault.db.store import session_executor
 from vault.errors import (
     IntegrityError,
     InvalidInput,
@@ -197,6 +199,35 @@ def test_keyslots_are_signed(created: tuple[AdminVault, str], vault_location: st
     assert sorted(rows) == [("passphrase",), ("recovery",)]
 
 
+def test_keyslot_statements_read_delete_and_insert_the_signed_rows(
+    created: tuple[AdminVault, str],
+) -> None:
+    admin = created[0]
+    writer = admin.writer
+    with writer.read() as session:
+        execute = session_executor(session)
+        slots = keyslots.read_slots(execute)
+        signatures = [keyslots.slot_signature(execute, s.id) for s in slots]
+        assert keyslots.slot_signature(execute, "no such slot") is None
+    assert sorted(s.kind for s in slots) == [keyslots.PASSPHRASE, keyslots.RECOVERY]
+    assert all(s.signature is None for s in slots)  # read without it (old schemas)
+    for slot, signature in zip(slots, signatures, strict=True):
+        keyslots.verify_slot(writer.verify_public, writer.vault_id, slot, signature)
+    with writer.write() as session:
+        execute = session_executor(session)
+        keyslots.delete_slots(execute, keyslots.PASSPHRASE)
+        assert [s.kind for s in keyslots.read_slots(execute)] == [keyslots.RECOVERY]
+        keyslots.delete_slots(execute)
+        assert keyslots.read_slots(execute) == []
+        keyslots.insert_slots(
+            execute, [s._replace(signature=sig) for s, sig in zip(slots, signatures, strict=True)]
+        )
+    with writer.read() as session:
+        execute = session_executor(session)
+        assert sorted(keyslots.read_slots(execute)) == sorted(slots)
+        assert [keyslots.slot_signature(execute, s.id) for s in slots] == signatures
+
+
 def test_unlock_refuses_an_unsigned_passphrase_slot(
     created: tuple[AdminVault, str], vault_location: str
 ) -> None:
@@ -297,6 +328,6 @@ def test_signed_header_verifies_and_binds_its_fields() -> None:
     )
     assert records.check_header(header) is header
     assert header.verify_public == identity.verify_public
-    header.created_at = 2
+    # A plain row: the edited field is a copy with it changed.
     with pytest.raises(IntegrityError):
-        records.check_header(header)
+        records.check_header(header._replace(created_at=2))

@@ -9,12 +9,10 @@ proved the header's keys, so the owner's unlock checks the slot it opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import SimpleNamespace
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import Table, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.db import queries
@@ -22,6 +20,12 @@ from vault.db.tables import KeyslotRecord
 from vault.errors import IntegrityError, UnsupportedFormat
 from vault.format import encoding, identities, kdf_params, records
 from vault.format.kdf_params import KdfParams
+from vault.format.schema import KeyslotRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+TABLE = "keyslots"
 
 PASSPHRASE = "passphrase"  # noqa: S105 (a slot kind)
 RECOVERY = "recovery"
@@ -41,7 +45,8 @@ SIGNED_COLUMNS = (
 
 
 class Slot(Protocol):
-    """A keyslot row, whether an ORM record or a plain row read by a migration."""
+    """A keyslot's signed columns: a :class:`KeyslotRow`, an ORM record (``exvault
+    verify``) or a row a migration read."""
 
     @property
     def id(self) -> str: ...
@@ -80,7 +85,7 @@ def slot_message(vault_id: bytes, slot: Slot) -> bytes:
     )
 
 
-def verify_slot(verify_public: bytes, vault_id: bytes, slot: Slot, signature: bytes | None) -> None:
+def verify_slot(verify_public: bytes, vault_id: bytes, slot: Slot, signature: object) -> None:
     """Check ``signature`` over ``slot``'s columns.
 
     Meaningful only once the slot has opened: before, ``verify_public`` is only the
@@ -89,7 +94,7 @@ def verify_slot(verify_public: bytes, vault_id: bytes, slot: Slot, signature: by
 
     :raises IntegrityError: when the signature is missing or does not verify.
     """
-    records.check_types(slot, KeyslotRecord.__tablename__, SIGNED_COLUMNS)
+    records.check_types(slot, TABLE, SIGNED_COLUMNS)
     if type(signature) is not bytes:
         raise IntegrityError("damaged vault: a keyslot is not signed (an old or forged row)")
     try:
@@ -107,20 +112,53 @@ def sign_stored_slots(conn: Connection, vault_id: bytes, sign: Callable[[bytes],
     A row whose columns hold values of other types than the schema's is left unsigned
     (``exvault verify`` reports it); the owner's unlock has checked the slot it opened.
     """
-    table = KeyslotRecord.__table__
-    assert isinstance(table, Table)
-    rows = conn.execute(select(*(table.c[name] for name in SIGNED_COLUMNS))).all()
-    for row in rows:
-        if records.type_damage(row, KeyslotRecord.__tablename__, SIGNED_COLUMNS) is not None:
+    # Imported here: the migrations run on SQLAlchemy's connection, the owner's unlock
+    # and writes (the rest of this module) need no SQLAlchemy.
+    from sqlalchemy import text
+
+    for row in _unsigned_rows(conn.execute(text(queries.KEYSLOT_COLUMNS_SQL)).all()):
+        if records.type_damage(row, TABLE, SIGNED_COLUMNS) is not None:
             continue
         conn.execute(
-            update(table)
-            .where(table.c.id == row.id)
-            .values(signature=sign(slot_message(vault_id, row)))
+            text(queries.SIGN_KEYSLOT_SQL),
+            {"id": row.id, "signature": sign(slot_message(vault_id, row))},
         )
 
 
-def slot_params(slot: KeyslotRecord) -> KdfParams:
+def _unsigned_rows(rows: Iterable[Sequence[object]]) -> list[KeyslotRow]:
+    # The columns of KEYSLOT_COLUMNS_SQL, with the signature not read (None).
+    return [KeyslotRow._make((*row, None)) for row in rows]
+
+
+def read_slots(execute: queries.Execute) -> list[KeyslotRow]:
+    """Every keyslot, without its signature (None here): a schema older than version 5
+    has none; the owner's unlock reads the opened slot's with :func:`slot_signature`
+    once the schema is up to date."""
+    return _unsigned_rows(execute(queries.KEYSLOT_COLUMNS_SQL, {}))
+
+
+def slot_signature(execute: queries.Execute, slot_id: str) -> object:
+    """The stored signature of keyslot ``slot_id`` (None when there is none; of any type
+    a damaged row holds: :func:`verify_slot` checks it)."""
+    found = execute(queries.KEYSLOT_SIGNATURE_SQL, {"id": slot_id})
+    return found[0][0] if found else None
+
+
+def insert_slots(execute: queries.Execute, slots: Iterable[KeyslotRow]) -> None:
+    """Store new keyslots (signed by :mod:`vault.owner.sealed_slots`)."""
+    for slot in slots:
+        execute(queries.INSERT_KEYSLOT_SQL, slot._asdict())
+
+
+def delete_slots(execute: queries.Execute, kind: str | None = None) -> None:
+    """Delete the keyslots of ``kind``, or every keyslot when ``kind`` is None."""
+    if kind is None:
+        execute(queries.DELETE_KEYSLOTS_SQL, {})
+    else:
+        execute(queries.DELETE_KEYSLOTS_OF_KIND_SQL, {"kind": kind})
+
+
+def slot_params(slot: Slot) -> KdfParams:
     """The Argon2id parameters of a passphrase slot.
 
     :raises UnsupportedFormat: when they are missing or above the cap.

@@ -26,6 +26,7 @@ from vault.format import stages
 from vault.format.audit_entry import AUDIT_COLUMNS, new_entry
 from vault.format.schema import (
     ClientRow,
+    GrantRow,
     HeaderRow,
     HeadRow,
     JournalRow,
@@ -578,10 +579,71 @@ def sqlite_rows(
             yield from batch
     finally:
         cursor.close()
+# Keyslots and rekey
+# --------------------------------------------------------------------------------------
+
+KEYSLOT_COLUMNS_SQL = f"SELECT {', '.join(KeyslotRow._fields[:-1])} FROM keyslots"
+"""Every keyslot's columns but the signature, which a schema older than version 5
+lacks: what the owner's unlock reads before the schema is brought up to date."""
+
+KEYSLOT_SIGNATURE_SQL = "SELECT signature FROM keyslots WHERE id = :id"
+"""The signature of keyslot ``id`` (read once the schema is up to date)."""
+
+SIGN_KEYSLOT_SQL = update_sql("keyslots", ("signature",), ("id",))
+"""Stores keyslot ``id``'s ``signature`` (schema version 5's migration)."""
+
+INSERT_KEYSLOT_SQL = insert_sql("keyslots", KeyslotRow._fields)
+"""Stores one keyslot (named parameters: every column of :class:`KeyslotRow`)."""
+
+INSERT_HEADER_SQL = insert_sql("vault_header", HeaderRow._fields)
+"""Stores a new vault's header (named parameters: every column of :class:`HeaderRow`)."""
+
+DELETE_KEYSLOTS_SQL = "DELETE FROM keyslots"
+"""Deletes every keyslot (a rekey replaces them all)."""
+
+DELETE_KEYSLOTS_OF_KIND_SQL = "DELETE FROM keyslots WHERE kind = :kind"
+"""Deletes the keyslots of ``kind`` (``passwd`` replaces the passphrase slot)."""
+
+ALL_HEADS_SQL = f"SELECT {_select(HeadRow, 'h')} FROM credentials h"
+"""Every credential's head."""
+
+ALL_VERSIONS_SQL = f"SELECT {_select(VersionRow, 'v')} FROM credential_versions v"
+"""Every version row."""
+
+ALL_PAYLOADS_SQL = f"SELECT {_select(PayloadRow, 'p')} FROM payloads p"
+"""Every payload row."""
+
+ALL_WRAPS_SQL = f"SELECT {_select(WrapRow, 'w')} FROM dek_wraps w"
+"""Every data key wrap."""
+
+ALL_CLIENTS_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c ORDER BY c.name"
+"""Every client, by name."""
+
+ALL_GRANTS_SQL = f"SELECT {_select(GrantRow, 'g')} FROM grants g"
+"""Every grant."""
+
+REKEY_VERSION_SQL = update_sql(
+    "credential_versions", ("api_key_fingerprint", "signature"), ("credential_id", "version")
+)
+"""Stores a version's fingerprint and signature under a new root key."""
+
+REKEY_WRAP_SQL = update_sql(
+    "dek_wraps", ("ephemeral_public", "body"), ("credential_id", "version", "recipient")
+)
+"""Stores a data key wrapped afresh for a recipient's new key."""
+
+REKEY_GRANT_SQL = update_sql("grants", ("signature",), ("client_id", "credential_id"))
+"""Stores a grant's signature under a new root key."""
 
 
 __all__ = [
     "ADVISORY_LOCK_SQL",
+    "ALL_CLIENTS_SQL",
+    "ALL_GRANTS_SQL",
+    "ALL_HEADS_SQL",
+    "ALL_PAYLOADS_SQL",
+    "ALL_VERSIONS_SQL",
+    "ALL_WRAPS_SQL",
     "AUDIT_APPEND_ARGUMENTS",
     "AUDIT_APPEND_FUNCTION",
     "AUDIT_APPEND_SQL",
@@ -602,15 +664,11 @@ __all__ = [
     "DELETE_CREDENTIAL_SQL",
     "DELETE_GRANTS_TO_SQL",
     "DELETE_GRANT_SQL",
+    "DELETE_KEYSLOTS_OF_KIND_SQL",
+    "DELETE_KEYSLOTS_SQL",
     "DELETE_WRAPS_FOR_SQL",
     "DELETE_WRAPS_OF_SQL",
     "FOR_UPDATE",
-    "GRANTED_TO_SQL",
-    "GRANT_SQL",
-    "HEADER_SQL",
-    "HEADS_GRANTING_SQL",
-    "HEAD_NAMED_SQL",
-    "HEAD_SQL",
     "GRANTED_NAMES_SQL",
     "GRANTED_TO_SQL",
     "GRANT_SQL",
@@ -620,10 +678,14 @@ __all__ = [
     "HEAD_NAMED_SQL",
     "HEAD_SQL",
     "INSERT_AUDIT_SQL",
+    "INSERT_HEADER_SQL",
     "INSERT_JOURNAL_SQL",
+    "INSERT_KEYSLOT_SQL",
     "INSERT_OBSERVATION_SQL",
     "JOURNAL_SQL",
+    "KEYSLOT_COLUMNS_SQL",
     "KEYSLOT_ROWS_SQL",
+    "KEYSLOT_SIGNATURE_SQL",
     "LAST_AUDIT_SQL",
     "LATEST_PROBE_SQL",
     "LATEST_REPORT_PROBE_SQL",
@@ -637,8 +699,12 @@ __all__ = [
     "PROBES_OF_SQL",
     "READABLE_VERSIONS_SQL",
     "REKEYS_SQL",
+    "REKEY_GRANT_SQL",
+    "REKEY_VERSION_SQL",
+    "REKEY_WRAP_SQL",
     "RETIRE_VERSION_SQL",
     "SCHEMA_VERSION_SQL",
+    "SIGN_KEYSLOT_SQL",
     "SLOTS_KDF_SQL",
     "SORTED_NAMES_SQL",
     "STAGE_SQL",

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from vault.db import access_history, location
+from vault.db import access_history, keyslots, location, queries
 from vault.db.inventory import Inventory, VaultStatus, Where
-from vault.db.store import Store
+from vault.db.store import Store, session_executor
 from vault.errors import InvalidInput
 from vault.exchanges.key_report import ProbeOutcome
 from vault.format import encoding, kdf_params, passphrase_kdf, recovery
@@ -128,8 +128,9 @@ class AdminVault(Inventory):
         )
 
         def initialize(session: Session) -> None:
-            session.add(header)
-            session.add_all(slots)
+            execute = session_executor(session)
+            execute(queries.INSERT_HEADER_SQL, header._asdict())
+            keyslots.insert_slots(execute, slots)
 
         store = Store.create(url, initialize)
         return cls(store, header, identity, kdf), recovery.format_recovery_key(recovery_key)

@@ -4,21 +4,25 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from typing import TYPE_CHECKING
 
-from vault.db import keyslots
-from vault.db.inventory import Where, load_header, open_store
+from sqlalchemy.engine import URL
+
+from vault.db import keyslots, location, queries
+from vault.db.inventory import Where, load_header
 from vault.db.migrations import OwnerKeys
-from vault.db.store import Store
-from vault.db.tables import HeaderRecord, KeyslotRecord
+from vault.db.store import Store, session_executor
 from vault.errors import IntegrityError, InvalidInput
 from vault.format import kdf_params, passphrase_kdf, records, recovery
 from vault.format.identities import RootIdentity
 from vault.format.kdf_params import KdfParams
 from vault.format.model import to_epoch, utc_now
-from vault.format.schema import HeaderRow
+from vault.format.schema import HeaderRow, KeyslotRow
 from vault.owner import sealed_slots
 from vault.owner.writer import Writer, record_refusal
+
+if TYPE_CHECKING:
+    from vault.format.records import Header
 
 Unlocked = tuple[Store, HeaderRow, RootIdentity, KdfParams | None]
 """An opened vault: its store, header and root identity, and the Argon2id parameters
@@ -27,23 +31,23 @@ of the passphrase slot that opened it (authenticated by its AD; None for another
 
 def signed_header(
     identity: RootIdentity, *, vault_id: bytes, format_version: int, created_at: int
-) -> HeaderRecord:
+) -> HeaderRow:
     """The vault header for ``identity``'s public keys, self-signed with it (a new
     vault's, or a rekey's replacement of the stored one)."""
-    header = HeaderRecord(
+    unsigned = HeaderRow(
         id=1,
         format_version=format_version,
         vault_id=vault_id,
         created_at=created_at,
         encryption_public=identity.encryption_public,
         verify_public=identity.verify_public,
+        signature=b"",
     )
-    header.signature = identity.sign(records.header_message(header))
-    return header
+    return unsigned._replace(signature=identity.sign(records.header_message(unsigned)))
 
 
 def root_slots(
-    header: HeaderRecord,
+    header: Header,
     identity: RootIdentity,
     passphrase: str,
     params: KdfParams,
@@ -51,7 +55,7 @@ def root_slots(
     now: int,
     *,
     insecure_test_kdf: bool = False,
-) -> list[KeyslotRecord]:
+) -> list[KeyslotRow]:
     """The passphrase slot and the recovery slot that open ``identity`` for ``header``.
 
     Both KDFs run here (the passphrase's takes its calibrated time): call before any
@@ -93,15 +97,15 @@ def new_slot_params(
     return passphrase_kdf.calibrate_kdf()
 
 
-def _read_slots(where: Where) -> tuple[Store, HeaderRow, list[KeyslotRecord]]:
+def _read_slots(where: Where) -> tuple[Store, HeaderRow, list[KeyslotRow]]:
     store, header = open_store(where, owner=True)
     try:
         with store.read() as session:
+            execute = session_executor(session)
             # Without the signature, which a schema older than version 5 lacks: it
             # is read, and checked, once the slot has opened and the schema is
             # brought up to date (_proven).
-            columns = [KeyslotRecord.__table__.c[name] for name in keyslots.SIGNED_COLUMNS]
-            slots = [KeyslotRecord(**row._mapping) for row in session.execute(select(*columns))]
+            slots = keyslots.read_slots(execute)
     except BaseException:
         store.dispose()
         raise
@@ -112,7 +116,7 @@ def _proven(
     store: Store,
     header: HeaderRow,
     identity: RootIdentity,
-    slot: KeyslotRecord,
+    slot: KeyslotRow,
     opened_kdf: KdfParams | None,
 ) -> Unlocked:
     """Bring the schema up to date and prove that the slot that opened is one the root
@@ -125,9 +129,7 @@ def _proven(
         # date (version 5 signs the keyslots as they are).
         store.upgrade(OwnerKeys(header.vault_id, header.verify_public, identity))
         with store.read() as session:
-            signature = session.scalar(
-                select(KeyslotRecord.signature).where(KeyslotRecord.id == slot.id)
-            )
+            signature = keyslots.slot_signature(session_executor(session), slot.id)
         # The columns as they opened, with the signature stored now.
         keyslots.verify_slot(identity.verify_public, header.vault_id, slot, signature)
     except BaseException:
@@ -207,8 +209,9 @@ def change_passphrase(
         insecure_test_kdf=insecure_test_kdf,
     )
     with writer.write() as session:
-        session.execute(delete(KeyslotRecord).where(KeyslotRecord.kind == keyslots.PASSPHRASE))
-        session.add(slot)
+        execute = session_executor(session)
+        keyslots.delete_slots(execute, keyslots.PASSPHRASE)
+        keyslots.insert_slots(execute, [slot])
         writer.audit(session, "passwd", detail=str(params))
     writer.checkpoint()
     return params

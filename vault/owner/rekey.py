@@ -4,36 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
-
-from vault.db import access_history, audit, queries
+from vault.db import access_history, audit, keyslots, queries
 from vault.db.inventory import load_header
-from vault.db.store import session_executor
-from vault.db.tables import (
-    Base,
-    ClientRecord,
-    CredentialRecord,
-    GrantRecord,
-    KeyslotRecord,
-    PayloadRecord,
-    VersionRecord,
-    WrapRecord,
-)
+from vault.db.store import session_executor, session_executor_many
 from vault.errors import Conflict, IntegrityError
 from vault.format import aead, identities, passphrase_kdf, records, recovery, stages
 from vault.format.audit_entry import new_entry
-from vault.format.editable import EditableHeader
+from vault.format.editable import EditableClient, EditableHead
 from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
 from vault.format.keywrap import Recipient
 from vault.format.model import to_epoch, utc_now
+from vault.format.schema import ClientRow, GrantRow, HeadRow, PayloadRow, VersionRow, WrapRow
 from vault.owner.passphrase import new_slot_params, root_slots, signed_header
 from vault.owner.writer import AUDIT_TABLE, Writer, recipient_keys
 from vault.runtime.token import ClientToken
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -104,11 +94,8 @@ def rekey(
             header.created_at,
         ) != (new_header.vault_id, new_header.format_version, new_header.created_at):
             raise IntegrityError("damaged vault: the header changed during the rekey")
-        header.encryption_public = new.encryption_public
-        header.verify_public = new.verify_public
-        header.signature = new_header.signature
-        # A plain row: stored by its UPDATE, not by a flush.
-        session_executor(session)(queries.UPDATE_HEADER_SQL, header.values())
+        execute = session_executor(session)
+        execute(queries.UPDATE_HEADER_SQL, new_header._asdict())
         old_client_keys: dict[str, tuple[str, bytes]] = {}
         client_keys: dict[str, bytes] = {}
         # A client record put back from before its revocation verifies: the signed
@@ -116,7 +103,8 @@ def rekey(
         revoked = access_history.access_facts(
             access_history.read_signed_log(session, vault_id, old_public, credentials=()).entries
         ).revoked
-        for client in session.scalars(select(ClientRecord).order_by(ClientRecord.name)):
+        for stored_client in execute(queries.ALL_CLIENTS_SQL, {}):
+            client = EditableClient.of(ClientRow._make(stored_client))
             records.verify_client(old_public, vault_id, client)
             if client.revoked_at is None and client.name in revoked:
                 raise IntegrityError(
@@ -133,13 +121,23 @@ def rekey(
                 client_keys[client.id] = token.encryption_public
                 tokens[client.name] = token.encode()
             records.sign_client(new, vault_id, client)
-        for grant in session.scalars(select(GrantRecord)):
+            execute(queries.UPDATE_CLIENT_SQL, client.values())
+        grants = [GrantRow._make(g) for g in execute(queries.ALL_GRANTS_SQL, {})]
+        for grant in grants:
             records.verify_grant(old_public, vault_id, grant)
-            records.sign_grant(new, vault_id, grant)
+        _update_all(
+            session,
+            queries.REKEY_GRANT_SQL,
+            [
+                records.signed_grant(
+                    new, vault_id, g.client_id, g.credential_id, g.created_at
+                )._asdict()
+                for g in grants
+            ],
+        )
         _rekey_credentials(session, vault_id, old, new, old_public, client_keys, progress)
-        session.execute(delete(KeyslotRecord))
-        session.add_all(slots)
-        session.flush()
+        keyslots.delete_slots(execute)
+        keyslots.insert_slots(execute, slots)
         # One entry for the root key, then one per re-keyed client (an entry's detail
         # is cut to 500 characters), each naming the signing key it replaced: the
         # entries before them were signed with those (docs/format.md section 20.5).
@@ -178,35 +176,34 @@ def _rekey_credentials(
     re-wrap the data keys of versions that still have a payload for the new root key
     and the re-keyed clients (``client_keys``); ``progress`` as for :func:`rekey`.
 
-    Core statements, whole tables at a time: an ORM flush per row would make a
-    rekey of 100,000 credentials take an hour.
+    Whole tables at a time, and one executemany per table: a statement per row
+    would make a rekey of 100,000 credentials take far longer.
 
     :raises IntegrityError: when a row fails verification.
     """
-    conn = session.connection()
-    # Transient records (never added to the session): typed rows to verify and sign.
+    execute = session_executor(session)
     heads = {
-        r.id: CredentialRecord(**r._mapping)
-        for r in conn.execute(select(CredentialRecord.__table__))
+        head.id: head
+        for head in (EditableHead.of(HeadRow._make(r)) for r in execute(queries.ALL_HEADS_SQL, {}))
     }
     payloads = {
-        (r.credential_id, r.version): PayloadRecord(**r._mapping)
-        for r in conn.execute(select(PayloadRecord.__table__))
+        (p.credential_id, p.version): p
+        for p in (PayloadRow._make(r) for r in execute(queries.ALL_PAYLOADS_SQL, {}))
     }
-    wraps: dict[tuple[str, int], list[Any]] = {}
-    for wrap in conn.execute(select(WrapRecord.__table__)):
+    wraps: dict[tuple[str, int], list[WrapRow]] = {}
+    for wrap in (WrapRow._make(r) for r in execute(queries.ALL_WRAPS_SQL, {})):
         wraps.setdefault((wrap.credential_id, wrap.version), []).append(wrap)
     for head in heads.values():
         records.verify_head(old_public, vault_id, head)
-    version_updates, wrap_updates = [], []
-    versions = conn.execute(select(VersionRecord.__table__)).all()
-    for done, stored in enumerate(versions, 1):
-        row = VersionRecord(**stored._mapping)
+    version_updates: list[dict[str, Any]] = []
+    wrap_updates: list[dict[str, Any]] = []
+    versions = [VersionRow._make(r) for r in execute(queries.ALL_VERSIONS_SQL, {})]
+    for done, row in enumerate(versions, 1):
         records.verify_version(old_public, vault_id, row)
         head_row = heads.get(row.credential_id)
         if head_row is None:
             raise IntegrityError(
-                f"damaged vault: a version of credential {stored.credential_id} has no head"
+                f"damaged vault: a version of credential {row.credential_id} has no head"
             )
         labels = stages.stages_of(head_row, row.version)
         for stage in labels:  # the very row the head's stage names
@@ -225,7 +222,7 @@ def _rekey_credentials(
             fields = records.open_payload(vault_id, row, payload, dek)
             # Keyed by the root key: recomputed, so that reuse checks still match.
             api_key = fields.get("api_key", "")
-            row.api_key_fingerprint = new.keyed_fingerprint("api_key", api_key)
+            row = row._replace(api_key_fingerprint=new.keyed_fingerprint("api_key", api_key))
             granted = set(records.split_grantees(head_row))
             # A wrap row the head's signed grantee set does not back is not re-wrapped,
             # nor one of a revoked client (revocation deleted them): it has no new key.
@@ -240,79 +237,36 @@ def _rekey_credentials(
                 fresh = records.wrap_dek(dek, vault_id, row, recipient, public)
                 wrap_updates.append(
                     {
-                        "k_credential_id": row.credential_id,
-                        "k_version": row.version,
-                        "k_recipient": recipient.column,
-                        "k_ephemeral_public": fresh.ephemeral_public,
-                        "k_body": fresh.body,
+                        "credential_id": row.credential_id,
+                        "version": row.version,
+                        "recipient": recipient.column,
+                        "ephemeral_public": fresh.ephemeral_public,
+                        "body": fresh.body,
                     }
                 )
         message = records.version_message(vault_id, row)
-        row.signature = new.sign(message)
         # A new fingerprint makes a new signed message: the head's stages follow it.
         for stage in labels:
             setattr(head_row, f"{stage}_digest", records.version_digest(message))
         version_updates.append(
             {
-                "k_credential_id": row.credential_id,
-                "k_version": row.version,
-                "k_api_key_fingerprint": row.api_key_fingerprint,
-                "k_signature": row.signature,
+                "credential_id": row.credential_id,
+                "version": row.version,
+                "api_key_fingerprint": row.api_key_fingerprint,
+                "signature": new.sign(message),
             }
         )
         if progress is not None:
             progress(done, len(versions))
-    head_updates = []
     for head in heads.values():
         records.sign_head(new, vault_id, head)
-        head_updates.append(
-            {
-                "k_id": head.id,
-                "k_revision": head.revision,
-                "k_current_digest": head.current_digest,
-                "k_pending_digest": head.pending_digest,
-                "k_previous_digest": head.previous_digest,
-                "k_signature": head.signature,
-            }
-        )
-    _update_rows(
-        conn,
-        CredentialRecord,
-        ("id",),
-        ("revision", "current_digest", "pending_digest", "previous_digest", "signature"),
-        head_updates,
-    )
-    _update_rows(
-        conn,
-        VersionRecord,
-        ("credential_id", "version"),
-        ("api_key_fingerprint", "signature"),
-        version_updates,
-    )
-    _update_rows(
-        conn,
-        WrapRecord,
-        ("credential_id", "version", "recipient"),
-        ("ephemeral_public", "body"),
-        wrap_updates,
-    )
+    _update_all(session, queries.UPDATE_HEAD_SQL, [head.values() for head in heads.values()])
+    _update_all(session, queries.REKEY_VERSION_SQL, version_updates)
+    _update_all(session, queries.REKEY_WRAP_SQL, wrap_updates)
 
 
-def _update_rows(
-    conn: Connection,
-    record: type[Base],
-    keys: tuple[str, ...],
-    columns: tuple[str, ...],
-    rows: list[dict[str, Any]],
-) -> None:
-    """One executemany UPDATE of ``columns`` in the rows named by ``keys``; each row's
-    values are named ``k_`` + column (bind names must differ from column names)."""
-    if not rows:
-        return
-    table = cast(Table, record.__table__)
-    statement = (
-        update(table)
-        .where(*(table.c[k] == bindparam("k_" + k) for k in keys))
-        .values({c: bindparam("k_" + c) for c in columns})
-    )
-    conn.execute(statement, rows)
+def _update_all(session: Session, sql: str, rows: list[dict[str, Any]]) -> None:
+    """One executemany of the UPDATE ``sql`` for ``rows`` (none for no rows: an empty
+    parameter list would run it once without parameters through SQLAlchemy)."""
+    if rows:
+        session_executor_many(session)(sql, rows)
