@@ -404,17 +404,52 @@ def lock_timeout_sql(milliseconds: int) -> str:
     return f"SET LOCAL lock_timeout = {milliseconds:d}"
 
 
+# --------------------------------------------------------------------------------------
+# The audit log's reads
+# --------------------------------------------------------------------------------------
+
+AUDIT_ROWS_AT_SQL = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE at >= :at ORDER BY seq"
+"""The audit log's entries made at or after ``at`` (epoch seconds), in chain order."""
+
+AUDIT_ROWS_TO_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE seq <= :seq ORDER BY seq"
+)
+"""The audit log up to entry ``seq``, in chain order (a remembered head's prefix)."""
+
+AUDIT_ENTRY_HASH_SQL = "SELECT entry_hash FROM audit_log WHERE seq = :seq"
+"""The hash of entry ``seq``, if there is one."""
+
+AUDIT_COUNT_SQL = "SELECT COUNT(*) FROM audit_log"
+"""How many entries the log holds."""
+
+AUDIT_OWNERS_SQL = "SELECT seq FROM audit_log WHERE signer = :signer OR actor = :actor ORDER BY seq"
+"""The seqs of the entries signed by ``signer`` or naming ``actor`` (in an audit file,
+the owner's: the vault key, the admin), in chain order."""
+
+GRANTEES_SQL = "SELECT name, grantees FROM credentials"
+"""Every credential's name and grantee set (unverified: ``check``'s plausibility)."""
+
+CLIENTS_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c"
+"""Every client's row."""
+
+
 __all__ = [
     "ADVISORY_LOCK_SQL",
     "AUDIT_APPEND_ARGUMENTS",
     "AUDIT_APPEND_FUNCTION",
     "AUDIT_APPEND_SQL",
+    "AUDIT_COUNT_SQL",
     "AUDIT_COUNT_TO_SQL",
+    "AUDIT_ENTRY_HASH_SQL",
     "AUDIT_HEAD_SQL",
+    "AUDIT_OWNERS_SQL",
+    "AUDIT_ROWS_AT_SQL",
     "AUDIT_ROWS_FROM_SQL",
     "AUDIT_ROWS_SQL",
+    "AUDIT_ROWS_TO_SQL",
     "BEGIN_READ",
     "BEGIN_WRITE",
+    "CLIENTS_SQL",
     "CLIENT_NAMED_SQL",
     "CLIENT_SQL",
     "CREDENTIAL_NAMED_SQL",
@@ -422,8 +457,9 @@ __all__ = [
     "CURRENT_OBSERVATIONS_SQL",
     "DELETE_CREDENTIAL_SQL",
     "FOR_UPDATE",
-    "HEAD_NAMED_SQL",
+    "GRANTEES_SQL",
     "HEADER_SQL",
+    "HEAD_NAMED_SQL",
     "INSERT_AUDIT_SQL",
     "INSERT_JOURNAL_SQL",
     "INSERT_OBSERVATION_SQL",
@@ -457,8 +493,8 @@ __all__ = [
     "lock_timeout_sql",
     "observation_values",
     "split_stage_row",
-    "update_sql",
     "sqlite_executor",
     "sqlite_executor_many",
     "sqlite_write",
+    "update_sql",
 ]
