@@ -313,3 +313,30 @@ def test_chain_intact_up_to_a_remembered_head(
     sql(vault_location, change)
     with busy.store.read() as session:
         assert not audit.chain_intact_up_to(session, busy.vault_id, *head)
+
+
+@pytest.mark.sqlite_only
+def test_chain_intact_up_to_is_false_over_text_that_is_not_utf8(
+    busy: AdminVault, vault_location: str
+) -> None:
+    """Read through tolerant_text: the damaged row fails to hash, the query does not fail."""
+    with busy.store.read() as session:
+        head = audit.last_entry(session)
+        assert head is not None
+    sql(vault_location, "UPDATE audit_log SET detail = CAST(X'41FF42' AS TEXT) WHERE seq = 3")
+    with busy.store.read() as session:
+        assert not audit.chain_intact_up_to(session, busy.vault_id, *head)
+        assert audit.audit_rows(session)[2].detail == "A\udcffB"
+        assert audit.chain_contains(session, *head)
+
+
+def test_append_returns_the_row_it_stored(busy: AdminVault) -> None:
+    with busy.store.write() as session:
+        before = audit.count(session)
+        row = audit.append(session, busy.vault_id, actor="unknown", action="open", outcome="denied")
+        assert audit.last_entry(session) == (row.seq, row.entry_hash)
+    with busy.store.read() as session:
+        assert audit.count(session) == before + 1 == row.seq
+        assert audit.audit_rows(session, row.seq) == [row]
+        assert audit.chain_contains(session, row.seq, row.entry_hash)
+        assert not audit.chain_contains(session, row.seq + 1, row.entry_hash)

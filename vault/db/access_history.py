@@ -33,12 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from vault.db import audit, queries
-from vault.db.store import session_executor, tolerant_text
-from vault.db.tables import AuditRecord
+from vault.db.store import session_executor
 from vault.errors import IntegrityError
 from vault.format import aead, identities, records
 from vault.format.audit_entry import (
@@ -49,6 +47,10 @@ from vault.format.audit_entry import (
     entry_hash,
     signed_entry,
 )
+from vault.format.schema import AUDIT_LOG
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 OWNER_ACTIONS = frozenset(
     {"add", "remove", "edit", "rotate-start", "grant", "ungrant", "client-revoke"}
@@ -112,7 +114,7 @@ def read_signed_log(
     """
     candidates: list[tuple[AuditRow, bytes]] = []
     chain = _Chain(vault_id)
-    rows = _audit_rows(session)
+    rows = audit.audit_rows(session)
     # Entries before a `passwd --rekey` were signed with the keys it replaced.
     rekeys = audit.rekey_history(session, vault_id, root_public)
     for row in rows:
@@ -153,18 +155,6 @@ def read_signed_log(
     return SignedLog(tuple(kept), chain.broken_at)
 
 
-def _audit_rows(session: Session, after: int | None = None) -> list[AuditRow]:
-    """The audit log's rows in chain order; with ``after``, from that seq on."""
-    execute = session_executor(session)
-    # A text value that is not UTF-8 (SQLite stores any bytes) must not stop the walk:
-    # read through tolerant_text, it fails to hash below and breaks the chain there.
-    with tolerant_text(session):
-        if after is None:
-            return [AuditRow(*values) for values in execute(queries.AUDIT_ROWS_SQL, {})]
-        found = execute(queries.AUDIT_ROWS_FROM_SQL, {"seq": after})
-        return [AuditRow(*values) for values in found]
-
-
 def _owner_fact(row: AuditRow) -> bool:
     """Whether ``row`` (its hash intact) is an owner's entry these facts are made of,
     once its signature verifies with the vault key."""
@@ -189,7 +179,7 @@ class _Chain:
     def step(self, row: AuditRow) -> bool:
         """Take the next row: True when its own hash matches its columns (it may then
         be trusted once its signature verifies), whether or not it links."""
-        if records.type_damage(row, AuditRecord.__tablename__) is not None:
+        if records.type_damage(row, AUDIT_LOG.name) is not None:
             if self.broken_at is None:
                 self.broken_at = self.expected
             self.expected += 1
@@ -418,7 +408,7 @@ class VerifiedLog:
         changed); the position of the first break, if any. ``counted``: the prefix
         need not be counted again."""
         head = self._head
-        rows = _audit_rows(session, after=head[0] if head else None)
+        rows = audit.audit_rows(session, head[0] if head else None)
         if head is not None:
             first = rows[0] if rows else None
             # An intact prefix holds exactly the seqs 1 to head's: an entry cut out of
@@ -428,7 +418,7 @@ class VerifiedLog:
                 (not counted and before[0][0] != head[0])
                 or first is None
                 or first.seq != head[0]
-                or records.type_damage(first, AuditRecord.__tablename__) is not None
+                or records.type_damage(first, AUDIT_LOG.name) is not None
                 or not _hash_intact(self._vault_id, first)
                 or not aead.constant_time_equal(first.entry_hash, head[1])
             ):

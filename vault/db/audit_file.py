@@ -33,10 +33,9 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from vault.db import audit
+from vault.db import audit, queries
 from vault.db.queries import sqlite_write
 from vault.db.sqlite_file import (
     AUDIT_DIRECTORY_SUFFIX,
@@ -45,7 +44,7 @@ from vault.db.sqlite_file import (
     create_sqlite_file,
     fsync_path,
 )
-from vault.db.store import Store, make_engine
+from vault.db.store import Store, make_engine, session_executor
 from vault.db.tables import AuditRecord
 from vault.db.url import sqlite_url
 from vault.errors import AccessDenied, AlreadyExists, IntegrityError, VaultError, printable
@@ -257,16 +256,12 @@ def verify(
             report = audit.verify_chain(
                 session, vault_id, root_public, client_publics, vault_rekeys
             )
-            owners = list(
-                session.scalars(
-                    select(AuditRecord.seq)
-                    .where(
-                        (AuditRecord.signer == audit.ROOT_SIGNER)
-                        | (AuditRecord.actor == audit.ADMIN)
-                    )
-                    .order_by(AuditRecord.seq)
+            owners = [
+                seq
+                for (seq,) in session_executor(session)(
+                    queries.AUDIT_OWNERS_SQL, {"signer": audit.ROOT_SIGNER, "actor": audit.ADMIN}
                 )
-            )
+            ]
             witness = audit.read_witness(_witness_id(vault_id, path))
             cut = witness is not None and not audit.chain_contains(session, *witness)
     except VaultError as exc:
@@ -297,7 +292,7 @@ def remember(vault_id: bytes, path: Path, report: audit.ChainReport) -> None:
 def count(path: Path) -> int:
     """Number of entries in the audit file ``path``."""
     with opened(path) as store, store.read() as session:
-        return session.scalar(select(func.count()).select_from(AuditRecord)) or 0
+        return audit.count(session)
 
 
 __all__ = [

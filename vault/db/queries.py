@@ -616,9 +616,6 @@ ALL_PAYLOADS_SQL = f"SELECT {_select(PayloadRow, 'p')} FROM payloads p"
 ALL_WRAPS_SQL = f"SELECT {_select(WrapRow, 'w')} FROM dek_wraps w"
 """Every data key wrap."""
 
-ALL_CLIENTS_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c ORDER BY c.name"
-"""Every client, by name."""
-
 ALL_GRANTS_SQL = f"SELECT {_select(GrantRow, 'g')} FROM grants g"
 """Every grant."""
 
@@ -634,11 +631,33 @@ REKEY_WRAP_SQL = update_sql(
 
 REKEY_GRANT_SQL = update_sql("grants", ("signature",), ("client_id", "credential_id"))
 """Stores a grant's signature under a new root key."""
+# The audit log's reads
+# --------------------------------------------------------------------------------------
+
+AUDIT_ROWS_AT_SQL = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE at >= :at ORDER BY seq"
+"""The audit log's entries made at or after ``at`` (epoch seconds), in chain order."""
+
+AUDIT_ROWS_TO_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE seq <= :seq ORDER BY seq"
+)
+"""The audit log up to entry ``seq``, in chain order (a remembered head's prefix)."""
+
+AUDIT_ENTRY_HASH_SQL = "SELECT entry_hash FROM audit_log WHERE seq = :seq"
+"""The hash of entry ``seq``, if there is one."""
+
+AUDIT_COUNT_SQL = "SELECT COUNT(*) FROM audit_log"
+"""How many entries the log holds."""
+
+AUDIT_OWNERS_SQL = "SELECT seq FROM audit_log WHERE signer = :signer OR actor = :actor ORDER BY seq"
+"""The seqs of the entries signed by ``signer`` or naming ``actor`` (in an audit file,
+the owner's: the vault key, the admin), in chain order."""
+
+GRANTEES_SQL = "SELECT name, grantees FROM credentials"
+"""Every credential's name and grantee set (unverified: ``check``'s plausibility)."""
 
 
 __all__ = [
     "ADVISORY_LOCK_SQL",
-    "ALL_CLIENTS_SQL",
     "ALL_GRANTS_SQL",
     "ALL_HEADS_SQL",
     "ALL_PAYLOADS_SQL",
@@ -647,10 +666,15 @@ __all__ = [
     "AUDIT_APPEND_ARGUMENTS",
     "AUDIT_APPEND_FUNCTION",
     "AUDIT_APPEND_SQL",
+    "AUDIT_COUNT_SQL",
     "AUDIT_COUNT_TO_SQL",
+    "AUDIT_ENTRY_HASH_SQL",
     "AUDIT_HEAD_SQL",
+    "AUDIT_OWNERS_SQL",
+    "AUDIT_ROWS_AT_SQL",
     "AUDIT_ROWS_FROM_SQL",
     "AUDIT_ROWS_SQL",
+    "AUDIT_ROWS_TO_SQL",
     "BEGIN_READ",
     "BEGIN_WRITE",
     "CLIENTS_SQL",
@@ -671,6 +695,7 @@ __all__ = [
     "FOR_UPDATE",
     "GRANTED_NAMES_SQL",
     "GRANTED_TO_SQL",
+    "GRANTEES_SQL",
     "GRANT_SQL",
     "HEADER_ROWS_SQL",
     "HEADER_SQL",

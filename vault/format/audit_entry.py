@@ -1,8 +1,9 @@
 """What one audit entry is: its columns, the hash that chains it, what its signature covers.
 
-Pure functions, no database: :mod:`vault.db.audit` stores entries through SQLAlchemy and
-the client's direct SQLite path (:mod:`vault.db.client_sql`) through :mod:`sqlite3`; both
-build them here, so an entry is hashed and signed the same way whoever writes it.
+Pure functions, no database: :mod:`vault.db.audit` stores entries through the owner's
+session and the client's direct SQLite path (:mod:`vault.db.client_sql`) through
+:mod:`sqlite3`, both with the statements of :mod:`vault.db.queries`; both build them here,
+so an entry is hashed and signed the same way whoever writes it.
 """
 
 from __future__ import annotations

@@ -8,18 +8,20 @@ Shared by the usage rules of :mod:`vault.ops.checks` and the probe observations 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from vault.db import audit
-from vault.db.inventory import Inventory
-from vault.db.store import driver_rows
-from vault.db.tables import ClientRecord, CredentialRecord
+from vault.db import audit, queries
+from vault.db.store import session_executor
 from vault.errors import IntegrityError
 from vault.format import records
 from vault.format.audit_entry import AuditRow
 from vault.format.model import split_list
+from vault.format.schema import ClientRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from vault.db.inventory import Inventory
 
 CLOCK_SKEW = 300
 """Seconds a read or probe entry may lie ahead of ``check``'s clock and still count."""
@@ -47,9 +49,7 @@ def plausible_entry(session: Session, now: int) -> Callable[[AuditRow], bool]:
         if grantees is None:
             grantees = {
                 name: frozenset(split_list(ids))
-                for name, ids in driver_rows(
-                    session, select(CredentialRecord.name, CredentialRecord.grantees)
-                )
+                for name, ids in session_executor(session)(queries.GRANTEES_SQL, {})
                 if isinstance(name, str) and isinstance(ids, str)
             }
         return entry.signer in grantees.get(entry.credential or "", frozenset())
@@ -61,7 +61,8 @@ def entry_signers(session: Session, inventory: Inventory) -> dict[str, tuple[str
     """Who may sign a read or a probe: the vault key as the admin, and each client whose
     record verifies, as itself (signer id -> actor, Ed25519 public key)."""
     signers = {audit.ROOT_SIGNER: (audit.ADMIN, inventory.verify_public)}
-    for client in session.scalars(select(ClientRecord)):
+    for values in session_executor(session)(queries.CLIENTS_SQL, {}):
+        client = ClientRow(*values)
         try:
             records.verify_client(inventory.verify_public, inventory.vault_id, client)
         except IntegrityError:

@@ -103,7 +103,7 @@ def rekey(
         revoked = access_history.access_facts(
             access_history.read_signed_log(session, vault_id, old_public, credentials=()).entries
         ).revoked
-        for stored_client in execute(queries.ALL_CLIENTS_SQL, {}):
+        for stored_client in execute(queries.CLIENTS_SQL, {}):
             client = EditableClient.of(ClientRow._make(stored_client))
             records.verify_client(old_public, vault_id, client)
             if client.revoked_at is None and client.name in revoked:

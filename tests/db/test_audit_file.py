@@ -1,0 +1,69 @@
+"""The owner's reads of an audit file (shared layout): its entries, count and chain."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vault.db import audit, audit_file
+from vault.format import identities
+
+VAULT_ID = bytes(range(16))
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep the audit witness files of the tests apart from the user's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def audit_path(tmp_path: Path) -> Path:
+    """An audit file holding an admin's refusal (out of place there) and an anonymous one."""
+    directory = tmp_path / "vault.audit"
+    audit_file.create(directory, os.getgid())
+    path = directory / "audit.db"
+    with audit_file.opened(path) as store, store.write() as session:
+        first = audit.append(session, VAULT_ID, actor="admin", action="unlock", outcome="denied")
+        audit.append(
+            session,
+            VAULT_ID,
+            actor="unknown",
+            action="open",
+            outcome="denied",
+            head=(first.seq, first.entry_hash),
+        )
+    return path
+
+
+def test_an_audit_files_entries_are_counted_listed_and_labelled(audit_path: Path) -> None:
+    assert audit_file.count(audit_path) == 2
+    listed = audit_file.entries(audit_path)
+    assert [(e.seq, e.actor, e.log) for e in listed] == [
+        (1, "admin", "vault.audit"),
+        (2, "unknown", "vault.audit"),
+    ]
+
+
+def test_an_audit_files_chain_names_the_owners_entry_and_text_that_is_not_utf8(
+    audit_path: Path,
+) -> None:
+    """Text that is not UTF-8 is reported by its seq, the rest of the file still read."""
+    root = identities.RootIdentity.generate()
+    report = audit_file.verify(audit_path, VAULT_ID, root.verify_public, {})
+    assert report.problems == ("vault.audit: entry 1 is the owner's, who never writes there",)
+    db = sqlite3.connect(audit_path, isolation_level=None)
+    try:
+        db.execute("UPDATE audit_log SET detail = CAST(X'41FF42' AS TEXT) WHERE seq = 2")
+    finally:
+        db.close()
+    report = audit_file.verify(audit_path, VAULT_ID, root.verify_public, {})
+    assert report.problems == (
+        "vault.audit: entry 2: its detail is not UTF-8 text",
+        "vault.audit: entry 1 is the owner's, who never writes there",
+    )
+    assert [e.detail for e in audit_file.entries(audit_path)][1] == "A\udcffB"
