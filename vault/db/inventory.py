@@ -262,6 +262,8 @@ def row_lock(session: Session, *, for_update: bool) -> str:
     if for_update and session.get_bind().dialect.name == "postgresql":
         return queries.FOR_UPDATE
     return ""
+
+
 def _bulk_rows(session: Session, sql: str) -> Iterator[Sequence[Any]]:
     """The rows of a bulk read (100,000 of them) as the driver returns them: on SQLite
     from the sqlite3 connection under the session, a thousand at a time, so they are

@@ -10,13 +10,12 @@ proved the header's keys, so the owner's unlock checks the slot it opened.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.db import queries
-from vault.db.tables import KeyslotRecord
 from vault.errors import IntegrityError, UnsupportedFormat
 from vault.format import encoding, identities, kdf_params, records
 from vault.format.kdf_params import KdfParams
@@ -187,7 +186,7 @@ def passphrase_kdf_params(session: Session) -> list[KdfParams]:
     for row in rows:
         records.check_types(
             SimpleNamespace(**dict(zip(queries.PASSPHRASE_KDF_COLUMNS, row, strict=True))),
-            KeyslotRecord.__tablename__,
+            "keyslots",
             queries.PASSPHRASE_KDF_COLUMNS,
         )
         _id, t, m, p = row

@@ -579,6 +579,8 @@ def sqlite_rows(
             yield from batch
     finally:
         cursor.close()
+
+
 # Keyslots and rekey
 # --------------------------------------------------------------------------------------
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL
-
-from vault.db import keyslots, location, queries
-from vault.db.inventory import Where, load_header
+from vault.db import keyslots
+from vault.db.inventory import Where, load_header, open_store
 from vault.db.migrations import OwnerKeys
 from vault.db.store import Store, session_executor
 from vault.errors import IntegrityError, InvalidInput

@@ -85,7 +85,7 @@ def rekey(
         insecure_test_kdf=insecure_test_kdf,
     )
     with writer.write() as session:
-        header = EditableHeader.of(load_header(session))
+        header = load_header(session)
         old_public = header.verify_public
         # The key this handle's unlock proved, and the header the slots were made for.
         if not aead.constant_time_equal(old_public, writer.verify_public) or (

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     # The header as read (a plain row) or as a new vault's or a rekey's made.
     from vault.format.records import Header
 
+
 def _slot_ad(header: Header, slot: KeyslotRow) -> bytes:
     # The AD binds the slot to this vault's public keys and to its own KDF parameters,
     # so neither a swapped header nor edited parameters can pass.
