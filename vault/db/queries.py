@@ -130,7 +130,8 @@ def update_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> st
 
 
 UPDATE_HEAD_SQL = update_sql("credentials", HeadRow._fields[1:], ("id",))
-"""Stores every column of a head the owner changed and signed again (:class:`vault.format.editable.EditableHead`)."""
+"""Stores every column of a head the owner changed and signed again
+(:class:`vault.format.editable.EditableHead`)."""
 UPDATE_CLIENT_SQL = update_sql("clients", ClientRow._fields[1:], ("id",))
 """Stores every column of a client the owner revoked or re-keyed and signed again."""
 UPDATE_HEADER_SQL = update_sql("vault_header", HeaderRow._fields[1:], ("id",))
@@ -422,8 +423,8 @@ __all__ = [
     "CURRENT_OBSERVATIONS_SQL",
     "DELETE_CREDENTIAL_SQL",
     "FOR_UPDATE",
-    "HEAD_NAMED_SQL",
     "HEADER_SQL",
+    "HEAD_NAMED_SQL",
     "INSERT_AUDIT_SQL",
     "INSERT_JOURNAL_SQL",
     "INSERT_OBSERVATION_SQL",
@@ -457,8 +458,8 @@ __all__ = [
     "lock_timeout_sql",
     "observation_values",
     "split_stage_row",
-    "update_sql",
     "sqlite_executor",
     "sqlite_executor_many",
     "sqlite_write",
+    "update_sql",
 ]

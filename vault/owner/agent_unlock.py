@@ -24,7 +24,7 @@ from vault.agent import client
 from vault.agent.client import AgentIdentity
 from vault.db import keyslots
 from vault.db.inventory import Inventory, Where, open_store
-from vault.db.migrations import OwnerKeys
+from vault.db.schema_version import OwnerKeys
 from vault.db.tables import HeaderRecord, KeyslotRecord
 from vault.db.url import describe_location
 from vault.errors import AgentRefused, IntegrityError

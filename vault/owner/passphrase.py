@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 
 from vault.db import keyslots
 from vault.db.inventory import Where, load_header, open_store
-from vault.db.migrations import OwnerKeys
+from vault.db.schema_version import OwnerKeys
 from vault.db.store import Store
 from vault.db.tables import HeaderRecord, KeyslotRecord
 from vault.errors import IntegrityError, InvalidInput
