@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,53 @@ def test_unlock_prompt_through_a_real_terminal(stocked_cli: Cli) -> None:
 @pytest.mark.parametrize("command", ["unlock", "lock"])
 def test_help_mentions_the_agent(cli: Cli, command: str) -> None:
     assert "agent" in cli(command, "--help").output
+
+
+_LOADED_AT_EXIT = (
+    "import atexit, sys\n"
+    "def report():\n"
+    "    top = {m.split('.')[0] for m in sys.modules}\n"
+    "    heavy = sorted(top & {'sqlalchemy', 'argon2', 'ccxt', 'psycopg'})\n"
+    "    heavy += sorted(m for m in sys.modules if m.startswith(('vault.ops', 'vault.db.store')))\n"
+    "    with open(sys.argv[1], 'w') as out:\n"
+    "        out.write(' '.join(heavy))\n"
+    "atexit.register(report)\n"
+    "from vault.cli.main import main\n"
+    "sys.argv = ['exvault', *sys.argv[2:]]\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("show", "binance-main", "--field", "secret"),
+        ("edit", "binance-main", "--ip", "203.0.113.9"),
+        ("grant", "grid-bot", "binance-main"),
+    ],
+    ids=["show", "edit", "grant"],
+)
+def test_an_owner_command_through_the_agent_loads_neither_sqlalchemy_nor_argon2(
+    stocked_cli: Cli, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # What lets an owner's command through the agent start as fast as `exvault
+    # --version` (docs/benchmarks.md, the unlock agent's section): on a vault file it
+    # reads and writes through sqlite3 alone and runs no KDF, in a new process as a
+    # user runs it.
+    unlock(stocked_cli)
+    assert stocked_cli.v("client", "add", "grid-bot", "--max-scope", "trade").exit_code == 0
+    report = tmp_path / "loaded"
+    env = {**os.environ, "EXVAULT_PATH": str(stocked_cli.vault_path)}
+    env.pop("EXVAULT_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED_AT_EXIT, str(report), *command],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    if command[0] == "show":
+        assert done.stdout.strip() == BINANCE_SECRET
+    assert report.read_text() == ""

@@ -13,14 +13,13 @@ the owner run exvault once.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 
 from sqlalchemy import Table, bindparam, func, inspect, or_, select, update
 from sqlalchemy.engine import Connection
 
 from vault.db.keyslots import sign_stored_slots
 from vault.db.postgres import install_audit_head
-from vault.db.schema_version import pending
+from vault.db.schema_version import OwnerKeys, pending
 from vault.db.tables import (
     AUDIT_READS_INDEX,
     JOURNAL,
@@ -34,17 +33,7 @@ from vault.db.tables import (
 )
 from vault.errors import IntegrityError
 from vault.format import identities, records, stages
-from vault.format.identities import RootKeys
 from vault.format.schema import ClientRow, HeadRow, VersionRow
-
-
-@dataclass(frozen=True)
-class OwnerKeys:
-    """The owner's keys once unlocked, as a migration that verifies and re-signs needs them."""
-
-    vault_id: bytes
-    verify_public: bytes
-    identity: RootKeys = field(repr=False)
 
 
 def _audit_reads_index(conn: Connection, _owner: OwnerKeys) -> None:

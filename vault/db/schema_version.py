@@ -9,9 +9,25 @@ cryptographic format version (``vault_header``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from vault.errors import IntegrityError, UnsupportedFormat
+
+if TYPE_CHECKING:
+    from vault.format.identities import RootKeys
+
+
+class OwnerKeys(NamedTuple):
+    """The owner's keys once unlocked, as a migration that verifies and re-signs needs
+    them (here, not with the migrations, so that an owner's opening names them without
+    loading SQLAlchemy)."""
+
+    vault_id: bytes
+    verify_public: bytes
+    identity: RootKeys
+
+    def __repr__(self) -> str:
+        return f"OwnerKeys(vault_id={self.vault_id.hex()!r})"
 
 
 class SchemaStep(NamedTuple):
@@ -117,6 +133,7 @@ __all__ = [
     "AUDIT_HEAD_SCHEMA",
     "SCHEMA_VERSION",
     "STEPS",
+    "OwnerKeys",
     "SchemaStep",
     "check_schema_version",
     "pending",

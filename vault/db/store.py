@@ -35,14 +35,17 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import ClauseElement
 
 from vault.db import migrations, queries, sqlite_file
-from vault.db.migrations import OwnerKeys
+from vault.db.schema_version import OwnerKeys
 from vault.db.postgres import install_audit_head
 from vault.db.schema_version import AUDIT_HEAD_SCHEMA, SCHEMA_VERSION, check_schema_version
 from vault.db.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
+from vault.db.sqlite_store import SqliteTransaction
 from vault.db.tables import Base, SchemaInfo
+from vault.db.transaction import POSTGRESQL, SQLITE, Row, Transaction
 from vault.db.url import describe_location, malformed_url, parse_url, sqlite_path, sqlite_url
 from vault.errors import (
     AlreadyExists,
@@ -127,14 +130,17 @@ def describe_database_error(exc: SQLAlchemyError) -> str:
     return first_line(orig) if orig is not None else type(exc).__name__
 
 
-class Store:
-    """A vault's database: engine, schema, and read/write transactions."""
+class EngineStore:
+    """A vault's database through SQLAlchemy: a database URL (PostgreSQL), and for any
+    backend the creation of a vault and the migration of an older schema. Its
+    transactions (:class:`SessionTransaction`) carry the SQLAlchemy session too."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # PostgreSQL at schema version 4 or later: writers lock the audit chain's head
         # row; older schemas (and a vault being created) have only the advisory lock.
         self._locks_head = False
+        self._schema_version = SCHEMA_VERSION
 
     @property
     def url(self) -> URL:
@@ -146,8 +152,23 @@ class Store:
         """True for the SQLite backend."""
         return self.engine.url.get_backend_name() == "sqlite"
 
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return SQLITE if self.is_sqlite else POSTGRESQL
+
+    @property
+    def location(self) -> str:
+        """The file path, or the URL without its password."""
+        return describe_location(self.engine.url)
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version as opening, creating or migrating left it."""
+        return self._schema_version
+
     @classmethod
-    def create(cls, url: URL | str, initialize: Callable[[Session], None]) -> Store:
+    def create(cls, url: URL | str, initialize: Callable[[Transaction], None]) -> EngineStore:
         """Create a new vault database: schema and ``initialize``'s rows, all or nothing.
 
         A kill at any instant leaves either no vault or a complete one. The schema and
@@ -170,12 +191,14 @@ class Store:
             create_sqlite_file(build)
         store = cls(make_engine(sqlite_url(build) if build is not None else url))
         try:
-            with store.write() as session:
+            with store.write() as transaction:
+                session = transaction.session
                 if store._has_schema(session):
                     raise AlreadyExists("a vault exists there already")
                 Base.metadata.create_all(session.connection())
                 session.add(SchemaInfo(id=1, schema_version=SCHEMA_VERSION))
-                initialize(session)
+                session.flush()
+                initialize(transaction)
                 session.flush()
                 install_audit_head(session.connection())
             store._locks_head = not store.is_sqlite
@@ -200,7 +223,7 @@ class Store:
         return store
 
     @classmethod
-    def open(cls, url: URL | str, *, owner: bool = False) -> Store:
+    def open(cls, url: URL | str, *, owner: bool = False) -> EngineStore:
         """Open an existing vault database and check its schema version.
 
         An older schema is used as it is when every pending migration allows readers;
@@ -224,6 +247,7 @@ class Store:
                     raise VaultUnavailable(f"no vault at {printable(describe_location(url))}")
                 version = conn.execute(select(SchemaInfo.schema_version)).scalar()
             check_schema_version(version, owner=owner, backend=url.get_backend_name())
+            store._schema_version = version if isinstance(version, int) else 1
             store._locks_head = (
                 not store.is_sqlite and isinstance(version, int) and version >= AUDIT_HEAD_SCHEMA
             )
@@ -245,15 +269,17 @@ class Store:
         unlocked keys (a migration may verify and re-sign rows). Costs one read when
         the schema is current.
         """
-        with self.read() as session:
-            current = session.scalar(select(SchemaInfo.schema_version)) or 1
+        with self.read() as transaction:
+            current = transaction.session.scalar(select(SchemaInfo.schema_version)) or 1
         if current < SCHEMA_VERSION:
-            with self.write() as session:
+            with self.write() as transaction:
+                session = transaction.session
                 # Read again under the write lock: another process may have migrated
                 # meanwhile.
                 current = session.scalar(select(SchemaInfo.schema_version)) or 1
                 current = migrations.upgrade(session.connection(), owner, current)
         self._locks_head = not self.is_sqlite and current >= AUDIT_HEAD_SCHEMA
+        self._schema_version = current
         return current
 
     @staticmethod
@@ -261,7 +287,7 @@ class Store:
         return "exvault_schema" in _table_names(session.connection())
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> Iterator[SessionTransaction]:
         """A read-only transaction (a consistent snapshot on SQLite's WAL).
 
         :raises StoreError: when the database fails.
@@ -271,10 +297,10 @@ class Store:
             Session(self.engine, expire_on_commit=False) as session,
             session.begin(),
         ):
-            yield session
+            yield SessionTransaction(session, self.backend)
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self) -> Iterator[SessionTransaction]:
         """A write transaction, begun IMMEDIATE on SQLite; commits on normal exit.
 
         :raises StoreError: when the database fails.
@@ -300,7 +326,7 @@ class Store:
                     # An older schema, or the vault being created: the advisory lock
                     # older exvaults take too, so that they queue with this one.
                     session.execute(text(queries.ADVISORY_LOCK_SQL), {"k": queries.WRITE_LOCK_KEY})
-                yield session
+                yield SessionTransaction(session, self.backend)
 
     def checkpoint(self) -> bool:
         """Fold the WAL into the database and truncate it (SQLite only).
@@ -338,55 +364,152 @@ class Store:
             raise database_error(first_line(exc)) from None
 
 
-def session_executor(session: Session) -> queries.Execute:
-    """Run the statements of :mod:`vault.db.queries` in ``session``'s transaction: the
-    executor the owner's reads and the stores' statements run over.
+class SessionTransaction:
+    """A transaction of an :class:`EngineStore`: the statements of
+    :mod:`vault.db.queries` over its SQLAlchemy session (compiled by nothing: SQL text),
+    and the session itself for what still uses SQLAlchemy's ORM or Core
+    (:func:`orm_session`).
 
-    On SQLite it is the standard library's (:func:`vault.db.queries.sqlite_executor`)
-    on the sqlite3 connection under the session, as a bot's read runs them: no
-    statement compiled by SQLAlchemy; elsewhere a SQLAlchemy connection. Either way the
-    session's pending ORM changes are flushed first, so that a statement sees what the
-    transaction has changed so far. Run it inside :meth:`Store.read` or
-    :meth:`Store.write`, whose error translation covers both drivers' errors.
+    On SQLite a statement runs on the sqlite3 connection under the session, as on a
+    :class:`vault.db.sqlite_store.SqliteStore`. Either way the session's pending ORM
+    changes are flushed first, so that a statement sees what the transaction has
+    changed so far.
     """
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
+
+    def __init__(self, session: Session, backend: str) -> None:
+        self._session = session
+        self._backend = backend
+
+    @property
+    def session(self) -> Session:
+        """The SQLAlchemy session the transaction runs in."""
+        return self._session
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._backend
+
+    @property
+    def locks_head(self) -> bool:
+        """True in a PostgreSQL write holding the audit chain's head row."""
+        return bool(self._session.info.get(HEAD_ROW))
+
+    def _raw_sqlite(self) -> sqlite3.Connection | None:
+        connection = self._session.connection()
+        if connection.dialect.name != SQLITE:
+            return None
         raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
-        run = queries.sqlite_executor(raw)
+        return raw
 
-        def execute_sqlite(sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
-            session.flush()
-            return run(sql, params)
-
-        return execute_sqlite
-
-    def execute(sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
-        session.flush()
-        result = session.connection().execute(text(sql), dict(params))
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run one statement; its rows."""
+        self._session.flush()
+        raw = self._raw_sqlite()
+        if raw is not None:
+            rows: list[Row] = raw.execute(sql, params or {}).fetchall()
+            return rows
+        result = self._session.connection().execute(text(sql), dict(params or {}))
         return list(result.all()) if result.returns_rows else []
 
-    return execute
+    def execute_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run one statement once per set of parameters."""
+        self._session.flush()
+        raw = self._raw_sqlite()
+        if raw is not None:
+            raw.executemany(sql, params)
+        else:
+            self._session.connection().execute(text(sql), [dict(p) for p in params])
+
+    def iterate(self, sql: str, params: Mapping[str, Any] | None = None) -> Iterator[Row]:
+        """The rows of one statement, a thousand at a time."""
+        self._session.flush()
+        raw = self._raw_sqlite()
+        if raw is not None:
+            cursor = raw.execute(sql, params or {})
+            try:
+                while rows := cursor.fetchmany(1000):
+                    yield from rows
+            finally:
+                cursor.close()
+            return
+        result = self._session.connection().execute(text(sql), dict(params or {}))
+        for partition in result.partitions(1000):
+            yield from partition
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A block whose writes (and changed ORM objects) are undone when it raises."""
+        with self._session.begin_nested():
+            yield
+
+    @contextmanager
+    def tolerant_text(self) -> Iterator[None]:
+        """Text that is not UTF-8 comes back surrogate-escaped inside the block
+        (SQLite; nothing changes on PostgreSQL)."""
+        raw = self._raw_sqlite()
+        if raw is None:
+            yield
+            return
+        previous = raw.text_factory
+        raw.text_factory = _surrogate_escaped
+        try:
+            yield
+        finally:
+            raw.text_factory = previous
 
 
-def session_executor_many(session: Session) -> queries.ExecuteMany:
-    """The executemany of ``session``'s transaction, as :func:`session_executor` runs
-    single statements (SQLite's own connection on SQLite, pending changes flushed)."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
-        run = queries.sqlite_executor_many(raw)
+class _Unowned:
+    """A sqlite3 connection lent to SQLAlchemy for one transaction that is not its own:
+    SQLAlchemy's commit, rollback and close do nothing, so that the
+    :class:`vault.db.sqlite_store.SqliteStore` that began the transaction ends it."""
 
-        def execute_many_sqlite(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
-            session.flush()
-            run(sql, params)
+    __slots__ = ("_raw",)
 
-        return execute_many_sqlite
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        object.__setattr__(self, "_raw", raw)
 
-    def execute_many(sql: str, params: Sequence[Mapping[str, Any]]) -> None:
-        session.flush()
-        session.connection().execute(text(sql), [dict(p) for p in params])
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
-    return execute_many
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._raw, name, value)
+
+    def commit(self) -> None:
+        """The store commits."""
+
+    def rollback(self) -> None:
+        """The store rolls back."""
+
+    def close(self) -> None:
+        """The store closes its connection."""
+
+
+def orm_session(transaction: Transaction) -> Session:
+    """A SQLAlchemy session inside ``transaction``, for the readers that still use its
+    ORM or Core (``verify``, ``check``, ``doctor``, the backups, the migrations).
+
+    An :class:`EngineStore`'s own session; on a :class:`SqliteStore`'s transaction, a
+    session over the very same sqlite3 connection (it sees the transaction's writes,
+    and its flushes are part of it), which the store flushes before it commits.
+    """
+    if isinstance(transaction, SessionTransaction):
+        return transaction.session
+    if not isinstance(transaction, SqliteTransaction):
+        raise TypeError(f"no SQLAlchemy session for {type(transaction).__name__}")
+    found = transaction.companion
+    if isinstance(found, Session):
+        return found
+    raw = transaction.connection
+    engine = create_engine(
+        "sqlite+pysqlite://",
+        creator=lambda: _Unowned(raw),
+        poolclass=StaticPool,
+        hide_parameters=True,
+    )
+    session = Session(engine, expire_on_commit=False)
+    transaction.attach(session.flush, session.close, session)
+    return session
 
 
 def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, ...]]:
@@ -423,29 +546,6 @@ def driver_rows(session: Session, query: ClauseElement) -> Iterator[tuple[Any, .
 
 def _surrogate_escaped(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
-
-
-@contextmanager
-def tolerant_text(session: Session) -> Iterator[None]:
-    """Inside the block, a SQLite text value that is not UTF-8 comes back with each bad
-    byte as a lone surrogate (``surrogateescape``) instead of failing the whole query.
-
-    For the audit log's readers: one damaged row must be reported by its ``seq``, not
-    stop the walk with a message naming nothing. Such a value fails to encode (it
-    cannot be hashed or signed) and :func:`vault.errors.printable` shows it escaped.
-    PostgreSQL stores only valid text; nothing changes there.
-    """
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    raw: Any = connection.connection.driver_connection
-    previous = raw.text_factory
-    raw.text_factory = _surrogate_escaped
-    try:
-        yield
-    finally:
-        raw.text_factory = previous
 
 
 def _table_names(conn: Connection) -> set[str]:

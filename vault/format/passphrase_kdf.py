@@ -1,8 +1,10 @@
 """The passphrase KDF of vault format v1: Argon2id, its parameters, floor, calibration
 and cap (docs/format.md section 11).
 
-The only module that imports ``argon2``: a bot's process (:mod:`vault.runtime.client`)
-never runs a KDF and never imports this module, so it never loads Argon2.
+The only module that imports ``argon2``, and only when a derivation or a calibration
+runs: a bot's process (:mod:`vault.runtime.client`) never imports this module, and an
+owner's command through the unlock agent imports it (with the keyslot code) but runs
+no KDF, so neither loads Argon2.
 
 Why Argon2id (RFC 9106): a passphrase is the one low-entropy secret of a vault, and
 someone who copies the vault file can guess offline; Argon2id is memory-hard, so each
@@ -34,10 +36,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-
-# The module, not its functions: Argon2 is looked up at each call, so that the tests'
-# spies on argon2.low_level.hash_secret_raw see every derivation.
-from argon2 import low_level
+from types import ModuleType
 
 from vault.errors import InvalidInput, check_utf8
 from vault.format import kdf_params
@@ -45,6 +44,16 @@ from vault.format.aead import KEY_SIZE
 from vault.format.kdf_params import KdfParams
 
 _CALIBRATION_MAX_MEMORY_KIB = 1024 * 1024
+
+
+def _argon2() -> ModuleType:
+    # Imported at the first derivation, not with this module: loading argon2 costs an
+    # owner's command through the unlock agent a third of its time and it runs no KDF
+    # (docs/benchmarks.md). The module, not its functions: Argon2 is looked up at each
+    # call, so that the tests' spies on argon2.low_level.hash_secret_raw see every one.
+    from argon2 import low_level
+
+    return low_level
 
 
 def normalize_passphrase(passphrase: str) -> bytes:
@@ -65,6 +74,7 @@ def derive_passphrase_kek(passphrase: str, salt: bytes, params: KdfParams) -> by
     :raises InvalidInput: as :func:`normalize_passphrase`.
     """
     kdf_params.check_kdf_params(params)
+    low_level = _argon2()
     return bytes(
         low_level.hash_secret_raw(
             secret=normalize_passphrase(passphrase),
@@ -105,6 +115,7 @@ def calibrate_kdf(
 
 def _time_one_pass(memory_kib: int, parallelism: int) -> float:
     best = float("inf")
+    low_level = _argon2()
     for _ in range(2):  # the first run also pays for page faults; keep the faster
         start = time.perf_counter()
         low_level.hash_secret_raw(

@@ -21,7 +21,7 @@ from vault.agent import client
 from vault.agent.client import AgentIdentity
 from vault.db import keyslots, queries
 from vault.db.inventory import Inventory, Where, open_store
-from vault.db.migrations import OwnerKeys
+from vault.db.schema_version import OwnerKeys
 from vault.db.store import session_executor
 from vault.db.url import describe_location
 from vault.errors import AgentRefused, IntegrityError

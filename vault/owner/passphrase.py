@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from vault.db import keyslots
 from vault.db.inventory import Where, load_header, open_store
-from vault.db.migrations import OwnerKeys
+from vault.db.schema_version import OwnerKeys
 from vault.db.store import Store, session_executor
 from vault.errors import IntegrityError, InvalidInput
 from vault.format import kdf_params, passphrase_kdf, records, recovery
