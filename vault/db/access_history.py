@@ -33,10 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from vault.db import audit, queries
-from vault.db.store import session_executor
+from vault.db.transaction import Transaction
 from vault.errors import IntegrityError
 from vault.format import aead, identities, records
 from vault.format.audit_entry import (
@@ -48,9 +47,6 @@ from vault.format.audit_entry import (
     signed_entry,
 )
 from vault.format.schema import AUDIT_LOG
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 OWNER_ACTIONS = frozenset(
     {"add", "remove", "edit", "rotate-start", "grant", "ungrant", "client-revoke"}
@@ -90,7 +86,7 @@ class SignedLog:
 
 
 def read_signed_log(
-    session: Session,
+    session: Transaction,
     vault_id: bytes,
     root_public: bytes,
     *,
@@ -363,7 +359,7 @@ class VerifiedLog:
         self._vault_id = vault_id
         self._root_public = root_public
         self._head: tuple[int, bytes] | None = None
-        self._locked_by: Session | None = None
+        self._locked_by: Transaction | None = None
         """The session, holding the write lock, that read the prefix last (a batch's)."""
         self._fold = FactsFold()
         self._waiting: dict[str, list[tuple[SignedEntry, bytes, bytes | None, bytes]]] = {}
@@ -371,7 +367,7 @@ class VerifiedLog:
         the signature still to verify (None: the owner's own, verified) and the key."""
 
     def facts(
-        self, session: Session, credentials: Iterable[str], *, locked: bool = False
+        self, session: Transaction, credentials: Iterable[str], *, locked: bool = False
     ) -> tuple[AccessFacts, int | None]:
         """The facts of the whole signed log as it now stands, complete for
         ``credentials`` and for revocations, and where the chain breaks (None when it
@@ -403,7 +399,7 @@ class VerifiedLog:
         if row.outcome == "ok" and row.signer == ROOT_SIGNER and row.action in OWNER_ACTIONS:
             self._take(_signed_entry_of(row), row.entry_hash, None, self._root_public)
 
-    def _catch_up(self, session: Session, *, counted: bool = False) -> int | None:
+    def _catch_up(self, session: Transaction, *, counted: bool = False) -> int | None:
         """Walk the entries after the remembered one (all of them when the prefix
         changed); the position of the first break, if any. ``counted``: the prefix
         need not be counted again."""
@@ -413,7 +409,7 @@ class VerifiedLog:
             first = rows[0] if rows else None
             # An intact prefix holds exactly the seqs 1 to head's: an entry cut out of
             # it (the chain rule's case) is seen without reading the prefix again.
-            before = session_executor(session)(queries.AUDIT_COUNT_TO_SQL, {"seq": head[0]})
+            before = session.execute(queries.AUDIT_COUNT_TO_SQL, {"seq": head[0]})
             if (
                 (not counted and before[0][0] != head[0])
                 or first is None

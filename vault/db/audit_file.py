@@ -33,10 +33,9 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.schema import CreateIndex, CreateTable
-
-from vault.db import audit, queries
+from vault.db import audit, queries, sqlite_file
 from vault.db.queries import sqlite_write
+from vault.db.schema_version import SCHEMA_VERSION
 from vault.db.sqlite_file import (
     AUDIT_DIRECTORY_SUFFIX,
     AUDIT_FILE_JOURNAL,
@@ -44,9 +43,8 @@ from vault.db.sqlite_file import (
     create_sqlite_file,
     fsync_path,
 )
-from vault.db.store import Store, make_engine, session_executor
-from vault.db.tables import AuditRecord
-from vault.db.url import sqlite_url
+from vault.db.sqlite_store import SqliteStore
+from vault.db.transaction import Store
 from vault.errors import AccessDenied, AlreadyExists, IntegrityError, VaultError, printable
 
 RETIRED_INFIX = AUDIT_DIRECTORY_SUFFIX + "-until-"
@@ -84,7 +82,15 @@ def label(path: Path) -> str:
 
 
 def _write_schema(database: Path) -> None:
-    # The audit_log table and its indexes, exactly as the vault's (format.md §4.11).
+    # The audit_log table and its indexes, exactly as the vault's (format.md §4.11):
+    # SQLAlchemy's DDL, loaded here only, when a vault is made shared, so that the
+    # owner's other commands, which read audit files, do not load it.
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from vault.db.store import make_engine
+    from vault.db.tables import AuditRecord
+    from vault.db.url import sqlite_url
+
     connection = sqlite3.connect(database, isolation_level=None)
     try:
         connection.execute(f"PRAGMA journal_mode = {AUDIT_FILE_JOURNAL}")
@@ -222,7 +228,8 @@ def opened(path: Path) -> Iterator[Store]:
     :raises IntegrityError: when no regular file is there.
     """
     check_regular_file(path)
-    store = Store(make_engine(sqlite_url(path), journal=AUDIT_FILE_JOURNAL))
+    connection = sqlite_file.connect(path, journal=AUDIT_FILE_JOURNAL)
+    store = SqliteStore(path, connection, SCHEMA_VERSION, journal=AUDIT_FILE_JOURNAL)
     try:
         yield store
     finally:
@@ -258,7 +265,7 @@ def verify(
             )
             owners = [
                 seq
-                for (seq,) in session_executor(session)(
+                for (seq,) in session.execute(
                     queries.AUDIT_OWNERS_SQL, {"signer": audit.ROOT_SIGNER, "actor": audit.ADMIN}
                 )
             ]

@@ -42,7 +42,7 @@ from vault.format.schema import ClientRow, HeaderRow, ObservationRow
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-    from vault.db.store import Store
+    from vault.db.store import EngineStore
 
 
 class ClientStore(Protocol):
@@ -212,23 +212,22 @@ class EngineClientStore(_SqlClientStore):
     def __init__(self, url: URL) -> None:
         # SQLAlchemy is loaded only here, for a URL: a bot reading a SQLite file never
         # imports it (docs/benchmarks.md, figure 2; tests/db/test_client_sql.py).
-        from vault.db.store import Store, session_executor
+        from vault.db.store import EngineStore
 
-        self._executor = session_executor
-        self._store: Store = Store.open(url)
+        self._store: EngineStore = EngineStore.open(url)
         # The reader role has no INSERT on audit_log on PostgreSQL: the function
         # appends, after the database checks that the entry follows the head row.
         self._head_row = not self._store.is_sqlite
 
     @contextmanager
     def _reading(self) -> Iterator[Execute]:
-        with self._store.read() as session:
-            yield self._executor(session)
+        with self._store.read() as transaction:
+            yield transaction.execute
 
     @contextmanager
     def _writing(self) -> Iterator[Execute]:
-        with self._store.write() as session:
-            yield self._executor(session)
+        with self._store.write() as transaction:
+            yield transaction.execute
 
     def close(self) -> None:
         self._store.dispose()

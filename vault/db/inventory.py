@@ -19,10 +19,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
-from vault.db import audit, audit_file, keyslots, location, queries
-from vault.db.store import Store, session_executor
-from vault.db.tables import CredentialRecord
-from vault.db.url import describe_location, sqlite_path
+from vault.db import audit, audit_file, backends, keyslots, queries
+from vault.db.transaction import POSTGRESQL, Store, Transaction
 from vault.errors import IntegrityError, NotFound, quoted
 from vault.format import identities, records, stages
 from vault.format.access import ClientInfo
@@ -34,12 +32,10 @@ from vault.format.schema import ClientRow, HeaderRow, VersionRow
 
 if TYPE_CHECKING:
     # Annotations only: the owner's path on a SQLite file loads no SQLAlchemy here.
-    import sqlite3
 
     from sqlalchemy.engine import URL
-    from sqlalchemy.orm import Session
 
-    from vault.db.tables import VersionRecord
+    from vault.db.tables import CredentialRecord, VersionRecord
     from vault.format.records import Header
     from vault.format.schema import HeadRow
 
@@ -63,13 +59,13 @@ class VaultStatus:
     opened (its AD and signature cover them); a keyless read takes them as stored."""
 
 
-def load_header(session: Session) -> HeaderRow:
+def load_header(session: Transaction) -> HeaderRow:
     """The vault header, its format version checked and self-signature verified.
 
     :raises IntegrityError: when it is missing or damaged.
     :raises UnsupportedFormat: for another format version.
     """
-    found = session_executor(session)(queries.HEADER_SQL, {})
+    found = session.execute(queries.HEADER_SQL, {})
     return records.check_header(HeaderRow._make(found[0]) if found else None)
 
 
@@ -79,12 +75,7 @@ def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRow]:
     :raises VaultUnavailable: when there is no vault there.
     :raises IntegrityError: when the header is damaged.
     """
-    # A URL is used as it is; a path, or nothing, is resolved (the URL class is not
-    # imported here: a SQLite vault's owner loads no SQLAlchemy for it).
-    url = (
-        location.resolve(where) if where is None or isinstance(where, str | os.PathLike) else where
-    )
-    store = Store.open(url, owner=owner)
+    store = backends.open_store(where, owner=owner)
     try:
         with store.read() as session:
             header = load_header(session)
@@ -254,35 +245,18 @@ def info_from_rows(
     )
 
 
-def row_lock(session: Session, *, for_update: bool) -> str:
+def row_lock(session: Transaction, *, for_update: bool) -> str:
     """What to append to a SELECT of one head or client to lock its row until the
     transaction ends: :data:`vault.db.queries.FOR_UPDATE` on PostgreSQL with
     ``for_update`` (two hosts rotating at once queue there), else nothing (SQLite's
     BEGIN IMMEDIATE already serializes writers, and its SQL has no FOR UPDATE)."""
-    if for_update and session.get_bind().dialect.name == "postgresql":
+    if for_update and session.backend == POSTGRESQL:
         return queries.FOR_UPDATE
     return ""
 
 
-def _bulk_rows(session: Session, sql: str) -> Iterator[Sequence[Any]]:
-    """The rows of a bulk read (100,000 of them) as the driver returns them: on SQLite
-    from the sqlite3 connection under the session, a thousand at a time, so they are
-    never all held at once; elsewhere through :func:`vault.db.store.session_executor`.
-    Either way the session's pending changes are flushed first, as that one does.
-
-    :raises sqlite3.Error: when the database fails (:meth:`Store.read` translates it).
-    """
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        session.flush()
-        raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
-        yield from queries.sqlite_rows(raw, sql, {})
-    else:
-        yield from session_executor(session)(sql, {})
-
-
 def verified_head(
-    session: Session,
+    session: Transaction,
     vault_id: bytes,
     verify_public: bytes,
     name: str,
@@ -296,7 +270,7 @@ def verified_head(
     :raises InvalidInput: for a name that is not UTF-8 text.
     :raises IntegrityError: when the head does not verify.
     """
-    found = session_executor(session)(
+    found = session.execute(
         queries.HEAD_NAMED_SQL + row_lock(session, for_update=for_update),
         {"name": lookup_name(name)},
     )
@@ -330,7 +304,7 @@ class Inventory:
         return cls(store, header)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({describe_location(self._store.url)!r})"
+        return f"{type(self).__name__}({self._store.location!r})"
 
     def close(self) -> None:
         """Release the database connections."""
@@ -363,12 +337,12 @@ class Inventory:
         return identities.format_fingerprint(identities.fingerprint(self._verify_public))
 
     @contextmanager
-    def _reading(self) -> Iterator[Session]:
+    def _reading(self) -> Iterator[Transaction]:
         """A read transaction (:class:`AdminVault` reads inside its batch instead)."""
         with self._store.read() as session:
             yield session
 
-    def _head(self, session: Session, name: str, *, for_update: bool = False) -> EditableHead:
+    def _head(self, session: Transaction, name: str, *, for_update: bool = False) -> EditableHead:
         return verified_head(
             session, self._vault_id, self._verify_public, name, for_update=for_update
         )
@@ -376,14 +350,14 @@ class Inventory:
     def names(self) -> list[str]:
         """Every credential name, sorted."""
         with self._reading() as session:
-            return [name for (name,) in session_executor(session)(queries.SORTED_NAMES_SQL, {})]
+            return [name for (name,) in session.execute(queries.SORTED_NAMES_SQL, {})]
 
     def iter_credentials(self) -> Iterator[CredentialInfo]:
         """Every credential's current metadata, sorted by name (signatures not checked)."""
         split = len(queries.LISTED_HEAD)
         policies: dict[str, dict[str, Any]] = {}
         with self._reading() as session:
-            for values in _bulk_rows(session, queries.CREDENTIALS_METADATA_SQL):
+            for values in session.iterate(queries.CREDENTIALS_METADATA_SQL):
                 if values[split] is None:
                     raise _lost_version(values[1])
                 yield info_from_columns(values[:split], values[split:], policies)
@@ -419,7 +393,7 @@ class Inventory:
                 issued_on,
                 expires_on,
                 endpoint,
-            ) in _bulk_rows(session, queries.LISTING_SQL):
+            ) in session.iterate(queries.LISTING_SQL):
                 if version is None:
                     raise _lost_version(head_name)
                 if policy not in policies:
@@ -454,7 +428,7 @@ class Inventory:
         with self._reading() as session:
             head = self._head(session, name)
             found = (
-                session_executor(session)(
+                session.execute(
                     queries.VERSION_OF_SQL, {"id": head.id, "version": head.current_version}
                 )
                 if head.current_version is not None
@@ -475,7 +449,7 @@ class Inventory:
         """
         with self._reading() as session:
             head = self._head(session, name)
-            execute = session_executor(session)
+            execute = session.execute
             rows = map(VersionRow._make, execute(queries.VERSIONS_OF_SQL, {"id": head.id}))
             readable = {v for (v,) in execute(queries.READABLE_VERSIONS_SQL, {"id": head.id})}
             out = []
@@ -500,21 +474,20 @@ class Inventory:
 
     # ---------------------------------------------------------------- clients
 
-    def _clients(self, session: Session) -> list[ClientRow]:
+    def _clients(self, session: Transaction) -> list[ClientRow]:
         """Every client, by name, its signature verified.
 
         :raises IntegrityError: when a client record was forged or edited.
         """
-        clients = list(map(ClientRow._make, session_executor(session)(queries.CLIENTS_SQL, {})))
+        clients = list(map(ClientRow._make, session.execute(queries.CLIENTS_SQL, {})))
         for client in clients:
             records.verify_client(self._verify_public, self._vault_id, client)
         return clients
 
-    def _client_info(self, session: Session, client: ClientRow) -> ClientInfo:
+    def _client_info(self, session: Transaction, client: ClientRow) -> ClientInfo:
         # ``client`` verified by the caller.
         granted = [
-            name
-            for (name,) in session_executor(session)(queries.GRANTED_NAMES_SQL, {"id": client.id})
+            name for (name,) in session.execute(queries.GRANTED_NAMES_SQL, {"id": client.id})
         ]
         return ClientInfo(
             id=client.id,
@@ -541,9 +514,7 @@ class Inventory:
         :raises InvalidInput: for a name that is not UTF-8 text.
         """
         with self._reading() as session:
-            found = session_executor(session)(
-                queries.CLIENT_NAMED_SQL, {"name": lookup_name(name, "client")}
-            )
+            found = session.execute(queries.CLIENT_NAMED_SQL, {"name": lookup_name(name, "client")})
             if not found:
                 raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
             client = ClientRow._make(found[0])
@@ -555,7 +526,7 @@ class Inventory:
     def audit_files(self) -> list[Path]:
         """The audit files of a SQLite vault (shared layout, or retired ones; see
         :mod:`vault.db.audit_file`); none for another backend."""
-        path = sqlite_path(self._store.url)
+        path = self._store.path
         return audit_file.audit_files(path) if path is not None else []
 
     def audit_entries(self, since: datetime | None = None) -> list[audit.AuditEntry]:
@@ -618,11 +589,11 @@ class Inventory:
         with self._reading() as session:
             header = load_header(session)
             params = keyslots.passphrase_kdf_params(session)
-            (count,) = session_executor(session)(queries.CREDENTIAL_COUNT_SQL, {})[0]
+            (count,) = session.execute(queries.CREDENTIAL_COUNT_SQL, {})[0]
         if not params:
             raise IntegrityError("damaged vault: no passphrase keyslot")
         return VaultStatus(
-            location=describe_location(self._store.url),
+            location=self._store.location,
             vault_id=header.vault_id.hex(),
             fingerprint=self.fingerprint,
             format_version=header.format_version,

@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.orm import Session
-
 from vault.db import queries
+from vault.db.transaction import Transaction
 from vault.errors import IntegrityError, UnsupportedFormat
 from vault.format import encoding, identities, kdf_params, records
 from vault.format.kdf_params import KdfParams
@@ -169,7 +168,7 @@ def slot_params(slot: Slot) -> KdfParams:
     return params
 
 
-def passphrase_kdf_params(session: Session) -> list[KdfParams]:
+def passphrase_kdf_params(session: Transaction) -> list[KdfParams]:
     """The KDF parameters of the passphrase slots, read without the wrapped keys.
 
     Only these columns are selected, so that keyless readers (``check``, ``info``)
@@ -179,9 +178,8 @@ def passphrase_kdf_params(session: Session) -> list[KdfParams]:
     :raises IntegrityError: when one of them is not an integer.
     """
     # Imported here: the store's migrations import this module (schema version 5).
-    from vault.db.store import session_executor
 
-    rows = session_executor(session)(queries.SLOTS_KDF_SQL, {"kind": PASSPHRASE})
+    rows = session.execute(queries.SLOTS_KDF_SQL, {"kind": PASSPHRASE})
     params = []
     for row in rows:
         records.check_types(

@@ -647,6 +647,21 @@ AUDIT_ROWS_TO_SQL = (
 AUDIT_ENTRY_HASH_SQL = "SELECT entry_hash FROM audit_log WHERE seq = :seq"
 """The hash of entry ``seq``, if there is one."""
 
+AUDIT_READS_SIGNED_BY_SQL = (
+    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log "
+    "WHERE signer = :signer AND action = 'read' AND outcome = 'ok' ORDER BY seq"
+)
+"""The successful reads client ``signer`` signed (in a shared vault's audit file)."""
+
+JOURNAL_MODE_SQL = "PRAGMA journal_mode"
+"""SQLite's journal mode of the database (``doctor``)."""
+
+NEWEST_TIMES_SQL = (
+    "SELECT (SELECT MAX(at) FROM audit_log), (SELECT MAX(updated_at) FROM credentials)"
+)
+"""The newest audit entry's time and the newest change of a head (``doctor``'s clock
+check): NULLs when there is none."""
+
 AUDIT_COUNT_SQL = "SELECT COUNT(*) FROM audit_log"
 """How many entries the log holds."""
 
@@ -673,6 +688,7 @@ __all__ = [
     "AUDIT_ENTRY_HASH_SQL",
     "AUDIT_HEAD_SQL",
     "AUDIT_OWNERS_SQL",
+    "AUDIT_READS_SIGNED_BY_SQL",
     "AUDIT_ROWS_AT_SQL",
     "AUDIT_ROWS_FROM_SQL",
     "AUDIT_ROWS_SQL",
@@ -709,6 +725,7 @@ __all__ = [
     "INSERT_JOURNAL_SQL",
     "INSERT_KEYSLOT_SQL",
     "INSERT_OBSERVATION_SQL",
+    "JOURNAL_MODE_SQL",
     "JOURNAL_SQL",
     "KEYSLOT_COLUMNS_SQL",
     "KEYSLOT_ROWS_SQL",
@@ -720,6 +737,7 @@ __all__ = [
     "LISTED_VERSION",
     "LISTING_SQL",
     "LOCK_WRITES_SQL",
+    "NEWEST_TIMES_SQL",
     "OBSERVATIONS_SQL",
     "OPEN_JOURNAL_SQL",
     "PASSPHRASE_KDF_COLUMNS",

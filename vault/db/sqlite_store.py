@@ -133,9 +133,20 @@ class SqliteStore:
     backend = SQLITE
     is_sqlite = True
 
-    def __init__(self, path: Path, connection: sqlite3.Connection, schema_version: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        connection: sqlite3.Connection,
+        schema_version: int,
+        *,
+        journal: str | None = None,
+    ) -> None:
+        """A store over ``connection`` to ``path`` (:meth:`open` makes one); ``journal``:
+        the journal mode of every further connection (an audit file's), else the
+        layout's."""
         self._path = path
         self._schema_version = schema_version
+        self._journal = journal
         # Connections not in a transaction. A read begun while another transaction of
         # this store is open (a check inside a write) takes a second connection, as
         # SQLAlchemy's pool would: its snapshot does not see the open write.
@@ -230,7 +241,8 @@ class SqliteStore:
     def _connect(self) -> sqlite3.Connection:
         # The journal mode follows the file's layout, looked at on each new connection:
         # a vault made shared (or single-user again) by another process is seen at once.
-        connection = sqlite_file.connect(self._path, journal=sqlite_file.journal_mode(self._path))
+        journal = self._journal or sqlite_file.journal_mode(self._path)
+        connection = sqlite_file.connect(self._path, journal=journal)
         self._all.append(connection)
         return connection
 

@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, select, text
@@ -39,9 +40,13 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import ClauseElement
 
 from vault.db import migrations, queries, sqlite_file
-from vault.db.schema_version import OwnerKeys
 from vault.db.postgres import install_audit_head
-from vault.db.schema_version import AUDIT_HEAD_SCHEMA, SCHEMA_VERSION, check_schema_version
+from vault.db.schema_version import (
+    AUDIT_HEAD_SCHEMA,
+    SCHEMA_VERSION,
+    OwnerKeys,
+    check_schema_version,
+)
 from vault.db.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
 from vault.db.sqlite_store import SqliteTransaction
 from vault.db.tables import Base, SchemaInfo
@@ -161,6 +166,11 @@ class EngineStore:
     def location(self) -> str:
         """The file path, or the URL without its password."""
         return describe_location(self.engine.url)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None for another database."""
+        return sqlite_path(self.engine.url)
 
     @property
     def schema_version(self) -> int:

@@ -13,7 +13,7 @@ were declared on the class.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -279,16 +279,6 @@ class AuditRecord(Base):
     signature: Mapped[bytes | None]
 
 
-_TABLE_OF_ROW = {row: TABLES[name] for name, row in schema.ROWS.items()}
-
-
-def row_insert(row: tuple[object, ...]) -> tuple[Table, dict[str, Any]]:
-    """The table a plain row (:data:`vault.format.schema.ROWS`) belongs to, and its
-    column values, for an INSERT."""
-    values: dict[str, Any] = cast(Any, row)._asdict()  # every schema row is a NamedTuple
-    return _TABLE_OF_ROW[type(row)], values
-
-
 __all__ = [
     "AUDIT_HEAD",
     "AUDIT_READS_INDEX",
@@ -308,5 +298,4 @@ __all__ = [
     "VersionRecord",
     "WrapRecord",
     "core_table",
-    "row_insert",
 ]

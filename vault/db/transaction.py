@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
 SQLITE = "sqlite"
@@ -77,6 +78,11 @@ class Store(Protocol):
     def location(self) -> str:
         """Where the vault is, as exvault shows it: a file path, or a URL without its
         password (raw: a message escapes it)."""
+        ...
+
+    @property
+    def path(self) -> Path | None:
+        """The vault file, or None for a database URL."""
         ...
 
     @property

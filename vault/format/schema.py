@@ -547,6 +547,18 @@ ROWS: dict[str, type[tuple[object, ...]]] = {
 }
 """Each plain row type by its table's name."""
 
+_TABLE_OF_ROW = {row: name for name, row in ROWS.items()}
+
+
+def row_values(row: tuple[object, ...]) -> tuple[str, dict[str, object]]:
+    """The table a plain row (:data:`ROWS`) belongs to, and its column values, for an
+    INSERT.
+
+    :raises KeyError: for a row of no table here.
+    """
+    values: dict[str, object] = row._asdict()  # type: ignore[attr-defined]
+    return _TABLE_OF_ROW[type(row)], values
+
 
 __all__ = [
     "AUDIT_HEAD",
@@ -580,6 +592,7 @@ __all__ = [
     "WrapRow",
     "blob",
     "integer",
+    "row_values",
     "text",
     "time",
 ]

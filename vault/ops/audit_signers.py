@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vault.db import audit, queries
-from vault.db.store import session_executor
+from vault.db.transaction import Transaction
 from vault.errors import IntegrityError
 from vault.format import records
 from vault.format.audit_entry import AuditRow
@@ -19,15 +19,13 @@ from vault.format.model import split_list
 from vault.format.schema import ClientRow
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from vault.db.inventory import Inventory
 
 CLOCK_SKEW = 300
 """Seconds a read or probe entry may lie ahead of ``check``'s clock and still count."""
 
 
-def plausible_entry(session: Session, now: int) -> Callable[[AuditRow], bool]:
+def plausible_entry(session: Transaction, now: int) -> Callable[[AuditRow], bool]:
     """Whether a read or probe entry could be genuine, before its signature is checked:
     not in the future, and by the owner or by a client in the credential's grantee set.
 
@@ -49,7 +47,7 @@ def plausible_entry(session: Session, now: int) -> Callable[[AuditRow], bool]:
         if grantees is None:
             grantees = {
                 name: frozenset(split_list(ids))
-                for name, ids in session_executor(session)(queries.GRANTEES_SQL, {})
+                for name, ids in session.execute(queries.GRANTEES_SQL, {})
                 if isinstance(name, str) and isinstance(ids, str)
             }
         return entry.signer in grantees.get(entry.credential or "", frozenset())
@@ -57,11 +55,11 @@ def plausible_entry(session: Session, now: int) -> Callable[[AuditRow], bool]:
     return plausible
 
 
-def entry_signers(session: Session, inventory: Inventory) -> dict[str, tuple[str, bytes]]:
+def entry_signers(session: Transaction, inventory: Inventory) -> dict[str, tuple[str, bytes]]:
     """Who may sign a read or a probe: the vault key as the admin, and each client whose
     record verifies, as itself (signer id -> actor, Ed25519 public key)."""
     signers = {audit.ROOT_SIGNER: (audit.ADMIN, inventory.verify_public)}
-    for values in session_executor(session)(queries.CLIENTS_SQL, {}):
+    for values in session.execute(queries.CLIENTS_SQL, {}):
         client = ClientRow(*values)
         try:
             records.verify_client(inventory.verify_public, inventory.vault_id, client)

@@ -21,8 +21,8 @@ from pathlib import Path
 from vault.db import audit_file
 from vault.db.inventory import open_store
 from vault.db.sqlite_file import create_sqlite_file, fsync_path
-from vault.db.store import Store
-from vault.db.url import sqlite_path, sqlite_url
+from vault.db.sqlite_store import SqliteStore
+from vault.db.transaction import Store
 from vault.errors import (
     AlreadyExists,
     IntegrityError,
@@ -37,7 +37,7 @@ from vault.owner.admin import AdminVault
 
 
 def _sqlite_file(store: Store) -> Path:
-    path = sqlite_path(store.url)
+    path = store.path
     if path is None:
         raise UnsupportedFormat(
             "backup and restore work on SQLite vaults; back up PostgreSQL with pg_dump"
@@ -148,7 +148,7 @@ def backup(store: Store, destination: Path) -> Path:
             made.append(copy.parent)
             copy_database(audit, copy)
             made.append(copy)
-        Store.open(sqlite_url(destination)).dispose()  # the copy opens as a vault
+        SqliteStore.open(destination).dispose()  # the copy opens as a vault
         # Opening it as a vault put it in WAL mode (every exvault connection does).
         _set_rollback_journal(destination)
     except BaseException:
@@ -223,7 +223,7 @@ def copy_backup(store: Store, backup_file: Path) -> BackupCopy:
         wal = backup_file.with_name(backup_file.name + "-wal")
         if wal.is_file() and wal.stat().st_size > 0:
             _copy_bytes(wal, staged.with_name(staged.name + "-wal"))
-        copy_store, header = open_store(sqlite_url(staged), owner=True)
+        copy_store, header = open_store(staged, owner=True)
         copy_store.dispose()
     except BaseException:
         _remove_database(staged)

@@ -22,12 +22,12 @@ from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from vault.db import audit, audit_file, keyslots
 from vault.db.inventory import Inventory, ParsedOnce, collector_paused
-from vault.db.store import driver_rows, tolerant_text
+from vault.db.store import driver_rows, orm_session
 from vault.db.tables import AuditRecord, ClientRecord, CredentialRecord, GrantRecord, VersionRecord
+from vault.db.transaction import Transaction
 from vault.errors import InvalidInput, VaultError
 from vault.exchanges import ExchangeProfile, get_profile
 from vault.format import kdf_params
@@ -411,7 +411,8 @@ def _collect(
     stored text parsed once: 100,000 credentials share a few dates, lists and policies.
     """
     store = inventory.store
-    with store.read() as session:
+    with store.read() as transaction:
+        session = orm_session(transaction)
         clients = list(
             driver_rows(
                 session,
@@ -433,19 +434,21 @@ def _collect(
             grants_of_client[client_id] += 1
             if client_id in active:
                 grants[credential_id] += 1
-        signers = entry_signers(session, inventory)
+        signers = entry_signers(transaction, inventory)
         verified = VerifiedReads.load(inventory.vault_id)
-        rekeys = audit.rekey_history(session, inventory.vault_id, inventory.verify_public)
-        plausible = plausible_entry(session, to_epoch(now))
-        last_reads = _last_verified_reads(session, signers, verified, plausible, rekeys)
+        rekeys = audit.rekey_history(transaction, inventory.vault_id, inventory.verify_public)
+        plausible = plausible_entry(transaction, to_epoch(now))
+        last_reads = _last_verified_reads(transaction, signers, verified, plausible, rekeys)
         # A shared vault's bots record their reads in its audit file(s), checked the
         # same way; the owner never writes there, so only clients' keys count.
         client_signers = {k: v for k, v in signers.items() if k != audit.ROOT_SIGNER}
         unreadable: list[str] = []
         for path in inventory.audit_files():
             try:
-                with audit_file.opened(path) as store, store.read() as file_session:
-                    found = _last_verified_reads(file_session, client_signers, verified, plausible)
+                with audit_file.opened(path) as store, store.read() as file_transaction:
+                    found = _last_verified_reads(
+                        file_transaction, client_signers, verified, plausible
+                    )
             except VaultError as exc:
                 # A member of the bots' group may delete or replace the file: that must
                 # not silence every other finding of the owner's cron check.
@@ -454,7 +457,9 @@ def _collect(
             for name, at in found.items():
                 if at > last_reads.get(name, at - 1):
                     last_reads[name] = at
-        probes = latest_states(session, inventory.vault_id, signers, verified, plausible, rekeys)
+        probes = latest_states(
+            transaction, inventory.vault_id, signers, verified, plausible, rekeys
+        )
         verified.save()
         rows = driver_rows(
             session,
@@ -521,7 +526,7 @@ def _collect(
                 fingerprint,
             ) in rows
         ]
-        kdfs = keyslots.passphrase_kdf_params(session)
+        kdfs = keyslots.passphrase_kdf_params(transaction)
     client_facts = [
         (name, expires, revoked, grants_of_client[client_id])
         for client_id, name, expires, revoked in clients
@@ -539,14 +544,14 @@ _SIGNED_READS = (
 
 
 def _last_verified_reads(
-    session: Session,
+    transaction: Transaction,
     signers: dict[str, tuple[str, bytes]],
     verified: VerifiedReads,
     plausible: Callable[[AuditRow], bool],
     rekeys: list[audit.Rekey] | None = None,
 ) -> dict[str, int]:
     """The time of each credential's newest ``read ok`` entry in the audit log of
-    ``session`` that is ``plausible`` (:func:`vault.ops.audit_signers.plausible_entry`)
+    ``transaction`` that is ``plausible`` (:func:`vault.ops.audit_signers.plausible_entry`)
     and whose signature verifies (:meth:`VerifiedReads.signed`: an entry verified by an
     earlier run is not verified again) with one of ``signers``' keys.
 
@@ -563,7 +568,8 @@ def _last_verified_reads(
     )
     found: dict[str, int] = {}
     doubtful: set[str] = set()
-    with tolerant_text(session):
+    session = orm_session(transaction)
+    with transaction.tolerant_text():
         for values in driver_rows(
             session,
             select(*_READ_ENTRY_COLUMNS)

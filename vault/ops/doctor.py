@@ -16,14 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select, text
-
-from vault.db import audit_file
+from vault.db import audit_file, queries
 from vault.db.inventory import Inventory
 from vault.db.sqlite_file import AUDIT_FILE_JOURNAL, SHARED_JOURNAL
-from vault.db.store import Store
-from vault.db.tables import AuditRecord, CredentialRecord
-from vault.db.url import sqlite_path
+from vault.db.transaction import Store
 from vault.errors import VaultError
 from vault.format import kdf_params
 from vault.format.model import from_epoch
@@ -110,8 +106,8 @@ def _shared_checks(store: Store, path: Path) -> list[Diagnosis]:
         (audit, "audit file", audit_file.FILE_MODE),
     ):
         out.append(_shared_mode_check(checked, what, mode, owner, gid))
-    with store.read() as session:
-        journal = session.execute(text("PRAGMA journal_mode")).scalar()
+    with store.read() as transaction:
+        journal = transaction.execute(queries.JOURNAL_MODE_SQL)[0][0]
     out.append(
         Diagnosis(
             "ok" if journal == SHARED_JOURNAL.lower() else "fail",
@@ -121,8 +117,8 @@ def _shared_checks(store: Store, path: Path) -> list[Diagnosis]:
         )
     )
     try:
-        with audit_file.opened(audit) as audit_store, audit_store.read() as session:
-            audit_journal = session.execute(text("PRAGMA journal_mode")).scalar()
+        with audit_file.opened(audit) as audit_store, audit_store.read() as transaction:
+            audit_journal = transaction.execute(queries.JOURNAL_MODE_SQL)[0][0]
     except VaultError as exc:
         out.append(Diagnosis("fail", "audit file", f"{audit}: {exc}"))
     else:
@@ -164,7 +160,7 @@ def diagnose(
     env = dict(os.environ if environ is None else environ)
     out: list[Diagnosis] = []
     store = inventory.store
-    path = sqlite_path(store.url)
+    path = store.path
     if path is not None and layout_of(path).shared:
         out += _shared_checks(store, path)
     elif path is not None:
@@ -175,8 +171,8 @@ def diagnose(
             side = path.with_name(path.name + suffix)
             if side.exists():
                 out.append(_mode_check(side, f"vault {suffix[1:]} file"))
-        with store.read() as session:
-            journal = session.execute(text("PRAGMA journal_mode")).scalar()
+        with store.read() as transaction:
+            journal = transaction.execute(queries.JOURNAL_MODE_SQL)[0][0]
         wal = path.with_name(path.name + "-wal")
         wal_size = wal.stat().st_size if wal.exists() else 0
         out.append(
@@ -221,11 +217,9 @@ def diagnose(
     else:
         # Read without a key: the parameters are the database's word, checked at unlock.
         out.append(Diagnosis("ok", "kdf", f"{status.kdf} (as stored, unauthenticated)"))
-    with store.read() as session:
-        newest = max(
-            session.scalar(select(func.max(AuditRecord.at))) or 0,
-            session.scalar(select(func.max(CredentialRecord.updated_at))) or 0,
-        )
+    with store.read() as transaction:
+        ((audit_at, updated_at),) = transaction.execute(queries.NEWEST_TIMES_SQL)
+        newest = max(audit_at or 0, updated_at or 0)
     if newest and from_epoch(newest) > now + CLOCK_SLACK:
         out.append(
             Diagnosis(

@@ -36,11 +36,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy.orm import Session
-
 from vault.db import audit, queries
 from vault.db.inventory import Inventory
-from vault.db.store import session_executor, tolerant_text
+from vault.db.transaction import Transaction
 from vault.errors import IntegrityError
 from vault.exchanges.key_report import ProbeOutcome
 from vault.format import observation
@@ -159,7 +157,7 @@ def _newest_verified(
 
 
 def latest_states(
-    session: Session,
+    session: Transaction,
     vault_id: bytes,
     signers: Signers,
     verified: VerifiedReads,
@@ -176,8 +174,8 @@ def latest_states(
     def trusted(entry: AuditRow) -> bool:
         return plausible(entry) and verified.signed(entry, signers, rekeys)
 
-    execute = session_executor(session)
-    with tolerant_text(session):
+    execute = session.execute
+    with session.tolerant_text():
         newest = _newest_verified(
             execute, (AuditRow(*v) for v in execute(queries.LATEST_PROBE_SQL, {})), trusted, False
         )
@@ -230,7 +228,7 @@ def latest_states(
     return states
 
 
-def _cut_since(session: Session, vault_id: bytes, newest: Iterable[AuditRow]) -> int:
+def _cut_since(session: Transaction, vault_id: bytes, newest: Iterable[AuditRow]) -> int:
     """The seq of the audit witness when an entry up to it was deleted or changed
     since (0 when none was, or no witness or ``probe`` entry is known): every
     ``probe`` entry up to it may have had a newer one cut out."""

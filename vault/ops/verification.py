@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from vault.db import access_history, audit, audit_file, keyslots, queries
 from vault.db.schema_check import schema_differences
-from vault.db.store import StoreError, session_executor, tolerant_text
+from vault.db.store import StoreError, orm_session
 from vault.db.tables import (
     AuditRecord,
     Base,
@@ -33,6 +33,7 @@ from vault.db.tables import (
     VersionRecord,
     WrapRecord,
 )
+from vault.db.transaction import Transaction
 from vault.errors import IntegrityError, VaultError
 from vault.format import journal, observation, records, stages
 from vault.format.keywrap import Recipient
@@ -79,11 +80,11 @@ def verify(admin: AdminVault, progress: ProgressCallback | None = None) -> Verif
     :raises VaultError: only when the database cannot be read at all.
     """
     report = VerifyReport()
-    with admin.store.read() as session:
-        _verify_database(admin.store.is_sqlite, session, report)
+    with admin.store.read() as transaction:
+        _verify_database(admin.store.is_sqlite, orm_session(transaction), report)
     try:
-        with admin.store.read() as session:
-            _verify_rows(admin, session, report, progress)
+        with admin.store.read() as transaction:
+            _verify_rows(admin, transaction, report, progress)
     except StoreError as exc:
         if report.ok:
             raise
@@ -122,10 +123,11 @@ def _well_typed(rows: Iterable[_R], record: type[_R], report: VerifyReport) -> l
 
 def _verify_rows(
     admin: AdminVault,
-    session: Session,
+    transaction: Transaction,
     report: VerifyReport,
     progress: ProgressCallback | None = None,
 ) -> None:
+    session = orm_session(transaction)
     vault_id, verify_public = admin.vault_id, admin.verify_public
     problem = report.problems.append
     slots = list(session.scalars(select(KeyslotRecord)))
@@ -189,15 +191,15 @@ def _verify_rows(
         if progress is not None:
             progress(done, len(well_typed))
 
-    report.audit_entries = audit.count(session)
+    report.audit_entries = audit.count(transaction)
     chain = audit.verify_chain(
-        session,
+        transaction,
         vault_id,
         verify_public,
         {c.id: (c.name, c.verify_public) for c in clients.values()},
     )
     report.problems.extend(Problem(None, f"audit log: {p}") for p in chain.problems)
-    vault_rekeys = audit.rekey_history(session, vault_id, verify_public)
+    vault_rekeys = audit.rekey_history(transaction, vault_id, verify_public)
     for path in admin.audit_files():  # the bots' entries of a shared vault
         file_chain = audit_file.verify(
             path,
@@ -212,9 +214,9 @@ def _verify_rows(
     # wraps restored) verifies row by row; the signed revocation in the log does not
     # go away with it (unless the log's tail is cut too, see audit verify's witness).
     by_name = {c.name: c for c in clients.values()}
-    _verify_grants_signed(admin, session, heads, clients, grants, report)
-    _verify_observations(admin, session, heads, clients, vault_rekeys, report)
-    _verify_journal(admin, session, report)
+    _verify_grants_signed(admin, transaction, heads, clients, grants, report)
+    _verify_observations(admin, transaction, heads, clients, vault_rekeys, report)
+    _verify_journal(admin, transaction, report)
     for seq, name in chain.revocations:
         restored = by_name.get(name)
         if restored is not None and restored.revoked_at is None:
@@ -227,10 +229,10 @@ def _verify_rows(
             )
 
 
-def _verify_journal(admin: AdminVault, session: Session, report: VerifyReport) -> None:
+def _verify_journal(admin: AdminVault, transaction: Transaction, report: VerifyReport) -> None:
     # The rotation journal's entries are signed like every record; an entry left
     # unsettled is not a problem of the vault (the next automated run settles it).
-    for values in session_executor(session)(queries.JOURNAL_SQL, {}):
+    for values in transaction.execute(queries.JOURNAL_SQL):
         row = JournalRow(*values)
         try:
             journal.verify(admin.verify_public, admin.vault_id, row)
@@ -242,7 +244,7 @@ def _verify_journal(admin: AdminVault, session: Session, report: VerifyReport) -
 
 def _verify_observations(
     admin: AdminVault,
-    session: Session,
+    transaction: Transaction,
     heads: list[CredentialRecord],
     clients: dict[str, ClientRecord],
     rekeys: list[audit.Rekey],
@@ -254,14 +256,15 @@ def _verify_observations(
     vault_id = admin.vault_id
     problem = report.problems.append
     entries: dict[bytes, AuditRecord] = {}
-    with tolerant_text(session):
+    session = orm_session(transaction)
+    with transaction.tolerant_text():
         for probe in session.scalars(
             select(AuditRecord).where(AuditRecord.action == observation.AUDIT_ACTION)
         ):
             digest = observation.digest_of_detail(probe.detail)
             if digest is not None and probe.signer is not None:
                 entries[digest] = probe
-        rows = [ObservationRow(*v) for v in session_executor(session)(queries.OBSERVATIONS_SQL, {})]
+        rows = [ObservationRow(*v) for v in transaction.execute(queries.OBSERVATIONS_SQL)]
     present: set[bytes] = set()
     for row in rows:
         label = f"probe observation {row.id}"
@@ -298,7 +301,7 @@ def _verify_observations(
 
 def _verify_grants_signed(
     admin: AdminVault,
-    session: Session,
+    transaction: Transaction,
     heads: list[CredentialRecord],
     clients: dict[str, ClientRecord],
     grants: list[GrantRecord],
@@ -309,7 +312,7 @@ def _verify_grants_signed(
     ungrant or a revocation), a signed grant whose row vanished without a signed
     ungrant (deleted, by the client itself perhaps, to escape the exposure mark at
     its revocation), and a version number created twice."""
-    log = access_history.read_signed_log(session, admin.vault_id, admin.verify_public)
+    log = access_history.read_signed_log(transaction, admin.vault_id, admin.verify_public)
     facts = access_history.access_facts(log.entries)
     problem = report.problems.append
     names = {h.id: h.name for h in heads if isinstance(h.name, str)}

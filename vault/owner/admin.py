@@ -17,12 +17,9 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL
-from sqlalchemy.orm import Session
-
-from vault.db import access_history, keyslots, location, queries
+from vault.db import access_history, backends, keyslots, queries
 from vault.db.inventory import Inventory, VaultStatus, Where
-from vault.db.store import Store, session_executor
+from vault.db.transaction import Store, Transaction
 from vault.errors import InvalidInput
 from vault.exchanges.key_report import ProbeOutcome
 from vault.format import encoding, kdf_params, passphrase_kdf, recovery
@@ -106,7 +103,6 @@ class AdminVault(Inventory):
             kdf = passphrase_kdf.calibrate_kdf(target_seconds)
         elif not kdf.at_least(kdf_params.KDF_FLOOR) and not insecure_test_kdf:
             raise InvalidInput(f"KDF parameters below the floor ({kdf_params.KDF_FLOOR})")
-        url = where if isinstance(where, URL) else location.resolve(where)
         identity = RootIdentity.generate()
         now = to_epoch(utc_now())
         header = passphrases.signed_header(
@@ -127,12 +123,12 @@ class AdminVault(Inventory):
             insecure_test_kdf=insecure_test_kdf,
         )
 
-        def initialize(session: Session) -> None:
-            execute = session_executor(session)
+        def initialize(session: Transaction) -> None:
+            execute = session.execute
             execute(queries.INSERT_HEADER_SQL, header._asdict())
             keyslots.insert_slots(execute, slots)
 
-        store = Store.create(url, initialize)
+        store = backends.create_store(where, initialize)
         return cls(store, header, identity, kdf), recovery.format_recovery_key(recovery_key)
 
     @classmethod
@@ -272,7 +268,7 @@ class AdminVault(Inventory):
             yield
 
     @contextmanager
-    def _reading(self) -> Iterator[Session]:
+    def _reading(self) -> Iterator[Transaction]:
         # Inventory's reads go through the writer: inside a batch, they see its writes.
         with self._writer.read() as session:
             yield session

@@ -15,30 +15,26 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vault.agent import client
 from vault.agent.client import AgentIdentity
-from vault.db import keyslots, queries
+from vault.db import backends, keyslots, queries
 from vault.db.inventory import Inventory, Where, open_store
 from vault.db.schema_version import OwnerKeys
-from vault.db.store import session_executor
-from vault.db.url import describe_location
+from vault.db.transaction import Transaction
 from vault.errors import AgentRefused, IntegrityError
 from vault.format import aead, encoding
 from vault.owner.admin import AdminVault
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
-
-def unlock_state(session: Session) -> bytes:
+def unlock_state(session: Transaction) -> bytes:
     """SHA-256 of the header row and the passphrase keyslot rows, every column.
 
     Any change to the header (a rekey, a restore of another vault) or to the
     passphrase slot (``passwd``, ``recover``) changes it.
     """
-    execute = session_executor(session)
+    execute = session.execute
     values: list[encoding.Field] = [b"exvault-agent-state"]
     for row in execute(queries.HEADER_ROWS_SQL, {}):
         values += [_field(v) for v in row]
@@ -83,7 +79,7 @@ def unlock_into_agent(
         status = admin.status()
         with admin.store.read() as session:
             state = unlock_state(session)
-        location = describe_location(admin.store.url)
+        location = admin.store.location
         with client.connect_or_start() as conn:
             client.unlock(
                 conn,
@@ -128,7 +124,7 @@ def open_through_agent(where: Where) -> AdminVault | None:
             and aead.constant_time_equal(identity.encryption_public, header.encryption_public)
         ):
             raise IntegrityError("the unlock agent holds other keys for this vault")
-        store.upgrade(OwnerKeys(header.vault_id, header.verify_public, identity))
+        backends.upgrade(store, OwnerKeys(header.vault_id, header.verify_public, identity))
     except BaseException:
         store.dispose()
         conn.close()

@@ -7,14 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-# For the audit files of a shared vault only (read with vault.db.audit_file's session).
-from sqlalchemy import select
 
 from vault.db import access_history, audit, audit_file, queries
-from vault.db.store import session_executor, tolerant_text
-from vault.db.tables import AuditRecord
+from vault.db.transaction import Transaction
 from vault.errors import (
     AccessDenied,
     AlreadyExists,
@@ -26,15 +21,13 @@ from vault.errors import (
 )
 from vault.format import identities, records, stages
 from vault.format.access import DEFAULT_SCOPE, beyond_scope, check_client_expiry, parse_scope
+from vault.format.audit_entry import AuditRow
 from vault.format.editable import EditableClient, EditableHead
 from vault.format.keywrap import Recipient
 from vault.format.model import join_list, split_list, to_epoch, utc_now, validate_name
 from vault.format.schema import GrantRow
 from vault.owner.writer import Writer
 from vault.runtime.token import ClientToken
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 
 def add_client(
@@ -128,7 +121,7 @@ def _check_not_revoked(client: EditableClient, facts: access_history.AccessFacts
 
 
 def _grant_one(
-    writer: Writer, session: Session, client: EditableClient, head: EditableHead, standing: bool
+    writer: Writer, session: Transaction, client: EditableClient, head: EditableHead, standing: bool
 ) -> None:
     """Wrap ``head``'s labelled versions for ``client`` and sign its grant.
 
@@ -180,15 +173,15 @@ def _grant_one(
         writer.identity, writer.vault_id, client.id, head.id, to_epoch(utc_now())
     )
     if stored is not None:
-        session_executor(session)(queries.UPDATE_GRANT_SQL, grant_row._asdict())
+        session.execute(queries.UPDATE_GRANT_SQL, grant_row._asdict())
     else:
         writer.insert(session, grant_row)
     writer.audit(session, "grant", head.name, detail=f"to client {client.name}")
 
 
-def _stored_grant(session: Session, client_id: str, credential_id: str) -> GrantRow | None:
+def _stored_grant(session: Transaction, client_id: str, credential_id: str) -> GrantRow | None:
     """The stored grant of ``credential_id`` to ``client_id`` (not verified), if any."""
-    found = session_executor(session)(
+    found = session.execute(
         queries.GRANT_SQL, {"client_id": client_id, "credential_id": credential_id}
     )
     return GrantRow._make(found[0]) if found else None
@@ -201,7 +194,7 @@ def ungrant(writer: Writer, client_name: str, credential_names: Sequence[str]) -
     :raises InvalidInput: for a name that is not UTF-8 text.
     """
     with writer.write() as session:
-        execute = session_executor(session)
+        execute = session.execute
         client = writer.client(session, client_name, for_update=True)
         for name in credential_names:
             head = writer.head(session, name, for_update=True)
@@ -233,7 +226,7 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
     """
     now = to_epoch(utc_now())
     with writer.write() as session:
-        execute = session_executor(session)
+        execute = session.execute
         client = writer.client(session, name, for_update=True)
         if client.revoked_at is not None:
             return []
@@ -285,7 +278,7 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
 
 
 def _heads_readable(
-    session: Session, client_id: str, ids: set[str], names: Iterable[str]
+    session: Transaction, client_id: str, ids: set[str], names: Iterable[str]
 ) -> list[EditableHead]:
     """The heads (not verified) of the credentials with id in ``ids``, named in
     ``names``, or whose grantee set holds ``client_id``; each once, in id order.
@@ -293,7 +286,7 @@ def _heads_readable(
     One statement per id and name, as :meth:`Writer.grantees` reads its clients:
     plain SQL has no expanding parameter for a list.
     """
-    execute = session_executor(session)
+    execute = session.execute
     found = [
         *execute(queries.HEADS_GRANTING_SQL, {"pattern": f"%{client_id}%"}),
         *(row for i in ids for row in execute(queries.HEAD_SQL, {"id": i})),
@@ -338,17 +331,14 @@ def _add_shared_reads(
             with (
                 audit_file.opened(path) as store,
                 store.read() as file_session,
-                tolerant_text(file_session),
+                file_session.tolerant_text(),
             ):
-                reads = list(
-                    file_session.scalars(
-                        select(AuditRecord).where(
-                            AuditRecord.signer == client.id,
-                            AuditRecord.action == "read",
-                            AuditRecord.outcome == "ok",
-                        )
+                reads = [
+                    AuditRow(*values)
+                    for values in file_session.execute(
+                        queries.AUDIT_READS_SIGNED_BY_SQL, {"signer": client.id}
                     )
-                )
+                ]
         except VaultError:
             continue
         for rec in reads:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vault.db import queries
-from vault.db.store import session_executor
 from vault.errors import Conflict, IntegrityError
 from vault.format import journal
 from vault.format.model import to_epoch, utc_now
@@ -61,7 +60,7 @@ class Journal:
             b"",
         )
         with self._writer.write() as session:
-            return self._insert(session_executor(session), row)
+            return self._insert(session.execute, row)
 
     def _insert(self, execute: queries.Execute, row: JournalRow) -> JournalRow:
         # Numbered first, then signed with its number (the signature covers the id),
@@ -89,7 +88,7 @@ class Journal:
         :raises IntegrityError: when the stored entry does not verify.
         """
         with self._writer.write() as session:
-            execute = session_executor(session)
+            execute = session.execute
             stored = self._stored(execute, row.id)
             if stored.state != journal.INTENT:
                 raise Conflict(
@@ -119,7 +118,7 @@ class Journal:
         """
         sql = queries.OPEN_JOURNAL_SQL if open_only else queries.JOURNAL_SQL
         with self._writer.read() as session:
-            return [self._verified(v) for v in session_executor(session)(sql, {})]
+            return [self._verified(v) for v in session.execute(sql, {})]
 
     def claim(
         self, credential: str, rotation_id: str, holder: str, alive: Callable[[str], bool]
@@ -132,7 +131,7 @@ class Journal:
         """
         now = to_epoch(utc_now())
         with self._writer.write() as session:
-            execute = session_executor(session)
+            execute = session.execute
             for values in execute(queries.OPEN_JOURNAL_SQL, {}):
                 row = self._verified(values)
                 if row.step != journal.LEASE or row.credential != credential:
@@ -166,7 +165,7 @@ class Journal:
         now = to_epoch(utc_now())
         released = 0
         with self._writer.write() as session:
-            execute = session_executor(session)
+            execute = session.execute
             for values in execute(queries.OPEN_JOURNAL_SQL, {}):
                 row = self._verified(values)
                 if row.step == journal.LEASE and (row.holder is None or not alive(row.holder)):

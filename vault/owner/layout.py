@@ -32,7 +32,6 @@ from vault.db.sqlite_file import (
     fsync_path,
     is_shared,
 )
-from vault.db.url import sqlite_path
 from vault.errors import (
     AccessDenied,
     Conflict,
@@ -95,7 +94,7 @@ def layout_of(vault: Path) -> Layout:
 
 
 def _vault_file(admin: AdminVault) -> Path:
-    path = sqlite_path(admin.store.url)
+    path = admin.store.path
     if path is None:
         raise UnsupportedFormat(
             "layouts are for SQLite vault files; on PostgreSQL, give bots a read-only role "

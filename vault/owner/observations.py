@@ -4,7 +4,6 @@ the audit log (see :mod:`vault.ops.observations`, which reads them)."""
 from __future__ import annotations
 
 from vault.db import queries
-from vault.db.store import session_executor
 from vault.errors import NotFound, quoted
 from vault.exchanges.key_report import ProbeOutcome
 from vault.format import observation, stages
@@ -27,7 +26,7 @@ def record(writer: Writer, name: str, version: int, outcome: ProbeOutcome) -> No
         row = observation.signed_row(
             writer.vault_id, head.id, name, version, outcome, ROOT_SIGNER, writer.identity.sign
         )
-        session_executor(session)(queries.INSERT_OBSERVATION_SQL, queries.observation_values(row))
+        session.execute(queries.INSERT_OBSERVATION_SQL, queries.observation_values(row))
         writer.audit(
             session,
             observation.AUDIT_ACTION,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vault.db import keyslots
+from vault.db import backends, keyslots
 from vault.db.inventory import Where, load_header, open_store
 from vault.db.schema_version import OwnerKeys
-from vault.db.store import Store, session_executor
+from vault.db.transaction import Store
 from vault.errors import IntegrityError, InvalidInput
 from vault.format import kdf_params, passphrase_kdf, records, recovery
 from vault.format.identities import RootIdentity
@@ -99,7 +99,7 @@ def _read_slots(where: Where) -> tuple[Store, HeaderRow, list[KeyslotRow]]:
     store, header = open_store(where, owner=True)
     try:
         with store.read() as session:
-            execute = session_executor(session)
+            execute = session.execute
             # Without the signature, which a schema older than version 5 lacks: it
             # is read, and checked, once the slot has opened and the schema is
             # brought up to date (_proven).
@@ -125,9 +125,9 @@ def _proven(
     try:
         # Only the owner, and only once the key is proven, brings the schema up to
         # date (version 5 signs the keyslots as they are).
-        store.upgrade(OwnerKeys(header.vault_id, header.verify_public, identity))
+        backends.upgrade(store, OwnerKeys(header.vault_id, header.verify_public, identity))
         with store.read() as session:
-            signature = keyslots.slot_signature(session_executor(session), slot.id)
+            signature = keyslots.slot_signature(session.execute, slot.id)
         # The columns as they opened, with the signature stored now.
         keyslots.verify_slot(identity.verify_public, header.vault_id, slot, signature)
     except BaseException:
@@ -207,7 +207,7 @@ def change_passphrase(
         insecure_test_kdf=insecure_test_kdf,
     )
     with writer.write() as session:
-        execute = session_executor(session)
+        execute = session.execute
         keyslots.delete_slots(execute, keyslots.PASSPHRASE)
         keyslots.insert_slots(execute, [slot])
         writer.audit(session, "passwd", detail=str(params))

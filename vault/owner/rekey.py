@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vault.db import access_history, audit, keyslots, queries
 from vault.db.inventory import load_header
-from vault.db.store import session_executor, session_executor_many
+from vault.db.transaction import Transaction
 from vault.errors import Conflict, IntegrityError
 from vault.format import aead, identities, passphrase_kdf, records, recovery, stages
 from vault.format.audit_entry import new_entry
@@ -21,9 +21,6 @@ from vault.format.schema import ClientRow, GrantRow, HeadRow, PayloadRow, Versio
 from vault.owner.passphrase import new_slot_params, root_slots, signed_header
 from vault.owner.writer import AUDIT_TABLE, Writer, recipient_keys
 from vault.runtime.token import ClientToken
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ def rekey(
             header.created_at,
         ) != (new_header.vault_id, new_header.format_version, new_header.created_at):
             raise IntegrityError("damaged vault: the header changed during the rekey")
-        execute = session_executor(session)
+        execute = session.execute
         execute(queries.UPDATE_HEADER_SQL, new_header._asdict())
         old_client_keys: dict[str, tuple[str, bytes]] = {}
         client_keys: dict[str, bytes] = {}
@@ -164,7 +161,7 @@ def rekey(
 
 
 def _rekey_credentials(
-    session: Session,
+    session: Transaction,
     vault_id: bytes,
     old: RootKeys,
     new: RootKeys,
@@ -181,7 +178,7 @@ def _rekey_credentials(
 
     :raises IntegrityError: when a row fails verification.
     """
-    execute = session_executor(session)
+    execute = session.execute
     heads = {
         head.id: head
         for head in (EditableHead.of(HeadRow._make(r)) for r in execute(queries.ALL_HEADS_SQL, {}))
@@ -265,8 +262,8 @@ def _rekey_credentials(
     _update_all(session, queries.REKEY_WRAP_SQL, wrap_updates)
 
 
-def _update_all(session: Session, sql: str, rows: list[dict[str, Any]]) -> None:
+def _update_all(session: Transaction, sql: str, rows: list[dict[str, Any]]) -> None:
     """One executemany of the UPDATE ``sql`` for ``rows`` (none for no rows: an empty
     parameter list would run it once without parameters through SQLAlchemy)."""
     if rows:
-        session_executor_many(session)(sql, rows)
+        session.execute_many(sql, rows)

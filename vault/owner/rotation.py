@@ -25,7 +25,6 @@ from datetime import date, datetime, timedelta
 
 from vault import exchanges
 from vault.db import queries
-from vault.db.store import session_executor
 from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from vault.format import journal
 from vault.format.model import from_epoch, to_epoch, utc_now
@@ -303,7 +302,7 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
         dropped = head.previous_version
         head.previous_version = head.previous_until = head.previous_digest = None
         found = (
-            session_executor(session)(
+            session.execute(
                 queries.VERSION_OF_SQL, {"id": head.id, "version": head.current_version}
             )
             if head.current_version is not None
@@ -409,7 +408,7 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
         # again. A forged entry can only make this refuse, never let a dead key back.
         deleting = [
             entry
-            for entry in map(JournalRow._make, session_executor(session)(queries.JOURNAL_SQL, {}))
+            for entry in map(JournalRow._make, session.execute(queries.JOURNAL_SQL, {}))
             if entry.credential == name
             and entry.step == journal.DELETE
             and entry.state in (journal.INTENT, journal.DONE)

@@ -16,14 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.db import access_history, audit, queries
 from vault.db.inventory import row_lock, verified_head
-from vault.db.store import Store, session_executor, session_executor_many
-from vault.db.tables import AuditRecord, Base, row_insert
+from vault.db.transaction import Store, Transaction
 from vault.errors import AccessDenied, Conflict, IntegrityError, NotFound, quoted
-from vault.format import records, stages
+from vault.format import records, schema, stages
 from vault.format.access import beyond_scope
 from vault.format.audit_entry import new_entry
 from vault.format.editable import EditableClient, EditableHead
@@ -33,16 +32,16 @@ from vault.format.model import CredentialMetadata, lookup_name, split_list, to_e
 from vault.format.schema import ClientRow, PayloadRow, VersionRow, WrapRow
 
 if TYPE_CHECKING:
-    from sqlalchemy import Table
-    from sqlalchemy.orm import Session
-
     from vault.db.tables import PayloadRecord, VersionRecord, WrapRecord
 
 BATCH_QUEUE_ROWS = 5_000
 """Rows a batch's adds queue before they are inserted (bounds the batch's memory)."""
 
-AUDIT_TABLE = cast("Table", AuditRecord.__table__)
+AUDIT_TABLE = schema.AUDIT_LOG.name
 """The audit table, for :meth:`Writer.insert_rows` of entries made apart (rekey)."""
+
+_TABLE_ORDER = {name: i for i, name in enumerate(schema.TABLES)}
+"""Tables in the order a new vault creates them: a row's parents come first."""
 
 Grantee = ClientRow | EditableClient
 """A client a version's data key is wrapped for: as :meth:`Writer.grantees` read it, or
@@ -87,7 +86,7 @@ def record_refusal(
     )
 
 
-BatchMark = tuple[tuple[int, bytes] | None, int, dict["Table", int]]
+BatchMark = tuple[tuple[int, bytes] | None, int, dict[str, int]]
 
 
 @dataclass
@@ -102,12 +101,12 @@ class _Batch:
     removes change them), so that an add costs no query.
     """
 
-    session: Session
+    session: Transaction
     failures: list[Callable[[], None]]
     audit_head: tuple[int, bytes] | None = None
     checkpoint: bool = False
     queueing: bool = False
-    queue: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    queue: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     queued: int = 0
     names: set[str] | None = None
 
@@ -217,7 +216,7 @@ class Writer:
             self._store.checkpoint()
 
     @contextmanager
-    def write(self, *, queued: bool = False) -> Iterator[Session]:
+    def write(self, *, queued: bool = False) -> Iterator[Transaction]:
         """The session of one write operation: its own transaction, or in a batch the
         batch's. ``queued``: the operation only inserts (through :meth:`insert`), so
         in a batch its rows may wait in the queue.
@@ -244,14 +243,14 @@ class Writer:
                     finally:
                         batch.queueing = False
                 else:
-                    with batch.session.begin_nested():
+                    with batch.session.savepoint():
                         yield batch.session
             except BaseException:
                 batch.back_to(mark)
                 raise
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> Iterator[Transaction]:
         """A read transaction; in a batch, the batch's session (another connection would
         not see its uncommitted writes).
 
@@ -276,7 +275,7 @@ class Writer:
 
     # ---------------------------------------------------------------- inserting
 
-    def insert(self, session: Session, *new: tuple[object, ...]) -> None:
+    def insert(self, session: Transaction, *new: tuple[object, ...]) -> None:
         """Insert new plain rows (:mod:`vault.format.schema`, as
         :mod:`vault.format.records` seals them) in the order given (foreign keys point
         backwards).
@@ -284,9 +283,9 @@ class Writer:
         Plain INSERT statements, not the ORM's unit of work: nothing here is read back
         or changed afterwards. In a batch's queued operation the rows wait in the queue.
         """
-        self.insert_rows(session, [row_insert(r) for r in new])
+        self.insert_rows(session, [schema.row_values(r) for r in new])
 
-    def insert_rows(self, session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+    def insert_rows(self, session: Transaction, rows: list[tuple[str, dict[str, Any]]]) -> None:
         """Insert (table, column values) rows as :meth:`insert` does."""
         batch = self._batch
         if batch is not None and batch.queueing:
@@ -294,9 +293,9 @@ class Writer:
                 batch.queue.setdefault(table, []).append(values)
             batch.queued += len(rows)
             return
-        execute = session_executor(session)
+        execute = session.execute
         for table, values in rows:
-            execute(queries.insert_sql(table.name, tuple(values)), values)
+            execute(queries.insert_sql(table, tuple(values)), values)
 
     @staticmethod
     def _insert_queue(batch: _Batch) -> None:
@@ -307,13 +306,13 @@ class Writer:
         """
         if not batch.queued:
             return
-        with batch.session.begin_nested():
-            execute_many = session_executor_many(batch.session)
-            for table in Base.metadata.sorted_tables:
-                rows = batch.queue.get(table)
+        with batch.session.savepoint():
+            execute_many = batch.session.execute_many
+            for table in sorted(batch.queue, key=_TABLE_ORDER.__getitem__):
+                rows = batch.queue[table]
                 if rows:
                     # Every row of a table's queue has the same columns (all of them).
-                    execute_many(queries.insert_sql(table.name, tuple(rows[0])), rows)
+                    execute_many(queries.insert_sql(table, tuple(rows[0])), rows)
         batch.queue.clear()
         batch.queued = 0
 
@@ -321,7 +320,7 @@ class Writer:
 
     def audit(
         self,
-        session: Session,
+        session: Transaction,
         action: str,
         credential: str | None = None,
         version: int | None = None,
@@ -379,7 +378,7 @@ class Writer:
 
     # ---------------------------------------------------------------- lookups
 
-    def head(self, session: Session, name: str, *, for_update: bool = False) -> EditableHead:
+    def head(self, session: Transaction, name: str, *, for_update: bool = False) -> EditableHead:
         """The head of credential ``name``, its signature verified (row-locked on
         PostgreSQL with ``for_update``), to change and store with :meth:`sign_head`.
 
@@ -391,7 +390,9 @@ class Writer:
             session, self._vault_id, self._verify_public, name, for_update=for_update
         )
 
-    def client(self, session: Session, name: str, *, for_update: bool = False) -> EditableClient:
+    def client(
+        self, session: Transaction, name: str, *, for_update: bool = False
+    ) -> EditableClient:
         """The row of client ``name``, its signature verified (row-locked on PostgreSQL
         with ``for_update``), to change and store with :meth:`sign_client`.
 
@@ -399,7 +400,7 @@ class Writer:
         :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when the row does not verify.
         """
-        found = session_executor(session)(
+        found = session.execute(
             queries.CLIENT_NAMED_SQL + row_lock(session, for_update=for_update),
             {"name": lookup_name(name, "client")},
         )
@@ -409,14 +410,14 @@ class Writer:
         records.verify_client(self._verify_public, self._vault_id, client)
         return client
 
-    def client_named(self, session: Session, name: str) -> bool:
+    def client_named(self, session: Transaction, name: str) -> bool:
         """Whether a client is named ``name`` (revoked ones keep their names)."""
-        return bool(session_executor(session)(queries.CLIENT_NAMED_SQL, {"name": name}))
+        return bool(session.execute(queries.CLIENT_NAMED_SQL, {"name": name}))
 
-    def name_taken(self, session: Session, name: str) -> bool:
+    def name_taken(self, session: Transaction, name: str) -> bool:
         """Whether a credential is named ``name`` (in a batch, queued ones too)."""
         batch = self._batch
-        execute = session_executor(session)
+        execute = session.execute
         if batch is None:
             return bool(execute(queries.CREDENTIAL_NAMED_SQL, {"name": name}))
         if batch.names is None:
@@ -435,7 +436,7 @@ class Writer:
 
     # ---------------------------------------------------------------- signing
 
-    def sign_head(self, session: Session, head: EditableHead, *, new: bool = False) -> None:
+    def sign_head(self, session: Transaction, head: EditableHead, *, new: bool = False) -> None:
         """Sign ``head`` (bumping its revision) with the root key and store it: an
         UPDATE of the stored head, or with ``new`` the INSERT of a new one (queued in a
         batch's queued add, like :meth:`insert`)."""
@@ -443,15 +444,17 @@ class Writer:
         if new:
             self.insert(session, head.row())
         else:
-            session_executor(session)(queries.UPDATE_HEAD_SQL, head.values())
+            session.execute(queries.UPDATE_HEAD_SQL, head.values())
 
-    def sign_client(self, session: Session, client: EditableClient, *, new: bool = False) -> None:
+    def sign_client(
+        self, session: Transaction, client: EditableClient, *, new: bool = False
+    ) -> None:
         """Sign ``client`` with the root key and store it, as :meth:`sign_head` does."""
         records.sign_client(self._identity, self._vault_id, client)
         if new:
             self.insert(session, client.row())
         else:
-            session_executor(session)(queries.UPDATE_CLIENT_SQL, client.values())
+            session.execute(queries.UPDATE_CLIENT_SQL, client.values())
 
     # ---------------------------------------------------------------- versions
 
@@ -485,7 +488,7 @@ class Writer:
         return records.open_payload(self._vault_id, row, payload, self.unwrap(row, root_wrap))
 
     def staged_version(
-        self, session: Session, head: EditableHead, stage: str
+        self, session: Transaction, head: EditableHead, stage: str
     ) -> tuple[CredentialMetadata, VersionRow, PayloadRow, WrapRow]:
         """The version ``head`` (verified) labels ``stage``, verified against it: its
         metadata, its row, its payload and its data key's wrap for the root.
@@ -496,7 +499,7 @@ class Writer:
         version = stages.version_at(head, stage)
         # The bot's statement, with the root as the recipient: the head (as this
         # transaction left it) joined with the version, payload and wrap it labels.
-        found = session_executor(session)(
+        found = session.execute(
             queries.STAGE_SQL[stage], {"name": head.name, "recipient": Recipient.root().column}
         )
         _head, row, payload, wrap = (
@@ -507,7 +510,7 @@ class Writer:
         return self.check_staged_version(head, stage, row), row, payload, wrap
 
     def open_version(
-        self, session: Session, head: EditableHead, stage: str
+        self, session: Transaction, head: EditableHead, stage: str
     ) -> tuple[CredentialMetadata, dict[str, str]]:
         """Verify and decrypt the version ``head`` (verified) labels ``stage``: its
         metadata and fields. The owner's one open-a-version path.
@@ -519,9 +522,11 @@ class Writer:
         return meta, self.decrypt(row, wrap, payload)
 
     @staticmethod
-    def has_wrap(session: Session, head: EditableHead, version: int, recipient: Recipient) -> bool:
+    def has_wrap(
+        session: Transaction, head: EditableHead, version: int, recipient: Recipient
+    ) -> bool:
         """Whether version ``version`` of ``head`` has a data key wrapped for ``recipient``."""
-        found = session_executor(session)(
+        found = session.execute(
             queries.WRAP_EXISTS_SQL,
             {"id": head.id, "version": version, "recipient": recipient.column},
         )
@@ -537,7 +542,7 @@ class Writer:
 
     def add_version(
         self,
-        session: Session,
+        session: Transaction,
         head: EditableHead,
         version: int,
         metadata: CredentialMetadata,
@@ -555,7 +560,7 @@ class Writer:
         return sealed
 
     def store_version(
-        self, session: Session, sealed: records.SealedVersion, grantees: Sequence[Grantee]
+        self, session: Transaction, sealed: records.SealedVersion, grantees: Sequence[Grantee]
     ) -> None:
         """Insert a sealed version's rows, its data key wrapped for the root and every
         client of ``grantees`` (none for a credential made in this transaction: grants
@@ -581,32 +586,32 @@ class Writer:
         )
 
     @staticmethod
-    def retire_version(session: Session, head: EditableHead, version: int | None) -> None:
+    def retire_version(session: Transaction, head: EditableHead, version: int | None) -> None:
         """Delete the ciphertext and wraps of a version that lost its last stage label
         (nothing when ``version`` is None or still labelled)."""
         if version is None or stages.stages_of(head, version):
             return
-        execute = session_executor(session)
+        execute = session.execute
         for sql in queries.RETIRE_VERSION_SQL:
             execute(sql, {"id": head.id, "version": version})
 
     @staticmethod
-    def delete_credential(session: Session, head: EditableHead) -> None:
+    def delete_credential(session: Transaction, head: EditableHead) -> None:
         """Delete the credential of ``head`` with its versions, ciphertexts, wraps and
         grants."""
-        session_executor(session)(queries.DELETE_CREDENTIAL_SQL, {"id": head.id})
+        session.execute(queries.DELETE_CREDENTIAL_SQL, {"id": head.id})
 
     # ---------------------------------------------------------------- grantees
 
     def access_facts(
-        self, session: Session, credentials: Iterable[str]
+        self, session: Transaction, credentials: Iterable[str]
     ) -> tuple[access_history.AccessFacts, int | None]:
         """What the signed audit log says, complete for ``credentials`` and for
         revocations, and where its chain breaks (None when intact); read only since
         this writer's last look (:class:`vault.db.access_history.VerifiedLog`)."""
         return self._signed_log.facts(session, credentials, locked=self._batch is not None)
 
-    def grantees(self, session: Session, head: EditableHead) -> list[ClientRow]:
+    def grantees(self, session: Transaction, head: EditableHead) -> list[ClientRow]:
         """The clients, neither revoked nor expired, in ``head``'s signed grantee set
         (verified with the head), their records verified, each grant backed by the
         signed audit log.
@@ -621,7 +626,7 @@ class Writer:
         granted = records.split_grantees(head)
         if not granted:
             return []
-        execute = session_executor(session)
+        execute = session.execute
         # One statement per grantee, the bot's: a credential has a few, and an id list
         # would need an expanding parameter that plain SQL has not.
         rows = [
@@ -643,7 +648,7 @@ class Writer:
         return clients
 
     def _check_grants_signed(
-        self, session: Session, head: EditableHead, clients: list[ClientRow]
+        self, session: Transaction, head: EditableHead, clients: list[ClientRow]
     ) -> None:
         """Refuse to wrap for a grantee unless the signed audit log backs its grant.
 
@@ -672,7 +677,7 @@ class Writer:
                 )
 
     def check_scopes(
-        self, session: Session, head: EditableHead, permissions: tuple[str, ...]
+        self, session: Transaction, head: EditableHead, permissions: tuple[str, ...]
     ) -> list[ClientRow]:
         """Refuse permissions that a granted client's maximum scope does not allow.
 
