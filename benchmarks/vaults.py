@@ -165,9 +165,9 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
     which each credential is written as ``admin.add`` followed by ``admin.grant`` would
     leave it (:func:`_add_granted`), its rows queued and inserted one executemany per
     table. ``admin.grant`` itself reads back and re-signs each head it grants, a few
-    ORM statements per credential: three times as long or more at 10,000 credentials.
+    statements per credential: three times as long or more at 10,000 credentials.
     """
-    from vault.db.tables import ClientRecord
+    from vault.format.editable import EditableClient
     from vault.format.kdf_params import KdfParams
     from vault.format.model import to_epoch, utc_now
     from vault.owner.admin import AdminVault
@@ -182,7 +182,6 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
         writer = admin.writer
         with writer.read() as session:
             grantees = [writer.client(session, client_name(j)) for j in range(clients)]
-            session.expunge_all()  # plain records, read after this transaction
         today = utc_now().date()
         for start in range(0, n, CHUNK):
             now = to_epoch(utc_now())
@@ -192,7 +191,7 @@ def build_vault(path: Path, n: int, clients: int, log: object = None) -> tuple[l
                     name = credential_name(i)
                     metadata = credential_metadata(name, exchange, permissions, ips, issued, None)
                     fields = clean_payload(metadata.exchange, sample_payload(i))
-                    client: ClientRecord = grantees[i % clients]
+                    client: EditableClient = grantees[i % clients]
                     _add_granted(writer, metadata, fields, client, now)
             if callable(log) and (start // CHUNK) % 10 == 9:
                 log(f"  {start + CHUNK:,} / {n:,}")
@@ -207,33 +206,24 @@ def _add_granted(writer: Any, metadata: Any, fields: dict[str, str], client: Any
     ``writer``: what ``admin.add`` then ``admin.grant`` write (a head signed with the
     client in its grantee set, version 1 wrapped for the root and the client, a signed
     grant row, the ``add`` and ``grant`` audit entries), each step the writer's own."""
-    from vault.db.tables import CredentialRecord, GrantRecord
     from vault.format import records
+    from vault.owner.credentials import new_head
 
     with writer.write(queued=True) as session:
         if writer.name_taken(session, metadata.name):
             raise AssertionError(f"benchmark vault: {metadata.name} twice")
-        head = CredentialRecord(
-            id=records.new_record_id(),
-            name=metadata.name,
-            created_at=now,
-            updated_at=now,
-            current_version=1,
-            policy="{}",
-            revision=0,
-            version_counter=1,
-            grantees=records.join_grantees([client.id]),
-        )
+        head_id = records.new_record_id()
         sealed = records.seal_version(
-            writer.identity, writer.vault_id, head.id, 1, metadata, fields, now
+            writer.identity, writer.vault_id, head_id, 1, metadata, fields, now
         )
-        head.current_digest = sealed.stage_digest
-        writer.sign_head(head)
-        writer.insert(session, head)
+        head = new_head(
+            head_id, metadata.name, now, sealed.stage_digest, records.join_grantees([client.id])
+        )
+        writer.sign_head(session, head, new=True)
         writer.store_version(session, sealed, [client])
-        grant = GrantRecord(client_id=client.id, credential_id=head.id, created_at=now)
-        records.sign_grant(writer.identity, writer.vault_id, grant)
-        writer.insert(session, grant)
+        writer.insert(
+            session, records.signed_grant(writer.identity, writer.vault_id, client.id, head_id, now)
+        )
         writer.audit(session, "add", metadata.name, 1)
         writer.audit(session, "grant", metadata.name, detail=f"to client {client.name}")
         writer.names_changed(added=metadata.name)

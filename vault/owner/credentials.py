@@ -84,6 +84,34 @@ def credential_metadata(
     )
 
 
+def new_head(
+    head_id: str, name: str, now: int, current_digest: bytes, grantees: str = ""
+) -> EditableHead:
+    """The unsigned head of a new credential whose version 1 (stage digest
+    ``current_digest``) is current; sign it with :meth:`Writer.sign_head` (``new``)."""
+    return EditableHead(
+        id=head_id,
+        name=name,
+        created_at=now,
+        updated_at=now,
+        current_version=1,
+        pending_version=None,
+        pending_since=None,
+        previous_version=None,
+        previous_until=None,
+        policy="{}",
+        exposed_at=None,
+        exposed_reason=None,
+        signature=b"",
+        revision=0,  # sign_head makes it 1
+        version_counter=1,
+        current_digest=current_digest,
+        pending_digest=None,
+        previous_digest=None,
+        grantees=grantees,
+    )
+
+
 def add(
     writer: Writer,
     name: str,
@@ -115,27 +143,7 @@ def add(
         sealed = records.seal_version(
             writer.identity, writer.vault_id, head_id, 1, metadata, fields, now
         )
-        head = EditableHead(
-            id=head_id,
-            name=name,
-            created_at=now,
-            updated_at=now,
-            current_version=1,
-            pending_version=None,
-            pending_since=None,
-            previous_version=None,
-            previous_until=None,
-            policy="{}",
-            exposed_at=None,
-            exposed_reason=None,
-            signature=b"",
-            revision=0,  # sign_head makes it 1
-            version_counter=1,
-            current_digest=sealed.stage_digest,
-            pending_digest=None,
-            previous_digest=None,
-            grantees="",
-        )
+        head = new_head(head_id, name, now, sealed.stage_digest)
         # Inserted before its version: the foreign key points to it.
         writer.sign_head(session, head, new=True)
         # Made in this transaction: no grant can name it yet, the root is its only reader.
