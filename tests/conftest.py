@@ -28,6 +28,8 @@ from hypothesis import settings
 
 from tests.mock_exchange.fixtures import mock_exchanges  # noqa: F401  (a fixture for all tests)
 from vault.agent import client as agent_client
+from vault.db.store import EngineStore
+from vault.db.transaction import Store
 from vault.format.kdf_params import KdfParams
 from vault.owner.admin import AdminVault
 
@@ -208,6 +210,15 @@ def stocked(
     )
     admin.add("kucoin-sub1", "kucoin", kucoin_payload, permissions="read", ips=["198.51.100.0/24"])
     return admin
+
+
+def store_location(store: Store) -> str:
+    """Where ``store``'s vault is, for :func:`db_exec`: its file, or its URL with the
+    password (a test database's)."""
+    if store.path is not None:
+        return str(store.path)
+    assert isinstance(store, EngineStore)
+    return store.url.render_as_string(hide_password=False)
 
 
 def db_exec(location: str | Path, statement: str, **params: object) -> list[tuple[object, ...]]:

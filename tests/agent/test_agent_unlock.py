@@ -196,12 +196,14 @@ def test_the_unlock_state_is_the_digest_of_every_column_as_before(made: str) -> 
     holds (computed here as that one did, through SQLAlchemy's tables)."""
     from sqlalchemy import select
 
+    from vault.db.store import orm_session
     from vault.db.tables import HeaderRecord, KeyslotRecord
     from vault.format import encoding
 
     store, _ = open_store(made)
     try:
-        with store.read() as session:
+        with store.read() as transaction:
+            session = orm_session(transaction)
             header, slots = HeaderRecord.__table__, KeyslotRecord.__table__
             values: list[encoding.Field] = [b"exvault-agent-state"]
             for row in session.execute(select(header).order_by(header.c.id)):
@@ -210,6 +212,6 @@ def test_the_unlock_state_is_the_digest_of_every_column_as_before(made: str) -> 
             for row in session.execute(query):
                 values += list(row)
             assert len(values) == 1 + 7 + 10
-            assert unlock_state(session) == encoding.digest(*values)
+            assert unlock_state(transaction) == encoding.digest(*values)
     finally:
         store.dispose()

@@ -17,7 +17,7 @@ import pexpect
 import pytest
 
 from tests.conftest import BINANCE_SECRET, PASSPHRASE, Cli
-from vault.db.store import Store
+from vault.db.sqlite_store import SqliteStore
 
 
 def unlock(cli: Cli, *extra: str) -> None:
@@ -55,19 +55,19 @@ class StoreOpenings:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.opened = 0
         self.disposed = 0
-        real_open = Store.open.__func__  # type: ignore[attr-defined]
-        real_dispose = Store.dispose
+        real_open = SqliteStore.open.__func__  # type: ignore[attr-defined]
+        real_dispose = SqliteStore.dispose
 
-        def counted_open(cls: type[Store], *args: Any, **kwargs: Any) -> Store:
+        def counted_open(cls: type[SqliteStore], *args: Any, **kwargs: Any) -> SqliteStore:
             self.opened += 1
             return real_open(cls, *args, **kwargs)  # type: ignore[no-any-return]
 
-        def counted_dispose(store: Store) -> None:
+        def counted_dispose(store: SqliteStore) -> None:
             self.disposed += 1
             real_dispose(store)
 
-        monkeypatch.setattr(Store, "open", classmethod(counted_open))
-        monkeypatch.setattr(Store, "dispose", counted_dispose)
+        monkeypatch.setattr(SqliteStore, "open", classmethod(counted_open))
+        monkeypatch.setattr(SqliteStore, "dispose", counted_dispose)
 
 
 def test_through_the_agent_a_command_opens_the_vault_once(

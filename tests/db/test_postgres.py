@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import delete, update
 from sqlalchemy.exc import ProgrammingError
 
 import vault
@@ -22,7 +21,6 @@ from tests.postgres import READER_GRANTS
 from vault.db import store as store_module
 from vault.db.inventory import Inventory
 from vault.db.schema_version import SCHEMA_VERSION
-from vault.db.tables import CredentialRecord, VersionRecord
 from vault.errors import AccessDenied, Conflict, UnsupportedFormat, VaultError
 from vault.format import records
 from vault.format.model import utc_now
@@ -82,9 +80,9 @@ def test_read_only_role_cannot_write(token: str, reader_url: str, stocked: Admin
         AdminVault.unlock(reader_url, PASSPHRASE)
     with Inventory.open(reader_url) as inv:
         with pytest.raises(AccessDenied, match="read-only database role"), inv.store.write() as s:
-            s.execute(delete(CredentialRecord))
+            s.execute("DELETE FROM credentials")
         with pytest.raises(AccessDenied), inv.store.write() as s:
-            s.execute(update(VersionRecord).values(permissions="read"))
+            s.execute("UPDATE credential_versions SET permissions = 'read'")
     assert stocked.get("binance-main").permissions == ("read", "trade")
     assert stocked.names() == ["binance-main", "kucoin-sub1"]
     with pytest.raises(ProgrammingError, match="permission denied for table exvault_audit_head"):

@@ -13,9 +13,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from tests.conftest import BINANCE_API_KEY, BINANCE_SECRET, PASSPHRASE, TEST_KDF
+from vault.db.backends import open_store
 from vault.db.schema_check import declared_schema, live_schema, schema_differences
 from vault.db.schema_version import SCHEMA_VERSION
-from vault.db.store import Store, make_engine
+from vault.db.store import EngineStore, make_engine
 from vault.db.tables import Base
 from vault.db.url import describe_location, hide_password, sqlite_url
 from vault.errors import (
@@ -57,8 +58,8 @@ def test_create_refuses_an_existing_file(vault_path: Path) -> None:
 
 
 def test_connection_settings(admin: AdminVault) -> None:
-    with admin.store.engine.connect() as conn:
-        pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+    with admin.store.read() as transaction:
+        pragma = lambda name: transaction.execute(f"PRAGMA {name}")[0][0]  # noqa: E731
         assert pragma("journal_mode") == "wal"
         assert pragma("synchronous") == 2  # FULL
         assert pragma("secure_delete") == 1
@@ -80,7 +81,7 @@ def test_write_transactions_begin_immediate(admin: AdminVault, vault_path: Path)
 
 def test_open_missing_vault(tmp_path: Path) -> None:
     with pytest.raises(VaultUnavailable, match="exvault init"):
-        Store.open(sqlite_url(tmp_path / "nothing.db"))
+        open_store(tmp_path / "nothing.db")
     assert not (tmp_path / "nothing.db").exists()
 
 
@@ -89,7 +90,7 @@ def test_open_missing_vault_escapes_the_path(tmp_path: Path) -> None:
     it would break the error line or drive the terminal."""
     path = tmp_path / "no\rvault\x1b[2J.db"
     with pytest.raises(VaultUnavailable) as info:
-        Store.open(sqlite_url(path))
+        open_store(path)
     assert str(info.value) == (
         f"no vault at {tmp_path}/no\\rvault\\x1b[2J.db; create one with: exvault init"
     )
@@ -98,7 +99,7 @@ def test_open_missing_vault_escapes_the_path(tmp_path: Path) -> None:
 def test_cannot_access_escapes_the_path(tmp_path: Path) -> None:
     path = tmp_path / ("x\n" + "y" * 300) / "vault.db"  # a name longer than NAME_MAX
     with pytest.raises(AccessDenied) as info:
-        Store.open(sqlite_url(path))
+        open_store(path)
     assert str(info.value).startswith(f"cannot access {tmp_path}/x\\nyyyy")
     assert "y" * 300 in str(info.value)  # whole: a path is no secret
 
@@ -107,7 +108,7 @@ def test_create_escapes_the_path(tmp_path: Path) -> None:
     path = tmp_path / "v\r.db"
     path.write_bytes(b"")
     with pytest.raises(AlreadyExists, match=r"a file exists at .*/v\\r\.db;"):
-        Store.create(sqlite_url(path), lambda session: None)
+        EngineStore.create(sqlite_url(path), lambda transaction: None)
 
 
 @pytest.mark.parametrize("url", ["sqlite://0", "sqlite://host/v.db"])
@@ -157,28 +158,28 @@ def test_open_garbage_file(tmp_path: Path) -> None:
     path = tmp_path / "garbage.db"
     path.write_bytes(os.urandom(8192))
     with pytest.raises(IntegrityError, match="damaged vault"):
-        Store.open(sqlite_url(path))
+        open_store(path)
 
 
 def test_open_other_sqlite_database(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(VaultUnavailable):
-        Store.open(sqlite_url(path))
+        open_store(path)
 
 
 def test_open_newer_schema_refused(admin: AdminVault, vault_path: Path) -> None:
     with sqlite3.connect(vault_path) as db:
         db.execute("UPDATE exvault_schema SET schema_version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(UnsupportedFormat, match="newer"):
-        Store.open(sqlite_url(vault_path))
+        open_store(vault_path)
 
 
 def test_open_schema_version_of_another_type_refused(admin: AdminVault, vault_path: Path) -> None:
     with sqlite3.connect(vault_path) as db:
         db.execute("UPDATE exvault_schema SET schema_version = 'two'")
     with pytest.raises(IntegrityError, match="schema_version is not an integer"):
-        Store.open(sqlite_url(vault_path))
+        open_store(vault_path)
 
 
 def test_declared_schema_is_what_create_all_makes() -> None:
@@ -256,61 +257,46 @@ def test_retired_version_leaves_no_ciphertext_on_disk(
     assert stocked.get("binance-main").secret.reveal() == BINANCE_SECRET
 
 
-def test_database_errors_carry_no_bound_values(admin: AdminVault) -> None:
+def test_sqlalchemys_errors_carry_no_bound_values(admin: AdminVault) -> None:
     from sqlalchemy import text
 
-    from vault.db.store import StoreError
+    from vault.db.store import StoreError, orm_session
 
-    with pytest.raises(StoreError) as info, admin.store.write() as session:
-        session.execute(text("INSERT INTO no_such_table VALUES (:v)"), {"v": "SENSITIVE-VALUE"})
+    with pytest.raises(StoreError) as info, admin.store.write() as transaction:
+        orm_session(transaction).execute(
+            text("INSERT INTO no_such_table VALUES (:v)"), {"v": "SENSITIVE-VALUE"}
+        )
     assert "SENSITIVE-VALUE" not in str(info.value)
     assert "\n" not in str(info.value)
 
 
-def test_session_executor_errors_are_translated_without_values(admin: AdminVault) -> None:
-    from vault.db.store import StoreError, session_executor
+def test_a_statements_errors_are_translated_without_values(admin: AdminVault) -> None:
+    from vault.db.store import StoreError
 
-    with pytest.raises(StoreError) as info, admin.store.write() as session:
-        session_executor(session)("INSERT INTO no_such_table VALUES (:v)", {"v": "SENSITIVE-VALUE"})
+    with pytest.raises(StoreError) as info, admin.store.write() as transaction:
+        transaction.execute("INSERT INTO no_such_table VALUES (:v)", {"v": "SENSITIVE-VALUE"})
     assert "no such table" in str(info.value)
     assert "SENSITIVE-VALUE" not in str(info.value)
     assert "\n" not in str(info.value)
 
 
-def test_session_executor_on_sqlite_runs_on_the_standard_library_connection(
-    admin: AdminVault,
-) -> None:
-    from sqlalchemy import text
-
-    from vault.db.store import session_executor
-
-    with admin.store.write() as session:
-        execute = session_executor(session)
-        session.execute(text("CREATE TEMP TABLE seen (v)"))
-        # The standard library's connection under the session: a change made through
-        # it is the session's, in its transaction.
-        raw = session.connection().connection.driver_connection
-        raw.execute("INSERT INTO seen VALUES (1)")
-        assert execute("SELECT v FROM seen", {}) == [(1,)]
-        assert type(execute("SELECT v FROM seen", {})[0]) is tuple
-
-
-def test_session_executor_sees_the_sessions_pending_changes(stocked: AdminVault) -> None:
+def test_a_statement_sees_the_orm_sessions_pending_changes(stocked: AdminVault) -> None:
     from sqlalchemy import select
 
     from vault.db import queries
-    from vault.db.store import session_executor
+    from vault.db.store import orm_session
     from vault.db.tables import CredentialRecord
 
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort), stocked.store.write() as session:
+    with pytest.raises(Abort), stocked.store.write() as transaction:
+        session = orm_session(transaction)
         head = session.scalars(
             select(CredentialRecord).where(CredentialRecord.name == "binance-main")
         ).one()
         head.name = "renamed"  # not flushed yet
-        execute = session_executor(session)
+        execute = transaction.execute
         assert execute(queries.CREDENTIAL_NAMED_SQL, {"name": "renamed"}) == [(head.id,)]
         assert execute(queries.CREDENTIAL_NAMED_SQL, {"name": "binance-main"}) == []
         raise Abort  # rolled back: nothing renamed

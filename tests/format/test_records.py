@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from vault.db.inventory import load_header
+from vault.db.store import orm_session
 from vault.db.tables import ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 from vault.errors import IntegrityError
 from vault.format import records
@@ -86,8 +87,9 @@ def test_only_the_very_version_a_stage_names_passes(stocked: AdminVault) -> None
     labels: its number, and the signed message the stage digest covers. Version 1 of
     the same credential (validly signed) is not the current version 2."""
     stocked.edit("binance-main", ips=["203.0.113.8"])
-    with stocked.store.read() as session:
-        header = load_header(session)
+    with stocked.store.read() as transaction:
+        header = load_header(transaction)
+        session = orm_session(transaction)
         head = session.scalars(
             select(CredentialRecord).where(CredentialRecord.name == "binance-main")
         ).one()

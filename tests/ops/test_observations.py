@@ -181,9 +181,9 @@ def test_an_observation_of_an_ungranted_client_does_not_count(
 
 def stocked_path(admin: AdminVault) -> str:
     """The SQLite file of ``admin``'s vault (the tests that edit it are SQLite only)."""
-    url = admin.store.engine.url
-    assert url.database
-    return url.database
+    path = admin.store.path
+    assert path is not None
+    return str(path)
 
 
 def observed(admin: AdminVault) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tests.conftest import (
     BINANCE_SECRET,
     db_exec,
+    store_location,
 )
 from vault.errors import (
     AlreadyExists,
@@ -148,7 +149,7 @@ def test_edit_can_clear_expiry_and_replace_secrets(stocked: AdminVault) -> None:
 def test_remove(stocked: AdminVault) -> None:
     stocked.remove("binance-main")
     assert stocked.names() == ["kucoin-sub1"]
-    url = stocked.store.url.render_as_string(hide_password=False)
+    url = store_location(stocked.store)
     assert db_exec(url, "SELECT count(*) FROM credential_versions") == [(1,)]
     assert db_exec(url, "SELECT count(*) FROM dek_wraps") == [(1,)]
 

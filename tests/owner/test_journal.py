@@ -51,7 +51,7 @@ def test_a_forged_or_edited_entry_is_refused(admin: AdminVault, vault_path) -> N
     book = Journal(admin.writer)
     book.begin("okx-sub", "0123abcd", journal.DELETE, api_key="AK-old")
     with admin.writer.write() as session:
-        session.connection().exec_driver_sql("UPDATE rotation_journal SET api_key = 'AK-current'")
+        session.execute("UPDATE rotation_journal SET api_key = 'AK-current'")
     with pytest.raises(IntegrityError):
         book.entries()
 
@@ -99,7 +99,7 @@ def test_exvault_verify_reports_an_edited_entry(admin: AdminVault) -> None:
     book.begin("okx-sub", "0123abcd", journal.DELETE, api_key="AK-old")
     assert verify(admin).ok
     with admin.writer.write() as session:
-        session.connection().exec_driver_sql("UPDATE rotation_journal SET state = 'done'")
+        session.execute("UPDATE rotation_journal SET state = 'done'")
     problems = [p.message for p in verify(admin).problems]
     assert problems == ["rotation journal entry 1 does not verify"]
 
@@ -109,7 +109,7 @@ def test_an_entry_passed_off_as_another_is_refused(admin: AdminVault) -> None:
     book.begin("okx-sub", "0123abcd", journal.DELETE, api_key="AK-old")
     book.begin("okx-sub", "4567cdef", journal.CREATE)
     with admin.writer.write() as session:  # swap the two rows' numbers
-        run = session.connection().exec_driver_sql
+        run = session.execute
         run("UPDATE rotation_journal SET id = 100 WHERE id = 1")
         run("UPDATE rotation_journal SET id = 1 WHERE id = 2")
         run("UPDATE rotation_journal SET id = 2 WHERE id = 100")

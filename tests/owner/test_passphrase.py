@@ -15,7 +15,6 @@ from tests.conftest import (
 )
 from vault.db import keyslots
 from vault.db.inventory import Inventory
-from vault.db.store import session_executor
 from vault.errors import (
     IntegrityError,
     InvalidInput,
@@ -205,7 +204,7 @@ def test_keyslot_statements_read_delete_and_insert_the_signed_rows(
     admin = created[0]
     writer = admin.writer
     with writer.read() as session:
-        execute = session_executor(session)
+        execute = session.execute
         slots = keyslots.read_slots(execute)
         signatures = [keyslots.slot_signature(execute, s.id) for s in slots]
         assert keyslots.slot_signature(execute, "no such slot") is None
@@ -214,7 +213,7 @@ def test_keyslot_statements_read_delete_and_insert_the_signed_rows(
     for slot, signature in zip(slots, signatures, strict=True):
         keyslots.verify_slot(writer.verify_public, writer.vault_id, slot, signature)
     with writer.write() as session:
-        execute = session_executor(session)
+        execute = session.execute
         keyslots.delete_slots(execute, keyslots.PASSPHRASE)
         assert [s.kind for s in keyslots.read_slots(execute)] == [keyslots.RECOVERY]
         keyslots.delete_slots(execute)
@@ -223,7 +222,7 @@ def test_keyslot_statements_read_delete_and_insert_the_signed_rows(
             execute, [s._replace(signature=sig) for s, sig in zip(slots, signatures, strict=True)]
         )
     with writer.read() as session:
-        execute = session_executor(session)
+        execute = session.execute
         assert sorted(keyslots.read_slots(execute)) == sorted(slots)
         assert [keyslots.slot_signature(execute, s.id) for s in slots] == signatures
 

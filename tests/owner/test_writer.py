@@ -227,49 +227,41 @@ def test_open_version_refuses_a_stage_the_head_does_not_label(stocked: AdminVaul
 
 
 @pytest.mark.sqlite_only
-def test_the_writers_statements_on_sqlite_bypass_sqlalchemy(stocked: AdminVault) -> None:
-    """On a SQLite file the statements of vault.db.queries run on the sqlite3 connection:
-    SQLAlchemy executes none that reads or writes a head, client, grant, version or the
-    audit log; only the store's transaction control (BEGIN, checkpoint) is its."""
+def test_on_a_vault_file_the_owners_operations_never_touch_sqlalchemy(
+    stocked: AdminVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a vault file the owner's store is sqlite3's own, and every operation runs as
+    statements of vault.db.queries: none asks for SQLAlchemy's session or engine."""
     from datetime import timedelta
 
-    from sqlalchemy import event
-
+    import vault.db.store
+    from vault.db.sqlite_store import SqliteStore
     from vault.owner import clients, credentials, policies, rotation
 
+    assert isinstance(stocked.store, SqliteStore)
     stocked.add_client("grid-bot", max_scope="read,trade")
-    seen: list[str] = []
 
-    def before(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        seen.append(statement)
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("SQLAlchemy was asked for")
 
-    engine = stocked.store.engine
-    event.listen(engine, "before_cursor_execute", before)
+    monkeypatch.setattr(vault.db.store, "orm_session", refused)
+    monkeypatch.setattr(vault.db.store, "make_engine", refused)
     writer = stocked.writer
-    try:
-        # The operations themselves: AdminVault.edit also describes the result through
-        # the keyless Inventory, which is not the Writer's.
-        clients.add_client(writer, "other-bot", max_scope="read")
-        clients.grant(writer, "grid-bot", ["binance-main"])
-        clients.grant(writer, "other-bot", ["kucoin-sub1"])
-        assert credentials.edit(writer, "binance-main", ips=["203.0.113.8"]) == ("grid-bot",)
-        assert credentials.get(writer, "binance-main").api_key.reveal()
-        policies.set_policy(writer, "binance-main", max_age_days=60)
-        assert policies.policy(writer, "binance-main").max_age_days == 60
-        new_key = {"api_key": "a" * 24, "secret": "b" * 36, "passphrase": "c" * 12}
-        rotation.start(stocked, "kucoin-sub1", new_key)
-        rotation.promote(stocked, "kucoin-sub1", grace=timedelta(0))
-        rotation.finish(stocked, "kucoin-sub1")
-        clients.ungrant(writer, "grid-bot", ["binance-main"])
-        assert clients.revoke_client(writer, "other-bot", []) == ["kucoin-sub1"]
-        credentials.remove(writer, "kucoin-sub1")
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    assert seen  # the store's transactions
-    bypassed = ("credential_versions", "payloads", "dek_wraps", "audit_log", "INSERT", "DELETE")
-    assert [s for s in seen if any(word in s for word in bypassed)] == []
-    control = ("BEGIN", "BEGIN IMMEDIATE", "PRAGMA wal_checkpoint(TRUNCATE)")
-    assert [s for s in seen if s not in control] == []
+    clients.add_client(writer, "other-bot", max_scope="read")
+    clients.grant(writer, "grid-bot", ["binance-main"])
+    clients.grant(writer, "other-bot", ["kucoin-sub1"])
+    assert credentials.edit(writer, "binance-main", ips=["203.0.113.8"]) == ("grid-bot",)
+    assert credentials.get(writer, "binance-main").api_key.reveal()
+    policies.set_policy(writer, "binance-main", max_age_days=60)
+    assert policies.policy(writer, "binance-main").max_age_days == 60
+    new_key = {"api_key": "a" * 24, "secret": "b" * 36, "passphrase": "c" * 12}
+    rotation.start(stocked, "kucoin-sub1", new_key)
+    rotation.promote(stocked, "kucoin-sub1", grace=timedelta(0))
+    rotation.finish(stocked, "kucoin-sub1")
+    clients.ungrant(writer, "grid-bot", ["binance-main"])
+    assert clients.revoke_client(writer, "other-bot", []) == ["kucoin-sub1"]
+    credentials.remove(writer, "kucoin-sub1")
+    monkeypatch.undo()
     assert stocked.verify_audit(remember=False).ok and verify(stocked).ok
 
 

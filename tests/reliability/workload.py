@@ -251,6 +251,7 @@ def half_written(store: Any) -> list[str]:
     """
     from sqlalchemy import select
 
+    from vault.db.store import orm_session
     from vault.db.tables import (
         ClientRecord,
         CredentialRecord,
@@ -261,7 +262,8 @@ def half_written(store: Any) -> list[str]:
     )
 
     problems: list[str] = []
-    with store.read() as session:
+    with store.read() as transaction:
+        session = orm_session(transaction)
         heads = list(session.scalars(select(CredentialRecord)))
         versions = {(r.credential_id, r.version) for r in session.scalars(select(VersionRecord))}
         payloads = {(p.credential_id, p.version) for p in session.scalars(select(PayloadRecord))}
@@ -431,17 +433,17 @@ def run_init_kill(cfg: dict[str, Any]) -> int:
         os.kill(os.getpid(), signal.SIGKILL)
 
     if cfg["moment"] == "in-transaction":
-        real_create = vault.db.store.Store.create.__func__  # type: ignore[attr-defined]
+        real_create = vault.db.store.EngineStore.create.__func__  # type: ignore[attr-defined]
 
         def create(cls: Any, url: Any, initialize: Any) -> Any:
-            def initialize_then_die(session: Any) -> None:
-                initialize(session)
-                session.flush()
+            def initialize_then_die(transaction: Any) -> None:
+                initialize(transaction)
+                transaction.session.flush()
                 die()
 
             return real_create(cls, url, initialize_then_die)
 
-        vault.db.store.Store.create = classmethod(create)  # type: ignore[assignment]
+        vault.db.store.EngineStore.create = classmethod(create)  # type: ignore[assignment]
     else:
         vault.db.store.os.link = die  # type: ignore[assignment]
     vault.owner.admin.AdminVault.create(

@@ -273,6 +273,13 @@ class SqliteStore:
             yield
         except sqlite3.Error as exc:
             raise database_error(first_line(exc)) from None
+        except Exception as exc:
+            # SQLAlchemy's ORM over this store's connection (vault.db.store.orm_session)
+            # wraps the driver's error in its own, as ``orig``: the same failure.
+            orig = getattr(exc, "orig", None)
+            if isinstance(orig, sqlite3.Error):
+                raise database_error(first_line(orig)) from None
+            raise
 
 
 __all__ = ["SqliteStore", "SqliteTransaction"]
