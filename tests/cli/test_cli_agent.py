@@ -261,11 +261,12 @@ def test_help_mentions_the_agent(cli: Cli, command: str) -> None:
 
 _LOADED_AT_EXIT = (
     "import atexit, sys\n"
+    "out_path = sys.argv[1]\n"
     "def report():\n"
     "    top = {m.split('.')[0] for m in sys.modules}\n"
     "    heavy = sorted(top & {'sqlalchemy', 'argon2', 'ccxt', 'psycopg'})\n"
     "    heavy += sorted(m for m in sys.modules if m.startswith(('vault.ops', 'vault.db.store')))\n"
-    "    with open(sys.argv[1], 'w') as out:\n"
+    "    with open(out_path, 'w') as out:\n"
     "        out.write(' '.join(heavy))\n"
     "atexit.register(report)\n"
     "from vault.cli.main import main\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from vault.db import queries
 from vault.db.transaction import Transaction
@@ -19,9 +19,6 @@ from vault.errors import IntegrityError, UnsupportedFormat
 from vault.format import encoding, identities, kdf_params, records
 from vault.format.kdf_params import KdfParams
 from vault.format.schema import KeyslotRow
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
 TABLE = "keyslots"
 
@@ -103,22 +100,20 @@ def verify_slot(verify_public: bytes, vault_id: bytes, slot: Slot, signature: ob
         ) from None
 
 
-def sign_stored_slots(conn: Connection, vault_id: bytes, sign: Callable[[bytes], bytes]) -> None:
+def sign_stored_slots(
+    execute: queries.Execute, vault_id: bytes, sign: Callable[[bytes], bytes]
+) -> None:
     """Sign every keyslot row in the database with the root key's ``sign`` (schema
     version 5's migration).
 
     A row whose columns hold values of other types than the schema's is left unsigned
     (``exvault verify`` reports it); the owner's unlock has checked the slot it opened.
     """
-    # Imported here: the migrations run on SQLAlchemy's connection, the owner's unlock
-    # and writes (the rest of this module) need no SQLAlchemy.
-    from sqlalchemy import text
-
-    for row in _unsigned_rows(conn.execute(text(queries.KEYSLOT_COLUMNS_SQL)).all()):
+    for row in _unsigned_rows(execute(queries.KEYSLOT_COLUMNS_SQL, {})):
         if records.type_damage(row, TABLE, SIGNED_COLUMNS) is not None:
             continue
-        conn.execute(
-            text(queries.SIGN_KEYSLOT_SQL),
+        execute(
+            queries.SIGN_KEYSLOT_SQL,
             {"id": row.id, "signature": sign(slot_message(vault_id, row))},
         )
 
@@ -177,8 +172,6 @@ def passphrase_kdf_params(session: Transaction) -> list[KdfParams]:
     :raises UnsupportedFormat: when a slot's parameters are missing or above the cap.
     :raises IntegrityError: when one of them is not an integer.
     """
-    # Imported here: the store's migrations import this module (schema version 5).
-
     rows = session.execute(queries.SLOTS_KDF_SQL, {"kind": PASSPHRASE})
     params = []
     for row in rows:

@@ -12,9 +12,10 @@ the owner run exvault once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, inspect, or_, select, update
+from sqlalchemy import Table, bindparam, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from vault.db.keyslots import sign_stored_slots
@@ -205,7 +206,16 @@ def _signed_keyslots(conn: Connection, owner: OwnerKeys) -> None:
     column = KeyslotRecord.__table__.c.signature
     kind = column.type.compile(dialect=conn.dialect)
     conn.exec_driver_sql(f"ALTER TABLE keyslots ADD COLUMN signature {kind}")
-    sign_stored_slots(conn, owner.vault_id, owner.identity.sign)
+    sign_stored_slots(_statements_on(conn), owner.vault_id, owner.identity.sign)
+
+
+def _statements_on(conn: Connection) -> Callable[[str, Mapping[str, Any]], list[Any]]:
+    # The statements of vault.db.queries (SQL text) on the migration's connection.
+    def execute(sql: str, params: Mapping[str, Any]) -> list[Any]:
+        result = conn.execute(text(sql), dict(params))
+        return list(result.all()) if result.returns_rows else []
+
+    return execute
 
 
 def _endpoints_and_observations(conn: Connection, _owner: OwnerKeys) -> None:
