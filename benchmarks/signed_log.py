@@ -33,12 +33,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import cast
 
-from sqlalchemy import Table
-
-from vault.db import audit
-from vault.db.tables import AuditRecord
+from vault.db import audit, queries
 from vault.format.audit_entry import client_actor, new_entry
 from vault.format.kdf_params import KdfParams
 from vault.ops import checks
@@ -50,7 +46,6 @@ TEST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)
 PAYLOAD = {"api_key": "k" * 64, "secret": "s" * 64}
 CHUNK = 5_000
 # A declarative class's __table__ is a Table (typed as its base, FromClause).
-AUDIT_TABLE = cast(Table, AuditRecord.__table__)
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -81,7 +76,7 @@ def _pad_log(admin: AdminVault, entries: int, token: str, client: str, credentia
                 )
                 rows.append(row.values())
                 last = (row.seq, row.entry_hash)
-            session.execute(AUDIT_TABLE.insert(), rows)
+            session.execute_many(queries.INSERT_AUDIT_SQL, rows)
             missing -= len(rows)
 
 
@@ -169,7 +164,7 @@ def check_runs(n: int, workdir: Path, cache: Path | None = None) -> dict[str, fl
                     )
                     rows.append(row.values())
                     last = (row.seq, row.entry_hash)
-                session.execute(AUDIT_TABLE.insert(), rows)
+                session.execute_many(queries.INSERT_AUDIT_SQL, rows)
     state = Path(tempfile.mkdtemp(prefix="exvault-state-", dir=workdir))
     os.environ["XDG_STATE_HOME"] = str(state)
     now = datetime.now(timezone.utc)

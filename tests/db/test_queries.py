@@ -100,13 +100,16 @@ def test_sqlite_executor_many_runs_once_per_parameter_set() -> None:
     )
 
 
-def test_sqlite_rows_yields_every_row_in_order_across_fetches_then_closes_its_cursor() -> None:
+def test_iterate_yields_every_row_in_order_across_fetches_then_closes_its_cursor() -> None:
+    from vault.db.sqlite_store import SqliteTransaction
+
     connection = sqlite3.connect(":memory:", isolation_level=None)
     connection.execute("CREATE TABLE t (n INTEGER)")
     connection.executemany("INSERT INTO t VALUES (:n)", [{"n": n} for n in range(2500)])
-    rows = queries.sqlite_rows(connection, "SELECT n FROM t WHERE n >= :low ORDER BY n", {"low": 1})
+    transaction = SqliteTransaction(connection)
+    rows = transaction.iterate("SELECT n FROM t WHERE n >= :low ORDER BY n", {"low": 1})
     assert [n for (n,) in rows] == list(range(1, 2500))  # three fetches of up to 1,000
-    stopped = queries.sqlite_rows(connection, "SELECT n FROM t ORDER BY n", {})
+    stopped = transaction.iterate("SELECT n FROM t ORDER BY n")
     assert next(stopped) == (0,)
     stopped.close()  # a reader that stops early leaves no statement open
     assert not connection.in_transaction

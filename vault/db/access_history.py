@@ -86,7 +86,7 @@ class SignedLog:
 
 
 def read_signed_log(
-    session: Transaction,
+    transaction: Transaction,
     vault_id: bytes,
     root_public: bytes,
     *,
@@ -110,9 +110,9 @@ def read_signed_log(
     """
     candidates: list[tuple[AuditRow, bytes]] = []
     chain = _Chain(vault_id)
-    rows = audit.audit_rows(session)
+    rows = audit.audit_rows(transaction)
     # Entries before a `passwd --rekey` were signed with the keys it replaced.
-    rekeys = audit.rekey_history(session, vault_id, root_public)
+    rekeys = audit.rekey_history(transaction, vault_id, root_public)
     for row in rows:
         if not chain.step(row):
             continue
@@ -360,26 +360,26 @@ class VerifiedLog:
         self._root_public = root_public
         self._head: tuple[int, bytes] | None = None
         self._locked_by: Transaction | None = None
-        """The session, holding the write lock, that read the prefix last (a batch's)."""
+        """The transaction, holding the write lock, that read the prefix last (a batch's)."""
         self._fold = FactsFold()
         self._waiting: dict[str, list[tuple[SignedEntry, bytes, bytes | None, bytes]]] = {}
         """credential -> its hash-intact owner's entries not folded yet, with the hash,
         the signature still to verify (None: the owner's own, verified) and the key."""
 
     def facts(
-        self, session: Transaction, credentials: Iterable[str], *, locked: bool = False
+        self, transaction: Transaction, credentials: Iterable[str], *, locked: bool = False
     ) -> tuple[AccessFacts, int | None]:
         """The facts of the whole signed log as it now stands, complete for
         ``credentials`` and for revocations, and where the chain breaks (None when it
         is intact). The facts are this object's own: read them before the next call.
 
-        ``locked``: ``session`` holds the write lock for as long as it lives (a batch's),
+        ``locked``: ``transaction`` holds the write lock for as long as it lives (a batch's),
         so once it has counted the prefix no one else can cut it.
 
         :raises StoreError: when the database cannot be read.
         """
-        broken_at = self._catch_up(session, counted=locked and session is self._locked_by)
-        self._locked_by = session if locked else None
+        broken_at = self._catch_up(transaction, counted=locked and transaction is self._locked_by)
+        self._locked_by = transaction if locked else None
         for name in credentials:
             waiting = self._waiting.pop(name, None)
             if waiting:
@@ -399,17 +399,17 @@ class VerifiedLog:
         if row.outcome == "ok" and row.signer == ROOT_SIGNER and row.action in OWNER_ACTIONS:
             self._take(_signed_entry_of(row), row.entry_hash, None, self._root_public)
 
-    def _catch_up(self, session: Transaction, *, counted: bool = False) -> int | None:
+    def _catch_up(self, transaction: Transaction, *, counted: bool = False) -> int | None:
         """Walk the entries after the remembered one (all of them when the prefix
         changed); the position of the first break, if any. ``counted``: the prefix
         need not be counted again."""
         head = self._head
-        rows = audit.audit_rows(session, head[0] if head else None)
+        rows = audit.audit_rows(transaction, head[0] if head else None)
         if head is not None:
             first = rows[0] if rows else None
             # An intact prefix holds exactly the seqs 1 to head's: an entry cut out of
             # it (the chain rule's case) is seen without reading the prefix again.
-            before = session.execute(queries.AUDIT_COUNT_TO_SQL, {"seq": head[0]})
+            before = transaction.execute(queries.AUDIT_COUNT_TO_SQL, {"seq": head[0]})
             if (
                 (not counted and before[0][0] != head[0])
                 or first is None
@@ -419,7 +419,7 @@ class VerifiedLog:
                 or not aead.constant_time_equal(first.entry_hash, head[1])
             ):
                 self._head = None
-                return self._catch_up(session)
+                return self._catch_up(transaction)
             chain = _Chain(self._vault_id, head[1], head[0] + 1)
             rows = rows[1:]
         else:
@@ -428,11 +428,13 @@ class VerifiedLog:
         if head is not None and any(row.action == "rekey" for row in rows):
             # A rekey changes the key of every entry before it: walk it all again.
             self._head = None
-            return self._catch_up(session)
+            return self._catch_up(transaction)
         # After a remembered prefix with no rekey among the new rows, every new row
         # comes after every rekey, so signs with the current key: no history to read.
         rekeys = (
-            audit.rekey_history(session, self._vault_id, self._root_public) if head is None else []
+            audit.rekey_history(transaction, self._vault_id, self._root_public)
+            if head is None
+            else []
         )
         for row in rows:
             if chain.step(row) and _owner_fact(row):

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 _TABLE = AUDIT_LOG.name
 
 
-def last_entry(session: Transaction) -> tuple[int, bytes] | None:
+def last_entry(transaction: Transaction) -> tuple[int, bytes] | None:
     """(seq, entry hash) of the chain's last entry; None for an empty log. Call it under
     the write lock to append after it.
 
@@ -60,11 +60,11 @@ def last_entry(session: Transaction) -> tuple[int, bytes] | None:
     (:data:`vault.db.tables.AUDIT_HEAD`), not the entry of highest ``seq``: a row put there
     with any seq by someone else is no entry of the chain and does not stop appends.
     """
-    return last_audit_entry(session.execute, head_row=session.locks_head)
+    return last_audit_entry(transaction.execute, head_row=transaction.locks_head)
 
 
 def append(
-    session: Transaction,
+    transaction: Transaction,
     vault_id: bytes,
     *,
     actor: str,
@@ -86,7 +86,7 @@ def append(
     """
     entry = new_entry(
         vault_id,
-        head or last_entry(session),
+        head or last_entry(transaction),
         actor=actor,
         action=action,
         outcome=outcome,
@@ -97,7 +97,7 @@ def append(
     )
     # The owner may insert into the table on PostgreSQL too: the trigger there keeps the
     # chain's head row (the reader role's append function is for bots).
-    session.execute(queries.INSERT_AUDIT_SQL, entry.values())
+    transaction.execute(queries.INSERT_AUDIT_SQL, entry.values())
     return entry
 
 
@@ -120,15 +120,15 @@ class AuditEntry:
     """Where the entry is kept: ``vault``, or the name of an audit file (shared layout)."""
 
 
-def entries(session: Transaction, since: datetime | None = None) -> list[AuditEntry]:
+def entries(transaction: Transaction, since: datetime | None = None) -> list[AuditEntry]:
     """Audit entries in order, optionally only those at or after ``since``.
 
     :raises IntegrityError: when a column of an entry holds a value of another type.
     """
-    execute = session.execute
+    execute = transaction.execute
     # Text that is not UTF-8 comes back with lone surrogates (shown escaped), instead of
     # failing the whole listing.
-    with session.tolerant_text():
+    with transaction.tolerant_text():
         if since is None:
             found = execute(queries.AUDIT_ROWS_SQL, {})
         else:
@@ -171,7 +171,7 @@ class ChainReport:
 
 
 def verify_chain(
-    session: Transaction,
+    transaction: Transaction,
     vault_id: bytes,
     root_public: bytes,
     client_publics: Mapping[str, tuple[str, bytes]],
@@ -195,8 +195,8 @@ def verify_chain(
     actors = {client_id: client_actor(name) for client_id, (name, _key) in client_publics.items()}
     revoked_at: dict[str, int] = {}  # client actor -> seq of its signed revocation
     head_seq, head_hash = 0, GENESIS
-    rekeys = rekey_history(session, vault_id, root_public)
-    rows = audit_rows(session)
+    rekeys = rekey_history(transaction, vault_id, root_public)
+    rows = audit_rows(transaction)
     for rec in rows:
         count += 1
         if progress is not None:
@@ -324,7 +324,7 @@ Rekey = tuple[int, dict[str, bytes]]
 """A ``rekey`` entry's seq, and the keys it replaced by signer (``root`` or a client id)."""
 
 
-def rekey_history(session: Transaction, vault_id: bytes, root_public: bytes) -> list[Rekey]:
+def rekey_history(transaction: Transaction, vault_id: bytes, root_public: bytes) -> list[Rekey]:
     """The ``rekey`` entries, in order, with the signing keys each replaced
     (``AdminVault.rekey`` writes "root keys replaced; old signing key HEX" and "new keys
     for client NAME; client ID key HEX").
@@ -335,10 +335,10 @@ def rekey_history(session: Transaction, vault_id: bytes, root_public: bytes) -> 
     """
     out: list[Rekey] = []
     key = root_public
-    with session.tolerant_text():  # text that is not UTF-8 must not stop it
+    with transaction.tolerant_text():  # text that is not UTF-8 must not stop it
         found = [
             AuditRow(*values)
-            for values in session.execute(queries.REKEYS_SQL, {"signer": ROOT_SIGNER})
+            for values in transaction.execute(queries.REKEYS_SQL, {"signer": ROOT_SIGNER})
         ]
     for rec in found:
         if records.type_damage(rec, _TABLE) is not None:
@@ -380,14 +380,14 @@ def _revoked_client(detail: str) -> str | None:
     return head.removeprefix("client ") if head.startswith("client ") else None
 
 
-def chain_contains(session: Transaction, seq: int, hash_: bytes) -> bool:
+def chain_contains(transaction: Transaction, seq: int, hash_: bytes) -> bool:
     """True when entry ``seq`` exists with hash ``hash_`` (a remembered head is still there)."""
-    found = session.execute(queries.AUDIT_ENTRY_HASH_SQL, {"seq": seq})
+    found = transaction.execute(queries.AUDIT_ENTRY_HASH_SQL, {"seq": seq})
     value = found[0][0] if found else None
     return isinstance(value, bytes) and aead.constant_time_equal(value, hash_)
 
 
-def chain_intact_up_to(session: Transaction, vault_id: bytes, seq: int, hash_: bytes) -> bool:
+def chain_intact_up_to(transaction: Transaction, vault_id: bytes, seq: int, hash_: bytes) -> bool:
     """True when entries 1 to ``seq`` are all there, numbered without a gap, each
     linked to the one before and hashing to what it stores, and entry ``seq`` hashes to
     ``hash_`` (a remembered head): then none of them was deleted, edited or put back
@@ -396,8 +396,8 @@ def chain_intact_up_to(session: Transaction, vault_id: bytes, seq: int, hash_: b
     enough for ``check`` (a few microseconds an entry).
     """
     expected, prev_hash = 1, GENESIS
-    with session.tolerant_text():
-        rows = session.execute(queries.AUDIT_ROWS_TO_SQL, {"seq": seq})
+    with transaction.tolerant_text():
+        rows = transaction.execute(queries.AUDIT_ROWS_TO_SQL, {"seq": seq})
     for values in rows:
         row = AuditRow(*values)
         try:
@@ -414,7 +414,7 @@ def chain_intact_up_to(session: Transaction, vault_id: bytes, seq: int, hash_: b
     return expected == seq + 1 and aead.constant_time_equal(prev_hash, hash_)
 
 
-def audit_rows(session: Transaction, start: int | None = None) -> list[AuditRow]:
+def audit_rows(transaction: Transaction, start: int | None = None) -> list[AuditRow]:
     """The audit log's rows in chain order; with ``start``, from that seq on.
 
     A text value that is not UTF-8 (SQLite stores any bytes) does not fail the read: it
@@ -423,8 +423,8 @@ def audit_rows(session: Transaction, start: int | None = None) -> list[AuditRow]
 
     :raises StoreError: when the database cannot be read.
     """
-    execute = session.execute
-    with session.tolerant_text():
+    execute = transaction.execute
+    with transaction.tolerant_text():
         if start is None:
             found = execute(queries.AUDIT_ROWS_SQL, {})
         else:
@@ -432,9 +432,9 @@ def audit_rows(session: Transaction, start: int | None = None) -> list[AuditRow]
     return [AuditRow(*values) for values in found]
 
 
-def count(session: Transaction) -> int:
+def count(transaction: Transaction) -> int:
     """Number of entries."""
-    found = session.execute(queries.AUDIT_COUNT_SQL, {})
+    found = transaction.execute(queries.AUDIT_COUNT_SQL, {})
     return int(found[0][0]) if found else 0
 
 
@@ -489,9 +489,9 @@ def record_failure(
     error, so it is swallowed here.
     """
     try:
-        with store.write() as session:
+        with store.write() as transaction:
             append(
-                session,
+                transaction,
                 vault_id,
                 actor=actor,
                 action=action,

@@ -241,8 +241,8 @@ def entries(path: Path, since: datetime | None = None) -> list[audit.AuditEntry]
 
     :raises IntegrityError: when a column of an entry holds a value of another type.
     """
-    with opened(path) as store, store.read() as session:
-        return [replace(e, log=label(path)) for e in audit.entries(session, since)]
+    with opened(path) as store, store.read() as transaction:
+        return [replace(e, log=label(path)) for e in audit.entries(transaction, since)]
 
 
 def verify(
@@ -259,18 +259,18 @@ def verify(
     """
     name = label(path)
     try:
-        with opened(path) as store, store.read() as session:
+        with opened(path) as store, store.read() as transaction:
             report = audit.verify_chain(
-                session, vault_id, root_public, client_publics, vault_rekeys
+                transaction, vault_id, root_public, client_publics, vault_rekeys
             )
             owners = [
                 seq
-                for (seq,) in session.execute(
+                for (seq,) in transaction.execute(
                     queries.AUDIT_OWNERS_SQL, {"signer": audit.ROOT_SIGNER, "actor": audit.ADMIN}
                 )
             ]
             witness = audit.read_witness(_witness_id(vault_id, path))
-            cut = witness is not None and not audit.chain_contains(session, *witness)
+            cut = witness is not None and not audit.chain_contains(transaction, *witness)
     except VaultError as exc:
         return audit.ChainReport(0, 0, audit.GENESIS, (f"{name}: cannot be read: {exc}",))
     problems = [f"{name}: {p}" for p in report.problems]
@@ -298,8 +298,8 @@ def remember(vault_id: bytes, path: Path, report: audit.ChainReport) -> None:
 
 def count(path: Path) -> int:
     """Number of entries in the audit file ``path``."""
-    with opened(path) as store, store.read() as session:
-        return audit.count(session)
+    with opened(path) as store, store.read() as transaction:
+        return audit.count(transaction)
 
 
 __all__ = [

@@ -59,13 +59,13 @@ class VaultStatus:
     opened (its AD and signature cover them); a keyless read takes them as stored."""
 
 
-def load_header(session: Transaction) -> HeaderRow:
+def load_header(transaction: Transaction) -> HeaderRow:
     """The vault header, its format version checked and self-signature verified.
 
     :raises IntegrityError: when it is missing or damaged.
     :raises UnsupportedFormat: for another format version.
     """
-    found = session.execute(queries.HEADER_SQL, {})
+    found = transaction.execute(queries.HEADER_SQL, {})
     return records.check_header(HeaderRow._make(found[0]) if found else None)
 
 
@@ -77,8 +77,8 @@ def open_store(where: Where, *, owner: bool = False) -> tuple[Store, HeaderRow]:
     """
     store = backends.open_store(where, owner=owner)
     try:
-        with store.read() as session:
-            header = load_header(session)
+        with store.read() as transaction:
+            header = load_header(transaction)
     except BaseException:
         store.dispose()
         raise
@@ -245,18 +245,18 @@ def info_from_rows(
     )
 
 
-def row_lock(session: Transaction, *, for_update: bool) -> str:
+def row_lock(transaction: Transaction, *, for_update: bool) -> str:
     """What to append to a SELECT of one head or client to lock its row until the
     transaction ends: :data:`vault.db.queries.FOR_UPDATE` on PostgreSQL with
     ``for_update`` (two hosts rotating at once queue there), else nothing (SQLite's
     BEGIN IMMEDIATE already serializes writers, and its SQL has no FOR UPDATE)."""
-    if for_update and session.backend == POSTGRESQL:
+    if for_update and transaction.backend == POSTGRESQL:
         return queries.FOR_UPDATE
     return ""
 
 
 def verified_head(
-    session: Transaction,
+    transaction: Transaction,
     vault_id: bytes,
     verify_public: bytes,
     name: str,
@@ -270,8 +270,8 @@ def verified_head(
     :raises InvalidInput: for a name that is not UTF-8 text.
     :raises IntegrityError: when the head does not verify.
     """
-    found = session.execute(
-        queries.HEAD_NAMED_SQL + row_lock(session, for_update=for_update),
+    found = transaction.execute(
+        queries.HEAD_NAMED_SQL + row_lock(transaction, for_update=for_update),
         {"name": lookup_name(name)},
     )
     if not found:
@@ -339,25 +339,27 @@ class Inventory:
     @contextmanager
     def _reading(self) -> Iterator[Transaction]:
         """A read transaction (:class:`AdminVault` reads inside its batch instead)."""
-        with self._store.read() as session:
-            yield session
+        with self._store.read() as transaction:
+            yield transaction
 
-    def _head(self, session: Transaction, name: str, *, for_update: bool = False) -> EditableHead:
+    def _head(
+        self, transaction: Transaction, name: str, *, for_update: bool = False
+    ) -> EditableHead:
         return verified_head(
-            session, self._vault_id, self._verify_public, name, for_update=for_update
+            transaction, self._vault_id, self._verify_public, name, for_update=for_update
         )
 
     def names(self) -> list[str]:
         """Every credential name, sorted."""
-        with self._reading() as session:
-            return [name for (name,) in session.execute(queries.SORTED_NAMES_SQL, {})]
+        with self._reading() as transaction:
+            return [name for (name,) in transaction.execute(queries.SORTED_NAMES_SQL, {})]
 
     def iter_credentials(self) -> Iterator[CredentialInfo]:
         """Every credential's current metadata, sorted by name (signatures not checked)."""
         split = len(queries.LISTED_HEAD)
         policies: dict[str, dict[str, Any]] = {}
-        with self._reading() as session:
-            for values in session.iterate(queries.CREDENTIALS_METADATA_SQL):
+        with self._reading() as transaction:
+            for values in transaction.iterate(queries.CREDENTIALS_METADATA_SQL):
                 if values[split] is None:
                     raise _lost_version(values[1])
                 yield info_from_columns(values[:split], values[split:], policies)
@@ -376,7 +378,7 @@ class Inventory:
         times = ParsedOnce(from_epoch)
         lists = ParsedOnce(split_list)
         policies: dict[str, dict[str, Any]] = {}
-        with self._reading() as session:
+        with self._reading() as transaction:
             for (
                 head_name,
                 policy,
@@ -393,7 +395,7 @@ class Inventory:
                 issued_on,
                 expires_on,
                 endpoint,
-            ) in session.iterate(queries.LISTING_SQL):
+            ) in transaction.iterate(queries.LISTING_SQL):
                 if version is None:
                     raise _lost_version(head_name)
                 if policy not in policies:
@@ -425,10 +427,10 @@ class Inventory:
         :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when a signature does not verify.
         """
-        with self._reading() as session:
-            head = self._head(session, name)
+        with self._reading() as transaction:
+            head = self._head(transaction, name)
             found = (
-                session.execute(
+                transaction.execute(
                     queries.VERSION_OF_SQL, {"id": head.id, "version": head.current_version}
                 )
                 if head.current_version is not None
@@ -447,9 +449,9 @@ class Inventory:
         :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when a signature does not verify.
         """
-        with self._reading() as session:
-            head = self._head(session, name)
-            execute = session.execute
+        with self._reading() as transaction:
+            head = self._head(transaction, name)
+            execute = transaction.execute
             rows = map(VersionRow._make, execute(queries.VERSIONS_OF_SQL, {"id": head.id}))
             readable = {v for (v,) in execute(queries.READABLE_VERSIONS_SQL, {"id": head.id})}
             out = []
@@ -474,20 +476,20 @@ class Inventory:
 
     # ---------------------------------------------------------------- clients
 
-    def _clients(self, session: Transaction) -> list[ClientRow]:
+    def _clients(self, transaction: Transaction) -> list[ClientRow]:
         """Every client, by name, its signature verified.
 
         :raises IntegrityError: when a client record was forged or edited.
         """
-        clients = list(map(ClientRow._make, session.execute(queries.CLIENTS_SQL, {})))
+        clients = list(map(ClientRow._make, transaction.execute(queries.CLIENTS_SQL, {})))
         for client in clients:
             records.verify_client(self._verify_public, self._vault_id, client)
         return clients
 
-    def _client_info(self, session: Transaction, client: ClientRow) -> ClientInfo:
+    def _client_info(self, transaction: Transaction, client: ClientRow) -> ClientInfo:
         # ``client`` verified by the caller.
         granted = [
-            name for (name,) in session.execute(queries.GRANTED_NAMES_SQL, {"id": client.id})
+            name for (name,) in transaction.execute(queries.GRANTED_NAMES_SQL, {"id": client.id})
         ]
         return ClientInfo(
             id=client.id,
@@ -504,8 +506,8 @@ class Inventory:
 
         :raises IntegrityError: when a client record was forged or edited.
         """
-        with self._reading() as session:
-            return [self._client_info(session, c) for c in self._clients(session)]
+        with self._reading() as transaction:
+            return [self._client_info(transaction, c) for c in self._clients(transaction)]
 
     def client(self, name: str) -> ClientInfo:
         """One client by name.
@@ -513,13 +515,15 @@ class Inventory:
         :raises NotFound: when there is no such client.
         :raises InvalidInput: for a name that is not UTF-8 text.
         """
-        with self._reading() as session:
-            found = session.execute(queries.CLIENT_NAMED_SQL, {"name": lookup_name(name, "client")})
+        with self._reading() as transaction:
+            found = transaction.execute(
+                queries.CLIENT_NAMED_SQL, {"name": lookup_name(name, "client")}
+            )
             if not found:
                 raise NotFound(f"no client named {quoted(name)}; see: exvault client list")
             client = ClientRow._make(found[0])
             records.verify_client(self._verify_public, self._vault_id, client)
-            return self._client_info(session, client)
+            return self._client_info(transaction, client)
 
     # ---------------------------------------------------------------- audit
 
@@ -532,8 +536,8 @@ class Inventory:
     def audit_entries(self, since: datetime | None = None) -> list[audit.AuditEntry]:
         """The audit log in order, optionally from ``since`` on: the vault's entries,
         merged by time with those of its audit files."""
-        with self._reading() as session:
-            found = audit.entries(session, since)
+        with self._reading() as transaction:
+            found = audit.entries(transaction, since)
         files = self.audit_files()
         for path in files:
             found += audit_file.entries(path, since)
@@ -552,17 +556,17 @@ class Inventory:
         ``progress`` is told how far the vault's own chain is walked
         (:func:`vault.db.audit.verify_chain`).
         """
-        with self._reading() as session:
+        with self._reading() as transaction:
             client_keys: dict[str, tuple[str, bytes]] = {}
-            for client in self._clients(session):
+            for client in self._clients(transaction):
                 client_keys[client.id] = (client.name, client.verify_public)
             report = audit.verify_chain(
-                session, self._vault_id, self._verify_public, client_keys, progress=progress
+                transaction, self._vault_id, self._verify_public, client_keys, progress=progress
             )
-            vault_rekeys = audit.rekey_history(session, self._vault_id, self._verify_public)
+            vault_rekeys = audit.rekey_history(transaction, self._vault_id, self._verify_public)
             witness = audit.read_witness(self._vault_id)
             problems = list(report.problems)
-            if witness is not None and not audit.chain_contains(session, *witness):
+            if witness is not None and not audit.chain_contains(transaction, *witness):
                 problems.append(
                     f"entry {witness[0]}, seen by the last verification on this machine, "
                     "is gone or changed: entries were cut off the end of the log"
@@ -586,10 +590,10 @@ class Inventory:
 
         :raises IntegrityError: when no passphrase keyslot is left.
         """
-        with self._reading() as session:
-            header = load_header(session)
-            params = keyslots.passphrase_kdf_params(session)
-            (count,) = session.execute(queries.CREDENTIAL_COUNT_SQL, {})[0]
+        with self._reading() as transaction:
+            header = load_header(transaction)
+            params = keyslots.passphrase_kdf_params(transaction)
+            (count,) = transaction.execute(queries.CREDENTIAL_COUNT_SQL, {})[0]
         if not params:
             raise IntegrityError("damaged vault: no passphrase keyslot")
         return VaultStatus(

@@ -163,7 +163,7 @@ def slot_params(slot: Slot) -> KdfParams:
     return params
 
 
-def passphrase_kdf_params(session: Transaction) -> list[KdfParams]:
+def passphrase_kdf_params(transaction: Transaction) -> list[KdfParams]:
     """The KDF parameters of the passphrase slots, read without the wrapped keys.
 
     Only these columns are selected, so that keyless readers (``check``, ``info``)
@@ -172,7 +172,7 @@ def passphrase_kdf_params(session: Transaction) -> list[KdfParams]:
     :raises UnsupportedFormat: when a slot's parameters are missing or above the cap.
     :raises IntegrityError: when one of them is not an integer.
     """
-    rows = session.execute(queries.SLOTS_KDF_SQL, {"kind": PASSPHRASE})
+    rows = transaction.execute(queries.SLOTS_KDF_SQL, {"kind": PASSPHRASE})
     params = []
     for row in rows:
         records.check_types(

@@ -1,17 +1,17 @@
-"""Every statement the bot's path, the owner's reads and the stores run as SQL text, in
-one place, with the two ways of running them.
+"""Every statement exvault runs as SQL text, in one place: the bot's path, the owner's
+operations (its heads, clients and grants, with their UPDATEs), the keyless reads,
+keyslots and rekey, the audit log.
 
 A statement here is plain SQL with named parameters (``:name``) over the columns of
-:mod:`vault.format.schema`, so that it runs unchanged over either executor: the
-standard library's :mod:`sqlite3` (a bot reading a SQLite file, which must not pay for
-importing SQLAlchemy: docs/benchmarks.md, figure 2; :func:`sqlite_executor`) or a
-SQLAlchemy session (:func:`vault.db.store.session_executor`, which on SQLite runs them
-on the sqlite3 connection under the session). The owner's unit of work
-(:class:`vault.owner.writer.Writer`) reads a credential's version, its grantees and the
-names taken, and inserts and deletes rows, through these statements. This module
-imports the standard library and the format layer only. The owner's remaining ORM
-reads and its updates of signed records (heads, clients), and the DDL
-(:mod:`vault.db.tables`, :mod:`vault.db.postgres`), are not statements of this kind.
+:mod:`vault.format.schema`, so that it runs unchanged on every store's transaction
+(:class:`vault.db.transaction.Transaction`): the standard library's :mod:`sqlite3` for
+a vault file (:mod:`vault.db.sqlite_store`; a bot's direct path,
+:func:`sqlite_executor`), SQLAlchemy's connection for a database URL
+(:mod:`vault.db.store`). An owner's command on a vault file so loads no SQLAlchemy
+(docs/benchmarks.md, figure 2 and the unlock agent's section). This module imports the
+standard library and the format layer only. The DDL (:mod:`vault.db.tables`,
+:mod:`vault.db.postgres`), the migrations and the ORM reads of ``verify`` and
+``check`` are not statements of this kind.
 """
 
 from __future__ import annotations
@@ -565,22 +565,6 @@ KEYSLOT_ROWS_SQL = (
 second part."""
 
 
-def sqlite_rows(
-    connection: sqlite3.Connection, sql: str, params: Mapping[str, Any]
-) -> Iterator[Sequence[Any]]:
-    """The rows of a statement on a standard-library connection, fetched a thousand at a
-    time: a bulk read (100,000 rows) never holds them all at once.
-
-    :raises sqlite3.Error: when the database fails (the caller translates it).
-    """
-    cursor = connection.execute(sql, params)
-    try:
-        while batch := cursor.fetchmany(1000):
-            yield from batch
-    finally:
-        cursor.close()
-
-
 # Keyslots and rekey
 # --------------------------------------------------------------------------------------
 
@@ -777,7 +761,6 @@ __all__ = [
     "split_stage_row",
     "sqlite_executor",
     "sqlite_executor_many",
-    "sqlite_rows",
     "sqlite_write",
     "update_sql",
 ]

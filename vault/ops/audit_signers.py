@@ -25,7 +25,7 @@ CLOCK_SKEW = 300
 """Seconds a read or probe entry may lie ahead of ``check``'s clock and still count."""
 
 
-def plausible_entry(session: Transaction, now: int) -> Callable[[AuditRow], bool]:
+def plausible_entry(transaction: Transaction, now: int) -> Callable[[AuditRow], bool]:
     """Whether a read or probe entry could be genuine, before its signature is checked:
     not in the future, and by the owner or by a client in the credential's grantee set.
 
@@ -47,7 +47,7 @@ def plausible_entry(session: Transaction, now: int) -> Callable[[AuditRow], bool
         if grantees is None:
             grantees = {
                 name: frozenset(split_list(ids))
-                for name, ids in session.execute(queries.GRANTEES_SQL, {})
+                for name, ids in transaction.execute(queries.GRANTEES_SQL, {})
                 if isinstance(name, str) and isinstance(ids, str)
             }
         return entry.signer in grantees.get(entry.credential or "", frozenset())
@@ -55,11 +55,11 @@ def plausible_entry(session: Transaction, now: int) -> Callable[[AuditRow], bool
     return plausible
 
 
-def entry_signers(session: Transaction, inventory: Inventory) -> dict[str, tuple[str, bytes]]:
+def entry_signers(transaction: Transaction, inventory: Inventory) -> dict[str, tuple[str, bytes]]:
     """Who may sign a read or a probe: the vault key as the admin, and each client whose
     record verifies, as itself (signer id -> actor, Ed25519 public key)."""
     signers = {audit.ROOT_SIGNER: (audit.ADMIN, inventory.verify_public)}
-    for values in session.execute(queries.CLIENTS_SQL, {}):
+    for values in transaction.execute(queries.CLIENTS_SQL, {}):
         client = ClientRow(*values)
         try:
             records.verify_client(inventory.verify_public, inventory.vault_id, client)

@@ -96,11 +96,11 @@ def remember_head(inventory: Inventory) -> None:
 
     :raises StoreError: the database fails.
     """
-    with inventory.store.read() as session:
+    with inventory.store.read() as transaction:
         seen = audit.read_witness(inventory.vault_id)
-        if seen is not None and not audit.chain_contains(session, *seen):
+        if seen is not None and not audit.chain_contains(transaction, *seen):
             return
-        head = audit.last_entry(session)
+        head = audit.last_entry(transaction)
     if head is not None and (seen is None or head[0] > seen[0]):
         audit.write_witness(inventory.vault_id, *head)
 
@@ -157,7 +157,7 @@ def _newest_verified(
 
 
 def latest_states(
-    session: Transaction,
+    transaction: Transaction,
     vault_id: bytes,
     signers: Signers,
     verified: VerifiedReads,
@@ -174,8 +174,8 @@ def latest_states(
     def trusted(entry: AuditRow) -> bool:
         return plausible(entry) and verified.signed(entry, signers, rekeys)
 
-    execute = session.execute
-    with session.tolerant_text():
+    execute = transaction.execute
+    with transaction.tolerant_text():
         newest = _newest_verified(
             execute, (AuditRow(*v) for v in execute(queries.LATEST_PROBE_SQL, {})), trusted, False
         )
@@ -201,7 +201,7 @@ def latest_states(
                 if digest in wanted:
                     stored[digest] = row
 
-        cut = _cut_since(session, vault_id, newest.values())
+        cut = _cut_since(transaction, vault_id, newest.values())
 
     def carried(entry: AuditRow | None) -> StoredObservation | None:
         if entry is None:
@@ -228,28 +228,28 @@ def latest_states(
     return states
 
 
-def _cut_since(session: Transaction, vault_id: bytes, newest: Iterable[AuditRow]) -> int:
+def _cut_since(transaction: Transaction, vault_id: bytes, newest: Iterable[AuditRow]) -> int:
     """The seq of the audit witness when an entry up to it was deleted or changed
     since (0 when none was, or no witness or ``probe`` entry is known): every
     ``probe`` entry up to it may have had a newer one cut out."""
     seen = audit.read_witness(vault_id)
     if seen is None or not any(entry.seq <= seen[0] for entry in newest):
         return 0
-    return 0 if audit.chain_intact_up_to(session, vault_id, *seen) else seen[0]
+    return 0 if audit.chain_intact_up_to(transaction, vault_id, *seen) else seen[0]
 
 
 def latest(inventory: Inventory, now: datetime | None = None) -> dict[str, ObservationState]:
     """:func:`latest_states` of ``inventory``, keyless, as of ``now`` (default: the
     current time; an entry dated after it, beyond the allowed skew, does not count)."""
-    with inventory.store.read() as session:
+    with inventory.store.read() as transaction:
         return latest_states(
-            session,
+            transaction,
             inventory.vault_id,
-            entry_signers(session, inventory),
+            entry_signers(transaction, inventory),
             # Not the file check keeps: saving it would drop its read entries.
             VerifiedReads(inventory.vault_id),
-            plausible_entry(session, to_epoch(now or utc_now())),
-            audit.rekey_history(session, inventory.vault_id, inventory.verify_public),
+            plausible_entry(transaction, to_epoch(now or utc_now())),
+            audit.rekey_history(transaction, inventory.vault_id, inventory.verify_public),
         )
 
 

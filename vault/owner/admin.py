@@ -123,8 +123,8 @@ class AdminVault(Inventory):
             insecure_test_kdf=insecure_test_kdf,
         )
 
-        def initialize(session: Transaction) -> None:
-            execute = session.execute
+        def initialize(transaction: Transaction) -> None:
+            execute = transaction.execute
             execute(queries.INSERT_HEADER_SQL, header._asdict())
             keyslots.insert_slots(execute, slots)
 
@@ -270,8 +270,8 @@ class AdminVault(Inventory):
     @contextmanager
     def _reading(self) -> Iterator[Transaction]:
         # Inventory's reads go through the writer: inside a batch, they see its writes.
-        with self._writer.read() as session:
-            yield session
+        with self._writer.read() as transaction:
+            yield transaction
 
     def record_action(self, action: str, detail: str = "") -> None:
         """Append a signed entry of the owner's for an action done outside the tables

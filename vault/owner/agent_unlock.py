@@ -28,13 +28,13 @@ from vault.format import aead, encoding
 from vault.owner.admin import AdminVault
 
 
-def unlock_state(session: Transaction) -> bytes:
+def unlock_state(transaction: Transaction) -> bytes:
     """SHA-256 of the header row and the passphrase keyslot rows, every column.
 
     Any change to the header (a rekey, a restore of another vault) or to the
     passphrase slot (``passwd``, ``recover``) changes it.
     """
-    execute = session.execute
+    execute = transaction.execute
     values: list[encoding.Field] = [b"exvault-agent-state"]
     for row in execute(queries.HEADER_ROWS_SQL, {}):
         values += [_field(v) for v in row]
@@ -77,8 +77,8 @@ def unlock_into_agent(
         # Unlocked with the passphrase just now: the writer holds the keys themselves.
         identity = admin.writer.private_identity()
         status = admin.status()
-        with admin.store.read() as session:
-            state = unlock_state(session)
+        with admin.store.read() as transaction:
+            state = unlock_state(transaction)
         location = admin.store.location
         with client.connect_or_start() as conn:
             client.unlock(
@@ -111,8 +111,8 @@ def open_through_agent(where: Where) -> AdminVault | None:
         conn.close()
         raise
     try:
-        with store.read() as session:
-            state = unlock_state(session)
+        with store.read() as transaction:
+            state = unlock_state(transaction)
         try:
             identity, kdf = AgentIdentity.describe(conn, header.vault_id, state)
         except AgentRefused:

@@ -54,8 +54,8 @@ def add_client(
     token = ClientToken.generate(
         writer.vault_id, identities.fingerprint(writer.verify_public), client_id
     )
-    with writer.write() as session:
-        if writer.client_named(session, name):
+    with writer.write() as transaction:
+        if writer.client_named(transaction, name):
             raise AlreadyExists(f'a client named "{name}" exists already')
         client = EditableClient(
             id=client_id,
@@ -68,9 +68,9 @@ def add_client(
             revoked_at=None,
             signature=b"",
         )
-        writer.sign_client(session, client, new=True)
+        writer.sign_client(transaction, client, new=True)
         writer.audit(
-            session,
+            transaction,
             "client-add",
             detail=f"client {name}; max scope {join_list(scope)}; "
             f"expires {expires_at.isoformat() if expires_at else 'never'}",
@@ -90,17 +90,19 @@ def grant(writer: Writer, client_name: str, credential_names: Sequence[str]) -> 
     """
     name: str | None = None
     try:
-        with writer.write() as session:
-            client = writer.client(session, client_name, for_update=True)
+        with writer.write() as transaction:
+            client = writer.client(transaction, client_name, for_update=True)
             if client.revoked_at is not None:
                 raise Conflict(f'client "{client_name}" is revoked')
             if client.expires_at is not None and client.expires_at <= to_epoch(utc_now()):
                 raise Conflict(f'client "{client_name}" has expired; add a new client')
-            facts, _broken_at = writer.access_facts(session, credential_names)
+            facts, _broken_at = writer.access_facts(transaction, credential_names)
             _check_not_revoked(client, facts)
             for name in credential_names:
-                head = writer.head(session, name, for_update=True)
-                _grant_one(writer, session, client, head, facts.grant_standing(client.name, name))
+                head = writer.head(transaction, name, for_update=True)
+                _grant_one(
+                    writer, transaction, client, head, facts.grant_standing(client.name, name)
+                )
     except AccessDenied as exc:
         writer.record_failure("grant", str(exc), name)
         raise
@@ -121,7 +123,11 @@ def _check_not_revoked(client: EditableClient, facts: access_history.AccessFacts
 
 
 def _grant_one(
-    writer: Writer, session: Transaction, client: EditableClient, head: EditableHead, standing: bool
+    writer: Writer,
+    transaction: Transaction,
+    client: EditableClient,
+    head: EditableHead,
+    standing: bool,
 ) -> None:
     """Wrap ``head``'s labelled versions for ``client`` and sign its grant.
 
@@ -137,7 +143,7 @@ def _grant_one(
         version = getattr(head, f"{stage}_version")
         if version is None:
             continue
-        meta, row, _payload, root_wrap = writer.staged_version(session, head, stage)
+        meta, row, _payload, root_wrap = writer.staged_version(transaction, head, stage)
         extra = beyond_scope(meta.permissions, scope)
         if extra:
             raise AccessDenied(
@@ -146,9 +152,9 @@ def _grant_one(
                 f"({client.max_scope.replace(',', ', ')})"
             )
         recipient = Recipient.client(client.id)
-        if not writer.has_wrap(session, head, version, recipient):
+        if not writer.has_wrap(transaction, head, version, recipient):
             writer.insert(
-                session,
+                transaction,
                 records.wrap_dek(
                     writer.unwrap(row, root_wrap),
                     writer.vault_id,
@@ -162,8 +168,8 @@ def _grant_one(
     if not in_head:
         # The head's signed set is what the writer wraps new versions for.
         head.grantees = records.join_grantees((*granted, client.id))
-        writer.sign_head(session, head)
-    stored = _stored_grant(session, client.id, head.id)
+        writer.sign_head(transaction, head)
+    stored = _stored_grant(transaction, client.id, head.id)
     if stored is not None:
         # Trusted to make the grant a no-op only once it verifies.
         records.verify_grant(writer.verify_public, writer.vault_id, stored)
@@ -173,15 +179,15 @@ def _grant_one(
         writer.identity, writer.vault_id, client.id, head.id, to_epoch(utc_now())
     )
     if stored is not None:
-        session.execute(queries.UPDATE_GRANT_SQL, grant_row._asdict())
+        transaction.execute(queries.UPDATE_GRANT_SQL, grant_row._asdict())
     else:
-        writer.insert(session, grant_row)
-    writer.audit(session, "grant", head.name, detail=f"to client {client.name}")
+        writer.insert(transaction, grant_row)
+    writer.audit(transaction, "grant", head.name, detail=f"to client {client.name}")
 
 
-def _stored_grant(session: Transaction, client_id: str, credential_id: str) -> GrantRow | None:
+def _stored_grant(transaction: Transaction, client_id: str, credential_id: str) -> GrantRow | None:
     """The stored grant of ``credential_id`` to ``client_id`` (not verified), if any."""
-    found = session.execute(
+    found = transaction.execute(
         queries.GRANT_SQL, {"client_id": client_id, "credential_id": credential_id}
     )
     return GrantRow._make(found[0]) if found else None
@@ -193,23 +199,23 @@ def ungrant(writer: Writer, client_name: str, credential_names: Sequence[str]) -
     :raises NotFound: for an unknown client or credential, or one not granted.
     :raises InvalidInput: for a name that is not UTF-8 text.
     """
-    with writer.write() as session:
-        execute = session.execute
-        client = writer.client(session, client_name, for_update=True)
+    with writer.write() as transaction:
+        execute = transaction.execute
+        client = writer.client(transaction, client_name, for_update=True)
         for name in credential_names:
-            head = writer.head(session, name, for_update=True)
+            head = writer.head(transaction, name, for_update=True)
             granted = records.split_grantees(head)
-            if client.id not in granted and _stored_grant(session, client.id, head.id) is None:
+            if client.id not in granted and _stored_grant(transaction, client.id, head.id) is None:
                 raise NotFound(f'client "{client_name}" is not granted {quoted(name)}')
             if client.id in granted:
                 head.grantees = records.join_grantees(set(granted) - {client.id})
-                writer.sign_head(session, head)
+                writer.sign_head(transaction, head)
             execute(queries.DELETE_GRANT_SQL, {"client_id": client.id, "credential_id": head.id})
             execute(
                 queries.DELETE_WRAPS_OF_SQL,
                 {"credential_id": head.id, "recipient": Recipient.client(client.id).column},
             )
-            writer.audit(session, "ungrant", name, detail=f"from client {client_name}")
+            writer.audit(transaction, "ungrant", name, detail=f"from client {client_name}")
     writer.checkpoint()
 
 
@@ -225,9 +231,9 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
     :raises InvalidInput: for a name that is not UTF-8 text.
     """
     now = to_epoch(utc_now())
-    with writer.write() as session:
-        execute = session.execute
-        client = writer.client(session, name, for_update=True)
+    with writer.write() as transaction:
+        execute = transaction.execute
+        client = writer.client(transaction, name, for_update=True)
         if client.revoked_at is not None:
             return []
         recipient = Recipient.client(client.id).column
@@ -240,7 +246,7 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
             for row in execute(sql, params)
         }
         log = access_history.read_signed_log(
-            session,
+            transaction,
             writer.vault_id,
             writer.verify_public,
             client=(client.name, client.id, client.verify_public),
@@ -250,7 +256,7 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
         signed = access_history.access_facts(log.entries).readable_by(client.name, client.id)
         _add_shared_reads(writer, signed, client, audit_files)
         exposed = []
-        for head in _heads_readable(session, client.id, readable, signed):
+        for head in _heads_readable(transaction, client.id, readable, signed):
             records.verify_head(writer.verify_public, writer.vault_id, head)
             # The head's signed set, like its rows, says the client held every version.
             held = head.id in readable or client.id in records.split_grantees(head)
@@ -262,14 +268,14 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
             head.exposed_reason = f'readable by revoked client "{name}"'
             granted = set(records.split_grantees(head)) - {client.id}
             head.grantees = records.join_grantees(granted)
-            writer.sign_head(session, head)
+            writer.sign_head(transaction, head)
             exposed.append(head.name)
         execute(queries.DELETE_WRAPS_FOR_SQL, {"recipient": recipient})
         execute(queries.DELETE_GRANTS_TO_SQL, {"client_id": client.id})
         client.revoked_at = now
-        writer.sign_client(session, client)
+        writer.sign_client(transaction, client)
         writer.audit(
-            session,
+            transaction,
             "client-revoke",
             detail=f"client {name}; exposed: {', '.join(sorted(exposed)) or 'none'}",
         )
@@ -278,7 +284,7 @@ def revoke_client(writer: Writer, name: str, audit_files: Sequence[Path]) -> lis
 
 
 def _heads_readable(
-    session: Transaction, client_id: str, ids: set[str], names: Iterable[str]
+    transaction: Transaction, client_id: str, ids: set[str], names: Iterable[str]
 ) -> list[EditableHead]:
     """The heads (not verified) of the credentials with id in ``ids``, named in
     ``names``, or whose grantee set holds ``client_id``; each once, in id order.
@@ -286,7 +292,7 @@ def _heads_readable(
     One statement per id and name, as :meth:`Writer.grantees` reads its clients:
     plain SQL has no expanding parameter for a list.
     """
-    execute = session.execute
+    execute = transaction.execute
     found = [
         *execute(queries.HEADS_GRANTING_SQL, {"pattern": f"%{client_id}%"}),
         *(row for i in ids for row in execute(queries.HEAD_SQL, {"id": i})),
@@ -302,11 +308,11 @@ def client_keys(writer: Writer, client: EditableClient) -> list[bytes]:
 
     :raises StoreError: when the database cannot be read.
     """
-    with writer.read() as session:
+    with writer.read() as transaction:
         return [client.verify_public] + [
             replaced[client.id]
             for _seq, replaced in audit.rekey_history(
-                session, writer.vault_id, writer.verify_public
+                transaction, writer.vault_id, writer.verify_public
             )
             if client.id in replaced
         ]
@@ -330,12 +336,12 @@ def _add_shared_reads(
         try:
             with (
                 audit_file.opened(path) as store,
-                store.read() as file_session,
-                file_session.tolerant_text(),
+                store.read() as file_transaction,
+                file_transaction.tolerant_text(),
             ):
                 reads = [
                     AuditRow(*values)
-                    for values in file_session.execute(
+                    for values in file_transaction.execute(
                         queries.AUDIT_READS_SIGNED_BY_SQL, {"signer": client.id}
                     )
                 ]
@@ -357,8 +363,8 @@ def signed_access_facts(writer: Writer, credentials: Sequence[str]) -> access_hi
     :raises IntegrityError: when the audit chain is broken.
     :raises StoreError: when the database cannot be read.
     """
-    with writer.read() as session:
-        facts, broken_at = writer.access_facts(session, credentials)
+    with writer.read() as transaction:
+        facts, broken_at = writer.access_facts(transaction, credentials)
     if broken_at is not None:
         raise IntegrityError(f"damaged vault: the audit log is broken at entry {broken_at}")
     return facts

@@ -136,8 +136,8 @@ def add(
     )
     fields = clean_payload(metadata.exchange, payload)
     now = to_epoch(utc_now())
-    with writer.write(queued=True) as session:
-        if writer.name_taken(session, name):
+    with writer.write(queued=True) as transaction:
+        if writer.name_taken(transaction, name):
             raise AlreadyExists(f'a credential named "{name}" exists already')
         head_id = records.new_record_id()
         sealed = records.seal_version(
@@ -145,10 +145,10 @@ def add(
         )
         head = new_head(head_id, name, now, sealed.stage_digest)
         # Inserted before its version: the foreign key points to it.
-        writer.sign_head(session, head, new=True)
+        writer.sign_head(transaction, head, new=True)
         # Made in this transaction: no grant can name it yet, the root is its only reader.
-        writer.store_version(session, sealed, grantees=[])
-        writer.audit(session, "add", name, 1)
+        writer.store_version(transaction, sealed, grantees=[])
+        writer.audit(transaction, "add", name, 1)
         writer.names_changed(added=name)
     # What was just signed and written: no need to read it back.
     return info_from_rows(head, sealed.version)
@@ -177,14 +177,14 @@ def edit(
         nothing is written.
     """
     now = to_epoch(utc_now())
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         old_version = head.current_version
         if old_version is None:
             raise Conflict(f'credential "{name}" has no current version')
         if head.pending_version is not None:
             raise Conflict(f'a rotation of "{name}" is pending; promote or abort it before editing')
-        old_meta, fields = writer.open_version(session, head, "current")
+        old_meta, fields = writer.open_version(transaction, head, "current")
         metadata = credential_metadata(
             name,
             old_meta.exchange,
@@ -198,17 +198,17 @@ def edit(
             fields = clean_payload(metadata.exchange, payload)
             # A new secret: whatever exposure the old one had no longer applies.
             head.exposed_at = head.exposed_reason = None
-        grantees = writer.check_scopes(session, head, metadata.permissions)
+        grantees = writer.check_scopes(transaction, head, metadata.permissions)
         version = writer.next_version(head)
         sealed = writer.add_version(
-            session, head, version, metadata, fields, now, grantees=grantees
+            transaction, head, version, metadata, fields, now, grantees=grantees
         )
         head.current_version = version
         head.current_digest = sealed.stage_digest
         head.updated_at = now
-        writer.retire_version(session, head, old_version)
-        writer.sign_head(session, head)
-        writer.audit(session, "edit", name, version)
+        writer.retire_version(transaction, head, old_version)
+        writer.sign_head(transaction, head)
+        writer.audit(transaction, "edit", name, version)
     writer.checkpoint()
     return tuple(sorted(c.name for c in grantees))
 
@@ -220,10 +220,10 @@ def remove(writer: Writer, name: str) -> None:
     :raises NotFound: when there is no such credential.
     :raises InvalidInput: for a name that is not UTF-8 text.
     """
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
-        writer.delete_credential(session, head)
-        writer.audit(session, "remove", name)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
+        writer.delete_credential(transaction, head)
+        writer.audit(transaction, "remove", name)
     writer.names_changed(removed=name)
     writer.checkpoint()
 
@@ -236,9 +236,9 @@ def get(writer: Writer, name: str, stage: str = "current") -> Credential:
     :raises InvalidInput: for a name that is not UTF-8 text.
     :raises IntegrityError: when anything read fails verification.
     """
-    with writer.write() as session:
-        head = writer.head(session, name)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name)
         version = stages.version_at(head, stage)
-        meta, fields = writer.open_version(session, head, stage)
-        writer.audit(session, "read", name, version, detail=stage)
+        meta, fields = writer.open_version(transaction, head, stage)
+        writer.audit(transaction, "read", name, version, detail=stage)
     return Credential.from_plaintext(meta, version, stage, fields)

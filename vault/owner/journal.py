@@ -59,8 +59,8 @@ class Journal:
             now,
             b"",
         )
-        with self._writer.write() as session:
-            return self._insert(session.execute, row)
+        with self._writer.write() as transaction:
+            return self._insert(transaction.execute, row)
 
     def _insert(self, execute: queries.Execute, row: JournalRow) -> JournalRow:
         # Numbered first, then signed with its number (the signature covers the id),
@@ -87,8 +87,8 @@ class Journal:
         :raises Conflict: when the entry was settled meanwhile (another run).
         :raises IntegrityError: when the stored entry does not verify.
         """
-        with self._writer.write() as session:
-            execute = session.execute
+        with self._writer.write() as transaction:
+            execute = transaction.execute
             stored = self._stored(execute, row.id)
             if stored.state != journal.INTENT:
                 raise Conflict(
@@ -117,8 +117,8 @@ class Journal:
         :raises IntegrityError: when an entry does not verify.
         """
         sql = queries.OPEN_JOURNAL_SQL if open_only else queries.JOURNAL_SQL
-        with self._writer.read() as session:
-            return [self._verified(v) for v in session.execute(sql, {})]
+        with self._writer.read() as transaction:
+            return [self._verified(v) for v in transaction.execute(sql, {})]
 
     def claim(
         self, credential: str, rotation_id: str, holder: str, alive: Callable[[str], bool]
@@ -130,8 +130,8 @@ class Journal:
         :raises IntegrityError: when an entry does not verify.
         """
         now = to_epoch(utc_now())
-        with self._writer.write() as session:
-            execute = session.execute
+        with self._writer.write() as transaction:
+            execute = transaction.execute
             for values in execute(queries.OPEN_JOURNAL_SQL, {}):
                 row = self._verified(values)
                 if row.step != journal.LEASE or row.credential != credential:
@@ -164,8 +164,8 @@ class Journal:
         """
         now = to_epoch(utc_now())
         released = 0
-        with self._writer.write() as session:
-            execute = session.execute
+        with self._writer.write() as transaction:
+            execute = transaction.execute
             for values in execute(queries.OPEN_JOURNAL_SQL, {}):
                 row = self._verified(values)
                 if row.step == journal.LEASE and (row.holder is None or not alive(row.holder)):

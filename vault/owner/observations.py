@@ -19,16 +19,16 @@ def record(writer: Writer, name: str, version: int, outcome: ProbeOutcome) -> No
     :raises IntegrityError: the credential's head does not verify.
     :raises StoreError: the database fails.
     """
-    with writer.write() as session:
-        head = writer.head(session, name)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name)
         if version not in {stages.number_at(head, stage) for stage in stages.STAGES}:
             raise NotFound(f"credential {quoted(name)} has no version {version} in use")
         row = observation.signed_row(
             writer.vault_id, head.id, name, version, outcome, ROOT_SIGNER, writer.identity.sign
         )
-        session.execute(queries.INSERT_OBSERVATION_SQL, queries.observation_values(row))
+        transaction.execute(queries.INSERT_OBSERVATION_SQL, queries.observation_values(row))
         writer.audit(
-            session,
+            transaction,
             observation.AUDIT_ACTION,
             name,
             version=version,

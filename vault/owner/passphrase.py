@@ -98,8 +98,8 @@ def new_slot_params(
 def _read_slots(where: Where) -> tuple[Store, HeaderRow, list[KeyslotRow]]:
     store, header = open_store(where, owner=True)
     try:
-        with store.read() as session:
-            execute = session.execute
+        with store.read() as transaction:
+            execute = transaction.execute
             # Without the signature, which a schema older than version 5 lacks: it
             # is read, and checked, once the slot has opened and the schema is
             # brought up to date (_proven).
@@ -126,8 +126,8 @@ def _proven(
         # Only the owner, and only once the key is proven, brings the schema up to
         # date (version 5 signs the keyslots as they are).
         backends.upgrade(store, OwnerKeys(header.vault_id, header.verify_public, identity))
-        with store.read() as session:
-            signature = keyslots.slot_signature(session.execute, slot.id)
+        with store.read() as transaction:
+            signature = keyslots.slot_signature(transaction.execute, slot.id)
         # The columns as they opened, with the signature stored now.
         keyslots.verify_slot(identity.verify_public, header.vault_id, slot, signature)
     except BaseException:
@@ -196,8 +196,8 @@ def change_passphrase(
     """
     passphrase_kdf.normalize_passphrase(new_passphrase)
     params = new_slot_params(opened_kdf, recalibrate, kdf, insecure_test_kdf)
-    with writer.read() as session:
-        header = load_header(session)
+    with writer.read() as transaction:
+        header = load_header(transaction)
     slot = sealed_slots.new_passphrase_slot(
         header,
         writer.private_identity(),
@@ -206,10 +206,10 @@ def change_passphrase(
         to_epoch(utc_now()),
         insecure_test_kdf=insecure_test_kdf,
     )
-    with writer.write() as session:
-        execute = session.execute
+    with writer.write() as transaction:
+        execute = transaction.execute
         keyslots.delete_slots(execute, keyslots.PASSPHRASE)
         keyslots.insert_slots(execute, [slot])
-        writer.audit(session, "passwd", detail=str(params))
+        writer.audit(transaction, "passwd", detail=str(params))
     writer.checkpoint()
     return params

@@ -23,13 +23,13 @@ def _update(writer: Writer, name: str, change: Callable[[Policy], Policy], detai
     :raises NotFound: when there is no such credential.
     :raises InvalidInput: as ``change`` raises it.
     """
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         policy = change(Policy.from_json(head.policy))
         head.policy = policy.to_json()
         head.updated_at = to_epoch(utc_now())
-        writer.sign_head(session, head)
-        writer.audit(session, "policy", name, detail=detail)
+        writer.sign_head(transaction, head)
+        writer.audit(transaction, "policy", name, detail=detail)
     return policy
 
 
@@ -79,17 +79,17 @@ def link_rotation(
     :raises InvalidInput: for a master that is ``name`` itself, of another exchange, or
         itself linked to a master; or a value :meth:`Policy.with_link` refuses.
     """
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         policy = Policy.from_json(head.policy).with_link(
             rotate_via=rotate_via, sub_account=sub_account, auto=auto, on_promote=on_promote
         )
         if policy.rotate_via is not None and rotate_via is not ...:
             if policy.rotate_via == name:
                 raise InvalidInput(f"{quoted(name)} cannot rotate itself: name its master key")
-            master = writer.head(session, policy.rotate_via)
-            master_meta, _ = writer.open_version(session, master, "current")
-            meta, _ = writer.open_version(session, head, "current")
+            master = writer.head(transaction, policy.rotate_via)
+            master_meta, _ = writer.open_version(transaction, master, "current")
+            meta, _ = writer.open_version(transaction, head, "current")
             if master_meta.exchange != meta.exchange:
                 raise InvalidInput(
                     f"the master {quoted(policy.rotate_via)} is a {master_meta.exchange} key "
@@ -102,13 +102,13 @@ def link_rotation(
                 )
         head.policy = policy.to_json()
         head.updated_at = to_epoch(utc_now())
-        writer.sign_head(session, head)
+        writer.sign_head(transaction, head)
         detail = (
             f"rotate via {policy.rotate_via}" + (" (auto)" if policy.auto else "")
             if policy.rotate_via
             else "not rotated at the exchange"
         )
-        writer.audit(session, "policy", name, detail=detail)
+        writer.audit(transaction, "policy", name, detail=detail)
     return policy
 
 
@@ -158,5 +158,5 @@ def policy(writer: Writer, name: str) -> Policy:
 
     :raises NotFound: when there is no such credential.
     """
-    with writer.read() as session:
-        return Policy.from_json(writer.head(session, name).policy)
+    with writer.read() as transaction:
+        return Policy.from_json(writer.head(transaction, name).policy)

@@ -63,8 +63,8 @@ def rekey(
     now = to_epoch(utc_now())
     recovery_key = recovery.new_recovery_key()
     tokens: dict[str, str] = {}
-    with writer.read() as session:
-        stored = load_header(session)
+    with writer.read() as transaction:
+        stored = load_header(transaction)
     new_header = signed_header(
         new,
         vault_id=stored.vault_id,
@@ -81,8 +81,8 @@ def rekey(
         now,
         insecure_test_kdf=insecure_test_kdf,
     )
-    with writer.write() as session:
-        header = load_header(session)
+    with writer.write() as transaction:
+        header = load_header(transaction)
         old_public = header.verify_public
         # The key this handle's unlock proved, and the header the slots were made for.
         if not aead.constant_time_equal(old_public, writer.verify_public) or (
@@ -91,14 +91,16 @@ def rekey(
             header.created_at,
         ) != (new_header.vault_id, new_header.format_version, new_header.created_at):
             raise IntegrityError("damaged vault: the header changed during the rekey")
-        execute = session.execute
+        execute = transaction.execute
         execute(queries.UPDATE_HEADER_SQL, new_header._asdict())
         old_client_keys: dict[str, tuple[str, bytes]] = {}
         client_keys: dict[str, bytes] = {}
         # A client record put back from before its revocation verifies: the signed
         # log's revocations decide, or the rekey would give it a fresh token.
         revoked = access_history.access_facts(
-            access_history.read_signed_log(session, vault_id, old_public, credentials=()).entries
+            access_history.read_signed_log(
+                transaction, vault_id, old_public, credentials=()
+            ).entries
         ).revoked
         for stored_client in execute(queries.CLIENTS_SQL, {}):
             client = EditableClient.of(ClientRow._make(stored_client))
@@ -123,7 +125,7 @@ def rekey(
         for grant in grants:
             records.verify_grant(old_public, vault_id, grant)
         _update_all(
-            session,
+            transaction,
             queries.REKEY_GRANT_SQL,
             [
                 records.signed_grant(
@@ -132,7 +134,7 @@ def rekey(
                 for g in grants
             ],
         )
-        _rekey_credentials(session, vault_id, old, new, old_public, client_keys, progress)
+        _rekey_credentials(transaction, vault_id, old, new, old_public, client_keys, progress)
         keyslots.delete_slots(execute)
         keyslots.insert_slots(execute, slots)
         # One entry for the root key, then one per re-keyed client (an entry's detail
@@ -142,7 +144,7 @@ def rekey(
             f"new keys for client {name}; client {client_id} key {key.hex()}"
             for client_id, (name, key) in sorted(old_client_keys.items())
         ]
-        last = audit.last_entry(session)
+        last = audit.last_entry(transaction)
         for detail in details:
             entry = new_entry(
                 vault_id,
@@ -152,7 +154,7 @@ def rekey(
                 detail=detail,
                 signer=(audit.ROOT_SIGNER, new.sign),
             )
-            writer.insert_rows(session, [(AUDIT_TABLE, entry.values())])
+            writer.insert_rows(transaction, [(AUDIT_TABLE, entry.values())])
             last = (entry.seq, entry.entry_hash)
     # Committed: from now on the writer is the new identity's.
     writer.replace_identity(new)
@@ -161,7 +163,7 @@ def rekey(
 
 
 def _rekey_credentials(
-    session: Transaction,
+    transaction: Transaction,
     vault_id: bytes,
     old: RootKeys,
     new: RootKeys,
@@ -178,7 +180,7 @@ def _rekey_credentials(
 
     :raises IntegrityError: when a row fails verification.
     """
-    execute = session.execute
+    execute = transaction.execute
     heads = {
         head.id: head
         for head in (EditableHead.of(HeadRow._make(r)) for r in execute(queries.ALL_HEADS_SQL, {}))
@@ -257,13 +259,13 @@ def _rekey_credentials(
             progress(done, len(versions))
     for head in heads.values():
         records.sign_head(new, vault_id, head)
-    _update_all(session, queries.UPDATE_HEAD_SQL, [head.values() for head in heads.values()])
-    _update_all(session, queries.REKEY_VERSION_SQL, version_updates)
-    _update_all(session, queries.REKEY_WRAP_SQL, wrap_updates)
+    _update_all(transaction, queries.UPDATE_HEAD_SQL, [head.values() for head in heads.values()])
+    _update_all(transaction, queries.REKEY_VERSION_SQL, version_updates)
+    _update_all(transaction, queries.REKEY_WRAP_SQL, wrap_updates)
 
 
-def _update_all(session: Transaction, sql: str, rows: list[dict[str, Any]]) -> None:
+def _update_all(transaction: Transaction, sql: str, rows: list[dict[str, Any]]) -> None:
     """One executemany of the UPDATE ``sql`` for ``rows`` (none for no rows: an empty
     parameter list would run it once without parameters through SQLAlchemy)."""
     if rows:
-        session.execute_many(sql, rows)
+        transaction.execute_many(sql, rows)

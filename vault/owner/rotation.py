@@ -88,17 +88,17 @@ def start(
     """
     now = to_epoch(utc_now())
     writer = admin.writer
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         if head.current_version is None:
             raise Conflict(f'credential "{name}" has no current version')
-        current_meta, current_fields = writer.open_version(session, head, "current")
+        current_meta, current_fields = writer.open_version(transaction, head, "current")
         # A new key changes the key material; account fields (uid, account_id, ...)
         # stay what they were unless the new payload gives them.
         carried = {k: v for k, v in current_fields.items() if k not in KEY_MATERIAL}
         fields = clean_payload(current_meta.exchange, {**carried, **payload})
         if head.pending_version is not None:
-            _meta, pending_fields = writer.open_version(session, head, "pending")
+            _meta, pending_fields = writer.open_version(transaction, head, "pending")
             if pending_fields == fields:
                 return StepResult(
                     name,
@@ -123,17 +123,17 @@ def start(
             else expires_on,  # type: ignore[arg-type]
             current_meta.endpoint,
         )
-        grantees = writer.check_scopes(session, head, metadata.permissions)
+        grantees = writer.check_scopes(transaction, head, metadata.permissions)
         version = writer.next_version(head)
         sealed = writer.add_version(
-            session, head, version, metadata, fields, now, grantees=grantees
+            transaction, head, version, metadata, fields, now, grantees=grantees
         )
         head.pending_version = version
         head.pending_digest = sealed.stage_digest
         head.pending_since = now
         head.updated_at = now
-        writer.sign_head(session, head)
-        writer.audit(session, "rotate-start", name, version)
+        writer.sign_head(transaction, head)
+        writer.audit(transaction, "rotate-start", name, version)
     wrapped_for = tuple(sorted(c.name for c in grantees))
     return StepResult(
         name,
@@ -162,13 +162,13 @@ def verify(admin: OwnerHandle, name: str) -> list[VerifyCheck]:
     """
     checks: list[VerifyCheck] = []
     writer = admin.writer
-    with writer.write() as session:
-        head = writer.head(session, name)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name)
         if head.pending_version is None:
             raise NotFound(
                 f'no rotation of "{name}" is pending; start one: exvault rotate start {name}'
             )
-        meta, fields = writer.open_version(session, head, "pending")
+        meta, fields = writer.open_version(transaction, head, "pending")
         checks.append(
             VerifyCheck("decrypts", True, f"version {head.pending_version} decrypts and verifies")
         )
@@ -184,7 +184,7 @@ def verify(admin: OwnerHandle, name: str) -> list[VerifyCheck]:
         except InvalidInput as exc:
             checks.append(VerifyCheck("format", False, str(exc)))
         if head.current_version is not None:
-            _current_meta, current = writer.open_version(session, head, "current")
+            _current_meta, current = writer.open_version(transaction, head, "current")
             same_key = current.get("api_key") == fields.get("api_key")
             same_secret = current.get("secret") == fields.get("secret")
             checks.append(
@@ -199,13 +199,13 @@ def verify(admin: OwnerHandle, name: str) -> list[VerifyCheck]:
                 )
             )
         try:
-            writer.check_scopes(session, head, meta.permissions)
+            writer.check_scopes(transaction, head, meta.permissions)
             checks.append(VerifyCheck("scope", True, "within every grantee's maximum scope"))
         except Conflict as exc:
             checks.append(VerifyCheck("scope", False, str(exc)))
         failed = [c.name for c in checks if not c.passed]
         writer.audit(
-            session,
+            transaction,
             "rotate-verify",
             name,
             head.pending_version,
@@ -223,8 +223,8 @@ def promote(admin: OwnerHandle, name: str, *, grace: timedelta | None = None) ->
     """
     now = utc_now()
     writer = admin.writer
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         if head.pending_version is None:
             if head.previous_version is not None:
                 return StepResult(
@@ -245,9 +245,9 @@ def promote(admin: OwnerHandle, name: str, *, grace: timedelta | None = None) ->
         head.current_digest = head.pending_digest
         head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(now)
-        writer.retire_version(session, head, dropped)
-        writer.sign_head(session, head)
-        writer.audit(session, "rotate-promote", name, head.current_version)
+        writer.retire_version(transaction, head, dropped)
+        writer.sign_head(transaction, head)
+        writer.audit(transaction, "rotate-promote", name, head.current_version)
         version = head.current_version
     writer.checkpoint()
     return StepResult(
@@ -293,8 +293,8 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
         verification; nothing is changed.
     """
     writer = admin.writer
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         if head.previous_version is None:
             return StepResult(name, "finish", False, head.current_version, "nothing to finish")
         if not force:
@@ -302,7 +302,7 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
         dropped = head.previous_version
         head.previous_version = head.previous_until = head.previous_digest = None
         found = (
-            session.execute(
+            transaction.execute(
                 queries.VERSION_OF_SQL, {"id": head.id, "version": head.current_version}
             )
             if head.current_version is not None
@@ -323,9 +323,9 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
             # The exposure predates the current key: it concerned the key now dropped.
             head.exposed_at = head.exposed_reason = None
         head.updated_at = to_epoch(utc_now())
-        writer.retire_version(session, head, dropped)
-        writer.sign_head(session, head)
-        writer.audit(session, "rotate-finish", name, dropped)
+        writer.retire_version(transaction, head, dropped)
+        writer.sign_head(transaction, head)
+        writer.audit(transaction, "rotate-finish", name, dropped)
         version = head.current_version
     writer.checkpoint()
     return StepResult(
@@ -340,16 +340,16 @@ def finish(admin: OwnerHandle, name: str, *, force: bool = False) -> StepResult:
 def abort(admin: OwnerHandle, name: str) -> StepResult:
     """Drop the ``pending`` version."""
     writer = admin.writer
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         if head.pending_version is None:
             return StepResult(name, "abort", False, head.current_version, "no rotation is pending")
         dropped = head.pending_version
         head.pending_version = head.pending_since = head.pending_digest = None
         head.updated_at = to_epoch(utc_now())
-        writer.retire_version(session, head, dropped)
-        writer.sign_head(session, head)
-        writer.audit(session, "rotate-abort", name, dropped)
+        writer.retire_version(transaction, head, dropped)
+        writer.sign_head(transaction, head)
+        writer.audit(transaction, "rotate-abort", name, dropped)
         version = head.current_version
     writer.checkpoint()
     return StepResult(name, "abort", True, version, f"pending version {dropped} dropped")
@@ -393,8 +393,8 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
     """
     now = utc_now()
     writer = admin.writer
-    with writer.write() as session:
-        head = writer.head(session, name, for_update=True)
+    with writer.write() as transaction:
+        head = writer.head(transaction, name, for_update=True)
         if head.previous_version is None:
             return StepResult(
                 name, "rollback", False, head.current_version, "no previous version to roll back to"
@@ -402,13 +402,13 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
         refuse_rollback(name, head.previous_until, head.pending_version, now)
         # The version to make current must be whole and the one the head names
         # (every grantee holds it already: a grant wraps every labelled version).
-        _, fields = writer.open_version(session, head, "previous")
+        _, fields = writer.open_version(transaction, head, "previous")
         # A key whose deletion at the exchange has begun (a finish that failed or was
         # killed after its delete call) may be gone there already: it cannot be current
         # again. A forged entry can only make this refuse, never let a dead key back.
         deleting = [
             entry
-            for entry in map(JournalRow._make, session.execute(queries.JOURNAL_SQL, {}))
+            for entry in map(JournalRow._make, transaction.execute(queries.JOURNAL_SQL, {}))
             if entry.credential == name
             and entry.step == journal.DELETE
             and entry.state in (journal.INTENT, journal.DONE)
@@ -428,8 +428,8 @@ def rollback(admin: OwnerHandle, name: str) -> StepResult:
         head.current_digest = head.previous_digest
         head.previous_version = head.previous_until = head.previous_digest = None
         head.updated_at = to_epoch(now)
-        writer.sign_head(session, head)
-        writer.audit(session, "rotate-rollback", name, head.current_version)
+        writer.sign_head(transaction, head)
+        writer.audit(transaction, "rotate-rollback", name, head.current_version)
         version = head.current_version
     writer.checkpoint()
     return StepResult(

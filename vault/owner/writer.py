@@ -4,7 +4,7 @@ A :class:`Writer` holds the store, the unlocked root identity, the vault id and 
 verified public key, the signed audit log read so far, and the open batch, if any.
 Every owner operation (:mod:`vault.owner.credentials`, :mod:`vault.owner.clients`,
 :mod:`vault.owner.passphrase`, :mod:`vault.owner.rekey`, :mod:`vault.owner.policies`,
-:mod:`vault.owner.rotation`) runs as ``with writer.write() as session: ...`` and uses
+:mod:`vault.owner.rotation`) runs as ``with writer.write() as transaction: ...`` and uses
 the shared steps here: look a head up, open a version, add, store and retire a
 version, resolve and cross-check grantees, append the signed audit entry. The
 transaction and its lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's audit head row
@@ -101,7 +101,7 @@ class _Batch:
     removes change them), so that an add costs no query.
     """
 
-    session: Transaction
+    transaction: Transaction
     failures: list[Callable[[], None]]
     audit_head: tuple[int, bytes] | None = None
     checkpoint: bool = False
@@ -201,8 +201,8 @@ class Writer:
             return
         failures: list[Callable[[], None]] = []
         try:
-            with self._store.write() as session:
-                batch = self._batch = _Batch(session, failures)
+            with self._store.write() as transaction:
+                batch = self._batch = _Batch(transaction, failures)
                 try:
                     yield
                     with self._store.translate_errors():
@@ -217,7 +217,7 @@ class Writer:
 
     @contextmanager
     def write(self, *, queued: bool = False) -> Iterator[Transaction]:
-        """The session of one write operation: its own transaction, or in a batch the
+        """The transaction of one write operation: its own transaction, or in a batch the
         batch's. ``queued``: the operation only inserts (through :meth:`insert`), so
         in a batch its rows may wait in the queue.
 
@@ -228,8 +228,8 @@ class Writer:
         """
         batch = self._batch
         if batch is None:
-            with self._store.write() as session:
-                yield session
+            with self._store.write() as transaction:
+                yield transaction
             return
         with self._store.translate_errors():
             if not queued or batch.queued >= BATCH_QUEUE_ROWS:
@@ -239,31 +239,31 @@ class Writer:
                 if queued:
                     batch.queueing = True
                     try:
-                        yield batch.session
+                        yield batch.transaction
                     finally:
                         batch.queueing = False
                 else:
-                    with batch.session.savepoint():
-                        yield batch.session
+                    with batch.transaction.savepoint():
+                        yield batch.transaction
             except BaseException:
                 batch.back_to(mark)
                 raise
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
-        """A read transaction; in a batch, the batch's session (another connection would
+        """A read transaction; in a batch, the batch's transaction (another connection would
         not see its uncommitted writes).
 
         :raises StoreError: when the database fails.
         """
         batch = self._batch
         if batch is None:
-            with self._store.read() as session:
-                yield session
+            with self._store.read() as transaction:
+                yield transaction
             return
         with self._store.translate_errors():
             self._insert_queue(batch)
-            yield batch.session
+            yield batch.transaction
 
     def checkpoint(self) -> None:
         """Checkpoint the WAL after deletes; in a batch, once it has committed (no
@@ -275,7 +275,7 @@ class Writer:
 
     # ---------------------------------------------------------------- inserting
 
-    def insert(self, session: Transaction, *new: tuple[object, ...]) -> None:
+    def insert(self, transaction: Transaction, *new: tuple[object, ...]) -> None:
         """Insert new plain rows (:mod:`vault.format.schema`, as
         :mod:`vault.format.records` seals them) in the order given (foreign keys point
         backwards).
@@ -283,9 +283,9 @@ class Writer:
         Plain INSERT statements, not the ORM's unit of work: nothing here is read back
         or changed afterwards. In a batch's queued operation the rows wait in the queue.
         """
-        self.insert_rows(session, [schema.row_values(r) for r in new])
+        self.insert_rows(transaction, [schema.row_values(r) for r in new])
 
-    def insert_rows(self, session: Transaction, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    def insert_rows(self, transaction: Transaction, rows: list[tuple[str, dict[str, Any]]]) -> None:
         """Insert (table, column values) rows as :meth:`insert` does."""
         batch = self._batch
         if batch is not None and batch.queueing:
@@ -293,7 +293,7 @@ class Writer:
                 batch.queue.setdefault(table, []).append(values)
             batch.queued += len(rows)
             return
-        execute = session.execute
+        execute = transaction.execute
         for table, values in rows:
             execute(queries.insert_sql(table, tuple(values)), values)
 
@@ -306,8 +306,8 @@ class Writer:
         """
         if not batch.queued:
             return
-        with batch.session.savepoint():
-            execute_many = batch.session.execute_many
+        with batch.transaction.savepoint():
+            execute_many = batch.transaction.execute_many
             for table in sorted(batch.queue, key=_TABLE_ORDER.__getitem__):
                 rows = batch.queue[table]
                 if rows:
@@ -320,7 +320,7 @@ class Writer:
 
     def audit(
         self,
-        session: Transaction,
+        transaction: Transaction,
         action: str,
         credential: str | None = None,
         version: int | None = None,
@@ -333,7 +333,7 @@ class Writer:
             # The batch holds the write lock: the entry it appended last is the head.
             batch.audit_head
             if batch is not None and batch.audit_head
-            else audit.last_entry(session),
+            else audit.last_entry(transaction),
             actor=audit.ADMIN,
             action=action,
             credential=credential,
@@ -346,7 +346,7 @@ class Writer:
         self._signed_log.appended(entry)
         # Inserted like the operation's other new rows (queued in a batch's add): a
         # unit-of-work flush for this one object costs more than the entry itself.
-        self.insert_rows(session, [(AUDIT_TABLE, entry.values())])
+        self.insert_rows(transaction, [(AUDIT_TABLE, entry.values())])
 
     def record_action(self, action: str, detail: str = "") -> None:
         """Append a signed entry of the owner's for an action done outside the tables
@@ -354,8 +354,8 @@ class Writer:
 
         :raises StoreError: when the database fails.
         """
-        with self._store.write() as session:
-            self.audit(session, action, detail=detail)
+        with self._store.write() as transaction:
+            self.audit(transaction, action, detail=detail)
 
     def record_failure(self, action: str, detail: str, credential: str | None = None) -> None:
         """Audit a refusal in a transaction of its own; in a batch, once it has ended
@@ -378,7 +378,9 @@ class Writer:
 
     # ---------------------------------------------------------------- lookups
 
-    def head(self, session: Transaction, name: str, *, for_update: bool = False) -> EditableHead:
+    def head(
+        self, transaction: Transaction, name: str, *, for_update: bool = False
+    ) -> EditableHead:
         """The head of credential ``name``, its signature verified (row-locked on
         PostgreSQL with ``for_update``), to change and store with :meth:`sign_head`.
 
@@ -387,11 +389,11 @@ class Writer:
         :raises IntegrityError: when the head does not verify.
         """
         return verified_head(
-            session, self._vault_id, self._verify_public, name, for_update=for_update
+            transaction, self._vault_id, self._verify_public, name, for_update=for_update
         )
 
     def client(
-        self, session: Transaction, name: str, *, for_update: bool = False
+        self, transaction: Transaction, name: str, *, for_update: bool = False
     ) -> EditableClient:
         """The row of client ``name``, its signature verified (row-locked on PostgreSQL
         with ``for_update``), to change and store with :meth:`sign_client`.
@@ -400,8 +402,8 @@ class Writer:
         :raises InvalidInput: for a name that is not UTF-8 text.
         :raises IntegrityError: when the row does not verify.
         """
-        found = session.execute(
-            queries.CLIENT_NAMED_SQL + row_lock(session, for_update=for_update),
+        found = transaction.execute(
+            queries.CLIENT_NAMED_SQL + row_lock(transaction, for_update=for_update),
             {"name": lookup_name(name, "client")},
         )
         if not found:
@@ -410,14 +412,14 @@ class Writer:
         records.verify_client(self._verify_public, self._vault_id, client)
         return client
 
-    def client_named(self, session: Transaction, name: str) -> bool:
+    def client_named(self, transaction: Transaction, name: str) -> bool:
         """Whether a client is named ``name`` (revoked ones keep their names)."""
-        return bool(session.execute(queries.CLIENT_NAMED_SQL, {"name": name}))
+        return bool(transaction.execute(queries.CLIENT_NAMED_SQL, {"name": name}))
 
-    def name_taken(self, session: Transaction, name: str) -> bool:
+    def name_taken(self, transaction: Transaction, name: str) -> bool:
         """Whether a credential is named ``name`` (in a batch, queued ones too)."""
         batch = self._batch
-        execute = session.execute
+        execute = transaction.execute
         if batch is None:
             return bool(execute(queries.CREDENTIAL_NAMED_SQL, {"name": name}))
         if batch.names is None:
@@ -436,25 +438,25 @@ class Writer:
 
     # ---------------------------------------------------------------- signing
 
-    def sign_head(self, session: Transaction, head: EditableHead, *, new: bool = False) -> None:
+    def sign_head(self, transaction: Transaction, head: EditableHead, *, new: bool = False) -> None:
         """Sign ``head`` (bumping its revision) with the root key and store it: an
         UPDATE of the stored head, or with ``new`` the INSERT of a new one (queued in a
         batch's queued add, like :meth:`insert`)."""
         records.sign_head(self._identity, self._vault_id, head)
         if new:
-            self.insert(session, head.row())
+            self.insert(transaction, head.row())
         else:
-            session.execute(queries.UPDATE_HEAD_SQL, head.values())
+            transaction.execute(queries.UPDATE_HEAD_SQL, head.values())
 
     def sign_client(
-        self, session: Transaction, client: EditableClient, *, new: bool = False
+        self, transaction: Transaction, client: EditableClient, *, new: bool = False
     ) -> None:
         """Sign ``client`` with the root key and store it, as :meth:`sign_head` does."""
         records.sign_client(self._identity, self._vault_id, client)
         if new:
-            self.insert(session, client.row())
+            self.insert(transaction, client.row())
         else:
-            session.execute(queries.UPDATE_CLIENT_SQL, client.values())
+            transaction.execute(queries.UPDATE_CLIENT_SQL, client.values())
 
     # ---------------------------------------------------------------- versions
 
@@ -488,7 +490,7 @@ class Writer:
         return records.open_payload(self._vault_id, row, payload, self.unwrap(row, root_wrap))
 
     def staged_version(
-        self, session: Transaction, head: EditableHead, stage: str
+        self, transaction: Transaction, head: EditableHead, stage: str
     ) -> tuple[CredentialMetadata, VersionRow, PayloadRow, WrapRow]:
         """The version ``head`` (verified) labels ``stage``, verified against it: its
         metadata, its row, its payload and its data key's wrap for the root.
@@ -499,7 +501,7 @@ class Writer:
         version = stages.version_at(head, stage)
         # The bot's statement, with the root as the recipient: the head (as this
         # transaction left it) joined with the version, payload and wrap it labels.
-        found = session.execute(
+        found = transaction.execute(
             queries.STAGE_SQL[stage], {"name": head.name, "recipient": Recipient.root().column}
         )
         _head, row, payload, wrap = (
@@ -510,7 +512,7 @@ class Writer:
         return self.check_staged_version(head, stage, row), row, payload, wrap
 
     def open_version(
-        self, session: Transaction, head: EditableHead, stage: str
+        self, transaction: Transaction, head: EditableHead, stage: str
     ) -> tuple[CredentialMetadata, dict[str, str]]:
         """Verify and decrypt the version ``head`` (verified) labels ``stage``: its
         metadata and fields. The owner's one open-a-version path.
@@ -518,15 +520,15 @@ class Writer:
         :raises NotFound: when the head labels no version ``stage``.
         :raises IntegrityError: when a row is missing or is not the one the head names.
         """
-        meta, row, payload, wrap = self.staged_version(session, head, stage)
+        meta, row, payload, wrap = self.staged_version(transaction, head, stage)
         return meta, self.decrypt(row, wrap, payload)
 
     @staticmethod
     def has_wrap(
-        session: Transaction, head: EditableHead, version: int, recipient: Recipient
+        transaction: Transaction, head: EditableHead, version: int, recipient: Recipient
     ) -> bool:
         """Whether version ``version`` of ``head`` has a data key wrapped for ``recipient``."""
-        found = session.execute(
+        found = transaction.execute(
             queries.WRAP_EXISTS_SQL,
             {"id": head.id, "version": version, "recipient": recipient.column},
         )
@@ -542,7 +544,7 @@ class Writer:
 
     def add_version(
         self,
-        session: Transaction,
+        transaction: Transaction,
         head: EditableHead,
         version: int,
         metadata: CredentialMetadata,
@@ -556,11 +558,11 @@ class Writer:
         sealed = records.seal_version(
             self._identity, self._vault_id, head.id, version, metadata, payload, now
         )
-        self.store_version(session, sealed, grantees)
+        self.store_version(transaction, sealed, grantees)
         return sealed
 
     def store_version(
-        self, session: Transaction, sealed: records.SealedVersion, grantees: Sequence[Grantee]
+        self, transaction: Transaction, sealed: records.SealedVersion, grantees: Sequence[Grantee]
     ) -> None:
         """Insert a sealed version's rows, its data key wrapped for the root and every
         client of ``grantees`` (none for a credential made in this transaction: grants
@@ -569,7 +571,7 @@ class Writer:
             self._identity.encryption_public, ((c.id, c.encryption_public) for c in grantees)
         )
         self.insert(
-            session,
+            transaction,
             sealed.version,
             sealed.payload,
             *(
@@ -586,32 +588,32 @@ class Writer:
         )
 
     @staticmethod
-    def retire_version(session: Transaction, head: EditableHead, version: int | None) -> None:
+    def retire_version(transaction: Transaction, head: EditableHead, version: int | None) -> None:
         """Delete the ciphertext and wraps of a version that lost its last stage label
         (nothing when ``version`` is None or still labelled)."""
         if version is None or stages.stages_of(head, version):
             return
-        execute = session.execute
+        execute = transaction.execute
         for sql in queries.RETIRE_VERSION_SQL:
             execute(sql, {"id": head.id, "version": version})
 
     @staticmethod
-    def delete_credential(session: Transaction, head: EditableHead) -> None:
+    def delete_credential(transaction: Transaction, head: EditableHead) -> None:
         """Delete the credential of ``head`` with its versions, ciphertexts, wraps and
         grants."""
-        session.execute(queries.DELETE_CREDENTIAL_SQL, {"id": head.id})
+        transaction.execute(queries.DELETE_CREDENTIAL_SQL, {"id": head.id})
 
     # ---------------------------------------------------------------- grantees
 
     def access_facts(
-        self, session: Transaction, credentials: Iterable[str]
+        self, transaction: Transaction, credentials: Iterable[str]
     ) -> tuple[access_history.AccessFacts, int | None]:
         """What the signed audit log says, complete for ``credentials`` and for
         revocations, and where its chain breaks (None when intact); read only since
         this writer's last look (:class:`vault.db.access_history.VerifiedLog`)."""
-        return self._signed_log.facts(session, credentials, locked=self._batch is not None)
+        return self._signed_log.facts(transaction, credentials, locked=self._batch is not None)
 
-    def grantees(self, session: Transaction, head: EditableHead) -> list[ClientRow]:
+    def grantees(self, transaction: Transaction, head: EditableHead) -> list[ClientRow]:
         """The clients, neither revoked nor expired, in ``head``'s signed grantee set
         (verified with the head), their records verified, each grant backed by the
         signed audit log.
@@ -626,7 +628,7 @@ class Writer:
         granted = records.split_grantees(head)
         if not granted:
             return []
-        execute = session.execute
+        execute = transaction.execute
         # One statement per grantee, the bot's: a credential has a few, and an id list
         # would need an expanding parameter that plain SQL has not.
         rows = [
@@ -644,11 +646,11 @@ class Writer:
             if client.revoked_at is None and (client.expires_at is None or client.expires_at > now):
                 clients.append(client)
         if clients:
-            self._check_grants_signed(session, head, clients)
+            self._check_grants_signed(transaction, head, clients)
         return clients
 
     def _check_grants_signed(
-        self, session: Transaction, head: EditableHead, clients: list[ClientRow]
+        self, transaction: Transaction, head: EditableHead, clients: list[ClientRow]
     ) -> None:
         """Refuse to wrap for a grantee unless the signed audit log backs its grant.
 
@@ -661,7 +663,7 @@ class Writer:
 
         :raises IntegrityError: naming the credential and the client; nothing written.
         """
-        facts, broken_at = self.access_facts(session, (head.name,))
+        facts, broken_at = self.access_facts(transaction, (head.name,))
         for client in clients:
             if broken_at is not None:
                 raise IntegrityError(
@@ -677,7 +679,7 @@ class Writer:
                 )
 
     def check_scopes(
-        self, session: Transaction, head: EditableHead, permissions: tuple[str, ...]
+        self, transaction: Transaction, head: EditableHead, permissions: tuple[str, ...]
     ) -> list[ClientRow]:
         """Refuse permissions that a granted client's maximum scope does not allow.
 
@@ -685,7 +687,7 @@ class Writer:
         :raises Conflict: when a grantee's scope excludes one of ``permissions``.
         :raises IntegrityError: as :meth:`grantees`.
         """
-        grantees = self.grantees(session, head)
+        grantees = self.grantees(transaction, head)
         for client in grantees:
             extra = beyond_scope(permissions, split_list(client.max_scope))
             if extra:
