@@ -37,6 +37,19 @@ def _surrogate_escaped(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def checkpoint_until_done(run: Callable[[], Row | None]) -> bool:
+    """Run a WAL checkpoint (``run`` returns its row) until it completes; False when
+    readers kept it from completing for about ten seconds (the next one finishes the
+    job). A reader's open snapshot can keep the checkpoint from reaching the end of the
+    WAL ("busy"); readers are short, so it tries again for a little while."""
+    for attempt in range(20):
+        busy = run()
+        if busy is not None and busy[0] == 0:
+            return True
+        time.sleep(0.05 * (attempt + 1))
+    return False
+
+
 class SqliteTransaction:
     """One transaction on a :class:`SqliteStore`'s connection."""
 
@@ -249,14 +262,14 @@ class SqliteStore:
     def checkpoint(self) -> bool:
         """Fold the WAL into the file and truncate it; False when readers kept it from
         completing for about ten seconds (the next checkpoint will finish the job)."""
-        for attempt in range(20):
+
+        def run() -> Row | None:
             with self.translate_errors():
                 connection = self._idle[-1] if self._idle else self._connect()
-                busy = connection.execute(queries.WAL_CHECKPOINT_SQL).fetchone()
-            if busy is not None and busy[0] == 0:
-                return True
-            time.sleep(0.05 * (attempt + 1))
-        return False
+                found: Row | None = connection.execute(queries.WAL_CHECKPOINT_SQL).fetchone()
+                return found
+
+        return checkpoint_until_done(run)
 
     def dispose(self) -> None:
         """Close every connection."""
@@ -282,4 +295,4 @@ class SqliteStore:
             raise
 
 
-__all__ = ["SqliteStore", "SqliteTransaction"]
+__all__ = ["SqliteStore", "SqliteTransaction", "checkpoint_until_done"]

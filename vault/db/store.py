@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +47,7 @@ from vault.db.schema_version import (
     check_schema_version,
 )
 from vault.db.sqlite_file import BUSY_TIMEOUT_MS, create_sqlite_file, fsync_path
-from vault.db.sqlite_store import SqliteTransaction
+from vault.db.sqlite_store import SqliteTransaction, checkpoint_until_done
 from vault.db.tables import Base, SchemaInfo
 from vault.db.transaction import POSTGRESQL, SQLITE, Row, Transaction
 from vault.db.url import describe_location, malformed_url, parse_url, sqlite_path, sqlite_url
@@ -347,15 +346,12 @@ class EngineStore:
         """
         if not self.is_sqlite:
             return True
-        # A reader's open snapshot can keep the checkpoint from reaching the end of the
-        # WAL ("busy"); readers are short, so try again for a little while.
-        for attempt in range(20):
+
+        def run() -> Row | None:
             with self.translate_errors(), self.engine.connect() as conn:
-                busy = conn.exec_driver_sql(queries.WAL_CHECKPOINT_SQL).first()
-            if busy is not None and busy[0] == 0:
-                return True
-            time.sleep(0.05 * (attempt + 1))
-        return False
+                return conn.exec_driver_sql(queries.WAL_CHECKPOINT_SQL).first()
+
+        return checkpoint_until_done(run)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
