@@ -17,17 +17,14 @@ import binascii
 import re
 import string
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from vault.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 __all__ = [
     "PayloadCheck",
@@ -141,6 +138,13 @@ def load_private_pem(value: str, *, exchange: str, field: str) -> PrivateKeyType
     :raises InvalidInput: the text is a public key or certificate, is encrypted, or
         does not load.
     """
+    # cryptography's PEM loader and its RSA and EC key types load with the first PEM
+    # key checked, not with this module: every owner command imports it (through the
+    # exchange profiles), and they cost a command through the unlock agent a tenth of
+    # its time (docs/benchmarks.md, the unlock agent's section).
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     if "PRIVATE KEY-----" not in value and (
         "PUBLIC KEY-----" in value or "CERTIFICATE-----" in value
     ):
@@ -167,6 +171,9 @@ def key_kind(key: PrivateKeyTypes) -> str:
 
     :raises: nothing.
     """
+    # Loaded already by load_private_pem, which made ``key`` (see there).
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPrivateKey):
         return "rsa"
     if isinstance(key, ed25519.Ed25519PrivateKey):
@@ -307,7 +314,7 @@ def coinbase_secret(payload: Mapping[str, str], exchange: str) -> None:
             "(88 base64 characters)"
         )
     public = ed25519.Ed25519PrivateKey.from_private_bytes(decoded[:32]).public_key()
-    if public.public_bytes(Encoding.Raw, PublicFormat.Raw) != decoded[32:]:
+    if public.public_bytes_raw() != decoded[32:]:
         raise InvalidInput(
             f"{exchange} secret is not a consistent Ed25519 key (damaged or mistyped?)"
         )
