@@ -17,9 +17,9 @@ process pays (interpreter, click, the command group).
 ``--importtime`` adds where an agent-backed ``show`` spends its import time (``python
 -X importtime``), by top-level package. ``--breakdown`` adds the CPU time of new
 processes of the same Python that only import, layer on layer: the interpreter, the
-command group, SQLAlchemy's Core, its ORM, the owner commands' modules, and the modules
-an owner's read on a SQLite file would need without SQLAlchemy (the bot's path and the
-agent's client); the difference between two lines is what that layer costs a command.
+command group, the format layer (``cryptography``), the owner commands' modules; the
+difference between two lines is what that layer costs a command. Its last line is
+what such a command no longer loads on a vault file: SQLAlchemy's Core and ORM alone.
 
 The agent lives in a runtime directory of its own under ``--workdir`` and is stopped
 at the end. ``--test-kdf`` makes the vault with the test suite's cheap KDF: a smoke
@@ -125,17 +125,12 @@ def measure(
 IMPORT_LAYERS = (
     ("the interpreter", "pass"),
     ("+ click and the command group", "import vault.cli.main"),
-    ("+ SQLAlchemy Core", "import vault.cli.main, sqlalchemy"),
-    ("+ SQLAlchemy ORM", "import vault.cli.main, sqlalchemy.orm"),
+    ("+ the format layer (cryptography)", "import vault.cli.main, vault.format.records"),
     (
-        "the owner commands' modules",
-        "import vault.cli.main, vault.cli.credentials, vault.cli.access",
+        "+ the owner commands' modules",
+        "import vault.cli.main, vault.cli.credentials, vault.cli.access, vault.cli.unlock",
     ),
-    (
-        "an owner read without SQLAlchemy",
-        "import vault.cli.main, vault.agent.client, vault.db.client_sql, "
-        "vault.format.records, vault.runtime.credential",
-    ),
+    ("(not loaded) SQLAlchemy's Core and ORM alone", "import sqlalchemy.orm"),
 )
 """What ``--breakdown`` imports, each line in new processes of its own."""
 
