@@ -132,9 +132,9 @@ def test_the_orm_session_shares_the_transaction(store: Store) -> None:
     assert _values(store) == ["statement", "orm"]
 
 
+@pytest.mark.parametrize("store", ["sqlite3", "sqlalchemy-sqlite"], indirect=True)
 def test_tolerant_text_reads_text_that_is_not_utf8(store: Store) -> None:
-    if store.backend != "sqlite":
-        pytest.skip("PostgreSQL stores only valid text")
+    # SQLite only: PostgreSQL stores only valid text.
     with store.write() as tx:
         tx.execute("INSERT INTO scratch (id, v) VALUES (1, CAST(X'61ff62' AS TEXT))")
     with store.read() as tx:
