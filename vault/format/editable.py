@@ -13,14 +13,41 @@ in the same order (``tests/format/test_editable.py``), so ``of(row)`` and
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from vault.format.schema import ClientRow, HeaderRow, HeadRow
 
+_R = TypeVar("_R", HeaderRow, HeadRow, ClientRow)
+_E = TypeVar("_E", bound="_Editable[Any]")
+
+
+class _Editable(Generic[_R]):
+    """What the three editable rows share: made from their plain row, back to it, and
+    their columns by name."""
+
+    __slots__ = ()
+    _plain: ClassVar[type[Any]]
+
+    @classmethod
+    def of(cls: type[_E], row: tuple[Any, ...]) -> _E:
+        """The row as read (its plain row, or its column values in order)."""
+        return cls(*row)
+
+    def values(self) -> dict[str, Any]:
+        """Every column by name, for an UPDATE or INSERT."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def row(self) -> _R:
+        """As the immutable row a reader sees."""
+        made: _R = self._plain._make(astuple(self))  # type: ignore[call-overload]
+        return made
+
 
 @dataclass(slots=True)
-class EditableHeader:
+class EditableHeader(_Editable[HeaderRow]):
     """The ``vault_header`` row (one per vault), to be re-keyed and signed again."""
+
+    _plain = HeaderRow
 
     id: int
     format_version: int
@@ -30,23 +57,12 @@ class EditableHeader:
     verify_public: bytes
     signature: bytes
 
-    @classmethod
-    def of(cls, row: HeaderRow | tuple[Any, ...]) -> EditableHeader:
-        """The header ``row`` as read (a :class:`HeaderRow` or its column values)."""
-        return cls(*row)
-
-    def values(self) -> dict[str, Any]:
-        """Every column by name, for an UPDATE or INSERT."""
-        return _values(self)
-
-    def row(self) -> HeaderRow:
-        """As the immutable row a reader sees."""
-        return HeaderRow._make(astuple(self))
-
 
 @dataclass(slots=True)
-class EditableHead:
+class EditableHead(_Editable[HeadRow]):
     """A ``credentials`` row: a credential's head, to be changed and signed again."""
+
+    _plain = HeadRow
 
     id: str
     name: str
@@ -68,23 +84,12 @@ class EditableHead:
     previous_digest: bytes | None
     grantees: str
 
-    @classmethod
-    def of(cls, row: HeadRow | tuple[Any, ...]) -> EditableHead:
-        """The head ``row`` as read (a :class:`HeadRow` or its column values)."""
-        return cls(*row)
-
-    def values(self) -> dict[str, Any]:
-        """Every column by name, for an UPDATE or INSERT."""
-        return _values(self)
-
-    def row(self) -> HeadRow:
-        """As the immutable row a reader sees."""
-        return HeadRow._make(astuple(self))
-
 
 @dataclass(slots=True)
-class EditableClient:
+class EditableClient(_Editable[ClientRow]):
     """A ``clients`` row, to be revoked or re-keyed and signed again."""
+
+    _plain = ClientRow
 
     id: str
     name: str
@@ -96,19 +101,6 @@ class EditableClient:
     revoked_at: int | None
     signature: bytes
 
-    @classmethod
-    def of(cls, row: ClientRow | tuple[Any, ...]) -> EditableClient:
-        """The client ``row`` as read (a :class:`ClientRow` or its column values)."""
-        return cls(*row)
-
-    def values(self) -> dict[str, Any]:
-        """Every column by name, for an UPDATE or INSERT."""
-        return _values(self)
-
-    def row(self) -> ClientRow:
-        """As the immutable row a reader sees."""
-        return ClientRow._make(astuple(self))
-
 
 EDITABLE: dict[str, tuple[type[Any], type[tuple[object, ...]]]] = {
     "vault_header": (EditableHeader, HeaderRow),
@@ -116,10 +108,6 @@ EDITABLE: dict[str, tuple[type[Any], type[tuple[object, ...]]]] = {
     "clients": (EditableClient, ClientRow),
 }
 """Each editable class and its plain row, by table name."""
-
-
-def _values(row: Any) -> dict[str, Any]:
-    return {f.name: getattr(row, f.name) for f in fields(row)}
 
 
 __all__ = ["EDITABLE", "EditableClient", "EditableHead", "EditableHeader"]
