@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vault.db.sqlite_store import SqliteStore
 from vault.db.store import EngineStore, orm_session
@@ -28,6 +29,18 @@ KINDS = ("sqlite3", "sqlalchemy-sqlite", "postgresql")
 
 def _no_rows(_: Transaction) -> None:
     pass
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Scratch(_Base):
+    """The scratch table as an ORM class (what ``orm_session``'s users hold)."""
+
+    __tablename__ = "scratch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    v: Mapped[str] = mapped_column(String)
 
 
 @pytest.fixture(params=KINDS)
@@ -130,6 +143,19 @@ def test_the_orm_session_shares_the_transaction(store: Store) -> None:
         orm_session(tx).execute(text("INSERT INTO scratch (id, v) VALUES (3, 'undone')"))
         raise KeyError("stop")
     assert _values(store) == ["statement", "orm"]
+
+
+def test_a_savepoint_undoes_the_orm_sessions_changes_in_its_block(store: Store) -> None:
+    with store.write() as tx:
+        session = orm_session(tx)
+        kept = _Scratch(id=1, v="kept")
+        session.add(kept)
+        with pytest.raises(KeyError), tx.savepoint():
+            session.add(_Scratch(id=2, v="undone"))
+            kept.v = "changed"
+            raise KeyError("stop")
+        tx.execute("INSERT INTO scratch (id, v) VALUES (3, 'after')")
+    assert _values(store) == ["kept", "after"]
 
 
 def test_tolerant_text_reads_text_that_is_not_utf8(store: Store) -> None:

@@ -20,7 +20,7 @@ import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +61,23 @@ class SqliteTransaction:
         self._savepoints = itertools.count(1)
         self._flush: Callable[[], None] | None = None
         self._close: Callable[[], None] | None = None
+        self._nested: Callable[[], AbstractContextManager[object]] | None = None
         self._companion: object = None
 
     def attach(
-        self, flush: Callable[[], None], close: Callable[[], None], companion: object
+        self,
+        flush: Callable[[], None],
+        close: Callable[[], None],
+        companion: object,
+        nested: Callable[[], AbstractContextManager[object]],
     ) -> None:
         """Attach a companion that holds writes of its own on this connection (a
         SQLAlchemy session: :func:`vault.db.store.orm_session`): ``flush`` runs before
-        every statement and before the commit, ``close`` when the transaction ends."""
+        every statement and before the commit, ``close`` when the transaction ends,
+        ``nested`` around each :meth:`savepoint`'s block (the companion's own savepoint,
+        which forgets what the block changed in it when the block raises)."""
         self._flush, self._close, self._companion = flush, close, companion
+        self._nested = nested
 
     @property
     def companion(self) -> object:
@@ -85,7 +93,7 @@ class SqliteTransaction:
         """Close the companion, if any: the transaction is over."""
         if self._close is not None:
             self._close()
-        self._flush = self._close = self._companion = None
+        self._flush = self._close = self._companion = self._nested = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -121,7 +129,9 @@ class SqliteTransaction:
         self.flush()
         self._connection.execute(f"SAVEPOINT {name}")
         try:
-            yield
+            # The companion's changes made in the block, flushed or not, must go too.
+            with self._nested() if self._nested is not None else nullcontext():
+                yield
         except BaseException:
             self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
             self._connection.execute(f"RELEASE SAVEPOINT {name}")

@@ -514,7 +514,7 @@ def orm_session(transaction: Transaction) -> Session:
         hide_parameters=True,
     )
     session = Session(engine, expire_on_commit=False)
-    transaction.attach(session.flush, session.close, session)
+    transaction.attach(session.flush, session.close, session, session.begin_nested)
     return session
 
 
