@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Integer, String, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vault.db.sqlite_store import SqliteStore
@@ -156,6 +157,25 @@ def test_a_savepoint_undoes_the_orm_sessions_changes_in_its_block(store: Store) 
             raise KeyError("stop")
         tx.execute("INSERT INTO scratch (id, v) VALUES (3, 'after')")
     assert _values(store) == ["kept", "after"]
+
+
+def test_an_orm_session_kept_past_its_transaction_writes_nothing(tmp_path: Path) -> None:
+    # Its transaction's connection goes back to the store, outside any transaction:
+    # a statement through the old session would be committed there and then, with no
+    # write lock, or join another transaction of the store.
+    path = tmp_path / "v" / "vault.db"
+    EngineStore.create(sqlite_url(path), _no_rows).dispose()
+    store = SqliteStore.open(path)
+    try:
+        with store.write() as tx:
+            tx.execute("CREATE TABLE scratch (id INTEGER PRIMARY KEY, v TEXT)")
+            session = orm_session(tx)
+        with pytest.raises(DBAPIError):
+            session.execute(text("INSERT INTO scratch (id, v) VALUES (1, 'stale')"))
+        session.close()
+        assert _values(store) == []
+    finally:
+        store.dispose()
 
 
 def test_tolerant_text_reads_text_that_is_not_utf8(store: Store) -> None:
