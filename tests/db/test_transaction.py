@@ -74,6 +74,19 @@ def _with_scratch(store: Store) -> Iterator[Store]:
     yield store
 
 
+@pytest.fixture
+def file_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """A vault file through sqlite3 alone, with the scratch table (for what only that
+    store does)."""
+    path = tmp_path / "v" / "vault.db"
+    EngineStore.create(sqlite_url(path), _no_rows).dispose()
+    store = SqliteStore.open(path)
+    try:
+        yield from _with_scratch(store)  # type: ignore[misc]
+    finally:
+        store.dispose()
+
+
 def _values(store: Store) -> list[str]:
     with store.read() as tx:
         return [row[0] for row in tx.execute("SELECT v FROM scratch ORDER BY id")]
@@ -159,23 +172,34 @@ def test_a_savepoint_undoes_the_orm_sessions_changes_in_its_block(store: Store) 
     assert _values(store) == ["kept", "after"]
 
 
-def test_an_orm_session_kept_past_its_transaction_writes_nothing(tmp_path: Path) -> None:
+def test_an_orm_session_kept_past_its_transaction_writes_nothing(file_store: SqliteStore) -> None:
     # Its transaction's connection goes back to the store, outside any transaction:
     # a statement through the old session would be committed there and then, with no
     # write lock, or join another transaction of the store.
-    path = tmp_path / "v" / "vault.db"
-    EngineStore.create(sqlite_url(path), _no_rows).dispose()
-    store = SqliteStore.open(path)
-    try:
-        with store.write() as tx:
-            tx.execute("CREATE TABLE scratch (id INTEGER PRIMARY KEY, v TEXT)")
-            session = orm_session(tx)
-        with pytest.raises(DBAPIError):
-            session.execute(text("INSERT INTO scratch (id, v) VALUES (1, 'stale')"))
-        session.close()
-        assert _values(store) == []
-    finally:
-        store.dispose()
+    with file_store.write() as tx:
+        session = orm_session(tx)
+    with pytest.raises(DBAPIError):
+        session.execute(text("INSERT INTO scratch (id, v) VALUES (1, 'stale')"))
+    session.close()
+    assert _values(file_store) == []
+
+
+def test_a_transaction_sqlite_rolled_back_refuses_to_go_on(file_store: SqliteStore) -> None:
+    # Some failures (an interrupt, a full disk) make SQLite roll the whole transaction
+    # back. A batch whose caller catches the operation's error must not go on in
+    # autocommit, keeping what follows although the batch fails: nothing is kept.
+    with pytest.raises(VaultError) as refused, file_store.write() as tx:
+        tx.execute("INSERT INTO scratch (id, v) VALUES (1, 'a')")
+        with pytest.raises(VaultError) as caught, file_store.translate_errors(), tx.savepoint():
+            tx.connection.set_progress_handler(lambda: 1, 1)
+            try:
+                tx.execute("INSERT INTO scratch (id, v) SELECT 2, 'b'")
+            finally:
+                tx.connection.set_progress_handler(None, 1)
+        assert "interrupt" in str(caught.value)
+        tx.execute("INSERT INTO scratch (id, v) VALUES (3, 'c')")
+    assert "rolled back" in str(refused.value)
+    assert _values(file_store) == []
 
 
 def test_tolerant_text_reads_text_that_is_not_utf8(store: Store) -> None:

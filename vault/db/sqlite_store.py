@@ -89,6 +89,14 @@ class SqliteTransaction:
         if self._flush is not None:
             self._flush()
 
+    def _ready(self) -> None:
+        # Some failures (an interrupt, a full disk, no memory) make SQLite roll the whole
+        # transaction back. What follows a caught one must not run in autocommit, each
+        # statement kept at once however the transaction then ends.
+        if not self._connection.in_transaction:
+            raise sqlite3.OperationalError("the transaction was rolled back by an earlier error")
+        self.flush()
+
     def end(self) -> None:
         """Close the companion, if any: the transaction is over."""
         if self._close is not None:
@@ -103,18 +111,18 @@ class SqliteTransaction:
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Run one statement; its rows."""
-        self.flush()
+        self._ready()
         rows: list[Row] = self._connection.execute(sql, params or _NO_PARAMS).fetchall()
         return rows
 
     def execute_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> None:
         """Run one statement once per set of parameters."""
-        self.flush()
+        self._ready()
         self._connection.executemany(sql, params)
 
     def iterate(self, sql: str, params: Mapping[str, Any] | None = None) -> Iterator[Row]:
         """The rows of one statement, a thousand at a time."""
-        self.flush()
+        self._ready()
         cursor = self._connection.execute(sql, params or _NO_PARAMS)
         try:
             while rows := cursor.fetchmany(1000):
@@ -126,15 +134,16 @@ class SqliteTransaction:
     def savepoint(self) -> Iterator[None]:
         """A block whose writes are rolled back, and only they, when it raises."""
         name = f"exvault_{next(self._savepoints)}"
-        self.flush()
+        self._ready()
         self._connection.execute(f"SAVEPOINT {name}")
         try:
             # The companion's changes made in the block, flushed or not, must go too.
             with self._nested() if self._nested is not None else nullcontext():
                 yield
         except BaseException:
-            self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self._connection.execute(f"RELEASE SAVEPOINT {name}")
+            if self._connection.in_transaction:  # else SQLite rolled it all back
+                self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self._connection.execute(f"RELEASE SAVEPOINT {name}")
             raise
         self.flush()
         self._connection.execute(f"RELEASE SAVEPOINT {name}")
