@@ -135,6 +135,19 @@ def test_a_read_begun_inside_a_write_does_not_see_it(store: Store) -> None:
     assert _values(store) == ["a"]
 
 
+def test_dispose_inside_a_transaction_lets_it_finish(store: Store) -> None:
+    # As SQLAlchemy's pool does: a connection in a transaction is closed once it ends
+    # (``share`` disposes of the store's connections, perhaps inside a batch).
+    with store.write() as tx:
+        tx.execute("INSERT INTO scratch (id, v) VALUES (1, 'a')")
+        store.dispose()
+        tx.execute("INSERT INTO scratch (id, v) VALUES (2, 'b')")
+    assert _values(store) == ["a", "b"]
+    with store.write() as tx:
+        tx.execute("INSERT INTO scratch (id, v) VALUES (3, 'c')")
+    assert _values(store) == ["a", "b", "c"]
+
+
 def test_a_failing_statement_is_an_error_without_its_text(store: Store) -> None:
     # A duplicate key: another writer's doing, as the stores read the drivers' words.
     with pytest.raises(Conflict) as caught, store.write() as tx:

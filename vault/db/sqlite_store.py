@@ -184,6 +184,8 @@ class SqliteStore:
         # SQLAlchemy's pool would: its snapshot does not see the open write.
         self._idle = [connection]
         self._all = [connection]
+        # Connections in a transaction when the store was disposed of: closed once it ends.
+        self._retired: list[sqlite3.Connection] = []
 
     @classmethod
     def open(cls, path: Path, *, owner: bool = False) -> SqliteStore:
@@ -268,7 +270,11 @@ class SqliteStore:
                 finally:
                     transaction.end()
             finally:
-                self._idle.append(connection)
+                if connection in self._retired:
+                    self._retired.remove(connection)
+                    connection.close()
+                else:
+                    self._idle.append(connection)
 
     def _connect(self) -> sqlite3.Connection:
         # The journal mode follows the file's layout, looked at on each new connection:
@@ -291,9 +297,14 @@ class SqliteStore:
         return checkpoint_until_done(run)
 
     def dispose(self) -> None:
-        """Close every connection."""
+        """Close every connection: at once those not in a transaction, the others when
+        their transaction ends (as SQLAlchemy's pool does). The store opens new ones if
+        it is used again."""
         for connection in self._all:
-            connection.close()
+            if connection in self._idle:
+                connection.close()
+            else:
+                self._retired.append(connection)
         self._all.clear()
         self._idle.clear()
 
