@@ -58,6 +58,8 @@ class SqliteTransaction:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
+        # Begun (by the store) when made: it must still be open at each statement.
+        self._begun = connection.in_transaction
         self._savepoints = itertools.count(1)
         self._flush: Callable[[], None] | None = None
         self._close: Callable[[], None] | None = None
@@ -93,7 +95,7 @@ class SqliteTransaction:
         # Some failures (an interrupt, a full disk, no memory) make SQLite roll the whole
         # transaction back. What follows a caught one must not run in autocommit, each
         # statement kept at once however the transaction then ends.
-        if not self._connection.in_transaction:
+        if self._begun and not self._connection.in_transaction:
             raise sqlite3.OperationalError("the transaction was rolled back by an earlier error")
         self.flush()
 
