@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, String, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vault.db.sqlite_store import SqliteStore
 from vault.db.store import EngineStore, orm_session
@@ -28,6 +30,18 @@ KINDS = ("sqlite3", "sqlalchemy-sqlite", "postgresql")
 
 def _no_rows(_: Transaction) -> None:
     pass
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Scratch(_Base):
+    """The scratch table as an ORM class (what ``orm_session``'s users hold)."""
+
+    __tablename__ = "scratch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    v: Mapped[str] = mapped_column(String)
 
 
 @pytest.fixture(params=KINDS)
@@ -58,6 +72,19 @@ def _with_scratch(store: Store) -> Iterator[Store]:
     with store.write() as tx:
         tx.execute("CREATE TABLE scratch (id INTEGER PRIMARY KEY, v TEXT)")
     yield store
+
+
+@pytest.fixture
+def file_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """A vault file through sqlite3 alone, with the scratch table (for what only that
+    store does)."""
+    path = tmp_path / "v" / "vault.db"
+    EngineStore.create(sqlite_url(path), _no_rows).dispose()
+    store = SqliteStore.open(path)
+    try:
+        yield from _with_scratch(store)  # type: ignore[misc]
+    finally:
+        store.dispose()
 
 
 def _values(store: Store) -> list[str]:
@@ -108,6 +135,19 @@ def test_a_read_begun_inside_a_write_does_not_see_it(store: Store) -> None:
     assert _values(store) == ["a"]
 
 
+def test_dispose_inside_a_transaction_lets_it_finish(store: Store) -> None:
+    # As SQLAlchemy's pool does: a connection in a transaction is closed once it ends
+    # (``share`` disposes of the store's connections, perhaps inside a batch).
+    with store.write() as tx:
+        tx.execute("INSERT INTO scratch (id, v) VALUES (1, 'a')")
+        store.dispose()
+        tx.execute("INSERT INTO scratch (id, v) VALUES (2, 'b')")
+    assert _values(store) == ["a", "b"]
+    with store.write() as tx:
+        tx.execute("INSERT INTO scratch (id, v) VALUES (3, 'c')")
+    assert _values(store) == ["a", "b", "c"]
+
+
 def test_a_failing_statement_is_an_error_without_its_text(store: Store) -> None:
     # A duplicate key: another writer's doing, as the stores read the drivers' words.
     with pytest.raises(Conflict) as caught, store.write() as tx:
@@ -130,6 +170,49 @@ def test_the_orm_session_shares_the_transaction(store: Store) -> None:
         orm_session(tx).execute(text("INSERT INTO scratch (id, v) VALUES (3, 'undone')"))
         raise KeyError("stop")
     assert _values(store) == ["statement", "orm"]
+
+
+def test_a_savepoint_undoes_the_orm_sessions_changes_in_its_block(store: Store) -> None:
+    with store.write() as tx:
+        session = orm_session(tx)
+        kept = _Scratch(id=1, v="kept")
+        session.add(kept)
+        with pytest.raises(KeyError), tx.savepoint():
+            session.add(_Scratch(id=2, v="undone"))
+            kept.v = "changed"
+            raise KeyError("stop")
+        tx.execute("INSERT INTO scratch (id, v) VALUES (3, 'after')")
+    assert _values(store) == ["kept", "after"]
+
+
+def test_an_orm_session_kept_past_its_transaction_writes_nothing(file_store: SqliteStore) -> None:
+    # Its transaction's connection goes back to the store, outside any transaction:
+    # a statement through the old session would be committed there and then, with no
+    # write lock, or join another transaction of the store.
+    with file_store.write() as tx:
+        session = orm_session(tx)
+    with pytest.raises(DBAPIError):
+        session.execute(text("INSERT INTO scratch (id, v) VALUES (1, 'stale')"))
+    session.close()
+    assert _values(file_store) == []
+
+
+def test_a_transaction_sqlite_rolled_back_refuses_to_go_on(file_store: SqliteStore) -> None:
+    # Some failures (an interrupt, a full disk) make SQLite roll the whole transaction
+    # back. A batch whose caller catches the operation's error must not go on in
+    # autocommit, keeping what follows although the batch fails: nothing is kept.
+    with pytest.raises(VaultError) as refused, file_store.write() as tx:
+        tx.execute("INSERT INTO scratch (id, v) VALUES (1, 'a')")
+        with pytest.raises(VaultError) as caught, file_store.translate_errors(), tx.savepoint():
+            tx.connection.set_progress_handler(lambda: 1, 1)
+            try:
+                tx.execute("INSERT INTO scratch (id, v) SELECT 2, 'b'")
+            finally:
+                tx.connection.set_progress_handler(None, 1)
+        assert "interrupt" in str(caught.value)
+        tx.execute("INSERT INTO scratch (id, v) VALUES (3, 'c')")
+    assert "rolled back" in str(refused.value)
+    assert _values(file_store) == []
 
 
 @pytest.mark.parametrize("store", ["sqlite3", "sqlalchemy-sqlite"], indirect=True)

@@ -20,7 +20,7 @@ import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +58,28 @@ class SqliteTransaction:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
+        # Begun (by the store) when made: it must still be open at each statement.
+        self._begun = connection.in_transaction
         self._savepoints = itertools.count(1)
         self._flush: Callable[[], None] | None = None
         self._close: Callable[[], None] | None = None
+        self._nested: Callable[[], AbstractContextManager[object]] | None = None
         self._companion: object = None
 
     def attach(
-        self, flush: Callable[[], None], close: Callable[[], None], companion: object
+        self,
+        flush: Callable[[], None],
+        close: Callable[[], None],
+        companion: object,
+        nested: Callable[[], AbstractContextManager[object]],
     ) -> None:
         """Attach a companion that holds writes of its own on this connection (a
         SQLAlchemy session: :func:`vault.db.store.orm_session`): ``flush`` runs before
-        every statement and before the commit, ``close`` when the transaction ends."""
+        every statement and before the commit, ``close`` when the transaction ends,
+        ``nested`` around each :meth:`savepoint`'s block (the companion's own savepoint,
+        which forgets what the block changed in it when the block raises)."""
         self._flush, self._close, self._companion = flush, close, companion
+        self._nested = nested
 
     @property
     def companion(self) -> object:
@@ -81,11 +91,19 @@ class SqliteTransaction:
         if self._flush is not None:
             self._flush()
 
+    def _ready(self) -> None:
+        # Some failures (an interrupt, a full disk, no memory) make SQLite roll the whole
+        # transaction back. What follows a caught one must not run in autocommit, each
+        # statement kept at once however the transaction then ends.
+        if self._begun and not self._connection.in_transaction:
+            raise sqlite3.OperationalError("the transaction was rolled back by an earlier error")
+        self.flush()
+
     def end(self) -> None:
         """Close the companion, if any: the transaction is over."""
         if self._close is not None:
             self._close()
-        self._flush = self._close = self._companion = None
+        self._flush = self._close = self._companion = self._nested = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -95,18 +113,18 @@ class SqliteTransaction:
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Run one statement; its rows."""
-        self.flush()
+        self._ready()
         rows: list[Row] = self._connection.execute(sql, params or _NO_PARAMS).fetchall()
         return rows
 
     def execute_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> None:
         """Run one statement once per set of parameters."""
-        self.flush()
+        self._ready()
         self._connection.executemany(sql, params)
 
     def iterate(self, sql: str, params: Mapping[str, Any] | None = None) -> Iterator[Row]:
         """The rows of one statement, a thousand at a time."""
-        self.flush()
+        self._ready()
         cursor = self._connection.execute(sql, params or _NO_PARAMS)
         try:
             while rows := cursor.fetchmany(1000):
@@ -118,13 +136,16 @@ class SqliteTransaction:
     def savepoint(self) -> Iterator[None]:
         """A block whose writes are rolled back, and only they, when it raises."""
         name = f"exvault_{next(self._savepoints)}"
-        self.flush()
+        self._ready()
         self._connection.execute(f"SAVEPOINT {name}")
         try:
-            yield
+            # The companion's changes made in the block, flushed or not, must go too.
+            with self._nested() if self._nested is not None else nullcontext():
+                yield
         except BaseException:
-            self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self._connection.execute(f"RELEASE SAVEPOINT {name}")
+            if self._connection.in_transaction:  # else SQLite rolled it all back
+                self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self._connection.execute(f"RELEASE SAVEPOINT {name}")
             raise
         self.flush()
         self._connection.execute(f"RELEASE SAVEPOINT {name}")
@@ -165,6 +186,8 @@ class SqliteStore:
         # SQLAlchemy's pool would: its snapshot does not see the open write.
         self._idle = [connection]
         self._all = [connection]
+        # Connections in a transaction when the store was disposed of: closed once it ends.
+        self._retired: list[sqlite3.Connection] = []
 
     @classmethod
     def open(cls, path: Path, *, owner: bool = False) -> SqliteStore:
@@ -249,7 +272,11 @@ class SqliteStore:
                 finally:
                     transaction.end()
             finally:
-                self._idle.append(connection)
+                if connection in self._retired:
+                    self._retired.remove(connection)
+                    connection.close()
+                else:
+                    self._idle.append(connection)
 
     def _connect(self) -> sqlite3.Connection:
         # The journal mode follows the file's layout, looked at on each new connection:
@@ -272,9 +299,14 @@ class SqliteStore:
         return checkpoint_until_done(run)
 
     def dispose(self) -> None:
-        """Close every connection."""
+        """Close every connection: at once those not in a transaction, the others when
+        their transaction ends (as SQLAlchemy's pool does). The store opens new ones if
+        it is used again."""
         for connection in self._all:
-            connection.close()
+            if connection in self._idle:
+                connection.close()
+            else:
+                self._retired.append(connection)
         self._all.clear()
         self._idle.clear()
 

@@ -468,7 +468,9 @@ class SessionTransaction:
 class _Unowned:
     """A sqlite3 connection lent to SQLAlchemy for one transaction that is not its own:
     SQLAlchemy's commit, rollback and close do nothing, so that the
-    :class:`vault.db.sqlite_store.SqliteStore` that began the transaction ends it."""
+    :class:`vault.db.sqlite_store.SqliteStore` that began the transaction ends it. Once
+    released (:meth:`release`: the transaction is over) it refuses every use: the
+    connection is the store's again, outside any transaction of this session's."""
 
     __slots__ = ("_raw",)
 
@@ -476,7 +478,13 @@ class _Unowned:
         object.__setattr__(self, "_raw", raw)
 
     def __getattr__(self, name: str) -> Any:
+        if self._raw is None:
+            raise sqlite3.ProgrammingError("the transaction this session ran in is over")
         return getattr(self._raw, name)
+
+    def release(self) -> None:
+        """Give the connection back: the transaction it was lent for has ended."""
+        object.__setattr__(self, "_raw", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._raw, name, value)
@@ -506,15 +514,20 @@ def orm_session(transaction: Transaction) -> Session:
     found = transaction.companion
     if isinstance(found, Session):
         return found
-    raw = transaction.connection
+    lent = _Unowned(transaction.connection)
     engine = create_engine(
         "sqlite+pysqlite://",
-        creator=lambda: _Unowned(raw),
+        creator=lambda: lent,
         poolclass=StaticPool,
         hide_parameters=True,
     )
     session = Session(engine, expire_on_commit=False)
-    transaction.attach(session.flush, session.close, session)
+
+    def close() -> None:
+        session.close()
+        lent.release()
+
+    transaction.attach(session.flush, close, session, session.begin_nested)
     return session
 
 
