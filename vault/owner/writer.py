@@ -344,8 +344,7 @@ class Writer:
         if batch is not None:
             batch.audit_head = (entry.seq, entry.entry_hash)
         self._signed_log.appended(entry)
-        # Inserted like the operation's other new rows (queued in a batch's add): a
-        # unit-of-work flush for this one object costs more than the entry itself.
+        # Inserted like the operation's other new rows (queued in a batch's add).
         self.insert_rows(transaction, [(AUDIT_TABLE, entry.values())])
 
     def record_action(self, action: str, detail: str = "") -> None:
