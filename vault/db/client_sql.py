@@ -237,7 +237,7 @@ def open_client_store(path: Path | None, url: Callable[[], URL]) -> ClientStore:
     """The client's store: the SQLite file at ``path`` directly, else ``url()`` through
     SQLAlchemy.
 
-    :raises VaultError: as :meth:`vault.db.store.Store.open`.
+    :raises VaultError: as :meth:`vault.db.store.EngineStore.open`.
     """
     if path is not None:
         return SqliteClientStore(path)

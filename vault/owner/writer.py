@@ -8,7 +8,8 @@ Every owner operation (:mod:`vault.owner.credentials`, :mod:`vault.owner.clients
 the shared steps here: look a head up, open a version, add, store and retire a
 version, resolve and cross-check grantees, append the signed audit entry. The
 transaction and its lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's audit head row
-lock) come from :class:`vault.db.store.Store`.
+lock) come from the store (:class:`vault.db.transaction.Store`: a vault file's
+:class:`vault.db.sqlite_store.SqliteStore`, a URL's :class:`vault.db.store.EngineStore`).
 """
 
 from __future__ import annotations
