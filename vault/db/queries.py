@@ -167,6 +167,10 @@ def _select(row: type[tuple[Any, ...]], alias: str) -> str:
 
 
 SCHEMA_VERSION_SQL = "SELECT schema_version FROM exvault_schema"
+SQLITE_SCHEMA_TABLE_SQL = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'exvault_schema'"
+)
+"""A row when a SQLite file has exvault's schema table (is it a vault at all?)."""
 HEADER_SQL = f"SELECT {_select(HeaderRow, 'h')} FROM vault_header h WHERE h.id = 1"
 CLIENT_SQL = f"SELECT {_select(ClientRow, 'c')} FROM clients c WHERE c.id = :id"
 """A client's row (parameter ``id``)."""
@@ -506,7 +510,8 @@ GRANT_SQL = (
 """The grant of credential ``credential_id`` to client ``client_id``, if any."""
 
 UPDATE_GRANT_SQL = update_sql("grants", ("created_at", "signature"), ("client_id", "credential_id"))
-"""Stores a grant signed anew (parameters: the columns of a grant row)."""
+"""Stores a grant signed anew (parameters: the columns of a grant row): a grant made
+again, or every grant under a rekey's new root key."""
 
 GRANTED_TO_SQL = "SELECT credential_id FROM grants WHERE client_id = :client_id"
 """The ids of the credentials granted to client ``client_id``."""
@@ -615,8 +620,6 @@ REKEY_WRAP_SQL = update_sql(
 )
 """Stores a data key wrapped afresh for a recipient's new key."""
 
-REKEY_GRANT_SQL = update_sql("grants", ("signature",), ("client_id", "credential_id"))
-"""Stores a grant's signature under a new root key."""
 # The audit log's reads
 # --------------------------------------------------------------------------------------
 
@@ -728,7 +731,6 @@ __all__ = [
     "PROBES_OF_SQL",
     "READABLE_VERSIONS_SQL",
     "REKEYS_SQL",
-    "REKEY_GRANT_SQL",
     "REKEY_VERSION_SQL",
     "REKEY_WRAP_SQL",
     "RETIRE_VERSION_SQL",
@@ -736,6 +738,7 @@ __all__ = [
     "SIGN_KEYSLOT_SQL",
     "SLOTS_KDF_SQL",
     "SORTED_NAMES_SQL",
+    "SQLITE_SCHEMA_TABLE_SQL",
     "STAGE_SQL",
     "UPDATE_CLIENT_SQL",
     "UPDATE_GRANT_SQL",

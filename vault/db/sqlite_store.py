@@ -30,7 +30,6 @@ from vault.db.transaction import SQLITE, Row
 from vault.errors import VaultUnavailable, database_error, first_line, printable
 
 _NO_PARAMS: Mapping[str, Any] = {}
-_SCHEMA_TABLE_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'exvault_schema'"
 
 
 def _surrogate_escaped(data: bytes) -> str:
@@ -205,7 +204,7 @@ class SqliteStore:
         connection = sqlite_file.connect(path, journal=journal)
         try:
             try:
-                if not connection.execute(_SCHEMA_TABLE_SQL).fetchall():
+                if not connection.execute(queries.SQLITE_SCHEMA_TABLE_SQL).fetchall():
                     raise VaultUnavailable(f"no vault at {printable(str(path))}")
                 found = connection.execute(queries.SCHEMA_VERSION_SQL).fetchall()
             except sqlite3.DatabaseError as exc:

@@ -126,7 +126,7 @@ def rekey(
             records.verify_grant(old_public, vault_id, grant)
         _update_all(
             transaction,
-            queries.REKEY_GRANT_SQL,
+            queries.UPDATE_GRANT_SQL,
             [
                 records.signed_grant(
                     new, vault_id, g.client_id, g.credential_id, g.created_at
