@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from vault import errors
+from vault import __version__, errors
 from vault.runtime.hardening import disable_core_dumps
 
 from .arguments import refuse_undecodable_arguments
@@ -297,7 +297,7 @@ class ExvaultGroup(LazyGroup):
 
 
 @click.group(cls=ExvaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="exchange-vault", prog_name="exvault")
+@click.version_option(__version__, prog_name="exvault")
 def cli() -> None:
     """exvault: an encrypted vault for crypto-exchange API credentials.
 
