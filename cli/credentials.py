@@ -1,5 +1,5 @@
-"""Commands about credentials: ``add``, ``show``, ``edit`` and ``remove`` (the keyless
-listings are in :mod:`vault.cli.listing`)."""
+"""Commands that change credentials: ``add``, ``edit`` and ``remove`` (``show`` is in
+:mod:`vault.cli.show`, the keyless listings in :mod:`vault.cli.listing`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import IO
 
 import click
 
-from vault import exchanges
 from vault.errors import AlreadyExists, decode_utf8
+from vault.exchanges.fields import validate_field_name
+from vault.exchanges.profiles import get_profile
 from vault.format.model import LIVE, CredentialMetadata, parse_payload_json, validate_name
 from vault.network import is_unrestricted
 from vault.owner.admin import UNCHANGED
@@ -19,7 +20,6 @@ from . import output, prompts
 from .arguments import DAY_AHEAD, DAY_BACK
 from .listing import info_dict, utc_today
 from .options import (
-    STAGE_CHOICE,
     endpoint_option,
     from_json_option,
     json_option,
@@ -66,7 +66,7 @@ def read_payload(
     """
     if from_json is not None:
         return from_json
-    profile = exchanges.get_profile(exchange)
+    profile = get_profile(exchange)
     names = [*profile.required_fields, *(a for a in ask if a not in profile.required_fields)]
     validate_ask(ask)
     return {name: prompts.secret_field(name) for name in names}
@@ -78,7 +78,7 @@ def validate_ask(ask: tuple[str, ...]) -> None:
     :raises InvalidInput: for a name that is no secret field.
     """
     for name in ask:
-        exchanges.validate_field_name(name)
+        validate_field_name(name)
 
 
 @click.command()
@@ -178,83 +178,6 @@ def add(
         click.echo(f'Stored "{info.name}" ({info.metadata.exchange}), version {info.version}.')
     if withdraws_unbound(info.metadata):
         click.echo(withdraw_warning(info.name), err=True)
-
-
-@click.command()
-@click.argument("name")
-@click.option("--reveal", is_flag=True, help="Also show the secret fields (asks first).")
-@click.option(
-    "--field", "field_name", metavar="FIELD", help="Print only this secret field, for piping."
-)
-@click.option(
-    "--stage",
-    type=STAGE_CHOICE,
-    default="current",
-    show_default=True,
-    help="Which version's secrets --reveal or --field shows: current, pending (a staged "
-    "rotation) or previous.",
-)
-@vault_option
-@passphrase_file_option
-@yes_option
-@json_option
-def show(
-    name: str,
-    reveal: bool,
-    field_name: str | None,
-    stage: str,
-    vault_location: str | None,
-    passphrase_file: str | None,
-    yes: bool,
-    as_json: bool,
-) -> None:
-    """Show a credential's metadata, or its secrets (--reveal, --field)."""
-    if stage != "current" and not (reveal or field_name):
-        raise click.UsageError("--stage goes with --reveal or --field (see: exvault history NAME)")
-    if field_name is not None:
-        with OwnerAccess(vault_location, passphrase_file) as access:
-            with access.keyless() as inv:
-                inv.describe(name)  # "no such credential" before the passphrase prompt
-            with access.unlock() as admin:
-                cred = admin.get(name, stage)
-        value = cred.field(field_name).reveal()
-        if as_json:
-            output.emit_json({"name": name, "version": cred.version, field_name: value})
-        else:
-            click.echo(value)
-        return
-    with open_inventory(vault_location) as inv:
-        info = inv.describe(name)
-    data = info_dict(info, utc_today())
-    if reveal:
-        if not yes:
-            click.confirm("Show the secret values on screen?", abort=True, err=True)
-        with open_admin(vault_location, passphrase_file) as admin:
-            cred = admin.get(name, stage)
-        secrets = {k: v.reveal() for k, v in sorted(cred.fields.items())}
-    if as_json:
-        if reveal:
-            data["fields"] = secrets
-        output.emit_json(data)
-        return
-    output.fields(
-        [
-            (_LABELS.get(k, k.replace("_", " ").capitalize()), _show_value(v))
-            for k, v in data.items()
-        ]
-    )
-    if reveal:
-        click.echo("")
-        output.fields([(prompts.FIELD_LABELS.get(k, k), v) for k, v in secrets.items()])
-
-
-_LABELS = {"ips": "IPs", "age_days": "Age (days)"}
-
-
-def _show_value(value: object) -> object:
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "-"
-    return "-" if value is None else value
 
 
 @click.command()

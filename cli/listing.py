@@ -1,5 +1,6 @@
-"""Keyless listings: ``list``, ``history`` and ``exchanges``, and the JSON form of a
-credential's metadata that ``add``, ``show`` and ``edit`` print too.
+"""Keyless listings: ``list`` and ``history``, and the JSON form of a credential's
+metadata that ``add``, ``show`` and ``edit`` print too (``exchanges`` lists the exchange
+profiles from :mod:`vault.cli.exchanges`).
 
 Kept apart from the commands that unlock: ``exvault list`` (cron, scripts, 100,000
 credentials) loads neither the owner's code nor the prompts.
@@ -15,8 +16,8 @@ from typing import Any
 
 import click
 
-from vault import exchanges
-from vault.db.inventory import ListedCredential, ParsedOnce, collector_paused
+from vault.collector import collector_paused
+from vault.db.inventory import ListedCredential, ParsedOnce
 from vault.format import model
 from vault.format.credential_info import CredentialInfo
 
@@ -171,34 +172,5 @@ def history(name: str, vault_location: str | None, as_json: bool) -> None:
                 v.metadata.expires_on or "-",
             )
             for v in versions
-        ],
-    )
-
-
-@click.command(name="exchanges")
-@json_option
-def exchanges_(as_json: bool) -> None:
-    """List the known exchanges with their required fields."""
-    profiles = exchanges.all_profiles()
-    if as_json:
-        output.emit_json(
-            [
-                {
-                    "id": p.id,
-                    "name": p.display_name,
-                    "required_fields": list(p.required_fields),
-                    "optional_fields": list(p.optional_fields),
-                    "max_ips": p.max_ips,
-                    "notes": p.notes,
-                }
-                for p in profiles
-            ]
-        )
-        return
-    output.table(
-        ("ID", "NAME", "REQUIRED", "MAX IPS", "NOTES"),
-        [
-            (p.id, p.display_name, ",".join(p.required_fields), p.max_ips or "-", p.notes)
-            for p in profiles
         ],
     )

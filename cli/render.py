@@ -13,7 +13,7 @@ from vault.ops.text_file import read_text
 
 from . import output
 from .options import passphrase_file_option, vault_option
-from .unlock import read_credentials
+from .reading import read_credentials
 
 
 @click.command()

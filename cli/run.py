@@ -11,7 +11,7 @@ from vault.errors import InvalidInput, quoted
 from vault.runtime import run as running
 
 from .options import STAGE_CHOICE, passphrase_file_option, vault_option
-from .unlock import read_credentials
+from .reading import read_credentials
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

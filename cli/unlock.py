@@ -1,10 +1,9 @@
 """Unlocking the vault a command names, once it is known to exist: through the unlock
-agent when it holds the vault, else with the passphrase; and reading credentials as a
-client token's holder or as the owner (``run``, ``render``)."""
+agent when it holds the vault, else with the passphrase (reading credentials as a
+client token's holder is in :mod:`vault.cli.reading`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import click
@@ -13,9 +12,6 @@ from vault.db.inventory import Inventory
 from vault.errors import IntegrityError
 from vault.owner.admin import AdminVault
 from vault.owner.agent_unlock import open_through_agent
-from vault.runtime.client import ClientVault
-from vault.runtime.credential import Credential
-from vault.runtime.token import token_in_environment
 
 from . import prompts
 from .options import NO_AGENT
@@ -54,28 +50,6 @@ def open_admin(
                 raise
             click.echo("Wrong passphrase (or damaged vault); try again.", err=True)
     raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def read_credentials(
-    vault_location: str | None,
-    passphrase_file: str | None,
-    names: Sequence[str],
-    stage: str = "current",
-) -> list[Credential]:
-    """The credentials ``names`` at ``stage``: read as the client whose token the
-    environment holds (EXVAULT_TOKEN_FILE, EXVAULT_TOKEN, systemd's credentials
-    directory), else, or when a passphrase file is named, as the owner. Each read is
-    audited.
-
-    :raises InvalidToken: for a token that is there but malformed.
-    :raises NotFound, AccessDenied, IntegrityError: as the reads raise them.
-    """
-    token = token_in_environment() if passphrase_file is None else None
-    if token is not None:
-        with ClientVault.open(vault_location, token=token) as handle:
-            return [handle.get(name, stage) for name in names]
-    with open_admin(vault_location, passphrase_file) as admin:
-        return [admin.get(name, stage) for name in names]
 
 
 def _through_agent(vault_location: str | None) -> AdminVault | None:

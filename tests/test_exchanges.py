@@ -12,18 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vault.errors import InvalidInput
-from vault.exchanges import (
-    APPLIES_WHEN,
+from vault.exchanges.fields import (
     CCXT_CREDENTIAL_NAMES,
     PERMISSIONS,
     STANDARD_FIELDS,
+    validate_field_name,
+)
+from vault.exchanges.keyformats import normalize_payload, normalize_pem
+from vault.exchanges.profiles import (
+    APPLIES_WHEN,
     ExchangeProfile,
     LifetimeRule,
     all_profiles,
     get_profile,
-    normalize_payload,
-    normalize_pem,
-    validate_field_name,
 )
 
 EXCHANGE_IDS = ("binance", "kucoin", "okx", "bitget", "htx", "bybit", "gate", "kraken", "coinbase")

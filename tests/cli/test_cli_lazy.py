@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +22,14 @@ from click.testing import CliRunner
 
 import vault.cli
 from vault import errors
-from vault.cli.main import SUBCOMMANDS, Subcommand, cli, exit_code_for, load_subcommand
+from vault.cli.main import (
+    SUBCOMMANDS,
+    Subcommand,
+    cli,
+    exit_code_for,
+    load_named_command,
+    load_subcommand,
+)
 from vault.exchanges.key_report import KeyReport, ProbeOutcome
 from vault.ops import observations
 from vault.owner.admin import AdminVault
@@ -173,3 +181,66 @@ def test_keyless_commands_over_probe_observations_load_no_exchange_code(
     assert process.returncode == (2 if command == "check" else 0), process.stderr
     assert not {m for m in imports if m.split(".")[0] in ("ccxt", "requests")}
     assert "vault.ops.exchange_api" not in imports
+
+
+@pytest.mark.parametrize(
+    ("args", "loaded"),
+    [
+        (["show", "binance-main", "--field", "secret"], {"show"}),
+        (["-h", "grant", "bot", "x"], {"grant"}),
+        (["--version"], set()),
+        (["no-such-command"], set()),
+        ([], set()),
+    ],
+)
+def test_the_console_script_loads_the_command_its_arguments_name(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], loaded: set[str]
+) -> None:
+    monkeypatch.setattr(cli, "commands", {})
+    load_named_command(args)
+    assert set(cli.commands) == loaded
+
+
+# The console script, in a process of its own: a finder that only looks notes whether
+# the collector is on when the command's module is imported; click.echo, called by the
+# command, notes whether it is on then and how many objects are frozen.
+CONSOLE_SCRIPT_PROBE = textwrap.dedent(
+    """
+    import gc, sys
+    import importlib.abc
+    import click
+
+    class Probe(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "vault.cli.exchanges":
+                print("import, collector on:", gc.isenabled(), file=sys.stderr)
+            return None
+
+    sys.meta_path.insert(0, Probe())
+    echo = click.echo
+
+    def noting_echo(*args, **kwargs):
+        print("run, collector on:", gc.isenabled(), file=sys.stderr)
+        print("run, frozen:", gc.get_freeze_count() > 10_000, file=sys.stderr)
+        return echo(*args, **kwargs)
+
+    click.echo = noting_echo
+    sys.argv = ["exvault", "exchanges"]
+    from vault.cli.main import main
+    main()
+    """
+)
+
+
+def test_the_console_script_imports_the_command_paused_and_runs_it_frozen() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCRIPT_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "binance" in done.stdout
+    notes = set(done.stderr.splitlines())
+    assert notes == {
+        "import, collector on: False",
+        "run, collector on: True",
+        "run, frozen: True",
+    }

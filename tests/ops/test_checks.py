@@ -28,9 +28,9 @@ import vault.owner.rotation
 import vault.owner.writer
 import vault.runtime.client
 from tests.conftest import PASSPHRASE, TEST_KDF
-from vault import exchanges
 from vault.db import audit
 from vault.db.inventory import Inventory
+from vault.exchanges.profiles import all_profiles
 from vault.format import identities, kdf_params
 from vault.format.credential_info import CredentialInfo
 from vault.format.policy import (
@@ -395,9 +395,7 @@ def test_unknown_rules_do_not_fire(av: AdminVault) -> None:
     add(av, "other", "other", permissions="trade", ips=())
     add(av, "bybit", "bybit", permissions="trade", ips=())
     report = check(av, at(20))
-    rule_codes = {
-        r.code.replace("_", "-") for p in exchanges.all_profiles() for r in p.lifetime_rules
-    }
+    rule_codes = {r.code.replace("_", "-") for p in all_profiles() for r in p.lifetime_rules}
     assert {f.code for f in report.findings} & rule_codes == set()
 
 
@@ -515,9 +513,7 @@ def test_every_finding_code_is_listed_once() -> None:
     listed = set(ACCEPTABLE_FINDINGS) | set(UNACCEPTABLE_FINDINGS)
     assert not set(ACCEPTABLE_FINDINGS) & set(UNACCEPTABLE_FINDINGS)
     assert printed == listed
-    rules = {
-        exchange_rule_finding(r.code) for p in exchanges.all_profiles() for r in p.lifetime_rules
-    }
+    rules = {exchange_rule_finding(r.code) for p in all_profiles() for r in p.lifetime_rules}
     assert not rules & listed
     table = Path(__file__).parents[2].joinpath("docs", "rotation.md").read_text()
     for code in listed:

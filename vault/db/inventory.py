@@ -9,7 +9,6 @@ authenticates everything with the passphrase.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -198,23 +197,6 @@ class ListedCredential(NamedTuple):
 
 def _lost_version(name: str) -> IntegrityError:
     return IntegrityError(f'damaged vault: credential "{name}" has lost its current version')
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector off during a bulk read (``list``, ``check``).
-
-    Making 100,000 rows' tuples triggers collections that walk every object made so
-    far: a fifth of the time of those commands. What they make forms no reference
-    cycles (reference counting frees it), so nothing is kept longer for it.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class ParsedOnce(dict[Any, Any]):

@@ -1,6 +1,8 @@
 """Exchange knowledge: permission names, payload fields, per-exchange profiles.
 
-The public names live in three submodules and are re-exported here:
+The names live in their submodules, imported from there (the package re-exports
+nothing, so that importing one, say the permission names, does not load the
+others):
 
 * :mod:`vault.exchanges.fields` -- :data:`PERMISSIONS`, :data:`STANDARD_FIELDS`,
   :func:`validate_field_name`, the ccxt name mapping;
@@ -16,38 +18,3 @@ Typical use when a credential is added::
     permissions = profile.normalize_permissions(perms)
     ips = parse_ip_whitelist(raw_ips); profile.validate_ips(ips)
 """
-
-from __future__ import annotations
-
-from vault.exchanges.fields import (
-    CCXT_CREDENTIAL_NAMES,
-    CORE_FIELDS,
-    EXTRA_FIELDS,
-    PERMISSIONS,
-    STANDARD_FIELDS,
-    validate_field_name,
-)
-from vault.exchanges.keyformats import normalize_payload, normalize_pem
-from vault.exchanges.profiles import (
-    APPLIES_WHEN,
-    ExchangeProfile,
-    LifetimeRule,
-    all_profiles,
-    get_profile,
-)
-
-__all__ = [
-    "APPLIES_WHEN",
-    "CCXT_CREDENTIAL_NAMES",
-    "CORE_FIELDS",
-    "EXTRA_FIELDS",
-    "PERMISSIONS",
-    "STANDARD_FIELDS",
-    "ExchangeProfile",
-    "LifetimeRule",
-    "all_profiles",
-    "get_profile",
-    "normalize_payload",
-    "normalize_pem",
-    "validate_field_name",
-]

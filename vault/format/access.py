@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vault.errors import InvalidInput, quoted
-from vault.exchanges import PERMISSIONS
+from vault.exchanges.fields import PERMISSIONS
 
 DEFAULT_SCOPE: tuple[str, ...] = tuple(p for p in PERMISSIONS if p != "withdraw")
 """A client's maximum scope when none is given: everything but ``withdraw``."""

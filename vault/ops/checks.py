@@ -23,13 +23,14 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 
+from vault.collector import collector_paused
 from vault.db import audit, audit_file, keyslots
-from vault.db.inventory import Inventory, ParsedOnce, collector_paused
+from vault.db.inventory import Inventory, ParsedOnce
 from vault.db.store import driver_rows, orm_session
 from vault.db.tables import AuditRecord, ClientRecord, CredentialRecord, GrantRecord, VersionRecord
 from vault.db.transaction import Transaction
 from vault.errors import InvalidInput, VaultError
-from vault.exchanges import ExchangeProfile, get_profile
+from vault.exchanges.profiles import ExchangeProfile, get_profile
 from vault.format import kdf_params
 from vault.format.audit_entry import AUDIT_COLUMNS, AuditRow
 from vault.format.model import from_epoch, split_list, to_epoch

@@ -6,6 +6,11 @@ operations written over it: :mod:`vault.owner.credentials`, :mod:`vault.owner.cl
 :mod:`vault.owner.passphrase`, :mod:`vault.owner.rekey` and :mod:`vault.owner.policies`
 (:mod:`vault.owner.rotation` takes the handle itself). Every write is one transaction,
 signed with the root key; every read verifies what it reads.
+
+The operations an everyday command never runs (making a vault, the passphrase and
+recovery key, ``rekey``, policies, probe observations) import their module when
+called, not here: an owner command through the unlock agent then loads only what it
+runs, a few milliseconds per module (docs/benchmarks.md, the agent's section).
 """
 
 from __future__ import annotations
@@ -21,27 +26,25 @@ from vault.db import access_history, backends, keyslots, queries
 from vault.db.inventory import Inventory, VaultStatus, Where
 from vault.db.transaction import Store, Transaction
 from vault.errors import InvalidInput
-from vault.exchanges.key_report import ProbeOutcome
-from vault.format import encoding, kdf_params, passphrase_kdf, recovery
+from vault.format import encoding, kdf_params
 from vault.format.access import DEFAULT_SCOPE, ClientInfo
 from vault.format.credential_info import CredentialInfo
 from vault.format.identities import RootIdentity, RootKeys
 from vault.format.kdf_params import KdfParams
 from vault.format.model import LIVE, to_epoch, utc_now
-from vault.format.policy import Policy
 from vault.format.schema import HeaderRow
-from vault.owner import clients, credentials, observations, policies
-from vault.owner import passphrase as passphrases
-from vault.owner import rekey as rekeying
+from vault.owner import clients, credentials
 from vault.owner.credentials import UNCHANGED, clean_payload
-from vault.owner.rekey import Rekeyed
 from vault.owner.writer import BATCH_QUEUE_ROWS, Writer
 from vault.runtime.credential import Credential
 
 if TYPE_CHECKING:
+    from vault.exchanges.key_report import ProbeOutcome
+    from vault.format.policy import Policy
     from vault.format.records import Header
+    from vault.owner.rekey import Rekeyed
 
-__all__ = ["BATCH_QUEUE_ROWS", "UNCHANGED", "AdminVault", "Rekeyed", "clean_payload"]
+__all__ = ["BATCH_QUEUE_ROWS", "UNCHANGED", "AdminVault", "clean_payload"]
 
 
 class AdminVault(Inventory):
@@ -98,6 +101,9 @@ class AdminVault(Inventory):
         :raises AlreadyExists: when a vault or file is there already.
         :raises InvalidInput: for an empty passphrase or weak explicit parameters.
         """
+        from vault.format import passphrase_kdf, recovery  # on use: see the module doc
+        from vault.owner import passphrase as passphrases
+
         passphrase_kdf.normalize_passphrase(passphrase)
         if kdf is None:
             kdf = passphrase_kdf.calibrate_kdf(target_seconds)
@@ -138,6 +144,8 @@ class AdminVault(Inventory):
         :raises IntegrityError: wrong passphrase or damaged vault.
         :raises VaultUnavailable: when there is no vault there.
         """
+        from vault.owner import passphrase as passphrases  # on use: see the module doc
+
         return cls(*passphrases.open_with_passphrase(where, passphrase))
 
     @classmethod
@@ -147,6 +155,8 @@ class AdminVault(Inventory):
         :raises InvalidInput: for a mistyped recovery key (checksum).
         :raises IntegrityError: for another vault's key or a damaged vault.
         """
+        from vault.owner import passphrase as passphrases  # on use: see the module doc
+
         return cls(*passphrases.open_with_recovery_key(where, recovery_key))
 
     def status(self) -> VaultStatus:
@@ -188,6 +198,8 @@ class AdminVault(Inventory):
         :raises UnsupportedFormat: for an explicit ``kdf`` above the cap.
         :raises AccessDenied: on a handle opened through the unlock agent.
         """
+        from vault.owner import passphrase as passphrases  # on use: see the module doc
+
         params = passphrases.change_passphrase(
             self._writer,
             new_passphrase,
@@ -230,6 +242,8 @@ class AdminVault(Inventory):
         :raises IntegrityError: when any row fails verification (nothing is re-signed).
         :raises InvalidInput: for an empty passphrase, or weak explicit parameters.
         """
+        from vault.owner import rekey as rekeying  # on use: see the module doc
+
         rekeyed = rekeying.rekey(
             self._writer,
             new_passphrase,
@@ -390,6 +404,8 @@ class AdminVault(Inventory):
         :raises NotFound: no credential ``name``, or ``version`` is none of its stages.
         :raises IntegrityError: the credential's head does not verify.
         """
+        from vault.owner import observations  # on use: see the module doc
+
         observations.record(self._writer, name, version, outcome)
 
     # ---------------------------------------------------------------- policy
@@ -408,6 +424,8 @@ class AdminVault(Inventory):
 
         :raises InvalidInput: for limits out of range.
         """
+        from vault.owner import policies  # on use: see the module doc
+
         return policies.set_policy(
             self._writer,
             name,
@@ -433,6 +451,8 @@ class AdminVault(Inventory):
         :raises NotFound: when ``name`` or the master does not exist.
         :raises InvalidInput: for a master that cannot rotate ``name``.
         """
+        from vault.owner import policies  # on use: see the module doc
+
         return policies.link_rotation(
             self._writer,
             name,
@@ -447,14 +467,20 @@ class AdminVault(Inventory):
 
         :raises InvalidInput: for a risk that cannot be accepted or an empty reason.
         """
+        from vault.owner import policies  # on use: see the module doc
+
         return policies.accept_risk(self._writer, name, risk, reason)
 
     def clear_risk(self, name: str, risk: str) -> Policy:
         """Withdraw an accepted risk."""
+        from vault.owner import policies  # on use: see the module doc
+
         return policies.clear_risk(self._writer, name, risk)
 
     def policy(self, name: str) -> Policy:
         """The credential's policy (signature verified)."""
+        from vault.owner import policies  # on use: see the module doc
+
         return policies.policy(self._writer, name)
 
     # ---------------------------------------------------------------- clients

@@ -1,12 +1,17 @@
 """The owner's credential operations over a :class:`~vault.owner.writer.Writer`: add,
-edit, remove and get, and the rules for a credential's metadata and secret fields."""
+edit, remove and get, and the rules for a credential's metadata and secret fields.
+
+The rules check against the exchange's profile (:mod:`vault.exchanges.profiles`, with
+the key-shape checks and the IP parser it brings): imported by the two functions that
+apply them, so that a read (``show --field``) or a grant, which checks nothing against
+a profile, does not load them (a few milliseconds of every such command's start).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, timedelta
 
-from vault import exchanges
 from vault.db.inventory import info_from_rows
 from vault.errors import AlreadyExists, Conflict, InvalidInput, quoted
 from vault.exchanges.endpoints import parse_endpoint
@@ -20,7 +25,6 @@ from vault.format.model import (
     utc_now,
     validate_name,
 )
-from vault.network import parse_ip_whitelist
 from vault.owner.writer import Writer
 from vault.runtime.credential import Credential
 
@@ -33,15 +37,20 @@ def clean_payload(exchange: str, payload: Mapping[str, str]) -> dict[str, str]:
 
     :raises InvalidInput: naming the field (never its value) that is wrong.
     """
-    profile = exchanges.get_profile(exchange)
+    # On use, not at the top: see the module doc.
+    from vault.exchanges.fields import validate_field_name
+    from vault.exchanges.keyformats import normalize_payload
+    from vault.exchanges.profiles import get_profile
+
+    profile = get_profile(exchange)
     fields: dict[str, str] = {}
     for key, value in payload.items():
-        exchanges.validate_field_name(key)
+        validate_field_name(key)
         if not isinstance(value, str):
             raise InvalidInput(f"field {quoted(key)} must be a string")
         if value != "":
             fields[key] = value
-    fields = exchanges.normalize_payload(fields)
+    fields = normalize_payload(fields)
     profile.validate_payload(fields)
     return fields
 
@@ -60,7 +69,11 @@ def credential_metadata(
     :raises InvalidInput: for an unknown exchange, a bad permission, IP or endpoint,
         an issue date in the future or an expiry before it.
     """
-    profile = exchanges.get_profile(exchange)
+    # On use, not at the top: see the module doc.
+    from vault.exchanges.profiles import get_profile
+    from vault.network import parse_ip_whitelist
+
+    profile = get_profile(exchange)
     if isinstance(permissions, str):
         permissions = [permissions]
     if isinstance(ips, str):

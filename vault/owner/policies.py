@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vault import exchanges
 from vault.errors import InvalidInput, quoted
+from vault.exchanges.profiles import all_profiles
 from vault.format.model import to_epoch, utc_now
 from vault.format.policy import (
     EXCHANGE_RULE_REASON,
@@ -121,7 +121,7 @@ def acceptable_code(code: str) -> str:
         after an exchange's lifetime rule included), or listing the acceptable codes
         for one check never prints.
     """
-    for profile in exchanges.all_profiles():
+    for profile in all_profiles():
         for rule in profile.lifetime_rules:
             if exchange_rule_finding(rule.code) == code:
                 raise InvalidInput(f"cannot accept {quoted(code)}: {EXCHANGE_RULE_REASON}")

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from vault import exchanges
 from vault.db import queries
 from vault.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from vault.exchanges.profiles import get_profile
 from vault.format import journal
 from vault.format.model import from_epoch, to_epoch, utc_now
 from vault.format.policy import Policy
@@ -172,7 +172,7 @@ def verify(admin: OwnerHandle, name: str) -> list[VerifyCheck]:
         checks.append(
             VerifyCheck("decrypts", True, f"version {head.pending_version} decrypts and verifies")
         )
-        profile = exchanges.get_profile(meta.exchange)
+        profile = get_profile(meta.exchange)
         try:
             profile.validate_payload(fields)
             profile.validate_ips(meta.ips)

@@ -20,8 +20,8 @@ import io
 from collections.abc import Mapping
 from pathlib import Path
 
-from vault import exchanges
 from vault.errors import InvalidInput, VaultUnavailable, printable
+from vault.exchanges.profiles import get_profile
 from vault.ops.importing import freqtrade
 from vault.ops.importing.plan import IMPORT_EXTRA, FoundKey, Skipped, Source, SourceFile
 from vault.ops.text_file import read_text
@@ -78,7 +78,7 @@ def _split(variable: str) -> tuple[str, str, str] | None:
         if upper.endswith("_" + suffix):
             words = upper[: -len(suffix) - 1].split("_")
             try:
-                exchange = exchanges.get_profile(words[0]).id
+                exchange = get_profile(words[0]).id
             except InvalidInput:
                 return None
             if exchange == "other":

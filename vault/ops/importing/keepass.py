@@ -15,8 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vault import exchanges
 from vault.errors import IntegrityError, InvalidInput, NotFound, VaultUnavailable, printable
+from vault.exchanges.fields import validate_field_name
+from vault.exchanges.profiles import get_profile
 from vault.ops.importing.plan import IMPORT_EXTRA, FoundKey, Skipped, Source
 from vault.secret import Secret
 
@@ -102,7 +103,7 @@ def exchange_of_title(title: str) -> str | None:
     if word is None:
         return None
     try:
-        exchange = exchanges.get_profile(word.group()).id
+        exchange = get_profile(word.group()).id
     except InvalidInput:
         return None
     return None if exchange == "other" else exchange
@@ -162,7 +163,7 @@ def read(
             if name == EXCHANGE_PROPERTY:
                 continue
             try:
-                exchanges.validate_field_name(name)
+                validate_field_name(name)
             except InvalidInput:
                 unmapped.append(name)
                 continue

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from vault import exchanges
 from vault.errors import InvalidInput, printable, quoted
+from vault.exchanges.profiles import get_profile
 from vault.format.model import validate_name
 from vault.owner.admin import AdminVault
 from vault.owner.credentials import clean_payload
@@ -223,7 +223,7 @@ def _plan_one(
     if key.exchange is None:
         return skip(name, "the source does not say which exchange")
     try:
-        exchange = exchanges.get_profile(key.exchange).id
+        exchange = get_profile(key.exchange).id
     except InvalidInput:
         return skip(
             name,
