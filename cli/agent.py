@@ -9,7 +9,8 @@ import click
 from vault.agent import client
 from vault.durations import format_duration
 from vault.errors import InvalidInput
-from vault.owner.agent_unlock import lock_everything_in_agent, lock_in_agent, unlock_into_agent
+from vault.owner.agent_handover import unlock_into_agent
+from vault.owner.agent_unlock import lock_everything_in_agent, lock_in_agent
 
 from . import output, prompts
 from .arguments import DURATION

@@ -18,39 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from vault.agent import client, protocol
+from tests.agent.conftest import STATE, VAULT_ID, agent_pid, hand_over, wait_gone
+from vault.agent import client, launch, protocol
 from vault.agent.client import AgentIdentity
-from vault.errors import AgentRefused, InsecureFile, IntegrityError, VaultUnavailable
+from vault.errors import AgentRefused, IntegrityError
 from vault.format import aead, identities, keywrap
 from vault.format.identities import RootIdentity
 from vault.format.kdf_params import KdfParams
-
-VAULT_ID = b"v" * 16
-STATE = b"s" * 32
-
-
-def agent_pid(path: Path | None = None) -> int:
-    conn = client.connect(path)
-    assert conn is not None, "no agent answers"
-    with conn:
-        return client.status(conn).pid
-
-
-def wait_gone(pid: int, seconds: float = 5.0) -> bool:
-    """True once process ``pid`` (a child of ours or not) has exited."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return True
-        except ChildProcessError:  # not our child, or reaped already
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-        time.sleep(0.02)
-    return False
 
 
 def raw_exchange(path: Path, data: bytes, *, close_write: bool = False) -> bytes:
@@ -83,19 +57,6 @@ def error_code(framed: bytes) -> str:
     return code
 
 
-@pytest.fixture
-def started() -> Iterator[Path]:
-    """A running agent (in this test's own runtime directory): its socket."""
-    with client.connect_or_start():
-        pass
-    yield client.socket_path()
-
-
-def hand_over(identity: RootIdentity, vault_id: bytes = VAULT_ID) -> None:
-    with client.connect_or_start() as conn:
-        client.unlock(conn, vault_id, STATE, identity.to_bytes(), "test", 600, 3600, None)
-
-
 def test_socket_is_0600_in_a_0700_directory(started: Path) -> None:
     assert stat.S_IMODE(os.lstat(started).st_mode) == 0o600
     assert stat.S_ISSOCK(os.lstat(started).st_mode)
@@ -116,13 +77,6 @@ def test_without_xdg_runtime_dir_a_private_temporary_directory(
     assert stat.S_IMODE(os.lstat(directory).st_mode) == 0o700
 
 
-def test_a_directory_open_to_others_is_refused(private_runtime_dir: Path) -> None:
-    (private_runtime_dir / "exvault").mkdir(mode=0o755)
-    os.chmod(private_runtime_dir / "exvault", 0o755)
-    with pytest.raises(InsecureFile):
-        client.connect_or_start()
-
-
 def test_a_socket_in_a_directory_open_to_others_is_not_used(
     started: Path, private_runtime_dir: Path
 ) -> None:
@@ -133,39 +87,9 @@ def test_a_socket_in_a_directory_open_to_others_is_not_used(
         os.chmod(started.parent, 0o700)
 
 
-def test_a_socket_path_too_long_is_refused_with_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    deep = tmp_path / ("d" * 100)
-    deep.mkdir()
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
-    with pytest.raises(VaultUnavailable, match="too long"):
-        client.connect_or_start()
-
-
 def test_no_agent_means_no_connection_and_no_directory(private_runtime_dir: Path) -> None:
     assert client.connect() is None
     assert not (private_runtime_dir / "exvault").exists()
-
-
-def test_a_second_start_reuses_the_running_agent(started: Path) -> None:
-    first = agent_pid()
-    identity = RootIdentity.generate()
-    hand_over(identity)
-    with client.connect_or_start() as conn:
-        assert client.status(conn).pid == first
-        assert [v.vault_id for v in client.status(conn).vaults] == [VAULT_ID]
-
-
-def test_a_stale_socket_after_sigkill_is_replaced(started: Path) -> None:
-    pid = agent_pid()
-    os.kill(pid, signal.SIGKILL)
-    assert wait_gone(pid)
-    assert started.exists()  # left behind: nobody answers on it
-    assert client.connect() is None
-    with client.connect_or_start() as conn:
-        new = client.status(conn)
-    assert new.pid != pid and new.vaults == []
 
 
 def test_the_agent_signs_unwraps_and_fingerprints_for_its_vault(started: Path) -> None:
@@ -246,11 +170,11 @@ def test_sighup_locks_every_vault_and_the_agent_goes_on(started: Path) -> None:
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        with client.connect_or_start() as conn:
+        with launch.connect_or_start() as conn:
             if not client.status(conn).vaults:
                 break
         time.sleep(0.05)
-    with client.connect_or_start() as conn:
+    with launch.connect_or_start() as conn:
         status = client.status(conn)
     assert status.pid == pid and status.vaults == []
 
@@ -262,7 +186,7 @@ def test_the_agent_writes_no_core_dump(started: Path) -> None:
 
 
 def test_lifetimes_over_a_week_are_refused(started: Path) -> None:
-    with client.connect_or_start() as conn, pytest.raises(AgentRefused, match="week"):
+    with launch.connect_or_start() as conn, pytest.raises(AgentRefused, match="week"):
         client.unlock(
             conn,
             VAULT_ID,

@@ -11,18 +11,18 @@ import pytest
 
 from tests import postgres
 from tests.conftest import BINANCE_API_KEY, PASSPHRASE, TEST_KDF
-from vault.agent import client
+from vault.agent import client, launch
 from vault.agent.client import AgentIdentity
 from vault.db.inventory import open_store
 from vault.errors import AccessDenied, AgentRefused, IntegrityError
 from vault.format.identities import RootIdentity
 from vault.ops import verification
 from vault.owner.admin import AdminVault
+from vault.owner.agent_handover import unlock_into_agent
 from vault.owner.agent_unlock import (
     lock_everything_in_agent,
     lock_in_agent,
     open_through_agent,
-    unlock_into_agent,
     unlock_state,
 )
 from vault.runtime.client import ClientVault
@@ -183,7 +183,7 @@ def test_the_agent_refuses_keys_other_than_the_header_s(unlocked: str) -> None:
     with store.read() as session:
         state = unlock_state(session)
     store.dispose()
-    with client.connect_or_start() as conn:
+    with launch.connect_or_start() as conn:
         impostor = RootIdentity.generate().to_bytes()
         client.unlock(conn, header.vault_id, state, impostor, "x", 60, 60, None)
     with pytest.raises(IntegrityError, match="other keys"):

@@ -22,7 +22,8 @@ from vault.ops import observations
 from vault.ops.checks import Report, check
 from vault.ops.verification import verify
 from vault.owner.admin import AdminVault
-from vault.owner.agent_unlock import lock_in_agent, open_through_agent, unlock_into_agent
+from vault.owner.agent_handover import unlock_into_agent
+from vault.owner.agent_unlock import lock_in_agent, open_through_agent
 
 BACKENDS = ("sqlite", "postgresql")
 UTC = timezone.utc

@@ -1,11 +1,11 @@
-"""Finding, starting and talking to the unlock agent, and its stand-in for the root keys.
+"""Finding and talking to the unlock agent, and its stand-in for the root keys.
 
 The socket is ``$XDG_RUNTIME_DIR/exvault/agent.sock``, or, when that variable is
 unset, ``exvault-agent-UID/agent.sock`` in the temporary directory; either directory
 is created mode 0700 and refused when it is not a directory of this uid that only
 this uid can enter. :func:`connect` finds an agent that answers (None when there is
-none); :func:`connect_or_start` also starts one, replacing a stale socket (a file
-nobody answers on, left by an agent killed with SIGKILL).
+none); starting one is :mod:`vault.agent.launch`'s, which only ``exvault unlock``
+loads (every owner command imports this module: it stays light).
 
 :class:`AgentIdentity` performs the owner's operations with the root keys
 (:class:`vault.format.identities.RootKeys`) by asking the agent, never seeing the keys.
@@ -14,30 +14,20 @@ nobody answers on, left by an agent killed with SIGKILL).
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import socket
 import stat
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from vault.agent import protocol
-from vault.errors import AgentRefused, InsecureFile, IntegrityError, VaultUnavailable, printable
+from vault.errors import AgentRefused, InsecureFile, IntegrityError, printable
 from vault.format.encoding import Field
 from vault.format.kdf_params import KdfParams
 from vault.format.keywrap import WrappedKey
 
 ENV_RUNTIME_DIR = "XDG_RUNTIME_DIR"
 SOCKET_NAME = "agent.sock"
-MAX_SOCKET_PATH = 107
-"""The longest Unix socket path Linux takes (``sun_path`` is 108 bytes with its NUL)."""
-START_SECONDS = 10.0
-"""How long :func:`connect_or_start` waits for a new agent to answer."""
 
 
 def agent_directory(*, create: bool = True) -> Path:
@@ -48,11 +38,14 @@ def agent_directory(*, create: bool = True) -> Path:
     :raises FileNotFoundError: when it is missing and not ``create``.
     """
     runtime = os.environ.get(ENV_RUNTIME_DIR)
-    directory = (
-        Path(runtime) / "exvault"
-        if runtime
-        else Path(tempfile.gettempdir()) / f"exvault-agent-{os.getuid()}"
-    )
+    if runtime:
+        directory = Path(runtime) / "exvault"
+    else:
+        # Here, not at the top: tempfile loads shutil, random, bz2 and lzma, a cost
+        # every owner command would pay at start for a fallback it rarely takes.
+        import tempfile
+
+        directory = Path(tempfile.gettempdir()) / f"exvault-agent-{os.getuid()}"
     if create:
         with contextlib.suppress(FileExistsError):
             directory.mkdir(mode=0o700)
@@ -169,83 +162,6 @@ def connect(path: Path | None = None) -> AgentConnection | None:
         return AgentConnection(_open_socket(path), path)
     except (OSError, InsecureFile):  # no safe directory, no socket, nobody answering
         return None
-
-
-def connect_or_start(path: Path | None = None) -> AgentConnection:
-    """A connection to the running agent, starting one when none answers.
-
-    Under a lock file in the agent directory, so two ``unlock`` at once start one
-    agent: a socket file nobody answers on is removed first.
-
-    :raises InsecureFile: when the agent directory is unsafe, or a file that is not a
-        socket sits where the socket goes.
-    :raises VaultUnavailable: when the socket path is too long for a Unix socket, or
-        a new agent does not answer in time.
-    """
-    path = socket_path(create=True) if path is None else path
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        raise VaultUnavailable(
-            f"the agent socket path {printable(str(path))} is too long for a Unix socket "
-            f"(at most {MAX_SOCKET_PATH} bytes); set XDG_RUNTIME_DIR to a shorter directory"
-        )
-    found = connect(path)
-    if found is not None:
-        return found
-    lock_fd = os.open(path.with_name("agent.lock"), os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        found = connect(path)  # another process may have started one meanwhile
-        if found is not None:
-            return found
-        remove_stale_socket(path)
-        _start_agent(path)
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            found = connect(path)
-            if found is not None:
-                return found
-            time.sleep(0.02)
-    finally:
-        os.close(lock_fd)
-    raise VaultUnavailable("the unlock agent did not start")
-
-
-def remove_stale_socket(path: Path) -> bool:
-    """Remove a socket file at ``path`` that no agent answers on; True when removed.
-
-    :raises InsecureFile: when something other than a socket is there.
-    """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISSOCK(info.st_mode):
-        raise InsecureFile(f"{printable(str(path))} is not a socket; remove it by hand")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(os.fspath(path))
-    except OSError as exc:
-        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-            raise
-    else:
-        return False  # someone answers: not stale
-    finally:
-        probe.close()
-    path.unlink(missing_ok=True)
-    return True
-
-
-def _start_agent(path: Path) -> None:
-    # A session of its own, no terminal, no inherited descriptors: it outlives this
-    # command and is not hit by the terminal's signals.
-    subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "vault.agent.server", os.fspath(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-        start_new_session=True,
-    )
 
 
 # ----------------------------------------------------------------------------- requests

@@ -1,20 +1,18 @@
-"""The owner's side of the unlock agent: hand it a vault, open a vault through it, lock.
+"""The owner's side of the unlock agent: open a vault through it, lock.
 
-``exvault unlock`` opens the vault with its passphrase here (Argon2id, the keyslot's
-signature, any schema upgrade: :meth:`AdminVault.unlock`), then hands the root keys
-to the agent with the vault's *unlock state*: a digest of its header row and its
-passphrase keyslot rows (:func:`unlock_state`). An owner command then opens the
-vault through the agent (:func:`open_through_agent`): it reads the state again and
-names it in every request, so after ``passwd``, ``recover``, ``rekey`` or a
-``restore`` that changed either, the agent refuses and locks that vault, and the
-command asks for the passphrase.
+``exvault unlock`` hands the agent a vault's root keys with the vault's *unlock
+state*: a digest of its header row and its passphrase keyslot rows
+(:func:`unlock_state`; the handing over is :mod:`vault.owner.agent_handover`'s). An
+owner command then opens the vault through the agent (:func:`open_through_agent`):
+it reads the state again and names it in every request, so after ``passwd``,
+``recover``, ``rekey`` or a ``restore`` that changed either, the agent refuses and
+locks that vault, and the command asks for the passphrase. Every owner command
+imports this module, so it never loads what starting an agent needs.
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from vault.agent import client
@@ -52,46 +50,6 @@ def _field(value: Any) -> encoding.Field:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return str(value)
-
-
-@dataclass(frozen=True)
-class Handed:
-    """A vault handed to the agent: its id and where it is."""
-
-    vault_id: bytes
-    location: str
-
-
-def unlock_into_agent(
-    where: Where, passphrase: str, idle: timedelta, max_lifetime: timedelta
-) -> Handed:
-    """Open the vault with ``passphrase`` and hand its root keys to the agent (started
-    if none runs; a second unlock replaces the first's entry and lifetimes).
-
-    :raises IntegrityError: wrong passphrase or damaged vault.
-    :raises AgentRefused: when the agent refuses (e.g. a lifetime over a week).
-    :raises VaultUnavailable: no vault there, or the agent does not start.
-    :raises InsecureFile: when the agent directory is unsafe.
-    """
-    with AdminVault.unlock(where, passphrase) as admin:
-        # Unlocked with the passphrase just now: the writer holds the keys themselves.
-        identity = admin.writer.private_identity()
-        status = admin.status()
-        with admin.store.read() as transaction:
-            state = unlock_state(transaction)
-        location = admin.store.location
-        with client.connect_or_start() as conn:
-            client.unlock(
-                conn,
-                admin.vault_id,
-                state,
-                identity.to_bytes(),
-                location,
-                int(idle.total_seconds()),
-                int(max_lifetime.total_seconds()),
-                status.kdf if status.kdf_authenticated else None,
-            )
-        return Handed(admin.vault_id, location)
 
 
 def open_through_agent(where: Where) -> AdminVault | None:
