@@ -128,7 +128,7 @@ IMPORT_LAYERS = (
     ("+ the format layer (cryptography)", "import vault.cli.main, vault.format.records"),
     (
         "+ the owner commands' modules",
-        "import vault.cli.main, vault.cli.credentials, vault.cli.access, vault.cli.unlock",
+        "import vault.cli.main, vault.cli.show, vault.cli.credentials, vault.cli.access",
     ),
     ("(not loaded) SQLAlchemy's Core and ORM alone", "import sqlalchemy.orm"),
 )

@@ -1013,14 +1013,15 @@ def test_kdf_parameters_above_the_caps(
 
 
 def _parsers() -> dict[str, Callable[[str], object]]:
-    from vault import durations, exchanges, network
+    from vault import durations, network
+    from vault.exchanges import fields, profiles
     from vault.format import model, policy, recovery
     from vault.format.access import parse_scope
     from vault.runtime import run, token
 
     now = datetime(2025, 11, 21, tzinfo=timezone.utc)
-    binance = exchanges.get_profile("binance")
-    coinbase = exchanges.get_profile("coinbase")
+    binance = profiles.get_profile("binance")
+    coinbase = profiles.get_profile("coinbase")
     return {
         "parse_duration": durations.parse_duration,
         "parse_date": durations.parse_date,
@@ -1030,8 +1031,8 @@ def _parsers() -> dict[str, Callable[[str], object]]:
         "normalize_permissions (coinbase)": coinbase.normalize_permissions,
         "parse_scope": parse_scope,
         "validate_name": model.validate_name,
-        "get_profile": exchanges.get_profile,
-        "validate_field_name": exchanges.validate_field_name,
+        "get_profile": profiles.get_profile,
+        "validate_field_name": fields.validate_field_name,
         "parse_payload_json": model.parse_payload_json,
         "parse_token": token.parse_token,
         "parse_recovery_key": recovery.parse_recovery_key,
