@@ -29,9 +29,11 @@ run whose "passphrase" column means nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -182,6 +184,12 @@ def import_breakdown(python: str, vault: Path, env: dict[str, str]) -> list[tupl
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
+def audit_entries(vault: Path) -> int:
+    """How many entries the vault's audit log holds (read-only, with sqlite3)."""
+    with contextlib.closing(sqlite3.connect(f"file:{vault}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+
+
 def _stop_agent(exvault: list[str], env: dict[str, str]) -> None:
     out = run_checked([*exvault, "agent", "status", "--json"], env=env)
     status = json.loads(out)
@@ -220,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             runs = measure(exvault, vault, env, pw, args.repeats)
             breakdown = import_breakdown(python, vault, env) if args.importtime else []
+            entries = audit_entries(vault)
         finally:
             _stop_agent(exvault, env)
     print(f"exvault --version (the floor of every process): {floor * 1000:.0f} ms")
@@ -229,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for label, paired in runs.items():
         print(paired.line(label))
+    print(
+        f"(the vault's audit log at the end: {entries} entries; grant and edit check the "
+        "signed log, so they take longer as it grows)"
+    )
     for name, seconds in breakdown[:8]:
         print(f"  import {name:<20} {seconds * 1000:7.0f} ms (cumulative)")
     for label, seconds in layers:
