@@ -326,8 +326,11 @@ def main() -> None:
     try:
         cli(prog_name="exvault")
     finally:
-        # The process ends next: its shutdown need not walk what the command made
-        # (destructors and atexit handlers still run).
+        # The process ends next: its shutdown need not walk what the command made.
+        # atexit handlers (weakref.finalize among them) still run, and so does the
+        # destructor of anything reference counting frees, but not that of an object
+        # left in a reference cycle: what must happen at exit (a store disposed, a file
+        # closed) is done explicitly, never left to such a destructor.
         gc.freeze()
 
 
