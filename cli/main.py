@@ -326,8 +326,11 @@ def main() -> None:
     try:
         cli(prog_name="exvault")
     finally:
-        # The process ends next: its shutdown need not walk what the command made
-        # (destructors and atexit handlers still run).
+        # The process ends next: its shutdown need not walk what the command made.
+        # atexit handlers (weakref.finalize among them) still run, and so does the
+        # destructor of anything reference counting frees, but not that of an object
+        # left in a reference cycle: what must happen at exit (a store disposed, a file
+        # closed) is done explicitly, never left to such a destructor.
         gc.freeze()
 
 
@@ -336,10 +339,21 @@ def load_named_command(args: Sequence[str]) -> None:
 
     The group takes no option with a value, so its first argument that is not an
     option is the command's name; anything else (``--help``, a typo) is left to click.
+    A command that fails to load is left to click too: it loads it again when it
+    resolves the name, and reports the failure as any other (one line, exit 70).
+
+    :raises SystemExit: 130, after one line, for Ctrl-C while the command loads.
     """
     name = next((arg for arg in args if not arg.startswith("-")), None)
-    if name in SUBCOMMANDS:
+    if name not in SUBCOMMANDS:
+        return
+    try:
         cli.get_command(click.Context(cli), name)
+    except KeyboardInterrupt:
+        click.echo("exvault: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception:  # noqa: S110 (click's resolving the name reports it, as one line)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

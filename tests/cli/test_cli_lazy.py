@@ -201,6 +201,54 @@ def test_the_console_script_loads_the_command_its_arguments_name(
     assert set(cli.commands) == loaded
 
 
+# The console script, in a process of its own, with the command its argument names
+# failing to load: a module that cannot be imported (a broken installation), or Ctrl-C
+# while it is imported.
+FAILING_PRELOAD = textwrap.dedent(
+    """
+    import sys
+    from vault.cli import main as entry
+
+    if sys.argv[1] == "import-error":
+        entry.SUBCOMMANDS["list"] = entry.Subcommand("vault.cli.no_such_module:list_", "x")
+    else:
+        def interrupted(name):
+            raise KeyboardInterrupt
+
+        entry.load_subcommand = interrupted
+    sys.argv = ["exvault", "list"]
+    entry.main()
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "line"),
+    [
+        (
+            "import-error",
+            70,
+            "exvault: internal error (ModuleNotFoundError); "
+            "run again with EXVAULT_DEBUG=1 to see the traceback",
+        ),
+        ("interrupt", 130, "exvault: interrupted"),
+    ],
+)
+def test_a_command_failing_to_load_before_click_parses_is_one_line_not_a_traceback(
+    failure: str, code: int, line: str
+) -> None:
+    # As when click loads the command itself (ExvaultGroup.invoke): a traceback's text
+    # could carry what we never meant to print.
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_PRELOAD, failure],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (code, line + "\n")
+
+
 # The console script, in a process of its own: a finder that only looks notes whether
 # the collector is on when the command's module is imported; click.echo, called by the
 # command, notes whether it is on then and how many objects are frozen.
