@@ -31,8 +31,11 @@ client. A client's reads are signed with its own key and name it by id.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import hashlib
+import marshal
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 from vault.db import audit, queries
 from vault.db.transaction import Transaction
@@ -333,6 +336,59 @@ class FactsFold:
                 now_in.setdefault(name, {})[client] = entry.seq
 
 
+class WaitingEntry(NamedTuple):
+    """An owner's entry of the verified prefix, its hash intact, not folded yet."""
+
+    entry: SignedEntry
+    entry_hash: bytes
+    signature: bytes
+    key: bytes
+    """The public key ``signature`` must verify with (the root key of its time)."""
+    checked: bool = False
+    """Its signature need not be verified: the handle signed it itself (in memory only,
+    never remembered in a :class:`LogState`'s file)."""
+
+
+@dataclass
+class LogState:
+    """What :class:`VerifiedLog` knows of a verified prefix, for a later process."""
+
+    head: tuple[int, bytes]
+    """The seq and entry hash of the prefix's last entry."""
+    fold: FactsFold
+    waiting: dict[str, list[WaitingEntry]]
+    """credential -> its owner's entries not folded yet, in chain order."""
+    prefix: bytes
+    """:func:`prefix_digest` of the prefix's rows as they were walked."""
+
+
+def prefix_digest(rows: list[Sequence[Any]]) -> bytes | None:
+    """A SHA-256 of the audit rows of a prefix, every column as the database returned
+    it (ints, text, bytes, None): equal digests, equal rows, so a walk of them gives
+    the same verdict. None when a value is of another type (then nothing is resumed).
+
+    Read and digested in C (``marshal`` version 2 has no references, so the same values
+    always give the same bytes): a small part of hashing each entry in Python.
+    """
+    try:
+        return hashlib.sha256(marshal.dumps(rows, 2)).digest()
+    except ValueError:
+        return None
+
+
+class LogCheckpoint(Protocol):
+    """Where a :class:`VerifiedLog` keeps its state between processes
+    (:class:`vault.db.log_checkpoint.FileCheckpoint`)."""
+
+    def load(self) -> LogState | None:
+        """The state saved last, or None when there is none to trust (never raises)."""
+        ...
+
+    def save(self, state: LogState) -> None:
+        """Keep ``state`` for the next process (never raises: it only saves time)."""
+        ...
+
+
 class VerifiedLog:
     """The owner's incremental reading of the signed log, for one unlocked handle.
 
@@ -353,18 +409,36 @@ class VerifiedLog:
     an entry edited in place inside it is not read again until a new handle, but it
     cannot take back what it said: its signed facts are already folded (``exvault
     verify`` reports the break).
+
+    With a ``checkpoint`` (:class:`LogCheckpoint`), the first :meth:`facts` starts from
+    the state a former process saved, as if this handle had walked it itself: every
+    check above applies to it (the entry at its seq with its hash and columns, the
+    prefix's count, a rekey among the new rows), so a checkpoint saves work but never
+    changes the facts. :meth:`facts` saves the state again when it changed: when it
+    read new entries, or (outside a batch, whose operations append their own) folded
+    waiting ones. Waiting entries are saved with their signature, verified again by the
+    process that folds them, even the handle's own.
     """
 
-    def __init__(self, vault_id: bytes, root_public: bytes) -> None:
+    def __init__(
+        self, vault_id: bytes, root_public: bytes, checkpoint: LogCheckpoint | None = None
+    ) -> None:
         self._vault_id = vault_id
         self._root_public = root_public
+        self._checkpoint = checkpoint
         self._head: tuple[int, bytes] | None = None
         self._locked_by: Transaction | None = None
         """The transaction, holding the write lock, that read the prefix last (a batch's)."""
         self._fold = FactsFold()
-        self._waiting: dict[str, list[tuple[SignedEntry, bytes, bytes | None, bytes]]] = {}
-        """credential -> its hash-intact owner's entries not folded yet, with the hash,
-        the signature still to verify (None: the owner's own, verified) and the key."""
+        self._waiting: dict[str, list[WaitingEntry]] = {}
+        """credential -> its hash-intact owner's entries not folded yet."""
+        self._walked = 0
+        """The entries read after the head (or from the start) by the last catch-up."""
+        self._resumed = False
+        """Whether the checkpoint was loaded (once, at the first :meth:`facts`)."""
+        self._prefix_rows: list[Sequence[Any]] = []
+        """The raw rows of the prefix up to :attr:`_prefix_seq` (a checkpoint's digest)."""
+        self._prefix_seq = 0
 
     def facts(
         self, transaction: Transaction, credentials: Iterable[str], *, locked: bool = False
@@ -378,13 +452,56 @@ class VerifiedLog:
 
         :raises StoreError: when the database cannot be read.
         """
+        checkpoint = self._checkpoint
+        if checkpoint is not None and not self._resumed:
+            # Only at the first call: later ones know at least as much as the file.
+            self._resumed = True
+            state = checkpoint.load() if self._head is None else None
+            if state is not None:
+                self._resume(transaction, state)
         broken_at = self._catch_up(transaction, counted=locked and transaction is self._locked_by)
         self._locked_by = transaction if locked else None
+        folded = False
         for name in credentials:
             waiting = self._waiting.pop(name, None)
             if waiting:
-                self._fold.add(e for e, hash_, sig, key in waiting if self._signed(hash_, sig, key))
+                folded = True
+                self._fold.add(w.entry for w in waiting if self._signed(w))
+        if (
+            checkpoint is not None
+            and self._head is not None  # None after a broken chain: never remembered
+            and (self._walked or (folded and not locked))
+        ):
+            prefix = self._digest(transaction, self._head[0])
+            if prefix is not None:
+                checkpoint.save(LogState(self._head, self._fold, self._waiting, prefix))
         return self._fold.facts, broken_at
+
+    def _resume(self, transaction: Transaction, state: LogState) -> None:
+        """Start from a checkpoint's state when the rows of its prefix are those it
+        walked: an entry edited in place inside it (which breaks the chain) makes a
+        full walk refuse, so it must make this one walk again too."""
+        with transaction.tolerant_text():
+            rows = transaction.execute(
+                queries.AUDIT_ROWS_BETWEEN_SQL, {"after": 0, "seq": state.head[0]}
+            )
+        digest = prefix_digest(rows)
+        if digest is None or not aead.constant_time_equal(digest, state.prefix):
+            return
+        self._head, self._fold, self._waiting = state.head, state.fold, state.waiting
+        self._prefix_rows, self._prefix_seq = rows, state.head[0]
+
+    def _digest(self, transaction: Transaction, seq: int) -> bytes | None:
+        """:func:`prefix_digest` of the rows up to ``seq``, reading only those after
+        the rows already read for it."""
+        if seq < self._prefix_seq:
+            self._prefix_rows, self._prefix_seq = [], 0
+        with transaction.tolerant_text():
+            self._prefix_rows += transaction.execute(
+                queries.AUDIT_ROWS_BETWEEN_SQL, {"after": self._prefix_seq, "seq": seq}
+            )
+        self._prefix_seq = seq
+        return prefix_digest(self._prefix_rows)
 
     def appended(self, row: AuditRow) -> None:
         """Extend the prefix with an entry this handle signed and is writing now.
@@ -397,13 +514,22 @@ class VerifiedLog:
             return
         self._head = (row.seq, row.entry_hash)
         if row.outcome == "ok" and row.signer == ROOT_SIGNER and row.action in OWNER_ACTIONS:
-            self._take(_signed_entry_of(row), row.entry_hash, None, self._root_public)
+            self._take(
+                WaitingEntry(
+                    _signed_entry_of(row),
+                    row.entry_hash,
+                    row.signature or b"",
+                    self._root_public,
+                    checked=True,
+                )
+            )
 
     def _catch_up(self, transaction: Transaction, *, counted: bool = False) -> int | None:
         """Walk the entries after the remembered one (all of them when the prefix
         changed); the position of the first break, if any. ``counted``: the prefix
         need not be counted again."""
         head = self._head
+        self._walked = 0
         rows = audit.audit_rows(transaction, head[0] if head else None)
         if head is not None:
             first = rows[0] if rows else None
@@ -424,6 +550,7 @@ class VerifiedLog:
             rows = rows[1:]
         else:
             self._fold, self._waiting = FactsFold(), {}
+            self._prefix_rows, self._prefix_seq = [], 0
             chain = _Chain(self._vault_id)
         if head is not None and any(row.action == "rekey" for row in rows):
             # A rekey changes the key of every entry before it: walk it all again.
@@ -436,11 +563,17 @@ class VerifiedLog:
             if head is None
             else []
         )
+        self._walked = len(rows)
         for row in rows:
             if chain.step(row) and _owner_fact(row):
                 key = audit.key_before_rekey(rekeys, row.seq, ROOT_SIGNER, self._root_public)
                 self._take(
-                    _signed_entry_of(row), row.entry_hash, row.signature, key or self._root_public
+                    WaitingEntry(
+                        _signed_entry_of(row),
+                        row.entry_hash,
+                        row.signature or b"",
+                        key or self._root_public,
+                    )
                 )
         if chain.broken_at is not None:
             # A broken chain is never remembered: the facts of this walk serve this
@@ -450,22 +583,24 @@ class VerifiedLog:
             self._head = (rows[-1].seq, rows[-1].entry_hash)
         return chain.broken_at
 
-    def _take(self, entry: SignedEntry, hash_: bytes, signature: bytes | None, key: bytes) -> None:
+    def _take(self, waiting: WaitingEntry) -> None:
         """Fold a revocation now; queue any other entry behind its credential's
-        (folded, in chain order, when that credential is asked about). ``key``: the
-        public key its signature must verify with."""
+        (folded, in chain order, when that credential is asked about)."""
+        entry = waiting.entry
         name = entry.credential
         if name is None or entry.action == "client-revoke":
-            if self._signed(hash_, signature, key):
+            if self._signed(waiting):
                 self._fold.add((entry,))
         else:
-            self._waiting.setdefault(name, []).append((entry, hash_, signature, key))
+            self._waiting.setdefault(name, []).append(waiting)
 
-    def _signed(self, hash_: bytes, signature: bytes | None, key: bytes) -> bool:
-        if signature is None:
+    def _signed(self, waiting: WaitingEntry) -> bool:
+        if waiting.checked:
             return True
         try:
-            identities.verify_signature(key, signed_entry(self._vault_id, hash_), signature)
+            identities.verify_signature(
+                waiting.key, signed_entry(self._vault_id, waiting.entry_hash), waiting.signature
+            )
         except IntegrityError:
             return False
         return True
@@ -476,10 +611,14 @@ __all__ = [
     "VERSION_ACTIONS",
     "AccessFacts",
     "FactsFold",
+    "LogCheckpoint",
+    "LogState",
     "RepeatedVersion",
     "SignedEntry",
     "SignedLog",
     "VerifiedLog",
+    "WaitingEntry",
     "access_facts",
+    "prefix_digest",
     "read_signed_log",
 ]

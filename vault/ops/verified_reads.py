@@ -19,12 +19,10 @@ use; that is the same user, who can already change ``check`` itself.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from vault.db import audit
+from vault.db import audit, state_files
 from vault.errors import IntegrityError
 from vault.format import aead, encoding, identities
 from vault.format.audit_entry import AuditRow, entry_hash, signed_entry
@@ -57,7 +55,7 @@ class VerifiedReads:
     def load(cls, vault_id: bytes) -> VerifiedReads:
         """The remembered entries of this vault; none when the file is missing,
         damaged, of another vault, or not private to this user (never raises)."""
-        data = _private_bytes(cache_path(vault_id))
+        data = state_files.private_bytes(cache_path(vault_id))
         header = MAGIC + vault_id
         if data is None or not data.startswith(header) or (len(data) - len(header)) % DIGEST_SIZE:
             return cls(vault_id)
@@ -107,42 +105,10 @@ class VerifiedReads:
         only saves time."""
         if self._confirmed == self._known:
             return
-        path = cache_path(self._vault_id)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + self._vault_id + b"".join(sorted(self._confirmed)))
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-
-
-def _private_bytes(path: Path) -> bytes | None:
-    """The contents of ``path`` when it is a regular file of this user's with mode
-    0600 in a directory of this user's with mode 0700; None otherwise."""
-    uid = os.geteuid()
-    try:
-        parent = path.parent.stat()
-        if parent.st_uid != uid or stat.S_IMODE(parent.st_mode) != 0o700:
-            return None
-        # Non-blocking: a FIFO put in its place must not hang a cron job.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if (
-            not stat.S_ISREG(info.st_mode)
-            or info.st_uid != uid
-            or stat.S_IMODE(info.st_mode) != 0o600
-        ):
-            return None
-        try:
-            return f.read()
-        except OSError:
-            return None
+        state_files.write_private(
+            cache_path(self._vault_id),
+            MAGIC + self._vault_id + b"".join(sorted(self._confirmed)),
+        )
 
 
 __all__ = ["DIGEST_SIZE", "MAGIC", "VerifiedReads", "cache_path"]

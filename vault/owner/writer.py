@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from vault.db import access_history, audit, queries
+from vault.db import access_history, audit, log_checkpoint, queries
 from vault.db.inventory import row_lock, verified_head
 from vault.db.transaction import Store, Transaction
 from vault.errors import AccessDenied, Conflict, IntegrityError, NotFound, quoted
@@ -138,7 +138,7 @@ class Writer:
         self._verify_public = verify_public
         self._batch: _Batch | None = None
         # The signed log read so far: an owner's write reads only what was appended since.
-        self._signed_log = access_history.VerifiedLog(vault_id, verify_public)
+        self._signed_log = self._verified_log()
 
     # ---------------------------------------------------------------- what it holds
 
@@ -186,7 +186,18 @@ class Writer:
         the signed log was verified with the old key, so it is read again."""
         self._identity = identity
         self._verify_public = identity.verify_public
-        self._signed_log = access_history.VerifiedLog(self._vault_id, self._verify_public)
+        self._signed_log = self._verified_log()
+
+    def _verified_log(self) -> access_history.VerifiedLog:
+        """A reading of the signed log that resumes from the prefix a former process
+        verified with these root keys (:mod:`vault.db.log_checkpoint`)."""
+        return access_history.VerifiedLog(
+            self._vault_id,
+            self._verify_public,
+            log_checkpoint.FileCheckpoint(
+                self._vault_id, self._verify_public, self._identity.keyed_fingerprint
+            ),
+        )
 
     # ---------------------------------------------------------------- transactions
 
