@@ -94,8 +94,10 @@ def test_signed_log_benchmark_runs_at_tiny_sizes(
     lines = capsys.readouterr().out.splitlines()
     labels = [
         "edit one-shot",
+        "edit one-shot, resumed",
         "edit repeated",
         "grant one-shot",
+        "grant one-shot, resumed",
         "grant repeated",
         "batch of 3 grants, per grant",
         "check first run",

@@ -31,7 +31,6 @@ client. A client's reads are signed with its own key and name it by id.
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from typing import Any, NamedTuple, Protocol
 from vault.db import audit, queries
 from vault.db.transaction import Transaction
 from vault.errors import IntegrityError
-from vault.format import aead, identities, records
+from vault.format import aead, encoding, identities, records
 from vault.format.audit_entry import (
     ADMIN,
     GENESIS,
@@ -371,7 +370,7 @@ def prefix_digest(rows: list[Sequence[Any]]) -> bytes | None:
     always give the same bytes): a small part of hashing each entry in Python.
     """
     try:
-        return hashlib.sha256(marshal.dumps(rows, 2)).digest()
+        return encoding.sha256(marshal.dumps(rows, 2))
     except ValueError:
         return None
 
@@ -411,13 +410,18 @@ class VerifiedLog:
     verify`` reports the break).
 
     With a ``checkpoint`` (:class:`LogCheckpoint`), the first :meth:`facts` starts from
-    the state a former process saved, as if this handle had walked it itself: every
-    check above applies to it (the entry at its seq with its hash and columns, the
-    prefix's count, a rekey among the new rows), so a checkpoint saves work but never
-    changes the facts. :meth:`facts` saves the state again when it changed: when it
-    read new entries, or (outside a batch, whose operations append their own) folded
-    waiting ones. Waiting entries are saved with their signature, verified again by the
-    process that folds them, even the handle's own.
+    the state a former process saved, as if this handle had walked it itself, once the
+    prefix's rows are, byte for byte, those it walked (:attr:`LogState.prefix`: read
+    again, but not hashed entry by entry, so an entry edited in place inside it makes
+    this handle walk again and refuse, as a full walk does); then every check above
+    applies to it (the entry at its seq with its hash and columns, the prefix's count,
+    a rekey among the new rows). So a checkpoint saves work but never changes the facts
+    nor where the chain breaks. :meth:`facts` saves the state again when it changed:
+    when it read new entries, or (outside a batch, whose operations append their own)
+    folded waiting ones. Waiting entries are saved with their signature, verified again
+    by the process that folds them, even the handle's own. Whoever holds the root keys
+    (the unlock agent too) can write a checkpoint that passes: the owner, who can sign
+    entries with them anyway.
     """
 
     def __init__(

@@ -28,7 +28,6 @@ hex, sets as sorted lists), parsed only once the MAC verifies.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +43,7 @@ from vault.db.access_history import (
     WaitingEntry,
 )
 from vault.errors import VaultError
-from vault.format import aead
+from vault.format import aead, encoding
 
 MAGIC = b"exvault signed-log checkpoint 1\n"
 """The first bytes of the file (the format's version is in them)."""
@@ -101,7 +100,7 @@ class FileCheckpoint:
     def _mac(self, body: bytes) -> bytes | None:
         """The MAC of ``body``; None when the root keys cannot compute it now (an agent
         that stopped answering)."""
-        digest = hashlib.sha256(MAGIC + body).hexdigest()
+        digest = encoding.sha256(MAGIC + body).hex()
         try:
             mac = self._fingerprint(MAC_LABEL, digest)
         except (VaultError, OSError):
