@@ -56,7 +56,7 @@ def _timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _pad_log(admin: AdminVault, entries: int, token: str, client: str, credential: str) -> None:
+def pad_log(admin: AdminVault, entries: int, token: str, client: str, credential: str) -> None:
     """Append signed client reads until the log holds ``entries`` entries."""
     keys = parse_token(token)
     signer = (keys.client_id, keys.keys[1].sign)
@@ -101,7 +101,7 @@ def owner(entries: int, batch: int, repeats: int, workdir: Path) -> dict[str, fl
         with admin.batch():
             for i in range(batch):
                 admin.add(f"other-{i:05d}", "binance", PAYLOAD, permissions=["read"])
-        _pad_log(admin, entries, token, "bot", "granted")
+        pad_log(admin, entries, token, "bot", "granted")
         with admin.store.read() as session:
             size = audit.count(session)
     ips = iter(f"203.0.113.{i % 250 + 1}" for i in range(10**6))
