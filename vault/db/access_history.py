@@ -31,15 +31,18 @@ client. A client's reads are signed with its own key and name it by id.
 
 from __future__ import annotations
 
+import itertools
 import marshal
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
+
+from cryptography.hazmat.primitives import hashes
 
 from vault.db import audit, queries
 from vault.db.transaction import Transaction
 from vault.errors import IntegrityError
-from vault.format import aead, encoding, identities, records
+from vault.format import aead, identities, records
 from vault.format.audit_entry import (
     ADMIN,
     GENESIS,
@@ -358,21 +361,37 @@ class LogState:
     waiting: dict[str, list[WaitingEntry]]
     """credential -> its owner's entries not folded yet, in chain order."""
     prefix: bytes
-    """:func:`prefix_digest` of the prefix's rows as they were walked."""
+    """:class:`PrefixDigest` of the prefix's rows as they were walked."""
 
 
-def prefix_digest(rows: list[Sequence[Any]]) -> bytes | None:
-    """A SHA-256 of the audit rows of a prefix, every column as the database returned
-    it (ints, text, bytes, None): equal digests, equal rows, so a walk of them gives
-    the same verdict. None when a value is of another type (then nothing is resumed).
+class PrefixDigest:
+    """A running SHA-256 of the audit rows of a prefix, in chain order, every column as
+    the database returned it (ints, text, bytes, None): equal digests, equal rows, so
+    a walk of them gives the same verdict.
 
-    Read and digested in C (``marshal`` version 2 has no references, so the same values
-    always give the same bytes): a small part of hashing each entry in Python.
+    Each row is encoded by ``marshal`` version 2 (no references, so the same values
+    always give the same bytes; each encoding delimits itself, so the concatenation
+    names the rows), in C: a small part of hashing each entry in Python.
     """
-    try:
-        return encoding.sha256(marshal.dumps(rows, 2))
-    except ValueError:
-        return None
+
+    def __init__(self) -> None:
+        self._hash = hashes.Hash(hashes.SHA256())
+        self.seq = 0
+        """The seq of the last row added (0: none)."""
+        self.valid = True
+        """False once a row held a value of another type (nothing is then resumed)."""
+
+    def add(self, rows: Iterable[Any], seq: int) -> None:
+        """Add the rows after :attr:`seq` up to ``seq``."""
+        try:
+            self._hash.update(b"".join(map(marshal.dumps, rows, itertools.repeat(2))))
+        except ValueError:
+            self.valid = False
+        self.seq = seq
+
+    def digest(self) -> bytes | None:
+        """The digest of the rows so far; None when not :attr:`valid`."""
+        return self._hash.copy().finalize() if self.valid else None
 
 
 class LogCheckpoint(Protocol):
@@ -440,9 +459,8 @@ class VerifiedLog:
         """The entries read after the head (or from the start) by the last catch-up."""
         self._resumed = False
         """Whether the checkpoint was loaded (once, at the first :meth:`facts`)."""
-        self._prefix_rows: list[Sequence[Any]] = []
-        """The raw rows of the prefix up to :attr:`_prefix_seq` (a checkpoint's digest)."""
-        self._prefix_seq = 0
+        self._prefix = PrefixDigest()
+        """The digest of the prefix's rows read so far (a checkpoint's)."""
 
     def facts(
         self, transaction: Transaction, credentials: Iterable[str], *, locked: bool = False
@@ -489,23 +507,25 @@ class VerifiedLog:
             rows = transaction.execute(
                 queries.AUDIT_ROWS_BETWEEN_SQL, {"after": 0, "seq": state.head[0]}
             )
-        digest = prefix_digest(rows)
+        prefix = PrefixDigest()
+        prefix.add(rows, state.head[0])
+        digest = prefix.digest()
         if digest is None or not aead.constant_time_equal(digest, state.prefix):
             return
         self._head, self._fold, self._waiting = state.head, state.fold, state.waiting
-        self._prefix_rows, self._prefix_seq = rows, state.head[0]
+        self._prefix = prefix
 
     def _digest(self, transaction: Transaction, seq: int) -> bytes | None:
-        """:func:`prefix_digest` of the rows up to ``seq``, reading only those after
-        the rows already read for it."""
-        if seq < self._prefix_seq:
-            self._prefix_rows, self._prefix_seq = [], 0
+        """The :class:`PrefixDigest` of the rows up to ``seq``, reading only those
+        after the rows already read for it."""
+        if seq < self._prefix.seq:
+            self._prefix = PrefixDigest()
         with transaction.tolerant_text():
-            self._prefix_rows += transaction.execute(
-                queries.AUDIT_ROWS_BETWEEN_SQL, {"after": self._prefix_seq, "seq": seq}
+            rows = transaction.execute(
+                queries.AUDIT_ROWS_BETWEEN_SQL, {"after": self._prefix.seq, "seq": seq}
             )
-        self._prefix_seq = seq
-        return prefix_digest(self._prefix_rows)
+        self._prefix.add(rows, seq)
+        return self._prefix.digest()
 
     def appended(self, row: AuditRow) -> None:
         """Extend the prefix with an entry this handle signed and is writing now.
@@ -554,7 +574,7 @@ class VerifiedLog:
             rows = rows[1:]
         else:
             self._fold, self._waiting = FactsFold(), {}
-            self._prefix_rows, self._prefix_seq = [], 0
+            self._prefix = PrefixDigest()
             chain = _Chain(self._vault_id)
         if head is not None and any(row.action == "rekey" for row in rows):
             # A rekey changes the key of every entry before it: walk it all again.
@@ -617,12 +637,12 @@ __all__ = [
     "FactsFold",
     "LogCheckpoint",
     "LogState",
+    "PrefixDigest",
     "RepeatedVersion",
     "SignedEntry",
     "SignedLog",
     "VerifiedLog",
     "WaitingEntry",
     "access_facts",
-    "prefix_digest",
     "read_signed_log",
 ]
