@@ -186,8 +186,11 @@ def test_truncation_alone_is_a_documented_limit_without_witness(
 
 def test_witness_file_is_private(busy: AdminVault, state_home: Path) -> None:
     busy.verify_audit()
-    (witness,) = list((state_home / "exvault").iterdir())
-    assert witness.stat().st_mode & 0o777 == 0o600
+    # The witness, and the signed log's checkpoint (vault.db.log_checkpoint): all private.
+    files = list((state_home / "exvault").iterdir())
+    assert audit.witness_path(busy.vault_id) in files
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o600, path
     assert (state_home / "exvault").stat().st_mode & 0o777 == 0o700
 
 
