@@ -259,6 +259,26 @@ def test_a_prefix_changed_under_the_checkpoint_is_refused_by_a_new_handle(
         handle.edit("binance-main", ips=["203.0.113.8"])
 
 
+def test_a_handles_own_entry_changed_after_its_write_is_not_vouched_for(
+    granted: AdminVault, vault_location: str
+) -> None:
+    """The handle trusts the grant it signed without reading it back; the row as stored
+    then gets a bad signature (a full walk drops the grant). The handle must not save a
+    checkpoint that vouches for that row: a new handle says what a full walk says."""
+    granted.add_client("ops")
+    granted.grant("ops", ["binance-main"])
+    db_exec(
+        vault_location,
+        "UPDATE audit_log SET signature = zeroblob(64) "
+        "WHERE seq = (SELECT max(seq) FROM audit_log WHERE action = 'grant')",
+    )
+    granted.edit("kucoin-sub1", ips=["203.0.113.8"])
+    granted.signed_access_facts(NAMES)
+    resumed = facts_of(vault_location, resume=True)
+    assert resumed == facts_of(vault_location, resume=False)
+    assert not resumed.grant_standing("ops", "binance-main")
+
+
 def test_a_batch_writes_the_checkpoint_once(
     granted: AdminVault, monkeypatch: pytest.MonkeyPatch
 ) -> None:

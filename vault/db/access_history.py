@@ -379,10 +379,11 @@ class PrefixDigest:
         self.seq = 0
         """The seq of the last row added (0: none)."""
         self.valid = True
-        """False once a row held a value of another type (nothing is then resumed)."""
+        """False once a row held a value of another type, or rows were left out (the
+        handle's own entries): it then digests no prefix."""
 
     def add(self, rows: Iterable[Any], seq: int) -> None:
-        """Add the rows after :attr:`seq` up to ``seq``."""
+        """Add the rows after :attr:`seq` up to ``seq`` (plain tuples of their values)."""
         try:
             self._hash.update(b"".join(map(marshal.dumps, rows, itertools.repeat(2))))
         except ValueError:
@@ -494,7 +495,7 @@ class VerifiedLog:
             and self._head is not None  # None after a broken chain: never remembered
             and (self._walked or (folded and not locked))
         ):
-            prefix = self._digest(transaction, self._head[0])
+            prefix = self._prefix.digest() if self._prefix.seq == self._head[0] else None
             if prefix is not None:
                 checkpoint.save(LogState(self._head, self._fold, self._waiting, prefix))
         return self._fold.facts, broken_at
@@ -504,9 +505,7 @@ class VerifiedLog:
         walked: an entry edited in place inside it (which breaks the chain) makes a
         full walk refuse, so it must make this one walk again too."""
         with transaction.tolerant_text():
-            rows = transaction.execute(
-                queries.AUDIT_ROWS_BETWEEN_SQL, {"after": 0, "seq": state.head[0]}
-            )
+            rows = transaction.execute(queries.AUDIT_ROWS_TO_SQL, {"seq": state.head[0]})
         prefix = PrefixDigest()
         prefix.add(rows, state.head[0])
         digest = prefix.digest()
@@ -514,18 +513,6 @@ class VerifiedLog:
             return
         self._head, self._fold, self._waiting = state.head, state.fold, state.waiting
         self._prefix = prefix
-
-    def _digest(self, transaction: Transaction, seq: int) -> bytes | None:
-        """The :class:`PrefixDigest` of the rows up to ``seq``, reading only those
-        after the rows already read for it."""
-        if seq < self._prefix.seq:
-            self._prefix = PrefixDigest()
-        with transaction.tolerant_text():
-            rows = transaction.execute(
-                queries.AUDIT_ROWS_BETWEEN_SQL, {"after": self._prefix.seq, "seq": seq}
-            )
-        self._prefix.add(rows, seq)
-        return self._prefix.digest()
 
     def appended(self, row: AuditRow) -> None:
         """Extend the prefix with an entry this handle signed and is writing now.
@@ -537,6 +524,9 @@ class VerifiedLog:
         if self._head is None or (row.seq, row.prev_hash) != (self._head[0] + 1, self._head[1]):
             return
         self._head = (row.seq, row.entry_hash)
+        # Not read back: its row as stored (signature included) is not what a later
+        # process would be told was walked, so this handle saves no checkpoint again.
+        self._prefix.valid = False
         if row.outcome == "ok" and row.signer == ROOT_SIGNER and row.action in OWNER_ACTIONS:
             self._take(
                 WaitingEntry(
@@ -588,6 +578,13 @@ class VerifiedLog:
             else []
         )
         self._walked = len(rows)
+        if self._checkpoint is not None:
+            if self._prefix.seq == (head[0] if head else 0):
+                # The rows as this walk reads them, in this transaction: what a
+                # checkpoint of this prefix vouches for.
+                self._prefix.add(map(tuple, rows), rows[-1].seq if rows else self._prefix.seq)
+            else:
+                self._prefix.valid = False
         for row in rows:
             if chain.step(row) and _owner_fact(row):
                 key = audit.key_before_rekey(rekeys, row.seq, ROOT_SIGNER, self._root_public)

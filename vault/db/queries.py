@@ -660,15 +660,6 @@ GRANTEES_SQL = "SELECT name, grantees FROM credentials"
 """Every credential's name and grantee set (unverified: ``check``'s plausibility)."""
 
 
-# ---------------------------------------------------------------- signed-log checkpoint
-
-AUDIT_ROWS_BETWEEN_SQL = (
-    f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log WHERE seq > :after AND seq <= :seq "
-    "ORDER BY seq"
-)
-"""The audit log's entries after ``after`` up to ``seq``, in chain order (a
-checkpointed prefix's digest, :mod:`vault.db.log_checkpoint`)."""
-
 __all__ = [
     "ADVISORY_LOCK_SQL",
     "ALL_GRANTS_SQL",
@@ -686,7 +677,6 @@ __all__ = [
     "AUDIT_OWNERS_SQL",
     "AUDIT_READS_SIGNED_BY_SQL",
     "AUDIT_ROWS_AT_SQL",
-    "AUDIT_ROWS_BETWEEN_SQL",
     "AUDIT_ROWS_FROM_SQL",
     "AUDIT_ROWS_SQL",
     "AUDIT_ROWS_TO_SQL",
