@@ -438,8 +438,11 @@ class VerifiedLog:
     a rekey among the new rows). So a checkpoint saves work but never changes the facts
     nor where the chain breaks. :meth:`facts` saves the state again when it changed:
     when it read new entries, or (outside a batch, whose operations append their own)
-    folded waiting ones. Waiting entries are saved with their signature, verified again
-    by the process that folds them, even the handle's own. Whoever holds the root keys
+    folded waiting ones, and only while every row of its prefix was read in the call
+    that digested it: once the handle's own entries (not read back) extend the prefix,
+    it saves no more, and the next process reads them from the last checkpoint on.
+    Waiting entries are saved with their signature, verified again by the process that
+    folds them. Whoever holds the root keys
     (the unlock agent too) can write a checkpoint that passes: the owner, who can sign
     entries with them anyway.
     """

@@ -11,7 +11,8 @@ the verified prefix, the facts folded from it, the owner's entries still waiting
 The file is authenticated: a MAC over a SHA-256 of its whole content, computed with
 the vault's root key (:meth:`vault.format.identities.RootKeys.keyed_fingerprint`,
 which the unlock agent computes without handing the key out), and it names the vault
-id and the root's verify public key. Someone who can write the database, or the state
+id, the root's verify public key and a digest of the prefix's rows as they were walked
+(:class:`vault.db.access_history.PrefixDigest`). Someone who can write the database, or the state
 directory, cannot forge one; whoever holds the unlocked root keys (the passphrase, or
 the unlocked agent) could, but that is the same user, who can already sign entries. A
 file that fails the MAC, is of another vault or root key (a rekey changes both), has
