@@ -24,6 +24,7 @@ from vault.errors import IntegrityError, VaultError
 from vault.owner.admin import AdminVault
 from vault.runtime import client as client_vault
 
+BACKENDS = ("sqlite", "postgresql")
 NAMES = ["binance-main", "kucoin-sub1"]
 
 
@@ -269,8 +270,9 @@ def test_a_handles_own_entry_changed_after_its_write_is_not_vouched_for(
     granted.grant("ops", ["binance-main"])
     db_exec(
         vault_location,
-        "UPDATE audit_log SET signature = zeroblob(64) "
+        "UPDATE audit_log SET signature = :bad "
         "WHERE seq = (SELECT max(seq) FROM audit_log WHERE action = 'grant')",
+        bad=bytes(64),
     )
     granted.edit("kucoin-sub1", ips=["203.0.113.8"])
     granted.signed_access_facts(NAMES)

@@ -510,7 +510,8 @@ class VerifiedLog:
         with transaction.tolerant_text():
             rows = transaction.execute(queries.AUDIT_ROWS_TO_SQL, {"seq": state.head[0]})
         prefix = PrefixDigest()
-        prefix.add(rows, state.head[0])
+        # Plain tuples, as the walk digests them (PostgreSQL's rows are not tuples).
+        prefix.add(map(tuple, rows), state.head[0])
         digest = prefix.digest()
         if digest is None or not aead.constant_time_equal(digest, state.prefix):
             return
