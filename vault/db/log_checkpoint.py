@@ -11,17 +11,18 @@ the verified prefix, the facts folded from it, the owner's entries still waiting
 The file is authenticated: a MAC over a SHA-256 of its whole content, computed with
 the vault's root key (:meth:`vault.format.identities.RootKeys.keyed_fingerprint`,
 which the unlock agent computes without handing the key out), and it names the vault
-id, the root's verify public key and a digest of the prefix's rows as they were walked
-(:class:`vault.db.access_history.PrefixDigest`). Someone who can write the database, or the state
-directory, cannot forge one; whoever holds the unlocked root keys (the passphrase, or
-the unlocked agent) could, but that is the same user, who can already sign entries. A
+id, the root's verify public key and a digest of the prefix's rows as they were
+walked (:class:`vault.db.access_history.PrefixDigest`). Someone who can write the
+database, or the state directory, cannot forge one; whoever holds the unlocked root
+keys (the passphrase, or the unlocked agent) could, but that is the same user, who can
+already sign entries. A
 file that fails the MAC, is of another vault or root key (a rekey changes both), has
 other modes or owner, is not a regular file, is damaged or of an unknown format is
 ignored (the log is walked from the start) and replaced; never an error.
 
-The resumed state goes through every check of an in-memory prefix
-(:meth:`VerifiedLog.facts <vault.db.access_history.VerifiedLog.facts>`), so it saves
-work but never changes the facts.
+The resumed state goes through every check of an in-memory prefix, and its prefix's
+rows must be those walked (:class:`vault.db.access_history.VerifiedLog`), so it saves
+work but never changes the facts nor where the chain breaks.
 
 The content: :data:`MAGIC`, the 16-byte MAC, then canonical JSON (sorted keys, bytes as
 hex, sets as sorted lists), parsed only once the MAC verifies.
