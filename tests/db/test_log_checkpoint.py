@@ -8,6 +8,7 @@ database under it) makes it walk the whole log again.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -381,3 +382,20 @@ def test_any_history_resumed_across_handles_says_what_a_full_walk_says(
                 except VaultError:
                     pass  # refused (not granted, revoked): the log says so either way
         assert facts_of(vault_location, resume=True) == facts_of(vault_location, resume=False)
+
+
+def test_without_a_state_directory_an_owners_write_still_works(
+    granted: AdminVault, vault_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No $XDG_STATE_HOME, no $HOME, no passwd entry (a container's arbitrary uid): the
+    checkpoint only saves time, so its missing place is no error; the log is walked."""
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with AdminVault.unlock(vault_location, PASSPHRASE) as handle:
+        handle.grant("bot", ["kucoin-sub1"])
+        assert handle.signed_access_facts(NAMES).grant_standing("bot", "kucoin-sub1")

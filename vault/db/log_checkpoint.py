@@ -79,7 +79,8 @@ class FileCheckpoint:
     def load(self) -> LogState | None:
         """The state saved last; None when the file is missing or not to be trusted
         (see the module docstring). Never raises."""
-        data = state_files.private_bytes(self.path)
+        path = self._where()
+        data = None if path is None else state_files.private_bytes(path)
         if data is None or not data.startswith(MAGIC):
             return None
         mac, body = data[len(MAGIC) : len(MAGIC) + MAC_SIZE], data[len(MAGIC) + MAC_SIZE :]
@@ -94,10 +95,22 @@ class FileCheckpoint:
     def save(self, state: LogState) -> None:
         """Replace the file with ``state`` (atomically, 0600). Never raises: a failure
         (the disk, the agent) only costs the next process a full walk."""
+        path = self._where()
+        if path is None:
+            return
         body = encode(state, self._vault_id, self._root_public)
         mac = self._mac(body)
         if mac is not None:
-            state_files.write_private(self.path, MAGIC + mac + body)
+            state_files.write_private(path, MAGIC + mac + body)
+
+    def _where(self) -> Path | None:
+        """:attr:`path`; None when there is no state directory (neither
+        ``$XDG_STATE_HOME`` nor a home directory: a container's uid without a passwd
+        entry), where the file is then neither read nor written."""
+        try:
+            return self.path
+        except RuntimeError:  # pathlib's "Could not determine home directory"
+            return None
 
     def _mac(self, body: bytes) -> bytes | None:
         """The MAC of ``body``; None when the root keys cannot compute it now (an agent
