@@ -282,6 +282,41 @@ def test_a_handles_own_entry_changed_after_its_write_is_not_vouched_for(
     assert not resumed.grant_standing("ops", "binance-main")
 
 
+def test_entries_left_waiting_in_the_checkpoint_are_resumed_and_verified_again(
+    granted: AdminVault, vault_location: str
+) -> None:
+    """A handle that resumes a checkpoint from before an ungrant (replayed) and asks
+    only about binance-main leaves kucoin-sub1's newer entries waiting in the file,
+    unverified: the ungrant (which must outlive the resume) and a grant whose signature
+    was then damaged (a full walk drops it, so must the process that folds it from the
+    file)."""
+    granted.grant("bot", ["kucoin-sub1"])
+    facts_of(vault_location, resume=True)  # saves bot's grant of kucoin-sub1, folded
+    older = path_of(granted).read_bytes()
+    with AdminVault.unlock(vault_location, PASSPHRASE) as handle:
+        handle.ungrant("bot", ["kucoin-sub1"])
+        handle.add_client("ops")
+        handle.grant("ops", ["kucoin-sub1"])
+    path_of(granted).write_bytes(older)  # replayed: from before the ungrant
+    db_exec(
+        vault_location,
+        "UPDATE audit_log SET signature = :bad "
+        "WHERE seq = (SELECT max(seq) FROM audit_log WHERE action = 'grant')",
+        bad=bytes(64),
+    )
+    with AdminVault.unlock(vault_location, PASSPHRASE) as handle:
+        handle.signed_access_facts(["binance-main"])
+        saved = log_checkpoint.FileCheckpoint(
+            handle.vault_id, handle.verify_public, handle.writer.identity.keyed_fingerprint
+        ).load()
+    assert saved is not None
+    assert [w.entry.action for w in saved.waiting["kucoin-sub1"]] == ["ungrant", "grant"]
+    resumed = facts_of(vault_location, resume=True)
+    assert resumed == facts_of(vault_location, resume=False)
+    assert not resumed.grant_standing("bot", "kucoin-sub1")
+    assert not resumed.grant_standing("ops", "kucoin-sub1")
+
+
 def test_a_batch_writes_the_checkpoint_once(
     granted: AdminVault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
