@@ -317,6 +317,29 @@ def test_entries_left_waiting_in_the_checkpoint_are_resumed_and_verified_again(
     assert not resumed.grant_standing("ops", "kucoin-sub1")
 
 
+def test_the_files_form_keeps_every_part_of_the_state() -> None:
+    """What is saved is what is resumed: every table of the facts, the versions created,
+    the waiting entries with their hash, signature and key (never ``checked``)."""
+    entry = access_history.SignedEntry(9, "edit", "kucoin-sub1", 3, "ips", "root")
+    facts = AccessFacts(
+        granted={"binance-main": {"bot": 4}, "kucoin-sub1": {}},
+        ungranted={"kucoin-sub1": {"ops": 7}},
+        revoked={"old": 5},
+        reads={"binance-main": {"client-id": {1, 2}}},
+        repeated_versions=[access_history.RepeatedVersion("binance-main", 1, 1, 6)],
+    )
+    state = access_history.LogState(
+        (9, b"h" * 32),
+        access_history.FactsFold(facts, {"binance-main": {1: 6, 2: 8}}),
+        {"kucoin-sub1": [access_history.WaitingEntry(entry, b"e" * 32, b"s" * 64, b"k" * 32)]},
+        b"p" * 32,
+    )
+    body = log_checkpoint.encode(state, b"v" * 16, b"r" * 32)
+    assert log_checkpoint.decode(body, b"v" * 16, b"r" * 32) == state
+    assert log_checkpoint.decode(body, b"w" * 16, b"r" * 32) is None
+    assert log_checkpoint.decode(body, b"v" * 16, b"q" * 32) is None
+
+
 def test_a_batch_writes_the_checkpoint_once(
     granted: AdminVault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
