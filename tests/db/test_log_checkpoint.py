@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import vault
 from benchmarks import signed_log
 from tests.conftest import PASSPHRASE, db_exec
 from vault.db import access_history, log_checkpoint
@@ -213,6 +214,25 @@ def test_a_checkpoint_of_another_vault_or_root_key_is_ignored(
         granted.vault_id, bytes(32), granted.writer.identity.keyed_fingerprint
     )
     assert wrong_root.load() is None
+
+
+def test_a_checkpoint_of_another_version_of_exvault_is_walked_again(
+    granted: AdminVault, vault_location: str, hashed: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file vouches for the verdict of the walk that saved it: a later exvault may
+    walk more strictly (a check added), so what an older one saved is walked again."""
+    version = vault.__version__
+    monkeypatch.setattr(vault, "__version__", "0.0.1")
+    granted.ungrant("bot", ["binance-main"])
+    facts_of(vault_location, resume=True)  # saved by "0.0.1"
+    monkeypatch.setattr(vault, "__version__", version)
+    hashed.clear()
+    resumed = facts_of(vault_location, resume=True)
+    assert sorted(set(hashed)) == list(range(1, max(hashed) + 1))  # walked from the start
+    assert not resumed.grant_standing("bot", "binance-main")
+    hashed.clear()
+    facts_of(vault_location, resume=True)
+    assert len(hashed) <= 1  # replaced by this version's
 
 
 def test_a_log_restored_from_an_older_backup_is_walked_again(

@@ -11,14 +11,15 @@ the verified prefix, the facts folded from it, the owner's entries still waiting
 The file is authenticated: a MAC over a SHA-256 of its whole content, computed with
 the vault's root key (:meth:`vault.format.identities.RootKeys.keyed_fingerprint`,
 which the unlock agent computes without handing the key out), and it names the vault
-id, the root's verify public key and a digest of the prefix's rows as they were
-walked (:class:`vault.db.access_history.PrefixDigest`). Someone who can write the
+id, the root's verify public key, the version of exvault that walked it (a later one
+may walk more strictly) and a digest of the prefix's rows as they were walked
+(:class:`vault.db.access_history.PrefixDigest`). Someone who can write the
 database, or the state directory, cannot forge one; whoever holds the unlocked root
 keys (the passphrase, or the unlocked agent) could, but that is the same user, who can
-already sign entries. A
-file that fails the MAC, is of another vault or root key (a rekey changes both), has
-other modes or owner, is not a regular file, is damaged or of an unknown format is
-ignored (the log is walked from the start) and replaced; never an error.
+already sign entries. A file that fails the MAC, is of another vault or root key (a
+rekey changes both) or of another version of exvault, has other modes or owner, is not
+a regular file, is damaged or of an unknown format is ignored (the log is walked from
+the start) and replaced; never an error.
 
 The resumed state goes through every check of an in-memory prefix, and its prefix's
 rows must be those walked (:class:`vault.db.access_history.VerifiedLog`), so it saves
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import vault
 from vault.db import audit, state_files
 from vault.db.access_history import (
     AccessFacts,
@@ -127,6 +129,8 @@ def encode(state: LogState, vault_id: bytes, root_public: bytes) -> bytes:
     """The canonical JSON form of ``state``, bound to the vault and root key."""
     facts = state.fold.facts
     content = {
+        # The verdict it vouches for is this version's walk: a later one may be stricter.
+        "exvault": vault.__version__,
         "vault": vault_id.hex(),
         "root": root_public.hex(),
         "head": [state.head[0], state.head[1].hex()],
@@ -167,13 +171,17 @@ def encode(state: LogState, vault_id: bytes, root_public: bytes) -> bytes:
 
 
 def decode(body: bytes, vault_id: bytes, root_public: bytes) -> LogState | None:
-    """The state ``body`` (:func:`encode`) holds; None when it is of another vault or
-    root key.
+    """The state ``body`` (:func:`encode`) holds; None when it is of another vault,
+    root key or version of exvault.
 
     :raises ValueError: (or TypeError, KeyError, IndexError) when it is malformed.
     """
     content = _dict(json.loads(body))
-    if content["vault"] != vault_id.hex() or content["root"] != root_public.hex():
+    if (
+        content["vault"] != vault_id.hex()
+        or content["root"] != root_public.hex()
+        or content["exvault"] != vault.__version__
+    ):
         return None
     seq, head_hash = _list(content["head"], 2)
     facts = AccessFacts(
