@@ -235,11 +235,10 @@ def test_a_checkpoint_of_another_version_of_exvault_is_walked_again(
     assert len(hashed) <= 1  # replaced by this version's
 
 
+@pytest.mark.sqlite_only  # a copy of the file is the SQLite backup
 def test_a_log_restored_from_an_older_backup_is_walked_again(
     granted: AdminVault, vault_location: str, tmp_path: Path
 ) -> None:
-    if not Path(vault_location).exists():
-        pytest.skip("a file copy is the SQLite backup")
     backup = tmp_path / "backup.db"
     for suffix in ("", "-wal"):
         if Path(vault_location + suffix).exists():
