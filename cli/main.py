@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 
 import click
 
-from vault import __version__, errors
+from vault import errors
 from vault.collector import collector_paused
 from vault.runtime.hardening import disable_core_dumps
+from vault.version import __version__
 
 from .arguments import refuse_undecodable_arguments
 from .groups import WHOLE, CommandGroup

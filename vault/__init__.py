@@ -35,6 +35,7 @@ from vault.errors import (
     VaultUnavailable,
 )
 from vault.secret import Secret
+from vault.version import __version__
 
 if TYPE_CHECKING:
     from vault.db.inventory import Inventory
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from vault.runtime.credential import Credential
     from vault.runtime.token import ClientToken
 
-__version__ = "0.1.0"
 
 _LAZY = {
     "Credential": ("vault.runtime.credential", "Credential"),
@@ -124,6 +124,7 @@ __all__ = [
     "UnsupportedFormat",
     "VaultError",
     "VaultUnavailable",
+    "__version__",
     "create",
     "load",
     "open",

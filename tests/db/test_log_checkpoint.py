@@ -221,11 +221,11 @@ def test_a_checkpoint_of_another_version_of_exvault_is_walked_again(
 ) -> None:
     """The file vouches for the verdict of the walk that saved it: a later exvault may
     walk more strictly (a check added), so what an older one saved is walked again."""
-    version = vault.__version__
-    monkeypatch.setattr(vault, "__version__", "0.0.1")
+    version = vault.version.__version__
+    monkeypatch.setattr(vault.version, "__version__", "0.0.1")
     granted.ungrant("bot", ["binance-main"])
     facts_of(vault_location, resume=True)  # saved by "0.0.1"
-    monkeypatch.setattr(vault, "__version__", version)
+    monkeypatch.setattr(vault.version, "__version__", version)
     hashed.clear()
     resumed = facts_of(vault_location, resume=True)
     assert sorted(set(hashed)) == list(range(1, max(hashed) + 1))  # walked from the start

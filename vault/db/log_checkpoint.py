@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import vault
+from vault import version
 from vault.db import audit, state_files
 from vault.db.access_history import (
     AccessFacts,
@@ -130,7 +130,7 @@ def encode(state: LogState, vault_id: bytes, root_public: bytes) -> bytes:
     facts = state.fold.facts
     content = {
         # The verdict it vouches for is this version's walk: a later one may be stricter.
-        "exvault": vault.__version__,
+        "exvault": version.__version__,
         "vault": vault_id.hex(),
         "root": root_public.hex(),
         "head": [state.head[0], state.head[1].hex()],
@@ -180,7 +180,7 @@ def decode(body: bytes, vault_id: bytes, root_public: bytes) -> LogState | None:
     if (
         content["vault"] != vault_id.hex()
         or content["root"] != root_public.hex()
-        or content["exvault"] != vault.__version__
+        or content["exvault"] != version.__version__
     ):
         return None
     seq, head_hash = _list(content["head"], 2)
