@@ -214,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(top)
         run = work / "run"
         run.mkdir(mode=0o700)
-        env = clean_env({"XDG_RUNTIME_DIR": str(run)})
+        # The audit witness and the signed log's checkpoint of this throwaway vault stay
+        # in its directory, not in the user's state directory.
+        env = clean_env({"XDG_RUNTIME_DIR": str(run), "XDG_STATE_HOME": str(work / "state")})
         vault = work / "vault.db"
         pw = write_secret(work / "passphrase", PASSPHRASE)
         _setup(exvault, vault, env, pw, args.test_kdf)
