@@ -9,7 +9,7 @@ for these values are given there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vault.errors import UnsupportedFormat
 
@@ -17,8 +17,8 @@ SALT_SIZE = 16
 """Bytes of a keyslot's random salt (passphrase and recovery slots alike)."""
 
 
-@dataclass(frozen=True)
-class KdfParams:
+# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+class KdfParams(NamedTuple):
     """Argon2id cost parameters: passes, memory in KiB, lanes."""
 
     time_cost: int
