@@ -1,18 +1,19 @@
 """What ``list``, ``show`` and ``history`` tell about a credential: metadata, never a
 secret. The owner's and the listing's views; a bot's read never builds them, so they
-are dataclasses apart from :mod:`vault.format.model`, which a bot's process imports."""
+live apart from :mod:`vault.format.model`, which a bot's process imports."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import MappingProxyType
+from typing import NamedTuple
 
 from vault.format.model import CredentialMetadata
 
 
-@dataclass(frozen=True)
-class VersionInfo:
+# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+class VersionInfo(NamedTuple):
     """One entry of a credential's history (no secret)."""
 
     version: int
@@ -22,8 +23,8 @@ class VersionInfo:
     readable: bool
 
 
-@dataclass(frozen=True)
-class CredentialInfo:
+# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+class CredentialInfo(NamedTuple):
     """What ``list`` and ``show`` print about a credential: metadata only, never a secret."""
 
     id: str
@@ -35,7 +36,8 @@ class CredentialInfo:
     pending_since: datetime | None = None
     previous_version: int | None = None
     previous_until: datetime | None = None
-    policy: Mapping[str, object] = field(default_factory=dict)
+    # One read-only empty mapping shared by every default: no caller changes a policy here.
+    policy: Mapping[str, object] = MappingProxyType({})
     exposed_at: datetime | None = None
     exposed_reason: str | None = None
     api_key_fingerprint: bytes = b""

@@ -375,7 +375,7 @@ class AdminVault(Inventory):
             payload=payload,
             endpoint=endpoint,
         )
-        return replace(self.describe(name), wrapped_for=wrapped_for)
+        return self.describe(name)._replace(wrapped_for=wrapped_for)
 
     def remove(self, name: str) -> None:
         """Delete a credential with every version, ciphertext and wrap.
