@@ -36,6 +36,13 @@ def test_a_message_repr_shows_no_field() -> None:
     assert "k" * 16 not in repr(message) and "fields=3" in repr(message)
 
 
+def test_a_message_str_and_format_show_no_field() -> None:
+    # A named tuple's str and format go through its repr, not the tuple's items.
+    message = protocol.decode(_body(protocol.encode(protocol.SIGN, b"k" * 16, b"s" * 32, b"x")))
+    for shown in (str(message), f"{message}", format(message, "")):
+        assert "k" * 16 not in shown and "fields=3" in shown
+
+
 def test_another_version_is_refused() -> None:
     body = bytearray(_body(protocol.encode(protocol.STATUS)))
     body[0] = protocol.VERSION + 1
