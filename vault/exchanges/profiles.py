@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from vault.errors import InvalidInput, quoted
 from vault.exchanges.fields import PERMISSIONS, STANDARD_FIELDS, validate_field_name
@@ -63,8 +64,8 @@ APPLIES_WHEN: Mapping[str, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True)
-class LifetimeRule:
+# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+class LifetimeRule(NamedTuple):
     """An exchange-side rule that ends (or cripples) a key after some time.
 
     Data only; the rotation engine decides what to do with it.
