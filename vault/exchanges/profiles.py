@@ -90,6 +90,8 @@ class LifetimeRule(NamedTuple):
 _PERMISSION_SPLIT = re.compile(r"[,\s]+")
 
 
+# Stays a dataclass (unlike LifetimeRule): __post_init__ checks and freezes the aliases as
+# each profile is built, and its hash and equality leave out fields a tuple's would not.
 @dataclass(frozen=True)
 class ExchangeProfile:
     """What exvault knows about one exchange's API keys.
