@@ -263,7 +263,10 @@ _NOT_RUN = {
     # What these commands never run: making a vault, the passphrase and recovery key,
     # rekey, policies, probe observations (vault.owner.admin imports each when
     # called), a client's reads (cli/reading.py), starting an agent, and the exchange
-    # profiles, which only a change of a key's fields or metadata checks against.
+    # profiles, which only a change of a key's fields or metadata checks against. Nor
+    # cryptography's OpenSSL backend module, which its X25519 constructors load
+    # (vault.format.x25519 says why and how it is avoided).
+    "cryptography.hazmat.backends.openssl.backend",
     "hashlib",
     "vault.agent.launch",
     "vault.exchanges.key_report",

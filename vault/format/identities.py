@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import IntegrityError
+from vault.format import x25519
 from vault.format.aead import KEY_SIZE
 from vault.format.encoding import encode_fields, sha256
 from vault.format.keywrap import WrappedKey, unwrap_from_recipient
@@ -104,7 +105,7 @@ class RootIdentity:
     @classmethod
     def generate(cls) -> RootIdentity:
         """A new random identity."""
-        return cls(X25519PrivateKey.generate(), Ed25519PrivateKey.generate())
+        return cls(x25519.generate(), Ed25519PrivateKey.generate())
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> RootIdentity:
@@ -115,7 +116,7 @@ class RootIdentity:
         if len(raw) != 2 * KEY_SIZE:
             raise IntegrityError()
         return cls(
-            X25519PrivateKey.from_private_bytes(raw[:KEY_SIZE]),
+            x25519.private_key(raw[:KEY_SIZE]),
             Ed25519PrivateKey.from_private_bytes(raw[KEY_SIZE:]),
         )
 
@@ -223,6 +224,6 @@ def derive_client_keys(seed: bytes) -> tuple[X25519PrivateKey, Ed25519PrivateKey
         return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=label).derive(seed)
 
     return (
-        X25519PrivateKey.from_private_bytes(expand(b"exvault-v1 client x25519")),
+        x25519.private_key(expand(b"exvault-v1 client x25519")),
         Ed25519PrivateKey.from_private_bytes(expand(b"exvault-v1 client ed25519")),
     )

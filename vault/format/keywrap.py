@@ -27,11 +27,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import IntegrityError
-from vault.format import aead
+from vault.format import aead, x25519
 
 # Public keys are taken with ``public_bytes_raw()`` here rather than through
 # vault.format.identities: the root identity unwraps with this module, so this module
@@ -109,10 +109,10 @@ def wrap_for_recipient(dek: bytes, recipient_public: bytes, ad: bytes) -> Wrappe
 
     :raises IntegrityError: for a low-order recipient public key.
     """
-    ephemeral = X25519PrivateKey.generate()
+    ephemeral = x25519.generate()
     ephemeral_public = ephemeral.public_key().public_bytes_raw()
     try:
-        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+        shared = ephemeral.exchange(x25519.public_key(recipient_public))
     except ValueError:  # malformed or low-order key (OpenSSL refuses it before we can)
         raise IntegrityError() from None
     key = _wrap_key(shared, ephemeral_public, recipient_public)
@@ -128,7 +128,7 @@ def unwrap_from_recipient(
     :raises IntegrityError: when the wrap was not made for this key or was altered.
     """
     try:
-        peer = X25519PublicKey.from_public_bytes(wrapped.ephemeral_public)
+        peer = x25519.public_key(wrapped.ephemeral_public)
         shared = recipient_private.exchange(peer)
     except ValueError:
         raise IntegrityError() from None
