@@ -6,6 +6,7 @@ from datetime import datetime
 
 import click
 
+from vault.db.audit import read_witness
 from vault.errors import printable
 
 from . import output
@@ -102,6 +103,9 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
         output.TerminalProgress("Verifying the audit log") as progress,
     ):
         report = inv.verify_audit(progress=progress)
+        # The head is remembered only on a machine with a writable state directory;
+        # without it, entries cut off the end later go unnoticed: say so.
+        remembered = read_witness(inv.vault_id) == (report.head_seq, report.head_hash)
     if as_json:
         output.emit_json(
             {
@@ -109,12 +113,20 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
                 "entries": report.entries,
                 "head": report.head_seq,
                 "problems": list(report.problems),
+                "head_remembered": remembered,
             }
         )
     elif report.ok:
         click.echo(
             f"Audit log intact: {output.plural(report.entries, 'entry')}, head {report.head_seq}."
         )
+        if report.head_seq and not remembered:
+            click.echo(
+                "exvault: note: this machine could not remember the head (no writable "
+                "state directory: $XDG_STATE_HOME/exvault or ~/.local/state/exvault), "
+                "so entries cut off the end of the log later will not be noticed",
+                err=True,
+            )
     else:
         for problem in report.problems:
             click.echo(f"exvault: audit: {problem}", err=True)

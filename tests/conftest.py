@@ -73,6 +73,19 @@ def private_state_home(
     return home
 
 
+@pytest.fixture
+def no_state_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with no state directory: no ``$XDG_STATE_HOME``, no ``$HOME``, and no
+    passwd entry for the uid (a container's arbitrary uid)."""
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+
+
 @pytest.fixture(autouse=True)
 def private_runtime_dir(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

@@ -146,6 +146,32 @@ def test_audit_verify_takes_the_vault_from_the_group(stocked_cli) -> None:  # ty
     assert r.exit_code == 3 and "entry 1 is missing" in r.output
 
 
+def test_audit_verify_says_when_the_head_cannot_be_remembered(  # type: ignore[no-untyped-def]
+    stocked_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["head_remembered"] is True
+    blocker = tmp_path / "blocker"  # a regular file: no directory can be made under it
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
+    r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("Audit log intact: ")
+    assert r.stderr.count("\n") == 1
+    assert r.stderr.startswith("exvault: note: this machine could not remember the head")
+    r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["head_remembered"] is False
+
+
+@pytest.mark.usefixtures("no_state_directory")
+def test_check_and_audit_verify_without_a_state_directory(stocked_cli) -> None:  # type: ignore[no-untyped-def]
+    r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path))
+    assert r.exit_code == 0 and "could not remember the head" in r.stderr, r.output
+    r = stocked_cli("check", "--vault", str(stocked_cli.vault_path), "--json")
+    assert r.exit_code in (0, 1, 2) and "internal error" not in r.stderr, r.output
+    assert isinstance(json.loads(r.stdout), dict)
+
+
 def test_unknown_database_driver(cli) -> None:  # type: ignore[no-untyped-def]
     check_one_error_line(cli("list", "--vault", "nosuchdb://host/x"), 7)
 

@@ -194,6 +194,37 @@ def test_witness_file_is_private(busy: AdminVault, state_home: Path) -> None:
     assert (state_home / "exvault").stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.usefixtures("no_state_directory")
+def test_without_a_state_directory_verify_works_and_remembers_nothing(
+    busy: AdminVault, vault_location: str
+) -> None:
+    assert audit.witness_path(busy.vault_id) is None
+    with Inventory.open(vault_location) as inv:
+        report = inv.verify_audit()
+    assert report.ok and report.head_seq > 0
+    assert audit.read_witness(busy.vault_id) is None
+    assert not audit.write_witness(busy.vault_id, report.head_seq, report.head_hash)
+
+
+def test_a_state_directory_that_cannot_be_written_leaves_the_verification_standing(
+    busy: AdminVault, vault_location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its parent is a regular file: refused even to root (CI runs the suite as root).
+    blocker = tmp_path / "blocker"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
+    with Inventory.open(vault_location) as inv:
+        report = inv.verify_audit()
+    assert report.ok and report.head_seq > 0
+    assert audit.read_witness(busy.vault_id) is None
+    assert blocker.read_bytes() == b""
+
+
+def test_a_witness_written_is_read_back(busy: AdminVault, state_home: Path) -> None:
+    assert audit.write_witness(busy.vault_id, 7, b"\x01" * 32)
+    assert audit.read_witness(busy.vault_id) == (7, b"\x01" * 32)
+
+
 def test_entry_signed_by_a_client_in_the_admins_name_detected(
     busy: AdminVault, vault_location: str
 ) -> None:

@@ -8,7 +8,6 @@ database under it) makes it walk the whole log again.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +44,9 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def path_of(admin: AdminVault) -> Path:
-    return log_checkpoint.checkpoint_path(admin.vault_id)
+    path = log_checkpoint.checkpoint_path(admin.vault_id)
+    assert path is not None  # the suite's own $XDG_STATE_HOME (tests/conftest.py)
+    return path
 
 
 def facts_of(location: str, *, resume: bool) -> AccessFacts:
@@ -462,17 +463,10 @@ def test_any_history_resumed_across_handles_says_what_a_full_walk_says(
 
 
 def test_without_a_state_directory_an_owners_write_still_works(
-    granted: AdminVault, vault_location: str, monkeypatch: pytest.MonkeyPatch
+    granted: AdminVault, vault_location: str, no_state_directory: None
 ) -> None:
-    """No $XDG_STATE_HOME, no $HOME, no passwd entry (a container's arbitrary uid): the
-    checkpoint only saves time, so its missing place is no error; the log is walked."""
-
-    def no_entry(uid: int) -> pwd.struct_passwd:
-        raise KeyError(uid)
-
-    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
-    monkeypatch.delenv("HOME", raising=False)
-    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    """No state directory (a container's arbitrary uid): the checkpoint only saves
+    time, so its missing place is no error; the log is walked."""
     with AdminVault.unlock(vault_location, PASSPHRASE) as handle:
         handle.grant("bot", ["kucoin-sub1"])
         assert handle.signed_access_facts(NAMES).grant_standing("bot", "kucoin-sub1")

@@ -17,7 +17,6 @@ Entries never contain a secret value: only names, versions and outcomes.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vault.db import queries
+from vault.db import queries, state_files
 from vault.db.queries import last_audit_entry
 from vault.db.transaction import Store, Transaction
 from vault.errors import IntegrityError, VaultError
@@ -438,37 +437,44 @@ def count(transaction: Transaction) -> int:
     return int(found[0][0]) if found else 0
 
 
-def witness_path(vault_id: bytes) -> Path:
+def witness_path(vault_id: bytes) -> Path | None:
     """Where ``audit verify`` remembers the last head it saw for this vault (``probe``
     too, the head it wrote: :func:`vault.ops.observations.remember_head`).
 
-    Outside the vault (``$XDG_STATE_HOME/exvault``), so that cutting entries off the
-    end of the log, then writing new ones, is noticed at the next verify.
+    Outside the vault (:func:`vault.db.state_files.state_directory`), so that cutting
+    entries off the end of the log, then writing new ones, is noticed at the next
+    verify. None when this machine has no state directory: then nothing is
+    remembered, and such a cut goes unnoticed (SECURITY.md).
     """
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "exvault" / f"audit-head-{vault_id.hex()}.json"
+    directory = state_files.state_directory()
+    return None if directory is None else directory / f"audit-head-{vault_id.hex()}.json"
 
 
 def read_witness(vault_id: bytes) -> tuple[int, bytes] | None:
     """The remembered head, if any (an unreadable witness counts as none)."""
+    path = witness_path(vault_id)
+    if path is None:
+        return None
     try:
-        data = json.loads(witness_path(vault_id).read_text())
+        data = json.loads(path.read_text())
         return int(data["seq"]), bytes.fromhex(data["hash"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def write_witness(vault_id: bytes, seq: int, hash_: bytes) -> None:
-    """Remember the head just verified (0600 file in a 0700 directory)."""
+def write_witness(vault_id: bytes, seq: int, hash_: bytes) -> bool:
+    """Remember the head just verified (0600 file in a 0700 directory, on disk before
+    it replaces the last one).
+
+    :returns: False when it could not be remembered: no state directory, or one that
+        cannot be written (read-only, full). The verification itself stands; only
+        the next one loses this head to compare against.
+    """
     path = witness_path(vault_id)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"seq": seq, "hash": hash_.hex()}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if path is None:
+        return False
+    data = json.dumps({"seq": seq, "hash": hash_.hex()}).encode()
+    return state_files.write_private(path, data, durable=True)
 
 
 def record_failure(

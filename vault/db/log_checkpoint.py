@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vault import version
-from vault.db import audit, state_files
+from vault.db import state_files
 from vault.db.access_history import (
     AccessFacts,
     FactsFold,
@@ -59,9 +59,12 @@ Fingerprint = Callable[[str, str], bytes]
 """``RootKeys.keyed_fingerprint``: (label, value) -> a MAC under the root key."""
 
 
-def checkpoint_path(vault_id: bytes) -> Path:
-    """Where the owner's verified prefix of this vault's signed log is kept."""
-    return audit.witness_path(vault_id).parent / f"signed-log-{vault_id.hex()}.bin"
+def checkpoint_path(vault_id: bytes) -> Path | None:
+    """Where the owner's verified prefix of this vault's signed log is kept; None
+    without a state directory (:func:`vault.db.state_files.state_directory`), where it
+    is then neither read nor written."""
+    directory = state_files.state_directory()
+    return None if directory is None else directory / f"signed-log-{vault_id.hex()}.bin"
 
 
 class FileCheckpoint:
@@ -74,14 +77,14 @@ class FileCheckpoint:
         self._fingerprint = fingerprint
 
     @property
-    def path(self) -> Path:
-        """The file."""
+    def path(self) -> Path | None:
+        """The file (None: see :func:`checkpoint_path`)."""
         return checkpoint_path(self._vault_id)
 
     def load(self) -> LogState | None:
         """The state saved last; None when the file is missing or not to be trusted
         (see the module docstring). Never raises."""
-        path = self._where()
+        path = self.path
         data = None if path is None else state_files.private_bytes(path)
         if data is None or not data.startswith(MAGIC):
             return None
@@ -97,22 +100,13 @@ class FileCheckpoint:
     def save(self, state: LogState) -> None:
         """Replace the file with ``state`` (atomically, 0600). Never raises: a failure
         (the disk, the agent) only costs the next process a full walk."""
-        path = self._where()
+        path = self.path
         if path is None:
             return
         body = encode(state, self._vault_id, self._root_public)
         mac = self._mac(body)
         if mac is not None:
             state_files.write_private(path, MAGIC + mac + body)
-
-    def _where(self) -> Path | None:
-        """:attr:`path`; None when there is no state directory (neither
-        ``$XDG_STATE_HOME`` nor a home directory: a container's uid without a passwd
-        entry), where the file is then neither read nor written."""
-        try:
-            return self.path
-        except RuntimeError:  # pathlib's "Could not determine home directory"
-            return None
 
     def _mac(self, body: bytes) -> bytes | None:
         """The MAC of ``body``; None when the root keys cannot compute it now (an agent

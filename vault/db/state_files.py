@@ -1,5 +1,5 @@
-"""Private files of the user's state directory (``$XDG_STATE_HOME/exvault``): read
-only when private to this user, written atomically.
+"""The user's state directory (``$XDG_STATE_HOME/exvault``), and its private files:
+read only when private to this user, written atomically.
 
 Files there only save time (the verified reads of ``check``, the signed log's verified
 prefix): one that is not private is ignored, and a failure to write one is no error.
@@ -11,6 +11,28 @@ import contextlib
 import os
 import stat
 from pathlib import Path
+
+
+def state_directory() -> Path | None:
+    """Where exvault keeps what it remembers about vaults on this machine: the audit
+    witness, ``check``'s verified reads, the signed log's checkpoint.
+
+    ``$XDG_STATE_HOME/exvault``, else ``~/.local/state/exvault``. A relative
+    ``$XDG_STATE_HOME`` is ignored, as the XDG Base Directory specification says: it
+    would name another directory in every working directory.
+
+    :returns: None when there is none: no absolute ``$XDG_STATE_HOME`` and no home
+        directory (a container's uid without a passwd entry, no ``$HOME``). Callers
+        then neither read nor write what they would have kept there.
+    """
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(base):
+        return Path(base) / "exvault"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # pathlib: "Could not determine home directory"
+        return None
+    return home / ".local" / "state" / "exvault"
 
 
 def private_bytes(path: Path) -> bytes | None:
@@ -40,12 +62,16 @@ def private_bytes(path: Path) -> bytes | None:
             return None
 
 
-def write_private(path: Path, data: bytes) -> bool:
+def write_private(path: Path, data: bytes, *, durable: bool = False) -> bool:
     """Replace ``path`` with ``data`` atomically (a temporary file, then
     :func:`os.replace`), mode 0600, creating its directory with mode 0700.
 
-    :returns: False when it could not be written (the error is ignored: the file only
-        saves time; a temporary file left half-written is removed).
+    ``durable`` flushes the data to disk before the rename, for a file whose loss in a
+    crash would lose evidence (the audit witness), not only time.
+
+    :returns: False when it could not be written (the error is not raised: each
+        caller says what a file left unwritten costs; a temporary file left
+        half-written is removed).
     """
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -53,6 +79,9 @@ def write_private(path: Path, data: bytes) -> bool:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
@@ -61,4 +90,4 @@ def write_private(path: Path, data: bytes) -> bool:
     return True
 
 
-__all__ = ["private_bytes", "write_private"]
+__all__ = ["private_bytes", "state_directory", "write_private"]

@@ -32,9 +32,12 @@ MAGIC = b"exvault verified reads 1\n"
 DIGEST_SIZE = 32
 
 
-def cache_path(vault_id: bytes) -> Path:
-    """Where ``check`` remembers this vault's verified read entries."""
-    return audit.witness_path(vault_id).parent / f"verified-reads-{vault_id.hex()}.bin"
+def cache_path(vault_id: bytes) -> Path | None:
+    """Where ``check`` remembers this vault's verified read entries; None without a
+    state directory (:func:`vault.db.state_files.state_directory`), where every read
+    entry is then verified at each run."""
+    directory = state_files.state_directory()
+    return None if directory is None else directory / f"verified-reads-{vault_id.hex()}.bin"
 
 
 class VerifiedReads:
@@ -55,7 +58,8 @@ class VerifiedReads:
     def load(cls, vault_id: bytes) -> VerifiedReads:
         """The remembered entries of this vault; none when the file is missing,
         damaged, of another vault, or not private to this user (never raises)."""
-        data = state_files.private_bytes(cache_path(vault_id))
+        path = cache_path(vault_id)
+        data = None if path is None else state_files.private_bytes(path)
         header = MAGIC + vault_id
         if data is None or not data.startswith(header) or (len(data) - len(header)) % DIGEST_SIZE:
             return cls(vault_id)
@@ -103,10 +107,11 @@ class VerifiedReads:
         """Remember the entries confirmed in this run (0600 file in a 0700 directory),
         when they differ from those loaded. A failure to write is ignored: the file
         only saves time."""
-        if self._confirmed == self._known:
+        path = cache_path(self._vault_id)
+        if path is None or self._confirmed == self._known:
             return
         state_files.write_private(
-            cache_path(self._vault_id),
+            path,
             MAGIC + self._vault_id + b"".join(sorted(self._confirmed)),
         )
 
