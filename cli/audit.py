@@ -49,7 +49,7 @@ def audit(
     if until is not None:
         entries = [e for e in entries if e.at < until]
     if as_json:
-        output.emit_json([e.__dict__ for e in entries])
+        output.emit_json([e._asdict() for e in entries])
         return
     # Entries are text anyone able to write the database chose (and, on SQLite, maybe
     # not UTF-8): escaped, so that no control character reaches the terminal.

@@ -66,8 +66,8 @@ _UNGRANTED = "from client "
 _REVOKED = "client "
 
 
-@dataclass(frozen=True)
-class SignedEntry:
+# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+class SignedEntry(NamedTuple):
     """An audit entry whose hash and signature verified: only the columns used here."""
 
     seq: int
@@ -79,8 +79,8 @@ class SignedEntry:
     """``root`` (the vault key) or the id of the client whose key signed it."""
 
 
-@dataclass(frozen=True)
-class SignedLog:
+# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+class SignedLog(NamedTuple):
     """The authenticated entries of the chain, and where the chain breaks."""
 
     entries: tuple[SignedEntry, ...]
@@ -207,8 +207,8 @@ def _signed_entry_of(row: AuditRow) -> SignedEntry:
     )
 
 
-@dataclass(frozen=True)
-class RepeatedVersion:
+# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+class RepeatedVersion(NamedTuple):
     """Two signed entries that each created the same version of one credential."""
 
     credential: str

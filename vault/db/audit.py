@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from vault.db import queries, state_files
 from vault.db.queries import last_audit_entry
@@ -100,8 +99,8 @@ def append(
     return entry
 
 
-@dataclass(frozen=True)
-class AuditEntry:
+# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+class AuditEntry(NamedTuple):
     """One audit entry as shown to people and programs."""
 
     seq: int
@@ -152,8 +151,8 @@ def _entry(r: AuditRow) -> AuditEntry:
     )
 
 
-@dataclass(frozen=True)
-class ChainReport:
+# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+class ChainReport(NamedTuple):
     """The result of :func:`verify_chain`: the head it reached and every problem found."""
 
     entries: int

@@ -29,7 +29,6 @@ import sqlite3
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -242,7 +241,7 @@ def entries(path: Path, since: datetime | None = None) -> list[audit.AuditEntry]
     :raises IntegrityError: when a column of an entry holds a value of another type.
     """
     with opened(path) as store, store.read() as transaction:
-        return [replace(e, log=label(path)) for e in audit.entries(transaction, since)]
+        return [e._replace(log=label(path)) for e in audit.entries(transaction, since)]
 
 
 def verify(

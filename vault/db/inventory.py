@@ -13,7 +13,6 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
@@ -42,8 +41,8 @@ Where: TypeAlias = "str | os.PathLike[str] | URL | None"
 _I = TypeVar("_I", bound="Inventory")
 
 
-@dataclass(frozen=True)
-class VaultStatus:
+# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+class VaultStatus(NamedTuple):
     """Public facts about a vault: what ``exvault info`` prints."""
 
     location: str

@@ -167,7 +167,7 @@ class AdminVault(Inventory):
         """
         status = super().status()
         if self._opened_kdf is not None and status.kdf == self._opened_kdf:
-            return replace(status, kdf_authenticated=True)
+            return status._replace(kdf_authenticated=True)
         return status
 
     # ---------------------------------------------------------------- keyslots
