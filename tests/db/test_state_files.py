@@ -65,3 +65,14 @@ def test_a_write_under_a_regular_file_fails_without_raising(tmp_path: Path) -> N
     blocker.write_bytes(b"")
     assert not state_files.write_private(blocker / "exvault" / "file.bin", b"x", durable=True)
     assert sorted(tmp_path.iterdir()) == [blocker]
+
+
+@pytest.mark.parametrize("home", ["relative", "./here", "~"])
+def test_a_relative_home_gives_no_state_directory(
+    monkeypatch: pytest.MonkeyPatch, home: str
+) -> None:
+    # Like a relative $XDG_STATE_HOME: it would name another directory in every working
+    # directory, so the witness written in one would not be found from another.
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", home)
+    assert state_files.state_directory() is None

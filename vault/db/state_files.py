@@ -19,11 +19,12 @@ def state_directory() -> Path | None:
 
     ``$XDG_STATE_HOME/exvault``, else ``~/.local/state/exvault``. A relative
     ``$XDG_STATE_HOME`` is ignored, as the XDG Base Directory specification says: it
-    would name another directory in every working directory.
+    would name another directory in every working directory. So is a relative
+    ``$HOME``, for the same reason.
 
     :returns: None when there is none: no absolute ``$XDG_STATE_HOME`` and no home
-        directory (a container's uid without a passwd entry, no ``$HOME``). Callers
-        then neither read nor write what they would have kept there.
+        directory (a container's uid without a passwd entry, no ``$HOME``, a relative
+        one). Callers then neither read nor write what they would have kept there.
     """
     base = os.environ.get("XDG_STATE_HOME", "")
     if os.path.isabs(base):
@@ -32,7 +33,7 @@ def state_directory() -> Path | None:
         home = Path.home()
     except (RuntimeError, KeyError):  # pathlib: "Could not determine home directory"
         return None
-    return home / ".local" / "state" / "exvault"
+    return home / ".local" / "state" / "exvault" if home.is_absolute() else None
 
 
 def private_bytes(path: Path) -> bytes | None:
