@@ -103,8 +103,8 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
         output.TerminalProgress("Verifying the audit log") as progress,
     ):
         report = inv.verify_audit(progress=progress)
-        # The head is remembered only on a machine with a writable state directory;
-        # without it, entries cut off the end later go unnoticed: say so.
+        # The head is remembered only on a machine with a private, writable state
+        # directory; without it, entries cut off the end later go unnoticed: say so.
         remembered = read_witness(inv.vault_id) == (report.head_seq, report.head_hash)
     if as_json:
         output.emit_json(
@@ -122,8 +122,9 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
         )
         if report.head_seq and not remembered:
             click.echo(
-                "exvault: note: this machine could not remember the head (no writable "
-                "state directory: $XDG_STATE_HOME/exvault or ~/.local/state/exvault), "
+                "exvault: note: this machine could not remember the head (no private, "
+                "writable state directory: $XDG_STATE_HOME/exvault or "
+                "~/.local/state/exvault, 0700), "
                 "so entries cut off the end of the log later will not be noticed",
                 err=True,
             )

@@ -163,6 +163,20 @@ def test_audit_verify_says_when_the_head_cannot_be_remembered(  # type: ignore[n
     assert r.exit_code == 0 and json.loads(r.stdout)["head_remembered"] is False
 
 
+def test_audit_verify_says_when_the_state_directory_is_not_private(  # type: ignore[no-untyped-def]
+    stocked_cli, tmp_path: Path
+) -> None:
+    # Made by another tool, or chmod'ed: a witness there is not trusted (another user
+    # could rewrite it), so none is remembered.
+    (tmp_path / "state" / "exvault").mkdir(parents=True)
+    (tmp_path / "state" / "exvault").chmod(0o755)
+    r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path))
+    assert r.exit_code == 0, r.output
+    assert r.stderr.startswith("exvault: note: this machine could not remember the head")
+    r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["head_remembered"] is False
+
+
 @pytest.mark.usefixtures("no_state_directory")
 def test_check_and_audit_verify_without_a_state_directory(stocked_cli) -> None:  # type: ignore[no-untyped-def]
     r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -223,6 +225,46 @@ def test_a_state_directory_that_cannot_be_written_leaves_the_verification_standi
 def test_a_witness_written_is_read_back(busy: AdminVault, state_home: Path) -> None:
     assert audit.write_witness(busy.vault_id, 7, b"\x01" * 32)
     assert audit.read_witness(busy.vault_id) == (7, b"\x01" * 32)
+
+
+WITNESSED = bytes(range(16))
+"""The id of a vault that only has a witness (the reading of witness files alone)."""
+
+
+def test_a_fifo_in_place_of_the_witness_hangs_nothing(state_home: Path) -> None:
+    # check and probe run from cron, and read the witness too (vault.ops.observations).
+    path = audit.witness_path(WITNESSED)
+    assert path is not None
+    path.parent.mkdir(mode=0o700, parents=True)
+    os.mkfifo(path, 0o600)
+    read: list[tuple[int, bytes] | None] = []
+    reader = threading.Thread(target=lambda: read.append(audit.read_witness(WITNESSED)))
+    reader.daemon = True
+    reader.start()
+    reader.join(5)
+    hung = reader.is_alive()
+    if hung:  # let it go: a writer opens the FIFO's other end, then closes it
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+    assert not hung
+    assert read == [None]
+
+
+def test_a_witness_another_user_could_have_written_is_not_trusted(state_home: Path) -> None:
+    # A witness naming an early entry of the log would hide every cut after it.
+    assert audit.write_witness(WITNESSED, 7, b"\x01" * 32)
+    path = audit.witness_path(WITNESSED)
+    assert path is not None and audit.read_witness(WITNESSED) == (7, b"\x01" * 32)
+    path.parent.chmod(0o777)
+    assert audit.read_witness(WITNESSED) is None
+    path.parent.chmod(0o700)
+    path.chmod(0o666)
+    assert audit.read_witness(WITNESSED) is None
+    path.chmod(0o600)
+    elsewhere = state_home / "witness.json"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+    assert audit.read_witness(WITNESSED) is None
 
 
 def test_entry_signed_by_a_client_in_the_admins_name_detected(

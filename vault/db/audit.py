@@ -450,14 +450,18 @@ def witness_path(vault_id: bytes) -> Path | None:
 
 
 def read_witness(vault_id: bytes) -> tuple[int, bytes] | None:
-    """The remembered head, if any (an unreadable witness counts as none)."""
+    """The remembered head, if any: an unreadable witness counts as none, and so does
+    one that is not private to this user (:func:`vault.db.state_files.private_bytes`:
+    anyone else who could write it could name an early entry there, which hides every
+    cut after it; and a FIFO in its place must not hang ``check`` in cron)."""
     path = witness_path(vault_id)
-    if path is None:
+    data = None if path is None else state_files.private_bytes(path)
+    if data is None:
         return None
     try:
-        data = json.loads(path.read_text())
-        return int(data["seq"]), bytes.fromhex(data["hash"])
-    except (OSError, ValueError, KeyError, TypeError):
+        content = json.loads(data)
+        return int(content["seq"]), bytes.fromhex(content["hash"])
+    except (ValueError, KeyError, TypeError):
         return None
 
 
