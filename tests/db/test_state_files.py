@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,9 @@ def test_a_write_is_private_and_flushed_to_disk_only_when_durable(
     monkeypatch.setattr(os, "fsync", fsync)
     path = tmp_path / "exvault" / "file.bin"
     assert state_files.write_private(path, b"evidence", durable=durable)
-    assert len(synced) == (1 if durable else 0)
+    # The file's data before the rename, then its directory: the rename itself is on
+    # disk only once the directory is (POSIX), or a crash brings back the last witness.
+    assert len(synced) == (2 if durable else 0)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
     assert state_files.private_bytes(path) == b"evidence"
@@ -76,3 +79,19 @@ def test_a_relative_home_gives_no_state_directory(
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", home)
     assert state_files.state_directory() is None
+
+
+def test_a_durable_write_syncs_the_directory_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "exvault" / "file.bin"
+    synced: list[tuple[bool, bool]] = []  # (a directory?, the new file in place yet?)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((stat.S_ISDIR(os.fstat(fd).st_mode), path.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert state_files.write_private(path, b"evidence", durable=True)
+    assert synced == [(False, False), (True, True)]

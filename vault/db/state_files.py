@@ -67,8 +67,9 @@ def write_private(path: Path, data: bytes, *, durable: bool = False) -> bool:
     """Replace ``path`` with ``data`` atomically (a temporary file, then
     :func:`os.replace`), mode 0600, creating its directory with mode 0700.
 
-    ``durable`` flushes the data to disk before the rename, for a file whose loss in a
-    crash would lose evidence (the audit witness), not only time.
+    ``durable`` flushes the data to disk before the rename, and the directory after
+    it (the rename is on disk only then), for a file whose loss in a crash would lose
+    evidence (the audit witness), not only time.
 
     :returns: False when it could not be written (the error is not raised: each
         caller says what a file left unwritten costs; a temporary file left
@@ -88,6 +89,15 @@ def write_private(path: Path, data: bytes, *, durable: bool = False) -> bool:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         return False
+    if durable:
+        # The file is in place already: a file system that cannot sync a directory
+        # (some refuse) leaves it there, as a write without ``durable`` would.
+        with contextlib.suppress(OSError):
+            directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
     return True
 
 
