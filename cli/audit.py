@@ -105,7 +105,12 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
         report = inv.verify_audit(progress=progress)
         # The head is remembered only on a machine with a private, writable state
         # directory; without it, entries cut off the end later go unnoticed: say so.
-        remembered = read_witness(inv.vault_id) == (report.head_seq, report.head_hash)
+        # None: nothing was to be remembered (an empty log, or one with problems).
+        remembered = (
+            read_witness(inv.vault_id) == (report.head_seq, report.head_hash)
+            if report.ok and report.head_seq
+            else None
+        )
     if as_json:
         output.emit_json(
             {
@@ -120,7 +125,7 @@ def audit_verify(ctx: click.Context, vault_location: str | None, as_json: bool) 
         click.echo(
             f"Audit log intact: {output.plural(report.entries, 'entry')}, head {report.head_seq}."
         )
-        if report.head_seq and not remembered:
+        if remembered is False:
             click.echo(
                 "exvault: note: this machine could not remember the head (no private, "
                 "writable state directory: $XDG_STATE_HOME/exvault or "

@@ -186,6 +186,16 @@ def test_check_and_audit_verify_without_a_state_directory(stocked_cli) -> None: 
     assert isinstance(json.loads(r.stdout), dict)
 
 
+def test_audit_verify_remembers_no_head_of_a_broken_log(  # type: ignore[no-untyped-def]
+    stocked_cli,
+) -> None:
+    sql(stocked_cli.vault_path, "DELETE FROM audit_log WHERE seq = 1")
+    r = stocked_cli("audit", "verify", "--vault", str(stocked_cli.vault_path), "--json")
+    assert r.exit_code == 3
+    report = json.loads(r.stdout)
+    assert not report["ok"] and report["head_remembered"] is None
+
+
 def test_unknown_database_driver(cli) -> None:  # type: ignore[no-untyped-def]
     check_one_error_line(cli("list", "--vault", "nosuchdb://host/x"), 7)
 
