@@ -11,8 +11,9 @@ loads (every owner command imports this module: it stays light).
 (:class:`vault.format.identities.RootKeys`) by asking the agent, never seeing the keys.
 """
 
-from __future__ import annotations
-
+# Annotations are not postponed here (no `from __future__ import annotations`):
+# typing.NamedTuple compiles each postponed (string) field annotation when its class
+# is built, about 10 µs each, and every command and bot builds these at start.
 import contextlib
 import os
 import socket
@@ -79,7 +80,7 @@ class AgentConnection:
         self._sock = sock
         self._path = path
 
-    def __enter__(self) -> AgentConnection:
+    def __enter__(self) -> "AgentConnection":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -268,7 +269,7 @@ class AgentIdentity:
     @classmethod
     def describe(
         cls, conn: AgentConnection, vault_id: bytes, state: bytes
-    ) -> tuple[AgentIdentity, KdfParams | None]:
+    ) -> "tuple[AgentIdentity, KdfParams | None]":
         """The identity of ``vault_id`` in the agent, and the Argon2id parameters of
         the passphrase slot it was unlocked with.
 

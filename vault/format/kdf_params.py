@@ -7,8 +7,9 @@ is :mod:`vault.format.passphrase_kdf`, the one module that loads ``argon2``. The
 for these values are given there.
 """
 
-from __future__ import annotations
-
+# Annotations are not postponed here (no `from __future__ import annotations`):
+# typing.NamedTuple compiles each postponed (string) field annotation when its class
+# is built, about 10 µs each, and every command and bot builds these at start.
 from typing import NamedTuple
 
 from vault.errors import UnsupportedFormat
@@ -33,7 +34,7 @@ class KdfParams(NamedTuple):
         )
         return f"Argon2id t={self.time_cost} m={memory} p={self.parallelism}"
 
-    def at_least(self, other: KdfParams) -> bool:
+    def at_least(self, other: "KdfParams") -> bool:
         """True when every parameter is at least ``other``'s."""
         return (
             self.time_cost >= other.time_cost
