@@ -67,3 +67,33 @@ def test_an_audit_files_chain_names_the_owners_entry_and_text_that_is_not_utf8(
         "vault.audit: entry 1 is the owner's, who never writes there",
     )
     assert [e.detail for e in audit_file.entries(audit_path)][1] == "A\udcffB"
+
+
+@pytest.mark.parametrize(
+    "name", ["vault.audit", "a" * 64, "b" * 65, "c" * 120, "shared-" + "é" * 60]
+)
+def test_a_cut_off_the_end_of_an_audit_file_is_noticed_whatever_its_directorys_name(
+    tmp_path: Path, name: str
+) -> None:
+    # A directory name spelled out in the witness's file name (in hex) up to 64 bytes,
+    # hashed beyond: a name of more than about 96 bytes once made no witness at all.
+    directory = tmp_path / name
+    audit_file.create(directory, os.getgid())
+    path = directory / "audit.db"
+    with audit_file.opened(path) as store, store.write() as session:
+        for _ in range(3):
+            audit.append(session, VAULT_ID, actor="unknown", action="open", outcome="denied")
+    root = identities.RootIdentity.generate()
+    report = audit_file.verify(path, VAULT_ID, root.verify_public, {})
+    assert report.ok and report.head_seq == 3
+    audit_file.remember(VAULT_ID, path, report)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("DELETE FROM audit_log WHERE seq = 3")
+    finally:
+        db.close()
+    report = audit_file.verify(path, VAULT_ID, root.verify_public, {})
+    assert report.problems == (
+        f"{name}: entry 3, seen by the last verification on this machine, is gone or "
+        "changed: entries were cut off the end of the file",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
@@ -92,3 +93,45 @@ def test_a_wrap_and_its_unwrap_load_no_openssl_backend_module() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+_AS_IN_FIPS_MODE = (
+    "import sys\n"
+    "from cryptography.hazmat.bindings._rust import openssl\n"
+    "openssl.is_fips_enabled = lambda: True  # what OpenSSL in FIPS mode answers\n"
+)
+
+
+def test_in_fips_mode_the_public_constructors_decide_and_refuse_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # OpenSSL in FIPS mode offers no X25519: cryptography's constructors refuse it, and
+    # so does every command, with one line and the exit code of an unsupported format.
+    code = _AS_IN_FIPS_MODE + (
+        "from vault.format import x25519\n"
+        "from vault.errors import UnsupportedFormat\n"
+        "for make, args in ((x25519.generate, ()), (x25519.private_key, (bytes(32),)),\n"
+        "                   (x25519.public_key, (bytes(32),))):\n"
+        "    try:\n"
+        "        make(*args)\n"
+        "    except UnsupportedFormat as exc:\n"
+        "        assert str(exc) == x25519.NO_X25519, exc\n"
+        "    else:\n"
+        "        raise AssertionError(make)\n"
+        "sys.argv = ['exvault', 'init', '--vault', sys.argv[1], '--insecure-test-kdf']\n"
+        "from vault.cli.main import main\n"
+        "main()\n"
+    )
+    passphrase = "plum tractor velvet orbit canyon 42\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "v.db")],
+        input=passphrase * 2,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 11, done.stderr
+    assert done.stderr.splitlines()[-1] == f"exvault: error: {x25519.NO_X25519}"
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "v.db").exists()

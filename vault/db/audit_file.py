@@ -45,6 +45,7 @@ from vault.db.sqlite_file import (
 from vault.db.sqlite_store import SqliteStore
 from vault.db.transaction import Store
 from vault.errors import AccessDenied, AlreadyExists, IntegrityError, VaultError, printable
+from vault.format import encoding
 
 RETIRED_INFIX = AUDIT_DIRECTORY_SUFFIX + "-until-"
 FILE_MODE = 0o660
@@ -282,10 +283,19 @@ def verify(
     return audit.ChainReport(report.entries, report.head_seq, report.head_hash, tuple(problems))
 
 
+# The longest directory name a witness's file name spells out: the name is hex, so a
+# longer one would pass the file system's 255 bytes (with its temporary suffix).
+_LONGEST_SPELLED_LABEL = 64
+
+
 def _witness_id(vault_id: bytes, path: Path) -> bytes:
     # One witness per audit file, beside the vault's (audit.witness_path): the vault id
-    # followed by the name of the file's directory.
-    return vault_id + b"-" + label(path).encode()
+    # followed by the name of the file's directory, or "#" and the first 16 bytes of its
+    # SHA-256 when that name is long (such a name made no witness file before).
+    name = label(path).encode(errors="surrogateescape")
+    if len(name) > _LONGEST_SPELLED_LABEL:
+        name = b"#" + encoding.sha256(name)[:16]
+    return vault_id + b"-" + name
 
 
 def remember(vault_id: bytes, path: Path, report: audit.ChainReport) -> None:

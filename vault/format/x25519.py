@@ -20,9 +20,16 @@ which path is taken; ``tests/format/test_x25519.py`` holds both to the same resu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
+from typing import TypeVar
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from vault.errors import UnsupportedFormat
+
+_K = TypeVar("_K", X25519PrivateKey, X25519PublicKey)
 
 
 def native_binding(rust_openssl: object) -> ModuleType | None:
@@ -49,31 +56,51 @@ def _load_binding() -> ModuleType | None:
 _NATIVE = _load_binding()
 
 
+NO_X25519 = "this OpenSSL offers no X25519 (is it in FIPS mode?), and every vault's keys are X25519"
+
+
+def _made(make: Callable[..., _K], *raw: bytes) -> _K:
+    # The public constructors refuse X25519 in FIPS mode with UnsupportedAlgorithm: one
+    # line to the user, as any other VaultError, rather than an internal error.
+    try:
+        return make(*raw)
+    except UnsupportedAlgorithm:
+        raise UnsupportedFormat(NO_X25519) from None
+
+
 def generate() -> X25519PrivateKey:
-    """A fresh X25519 private key."""
-    make = X25519PrivateKey.generate if _NATIVE is None else _NATIVE.generate_key
-    key: X25519PrivateKey = make()
-    return key
+    """A fresh X25519 private key.
+
+    :raises UnsupportedFormat: OpenSSL offers no X25519 (FIPS mode).
+    """
+    make: Callable[[], X25519PrivateKey] = (
+        X25519PrivateKey.generate if _NATIVE is None else _NATIVE.generate_key
+    )
+    return _made(make)
 
 
 def private_key(raw: bytes) -> X25519PrivateKey:
     """The X25519 private key of 32 raw bytes.
 
     :raises ValueError: for any other length.
+    :raises UnsupportedFormat: OpenSSL offers no X25519 (FIPS mode).
     """
-    make = X25519PrivateKey.from_private_bytes if _NATIVE is None else _NATIVE.from_private_bytes
-    key: X25519PrivateKey = make(raw)
-    return key
+    make: Callable[[bytes], X25519PrivateKey] = (
+        X25519PrivateKey.from_private_bytes if _NATIVE is None else _NATIVE.from_private_bytes
+    )
+    return _made(make, raw)
 
 
 def public_key(raw: bytes) -> X25519PublicKey:
     """The X25519 public key of 32 raw bytes.
 
     :raises ValueError: for any other length.
+    :raises UnsupportedFormat: OpenSSL offers no X25519 (FIPS mode).
     """
-    make = X25519PublicKey.from_public_bytes if _NATIVE is None else _NATIVE.from_public_bytes
-    key: X25519PublicKey = make(raw)
-    return key
+    make: Callable[[bytes], X25519PublicKey] = (
+        X25519PublicKey.from_public_bytes if _NATIVE is None else _NATIVE.from_public_bytes
+    )
+    return _made(make, raw)
 
 
-__all__ = ["generate", "native_binding", "private_key", "public_key"]
+__all__ = ["NO_X25519", "generate", "native_binding", "private_key", "public_key"]
