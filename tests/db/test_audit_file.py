@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import sql
 from vault.db import audit, audit_file
 from vault.format import identities
 
@@ -56,11 +56,7 @@ def test_an_audit_files_chain_names_the_owners_entry_and_text_that_is_not_utf8(
     root = identities.RootIdentity.generate()
     report = audit_file.verify(audit_path, VAULT_ID, root.verify_public, {})
     assert report.problems == ("vault.audit: entry 1 is the owner's, who never writes there",)
-    db = sqlite3.connect(audit_path, isolation_level=None)
-    try:
-        db.execute("UPDATE audit_log SET detail = CAST(X'41FF42' AS TEXT) WHERE seq = 2")
-    finally:
-        db.close()
+    sql(audit_path, "UPDATE audit_log SET detail = CAST(X'41FF42' AS TEXT) WHERE seq = 2")
     report = audit_file.verify(audit_path, VAULT_ID, root.verify_public, {})
     assert report.problems == (
         "vault.audit: entry 2: its detail is not UTF-8 text",
@@ -87,11 +83,7 @@ def test_a_cut_off_the_end_of_an_audit_file_is_noticed_whatever_its_directorys_n
     report = audit_file.verify(path, VAULT_ID, root.verify_public, {})
     assert report.ok and report.head_seq == 3
     audit_file.remember(VAULT_ID, path, report)
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("DELETE FROM audit_log WHERE seq = 3")
-    finally:
-        db.close()
+    sql(path, "DELETE FROM audit_log WHERE seq = 3")
     report = audit_file.verify(path, VAULT_ID, root.verify_public, {})
     assert report.problems == (
         f"{name}: entry 3, seen by the last verification on this machine, is gone or "
