@@ -168,7 +168,7 @@ def connect(path: Path | None = None) -> AgentConnection | None:
 # ----------------------------------------------------------------------------- requests
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class HeldVault(NamedTuple):
     """A vault the agent holds, as ``agent status`` reports it."""
 
@@ -180,7 +180,7 @@ class HeldVault(NamedTuple):
     unlocked_for: int
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class AgentStatus(NamedTuple):
     """What the agent says of itself: its pid, whether its memory is locked, its vaults."""
 

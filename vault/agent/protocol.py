@@ -79,7 +79,7 @@ class ProtocolError(VaultError):
     """A message that does not follow this format (the connection is closed after it)."""
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class Message(NamedTuple):
     """One decoded message: its kind and its fields."""
 

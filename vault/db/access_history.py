@@ -67,7 +67,7 @@ _UNGRANTED = "from client "
 _REVOKED = "client "
 
 
-# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class SignedEntry(NamedTuple):
     """An audit entry whose hash and signature verified: only the columns used here."""
 
@@ -80,7 +80,7 @@ class SignedEntry(NamedTuple):
     """``root`` (the vault key) or the id of the client whose key signed it."""
 
 
-# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class SignedLog(NamedTuple):
     """The authenticated entries of the chain, and where the chain breaks."""
 
@@ -208,7 +208,7 @@ def _signed_entry_of(row: AuditRow) -> SignedEntry:
     )
 
 
-# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class RepeatedVersion(NamedTuple):
     """Two signed entries that each created the same version of one credential."""
 

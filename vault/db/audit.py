@@ -99,7 +99,7 @@ def append(
     return entry
 
 
-# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class AuditEntry(NamedTuple):
     """One audit entry as shown to people and programs."""
 
@@ -151,7 +151,7 @@ def _entry(r: AuditRow) -> AuditEntry:
     )
 
 
-# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class ChainReport(NamedTuple):
     """The result of :func:`verify_chain`: the head it reached and every problem found."""
 

@@ -41,7 +41,7 @@ Where: TypeAlias = "str | os.PathLike[str] | URL | None"
 _I = TypeVar("_I", bound="Inventory")
 
 
-# A named tuple, not a dataclass: building one at import delays an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class VaultStatus(NamedTuple):
     """Public facts about a vault: what ``exvault info`` prints."""
 

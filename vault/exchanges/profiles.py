@@ -65,7 +65,7 @@ APPLIES_WHEN: Mapping[str, str] = MappingProxyType(
 )
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class LifetimeRule(NamedTuple):
     """An exchange-side rule that ends (or cripples) a key after some time.
 

@@ -56,7 +56,7 @@ def beyond_scope(permissions: Iterable[str], scope: Iterable[str]) -> tuple[str,
     return tuple(p for p in permissions if p not in allowed)
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class ClientInfo(NamedTuple):
     """What ``client list`` prints about a client: never its token."""
 

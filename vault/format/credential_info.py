@@ -13,7 +13,7 @@ from typing import NamedTuple
 from vault.format.model import CredentialMetadata
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class VersionInfo(NamedTuple):
     """One entry of a credential's history (no secret)."""
 
@@ -24,7 +24,7 @@ class VersionInfo(NamedTuple):
     readable: bool
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class CredentialInfo(NamedTuple):
     """What ``list`` and ``show`` print about a credential: metadata only, never a secret."""
 

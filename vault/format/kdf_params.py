@@ -18,7 +18,7 @@ SALT_SIZE = 16
 """Bytes of a keyslot's random salt (passphrase and recovery slots alike)."""
 
 
-# Named tuple, not dataclass: building a dataclass at import slows an owner's command's start.
+# A named tuple, not a dataclass: building a dataclass at import slows every command's start.
 class KdfParams(NamedTuple):
     """Argon2id cost parameters: passes, memory in KiB, lanes."""
 
