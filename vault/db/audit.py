@@ -436,6 +436,10 @@ def count(transaction: Transaction) -> int:
     return int(found[0][0]) if found else 0
 
 
+def _witness_name(vault_id: bytes) -> str:
+    return f"audit-head-{vault_id.hex()}.json"
+
+
 def witness_path(vault_id: bytes) -> Path | None:
     """Where ``audit verify`` remembers the last head it saw for this vault (``probe``
     too, the head it wrote: :func:`vault.ops.observations.remember_head`).
@@ -445,8 +449,7 @@ def witness_path(vault_id: bytes) -> Path | None:
     verify. None when this machine has no state directory: then nothing is
     remembered, and such a cut goes unnoticed (SECURITY.md).
     """
-    directory = state_files.state_directory()
-    return None if directory is None else directory / f"audit-head-{vault_id.hex()}.json"
+    return state_files.state_file(_witness_name(vault_id))
 
 
 def read_witness(vault_id: bytes) -> tuple[int, bytes] | None:
@@ -454,8 +457,7 @@ def read_witness(vault_id: bytes) -> tuple[int, bytes] | None:
     one that is not private to this user (:func:`vault.db.state_files.private_bytes`:
     anyone else who could write it could name an early entry there, which hides every
     cut after it; and a FIFO in its place must not hang ``check`` in cron)."""
-    path = witness_path(vault_id)
-    data = None if path is None else state_files.private_bytes(path)
+    data = state_files.read_state(_witness_name(vault_id))
     if data is None:
         return None
     try:
@@ -473,11 +475,8 @@ def write_witness(vault_id: bytes, seq: int, hash_: bytes) -> bool:
         cannot be written (read-only, full). The verification itself stands; only
         the next one loses this head to compare against.
     """
-    path = witness_path(vault_id)
-    if path is None:
-        return False
     data = json.dumps({"seq": seq, "hash": hash_.hex()}).encode()
-    return state_files.write_private(path, data, durable=True)
+    return state_files.write_state(_witness_name(vault_id), data, durable=True)
 
 
 def record_failure(

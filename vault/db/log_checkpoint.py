@@ -63,8 +63,7 @@ def checkpoint_path(vault_id: bytes) -> Path | None:
     """Where the owner's verified prefix of this vault's signed log is kept; None
     without a state directory (:func:`vault.db.state_files.state_directory`), where it
     is then neither read nor written."""
-    directory = state_files.state_directory()
-    return None if directory is None else directory / f"signed-log-{vault_id.hex()}.bin"
+    return state_files.state_file(f"signed-log-{vault_id.hex()}.bin")
 
 
 class FileCheckpoint:
@@ -101,7 +100,7 @@ class FileCheckpoint:
         """Replace the file with ``state`` (atomically, 0600). Never raises: a failure
         (the disk, the agent) only costs the next process a full walk."""
         path = self.path
-        if path is None:
+        if path is None:  # before the MAC: the agent's round trip for nothing
             return
         body = encode(state, self._vault_id, self._root_public)
         mac = self._mac(body)

@@ -36,6 +36,29 @@ def state_directory() -> Path | None:
     return home / ".local" / "state" / "exvault" if home.is_absolute() else None
 
 
+def state_file(name: str) -> Path | None:
+    """The file ``name`` in the state directory; None when there is none
+    (:func:`state_directory`)."""
+    directory = state_directory()
+    return None if directory is None else directory / name
+
+
+def read_state(name: str) -> bytes | None:
+    """:func:`private_bytes` of the state file ``name``; None without a state
+    directory (never raises)."""
+    path = state_file(name)
+    return None if path is None else private_bytes(path)
+
+
+def write_state(name: str, data: bytes, *, durable: bool = False) -> bool:
+    """:func:`write_private` of the state file ``name``.
+
+    :returns: False when it could not be written, or there is no state directory.
+    """
+    path = state_file(name)
+    return path is not None and write_private(path, data, durable=durable)
+
+
 def private_bytes(path: Path) -> bytes | None:
     """The contents of ``path`` when it is a regular file of this user's with mode
     0600 in a directory of this user's with mode 0700; None otherwise (never raises
@@ -101,4 +124,11 @@ def write_private(path: Path, data: bytes, *, durable: bool = False) -> bool:
     return True
 
 
-__all__ = ["private_bytes", "state_directory", "write_private"]
+__all__ = [
+    "private_bytes",
+    "read_state",
+    "state_directory",
+    "state_file",
+    "write_private",
+    "write_state",
+]

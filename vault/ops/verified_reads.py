@@ -32,12 +32,15 @@ MAGIC = b"exvault verified reads 1\n"
 DIGEST_SIZE = 32
 
 
+def _cache_name(vault_id: bytes) -> str:
+    return f"verified-reads-{vault_id.hex()}.bin"
+
+
 def cache_path(vault_id: bytes) -> Path | None:
     """Where ``check`` remembers this vault's verified read entries; None without a
     state directory (:func:`vault.db.state_files.state_directory`), where every read
     entry is then verified at each run."""
-    directory = state_files.state_directory()
-    return None if directory is None else directory / f"verified-reads-{vault_id.hex()}.bin"
+    return state_files.state_file(_cache_name(vault_id))
 
 
 class VerifiedReads:
@@ -58,8 +61,7 @@ class VerifiedReads:
     def load(cls, vault_id: bytes) -> VerifiedReads:
         """The remembered entries of this vault; none when the file is missing,
         damaged, of another vault, or not private to this user (never raises)."""
-        path = cache_path(vault_id)
-        data = None if path is None else state_files.private_bytes(path)
+        data = state_files.read_state(_cache_name(vault_id))
         header = MAGIC + vault_id
         if data is None or not data.startswith(header) or (len(data) - len(header)) % DIGEST_SIZE:
             return cls(vault_id)
@@ -107,11 +109,10 @@ class VerifiedReads:
         """Remember the entries confirmed in this run (0600 file in a 0700 directory),
         when they differ from those loaded. A failure to write is ignored: the file
         only saves time."""
-        path = cache_path(self._vault_id)
-        if path is None or self._confirmed == self._known:
+        if self._confirmed == self._known:
             return
-        state_files.write_private(
-            path,
+        state_files.write_state(
+            _cache_name(self._vault_id),
             MAGIC + self._vault_id + b"".join(sorted(self._confirmed)),
         )
 
